@@ -1,0 +1,181 @@
+//! The Raft log on fjall with group commit.
+//!
+//! `append` writes the entries into fjall at once (so replication can read them) and
+//! hands the flush callback to one flusher thread. The flusher takes every callback
+//! that is waiting, fsyncs the journal once (`PersistMode::SyncAll`), then fires them
+//! all: many entries, one fsync.
+
+use std::fmt::Debug;
+use std::io;
+use std::ops::{Bound, RangeBounds};
+use std::sync::mpsc;
+use std::sync::Arc;
+
+use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
+use openraft::alias::{EntryOf, LogIdOf, VoteOf};
+use openraft::entry::RaftEntry;
+use openraft::storage::{IOFlushed, LogState, RaftLogStorage};
+use openraft::{OptionalSend, RaftLogReader};
+
+use super::TypeConfig;
+use crate::wire;
+
+type C = TypeConfig;
+
+/// Handle to the log keyspaces; cheap to clone (readers share it).
+#[derive(Clone)]
+pub struct LogStore {
+    db: Database,
+    log: Keyspace,
+    meta: Keyspace,
+    flusher: Arc<mpsc::Sender<IOFlushed<C>>>,
+}
+
+fn io_err(e: impl std::fmt::Display) -> io::Error {
+    io::Error::other(e.to_string())
+}
+
+impl LogStore {
+    /// Opens the log keyspaces and starts the flusher thread.
+    pub fn open(db: &Database) -> Result<Self, io::Error> {
+        let log = db.keyspace("raft_log", KeyspaceCreateOptions::default).map_err(io_err)?;
+        let meta = db.keyspace("raft_meta", KeyspaceCreateOptions::default).map_err(io_err)?;
+        let (tx, rx) = mpsc::channel::<IOFlushed<C>>();
+        let flush_db = db.clone();
+        std::thread::Builder::new()
+            .name("raft-log-flusher".into())
+            .spawn(move || flusher(flush_db, rx))
+            .map_err(io_err)?;
+        Ok(LogStore { db: db.clone(), log, meta, flusher: Arc::new(tx) })
+    }
+
+    fn meta_get<T: serde::de::DeserializeOwned>(&self, key: &str) -> Result<Option<T>, io::Error> {
+        match self.meta.get(key.as_bytes()).map_err(io_err)? {
+            Some(v) => Ok(Some(wire::decode(&v)?)),
+            None => Ok(None),
+        }
+    }
+
+    fn meta_put_durable<T: serde::Serialize>(&self, key: &str, value: &T) -> Result<(), io::Error> {
+        self.meta.insert(key.as_bytes(), wire::encode(value)?).map_err(io_err)?;
+        self.db.persist(PersistMode::SyncAll).map_err(io_err)
+    }
+}
+
+/// One fsync for every callback that queued up while the previous one ran.
+fn flusher(db: Database, rx: mpsc::Receiver<IOFlushed<C>>) {
+    while let Ok(first) = rx.recv() {
+        let mut waiting = vec![first];
+        while let Ok(more) = rx.try_recv() {
+            waiting.push(more);
+        }
+        let result = db.persist(PersistMode::SyncAll);
+        metrics::counter!("smsgw_raft_log_fsync_total").increment(1);
+        for cb in waiting {
+            cb.io_completed(result.as_ref().map(|_| ()).map_err(|e| io_err(e)));
+        }
+    }
+}
+
+fn key(index: u64) -> [u8; 8] {
+    index.to_be_bytes()
+}
+
+impl RaftLogReader<C> for LogStore {
+    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
+        &mut self,
+        range: RB,
+    ) -> Result<Vec<EntryOf<C>>, io::Error> {
+        let start = match range.start_bound() {
+            Bound::Included(x) => *x,
+            Bound::Excluded(x) => x.saturating_add(1),
+            Bound::Unbounded => 0,
+        };
+        let mut out = Vec::new();
+        for kv in self.log.range(key(start)..) {
+            let (k, v) = kv.into_inner().map_err(io_err)?;
+            let mut idx = [0u8; 8];
+            if k.len() != 8 {
+                continue;
+            }
+            idx.copy_from_slice(&k);
+            if !range.contains(&u64::from_be_bytes(idx)) {
+                break;
+            }
+            out.push(wire::decode(&v)?);
+        }
+        Ok(out)
+    }
+
+    async fn read_vote(&mut self) -> Result<Option<VoteOf<C>>, io::Error> {
+        self.meta_get("vote")
+    }
+}
+
+impl RaftLogStorage<C> for LogStore {
+    type LogReader = Self;
+
+    async fn get_log_state(&mut self) -> Result<LogState<C>, io::Error> {
+        let last_purged: Option<LogIdOf<C>> = self.meta_get("last_purged")?;
+        let last = match self.log.last_key_value() {
+            Some(g) => {
+                let v = g.value().map_err(io_err)?;
+                let e: EntryOf<C> = wire::decode(&v)?;
+                Some(e.log_id())
+            }
+            None => None,
+        };
+        Ok(LogState { last_purged_log_id: last_purged.clone(), last_log_id: last.or(last_purged) })
+    }
+
+    async fn get_log_reader(&mut self) -> Self::LogReader {
+        self.clone()
+    }
+
+    async fn save_vote(&mut self, vote: &VoteOf<C>) -> Result<(), io::Error> {
+        self.meta_put_durable("vote", vote)
+    }
+
+    async fn save_committed(&mut self, committed: Option<LogIdOf<C>>) -> Result<(), io::Error> {
+        // Not fsync'd: it only lets the state machine catch up sooner after a restart.
+        self.meta.insert("committed", wire::encode(&committed)?).map_err(io_err)
+    }
+
+    async fn read_committed(&mut self) -> Result<Option<LogIdOf<C>>, io::Error> {
+        Ok(self.meta_get::<Option<LogIdOf<C>>>("committed")?.flatten())
+    }
+
+    async fn append<I>(&mut self, entries: I, callback: IOFlushed<C>) -> Result<(), io::Error>
+    where
+        I: IntoIterator<Item = EntryOf<C>> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let mut batch = self.db.batch();
+        for e in entries {
+            batch.insert(&self.log, key(e.index()), wire::encode(&e)?);
+        }
+        batch.commit().map_err(io_err)?;
+        self.flusher
+            .send(callback)
+            .map_err(|_| io::Error::other("log flusher thread is gone"))
+    }
+
+    async fn truncate_after(&mut self, last_log_id: Option<LogIdOf<C>>) -> Result<(), io::Error> {
+        let from = last_log_id.map(|l| l.index() + 1).unwrap_or(0);
+        let mut batch = self.db.batch();
+        for kv in self.log.range(key(from)..) {
+            batch.remove(&self.log, kv.key().map_err(io_err)?);
+        }
+        batch.commit().map_err(io_err)?;
+        self.db.persist(PersistMode::SyncAll).map_err(io_err)
+    }
+
+    async fn purge(&mut self, log_id: LogIdOf<C>) -> Result<(), io::Error> {
+        self.meta_put_durable("last_purged", &log_id)?;
+        let mut batch = self.db.batch();
+        for kv in self.log.range(..=key(log_id.index())) {
+            batch.remove(&self.log, kv.key().map_err(io_err)?);
+        }
+        batch.commit().map_err(io_err)
+    }
+}

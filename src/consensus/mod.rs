@@ -1,0 +1,395 @@
+//! Consensus: every durable change goes through Raft (openraft 0.10.0-alpha.37, pinned,
+//! wrapped here so that no other module names an openraft type).
+//!
+//! - `log_store`: the Raft log on fjall, group-committed (one fsync for many entries).
+//! - `state_machine`: applies committed entries to `crate::state::StateStore`.
+//! - `network`: Raft RPC over HTTP (axum server, reqwest client, bincode bodies).
+//! - `Consensus::propose`: the single write path. It batches operations from many callers
+//!   into one entry and forwards to the leader when this node is not it.
+
+pub mod log_store;
+pub mod network;
+pub mod state_machine;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::routing::post;
+use openraft::async_runtime::watch::WatchReceiver;
+use openraft::errors::{ClientWriteError, RaftError};
+use openraft::{Config, ServerState, SnapshotPolicy};
+use serde::{Deserialize, Serialize};
+use tokio::sync::{Semaphore, mpsc, oneshot};
+
+use crate::state::{Op, OpResult, Proposal, StateStore};
+use crate::wire;
+
+/// What a cluster member advertises: where its Raft port and its HTTP API are.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct NodeInfo {
+    pub cluster_addr: String,
+    pub http_addr: String,
+}
+
+impl std::fmt::Display for NodeInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.cluster_addr)
+    }
+}
+
+openraft::declare_raft_types!(
+    /// openraft's type configuration for smsgw.
+    pub TypeConfig:
+        D = Proposal,
+        R = crate::state::Outcome,
+        Node = NodeInfo,
+);
+
+type Raft = openraft::Raft<TypeConfig, state_machine::StateMachine>;
+
+/// Operations packed into one Raft entry at most.
+const MAX_OPS_PER_ENTRY: usize = 2048;
+/// Entries being written concurrently by the proposer (openraft merges them further).
+const MAX_ENTRIES_IN_FLIGHT: usize = 8;
+/// How long a write waits for a leader before the caller is told 503.
+const LEADER_WAIT: Duration = Duration::from_secs(5);
+
+/// Why a write did not (certainly) happen.
+#[derive(Debug, Clone, thiserror::Error, Serialize, Deserialize)]
+pub enum WriteError {
+    /// No leader could take the write in time (below quorum, election under way).
+    #[error("no leader available: {0}")]
+    Unavailable(String),
+    /// The write may or may not have been committed (leader changed mid-write).
+    #[error("outcome unknown: {0}")]
+    Ambiguous(String),
+    /// The Raft node has stopped.
+    #[error("raft stopped: {0}")]
+    Fatal(String),
+}
+
+/// Why the consensus layer could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("storage: {0}")]
+    Storage(String),
+    #[error("raft: {0}")]
+    Raft(String),
+}
+
+/// How this node joins the cluster.
+#[derive(Debug, Clone)]
+pub struct ConsensusOptions {
+    pub node_id: u64,
+    pub cluster_addr: String,
+    pub http_addr: String,
+    /// Initial members (id → cluster address), this node included. Empty: single node.
+    pub peers: BTreeMap<u64, String>,
+    pub election_timeout_ms: (u64, u64),
+    pub heartbeat_ms: u64,
+}
+
+struct WriteRequest {
+    ops: Vec<Op>,
+    reply: oneshot::Sender<Result<Vec<OpResult>, WriteError>>,
+}
+
+/// The running Raft node and its write path.
+pub struct Consensus {
+    raft: Raft,
+    node_id: u64,
+    store: Arc<StateStore>,
+    network: network::HttpNetwork,
+    writes: mpsc::Sender<WriteRequest>,
+}
+
+impl Consensus {
+    /// Opens the data dir (one fjall database for log and state), starts Raft, and
+    /// initialises the cluster when this node is the lowest-id member of a fresh one.
+    pub async fn start(data_dir: &Path, opts: ConsensusOptions) -> Result<Arc<Self>, StartError> {
+        let db = fjall::Database::builder(data_dir.join("store"))
+            .open()
+            .map_err(|e| StartError::Storage(e.to_string()))?;
+        let store = Arc::new(StateStore::open(&db).map_err(|e| StartError::Storage(e.to_string()))?);
+        let log = log_store::LogStore::open(&db).map_err(|e| StartError::Storage(e.to_string()))?;
+        let sm = state_machine::StateMachine { store: store.clone() };
+        let config = Config {
+            cluster_name: "smsgw".into(),
+            heartbeat_interval: opts.heartbeat_ms,
+            election_timeout_min: opts.election_timeout_ms.0,
+            election_timeout_max: opts.election_timeout_ms.1,
+            snapshot_policy: SnapshotPolicy::Never,
+            max_payload_entries: 256,
+            ..Default::default()
+        };
+        let config = Arc::new(config.validate().map_err(|e| StartError::Raft(e.to_string()))?);
+        let network = network::HttpNetwork::new();
+        let raft = Raft::new(opts.node_id, config, network.clone(), log, sm)
+            .await
+            .map_err(|e| StartError::Raft(e.to_string()))?;
+
+        let initialized = raft.is_initialized().await.map_err(|e| StartError::Raft(e.to_string()))?;
+        let lowest = opts.peers.keys().next().copied().unwrap_or(opts.node_id);
+        if !initialized && lowest == opts.node_id {
+            let mut members = BTreeMap::new();
+            if opts.peers.is_empty() {
+                members.insert(
+                    opts.node_id,
+                    NodeInfo { cluster_addr: opts.cluster_addr.clone(), http_addr: opts.http_addr.clone() },
+                );
+            } else {
+                for (id, addr) in &opts.peers {
+                    let http = if *id == opts.node_id { opts.http_addr.clone() } else { String::new() };
+                    members.insert(*id, NodeInfo { cluster_addr: addr.clone(), http_addr: http });
+                }
+            }
+            if let Err(e) = raft.initialize(members).await {
+                tracing::info!(error = %e, "cluster already initialised");
+            }
+        }
+
+        let (tx, rx) = mpsc::channel(65536);
+        let this = Arc::new(Consensus { raft, node_id: opts.node_id, store, network, writes: tx });
+        tokio::spawn(proposer_loop(this.clone(), rx));
+        Ok(this)
+    }
+
+    /// The replicated state (read side).
+    pub fn store(&self) -> &Arc<StateStore> {
+        &self.store
+    }
+
+    /// This node's id.
+    pub fn node_id(&self) -> u64 {
+        self.node_id
+    }
+
+    /// Proposes one operation and waits until it is committed (fsync'd on a quorum) and applied.
+    pub async fn propose(&self, op: Op) -> Result<OpResult, WriteError> {
+        let mut r = self.propose_many(vec![op]).await?;
+        r.pop().ok_or_else(|| WriteError::Fatal("empty outcome".into()))
+    }
+
+    /// Proposes several operations; they land in the same entry, in order.
+    pub async fn propose_many(&self, ops: Vec<Op>) -> Result<Vec<OpResult>, WriteError> {
+        let (reply, rx) = oneshot::channel();
+        self.writes
+            .send(WriteRequest { ops, reply })
+            .await
+            .map_err(|_| WriteError::Fatal("proposer stopped".into()))?;
+        rx.await.map_err(|_| WriteError::Fatal("proposer dropped the write".into()))?
+    }
+
+    /// Is this node the leader right now?
+    pub fn is_leader(&self) -> bool {
+        self.raft.metrics().borrow_watched().state == ServerState::Leader
+    }
+
+    /// The current leader's id, if known.
+    pub fn leader(&self) -> Option<u64> {
+        self.raft.metrics().borrow_watched().current_leader
+    }
+
+    /// The current term.
+    pub fn term(&self) -> u64 {
+        self.raft.metrics().borrow_watched().current_term
+    }
+
+    /// Members and their addresses, and whether each is a voter.
+    pub fn members(&self) -> Vec<(u64, NodeInfo, bool)> {
+        let m = self.raft.metrics().borrow_watched().membership_config.clone();
+        let voters: Vec<u64> = m.membership().voter_ids().collect();
+        m.membership()
+            .nodes()
+            .map(|(id, n)| (*id, n.clone(), voters.contains(id)))
+            .collect()
+    }
+
+    /// Waits (bounded) until a leader is known; true when one is.
+    pub async fn wait_for_leader(&self, timeout: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if self.leader().is_some() {
+                return true;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// The Raft RPC endpoints served on the cluster port.
+    pub fn router(self: &Arc<Self>) -> Router {
+        Router::new()
+            .route("/raft/append", post(rpc_append))
+            .route("/raft/vote", post(rpc_vote))
+            .route("/raft/snapshot", post(rpc_snapshot))
+            .route("/raft/transfer-leader", post(rpc_transfer_leader))
+            .route("/raft/propose", post(rpc_propose))
+            .layer(DefaultBodyLimit::max(256 * 1024 * 1024))
+            .with_state(self.clone())
+    }
+
+    /// Stops Raft (after in-flight writes have been answered).
+    pub async fn shutdown(&self) {
+        if let Err(e) = self.raft.shutdown().await {
+            tracing::warn!(error = %e, "raft shutdown");
+        }
+        if let Err(e) = self.store.db().persist(fjall::PersistMode::SyncAll) {
+            tracing::warn!(error = %e, "final persist");
+        }
+    }
+
+    /// Writes one batch: locally when leader, else forwarded to the leader.
+    async fn write(&self, ops: Vec<Op>) -> Result<Vec<OpResult>, WriteError> {
+        let deadline = tokio::time::Instant::now() + LEADER_WAIT;
+        loop {
+            let err = match self.raft.client_write(Proposal { ops: ops.clone() }).await {
+                Ok(resp) => return Ok(resp.data.results),
+                Err(RaftError::Fatal(f)) => return Err(WriteError::Fatal(f.to_string())),
+                Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
+                    if let (Some(id), Some(node)) = (f.leader_id, f.leader_node.clone())
+                        && id != self.node_id
+                    {
+                        return self.forward(&node, ops).await;
+                    }
+                    WriteError::Unavailable(f.to_string())
+                }
+                Err(RaftError::APIError(e @ ClientWriteError::LogEntryDiscarded(_))) => {
+                    return Err(WriteError::Ambiguous(e.to_string()));
+                }
+                Err(RaftError::APIError(e)) => return Err(WriteError::Unavailable(e.to_string())),
+            };
+            if tokio::time::Instant::now() >= deadline {
+                return Err(err);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The one forwarding function: sends a batch to the leader's cluster port.
+    async fn forward(&self, leader: &NodeInfo, ops: Vec<Op>) -> Result<Vec<OpResult>, WriteError> {
+        let url = format!("http://{}/raft/propose", leader.cluster_addr);
+        match network::post_bincode::<_, Result<Vec<OpResult>, WriteError>>(
+            self.network.client(),
+            &url,
+            &ops,
+            LEADER_WAIT * 2,
+        )
+        .await
+        {
+            Ok(r) => r,
+            Err(network::PostError::Unreachable(m)) => Err(WriteError::Unavailable(m)),
+            Err(network::PostError::Other(m)) => Err(WriteError::Ambiguous(m)),
+        }
+    }
+}
+
+/// Packs waiting writes into entries of up to `MAX_OPS_PER_ENTRY` operations, with up to
+/// `MAX_ENTRIES_IN_FLIGHT` entries being written at once.
+async fn proposer_loop(c: Arc<Consensus>, mut rx: mpsc::Receiver<WriteRequest>) {
+    let in_flight = Arc::new(Semaphore::new(MAX_ENTRIES_IN_FLIGHT));
+    while let Some(first) = rx.recv().await {
+        let Ok(permit) = in_flight.clone().acquire_owned().await else {
+            return;
+        };
+        let mut batch = vec![first];
+        let mut n = batch[0].ops.len();
+        while n < MAX_OPS_PER_ENTRY {
+            match rx.try_recv() {
+                Ok(more) => {
+                    n += more.ops.len();
+                    batch.push(more);
+                }
+                Err(_) => break,
+            }
+        }
+        let c = c.clone();
+        tokio::spawn(async move {
+            let _permit = permit;
+            let mut ops = Vec::with_capacity(n);
+            let mut sizes = Vec::with_capacity(batch.len());
+            let mut replies = Vec::with_capacity(batch.len());
+            for w in batch {
+                sizes.push(w.ops.len());
+                ops.extend(w.ops);
+                replies.push(w.reply);
+            }
+            metrics::histogram!("smsgw_raft_ops_per_entry").record(n as f64);
+            match c.write(ops).await {
+                Ok(results) => {
+                    let mut it = results.into_iter();
+                    for (size, reply) in sizes.into_iter().zip(replies) {
+                        let part: Vec<OpResult> = it.by_ref().take(size).collect();
+                        let _ = reply.send(Ok(part));
+                    }
+                }
+                Err(e) => {
+                    for reply in replies {
+                        let _ = reply.send(Err(e.clone()));
+                    }
+                }
+            }
+        });
+    }
+}
+
+type Rpc = State<Arc<Consensus>>;
+
+fn reply<T: Serialize>(v: &T) -> Vec<u8> {
+    wire::encode(v).unwrap_or_default()
+}
+
+async fn rpc_append(State(c): Rpc, body: Bytes) -> Vec<u8> {
+    match wire::decode(&body) {
+        Ok(req) => reply(&c.raft.append_entries(req).await),
+        Err(e) => reply(&Err::<(), _>(e.to_string())),
+    }
+}
+
+async fn rpc_vote(State(c): Rpc, body: Bytes) -> Vec<u8> {
+    match wire::decode(&body) {
+        Ok(req) => reply(&c.raft.vote(req).await),
+        Err(e) => reply(&Err::<(), _>(e.to_string())),
+    }
+}
+
+async fn rpc_snapshot(State(c): Rpc, body: Bytes) -> Vec<u8> {
+    type Req = (
+        openraft::alias::VoteOf<TypeConfig>,
+        openraft::alias::SnapshotMetaOf<TypeConfig>,
+        Vec<u8>,
+    );
+    match wire::decode::<Req>(&body) {
+        Ok((vote, meta, data)) => {
+            let snapshot = openraft::Snapshot { meta, snapshot: std::io::Cursor::new(data) };
+            let res = c.raft.install_full_snapshot(vote, snapshot).await.map_err(RaftError::<TypeConfig>::Fatal);
+            reply(&res)
+        }
+        Err(e) => reply(&Err::<(), _>(e.to_string())),
+    }
+}
+
+async fn rpc_transfer_leader(State(c): Rpc, body: Bytes) -> Vec<u8> {
+    match wire::decode(&body) {
+        Ok(req) => {
+            let res = c.raft.handle_transfer_leader(req).await.map_err(RaftError::<TypeConfig>::Fatal);
+            reply(&res)
+        }
+        Err(e) => reply(&Err::<(), _>(e.to_string())),
+    }
+}
+
+async fn rpc_propose(State(c): Rpc, body: Bytes) -> Vec<u8> {
+    let res: Result<Vec<OpResult>, WriteError> = match wire::decode::<Vec<Op>>(&body) {
+        Ok(ops) => c.propose_many(ops).await,
+        Err(e) => Err(WriteError::Fatal(format!("bad propose body: {e}"))),
+    };
+    reply(&res)
+}

@@ -1,0 +1,21 @@
+//! # smsgw: a clustered, durable enterprise SMS gateway
+//!
+//! HTTP/JSON in, operator protocols out, Raft underneath: a message that got a
+//! `202 Accepted` is in the fsync'd Raft log and is never lost.
+//!
+//! # Layout
+//! - `clock`: timestamps as stored (ms) and shown (RFC 3339).
+//! - `wire`: the binary format of stored rows and Raft RPC bodies.
+//! - `encoding`: GSM 03.38 / UCS-2 encoding and long-message splitting (pure).
+//! - `state`: the replicated rows, the operations Raft carries, the status machine.
+//! - `consensus`: openraft + fjall: the durable write path and Raft RPC.
+//! - `protocols::smpp`: SMPP 3.4 session (bind, window, keepalive), receipt parsing, status mapping.
+//! - `sim`: the SMSC simulator behind `smsgw sim smsc`.
+pub mod clock;
+pub mod config;
+pub mod consensus;
+pub mod encoding;
+pub mod protocols;
+pub mod sim;
+pub mod state;
+pub mod wire;

@@ -1,0 +1,10 @@
+//! The replicated state: its rows (`model`), the operations Raft carries (`ops`), the
+//! status machine (`transitions`, pure) and the fjall-backed store (`store`).
+pub mod model;
+pub mod ops;
+pub mod store;
+pub mod transitions;
+
+pub use model::*;
+pub use ops::*;
+pub use store::{ConfigView, Notice, Notifier, StateStore, StoreError, WebhookJob};

@@ -1,0 +1,278 @@
+//! The rows of the replicated state: tenants, channels, routes and messages.
+//! Every field here is written only by applying a Raft entry.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+use crate::encoding::TextEncoding;
+
+/// A customer account: who may send, how fast, and where its webhooks go.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Tenant {
+    pub id: String,
+    pub name: String,
+    /// SHA-256 (hex) of the API key; the key itself is shown once and never stored.
+    pub api_key_hash: String,
+    /// HMAC key for webhook signatures.
+    pub webhook_secret: String,
+    pub rate_limit: RateLimit,
+    pub callback_url: Option<String>,
+    /// More parts than this is refused with `too_long` instead of being truncated.
+    pub max_parts: u32,
+    /// Messages waiting (scheduled or accepted) above this are refused with `queue_full`.
+    pub queue_limit: u64,
+    pub smart_encoding: bool,
+    pub senders: Vec<String>,
+    pub created_at: i64,
+}
+
+/// Requests per second and burst allowed to one tenant on one node.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+pub struct RateLimit {
+    pub per_second: u32,
+    pub burst: u32,
+}
+
+/// How a channel binds to the operator.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum BindKind {
+    #[default]
+    Transceiver,
+    Transmitter,
+}
+
+/// Where long messages carry their concatenation information.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum UdhMode {
+    #[default]
+    #[serde(rename = "8bit")]
+    Udh8,
+    #[serde(rename = "16bit")]
+    Udh16,
+    Sar,
+    Payload,
+}
+
+/// A connection to one operator SMSC: credentials, limits and prices.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Channel {
+    pub id: String,
+    pub protocol: String,
+    pub host: String,
+    pub port: u16,
+    pub system_id: String,
+    pub password: String,
+    pub system_type: String,
+    pub bind: BindKind,
+    /// Parallel sessions opened to the SMSC.
+    pub binds: u32,
+    /// Operator-agreed parts per second for the whole channel.
+    pub tps: u32,
+    /// Submits outstanding without a response, per bind.
+    pub window: u32,
+    pub enquire_link_seconds: u32,
+    /// Price per part: "default" and E.164 prefixes.
+    pub cost: BTreeMap<String, f64>,
+    pub udh: UdhMode,
+    /// A final receipt that never comes is settled as `undelivered`/`unknown` after this.
+    pub dlr_timeout_seconds: u64,
+    /// Other protocol options as given, kept so that GET shows what was set.
+    pub options_json: String,
+    pub drained: bool,
+    pub created_at: i64,
+}
+
+/// A channel of a route, with its place in the failover order.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RouteChannel {
+    pub id: String,
+    pub weight: u32,
+    pub priority: u32,
+}
+
+/// Which traffic goes to which channels.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Route {
+    pub id: String,
+    pub prefixes: Vec<String>,
+    pub country: Option<String>,
+    pub tenant: Option<String>,
+    pub category: Option<Category>,
+    pub strategy: String,
+    pub channels: Vec<RouteChannel>,
+    pub created_at: i64,
+}
+
+/// Drives priority (OTP first) and compliance.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum Category {
+    Otp,
+    #[default]
+    Transactional,
+    Marketing,
+}
+
+impl Category {
+    /// Queue lane: lower is served first.
+    pub fn lane(self) -> usize {
+        match self {
+            Category::Otp => 0,
+            Category::Transactional => 1,
+            Category::Marketing => 2,
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Category::Otp => "otp",
+            Category::Transactional => "transactional",
+            Category::Marketing => "marketing",
+        }
+    }
+}
+
+/// The contract's message statuses.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Scheduled,
+    Accepted,
+    Sent,
+    Delivered,
+    PartiallyDelivered,
+    Undelivered,
+    Expired,
+    Failed,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Scheduled => "scheduled",
+            Status::Accepted => "accepted",
+            Status::Sent => "sent",
+            Status::Delivered => "delivered",
+            Status::PartiallyDelivered => "partially_delivered",
+            Status::Undelivered => "undelivered",
+            Status::Expired => "expired",
+            Status::Failed => "failed",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Status> {
+        Some(match s {
+            "scheduled" => Status::Scheduled,
+            "accepted" => Status::Accepted,
+            "sent" => Status::Sent,
+            "delivered" => Status::Delivered,
+            "partially_delivered" => Status::PartiallyDelivered,
+            "undelivered" => Status::Undelivered,
+            "expired" => Status::Expired,
+            "failed" => Status::Failed,
+            _ => return None,
+        })
+    }
+    /// No transition leaves a final status.
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            Status::Delivered
+                | Status::PartiallyDelivered
+                | Status::Undelivered
+                | Status::Expired
+                | Status::Failed
+        )
+    }
+    /// The contract's transition table.
+    pub fn may_become(self, next: Status) -> bool {
+        use Status::*;
+        match self {
+            Scheduled => matches!(next, Accepted | Expired),
+            Accepted => matches!(next, Sent | Failed | Expired),
+            Sent => matches!(next, Delivered | PartiallyDelivered | Undelivered | Expired),
+            _ => false,
+        }
+    }
+    pub const ALL: [Status; 8] = [
+        Status::Scheduled,
+        Status::Accepted,
+        Status::Sent,
+        Status::Delivered,
+        Status::PartiallyDelivered,
+        Status::Undelivered,
+        Status::Expired,
+        Status::Failed,
+    ];
+}
+
+/// A normalised failure with the operator's raw code kept.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ErrorInfo {
+    pub code: String,
+    pub message: String,
+    pub smsc_code: Option<String>,
+}
+
+/// State of one part at the operator.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum PartStatus {
+    Pending,
+    Sent,
+    Delivered,
+    Undelivered,
+    Expired,
+}
+
+/// One part of a (possibly long) message, tracked on its own.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PartState {
+    pub smsc_message_id: Option<String>,
+    pub status: PartStatus,
+    pub error: Option<ErrorInfo>,
+}
+
+/// One line of a message's history.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Event {
+    pub status: Status,
+    pub at: i64,
+    pub channel: Option<String>,
+    pub smsc_message_ids: Vec<String>,
+    /// Why something happened that is not a status change (retry, failover, requeue).
+    pub note: Option<String>,
+}
+
+/// A message as stored: everything needed to send it, and everything that happened to it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Message {
+    pub id: String,
+    pub tenant: String,
+    pub to: String,
+    pub from: String,
+    pub text: String,
+    pub encoding: TextEncoding,
+    pub parts: u32,
+    pub category: Category,
+    pub client_ref: Option<String>,
+    pub callback_url: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+    /// Not sent by then: `expired`.
+    pub expires_at: i64,
+    pub send_at: Option<i64>,
+    pub status: Status,
+    /// Candidate channels in failover order, fixed at accept time by the route.
+    pub route: Vec<String>,
+    pub channel: Option<String>,
+    pub part_states: Vec<PartState>,
+    pub events: Vec<Event>,
+    pub error: Option<ErrorInfo>,
+    /// Submit attempts so far (temporary errors, failovers).
+    pub attempts: u32,
+    /// Concatenation reference used for every attempt, so a resend reassembles.
+    pub concat_ref: u8,
+    pub idempotency_key: Option<String>,
+    pub body_hash: Option<String>,
+}

@@ -1,0 +1,97 @@
+//! The operations carried by Raft entries. One entry holds a batch of operations
+//! (group commit): the proposer packs whatever is waiting into one entry.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+use super::model::{Channel, ErrorInfo, Message, Route, Tenant};
+
+/// What the operator said about one part, normalised for every protocol.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub enum ReceiptOutcome {
+    Delivered,
+    Undelivered,
+    Expired,
+    /// ENROUTE / ACCEPTD: recorded, not final.
+    Intermediate,
+}
+
+/// One change to the replicated state.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub enum Op {
+    PutTenant(Box<Tenant>),
+    DeleteTenant { id: String },
+    PutChannel(Box<Channel>),
+    DeleteChannel { id: String },
+    SetChannelDrained { id: String, drained: bool },
+    PutRoute(Box<Route>),
+    DeleteRoute { id: String },
+    /// A new message; refused (not stored) when the tenant's queue is full or the idempotency key clashes.
+    Accept(Box<Message>),
+    /// `send_at` reached: scheduled → accepted.
+    Release { id: String, at: i64 },
+    /// One part got a positive submit response; `keys` are the normalised forms of the SMSC id.
+    PartSubmitted {
+        id: String,
+        part: u32,
+        channel: String,
+        smsc_message_id: String,
+        keys: Vec<String>,
+        at: i64,
+    },
+    /// A temporary failure: the message waits again (possibly for another channel).
+    Requeue { id: String, note: String, at: i64 },
+    /// A permanent failure or no channel left: accepted → failed.
+    Fail { id: String, error: ErrorInfo, at: i64 },
+    /// Validity passed before sending: scheduled/accepted → expired.
+    Expire { id: String, at: i64 },
+    /// A delivery receipt from `channel`, matched by any of `keys`.
+    Receipt {
+        channel: String,
+        smsc_message_id: String,
+        keys: Vec<String>,
+        outcome: ReceiptOutcome,
+        error: Option<ErrorInfo>,
+        at: i64,
+    },
+    /// No final receipt within the channel's `dlr_timeout`: settle as undelivered/unknown.
+    SettleUnknown { id: String, at: i64 },
+    /// A webhook was answered 2xx (or gave up after 24 h): drop it from the outbox.
+    WebhookDone { event_id: String },
+}
+
+/// The answer to one operation, in the order the operations were proposed.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub enum OpResult {
+    Done,
+    Accepted { id: String },
+    /// Same idempotency key and body: the original message.
+    Duplicate { id: String },
+    /// Same idempotency key, different body.
+    IdempotencyConflict { id: String },
+    QueueFull,
+    NotFound,
+    /// The operation no longer applies (e.g. the message is already final); nothing changed.
+    Stale,
+    ReceiptMatched { id: String },
+    /// No message carries this SMSC id yet: kept until its submit response is recorded.
+    ReceiptParked,
+}
+
+/// A Raft entry's application data: a batch of operations.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Proposal {
+    pub ops: Vec<Op>,
+}
+
+impl fmt::Display for Proposal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Proposal({} ops)", self.ops.len())
+    }
+}
+
+/// A Raft entry's result: one `OpResult` per operation.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
+pub struct Outcome {
+    pub results: Vec<OpResult>,
+}

@@ -1,0 +1,810 @@
+//! The replicated state on fjall: rows written only by `apply`, read by everyone.
+//!
+//! The Raft log is the durable copy: applying writes rows without fsync, and the
+//! last applied log id is written in the same atomic batch, so after a crash the
+//! state is a consistent prefix and Raft re-applies the rest.
+//!
+//! Besides the rows, the store keeps derived in-memory indexes (config maps, timers,
+//! waiting counts) that are rebuilt from the rows at start.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Mutex, OnceLock, RwLock};
+
+use fjall::{Database, Keyspace, KeyspaceCreateOptions};
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc::UnboundedSender;
+
+use super::model::{Channel, Message, Route, Status, Tenant};
+use super::ops::{Op, OpResult, Outcome, Proposal, ReceiptOutcome};
+use super::transitions::{self, event, set_status};
+use crate::wire;
+
+/// How long an idempotency key is remembered.
+pub const IDEMPOTENCY_TTL_MS: i64 = 24 * 3600 * 1000;
+
+/// A storage failure: fatal for the node (Raft stops rather than diverge).
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("storage: {0}")]
+    Fjall(#[from] fjall::Error),
+    #[error(transparent)]
+    Wire(#[from] wire::WireError),
+}
+
+impl From<StoreError> for std::io::Error {
+    fn from(e: StoreError) -> Self {
+        std::io::Error::other(e.to_string())
+    }
+}
+
+/// A status webhook waiting to be delivered; removed by `Op::WebhookDone`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct WebhookJob {
+    pub event_id: String,
+    pub tenant: String,
+    pub message_id: String,
+    pub url: String,
+    pub body: String,
+    pub created_at: i64,
+}
+
+/// Something node-local actors must react to, sent after the batch is committed.
+#[derive(Debug, Clone)]
+pub enum Notice {
+    /// A message waits for a channel.
+    Ready { id: String },
+    /// A webhook was added to the outbox.
+    Webhook { event_id: String },
+    /// Tenants, channels or routes changed.
+    ConfigChanged,
+    /// A message changed status (for metrics).
+    Status { status: Status },
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct IdemRecord {
+    id: String,
+    body_hash: String,
+    at: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct ParkedReceipt {
+    smsc_message_id: String,
+    outcome: ReceiptOutcome,
+    error: Option<super::model::ErrorInfo>,
+    at: i64,
+}
+
+/// Tenants, channels and routes, kept whole in memory (they are few).
+#[derive(Debug, Default, Clone)]
+pub struct ConfigView {
+    pub tenants: HashMap<String, Tenant>,
+    /// API key hash → tenant id.
+    pub keys: HashMap<String, String>,
+    pub channels: std::collections::BTreeMap<String, Channel>,
+    pub routes: std::collections::BTreeMap<String, Route>,
+}
+
+/// Timers and counters derived from the rows.
+#[derive(Debug, Default)]
+pub struct WorkIndex {
+    /// (send_at, id) of scheduled messages.
+    pub scheduled: BTreeSet<(i64, String)>,
+    /// (expires_at, id) of scheduled and accepted messages.
+    pub expiry: BTreeSet<(i64, String)>,
+    /// (settle_at, id) of sent messages waiting for receipts.
+    pub dlr_deadline: BTreeSet<(i64, String)>,
+    /// Waiting (scheduled + accepted) messages per tenant.
+    pub waiting: HashMap<String, u64>,
+    pub waiting_total: u64,
+}
+
+/// Channels through which the store tells node-local actors what changed.
+#[derive(Debug, Clone)]
+pub struct Notifier {
+    pub ready: UnboundedSender<Notice>,
+    pub webhooks: UnboundedSender<Notice>,
+    pub config: UnboundedSender<Notice>,
+    pub status: UnboundedSender<Notice>,
+}
+
+/// The state machine's rows and indexes.
+pub struct StateStore {
+    db: Database,
+    meta: Keyspace,
+    config_ks: Keyspace,
+    messages: Keyspace,
+    active: Keyspace,
+    tenant_msgs: Keyspace,
+    smsc_ids: Keyspace,
+    orphans: Keyspace,
+    idem: Keyspace,
+    webhooks: Keyspace,
+    config: RwLock<ConfigView>,
+    work: Mutex<WorkIndex>,
+    notifier: OnceLock<Notifier>,
+}
+
+fn ks(db: &Database, name: &str) -> Result<Keyspace, StoreError> {
+    Ok(db.keyspace(name, KeyspaceCreateOptions::default)?)
+}
+
+fn join_key(a: &str, b: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(a.len() + b.len() + 1);
+    k.extend_from_slice(a.as_bytes());
+    k.push(0);
+    k.extend_from_slice(b.as_bytes());
+    k
+}
+
+/// Pending writes of one apply call: reads see them before they are committed.
+struct ApplyCtx {
+    messages: HashMap<String, Message>,
+    /// (keyspace tag, key) → Some(value) | None (removed)
+    kv: HashMap<(u8, Vec<u8>), Option<Vec<u8>>>,
+    notices: Vec<Notice>,
+    config_changed: bool,
+}
+
+const T_SMSC: u8 = 1;
+const T_ORPHAN: u8 = 2;
+const T_IDEM: u8 = 3;
+const T_WEBHOOK: u8 = 4;
+const T_ACTIVE: u8 = 5;
+const T_TENANT_MSG: u8 = 6;
+const T_CONFIG: u8 = 7;
+
+impl StateStore {
+    /// Opens (or creates) the state keyspaces in `db` and rebuilds the in-memory indexes.
+    pub fn open(db: &Database) -> Result<Self, StoreError> {
+        let store = StateStore {
+            db: db.clone(),
+            meta: ks(db, "sm_meta")?,
+            config_ks: ks(db, "sm_config")?,
+            messages: ks(db, "sm_messages")?,
+            active: ks(db, "sm_active")?,
+            tenant_msgs: ks(db, "sm_tenant_msgs")?,
+            smsc_ids: ks(db, "sm_smsc_ids")?,
+            orphans: ks(db, "sm_orphans")?,
+            idem: ks(db, "sm_idem")?,
+            webhooks: ks(db, "sm_webhooks")?,
+            config: RwLock::new(ConfigView::default()),
+            work: Mutex::new(WorkIndex::default()),
+            notifier: OnceLock::new(),
+        };
+        store.rebuild()?;
+        Ok(store)
+    }
+
+    /// Connects the node-local actors; until then notices are dropped (they are
+    /// re-derived from the rows when the actors start).
+    pub fn set_notifier(&self, n: Notifier) {
+        let _ = self.notifier.set(n);
+    }
+
+    fn rebuild(&self) -> Result<(), StoreError> {
+        let mut cfg = ConfigView::default();
+        for kv in self.config_ks.iter() {
+            let (k, v) = kv.into_inner()?;
+            match k.first() {
+                Some(b't') => {
+                    let t: Tenant = wire::decode(&v)?;
+                    cfg.keys.insert(t.api_key_hash.clone(), t.id.clone());
+                    cfg.tenants.insert(t.id.clone(), t);
+                }
+                Some(b'c') => {
+                    let c: Channel = wire::decode(&v)?;
+                    cfg.channels.insert(c.id.clone(), c);
+                }
+                Some(b'r') => {
+                    let r: Route = wire::decode(&v)?;
+                    cfg.routes.insert(r.id.clone(), r);
+                }
+                _ => {}
+            }
+        }
+        let mut work = WorkIndex::default();
+        for kv in self.active.iter() {
+            let (k, _) = kv.into_inner()?;
+            let id = String::from_utf8_lossy(&k).to_string();
+            if let Some(m) = self.get_message(&id)? {
+                let dlr = cfg
+                    .channels
+                    .get(m.channel.as_deref().unwrap_or(""))
+                    .map(|c| c.dlr_timeout_seconds)
+                    .unwrap_or(72 * 3600);
+                index_message(&mut work, &m, None, dlr);
+            }
+        }
+        *self.config.write().unwrap_or_else(|e| e.into_inner()) = cfg;
+        *self.work.lock().unwrap_or_else(|e| e.into_inner()) = work;
+        Ok(())
+    }
+
+    /// The fjall database this store lives in (shared with the Raft log).
+    pub fn db(&self) -> &Database {
+        &self.db
+    }
+
+    /// A copy of the config maps.
+    pub fn config(&self) -> std::sync::RwLockReadGuard<'_, ConfigView> {
+        self.config.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The timers and counters.
+    pub fn work(&self) -> std::sync::MutexGuard<'_, WorkIndex> {
+        self.work.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Reads one message row.
+    pub fn get_message(&self, id: &str) -> Result<Option<Message>, StoreError> {
+        match self.messages.get(id.as_bytes())? {
+            Some(v) => Ok(Some(wire::decode(&v)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Ids of non-final messages (used at start to refill the queues).
+    pub fn active_ids(&self) -> Result<Vec<String>, StoreError> {
+        let mut out = Vec::new();
+        for kv in self.active.iter() {
+            let k = kv.key()?;
+            out.push(String::from_utf8_lossy(&k).to_string());
+        }
+        Ok(out)
+    }
+
+    /// A tenant's messages, newest first, starting strictly before `before` (an id).
+    /// `filter` is applied while scanning; at most `scan_limit` rows are read.
+    pub fn list_messages(
+        &self,
+        tenant: &str,
+        before: Option<&str>,
+        limit: usize,
+        scan_limit: usize,
+        filter: impl Fn(&Message) -> bool,
+    ) -> Result<(Vec<Message>, Option<String>), StoreError> {
+        let start = join_key(tenant, "");
+        let end = match before {
+            Some(b) => join_key(tenant, b),
+            None => {
+                let mut e = tenant.as_bytes().to_vec();
+                e.push(1);
+                e
+            }
+        };
+        let mut out = Vec::new();
+        let mut scanned = 0;
+        let mut last_seen;
+        for kv in self.tenant_msgs.range(start..end).rev() {
+            let k = kv.key()?;
+            let id = String::from_utf8_lossy(&k[tenant.len() + 1..]).to_string();
+            scanned += 1;
+            last_seen = Some(id.clone());
+            if let Some(m) = self.get_message(&id)?
+                && filter(&m)
+            {
+                out.push(m);
+                if out.len() >= limit {
+                    return Ok((out, last_seen));
+                }
+            }
+            if scanned >= scan_limit {
+                return Ok((out, last_seen));
+            }
+        }
+        Ok((out, None))
+    }
+
+    /// The whole webhook outbox (at start and for retries).
+    pub fn webhook_jobs(&self) -> Result<Vec<WebhookJob>, StoreError> {
+        let mut out = Vec::new();
+        for kv in self.webhooks.iter() {
+            let v = kv.value()?;
+            out.push(wire::decode(&v)?);
+        }
+        Ok(out)
+    }
+
+    /// One webhook job, if still in the outbox.
+    pub fn webhook_job(&self, event_id: &str) -> Result<Option<WebhookJob>, StoreError> {
+        match self.webhooks.get(event_id.as_bytes())? {
+            Some(v) => Ok(Some(wire::decode(&v)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The idempotency record for (tenant, key), if younger than 24 h at `now`.
+    pub fn idempotent_lookup(&self, tenant: &str, key: &str, now: i64) -> Result<Option<(String, String)>, StoreError> {
+        match self.idem.get(join_key(tenant, key))? {
+            Some(v) => {
+                let r: IdemRecord = wire::decode(&v)?;
+                Ok((now - r.at < IDEMPOTENCY_TTL_MS).then_some((r.id, r.body_hash)))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// Reads a meta value (applied log id, membership) written by the consensus layer.
+    pub fn meta_get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.meta.get(key.as_bytes())?.map(|v| v.to_vec()))
+    }
+
+    /// Applies a run of proposals as one atomic batch, together with the given meta
+    /// rows (the consensus layer passes the last applied log id and membership).
+    pub fn apply(&self, proposals: &[&Proposal], meta: &[(&str, Vec<u8>)]) -> Result<Vec<Outcome>, StoreError> {
+        let mut ctx = ApplyCtx {
+            messages: HashMap::new(),
+            kv: HashMap::new(),
+            notices: Vec::new(),
+            config_changed: false,
+        };
+        let mut outcomes = Vec::with_capacity(proposals.len());
+        for p in proposals {
+            let mut results = Vec::with_capacity(p.ops.len());
+            for op in &p.ops {
+                results.push(self.apply_op(&mut ctx, op)?);
+            }
+            outcomes.push(Outcome { results });
+        }
+        let mut batch = self.db.batch();
+        for (id, m) in &ctx.messages {
+            batch.insert(&self.messages, id.as_bytes(), wire::encode(m)?);
+        }
+        for ((tag, key), v) in ctx.kv.drain() {
+            let ks = self.tag_ks(tag);
+            match v {
+                Some(v) => batch.insert(ks, key, v),
+                None => batch.remove(ks, key),
+            }
+        }
+        for (k, v) in meta {
+            batch.insert(&self.meta, k.as_bytes(), v.clone());
+        }
+        batch.commit()?;
+        if let Some(n) = self.notifier.get() {
+            for notice in ctx.notices {
+                let _ = match &notice {
+                    Notice::Ready { .. } => n.ready.send(notice),
+                    Notice::Webhook { .. } => n.webhooks.send(notice),
+                    Notice::ConfigChanged => n.config.send(notice),
+                    Notice::Status { .. } => n.status.send(notice),
+                };
+            }
+            if ctx.config_changed {
+                let _ = n.config.send(Notice::ConfigChanged);
+                let _ = n.ready.send(Notice::ConfigChanged);
+            }
+        }
+        Ok(outcomes)
+    }
+
+    /// Writes only meta rows (membership entries, blank entries).
+    pub fn apply_meta_only(&self, meta: &[(&str, Vec<u8>)]) -> Result<(), StoreError> {
+        self.apply(&[], meta).map(|_| ())
+    }
+
+    fn tag_ks(&self, tag: u8) -> &Keyspace {
+        match tag {
+            T_SMSC => &self.smsc_ids,
+            T_ORPHAN => &self.orphans,
+            T_IDEM => &self.idem,
+            T_WEBHOOK => &self.webhooks,
+            T_ACTIVE => &self.active,
+            T_TENANT_MSG => &self.tenant_msgs,
+            _ => &self.config_ks,
+        }
+    }
+
+    fn kv_get(&self, ctx: &ApplyCtx, tag: u8, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        if let Some(v) = ctx.kv.get(&(tag, key.to_vec())) {
+            return Ok(v.clone());
+        }
+        Ok(self.tag_ks(tag).get(key)?.map(|v| v.to_vec()))
+    }
+
+    fn load(&self, ctx: &mut ApplyCtx, id: &str) -> Result<Option<Message>, StoreError> {
+        if let Some(m) = ctx.messages.get(id) {
+            return Ok(Some(m.clone()));
+        }
+        self.get_message(id)
+    }
+
+    fn dlr_timeout_of(&self, channel: Option<&str>) -> u64 {
+        let cfg = self.config();
+        channel
+            .and_then(|c| cfg.channels.get(c))
+            .map(|c| c.dlr_timeout_seconds)
+            .unwrap_or(72 * 3600)
+    }
+
+    /// Stores a changed message, updates indexes, and queues webhooks and notices for
+    /// each status entered.
+    fn save(&self, ctx: &mut ApplyCtx, before: Option<&Message>, m: Message, entered: &[Status]) {
+        let dlr = self.dlr_timeout_of(m.channel.as_deref());
+        {
+            let mut work = self.work();
+            index_message(&mut work, &m, before, dlr);
+        }
+        if m.status.is_final() {
+            ctx.kv.insert((T_ACTIVE, m.id.as_bytes().to_vec()), None);
+        } else {
+            ctx.kv.insert((T_ACTIVE, m.id.as_bytes().to_vec()), Some(Vec::new()));
+        }
+        for s in entered {
+            ctx.notices.push(Notice::Status { status: *s });
+            if *s == Status::Accepted {
+                ctx.notices.push(Notice::Ready { id: m.id.clone() });
+            }
+        }
+        if let Some(url) = m.callback_url.clone() {
+            for (i, s) in entered.iter().enumerate() {
+                let seq = m.events.len() - entered.len() + i;
+                let event_id = format!("{}-{}", m.id, seq);
+                let at = m.events.get(seq).map(|e| e.at).unwrap_or(m.updated_at);
+                let body = webhook_body(&event_id, &m, *s, at);
+                let job = WebhookJob {
+                    event_id: event_id.clone(),
+                    tenant: m.tenant.clone(),
+                    message_id: m.id.clone(),
+                    url: url.clone(),
+                    body,
+                    created_at: at,
+                };
+                if let Ok(v) = wire::encode(&job) {
+                    ctx.kv.insert((T_WEBHOOK, event_id.as_bytes().to_vec()), Some(v));
+                    ctx.notices.push(Notice::Webhook { event_id });
+                }
+            }
+        }
+        ctx.messages.insert(m.id.clone(), m);
+    }
+
+    fn apply_op(&self, ctx: &mut ApplyCtx, op: &Op) -> Result<OpResult, StoreError> {
+        Ok(match op {
+            Op::PutTenant(t) => {
+                let mut cfg = self.config.write().unwrap_or_else(|e| e.into_inner());
+                if let Some(old) = cfg.tenants.get(&t.id) {
+                    let old_hash = old.api_key_hash.clone();
+                    cfg.keys.remove(&old_hash);
+                }
+                cfg.keys.insert(t.api_key_hash.clone(), t.id.clone());
+                cfg.tenants.insert(t.id.clone(), (**t).clone());
+                ctx.kv.insert((T_CONFIG, format!("t/{}", t.id).into_bytes()), Some(wire::encode(&**t)?));
+                ctx.config_changed = true;
+                OpResult::Done
+            }
+            Op::DeleteTenant { id } => {
+                let mut cfg = self.config.write().unwrap_or_else(|e| e.into_inner());
+                match cfg.tenants.remove(id) {
+                    Some(t) => {
+                        cfg.keys.remove(&t.api_key_hash);
+                        ctx.kv.insert((T_CONFIG, format!("t/{id}").into_bytes()), None);
+                        ctx.config_changed = true;
+                        OpResult::Done
+                    }
+                    None => OpResult::NotFound,
+                }
+            }
+            Op::PutChannel(c) => {
+                self.config
+                    .write()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .channels
+                    .insert(c.id.clone(), (**c).clone());
+                ctx.kv.insert((T_CONFIG, format!("c/{}", c.id).into_bytes()), Some(wire::encode(&**c)?));
+                ctx.config_changed = true;
+                OpResult::Done
+            }
+            Op::DeleteChannel { id } => {
+                let removed = self.config.write().unwrap_or_else(|e| e.into_inner()).channels.remove(id);
+                if removed.is_some() {
+                    ctx.kv.insert((T_CONFIG, format!("c/{id}").into_bytes()), None);
+                    ctx.config_changed = true;
+                    OpResult::Done
+                } else {
+                    OpResult::NotFound
+                }
+            }
+            Op::SetChannelDrained { id, drained } => {
+                let mut cfg = self.config.write().unwrap_or_else(|e| e.into_inner());
+                match cfg.channels.get_mut(id) {
+                    Some(c) => {
+                        c.drained = *drained;
+                        ctx.kv.insert((T_CONFIG, format!("c/{id}").into_bytes()), Some(wire::encode(&*c)?));
+                        ctx.config_changed = true;
+                        OpResult::Done
+                    }
+                    None => OpResult::NotFound,
+                }
+            }
+            Op::PutRoute(r) => {
+                self.config
+                    .write()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .routes
+                    .insert(r.id.clone(), (**r).clone());
+                ctx.kv.insert((T_CONFIG, format!("r/{}", r.id).into_bytes()), Some(wire::encode(&**r)?));
+                ctx.config_changed = true;
+                OpResult::Done
+            }
+            Op::DeleteRoute { id } => {
+                let removed = self.config.write().unwrap_or_else(|e| e.into_inner()).routes.remove(id);
+                if removed.is_some() {
+                    ctx.kv.insert((T_CONFIG, format!("r/{id}").into_bytes()), None);
+                    ctx.config_changed = true;
+                    OpResult::Done
+                } else {
+                    OpResult::NotFound
+                }
+            }
+            Op::Accept(m) => self.accept(ctx, m)?,
+            Op::Release { id, at } => self.with_message(ctx, id, |m| {
+                let ok = set_status(m, Status::Accepted, *at, event(Status::Accepted, *at));
+                if ok { vec![Status::Accepted] } else { vec![] }
+            })?,
+            Op::PartSubmitted { id, part, channel, smsc_message_id, keys, at } => {
+                let r = self.with_message(ctx, id, |m| transitions::part_submitted(m, *part, channel, smsc_message_id, *at))?;
+                if r == OpResult::Done || r == OpResult::Stale {
+                    // Index the id under every normalised form, and apply any receipt that came first.
+                    let row = wire::encode(&(id.clone(), *part))?;
+                    for k in keys {
+                        let key = join_key(channel, k);
+                        ctx.kv.insert((T_SMSC, key.clone()), Some(row.clone()));
+                        if let Some(v) = self.kv_get(ctx, T_ORPHAN, &key)? {
+                            ctx.kv.insert((T_ORPHAN, key), None);
+                            if let Ok(p) = wire::decode::<ParkedReceipt>(&v) {
+                                self.with_message(ctx, id, |m| {
+                                    transitions::receipt(m, *part, p.outcome, p.error.clone(), p.at.max(*at))
+                                })?;
+                            }
+                        }
+                    }
+                }
+                r
+            }
+            Op::Requeue { id, note, at } => self.with_message(ctx, id, |m| {
+                if m.status != Status::Accepted {
+                    return vec![];
+                }
+                m.attempts += 1;
+                m.updated_at = m.updated_at.max(*at);
+                let mut ev = event(Status::Accepted, *at);
+                ev.note = Some(note.clone());
+                ev.at = ev.at.max(m.events.last().map(|e| e.at).unwrap_or(0));
+                m.events.push(ev);
+                // Not a status change, but it must be worked again.
+                vec![]
+            })
+            .map(|r| {
+                if r == OpResult::Done {
+                    ctx.notices.push(Notice::Ready { id: id.clone() });
+                }
+                r
+            })?,
+            Op::Fail { id, error, at } => self.with_message(ctx, id, |m| {
+                if set_status(m, Status::Failed, *at, event(Status::Failed, *at)) {
+                    m.error = Some(error.clone());
+                    vec![Status::Failed]
+                } else {
+                    vec![]
+                }
+            })?,
+            Op::Expire { id, at } => self.with_message(ctx, id, |m| {
+                if m.status == Status::Scheduled || m.status == Status::Accepted {
+                    if set_status(m, Status::Expired, *at, event(Status::Expired, *at)) {
+                        m.error = Some(super::model::ErrorInfo {
+                            code: "expired".into(),
+                            message: "validity passed before the message could be sent".into(),
+                            smsc_code: None,
+                        });
+                        return vec![Status::Expired];
+                    }
+                }
+                vec![]
+            })?,
+            Op::Receipt { channel, smsc_message_id, keys, outcome, error, at } => {
+                let mut found = None;
+                for k in keys {
+                    if let Some(v) = self.kv_get(ctx, T_SMSC, &join_key(channel, k))? {
+                        found = Some(wire::decode::<(String, u32)>(&v)?);
+                        break;
+                    }
+                }
+                match found {
+                    Some((id, part)) => {
+                        self.with_message(ctx, &id, |m| transitions::receipt(m, part, *outcome, error.clone(), *at))?;
+                        OpResult::ReceiptMatched { id }
+                    }
+                    None => {
+                        let parked = wire::encode(&ParkedReceipt {
+                            smsc_message_id: smsc_message_id.clone(),
+                            outcome: *outcome,
+                            error: error.clone(),
+                            at: *at,
+                        })?;
+                        for k in keys {
+                            ctx.kv.insert((T_ORPHAN, join_key(channel, k)), Some(parked.clone()));
+                        }
+                        OpResult::ReceiptParked
+                    }
+                }
+            }
+            Op::SettleUnknown { id, at } => self.with_message(ctx, id, |m| transitions::settle_unknown(m, *at))?,
+            Op::WebhookDone { event_id } => {
+                ctx.kv.insert((T_WEBHOOK, event_id.as_bytes().to_vec()), None);
+                OpResult::Done
+            }
+        })
+    }
+
+    /// Loads a message, lets `f` change it (returning the statuses entered), and saves it.
+    /// `Stale` when `f` changed nothing observable, `NotFound` when there is no such row.
+    fn with_message(
+        &self,
+        ctx: &mut ApplyCtx,
+        id: &str,
+        f: impl FnOnce(&mut Message) -> Vec<Status>,
+    ) -> Result<OpResult, StoreError> {
+        let Some(before) = self.load(ctx, id)? else {
+            return Ok(OpResult::NotFound);
+        };
+        let mut m = before.clone();
+        let entered = f(&mut m);
+        if m == before {
+            return Ok(OpResult::Stale);
+        }
+        self.save(ctx, Some(&before), m, &entered);
+        Ok(OpResult::Done)
+    }
+
+    fn accept(&self, ctx: &mut ApplyCtx, m: &Message) -> Result<OpResult, StoreError> {
+        if let (Some(key), Some(hash)) = (&m.idempotency_key, &m.body_hash) {
+            let ik = join_key(&m.tenant, key);
+            if let Some(v) = self.kv_get(ctx, T_IDEM, &ik)? {
+                let r: IdemRecord = wire::decode(&v)?;
+                if m.created_at - r.at < IDEMPOTENCY_TTL_MS {
+                    return Ok(if &r.body_hash == hash {
+                        OpResult::Duplicate { id: r.id }
+                    } else {
+                        OpResult::IdempotencyConflict { id: r.id }
+                    });
+                }
+            }
+            let rec = IdemRecord { id: m.id.clone(), body_hash: hash.clone(), at: m.created_at };
+            ctx.kv.insert((T_IDEM, ik), Some(wire::encode(&rec)?));
+        }
+        if self.load(ctx, &m.id)?.is_some() {
+            return Ok(OpResult::Duplicate { id: m.id.clone() });
+        }
+        let limit = self.config().tenants.get(&m.tenant).map(|t| t.queue_limit).unwrap_or(u64::MAX);
+        let waiting = self.work().waiting.get(&m.tenant).copied().unwrap_or(0);
+        if waiting >= limit {
+            if let (Some(key), Some(_)) = (&m.idempotency_key, &m.body_hash) {
+                ctx.kv.insert((T_IDEM, join_key(&m.tenant, key)), None);
+            }
+            return Ok(OpResult::QueueFull);
+        }
+        ctx.kv.insert((T_TENANT_MSG, join_key(&m.tenant, &m.id)), Some(Vec::new()));
+        let entered = vec![m.status];
+        self.save(ctx, None, m.clone(), &entered);
+        Ok(OpResult::Accepted { id: m.id.clone() })
+    }
+}
+
+/// Moves a message between the timer sets and waiting counts as its status changes.
+fn index_message(work: &mut WorkIndex, m: &Message, before: Option<&Message>, dlr_timeout_s: u64) {
+    if let Some(b) = before {
+        work.scheduled.remove(&(b.send_at.unwrap_or(0), b.id.clone()));
+        work.expiry.remove(&(b.expires_at, b.id.clone()));
+        if let Some(sent_at) = sent_at(b) {
+            work.dlr_deadline.remove(&(sent_at + dlr_timeout_s as i64 * 1000, b.id.clone()));
+        }
+        if matches!(b.status, Status::Scheduled | Status::Accepted) {
+            if let Some(w) = work.waiting.get_mut(&b.tenant) {
+                *w = w.saturating_sub(1);
+            }
+            work.waiting_total = work.waiting_total.saturating_sub(1);
+        }
+    }
+    match m.status {
+        Status::Scheduled => {
+            work.scheduled.insert((m.send_at.unwrap_or(0), m.id.clone()));
+            work.expiry.insert((m.expires_at, m.id.clone()));
+        }
+        Status::Accepted => {
+            work.expiry.insert((m.expires_at, m.id.clone()));
+        }
+        Status::Sent => {
+            if let Some(sent_at) = sent_at(m) {
+                work.dlr_deadline.insert((sent_at + dlr_timeout_s as i64 * 1000, m.id.clone()));
+            }
+        }
+        _ => {}
+    }
+    if matches!(m.status, Status::Scheduled | Status::Accepted) {
+        *work.waiting.entry(m.tenant.clone()).or_insert(0) += 1;
+        work.waiting_total += 1;
+    }
+}
+
+fn sent_at(m: &Message) -> Option<i64> {
+    if m.status != Status::Sent {
+        return None;
+    }
+    m.events.iter().rev().find(|e| e.status == Status::Sent).map(|e| e.at)
+}
+
+/// The contract's webhook body for one status change.
+fn webhook_body(event_id: &str, m: &Message, status: Status, at: i64) -> String {
+    let error = if status.is_final() && status != Status::Delivered {
+        m.error.as_ref().map(|e| {
+            serde_json::json!({"code": e.code, "message": e.message, "smsc_code": e.smsc_code})
+        })
+    } else {
+        None
+    };
+    serde_json::json!({
+        "event_id": event_id,
+        "id": m.id,
+        "status": status.as_str(),
+        "client_ref": m.client_ref,
+        "to": m.to,
+        "parts": m.parts,
+        "channel": m.channel,
+        "error": error,
+        "at": crate::clock::rfc3339(at),
+    })
+    .to_string()
+}
+
+impl StateStore {
+    fn all_keyspaces(&self) -> [(&'static str, &Keyspace); 9] {
+        [
+            ("sm_config", &self.config_ks),
+            ("sm_messages", &self.messages),
+            ("sm_active", &self.active),
+            ("sm_tenant_msgs", &self.tenant_msgs),
+            ("sm_smsc_ids", &self.smsc_ids),
+            ("sm_orphans", &self.orphans),
+            ("sm_idem", &self.idem),
+            ("sm_webhooks", &self.webhooks),
+            ("sm_meta", &self.meta),
+        ]
+    }
+
+    /// Every state row, for a Raft snapshot.
+    pub fn export_rows(&self) -> Result<Vec<(String, Vec<u8>, Vec<u8>)>, StoreError> {
+        let mut rows = Vec::new();
+        for (name, ks) in self.all_keyspaces() {
+            for kv in ks.iter() {
+                let (k, v) = kv.into_inner()?;
+                rows.push((name.to_string(), k.to_vec(), v.to_vec()));
+            }
+        }
+        Ok(rows)
+    }
+
+    /// Replaces every state row with a snapshot's rows and rebuilds the indexes.
+    pub fn import_rows(&self, rows: Vec<(String, Vec<u8>, Vec<u8>)>, meta: &[(&str, Vec<u8>)]) -> Result<(), StoreError> {
+        let mut batch = self.db.batch();
+        for (_, ks) in self.all_keyspaces() {
+            for kv in ks.iter() {
+                batch.remove(ks, kv.key()?);
+            }
+        }
+        batch.commit()?;
+        let mut batch = self.db.batch();
+        for (name, k, v) in rows {
+            if let Some((_, ks)) = self.all_keyspaces().into_iter().find(|(n, _)| *n == name) {
+                batch.insert(ks, k, v);
+            }
+        }
+        for (k, v) in meta {
+            batch.insert(&self.meta, k.as_bytes(), v.clone());
+        }
+        batch.commit()?;
+        self.rebuild()
+    }
+}
