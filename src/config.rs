@@ -1,11 +1,20 @@
 //! Node configuration: one struct, filled from flags > env (`SMSGW_<NAME>`) > TOML file > defaults,
-//! then validated with errors that name the bad field. (Loading being written.)
+//! then validated with errors that name the bad field.
+//!
+//! - [`StartArgs`]: the flags of `smsgw start` (every field optional, no clap `env`, so that
+//!   the precedence below is applied in one place).
+//! - [`Config::load`]: defaults, then the TOML file (`--config` or `SMSGW_CONFIG`), then env
+//!   `SMSGW_<FIELD>`, then flags; the result is validated.
+//! - [`Config::validate`]: range and shape checks; each failure is a [`ConfigError`] whose
+//!   one-line `Display` names the field (the binary prints it and exits 2).
 
-use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 
 /// Everything `smsgw start` needs.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     /// This node's id in the cluster (u64, unique).
@@ -32,6 +41,7 @@ pub struct Config {
     pub webhook_concurrency: usize,
     /// Raft election timeout range, ms.
     pub election_timeout_min_ms: u64,
+    /// Upper end of the Raft election timeout range, ms (must exceed the lower end).
     pub election_timeout_max_ms: u64,
     /// Raft heartbeat, ms.
     pub heartbeat_ms: u64,
@@ -61,7 +71,394 @@ impl Default for Config {
     }
 }
 
+/// Every key of [`Config`], as spelled in the TOML file; env names are `SMSGW_` + upper case.
+pub const FIELDS: [&str; 15] = [
+    "node_id",
+    "http",
+    "cluster_addr",
+    "data_dir",
+    "peers",
+    "admin_token",
+    "log",
+    "max_body_bytes",
+    "node_queue_limit",
+    "tenant_queue_limit",
+    "webhook_concurrency",
+    "election_timeout_min_ms",
+    "election_timeout_max_ms",
+    "heartbeat_ms",
+    "drain_seconds",
+];
+
+/// Env var naming the config file when `--config` is not given.
+pub const CONFIG_ENV: &str = "SMSGW_CONFIG";
+
+/// Smallest accepted `max_body_bytes` (1 KiB).
+const MIN_BODY_BYTES: usize = 1024;
+/// Largest accepted `max_body_bytes` (64 MiB).
+const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
+/// Largest accepted `webhook_concurrency`.
+const MAX_WEBHOOK_CONCURRENCY: usize = 4096;
+/// Largest accepted `drain_seconds` (one hour).
+const MAX_DRAIN_SECONDS: u64 = 3600;
+/// Shortest accepted admin token.
+const MIN_ADMIN_TOKEN_CHARS: usize = 16;
+
+/// Flags of `smsgw start`. Every value is optional: an absent flag leaves the value from env,
+/// file or defaults (see [`Config::load`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, clap::Args)]
+pub struct StartArgs {
+    /// TOML config file (env SMSGW_CONFIG); see config/smsgw.example.toml.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// This node's id in the cluster (u64, unique) [default: 1].
+    #[arg(long, value_name = "N")]
+    pub node_id: Option<u64>,
+    /// HTTP API listen address, IP:PORT [default: 127.0.0.1:8080].
+    #[arg(long, value_name = "ADDR")]
+    pub http: Option<String>,
+    /// Inter-node transport listen address, IP:PORT [default: 127.0.0.1:9080].
+    #[arg(long, value_name = "ADDR")]
+    pub cluster_addr: Option<String>,
+    /// All durable state of this node [default: ./data/node-N].
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Initial members `ID@HOST:PORT,...`, this node included; empty: a single-node cluster.
+    #[arg(long, value_name = "LIST")]
+    pub peers: Option<String>,
+    /// Token for /admin/* (at least 16 characters); generated at first start when absent.
+    #[arg(long, value_name = "TOKEN")]
+    pub admin_token: Option<String>,
+    /// Log filter, tracing EnvFilter syntax [default: info].
+    #[arg(long, value_name = "FILTER")]
+    pub log: Option<String>,
+    /// Largest accepted HTTP request body in bytes, 1 KiB..=64 MiB [default: 1048576].
+    #[arg(long, value_name = "BYTES")]
+    pub max_body_bytes: Option<usize>,
+    /// Messages waiting on this node above which sends get 429 queue_full [default: 1000000].
+    #[arg(long, value_name = "N")]
+    pub node_queue_limit: Option<u64>,
+    /// Per-tenant waiting-message limit for tenants that set none [default: 200000].
+    #[arg(long, value_name = "N")]
+    pub tenant_queue_limit: Option<u64>,
+    /// Webhook deliveries in flight at once, 1..=4096 [default: 64].
+    #[arg(long, value_name = "N")]
+    pub webhook_concurrency: Option<usize>,
+    /// Raft election timeout, lower end in ms, at least 3 × heartbeat [default: 600].
+    #[arg(long, value_name = "MS")]
+    pub election_timeout_min_ms: Option<u64>,
+    /// Raft election timeout, upper end in ms [default: 1200].
+    #[arg(long, value_name = "MS")]
+    pub election_timeout_max_ms: Option<u64>,
+    /// Raft heartbeat interval in ms [default: 150].
+    #[arg(long, value_name = "MS")]
+    pub heartbeat_ms: Option<u64>,
+    /// Seconds SIGTERM waits for in-flight submits before exiting, at most 3600 [default: 10].
+    #[arg(long, value_name = "SECONDS")]
+    pub drain_seconds: Option<u64>,
+}
+
+/// Where a config value came from; shown in errors so the user knows what to fix.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Origin {
+    /// Built-in default, or not known (as in [`Config::validate`] on its own).
+    #[default]
+    Default,
+    /// A command-line flag, e.g. `--node-id`.
+    Flag(&'static str),
+    /// An environment variable, e.g. `SMSGW_NODE_ID`.
+    Env(String),
+    /// A line of the TOML config file.
+    File {
+        /// The file as given.
+        path: String,
+        /// 1-based line of the key.
+        line: usize,
+    },
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Origin::Default => Ok(()),
+            Origin::Flag(flag) => write!(f, " (flag {flag})"),
+            Origin::Env(var) => write!(f, " (env {var})"),
+            Origin::File { path, line } => write!(f, " (file '{path}' line {line})"),
+        }
+    }
+}
+
+/// A bad configuration. `Display` is one line naming the field (or the file) and the reason.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// A value is malformed or out of range.
+    #[error("invalid config: field '{field}'{origin}: {reason}")]
+    Field {
+        /// The `Config` field, e.g. `node_id`.
+        field: &'static str,
+        /// Where the value came from.
+        origin: Origin,
+        /// What is wrong, quoting the value (never an admin token).
+        reason: String,
+    },
+    /// The config file cannot be read, is not TOML, or has a key `Config` does not know.
+    #[error("invalid config: file '{path}': {reason}")]
+    File {
+        /// The file as given.
+        path: String,
+        /// What is wrong, with the line where known.
+        reason: String,
+    },
+}
+
+impl ConfigError {
+    /// The field this error is about, if it is about one.
+    pub fn field(&self) -> Option<&'static str> {
+        match self {
+            ConfigError::Field { field, .. } => Some(field),
+            ConfigError::File { .. } => None,
+        }
+    }
+
+    fn field_err(field: &'static str, reason: impl Into<String>) -> Self {
+        ConfigError::Field {
+            field,
+            origin: Origin::Default,
+            reason: one_line(reason.into()),
+        }
+    }
+
+    fn file_err(path: &str, reason: impl Into<String>) -> Self {
+        ConfigError::File {
+            path: path.to_string(),
+            reason: one_line(reason.into()),
+        }
+    }
+}
+
+/// The process environment as a map for [`Config::load`] (values that are not UTF-8 are
+/// converted lossily rather than dropped, so a set variable is never silently ignored).
+pub fn process_env() -> HashMap<String, String> {
+    std::env::vars_os()
+        .map(|(k, v)| {
+            (
+                k.to_string_lossy().into_owned(),
+                v.to_string_lossy().into_owned(),
+            )
+        })
+        .collect()
+}
+
 impl Config {
+    /// Builds the node's config: defaults, then the TOML file (`--config`, else env
+    /// `SMSGW_CONFIG`), then env `SMSGW_<FIELD>` (empty values count as unset), then flags;
+    /// then [`validate`](Self::validate)s it. Errors name the field and where its value came from.
+    pub fn load(args: &StartArgs, env: &HashMap<String, String>) -> Result<Config, ConfigError> {
+        let mut cfg = Config::default();
+        let mut origins: HashMap<&'static str, Origin> = HashMap::new();
+
+        let file = match &args.config {
+            Some(p) => Some(p.clone()),
+            None => env
+                .get(CONFIG_ENV)
+                .filter(|v| !v.trim().is_empty())
+                .map(PathBuf::from),
+        };
+        if let Some(path) = file {
+            let label = path.display().to_string();
+            let text = read_file(&path)?;
+            apply_toml(&mut cfg, &mut origins, &text, &label)?;
+        }
+
+        for field in FIELDS {
+            let var = env_name(field);
+            let Some(value) = env.get(&var).filter(|v| !v.is_empty()) else {
+                continue;
+            };
+            let origin = Origin::Env(var);
+            set_field(&mut cfg, field, Raw::Text(value)).map_err(|reason| ConfigError::Field {
+                field,
+                origin: origin.clone(),
+                reason: one_line(reason),
+            })?;
+            origins.insert(field, origin);
+        }
+
+        apply_flags(&mut cfg, &mut origins, args);
+
+        cfg.validate().map_err(|e| match e {
+            ConfigError::Field {
+                field,
+                origin: Origin::Default,
+                reason,
+            } => ConfigError::Field {
+                field,
+                origin: origins.get(field).cloned().unwrap_or_default(),
+                reason,
+            },
+            other => other,
+        })?;
+        Ok(cfg)
+    }
+
+    /// Parses a TOML document (as in the config file) over the defaults, without env, flags
+    /// or validation. `label` names the source in errors.
+    pub fn from_toml_str(text: &str, label: &str) -> Result<Config, ConfigError> {
+        let mut cfg = Config::default();
+        apply_toml(&mut cfg, &mut HashMap::new(), text, label)?;
+        Ok(cfg)
+    }
+
+    /// Checks every value's shape and range; the error names the first bad field.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        use ConfigError as E;
+        if self.node_id < 1 {
+            return Err(E::field_err("node_id", "must be at least 1, got 0"));
+        }
+        check_socket_addr("http", &self.http)?;
+        check_socket_addr("cluster_addr", &self.cluster_addr)?;
+        if let Some(dir) = &self.data_dir
+            && dir.as_os_str().is_empty()
+        {
+            return Err(E::field_err(
+                "data_dir",
+                "must not be empty (leave it unset for ./data/node-<id>)",
+            ));
+        }
+        self.check_peers()?;
+        if let Some(token) = &self.admin_token {
+            let chars = token.chars().count();
+            if chars < MIN_ADMIN_TOKEN_CHARS {
+                return Err(E::field_err(
+                    "admin_token",
+                    format!(
+                        "must be at least {MIN_ADMIN_TOKEN_CHARS} characters, got {chars} \
+                         (leave it unset to have one generated)"
+                    ),
+                ));
+            }
+            if token.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                return Err(E::field_err(
+                    "admin_token",
+                    "must not contain spaces or control characters (it is sent in an HTTP header)",
+                ));
+            }
+        }
+        if self.log.trim().is_empty() {
+            return Err(E::field_err(
+                "log",
+                "must not be empty (a tracing filter such as \"info\" or \"smsgw=debug,info\")",
+            ));
+        }
+        if !(MIN_BODY_BYTES..=MAX_BODY_BYTES).contains(&self.max_body_bytes) {
+            return Err(E::field_err(
+                "max_body_bytes",
+                format!(
+                    "must be between {MIN_BODY_BYTES} (1 KiB) and {MAX_BODY_BYTES} (64 MiB), got {}",
+                    self.max_body_bytes
+                ),
+            ));
+        }
+        if self.node_queue_limit < 1 {
+            return Err(E::field_err(
+                "node_queue_limit",
+                "must be at least 1, got 0",
+            ));
+        }
+        if self.tenant_queue_limit < 1 {
+            return Err(E::field_err(
+                "tenant_queue_limit",
+                "must be at least 1, got 0",
+            ));
+        }
+        if !(1..=MAX_WEBHOOK_CONCURRENCY).contains(&self.webhook_concurrency) {
+            return Err(E::field_err(
+                "webhook_concurrency",
+                format!(
+                    "must be between 1 and {MAX_WEBHOOK_CONCURRENCY}, got {}",
+                    self.webhook_concurrency
+                ),
+            ));
+        }
+        if self.heartbeat_ms < 1 {
+            return Err(E::field_err("heartbeat_ms", "must be at least 1, got 0"));
+        }
+        let min_election = self.heartbeat_ms.saturating_mul(3);
+        if self.election_timeout_min_ms < min_election {
+            return Err(E::field_err(
+                "election_timeout_min_ms",
+                format!(
+                    "must be at least 3 × heartbeat_ms ({}) = {min_election}, got {}",
+                    self.heartbeat_ms, self.election_timeout_min_ms
+                ),
+            ));
+        }
+        if self.election_timeout_max_ms <= self.election_timeout_min_ms {
+            return Err(E::field_err(
+                "election_timeout_max_ms",
+                format!(
+                    "must be greater than election_timeout_min_ms ({}), got {}",
+                    self.election_timeout_min_ms, self.election_timeout_max_ms
+                ),
+            ));
+        }
+        if self.drain_seconds > MAX_DRAIN_SECONDS {
+            return Err(E::field_err(
+                "drain_seconds",
+                format!(
+                    "must be at most {MAX_DRAIN_SECONDS}, got {}",
+                    self.drain_seconds
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// `peers`: `ID@HOST:PORT` items, ids ≥ 1 and unique, this node included when non-empty.
+    fn check_peers(&self) -> Result<(), ConfigError> {
+        let bad = |reason: String| ConfigError::field_err("peers", reason);
+        let mut ids = HashSet::new();
+        for item in self.peers.split(',').map(str::trim) {
+            if item.is_empty() {
+                if self.peers.trim().is_empty() {
+                    continue;
+                }
+                return Err(bad(format!(
+                    "{:?} has an empty entry (want ID@HOST:PORT,...)",
+                    self.peers
+                )));
+            }
+            let Some((id, addr)) = item.split_once('@') else {
+                return Err(bad(format!("{item:?} is not ID@HOST:PORT")));
+            };
+            let id: u64 = match id.trim().parse() {
+                Ok(id) if id >= 1 => id,
+                _ => {
+                    return Err(bad(format!(
+                        "{item:?}: {:?} is not a node id (an integer ≥ 1)",
+                        id.trim()
+                    )));
+                }
+            };
+            if !is_host_port(addr.trim()) {
+                return Err(bad(format!(
+                    "{item:?}: {:?} is not an address (want HOST:PORT)",
+                    addr.trim()
+                )));
+            }
+            if !ids.insert(id) {
+                return Err(bad(format!("node id {id} appears more than once")));
+            }
+        }
+        if !ids.is_empty() && !ids.contains(&self.node_id) {
+            return Err(bad(format!(
+                "does not include this node (node_id {}); list every member, this one too",
+                self.node_id
+            )));
+        }
+        Ok(())
+    }
+
     /// The data dir, defaulted from the node id.
     pub fn data_dir(&self) -> PathBuf {
         self.data_dir
@@ -72,7 +469,12 @@ impl Config {
     /// `peers` parsed into id → address (validated by `validate`).
     pub fn peer_map(&self) -> BTreeMap<u64, String> {
         let mut m = BTreeMap::new();
-        for item in self.peers.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        for item in self
+            .peers
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+        {
             if let Some((id, addr)) = item.split_once('@')
                 && let Ok(id) = id.trim().parse()
             {
@@ -80,5 +482,655 @@ impl Config {
             }
         }
         m
+    }
+}
+
+/// `SMSGW_<FIELD>` for a field name.
+fn env_name(field: &str) -> String {
+    format!("SMSGW_{}", field.to_ascii_uppercase())
+}
+
+/// `--field-name` for a field name.
+fn flag_name(field: &'static str) -> &'static str {
+    match field {
+        "node_id" => "--node-id",
+        "http" => "--http",
+        "cluster_addr" => "--cluster-addr",
+        "data_dir" => "--data-dir",
+        "peers" => "--peers",
+        "admin_token" => "--admin-token",
+        "log" => "--log",
+        "max_body_bytes" => "--max-body-bytes",
+        "node_queue_limit" => "--node-queue-limit",
+        "tenant_queue_limit" => "--tenant-queue-limit",
+        "webhook_concurrency" => "--webhook-concurrency",
+        "election_timeout_min_ms" => "--election-timeout-min-ms",
+        "election_timeout_max_ms" => "--election-timeout-max-ms",
+        "heartbeat_ms" => "--heartbeat-ms",
+        "drain_seconds" => "--drain-seconds",
+        _ => "--config",
+    }
+}
+
+/// Error text on a single line (the binary prints exactly one).
+fn one_line(s: String) -> String {
+    if s.contains(['\n', '\r']) {
+        s.split(['\n', '\r'])
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect::<Vec<_>>()
+            .join("; ")
+    } else {
+        s
+    }
+}
+
+/// `value` must parse as an IP socket address.
+fn check_socket_addr(field: &'static str, value: &str) -> Result<(), ConfigError> {
+    match value.parse::<SocketAddr>() {
+        Ok(_) => Ok(()),
+        Err(_) => Err(ConfigError::field_err(
+            field,
+            format!("{value:?} is not an address (want HOST:PORT)"),
+        )),
+    }
+}
+
+/// `HOST:PORT` with a non-empty host (name, IPv4 or `[IPv6]`) and a port 1..=65535.
+fn is_host_port(s: &str) -> bool {
+    if s.parse::<SocketAddr>().is_ok() {
+        return true;
+    }
+    let Some((host, port)) = s.rsplit_once(':') else {
+        return false;
+    };
+    let port_ok = matches!(port.parse::<u16>(), Ok(p) if p > 0);
+    let host_ok = !host.is_empty()
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.' || c == '_');
+    port_ok && host_ok
+}
+
+/// Reads the config file; the error names it and says why, without the `(os error N)` tail.
+fn read_file(path: &Path) -> Result<String, ConfigError> {
+    let label = path.display().to_string();
+    match std::fs::read_to_string(path) {
+        Ok(text) => Ok(text.strip_prefix('\u{feff}').unwrap_or(&text).to_string()),
+        Err(e) => {
+            let mut reason = e.to_string();
+            if let Some(i) = reason.find(" (os error ") {
+                reason.truncate(i);
+            }
+            Err(ConfigError::file_err(
+                &label,
+                format!("cannot read: {reason}"),
+            ))
+        }
+    }
+}
+
+/// 1-based line number of a byte offset.
+fn line_of(text: &str, offset: usize) -> usize {
+    let end = offset.min(text.len());
+    text.as_bytes()[..end]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
+}
+
+/// A value for one field, from the file or the environment.
+enum Raw<'a> {
+    /// A string (every env value; TOML strings).
+    Text(&'a str),
+    /// A TOML integer (may be negative).
+    Int(i128),
+    /// Any other TOML value, by type name (`float`, `boolean`, `array`, ...).
+    Other(&'static str),
+}
+
+impl Raw<'_> {
+    fn u64(&self) -> Result<u64, String> {
+        match self {
+            Raw::Text(s) => s
+                .trim()
+                .parse()
+                .map_err(|_| format!("{s:?} is not an unsigned integer")),
+            Raw::Int(n) => u64::try_from(*n).map_err(|_| format!("{n} is not an unsigned integer")),
+            Raw::Other(kind) => Err(format!("expected an unsigned integer, got a {kind}")),
+        }
+    }
+
+    fn usize(&self) -> Result<usize, String> {
+        let n = self.u64()?;
+        usize::try_from(n).map_err(|_| format!("{n} is too large"))
+    }
+
+    fn text(&self) -> Result<String, String> {
+        match self {
+            Raw::Text(s) => Ok((*s).to_string()),
+            Raw::Int(n) => Err(format!("expected a string, got the integer {n} (quote it)")),
+            Raw::Other(kind) => Err(format!("expected a string, got a {kind}")),
+        }
+    }
+}
+
+/// Sets one field from a raw value; the error is the reason only (the caller adds field and origin).
+fn set_field(cfg: &mut Config, field: &str, raw: Raw<'_>) -> Result<(), String> {
+    match field {
+        "node_id" => cfg.node_id = raw.u64()?,
+        "http" => cfg.http = raw.text()?,
+        "cluster_addr" => cfg.cluster_addr = raw.text()?,
+        "data_dir" => cfg.data_dir = Some(PathBuf::from(raw.text()?)),
+        "peers" => cfg.peers = raw.text()?,
+        "admin_token" => cfg.admin_token = Some(raw.text()?),
+        "log" => cfg.log = raw.text()?,
+        "max_body_bytes" => cfg.max_body_bytes = raw.usize()?,
+        "node_queue_limit" => cfg.node_queue_limit = raw.u64()?,
+        "tenant_queue_limit" => cfg.tenant_queue_limit = raw.u64()?,
+        "webhook_concurrency" => cfg.webhook_concurrency = raw.usize()?,
+        "election_timeout_min_ms" => cfg.election_timeout_min_ms = raw.u64()?,
+        "election_timeout_max_ms" => cfg.election_timeout_max_ms = raw.u64()?,
+        "heartbeat_ms" => cfg.heartbeat_ms = raw.u64()?,
+        "drain_seconds" => cfg.drain_seconds = raw.u64()?,
+        other => return Err(format!("unknown field '{other}'")),
+    }
+    Ok(())
+}
+
+/// Applies a TOML document over `cfg`: syntax errors and unknown keys name the file and line,
+/// type errors name the field, file and line.
+fn apply_toml(
+    cfg: &mut Config,
+    origins: &mut HashMap<&'static str, Origin>,
+    text: &str,
+    label: &str,
+) -> Result<(), ConfigError> {
+    use toml::de::{DeTable, DeValue};
+    let doc = DeTable::parse(text).map_err(|e| {
+        let at = e
+            .span()
+            .map(|s| format!(" at line {}", line_of(text, s.start)))
+            .unwrap_or_default();
+        ConfigError::file_err(label, format!("not valid TOML: {}{at}", e.message()))
+    })?;
+    let mut entries: Vec<_> = doc.get_ref().iter().collect();
+    entries.sort_by_key(|(k, _)| k.span().start);
+    for (key, value) in entries {
+        let line = line_of(text, key.span().start);
+        let name: &str = key.get_ref();
+        let Some(&field) = FIELDS.iter().find(|f| **f == name) else {
+            return Err(ConfigError::file_err(
+                label,
+                format!("unknown field '{name}' at line {line}"),
+            ));
+        };
+        let raw = match value.get_ref() {
+            DeValue::String(s) => Raw::Text(s),
+            DeValue::Integer(i) => match i128::from_str_radix(i.as_str(), i.radix()) {
+                Ok(n) => Raw::Int(n),
+                Err(_) => Raw::Other("integer out of range"),
+            },
+            other => Raw::Other(other.type_str()),
+        };
+        let origin = Origin::File {
+            path: label.to_string(),
+            line,
+        };
+        set_field(cfg, field, raw).map_err(|reason| ConfigError::Field {
+            field,
+            origin: origin.clone(),
+            reason: one_line(reason),
+        })?;
+        origins.insert(field, origin);
+    }
+    Ok(())
+}
+
+/// Applies the flags that were given.
+fn apply_flags(cfg: &mut Config, origins: &mut HashMap<&'static str, Origin>, a: &StartArgs) {
+    let mut mark = |field: &'static str| {
+        origins.insert(field, Origin::Flag(flag_name(field)));
+    };
+    if let Some(v) = a.node_id {
+        cfg.node_id = v;
+        mark("node_id");
+    }
+    if let Some(v) = &a.http {
+        cfg.http = v.clone();
+        mark("http");
+    }
+    if let Some(v) = &a.cluster_addr {
+        cfg.cluster_addr = v.clone();
+        mark("cluster_addr");
+    }
+    if let Some(v) = &a.data_dir {
+        cfg.data_dir = Some(v.clone());
+        mark("data_dir");
+    }
+    if let Some(v) = &a.peers {
+        cfg.peers = v.clone();
+        mark("peers");
+    }
+    if let Some(v) = &a.admin_token {
+        cfg.admin_token = Some(v.clone());
+        mark("admin_token");
+    }
+    if let Some(v) = &a.log {
+        cfg.log = v.clone();
+        mark("log");
+    }
+    if let Some(v) = a.max_body_bytes {
+        cfg.max_body_bytes = v;
+        mark("max_body_bytes");
+    }
+    if let Some(v) = a.node_queue_limit {
+        cfg.node_queue_limit = v;
+        mark("node_queue_limit");
+    }
+    if let Some(v) = a.tenant_queue_limit {
+        cfg.tenant_queue_limit = v;
+        mark("tenant_queue_limit");
+    }
+    if let Some(v) = a.webhook_concurrency {
+        cfg.webhook_concurrency = v;
+        mark("webhook_concurrency");
+    }
+    if let Some(v) = a.election_timeout_min_ms {
+        cfg.election_timeout_min_ms = v;
+        mark("election_timeout_min_ms");
+    }
+    if let Some(v) = a.election_timeout_max_ms {
+        cfg.election_timeout_max_ms = v;
+        mark("election_timeout_max_ms");
+    }
+    if let Some(v) = a.heartbeat_ms {
+        cfg.heartbeat_ms = v;
+        mark("heartbeat_ms");
+    }
+    if let Some(v) = a.drain_seconds {
+        cfg.drain_seconds = v;
+        mark("drain_seconds");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
+            .collect()
+    }
+
+    fn toml_file(text: &str) -> tempfile::NamedTempFile {
+        let mut f = tempfile::Builder::new()
+            .suffix(".toml")
+            .tempfile()
+            .expect("temp file");
+        f.write_all(text.as_bytes()).expect("write temp file");
+        f
+    }
+
+    fn args_with_file(f: &tempfile::NamedTempFile) -> StartArgs {
+        StartArgs {
+            config: Some(f.path().to_path_buf()),
+            ..StartArgs::default()
+        }
+    }
+
+    /// One precedence layer's values for node_id, http and drain_seconds.
+    type Layer = Option<(u64, &'static str, u64)>;
+    /// Which layers are present (file, env, flag), and the values that must win.
+    type PrecedenceRow = (Layer, Layer, Layer, (u64, &'static str, u64));
+
+    #[test]
+    fn precedence_flag_beats_env_beats_file_beats_default() {
+        let file_v = (4, "127.0.0.4:8080", 40);
+        let env_v = (3, "127.0.0.3:8080", 30);
+        let flag_v = (2, "127.0.0.2:8080", 20);
+        let default_v = (1, "127.0.0.1:8080", 10);
+        // (file, env, flag) present? -> expected winner
+        let table: [PrecedenceRow; 8] = [
+            (None, None, None, default_v),
+            (Some(file_v), None, None, file_v),
+            (None, Some(env_v), None, env_v),
+            (None, None, Some(flag_v), flag_v),
+            (Some(file_v), Some(env_v), None, env_v),
+            (Some(file_v), None, Some(flag_v), flag_v),
+            (None, Some(env_v), Some(flag_v), flag_v),
+            (Some(file_v), Some(env_v), Some(flag_v), flag_v),
+        ];
+        for (i, (file, envl, flag, want)) in table.into_iter().enumerate() {
+            let f = file.map(|(id, http, drain)| {
+                toml_file(&format!(
+                    "node_id = {id}\nhttp = \"{http}\"\ndrain_seconds = {drain}\n"
+                ))
+            });
+            let mut args = f.as_ref().map(args_with_file).unwrap_or_default();
+            if let Some((id, http, drain)) = flag {
+                args.node_id = Some(id);
+                args.http = Some(http.to_string());
+                args.drain_seconds = Some(drain);
+            }
+            let e = match envl {
+                Some((id, http, drain)) => env(&[
+                    ("SMSGW_NODE_ID", &id.to_string()),
+                    ("SMSGW_HTTP", http),
+                    ("SMSGW_DRAIN_SECONDS", &drain.to_string()),
+                ]),
+                None => HashMap::new(),
+            };
+            let cfg = Config::load(&args, &e).unwrap_or_else(|e| panic!("row {i}: {e}"));
+            assert_eq!(
+                (cfg.node_id, cfg.http.as_str(), cfg.drain_seconds),
+                want,
+                "row {i}"
+            );
+            // Fields set nowhere keep their defaults.
+            assert_eq!(cfg.log, "info", "row {i}");
+        }
+    }
+
+    #[test]
+    fn config_path_from_env_and_flag_wins() {
+        let from_env = toml_file("node_id = 7\n");
+        let from_flag = toml_file("node_id = 8\n");
+        let e = env(&[(CONFIG_ENV, &from_env.path().display().to_string())]);
+        let cfg = Config::load(&StartArgs::default(), &e).expect("load via SMSGW_CONFIG");
+        assert_eq!(cfg.node_id, 7);
+        let cfg = Config::load(&args_with_file(&from_flag), &e).expect("load via --config");
+        assert_eq!(cfg.node_id, 8);
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        Config::default().validate().expect("defaults validate");
+        let cfg = Config::load(&StartArgs::default(), &HashMap::new()).expect("load defaults");
+        assert_eq!(cfg, Config::default());
+    }
+
+    #[test]
+    fn example_file_parses_to_the_defaults() {
+        let text = include_str!("../config/smsgw.example.toml");
+        let cfg = Config::from_toml_str(text, "config/smsgw.example.toml").expect("example parses");
+        assert_eq!(cfg, Config::default());
+        let via_serde: Config = toml::from_str(text).expect("example parses with serde");
+        assert_eq!(via_serde, Config::default());
+        // Every key is documented in the example (data_dir and admin_token commented out).
+        for field in FIELDS {
+            assert!(
+                text.lines().any(|l| {
+                    let l = l.trim_start_matches(['#', ' ']);
+                    l.starts_with(&format!("{field} ="))
+                }),
+                "example lacks key {field}"
+            );
+        }
+    }
+
+    #[test]
+    fn each_validation_error_names_its_field() {
+        type Mutate = fn(&mut Config);
+        let cases: &[(&str, Mutate)] = &[
+            ("node_id", |c| c.node_id = 0),
+            ("http", |c| c.http = "abc".into()),
+            ("http", |c| c.http = "127.0.0.1".into()),
+            ("cluster_addr", |c| c.cluster_addr = "localhost".into()),
+            ("data_dir", |c| c.data_dir = Some(PathBuf::new())),
+            ("peers", |c| {
+                c.peers = "1@127.0.0.1:9080,1@127.0.0.1:9081".into()
+            }),
+            ("peers", |c| {
+                c.peers = "2@127.0.0.1:9080,3@127.0.0.1:9081".into()
+            }),
+            ("peers", |c| c.peers = "1-127.0.0.1:9080".into()),
+            ("peers", |c| c.peers = "x@127.0.0.1:9080".into()),
+            ("peers", |c| c.peers = "1@127.0.0.1".into()),
+            ("peers", |c| c.peers = "1@127.0.0.1:9080,,2@h:1".into()),
+            ("admin_token", |c| c.admin_token = Some("short".into())),
+            ("admin_token", |c| {
+                c.admin_token = Some("has a space in the token".into())
+            }),
+            ("log", |c| c.log = "  ".into()),
+            ("max_body_bytes", |c| c.max_body_bytes = 1023),
+            ("max_body_bytes", |c| {
+                c.max_body_bytes = 64 * 1024 * 1024 + 1
+            }),
+            ("node_queue_limit", |c| c.node_queue_limit = 0),
+            ("tenant_queue_limit", |c| c.tenant_queue_limit = 0),
+            ("webhook_concurrency", |c| c.webhook_concurrency = 0),
+            ("webhook_concurrency", |c| c.webhook_concurrency = 4097),
+            ("heartbeat_ms", |c| c.heartbeat_ms = 0),
+            ("election_timeout_min_ms", |c| {
+                c.election_timeout_min_ms = 449
+            }),
+            ("election_timeout_max_ms", |c| {
+                c.election_timeout_max_ms = 600
+            }),
+            ("drain_seconds", |c| c.drain_seconds = 3601),
+        ];
+        for (field, mutate) in cases {
+            let mut cfg = Config::default();
+            mutate(&mut cfg);
+            let err = cfg.validate().expect_err(field);
+            assert_eq!(err.field(), Some(*field), "{err}");
+            let shown = err.to_string();
+            assert!(
+                shown.starts_with(&format!("invalid config: field '{field}': ")),
+                "{shown}"
+            );
+            assert!(!shown.contains('\n'), "{shown}");
+        }
+    }
+
+    #[test]
+    fn validation_accepts_edges() {
+        let mut cfg = Config {
+            peers: "2@node-2.internal:9080, 1@127.0.0.1:9080,3@[::1]:9080".into(),
+            max_body_bytes: 1024,
+            webhook_concurrency: 4096,
+            election_timeout_min_ms: 450,
+            election_timeout_max_ms: 451,
+            drain_seconds: 3600,
+            admin_token: Some("0123456789abcdef".into()),
+            http: "[::1]:8080".into(),
+            ..Config::default()
+        };
+        cfg.validate().expect("edges are valid");
+        cfg.max_body_bytes = 64 * 1024 * 1024;
+        cfg.validate().expect("64 MiB is valid");
+        assert_eq!(cfg.peer_map().len(), 3);
+    }
+
+    #[test]
+    fn http_error_text_matches_contract_example() {
+        let cfg = Config {
+            http: "abc".into(),
+            ..Config::default()
+        };
+        let err = cfg.validate().expect_err("bad http");
+        assert_eq!(
+            err.to_string(),
+            r#"invalid config: field 'http': "abc" is not an address (want HOST:PORT)"#
+        );
+    }
+
+    #[test]
+    fn admin_token_is_never_shown() {
+        let args = StartArgs {
+            admin_token: Some("sekrit".into()),
+            ..StartArgs::default()
+        };
+        let err = Config::load(&args, &HashMap::new()).expect_err("short token");
+        let shown = err.to_string();
+        assert!(!shown.contains("sekrit"), "{shown}");
+        assert!(
+            shown.starts_with("invalid config: field 'admin_token' (flag --admin-token): "),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn bad_env_value_names_field_and_var() {
+        let err = Config::load(&StartArgs::default(), &env(&[("SMSGW_NODE_ID", "x")]))
+            .expect_err("bad env");
+        assert_eq!(
+            err.to_string(),
+            r#"invalid config: field 'node_id' (env SMSGW_NODE_ID): "x" is not an unsigned integer"#
+        );
+        let err = Config::load(
+            &StartArgs::default(),
+            &env(&[("SMSGW_MAX_BODY_BYTES", "-5")]),
+        )
+        .expect_err("negative env");
+        assert!(
+            err.to_string()
+                .starts_with("invalid config: field 'max_body_bytes' (env SMSGW_MAX_BODY_BYTES): "),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn env_value_failing_validation_names_the_var() {
+        let err = Config::load(&StartArgs::default(), &env(&[("SMSGW_HTTP", "abc")]))
+            .expect_err("bad addr");
+        assert_eq!(
+            err.to_string(),
+            r#"invalid config: field 'http' (env SMSGW_HTTP): "abc" is not an address (want HOST:PORT)"#
+        );
+    }
+
+    #[test]
+    fn empty_env_value_counts_as_unset() {
+        let cfg = Config::load(
+            &StartArgs::default(),
+            &env(&[("SMSGW_ADMIN_TOKEN", ""), ("SMSGW_NODE_ID", "")]),
+        )
+        .expect("empty env ignored");
+        assert_eq!(cfg.admin_token, None);
+        assert_eq!(cfg.node_id, 1);
+    }
+
+    #[test]
+    fn unrelated_env_is_ignored() {
+        let cfg = Config::load(
+            &StartArgs::default(),
+            &env(&[
+                ("SMSGW_URL", "http://x"),
+                ("SMSGW_API_KEY", "k"),
+                ("HOME", "/"),
+            ]),
+        )
+        .expect("unrelated env");
+        assert_eq!(cfg, Config::default());
+    }
+
+    #[test]
+    fn unknown_toml_key_names_key_and_line() {
+        let f = toml_file("node_id = 1\n\nfoo = 3\n");
+        let label = f.path().display().to_string();
+        let err = Config::load(&args_with_file(&f), &HashMap::new()).expect_err("unknown key");
+        assert_eq!(
+            err.to_string(),
+            format!("invalid config: file '{label}': unknown field 'foo' at line 3")
+        );
+        let err = Config::from_toml_str("[server]\nhttp = \"x\"\n", "x.toml").expect_err("table");
+        assert_eq!(
+            err.to_string(),
+            "invalid config: file 'x.toml': unknown field 'server' at line 1"
+        );
+    }
+
+    #[test]
+    fn wrong_toml_type_names_field_and_line() {
+        let err = Config::from_toml_str("log = \"info\"\nnode_id = \"x\"\n", "x.toml")
+            .expect_err("string for int");
+        assert_eq!(err.field(), Some("node_id"));
+        assert!(
+            err.to_string()
+                .starts_with("invalid config: field 'node_id' (file 'x.toml' line 2): "),
+            "{err}"
+        );
+        let err = Config::from_toml_str("http = 8080\n", "x.toml").expect_err("int for string");
+        assert_eq!(err.field(), Some("http"));
+        let err = Config::from_toml_str("drain_seconds = -1\n", "x.toml").expect_err("negative");
+        assert_eq!(
+            err.to_string(),
+            "invalid config: field 'drain_seconds' (file 'x.toml' line 1): -1 is not an unsigned integer"
+        );
+    }
+
+    #[test]
+    fn file_value_failing_validation_names_file_and_line() {
+        let f = toml_file("\nwebhook_concurrency = 0\n");
+        let label = f.path().display().to_string();
+        let err = Config::load(&args_with_file(&f), &HashMap::new()).expect_err("zero");
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "invalid config: field 'webhook_concurrency' (file '{label}' line 2): \
+                 must be between 1 and 4096, got 0"
+            )
+        );
+    }
+
+    #[test]
+    fn toml_syntax_error_is_one_line_with_line_number() {
+        let err = Config::from_toml_str("node_id = 1\nhttp = \n", "x.toml").expect_err("syntax");
+        let shown = err.to_string();
+        assert!(
+            shown.starts_with("invalid config: file 'x.toml': not valid TOML: "),
+            "{shown}"
+        );
+        assert!(shown.ends_with("at line 2"), "{shown}");
+        assert!(!shown.contains('\n'), "{shown}");
+    }
+
+    #[test]
+    fn missing_file_is_named() {
+        let args = StartArgs {
+            config: Some(PathBuf::from("/nonexistent/missing.toml")),
+            ..StartArgs::default()
+        };
+        let err = Config::load(&args, &HashMap::new()).expect_err("missing");
+        assert_eq!(
+            err.to_string(),
+            "invalid config: file '/nonexistent/missing.toml': cannot read: No such file or directory"
+        );
+    }
+
+    #[test]
+    fn start_flags_parse() {
+        use clap::Parser;
+        #[derive(clap::Parser)]
+        struct T {
+            #[command(flatten)]
+            start: StartArgs,
+        }
+        let t = T::try_parse_from([
+            "t",
+            "--config",
+            "a.toml",
+            "--node-id",
+            "2",
+            "--peers",
+            "1@127.0.0.1:9080,2@127.0.0.1:9081",
+            "--election-timeout-min-ms",
+            "900",
+            "--max-body-bytes",
+            "2048",
+        ])
+        .expect("flags parse");
+        assert_eq!(t.start.config, Some(PathBuf::from("a.toml")));
+        assert_eq!(t.start.node_id, Some(2));
+        assert_eq!(t.start.election_timeout_min_ms, Some(900));
+        assert_eq!(t.start.max_body_bytes, Some(2048));
+        assert_eq!(t.start.http, None);
+        assert!(T::try_parse_from(["t", "--node-id", "x"]).is_err());
     }
 }

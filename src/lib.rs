@@ -11,11 +11,28 @@
 //! - `consensus`: openraft + fjall: the durable write path and Raft RPC.
 //! - `protocols::smpp`: SMPP 3.4 session (bind, window, keepalive), receipt parsing, status mapping.
 //! - `sim`: the SMSC simulator behind `smsgw sim smsc`.
+//! - `routing`: which route (and so which channels) a message takes (pure).
+//! - `messages`: intake (request → row, pure), dispatcher, message actors, sweeper.
+//! - `channels`: channel supervisor, bind actors, the node-local channel registry.
+//! - `tenants`: per-tenant rate-limiter actors.
+//! - `webhooks`: signed status callbacks from the durable outbox.
+//! - `api`: the HTTP API (axum), its error codes and the OpenAPI document.
+//! - `config`, `cli`: configuration loading and the command line.
+//! - `node`: wires one node together and drains it on SIGTERM.
 pub mod clock;
 pub mod config;
+pub mod demo;
 pub mod consensus;
 pub mod encoding;
 pub mod protocols;
 pub mod sim;
 pub mod state;
 pub mod wire;
+pub mod api;
+pub mod channels;
+pub mod messages;
+pub mod node;
+pub mod routing;
+pub mod tenants;
+pub mod webhooks;
+pub mod cli;

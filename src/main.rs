@@ -1,1 +1,92 @@
-fn main() {}
+//! The `smsgw` binary: parses the command line and runs a node, the demo, a simulator,
+//! or an admin command. Exit codes: 0 clean, 1 fatal, 2 bad configuration.
+
+use std::collections::HashMap;
+use std::process::ExitCode;
+
+use clap::Parser;
+use smsgw::cli::{Cli, Command, SimCommand};
+use smsgw::config::Config;
+
+fn init_tracing(filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(format!("{filter},rusmpp=off,fjall=warn,lsm_tree=warn,openraft=warn")))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_target(false).try_init();
+}
+
+fn main() -> ExitCode {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    runtime.block_on(async move {
+        match cli.command {
+            Command::Start(args) => {
+                let env: HashMap<String, String> = std::env::vars().collect();
+                let cfg = match Config::load(&args, &env).and_then(|c| c.validate().map(|_| c)) {
+                    Ok(c) => c,
+                    Err(e) => {
+                        eprintln!("{e}");
+                        return ExitCode::from(2);
+                    }
+                };
+                init_tracing(&cfg.log);
+                match smsgw::node::run(cfg).await {
+                    Ok(()) => ExitCode::SUCCESS,
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        ExitCode::from(1)
+                    }
+                }
+            }
+            Command::Demo(args) => {
+                init_tracing("info");
+                let ports = match args.smsc_port_list() {
+                    Ok(p) => p,
+                    Err(e) => {
+                        eprintln!("invalid config: {e}");
+                        return ExitCode::from(2);
+                    }
+                };
+                let opts = smsgw::demo::DemoOptions {
+                    data_dir: args.data_dir.clone(),
+                    http: args.http.clone(),
+                    cluster_addr: args.cluster_addr.clone(),
+                    smsc_ports: ports,
+                };
+                match smsgw::demo::run(opts).await {
+                    Ok(()) => ExitCode::SUCCESS,
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        ExitCode::from(1)
+                    }
+                }
+            }
+            Command::Sim(sim) => match sim.command {
+                SimCommand::Smsc(args) => {
+                    init_tracing("info");
+                    match smsgw::sim::smsc::run(args).await {
+                        Ok(()) => ExitCode::SUCCESS,
+                        Err(e) => {
+                            eprintln!("error: {e:#}");
+                            ExitCode::from(1)
+                        }
+                    }
+                }
+            },
+            other => match smsgw::cli::run_admin(&other).await {
+                Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    ExitCode::from(1)
+                }
+            },
+        }
+    })
+}

@@ -73,11 +73,11 @@ static ASCII_TO_GSM: [u8; 128] = build_ascii_table();
 
 const fn build_ascii_table() -> [u8; 128] {
     let mut table = [NONE; 128];
-    let mut septet = 0;
+    let mut septet: u8 = 0;
     while septet < 128 {
-        let c = BASIC[septet] as u32;
-        if septet != ESC as usize && c < 128 {
-            table[c as usize] = septet as u8;
+        let c = BASIC[septet as usize] as u32;
+        if septet != ESC && c < 128 {
+            table[c as usize] = septet;
         }
         septet += 1;
     }

@@ -58,6 +58,7 @@ pub enum TextEncoding {
 
 impl TextEncoding {
     /// The SMPP `data_coding` value to send with this encoding.
+    #[must_use]
     pub fn data_coding(self) -> u8 {
         match self {
             TextEncoding::Gsm7 => 0x00,
@@ -66,6 +67,7 @@ impl TextEncoding {
     }
 
     /// Stable lowercase name, the same as the serde form (logs, metrics labels, storage).
+    #[must_use]
     pub fn as_str(self) -> &'static str {
         match self {
             TextEncoding::Gsm7 => "gsm7",
@@ -74,11 +76,13 @@ impl TextEncoding {
     }
 
     /// Units (septets or UTF-16 code units) that fit one unconcatenated SMS.
+    #[must_use]
     pub fn single_units(self) -> usize {
         self.limits().single
     }
 
     /// Units that fit one part of a concatenated SMS.
+    #[must_use]
     pub fn part_units(self) -> usize {
         self.limits().part
     }
@@ -179,6 +183,10 @@ fn make_plan(encoding: TextEncoding, counter: PartCounter, characters: usize) ->
 /// Choose the encoding and count parts, without allocating the parts. Must
 /// be fast (called on every request): one table lookup per character, no
 /// allocation.
+///
+/// # Errors
+/// [`EncodingError::Empty`] for an empty text; [`EncodingError::NotGsm7`]
+/// when `gsm7` is forced and a character is outside GSM 03.38.
 pub fn plan(text: &str, choice: EncodingChoice) -> Result<Plan, EncodingError> {
     if text.is_empty() {
         return Err(EncodingError::Empty);
@@ -192,13 +200,14 @@ pub fn plan(text: &str, choice: EncodingChoice) -> Result<Plan, EncodingError> {
             let (counter, characters) = count_ucs2(text);
             Ok(make_plan(TextEncoding::Ucs2, counter, characters))
         }
-        EncodingChoice::Auto => match count_gsm7(text) {
-            Ok((counter, characters)) => Ok(make_plan(TextEncoding::Gsm7, counter, characters)),
-            Err(_) => {
+        EncodingChoice::Auto => {
+            if let Ok((counter, characters)) = count_gsm7(text) {
+                Ok(make_plan(TextEncoding::Gsm7, counter, characters))
+            } else {
                 let (counter, characters) = count_ucs2(text);
                 Ok(make_plan(TextEncoding::Ucs2, counter, characters))
             }
-        },
+        }
     }
 }
 
@@ -207,6 +216,10 @@ pub fn plan(text: &str, choice: EncodingChoice) -> Result<Plan, EncodingError> {
 /// UTF-16BE octets. One element when the text fits a single SMS (160
 /// septets / 70 units), else parts of at most 153 septets / 67 units.
 /// `encode_parts(t, e).len() == plan(t, ..).parts` whenever plan chose e.
+///
+/// # Errors
+/// [`EncodingError::Empty`] for an empty text; [`EncodingError::NotGsm7`]
+/// for GSM-7 when a character is outside GSM 03.38.
 pub fn encode_parts(text: &str, encoding: TextEncoding) -> Result<Vec<Vec<u8>>, EncodingError> {
     if text.is_empty() {
         return Err(EncodingError::Empty);
@@ -238,17 +251,19 @@ pub fn encode_parts(text: &str, encoding: TextEncoding) -> Result<Vec<Vec<u8>>, 
 /// The 6-octet concatenation UDH with an 8-bit reference: 05 00 03 ref total
 /// seq (seq is 1-based). Prefix each part's payload with it (and set UDHI in
 /// `esm_class`) when a message has more than one part.
+#[must_use]
 pub fn concat_udh_8bit(reference: u8, total: u8, seq: u8) -> [u8; 6] {
     [0x05, 0x00, 0x03, reference, total, seq]
 }
 
 /// Decode text an operator sent us (MO messages, receipt text):
-/// data_coding 0x00 (GSM-7 unpacked septets, ESC handling), 0x01
+/// `data_coding` 0x00 (GSM-7 unpacked septets, ESC handling), 0x01
 /// (IA5/ASCII), 0x03 (Latin-1), 0x08 (UCS-2/UTF-16BE, surrogates joined,
 /// lone surrogates → U+FFFD), anything else: lossy UTF-8. Never panics:
 /// octets invalid for the coding become U+FFFD; a trailing lone ESC or an
 /// ESC ESC pair becomes a space, ESC before an unassigned code yields the
 /// basic-table character (TS 23.038).
+#[must_use]
 pub fn decode(data_coding: u8, bytes: &[u8]) -> String {
     match data_coding {
         0x00 => gsm7::decode(bytes),
@@ -270,6 +285,7 @@ pub fn decode(data_coding: u8, bytes: &[u8]) -> String {
 
 /// Is this character encodable in GSM 03.38 (basic or extension table)?
 /// Lets callers validate or highlight text without planning it whole.
+#[must_use]
 pub fn is_gsm7(c: char) -> bool {
     gsm7::encode_char(c).is_some()
 }

@@ -1,1 +1,10 @@
-//! Simulated operator endpoints (being written).
+//! Simulated operator endpoints, for tests, demos and load runs without a real
+//! carrier.
+//!
+//! - [`smsc`]: `smsgw sim smsc`, an SMPP 3.4 SMSC simulator (binds, windowed
+//!   submit_sm, delivery receipts with a configurable outcome mix, throttling,
+//!   errors, connection drops, a JSONL ledger and a `/stats` endpoint).
+
+pub mod smsc;
+
+pub use smsc::{IdFormat, SmscSim, SmscSimArgs, StatsSnapshot};

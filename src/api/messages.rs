@@ -1,0 +1,289 @@
+//! `/v1/messages`: send, batch, preview, status and list.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::error::{ApiError, parse_json};
+use super::{AppState, tenant_of};
+use crate::clock::rfc3339;
+use crate::messages::intake::{self, SendRequest};
+use crate::state::{Message, Op, OpResult, Status, Tenant};
+
+/// Batches carry at most this many messages.
+pub const MAX_BATCH: usize = 1000;
+
+static CONCAT_REF: AtomicU32 = AtomicU32::new(0);
+
+fn next_concat_ref() -> u8 {
+    (CONCAT_REF.fetch_add(1, Ordering::Relaxed) % 255) as u8 + 1
+}
+
+/// The 202 body for an accepted message.
+pub fn accepted_body(m: &Message) -> Value {
+    json!({
+        "id": m.id, "status": m.status.as_str(), "to": m.to, "from": m.from, "parts": m.parts,
+        "encoding": m.encoding.as_str(), "client_ref": m.client_ref, "created_at": rfc3339(m.created_at),
+    })
+}
+
+fn error_json(e: &crate::state::ErrorInfo) -> Value {
+    json!({"code": e.code, "message": e.message, "smsc_code": e.smsc_code})
+}
+
+/// The full status body of `GET /v1/messages/{id}`.
+pub fn status_body(m: &Message) -> Value {
+    let events: Vec<Value> = m
+        .events
+        .iter()
+        .map(|e| {
+            let mut v = json!({"status": e.status.as_str(), "at": rfc3339(e.at)});
+            if let Some(c) = &e.channel {
+                v["channel"] = json!(c);
+            }
+            if !e.smsc_message_ids.is_empty() {
+                v["smsc_message_ids"] = json!(e.smsc_message_ids);
+            }
+            if let Some(n) = &e.note {
+                v["note"] = json!(n);
+            }
+            v
+        })
+        .collect();
+    let parts: Vec<Value> = m
+        .part_states
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            json!({"part": i + 1, "smsc_message_id": p.smsc_message_id,
+                   "status": serde_json::to_value(p.status).unwrap_or(Value::Null),
+                   "error": p.error.as_ref().map(error_json)})
+        })
+        .collect();
+    json!({
+        "id": m.id, "status": m.status.as_str(), "to": m.to, "from": m.from, "parts": m.parts,
+        "encoding": m.encoding.as_str(), "category": m.category.as_str(), "client_ref": m.client_ref,
+        "channel": m.channel, "created_at": rfc3339(m.created_at), "updated_at": rfc3339(m.updated_at),
+        "send_at": m.send_at.map(rfc3339), "expires_at": rfc3339(m.expires_at), "attempts": m.attempts,
+        "error": m.error.as_ref().map(error_json), "events": events, "part_states": parts,
+    })
+}
+
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    match headers.get("idempotency-key") {
+        None => Ok(None),
+        Some(v) => {
+            let s = v.to_str().map_err(|_| ApiError::invalid("Idempotency-Key", "must be visible ASCII"))?;
+            if s.is_empty() || s.len() > 128 {
+                return Err(ApiError::invalid("Idempotency-Key", "1 to 128 characters"));
+            }
+            Ok(Some(s.to_string()))
+        }
+    }
+}
+
+fn check_node_queue(st: &AppState) -> Result<(), ApiError> {
+    let waiting = st.consensus.store().work().waiting_total;
+    if waiting >= st.node_queue_limit {
+        return Err(ApiError::too_many("queue_full", format!("{waiting} messages are waiting on this node"), 5));
+    }
+    Ok(())
+}
+
+fn prepare(st: &AppState, tenant: &Tenant, req: &SendRequest, now: i64) -> Result<intake::Intake, ApiError> {
+    let cfg = st.consensus.store().config();
+    intake::build(req, tenant, &cfg, ulid::Ulid::new().to_string(), now, next_concat_ref())
+}
+
+async fn rate_limit(st: &AppState, tenant: &Tenant, n: u32) -> Result<(), ApiError> {
+    st.limiters
+        .check(&tenant.id, tenant.rate_limit, n)
+        .await
+        .map_err(|wait| ApiError::too_many("rate_limited", format!("over {} requests per second", tenant.rate_limit.per_second), wait))
+}
+
+/// Maps the state machine's answer to an Accept into the HTTP answer.
+fn accept_answer(st: &AppState, result: OpResult, m: &Message) -> Result<(StatusCode, Value), ApiError> {
+    match result {
+        OpResult::Accepted { .. } => {
+            metrics::counter!("smsgw_accepted_total").increment(1);
+            Ok((StatusCode::ACCEPTED, accepted_body(m)))
+        }
+        OpResult::Duplicate { id } => match st.consensus.store().get_message(&id)? {
+            Some(orig) => Ok((StatusCode::OK, accepted_body(&orig))),
+            None => Err(ApiError::not_found("message")),
+        },
+        OpResult::IdempotencyConflict { id } => Err(idempotency_conflict(&id)),
+        OpResult::QueueFull => Err(ApiError::too_many("queue_full", "the tenant's queue limit is reached", 5)),
+        other => Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", format!("unexpected outcome {other:?}"))),
+    }
+}
+
+/// `POST /v1/messages`
+pub async fn send(State(st): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
+    let tenant = tenant_of(&st, &headers)?;
+    rate_limit(&st, &tenant, 1).await?;
+    let req: SendRequest = parse_json(&body)?;
+    let key = idempotency_key(&headers)?;
+    let now = crate::clock::now_ms();
+    if let Some(k) = &key
+        && let Some((id, hash)) = st.consensus.store().idempotent_lookup(&tenant.id, k, now)?
+    {
+        return if hash == intake::body_hash(&body) {
+            match st.consensus.store().get_message(&id)? {
+                Some(orig) => Ok((StatusCode::OK, Json(accepted_body(&orig))).into_response()),
+                None => Err(ApiError::not_found("message")),
+            }
+        } else {
+            Err(idempotency_conflict(&id))
+        };
+    }
+    let mut intake = prepare(&st, &tenant, &req, now)?;
+    check_node_queue(&st)?;
+    if let Some(k) = key {
+        intake.message.idempotency_key = Some(k);
+        intake.message.body_hash = Some(intake::body_hash(&body));
+    }
+    let result = st.consensus.propose(Op::Accept(Box::new(intake.message.clone()))).await?;
+    let (status, v) = accept_answer(&st, result, &intake.message)?;
+    Ok((status, Json(v)).into_response())
+}
+
+fn idempotency_conflict(id: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::CONFLICT,
+        "idempotency_conflict",
+        format!("Idempotency-Key was used for message {id} with a different body"),
+    )
+    .field("Idempotency-Key")
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BatchRequest {
+    messages: Vec<Value>,
+}
+
+/// `POST /v1/messages/batch`: one bad item fails only itself.
+pub async fn batch(State(st): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
+    let tenant = tenant_of(&st, &headers)?;
+    let req: BatchRequest = parse_json(&body)?;
+    if req.messages.is_empty() || req.messages.len() > MAX_BATCH {
+        return Err(ApiError::invalid("messages", format!("1 to {MAX_BATCH} messages per batch")));
+    }
+    rate_limit(&st, &tenant, 1).await?;
+    check_node_queue(&st)?;
+    let now = crate::clock::now_ms();
+    let mut results: Vec<Option<Value>> = vec![None; req.messages.len()];
+    let mut ops = Vec::new();
+    let mut pending = Vec::new();
+    for (i, item) in req.messages.iter().enumerate() {
+        let parsed: Result<SendRequest, ApiError> = serde_json::to_vec(item)
+            .map_err(|e| ApiError::invalid("messages", e.to_string()))
+            .and_then(|b| parse_json(&b))
+            .map_err(|mut e| {
+                e.field = Some(format!("messages[{i}].{}", e.field.unwrap_or_default()));
+                e
+            });
+        match parsed.and_then(|r| prepare(&st, &tenant, &r, now)) {
+            Ok(intake) => {
+                ops.push(Op::Accept(Box::new(intake.message.clone())));
+                pending.push((i, intake.message));
+            }
+            Err(e) => results[i] = Some(e.body()),
+        }
+    }
+    if !ops.is_empty() {
+        let answers = st.consensus.propose_many(ops).await?;
+        for ((i, m), r) in pending.into_iter().zip(answers) {
+            results[i] = Some(match accept_answer(&st, r, &m) {
+                Ok((_, v)) => v,
+                Err(e) => e.body(),
+            });
+        }
+    }
+    let results: Vec<Value> = results.into_iter().map(|r| r.unwrap_or(Value::Null)).collect();
+    Ok((StatusCode::OK, Json(json!({ "results": results }))).into_response())
+}
+
+/// `POST /v1/messages/preview`: what sending would cost, without sending.
+pub async fn preview(State(st): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
+    let tenant = tenant_of(&st, &headers)?;
+    let req: SendRequest = parse_json(&body)?;
+    let intake = prepare(&st, &tenant, &req, crate::clock::now_ms())?;
+    let cfg = st.consensus.store().config();
+    let route = intake.route.as_ref().map(|r| json!({"id": r.route_id, "channel": r.channels.first(), "strategy": r.strategy}));
+    let cost = intake
+        .route
+        .as_ref()
+        .and_then(|r| r.channels.first())
+        .and_then(|ch| intake::cost(&cfg, ch, &intake.message.to, intake.plan.parts));
+    Ok(Json(json!({
+        "encoding": intake.plan.encoding.as_str(), "parts": intake.plan.parts,
+        "characters": intake.plan.characters, "units": intake.plan.units,
+        "route": route, "cost": cost, "to": intake.message.to, "from": intake.message.from,
+    }))
+    .into_response())
+}
+
+/// `GET /v1/messages/{id}`: another tenant's id is 404.
+pub async fn get(State(st): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let tenant = tenant_of(&st, &headers)?;
+    match st.consensus.store().get_message(&id)? {
+        Some(m) if m.tenant == tenant.id => Ok(Json(status_body(&m)).into_response()),
+        _ => Err(ApiError::not_found("message")),
+    }
+}
+
+/// Query of `GET /v1/messages`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    status: Option<String>,
+    to: Option<String>,
+    client_ref: Option<String>,
+    since: Option<String>,
+    limit: Option<usize>,
+    cursor: Option<String>,
+}
+
+/// `GET /v1/messages`: newest first, `next` is the cursor for the following page.
+pub async fn list(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let tenant = tenant_of(&st, &headers)?;
+    let Query(q) = query.map_err(|e| ApiError::invalid("query", e.body_text()))?;
+    let status = match &q.status {
+        Some(s) => Some(Status::parse(s).ok_or_else(|| ApiError::invalid("status", format!("unknown status {s:?}")))?),
+        None => None,
+    };
+    let to = match &q.to {
+        Some(t) => Some(intake::normalize_number(t)?),
+        None => None,
+    };
+    let since = match &q.since {
+        Some(s) => Some(crate::clock::parse_rfc3339(s).ok_or_else(|| ApiError::invalid("since", "not an RFC 3339 time"))?),
+        None => None,
+    };
+    let limit = q.limit.unwrap_or(50);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::invalid("limit", "1 to 1000"));
+    }
+    let filter = |m: &Message| {
+        status.is_none_or(|s| m.status == s)
+            && to.as_ref().is_none_or(|t| &m.to == t)
+            && q.client_ref.as_ref().is_none_or(|c| m.client_ref.as_ref() == Some(c))
+            && since.is_none_or(|s| m.created_at >= s)
+    };
+    let (items, next) = st.consensus.store().list_messages(&tenant.id, q.cursor.as_deref(), limit, 20_000, filter)?;
+    let data: Vec<Value> = items.iter().map(status_body).collect();
+    Ok(Json(json!({"messages": data, "next": next})).into_response())
+}

@@ -1,0 +1,148 @@
+//! The HTTP API (axum): `/v1/*` for tenants, `/admin/v1/*` for operators, health,
+//! metrics and the OpenAPI document. Handlers validate, then write through
+//! `Consensus::propose`; they never touch storage directly for writes.
+
+pub mod admin;
+pub mod error;
+pub mod messages;
+pub mod openapi;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use metrics_exporter_prometheus::PrometheusHandle;
+
+use crate::channels::ChannelRegistry;
+use crate::consensus::Consensus;
+use crate::state::Tenant;
+use crate::tenants::Limiters;
+use error::ApiError;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub consensus: Arc<Consensus>,
+    pub registry: Arc<ChannelRegistry>,
+    pub limiters: Arc<Limiters>,
+    /// Bearer token for /admin/*.
+    pub admin_token: Arc<String>,
+    /// Waiting messages on this node above which sends get 429.
+    pub node_queue_limit: u64,
+    /// Default queue limit of new tenants.
+    pub tenant_queue_limit: u64,
+    pub metrics: PrometheusHandle,
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .strip_prefix("Bearer ")
+        .map(str::trim)
+}
+
+/// The tenant whose API key is in `Authorization: Bearer`.
+pub fn tenant_of(st: &AppState, headers: &HeaderMap) -> Result<Tenant, ApiError> {
+    let key = bearer(headers).ok_or_else(ApiError::unauthorized)?;
+    let hash = admin::key_hash(key);
+    let cfg = st.consensus.store().config();
+    let id = cfg.keys.get(&hash).ok_or_else(ApiError::unauthorized)?;
+    cfg.tenants.get(id).cloned().ok_or_else(ApiError::unauthorized)
+}
+
+/// Refuses requests without the admin token.
+pub fn require_admin(st: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+    match bearer(headers) {
+        Some(t) if constant_time_eq(t.as_bytes(), st.admin_token.as_bytes()) => Ok(()),
+        _ => Err(ApiError::unauthorized()),
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+async fn readyz(State(st): State<AppState>) -> Response {
+    match st.consensus.leader() {
+        Some(l) => (StatusCode::OK, axum::Json(serde_json::json!({"ready": true, "leader": l}))).into_response(),
+        None => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", "no known leader").into_response(),
+    }
+}
+
+async fn metrics_text(State(st): State<AppState>) -> Response {
+    metrics::gauge!("smsgw_raft_leader").set(if st.consensus.is_leader() { 1.0 } else { 0.0 });
+    metrics::gauge!("smsgw_raft_term").set(st.consensus.term() as f64);
+    metrics::gauge!("smsgw_waiting_messages").set(st.consensus.store().work().waiting_total as f64);
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], st.metrics.render()).into_response()
+}
+
+/// Counts every request by matched route and status code.
+async fn count_requests(req: Request, next: Next) -> Response {
+    let route = req.extensions().get::<MatchedPath>().map(|m| m.as_str().to_string()).unwrap_or_else(|| "unmatched".into());
+    let started = Instant::now();
+    let resp = next.run(req).await;
+    metrics::counter!("smsgw_http_requests_total", "route" => route, "code" => resp.status().as_u16().to_string()).increment(1);
+    metrics::histogram!("smsgw_http_request_seconds").record(started.elapsed().as_secs_f64());
+    resp
+}
+
+/// Turns axum's own rejections (413, 405, 404 of unknown paths) into the contract's error shape.
+async fn contract_errors(req: Request, next: Next) -> Response {
+    let resp = next.run(req).await;
+    let status = resp.status();
+    let is_json = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json") || v.starts_with("text/plain; version"));
+    if is_json || status.is_success() || status.is_redirection() {
+        return resp;
+    }
+    let e = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => error::body_rejection(status, String::new()),
+        StatusCode::METHOD_NOT_ALLOWED => ApiError::new(status, "method_not_allowed", "this path does not take this method"),
+        StatusCode::NOT_FOUND => ApiError::new(status, "not_found", "no such path"),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::new(status, "unsupported_media_type", "send application/json"),
+        s if s.is_client_error() => ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", "the request could not be read"),
+        _ => return resp,
+    };
+    e.into_response()
+}
+
+/// The public router.
+pub fn router(state: AppState, max_body: usize) -> Router {
+    Router::new()
+        .route("/v1/messages", post(messages::send).get(messages::list))
+        .route("/v1/messages/batch", post(messages::batch))
+        .route("/v1/messages/preview", post(messages::preview))
+        .route("/v1/messages/{id}", get(messages::get))
+        .route("/admin/v1/tenants", post(admin::create_tenant).get(admin::list_tenants))
+        .route("/admin/v1/tenants/{id}", get(admin::get_tenant).patch(admin::patch_tenant).delete(admin::delete_tenant))
+        .route("/admin/v1/tenants/{id}/keys", post(admin::rotate_key))
+        .route("/admin/v1/channels", post(admin::create_channel).get(admin::list_channels))
+        .route("/admin/v1/channels/{id}", get(admin::get_channel).delete(admin::delete_channel))
+        .route("/admin/v1/channels/{id}/drain", post(admin::drain_channel))
+        .route("/admin/v1/channels/{id}/undrain", post(admin::undrain_channel))
+        .route("/admin/v1/routes", post(admin::create_route).get(admin::list_routes))
+        .route("/admin/v1/routes/{id}", axum::routing::delete(admin::delete_route))
+        .route("/admin/v1/cluster", get(admin::cluster))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics_text))
+        .route("/openapi.json", get(openapi::serve))
+        .layer(middleware::from_fn(contract_errors))
+        .layer(middleware::from_fn(count_requests))
+        .layer(DefaultBodyLimit::max(max_body))
+        .with_state(state)
+}

@@ -1,0 +1,218 @@
+//! One actor per channel bind: it owns the operator session, reconnects with capped
+//! exponential back-off, submits on behalf of message actors, and commits receipts to
+//! Raft before acknowledging them to the SMSC.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use tracing::{info, warn};
+
+use super::registry::ChannelRegistry;
+use crate::consensus::Consensus;
+use crate::protocols::smpp::receipt::{ReceiptState, id_keys};
+use crate::protocols::smpp::session::{
+    BindMode, Inbound, Session, SessionConfig, SessionError, SubmitOutcome, SubmitRequest,
+};
+use crate::protocols::smpp::status_map::receipt_error_code;
+use crate::state::{BindKind, Channel, ErrorInfo, Op, ReceiptOutcome};
+
+/// Longest wait between reconnect attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// Messages a bind actor handles.
+pub enum BindMsg {
+    /// Try to (re)connect and bind.
+    Connect,
+    /// The session of this generation is gone.
+    Disconnected(u64),
+    /// Submit one part; the answer comes on the port.
+    Submit(SubmitRequest, RpcReplyPort<Result<SubmitOutcome, SessionError>>),
+}
+
+/// The bind actor (stateless handler; state below).
+pub struct BindActor;
+
+/// What a bind needs to run.
+pub struct BindArgs {
+    pub channel: Channel,
+    pub index: usize,
+    pub consensus: Arc<Consensus>,
+    pub registry: Arc<ChannelRegistry>,
+}
+
+/// A bind's live state.
+pub struct BindState {
+    args: BindArgs,
+    session: Option<Session>,
+    /// Bumped on every new session so stale "disconnected" notes are ignored.
+    generation: u64,
+    backoff: Duration,
+}
+
+impl BindState {
+    fn name(&self) -> String {
+        format!("{}#{}", self.args.channel.id, self.args.index)
+    }
+}
+
+fn session_config(c: &Channel) -> SessionConfig {
+    SessionConfig {
+        host: c.host.clone(),
+        port: c.port,
+        system_id: c.system_id.clone(),
+        password: c.password.clone(),
+        system_type: c.system_type.clone(),
+        bind: match c.bind {
+            BindKind::Transceiver => BindMode::Transceiver,
+            BindKind::Transmitter => BindMode::Transmitter,
+        },
+        window: c.window.max(1) as usize,
+        enquire_link_interval: Duration::from_secs(u64::from(c.enquire_link_seconds.max(1))),
+        response_timeout: Duration::from_secs(10),
+        connect_timeout: Duration::from_secs(5),
+    }
+}
+
+/// Maps an SMPP receipt state to the common outcome.
+fn outcome_of(state: ReceiptState) -> ReceiptOutcome {
+    match state {
+        ReceiptState::Delivered => ReceiptOutcome::Delivered,
+        ReceiptState::Expired => ReceiptOutcome::Expired,
+        ReceiptState::Accepted | ReceiptState::Enroute => ReceiptOutcome::Intermediate,
+        ReceiptState::Deleted | ReceiptState::Undeliverable | ReceiptState::Unknown | ReceiptState::Rejected => {
+            ReceiptOutcome::Undelivered
+        }
+    }
+}
+
+/// Commits every receipt before answering deliver_sm_resp, so a crash makes the SMSC redeliver.
+async fn inbound_loop(channel: String, consensus: Arc<Consensus>, mut rx: tokio::sync::mpsc::Receiver<Inbound>) {
+    while let Some(inbound) = rx.recv().await {
+        match inbound {
+            Inbound::Receipt { receipt, ack } => {
+                let consensus = consensus.clone();
+                let channel = channel.clone();
+                tokio::spawn(async move {
+                    let outcome = outcome_of(receipt.state);
+                    let error = (outcome != ReceiptOutcome::Delivered && outcome != ReceiptOutcome::Intermediate)
+                        .then(|| ErrorInfo {
+                            code: receipt_error_code(receipt.state).to_string(),
+                            message: format!("operator receipt {:?}", receipt.state),
+                            smsc_code: receipt.error_code.clone(),
+                        });
+                    let op = Op::Receipt {
+                        channel: channel.clone(),
+                        smsc_message_id: receipt.smsc_message_id.clone(),
+                        keys: id_keys(&receipt.smsc_message_id),
+                        outcome,
+                        error,
+                        at: crate::clock::now_ms(),
+                    };
+                    match consensus.propose(op).await {
+                        Ok(r) => {
+                            metrics::counter!("smsgw_receipts_total", "channel" => channel.clone(),
+                                "matched" => if matches!(r, crate::state::OpResult::ReceiptMatched { .. }) { "yes" } else { "parked" })
+                            .increment(1);
+                            ack.accept();
+                        }
+                        Err(e) => {
+                            warn!(channel = %channel, smsc_id = %receipt.smsc_message_id, error = %e, "receipt not committed; SMSC will redeliver");
+                            ack.reject(0x64);
+                        }
+                    }
+                });
+            }
+            Inbound::Mobile { source, dest, ack, .. } => {
+                info!(channel = %channel, from = %source, to = %dest, "mobile-originated message received");
+                metrics::counter!("smsgw_mo_total", "channel" => channel.clone()).increment(1);
+                ack.accept();
+            }
+        }
+    }
+}
+
+impl Actor for BindActor {
+    type Msg = BindMsg;
+    type State = BindState;
+    type Arguments = BindArgs;
+
+    async fn pre_start(&self, myself: ActorRef<BindMsg>, args: BindArgs) -> Result<BindState, ActorProcessingErr> {
+        let _ = myself.send_message(BindMsg::Connect);
+        Ok(BindState { args, session: None, generation: 0, backoff: Duration::from_millis(100) })
+    }
+
+    async fn post_stop(&self, _myself: ActorRef<BindMsg>, state: &mut BindState) -> Result<(), ActorProcessingErr> {
+        state.args.registry.bind_down(&state.args.channel.id, state.args.index, "down");
+        if let Some(s) = state.session.take() {
+            s.unbind().await;
+            info!(bind = %state.name(), "unbound");
+        }
+        Ok(())
+    }
+
+    async fn handle(&self, myself: ActorRef<BindMsg>, msg: BindMsg, state: &mut BindState) -> Result<(), ActorProcessingErr> {
+        match msg {
+            BindMsg::Connect => {
+                if state.session.is_some() {
+                    return Ok(());
+                }
+                let channel = &state.args.channel;
+                state.args.registry.bind_down(&channel.id, state.args.index, "connecting");
+                let (tx, rx) = tokio::sync::mpsc::channel(4096);
+                match Session::connect(session_config(channel), tx).await {
+                    Ok(session) => {
+                        state.generation += 1;
+                        state.backoff = Duration::from_millis(100);
+                        let generation = state.generation;
+                        let watcher = session.clone();
+                        let me = myself.clone();
+                        tokio::spawn(async move {
+                            watcher.closed().await;
+                            let _ = me.send_message(BindMsg::Disconnected(generation));
+                        });
+                        tokio::spawn(inbound_loop(channel.id.clone(), state.args.consensus.clone(), rx));
+                        state.session = Some(session);
+                        state.args.registry.bind_up(
+                            &channel.id,
+                            state.args.index,
+                            myself.clone(),
+                            channel.window.max(1) as usize,
+                            channel.tps,
+                        );
+                        info!(bind = %state.name(), host = %channel.host, port = channel.port, "bound");
+                    }
+                    Err(e) => {
+                        warn!(bind = %state.name(), error = %e, retry_ms = state.backoff.as_millis() as u64, "bind failed");
+                        state.args.registry.bind_down(&channel.id, state.args.index, "down");
+                        myself.send_after(state.backoff, || BindMsg::Connect);
+                        state.backoff = (state.backoff * 2).min(MAX_BACKOFF);
+                    }
+                }
+            }
+            BindMsg::Disconnected(generation) => {
+                if generation == state.generation && state.session.take().is_some() {
+                    warn!(bind = %state.name(), "session lost; reconnecting");
+                    state.args.registry.bind_down(&state.args.channel.id, state.args.index, "connecting");
+                    myself.send_after(state.backoff, || BindMsg::Connect);
+                    state.backoff = (state.backoff * 2).min(MAX_BACKOFF);
+                }
+            }
+            BindMsg::Submit(req, reply) => match &state.session {
+                Some(session) if !session.is_closed() => {
+                    let session = session.clone();
+                    tokio::spawn(async move {
+                        let started = Instant::now();
+                        let r = session.submit(req).await;
+                        metrics::histogram!("smsgw_submit_latency_seconds").record(started.elapsed().as_secs_f64());
+                        let _ = reply.send(r);
+                    });
+                }
+                _ => {
+                    let _ = reply.send(Err(SessionError::Closed));
+                }
+            },
+        }
+        Ok(())
+    }
+}

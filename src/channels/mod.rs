@@ -1,0 +1,7 @@
+//! Channels at run time: the supervisor keeps one bind actor per operator bind; the
+//! registry is the node-local view of which binds are up and how fast each channel may go.
+pub mod bind_actor;
+pub mod registry;
+pub mod supervisor;
+
+pub use registry::{ChannelRegistry, ChannelRuntime};

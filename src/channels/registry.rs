@@ -1,0 +1,204 @@
+//! Node-local runtime view of the channels: which binds are up, the channel's TPS
+//! limiter, throttling back-off and live statistics. Not replicated: rebuilt as binds come up.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use ractor::ActorRef;
+use tokio::sync::Notify;
+
+use super::bind_actor::BindMsg;
+
+/// State of one bind as shown by the admin API.
+#[derive(Debug, Clone)]
+pub struct BindStatus {
+    pub state: &'static str,
+    pub since: i64,
+}
+
+/// Runtime of one channel on this node.
+pub struct ChannelRuntime {
+    /// Binds that are up right now: (bind index, actor, window).
+    binds: RwLock<Vec<(usize, ActorRef<BindMsg>, usize)>>,
+    rr: AtomicUsize,
+    /// Parts per second for the whole channel (operator contract).
+    limiter: RwLock<(u32, Arc<DefaultDirectRateLimiter>)>,
+    /// After 0x58/0x14 nobody submits on this channel before this instant.
+    throttle_until: Mutex<Option<Instant>>,
+    throttle_backoff_ms: AtomicU64,
+    pub bind_status: Mutex<BTreeMap<usize, BindStatus>>,
+    pub sent: AtomicU64,
+    pub failed: AtomicU64,
+    pub delivered: AtomicU64,
+    pub undelivered: AtomicU64,
+    pub queue_depth: AtomicU64,
+    /// Recent submit latencies (µs), for p50/p99.
+    latencies: Mutex<VecDeque<u64>>,
+}
+
+fn limiter(tps: u32) -> Arc<DefaultDirectRateLimiter> {
+    let per_second = NonZeroU32::new(tps.max(1)).unwrap_or(NonZeroU32::MIN);
+    Arc::new(RateLimiter::direct(Quota::per_second(per_second).allow_burst(per_second)))
+}
+
+impl ChannelRuntime {
+    fn new(tps: u32) -> Self {
+        ChannelRuntime {
+            binds: RwLock::new(Vec::new()),
+            rr: AtomicUsize::new(0),
+            limiter: RwLock::new((tps, limiter(tps))),
+            throttle_until: Mutex::new(None),
+            throttle_backoff_ms: AtomicU64::new(0),
+            bind_status: Mutex::new(BTreeMap::new()),
+            sent: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+            delivered: AtomicU64::new(0),
+            undelivered: AtomicU64::new(0),
+            queue_depth: AtomicU64::new(0),
+            latencies: Mutex::new(VecDeque::with_capacity(1024)),
+        }
+    }
+
+    /// Picks an up bind, round robin.
+    pub fn pick_bind(&self) -> Option<ActorRef<BindMsg>> {
+        let binds = self.binds.read().unwrap_or_else(|e| e.into_inner());
+        if binds.is_empty() {
+            return None;
+        }
+        let i = self.rr.fetch_add(1, Ordering::Relaxed) % binds.len();
+        Some(binds[i].1.clone())
+    }
+
+    /// Sum of the windows of the up binds: how many messages may be worked at once.
+    pub fn capacity(&self) -> usize {
+        self.binds.read().unwrap_or_else(|e| e.into_inner()).iter().map(|b| b.2).sum()
+    }
+
+    pub fn is_up(&self) -> bool {
+        !self.binds.read().unwrap_or_else(|e| e.into_inner()).is_empty()
+    }
+
+    /// Waits for the channel's TPS budget and any throttling back-off.
+    pub async fn acquire_send_slot(&self) {
+        loop {
+            let wait = {
+                let t = self.throttle_until.lock().unwrap_or_else(|e| e.into_inner());
+                t.and_then(|until| until.checked_duration_since(Instant::now()))
+            };
+            match wait {
+                Some(d) if !d.is_zero() => tokio::time::sleep(d).await,
+                _ => break,
+            }
+        }
+        let lim = self.limiter.read().unwrap_or_else(|e| e.into_inner()).1.clone();
+        lim.until_ready().await;
+    }
+
+    /// The SMSC said 0x58/0x14: back off (doubling, 50 ms .. 5 s).
+    pub fn throttled(&self) {
+        let prev = self.throttle_backoff_ms.load(Ordering::Relaxed);
+        let next = if prev == 0 { 50 } else { (prev * 2).min(5000) };
+        self.throttle_backoff_ms.store(next, Ordering::Relaxed);
+        *self.throttle_until.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some(Instant::now() + Duration::from_millis(next));
+        metrics::counter!("smsgw_channel_throttled_total").increment(1);
+    }
+
+    /// A submit went through: throttling back-off resets.
+    pub fn submit_ok(&self, latency: Duration) {
+        self.throttle_backoff_ms.store(0, Ordering::Relaxed);
+        self.sent.fetch_add(1, Ordering::Relaxed);
+        let mut l = self.latencies.lock().unwrap_or_else(|e| e.into_inner());
+        if l.len() >= 1024 {
+            l.pop_front();
+        }
+        l.push_back(latency.as_micros() as u64);
+    }
+
+    /// (p50, p99) of recent submit latencies in ms.
+    pub fn latency_ms(&self) -> (f64, f64) {
+        let mut v: Vec<u64> = self.latencies.lock().unwrap_or_else(|e| e.into_inner()).iter().copied().collect();
+        if v.is_empty() {
+            return (0.0, 0.0);
+        }
+        v.sort_unstable();
+        let at = |q: f64| v[((v.len() - 1) as f64 * q).round() as usize] as f64 / 1000.0;
+        (at(0.5), at(0.99))
+    }
+}
+
+/// All channels' runtimes on this node.
+#[derive(Default)]
+pub struct ChannelRegistry {
+    channels: RwLock<HashMap<String, Arc<ChannelRuntime>>>,
+    /// Woken when a bind goes up or down, so the dispatcher re-plans at once.
+    pub changed: Notify,
+}
+
+impl ChannelRegistry {
+    /// The runtime of `channel`, created on first use.
+    pub fn get(&self, channel: &str, tps: u32) -> Arc<ChannelRuntime> {
+        if let Some(c) = self.channels.read().unwrap_or_else(|e| e.into_inner()).get(channel) {
+            return c.clone();
+        }
+        let mut w = self.channels.write().unwrap_or_else(|e| e.into_inner());
+        w.entry(channel.to_string()).or_insert_with(|| Arc::new(ChannelRuntime::new(tps))).clone()
+    }
+
+    /// The runtime of `channel` if it exists.
+    pub fn find(&self, channel: &str) -> Option<Arc<ChannelRuntime>> {
+        self.channels.read().unwrap_or_else(|e| e.into_inner()).get(channel).cloned()
+    }
+
+    /// Applies a new TPS to a channel's limiter.
+    pub fn set_tps(&self, channel: &str, tps: u32) {
+        let rt = self.get(channel, tps);
+        let mut l = rt.limiter.write().unwrap_or_else(|e| e.into_inner());
+        if l.0 != tps {
+            *l = (tps, limiter(tps));
+        }
+    }
+
+    /// A bind came up.
+    pub fn bind_up(&self, channel: &str, index: usize, actor: ActorRef<BindMsg>, window: usize, tps: u32) {
+        let rt = self.get(channel, tps);
+        {
+            let mut b = rt.binds.write().unwrap_or_else(|e| e.into_inner());
+            b.retain(|(i, _, _)| *i != index);
+            b.push((index, actor, window));
+        }
+        rt.bind_status
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(index, BindStatus { state: "bound", since: crate::clock::now_ms() });
+        metrics::gauge!("smsgw_channel_up", "channel" => channel.to_string()).set(1.0);
+        self.changed.notify_one();
+    }
+
+    /// A bind went down (or is connecting again).
+    pub fn bind_down(&self, channel: &str, index: usize, state: &'static str) {
+        if let Some(rt) = self.find(channel) {
+            let up = {
+                let mut b = rt.binds.write().unwrap_or_else(|e| e.into_inner());
+                b.retain(|(i, _, _)| *i != index);
+                !b.is_empty()
+            };
+            rt.bind_status
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(index, BindStatus { state, since: crate::clock::now_ms() });
+            metrics::gauge!("smsgw_channel_up", "channel" => channel.to_string()).set(if up { 1.0 } else { 0.0 });
+        }
+        self.changed.notify_one();
+    }
+
+    /// Forgets a removed channel.
+    pub fn remove(&self, channel: &str) {
+        self.channels.write().unwrap_or_else(|e| e.into_inner()).remove(channel);
+        self.changed.notify_one();
+    }
+}

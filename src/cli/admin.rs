@@ -1,0 +1,920 @@
+//! Running the admin commands and `send`: each command becomes one [`ApiCall`] ([`plan`],
+//! pure), which [`execute`] sends; [`run_admin`] prints the outcome and returns the exit code.
+//!
+//! Exit codes: 0 success (the answer pretty-printed on stdout), 1 the node answered with an
+//! error (`error: <status> <code>: <message>` on stderr) or could not be reached (one line
+//! naming the URL), 2 a local usage problem (no token or API key, malformed `--url`).
+
+use std::time::Duration;
+
+use reqwest::{Method, Url};
+use serde_json::{Value, json};
+
+use super::{
+    ChannelAddArgs, ChannelCommand, ClusterCommand, Command, RouteAddArgs, RouteCommand, SendArgs,
+    TenantAddArgs, TenantCommand,
+};
+
+/// Exit code: the request succeeded.
+pub const EXIT_OK: i32 = 0;
+/// Exit code: the node answered with an error, or could not be reached.
+pub const EXIT_FAILED: i32 = 1;
+/// Exit code: the command line cannot be used (missing credentials, bad URL).
+pub const EXIT_USAGE: i32 = 2;
+/// [`run_admin`]'s answer for commands it does not run (`start`, `demo`, `sim`).
+pub const NOT_ADMIN: i32 = -1;
+
+/// How long to wait for a TCP connection to the node.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long to wait for a whole answer (writes wait for a Raft commit).
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// Longest non-JSON error body quoted back to the user.
+const MAX_QUOTED_BODY: usize = 200;
+
+/// One HTTP request a command makes, built without I/O.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiCall {
+    /// HTTP method.
+    pub method: Method,
+    /// Base URL as given (`--url` / `SMSGW_URL`).
+    pub base: String,
+    /// Path segments after the base, unescaped (`["admin", "v1", "channels", id]`).
+    pub path: Vec<String>,
+    /// JSON body, if any.
+    pub body: Option<Value>,
+    /// Bearer credential (admin token or tenant API key).
+    pub bearer: String,
+    /// Print only this key of the answer (e.g. `nodes` of the cluster status).
+    pub pick: Option<&'static str>,
+}
+
+impl ApiCall {
+    fn new(method: Method, base: &str, path: &[&str], bearer: &str) -> Self {
+        ApiCall {
+            method,
+            base: base.to_string(),
+            path: path.iter().map(|s| (*s).to_string()).collect(),
+            body: None,
+            bearer: bearer.to_string(),
+            pick: None,
+        }
+    }
+
+    fn with_body(mut self, body: Value) -> Self {
+        self.body = Some(body);
+        self
+    }
+
+    /// The full URL: the base with the path segments appended, each percent-encoded.
+    pub fn url(&self) -> Result<Url, String> {
+        let bad = |why: &str| format!("--url {:?} {why}", self.base);
+        let mut url =
+            Url::parse(self.base.trim()).map_err(|e| bad(&format!("is not a URL: {e}")))?;
+        if url.scheme() != "http" && url.scheme() != "https" {
+            return Err(bad("must start with http:// or https://"));
+        }
+        url.set_query(None);
+        url.set_fragment(None);
+        url.path_segments_mut()
+            .map_err(|()| bad("cannot take a path"))?
+            .pop_if_empty()
+            .extend(&self.path);
+        Ok(url)
+    }
+}
+
+/// What a call came to, as the text to print.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// 2xx: the answer, pretty-printed (empty for an empty body). Goes to stdout; exit 0.
+    Success(String),
+    /// Error answer or no answer: one line. Goes to stderr; exit 1.
+    Failure(String),
+}
+
+/// The request an admin command makes: `None` for `start`/`demo`/`sim`, `Some(Err(line))`
+/// when it cannot be made (missing token or API key).
+pub fn plan(cmd: &Command) -> Option<Result<ApiCall, String>> {
+    Some(match cmd {
+        Command::Start(_) | Command::Demo(_) | Command::Sim(_) => return None,
+        Command::Cluster(a) => {
+            admin_token(&a.conn.token).map(|t| cluster(&a.command, &a.conn.url, t))
+        }
+        Command::Channel(a) => {
+            admin_token(&a.conn.token).map(|t| channel(&a.command, &a.conn.url, t))
+        }
+        Command::Route(a) => admin_token(&a.conn.token).map(|t| route(&a.command, &a.conn.url, t)),
+        Command::Tenant(a) => {
+            admin_token(&a.conn.token).map(|t| tenant(&a.command, &a.conn.url, t))
+        }
+        Command::Send(a) => send(a),
+    })
+}
+
+/// Runs an admin command (or `send`) against a node: prints the answer, returns the exit code
+/// (0, 1, or 2 for a local usage problem). Returns `Ok(-1)` for `start`, `demo` and `sim`,
+/// which are not admin commands.
+pub async fn run_admin(cmd: &Command) -> anyhow::Result<i32> {
+    let call = match plan(cmd) {
+        None => return Ok(NOT_ADMIN),
+        Some(Err(line)) => {
+            eprintln!("{line}");
+            return Ok(EXIT_USAGE);
+        }
+        Some(Ok(call)) => call,
+    };
+    let url = match call.url() {
+        Ok(url) => url,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(EXIT_USAGE);
+        }
+    };
+    let client = http_client()?;
+    Ok(match execute(&client, &call, url).await {
+        Outcome::Success(text) => {
+            if !text.is_empty() {
+                println!("{text}");
+            }
+            EXIT_OK
+        }
+        Outcome::Failure(line) => {
+            eprintln!("{line}");
+            EXIT_FAILED
+        }
+    })
+}
+
+/// The HTTP client for the CLI (TLS through rustls with the ring provider).
+pub fn http_client() -> anyhow::Result<reqwest::Client> {
+    // reqwest is built without a default provider; installing one twice is harmless.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let client = reqwest::Client::builder()
+        .connect_timeout(CONNECT_TIMEOUT)
+        .timeout(REQUEST_TIMEOUT)
+        .user_agent(concat!("smsgw-cli/", env!("CARGO_PKG_VERSION")))
+        .build()?;
+    Ok(client)
+}
+
+/// Sends one call to `url` and turns whatever happens into an [`Outcome`].
+pub async fn execute(client: &reqwest::Client, call: &ApiCall, url: Url) -> Outcome {
+    let mut req = client
+        .request(call.method.clone(), url.clone())
+        .bearer_auth(&call.bearer)
+        .header(reqwest::header::ACCEPT, "application/json");
+    if let Some(body) = &call.body {
+        req = req.json(body);
+    }
+    let resp = match req.send().await {
+        Ok(resp) => resp,
+        Err(e) => return Outcome::Failure(transport_error(&url, &e)),
+    };
+    let status = resp.status();
+    let body = match resp.text().await {
+        Ok(body) => body,
+        Err(e) => return Outcome::Failure(transport_error(&url, &e)),
+    };
+    if status.is_success() {
+        Outcome::Success(success_text(&body, call.pick))
+    } else {
+        Outcome::Failure(http_error_line(status, &body))
+    }
+}
+
+/// A 2xx body for the terminal: JSON pretty-printed (only `pick` of it when present), other
+/// text as is, nothing for an empty body.
+pub fn success_text(body: &str, pick: Option<&str>) -> String {
+    let trimmed = body.trim();
+    if trimmed.is_empty() {
+        return String::new();
+    }
+    match serde_json::from_str::<Value>(trimmed) {
+        Ok(mut value) => {
+            if let Some(key) = pick
+                && let Some(inner) = value.get_mut(key)
+            {
+                value = inner.take();
+            }
+            serde_json::to_string_pretty(&value).unwrap_or_else(|_| trimmed.to_string())
+        }
+        Err(_) => trimmed.to_string(),
+    }
+}
+
+/// `error: <status> <code>: <message>` from the contract's error body
+/// `{"error": {"code", "message", "field"}}`; other bodies are quoted, shortened, on one line.
+pub fn http_error_line(status: reqwest::StatusCode, body: &str) -> String {
+    let code = status.as_u16();
+    if let Ok(v) = serde_json::from_str::<Value>(body)
+        && let Some(err) = v.get("error")
+        && let Some(err_code) = err.get("code").and_then(Value::as_str)
+    {
+        let message = err.get("message").and_then(Value::as_str).unwrap_or("");
+        let mut line = format!("error: {code} {err_code}: {}", single_line(message));
+        if let Some(field) = err.get("field").and_then(Value::as_str)
+            && !field.is_empty()
+        {
+            line.push_str(&format!(" (field '{field}')"));
+        }
+        return line;
+    }
+    let reason = status.canonical_reason().unwrap_or("HTTP error");
+    let text = single_line(body.trim());
+    if text.is_empty() {
+        format!("error: {code} {reason}")
+    } else {
+        let mut quoted: String = text.chars().take(MAX_QUOTED_BODY).collect();
+        if quoted.len() < text.len() {
+            quoted.push('…');
+        }
+        format!("error: {code} {reason}: {quoted}")
+    }
+}
+
+/// One line naming the URL (without any password in it) and the innermost cause.
+fn transport_error(url: &Url, e: &reqwest::Error) -> String {
+    let mut shown = url.clone();
+    let _ = shown.set_password(None);
+    let what = if e.is_timeout() {
+        "no answer in time from"
+    } else if e.is_connect() {
+        "cannot connect to"
+    } else {
+        "request failed to"
+    };
+    let mut cause: &dyn std::error::Error = e;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    let mut cause = cause.to_string();
+    if let Some(i) = cause.find(" (os error ") {
+        cause.truncate(i);
+    }
+    format!("error: {what} {shown}: {}", single_line(&cause))
+}
+
+fn single_line(s: &str) -> String {
+    s.split(['\n', '\r'])
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn admin_token(token: &Option<String>) -> Result<&str, String> {
+    match token.as_deref().map(str::trim) {
+        Some(t) if !t.is_empty() => Ok(t),
+        _ => Err(
+            "error: no admin token: pass --token or set SMSGW_ADMIN_TOKEN (the node prints \
+                  it at first start and keeps it in <data-dir>/admin.token)"
+                .to_string(),
+        ),
+    }
+}
+
+fn cluster(cmd: &ClusterCommand, base: &str, token: &str) -> ApiCall {
+    const CLUSTER: [&str; 3] = ["admin", "v1", "cluster"];
+    match cmd {
+        ClusterCommand::Status => ApiCall::new(Method::GET, base, &CLUSTER, token),
+        ClusterCommand::Nodes => ApiCall {
+            pick: Some("nodes"),
+            ..ApiCall::new(Method::GET, base, &CLUSTER, token)
+        },
+        ClusterCommand::AddNode { id, addr, http } => {
+            let mut body = json!({"id": id, "addr": addr});
+            if let Some(http) = http {
+                body["http"] = json!(http);
+            }
+            ApiCall::new(
+                Method::POST,
+                base,
+                &["admin", "v1", "cluster", "nodes"],
+                token,
+            )
+            .with_body(body)
+        }
+        ClusterCommand::RemoveNode { id } => ApiCall::new(
+            Method::DELETE,
+            base,
+            &["admin", "v1", "cluster", "nodes", &id.to_string()],
+            token,
+        ),
+        ClusterCommand::TransferLeader { id } => ApiCall::new(
+            Method::POST,
+            base,
+            &["admin", "v1", "cluster", "transfer-leader"],
+            token,
+        )
+        .with_body(json!({"to": id})),
+    }
+}
+
+fn channel(cmd: &ChannelCommand, base: &str, token: &str) -> ApiCall {
+    let one = |method: Method, id: &str, action: Option<&str>| {
+        let mut path = vec!["admin", "v1", "channels", id];
+        path.extend(action);
+        ApiCall::new(method, base, &path, token)
+    };
+    match cmd {
+        ChannelCommand::List => {
+            ApiCall::new(Method::GET, base, &["admin", "v1", "channels"], token)
+        }
+        ChannelCommand::Add(a) => {
+            ApiCall::new(Method::POST, base, &["admin", "v1", "channels"], token)
+                .with_body(channel_body(a))
+        }
+        ChannelCommand::Remove { id } => one(Method::DELETE, id, None),
+        ChannelCommand::Drain { id } => one(Method::POST, id, Some("drain")),
+        ChannelCommand::Undrain { id } => one(Method::POST, id, Some("undrain")),
+    }
+}
+
+/// The `POST /admin/v1/channels` body; optional fields only when given.
+fn channel_body(a: &ChannelAddArgs) -> Value {
+    let mut body = json!({
+        "id": a.id,
+        "protocol": a.protocol,
+        "host": a.host,
+        "port": a.port,
+        "system_id": a.system_id,
+        "password": a.password,
+    });
+    let optional = [
+        ("system_type", a.system_type.as_ref().map(|v| json!(v))),
+        ("tps", a.tps.map(|v| json!(v))),
+        ("window", a.window.map(|v| json!(v))),
+        ("binds", a.binds.map(|v| json!(v))),
+        ("bind", a.bind.map(|v| json!(v))),
+        (
+            "enquire_link_seconds",
+            a.enquire_link_seconds.map(|v| json!(v)),
+        ),
+    ];
+    for (key, value) in optional {
+        if let Some(value) = value {
+            body[key] = value;
+        }
+    }
+    body
+}
+
+fn route(cmd: &RouteCommand, base: &str, token: &str) -> ApiCall {
+    match cmd {
+        RouteCommand::List => ApiCall::new(Method::GET, base, &["admin", "v1", "routes"], token),
+        RouteCommand::Add(a) => ApiCall::new(Method::POST, base, &["admin", "v1", "routes"], token)
+            .with_body(route_body(a)),
+        RouteCommand::Remove { id } => {
+            ApiCall::new(Method::DELETE, base, &["admin", "v1", "routes", id], token)
+        }
+    }
+}
+
+/// The `POST /admin/v1/routes` body: an empty `match` when no criterion is given (default route).
+fn route_body(a: &RouteAddArgs) -> Value {
+    let mut matcher = serde_json::Map::new();
+    if !a.prefix.is_empty() {
+        matcher.insert("prefix".into(), json!(a.prefix));
+    }
+    if let Some(country) = &a.country {
+        matcher.insert("country".into(), json!(country));
+    }
+    if let Some(tenant) = &a.tenant {
+        matcher.insert("tenant".into(), json!(tenant));
+    }
+    if let Some(category) = a.category {
+        matcher.insert("category".into(), json!(category));
+    }
+    let channels: Vec<Value> = a.channels.iter().map(|id| json!({"id": id})).collect();
+    json!({
+        "id": a.id,
+        "match": matcher,
+        "strategy": a.strategy,
+        "channels": channels,
+    })
+}
+
+fn tenant(cmd: &TenantCommand, base: &str, token: &str) -> ApiCall {
+    let one = |method: Method, id: &str| {
+        ApiCall::new(method, base, &["admin", "v1", "tenants", id], token)
+    };
+    match cmd {
+        TenantCommand::List => ApiCall::new(Method::GET, base, &["admin", "v1", "tenants"], token),
+        TenantCommand::Add(a) => {
+            ApiCall::new(Method::POST, base, &["admin", "v1", "tenants"], token)
+                .with_body(tenant_body(a))
+        }
+        TenantCommand::Show { id } => one(Method::GET, id),
+        TenantCommand::Remove { id } => one(Method::DELETE, id),
+        TenantCommand::RotateKey { id } => ApiCall::new(
+            Method::POST,
+            base,
+            &["admin", "v1", "tenants", id, "keys"],
+            token,
+        ),
+    }
+}
+
+/// The `POST /admin/v1/tenants` body; burst defaults to the per-second rate.
+fn tenant_body(a: &TenantAddArgs) -> Value {
+    let mut body = json!({
+        "id": a.id,
+        "name": a.name,
+        "rate_limit": {"per_second": a.per_second, "burst": a.burst.unwrap_or(a.per_second)},
+    });
+    if let Some(url) = &a.callback_url {
+        body["callback_url"] = json!(url);
+    }
+    body
+}
+
+fn send(a: &SendArgs) -> Result<ApiCall, String> {
+    let key = match a.api_key.as_deref().map(str::trim) {
+        Some(k) if !k.is_empty() => k,
+        _ => {
+            return Err(
+                "error: no API key: pass --api-key or set SMSGW_API_KEY (shown once by \
+                 `smsgw tenant add`)"
+                    .to_string(),
+            );
+        }
+    };
+    let mut body = json!({"to": a.to, "text": a.text});
+    if let Some(from) = &a.from {
+        body["from"] = json!(from);
+    }
+    if let Some(r) = &a.client_ref {
+        body["client_ref"] = json!(r);
+    }
+    Ok(ApiCall::new(Method::POST, &a.url, &["v1", "messages"], key).with_body(body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::Cli;
+    use clap::Parser;
+    use reqwest::StatusCode;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    fn cli(line: &[&str]) -> Command {
+        let mut argv = vec!["smsgw"];
+        argv.extend_from_slice(line);
+        Cli::try_parse_from(argv)
+            .unwrap_or_else(|e| panic!("{line:?}: {e}"))
+            .command
+    }
+
+    fn planned(line: &[&str]) -> ApiCall {
+        match plan(&cli(line)) {
+            Some(Ok(call)) => call,
+            other => panic!("{line:?}: {other:?}"),
+        }
+    }
+
+    const U: &str = "--url=http://n:8080";
+    const T: &str = "--token=tok";
+
+    #[test]
+    fn paths_and_methods() {
+        let cases: &[(&[&str], Method, &str)] = &[
+            (
+                &["cluster", "status", U, T],
+                Method::GET,
+                "http://n:8080/admin/v1/cluster",
+            ),
+            (
+                &["cluster", "nodes", U, T],
+                Method::GET,
+                "http://n:8080/admin/v1/cluster",
+            ),
+            (
+                &["cluster", "add-node", "--id", "2", "--addr", "h:9080", U, T],
+                Method::POST,
+                "http://n:8080/admin/v1/cluster/nodes",
+            ),
+            (
+                &["cluster", "remove-node", "2", U, T],
+                Method::DELETE,
+                "http://n:8080/admin/v1/cluster/nodes/2",
+            ),
+            (
+                &["cluster", "transfer-leader", "3", U, T],
+                Method::POST,
+                "http://n:8080/admin/v1/cluster/transfer-leader",
+            ),
+            (
+                &["channel", "list", U, T],
+                Method::GET,
+                "http://n:8080/admin/v1/channels",
+            ),
+            (
+                &["channel", "remove", "smsc-a", U, T],
+                Method::DELETE,
+                "http://n:8080/admin/v1/channels/smsc-a",
+            ),
+            (
+                &["channel", "drain", "smsc-a", U, T],
+                Method::POST,
+                "http://n:8080/admin/v1/channels/smsc-a/drain",
+            ),
+            (
+                &["channel", "undrain", "smsc-a", U, T],
+                Method::POST,
+                "http://n:8080/admin/v1/channels/smsc-a/undrain",
+            ),
+            (
+                &["route", "list", U, T],
+                Method::GET,
+                "http://n:8080/admin/v1/routes",
+            ),
+            (
+                &["route", "remove", "de", U, T],
+                Method::DELETE,
+                "http://n:8080/admin/v1/routes/de",
+            ),
+            (
+                &["tenant", "list", U, T],
+                Method::GET,
+                "http://n:8080/admin/v1/tenants",
+            ),
+            (
+                &["tenant", "show", "acme", U, T],
+                Method::GET,
+                "http://n:8080/admin/v1/tenants/acme",
+            ),
+            (
+                &["tenant", "remove", "acme", U, T],
+                Method::DELETE,
+                "http://n:8080/admin/v1/tenants/acme",
+            ),
+            (
+                &["tenant", "rotate-key", "acme", U, T],
+                Method::POST,
+                "http://n:8080/admin/v1/tenants/acme/keys",
+            ),
+        ];
+        for (line, method, url) in cases {
+            let call = planned(line);
+            assert_eq!(&call.method, method, "{line:?}");
+            assert_eq!(
+                call.url().map(String::from).as_deref(),
+                Ok(*url),
+                "{line:?}"
+            );
+            assert_eq!(call.bearer, "tok", "{line:?}");
+        }
+    }
+
+    #[test]
+    fn ids_are_escaped_and_base_paths_kept() {
+        let call = planned(&[
+            "channel",
+            "drain",
+            "a/b c#1",
+            "--url",
+            "http://n:8080/gw/",
+            T,
+        ]);
+        assert_eq!(
+            call.url().map(String::from).as_deref(),
+            Ok("http://n:8080/gw/admin/v1/channels/a%2Fb%20c%231/drain")
+        );
+    }
+
+    #[test]
+    fn bad_url_is_a_usage_error() {
+        for base in ["n:8080", "ftp://n", "not a url"] {
+            let call = planned(&["cluster", "status", "--url", base, T]);
+            let err = call.url().expect_err(base);
+            assert!(err.starts_with("--url "), "{err}");
+        }
+    }
+
+    #[test]
+    fn bodies() {
+        let call = planned(&["cluster", "add-node", "--id", "2", "--addr", "h:9080", U, T]);
+        assert_eq!(call.body, Some(json!({"id": 2, "addr": "h:9080"})));
+        let call = planned(&["cluster", "transfer-leader", "3", U, T]);
+        assert_eq!(call.body, Some(json!({"to": 3})));
+        let call = planned(&["cluster", "nodes", U, T]);
+        assert_eq!(call.pick, Some("nodes"));
+
+        let call = planned(&[
+            "channel",
+            "add",
+            "--id",
+            "smsc-a",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "2775",
+            "--system-id",
+            "sys",
+            "--password",
+            "pw",
+            "--tps",
+            "50",
+            "--bind",
+            "transceiver",
+            U,
+            T,
+        ]);
+        assert_eq!(
+            call.body,
+            Some(
+                json!({"id": "smsc-a", "protocol": "smpp", "host": "127.0.0.1", "port": 2775,
+                "system_id": "sys", "password": "pw", "tps": 50, "bind": "transceiver"})
+            )
+        );
+
+        let call = planned(&[
+            "route",
+            "add",
+            "--id",
+            "de",
+            "--prefix",
+            "+49",
+            "--channels",
+            "a,b",
+            "--strategy",
+            "success_rate",
+            U,
+            T,
+        ]);
+        assert_eq!(
+            call.body,
+            Some(
+                json!({"id": "de", "match": {"prefix": ["+49"]}, "strategy": "success_rate",
+                "channels": [{"id": "a"}, {"id": "b"}]})
+            )
+        );
+        let call = planned(&["route", "add", "--id", "default", "--channels", "a", U, T]);
+        assert_eq!(
+            call.body,
+            Some(json!({"id": "default", "match": {}, "strategy": "priority",
+                "channels": [{"id": "a"}]}))
+        );
+
+        let call = planned(&[
+            "tenant",
+            "add",
+            "--id",
+            "acme",
+            "--name",
+            "ACME",
+            "--per-second",
+            "5",
+            "--callback-url",
+            "https://acme.example/cb",
+            U,
+            T,
+        ]);
+        assert_eq!(
+            call.body,
+            Some(
+                json!({"id": "acme", "name": "ACME", "rate_limit": {"per_second": 5, "burst": 5},
+                "callback_url": "https://acme.example/cb"})
+            )
+        );
+
+        let call = planned(&[
+            "send",
+            "--to",
+            "+4915112345678",
+            "--text",
+            "hi",
+            "--from",
+            "ACME",
+            "--api-key",
+            "key1",
+            U,
+        ]);
+        assert_eq!(call.method, Method::POST);
+        assert_eq!(
+            call.url().map(String::from).as_deref(),
+            Ok("http://n:8080/v1/messages")
+        );
+        assert_eq!(call.bearer, "key1");
+        assert_eq!(
+            call.body,
+            Some(json!({"to": "+4915112345678", "text": "hi", "from": "ACME"}))
+        );
+    }
+
+    #[test]
+    fn missing_credentials_are_refused_before_any_request() {
+        // Only meaningful when the test process does not carry the env fallbacks.
+        if std::env::var_os("SMSGW_ADMIN_TOKEN").is_none() {
+            let planned = plan(&cli(&["cluster", "status"]));
+            assert!(
+                matches!(planned, Some(Err(ref e)) if e.contains("--token")),
+                "{planned:?}"
+            );
+        }
+        let planned = plan(&cli(&["cluster", "status", "--token", " "]));
+        assert!(matches!(planned, Some(Err(_))), "{planned:?}");
+        let planned = plan(&cli(&[
+            "send",
+            "--to",
+            "+1",
+            "--text",
+            "x",
+            "--api-key",
+            "",
+        ]));
+        assert!(
+            matches!(planned, Some(Err(ref e)) if e.contains("--api-key")),
+            "{planned:?}"
+        );
+    }
+
+    #[test]
+    fn non_admin_commands_are_left_alone() {
+        assert!(plan(&cli(&["start"])).is_none());
+        assert!(plan(&cli(&["demo"])).is_none());
+        assert!(plan(&cli(&["sim", "smsc"])).is_none());
+    }
+
+    #[tokio::test]
+    async fn run_admin_returns_minus_one_for_non_admin() {
+        assert_eq!(run_admin(&cli(&["demo"])).await.ok(), Some(NOT_ADMIN));
+        assert_eq!(
+            run_admin(&cli(&["cluster", "status", "--token", ""]))
+                .await
+                .ok(),
+            Some(EXIT_USAGE)
+        );
+    }
+
+    #[test]
+    fn error_lines() {
+        let body = r#"{"error":{"code":"not_found","message":"no channel 'x'"}}"#;
+        assert_eq!(
+            http_error_line(StatusCode::NOT_FOUND, body),
+            "error: 404 not_found: no channel 'x'"
+        );
+        let body = r#"{"error":{"code":"invalid_field","message":"bad port","field":"port"}}"#;
+        assert_eq!(
+            http_error_line(StatusCode::UNPROCESSABLE_ENTITY, body),
+            "error: 422 invalid_field: bad port (field 'port')"
+        );
+        assert_eq!(
+            http_error_line(StatusCode::BAD_GATEWAY, "<html>\nbad\n</html>"),
+            "error: 502 Bad Gateway: <html> bad </html>"
+        );
+        assert_eq!(
+            http_error_line(StatusCode::SERVICE_UNAVAILABLE, ""),
+            "error: 503 Service Unavailable"
+        );
+        let long = "x".repeat(1000);
+        assert!(
+            http_error_line(StatusCode::BAD_GATEWAY, &long)
+                .chars()
+                .count()
+                < 260
+        );
+    }
+
+    #[test]
+    fn success_texts() {
+        assert_eq!(success_text("", None), "");
+        assert_eq!(success_text("{\"a\":1}", None), "{\n  \"a\": 1\n}");
+        assert_eq!(
+            success_text("{\"leader\":1,\"nodes\":[{\"id\":1}]}", Some("nodes")),
+            "[\n  {\n    \"id\": 1\n  }\n]"
+        );
+        assert_eq!(success_text("ok\n", None), "ok");
+    }
+
+    /// Serves one canned HTTP answer; yields the raw request it received.
+    async fn one_shot_server(
+        status: &'static str,
+        body: &'static str,
+    ) -> (String, tokio::task::JoinHandle<String>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let handle = tokio::spawn(async move {
+            let Ok((mut sock, _)) = listener.accept().await else {
+                return String::new();
+            };
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 4096];
+            while let Ok(n) = sock.read(&mut chunk).await {
+                if n == 0 {
+                    break;
+                }
+                buf.extend_from_slice(&chunk[..n]);
+                let text = String::from_utf8_lossy(&buf);
+                if let Some(end) = text.find("\r\n\r\n") {
+                    let len = text[..end]
+                        .lines()
+                        .find_map(|l| {
+                            let (k, v) = l.split_once(':')?;
+                            k.eq_ignore_ascii_case("content-length")
+                                .then(|| v.trim().parse::<usize>().ok())
+                                .flatten()
+                        })
+                        .unwrap_or(0);
+                    if buf.len() >= end + 4 + len {
+                        break;
+                    }
+                }
+            }
+            let resp = format!(
+                "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = sock.write_all(resp.as_bytes()).await;
+            let _ = sock.shutdown().await;
+            String::from_utf8_lossy(&buf).into_owned()
+        });
+        (format!("http://{addr}"), handle)
+    }
+
+    #[tokio::test]
+    async fn success_is_pretty_printed_and_auth_sent() {
+        let (base, server) = one_shot_server("200 OK", r#"{"leader":1,"term":4,"nodes":[]}"#).await;
+        let call = planned(&["cluster", "status", "--url", &base, "--token", "tok-123"]);
+        let client = http_client().expect("client");
+        let url = call.url().expect("url");
+        let outcome = execute(&client, &call, url).await;
+        assert_eq!(
+            outcome,
+            // serde_json (without preserve_order) prints keys sorted.
+            Outcome::Success("{\n  \"leader\": 1,\n  \"nodes\": [],\n  \"term\": 4\n}".into())
+        );
+        let request = server.await.expect("server");
+        assert!(
+            request.starts_with("GET /admin/v1/cluster HTTP/1.1\r\n"),
+            "{request}"
+        );
+        assert!(
+            request
+                .to_ascii_lowercase()
+                .contains("authorization: bearer tok-123"),
+            "{request}"
+        );
+    }
+
+    #[tokio::test]
+    async fn http_error_body_is_shown_on_one_line() {
+        let (base, server) = one_shot_server(
+            "409 Conflict",
+            r#"{"error":{"code":"conflict","message":"channel 'a' exists","field":"id"}}"#,
+        )
+        .await;
+        let call = planned(&[
+            "channel",
+            "add",
+            "--id",
+            "a",
+            "--host",
+            "h",
+            "--port",
+            "1",
+            "--system-id",
+            "s",
+            "--password",
+            "p",
+            "--url",
+            &base,
+            "--token",
+            "t",
+        ]);
+        let client = http_client().expect("client");
+        let outcome = execute(&client, &call, call.url().expect("url")).await;
+        assert_eq!(
+            outcome,
+            Outcome::Failure("error: 409 conflict: channel 'a' exists (field 'id')".into())
+        );
+        let request = server.await.expect("server");
+        assert!(request.contains("\"system_id\":\"s\""), "{request}");
+    }
+
+    #[tokio::test]
+    async fn connection_refused_names_the_url() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        drop(listener);
+        let base = format!("http://{addr}");
+        let call = planned(&["tenant", "list", "--url", &base, "--token", "t"]);
+        let client = http_client().expect("client");
+        let outcome = execute(&client, &call, call.url().expect("url")).await;
+        let Outcome::Failure(line) = outcome else {
+            panic!("expected failure, got {outcome:?}");
+        };
+        assert!(
+            line.starts_with(&format!("error: cannot connect to {base}/admin/v1/tenants")),
+            "{line}"
+        );
+        assert!(!line.contains('\n'), "{line}");
+        assert_eq!(
+            run_admin(&cli(&["tenant", "list", "--url", &base, "--token", "t"]))
+                .await
+                .ok(),
+            Some(EXIT_FAILED)
+        );
+    }
+}

@@ -1,0 +1,659 @@
+//! The `smsgw` command line (contract §1): the argument types of every subcommand, and
+//! [`run_admin`], which runs the ones that talk to a node's HTTP API (`cluster`, `channel`,
+//! `route`, `tenant`, `send`).
+//!
+//! - `mod.rs` (this file): clap types only, no I/O.
+//! - [`admin`]: each admin command as one [`admin::ApiCall`] (pure, tested), then one HTTP
+//!   request, the answer pretty-printed or the contract's error body shown on one line.
+//!
+//! `start`, `demo` and `sim` are run by `main.rs`; [`run_admin`] returns `-1` for them.
+
+pub mod admin;
+
+use std::path::PathBuf;
+
+use crate::config::StartArgs;
+use crate::sim::smsc::SmscSimArgs;
+
+pub use admin::run_admin;
+
+/// Base URL the admin commands and `send` use when neither `--url` nor `SMSGW_URL` is given.
+pub const DEFAULT_URL: &str = "http://127.0.0.1:8080";
+
+/// `smsgw`: a clustered, durable enterprise SMS gateway.
+#[derive(Debug, Clone, clap::Parser)]
+#[command(name = "smsgw", version, about, long_about = None)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands of `smsgw`.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum Command {
+    /// Run one gateway node (HTTP API + cluster member).
+    Start(StartArgs),
+    /// One node, two simulated SMSCs, a ready tenant, route and channels: try smsgw in a minute.
+    Demo(DemoArgs),
+    /// Simulated operator endpoints.
+    Sim(SimArgs),
+    /// Cluster membership and leadership, against any node.
+    Cluster(ClusterArgs),
+    /// Operator connections (SMPP and others).
+    Channel(ChannelArgs),
+    /// Routing rules from destinations to channels.
+    Route(RouteArgs),
+    /// Tenants (API clients) and their keys.
+    Tenant(TenantArgs),
+    /// Send one message through a node (smoke test).
+    Send(SendArgs),
+}
+
+/// Options of `smsgw demo`.
+#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
+pub struct DemoArgs {
+    /// Data directory of the demo node.
+    #[arg(long, value_name = "DIR", default_value = "./data/demo")]
+    pub data_dir: PathBuf,
+    /// HTTP API listen address.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+    pub http: String,
+    /// Inter-node transport listen address.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9080")]
+    pub cluster_addr: String,
+    /// Ports of the simulated SMSCs, comma-separated (one channel each).
+    #[arg(long, value_name = "PORTS", default_value = "2775,2776")]
+    pub smsc_ports: String,
+}
+
+impl DemoArgs {
+    /// `--smsc-ports` as numbers; the error names the bad item.
+    pub fn smsc_port_list(&self) -> Result<Vec<u16>, String> {
+        self.smsc_ports
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| match s.parse::<u16>() {
+                Ok(p) if p > 0 => Ok(p),
+                _ => Err(format!("--smsc-ports: {s:?} is not a port (1..=65535)")),
+            })
+            .collect()
+    }
+}
+
+/// Options of `smsgw sim`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SimArgs {
+    /// Which simulator.
+    #[command(subcommand)]
+    pub command: SimCommand,
+}
+
+/// The simulators.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum SimCommand {
+    /// A simulated operator SMSC (SMPP server).
+    Smsc(SmscSimArgs),
+}
+
+/// How the admin commands reach a node. `--url` and `--token` may be given before or after
+/// the sub-subcommand.
+#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
+pub struct AdminConn {
+    /// Base URL of any node's HTTP API.
+    #[arg(long, env = "SMSGW_URL", default_value = DEFAULT_URL, global = true)]
+    pub url: String,
+    /// Admin token (printed at the node's first start, kept in <data-dir>/admin.token).
+    #[arg(
+        long,
+        env = "SMSGW_ADMIN_TOKEN",
+        hide_env_values = true,
+        global = true,
+        value_name = "TOKEN"
+    )]
+    pub token: Option<String>,
+}
+
+/// `smsgw cluster ...`.
+#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
+pub struct ClusterArgs {
+    /// Node to talk to.
+    #[command(flatten)]
+    pub conn: AdminConn,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: ClusterCommand,
+}
+
+/// Cluster admin actions.
+#[derive(Debug, Clone, PartialEq, Eq, clap::Subcommand)]
+pub enum ClusterCommand {
+    /// Leader, term and members (GET /admin/v1/cluster).
+    Status,
+    /// Just the members.
+    Nodes,
+    /// Add a member (joins as learner, then voter).
+    AddNode {
+        /// The new node's id.
+        #[arg(long, value_name = "N")]
+        id: u64,
+        /// Its inter-node transport address (its cluster_addr), HOST:PORT.
+        #[arg(long, value_name = "ADDR")]
+        addr: String,
+        /// Its HTTP API address, if the node cannot tell by itself.
+        #[arg(long, value_name = "ADDR")]
+        http: Option<String>,
+    },
+    /// Remove a member.
+    RemoveNode {
+        /// The node's id.
+        id: u64,
+    },
+    /// Ask the leader to hand leadership to another voter.
+    TransferLeader {
+        /// The node that should lead.
+        id: u64,
+    },
+}
+
+/// `smsgw channel ...`.
+#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
+pub struct ChannelArgs {
+    /// Node to talk to.
+    #[command(flatten)]
+    pub conn: AdminConn,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: ChannelCommand,
+}
+
+/// Channel admin actions.
+#[derive(Debug, Clone, PartialEq, Eq, clap::Subcommand)]
+pub enum ChannelCommand {
+    /// Every channel with its state and stats.
+    List,
+    /// Add an operator connection.
+    Add(ChannelAddArgs),
+    /// Remove a channel (its binds are closed).
+    Remove {
+        /// Channel id.
+        id: String,
+    },
+    /// Stop sending on a channel; in-flight submits finish, binds close cleanly.
+    Drain {
+        /// Channel id.
+        id: String,
+    },
+    /// Resume a drained channel.
+    Undrain {
+        /// Channel id.
+        id: String,
+    },
+}
+
+/// Operator protocol of a channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Protocol {
+    /// SMPP 3.4.
+    Smpp,
+    /// CMPP 2.0/3.0 (China Mobile).
+    Cmpp,
+    /// SGIP 1.2 (China Unicom).
+    Sgip,
+    /// SMGP 3.0 (China Telecom).
+    Smgp,
+    /// HTTP operator API.
+    Http,
+}
+
+/// SMPP bind type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BindMode {
+    /// One bind sends and receives.
+    Transceiver,
+    /// Send only.
+    Transmitter,
+}
+
+/// Options of `smsgw channel add`.
+#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
+pub struct ChannelAddArgs {
+    /// Channel id, e.g. smsc-a.
+    #[arg(long)]
+    pub id: String,
+    /// Operator protocol.
+    #[arg(long, value_enum, default_value_t = Protocol::Smpp)]
+    pub protocol: Protocol,
+    /// Operator host.
+    #[arg(long)]
+    pub host: String,
+    /// Operator port.
+    #[arg(long)]
+    pub port: u16,
+    /// Bind system_id (CMPP: the SP id).
+    #[arg(long)]
+    pub system_id: String,
+    /// Bind password (CMPP: the shared secret).
+    #[arg(long)]
+    pub password: String,
+    /// SMPP system_type.
+    #[arg(long)]
+    pub system_type: Option<String>,
+    /// Submits per second, at most (server default 100).
+    #[arg(long)]
+    pub tps: Option<u32>,
+    /// Submits outstanding per bind, at most (server default 10).
+    #[arg(long)]
+    pub window: Option<u32>,
+    /// Binds to open (server default 1).
+    #[arg(long)]
+    pub binds: Option<u32>,
+    /// Bind type (server default transceiver).
+    #[arg(long, value_enum)]
+    pub bind: Option<BindMode>,
+    /// Seconds between enquire_link keepalives (server default 30).
+    #[arg(long)]
+    pub enquire_link_seconds: Option<u32>,
+}
+
+/// `smsgw route ...`.
+#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
+pub struct RouteArgs {
+    /// Node to talk to.
+    #[command(flatten)]
+    pub conn: AdminConn,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: RouteCommand,
+}
+
+/// Route admin actions.
+#[derive(Debug, Clone, PartialEq, Eq, clap::Subcommand)]
+pub enum RouteCommand {
+    /// Every route.
+    List,
+    /// Add a route; the most specific matching route wins, one with no match is the default.
+    Add(RouteAddArgs),
+    /// Remove a route.
+    Remove {
+        /// Route id.
+        id: String,
+    },
+}
+
+/// How a route picks among its channels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Strategy {
+    /// First channel that is up, in the order given.
+    Priority,
+    /// Spread by weight.
+    Weighted,
+    /// Cheapest channel.
+    #[value(name = "least_cost")]
+    LeastCost,
+    /// Best recent delivery rate.
+    #[value(name = "success_rate")]
+    SuccessRate,
+}
+
+/// Message category, for route matching.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Category {
+    /// One-time passwords.
+    Otp,
+    /// Transactional notifications.
+    Transactional,
+    /// Marketing.
+    Marketing,
+}
+
+/// Options of `smsgw route add`.
+#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
+pub struct RouteAddArgs {
+    /// Route id.
+    #[arg(long)]
+    pub id: String,
+    /// Destination prefixes to match, e.g. `--prefix +49 +43` or `--prefix +49,+43`.
+    #[arg(long, num_args = 1.., value_delimiter = ',', value_name = "PREFIX")]
+    pub prefix: Vec<String>,
+    /// Destination country to match (ISO alpha-2, e.g. DE).
+    #[arg(long)]
+    pub country: Option<String>,
+    /// Only this tenant's messages.
+    #[arg(long)]
+    pub tenant: Option<String>,
+    /// Only messages of this category.
+    #[arg(long, value_enum)]
+    pub category: Option<Category>,
+    /// Channel ids, comma-separated, in priority order.
+    #[arg(long, required = true, num_args = 1.., value_delimiter = ',', value_name = "IDS")]
+    pub channels: Vec<String>,
+    /// How to pick among the channels.
+    #[arg(long, value_enum, default_value_t = Strategy::Priority)]
+    pub strategy: Strategy,
+}
+
+/// `smsgw tenant ...`.
+#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
+pub struct TenantArgs {
+    /// Node to talk to.
+    #[command(flatten)]
+    pub conn: AdminConn,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: TenantCommand,
+}
+
+/// Tenant admin actions.
+#[derive(Debug, Clone, PartialEq, Eq, clap::Subcommand)]
+pub enum TenantCommand {
+    /// Every tenant.
+    List,
+    /// Add a tenant; prints its API key and webhook secret (shown once).
+    Add(TenantAddArgs),
+    /// One tenant.
+    Show {
+        /// Tenant id.
+        id: String,
+    },
+    /// Remove a tenant.
+    Remove {
+        /// Tenant id.
+        id: String,
+    },
+    /// Issue a new API key (prints it once).
+    RotateKey {
+        /// Tenant id.
+        id: String,
+    },
+}
+
+/// Options of `smsgw tenant add`.
+#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
+pub struct TenantAddArgs {
+    /// Tenant id, e.g. acme.
+    #[arg(long)]
+    pub id: String,
+    /// Display name.
+    #[arg(long)]
+    pub name: String,
+    /// Messages per second allowed.
+    #[arg(long, default_value_t = 100)]
+    pub per_second: u32,
+    /// Burst above the rate [default: --per-second].
+    #[arg(long)]
+    pub burst: Option<u32>,
+    /// Default status webhook URL.
+    #[arg(long)]
+    pub callback_url: Option<String>,
+}
+
+/// Options of `smsgw send`.
+#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
+pub struct SendArgs {
+    /// Recipient, E.164 (e.g. +4915112345678).
+    #[arg(long)]
+    pub to: String,
+    /// Message text, UTF-8.
+    #[arg(long)]
+    pub text: String,
+    /// Sender id (default: the tenant's or route's).
+    #[arg(long)]
+    pub from: Option<String>,
+    /// Echoed back in status and webhooks.
+    #[arg(long)]
+    pub client_ref: Option<String>,
+    /// Tenant API key.
+    #[arg(
+        long,
+        env = "SMSGW_API_KEY",
+        hide_env_values = true,
+        value_name = "KEY"
+    )]
+    pub api_key: Option<String>,
+    /// Base URL of any node's HTTP API.
+    #[arg(long, env = "SMSGW_URL", default_value = DEFAULT_URL)]
+    pub url: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::{CommandFactory, Parser};
+
+    fn parse(line: &[&str]) -> Cli {
+        let mut argv = vec!["smsgw"];
+        argv.extend_from_slice(line);
+        Cli::try_parse_from(argv).unwrap_or_else(|e| panic!("{line:?}: {e}"))
+    }
+
+    #[test]
+    fn cli_debug_assert() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn start_with_flags() {
+        let Command::Start(a) = parse(&["start", "--config", "n.toml", "--node-id", "3"]).command
+        else {
+            panic!("not start");
+        };
+        assert_eq!(a.config, Some(PathBuf::from("n.toml")));
+        assert_eq!(a.node_id, Some(3));
+    }
+
+    #[test]
+    fn demo_defaults() {
+        let Command::Demo(a) = parse(&["demo"]).command else {
+            panic!("not demo");
+        };
+        assert_eq!(a.data_dir, PathBuf::from("./data/demo"));
+        assert_eq!(a.http, "127.0.0.1:8080");
+        assert_eq!(a.cluster_addr, "127.0.0.1:9080");
+        assert_eq!(a.smsc_port_list(), Ok(vec![2775, 2776]));
+        let bad = DemoArgs {
+            smsc_ports: "2775,x".into(),
+            ..a
+        };
+        assert!(bad.smsc_port_list().is_err());
+    }
+
+    #[test]
+    fn sim_smsc() {
+        let Command::Sim(SimArgs {
+            command: SimCommand::Smsc(a),
+        }) = parse(&["sim", "smsc", "--listen", "127.0.0.1:2999"]).command
+        else {
+            panic!("not sim smsc");
+        };
+        assert_eq!(a.listen, "127.0.0.1:2999");
+    }
+
+    #[test]
+    fn url_and_token_before_or_after_the_action() {
+        for line in [
+            &[
+                "cluster",
+                "--url",
+                "http://n2:8080",
+                "--token",
+                "t",
+                "status",
+            ][..],
+            &[
+                "cluster",
+                "status",
+                "--url",
+                "http://n2:8080",
+                "--token",
+                "t",
+            ][..],
+        ] {
+            let Command::Cluster(a) = parse(line).command else {
+                panic!("not cluster");
+            };
+            assert_eq!(a.command, ClusterCommand::Status);
+            assert_eq!(a.conn.url, "http://n2:8080");
+            assert_eq!(a.conn.token.as_deref(), Some("t"));
+        }
+    }
+
+    #[test]
+    fn cluster_add_node() {
+        let Command::Cluster(a) = parse(&[
+            "cluster",
+            "add-node",
+            "--id",
+            "4",
+            "--addr",
+            "10.0.0.4:9080",
+        ])
+        .command
+        else {
+            panic!("not cluster");
+        };
+        assert_eq!(
+            a.command,
+            ClusterCommand::AddNode {
+                id: 4,
+                addr: "10.0.0.4:9080".into(),
+                http: None
+            }
+        );
+        assert!(Cli::try_parse_from(["smsgw", "cluster", "remove-node", "x"]).is_err());
+    }
+
+    #[test]
+    fn channel_add() {
+        let Command::Channel(a) = parse(&[
+            "channel",
+            "add",
+            "--id",
+            "smsc-a",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "2775",
+            "--system-id",
+            "smppclient",
+            "--password",
+            "pw",
+            "--tps",
+            "50",
+            "--bind",
+            "transmitter",
+        ])
+        .command
+        else {
+            panic!("not channel");
+        };
+        let ChannelCommand::Add(add) = a.command else {
+            panic!("not add");
+        };
+        assert_eq!(add.protocol, Protocol::Smpp);
+        assert_eq!(add.port, 2775);
+        assert_eq!(add.tps, Some(50));
+        assert_eq!(add.bind, Some(BindMode::Transmitter));
+        assert_eq!(add.window, None);
+        let missing = Cli::try_parse_from(["smsgw", "channel", "add", "--id", "x"]);
+        assert!(missing.is_err());
+    }
+
+    #[test]
+    fn route_add_prefixes_and_channels() {
+        for line in [
+            &[
+                "route",
+                "add",
+                "--id",
+                "de",
+                "--prefix",
+                "+49",
+                "+43",
+                "--channels",
+                "a,b",
+                "--strategy",
+                "least_cost",
+            ][..],
+            &[
+                "route",
+                "add",
+                "--id",
+                "de",
+                "--prefix",
+                "+49,+43",
+                "--channels",
+                "a",
+                "b",
+                "--strategy",
+                "least_cost",
+            ][..],
+        ] {
+            let Command::Route(a) = parse(line).command else {
+                panic!("not route");
+            };
+            let RouteCommand::Add(add) = a.command else {
+                panic!("not add");
+            };
+            assert_eq!(add.prefix, ["+49", "+43"]);
+            assert_eq!(add.channels, ["a", "b"]);
+            assert_eq!(add.strategy, Strategy::LeastCost);
+        }
+        let Command::Route(a) = parse(&["route", "add", "--id", "d", "--channels", "a"]).command
+        else {
+            panic!("not route");
+        };
+        let RouteCommand::Add(add) = a.command else {
+            panic!("not add");
+        };
+        assert!(add.prefix.is_empty());
+        assert_eq!(add.strategy, Strategy::Priority);
+        assert!(Cli::try_parse_from(["smsgw", "route", "add", "--id", "d"]).is_err());
+    }
+
+    #[test]
+    fn tenant_actions() {
+        let Command::Tenant(a) =
+            parse(&["tenant", "add", "--id", "acme", "--name", "ACME"]).command
+        else {
+            panic!("not tenant");
+        };
+        let TenantCommand::Add(add) = a.command else {
+            panic!("not add");
+        };
+        assert_eq!(add.per_second, 100);
+        assert_eq!(add.burst, None);
+        let Command::Tenant(a) = parse(&["tenant", "rotate-key", "acme"]).command else {
+            panic!("not tenant");
+        };
+        assert_eq!(a.command, TenantCommand::RotateKey { id: "acme".into() });
+    }
+
+    #[test]
+    fn send_flags() {
+        let Command::Send(a) = parse(&[
+            "send",
+            "--to",
+            "+4915112345678",
+            "--text",
+            "hi",
+            "--api-key",
+            "k",
+            "--url",
+            "http://n1:8080",
+        ])
+        .command
+        else {
+            panic!("not send");
+        };
+        assert_eq!(a.to, "+4915112345678");
+        assert_eq!(a.api_key.as_deref(), Some("k"));
+        assert_eq!(a.url, "http://n1:8080");
+        assert!(Cli::try_parse_from(["smsgw", "send", "--to", "+1"]).is_err());
+    }
+}

@@ -1,0 +1,282 @@
+//! The dispatcher: per-channel queues with priority lanes (otp, transactional,
+//! marketing). It learns of waiting messages from the state machine, picks the channel
+//! (first bound candidate of the message's route, rotated by attempts), and starts a
+//! message actor when the channel has room (its binds' windows). The queues are derived
+//! state: at start they are refilled from the replicated rows.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, SupervisionEvent};
+use tracing::warn;
+
+use super::message_actor::{MessageActor, MessageArgs};
+use crate::channels::ChannelRegistry;
+use crate::consensus::Consensus;
+use crate::state::{ErrorInfo, Message, Notice, Op, PartStatus, Status};
+
+/// Messages of the dispatcher.
+pub enum DispatchMsg {
+    /// A message waits for a channel.
+    Ready(String),
+    /// Re-plan: channels went up/down, config changed, or time passed.
+    Tick,
+}
+
+/// The dispatcher actor.
+pub struct Dispatcher;
+
+/// What the dispatcher needs.
+pub struct DispatcherArgs {
+    pub consensus: Arc<Consensus>,
+    pub registry: Arc<ChannelRegistry>,
+    pub notices: tokio::sync::mpsc::UnboundedReceiver<Notice>,
+}
+
+struct Queued {
+    id: String,
+    route: Vec<String>,
+    /// Parts already went out on this channel: the rest must follow it.
+    pinned: bool,
+    attempts: u32,
+}
+
+#[derive(Default)]
+struct ChannelQueue {
+    lanes: [VecDeque<Queued>; 3],
+    in_flight: usize,
+}
+
+impl ChannelQueue {
+    fn len(&self) -> usize {
+        self.lanes.iter().map(|l| l.len()).sum()
+    }
+    fn pop(&mut self) -> Option<Queued> {
+        self.lanes.iter_mut().find_map(|l| l.pop_front())
+    }
+}
+
+/// Queues and the message actors at work.
+pub struct DispatcherState {
+    consensus: Arc<Consensus>,
+    registry: Arc<ChannelRegistry>,
+    queues: HashMap<String, ChannelQueue>,
+    /// Ids queued or being worked, so a duplicate notice is ignored.
+    known: HashSet<String>,
+    /// Message actors at work: actor → (message id, channel).
+    working: HashMap<ActorId, (String, String)>,
+    /// Ready notices that came while the message was being worked.
+    again: HashSet<String>,
+}
+
+impl DispatcherState {
+    fn channel_ok(&self, ch: &str) -> bool {
+        let drained = self.consensus.store().config().channels.get(ch).map(|c| c.drained).unwrap_or(true);
+        !drained && self.registry.find(ch).map(|r| r.is_up()).unwrap_or(false)
+    }
+
+    /// The channel a message should wait on now.
+    fn choose(&self, q: &Queued) -> Option<String> {
+        if q.route.is_empty() {
+            return None;
+        }
+        if q.pinned {
+            return q.route.first().cloned();
+        }
+        let n = q.route.len();
+        let start = q.attempts as usize % n;
+        (0..n)
+            .map(|k| &q.route[(start + k) % n])
+            .find(|ch| self.channel_ok(ch))
+            .or_else(|| q.route.get(start))
+            .cloned()
+    }
+
+    async fn enqueue(&mut self, id: String) {
+        if self.working.values().any(|(m, _)| *m == id) {
+            self.again.insert(id);
+            return;
+        }
+        if self.known.contains(&id) {
+            return;
+        }
+        let m: Message = match self.consensus.store().get_message(&id) {
+            Ok(Some(m)) if m.status == Status::Accepted => m,
+            Ok(_) => return,
+            Err(e) => {
+                warn!(message_id = %id, error = %e, "cannot read queued message");
+                return;
+            }
+        };
+        let pinned_channel = m
+            .part_states
+            .iter()
+            .any(|p| p.status != PartStatus::Pending)
+            .then(|| m.channel.clone())
+            .flatten();
+        let q = Queued {
+            id: id.clone(),
+            route: match pinned_channel {
+                Some(ch) => vec![ch],
+                None => m.route.clone(),
+            },
+            pinned: m.part_states.iter().any(|p| p.status != PartStatus::Pending),
+            attempts: m.attempts,
+        };
+        let Some(ch) = self.choose(&q) else {
+            let c = self.consensus.clone();
+            tokio::spawn(async move {
+                let error = ErrorInfo { code: "no_route".into(), message: "no route matches this destination".into(), smsc_code: None };
+                let _ = c.propose(Op::Fail { id, error, at: crate::clock::now_ms() }).await;
+            });
+            return;
+        };
+        self.known.insert(id);
+        self.queues.entry(ch).or_default().lanes[m.category.lane()].push_back(q);
+    }
+
+    /// Moves messages off channels that cannot send to a bound alternative.
+    fn reroute(&mut self) {
+        let stuck: Vec<String> = self
+            .queues
+            .iter()
+            .filter(|(ch, q)| q.len() > 0 && !self.channel_ok(ch))
+            .map(|(ch, _)| ch.clone())
+            .collect();
+        for ch in stuck {
+            let Some(mut q) = self.queues.remove(&ch) else { continue };
+            let mut keep = ChannelQueue { in_flight: q.in_flight, ..Default::default() };
+            for lane in 0..3 {
+                while let Some(item) = q.lanes[lane].pop_front() {
+                    match self.choose(&item) {
+                        Some(other) if other != ch && self.channel_ok(&other) => {
+                            self.queues.entry(other).or_default().lanes[lane].push_back(item)
+                        }
+                        _ => keep.lanes[lane].push_back(item),
+                    }
+                }
+            }
+            self.queues.insert(ch, keep);
+        }
+    }
+
+    async fn pump(&mut self, myself: &ActorRef<DispatchMsg>) {
+        let channels: Vec<String> = self.queues.keys().cloned().collect();
+        for ch in channels {
+            let cap = if self.channel_ok(&ch) { self.registry.find(&ch).map(|r| r.capacity()).unwrap_or(0) } else { 0 };
+            loop {
+                let Some(q) = self.queues.get_mut(&ch) else { break };
+                if q.in_flight >= cap {
+                    break;
+                }
+                let Some(item) = q.pop() else { break };
+                q.in_flight += 1;
+                let args = MessageArgs {
+                    id: item.id.clone(),
+                    channel: ch.clone(),
+                    consensus: self.consensus.clone(),
+                    registry: self.registry.clone(),
+                };
+                match Actor::spawn_linked(None, MessageActor, args, myself.get_cell()).await {
+                    Ok((actor, _)) => {
+                        self.working.insert(actor.get_id(), (item.id, ch.clone()));
+                    }
+                    Err(e) => {
+                        warn!(message_id = %item.id, error = %e, "cannot start message actor");
+                        q.in_flight -= 1;
+                        q.lanes[0].push_front(item);
+                        break;
+                    }
+                }
+            }
+            if let (Some(q), Some(rt)) = (self.queues.get(&ch), self.registry.find(&ch)) {
+                rt.queue_depth.store(q.len() as u64, Ordering::Relaxed);
+                metrics::gauge!("smsgw_queue_depth", "channel" => ch.clone()).set(q.len() as f64);
+            }
+        }
+    }
+}
+
+impl Actor for Dispatcher {
+    type Msg = DispatchMsg;
+    type State = DispatcherState;
+    type Arguments = DispatcherArgs;
+
+    async fn pre_start(&self, myself: ActorRef<DispatchMsg>, args: DispatcherArgs) -> Result<DispatcherState, ActorProcessingErr> {
+        let me = myself.clone();
+        let mut notices = args.notices;
+        tokio::spawn(async move {
+            while let Some(n) = notices.recv().await {
+                let msg = match n {
+                    Notice::Ready { id } => DispatchMsg::Ready(id),
+                    _ => DispatchMsg::Tick,
+                };
+                if me.send_message(msg).is_err() {
+                    break;
+                }
+            }
+        });
+        let me = myself.clone();
+        let registry = args.registry.clone();
+        tokio::spawn(async move {
+            loop {
+                registry.changed.notified().await;
+                if me.send_message(DispatchMsg::Tick).is_err() {
+                    break;
+                }
+            }
+        });
+        myself.send_interval(Duration::from_millis(250), || DispatchMsg::Tick);
+        // Refill the queues from the replicated rows.
+        let ids = args.consensus.store().active_ids().map_err(|e| ActorProcessingErr::from(e.to_string()))?;
+        for id in ids {
+            let _ = myself.send_message(DispatchMsg::Ready(id));
+        }
+        Ok(DispatcherState {
+            consensus: args.consensus,
+            registry: args.registry,
+            queues: HashMap::new(),
+            known: HashSet::new(),
+            working: HashMap::new(),
+            again: HashSet::new(),
+        })
+    }
+
+    async fn handle(&self, myself: ActorRef<DispatchMsg>, msg: DispatchMsg, st: &mut DispatcherState) -> Result<(), ActorProcessingErr> {
+        match msg {
+            DispatchMsg::Ready(id) => st.enqueue(id).await,
+            DispatchMsg::Tick => st.reroute(),
+        }
+        st.pump(&myself).await;
+        Ok(())
+    }
+
+    async fn handle_supervisor_evt(
+        &self,
+        myself: ActorRef<DispatchMsg>,
+        evt: SupervisionEvent,
+        st: &mut DispatcherState,
+    ) -> Result<(), ActorProcessingErr> {
+        let (cell, crashed) = match evt {
+            SupervisionEvent::ActorTerminated(cell, _, _) => (cell, false),
+            SupervisionEvent::ActorFailed(cell, e) => {
+                warn!(error = %e, "message actor crashed; its message is requeued from the state");
+                (cell, true)
+            }
+            _ => return Ok(()),
+        };
+        if let Some((id, ch)) = st.working.remove(&cell.get_id()) {
+            if let Some(q) = st.queues.get_mut(&ch) {
+                q.in_flight = q.in_flight.saturating_sub(1);
+            }
+            st.known.remove(&id);
+            if crashed || st.again.remove(&id) {
+                st.enqueue(id).await;
+            }
+        }
+        st.pump(&myself).await;
+        Ok(())
+    }
+}

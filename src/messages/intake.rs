@@ -1,0 +1,268 @@
+//! Turning a send request into a message row (pure): number and sender checks, the
+//! encoding plan, the part limit, validity and scheduling, and the route. Everything
+//! here runs before the Raft write, so a refused request costs nothing durable.
+
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+use crate::api::error::ApiError;
+use crate::encoding::{self, EncodingChoice, EncodingError, Plan};
+use crate::routing::{self, RouteChoice};
+use crate::state::{Category, ConfigView, Message, PartState, PartStatus, Status, Tenant};
+
+/// Validity bounds (seconds) from the contract.
+pub const VALIDITY_MIN: i64 = 60;
+pub const VALIDITY_MAX: i64 = 604_800;
+pub const VALIDITY_DEFAULT: i64 = 86_400;
+/// `send_at` may be at most this far ahead.
+pub const SCHEDULE_MAX_MS: i64 = 30 * 24 * 3600 * 1000;
+
+/// DLT registration ids (India), carried for the compliance issue.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct DltIds {
+    pub entity_id: String,
+    pub template_id: String,
+}
+
+/// The body of `POST /v1/messages` (and each batch item, and preview).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SendRequest {
+    pub to: String,
+    pub text: String,
+    #[serde(default)]
+    pub from: Option<String>,
+    #[serde(default)]
+    pub encoding: Option<EncodingChoice>,
+    #[serde(default)]
+    pub category: Option<Category>,
+    #[serde(default)]
+    pub smart_encoding: Option<bool>,
+    #[serde(default)]
+    pub callback_url: Option<String>,
+    #[serde(default)]
+    pub client_ref: Option<String>,
+    #[serde(default)]
+    pub validity_seconds: Option<i64>,
+    #[serde(default)]
+    pub send_at: Option<String>,
+    #[serde(default)]
+    pub dlt: Option<DltIds>,
+    #[serde(default)]
+    pub campaign_id: Option<String>,
+}
+
+/// A checked request: the row to propose plus what the answer shows.
+#[derive(Debug, Clone)]
+pub struct Intake {
+    pub message: Message,
+    pub plan: Plan,
+    pub route: Option<RouteChoice>,
+}
+
+/// Strips the separators the contract allows and checks E.164 with libphonenumber data.
+pub fn normalize_number(raw: &str) -> Result<String, ApiError> {
+    let cleaned: String = raw.chars().filter(|c| !matches!(c, ' ' | '-' | '(' | ')' | '.' | '\u{a0}')).collect();
+    let bad = || {
+        ApiError::new(
+            axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_phone_number",
+            format!("{raw:?} is not a valid E.164 number"),
+        )
+        .field("to")
+    };
+    let digits = cleaned.strip_prefix('+').ok_or_else(bad)?;
+    if digits.is_empty() || digits.len() > 15 || !digits.bytes().all(|b| b.is_ascii_digit()) || digits.starts_with('0') {
+        return Err(bad());
+    }
+    let parsed = phonenumber::parse(None, &cleaned).map_err(|_| bad())?;
+    if !phonenumber::is_valid(&parsed) {
+        return Err(bad());
+    }
+    Ok(format!("+{digits}"))
+}
+
+/// ISO country of a normalised number, for routing.
+pub fn country_of(number: &str) -> Option<String> {
+    phonenumber::parse(None, number).ok().and_then(|n| n.country().id()).map(|id| format!("{id:?}"))
+}
+
+/// Checks a sender id: alphanumeric (≤ 11), short code (3–8 digits), or E.164.
+pub fn check_sender(from: &str) -> Result<String, ApiError> {
+    let bad = |why: &str| {
+        ApiError::new(axum::http::StatusCode::UNPROCESSABLE_ENTITY, "invalid_sender", format!("{from:?}: {why}")).field("from")
+    };
+    let f = from.trim();
+    if f.is_empty() {
+        return Err(bad("empty"));
+    }
+    if let Some(d) = f.strip_prefix('+') {
+        if d.len() < 4 || d.len() > 15 || !d.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(bad("not an E.164 number"));
+        }
+        return Ok(f.to_string());
+    }
+    if f.bytes().all(|b| b.is_ascii_digit()) {
+        if f.len() < 3 || f.len() > 15 {
+            return Err(bad("a numeric sender has 3 to 15 digits"));
+        }
+        return Ok(f.to_string());
+    }
+    if f.chars().count() > 11 {
+        return Err(bad("alphanumeric senders have at most 11 characters"));
+    }
+    if !f.chars().all(|c| c.is_ascii_alphanumeric() || c == ' ' || c == '-' || c == '.' || c == '_') {
+        return Err(bad("alphanumeric senders use A-Z, a-z, 0-9, space, '-', '.', '_'"));
+    }
+    Ok(f.to_string())
+}
+
+fn check_url(field: &str, url: &str) -> Result<(), ApiError> {
+    if (url.starts_with("http://") || url.starts_with("https://")) && url.len() <= 2048 && !url.contains(char::is_whitespace) {
+        Ok(())
+    } else {
+        Err(ApiError::invalid(field, format!("{url:?} is not an http(s) URL")))
+    }
+}
+
+/// Hash of a request body for idempotency comparison.
+pub fn body_hash(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// Validates a request for `tenant` and builds the row to accept (not yet stored).
+pub fn build(
+    req: &SendRequest,
+    tenant: &Tenant,
+    cfg: &ConfigView,
+    id: String,
+    now: i64,
+    concat_ref: u8,
+) -> Result<Intake, ApiError> {
+    let to = normalize_number(&req.to)?;
+    let from = match &req.from {
+        Some(f) => check_sender(f)?,
+        None => tenant.senders.first().cloned().unwrap_or_else(|| "SMSGW".to_string()),
+    };
+    if req.text.is_empty() {
+        return Err(ApiError::invalid("text", "text is empty"));
+    }
+    if req.text.chars().count() > 255 * 160 {
+        return Err(ApiError::invalid("text", "text is longer than any message can be"));
+    }
+    let plan = match encoding::plan(&req.text, req.encoding.unwrap_or_default()) {
+        Ok(p) => p,
+        Err(EncodingError::NotGsm7 { character, position }) => {
+            return Err(ApiError::new(
+                axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+                "encoding_mismatch",
+                format!("character {character:?} at position {position} is not in GSM 03.38; use encoding auto or ucs2"),
+            )
+            .field("encoding"));
+        }
+        Err(EncodingError::Empty) => return Err(ApiError::invalid("text", "text is empty")),
+    };
+    let max_parts = tenant.max_parts.clamp(1, encoding::MAX_PARTS as u32) as usize;
+    if plan.parts > max_parts {
+        return Err(ApiError::new(
+            axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+            "too_long",
+            format!("the text needs {} parts; this tenant allows {max_parts}", plan.parts),
+        )
+        .field("text"));
+    }
+    let validity = req.validity_seconds.unwrap_or(VALIDITY_DEFAULT);
+    if !(VALIDITY_MIN..=VALIDITY_MAX).contains(&validity) {
+        return Err(ApiError::invalid("validity_seconds", format!("must be {VALIDITY_MIN}..{VALIDITY_MAX}")));
+    }
+    let send_at = match &req.send_at {
+        None => None,
+        Some(s) => {
+            let t = crate::clock::parse_rfc3339(s).ok_or_else(|| ApiError::invalid("send_at", "not an RFC 3339 time"))?;
+            if t > now + SCHEDULE_MAX_MS {
+                return Err(ApiError::invalid("send_at", "at most 30 days ahead"));
+            }
+            (t > now).then_some(t)
+        }
+    };
+    if let Some(r) = &req.client_ref
+        && r.chars().count() > 64
+    {
+        return Err(ApiError::invalid("client_ref", "at most 64 characters"));
+    }
+    if let Some(u) = &req.callback_url {
+        check_url("callback_url", u)?;
+    }
+    let category = req.category.unwrap_or_default();
+    let country = country_of(&to);
+    let route = routing::choose(cfg.routes.values(), &to, country.as_deref(), &tenant.id, category);
+    let status = if send_at.is_some() { Status::Scheduled } else { Status::Accepted };
+    let expires_at = send_at.unwrap_or(now) + validity * 1000;
+    let message = Message {
+        id,
+        tenant: tenant.id.clone(),
+        to,
+        from,
+        text: req.text.clone(),
+        encoding: plan.encoding,
+        parts: plan.parts as u32,
+        category,
+        client_ref: req.client_ref.clone(),
+        callback_url: req.callback_url.clone().or_else(|| tenant.callback_url.clone()),
+        created_at: now,
+        updated_at: now,
+        expires_at,
+        send_at,
+        status,
+        route: route.as_ref().map(|r| r.channels.clone()).unwrap_or_default(),
+        channel: None,
+        part_states: (0..plan.parts)
+            .map(|_| PartState { smsc_message_id: None, status: PartStatus::Pending, error: None })
+            .collect(),
+        events: vec![crate::state::transitions::event(status, now)],
+        error: None,
+        attempts: 0,
+        concat_ref,
+        idempotency_key: None,
+        body_hash: None,
+    };
+    Ok(Intake { message, plan, route })
+}
+
+/// Price of a message on a channel: longest matching prefix of the channel's cost map,
+/// else its "default", times the parts.
+pub fn cost(cfg: &ConfigView, channel: &str, to: &str, parts: usize) -> Option<f64> {
+    let c = cfg.channels.get(channel)?;
+    let per_part = c
+        .cost
+        .iter()
+        .filter(|(k, _)| k.starts_with('+') && to.starts_with(k.as_str()))
+        .max_by_key(|(k, _)| k.len())
+        .map(|(_, v)| *v)
+        .or_else(|| c.cost.get("default").copied())?;
+    Some(per_part * parts as f64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers() {
+        assert_eq!(normalize_number("+49 (151) 123-45678").ok(), Some("+4915112345678".to_string()));
+        for bad in ["4915112345678", "+49abc", "+", "", "+0049151", "+4915112345678901234", "+999123"] {
+            assert!(normalize_number(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn senders() {
+        for ok in ["ACME", "My Shop", "12345", "+4915112345678"] {
+            assert!(check_sender(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "TwelveCharss", "+12", "ACME!", "12"] {
+            assert!(check_sender(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,213 @@
+//! One actor per message while there is work for it: it encodes the text, submits each
+//! part on a bind of its channel (respecting TPS and throttling), records every positive
+//! response in Raft, and on failure requeues (possibly to another channel) or fails it.
+//! It stops when its work is done; a message waiting for a receipt is only a row.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+use tracing::{Instrument, debug, info_span, warn};
+
+use crate::channels::ChannelRegistry;
+use crate::consensus::Consensus;
+use crate::encoding;
+use crate::protocols::smpp::receipt::id_keys;
+use crate::protocols::smpp::session::{SessionError, SubmitOutcome, SubmitRequest};
+use crate::protocols::smpp::status_map::{SubmitErrorClass, classify_submit_status, submit_error_code};
+use crate::state::{ErrorInfo, Message, Op, PartStatus, Status};
+
+/// SMSC rejections with a temporary error before the message fails.
+pub const MAX_TEMPORARY_REJECTIONS: u32 = 5;
+/// Throttled answers for one part before the message is requeued.
+const MAX_THROTTLE_RETRIES: u32 = 50;
+/// How long a part may wait for its bind actor to answer.
+const SUBMIT_CALL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The message actor.
+pub struct MessageActor;
+
+/// What a message actor works on.
+pub struct MessageArgs {
+    pub id: String,
+    pub channel: String,
+    pub consensus: Arc<Consensus>,
+    pub registry: Arc<ChannelRegistry>,
+}
+
+/// The only message: do the work (sent to itself at start).
+pub enum MessageMsg {
+    Work,
+}
+
+/// How a message's work ended, for logs and tests.
+#[derive(Debug, PartialEq, Eq)]
+pub enum WorkEnd {
+    AllPartsSubmitted,
+    Requeued,
+    Failed,
+    NothingToDo,
+}
+
+impl Actor for MessageActor {
+    type Msg = MessageMsg;
+    type State = MessageArgs;
+    type Arguments = MessageArgs;
+
+    async fn pre_start(&self, myself: ActorRef<MessageMsg>, args: MessageArgs) -> Result<MessageArgs, ActorProcessingErr> {
+        let _ = myself.send_message(MessageMsg::Work);
+        Ok(args)
+    }
+
+    async fn handle(&self, myself: ActorRef<MessageMsg>, _msg: MessageMsg, st: &mut MessageArgs) -> Result<(), ActorProcessingErr> {
+        let span = info_span!("message", message_id = %st.id, channel = %st.channel, tenant = tracing::field::Empty);
+        let end = work(st).instrument(span).await?;
+        debug!(message_id = %st.id, ?end, "message work done");
+        myself.stop(None);
+        Ok(())
+    }
+}
+
+fn err(code: &str, message: impl Into<String>, smsc: Option<String>) -> ErrorInfo {
+    ErrorInfo { code: code.into(), message: message.into(), smsc_code: smsc }
+}
+
+/// Builds the submit_sm fields of each part (UDH prepended for long messages).
+pub fn build_parts(m: &Message) -> Result<Vec<SubmitRequest>, encoding::EncodingError> {
+    let payloads = encoding::encode_parts(&m.text, m.encoding)?;
+    let total = payloads.len();
+    Ok(payloads
+        .into_iter()
+        .enumerate()
+        .map(|(i, payload)| {
+            let (esm_class, short_message) = if total > 1 {
+                let mut sm = encoding::concat_udh_8bit(m.concat_ref, total as u8, (i + 1) as u8).to_vec();
+                sm.extend_from_slice(&payload);
+                (0x40, sm)
+            } else {
+                (0x00, payload)
+            };
+            SubmitRequest {
+                source_addr: m.from.clone(),
+                dest_addr: m.to.clone(),
+                esm_class,
+                data_coding: m.encoding.data_coding(),
+                registered_delivery: 1,
+                short_message,
+                validity_period: String::new(),
+            }
+        })
+        .collect())
+}
+
+async fn requeue(c: &Consensus, id: &str, note: String) -> Result<WorkEnd, ActorProcessingErr> {
+    c.propose(Op::Requeue { id: id.to_string(), note, at: crate::clock::now_ms() })
+        .await
+        .map_err(|e| ActorProcessingErr::from(e.to_string()))?;
+    Ok(WorkEnd::Requeued)
+}
+
+async fn fail(c: &Consensus, id: &str, error: ErrorInfo) -> Result<WorkEnd, ActorProcessingErr> {
+    c.propose(Op::Fail { id: id.to_string(), error, at: crate::clock::now_ms() })
+        .await
+        .map_err(|e| ActorProcessingErr::from(e.to_string()))?;
+    Ok(WorkEnd::Failed)
+}
+
+async fn work(st: &MessageArgs) -> Result<WorkEnd, ActorProcessingErr> {
+    let c = &st.consensus;
+    let Some(m) = c.store().get_message(&st.id).map_err(|e| ActorProcessingErr::from(e.to_string()))? else {
+        return Ok(WorkEnd::NothingToDo);
+    };
+    tracing::Span::current().record("tenant", m.tenant.as_str());
+    if m.status != Status::Accepted {
+        return Ok(WorkEnd::NothingToDo);
+    }
+    if m.expires_at <= crate::clock::now_ms() {
+        c.propose(Op::Expire { id: m.id.clone(), at: crate::clock::now_ms() })
+            .await
+            .map_err(|e| ActorProcessingErr::from(e.to_string()))?;
+        return Ok(WorkEnd::Failed);
+    }
+    let parts = match build_parts(&m) {
+        Ok(p) => p,
+        Err(e) => return fail(c, &m.id, err("rejected_by_carrier", e.to_string(), None)).await,
+    };
+    let Some(rt) = st.registry.find(&st.channel) else {
+        return requeue(c, &m.id, format!("channel {} not running here", st.channel)).await;
+    };
+    for (i, req) in parts.into_iter().enumerate() {
+        let already = m.part_states.get(i).map(|p| p.status != PartStatus::Pending || p.smsc_message_id.is_some());
+        if already == Some(true) {
+            continue; // a part with a positive response is never sent again
+        }
+        let mut throttles = 0;
+        loop {
+            rt.acquire_send_slot().await;
+            let Some(bind) = rt.pick_bind() else {
+                return requeue(c, &m.id, format!("channel {} has no bound session", st.channel)).await;
+            };
+            let started = Instant::now();
+            let answer = bind
+                .call(|port| crate::channels::bind_actor::BindMsg::Submit(req.clone(), port), Some(SUBMIT_CALL_TIMEOUT))
+                .await;
+            let result = match answer {
+                Ok(ractor::rpc::CallResult::Success(r)) => r,
+                Ok(_) => Err(SessionError::ResponseTimeout),
+                Err(_) => Err(SessionError::Closed),
+            };
+            match result {
+                Ok(SubmitOutcome::Accepted { message_id }) => {
+                    rt.submit_ok(started.elapsed());
+                    metrics::counter!("smsgw_channel_submit_total", "channel" => st.channel.clone(), "result" => "ok").increment(1);
+                    let op = Op::PartSubmitted {
+                        id: m.id.clone(),
+                        part: i as u32,
+                        channel: st.channel.clone(),
+                        keys: id_keys(&message_id),
+                        smsc_message_id: message_id,
+                        at: crate::clock::now_ms(),
+                    };
+                    c.propose(op).await.map_err(|e| ActorProcessingErr::from(e.to_string()))?;
+                    break;
+                }
+                Ok(SubmitOutcome::Rejected { command_status }) => {
+                    let class = classify_submit_status(command_status);
+                    metrics::counter!("smsgw_channel_submit_total", "channel" => st.channel.clone(),
+                        "result" => match class { SubmitErrorClass::Throttled => "throttled", SubmitErrorClass::Temporary => "temporary", SubmitErrorClass::Permanent => "permanent" })
+                    .increment(1);
+                    let smsc_code = Some(format!("0x{command_status:08X}"));
+                    match class {
+                        SubmitErrorClass::Throttled => {
+                            rt.throttled();
+                            throttles += 1;
+                            if throttles >= MAX_THROTTLE_RETRIES {
+                                return requeue(c, &m.id, format!("throttled {throttles} times on {}", st.channel)).await;
+                            }
+                        }
+                        SubmitErrorClass::Temporary => {
+                            if m.attempts + 1 >= MAX_TEMPORARY_REJECTIONS {
+                                rt.failed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                                let e = err(submit_error_code(command_status), "temporary errors on every attempt", smsc_code);
+                                return fail(c, &m.id, e).await;
+                            }
+                            return requeue(c, &m.id, format!("temporary error {} on {}", smsc_code.unwrap_or_default(), st.channel)).await;
+                        }
+                        SubmitErrorClass::Permanent => {
+                            rt.failed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            let e = err(submit_error_code(command_status), "the operator refused the message", smsc_code);
+                            return fail(c, &m.id, e).await;
+                        }
+                    }
+                }
+                Err(e) => {
+                    // The submit may or may not have reached the SMSC: send again (counted).
+                    metrics::counter!("smsgw_resubmits_total", "channel" => st.channel.clone()).increment(1);
+                    warn!(message_id = %m.id, channel = %st.channel, part = i, error = %e, "submit outcome unknown; requeued");
+                    return requeue(c, &m.id, format!("no response from {}: {e}", st.channel)).await;
+                }
+            }
+        }
+    }
+    Ok(WorkEnd::AllPartsSubmitted)
+}

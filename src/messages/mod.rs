@@ -1,0 +1,6 @@
+//! Messages at work: the dispatcher (per-channel priority queues), one message actor
+//! per message being sent, and the sweeper for time-driven transitions.
+pub mod dispatcher;
+pub mod intake;
+pub mod message_actor;
+pub mod sweeper;

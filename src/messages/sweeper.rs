@@ -1,0 +1,99 @@
+//! The sweeper: every tick, the leader turns due timers of the replicated state into
+//! operations: scheduled messages whose `send_at` came (release), messages whose
+//! validity passed before sending (expire), and sent messages whose receipts never
+//! came within the channel's `dlr_timeout` (settle as unknown).
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+use tracing::warn;
+
+use crate::consensus::Consensus;
+use crate::state::Op;
+
+/// Timers handled per tick at most (the rest wait for the next tick).
+const MAX_PER_TICK: usize = 2000;
+
+/// Messages of the sweeper.
+pub enum SweepMsg {
+    Tick,
+    Done(Vec<String>),
+}
+
+/// The sweeper actor.
+pub struct Sweeper;
+
+/// Operations proposed and not yet answered, so a slow commit is not proposed twice.
+pub struct SweepState {
+    consensus: Arc<Consensus>,
+    in_flight: HashSet<String>,
+}
+
+impl Actor for Sweeper {
+    type Msg = SweepMsg;
+    type State = SweepState;
+    type Arguments = Arc<Consensus>;
+
+    async fn pre_start(&self, myself: ActorRef<SweepMsg>, consensus: Arc<Consensus>) -> Result<SweepState, ActorProcessingErr> {
+        myself.send_interval(Duration::from_millis(200), || SweepMsg::Tick);
+        Ok(SweepState { consensus, in_flight: HashSet::new() })
+    }
+
+    async fn handle(&self, myself: ActorRef<SweepMsg>, msg: SweepMsg, st: &mut SweepState) -> Result<(), ActorProcessingErr> {
+        match msg {
+            SweepMsg::Done(ids) => {
+                for id in ids {
+                    st.in_flight.remove(&id);
+                }
+            }
+            SweepMsg::Tick => {
+                if !st.consensus.is_leader() {
+                    return Ok(());
+                }
+                let now = crate::clock::now_ms();
+                let mut ops = Vec::new();
+                let mut ids = Vec::new();
+                {
+                    let work = st.consensus.store().work();
+                    let due = |set: &std::collections::BTreeSet<(i64, String)>| -> Vec<String> {
+                        set.iter().take_while(|(t, _)| *t <= now).map(|(_, id)| id.clone()).take(MAX_PER_TICK).collect()
+                    };
+                    let expired: HashSet<String> = due(&work.expiry).into_iter().collect();
+                    for id in &expired {
+                        if !st.in_flight.contains(id) {
+                            ops.push(Op::Expire { id: id.clone(), at: now });
+                            ids.push(id.clone());
+                        }
+                    }
+                    for id in due(&work.scheduled) {
+                        if !expired.contains(&id) && !st.in_flight.contains(&id) {
+                            ops.push(Op::Release { id: id.clone(), at: now });
+                            ids.push(id);
+                        }
+                    }
+                    for id in due(&work.dlr_deadline) {
+                        if !st.in_flight.contains(&id) {
+                            ops.push(Op::SettleUnknown { id: id.clone(), at: now });
+                            ids.push(id);
+                        }
+                    }
+                }
+                if ops.is_empty() {
+                    return Ok(());
+                }
+                st.in_flight.extend(ids.iter().cloned());
+                let c = st.consensus.clone();
+                let me = myself.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = c.propose_many(ops).await {
+                        warn!(error = %e, "sweeper proposal failed; will retry");
+                    }
+                    let _ = me.send_message(SweepMsg::Done(ids));
+                });
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,307 @@
+//! One gateway node: opens the data dir, starts Raft, the actor tree and both HTTP
+//! listeners (public API and cluster port), and drains on SIGTERM.
+//!
+//! Actor tree (each child linked to its parent):
+//! ```text
+//! node supervisor
+//! ├── channel supervisor ── bind actor (one per channel bind, restarted on crash)
+//! ├── dispatcher ────────── message actor (one per message being worked; crash → requeued)
+//! ├── sweeper (scheduled release, expiry, receipt timeout)
+//! └── webhook dispatcher (outbox → signed POSTs)
+//! tenant limiters (one per tenant, started on first request)
+//! ```
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ractor::{Actor, ActorProcessingErr, ActorRef, SupervisionEvent};
+use tokio::sync::mpsc::unbounded_channel;
+use tracing::{error, info};
+
+use crate::api::{self, AppState};
+use crate::channels::ChannelRegistry;
+use crate::channels::supervisor::{ChannelSupArgs, ChannelSupervisor};
+use crate::config::Config;
+use crate::consensus::{Consensus, ConsensusOptions};
+use crate::messages::dispatcher::{Dispatcher, DispatcherArgs};
+use crate::messages::sweeper::Sweeper;
+use crate::state::{Notice, Notifier};
+use crate::tenants::Limiters;
+use crate::webhooks::dispatcher::{WebhookArgs, WebhookDispatcher};
+
+/// Why a node could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error("data dir {0}: {1}")]
+    DataDir(PathBuf, std::io::Error),
+    #[error("listen on {0}: {1}")]
+    Listen(String, std::io::Error),
+    #[error(transparent)]
+    Consensus(#[from] crate::consensus::StartError),
+    #[error("no leader within {0:?}")]
+    NoLeader(Duration),
+    #[error("actors: {0}")]
+    Actors(String),
+}
+
+/// A running node.
+pub struct Node {
+    pub consensus: Arc<Consensus>,
+    pub http_addr: SocketAddr,
+    pub admin_token: String,
+    supervisor: ActorRef<()>,
+    http_shutdown: tokio::sync::watch::Sender<bool>,
+    http_task: tokio::task::JoinHandle<()>,
+}
+
+/// The admin token: configured, or read from / generated into `<data-dir>/admin.token`.
+/// The bool says whether it was generated now (print it once).
+pub fn admin_token(cfg: &Config, data_dir: &std::path::Path) -> Result<(String, bool), NodeError> {
+    if let Some(t) = &cfg.admin_token {
+        return Ok((t.clone(), false));
+    }
+    let path = data_dir.join("admin.token");
+    if let Ok(t) = std::fs::read_to_string(&path) {
+        let t = t.trim().to_string();
+        if !t.is_empty() {
+            return Ok((t, false));
+        }
+    }
+    let mut b = [0u8; 24];
+    rand::RngCore::fill_bytes(&mut rand::rng(), &mut b);
+    let token = format!("adm_{}", hex::encode(b));
+    std::fs::write(&path, &token).map_err(|e| NodeError::DataDir(path.clone(), e))?;
+    Ok((token, true))
+}
+
+/// Installs the Prometheus recorder once per process and returns its handle.
+pub fn metrics_handle() -> metrics_exporter_prometheus::PrometheusHandle {
+    static HANDLE: std::sync::OnceLock<metrics_exporter_prometheus::PrometheusHandle> = std::sync::OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let recorder = metrics_exporter_prometheus::PrometheusBuilder::new()
+                .set_buckets_for_metric(
+                    metrics_exporter_prometheus::Matcher::Full("smsgw_submit_latency_seconds".into()),
+                    &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0],
+                )
+                .map(|b| b.build_recorder())
+                .unwrap_or_else(|_| metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder());
+            let handle = recorder.handle();
+            let _ = metrics::set_global_recorder(recorder);
+            handle
+        })
+        .clone()
+}
+
+/// The root of the actor tree: starts the long-lived actors linked to itself. A crash of
+/// one of them is logged and stops the node (it restarts from the replicated state).
+struct NodeSupervisor;
+
+struct NodeSupArgs {
+    consensus: Arc<Consensus>,
+    registry: Arc<ChannelRegistry>,
+    webhook_concurrency: usize,
+    ready: tokio::sync::mpsc::UnboundedReceiver<Notice>,
+    config: tokio::sync::mpsc::UnboundedReceiver<Notice>,
+    webhooks: tokio::sync::mpsc::UnboundedReceiver<Notice>,
+}
+
+impl Actor for NodeSupervisor {
+    type Msg = ();
+    type State = ();
+    type Arguments = NodeSupArgs;
+
+    async fn pre_start(&self, myself: ActorRef<()>, a: NodeSupArgs) -> Result<(), ActorProcessingErr> {
+        let cell = myself.get_cell();
+        Actor::spawn_linked(
+            Some("channel-supervisor".into()),
+            ChannelSupervisor,
+            ChannelSupArgs { consensus: a.consensus.clone(), registry: a.registry.clone(), notices: a.config },
+            cell.clone(),
+        )
+        .await?;
+        Actor::spawn_linked(
+            Some("dispatcher".into()),
+            Dispatcher,
+            DispatcherArgs { consensus: a.consensus.clone(), registry: a.registry.clone(), notices: a.ready },
+            cell.clone(),
+        )
+        .await?;
+        Actor::spawn_linked(Some("sweeper".into()), Sweeper, a.consensus.clone(), cell.clone()).await?;
+        Actor::spawn_linked(
+            Some("webhook-dispatcher".into()),
+            WebhookDispatcher,
+            WebhookArgs {
+                consensus: a.consensus.clone(),
+                notices: a.webhooks,
+                concurrency: a.webhook_concurrency,
+                timeout: Duration::from_secs(5),
+                max_age: Duration::from_secs(24 * 3600),
+            },
+            cell,
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn handle_supervisor_evt(&self, myself: ActorRef<()>, evt: SupervisionEvent, _: &mut ()) -> Result<(), ActorProcessingErr> {
+        if let SupervisionEvent::ActorFailed(cell, e) = evt {
+            error!(actor = ?cell.get_name(), error = %e, "a node actor crashed; stopping the node so it restarts from the replicated state");
+            myself.stop(Some("child crashed".into()));
+        }
+        Ok(())
+    }
+}
+
+/// Counts status changes for `smsgw_messages_total{status}`.
+async fn count_statuses(mut rx: tokio::sync::mpsc::UnboundedReceiver<Notice>) {
+    while let Some(n) = rx.recv().await {
+        if let Notice::Status { status } = n {
+            metrics::counter!("smsgw_messages_total", "status" => status.as_str()).increment(1);
+        }
+    }
+}
+
+impl Node {
+    /// Starts a node and returns once it serves HTTP with a known leader.
+    pub async fn start(cfg: &Config) -> Result<Node, NodeError> {
+        let data_dir = cfg.data_dir();
+        std::fs::create_dir_all(&data_dir).map_err(|e| NodeError::DataDir(data_dir.clone(), e))?;
+        let (admin_token, generated) = admin_token(cfg, &data_dir)?;
+        if generated {
+            println!("admin token (stored in {}): {admin_token}", data_dir.join("admin.token").display());
+        }
+        let metrics = metrics_handle();
+        let http_listener = tokio::net::TcpListener::bind(&cfg.http).await.map_err(|e| NodeError::Listen(cfg.http.clone(), e))?;
+        let http_addr = http_listener.local_addr().map_err(|e| NodeError::Listen(cfg.http.clone(), e))?;
+        let cluster_listener =
+            tokio::net::TcpListener::bind(&cfg.cluster_addr).await.map_err(|e| NodeError::Listen(cfg.cluster_addr.clone(), e))?;
+        let cluster_addr = cluster_listener.local_addr().map_err(|e| NodeError::Listen(cfg.cluster_addr.clone(), e))?;
+
+        let consensus = Consensus::start(
+            &data_dir,
+            ConsensusOptions {
+                node_id: cfg.node_id,
+                cluster_addr: cluster_addr.to_string(),
+                http_addr: http_addr.to_string(),
+                peers: cfg.peer_map(),
+                election_timeout_ms: (cfg.election_timeout_min_ms, cfg.election_timeout_max_ms),
+                heartbeat_ms: cfg.heartbeat_ms,
+            },
+        )
+        .await?;
+        let raft_router = consensus.router();
+        tokio::spawn(async move {
+            if let Err(e) = axum::serve(cluster_listener, raft_router).await {
+                error!(error = %e, "cluster listener stopped");
+            }
+        });
+
+        let (ready_tx, ready_rx) = unbounded_channel();
+        let (web_tx, web_rx) = unbounded_channel();
+        let (cfg_tx, cfg_rx) = unbounded_channel();
+        let (status_tx, status_rx) = unbounded_channel();
+        consensus.store().set_notifier(Notifier { ready: ready_tx, webhooks: web_tx, config: cfg_tx, status: status_tx });
+        tokio::spawn(count_statuses(status_rx));
+
+        let wait = Duration::from_secs(30);
+        if !consensus.wait_for_leader(wait).await {
+            return Err(NodeError::NoLeader(wait));
+        }
+
+        let registry = Arc::new(ChannelRegistry::default());
+        let (supervisor, _) = Actor::spawn(
+            Some(format!("node-{}", cfg.node_id)),
+            NodeSupervisor,
+            NodeSupArgs {
+                consensus: consensus.clone(),
+                registry: registry.clone(),
+                webhook_concurrency: cfg.webhook_concurrency,
+                ready: ready_rx,
+                config: cfg_rx,
+                webhooks: web_rx,
+            },
+        )
+        .await
+        .map_err(|e| NodeError::Actors(e.to_string()))?;
+
+        let state = AppState {
+            consensus: consensus.clone(),
+            registry,
+            limiters: Arc::new(Limiters::default()),
+            admin_token: Arc::new(admin_token.clone()),
+            node_queue_limit: cfg.node_queue_limit,
+            tenant_queue_limit: cfg.tenant_queue_limit,
+            metrics,
+        };
+        let app = api::router(state, cfg.max_body_bytes);
+        let (http_shutdown, mut rx) = tokio::sync::watch::channel(false);
+        let http_task = tokio::spawn(async move {
+            let shutdown = async move {
+                let _ = rx.wait_for(|v| *v).await;
+            };
+            if let Err(e) = axum::serve(http_listener, app).with_graceful_shutdown(shutdown).await {
+                error!(error = %e, "HTTP listener stopped");
+            }
+        });
+        info!(node = cfg.node_id, http = %http_addr, cluster = %cluster_addr, data_dir = %data_dir.display(), "node ready");
+        Ok(Node { consensus, http_addr, admin_token, supervisor, http_shutdown, http_task })
+    }
+
+    /// Resolves when the actor tree stopped by itself (a crash).
+    pub fn supervisor(&self) -> &ActorRef<()> {
+        &self.supervisor
+    }
+
+    /// Drains: stop taking requests, let in-flight message actors finish (bounded),
+    /// unbind every session, stop Raft after the last write.
+    pub async fn shutdown(self, drain: Duration) {
+        let _ = self.http_shutdown.send(true);
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.http_task).await;
+        if let Some(d) = ractor::registry::where_is("dispatcher".to_string()) {
+            let deadline = tokio::time::Instant::now() + drain;
+            while !d.get_children().is_empty() && tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            d.stop(Some("shutdown".into()));
+        }
+        // Stopping the supervisor stops the bind actors, which unbind.
+        let _ = self.supervisor.stop_and_wait(Some("shutdown".into()), Some(Duration::from_secs(10))).await;
+        self.consensus.shutdown().await;
+        info!("node stopped");
+    }
+}
+
+/// `smsgw start`: run until SIGTERM/SIGINT, then drain and return.
+pub async fn run(cfg: Config) -> Result<(), NodeError> {
+    let node = Node::start(&cfg).await?;
+    wait_for_signal().await;
+    info!("signal received; draining");
+    node.shutdown(Duration::from_secs(cfg.drain_seconds)).await;
+    Ok(())
+}
+
+/// Waits for SIGTERM or SIGINT.
+pub async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+            (Ok(mut term), Ok(mut int)) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
+                }
+            }
+            _ => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

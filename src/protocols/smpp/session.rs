@@ -1,0 +1,887 @@
+//! One bound SMPP 3.4 ESME session: connect, bind, windowed pipelined
+//! submit_sm, enquire_link keepalive, inbound deliver_sm with explicit acks,
+//! unbind. Reconnecting is the caller's job: a session that closes stays
+//! closed, and [`Session::closed`] tells the bind actor when to start a new one.
+//!
+//! Tasks: a reader (responses, deliver_sm, enquire_link, unbind from the SMSC),
+//! a writer (feeds every queued PDU, flushes once the queue is empty) and a
+//! keepalive. Pending requests live in a `seq → oneshot` map; the window is a
+//! semaphore.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::io;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
+use rusmpp::{Command, CommandId, Pdu};
+use serde::{Deserialize, Serialize};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::sync::{Semaphore, mpsc, oneshot, watch};
+use tokio::time::{Instant, MissedTickBehavior, timeout};
+use tokio_util::codec::{FramedRead, FramedWrite};
+use tracing::{debug, info, warn};
+
+use super::codec::{self, BindKind, DeliverFields, Frame, SmppCodec, SubmitFields, command_id, status};
+use super::receipt::{self, Receipt};
+
+/// How long `unbind` waits for unbind_resp, and how long the writer may keep
+/// draining after the session closed.
+const CLOSE_GRACE: Duration = Duration::from_secs(2);
+/// Most PDUs fed to the socket buffer before a flush is forced.
+const MAX_BATCH: usize = 1024;
+
+/// Which bind the gateway opens: transceiver (submit + receipts on one
+/// connection) or transmitter (submit only; receipts arrive elsewhere).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BindMode {
+    /// bind_transceiver
+    #[default]
+    Transceiver,
+    /// bind_transmitter
+    Transmitter,
+}
+
+/// Everything needed to open one SMPP session.
+#[derive(Clone)]
+pub struct SessionConfig {
+    /// SMSC host name or IP.
+    pub host: String,
+    /// SMSC port.
+    pub port: u16,
+    /// Bind system_id (≤ 15 chars).
+    pub system_id: String,
+    /// Bind password (≤ 8 chars).
+    pub password: String,
+    /// Bind system_type (≤ 12 chars, usually empty).
+    pub system_type: String,
+    /// Transceiver or transmitter.
+    pub bind: BindMode,
+    /// Most submit_sm awaiting a response at once (≥ 1).
+    pub window: usize,
+    /// Interval between our enquire_link PDUs (zero disables them).
+    pub enquire_link_interval: Duration,
+    /// How long to wait for any response (bind, submit, enquire_link).
+    pub response_timeout: Duration,
+    /// TCP connect timeout.
+    pub connect_timeout: Duration,
+}
+
+impl SessionConfig {
+    /// A transceiver config with common defaults: window 10, enquire_link every
+    /// 30 s, 10 s response and connect timeouts.
+    pub fn new(host: impl Into<String>, port: u16, system_id: &str, password: &str) -> Self {
+        SessionConfig {
+            host: host.into(),
+            port,
+            system_id: system_id.to_string(),
+            password: password.to_string(),
+            system_type: String::new(),
+            bind: BindMode::Transceiver,
+            window: 10,
+            enquire_link_interval: Duration::from_secs(30),
+            response_timeout: Duration::from_secs(10),
+            connect_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+impl fmt::Debug for SessionConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SessionConfig")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("system_id", &self.system_id)
+            .field("password", &"<redacted>")
+            .field("system_type", &self.system_type)
+            .field("bind", &self.bind)
+            .field("window", &self.window)
+            .field("enquire_link_interval", &self.enquire_link_interval)
+            .field("response_timeout", &self.response_timeout)
+            .field("connect_timeout", &self.connect_timeout)
+            .finish()
+    }
+}
+
+/// One submit_sm to send; the caller has already encoded and split the text.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SubmitRequest {
+    /// Sender: alphanumeric, short code or MSISDN (`+` optional). TON/NPI are
+    /// inferred from its form.
+    pub source_addr: String,
+    /// Recipient MSISDN (`+` optional).
+    pub dest_addr: String,
+    /// Raw esm_class; 0x40 when `short_message` starts with a UDH.
+    pub esm_class: u8,
+    /// Raw data_coding (0 GSM 7-bit, 8 UCS-2, ...).
+    pub data_coding: u8,
+    /// Raw registered_delivery (1 = receipt on final outcome).
+    pub registered_delivery: u8,
+    /// User data, UDH already prepended by the caller when esm_class has 0x40.
+    /// More than 254 octets are sent in the message_payload TLV.
+    pub short_message: Vec<u8>,
+    /// "" or SMPP relative/absolute time (16 characters).
+    pub validity_period: String,
+}
+
+/// The SMSC's answer to one submit_sm.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SubmitOutcome {
+    /// command_status 0; the id the SMSC will use in receipts.
+    Accepted {
+        /// message_id from submit_sm_resp, as sent.
+        message_id: String,
+    },
+    /// Non-zero command_status (from submit_sm_resp or generic_nack); see
+    /// `status_map` for what it means.
+    Rejected {
+        /// The SMPP command_status.
+        command_status: u32,
+    },
+}
+
+/// Why a session operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    /// TCP connect failed or timed out.
+    #[error("connect failed: {0}")]
+    Connect(#[source] io::Error),
+    /// The SMSC answered the bind with a non-zero status.
+    #[error("bind rejected with command_status {command_status:#x}")]
+    BindRejected {
+        /// The bind response's command_status.
+        command_status: u32,
+    },
+    /// No response within `response_timeout`.
+    #[error("no response within the response timeout")]
+    ResponseTimeout,
+    /// The session is closed (or closed while waiting).
+    #[error("session closed")]
+    Closed,
+    /// Socket error.
+    #[error("i/o error: {0}")]
+    Io(#[from] io::Error),
+    /// The request could not be encoded or the SMSC answered nonsense.
+    #[error("protocol error: {0}")]
+    Protocol(String),
+}
+
+/// Something the SMSC sent us that the gateway must act on. `ack` MUST be
+/// answered: the session sends deliver_sm_resp with the given command status
+/// only when the ack is sent (so the gateway can commit the receipt durably
+/// first). If the ack is dropped without sending, deliver_sm_resp goes out
+/// with ESME_RX_T_APPN (0x64, temporary app error) so the SMSC redelivers.
+#[derive(Debug)]
+pub enum Inbound {
+    /// A delivery receipt for an earlier submit.
+    Receipt {
+        /// The parsed receipt.
+        receipt: Receipt,
+        /// Answer after the receipt is stored.
+        ack: DeliverAck,
+    },
+    /// A mobile-originated message.
+    Mobile {
+        /// Sender MSISDN.
+        source: String,
+        /// Our number / short code.
+        dest: String,
+        /// Raw data_coding.
+        data_coding: u8,
+        /// Raw esm_class (0x40 = payload starts with a UDH).
+        esm_class: u8,
+        /// short_message or message_payload.
+        payload: Vec<u8>,
+        /// Answer after the message is stored.
+        ack: DeliverAck,
+    },
+}
+
+/// The pending deliver_sm_resp for one inbound deliver_sm. Send it with
+/// [`accept`](DeliverAck::accept) or [`reject`](DeliverAck::reject); dropping
+/// it answers ESME_RX_T_APPN (0x64) so the SMSC redelivers.
+pub struct DeliverAck {
+    seq: u32,
+    out: Option<mpsc::UnboundedSender<Out>>,
+}
+
+impl fmt::Debug for DeliverAck {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DeliverAck")
+            .field("seq", &self.seq)
+            .field("answered", &self.out.is_none())
+            .finish()
+    }
+}
+
+impl DeliverAck {
+    fn new(seq: u32, out: mpsc::UnboundedSender<Out>) -> Self {
+        DeliverAck {
+            seq,
+            out: Some(out),
+        }
+    }
+
+    /// Answers deliver_sm_resp with ESME_ROK: the SMSC considers it delivered.
+    pub fn accept(mut self) {
+        self.send(status::ESME_ROK);
+    }
+
+    /// Answers deliver_sm_resp with `command_status` (e.g. 0x64 to have it
+    /// redelivered later, 0x66 to refuse it for good).
+    pub fn reject(mut self, command_status: u32) {
+        self.send(command_status);
+    }
+
+    /// Sequence number of the deliver_sm being answered (for logs).
+    pub fn sequence_number(&self) -> u32 {
+        self.seq
+    }
+
+    fn send(&mut self, command_status: u32) {
+        if let Some(out) = self.out.take() {
+            // A closed session cannot answer; the SMSC will redeliver.
+            let _ = out.send(Out::Pdu(codec::deliver_sm_resp(self.seq, command_status)));
+        }
+    }
+}
+
+impl Drop for DeliverAck {
+    fn drop(&mut self) {
+        self.send(status::ESME_RX_T_APPN);
+    }
+}
+
+/// Writer queue item. Not boxed: a box per PDU costs more than moving it.
+#[allow(clippy::large_enum_variant)]
+enum Out {
+    Pdu(Command),
+    /// Flush what is queued, shut the socket down, stop.
+    Close,
+}
+
+/// A response routed to the request that is waiting for it.
+struct Resp {
+    command_id: u32,
+    status: u32,
+    message_id: String,
+}
+
+#[derive(Default)]
+struct Pending {
+    map: HashMap<u32, oneshot::Sender<Resp>>,
+    closed: bool,
+}
+
+struct Inner {
+    out: mpsc::UnboundedSender<Out>,
+    pending: Mutex<Pending>,
+    window: Semaphore,
+    seq: AtomicU32,
+    closed: AtomicBool,
+    closed_tx: watch::Sender<bool>,
+    close_reason: Mutex<Option<String>>,
+    rtt_nanos: AtomicU64,
+    response_timeout: Duration,
+    label: String,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Inner {
+    /// Sequence numbers 1..=0x7FFFFFFF, wrapping.
+    fn next_seq(&self) -> u32 {
+        self.seq.fetch_add(1, Ordering::Relaxed) % 0x7FFF_FFFF + 1
+    }
+
+    fn register(&self, seq: u32) -> Result<oneshot::Receiver<Resp>, SessionError> {
+        let (tx, rx) = oneshot::channel();
+        let mut p = lock(&self.pending);
+        if p.closed {
+            return Err(SessionError::Closed);
+        }
+        p.map.insert(seq, tx);
+        Ok(rx)
+    }
+
+    fn unregister(&self, seq: u32) {
+        lock(&self.pending).map.remove(&seq);
+    }
+
+    fn complete(&self, seq: u32, resp: Resp) {
+        let waiter = lock(&self.pending).map.remove(&seq);
+        match waiter {
+            Some(tx) => {
+                let _ = tx.send(resp);
+            }
+            None => debug!(
+                session = %self.label,
+                seq,
+                command_id = format_args!("{:#x}", resp.command_id),
+                "response for no pending request (late or unsolicited)"
+            ),
+        }
+    }
+
+    fn send(&self, cmd: Command) -> Result<(), SessionError> {
+        self.out
+            .send(Out::Pdu(cmd))
+            .map_err(|_| SessionError::Closed)
+    }
+
+    fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    /// Idempotent: fails pending requests, closes the window, tells the writer
+    /// to flush and shut down, wakes `closed()` waiters.
+    fn close(&self, reason: &str) {
+        let drained = {
+            let mut p = lock(&self.pending);
+            if p.closed {
+                return;
+            }
+            p.closed = true;
+            std::mem::take(&mut p.map)
+        };
+        drop(drained);
+        *lock(&self.close_reason) = Some(reason.to_string());
+        self.closed.store(true, Ordering::Release);
+        self.window.close();
+        let _ = self.out.send(Out::Close);
+        self.closed_tx.send_replace(true);
+        info!(session = %self.label, reason, "SMPP session closed");
+    }
+
+    fn closed_future(&self) -> impl Future<Output = ()> + use<> {
+        let mut rx = self.closed_tx.subscribe();
+        async move {
+            let _ = rx.wait_for(|c| *c).await;
+        }
+    }
+}
+
+/// Closes the session when the last [`Session`] clone is dropped.
+struct Handle {
+    inner: Arc<Inner>,
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        self.inner.close("all session handles dropped");
+    }
+}
+
+/// A bound SMPP session; a cheap-to-clone handle shared by the bind actor's
+/// tasks. Dropping the last clone closes the connection (without unbind).
+#[derive(Clone)]
+pub struct Session {
+    handle: Arc<Handle>,
+}
+
+impl fmt::Debug for Session {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Session")
+            .field("label", &self.inner().label)
+            .field("closed", &self.is_closed())
+            .finish()
+    }
+}
+
+impl Session {
+    fn inner(&self) -> &Arc<Inner> {
+        &self.handle.inner
+    }
+
+    /// TCP connect (TCP_NODELAY) + bind_transceiver/bind_transmitter;
+    /// Err(BindRejected) on non-zero bind status. Inbound deliver_sm go to
+    /// `inbound`; if that channel is full the session stops reading, so the
+    /// consumer must keep up.
+    pub async fn connect(
+        cfg: SessionConfig,
+        inbound: mpsc::Sender<Inbound>,
+    ) -> Result<Session, SessionError> {
+        let label = format!("{}@{}:{}", cfg.system_id, cfg.host, cfg.port);
+        let addr = (cfg.host.as_str(), cfg.port);
+        let stream = match timeout(cfg.connect_timeout, TcpStream::connect(addr)).await {
+            Err(_) => {
+                return Err(SessionError::Connect(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "connect timed out",
+                )));
+            }
+            Ok(Err(e)) => return Err(SessionError::Connect(e)),
+            Ok(Ok(s)) => s,
+        };
+        stream.set_nodelay(true)?;
+        let (rd, wr) = stream.into_split();
+        let mut reader = FramedRead::with_capacity(rd, SmppCodec::new(), 64 * 1024);
+        let mut writer = FramedWrite::new(wr, SmppCodec::new());
+
+        let kind = match cfg.bind {
+            BindMode::Transceiver => BindKind::Transceiver,
+            BindMode::Transmitter => BindKind::Transmitter,
+        };
+        let bind = codec::bind(1, kind, &cfg.system_id, &cfg.password, &cfg.system_type)
+            .map_err(SessionError::Protocol)?;
+        writer.send(bind).await?;
+        let bind_status = timeout(
+            cfg.response_timeout,
+            wait_bind_resp(&mut reader, &mut writer),
+        )
+        .await
+        .map_err(|_| SessionError::ResponseTimeout)??;
+        if bind_status != status::ESME_ROK {
+            return Err(SessionError::BindRejected {
+                command_status: bind_status,
+            });
+        }
+        info!(session = %label, bind = ?cfg.bind, "SMPP session bound");
+
+        let (out_tx, out_rx) = mpsc::unbounded_channel();
+        let (closed_tx, _) = watch::channel(false);
+        let inner = Arc::new(Inner {
+            out: out_tx,
+            pending: Mutex::new(Pending::default()),
+            window: Semaphore::new(cfg.window.max(1)),
+            seq: AtomicU32::new(1),
+            closed: AtomicBool::new(false),
+            closed_tx,
+            close_reason: Mutex::new(None),
+            rtt_nanos: AtomicU64::new(u64::MAX),
+            response_timeout: cfg.response_timeout,
+            label,
+        });
+        tokio::spawn(writer_task(writer, out_rx, inner.clone()));
+        tokio::spawn(reader_task(reader, inner.clone(), inbound));
+        if !cfg.enquire_link_interval.is_zero() {
+            tokio::spawn(keepalive_task(inner.clone(), cfg.enquire_link_interval));
+        }
+        Ok(Session {
+            handle: Arc::new(Handle { inner }),
+        })
+    }
+
+    /// Waits for a window slot (at most `window` submits outstanding), sends
+    /// submit_sm, waits for the submit_sm_resp. A response timeout returns
+    /// Err(ResponseTimeout) and frees the slot. Closed session → Err(Closed).
+    pub async fn submit(&self, req: SubmitRequest) -> Result<SubmitOutcome, SessionError> {
+        let inner = self.inner();
+        // Encode before taking a slot: a bad request must not consume window.
+        let mut cmd = codec::submit_sm(
+            0,
+            &SubmitFields {
+                source_addr: &req.source_addr,
+                dest_addr: &req.dest_addr,
+                esm_class: req.esm_class,
+                data_coding: req.data_coding,
+                registered_delivery: req.registered_delivery,
+                short_message: &req.short_message,
+                validity_period: &req.validity_period,
+            },
+        )
+        .map_err(SessionError::Protocol)?;
+        let _permit = inner
+            .window
+            .acquire()
+            .await
+            .map_err(|_| SessionError::Closed)?;
+        let seq = inner.next_seq();
+        cmd.sequence_number = seq;
+        let rx = inner.register(seq)?;
+        let mut guard = PendingGuard {
+            inner,
+            seq,
+            armed: true,
+        };
+        inner.send(cmd)?;
+        let resp = match timeout(inner.response_timeout, rx).await {
+            Err(_) => return Err(SessionError::ResponseTimeout),
+            Ok(Err(_)) => {
+                guard.armed = false;
+                return Err(SessionError::Closed);
+            }
+            Ok(Ok(resp)) => {
+                guard.armed = false;
+                resp
+            }
+        };
+        match (resp.command_id, resp.status) {
+            (command_id::SUBMIT_SM_RESP, status::ESME_ROK) => Ok(SubmitOutcome::Accepted {
+                message_id: resp.message_id,
+            }),
+            (command_id::SUBMIT_SM_RESP | command_id::GENERIC_NACK, s) if s != 0 => {
+                Ok(SubmitOutcome::Rejected { command_status: s })
+            }
+            (id, s) => Err(SessionError::Protocol(format!(
+                "unexpected response {id:#x} (status {s:#x}) to submit_sm"
+            ))),
+        }
+    }
+
+    /// Sends unbind, waits (bounded, 2 s) for unbind_resp, closes.
+    pub async fn unbind(&self) {
+        let inner = self.inner();
+        if inner.is_closed() {
+            return;
+        }
+        let seq = inner.next_seq();
+        if let Ok(rx) = inner.register(seq) {
+            if inner.send(codec::unbind(seq)).is_ok() {
+                let _ = timeout(CLOSE_GRACE, rx).await;
+            } else {
+                inner.unregister(seq);
+            }
+        }
+        inner.close("unbound by us");
+    }
+
+    /// Resolves when the connection is gone (error, enquire_link timeout, SMSC
+    /// unbind, peer close, unbind, last handle dropped).
+    pub async fn closed(&self) {
+        self.inner().closed_future().await
+    }
+
+    /// True once the session is closed; it never reopens.
+    pub fn is_closed(&self) -> bool {
+        self.inner().is_closed()
+    }
+
+    /// Why the session closed, once it has.
+    pub fn close_reason(&self) -> Option<String> {
+        lock(&self.inner().close_reason).clone()
+    }
+
+    /// Round-trip time of the last enquire_link, for channel health.
+    pub fn last_enquire_link_rtt(&self) -> Option<Duration> {
+        match self.inner().rtt_nanos.load(Ordering::Relaxed) {
+            u64::MAX => None,
+            n => Some(Duration::from_nanos(n)),
+        }
+    }
+}
+
+/// Removes a pending entry if the waiting submit gives up (timeout or
+/// cancellation), so the map never leaks.
+struct PendingGuard<'a> {
+    inner: &'a Inner,
+    seq: u32,
+    armed: bool,
+}
+
+impl Drop for PendingGuard<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.inner.unregister(self.seq);
+        }
+    }
+}
+
+type Reader = FramedRead<OwnedReadHalf, SmppCodec>;
+type Writer = FramedWrite<OwnedWriteHalf, SmppCodec>;
+
+async fn wait_bind_resp(reader: &mut Reader, writer: &mut Writer) -> Result<u32, SessionError> {
+    loop {
+        match reader.next().await {
+            None => {
+                return Err(SessionError::Protocol(
+                    "connection closed before bind response".into(),
+                ));
+            }
+            Some(Err(e)) => return Err(SessionError::Io(e)),
+            Some(Ok(Frame::Command(cmd))) => {
+                let id = cmd.id();
+                let seq = cmd.sequence_number;
+                match id {
+                    CommandId::BindTransceiverResp
+                    | CommandId::BindTransmitterResp
+                    | CommandId::BindReceiverResp
+                    | CommandId::GenericNack
+                        if seq == 1 =>
+                    {
+                        let s = u32::from(cmd.status);
+                        if id == CommandId::GenericNack && s == 0 {
+                            return Err(SessionError::Protocol(
+                                "generic_nack with status 0 to bind".into(),
+                            ));
+                        }
+                        return Ok(s);
+                    }
+                    CommandId::EnquireLink => writer.send(codec::enquire_link_resp(seq)).await?,
+                    other => debug!(?other, seq, "ignoring PDU while binding"),
+                }
+            }
+            Some(Ok(Frame::Malformed(m))) if m.sequence_number == 1 => {
+                if m.command_status != 0 {
+                    return Ok(m.command_status);
+                }
+                return Err(SessionError::Protocol(format!(
+                    "malformed bind response: {}",
+                    m.error
+                )));
+            }
+            Some(Ok(Frame::Malformed(m))) => {
+                warn!(seq = m.sequence_number, error = %m.error, "malformed PDU while binding");
+            }
+        }
+    }
+}
+
+async fn writer_task(
+    mut writer: Writer,
+    mut rx: mpsc::UnboundedReceiver<Out>,
+    inner: Arc<Inner>,
+) {
+    let closed = inner.closed_future();
+    let grace = async move {
+        closed.await;
+        tokio::time::sleep(CLOSE_GRACE).await;
+    };
+    let work = async {
+        loop {
+            let Some(first) = rx.recv().await else {
+                return Ok::<(), io::Error>(());
+            };
+            let mut next = Some(first);
+            let mut fed = 0;
+            let mut close = false;
+            while let Some(item) = next.take() {
+                match item {
+                    Out::Pdu(cmd) => writer.feed(cmd).await?,
+                    Out::Close => {
+                        close = true;
+                        break;
+                    }
+                }
+                fed += 1;
+                if fed < MAX_BATCH {
+                    next = rx.try_recv().ok();
+                }
+            }
+            writer.flush().await?;
+            if close {
+                let _ = writer.get_mut().shutdown().await;
+                return Ok(());
+            }
+        }
+    };
+    tokio::select! {
+        r = work => {
+            if let Err(e) = r {
+                inner.close(&format!("write error: {e}"));
+            }
+        }
+        _ = grace => {}
+    }
+}
+
+/// What the reader does after handling one PDU (short-lived, on the stack).
+#[allow(clippy::large_enum_variant)]
+enum Action {
+    Nothing,
+    Forward(Inbound),
+    Close(String),
+}
+
+async fn reader_task(mut reader: Reader, inner: Arc<Inner>, inbound: mpsc::Sender<Inbound>) {
+    let closed = inner.closed_future();
+    tokio::pin!(closed);
+    let reason = loop {
+        let frame = tokio::select! {
+            biased;
+            _ = &mut closed => return,
+            f = reader.next() => f,
+        };
+        let action = match frame {
+            None => break "peer closed the connection".to_string(),
+            Some(Err(e)) => break format!("read error: {e}"),
+            Some(Ok(Frame::Command(cmd))) => handle_command(&inner, *cmd),
+            Some(Ok(Frame::Malformed(m))) => handle_malformed(&inner, m),
+        };
+        match action {
+            Action::Nothing => {}
+            Action::Close(reason) => break reason,
+            Action::Forward(item) => {
+                tokio::select! {
+                    biased;
+                    _ = &mut closed => return,
+                    r = inbound.send(item) => {
+                        if r.is_err() {
+                            // Nobody listens: the dropped ack answers 0x64.
+                            debug!(session = %inner.label, "inbound receiver gone");
+                        }
+                    }
+                }
+            }
+        }
+    };
+    inner.close(&reason);
+}
+
+fn handle_command(inner: &Inner, cmd: Command) -> Action {
+    let id = u32::from(cmd.id());
+    let seq = cmd.sequence_number;
+    if id & command_id::RESPONSE_BIT != 0 {
+        let message_id = match cmd.pdu() {
+            Some(Pdu::SubmitSmResp(r)) => r.message_id().as_str().to_string(),
+            _ => String::new(),
+        };
+        inner.complete(
+            seq,
+            Resp {
+                command_id: id,
+                status: u32::from(cmd.status),
+                message_id,
+            },
+        );
+        return Action::Nothing;
+    }
+    match cmd.id() {
+        CommandId::EnquireLink => {
+            let _ = inner.send(codec::enquire_link_resp(seq));
+            Action::Nothing
+        }
+        CommandId::Unbind => {
+            let _ = inner.send(codec::unbind_resp(seq));
+            Action::Close("SMSC sent unbind".into())
+        }
+        CommandId::DeliverSm => match cmd.pdu() {
+            Some(Pdu::DeliverSm(d)) => inbound_from(inner, seq, DeliverFields::from_pdu(d)),
+            _ => {
+                warn!(session = %inner.label, seq, "deliver_sm without body");
+                let _ = inner.send(codec::generic_nack(seq, status::ESME_RINVCMDLEN));
+                Action::Nothing
+            }
+        },
+        // No response exists for these.
+        CommandId::AlertNotification | CommandId::Outbind => Action::Nothing,
+        other => {
+            warn!(session = %inner.label, ?other, seq, "unsupported request from SMSC");
+            let _ = inner.send(codec::generic_nack(seq, status::ESME_RINVCMDID));
+            Action::Nothing
+        }
+    }
+}
+
+fn handle_malformed(inner: &Inner, m: codec::MalformedPdu) -> Action {
+    warn!(
+        session = %inner.label,
+        command_id = format_args!("{:#x}", m.command_id),
+        seq = m.sequence_number,
+        error = %m.error,
+        "malformed PDU from SMSC"
+    );
+    let seq = m.sequence_number;
+    if m.command_id & command_id::RESPONSE_BIT != 0 {
+        let message_id = if m.command_id == command_id::SUBMIT_SM_RESP {
+            codec::parse_submit_sm_resp_lenient(&m.body)
+        } else {
+            String::new()
+        };
+        inner.complete(
+            seq,
+            Resp {
+                command_id: m.command_id,
+                status: m.command_status,
+                message_id,
+            },
+        );
+        return Action::Nothing;
+    }
+    match m.command_id {
+        command_id::DELIVER_SM => match DeliverFields::parse_lenient(&m.body) {
+            Some(fields) => inbound_from(inner, seq, fields),
+            None => {
+                let _ = inner.send(codec::generic_nack(seq, status::ESME_RINVCMDLEN));
+                Action::Nothing
+            }
+        },
+        command_id::ENQUIRE_LINK => {
+            let _ = inner.send(codec::enquire_link_resp(seq));
+            Action::Nothing
+        }
+        command_id::UNBIND => {
+            let _ = inner.send(codec::unbind_resp(seq));
+            Action::Close("SMSC sent unbind".into())
+        }
+        command_id::ALERT_NOTIFICATION => Action::Nothing,
+        _ => {
+            let _ = inner.send(codec::generic_nack(seq, status::ESME_RINVCMDLEN));
+            Action::Nothing
+        }
+    }
+}
+
+fn inbound_from(inner: &Inner, seq: u32, f: DeliverFields) -> Action {
+    let ack = DeliverAck::new(seq, inner.out.clone());
+    if receipt::is_receipt_esm_class(f.esm_class) {
+        match receipt::parse_receipt(
+            f.esm_class,
+            &f.payload,
+            f.receipted_message_id.as_deref(),
+            f.message_state,
+            f.network_error_code,
+        ) {
+            Some(receipt) => Action::Forward(Inbound::Receipt { receipt, ack }),
+            None => {
+                // Cannot be matched to anything; accept so it is not redelivered forever.
+                warn!(
+                    session = %inner.label,
+                    seq,
+                    text = %String::from_utf8_lossy(&f.payload),
+                    "unparseable delivery receipt accepted and dropped"
+                );
+                ack.accept();
+                Action::Nothing
+            }
+        }
+    } else {
+        Action::Forward(Inbound::Mobile {
+            source: f.source,
+            dest: f.dest,
+            data_coding: f.data_coding,
+            esm_class: f.esm_class,
+            payload: f.payload,
+            ack,
+        })
+    }
+}
+
+async fn keepalive_task(inner: Arc<Inner>, interval: Duration) {
+    let closed = inner.closed_future();
+    tokio::pin!(closed);
+    let mut ticker = tokio::time::interval_at(Instant::now() + interval, interval);
+    ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            biased;
+            _ = &mut closed => return,
+            _ = ticker.tick() => {}
+        }
+        let seq = inner.next_seq();
+        let Ok(rx) = inner.register(seq) else { return };
+        let started = Instant::now();
+        if inner.send(codec::enquire_link(seq)).is_err() {
+            return;
+        }
+        match timeout(inner.response_timeout, rx).await {
+            Ok(Ok(_)) => {
+                let nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX - 1);
+                inner.rtt_nanos.store(nanos, Ordering::Relaxed);
+            }
+            Ok(Err(_)) => return,
+            Err(_) => {
+                inner.unregister(seq);
+                inner.close("no enquire_link_resp within the response timeout");
+                return;
+            }
+        }
+    }
+}

@@ -1,0 +1,1122 @@
+//! `smsgw sim smsc`: an SMPP 3.4 SMSC simulator (server side over rusmpp).
+//!
+//! It exists so the gateway can be tested and load-tested end to end without a
+//! carrier: it accepts any number of binds, answers submit_sm with unique ids
+//! (optionally after a latency, throttled or failed at configurable rates),
+//! sends delivery receipts with a configurable outcome mix, retries receipts
+//! the ESME refuses, can drop connections mid-stream, records every accepted
+//! message in a JSONL ledger and serves counters on `GET /stats`.
+//!
+//! Throughput design: per connection one reader (decode, decide, queue) and
+//! one writer (feeds every queued PDU and flushes when the queue is empty);
+//! all delayed work (latency-delayed responses, receipts, retries) goes
+//! through one scheduler task with a binary heap and a single sleep, not a
+//! task per message.
+
+use std::cmp::Ordering as CmpOrdering;
+use std::collections::{BinaryHeap, HashMap};
+use std::fs::{File, OpenOptions};
+use std::io::{BufWriter, Write};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use futures::{SinkExt, StreamExt};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use rusmpp::{Command, CommandId, Pdu};
+use serde::{Deserialize, Serialize};
+use tokio::io::AsyncWriteExt;
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use tokio_util::codec::{FramedRead, FramedWrite};
+use tracing::{debug, info, warn};
+
+use crate::protocols::smpp::codec::{
+    self, BindKind, Frame, ReceiptPdu, SmppCodec, SubmitSmFields, command_id, status,
+};
+use crate::protocols::smpp::receipt::ReceiptState;
+
+/// How message ids are written in submit_sm_resp.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IdFormat {
+    /// Uppercase hexadecimal, e.g. `18C2F3A9B01`.
+    #[default]
+    Hex,
+    /// Decimal, e.g. `1702345678901`.
+    Decimal,
+}
+
+impl IdFormat {
+    fn format(self, n: u64) -> String {
+        match self {
+            IdFormat::Hex => format!("{n:X}"),
+            IdFormat::Decimal => n.to_string(),
+        }
+    }
+
+    fn other(self) -> Self {
+        match self {
+            IdFormat::Hex => IdFormat::Decimal,
+            IdFormat::Decimal => IdFormat::Hex,
+        }
+    }
+}
+
+/// Command-line options of `smsgw sim smsc`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct SmscSimArgs {
+    /// SMPP listen address.
+    #[arg(long, default_value = "127.0.0.1:2775")]
+    pub listen: String,
+    /// The only system_id allowed to bind.
+    #[arg(long, default_value = "smppclient")]
+    pub system_id: String,
+    /// Its password.
+    #[arg(long, default_value = "password")]
+    pub password: String,
+    /// Delay before each submit_sm_resp (responses are delayed concurrently).
+    #[arg(long, default_value_t = 0)]
+    pub submit_latency_ms: u64,
+    /// Delay between submit_sm and its delivery receipt.
+    #[arg(long, default_value_t = 1000)]
+    pub dlr_delay_ms: u64,
+    /// Outcome mix of receipts, e.g. "delivered=90,undeliverable=5,expired=3,rejected=2"
+    /// (also "none" = never send receipts).
+    #[arg(long, default_value = "delivered=100")]
+    pub dlr_mix: String,
+    /// Share of submit_sm answered 0x58 (ESME_RTHROTTLED), 0.0..=1.0.
+    #[arg(long, default_value_t = 0.0)]
+    pub throttle_rate: f64,
+    /// Share answered with a permanent error 0x45 (ESME_RSUBMITFAIL), 0.0..=1.0.
+    #[arg(long, default_value_t = 0.0)]
+    pub error_rate: f64,
+    /// Drop each connection after N submit_sm (without answering the Nth).
+    #[arg(long)]
+    pub drop_after: Option<u64>,
+    /// Send the receipt deliver_sm before the submit_sm_resp (ignores dlr_delay_ms).
+    #[arg(long)]
+    pub receipts_before_responses: bool,
+    /// Format of ids in submit_sm_resp.
+    #[arg(long, value_enum, default_value = "hex")]
+    pub id_format: IdFormat,
+    /// Write the SAME number in the OTHER format in receipts (hex in resp,
+    /// decimal in DLR, or the reverse); otherwise receipts repeat the string.
+    #[arg(long)]
+    pub mixed_id_format: bool,
+    /// JSONL ledger, one line per accepted submit_sm (appended; flushed at
+    /// least every 100 ms and on exit).
+    #[arg(long)]
+    pub ledger: Option<PathBuf>,
+    /// HTTP address serving GET /stats.
+    #[arg(long)]
+    pub control: Option<String>,
+    /// RNG seed for the outcome draws (0 = random).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+}
+
+impl Default for SmscSimArgs {
+    fn default() -> Self {
+        SmscSimArgs {
+            listen: "127.0.0.1:2775".into(),
+            system_id: "smppclient".into(),
+            password: "password".into(),
+            submit_latency_ms: 0,
+            dlr_delay_ms: 1000,
+            dlr_mix: "delivered=100".into(),
+            throttle_rate: 0.0,
+            error_rate: 0.0,
+            drop_after: None,
+            receipts_before_responses: false,
+            id_format: IdFormat::Hex,
+            mixed_id_format: false,
+            ledger: None,
+            control: None,
+            seed: 0,
+        }
+    }
+}
+
+/// Counters served on `GET /stats` and by [`SmscSim::stats`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatsSnapshot {
+    /// Successful binds.
+    pub binds: u64,
+    /// submit_sm received (including the unanswered one of `drop_after`).
+    pub submits: u64,
+    /// submit_sm answered ESME_ROK.
+    pub accepted: u64,
+    /// submit_sm answered ESME_RTHROTTLED.
+    pub throttled: u64,
+    /// submit_sm answered ESME_RSUBMITFAIL.
+    pub errors: u64,
+    /// Receipt deliver_sm written (retries included).
+    pub receipts_sent: u64,
+    /// deliver_sm_resp with status 0.
+    pub receipts_acked: u64,
+    /// deliver_sm_resp (or generic_nack) with a non-zero status.
+    pub deliver_sm_resp_errors: u64,
+}
+
+#[derive(Default)]
+struct Stats {
+    binds: AtomicU64,
+    submits: AtomicU64,
+    accepted: AtomicU64,
+    throttled: AtomicU64,
+    errors: AtomicU64,
+    receipts_sent: AtomicU64,
+    receipts_acked: AtomicU64,
+    deliver_sm_resp_errors: AtomicU64,
+}
+
+impl Stats {
+    fn snapshot(&self) -> StatsSnapshot {
+        let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        StatsSnapshot {
+            binds: g(&self.binds),
+            submits: g(&self.submits),
+            accepted: g(&self.accepted),
+            throttled: g(&self.throttled),
+            errors: g(&self.errors),
+            receipts_sent: g(&self.receipts_sent),
+            receipts_acked: g(&self.receipts_acked),
+            deliver_sm_resp_errors: g(&self.deliver_sm_resp_errors),
+        }
+    }
+}
+
+fn inc(a: &AtomicU64) {
+    a.fetch_add(1, Ordering::Relaxed);
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Receipt outcome weights.
+#[derive(Debug, Clone)]
+struct DlrMix {
+    choices: Vec<(ReceiptState, u32)>,
+    total: u32,
+}
+
+impl DlrMix {
+    /// None = "none" (never send receipts).
+    fn parse(s: &str) -> anyhow::Result<Option<DlrMix>> {
+        let s = s.trim();
+        if s.eq_ignore_ascii_case("none") {
+            return Ok(None);
+        }
+        let mut choices = Vec::new();
+        for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let (k, v) = part
+                .split_once('=')
+                .with_context(|| format!("dlr mix entry {part:?} is not name=weight"))?;
+            let state = match k.trim().to_ascii_lowercase().as_str() {
+                "delivered" | "delivrd" => ReceiptState::Delivered,
+                "undeliverable" | "undeliv" => ReceiptState::Undeliverable,
+                "expired" => ReceiptState::Expired,
+                "rejected" | "rejectd" => ReceiptState::Rejected,
+                "deleted" => ReceiptState::Deleted,
+                "unknown" => ReceiptState::Unknown,
+                "accepted" | "acceptd" => ReceiptState::Accepted,
+                "enroute" => ReceiptState::Enroute,
+                other => anyhow::bail!("unknown receipt outcome {other:?} in dlr mix"),
+            };
+            let w: u32 = v
+                .trim()
+                .parse()
+                .with_context(|| format!("bad weight in dlr mix entry {part:?}"))?;
+            if w > 0 {
+                choices.push((state, w));
+            }
+        }
+        let total = choices.iter().map(|c| c.1).sum::<u32>();
+        anyhow::ensure!(total > 0, "dlr mix {s:?} has no positive weight");
+        Ok(Some(DlrMix { choices, total }))
+    }
+
+    fn pick(&self, rng: &mut StdRng) -> ReceiptState {
+        let mut x = rng.random_range(0..self.total);
+        for &(state, w) in &self.choices {
+            if x < w {
+                return state;
+            }
+            x -= w;
+        }
+        ReceiptState::Delivered
+    }
+}
+
+/// One accepted message, for the ledger.
+struct LedgerRecord {
+    message_id: String,
+    system_id: String,
+    source: String,
+    dest: String,
+    data_coding: u8,
+    esm_class: u8,
+    short_message: Vec<u8>,
+    at_ms: i64,
+}
+
+#[derive(Serialize)]
+struct LedgerLine<'a> {
+    message_id: &'a str,
+    system_id: &'a str,
+    source: &'a str,
+    dest: &'a str,
+    data_coding: u8,
+    esm_class: u8,
+    short_message_hex: String,
+    at_ms: i64,
+}
+
+enum LedgerMsg {
+    Record(Box<LedgerRecord>),
+    Stop,
+}
+
+fn ledger_thread(file: File, rx: std::sync::mpsc::Receiver<LedgerMsg>) {
+    use std::sync::mpsc::RecvTimeoutError;
+    const EVERY: Duration = Duration::from_millis(100);
+    let mut w = BufWriter::with_capacity(256 * 1024, file);
+    let mut dirty_since: Option<std::time::Instant> = None;
+    loop {
+        let msg = match dirty_since {
+            None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
+            Some(t) => rx.recv_timeout(EVERY.saturating_sub(t.elapsed())),
+        };
+        match msg {
+            Ok(LedgerMsg::Record(r)) => {
+                let line = LedgerLine {
+                    message_id: &r.message_id,
+                    system_id: &r.system_id,
+                    source: &r.source,
+                    dest: &r.dest,
+                    data_coding: r.data_coding,
+                    esm_class: r.esm_class,
+                    short_message_hex: hex::encode(&r.short_message),
+                    at_ms: r.at_ms,
+                };
+                if serde_json::to_writer(&mut w, &line).is_err() || w.write_all(b"\n").is_err() {
+                    warn!("ledger write failed");
+                }
+                dirty_since.get_or_insert_with(std::time::Instant::now);
+            }
+            Ok(LedgerMsg::Stop) | Err(RecvTimeoutError::Disconnected) => break,
+            Err(RecvTimeoutError::Timeout) => {}
+        }
+        if dirty_since.is_some_and(|t| t.elapsed() >= EVERY) {
+            if let Err(e) = w.flush() {
+                warn!(error = %e, "ledger flush failed");
+            }
+            dirty_since = None;
+        }
+    }
+    if let Err(e) = w.flush() {
+        warn!(error = %e, "ledger flush failed");
+    }
+}
+
+/// Writer queue item of one connection. Not boxed: a box per PDU costs more
+/// than moving it.
+#[allow(clippy::large_enum_variant)]
+enum Out {
+    Pdu(Command),
+    Close,
+}
+
+/// One client connection, shared by its reader, the scheduler and receipt
+/// routing.
+struct Conn {
+    id: u64,
+    tx: mpsc::UnboundedSender<Out>,
+    seq: AtomicU32,
+    /// (system_id, bind kind), set once by a successful bind.
+    bound: OnceLock<(String, BindKind)>,
+    /// deliver_sm awaiting deliver_sm_resp, by sequence number. `None` once
+    /// the connection is gone (a receipt must then be routed elsewhere).
+    outstanding: Mutex<Option<HashMap<u32, ReceiptJob>>>,
+}
+
+impl Conn {
+    fn next_seq(&self) -> u32 {
+        self.seq.fetch_add(1, Ordering::Relaxed) % 0x7FFF_FFFF + 1
+    }
+
+    fn can_receive(&self, system_id: &str) -> bool {
+        matches!(self.bound.get(), Some((sid, kind)) if sid == system_id && *kind != BindKind::Transmitter)
+    }
+}
+
+/// A receipt to deliver (and possibly redeliver).
+struct ReceiptJob {
+    origin: Weak<Conn>,
+    system_id: String,
+    /// The id as written in the receipt.
+    dlr_id: String,
+    /// Original submit source/destination.
+    source: String,
+    dest: String,
+    state: ReceiptState,
+    submit_date: String,
+    /// Retries after a non-zero deliver_sm_resp so far.
+    retries: u32,
+}
+
+/// Delayed work for the scheduler.
+#[allow(clippy::large_enum_variant)]
+enum Job {
+    Respond { conn: Arc<Conn>, cmd: Command },
+    Receipt(Box<ReceiptJob>),
+}
+
+struct Scheduled {
+    at: Instant,
+    n: u64,
+    job: Job,
+}
+
+impl PartialEq for Scheduled {
+    fn eq(&self, other: &Self) -> bool {
+        self.at == other.at && self.n == other.n
+    }
+}
+impl Eq for Scheduled {}
+impl PartialOrd for Scheduled {
+    fn partial_cmp(&self, other: &Self) -> Option<CmpOrdering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Scheduled {
+    /// Reversed: the earliest deadline is the heap's maximum.
+    fn cmp(&self, other: &Self) -> CmpOrdering {
+        (other.at, other.n).cmp(&(self.at, self.n))
+    }
+}
+
+/// Server-wide state.
+struct Ctx {
+    system_id: String,
+    password: String,
+    submit_latency: Duration,
+    dlr_delay: Duration,
+    dlr_mix: Option<DlrMix>,
+    throttle_rate: f64,
+    error_rate: f64,
+    drop_after: Option<u64>,
+    receipts_before_responses: bool,
+    id_format: IdFormat,
+    mixed_id_format: bool,
+    seed: u64,
+    stats: Stats,
+    next_id: AtomicU64,
+    next_conn: AtomicU64,
+    rr: AtomicUsize,
+    conns: Mutex<HashMap<u64, Arc<Conn>>>,
+    sched: mpsc::UnboundedSender<(Instant, Job)>,
+    ledger: Option<std::sync::mpsc::Sender<LedgerMsg>>,
+    shutdown: watch::Receiver<bool>,
+}
+
+impl Ctx {
+    fn schedule(&self, after: Duration, job: Job) {
+        let _ = self.sched.send((Instant::now() + after, job));
+    }
+
+    fn shutdown_future(&self) -> impl Future<Output = ()> + use<> {
+        let mut rx = self.shutdown.clone();
+        async move {
+            let _ = rx.wait_for(|v| *v).await;
+        }
+    }
+}
+
+/// Caches a `YYMMDDhhmm` string per minute.
+#[derive(Default)]
+struct DateCache {
+    minute: i64,
+    text: String,
+}
+
+impl DateCache {
+    fn get(&mut self) -> &str {
+        let now = chrono::Utc::now();
+        let minute = now.timestamp().div_euclid(60);
+        if minute != self.minute || self.text.is_empty() {
+            self.minute = minute;
+            self.text = now.format("%y%m%d%H%M").to_string();
+        }
+        &self.text
+    }
+}
+
+/// A running simulator. Dropping it signals shutdown; [`SmscSim::shutdown`]
+/// also waits for connections to close and the ledger to be flushed.
+pub struct SmscSim {
+    local_addr: SocketAddr,
+    control_addr: Option<SocketAddr>,
+    ctx: Arc<Ctx>,
+    shutdown_tx: watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    ledger_thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for SmscSim {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SmscSim")
+            .field("local_addr", &self.local_addr)
+            .field("control_addr", &self.control_addr)
+            .finish()
+    }
+}
+
+impl SmscSim {
+    /// Starts serving SMPP on `listener` (bind port 0 in tests) and, if
+    /// `args.control` is set, HTTP `/stats`. `args.listen` is ignored.
+    pub async fn start(listener: TcpListener, args: SmscSimArgs) -> anyhow::Result<SmscSim> {
+        anyhow::ensure!(
+            (0.0..=1.0).contains(&args.throttle_rate) && (0.0..=1.0).contains(&args.error_rate),
+            "throttle_rate and error_rate must be within 0.0..=1.0"
+        );
+        let dlr_mix = DlrMix::parse(&args.dlr_mix)?;
+        let local_addr = listener.local_addr()?;
+        let (shutdown_tx, shutdown_rx) = watch::channel(false);
+        let (sched_tx, sched_rx) = mpsc::unbounded_channel();
+
+        let (ledger, ledger_thread) = match &args.ledger {
+            Some(path) => {
+                let file = OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .with_context(|| format!("opening ledger {}", path.display()))?;
+                let (tx, rx) = std::sync::mpsc::channel();
+                let handle = std::thread::Builder::new()
+                    .name("smsc-sim-ledger".into())
+                    .spawn(move || ledger_thread(file, rx))?;
+                (Some(tx), Some(handle))
+            }
+            None => (None, None),
+        };
+
+        // Ids start at the current time in ms so a restarted simulator does not
+        // reuse ids a gateway may still hold.
+        let id_base = u64::try_from(chrono::Utc::now().timestamp_millis()).unwrap_or(1);
+        let ctx = Arc::new(Ctx {
+            system_id: args.system_id.clone(),
+            password: args.password.clone(),
+            submit_latency: Duration::from_millis(args.submit_latency_ms),
+            dlr_delay: Duration::from_millis(args.dlr_delay_ms),
+            dlr_mix,
+            throttle_rate: args.throttle_rate,
+            error_rate: args.error_rate,
+            drop_after: args.drop_after,
+            receipts_before_responses: args.receipts_before_responses,
+            id_format: args.id_format,
+            mixed_id_format: args.mixed_id_format,
+            seed: args.seed,
+            stats: Stats::default(),
+            next_id: AtomicU64::new(id_base),
+            next_conn: AtomicU64::new(1),
+            rr: AtomicUsize::new(0),
+            conns: Mutex::new(HashMap::new()),
+            sched: sched_tx,
+            ledger,
+            shutdown: shutdown_rx,
+        });
+
+        let mut tasks = Vec::new();
+        let control_addr = match &args.control {
+            Some(addr) => {
+                let l = TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("binding control address {addr}"))?;
+                let control_addr = l.local_addr()?;
+                let c = ctx.clone();
+                let app = axum::Router::new().route(
+                    "/stats",
+                    axum::routing::get(move || {
+                        let c = c.clone();
+                        async move { axum::Json(c.stats.snapshot()) }
+                    }),
+                );
+                let stop = ctx.shutdown_future();
+                tasks.push(tokio::spawn(async move {
+                    if let Err(e) = axum::serve(l, app).with_graceful_shutdown(stop).await {
+                        warn!(error = %e, "control server failed");
+                    }
+                }));
+                Some(control_addr)
+            }
+            None => None,
+        };
+        tasks.push(tokio::spawn(scheduler_task(ctx.clone(), sched_rx)));
+        tasks.push(tokio::spawn(accept_task(ctx.clone(), listener)));
+        info!(%local_addr, ?control_addr, "SMSC simulator listening");
+        Ok(SmscSim {
+            local_addr,
+            control_addr,
+            ctx,
+            shutdown_tx,
+            tasks,
+            ledger_thread,
+        })
+    }
+
+    /// The SMPP address actually bound.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The `/stats` HTTP address, if enabled.
+    pub fn control_addr(&self) -> Option<SocketAddr> {
+        self.control_addr
+    }
+
+    /// Current counters.
+    pub fn stats(&self) -> StatsSnapshot {
+        self.ctx.stats.snapshot()
+    }
+
+    /// Stops accepting, closes every connection (bounded), stops timers and
+    /// flushes the ledger.
+    pub async fn shutdown(mut self) -> anyhow::Result<()> {
+        self.shutdown_tx.send_replace(true);
+        for t in std::mem::take(&mut self.tasks) {
+            let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
+        }
+        if let Some(tx) = &self.ctx.ledger {
+            let _ = tx.send(LedgerMsg::Stop);
+        }
+        if let Some(h) = self.ledger_thread.take() {
+            tokio::task::spawn_blocking(move || h.join())
+                .await
+                .context("joining ledger thread")?
+                .map_err(|_| anyhow::anyhow!("ledger thread panicked"))?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for SmscSim {
+    fn drop(&mut self) {
+        self.shutdown_tx.send_replace(true);
+        if let Some(tx) = &self.ctx.ledger {
+            let _ = tx.send(LedgerMsg::Stop);
+        }
+    }
+}
+
+/// Serves until `shutdown` resolves, then shuts down cleanly.
+pub async fn serve(
+    listener: TcpListener,
+    args: SmscSimArgs,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let sim = SmscSim::start(listener, args).await?;
+    shutdown.await;
+    info!(stats = ?sim.stats(), "SMSC simulator stopping");
+    sim.shutdown().await
+}
+
+/// Entry point of `smsgw sim smsc`: runs until SIGTERM/SIGINT, then flushes
+/// the ledger and exits.
+pub async fn run(args: SmscSimArgs) -> anyhow::Result<()> {
+    let listener = TcpListener::bind(&args.listen)
+        .await
+        .with_context(|| format!("binding {}", args.listen))?;
+    serve(listener, args, shutdown_signal()).await
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+async fn accept_task(ctx: Arc<Ctx>, listener: TcpListener) {
+    let stop = ctx.shutdown_future();
+    tokio::pin!(stop);
+    let mut conns = JoinSet::new();
+    loop {
+        tokio::select! {
+            biased;
+            _ = &mut stop => break,
+            Some(_) = conns.join_next(), if !conns.is_empty() => {}
+            r = listener.accept() => match r {
+                Ok((stream, peer)) => {
+                    debug!(%peer, "SMPP connection accepted");
+                    conns.spawn(connection(ctx.clone(), stream));
+                }
+                Err(e) => {
+                    warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            },
+        }
+    }
+    drop(listener);
+    let drain = async { while conns.join_next().await.is_some() {} };
+    if tokio::time::timeout(Duration::from_secs(3), drain).await.is_err() {
+        conns.abort_all();
+    }
+}
+
+async fn writer_task(
+    mut writer: FramedWrite<OwnedWriteHalf, SmppCodec>,
+    mut rx: mpsc::UnboundedReceiver<Out>,
+) {
+    let r: std::io::Result<()> = async {
+        loop {
+            let Some(first) = rx.recv().await else {
+                return Ok(());
+            };
+            let mut next = Some(first);
+            let mut fed = 0usize;
+            let mut close = false;
+            while let Some(item) = next.take() {
+                match item {
+                    Out::Pdu(cmd) => writer.feed(cmd).await?,
+                    Out::Close => {
+                        close = true;
+                        break;
+                    }
+                }
+                fed += 1;
+                if fed < 1024 {
+                    next = rx.try_recv().ok();
+                }
+            }
+            writer.flush().await?;
+            if close {
+                let _ = writer.get_mut().shutdown().await;
+                return Ok(());
+            }
+        }
+    }
+    .await;
+    if let Err(e) = r {
+        debug!(error = %e, "simulator write failed");
+    }
+}
+
+async fn connection(ctx: Arc<Ctx>, stream: TcpStream) {
+    let _ = stream.set_nodelay(true);
+    let id = ctx.next_conn.fetch_add(1, Ordering::Relaxed);
+    let (rd, wr) = stream.into_split();
+    let (tx, rx) = mpsc::unbounded_channel();
+    let writer = tokio::spawn(writer_task(FramedWrite::new(wr, SmppCodec::new()), rx));
+    let conn = Arc::new(Conn {
+        id,
+        tx,
+        seq: AtomicU32::new(1),
+        bound: OnceLock::new(),
+        outstanding: Mutex::new(Some(HashMap::new())),
+    });
+    let mut reader = FramedRead::with_capacity(rd, SmppCodec::new(), 64 * 1024);
+    let mut state = ConnState {
+        rng: if ctx.seed != 0 {
+            StdRng::seed_from_u64(ctx.seed.wrapping_add(id))
+        } else {
+            StdRng::from_os_rng()
+        },
+        submits: 0,
+        dates: DateCache::default(),
+    };
+    let stop = ctx.shutdown_future();
+    tokio::pin!(stop);
+    loop {
+        let frame = tokio::select! {
+            biased;
+            _ = &mut stop => break,
+            f = reader.next() => f,
+        };
+        let flow = match frame {
+            None => break,
+            Some(Err(e)) => {
+                debug!(conn = id, error = %e, "unrecoverable framing error; dropping connection");
+                break;
+            }
+            Some(Ok(Frame::Command(cmd))) => handle(&ctx, &conn, &mut state, *cmd),
+            Some(Ok(Frame::Malformed(m))) => {
+                warn!(
+                    conn = id,
+                    command_id = format_args!("{:#x}", m.command_id),
+                    seq = m.sequence_number,
+                    error = %m.error,
+                    "malformed PDU from client"
+                );
+                if m.command_id & command_id::RESPONSE_BIT != 0 {
+                    if m.command_id == command_id::DELIVER_SM_RESP {
+                        on_deliver_sm_resp(&ctx, &conn, m.sequence_number, m.command_status);
+                    }
+                } else {
+                    send(&conn, codec::generic_nack(m.sequence_number, status::ESME_RINVCMDLEN));
+                }
+                Flow::Continue
+            }
+        };
+        if let Flow::Close = flow {
+            break;
+        }
+    }
+    // Teardown: route unacknowledged receipts elsewhere, stop the writer.
+    lock(&ctx.conns).remove(&id);
+    let orphans = lock(&conn.outstanding).take().unwrap_or_default();
+    for (_, job) in orphans {
+        ctx.schedule(Duration::ZERO, Job::Receipt(Box::new(job)));
+    }
+    let _ = conn.tx.send(Out::Close);
+    if tokio::time::timeout(Duration::from_secs(2), writer).await.is_err() {
+        debug!(conn = id, "writer did not finish in time");
+    }
+    debug!(conn = id, "SMPP connection closed");
+}
+
+struct ConnState {
+    rng: StdRng,
+    submits: u64,
+    dates: DateCache,
+}
+
+enum Flow {
+    Continue,
+    Close,
+}
+
+fn send(conn: &Conn, cmd: Command) {
+    let _ = conn.tx.send(Out::Pdu(cmd));
+}
+
+fn handle(ctx: &Arc<Ctx>, conn: &Arc<Conn>, st: &mut ConnState, cmd: Command) -> Flow {
+    let seq = cmd.sequence_number;
+    match cmd.id() {
+        CommandId::BindTransmitter | CommandId::BindReceiver | CommandId::BindTransceiver => {
+            let (kind, sid, pw) = match cmd.pdu() {
+                Some(Pdu::BindTransmitter(b)) => {
+                    (BindKind::Transmitter, b.system_id.as_str(), b.password.as_str())
+                }
+                Some(Pdu::BindReceiver(b)) => {
+                    (BindKind::Receiver, b.system_id.as_str(), b.password.as_str())
+                }
+                Some(Pdu::BindTransceiver(b)) => {
+                    (BindKind::Transceiver, b.system_id.as_str(), b.password.as_str())
+                }
+                _ => {
+                    send(conn, codec::generic_nack(seq, status::ESME_RINVCMDLEN));
+                    return Flow::Continue;
+                }
+            };
+            if conn.bound.get().is_some() {
+                send(conn, codec::bind_resp(seq, kind, status::ESME_RALYBND, "smsgwsim"));
+                return Flow::Continue;
+            }
+            let refuse = if sid != ctx.system_id {
+                Some(status::ESME_RINVSYSID)
+            } else if pw != ctx.password {
+                Some(status::ESME_RINVPASWD)
+            } else {
+                None
+            };
+            if let Some(s) = refuse {
+                info!(conn = conn.id, system_id = sid, status = s, "bind refused");
+                send(conn, codec::bind_resp(seq, kind, s, "smsgwsim"));
+                return Flow::Close;
+            }
+            let _ = conn.bound.set((sid.to_string(), kind));
+            lock(&ctx.conns).insert(conn.id, conn.clone());
+            inc(&ctx.stats.binds);
+            debug!(conn = conn.id, system_id = sid, ?kind, "bound");
+            send(conn, codec::bind_resp(seq, kind, status::ESME_ROK, "smsgwsim"));
+            Flow::Continue
+        }
+        CommandId::EnquireLink => {
+            send(conn, codec::enquire_link_resp(seq));
+            Flow::Continue
+        }
+        CommandId::Unbind => {
+            send(conn, codec::unbind_resp(seq));
+            Flow::Close
+        }
+        CommandId::SubmitSm => on_submit(ctx, conn, st, seq, cmd.pdu()),
+        CommandId::DeliverSmResp | CommandId::GenericNack => {
+            on_deliver_sm_resp(ctx, conn, seq, u32::from(cmd.status));
+            Flow::Continue
+        }
+        id if u32::from(id) & command_id::RESPONSE_BIT != 0 => Flow::Continue,
+        CommandId::AlertNotification | CommandId::Outbind => Flow::Continue,
+        other => {
+            debug!(conn = conn.id, ?other, "unsupported command");
+            send(conn, codec::generic_nack(seq, status::ESME_RINVCMDID));
+            Flow::Continue
+        }
+    }
+}
+
+fn on_submit(
+    ctx: &Arc<Ctx>,
+    conn: &Arc<Conn>,
+    st: &mut ConnState,
+    seq: u32,
+    pdu: Option<&Pdu>,
+) -> Flow {
+    inc(&ctx.stats.submits);
+    st.submits += 1;
+    if ctx.drop_after.is_some_and(|n| st.submits >= n) {
+        info!(conn = conn.id, submits = st.submits, "drop_after reached; dropping connection");
+        return Flow::Close;
+    }
+    let system_id = match conn.bound.get() {
+        Some((sid, kind)) if *kind != BindKind::Receiver => sid,
+        _ => {
+            send(conn, codec::submit_sm_resp(seq, status::ESME_RINVBNDSTS, ""));
+            return Flow::Continue;
+        }
+    };
+    let Some(Pdu::SubmitSm(sm)) = pdu else {
+        send(conn, codec::generic_nack(seq, status::ESME_RINVCMDLEN));
+        return Flow::Continue;
+    };
+    let draw: f64 = st.rng.random();
+    let resp = if draw < ctx.throttle_rate {
+        inc(&ctx.stats.throttled);
+        codec::submit_sm_resp(seq, status::ESME_RTHROTTLED, "")
+    } else if draw < ctx.throttle_rate + ctx.error_rate {
+        inc(&ctx.stats.errors);
+        codec::submit_sm_resp(seq, status::ESME_RSUBMITFAIL, "")
+    } else {
+        let n = ctx.next_id.fetch_add(1, Ordering::Relaxed);
+        let message_id = ctx.id_format.format(n);
+        inc(&ctx.stats.accepted);
+        let fields = SubmitSmFields::from_pdu(sm);
+        let registered = fields.registered_delivery & 0x03;
+        if let Some(mix) = &ctx.dlr_mix
+            && registered != 0
+        {
+            let state = mix.pick(&mut st.rng);
+            // registered_delivery 2 = receipt on failure only.
+            if !(registered == 2 && state == ReceiptState::Delivered) {
+                let dlr_id = if ctx.mixed_id_format {
+                    ctx.id_format.other().format(n)
+                } else {
+                    message_id.clone()
+                };
+                let job = Box::new(ReceiptJob {
+                    origin: Arc::downgrade(conn),
+                    system_id: system_id.clone(),
+                    dlr_id,
+                    source: fields.source.clone(),
+                    dest: fields.dest.clone(),
+                    state,
+                    submit_date: st.dates.get().to_string(),
+                    retries: 0,
+                });
+                if ctx.receipts_before_responses {
+                    dispatch_receipt(ctx, job, st.dates.get());
+                } else {
+                    ctx.schedule(ctx.dlr_delay, Job::Receipt(job));
+                }
+            }
+        }
+        if let Some(ledger) = &ctx.ledger {
+            let _ = ledger.send(LedgerMsg::Record(Box::new(LedgerRecord {
+                message_id: message_id.clone(),
+                system_id: system_id.clone(),
+                source: fields.source,
+                dest: fields.dest,
+                data_coding: fields.data_coding,
+                esm_class: fields.esm_class,
+                short_message: fields.short_message,
+                at_ms: chrono::Utc::now().timestamp_millis(),
+            })));
+        }
+        codec::submit_sm_resp(seq, status::ESME_ROK, &message_id)
+    };
+    if ctx.submit_latency.is_zero() {
+        send(conn, resp);
+    } else {
+        ctx.schedule(
+            ctx.submit_latency,
+            Job::Respond {
+                conn: conn.clone(),
+                cmd: resp,
+            },
+        );
+    }
+    Flow::Continue
+}
+
+fn on_deliver_sm_resp(ctx: &Arc<Ctx>, conn: &Arc<Conn>, seq: u32, command_status: u32) {
+    let job = lock(&conn.outstanding)
+        .as_mut()
+        .and_then(|m| m.remove(&seq));
+    let Some(mut job) = job else {
+        return;
+    };
+    if command_status == status::ESME_ROK {
+        inc(&ctx.stats.receipts_acked);
+        return;
+    }
+    inc(&ctx.stats.deliver_sm_resp_errors);
+    if job.retries < 5 {
+        job.retries += 1;
+        debug!(conn = conn.id, id = %job.dlr_id, retry = job.retries, command_status, "receipt refused; retrying in 1 s");
+        ctx.schedule(Duration::from_secs(1), Job::Receipt(Box::new(job)));
+    } else {
+        warn!(conn = conn.id, id = %job.dlr_id, command_status, "receipt refused 6 times; giving up");
+    }
+}
+
+/// Picks the connection for a receipt: its own connection if that is a live
+/// transceiver, else any live receiver/transceiver of the same system_id.
+fn receipt_target(ctx: &Ctx, job: &ReceiptJob) -> Option<Arc<Conn>> {
+    if let Some(origin) = job.origin.upgrade()
+        && origin.can_receive(&job.system_id)
+        && lock(&origin.outstanding).is_some()
+    {
+        return Some(origin);
+    }
+    let conns = lock(&ctx.conns);
+    let candidates: Vec<&Arc<Conn>> = conns
+        .values()
+        .filter(|c| c.can_receive(&job.system_id))
+        .collect();
+    if candidates.is_empty() {
+        return None;
+    }
+    let i = ctx.rr.fetch_add(1, Ordering::Relaxed) % candidates.len();
+    Some(candidates[i].clone())
+}
+
+/// Sends a receipt now, or parks it for 1 s if no connection can take it.
+fn dispatch_receipt(ctx: &Ctx, job: Box<ReceiptJob>, done_date: &str) {
+    let Some(conn) = receipt_target(ctx, &job) else {
+        ctx.schedule(Duration::from_secs(1), Job::Receipt(job));
+        return;
+    };
+    let seq = conn.next_seq();
+    let delivered = job.state == ReceiptState::Delivered;
+    let err = match job.state {
+        ReceiptState::Delivered | ReceiptState::Accepted | ReceiptState::Enroute => "000",
+        ReceiptState::Undeliverable => "001",
+        ReceiptState::Rejected => "002",
+        ReceiptState::Expired => "003",
+        ReceiptState::Deleted => "004",
+        ReceiptState::Unknown => "005",
+    };
+    let text = format!(
+        "id:{} sub:001 dlvrd:{} submit date:{} done date:{} stat:{} err:{} text:",
+        job.dlr_id,
+        if delivered { "001" } else { "000" },
+        job.submit_date,
+        done_date,
+        job.state.stat_text(),
+        err,
+    );
+    let cmd = codec::deliver_sm_receipt(
+        seq,
+        &ReceiptPdu {
+            source_addr: &job.dest,
+            dest_addr: &job.source,
+            text: &text,
+            receipted_message_id: &job.dlr_id,
+            message_state: job.state.message_state(),
+        },
+    );
+    let cmd = match cmd {
+        Ok(c) => c,
+        Err(e) => {
+            warn!(id = %job.dlr_id, error = %e, "cannot encode receipt; dropped");
+            return;
+        }
+    };
+    {
+        let mut out = lock(&conn.outstanding);
+        match out.as_mut() {
+            Some(map) => {
+                map.insert(seq, *job);
+            }
+            None => {
+                // Connection went away between picking and sending.
+                drop(out);
+                ctx.schedule(Duration::ZERO, Job::Receipt(job));
+                return;
+            }
+        }
+    }
+    send(&conn, cmd);
+    inc(&ctx.stats.receipts_sent);
+}
+
+async fn scheduler_task(ctx: Arc<Ctx>, mut rx: mpsc::UnboundedReceiver<(Instant, Job)>) {
+    let stop = ctx.shutdown_future();
+    tokio::pin!(stop);
+    let mut heap: BinaryHeap<Scheduled> = BinaryHeap::new();
+    let mut n: u64 = 0;
+    let far = || Instant::now() + Duration::from_secs(86_400);
+    let sleep = tokio::time::sleep_until(far());
+    tokio::pin!(sleep);
+    let mut armed: Option<Instant> = None;
+    let mut dates = DateCache::default();
+    loop {
+        let next = heap.peek().map(|s| s.at);
+        if next != armed {
+            sleep.as_mut().reset(next.unwrap_or_else(far));
+            armed = next;
+        }
+        tokio::select! {
+            biased;
+            _ = &mut stop => return,
+            msg = rx.recv() => {
+                let Some((at, job)) = msg else { return };
+                n += 1;
+                heap.push(Scheduled { at, n, job });
+                let mut extra = 0;
+                while extra < 4096 {
+                    let Ok((at, job)) = rx.try_recv() else { break };
+                    n += 1;
+                    heap.push(Scheduled { at, n, job });
+                    extra += 1;
+                }
+            }
+            _ = &mut sleep, if next.is_some() => {
+                armed = None;
+                let now = Instant::now();
+                while heap.peek().is_some_and(|s| s.at <= now) {
+                    let Some(item) = heap.pop() else { break };
+                    match item.job {
+                        Job::Respond { conn, cmd } => send(&conn, cmd),
+                        Job::Receipt(job) => dispatch_receipt(&ctx, job, dates.get()),
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,47 @@
+//! Tenants at run time: one rate-limiter actor per tenant, created on first use.
+pub mod limiter;
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use ractor::{Actor, ActorRef};
+
+use crate::state::RateLimit;
+use limiter::{LimiterMsg, TenantLimiter};
+
+/// Finds (or starts) the limiter actor of a tenant.
+#[derive(Default)]
+pub struct Limiters {
+    actors: Mutex<HashMap<String, ActorRef<LimiterMsg>>>,
+}
+
+impl Limiters {
+    /// Asks the tenant's limiter for `n` requests; Err(retry-after seconds) when over.
+    pub async fn check(&self, tenant: &str, limit: RateLimit, n: u32) -> Result<(), u64> {
+        for _ in 0..2 {
+            let existing = self.actors.lock().unwrap_or_else(|e| e.into_inner()).get(tenant).cloned();
+            let actor = match existing {
+                Some(a) => {
+                    let _ = a.send_message(LimiterMsg::SetLimit(limit));
+                    a
+                }
+                None => match Actor::spawn(None, TenantLimiter, limit).await {
+                    Ok((a, _)) => {
+                        self.actors.lock().unwrap_or_else(|e| e.into_inner()).insert(tenant.to_string(), a.clone());
+                        a
+                    }
+                    Err(_) => return Ok(()),
+                },
+            };
+            match actor.call(|port| LimiterMsg::Check(n, port), Some(Duration::from_secs(2))).await {
+                Ok(ractor::rpc::CallResult::Success(r)) => return r,
+                _ => {
+                    // The limiter died: forget it and start a fresh one.
+                    self.actors.lock().unwrap_or_else(|e| e.into_inner()).remove(tenant);
+                }
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,565 @@
+//! The webhook dispatcher: one actor per node that delivers the replicated outbox.
+//!
+//! Every node applies the same entries, so every node learns of every webhook job
+//! (`Notice::Webhook`) and keeps it in its due-queue; only the Raft leader sends. A
+//! delivery is a spawned task (the actor never awaits HTTP) that reports back with
+//! `WebhookMsg::Attempted`. A 2xx answer, or giving up (24 h after the job was
+//! created, tenant deleted, unusable URL), proposes `Op::WebhookDone` so the outbox
+//! row goes away durably; anything else is retried with `backoff::next_delay`.
+//! Delivery is at-least-once: a crash between the 2xx and the commit of
+//! `WebhookDone` sends the same body (same `event_id`) again.
+//!
+//! The queue is derived state: at start, and whenever this node becomes leader
+//! again, it is refilled from `StateStore::webhook_jobs`.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+use tokio::task::JoinHandle;
+use tracing::{Instrument, debug, info, warn};
+
+use super::backoff;
+use super::signature::{self, SIGNATURE_HEADER};
+use crate::clock::now_ms;
+use crate::consensus::Consensus;
+use crate::state::{Notice, Op, WebhookJob};
+
+/// How often due jobs are looked at (new jobs start at once, on their notice).
+const TICK: Duration = Duration::from_millis(200);
+/// Wait before proposing `WebhookDone` again after the proposal failed.
+const RETIRE_RETRY: Duration = Duration::from_secs(1);
+/// Wait before looking at a job again after the store could not be read.
+const STORE_RETRY_MS: i64 = 1000;
+/// How often a follower drops queued jobs that the leader has finished.
+const PRUNE_EVERY_MS: i64 = 10_000;
+/// Response bytes read (and thrown away) so the connection can go back to the pool.
+const DRAIN_LIMIT: usize = 16 * 1024;
+
+/// The actor that delivers status webhooks from the replicated outbox.
+pub struct WebhookDispatcher;
+
+/// What the dispatcher needs: the write path and store, its notice feed, and limits.
+pub struct WebhookArgs {
+    /// Proposes `Op::WebhookDone`; its store holds the outbox and the tenants' secrets.
+    pub consensus: Arc<Consensus>,
+    /// The store's webhook notices (`Notifier::webhooks`); other notices are ignored.
+    pub notices: tokio::sync::mpsc::UnboundedReceiver<Notice>,
+    /// Deliveries in flight at most (0 is taken as 1).
+    pub concurrency: usize,
+    /// Per-request timeout (contract: 5 s); connecting counts against it.
+    pub timeout: Duration,
+    /// How long after a job's `created_at` it is retried before being dropped (24 h).
+    pub max_age: Duration,
+}
+
+/// Messages of the dispatcher. All are internal: the notice feed, the delivery tasks
+/// and the timer send them.
+pub enum WebhookMsg {
+    /// A job was added to the outbox (or found there at start): queue it, due now.
+    Due(String),
+    /// A delivery task finished one attempt.
+    Attempted {
+        /// The job's event id.
+        event_id: String,
+        /// What the receiver said.
+        outcome: Attempt,
+    },
+    /// The `WebhookDone` proposal for a job came back.
+    Retired {
+        /// The job's event id.
+        event_id: String,
+        /// Committed; on false it is proposed again after `RETIRE_RETRY`.
+        ok: bool,
+    },
+    /// Propose `WebhookDone` again for a job whose earlier proposal failed.
+    Retire(String),
+    /// Start due jobs; notice leadership changes.
+    Tick,
+}
+
+/// The result of one delivery attempt, as reported by its task.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Attempt {
+    /// A 2xx answer: delivered.
+    Delivered(u16),
+    /// Any other status: retried.
+    Rejected(u16),
+    /// No answer within the timeout: retried.
+    Timeout,
+    /// Connection or protocol failure: retried.
+    Failed(String),
+    /// The request could not even be built (bad URL): given up at once.
+    Invalid(String),
+}
+
+/// Where a known job is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// In the due-queue under this time (ms since epoch).
+    Queued(i64),
+    /// A delivery task is running.
+    InFlight,
+    /// `WebhookDone` is being proposed.
+    Retiring,
+}
+
+#[derive(Debug)]
+struct Tracked {
+    phase: Phase,
+    /// Failed attempts so far (drives the backoff).
+    failures: u32,
+    /// Known once the row has been read (for logs and the deadline).
+    message_id: String,
+    tenant: String,
+    created_at: Option<i64>,
+}
+
+/// The dispatcher's queue and deliveries in flight.
+pub struct WebhookState {
+    consensus: Arc<Consensus>,
+    client: reqwest::Client,
+    concurrency: usize,
+    timeout: Duration,
+    max_age_ms: i64,
+    /// Every job this node knows of and has not finished.
+    jobs: HashMap<String, Tracked>,
+    /// (due ms, event id) of the queued jobs.
+    due: BTreeSet<(i64, String)>,
+    in_flight: usize,
+    /// The queue was filled from the outbox since this node was last a follower.
+    synced: bool,
+    last_prune: i64,
+    forwarder: JoinHandle<()>,
+    ticker: JoinHandle<()>,
+}
+
+/// Builds the one HTTP client (and its connection pool) all deliveries share.
+fn http_client(timeout: Duration, concurrency: usize) -> Result<reqwest::Client, reqwest::Error> {
+    // reqwest is built without a crypto provider and panics when none is installed;
+    // main installs ring, this covers tests and embedders that did not.
+    if rustls::crypto::CryptoProvider::get_default().is_none() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    }
+    reqwest::Client::builder()
+        .no_proxy()
+        // A redirect is not a delivery: a POST would turn into a GET.
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(timeout)
+        .pool_idle_timeout(Duration::from_secs(90))
+        .pool_max_idle_per_host(concurrency)
+        .tcp_nodelay(true)
+        .user_agent(concat!("smsgw/", env!("CARGO_PKG_VERSION")))
+        .build()
+}
+
+fn count(result: &'static str) {
+    metrics::counter!("smsgw_webhook_deliveries_total", "result" => result).increment(1);
+}
+
+/// The error and its causes on one line (reqwest's own text hides the cause).
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
+/// Sends one job once. Runs in its own task.
+async fn deliver(
+    client: reqwest::Client,
+    job: WebhookJob,
+    secret: String,
+    timeout: Duration,
+) -> Attempt {
+    let t = now_ms().div_euclid(1000);
+    let sig = signature::sign(secret.as_bytes(), t, job.body.as_bytes());
+    let req = client
+        .post(&job.url)
+        .timeout(timeout)
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .header(SIGNATURE_HEADER, sig)
+        .body(job.body);
+    match req.send().await {
+        Ok(mut resp) => {
+            let status = resp.status().as_u16();
+            let mut read = 0;
+            while read < DRAIN_LIMIT {
+                match resp.chunk().await {
+                    Ok(Some(c)) => read += c.len(),
+                    _ => break,
+                }
+            }
+            if (200..300).contains(&status) {
+                Attempt::Delivered(status)
+            } else {
+                Attempt::Rejected(status)
+            }
+        }
+        Err(e) if e.is_timeout() => Attempt::Timeout,
+        Err(e) if e.is_builder() => Attempt::Invalid(error_chain(&e)),
+        Err(e) => Attempt::Failed(error_chain(&e)),
+    }
+}
+
+impl WebhookState {
+    /// Queues a job not known yet, due at `due_ms`.
+    fn add(&mut self, event_id: String, due_ms: i64) {
+        if self.jobs.contains_key(&event_id) {
+            return;
+        }
+        self.due.insert((due_ms, event_id.clone()));
+        self.jobs.insert(
+            event_id,
+            Tracked {
+                phase: Phase::Queued(due_ms),
+                failures: 0,
+                message_id: String::new(),
+                tenant: String::new(),
+                created_at: None,
+            },
+        );
+    }
+
+    /// Moves a known job back into the due-queue.
+    fn requeue(&mut self, event_id: &str, due_ms: i64) {
+        if let Some(t) = self.jobs.get_mut(event_id) {
+            if let Phase::Queued(old) = t.phase {
+                self.due.remove(&(old, event_id.to_string()));
+            }
+            t.phase = Phase::Queued(due_ms);
+            self.due.insert((due_ms, event_id.to_string()));
+        }
+    }
+
+    fn forget(&mut self, event_id: &str) {
+        if let Some(t) = self.jobs.remove(event_id)
+            && let Phase::Queued(due) = t.phase
+        {
+            self.due.remove(&(due, event_id.to_string()));
+        }
+    }
+
+    /// Adds every job of the outbox that is not known yet, due now.
+    fn sync_outbox(&mut self) -> Result<(), crate::state::StoreError> {
+        let now = now_ms();
+        for job in self.consensus.store().webhook_jobs()? {
+            self.add(job.event_id, now);
+        }
+        self.synced = true;
+        Ok(())
+    }
+
+    /// On a follower: drops queued jobs whose row the leader has removed.
+    fn prune(&mut self) {
+        let queued: Vec<String> = self
+            .jobs
+            .iter()
+            .filter(|(_, t)| matches!(t.phase, Phase::Queued(_)))
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in queued {
+            if let Ok(None) = self.consensus.store().webhook_job(&id) {
+                self.forget(&id);
+            }
+        }
+    }
+
+    /// Starts due jobs while this node leads and there is room.
+    fn pump(&mut self, myself: &ActorRef<WebhookMsg>) {
+        if !self.consensus.is_leader() {
+            return;
+        }
+        let now = now_ms();
+        while self.in_flight < self.concurrency {
+            let Some((due, id)) = self.due.first().cloned() else {
+                break;
+            };
+            if due > now {
+                break;
+            }
+            self.due.remove(&(due, id.clone()));
+            if let Some(t) = self.jobs.get_mut(&id) {
+                // Out of the queue; `start` decides where it goes next.
+                t.phase = Phase::InFlight;
+            }
+            self.start(myself, id, now);
+        }
+    }
+
+    /// Reads the job and either gives up on it or spawns one delivery attempt.
+    fn start(&mut self, myself: &ActorRef<WebhookMsg>, event_id: String, now: i64) {
+        let job = match self.consensus.store().webhook_job(&event_id) {
+            Ok(Some(job)) => job,
+            Ok(None) => {
+                // Finished by an earlier leader (or by us before a restart).
+                self.forget(&event_id);
+                return;
+            }
+            Err(e) => {
+                warn!(event_id = %event_id, error = %e, "cannot read webhook job");
+                self.requeue(&event_id, now + STORE_RETRY_MS);
+                return;
+            }
+        };
+        let Some(t) = self.jobs.get_mut(&event_id) else {
+            return;
+        };
+        t.message_id.clone_from(&job.message_id);
+        t.tenant.clone_from(&job.tenant);
+        t.created_at = Some(job.created_at);
+        let failures = t.failures;
+
+        if now.saturating_sub(job.created_at) >= self.max_age_ms {
+            count("gave_up");
+            warn!(
+                event_id = %event_id, message_id = %job.message_id, tenant = %job.tenant,
+                attempts = failures, "webhook not delivered within its retry period; dropped"
+            );
+            self.retire(myself, event_id);
+            return;
+        }
+        let secret = self
+            .consensus
+            .store()
+            .config()
+            .tenants
+            .get(&job.tenant)
+            .map(|t| t.webhook_secret.clone());
+        let Some(secret) = secret else {
+            count("gave_up");
+            warn!(
+                event_id = %event_id, message_id = %job.message_id, tenant = %job.tenant,
+                "tenant no longer exists; webhook dropped"
+            );
+            self.retire(myself, event_id);
+            return;
+        };
+
+        self.in_flight += 1;
+        let span = tracing::info_span!(
+            "webhook",
+            event_id = %event_id,
+            message_id = %job.message_id,
+            tenant = %job.tenant
+        );
+        let client = self.client.clone();
+        let timeout = self.timeout;
+        let me = myself.clone();
+        tokio::spawn(
+            async move {
+                debug!(attempt = failures + 1, url = %job.url, "delivering webhook");
+                let outcome = deliver(client, job, secret, timeout).await;
+                let _ = me.send_message(WebhookMsg::Attempted { event_id, outcome });
+            }
+            .instrument(span),
+        );
+    }
+
+    /// Proposes `WebhookDone` in a task; the answer comes back as `Retired`.
+    fn retire(&mut self, myself: &ActorRef<WebhookMsg>, event_id: String) {
+        let Some(t) = self.jobs.get_mut(&event_id) else {
+            return;
+        };
+        if let Phase::Queued(due) = t.phase {
+            self.due.remove(&(due, event_id.clone()));
+        }
+        t.phase = Phase::Retiring;
+        let consensus = self.consensus.clone();
+        let me = myself.clone();
+        tokio::spawn(async move {
+            let ok = match consensus
+                .propose(Op::WebhookDone {
+                    event_id: event_id.clone(),
+                })
+                .await
+            {
+                Ok(_) => true,
+                Err(e) => {
+                    debug!(event_id = %event_id, error = %e, "cannot remove webhook job yet");
+                    false
+                }
+            };
+            let _ = me.send_message(WebhookMsg::Retired { event_id, ok });
+        });
+    }
+
+    /// Handles the report of one delivery attempt.
+    fn attempted(&mut self, myself: &ActorRef<WebhookMsg>, event_id: String, outcome: Attempt) {
+        self.in_flight = self.in_flight.saturating_sub(1);
+        let Some(t) = self.jobs.get_mut(&event_id) else {
+            return;
+        };
+        t.failures = t
+            .failures
+            .saturating_add(u32::from(!matches!(outcome, Attempt::Delivered(_))));
+        let (failures, created_at) = (t.failures, t.created_at);
+        let (message_id, tenant) = (t.message_id.clone(), t.tenant.clone());
+        let why = match outcome {
+            Attempt::Delivered(status) => {
+                count("ok");
+                debug!(event_id = %event_id, message_id = %message_id, tenant = %tenant, status, "webhook delivered");
+                self.retire(myself, event_id);
+                return;
+            }
+            Attempt::Invalid(e) => {
+                count("gave_up");
+                warn!(
+                    event_id = %event_id, message_id = %message_id, tenant = %tenant, error = %e,
+                    "webhook cannot be sent (bad callback URL); dropped"
+                );
+                self.retire(myself, event_id);
+                return;
+            }
+            Attempt::Rejected(status) => {
+                count("error");
+                format!("answered {status}")
+            }
+            Attempt::Timeout => {
+                count("timeout");
+                format!("no answer within {:?}", self.timeout)
+            }
+            Attempt::Failed(e) => {
+                count("error");
+                e
+            }
+        };
+        let now = now_ms();
+        let wait = backoff::next_delay(failures, rand::random()).as_millis() as i64;
+        let mut due = now.saturating_add(wait);
+        if let Some(c) = created_at {
+            // The try at the deadline is where the job is given up.
+            due = due.min(c.saturating_add(self.max_age_ms));
+        }
+        info!(
+            event_id = %event_id, message_id = %message_id, tenant = %tenant,
+            attempts = failures, retry_in_ms = due - now, reason = %why, "webhook not delivered; will retry"
+        );
+        self.requeue(&event_id, due);
+    }
+
+    fn tick(&mut self) {
+        let now = now_ms();
+        if self.consensus.is_leader() {
+            if !self.synced
+                && let Err(e) = self.sync_outbox()
+            {
+                warn!(error = %e, "cannot read the webhook outbox");
+            }
+        } else {
+            self.synced = false;
+            if now.saturating_sub(self.last_prune) >= PRUNE_EVERY_MS {
+                self.last_prune = now;
+                self.prune();
+            }
+        }
+    }
+}
+
+impl Actor for WebhookDispatcher {
+    type Msg = WebhookMsg;
+    type State = WebhookState;
+    type Arguments = WebhookArgs;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<WebhookMsg>,
+        args: WebhookArgs,
+    ) -> Result<WebhookState, ActorProcessingErr> {
+        let concurrency = args.concurrency.max(1);
+        let client = http_client(args.timeout, concurrency)
+            .map_err(|e| ActorProcessingErr::from(error_chain(&e)))?;
+        let me = myself.clone();
+        let mut notices = args.notices;
+        let forwarder = tokio::spawn(async move {
+            while let Some(n) = notices.recv().await {
+                if let Notice::Webhook { event_id } = n
+                    && me.send_message(WebhookMsg::Due(event_id)).is_err()
+                {
+                    break;
+                }
+            }
+        });
+        let ticker = myself.send_interval(TICK, || WebhookMsg::Tick);
+        let mut st = WebhookState {
+            consensus: args.consensus,
+            client,
+            concurrency,
+            timeout: args.timeout,
+            max_age_ms: i64::try_from(args.max_age.as_millis()).unwrap_or(i64::MAX),
+            jobs: HashMap::new(),
+            due: BTreeSet::new(),
+            in_flight: 0,
+            synced: false,
+            last_prune: now_ms(),
+            forwarder,
+            ticker,
+        };
+        if let Err(e) = st.sync_outbox() {
+            st.forwarder.abort();
+            st.ticker.abort();
+            return Err(ActorProcessingErr::from(format!(
+                "cannot read the webhook outbox: {e}"
+            )));
+        }
+        info!(
+            jobs = st.jobs.len(),
+            concurrency, "webhook dispatcher started"
+        );
+        metrics::gauge!("smsgw_webhook_queue").set(st.jobs.len() as f64);
+        Ok(st)
+    }
+
+    async fn post_start(
+        &self,
+        myself: ActorRef<WebhookMsg>,
+        st: &mut WebhookState,
+    ) -> Result<(), ActorProcessingErr> {
+        st.pump(&myself);
+        Ok(())
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<WebhookMsg>,
+        msg: WebhookMsg,
+        st: &mut WebhookState,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            WebhookMsg::Due(event_id) => st.add(event_id, now_ms()),
+            WebhookMsg::Attempted { event_id, outcome } => st.attempted(&myself, event_id, outcome),
+            WebhookMsg::Retired { event_id, ok: true } => st.forget(&event_id),
+            WebhookMsg::Retired {
+                event_id,
+                ok: false,
+            } => {
+                // Detached timer: it sends `Retire` on its own (or finds the actor gone).
+                drop(myself.send_after(RETIRE_RETRY, move || WebhookMsg::Retire(event_id)));
+            }
+            WebhookMsg::Retire(event_id) => match st.consensus.store().webhook_job(&event_id) {
+                // Already removed (our earlier proposal did commit, or another leader's).
+                Ok(None) => st.forget(&event_id),
+                _ => st.retire(&myself, event_id),
+            },
+            WebhookMsg::Tick => st.tick(),
+        }
+        st.pump(&myself);
+        metrics::gauge!("smsgw_webhook_queue").set(st.jobs.len() as f64);
+        Ok(())
+    }
+
+    async fn post_stop(
+        &self,
+        _myself: ActorRef<WebhookMsg>,
+        st: &mut WebhookState,
+    ) -> Result<(), ActorProcessingErr> {
+        st.forwarder.abort();
+        st.ticker.abort();
+        Ok(())
+    }
+}
