@@ -68,7 +68,7 @@ pub async fn run(opts: DemoOptions) -> Result<(), DemoError> {
     };
     let node = Node::start(&cfg).await?;
     let base = format!("http://{}", node.http_addr);
-    let client = reqwest::Client::builder().no_proxy().build().map_err(|e| DemoError::Setup(e.to_string()))?;
+    let client = crate::http_client::builder().build().map_err(|e| DemoError::Setup(e.to_string()))?;
     let token = node.admin_token.clone();
     let mut channel_ids = Vec::new();
     for (i, port) in opts.smsc_ports.iter().enumerate() {

@@ -24,6 +24,8 @@ pub mod config;
 pub mod demo;
 pub mod consensus;
 pub mod encoding;
+pub mod failpoints;
+pub mod http_client;
 pub mod protocols;
 pub mod sim;
 pub mod state;

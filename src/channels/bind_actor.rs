@@ -198,6 +198,9 @@ impl Actor for BindActor {
                     state.backoff = (state.backoff * 2).min(MAX_BACKOFF);
                 }
             }
+            BindMsg::Submit(_, _) if crate::failpoints::fire("bind_actor_crash") => {
+                return Err(ActorProcessingErr::from("failpoint bind_actor_crash"));
+            }
             BindMsg::Submit(req, reply) => match &state.session {
                 Some(session) if !session.is_closed() => {
                     let session = session.clone();

@@ -31,8 +31,8 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// Longest non-JSON error body quoted back to the user.
 const MAX_QUOTED_BODY: usize = 200;
 
-/// One HTTP request a command makes, built without I/O.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One HTTP request a command makes, built without I/O. `Debug` hides the credential.
+#[derive(Clone, PartialEq, Eq)]
 pub struct ApiCall {
     /// HTTP method.
     pub method: Method,
@@ -46,6 +46,19 @@ pub struct ApiCall {
     pub bearer: String,
     /// Print only this key of the answer (e.g. `nodes` of the cluster status).
     pub pick: Option<&'static str>,
+}
+
+impl std::fmt::Debug for ApiCall {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiCall")
+            .field("method", &self.method)
+            .field("base", &self.base)
+            .field("path", &self.path)
+            .field("body", &self.body)
+            .field("bearer", &"<redacted>")
+            .field("pick", &self.pick)
+            .finish()
+    }
 }
 
 impl ApiCall {
@@ -65,11 +78,16 @@ impl ApiCall {
         self
     }
 
-    /// The full URL: the base with the path segments appended, each percent-encoded.
+    /// The full URL: the base (empty: [`DEFAULT_URL`](super::DEFAULT_URL)) with the path
+    /// segments appended, each percent-encoded.
     pub fn url(&self) -> Result<Url, String> {
         let bad = |why: &str| format!("--url {:?} {why}", self.base);
-        let mut url =
-            Url::parse(self.base.trim()).map_err(|e| bad(&format!("is not a URL: {e}")))?;
+        // An empty value (e.g. `SMSGW_URL=`) means "not set", as for the node's env config.
+        let base = match self.base.trim() {
+            "" => super::DEFAULT_URL,
+            b => b,
+        };
+        let mut url = Url::parse(base).map_err(|e| bad(&format!("is not a URL: {e}")))?;
         if url.scheme() != "http" && url.scheme() != "https" {
             return Err(bad("must start with http:// or https://"));
         }
@@ -147,9 +165,7 @@ pub async fn run_admin(cmd: &Command) -> anyhow::Result<i32> {
 
 /// The HTTP client for the CLI (TLS through rustls with the ring provider).
 pub fn http_client() -> anyhow::Result<reqwest::Client> {
-    // reqwest is built without a default provider; installing one twice is harmless.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let client = reqwest::Client::builder()
+    let client = crate::http_client::builder()
         .connect_timeout(CONNECT_TIMEOUT)
         .timeout(REQUEST_TIMEOUT)
         .user_agent(concat!("smsgw-cli/", env!("CARGO_PKG_VERSION")))
@@ -585,6 +601,11 @@ mod tests {
 
     #[test]
     fn bad_url_is_a_usage_error() {
+        let call = planned(&["cluster", "status", "--url", "", T]);
+        assert_eq!(
+            call.url().map(String::from).as_deref(),
+            Ok("http://127.0.0.1:8080/admin/v1/cluster")
+        );
         for base in ["n:8080", "ftp://n", "not a url"] {
             let call = planned(&["cluster", "status", "--url", base, T]);
             let err = call.url().expect_err(base);

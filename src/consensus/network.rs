@@ -29,8 +29,7 @@ pub struct HttpNetwork {
 impl HttpNetwork {
     /// A pool with short connect timeouts so a dead peer is noticed quickly.
     pub fn new() -> Self {
-        let client = reqwest::Client::builder()
-            .no_proxy()
+        let client = crate::http_client::builder()
             .connect_timeout(Duration::from_millis(500))
             .pool_idle_timeout(Duration::from_secs(30))
             .tcp_nodelay(true)

@@ -120,6 +120,9 @@ async fn work(st: &MessageArgs) -> Result<WorkEnd, ActorProcessingErr> {
         return Ok(WorkEnd::NothingToDo);
     };
     tracing::Span::current().record("tenant", m.tenant.as_str());
+    if crate::failpoints::fire("message_actor_crash") {
+        return Err(ActorProcessingErr::from("failpoint message_actor_crash"));
+    }
     if m.status != Status::Accepted {
         return Ok(WorkEnd::NothingToDo);
     }

@@ -684,7 +684,10 @@ async fn accept_task(ctx: Arc<Ctx>, listener: TcpListener) {
     }
     drop(listener);
     let drain = async { while conns.join_next().await.is_some() {} };
-    if tokio::time::timeout(Duration::from_secs(3), drain).await.is_err() {
+    if tokio::time::timeout(Duration::from_secs(3), drain)
+        .await
+        .is_err()
+    {
         conns.abort_all();
     }
 }
@@ -778,7 +781,10 @@ async fn connection(ctx: Arc<Ctx>, stream: TcpStream) {
                         on_deliver_sm_resp(&ctx, &conn, m.sequence_number, m.command_status);
                     }
                 } else {
-                    send(&conn, codec::generic_nack(m.sequence_number, status::ESME_RINVCMDLEN));
+                    send(
+                        &conn,
+                        codec::generic_nack(m.sequence_number, status::ESME_RINVCMDLEN),
+                    );
                 }
                 Flow::Continue
             }
@@ -794,7 +800,10 @@ async fn connection(ctx: Arc<Ctx>, stream: TcpStream) {
         ctx.schedule(Duration::ZERO, Job::Receipt(Box::new(job)));
     }
     let _ = conn.tx.send(Out::Close);
-    if tokio::time::timeout(Duration::from_secs(2), writer).await.is_err() {
+    if tokio::time::timeout(Duration::from_secs(2), writer)
+        .await
+        .is_err()
+    {
         debug!(conn = id, "writer did not finish in time");
     }
     debug!(conn = id, "SMPP connection closed");
@@ -820,22 +829,31 @@ fn handle(ctx: &Arc<Ctx>, conn: &Arc<Conn>, st: &mut ConnState, cmd: Command) ->
     match cmd.id() {
         CommandId::BindTransmitter | CommandId::BindReceiver | CommandId::BindTransceiver => {
             let (kind, sid, pw) = match cmd.pdu() {
-                Some(Pdu::BindTransmitter(b)) => {
-                    (BindKind::Transmitter, b.system_id.as_str(), b.password.as_str())
-                }
-                Some(Pdu::BindReceiver(b)) => {
-                    (BindKind::Receiver, b.system_id.as_str(), b.password.as_str())
-                }
-                Some(Pdu::BindTransceiver(b)) => {
-                    (BindKind::Transceiver, b.system_id.as_str(), b.password.as_str())
-                }
+                Some(Pdu::BindTransmitter(b)) => (
+                    BindKind::Transmitter,
+                    b.system_id.as_str(),
+                    b.password.as_str(),
+                ),
+                Some(Pdu::BindReceiver(b)) => (
+                    BindKind::Receiver,
+                    b.system_id.as_str(),
+                    b.password.as_str(),
+                ),
+                Some(Pdu::BindTransceiver(b)) => (
+                    BindKind::Transceiver,
+                    b.system_id.as_str(),
+                    b.password.as_str(),
+                ),
                 _ => {
                     send(conn, codec::generic_nack(seq, status::ESME_RINVCMDLEN));
                     return Flow::Continue;
                 }
             };
             if conn.bound.get().is_some() {
-                send(conn, codec::bind_resp(seq, kind, status::ESME_RALYBND, "smsgwsim"));
+                send(
+                    conn,
+                    codec::bind_resp(seq, kind, status::ESME_RALYBND, "smsgwsim"),
+                );
                 return Flow::Continue;
             }
             let refuse = if sid != ctx.system_id {
@@ -854,7 +872,10 @@ fn handle(ctx: &Arc<Ctx>, conn: &Arc<Conn>, st: &mut ConnState, cmd: Command) ->
             lock(&ctx.conns).insert(conn.id, conn.clone());
             inc(&ctx.stats.binds);
             debug!(conn = conn.id, system_id = sid, ?kind, "bound");
-            send(conn, codec::bind_resp(seq, kind, status::ESME_ROK, "smsgwsim"));
+            send(
+                conn,
+                codec::bind_resp(seq, kind, status::ESME_ROK, "smsgwsim"),
+            );
             Flow::Continue
         }
         CommandId::EnquireLink => {
@@ -890,13 +911,20 @@ fn on_submit(
     inc(&ctx.stats.submits);
     st.submits += 1;
     if ctx.drop_after.is_some_and(|n| st.submits >= n) {
-        info!(conn = conn.id, submits = st.submits, "drop_after reached; dropping connection");
+        info!(
+            conn = conn.id,
+            submits = st.submits,
+            "drop_after reached; dropping connection"
+        );
         return Flow::Close;
     }
     let system_id = match conn.bound.get() {
         Some((sid, kind)) if *kind != BindKind::Receiver => sid,
         _ => {
-            send(conn, codec::submit_sm_resp(seq, status::ESME_RINVBNDSTS, ""));
+            send(
+                conn,
+                codec::submit_sm_resp(seq, status::ESME_RINVBNDSTS, ""),
+            );
             return Flow::Continue;
         }
     };
@@ -1118,5 +1146,118 @@ async fn scheduler_task(ctx: Arc<Ctx>, mut rx: mpsc::UnboundedReceiver<(Instant,
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod unit_tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: SmscSimArgs,
+    }
+
+    #[test]
+    fn clap_defaults_match_default_impl() {
+        let parsed = Cli::try_parse_from(["sim"]).unwrap().args;
+        let d = SmscSimArgs::default();
+        assert_eq!(parsed.listen, d.listen);
+        assert_eq!(parsed.system_id, d.system_id);
+        assert_eq!(parsed.password, d.password);
+        assert_eq!(parsed.dlr_delay_ms, d.dlr_delay_ms);
+        assert_eq!(parsed.dlr_mix, d.dlr_mix);
+        assert_eq!(parsed.id_format, IdFormat::Hex);
+        assert_eq!(parsed.drop_after, None);
+        assert!(!parsed.mixed_id_format && !parsed.receipts_before_responses);
+
+        let parsed = Cli::try_parse_from([
+            "sim",
+            "--listen",
+            "0.0.0.0:2776",
+            "--dlr-mix",
+            "delivered=90,undeliverable=10",
+            "--throttle-rate",
+            "0.25",
+            "--drop-after",
+            "100",
+            "--id-format",
+            "decimal",
+            "--mixed-id-format",
+            "--receipts-before-responses",
+            "--ledger",
+            "/tmp/l.jsonl",
+            "--control",
+            "127.0.0.1:8081",
+            "--seed",
+            "42",
+        ])
+        .unwrap()
+        .args;
+        assert_eq!(parsed.listen, "0.0.0.0:2776");
+        assert_eq!(parsed.throttle_rate, 0.25);
+        assert_eq!(parsed.drop_after, Some(100));
+        assert_eq!(parsed.id_format, IdFormat::Decimal);
+        assert!(parsed.mixed_id_format && parsed.receipts_before_responses);
+        assert_eq!(parsed.seed, 42);
+    }
+
+    #[test]
+    fn dlr_mix_parsing_and_weights() {
+        assert!(DlrMix::parse("none").unwrap().is_none());
+        assert!(DlrMix::parse("NONE").unwrap().is_none());
+        assert!(DlrMix::parse("delivered=0").is_err());
+        assert!(DlrMix::parse("delivered").is_err());
+        assert!(DlrMix::parse("bogus=5").is_err());
+        assert!(DlrMix::parse("delivered=x").is_err());
+        let mix = DlrMix::parse(" delivered=90, undeliverable=5 ,expired=3,rejected=2")
+            .unwrap()
+            .unwrap();
+        assert_eq!(mix.total, 100);
+        let mut rng = StdRng::seed_from_u64(1);
+        let mut counts: HashMap<ReceiptState, u32> = HashMap::new();
+        for _ in 0..10_000 {
+            *counts.entry(mix.pick(&mut rng)).or_default() += 1;
+        }
+        let delivered = counts[&ReceiptState::Delivered];
+        assert!((8_700..9_300).contains(&delivered), "{delivered}");
+        assert!(counts[&ReceiptState::Rejected] > 100);
+        assert_eq!(counts.get(&ReceiptState::Deleted), None);
+    }
+
+    #[test]
+    fn id_formats() {
+        assert_eq!(IdFormat::Hex.format(2748), "ABC");
+        assert_eq!(IdFormat::Decimal.format(2748), "2748");
+        assert_eq!(IdFormat::Hex.other(), IdFormat::Decimal);
+        let a = crate::protocols::smpp::id_keys(&IdFormat::Hex.format(123_456_789));
+        let b = crate::protocols::smpp::id_keys(&IdFormat::Decimal.format(123_456_789));
+        assert!(a.iter().any(|k| b.contains(k)));
+    }
+
+    #[test]
+    fn scheduler_order_is_earliest_first() {
+        let now = Instant::now();
+        let mut heap = BinaryHeap::new();
+        for (n, ms) in [(1u64, 30u64), (2, 10), (3, 20), (4, 10)] {
+            heap.push(Scheduled {
+                at: now + Duration::from_millis(ms),
+                n,
+                job: Job::Receipt(Box::new(ReceiptJob {
+                    origin: Weak::new(),
+                    system_id: String::new(),
+                    dlr_id: n.to_string(),
+                    source: String::new(),
+                    dest: String::new(),
+                    state: ReceiptState::Delivered,
+                    submit_date: String::new(),
+                    retries: 0,
+                })),
+            });
+        }
+        let order: Vec<u64> = std::iter::from_fn(|| heap.pop().map(|s| s.n)).collect();
+        assert_eq!(order, vec![2, 4, 3, 1]);
     }
 }

@@ -137,13 +137,7 @@ pub struct WebhookState {
 
 /// Builds the one HTTP client (and its connection pool) all deliveries share.
 fn http_client(timeout: Duration, concurrency: usize) -> Result<reqwest::Client, reqwest::Error> {
-    // reqwest is built without a crypto provider and panics when none is installed;
-    // main installs ring, this covers tests and embedders that did not.
-    if rustls::crypto::CryptoProvider::get_default().is_none() {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-    }
-    reqwest::Client::builder()
-        .no_proxy()
+    crate::http_client::builder()
         // A redirect is not a delivery: a POST would turn into a GET.
         .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(timeout)

@@ -20,9 +20,7 @@ use rusmpp::{
         BindReceiver, BindReceiverResp, BindTransceiver, BindTransceiverResp, BindTransmitter,
         BindTransmitterResp, DeliverSm, DeliverSmResp, SubmitSm, SubmitSmResp,
     },
-    tlvs::{
-        MessageDeliveryRequestTlvValue, MessageSubmissionRequestTlvValue, TlvTag, TlvValue,
-    },
+    tlvs::{MessageDeliveryRequestTlvValue, MessageSubmissionRequestTlvValue, TlvTag, TlvValue},
     tokio_codec::CommandCodec,
     types::{AnyOctetString, COctetString, EmptyOrFullCOctetString, OctetString},
     values::{
@@ -296,8 +294,8 @@ pub fn submit_sm(seq: u32, f: &SubmitFields<'_>) -> Result<Command, String> {
         .sm_default_msg_id(0)
         .build();
     if f.short_message.len() <= 254 {
-        let sm_bytes = OctetString::from_slice(f.short_message)
-            .map_err(|e| format!("short_message: {e}"))?;
+        let sm_bytes =
+            OctetString::from_slice(f.short_message).map_err(|e| format!("short_message: {e}"))?;
         sm.set_short_message(sm_bytes);
     } else {
         sm.set_short_message(OctetString::empty());
@@ -366,7 +364,11 @@ pub fn bind_resp(seq: u32, kind: BindKind, status: u32, system_id: &str) -> Comm
 /// error responses.
 pub fn submit_sm_resp(seq: u32, status: u32, message_id: &str) -> Command {
     let id: COctetString<1, 65> = cstr("message_id", message_id).unwrap_or_default();
-    Command::new(CommandStatus::from(status), seq, SubmitSmResp::new(id, Vec::new()))
+    Command::new(
+        CommandStatus::from(status),
+        seq,
+        SubmitSmResp::new(id, Vec::new()),
+    )
 }
 
 /// Builds a deliver_sm_resp with an empty message_id.

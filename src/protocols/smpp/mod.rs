@@ -19,9 +19,7 @@ pub mod status_map;
 #[cfg(test)]
 mod tests;
 
-pub use receipt::{
-    Receipt, ReceiptState, ReceiptText, id_keys, parse_receipt, parse_receipt_text,
-};
+pub use receipt::{Receipt, ReceiptState, ReceiptText, id_keys, parse_receipt, parse_receipt_text};
 pub use session::{
     BindMode, DeliverAck, Inbound, Session, SessionConfig, SessionError, SubmitOutcome,
     SubmitRequest,

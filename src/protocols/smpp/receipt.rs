@@ -171,9 +171,7 @@ pub fn parse_receipt(
     let tlv_id = receipted_message_id
         .map(str::trim)
         .filter(|s| !s.is_empty());
-    let smsc_message_id = tlv_id
-        .map(str::to_string)
-        .or_else(|| fields.id.clone())?;
+    let smsc_message_id = tlv_id.map(str::to_string).or_else(|| fields.id.clone())?;
     let state = match (message_state, fields.stat.as_deref()) {
         (Some(v), _) => ReceiptState::from_message_state(v),
         (None, Some(stat)) => ReceiptState::from_stat(stat),
@@ -366,7 +364,10 @@ mod unit_tests {
 
     #[test]
     fn receipt_text_table() {
-        type Row = (&'static str, Option<(&'static str, ReceiptState, Option<&'static str>)>);
+        type Row = (
+            &'static str,
+            Option<(&'static str, ReceiptState, Option<&'static str>)>,
+        );
         let rows: Vec<Row> = vec![
             (
                 "id:0123456789 sub:001 dlvrd:001 submit date:2401011200 done date:2401011201 stat:DELIVRD err:000 text:Hello",
@@ -392,7 +393,10 @@ mod unit_tests {
                 "  id:  42   sub:001   stat :  deleted   err: 7 ",
                 Some(("42", ReceiptState::Deleted, Some("7"))),
             ),
-            ("id:9 submit_date:2401011200 stat:ACCEPTD", Some(("9", ReceiptState::Accepted, None))),
+            (
+                "id:9 submit_date:2401011200 stat:ACCEPTD",
+                Some(("9", ReceiptState::Accepted, None)),
+            ),
             ("id:9", Some(("9", ReceiptState::Unknown, None))),
             ("id:9 stat:WEIRD", Some(("9", ReceiptState::Unknown, None))),
             ("hello world", None),

@@ -26,7 +26,9 @@ use tokio::time::{Instant, MissedTickBehavior, timeout};
 use tokio_util::codec::{FramedRead, FramedWrite};
 use tracing::{debug, info, warn};
 
-use super::codec::{self, BindKind, DeliverFields, Frame, SmppCodec, SubmitFields, command_id, status};
+use super::codec::{
+    self, BindKind, DeliverFields, Frame, SmppCodec, SubmitFields, command_id, status,
+};
 use super::receipt::{self, Receipt};
 
 /// How long `unbind` waits for unbind_resp, and how long the writer may keep
@@ -634,11 +636,7 @@ async fn wait_bind_resp(reader: &mut Reader, writer: &mut Writer) -> Result<u32,
     }
 }
 
-async fn writer_task(
-    mut writer: Writer,
-    mut rx: mpsc::UnboundedReceiver<Out>,
-    inner: Arc<Inner>,
-) {
+async fn writer_task(mut writer: Writer, mut rx: mpsc::UnboundedReceiver<Out>, inner: Arc<Inner>) {
     let closed = inner.closed_future();
     let grace = async move {
         closed.await;

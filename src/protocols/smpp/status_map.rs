@@ -125,8 +125,14 @@ mod unit_tests {
 
     #[test]
     fn receipt_code_table() {
-        assert_eq!(receipt_error_code(ReceiptState::Undeliverable), "rejected_by_carrier");
-        assert_eq!(receipt_error_code(ReceiptState::Rejected), "rejected_by_carrier");
+        assert_eq!(
+            receipt_error_code(ReceiptState::Undeliverable),
+            "rejected_by_carrier"
+        );
+        assert_eq!(
+            receipt_error_code(ReceiptState::Rejected),
+            "rejected_by_carrier"
+        );
         assert_eq!(receipt_error_code(ReceiptState::Deleted), "blocked");
         assert_eq!(receipt_error_code(ReceiptState::Expired), "expired");
         assert_eq!(receipt_error_code(ReceiptState::Unknown), "unknown");

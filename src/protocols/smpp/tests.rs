@@ -59,7 +59,10 @@ fn submit_sm_encodes_every_field_explicitly() {
     expected.push(5);
     expected.extend_from_slice(b"hello");
     assert_eq!(&buf[4..], &expected[..]);
-    assert_eq!(u32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize, buf.len());
+    assert_eq!(
+        u32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize,
+        buf.len()
+    );
 
     // UDH flag, UCS-2 and a validity period survive; long payloads use message_payload.
     let long = vec![0x41u8; 300];
@@ -129,7 +132,10 @@ fn codec_survives_malformed_pdus() {
     let mut part = BytesMut::from(&full[..10]);
     assert!(codec.decode(&mut part).unwrap().is_none());
     part.extend_from_slice(&full[10..]);
-    assert!(matches!(codec.decode(&mut part).unwrap(), Some(Frame::Command(_))));
+    assert!(matches!(
+        codec.decode(&mut part).unwrap(),
+        Some(Frame::Command(_))
+    ));
 
     // A garbage length cannot be resynchronised: error, never panic.
     let mut bad = BytesMut::from(&[0u8, 0, 0, 3, 1, 2, 3, 4][..]);
@@ -139,7 +145,19 @@ fn codec_survives_malformed_pdus() {
 
     // Random bodies under every command id never panic.
     let mut seed = 0x1234_5678u32;
-    for id in [1u32, 2, 4, 5, 9, 0x15, 0x8000_0004, 0x8000_0005, 0x8000_0009, 0x103, 0x21] {
+    for id in [
+        1u32,
+        2,
+        4,
+        5,
+        9,
+        0x15,
+        0x8000_0004,
+        0x8000_0005,
+        0x8000_0009,
+        0x103,
+        0x21,
+    ] {
         for len in 0..64usize {
             let mut b = BytesMut::new();
             b.put_u32(16 + len as u32);
@@ -292,7 +310,10 @@ async fn thousand_submits_and_receipts() {
 
     session.unbind().await;
     assert!(session.is_closed());
-    assert!(matches!(session.submit(request(0, 0)).await, Err(SessionError::Closed)));
+    assert!(matches!(
+        session.submit(request(0, 0)).await,
+        Err(SessionError::Closed)
+    ));
     sim.shutdown().await.unwrap();
 }
 
@@ -307,7 +328,12 @@ async fn throttled_submit_is_rejected_0x58() {
     let session = Session::connect(cfg_for(&sim, 4), tx).await.unwrap();
     for i in 0..5 {
         let out = session.submit(request(i, 1)).await.unwrap();
-        assert_eq!(out, SubmitOutcome::Rejected { command_status: 0x58 });
+        assert_eq!(
+            out,
+            SubmitOutcome::Rejected {
+                command_status: 0x58
+            }
+        );
     }
     let st = sim.stats();
     assert_eq!((st.throttled, st.accepted, st.receipts_sent), (5, 0, 0));
@@ -324,7 +350,12 @@ async fn error_rate_gives_permanent_0x45() {
     let (tx, _rx) = mpsc::channel(8);
     let session = Session::connect(cfg_for(&sim, 4), tx).await.unwrap();
     let out = session.submit(request(1, 1)).await.unwrap();
-    assert_eq!(out, SubmitOutcome::Rejected { command_status: 0x45 });
+    assert_eq!(
+        out,
+        SubmitOutcome::Rejected {
+            command_status: 0x45
+        }
+    );
     assert_eq!(
         super::classify_submit_status(0x45),
         super::SubmitErrorClass::Permanent
@@ -396,7 +427,10 @@ async fn drop_after_closes_session_and_fails_in_flight() {
     }
     // The 5th and everything after it were in flight when the SMSC dropped us.
     assert!(failed >= 6, "failed = {failed}");
-    assert!(matches!(session.submit(request(0, 0)).await, Err(SessionError::Closed)));
+    assert!(matches!(
+        session.submit(request(0, 0)).await,
+        Err(SessionError::Closed)
+    ));
     sim.shutdown().await.unwrap();
 }
 
@@ -427,7 +461,12 @@ async fn enquire_link_keeps_rtt_and_detects_dead_peer() {
         let (stream, _) = listener.accept().await.unwrap();
         let mut framed = Framed::new(stream, SmppCodec::new());
         if let Some(Ok(Frame::Command(bind))) = framed.next().await {
-            let resp = codec::bind_resp(bind.sequence_number, codec::BindKind::Transceiver, 0, "mute");
+            let resp = codec::bind_resp(
+                bind.sequence_number,
+                codec::BindKind::Transceiver,
+                0,
+                "mute",
+            );
             framed.send(resp).await.unwrap();
         }
         // Read and ignore everything.
@@ -507,8 +546,15 @@ async fn mixed_id_format_receipts_match_by_id_keys() {
             .iter()
             .filter(|id| id_keys(id).iter().any(|k| rk.contains(k)))
             .count();
-        assert_eq!(matches, 1, "receipt {} matched {matches} ids", r.smsc_message_id);
-        assert!(!ids.contains(&r.smsc_message_id), "ids should be written differently");
+        assert_eq!(
+            matches, 1,
+            "receipt {} matched {matches} ids",
+            r.smsc_message_id
+        );
+        assert!(
+            !ids.contains(&r.smsc_message_id),
+            "ids should be written differently"
+        );
     }
     assert!(states.contains(&ReceiptState::Delivered));
     assert!(states.contains(&ReceiptState::Undeliverable));
@@ -551,7 +597,8 @@ async fn receipts_before_responses_on_transceiver() {
     .await;
     let (tx, mut rx) = mpsc::channel(8);
     let session = Session::connect(cfg_for(&sim, 1), tx).await.unwrap();
-    let SubmitOutcome::Accepted { message_id } = session.submit(request(1, 1)).await.unwrap() else {
+    let SubmitOutcome::Accepted { message_id } = session.submit(request(1, 1)).await.unwrap()
+    else {
         panic!()
     };
     // The receipt was written before the response, so it is already queued.
@@ -588,19 +635,29 @@ async fn ledger_and_control_stats() {
     }
 
     // GET /stats over a raw socket.
-    let mut http = TcpStream::connect(sim.control_addr().unwrap()).await.unwrap();
+    let mut http = TcpStream::connect(sim.control_addr().unwrap())
+        .await
+        .unwrap();
     http.write_all(b"GET /stats HTTP/1.1\r\nHost: sim\r\nConnection: close\r\n\r\n")
         .await
         .unwrap();
     let mut resp = String::new();
-    timeout(WAIT, http.read_to_string(&mut resp)).await.unwrap().unwrap();
+    timeout(WAIT, http.read_to_string(&mut resp))
+        .await
+        .unwrap()
+        .unwrap();
     let body = resp.split("\r\n\r\n").nth(1).unwrap();
     let stats: serde_json::Value = serde_json::from_str(body).unwrap();
     assert_eq!(stats["submits"], 10);
     assert_eq!(stats["accepted"], 10);
     assert_eq!(stats["binds"], 1);
     assert_eq!(stats["receipts_sent"], 0);
-    for key in ["throttled", "errors", "receipts_acked", "deliver_sm_resp_errors"] {
+    for key in [
+        "throttled",
+        "errors",
+        "receipts_acked",
+        "deliver_sm_resp_errors",
+    ] {
         assert!(stats.get(key).is_some(), "{key}");
     }
 
@@ -628,7 +685,16 @@ async fn simulator_nacks_malformed_pdus_and_keeps_going() {
     let stream = TcpStream::connect(sim.local_addr()).await.unwrap();
     let mut framed = Framed::new(stream, SmppCodec::new());
     framed
-        .send(codec::bind(1, codec::BindKind::Transceiver, "smppclient", "password", "").unwrap())
+        .send(
+            codec::bind(
+                1,
+                codec::BindKind::Transceiver,
+                "smppclient",
+                "password",
+                "",
+            )
+            .unwrap(),
+        )
         .await
         .unwrap();
     let Some(Ok(Frame::Command(resp))) = framed.next().await else {
@@ -662,7 +728,10 @@ async fn simulator_nacks_malformed_pdus_and_keeps_going() {
     // submit before bind on a fresh connection → ESME_RINVBNDSTS.
     let stream = TcpStream::connect(sim.local_addr()).await.unwrap();
     let mut fresh = Framed::new(stream, SmppCodec::new());
-    fresh.send(codec::submit_sm(5, &sample_submit()).unwrap()).await.unwrap();
+    fresh
+        .send(codec::submit_sm(5, &sample_submit()).unwrap())
+        .await
+        .unwrap();
     let Some(Ok(Frame::Command(r))) = timeout(WAIT, fresh.next()).await.unwrap() else {
         panic!()
     };
@@ -686,7 +755,12 @@ async fn session_handles_smsc_requests() {
             panic!()
         };
         framed
-            .send(codec::bind_resp(bind.sequence_number, codec::BindKind::Transceiver, 0, "fake"))
+            .send(codec::bind_resp(
+                bind.sequence_number,
+                codec::BindKind::Transceiver,
+                0,
+                "fake",
+            ))
             .await
             .unwrap();
         framed.send(codec::enquire_link(100)).await.unwrap();
@@ -754,7 +828,10 @@ async fn session_handles_smsc_requests() {
     assert_eq!(mos[0].1, "ACME");
     assert_eq!(mos[0].3, b"hi");
     assert!(mos[0].0.ends_with("47700900555"));
-    assert_eq!(mos[1], ("447700900556".into(), "ACME".into(), 8, vec![0, 0x41], 103));
+    assert_eq!(
+        mos[1],
+        ("447700900556".into(), "ACME".into(), 8, vec![0, 0x41], 103)
+    );
 
     let mut answers = timeout(WAIT, done_rx.recv()).await.unwrap().unwrap();
     let unbind = answers.pop().unwrap();
@@ -870,7 +947,12 @@ async fn response_timeout_frees_the_window_slot() {
         let (stream, _) = listener.accept().await.unwrap();
         let mut framed = Framed::new(stream, SmppCodec::new());
         if let Some(Ok(Frame::Command(bind))) = framed.next().await {
-            let resp = codec::bind_resp(bind.sequence_number, codec::BindKind::Transceiver, 0, "mute");
+            let resp = codec::bind_resp(
+                bind.sequence_number,
+                codec::BindKind::Transceiver,
+                0,
+                "mute",
+            );
             framed.send(resp).await.unwrap();
         }
         while let Some(Ok(_)) = framed.next().await {}
