@@ -26,7 +26,13 @@ pub enum DemoError {
     Setup(String),
 }
 
-async fn admin(client: &reqwest::Client, base: &str, token: &str, path: &str, body: serde_json::Value) -> Result<serde_json::Value, DemoError> {
+async fn admin(
+    client: &reqwest::Client,
+    base: &str,
+    token: &str,
+    path: &str,
+    body: serde_json::Value,
+) -> Result<serde_json::Value, DemoError> {
     let resp = client
         .post(format!("{base}{path}"))
         .bearer_auth(token)
@@ -68,7 +74,9 @@ pub async fn run(opts: DemoOptions) -> Result<(), DemoError> {
     };
     let node = Node::start(&cfg).await?;
     let base = format!("http://{}", node.http_addr);
-    let client = crate::http_client::builder().build().map_err(|e| DemoError::Setup(e.to_string()))?;
+    let client = crate::http_client::builder()
+        .build()
+        .map_err(|e| DemoError::Setup(e.to_string()))?;
     let token = node.admin_token.clone();
     let mut channel_ids = Vec::new();
     for (i, port) in opts.smsc_ports.iter().enumerate() {
@@ -93,16 +101,25 @@ pub async fn run(opts: DemoOptions) -> Result<(), DemoError> {
     .await?;
     let api_key = match tenant.get("api_key").and_then(|k| k.as_str()) {
         Some(k) => k.to_string(),
-        None => admin(&client, &base, &token, "/admin/v1/tenants/demo/keys", serde_json::json!({}))
-            .await?
-            .get("api_key")
-            .and_then(|k| k.as_str())
-            .unwrap_or_default()
-            .to_string(),
+        None => admin(
+            &client,
+            &base,
+            &token,
+            "/admin/v1/tenants/demo/keys",
+            serde_json::json!({}),
+        )
+        .await?
+        .get("api_key")
+        .and_then(|k| k.as_str())
+        .unwrap_or_default()
+        .to_string(),
     };
     tokio::time::sleep(Duration::from_millis(300)).await;
     println!();
-    println!("smsgw demo is running: node 1 on {base}, simulated SMSCs on ports {:?}", opts.smsc_ports);
+    println!(
+        "smsgw demo is running: node 1 on {base}, simulated SMSCs on ports {:?}",
+        opts.smsc_ports
+    );
     println!("data dir: {}", opts.data_dir.display());
     println!("admin token: {token}");
     println!("tenant 'demo' API key: {api_key}");

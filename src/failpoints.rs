@@ -24,7 +24,8 @@ fn points() -> &'static HashMap<String, AtomicU64> {
 
 /// True (and one fewer left) when the named point should fire now.
 pub fn fire(name: &str) -> bool {
-    points()
-        .get(name)
-        .is_some_and(|n| n.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| v.checked_sub(1)).is_ok())
+    points().get(name).is_some_and(|n| {
+        n.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| v.checked_sub(1))
+            .is_ok()
+    })
 }

@@ -19,22 +19,22 @@
 //! - `api`: the HTTP API (axum), its error codes and the OpenAPI document.
 //! - `config`, `cli`: configuration loading and the command line.
 //! - `node`: wires one node together and drains it on SIGTERM.
+pub mod api;
+pub mod channels;
+pub mod cli;
 pub mod clock;
 pub mod config;
-pub mod demo;
 pub mod consensus;
+pub mod demo;
 pub mod encoding;
 pub mod failpoints;
 pub mod http_client;
-pub mod protocols;
-pub mod sim;
-pub mod state;
-pub mod wire;
-pub mod api;
-pub mod channels;
 pub mod messages;
 pub mod node;
+pub mod protocols;
 pub mod routing;
+pub mod sim;
+pub mod state;
 pub mod tenants;
 pub mod webhooks;
-pub mod cli;
+pub mod wire;

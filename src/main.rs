@@ -10,15 +10,25 @@ use smsgw::config::Config;
 
 fn init_tracing(filter: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .or_else(|_| tracing_subscriber::EnvFilter::try_new(format!("{filter},rusmpp=off,fjall=warn,lsm_tree=warn,openraft=warn")))
+        .or_else(|_| {
+            tracing_subscriber::EnvFilter::try_new(format!(
+                "{filter},rusmpp=off,fjall=warn,lsm_tree=warn,openraft=warn"
+            ))
+        })
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_target(false).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .try_init();
 }
 
 fn main() -> ExitCode {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");
@@ -28,7 +38,7 @@ fn main() -> ExitCode {
     runtime.block_on(async move {
         match cli.command {
             Command::Start(args) => {
-                let env: HashMap<String, String> = std::env::vars().collect();
+                let env: HashMap<String, String> = smsgw::config::process_env();
                 let cfg = match Config::load(&args, &env).and_then(|c| c.validate().map(|_| c)) {
                     Ok(c) => c,
                     Err(e) => {

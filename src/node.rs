@@ -78,16 +78,24 @@ pub fn admin_token(cfg: &Config, data_dir: &std::path::Path) -> Result<(String, 
 
 /// Installs the Prometheus recorder once per process and returns its handle.
 pub fn metrics_handle() -> metrics_exporter_prometheus::PrometheusHandle {
-    static HANDLE: std::sync::OnceLock<metrics_exporter_prometheus::PrometheusHandle> = std::sync::OnceLock::new();
+    static HANDLE: std::sync::OnceLock<metrics_exporter_prometheus::PrometheusHandle> =
+        std::sync::OnceLock::new();
     HANDLE
         .get_or_init(|| {
             let recorder = metrics_exporter_prometheus::PrometheusBuilder::new()
                 .set_buckets_for_metric(
-                    metrics_exporter_prometheus::Matcher::Full("smsgw_submit_latency_seconds".into()),
-                    &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0],
+                    metrics_exporter_prometheus::Matcher::Full(
+                        "smsgw_submit_latency_seconds".into(),
+                    ),
+                    &[
+                        0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+                        5.0, 10.0,
+                    ],
                 )
                 .map(|b| b.build_recorder())
-                .unwrap_or_else(|_| metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder());
+                .unwrap_or_else(|_| {
+                    metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder()
+                });
             let handle = recorder.handle();
             let _ = metrics::set_global_recorder(recorder);
             handle
@@ -113,23 +121,41 @@ impl Actor for NodeSupervisor {
     type State = ();
     type Arguments = NodeSupArgs;
 
-    async fn pre_start(&self, myself: ActorRef<()>, a: NodeSupArgs) -> Result<(), ActorProcessingErr> {
+    async fn pre_start(
+        &self,
+        myself: ActorRef<()>,
+        a: NodeSupArgs,
+    ) -> Result<(), ActorProcessingErr> {
         let cell = myself.get_cell();
         Actor::spawn_linked(
             Some("channel-supervisor".into()),
             ChannelSupervisor,
-            ChannelSupArgs { consensus: a.consensus.clone(), registry: a.registry.clone(), notices: a.config },
+            ChannelSupArgs {
+                consensus: a.consensus.clone(),
+                registry: a.registry.clone(),
+                notices: a.config,
+            },
             cell.clone(),
         )
         .await?;
         Actor::spawn_linked(
             Some("dispatcher".into()),
             Dispatcher,
-            DispatcherArgs { consensus: a.consensus.clone(), registry: a.registry.clone(), notices: a.ready },
+            DispatcherArgs {
+                consensus: a.consensus.clone(),
+                registry: a.registry.clone(),
+                notices: a.ready,
+            },
             cell.clone(),
         )
         .await?;
-        Actor::spawn_linked(Some("sweeper".into()), Sweeper, a.consensus.clone(), cell.clone()).await?;
+        Actor::spawn_linked(
+            Some("sweeper".into()),
+            Sweeper,
+            a.consensus.clone(),
+            cell.clone(),
+        )
+        .await?;
         Actor::spawn_linked(
             Some("webhook-dispatcher".into()),
             WebhookDispatcher,
@@ -146,7 +172,12 @@ impl Actor for NodeSupervisor {
         Ok(())
     }
 
-    async fn handle_supervisor_evt(&self, myself: ActorRef<()>, evt: SupervisionEvent, _: &mut ()) -> Result<(), ActorProcessingErr> {
+    async fn handle_supervisor_evt(
+        &self,
+        myself: ActorRef<()>,
+        evt: SupervisionEvent,
+        _: &mut (),
+    ) -> Result<(), ActorProcessingErr> {
         if let SupervisionEvent::ActorFailed(cell, e) = evt {
             error!(actor = ?cell.get_name(), error = %e, "a node actor crashed; stopping the node so it restarts from the replicated state");
             myself.stop(Some("child crashed".into()));
@@ -171,14 +202,24 @@ impl Node {
         std::fs::create_dir_all(&data_dir).map_err(|e| NodeError::DataDir(data_dir.clone(), e))?;
         let (admin_token, generated) = admin_token(cfg, &data_dir)?;
         if generated {
-            println!("admin token (stored in {}): {admin_token}", data_dir.join("admin.token").display());
+            println!(
+                "admin token (stored in {}): {admin_token}",
+                data_dir.join("admin.token").display()
+            );
         }
         let metrics = metrics_handle();
-        let http_listener = tokio::net::TcpListener::bind(&cfg.http).await.map_err(|e| NodeError::Listen(cfg.http.clone(), e))?;
-        let http_addr = http_listener.local_addr().map_err(|e| NodeError::Listen(cfg.http.clone(), e))?;
-        let cluster_listener =
-            tokio::net::TcpListener::bind(&cfg.cluster_addr).await.map_err(|e| NodeError::Listen(cfg.cluster_addr.clone(), e))?;
-        let cluster_addr = cluster_listener.local_addr().map_err(|e| NodeError::Listen(cfg.cluster_addr.clone(), e))?;
+        let http_listener = tokio::net::TcpListener::bind(&cfg.http)
+            .await
+            .map_err(|e| NodeError::Listen(cfg.http.clone(), e))?;
+        let http_addr = http_listener
+            .local_addr()
+            .map_err(|e| NodeError::Listen(cfg.http.clone(), e))?;
+        let cluster_listener = tokio::net::TcpListener::bind(&cfg.cluster_addr)
+            .await
+            .map_err(|e| NodeError::Listen(cfg.cluster_addr.clone(), e))?;
+        let cluster_addr = cluster_listener
+            .local_addr()
+            .map_err(|e| NodeError::Listen(cfg.cluster_addr.clone(), e))?;
 
         let consensus = Consensus::start(
             &data_dir,
@@ -203,7 +244,12 @@ impl Node {
         let (web_tx, web_rx) = unbounded_channel();
         let (cfg_tx, cfg_rx) = unbounded_channel();
         let (status_tx, status_rx) = unbounded_channel();
-        consensus.store().set_notifier(Notifier { ready: ready_tx, webhooks: web_tx, config: cfg_tx, status: status_tx });
+        consensus.store().set_notifier(Notifier {
+            ready: ready_tx,
+            webhooks: web_tx,
+            config: cfg_tx,
+            status: status_tx,
+        });
         tokio::spawn(count_statuses(status_rx));
 
         let wait = Duration::from_secs(30);
@@ -242,12 +288,22 @@ impl Node {
             let shutdown = async move {
                 let _ = rx.wait_for(|v| *v).await;
             };
-            if let Err(e) = axum::serve(http_listener, app).with_graceful_shutdown(shutdown).await {
+            if let Err(e) = axum::serve(http_listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await
+            {
                 error!(error = %e, "HTTP listener stopped");
             }
         });
         info!(node = cfg.node_id, http = %http_addr, cluster = %cluster_addr, data_dir = %data_dir.display(), "node ready");
-        Ok(Node { consensus, http_addr, admin_token, supervisor, http_shutdown, http_task })
+        Ok(Node {
+            consensus,
+            http_addr,
+            admin_token,
+            supervisor,
+            http_shutdown,
+            http_task,
+        })
     }
 
     /// Resolves when the actor tree stopped by itself (a crash).
@@ -260,7 +316,7 @@ impl Node {
     pub async fn shutdown(self, drain: Duration) {
         let _ = self.http_shutdown.send(true);
         let _ = tokio::time::timeout(Duration::from_secs(5), self.http_task).await;
-        if let Some(d) = ractor::registry::where_is("dispatcher".to_string()) {
+        if let Some(d) = ractor::registry::where_is("dispatcher") {
             let deadline = tokio::time::Instant::now() + drain;
             while !d.get_children().is_empty() && tokio::time::Instant::now() < deadline {
                 tokio::time::sleep(Duration::from_millis(20)).await;
@@ -268,7 +324,10 @@ impl Node {
             d.stop(Some("shutdown".into()));
         }
         // Stopping the supervisor stops the bind actors, which unbind.
-        let _ = self.supervisor.stop_and_wait(Some("shutdown".into()), Some(Duration::from_secs(10))).await;
+        let _ = self
+            .supervisor
+            .stop_and_wait(Some("shutdown".into()), Some(Duration::from_secs(10)))
+            .await;
         self.consensus.shutdown().await;
         info!("node stopped");
     }
@@ -288,7 +347,10 @@ pub async fn wait_for_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+        match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) {
             (Ok(mut term), Ok(mut int)) => {
                 tokio::select! {
                     _ = term.recv() => {}

@@ -13,7 +13,16 @@ pub struct RouteChoice {
 }
 
 /// Specificity score of `r` for this message, or None if it does not match.
-fn score(r: &Route, to: &str, country: Option<&str>, tenant: &str, category: Category) -> Option<(u8, u8, usize, u8)> {
+/// (tenant, category, prefix length, country): compared lexicographically.
+type Score = (u8, u8, usize, u8);
+
+fn score(
+    r: &Route,
+    to: &str,
+    country: Option<&str>,
+    tenant: &str,
+    category: Category,
+) -> Option<Score> {
     if let Some(t) = &r.tenant
         && t != tenant
     {
@@ -27,14 +36,23 @@ fn score(r: &Route, to: &str, country: Option<&str>, tenant: &str, category: Cat
     let prefix_len = if r.prefixes.is_empty() {
         0
     } else {
-        r.prefixes.iter().filter(|p| to.starts_with(p.as_str())).map(|p| p.len()).max()?
+        r.prefixes
+            .iter()
+            .filter(|p| to.starts_with(p.as_str()))
+            .map(|p| p.len())
+            .max()?
     };
     if let Some(cc) = &r.country
         && Some(cc.as_str()) != country
     {
         return None;
     }
-    Some((r.tenant.is_some() as u8, r.category.is_some() as u8, prefix_len, r.country.is_some() as u8))
+    Some((
+        r.tenant.is_some() as u8,
+        r.category.is_some() as u8,
+        prefix_len,
+        r.country.is_some() as u8,
+    ))
 }
 
 /// Picks the route for a message; ties go to the lexicographically smaller route id.
@@ -45,10 +63,13 @@ pub fn choose<'a>(
     tenant: &str,
     category: Category,
 ) -> Option<RouteChoice> {
-    let mut best: Option<(&Route, (u8, u8, usize, u8))> = None;
+    let mut best: Option<(&Route, Score)> = None;
     for r in routes {
         if let Some(s) = score(r, to, country, tenant, category)
-            && best.as_ref().map(|(b, bs)| s > *bs || (s == *bs && r.id < b.id)).unwrap_or(true)
+            && best
+                .as_ref()
+                .map(|(b, bs)| s > *bs || (s == *bs && r.id < b.id))
+                .unwrap_or(true)
         {
             best = Some((r, s));
         }
@@ -56,7 +77,11 @@ pub fn choose<'a>(
     best.map(|(r, _)| {
         let mut chans = r.channels.clone();
         chans.sort_by_key(|c| c.priority);
-        RouteChoice { route_id: r.id.clone(), strategy: r.strategy.clone(), channels: chans.into_iter().map(|c| c.id).collect() }
+        RouteChoice {
+            route_id: r.id.clone(),
+            strategy: r.strategy.clone(),
+            channels: chans.into_iter().map(|c| c.id).collect(),
+        }
     })
 }
 
@@ -65,7 +90,12 @@ mod tests {
     use super::*;
     use crate::state::RouteChannel;
 
-    fn route(id: &str, prefixes: &[&str], tenant: Option<&str>, category: Option<Category>) -> Route {
+    fn route(
+        id: &str,
+        prefixes: &[&str],
+        tenant: Option<&str>,
+        category: Option<Category>,
+    ) -> Route {
         Route {
             id: id.into(),
             prefixes: prefixes.iter().map(|s| s.to_string()).collect(),
@@ -74,8 +104,16 @@ mod tests {
             category,
             strategy: "priority".into(),
             channels: vec![
-                RouteChannel { id: format!("{id}-b"), weight: 1, priority: 2 },
-                RouteChannel { id: format!("{id}-a"), weight: 1, priority: 1 },
+                RouteChannel {
+                    id: format!("{id}-b"),
+                    weight: 1,
+                    priority: 2,
+                },
+                RouteChannel {
+                    id: format!("{id}-a"),
+                    weight: 1,
+                    priority: 1,
+                },
             ],
             created_at: 0,
         }
@@ -91,17 +129,35 @@ mod tests {
             route("otp", &["+49"], None, Some(Category::Otp)),
         ];
         let pick = |to, t, c| choose(&routes, to, None, t, c).map(|r| r.route_id);
-        assert_eq!(pick("+33612345678", "x", Category::Transactional).as_deref(), Some("default"));
-        assert_eq!(pick("+4930123456", "x", Category::Transactional).as_deref(), Some("de"));
-        assert_eq!(pick("+4915112345678", "x", Category::Transactional).as_deref(), Some("de-mobile"));
-        assert_eq!(pick("+4915112345678", "x", Category::Otp).as_deref(), Some("otp"));
-        assert_eq!(pick("+4915112345678", "acme", Category::Otp).as_deref(), Some("acme"));
+        assert_eq!(
+            pick("+33612345678", "x", Category::Transactional).as_deref(),
+            Some("default")
+        );
+        assert_eq!(
+            pick("+4930123456", "x", Category::Transactional).as_deref(),
+            Some("de")
+        );
+        assert_eq!(
+            pick("+4915112345678", "x", Category::Transactional).as_deref(),
+            Some("de-mobile")
+        );
+        assert_eq!(
+            pick("+4915112345678", "x", Category::Otp).as_deref(),
+            Some("otp")
+        );
+        assert_eq!(
+            pick("+4915112345678", "acme", Category::Otp).as_deref(),
+            Some("acme")
+        );
     }
 
     #[test]
     fn channels_in_priority_order_and_none_without_routes() {
         let routes = vec![route("d", &[], None, None)];
-        assert_eq!(choose(&routes, "+1", None, "t", Category::Otp).map(|r| r.channels), Some(vec!["d-a".to_string(), "d-b".to_string()]));
+        assert_eq!(
+            choose(&routes, "+1", None, "t", Category::Otp).map(|r| r.channels),
+            Some(vec!["d-a".to_string(), "d-b".to_string()])
+        );
         assert!(choose(&Vec::<Route>::new(), "+1", None, "t", Category::Otp).is_none());
     }
 }

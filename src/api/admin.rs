@@ -16,7 +16,9 @@ use sha2::{Digest, Sha256};
 use super::error::{ApiError, parse_json};
 use super::{AppState, require_admin};
 use crate::clock::{now_ms, rfc3339};
-use crate::state::{BindKind, Category, Channel, Op, OpResult, RateLimit, Route, RouteChannel, Tenant, UdhMode};
+use crate::state::{
+    BindKind, Category, Channel, Op, OpResult, RateLimit, Route, RouteChannel, Tenant, UdhMode,
+};
 
 fn secret(prefix: &str) -> String {
     let mut b = [0u8; 24];
@@ -30,8 +32,16 @@ pub fn key_hash(key: &str) -> String {
 }
 
 fn check_id(field: &str, id: &str) -> Result<(), ApiError> {
-    if id.is_empty() || id.len() > 64 || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.') {
-        return Err(ApiError::invalid(field, "1 to 64 characters of A-Z a-z 0-9 - _ ."));
+    if id.is_empty()
+        || id.len() > 64
+        || !id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+    {
+        return Err(ApiError::invalid(
+            field,
+            "1 to 64 characters of A-Z a-z 0-9 - _ .",
+        ));
     }
     Ok(())
 }
@@ -99,7 +109,10 @@ fn apply_tenant_body(t: &mut Tenant, b: TenantBody) -> Result<(), ApiError> {
         if r.burst == 0 || r.burst > 10_000_000 {
             return Err(ApiError::invalid("rate_limit.burst", "1 to 10000000"));
         }
-        t.rate_limit = RateLimit { per_second: r.per_second, burst: r.burst };
+        t.rate_limit = RateLimit {
+            per_second: r.per_second,
+            burst: r.burst,
+        };
     }
     if let Some(cb) = b.callback_url {
         if let Some(u) = &cb
@@ -111,7 +124,8 @@ fn apply_tenant_body(t: &mut Tenant, b: TenantBody) -> Result<(), ApiError> {
     }
     if let Some(s) = b.senders {
         for (i, x) in s.iter().enumerate() {
-            crate::messages::intake::check_sender(x).map_err(|e| e.field(format!("senders[{i}]")))?;
+            crate::messages::intake::check_sender(x)
+                .map_err(|e| e.field(format!("senders[{i}]")))?;
         }
         t.senders = s;
     }
@@ -134,16 +148,25 @@ fn apply_tenant_body(t: &mut Tenant, b: TenantBody) -> Result<(), ApiError> {
 }
 
 /// `POST /admin/v1/tenants` → 201 with the API key and webhook secret (shown once).
-pub async fn create_tenant(State(st): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
+pub async fn create_tenant(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     require_admin(&st, &headers)?;
     let b: TenantBody = parse_json(&body)?;
-    let id = b.id.clone().ok_or_else(|| ApiError::invalid("id", "missing field `id`"))?;
+    let id =
+        b.id.clone()
+            .ok_or_else(|| ApiError::invalid("id", "missing field `id`"))?;
     check_id("id", &id)?;
     if b.name.is_none() {
         return Err(ApiError::invalid("name", "missing field `name`"));
     }
     if b.rate_limit.is_none() {
-        return Err(ApiError::invalid("rate_limit", "missing field `rate_limit`"));
+        return Err(ApiError::invalid(
+            "rate_limit",
+            "missing field `rate_limit`",
+        ));
     }
     if st.consensus.store().config().tenants.contains_key(&id) {
         return Err(ApiError::conflict(format!("tenant {id} exists")));
@@ -155,7 +178,10 @@ pub async fn create_tenant(State(st): State<AppState>, headers: HeaderMap, body:
         name: String::new(),
         api_key_hash: key_hash(&api_key),
         webhook_secret: webhook_secret.clone(),
-        rate_limit: RateLimit { per_second: 100, burst: 200 },
+        rate_limit: RateLimit {
+            per_second: 100,
+            burst: 200,
+        },
         callback_url: None,
         max_parts: 10,
         queue_limit: st.tenant_queue_limit,
@@ -165,11 +191,18 @@ pub async fn create_tenant(State(st): State<AppState>, headers: HeaderMap, body:
     };
     apply_tenant_body(&mut t, b)?;
     write(&st, Op::PutTenant(Box::new(t))).await?;
-    Ok((StatusCode::CREATED, Json(json!({"id": id, "api_key": api_key, "webhook_secret": webhook_secret}))).into_response())
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"id": id, "api_key": api_key, "webhook_secret": webhook_secret})),
+    )
+        .into_response())
 }
 
 /// `GET /admin/v1/tenants`
-pub async fn list_tenants(State(st): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+pub async fn list_tenants(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     require_admin(&st, &headers)?;
     let cfg = st.consensus.store().config();
     let mut v: Vec<&Tenant> = cfg.tenants.values().collect();
@@ -178,31 +211,61 @@ pub async fn list_tenants(State(st): State<AppState>, headers: HeaderMap) -> Res
 }
 
 /// `GET /admin/v1/tenants/{id}`
-pub async fn get_tenant(State(st): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Result<Response, ApiError> {
+pub async fn get_tenant(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
     require_admin(&st, &headers)?;
     let cfg = st.consensus.store().config();
-    let t = cfg.tenants.get(&id).ok_or_else(|| ApiError::not_found("tenant"))?;
-    let waiting = st.consensus.store().work().waiting.get(&id).copied().unwrap_or(0);
+    let t = cfg
+        .tenants
+        .get(&id)
+        .ok_or_else(|| ApiError::not_found("tenant"))?;
+    let waiting = st
+        .consensus
+        .store()
+        .work()
+        .waiting
+        .get(&id)
+        .copied()
+        .unwrap_or(0);
     let mut v = tenant_view(t);
     v["waiting"] = json!(waiting);
     Ok(Json(v).into_response())
 }
 
 /// `PATCH /admin/v1/tenants/{id}`
-pub async fn patch_tenant(State(st): State<AppState>, headers: HeaderMap, Path(id): Path<String>, body: Bytes) -> Result<Response, ApiError> {
+pub async fn patch_tenant(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     require_admin(&st, &headers)?;
     let b: TenantBody = parse_json(&body)?;
     if b.id.as_ref().is_some_and(|x| x != &id) {
         return Err(ApiError::invalid("id", "the id cannot change"));
     }
-    let mut t = st.consensus.store().config().tenants.get(&id).cloned().ok_or_else(|| ApiError::not_found("tenant"))?;
+    let mut t = st
+        .consensus
+        .store()
+        .config()
+        .tenants
+        .get(&id)
+        .cloned()
+        .ok_or_else(|| ApiError::not_found("tenant"))?;
     apply_tenant_body(&mut t, b)?;
     write(&st, Op::PutTenant(Box::new(t.clone()))).await?;
     Ok(Json(tenant_view(&t)).into_response())
 }
 
 /// `DELETE /admin/v1/tenants/{id}`
-pub async fn delete_tenant(State(st): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Result<Response, ApiError> {
+pub async fn delete_tenant(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
     require_admin(&st, &headers)?;
     match write(&st, Op::DeleteTenant { id }).await? {
         OpResult::NotFound => Err(ApiError::not_found("tenant")),
@@ -211,13 +274,28 @@ pub async fn delete_tenant(State(st): State<AppState>, headers: HeaderMap, Path(
 }
 
 /// `POST /admin/v1/tenants/{id}/keys`: a new API key; the old one stops working.
-pub async fn rotate_key(State(st): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Result<Response, ApiError> {
+pub async fn rotate_key(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
     require_admin(&st, &headers)?;
-    let mut t = st.consensus.store().config().tenants.get(&id).cloned().ok_or_else(|| ApiError::not_found("tenant"))?;
+    let mut t = st
+        .consensus
+        .store()
+        .config()
+        .tenants
+        .get(&id)
+        .cloned()
+        .ok_or_else(|| ApiError::not_found("tenant"))?;
     let api_key = secret("sk_");
     t.api_key_hash = key_hash(&api_key);
     write(&st, Op::PutTenant(Box::new(t))).await?;
-    Ok((StatusCode::CREATED, Json(json!({"id": id, "api_key": api_key}))).into_response())
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"id": id, "api_key": api_key})),
+    )
+        .into_response())
 }
 
 // ---------- channels ----------
@@ -252,10 +330,19 @@ struct ChannelBody {
 fn channel_from_body(b: ChannelBody) -> Result<Channel, ApiError> {
     check_id("id", &b.id)?;
     if !["smpp", "cmpp", "sgip", "smgp", "http"].contains(&b.protocol.as_str()) {
-        return Err(ApiError::invalid("protocol", "one of smpp, cmpp, sgip, smgp, http"));
+        return Err(ApiError::invalid(
+            "protocol",
+            "one of smpp, cmpp, sgip, smgp, http",
+        ));
     }
     if b.protocol != "smpp" {
-        return Err(ApiError::invalid("protocol", format!("protocol {:?} is not available in this build yet; use smpp", b.protocol)));
+        return Err(ApiError::invalid(
+            "protocol",
+            format!(
+                "protocol {:?} is not available in this build yet; use smpp",
+                b.protocol
+            ),
+        ));
     }
     if b.host.is_empty() || b.host.len() > 255 {
         return Err(ApiError::invalid("host", "a host name or address"));
@@ -264,10 +351,16 @@ fn channel_from_body(b: ChannelBody) -> Result<Channel, ApiError> {
         return Err(ApiError::invalid("port", "1 to 65535"));
     }
     if b.system_id.is_empty() || b.system_id.len() > 15 {
-        return Err(ApiError::invalid("system_id", "1 to 15 characters (SMPP limit)"));
+        return Err(ApiError::invalid(
+            "system_id",
+            "1 to 15 characters (SMPP limit)",
+        ));
     }
     if b.password.len() > 8 {
-        return Err(ApiError::invalid("password", "at most 8 characters (SMPP limit)"));
+        return Err(ApiError::invalid(
+            "password",
+            "at most 8 characters (SMPP limit)",
+        ));
     }
     let binds = b.binds.unwrap_or(1);
     if !(1..=64).contains(&binds) {
@@ -288,7 +381,10 @@ fn channel_from_body(b: ChannelBody) -> Result<Channel, ApiError> {
     let cost = b.cost.unwrap_or_default();
     for (k, v) in &cost {
         if k != "default" && !k.starts_with('+') {
-            return Err(ApiError::invalid(&format!("cost.{k}"), "keys are \"default\" or E.164 prefixes like \"+49\""));
+            return Err(ApiError::invalid(
+                &format!("cost.{k}"),
+                "keys are \"default\" or E.164 prefixes like \"+49\"",
+            ));
         }
         if !v.is_finite() || *v < 0.0 {
             return Err(ApiError::invalid(&format!("cost.{k}"), "a price ≥ 0"));
@@ -298,12 +394,18 @@ fn channel_from_body(b: ChannelBody) -> Result<Channel, ApiError> {
     let udh = match options.get("udh").and_then(|v| v.as_str()) {
         None | Some("8bit") => UdhMode::Udh8,
         Some(other) => {
-            return Err(ApiError::invalid("options.udh", format!("{other:?} is not available in this build yet; use 8bit")));
+            return Err(ApiError::invalid(
+                "options.udh",
+                format!("{other:?} is not available in this build yet; use 8bit"),
+            ));
         }
     };
     let dlr_timeout_seconds = match options.get("dlr_timeout_seconds") {
         None => 72 * 3600,
-        Some(v) => v.as_u64().filter(|s| (1..=30 * 86400).contains(s)).ok_or_else(|| ApiError::invalid("options.dlr_timeout_seconds", "1 to 2592000"))?,
+        Some(v) => v
+            .as_u64()
+            .filter(|s| (1..=30 * 86400).contains(s))
+            .ok_or_else(|| ApiError::invalid("options.dlr_timeout_seconds", "1 to 2592000"))?,
     };
     Ok(Channel {
         id: b.id,
@@ -333,7 +435,12 @@ fn channel_view(st: &AppState, c: &Channel) -> Value {
     let mut binds = Vec::new();
     let mut any_bound = false;
     if let Some(rt) = &rt {
-        for (i, b) in rt.bind_status.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+        for (i, b) in rt
+            .bind_status
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+        {
             any_bound |= b.state == "bound";
             binds.push(json!({"node": node, "bind": format!("{}#{i}", c.id), "state": b.state, "since": rfc3339(b.since)}));
         }
@@ -374,7 +481,11 @@ fn channel_view(st: &AppState, c: &Channel) -> Value {
 }
 
 /// `POST /admin/v1/channels`
-pub async fn create_channel(State(st): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
+pub async fn create_channel(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     require_admin(&st, &headers)?;
     let b: ChannelBody = parse_json(&body)?;
     let c = channel_from_body(b)?;
@@ -386,21 +497,52 @@ pub async fn create_channel(State(st): State<AppState>, headers: HeaderMap, body
 }
 
 /// `GET /admin/v1/channels`
-pub async fn list_channels(State(st): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+pub async fn list_channels(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     require_admin(&st, &headers)?;
-    let chans: Vec<Channel> = st.consensus.store().config().channels.values().cloned().collect();
-    Ok(Json(json!(chans.iter().map(|c| channel_view(&st, c)).collect::<Vec<_>>())).into_response())
+    let chans: Vec<Channel> = st
+        .consensus
+        .store()
+        .config()
+        .channels
+        .values()
+        .cloned()
+        .collect();
+    Ok(Json(json!(
+        chans
+            .iter()
+            .map(|c| channel_view(&st, c))
+            .collect::<Vec<_>>()
+    ))
+    .into_response())
 }
 
 /// `GET /admin/v1/channels/{id}`
-pub async fn get_channel(State(st): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Result<Response, ApiError> {
+pub async fn get_channel(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
     require_admin(&st, &headers)?;
-    let c = st.consensus.store().config().channels.get(&id).cloned().ok_or_else(|| ApiError::not_found("channel"))?;
+    let c = st
+        .consensus
+        .store()
+        .config()
+        .channels
+        .get(&id)
+        .cloned()
+        .ok_or_else(|| ApiError::not_found("channel"))?;
     Ok(Json(channel_view(&st, &c)).into_response())
 }
 
 /// `DELETE /admin/v1/channels/{id}`
-pub async fn delete_channel(State(st): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Result<Response, ApiError> {
+pub async fn delete_channel(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
     require_admin(&st, &headers)?;
     match write(&st, Op::DeleteChannel { id: id.clone() }).await? {
         OpResult::NotFound => Err(ApiError::not_found("channel")),
@@ -411,24 +553,52 @@ pub async fn delete_channel(State(st): State<AppState>, headers: HeaderMap, Path
     }
 }
 
-async fn set_drained(st: AppState, headers: HeaderMap, id: String, drained: bool) -> Result<Response, ApiError> {
+async fn set_drained(
+    st: AppState,
+    headers: HeaderMap,
+    id: String,
+    drained: bool,
+) -> Result<Response, ApiError> {
     require_admin(&st, &headers)?;
-    match write(&st, Op::SetChannelDrained { id: id.clone(), drained }).await? {
+    match write(
+        &st,
+        Op::SetChannelDrained {
+            id: id.clone(),
+            drained,
+        },
+    )
+    .await?
+    {
         OpResult::NotFound => Err(ApiError::not_found("channel")),
         _ => {
-            let c = st.consensus.store().config().channels.get(&id).cloned().ok_or_else(|| ApiError::not_found("channel"))?;
+            let c = st
+                .consensus
+                .store()
+                .config()
+                .channels
+                .get(&id)
+                .cloned()
+                .ok_or_else(|| ApiError::not_found("channel"))?;
             Ok(Json(channel_view(&st, &c)).into_response())
         }
     }
 }
 
 /// `POST /admin/v1/channels/{id}/drain`: stop sending on it and unbind cleanly.
-pub async fn drain_channel(State(st): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Result<Response, ApiError> {
+pub async fn drain_channel(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
     set_drained(st, headers, id, true).await
 }
 
 /// `POST /admin/v1/channels/{id}/undrain`: bind again and resume.
-pub async fn undrain_channel(State(st): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Result<Response, ApiError> {
+pub async fn undrain_channel(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
     set_drained(st, headers, id, false).await
 }
 
@@ -479,36 +649,63 @@ fn route_view(r: &Route) -> Value {
 }
 
 /// `POST /admin/v1/routes`
-pub async fn create_route(State(st): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
+pub async fn create_route(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     require_admin(&st, &headers)?;
     let b: RouteBody = parse_json(&body)?;
     check_id("id", &b.id)?;
     let strategy = b.strategy.unwrap_or_else(|| "priority".into());
     if strategy != "priority" {
-        return Err(ApiError::invalid("strategy", format!("{strategy:?} is not available in this build yet; use priority")));
+        return Err(ApiError::invalid(
+            "strategy",
+            format!("{strategy:?} is not available in this build yet; use priority"),
+        ));
     }
     if b.channels.is_empty() {
         return Err(ApiError::invalid("channels", "at least one channel"));
     }
-    let known = st.consensus.store().config().channels.keys().cloned().collect::<Vec<_>>();
+    let known = st
+        .consensus
+        .store()
+        .config()
+        .channels
+        .keys()
+        .cloned()
+        .collect::<Vec<_>>();
     let mut channels = Vec::new();
     for (i, c) in b.channels.into_iter().enumerate() {
         if !known.contains(&c.id) {
-            return Err(ApiError::invalid(&format!("channels[{i}].id"), format!("unknown channel {:?}", c.id)));
+            return Err(ApiError::invalid(
+                &format!("channels[{i}].id"),
+                format!("unknown channel {:?}", c.id),
+            ));
         }
-        channels.push(RouteChannel { id: c.id, weight: c.weight.unwrap_or(1), priority: c.priority.unwrap_or(i as u32) });
+        channels.push(RouteChannel {
+            id: c.id,
+            weight: c.weight.unwrap_or(1),
+            priority: c.priority.unwrap_or(i as u32),
+        });
     }
     let m = b.matcher.unwrap_or_default();
     let prefixes = m.prefix.unwrap_or_default();
     for (i, p) in prefixes.iter().enumerate() {
         if !p.starts_with('+') || p.len() < 2 || !p[1..].bytes().all(|b| b.is_ascii_digit()) {
-            return Err(ApiError::invalid(&format!("match.prefix[{i}]"), "an E.164 prefix like \"+49\""));
+            return Err(ApiError::invalid(
+                &format!("match.prefix[{i}]"),
+                "an E.164 prefix like \"+49\"",
+            ));
         }
     }
     if let Some(c) = &m.country
         && (c.len() != 2 || !c.bytes().all(|b| b.is_ascii_uppercase()))
     {
-        return Err(ApiError::invalid("match.country", "an ISO 3166 alpha-2 code like \"DE\""));
+        return Err(ApiError::invalid(
+            "match.country",
+            "an ISO 3166 alpha-2 code like \"DE\"",
+        ));
     }
     if st.consensus.store().config().routes.contains_key(&b.id) {
         return Err(ApiError::conflict(format!("route {} exists", b.id)));
@@ -528,14 +725,24 @@ pub async fn create_route(State(st): State<AppState>, headers: HeaderMap, body: 
 }
 
 /// `GET /admin/v1/routes`
-pub async fn list_routes(State(st): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+pub async fn list_routes(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     require_admin(&st, &headers)?;
     let cfg = st.consensus.store().config();
-    Ok(Json(json!(cfg.routes.values().map(route_view).collect::<Vec<_>>())).into_response())
+    Ok(Json(json!(
+        cfg.routes.values().map(route_view).collect::<Vec<_>>()
+    ))
+    .into_response())
 }
 
 /// `DELETE /admin/v1/routes/{id}`
-pub async fn delete_route(State(st): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Result<Response, ApiError> {
+pub async fn delete_route(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
     require_admin(&st, &headers)?;
     match write(&st, Op::DeleteRoute { id }).await? {
         OpResult::NotFound => Err(ApiError::not_found("route")),
@@ -566,5 +773,8 @@ pub async fn cluster(State(st): State<AppState>, headers: HeaderMap) -> Result<R
                    "state": "up", "voter": voter, "channels": if id == me { channels.clone() } else { vec![] }})
         })
         .collect();
-    Ok(Json(json!({"leader": st.consensus.leader(), "term": st.consensus.term(), "nodes": nodes})).into_response())
+    Ok(
+        Json(json!({"leader": st.consensus.leader(), "term": st.consensus.term(), "nodes": nodes}))
+            .into_response(),
+    )
 }

@@ -21,23 +21,83 @@ pub struct ApiError {
 
 /// Every public error code: (code, HTTP status, what it means and what to do).
 pub const ERROR_CODES: &[(&str, u16, &str)] = &[
-    ("invalid_json", 400, "The body is not valid JSON (or not UTF-8). Fix the request body."),
-    ("invalid_field", 422, "A field has the wrong type, is missing, unknown, or out of range; `field` names it."),
-    ("invalid_phone_number", 422, "`to` is not a valid E.164 number after stripping spaces, dashes and parentheses."),
-    ("invalid_sender", 422, "`from` is not an alphanumeric id (≤ 11), a short code or an E.164 number."),
-    ("encoding_mismatch", 422, "`encoding: gsm7` was requested but the text has a character outside GSM 03.38."),
-    ("too_long", 422, "The text needs more parts than the tenant's `max_parts`. Shorten it or raise `max_parts`."),
-    ("unauthorized", 401, "Missing or wrong `Authorization: Bearer` credentials."),
+    (
+        "invalid_json",
+        400,
+        "The body is not valid JSON (or not UTF-8). Fix the request body.",
+    ),
+    (
+        "invalid_field",
+        422,
+        "A field has the wrong type, is missing, unknown, or out of range; `field` names it.",
+    ),
+    (
+        "invalid_phone_number",
+        422,
+        "`to` is not a valid E.164 number after stripping spaces, dashes and parentheses.",
+    ),
+    (
+        "invalid_sender",
+        422,
+        "`from` is not an alphanumeric id (≤ 11), a short code or an E.164 number.",
+    ),
+    (
+        "encoding_mismatch",
+        422,
+        "`encoding: gsm7` was requested but the text has a character outside GSM 03.38.",
+    ),
+    (
+        "too_long",
+        422,
+        "The text needs more parts than the tenant's `max_parts`. Shorten it or raise `max_parts`.",
+    ),
+    (
+        "unauthorized",
+        401,
+        "Missing or wrong `Authorization: Bearer` credentials.",
+    ),
     ("not_found", 404, "No such id (for this tenant)."),
     ("conflict", 409, "An object with this id exists already."),
-    ("idempotency_conflict", 409, "The same Idempotency-Key was used with a different body within 24 h."),
-    ("body_too_large", 413, "The request body is larger than the node's `max_body_bytes`."),
-    ("rate_limited", 429, "The tenant's request rate is above its limit; retry after `Retry-After` seconds."),
-    ("queue_full", 429, "Too many messages are waiting for this tenant or node; retry after `Retry-After` seconds."),
-    ("not_ready", 503, "The node has no leader or cannot reach a quorum; nothing was stored. Retry (with the same Idempotency-Key)."),
-    ("outcome_unknown", 503, "The leader changed while writing; the message may or may not be stored. Retry with the same Idempotency-Key."),
-    ("method_not_allowed", 405, "This path does not take this HTTP method."),
-    ("unsupported_media_type", 415, "Send `Content-Type: application/json`."),
+    (
+        "idempotency_conflict",
+        409,
+        "The same Idempotency-Key was used with a different body within 24 h.",
+    ),
+    (
+        "body_too_large",
+        413,
+        "The request body is larger than the node's `max_body_bytes`.",
+    ),
+    (
+        "rate_limited",
+        429,
+        "The tenant's request rate is above its limit; retry after `Retry-After` seconds.",
+    ),
+    (
+        "queue_full",
+        429,
+        "Too many messages are waiting for this tenant or node; retry after `Retry-After` seconds.",
+    ),
+    (
+        "not_ready",
+        503,
+        "The node has no leader or cannot reach a quorum; nothing was stored. Retry (with the same Idempotency-Key).",
+    ),
+    (
+        "outcome_unknown",
+        503,
+        "The leader changed while writing; the message may or may not be stored. Retry with the same Idempotency-Key.",
+    ),
+    (
+        "method_not_allowed",
+        405,
+        "This path does not take this HTTP method.",
+    ),
+    (
+        "unsupported_media_type",
+        415,
+        "Send `Content-Type: application/json`.",
+    ),
 ];
 
 #[derive(Serialize)]
@@ -55,7 +115,13 @@ struct Inner<'a> {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        ApiError { status, code, message: message.into(), field: None, retry_after: None }
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+            field: None,
+            retry_after: None,
+        }
     }
     pub fn field(mut self, field: impl Into<String>) -> Self {
         self.field = Some(field.into());
@@ -65,16 +131,27 @@ impl ApiError {
         Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", message).field(field)
     }
     pub fn unauthorized() -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", "missing or invalid bearer token")
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "missing or invalid bearer token",
+        )
     }
     pub fn not_found(what: &str) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "not_found", format!("{what} not found"))
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("{what} not found"),
+        )
     }
     pub fn conflict(message: impl Into<String>) -> Self {
         Self::new(StatusCode::CONFLICT, "conflict", message)
     }
     pub fn too_many(code: &'static str, message: impl Into<String>, retry_after: u64) -> Self {
-        ApiError { retry_after: Some(retry_after.max(1)), ..Self::new(StatusCode::TOO_MANY_REQUESTS, code, message) }
+        ApiError {
+            retry_after: Some(retry_after.max(1)),
+            ..Self::new(StatusCode::TOO_MANY_REQUESTS, code, message)
+        }
     }
     /// The JSON body of this error (batch items carry it inline).
     pub fn body(&self) -> serde_json::Value {
@@ -92,20 +169,30 @@ impl From<WriteError> for ApiError {
             WriteError::Ambiguous(_) => ("outcome_unknown", e.to_string()),
             _ => ("not_ready", e.to_string()),
         };
-        ApiError { retry_after: Some(1), ..ApiError::new(StatusCode::SERVICE_UNAVAILABLE, code, msg) }
+        ApiError {
+            retry_after: Some(1),
+            ..ApiError::new(StatusCode::SERVICE_UNAVAILABLE, code, msg)
+        }
     }
 }
 
 impl From<crate::state::StoreError> for ApiError {
     fn from(e: crate::state::StoreError) -> Self {
-        ApiError { retry_after: Some(1), ..ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", e.to_string()) }
+        ApiError {
+            retry_after: Some(1),
+            ..ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", e.to_string())
+        }
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = Body {
-            error: Inner { code: self.code, message: &self.message, field: self.field.as_deref() },
+            error: Inner {
+                code: self.code,
+                message: &self.message,
+                field: self.field.as_deref(),
+            },
         };
         let mut resp = (self.status, axum::Json(body)).into_response();
         if let Some(s) = self.retry_after
@@ -122,14 +209,24 @@ pub fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, Api
     let mut de = serde_json::Deserializer::from_slice(bytes);
     match serde_path_to_error::deserialize::<_, T>(&mut de) {
         Ok(v) => {
-            de.end().map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", format!("trailing data after JSON: {e}")))?;
+            de.end().map_err(|e| {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_json",
+                    format!("trailing data after JSON: {e}"),
+                )
+            })?;
             Ok(v)
         }
         Err(e) => {
             let path = e.path().to_string();
             let inner = e.into_inner();
             if inner.is_syntax() || inner.is_eof() || inner.is_io() {
-                return Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", format!("malformed JSON: {inner}")));
+                return Err(ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_json",
+                    format!("malformed JSON: {inner}"),
+                ));
             }
             let msg = inner.to_string();
             let field = if path == "." || path.is_empty() {
@@ -146,7 +243,11 @@ pub fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, Api
 /// Converts 413 and other body rejections from axum into the contract's shape.
 pub fn body_rejection(status: StatusCode, text: String) -> ApiError {
     if status == StatusCode::PAYLOAD_TOO_LARGE {
-        ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", "request body is too large")
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            "request body is too large",
+        )
     } else {
         ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", text)
     }

@@ -79,7 +79,9 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     match headers.get("idempotency-key") {
         None => Ok(None),
         Some(v) => {
-            let s = v.to_str().map_err(|_| ApiError::invalid("Idempotency-Key", "must be visible ASCII"))?;
+            let s = v
+                .to_str()
+                .map_err(|_| ApiError::invalid("Idempotency-Key", "must be visible ASCII"))?;
             if s.is_empty() || s.len() > 128 {
                 return Err(ApiError::invalid("Idempotency-Key", "1 to 128 characters"));
             }
@@ -91,25 +93,51 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
 fn check_node_queue(st: &AppState) -> Result<(), ApiError> {
     let waiting = st.consensus.store().work().waiting_total;
     if waiting >= st.node_queue_limit {
-        return Err(ApiError::too_many("queue_full", format!("{waiting} messages are waiting on this node"), 5));
+        return Err(ApiError::too_many(
+            "queue_full",
+            format!("{waiting} messages are waiting on this node"),
+            5,
+        ));
     }
     Ok(())
 }
 
-fn prepare(st: &AppState, tenant: &Tenant, req: &SendRequest, now: i64) -> Result<intake::Intake, ApiError> {
+fn prepare(
+    st: &AppState,
+    tenant: &Tenant,
+    req: &SendRequest,
+    now: i64,
+) -> Result<intake::Intake, ApiError> {
     let cfg = st.consensus.store().config();
-    intake::build(req, tenant, &cfg, ulid::Ulid::new().to_string(), now, next_concat_ref())
+    intake::build(
+        req,
+        tenant,
+        &cfg,
+        ulid::Ulid::new().to_string(),
+        now,
+        next_concat_ref(),
+    )
 }
 
 async fn rate_limit(st: &AppState, tenant: &Tenant, n: u32) -> Result<(), ApiError> {
     st.limiters
         .check(&tenant.id, tenant.rate_limit, n)
         .await
-        .map_err(|wait| ApiError::too_many("rate_limited", format!("over {} requests per second", tenant.rate_limit.per_second), wait))
+        .map_err(|wait| {
+            ApiError::too_many(
+                "rate_limited",
+                format!("over {} requests per second", tenant.rate_limit.per_second),
+                wait,
+            )
+        })
 }
 
 /// Maps the state machine's answer to an Accept into the HTTP answer.
-fn accept_answer(st: &AppState, result: OpResult, m: &Message) -> Result<(StatusCode, Value), ApiError> {
+fn accept_answer(
+    st: &AppState,
+    result: OpResult,
+    m: &Message,
+) -> Result<(StatusCode, Value), ApiError> {
     match result {
         OpResult::Accepted { .. } => {
             metrics::counter!("smsgw_accepted_total").increment(1);
@@ -120,13 +148,25 @@ fn accept_answer(st: &AppState, result: OpResult, m: &Message) -> Result<(Status
             None => Err(ApiError::not_found("message")),
         },
         OpResult::IdempotencyConflict { id } => Err(idempotency_conflict(&id)),
-        OpResult::QueueFull => Err(ApiError::too_many("queue_full", "the tenant's queue limit is reached", 5)),
-        other => Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", format!("unexpected outcome {other:?}"))),
+        OpResult::QueueFull => Err(ApiError::too_many(
+            "queue_full",
+            "the tenant's queue limit is reached",
+            5,
+        )),
+        other => Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not_ready",
+            format!("unexpected outcome {other:?}"),
+        )),
     }
 }
 
 /// `POST /v1/messages`
-pub async fn send(State(st): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
+pub async fn send(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     let tenant = tenant_of(&st, &headers)?;
     rate_limit(&st, &tenant, 1).await?;
     let req: SendRequest = parse_json(&body)?;
@@ -150,7 +190,10 @@ pub async fn send(State(st): State<AppState>, headers: HeaderMap, body: Bytes) -
         intake.message.idempotency_key = Some(k);
         intake.message.body_hash = Some(intake::body_hash(&body));
     }
-    let result = st.consensus.propose(Op::Accept(Box::new(intake.message.clone()))).await?;
+    let result = st
+        .consensus
+        .propose(Op::Accept(Box::new(intake.message.clone())))
+        .await?;
     let (status, v) = accept_answer(&st, result, &intake.message)?;
     Ok((status, Json(v)).into_response())
 }
@@ -171,11 +214,18 @@ struct BatchRequest {
 }
 
 /// `POST /v1/messages/batch`: one bad item fails only itself.
-pub async fn batch(State(st): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
+pub async fn batch(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     let tenant = tenant_of(&st, &headers)?;
     let req: BatchRequest = parse_json(&body)?;
     if req.messages.is_empty() || req.messages.len() > MAX_BATCH {
-        return Err(ApiError::invalid("messages", format!("1 to {MAX_BATCH} messages per batch")));
+        return Err(ApiError::invalid(
+            "messages",
+            format!("1 to {MAX_BATCH} messages per batch"),
+        ));
     }
     rate_limit(&st, &tenant, 1).await?;
     check_node_queue(&st)?;
@@ -208,17 +258,27 @@ pub async fn batch(State(st): State<AppState>, headers: HeaderMap, body: Bytes) 
             });
         }
     }
-    let results: Vec<Value> = results.into_iter().map(|r| r.unwrap_or(Value::Null)).collect();
+    let results: Vec<Value> = results
+        .into_iter()
+        .map(|r| r.unwrap_or(Value::Null))
+        .collect();
     Ok((StatusCode::OK, Json(json!({ "results": results }))).into_response())
 }
 
 /// `POST /v1/messages/preview`: what sending would cost, without sending.
-pub async fn preview(State(st): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
+pub async fn preview(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     let tenant = tenant_of(&st, &headers)?;
     let req: SendRequest = parse_json(&body)?;
     let intake = prepare(&st, &tenant, &req, crate::clock::now_ms())?;
     let cfg = st.consensus.store().config();
-    let route = intake.route.as_ref().map(|r| json!({"id": r.route_id, "channel": r.channels.first(), "strategy": r.strategy}));
+    let route = intake
+        .route
+        .as_ref()
+        .map(|r| json!({"id": r.route_id, "channel": r.channels.first(), "strategy": r.strategy}));
     let cost = intake
         .route
         .as_ref()
@@ -233,7 +293,11 @@ pub async fn preview(State(st): State<AppState>, headers: HeaderMap, body: Bytes
 }
 
 /// `GET /v1/messages/{id}`: another tenant's id is 404.
-pub async fn get(State(st): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Result<Response, ApiError> {
+pub async fn get(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
     let tenant = tenant_of(&st, &headers)?;
     match st.consensus.store().get_message(&id)? {
         Some(m) if m.tenant == tenant.id => Ok(Json(status_body(&m)).into_response()),
@@ -262,7 +326,10 @@ pub async fn list(
     let tenant = tenant_of(&st, &headers)?;
     let Query(q) = query.map_err(|e| ApiError::invalid("query", e.body_text()))?;
     let status = match &q.status {
-        Some(s) => Some(Status::parse(s).ok_or_else(|| ApiError::invalid("status", format!("unknown status {s:?}")))?),
+        Some(s) => Some(
+            Status::parse(s)
+                .ok_or_else(|| ApiError::invalid("status", format!("unknown status {s:?}")))?,
+        ),
         None => None,
     };
     let to = match &q.to {
@@ -270,7 +337,10 @@ pub async fn list(
         None => None,
     };
     let since = match &q.since {
-        Some(s) => Some(crate::clock::parse_rfc3339(s).ok_or_else(|| ApiError::invalid("since", "not an RFC 3339 time"))?),
+        Some(s) => Some(
+            crate::clock::parse_rfc3339(s)
+                .ok_or_else(|| ApiError::invalid("since", "not an RFC 3339 time"))?,
+        ),
         None => None,
     };
     let limit = q.limit.unwrap_or(50);
@@ -280,10 +350,18 @@ pub async fn list(
     let filter = |m: &Message| {
         status.is_none_or(|s| m.status == s)
             && to.as_ref().is_none_or(|t| &m.to == t)
-            && q.client_ref.as_ref().is_none_or(|c| m.client_ref.as_ref() == Some(c))
+            && q.client_ref
+                .as_ref()
+                .is_none_or(|c| m.client_ref.as_ref() == Some(c))
             && since.is_none_or(|s| m.created_at >= s)
     };
-    let (items, next) = st.consensus.store().list_messages(&tenant.id, q.cursor.as_deref(), limit, 20_000, filter)?;
+    let (items, next) = st.consensus.store().list_messages(
+        &tenant.id,
+        q.cursor.as_deref(),
+        limit,
+        20_000,
+        filter,
+    )?;
     let data: Vec<Value> = items.iter().map(status_body).collect();
     Ok(Json(json!({"messages": data, "next": next})).into_response())
 }

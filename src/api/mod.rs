@@ -54,7 +54,10 @@ pub fn tenant_of(st: &AppState, headers: &HeaderMap) -> Result<Tenant, ApiError>
     let hash = admin::key_hash(key);
     let cfg = st.consensus.store().config();
     let id = cfg.keys.get(&hash).ok_or_else(ApiError::unauthorized)?;
-    cfg.tenants.get(id).cloned().ok_or_else(ApiError::unauthorized)
+    cfg.tenants
+        .get(id)
+        .cloned()
+        .ok_or_else(ApiError::unauthorized)
 }
 
 /// Refuses requests without the admin token.
@@ -75,8 +78,17 @@ async fn healthz() -> &'static str {
 
 async fn readyz(State(st): State<AppState>) -> Response {
     match st.consensus.leader() {
-        Some(l) => (StatusCode::OK, axum::Json(serde_json::json!({"ready": true, "leader": l}))).into_response(),
-        None => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", "no known leader").into_response(),
+        Some(l) => (
+            StatusCode::OK,
+            axum::Json(serde_json::json!({"ready": true, "leader": l})),
+        )
+            .into_response(),
+        None => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not_ready",
+            "no known leader",
+        )
+        .into_response(),
     }
 }
 
@@ -84,12 +96,20 @@ async fn metrics_text(State(st): State<AppState>) -> Response {
     metrics::gauge!("smsgw_raft_leader").set(if st.consensus.is_leader() { 1.0 } else { 0.0 });
     metrics::gauge!("smsgw_raft_term").set(st.consensus.term() as f64);
     metrics::gauge!("smsgw_waiting_messages").set(st.consensus.store().work().waiting_total as f64);
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], st.metrics.render()).into_response()
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        st.metrics.render(),
+    )
+        .into_response()
 }
 
 /// Counts every request by matched route and status code.
 async fn count_requests(req: Request, next: Next) -> Response {
-    let route = req.extensions().get::<MatchedPath>().map(|m| m.as_str().to_string()).unwrap_or_else(|| "unmatched".into());
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".into());
     let started = Instant::now();
     let resp = next.run(req).await;
     metrics::counter!("smsgw_http_requests_total", "route" => route, "code" => resp.status().as_u16().to_string()).increment(1);
@@ -111,10 +131,20 @@ async fn contract_errors(req: Request, next: Next) -> Response {
     }
     let e = match status {
         StatusCode::PAYLOAD_TOO_LARGE => error::body_rejection(status, String::new()),
-        StatusCode::METHOD_NOT_ALLOWED => ApiError::new(status, "method_not_allowed", "this path does not take this method"),
+        StatusCode::METHOD_NOT_ALLOWED => ApiError::new(
+            status,
+            "method_not_allowed",
+            "this path does not take this method",
+        ),
         StatusCode::NOT_FOUND => ApiError::new(status, "not_found", "no such path"),
-        StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::new(status, "unsupported_media_type", "send application/json"),
-        s if s.is_client_error() => ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", "the request could not be read"),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => {
+            ApiError::new(status, "unsupported_media_type", "send application/json")
+        }
+        s if s.is_client_error() => ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_json",
+            "the request could not be read",
+        ),
         _ => return resp,
     };
     e.into_response()
@@ -127,15 +157,38 @@ pub fn router(state: AppState, max_body: usize) -> Router {
         .route("/v1/messages/batch", post(messages::batch))
         .route("/v1/messages/preview", post(messages::preview))
         .route("/v1/messages/{id}", get(messages::get))
-        .route("/admin/v1/tenants", post(admin::create_tenant).get(admin::list_tenants))
-        .route("/admin/v1/tenants/{id}", get(admin::get_tenant).patch(admin::patch_tenant).delete(admin::delete_tenant))
+        .route(
+            "/admin/v1/tenants",
+            post(admin::create_tenant).get(admin::list_tenants),
+        )
+        .route(
+            "/admin/v1/tenants/{id}",
+            get(admin::get_tenant)
+                .patch(admin::patch_tenant)
+                .delete(admin::delete_tenant),
+        )
         .route("/admin/v1/tenants/{id}/keys", post(admin::rotate_key))
-        .route("/admin/v1/channels", post(admin::create_channel).get(admin::list_channels))
-        .route("/admin/v1/channels/{id}", get(admin::get_channel).delete(admin::delete_channel))
+        .route(
+            "/admin/v1/channels",
+            post(admin::create_channel).get(admin::list_channels),
+        )
+        .route(
+            "/admin/v1/channels/{id}",
+            get(admin::get_channel).delete(admin::delete_channel),
+        )
         .route("/admin/v1/channels/{id}/drain", post(admin::drain_channel))
-        .route("/admin/v1/channels/{id}/undrain", post(admin::undrain_channel))
-        .route("/admin/v1/routes", post(admin::create_route).get(admin::list_routes))
-        .route("/admin/v1/routes/{id}", axum::routing::delete(admin::delete_route))
+        .route(
+            "/admin/v1/channels/{id}/undrain",
+            post(admin::undrain_channel),
+        )
+        .route(
+            "/admin/v1/routes",
+            post(admin::create_route).get(admin::list_routes),
+        )
+        .route(
+            "/admin/v1/routes/{id}",
+            axum::routing::delete(admin::delete_route),
+        )
         .route("/admin/v1/cluster", get(admin::cluster))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))

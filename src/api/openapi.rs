@@ -9,29 +9,149 @@ use utoipa::openapi::{ComponentsBuilder, InfoBuilder, OpenApiBuilder, ResponseBu
 
 /// (method, path, summary, tag, success status) of every endpoint.
 pub const ROUTES: &[(&str, &str, &str, &str, &str)] = &[
-    ("post", "/v1/messages", "Send one message (202 once stored on a quorum)", "messages", "202"),
-    ("get", "/v1/messages", "List the tenant's messages, newest first", "messages", "200"),
-    ("post", "/v1/messages/batch", "Send up to 1000 messages", "messages", "200"),
-    ("post", "/v1/messages/preview", "Encoding, parts, route and cost without sending", "messages", "200"),
-    ("get", "/v1/messages/{id}", "Status, events and part states of a message", "messages", "200"),
-    ("post", "/admin/v1/tenants", "Create a tenant (API key and webhook secret shown once)", "admin", "201"),
+    (
+        "post",
+        "/v1/messages",
+        "Send one message (202 once stored on a quorum)",
+        "messages",
+        "202",
+    ),
+    (
+        "get",
+        "/v1/messages",
+        "List the tenant's messages, newest first",
+        "messages",
+        "200",
+    ),
+    (
+        "post",
+        "/v1/messages/batch",
+        "Send up to 1000 messages",
+        "messages",
+        "200",
+    ),
+    (
+        "post",
+        "/v1/messages/preview",
+        "Encoding, parts, route and cost without sending",
+        "messages",
+        "200",
+    ),
+    (
+        "get",
+        "/v1/messages/{id}",
+        "Status, events and part states of a message",
+        "messages",
+        "200",
+    ),
+    (
+        "post",
+        "/admin/v1/tenants",
+        "Create a tenant (API key and webhook secret shown once)",
+        "admin",
+        "201",
+    ),
     ("get", "/admin/v1/tenants", "List tenants", "admin", "200"),
-    ("get", "/admin/v1/tenants/{id}", "Show a tenant", "admin", "200"),
-    ("patch", "/admin/v1/tenants/{id}", "Change a tenant", "admin", "200"),
-    ("delete", "/admin/v1/tenants/{id}", "Delete a tenant", "admin", "204"),
-    ("post", "/admin/v1/tenants/{id}/keys", "Rotate a tenant's API key", "admin", "201"),
-    ("post", "/admin/v1/channels", "Create a channel", "admin", "201"),
-    ("get", "/admin/v1/channels", "List channels with state, binds and stats", "admin", "200"),
-    ("get", "/admin/v1/channels/{id}", "Show a channel", "admin", "200"),
-    ("delete", "/admin/v1/channels/{id}", "Delete a channel", "admin", "204"),
-    ("post", "/admin/v1/channels/{id}/drain", "Stop sending on a channel and unbind", "admin", "200"),
-    ("post", "/admin/v1/channels/{id}/undrain", "Bind a drained channel again", "admin", "200"),
+    (
+        "get",
+        "/admin/v1/tenants/{id}",
+        "Show a tenant",
+        "admin",
+        "200",
+    ),
+    (
+        "patch",
+        "/admin/v1/tenants/{id}",
+        "Change a tenant",
+        "admin",
+        "200",
+    ),
+    (
+        "delete",
+        "/admin/v1/tenants/{id}",
+        "Delete a tenant",
+        "admin",
+        "204",
+    ),
+    (
+        "post",
+        "/admin/v1/tenants/{id}/keys",
+        "Rotate a tenant's API key",
+        "admin",
+        "201",
+    ),
+    (
+        "post",
+        "/admin/v1/channels",
+        "Create a channel",
+        "admin",
+        "201",
+    ),
+    (
+        "get",
+        "/admin/v1/channels",
+        "List channels with state, binds and stats",
+        "admin",
+        "200",
+    ),
+    (
+        "get",
+        "/admin/v1/channels/{id}",
+        "Show a channel",
+        "admin",
+        "200",
+    ),
+    (
+        "delete",
+        "/admin/v1/channels/{id}",
+        "Delete a channel",
+        "admin",
+        "204",
+    ),
+    (
+        "post",
+        "/admin/v1/channels/{id}/drain",
+        "Stop sending on a channel and unbind",
+        "admin",
+        "200",
+    ),
+    (
+        "post",
+        "/admin/v1/channels/{id}/undrain",
+        "Bind a drained channel again",
+        "admin",
+        "200",
+    ),
     ("post", "/admin/v1/routes", "Create a route", "admin", "201"),
     ("get", "/admin/v1/routes", "List routes", "admin", "200"),
-    ("delete", "/admin/v1/routes/{id}", "Delete a route", "admin", "204"),
-    ("get", "/admin/v1/cluster", "Leader, term and members", "admin", "200"),
-    ("get", "/healthz", "200 while the process runs", "health", "200"),
-    ("get", "/readyz", "200 once a leader is known", "health", "200"),
+    (
+        "delete",
+        "/admin/v1/routes/{id}",
+        "Delete a route",
+        "admin",
+        "204",
+    ),
+    (
+        "get",
+        "/admin/v1/cluster",
+        "Leader, term and members",
+        "admin",
+        "200",
+    ),
+    (
+        "get",
+        "/healthz",
+        "200 while the process runs",
+        "health",
+        "200",
+    ),
+    (
+        "get",
+        "/readyz",
+        "200 once a leader is known",
+        "health",
+        "200",
+    ),
     ("get", "/metrics", "Prometheus metrics", "health", "200"),
     ("get", "/openapi.json", "This document", "health", "200"),
 ];
@@ -56,24 +176,49 @@ pub fn document() -> utoipa::openapi::OpenApi {
             .response(*ok, ResponseBuilder::new().description("success"));
         if path.starts_with("/v1") || path.starts_with("/admin") {
             op = op
-                .response("401", ResponseBuilder::new().description("missing or bad bearer token"))
-                .response("422", ResponseBuilder::new().description("a field is invalid; `error.field` names it"))
-                .response("503", ResponseBuilder::new().description("no leader / below quorum"));
+                .response(
+                    "401",
+                    ResponseBuilder::new().description("missing or bad bearer token"),
+                )
+                .response(
+                    "422",
+                    ResponseBuilder::new()
+                        .description("a field is invalid; `error.field` names it"),
+                )
+                .response(
+                    "503",
+                    ResponseBuilder::new().description("no leader / below quorum"),
+                );
         }
         if path.starts_with("/v1/messages") && *m == "post" {
             op = op
                 .response("400", ResponseBuilder::new().description("malformed JSON"))
-                .response("409", ResponseBuilder::new().description("idempotency conflict"))
+                .response(
+                    "409",
+                    ResponseBuilder::new().description("idempotency conflict"),
+                )
                 .response("413", ResponseBuilder::new().description("body too large"))
-                .response("429", ResponseBuilder::new().description("rate limited or queue full; see Retry-After"));
+                .response(
+                    "429",
+                    ResponseBuilder::new()
+                        .description("rate limited or queue full; see Retry-After"),
+                );
         }
         paths = paths.path(*path, PathItem::new(method(m), op.build()));
     }
     let components = ComponentsBuilder::new()
-        .security_scheme("bearer", SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()))
+        .security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        )
         .build();
     OpenApiBuilder::new()
-        .info(InfoBuilder::new().title("smsgw").version(env!("CARGO_PKG_VERSION")).build())
+        .info(
+            InfoBuilder::new()
+                .title("smsgw")
+                .version(env!("CARGO_PKG_VERSION"))
+                .build(),
+        )
         .paths(paths.build())
         .components(Some(components))
         .build()

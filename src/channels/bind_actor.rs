@@ -27,7 +27,10 @@ pub enum BindMsg {
     /// The session of this generation is gone.
     Disconnected(u64),
     /// Submit one part; the answer comes on the port.
-    Submit(SubmitRequest, RpcReplyPort<Result<SubmitOutcome, SessionError>>),
+    Submit(
+        SubmitRequest,
+        RpcReplyPort<Result<SubmitOutcome, SessionError>>,
+    ),
 }
 
 /// The bind actor (stateless handler; state below).
@@ -80,14 +83,19 @@ fn outcome_of(state: ReceiptState) -> ReceiptOutcome {
         ReceiptState::Delivered => ReceiptOutcome::Delivered,
         ReceiptState::Expired => ReceiptOutcome::Expired,
         ReceiptState::Accepted | ReceiptState::Enroute => ReceiptOutcome::Intermediate,
-        ReceiptState::Deleted | ReceiptState::Undeliverable | ReceiptState::Unknown | ReceiptState::Rejected => {
-            ReceiptOutcome::Undelivered
-        }
+        ReceiptState::Deleted
+        | ReceiptState::Undeliverable
+        | ReceiptState::Unknown
+        | ReceiptState::Rejected => ReceiptOutcome::Undelivered,
     }
 }
 
 /// Commits every receipt before answering deliver_sm_resp, so a crash makes the SMSC redeliver.
-async fn inbound_loop(channel: String, consensus: Arc<Consensus>, mut rx: tokio::sync::mpsc::Receiver<Inbound>) {
+async fn inbound_loop(
+    channel: String,
+    consensus: Arc<Consensus>,
+    mut rx: tokio::sync::mpsc::Receiver<Inbound>,
+) {
     while let Some(inbound) = rx.recv().await {
         match inbound {
             Inbound::Receipt { receipt, ack } => {
@@ -95,7 +103,8 @@ async fn inbound_loop(channel: String, consensus: Arc<Consensus>, mut rx: tokio:
                 let channel = channel.clone();
                 tokio::spawn(async move {
                     let outcome = outcome_of(receipt.state);
-                    let error = (outcome != ReceiptOutcome::Delivered && outcome != ReceiptOutcome::Intermediate)
+                    let error = (outcome != ReceiptOutcome::Delivered
+                        && outcome != ReceiptOutcome::Intermediate)
                         .then(|| ErrorInfo {
                             code: receipt_error_code(receipt.state).to_string(),
                             message: format!("operator receipt {:?}", receipt.state),
@@ -123,7 +132,9 @@ async fn inbound_loop(channel: String, consensus: Arc<Consensus>, mut rx: tokio:
                     }
                 });
             }
-            Inbound::Mobile { source, dest, ack, .. } => {
+            Inbound::Mobile {
+                source, dest, ack, ..
+            } => {
                 info!(channel = %channel, from = %source, to = %dest, "mobile-originated message received");
                 metrics::counter!("smsgw_mo_total", "channel" => channel.clone()).increment(1);
                 ack.accept();
@@ -137,13 +148,29 @@ impl Actor for BindActor {
     type State = BindState;
     type Arguments = BindArgs;
 
-    async fn pre_start(&self, myself: ActorRef<BindMsg>, args: BindArgs) -> Result<BindState, ActorProcessingErr> {
+    async fn pre_start(
+        &self,
+        myself: ActorRef<BindMsg>,
+        args: BindArgs,
+    ) -> Result<BindState, ActorProcessingErr> {
         let _ = myself.send_message(BindMsg::Connect);
-        Ok(BindState { args, session: None, generation: 0, backoff: Duration::from_millis(100) })
+        Ok(BindState {
+            args,
+            session: None,
+            generation: 0,
+            backoff: Duration::from_millis(100),
+        })
     }
 
-    async fn post_stop(&self, _myself: ActorRef<BindMsg>, state: &mut BindState) -> Result<(), ActorProcessingErr> {
-        state.args.registry.bind_down(&state.args.channel.id, state.args.index, "down");
+    async fn post_stop(
+        &self,
+        _myself: ActorRef<BindMsg>,
+        state: &mut BindState,
+    ) -> Result<(), ActorProcessingErr> {
+        state
+            .args
+            .registry
+            .bind_down(&state.args.channel.id, state.args.index, "down");
         if let Some(s) = state.session.take() {
             s.unbind().await;
             info!(bind = %state.name(), "unbound");
@@ -151,14 +178,22 @@ impl Actor for BindActor {
         Ok(())
     }
 
-    async fn handle(&self, myself: ActorRef<BindMsg>, msg: BindMsg, state: &mut BindState) -> Result<(), ActorProcessingErr> {
+    async fn handle(
+        &self,
+        myself: ActorRef<BindMsg>,
+        msg: BindMsg,
+        state: &mut BindState,
+    ) -> Result<(), ActorProcessingErr> {
         match msg {
             BindMsg::Connect => {
                 if state.session.is_some() {
                     return Ok(());
                 }
                 let channel = &state.args.channel;
-                state.args.registry.bind_down(&channel.id, state.args.index, "connecting");
+                state
+                    .args
+                    .registry
+                    .bind_down(&channel.id, state.args.index, "connecting");
                 let (tx, rx) = tokio::sync::mpsc::channel(4096);
                 match Session::connect(session_config(channel), tx).await {
                     Ok(session) => {
@@ -171,7 +206,11 @@ impl Actor for BindActor {
                             watcher.closed().await;
                             let _ = me.send_message(BindMsg::Disconnected(generation));
                         });
-                        tokio::spawn(inbound_loop(channel.id.clone(), state.args.consensus.clone(), rx));
+                        tokio::spawn(inbound_loop(
+                            channel.id.clone(),
+                            state.args.consensus.clone(),
+                            rx,
+                        ));
                         state.session = Some(session);
                         state.args.registry.bind_up(
                             &channel.id,
@@ -184,7 +223,10 @@ impl Actor for BindActor {
                     }
                     Err(e) => {
                         warn!(bind = %state.name(), error = %e, retry_ms = state.backoff.as_millis() as u64, "bind failed");
-                        state.args.registry.bind_down(&channel.id, state.args.index, "down");
+                        state
+                            .args
+                            .registry
+                            .bind_down(&channel.id, state.args.index, "down");
                         myself.send_after(state.backoff, || BindMsg::Connect);
                         state.backoff = (state.backoff * 2).min(MAX_BACKOFF);
                     }
@@ -193,7 +235,11 @@ impl Actor for BindActor {
             BindMsg::Disconnected(generation) => {
                 if generation == state.generation && state.session.take().is_some() {
                     warn!(bind = %state.name(), "session lost; reconnecting");
-                    state.args.registry.bind_down(&state.args.channel.id, state.args.index, "connecting");
+                    state.args.registry.bind_down(
+                        &state.args.channel.id,
+                        state.args.index,
+                        "connecting",
+                    );
                     myself.send_after(state.backoff, || BindMsg::Connect);
                     state.backoff = (state.backoff * 2).min(MAX_BACKOFF);
                 }
@@ -207,7 +253,8 @@ impl Actor for BindActor {
                     tokio::spawn(async move {
                         let started = Instant::now();
                         let r = session.submit(req).await;
-                        metrics::histogram!("smsgw_submit_latency_seconds").record(started.elapsed().as_secs_f64());
+                        metrics::histogram!("smsgw_submit_latency_seconds")
+                            .record(started.elapsed().as_secs_f64());
                         let _ = reply.send(r);
                     });
                 }

@@ -42,7 +42,9 @@ pub struct ChannelRuntime {
 
 fn limiter(tps: u32) -> Arc<DefaultDirectRateLimiter> {
     let per_second = NonZeroU32::new(tps.max(1)).unwrap_or(NonZeroU32::MIN);
-    Arc::new(RateLimiter::direct(Quota::per_second(per_second).allow_burst(per_second)))
+    Arc::new(RateLimiter::direct(
+        Quota::per_second(per_second).allow_burst(per_second),
+    ))
 }
 
 impl ChannelRuntime {
@@ -75,18 +77,30 @@ impl ChannelRuntime {
 
     /// Sum of the windows of the up binds: how many messages may be worked at once.
     pub fn capacity(&self) -> usize {
-        self.binds.read().unwrap_or_else(|e| e.into_inner()).iter().map(|b| b.2).sum()
+        self.binds
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|b| b.2)
+            .sum()
     }
 
     pub fn is_up(&self) -> bool {
-        !self.binds.read().unwrap_or_else(|e| e.into_inner()).is_empty()
+        !self
+            .binds
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_empty()
     }
 
     /// Waits for the channel's TPS budget and any throttling back-off.
     pub async fn acquire_send_slot(&self) {
         loop {
             let wait = {
-                let t = self.throttle_until.lock().unwrap_or_else(|e| e.into_inner());
+                let t = self
+                    .throttle_until
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner());
                 t.and_then(|until| until.checked_duration_since(Instant::now()))
             };
             match wait {
@@ -94,7 +108,12 @@ impl ChannelRuntime {
                 _ => break,
             }
         }
-        let lim = self.limiter.read().unwrap_or_else(|e| e.into_inner()).1.clone();
+        let lim = self
+            .limiter
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .1
+            .clone();
         lim.until_ready().await;
     }
 
@@ -103,7 +122,10 @@ impl ChannelRuntime {
         let prev = self.throttle_backoff_ms.load(Ordering::Relaxed);
         let next = if prev == 0 { 50 } else { (prev * 2).min(5000) };
         self.throttle_backoff_ms.store(next, Ordering::Relaxed);
-        *self.throttle_until.lock().unwrap_or_else(|e| e.into_inner()) =
+        *self
+            .throttle_until
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) =
             Some(Instant::now() + Duration::from_millis(next));
         metrics::counter!("smsgw_channel_throttled_total").increment(1);
     }
@@ -121,7 +143,13 @@ impl ChannelRuntime {
 
     /// (p50, p99) of recent submit latencies in ms.
     pub fn latency_ms(&self) -> (f64, f64) {
-        let mut v: Vec<u64> = self.latencies.lock().unwrap_or_else(|e| e.into_inner()).iter().copied().collect();
+        let mut v: Vec<u64> = self
+            .latencies
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .copied()
+            .collect();
         if v.is_empty() {
             return (0.0, 0.0);
         }
@@ -142,16 +170,27 @@ pub struct ChannelRegistry {
 impl ChannelRegistry {
     /// The runtime of `channel`, created on first use.
     pub fn get(&self, channel: &str, tps: u32) -> Arc<ChannelRuntime> {
-        if let Some(c) = self.channels.read().unwrap_or_else(|e| e.into_inner()).get(channel) {
+        if let Some(c) = self
+            .channels
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(channel)
+        {
             return c.clone();
         }
         let mut w = self.channels.write().unwrap_or_else(|e| e.into_inner());
-        w.entry(channel.to_string()).or_insert_with(|| Arc::new(ChannelRuntime::new(tps))).clone()
+        w.entry(channel.to_string())
+            .or_insert_with(|| Arc::new(ChannelRuntime::new(tps)))
+            .clone()
     }
 
     /// The runtime of `channel` if it exists.
     pub fn find(&self, channel: &str) -> Option<Arc<ChannelRuntime>> {
-        self.channels.read().unwrap_or_else(|e| e.into_inner()).get(channel).cloned()
+        self.channels
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(channel)
+            .cloned()
     }
 
     /// Applies a new TPS to a channel's limiter.
@@ -164,7 +203,14 @@ impl ChannelRegistry {
     }
 
     /// A bind came up.
-    pub fn bind_up(&self, channel: &str, index: usize, actor: ActorRef<BindMsg>, window: usize, tps: u32) {
+    pub fn bind_up(
+        &self,
+        channel: &str,
+        index: usize,
+        actor: ActorRef<BindMsg>,
+        window: usize,
+        tps: u32,
+    ) {
         let rt = self.get(channel, tps);
         {
             let mut b = rt.binds.write().unwrap_or_else(|e| e.into_inner());
@@ -174,7 +220,13 @@ impl ChannelRegistry {
         rt.bind_status
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(index, BindStatus { state: "bound", since: crate::clock::now_ms() });
+            .insert(
+                index,
+                BindStatus {
+                    state: "bound",
+                    since: crate::clock::now_ms(),
+                },
+            );
         metrics::gauge!("smsgw_channel_up", "channel" => channel.to_string()).set(1.0);
         self.changed.notify_one();
     }
@@ -190,15 +242,28 @@ impl ChannelRegistry {
             rt.bind_status
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .insert(index, BindStatus { state, since: crate::clock::now_ms() });
-            metrics::gauge!("smsgw_channel_up", "channel" => channel.to_string()).set(if up { 1.0 } else { 0.0 });
+                .insert(
+                    index,
+                    BindStatus {
+                        state,
+                        since: crate::clock::now_ms(),
+                    },
+                );
+            metrics::gauge!("smsgw_channel_up", "channel" => channel.to_string()).set(if up {
+                1.0
+            } else {
+                0.0
+            });
         }
         self.changed.notify_one();
     }
 
     /// Forgets a removed channel.
     pub fn remove(&self, channel: &str) {
-        self.channels.write().unwrap_or_else(|e| e.into_inner()).remove(channel);
+        self.channels
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(channel);
         self.changed.notify_one();
     }
 }

@@ -42,16 +42,23 @@ fn wanted(c: &Channel) -> bool {
 
 impl ChannelSupervisor {
     async fn reconcile(&self, myself: &ActorRef<ChannelSupMsg>, st: &mut ChannelSupState) {
-        let channels: Vec<Channel> = st.consensus.store().config().channels.values().cloned().collect();
+        let channels: Vec<Channel> = st
+            .consensus
+            .store()
+            .config()
+            .channels
+            .values()
+            .cloned()
+            .collect();
         for c in &channels {
             st.registry.set_tps(&c.id, c.tps);
         }
         // Stop binds whose channel is gone, drained, changed, or beyond the bind count.
         let mut stop = Vec::new();
         for ((id, index), (_, cfg)) in &st.binds {
-            let keep = channels
-                .iter()
-                .any(|c| &c.id == id && wanted(c) && (*index as u32) < c.binds.max(1) && same_session(c, cfg));
+            let keep = channels.iter().any(|c| {
+                &c.id == id && wanted(c) && (*index as u32) < c.binds.max(1) && same_session(c, cfg)
+            });
             if !keep {
                 stop.push((id.clone(), *index));
             }
@@ -77,7 +84,9 @@ impl ChannelSupervisor {
                     Ok((actor, _)) => {
                         st.binds.insert((c.id.clone(), index), (actor, c.clone()));
                     }
-                    Err(e) => warn!(channel = %c.id, bind = index, error = %e, "could not start bind actor"),
+                    Err(e) => {
+                        warn!(channel = %c.id, bind = index, error = %e, "could not start bind actor")
+                    }
                 }
             }
         }
@@ -101,21 +110,36 @@ impl Actor for ChannelSupervisor {
     type State = ChannelSupState;
     type Arguments = ChannelSupArgs;
 
-    async fn pre_start(&self, myself: ActorRef<ChannelSupMsg>, args: ChannelSupArgs) -> Result<ChannelSupState, ActorProcessingErr> {
+    async fn pre_start(
+        &self,
+        myself: ActorRef<ChannelSupMsg>,
+        args: ChannelSupArgs,
+    ) -> Result<ChannelSupState, ActorProcessingErr> {
         let me = myself.clone();
         let mut notices = args.notices;
         tokio::spawn(async move {
             while let Some(n) = notices.recv().await {
-                if matches!(n, Notice::ConfigChanged) && me.send_message(ChannelSupMsg::Reconcile).is_err() {
+                if matches!(n, Notice::ConfigChanged)
+                    && me.send_message(ChannelSupMsg::Reconcile).is_err()
+                {
                     break;
                 }
             }
         });
         let _ = myself.send_message(ChannelSupMsg::Reconcile);
-        Ok(ChannelSupState { consensus: args.consensus, registry: args.registry, binds: HashMap::new() })
+        Ok(ChannelSupState {
+            consensus: args.consensus,
+            registry: args.registry,
+            binds: HashMap::new(),
+        })
     }
 
-    async fn handle(&self, myself: ActorRef<ChannelSupMsg>, msg: ChannelSupMsg, st: &mut ChannelSupState) -> Result<(), ActorProcessingErr> {
+    async fn handle(
+        &self,
+        myself: ActorRef<ChannelSupMsg>,
+        msg: ChannelSupMsg,
+        st: &mut ChannelSupState,
+    ) -> Result<(), ActorProcessingErr> {
         match msg {
             ChannelSupMsg::Reconcile => self.reconcile(&myself, st).await,
         }
@@ -138,7 +162,11 @@ impl Actor for ChannelSupervisor {
         };
         if let Some(cell) = dead {
             let id = cell.get_id();
-            let key = st.binds.iter().find(|(_, (a, _))| a.get_id() == id).map(|(k, _)| k.clone());
+            let key = st
+                .binds
+                .iter()
+                .find(|(_, (a, _))| a.get_id() == id)
+                .map(|(k, _)| k.clone());
             if let Some(key) = key {
                 st.binds.remove(&key);
                 st.registry.bind_down(&key.0, key.1, "down");

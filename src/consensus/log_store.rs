@@ -8,8 +8,8 @@
 use std::fmt::Debug;
 use std::io;
 use std::ops::{Bound, RangeBounds};
-use std::sync::mpsc;
 use std::sync::Arc;
+use std::sync::mpsc;
 
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
 use openraft::alias::{EntryOf, LogIdOf, VoteOf};
@@ -38,15 +38,24 @@ fn io_err(e: impl std::fmt::Display) -> io::Error {
 impl LogStore {
     /// Opens the log keyspaces and starts the flusher thread.
     pub fn open(db: &Database) -> Result<Self, io::Error> {
-        let log = db.keyspace("raft_log", KeyspaceCreateOptions::default).map_err(io_err)?;
-        let meta = db.keyspace("raft_meta", KeyspaceCreateOptions::default).map_err(io_err)?;
+        let log = db
+            .keyspace("raft_log", KeyspaceCreateOptions::default)
+            .map_err(io_err)?;
+        let meta = db
+            .keyspace("raft_meta", KeyspaceCreateOptions::default)
+            .map_err(io_err)?;
         let (tx, rx) = mpsc::channel::<IOFlushed<C>>();
         let flush_db = db.clone();
         std::thread::Builder::new()
             .name("raft-log-flusher".into())
             .spawn(move || flusher(flush_db, rx))
             .map_err(io_err)?;
-        Ok(LogStore { db: db.clone(), log, meta, flusher: Arc::new(tx) })
+        Ok(LogStore {
+            db: db.clone(),
+            log,
+            meta,
+            flusher: Arc::new(tx),
+        })
     }
 
     fn meta_get<T: serde::de::DeserializeOwned>(&self, key: &str) -> Result<Option<T>, io::Error> {
@@ -57,7 +66,9 @@ impl LogStore {
     }
 
     fn meta_put_durable<T: serde::Serialize>(&self, key: &str, value: &T) -> Result<(), io::Error> {
-        self.meta.insert(key.as_bytes(), wire::encode(value)?).map_err(io_err)?;
+        self.meta
+            .insert(key.as_bytes(), wire::encode(value)?)
+            .map_err(io_err)?;
         self.db.persist(PersistMode::SyncAll).map_err(io_err)
     }
 }
@@ -72,7 +83,7 @@ fn flusher(db: Database, rx: mpsc::Receiver<IOFlushed<C>>) {
         let result = db.persist(PersistMode::SyncAll);
         metrics::counter!("smsgw_raft_log_fsync_total").increment(1);
         for cb in waiting {
-            cb.io_completed(result.as_ref().map(|_| ()).map_err(|e| io_err(e)));
+            cb.io_completed(result.as_ref().map(|_| ()).map_err(io_err));
         }
     }
 }
@@ -125,7 +136,10 @@ impl RaftLogStorage<C> for LogStore {
             }
             None => None,
         };
-        Ok(LogState { last_purged_log_id: last_purged.clone(), last_log_id: last.or(last_purged) })
+        Ok(LogState {
+            last_purged_log_id: last_purged,
+            last_log_id: last.or(last_purged),
+        })
     }
 
     async fn get_log_reader(&mut self) -> Self::LogReader {
@@ -138,7 +152,9 @@ impl RaftLogStorage<C> for LogStore {
 
     async fn save_committed(&mut self, committed: Option<LogIdOf<C>>) -> Result<(), io::Error> {
         // Not fsync'd: it only lets the state machine catch up sooner after a restart.
-        self.meta.insert("committed", wire::encode(&committed)?).map_err(io_err)
+        self.meta
+            .insert("committed", wire::encode(&committed)?)
+            .map_err(io_err)
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogIdOf<C>>, io::Error> {

@@ -115,9 +115,12 @@ impl Consensus {
         let db = fjall::Database::builder(data_dir.join("store"))
             .open()
             .map_err(|e| StartError::Storage(e.to_string()))?;
-        let store = Arc::new(StateStore::open(&db).map_err(|e| StartError::Storage(e.to_string()))?);
+        let store =
+            Arc::new(StateStore::open(&db).map_err(|e| StartError::Storage(e.to_string()))?);
         let log = log_store::LogStore::open(&db).map_err(|e| StartError::Storage(e.to_string()))?;
-        let sm = state_machine::StateMachine { store: store.clone() };
+        let sm = state_machine::StateMachine {
+            store: store.clone(),
+        };
         let config = Config {
             cluster_name: "smsgw".into(),
             heartbeat_interval: opts.heartbeat_ms,
@@ -127,25 +130,45 @@ impl Consensus {
             max_payload_entries: 256,
             ..Default::default()
         };
-        let config = Arc::new(config.validate().map_err(|e| StartError::Raft(e.to_string()))?);
+        let config = Arc::new(
+            config
+                .validate()
+                .map_err(|e| StartError::Raft(e.to_string()))?,
+        );
         let network = network::HttpNetwork::new();
         let raft = Raft::new(opts.node_id, config, network.clone(), log, sm)
             .await
             .map_err(|e| StartError::Raft(e.to_string()))?;
 
-        let initialized = raft.is_initialized().await.map_err(|e| StartError::Raft(e.to_string()))?;
+        let initialized = raft
+            .is_initialized()
+            .await
+            .map_err(|e| StartError::Raft(e.to_string()))?;
         let lowest = opts.peers.keys().next().copied().unwrap_or(opts.node_id);
         if !initialized && lowest == opts.node_id {
             let mut members = BTreeMap::new();
             if opts.peers.is_empty() {
                 members.insert(
                     opts.node_id,
-                    NodeInfo { cluster_addr: opts.cluster_addr.clone(), http_addr: opts.http_addr.clone() },
+                    NodeInfo {
+                        cluster_addr: opts.cluster_addr.clone(),
+                        http_addr: opts.http_addr.clone(),
+                    },
                 );
             } else {
                 for (id, addr) in &opts.peers {
-                    let http = if *id == opts.node_id { opts.http_addr.clone() } else { String::new() };
-                    members.insert(*id, NodeInfo { cluster_addr: addr.clone(), http_addr: http });
+                    let http = if *id == opts.node_id {
+                        opts.http_addr.clone()
+                    } else {
+                        String::new()
+                    };
+                    members.insert(
+                        *id,
+                        NodeInfo {
+                            cluster_addr: addr.clone(),
+                            http_addr: http,
+                        },
+                    );
                 }
             }
             if let Err(e) = raft.initialize(members).await {
@@ -154,7 +177,13 @@ impl Consensus {
         }
 
         let (tx, rx) = mpsc::channel(65536);
-        let this = Arc::new(Consensus { raft, node_id: opts.node_id, store, network, writes: tx });
+        let this = Arc::new(Consensus {
+            raft,
+            node_id: opts.node_id,
+            store,
+            network,
+            writes: tx,
+        });
         tokio::spawn(proposer_loop(this.clone(), rx));
         Ok(this)
     }
@@ -172,7 +201,8 @@ impl Consensus {
     /// Proposes one operation and waits until it is committed (fsync'd on a quorum) and applied.
     pub async fn propose(&self, op: Op) -> Result<OpResult, WriteError> {
         let mut r = self.propose_many(vec![op]).await?;
-        r.pop().ok_or_else(|| WriteError::Fatal("empty outcome".into()))
+        r.pop()
+            .ok_or_else(|| WriteError::Fatal("empty outcome".into()))
     }
 
     /// Proposes several operations; they land in the same entry, in order.
@@ -182,7 +212,8 @@ impl Consensus {
             .send(WriteRequest { ops, reply })
             .await
             .map_err(|_| WriteError::Fatal("proposer stopped".into()))?;
-        rx.await.map_err(|_| WriteError::Fatal("proposer dropped the write".into()))?
+        rx.await
+            .map_err(|_| WriteError::Fatal("proposer dropped the write".into()))?
     }
 
     /// Is this node the leader right now?
@@ -202,7 +233,12 @@ impl Consensus {
 
     /// Members and their addresses, and whether each is a voter.
     pub fn members(&self) -> Vec<(u64, NodeInfo, bool)> {
-        let m = self.raft.metrics().borrow_watched().membership_config.clone();
+        let m = self
+            .raft
+            .metrics()
+            .borrow_watched()
+            .membership_config
+            .clone();
         let voters: Vec<u64> = m.membership().voter_ids().collect();
         m.membership()
             .nodes()
@@ -368,8 +404,15 @@ async fn rpc_snapshot(State(c): Rpc, body: Bytes) -> Vec<u8> {
     );
     match wire::decode::<Req>(&body) {
         Ok((vote, meta, data)) => {
-            let snapshot = openraft::Snapshot { meta, snapshot: std::io::Cursor::new(data) };
-            let res = c.raft.install_full_snapshot(vote, snapshot).await.map_err(RaftError::<TypeConfig>::Fatal);
+            let snapshot = openraft::Snapshot {
+                meta,
+                snapshot: std::io::Cursor::new(data),
+            };
+            let res = c
+                .raft
+                .install_full_snapshot(vote, snapshot)
+                .await
+                .map_err(RaftError::<TypeConfig>::Fatal);
             reply(&res)
         }
         Err(e) => reply(&Err::<(), _>(e.to_string())),
@@ -379,7 +422,11 @@ async fn rpc_snapshot(State(c): Rpc, body: Bytes) -> Vec<u8> {
 async fn rpc_transfer_leader(State(c): Rpc, body: Bytes) -> Vec<u8> {
     match wire::decode(&body) {
         Ok(req) => {
-            let res = c.raft.handle_transfer_leader(req).await.map_err(RaftError::<TypeConfig>::Fatal);
+            let res = c
+                .raft
+                .handle_transfer_leader(req)
+                .await
+                .map_err(RaftError::<TypeConfig>::Fatal);
             reply(&res)
         }
         Err(e) => reply(&Err::<(), _>(e.to_string())),

@@ -5,14 +5,16 @@ use std::future::Future;
 use std::io::Cursor;
 use std::time::Duration;
 
+use openraft::OptionalSend;
 use openraft::alias::{SnapshotOf, VoteOf};
-use openraft::errors::{NetworkError, RPCError, RaftError, ReplicationClosed, StreamingError, Unreachable};
+use openraft::errors::{
+    NetworkError, RPCError, RaftError, ReplicationClosed, StreamingError, Unreachable,
+};
 use openraft::network::{RPCOption, RaftNetworkFactory, v2::RaftNetworkV2};
 use openraft::raft::{
-    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, TransferLeaderRequest, TransferLeaderResponse,
-    VoteRequest, VoteResponse,
+    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, TransferLeaderRequest,
+    TransferLeaderResponse, VoteRequest, VoteResponse,
 };
-use openraft::OptionalSend;
 use serde::{Serialize, de::DeserializeOwned};
 
 use super::{NodeInfo, TypeConfig};
@@ -60,7 +62,10 @@ impl RaftNetworkFactory<C> for HttpNetwork {
     type Network = PeerClient;
 
     async fn new_client(&mut self, _target: u64, node: &NodeInfo) -> Self::Network {
-        PeerClient { addr: node.cluster_addr.clone(), client: self.client.clone() }
+        PeerClient {
+            addr: node.cluster_addr.clone(),
+            client: self.client.clone(),
+        }
     }
 }
 
@@ -79,11 +84,23 @@ pub async fn post_bincode<Req: Serialize, Resp: DeserializeOwned>(
         .timeout(timeout)
         .send()
         .await
-        .map_err(|e| if e.is_connect() { PostError::Unreachable(e.to_string()) } else { PostError::Other(e.to_string()) })?;
+        .map_err(|e| {
+            if e.is_connect() {
+                PostError::Unreachable(e.to_string())
+            } else {
+                PostError::Other(e.to_string())
+            }
+        })?;
     if !resp.status().is_success() {
-        return Err(PostError::Other(format!("HTTP {} from {url}", resp.status())));
+        return Err(PostError::Other(format!(
+            "HTTP {} from {url}",
+            resp.status()
+        )));
     }
-    let bytes = resp.bytes().await.map_err(|e| PostError::Other(e.to_string()))?;
+    let bytes = resp
+        .bytes()
+        .await
+        .map_err(|e| PostError::Other(e.to_string()))?;
     wire::decode(&bytes).map_err(|e| PostError::Other(e.to_string()))
 }
 
@@ -105,10 +122,12 @@ impl PeerClient {
     ) -> Result<Resp, RPCError<C>> {
         let url = format!("http://{}/raft/{path}", self.addr);
         let res: Result<Resp, RaftError<C>> =
-            post_bincode(&self.client, &url, req, option.hard_ttl()).await.map_err(|e| match e {
-                PostError::Unreachable(m) => RPCError::Unreachable(Unreachable::from_string(m)),
-                PostError::Other(m) => RPCError::Network(NetworkError::from_string(m)),
-            })?;
+            post_bincode(&self.client, &url, req, option.hard_ttl())
+                .await
+                .map_err(|e| match e {
+                    PostError::Unreachable(m) => RPCError::Unreachable(Unreachable::from_string(m)),
+                    PostError::Other(m) => RPCError::Network(NetworkError::from_string(m)),
+                })?;
         res.map_err(|e| RPCError::Network(NetworkError::from_string(e.to_string())))
     }
 }
@@ -146,7 +165,11 @@ impl RaftNetworkV2<C> for PeerClient {
         self.call("transfer-leader", &req, &option).await
     }
 
-    async fn vote(&mut self, req: VoteRequest<C>, option: RPCOption) -> Result<VoteResponse<C>, RPCError<C>> {
+    async fn vote(
+        &mut self,
+        req: VoteRequest<C>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<C>, RPCError<C>> {
         self.call("vote", &req, &option).await
     }
 }

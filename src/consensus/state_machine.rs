@@ -53,7 +53,10 @@ impl RaftSnapshotBuilder<C> for SnapshotBuilder {
             let rows = store.export_rows()?;
             let bytes = wire::encode(&SnapshotFile { rows })?;
             Ok(openraft::Snapshot {
-                meta: SnapshotMetaOf::<C> { last_log_id, last_membership },
+                meta: SnapshotMetaOf::<C> {
+                    last_log_id,
+                    last_membership,
+                },
                 snapshot: Cursor::new(bytes),
             })
         })
@@ -66,7 +69,9 @@ impl RaftStateMachine<C> for StateMachine {
     type SnapshotData = Cursor<Vec<u8>>;
     type SnapshotBuilder = SnapshotBuilder;
 
-    async fn applied_state(&mut self) -> Result<(Option<LogIdOf<C>>, StoredMembershipOf<C>), io::Error> {
+    async fn applied_state(
+        &mut self,
+    ) -> Result<(Option<LogIdOf<C>>, StoredMembershipOf<C>), io::Error> {
         applied(&self.store)
     }
 
@@ -79,7 +84,7 @@ impl RaftStateMachine<C> for StateMachine {
         let mut membership = None;
         while let Some((entry, responder)) = entries.try_next().await? {
             let log_id = entry.log_id();
-            last = Some(log_id.clone());
+            last = Some(log_id);
             match entry.payload {
                 EntryPayload::Normal(p) => collected.push((Some(p), responder)),
                 EntryPayload::Membership(m) => {
@@ -96,7 +101,11 @@ impl RaftStateMachine<C> for StateMachine {
         let proposals: Vec<&Proposal> = collected.iter().filter_map(|(p, _)| p.as_ref()).collect();
         let mut outcomes = self.store.apply(&proposals, &meta)?.into_iter();
         for (p, responder) in collected {
-            let out = if p.is_some() { outcomes.next().unwrap_or_default() } else { Outcome::default() };
+            let out = if p.is_some() {
+                outcomes.next().unwrap_or_default()
+            } else {
+                Outcome::default()
+            };
             if let Some(r) = responder {
                 r.send(out);
             }
@@ -105,10 +114,16 @@ impl RaftStateMachine<C> for StateMachine {
     }
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
-        SnapshotBuilder { store: self.store.clone() }
+        SnapshotBuilder {
+            store: self.store.clone(),
+        }
     }
 
-    async fn install_snapshot(&mut self, meta: &SnapshotMetaOf<C>, snapshot: Self::SnapshotData) -> Result<(), io::Error> {
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMetaOf<C>,
+        snapshot: Self::SnapshotData,
+    ) -> Result<(), io::Error> {
         let file: SnapshotFile = wire::decode(snapshot.get_ref())?;
         let meta_rows = vec![
             ("applied", wire::encode(&meta.last_log_id)?),
@@ -118,7 +133,9 @@ impl RaftStateMachine<C> for StateMachine {
         Ok(())
     }
 
-    async fn get_current_snapshot(&mut self) -> Result<Option<SnapshotOf<C, Self::SnapshotData>>, io::Error> {
+    async fn get_current_snapshot(
+        &mut self,
+    ) -> Result<Option<SnapshotOf<C, Self::SnapshotData>>, io::Error> {
         // Snapshots are built on demand from the live rows.
         let mut b = self.get_snapshot_builder().await;
         Ok(Some(b.build_snapshot().await?))

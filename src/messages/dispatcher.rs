@@ -73,7 +73,14 @@ pub struct DispatcherState {
 
 impl DispatcherState {
     fn channel_ok(&self, ch: &str) -> bool {
-        let drained = self.consensus.store().config().channels.get(ch).map(|c| c.drained).unwrap_or(true);
+        let drained = self
+            .consensus
+            .store()
+            .config()
+            .channels
+            .get(ch)
+            .map(|c| c.drained)
+            .unwrap_or(true);
         !drained && self.registry.find(ch).map(|r| r.is_up()).unwrap_or(false)
     }
 
@@ -122,14 +129,27 @@ impl DispatcherState {
                 Some(ch) => vec![ch],
                 None => m.route.clone(),
             },
-            pinned: m.part_states.iter().any(|p| p.status != PartStatus::Pending),
+            pinned: m
+                .part_states
+                .iter()
+                .any(|p| p.status != PartStatus::Pending),
             attempts: m.attempts,
         };
         let Some(ch) = self.choose(&q) else {
             let c = self.consensus.clone();
             tokio::spawn(async move {
-                let error = ErrorInfo { code: "no_route".into(), message: "no route matches this destination".into(), smsc_code: None };
-                let _ = c.propose(Op::Fail { id, error, at: crate::clock::now_ms() }).await;
+                let error = ErrorInfo {
+                    code: "no_route".into(),
+                    message: "no route matches this destination".into(),
+                    smsc_code: None,
+                };
+                let _ = c
+                    .propose(Op::Fail {
+                        id,
+                        error,
+                        at: crate::clock::now_ms(),
+                    })
+                    .await;
             });
             return;
         };
@@ -146,8 +166,13 @@ impl DispatcherState {
             .map(|(ch, _)| ch.clone())
             .collect();
         for ch in stuck {
-            let Some(mut q) = self.queues.remove(&ch) else { continue };
-            let mut keep = ChannelQueue { in_flight: q.in_flight, ..Default::default() };
+            let Some(mut q) = self.queues.remove(&ch) else {
+                continue;
+            };
+            let mut keep = ChannelQueue {
+                in_flight: q.in_flight,
+                ..Default::default()
+            };
             for lane in 0..3 {
                 while let Some(item) = q.lanes[lane].pop_front() {
                     match self.choose(&item) {
@@ -165,9 +190,12 @@ impl DispatcherState {
     async fn pump(&mut self, myself: &ActorRef<DispatchMsg>) {
         let channels: Vec<String> = self.queues.keys().cloned().collect();
         for ch in channels {
-            let cap = if self.channel_ok(&ch) { self.registry.find(&ch).map(|r| r.capacity()).unwrap_or(0) } else { 0 };
-            loop {
-                let Some(q) = self.queues.get_mut(&ch) else { break };
+            let cap = if self.channel_ok(&ch) {
+                self.registry.find(&ch).map(|r| r.capacity()).unwrap_or(0)
+            } else {
+                0
+            };
+            while let Some(q) = self.queues.get_mut(&ch) {
                 if q.in_flight >= cap {
                     break;
                 }
@@ -204,7 +232,11 @@ impl Actor for Dispatcher {
     type State = DispatcherState;
     type Arguments = DispatcherArgs;
 
-    async fn pre_start(&self, myself: ActorRef<DispatchMsg>, args: DispatcherArgs) -> Result<DispatcherState, ActorProcessingErr> {
+    async fn pre_start(
+        &self,
+        myself: ActorRef<DispatchMsg>,
+        args: DispatcherArgs,
+    ) -> Result<DispatcherState, ActorProcessingErr> {
         let me = myself.clone();
         let mut notices = args.notices;
         tokio::spawn(async move {
@@ -230,7 +262,11 @@ impl Actor for Dispatcher {
         });
         myself.send_interval(Duration::from_millis(250), || DispatchMsg::Tick);
         // Refill the queues from the replicated rows.
-        let ids = args.consensus.store().active_ids().map_err(|e| ActorProcessingErr::from(e.to_string()))?;
+        let ids = args
+            .consensus
+            .store()
+            .active_ids()
+            .map_err(|e| ActorProcessingErr::from(e.to_string()))?;
         for id in ids {
             let _ = myself.send_message(DispatchMsg::Ready(id));
         }
@@ -244,7 +280,12 @@ impl Actor for Dispatcher {
         })
     }
 
-    async fn handle(&self, myself: ActorRef<DispatchMsg>, msg: DispatchMsg, st: &mut DispatcherState) -> Result<(), ActorProcessingErr> {
+    async fn handle(
+        &self,
+        myself: ActorRef<DispatchMsg>,
+        msg: DispatchMsg,
+        st: &mut DispatcherState,
+    ) -> Result<(), ActorProcessingErr> {
         match msg {
             DispatchMsg::Ready(id) => st.enqueue(id).await,
             DispatchMsg::Tick => st.reroute(),

@@ -63,7 +63,10 @@ pub struct Intake {
 
 /// Strips the separators the contract allows and checks E.164 with libphonenumber data.
 pub fn normalize_number(raw: &str) -> Result<String, ApiError> {
-    let cleaned: String = raw.chars().filter(|c| !matches!(c, ' ' | '-' | '(' | ')' | '.' | '\u{a0}')).collect();
+    let cleaned: String = raw
+        .chars()
+        .filter(|c| !matches!(c, ' ' | '-' | '(' | ')' | '.' | '\u{a0}'))
+        .collect();
     let bad = || {
         ApiError::new(
             axum::http::StatusCode::UNPROCESSABLE_ENTITY,
@@ -73,7 +76,11 @@ pub fn normalize_number(raw: &str) -> Result<String, ApiError> {
         .field("to")
     };
     let digits = cleaned.strip_prefix('+').ok_or_else(bad)?;
-    if digits.is_empty() || digits.len() > 15 || !digits.bytes().all(|b| b.is_ascii_digit()) || digits.starts_with('0') {
+    if digits.is_empty()
+        || digits.len() > 15
+        || !digits.bytes().all(|b| b.is_ascii_digit())
+        || digits.starts_with('0')
+    {
         return Err(bad());
     }
     let parsed = phonenumber::parse(None, &cleaned).map_err(|_| bad())?;
@@ -85,13 +92,21 @@ pub fn normalize_number(raw: &str) -> Result<String, ApiError> {
 
 /// ISO country of a normalised number, for routing.
 pub fn country_of(number: &str) -> Option<String> {
-    phonenumber::parse(None, number).ok().and_then(|n| n.country().id()).map(|id| format!("{id:?}"))
+    phonenumber::parse(None, number)
+        .ok()
+        .and_then(|n| n.country().id())
+        .map(|id| format!("{id:?}"))
 }
 
 /// Checks a sender id: alphanumeric (≤ 11), short code (3–8 digits), or E.164.
 pub fn check_sender(from: &str) -> Result<String, ApiError> {
     let bad = |why: &str| {
-        ApiError::new(axum::http::StatusCode::UNPROCESSABLE_ENTITY, "invalid_sender", format!("{from:?}: {why}")).field("from")
+        ApiError::new(
+            axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_sender",
+            format!("{from:?}: {why}"),
+        )
+        .field("from")
     };
     let f = from.trim();
     if f.is_empty() {
@@ -112,17 +127,28 @@ pub fn check_sender(from: &str) -> Result<String, ApiError> {
     if f.chars().count() > 11 {
         return Err(bad("alphanumeric senders have at most 11 characters"));
     }
-    if !f.chars().all(|c| c.is_ascii_alphanumeric() || c == ' ' || c == '-' || c == '.' || c == '_') {
-        return Err(bad("alphanumeric senders use A-Z, a-z, 0-9, space, '-', '.', '_'"));
+    if !f
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == ' ' || c == '-' || c == '.' || c == '_')
+    {
+        return Err(bad(
+            "alphanumeric senders use A-Z, a-z, 0-9, space, '-', '.', '_'",
+        ));
     }
     Ok(f.to_string())
 }
 
 fn check_url(field: &str, url: &str) -> Result<(), ApiError> {
-    if (url.starts_with("http://") || url.starts_with("https://")) && url.len() <= 2048 && !url.contains(char::is_whitespace) {
+    if (url.starts_with("http://") || url.starts_with("https://"))
+        && url.len() <= 2048
+        && !url.contains(char::is_whitespace)
+    {
         Ok(())
     } else {
-        Err(ApiError::invalid(field, format!("{url:?} is not an http(s) URL")))
+        Err(ApiError::invalid(
+            field,
+            format!("{url:?} is not an http(s) URL"),
+        ))
     }
 }
 
@@ -143,17 +169,27 @@ pub fn build(
     let to = normalize_number(&req.to)?;
     let from = match &req.from {
         Some(f) => check_sender(f)?,
-        None => tenant.senders.first().cloned().unwrap_or_else(|| "SMSGW".to_string()),
+        None => tenant
+            .senders
+            .first()
+            .cloned()
+            .unwrap_or_else(|| "SMSGW".to_string()),
     };
     if req.text.is_empty() {
         return Err(ApiError::invalid("text", "text is empty"));
     }
     if req.text.chars().count() > 255 * 160 {
-        return Err(ApiError::invalid("text", "text is longer than any message can be"));
+        return Err(ApiError::invalid(
+            "text",
+            "text is longer than any message can be",
+        ));
     }
     let plan = match encoding::plan(&req.text, req.encoding.unwrap_or_default()) {
         Ok(p) => p,
-        Err(EncodingError::NotGsm7 { character, position }) => {
+        Err(EncodingError::NotGsm7 {
+            character,
+            position,
+        }) => {
             return Err(ApiError::new(
                 axum::http::StatusCode::UNPROCESSABLE_ENTITY,
                 "encoding_mismatch",
@@ -168,18 +204,25 @@ pub fn build(
         return Err(ApiError::new(
             axum::http::StatusCode::UNPROCESSABLE_ENTITY,
             "too_long",
-            format!("the text needs {} parts; this tenant allows {max_parts}", plan.parts),
+            format!(
+                "the text needs {} parts; this tenant allows {max_parts}",
+                plan.parts
+            ),
         )
         .field("text"));
     }
     let validity = req.validity_seconds.unwrap_or(VALIDITY_DEFAULT);
     if !(VALIDITY_MIN..=VALIDITY_MAX).contains(&validity) {
-        return Err(ApiError::invalid("validity_seconds", format!("must be {VALIDITY_MIN}..{VALIDITY_MAX}")));
+        return Err(ApiError::invalid(
+            "validity_seconds",
+            format!("must be {VALIDITY_MIN}..{VALIDITY_MAX}"),
+        ));
     }
     let send_at = match &req.send_at {
         None => None,
         Some(s) => {
-            let t = crate::clock::parse_rfc3339(s).ok_or_else(|| ApiError::invalid("send_at", "not an RFC 3339 time"))?;
+            let t = crate::clock::parse_rfc3339(s)
+                .ok_or_else(|| ApiError::invalid("send_at", "not an RFC 3339 time"))?;
             if t > now + SCHEDULE_MAX_MS {
                 return Err(ApiError::invalid("send_at", "at most 30 days ahead"));
             }
@@ -196,8 +239,18 @@ pub fn build(
     }
     let category = req.category.unwrap_or_default();
     let country = country_of(&to);
-    let route = routing::choose(cfg.routes.values(), &to, country.as_deref(), &tenant.id, category);
-    let status = if send_at.is_some() { Status::Scheduled } else { Status::Accepted };
+    let route = routing::choose(
+        cfg.routes.values(),
+        &to,
+        country.as_deref(),
+        &tenant.id,
+        category,
+    );
+    let status = if send_at.is_some() {
+        Status::Scheduled
+    } else {
+        Status::Accepted
+    };
     let expires_at = send_at.unwrap_or(now) + validity * 1000;
     let message = Message {
         id,
@@ -209,16 +262,26 @@ pub fn build(
         parts: plan.parts as u32,
         category,
         client_ref: req.client_ref.clone(),
-        callback_url: req.callback_url.clone().or_else(|| tenant.callback_url.clone()),
+        callback_url: req
+            .callback_url
+            .clone()
+            .or_else(|| tenant.callback_url.clone()),
         created_at: now,
         updated_at: now,
         expires_at,
         send_at,
         status,
-        route: route.as_ref().map(|r| r.channels.clone()).unwrap_or_default(),
+        route: route
+            .as_ref()
+            .map(|r| r.channels.clone())
+            .unwrap_or_default(),
         channel: None,
         part_states: (0..plan.parts)
-            .map(|_| PartState { smsc_message_id: None, status: PartStatus::Pending, error: None })
+            .map(|_| PartState {
+                smsc_message_id: None,
+                status: PartStatus::Pending,
+                error: None,
+            })
             .collect(),
         events: vec![crate::state::transitions::event(status, now)],
         error: None,
@@ -227,7 +290,11 @@ pub fn build(
         idempotency_key: None,
         body_hash: None,
     };
-    Ok(Intake { message, plan, route })
+    Ok(Intake {
+        message,
+        plan,
+        route,
+    })
 }
 
 /// Price of a message on a channel: longest matching prefix of the channel's cost map,
@@ -250,8 +317,19 @@ mod tests {
 
     #[test]
     fn numbers() {
-        assert_eq!(normalize_number("+49 (151) 123-45678").ok(), Some("+4915112345678".to_string()));
-        for bad in ["4915112345678", "+49abc", "+", "", "+0049151", "+4915112345678901234", "+999123"] {
+        assert_eq!(
+            normalize_number("+49 (151) 123-45678").ok(),
+            Some("+4915112345678".to_string())
+        );
+        for bad in [
+            "4915112345678",
+            "+49abc",
+            "+",
+            "",
+            "+0049151",
+            "+4915112345678901234",
+            "+999123",
+        ] {
             assert!(normalize_number(bad).is_err(), "{bad}");
         }
     }

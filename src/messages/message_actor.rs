@@ -14,7 +14,9 @@ use crate::consensus::Consensus;
 use crate::encoding;
 use crate::protocols::smpp::receipt::id_keys;
 use crate::protocols::smpp::session::{SessionError, SubmitOutcome, SubmitRequest};
-use crate::protocols::smpp::status_map::{SubmitErrorClass, classify_submit_status, submit_error_code};
+use crate::protocols::smpp::status_map::{
+    SubmitErrorClass, classify_submit_status, submit_error_code,
+};
 use crate::state::{ErrorInfo, Message, Op, PartStatus, Status};
 
 /// SMSC rejections with a temporary error before the message fails.
@@ -54,12 +56,21 @@ impl Actor for MessageActor {
     type State = MessageArgs;
     type Arguments = MessageArgs;
 
-    async fn pre_start(&self, myself: ActorRef<MessageMsg>, args: MessageArgs) -> Result<MessageArgs, ActorProcessingErr> {
+    async fn pre_start(
+        &self,
+        myself: ActorRef<MessageMsg>,
+        args: MessageArgs,
+    ) -> Result<MessageArgs, ActorProcessingErr> {
         let _ = myself.send_message(MessageMsg::Work);
         Ok(args)
     }
 
-    async fn handle(&self, myself: ActorRef<MessageMsg>, _msg: MessageMsg, st: &mut MessageArgs) -> Result<(), ActorProcessingErr> {
+    async fn handle(
+        &self,
+        myself: ActorRef<MessageMsg>,
+        _msg: MessageMsg,
+        st: &mut MessageArgs,
+    ) -> Result<(), ActorProcessingErr> {
         let span = info_span!("message", message_id = %st.id, channel = %st.channel, tenant = tracing::field::Empty);
         let end = work(st).instrument(span).await?;
         debug!(message_id = %st.id, ?end, "message work done");
@@ -69,7 +80,11 @@ impl Actor for MessageActor {
 }
 
 fn err(code: &str, message: impl Into<String>, smsc: Option<String>) -> ErrorInfo {
-    ErrorInfo { code: code.into(), message: message.into(), smsc_code: smsc }
+    ErrorInfo {
+        code: code.into(),
+        message: message.into(),
+        smsc_code: smsc,
+    }
 }
 
 /// Builds the submit_sm fields of each part (UDH prepended for long messages).
@@ -81,7 +96,8 @@ pub fn build_parts(m: &Message) -> Result<Vec<SubmitRequest>, encoding::Encoding
         .enumerate()
         .map(|(i, payload)| {
             let (esm_class, short_message) = if total > 1 {
-                let mut sm = encoding::concat_udh_8bit(m.concat_ref, total as u8, (i + 1) as u8).to_vec();
+                let mut sm =
+                    encoding::concat_udh_8bit(m.concat_ref, total as u8, (i + 1) as u8).to_vec();
                 sm.extend_from_slice(&payload);
                 (0x40, sm)
             } else {
@@ -101,22 +117,34 @@ pub fn build_parts(m: &Message) -> Result<Vec<SubmitRequest>, encoding::Encoding
 }
 
 async fn requeue(c: &Consensus, id: &str, note: String) -> Result<WorkEnd, ActorProcessingErr> {
-    c.propose(Op::Requeue { id: id.to_string(), note, at: crate::clock::now_ms() })
-        .await
-        .map_err(|e| ActorProcessingErr::from(e.to_string()))?;
+    c.propose(Op::Requeue {
+        id: id.to_string(),
+        note,
+        at: crate::clock::now_ms(),
+    })
+    .await
+    .map_err(|e| ActorProcessingErr::from(e.to_string()))?;
     Ok(WorkEnd::Requeued)
 }
 
 async fn fail(c: &Consensus, id: &str, error: ErrorInfo) -> Result<WorkEnd, ActorProcessingErr> {
-    c.propose(Op::Fail { id: id.to_string(), error, at: crate::clock::now_ms() })
-        .await
-        .map_err(|e| ActorProcessingErr::from(e.to_string()))?;
+    c.propose(Op::Fail {
+        id: id.to_string(),
+        error,
+        at: crate::clock::now_ms(),
+    })
+    .await
+    .map_err(|e| ActorProcessingErr::from(e.to_string()))?;
     Ok(WorkEnd::Failed)
 }
 
 async fn work(st: &MessageArgs) -> Result<WorkEnd, ActorProcessingErr> {
     let c = &st.consensus;
-    let Some(m) = c.store().get_message(&st.id).map_err(|e| ActorProcessingErr::from(e.to_string()))? else {
+    let Some(m) = c
+        .store()
+        .get_message(&st.id)
+        .map_err(|e| ActorProcessingErr::from(e.to_string()))?
+    else {
         return Ok(WorkEnd::NothingToDo);
     };
     tracing::Span::current().record("tenant", m.tenant.as_str());
@@ -127,9 +155,12 @@ async fn work(st: &MessageArgs) -> Result<WorkEnd, ActorProcessingErr> {
         return Ok(WorkEnd::NothingToDo);
     }
     if m.expires_at <= crate::clock::now_ms() {
-        c.propose(Op::Expire { id: m.id.clone(), at: crate::clock::now_ms() })
-            .await
-            .map_err(|e| ActorProcessingErr::from(e.to_string()))?;
+        c.propose(Op::Expire {
+            id: m.id.clone(),
+            at: crate::clock::now_ms(),
+        })
+        .await
+        .map_err(|e| ActorProcessingErr::from(e.to_string()))?;
         return Ok(WorkEnd::Failed);
     }
     let parts = match build_parts(&m) {
@@ -140,7 +171,10 @@ async fn work(st: &MessageArgs) -> Result<WorkEnd, ActorProcessingErr> {
         return requeue(c, &m.id, format!("channel {} not running here", st.channel)).await;
     };
     for (i, req) in parts.into_iter().enumerate() {
-        let already = m.part_states.get(i).map(|p| p.status != PartStatus::Pending || p.smsc_message_id.is_some());
+        let already = m
+            .part_states
+            .get(i)
+            .map(|p| p.status != PartStatus::Pending || p.smsc_message_id.is_some());
         if already == Some(true) {
             continue; // a part with a positive response is never sent again
         }
@@ -148,11 +182,19 @@ async fn work(st: &MessageArgs) -> Result<WorkEnd, ActorProcessingErr> {
         loop {
             rt.acquire_send_slot().await;
             let Some(bind) = rt.pick_bind() else {
-                return requeue(c, &m.id, format!("channel {} has no bound session", st.channel)).await;
+                return requeue(
+                    c,
+                    &m.id,
+                    format!("channel {} has no bound session", st.channel),
+                )
+                .await;
             };
             let started = Instant::now();
             let answer = bind
-                .call(|port| crate::channels::bind_actor::BindMsg::Submit(req.clone(), port), Some(SUBMIT_CALL_TIMEOUT))
+                .call(
+                    |port| crate::channels::bind_actor::BindMsg::Submit(req.clone(), port),
+                    Some(SUBMIT_CALL_TIMEOUT),
+                )
                 .await;
             let result = match answer {
                 Ok(ractor::rpc::CallResult::Success(r)) => r,
@@ -171,7 +213,9 @@ async fn work(st: &MessageArgs) -> Result<WorkEnd, ActorProcessingErr> {
                         smsc_message_id: message_id,
                         at: crate::clock::now_ms(),
                     };
-                    c.propose(op).await.map_err(|e| ActorProcessingErr::from(e.to_string()))?;
+                    c.propose(op)
+                        .await
+                        .map_err(|e| ActorProcessingErr::from(e.to_string()))?;
                     break;
                 }
                 Ok(SubmitOutcome::Rejected { command_status }) => {
@@ -185,29 +229,49 @@ async fn work(st: &MessageArgs) -> Result<WorkEnd, ActorProcessingErr> {
                             rt.throttled();
                             throttles += 1;
                             if throttles >= MAX_THROTTLE_RETRIES {
-                                return requeue(c, &m.id, format!("throttled {throttles} times on {}", st.channel)).await;
+                                return requeue(
+                                    c,
+                                    &m.id,
+                                    format!("throttled {throttles} times on {}", st.channel),
+                                )
+                                .await;
                             }
                         }
                         SubmitErrorClass::Temporary => {
                             if m.attempts + 1 >= MAX_TEMPORARY_REJECTIONS {
                                 rt.failed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                                let e = err(submit_error_code(command_status), "temporary errors on every attempt", smsc_code);
+                                let e = err(
+                                    submit_error_code(command_status),
+                                    "temporary errors on every attempt",
+                                    smsc_code,
+                                );
                                 return fail(c, &m.id, e).await;
                             }
-                            return requeue(c, &m.id, format!("temporary error {} on {}", smsc_code.unwrap_or_default(), st.channel)).await;
+                            return requeue(
+                                c,
+                                &m.id,
+                                format!("temporary error 0x{command_status:08X} on {}", st.channel),
+                            )
+                            .await;
                         }
                         SubmitErrorClass::Permanent => {
                             rt.failed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                            let e = err(submit_error_code(command_status), "the operator refused the message", smsc_code);
+                            let e = err(
+                                submit_error_code(command_status),
+                                "the operator refused the message",
+                                smsc_code,
+                            );
                             return fail(c, &m.id, e).await;
                         }
                     }
                 }
                 Err(e) => {
                     // The submit may or may not have reached the SMSC: send again (counted).
-                    metrics::counter!("smsgw_resubmits_total", "channel" => st.channel.clone()).increment(1);
+                    metrics::counter!("smsgw_resubmits_total", "channel" => st.channel.clone())
+                        .increment(1);
                     warn!(message_id = %m.id, channel = %st.channel, part = i, error = %e, "submit outcome unknown; requeued");
-                    return requeue(c, &m.id, format!("no response from {}: {e}", st.channel)).await;
+                    return requeue(c, &m.id, format!("no response from {}: {e}", st.channel))
+                        .await;
                 }
             }
         }

@@ -36,12 +36,24 @@ impl Actor for Sweeper {
     type State = SweepState;
     type Arguments = Arc<Consensus>;
 
-    async fn pre_start(&self, myself: ActorRef<SweepMsg>, consensus: Arc<Consensus>) -> Result<SweepState, ActorProcessingErr> {
+    async fn pre_start(
+        &self,
+        myself: ActorRef<SweepMsg>,
+        consensus: Arc<Consensus>,
+    ) -> Result<SweepState, ActorProcessingErr> {
         myself.send_interval(Duration::from_millis(200), || SweepMsg::Tick);
-        Ok(SweepState { consensus, in_flight: HashSet::new() })
+        Ok(SweepState {
+            consensus,
+            in_flight: HashSet::new(),
+        })
     }
 
-    async fn handle(&self, myself: ActorRef<SweepMsg>, msg: SweepMsg, st: &mut SweepState) -> Result<(), ActorProcessingErr> {
+    async fn handle(
+        &self,
+        myself: ActorRef<SweepMsg>,
+        msg: SweepMsg,
+        st: &mut SweepState,
+    ) -> Result<(), ActorProcessingErr> {
         match msg {
             SweepMsg::Done(ids) => {
                 for id in ids {
@@ -58,24 +70,37 @@ impl Actor for Sweeper {
                 {
                     let work = st.consensus.store().work();
                     let due = |set: &std::collections::BTreeSet<(i64, String)>| -> Vec<String> {
-                        set.iter().take_while(|(t, _)| *t <= now).map(|(_, id)| id.clone()).take(MAX_PER_TICK).collect()
+                        set.iter()
+                            .take_while(|(t, _)| *t <= now)
+                            .map(|(_, id)| id.clone())
+                            .take(MAX_PER_TICK)
+                            .collect()
                     };
                     let expired: HashSet<String> = due(&work.expiry).into_iter().collect();
                     for id in &expired {
                         if !st.in_flight.contains(id) {
-                            ops.push(Op::Expire { id: id.clone(), at: now });
+                            ops.push(Op::Expire {
+                                id: id.clone(),
+                                at: now,
+                            });
                             ids.push(id.clone());
                         }
                     }
                     for id in due(&work.scheduled) {
                         if !expired.contains(&id) && !st.in_flight.contains(&id) {
-                            ops.push(Op::Release { id: id.clone(), at: now });
+                            ops.push(Op::Release {
+                                id: id.clone(),
+                                at: now,
+                            });
                             ids.push(id);
                         }
                     }
                     for id in due(&work.dlr_deadline) {
                         if !st.in_flight.contains(&id) {
-                            ops.push(Op::SettleUnknown { id: id.clone(), at: now });
+                            ops.push(Op::SettleUnknown {
+                                id: id.clone(),
+                                at: now,
+                            });
                             ids.push(id);
                         }
                     }

@@ -106,7 +106,9 @@ pub struct Route {
 }
 
 /// Drives priority (OTP first) and compliance.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash, Default, PartialOrd, Ord,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Category {
     Otp,

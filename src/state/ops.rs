@@ -20,16 +20,28 @@ pub enum ReceiptOutcome {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub enum Op {
     PutTenant(Box<Tenant>),
-    DeleteTenant { id: String },
+    DeleteTenant {
+        id: String,
+    },
     PutChannel(Box<Channel>),
-    DeleteChannel { id: String },
-    SetChannelDrained { id: String, drained: bool },
+    DeleteChannel {
+        id: String,
+    },
+    SetChannelDrained {
+        id: String,
+        drained: bool,
+    },
     PutRoute(Box<Route>),
-    DeleteRoute { id: String },
+    DeleteRoute {
+        id: String,
+    },
     /// A new message; refused (not stored) when the tenant's queue is full or the idempotency key clashes.
     Accept(Box<Message>),
     /// `send_at` reached: scheduled → accepted.
-    Release { id: String, at: i64 },
+    Release {
+        id: String,
+        at: i64,
+    },
     /// One part got a positive submit response; `keys` are the normalised forms of the SMSC id.
     PartSubmitted {
         id: String,
@@ -40,11 +52,22 @@ pub enum Op {
         at: i64,
     },
     /// A temporary failure: the message waits again (possibly for another channel).
-    Requeue { id: String, note: String, at: i64 },
+    Requeue {
+        id: String,
+        note: String,
+        at: i64,
+    },
     /// A permanent failure or no channel left: accepted → failed.
-    Fail { id: String, error: ErrorInfo, at: i64 },
+    Fail {
+        id: String,
+        error: ErrorInfo,
+        at: i64,
+    },
     /// Validity passed before sending: scheduled/accepted → expired.
-    Expire { id: String, at: i64 },
+    Expire {
+        id: String,
+        at: i64,
+    },
     /// A delivery receipt from `channel`, matched by any of `keys`.
     Receipt {
         channel: String,
@@ -55,25 +78,38 @@ pub enum Op {
         at: i64,
     },
     /// No final receipt within the channel's `dlr_timeout`: settle as undelivered/unknown.
-    SettleUnknown { id: String, at: i64 },
+    SettleUnknown {
+        id: String,
+        at: i64,
+    },
     /// A webhook was answered 2xx (or gave up after 24 h): drop it from the outbox.
-    WebhookDone { event_id: String },
+    WebhookDone {
+        event_id: String,
+    },
 }
 
 /// The answer to one operation, in the order the operations were proposed.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub enum OpResult {
     Done,
-    Accepted { id: String },
+    Accepted {
+        id: String,
+    },
     /// Same idempotency key and body: the original message.
-    Duplicate { id: String },
+    Duplicate {
+        id: String,
+    },
     /// Same idempotency key, different body.
-    IdempotencyConflict { id: String },
+    IdempotencyConflict {
+        id: String,
+    },
     QueueFull,
     NotFound,
     /// The operation no longer applies (e.g. the message is already final); nothing changed.
     Stale,
-    ReceiptMatched { id: String },
+    ReceiptMatched {
+        id: String,
+    },
     /// No message carries this SMSC id yet: kept until its submit response is recorded.
     ReceiptParked,
 }

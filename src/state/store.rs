@@ -19,6 +19,9 @@ use super::ops::{Op, OpResult, Outcome, Proposal, ReceiptOutcome};
 use super::transitions::{self, event, set_status};
 use crate::wire;
 
+/// One row of a snapshot: (keyspace name, key, value).
+pub type SnapshotRow = (String, Vec<u8>, Vec<u8>);
+
 /// How long an idempotency key is remembered.
 pub const IDEMPOTENCY_TTL_MS: i64 = 24 * 3600 * 1000;
 
@@ -316,7 +319,12 @@ impl StateStore {
     }
 
     /// The idempotency record for (tenant, key), if younger than 24 h at `now`.
-    pub fn idempotent_lookup(&self, tenant: &str, key: &str, now: i64) -> Result<Option<(String, String)>, StoreError> {
+    pub fn idempotent_lookup(
+        &self,
+        tenant: &str,
+        key: &str,
+        now: i64,
+    ) -> Result<Option<(String, String)>, StoreError> {
         match self.idem.get(join_key(tenant, key))? {
             Some(v) => {
                 let r: IdemRecord = wire::decode(&v)?;
@@ -333,7 +341,11 @@ impl StateStore {
 
     /// Applies a run of proposals as one atomic batch, together with the given meta
     /// rows (the consensus layer passes the last applied log id and membership).
-    pub fn apply(&self, proposals: &[&Proposal], meta: &[(&str, Vec<u8>)]) -> Result<Vec<Outcome>, StoreError> {
+    pub fn apply(
+        &self,
+        proposals: &[&Proposal],
+        meta: &[(&str, Vec<u8>)],
+    ) -> Result<Vec<Outcome>, StoreError> {
         let mut ctx = ApplyCtx {
             messages: HashMap::new(),
             kv: HashMap::new(),
@@ -430,7 +442,8 @@ impl StateStore {
         if m.status.is_final() {
             ctx.kv.insert((T_ACTIVE, m.id.as_bytes().to_vec()), None);
         } else {
-            ctx.kv.insert((T_ACTIVE, m.id.as_bytes().to_vec()), Some(Vec::new()));
+            ctx.kv
+                .insert((T_ACTIVE, m.id.as_bytes().to_vec()), Some(Vec::new()));
         }
         for s in entered {
             ctx.notices.push(Notice::Status { status: *s });
@@ -453,7 +466,8 @@ impl StateStore {
                     created_at: at,
                 };
                 if let Ok(v) = wire::encode(&job) {
-                    ctx.kv.insert((T_WEBHOOK, event_id.as_bytes().to_vec()), Some(v));
+                    ctx.kv
+                        .insert((T_WEBHOOK, event_id.as_bytes().to_vec()), Some(v));
                     ctx.notices.push(Notice::Webhook { event_id });
                 }
             }
@@ -471,7 +485,10 @@ impl StateStore {
                 }
                 cfg.keys.insert(t.api_key_hash.clone(), t.id.clone());
                 cfg.tenants.insert(t.id.clone(), (**t).clone());
-                ctx.kv.insert((T_CONFIG, format!("t/{}", t.id).into_bytes()), Some(wire::encode(&**t)?));
+                ctx.kv.insert(
+                    (T_CONFIG, format!("t/{}", t.id).into_bytes()),
+                    Some(wire::encode(&**t)?),
+                );
                 ctx.config_changed = true;
                 OpResult::Done
             }
@@ -480,7 +497,8 @@ impl StateStore {
                 match cfg.tenants.remove(id) {
                     Some(t) => {
                         cfg.keys.remove(&t.api_key_hash);
-                        ctx.kv.insert((T_CONFIG, format!("t/{id}").into_bytes()), None);
+                        ctx.kv
+                            .insert((T_CONFIG, format!("t/{id}").into_bytes()), None);
                         ctx.config_changed = true;
                         OpResult::Done
                     }
@@ -493,14 +511,23 @@ impl StateStore {
                     .unwrap_or_else(|e| e.into_inner())
                     .channels
                     .insert(c.id.clone(), (**c).clone());
-                ctx.kv.insert((T_CONFIG, format!("c/{}", c.id).into_bytes()), Some(wire::encode(&**c)?));
+                ctx.kv.insert(
+                    (T_CONFIG, format!("c/{}", c.id).into_bytes()),
+                    Some(wire::encode(&**c)?),
+                );
                 ctx.config_changed = true;
                 OpResult::Done
             }
             Op::DeleteChannel { id } => {
-                let removed = self.config.write().unwrap_or_else(|e| e.into_inner()).channels.remove(id);
+                let removed = self
+                    .config
+                    .write()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .channels
+                    .remove(id);
                 if removed.is_some() {
-                    ctx.kv.insert((T_CONFIG, format!("c/{id}").into_bytes()), None);
+                    ctx.kv
+                        .insert((T_CONFIG, format!("c/{id}").into_bytes()), None);
                     ctx.config_changed = true;
                     OpResult::Done
                 } else {
@@ -512,7 +539,10 @@ impl StateStore {
                 match cfg.channels.get_mut(id) {
                     Some(c) => {
                         c.drained = *drained;
-                        ctx.kv.insert((T_CONFIG, format!("c/{id}").into_bytes()), Some(wire::encode(&*c)?));
+                        ctx.kv.insert(
+                            (T_CONFIG, format!("c/{id}").into_bytes()),
+                            Some(wire::encode(&*c)?),
+                        );
                         ctx.config_changed = true;
                         OpResult::Done
                     }
@@ -525,14 +555,23 @@ impl StateStore {
                     .unwrap_or_else(|e| e.into_inner())
                     .routes
                     .insert(r.id.clone(), (**r).clone());
-                ctx.kv.insert((T_CONFIG, format!("r/{}", r.id).into_bytes()), Some(wire::encode(&**r)?));
+                ctx.kv.insert(
+                    (T_CONFIG, format!("r/{}", r.id).into_bytes()),
+                    Some(wire::encode(&**r)?),
+                );
                 ctx.config_changed = true;
                 OpResult::Done
             }
             Op::DeleteRoute { id } => {
-                let removed = self.config.write().unwrap_or_else(|e| e.into_inner()).routes.remove(id);
+                let removed = self
+                    .config
+                    .write()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .routes
+                    .remove(id);
                 if removed.is_some() {
-                    ctx.kv.insert((T_CONFIG, format!("r/{id}").into_bytes()), None);
+                    ctx.kv
+                        .insert((T_CONFIG, format!("r/{id}").into_bytes()), None);
                     ctx.config_changed = true;
                     OpResult::Done
                 } else {
@@ -544,8 +583,17 @@ impl StateStore {
                 let ok = set_status(m, Status::Accepted, *at, event(Status::Accepted, *at));
                 if ok { vec![Status::Accepted] } else { vec![] }
             })?,
-            Op::PartSubmitted { id, part, channel, smsc_message_id, keys, at } => {
-                let r = self.with_message(ctx, id, |m| transitions::part_submitted(m, *part, channel, smsc_message_id, *at))?;
+            Op::PartSubmitted {
+                id,
+                part,
+                channel,
+                smsc_message_id,
+                keys,
+                at,
+            } => {
+                let r = self.with_message(ctx, id, |m| {
+                    transitions::part_submitted(m, *part, channel, smsc_message_id, *at)
+                })?;
                 if r == OpResult::Done || r == OpResult::Stale {
                     // Index the id under every normalised form, and apply any receipt that came first.
                     let row = wire::encode(&(id.clone(), *part))?;
@@ -556,7 +604,13 @@ impl StateStore {
                             ctx.kv.insert((T_ORPHAN, key), None);
                             if let Ok(p) = wire::decode::<ParkedReceipt>(&v) {
                                 self.with_message(ctx, id, |m| {
-                                    transitions::receipt(m, *part, p.outcome, p.error.clone(), p.at.max(*at))
+                                    transitions::receipt(
+                                        m,
+                                        *part,
+                                        p.outcome,
+                                        p.error.clone(),
+                                        p.at.max(*at),
+                                    )
                                 })?;
                             }
                         }
@@ -564,25 +618,26 @@ impl StateStore {
                 }
                 r
             }
-            Op::Requeue { id, note, at } => self.with_message(ctx, id, |m| {
-                if m.status != Status::Accepted {
-                    return vec![];
-                }
-                m.attempts += 1;
-                m.updated_at = m.updated_at.max(*at);
-                let mut ev = event(Status::Accepted, *at);
-                ev.note = Some(note.clone());
-                ev.at = ev.at.max(m.events.last().map(|e| e.at).unwrap_or(0));
-                m.events.push(ev);
-                // Not a status change, but it must be worked again.
-                vec![]
-            })
-            .map(|r| {
-                if r == OpResult::Done {
-                    ctx.notices.push(Notice::Ready { id: id.clone() });
-                }
-                r
-            })?,
+            Op::Requeue { id, note, at } => self
+                .with_message(ctx, id, |m| {
+                    if m.status != Status::Accepted {
+                        return vec![];
+                    }
+                    m.attempts += 1;
+                    m.updated_at = m.updated_at.max(*at);
+                    let mut ev = event(Status::Accepted, *at);
+                    ev.note = Some(note.clone());
+                    ev.at = ev.at.max(m.events.last().map(|e| e.at).unwrap_or(0));
+                    m.events.push(ev);
+                    // Not a status change, but it must be worked again.
+                    vec![]
+                })
+                .map(|r| {
+                    if r == OpResult::Done {
+                        ctx.notices.push(Notice::Ready { id: id.clone() });
+                    }
+                    r
+                })?,
             Op::Fail { id, error, at } => self.with_message(ctx, id, |m| {
                 if set_status(m, Status::Failed, *at, event(Status::Failed, *at)) {
                     m.error = Some(error.clone());
@@ -592,19 +647,26 @@ impl StateStore {
                 }
             })?,
             Op::Expire { id, at } => self.with_message(ctx, id, |m| {
-                if m.status == Status::Scheduled || m.status == Status::Accepted {
-                    if set_status(m, Status::Expired, *at, event(Status::Expired, *at)) {
-                        m.error = Some(super::model::ErrorInfo {
-                            code: "expired".into(),
-                            message: "validity passed before the message could be sent".into(),
-                            smsc_code: None,
-                        });
-                        return vec![Status::Expired];
-                    }
+                if (m.status == Status::Scheduled || m.status == Status::Accepted)
+                    && set_status(m, Status::Expired, *at, event(Status::Expired, *at))
+                {
+                    m.error = Some(super::model::ErrorInfo {
+                        code: "expired".into(),
+                        message: "validity passed before the message could be sent".into(),
+                        smsc_code: None,
+                    });
+                    return vec![Status::Expired];
                 }
                 vec![]
             })?,
-            Op::Receipt { channel, smsc_message_id, keys, outcome, error, at } => {
+            Op::Receipt {
+                channel,
+                smsc_message_id,
+                keys,
+                outcome,
+                error,
+                at,
+            } => {
                 let mut found = None;
                 for k in keys {
                     if let Some(v) = self.kv_get(ctx, T_SMSC, &join_key(channel, k))? {
@@ -614,7 +676,9 @@ impl StateStore {
                 }
                 match found {
                     Some((id, part)) => {
-                        self.with_message(ctx, &id, |m| transitions::receipt(m, part, *outcome, error.clone(), *at))?;
+                        self.with_message(ctx, &id, |m| {
+                            transitions::receipt(m, part, *outcome, error.clone(), *at)
+                        })?;
                         OpResult::ReceiptMatched { id }
                     }
                     None => {
@@ -625,15 +689,19 @@ impl StateStore {
                             at: *at,
                         })?;
                         for k in keys {
-                            ctx.kv.insert((T_ORPHAN, join_key(channel, k)), Some(parked.clone()));
+                            ctx.kv
+                                .insert((T_ORPHAN, join_key(channel, k)), Some(parked.clone()));
                         }
                         OpResult::ReceiptParked
                     }
                 }
             }
-            Op::SettleUnknown { id, at } => self.with_message(ctx, id, |m| transitions::settle_unknown(m, *at))?,
+            Op::SettleUnknown { id, at } => {
+                self.with_message(ctx, id, |m| transitions::settle_unknown(m, *at))?
+            }
             Op::WebhookDone { event_id } => {
-                ctx.kv.insert((T_WEBHOOK, event_id.as_bytes().to_vec()), None);
+                ctx.kv
+                    .insert((T_WEBHOOK, event_id.as_bytes().to_vec()), None);
                 OpResult::Done
             }
         })
@@ -672,13 +740,22 @@ impl StateStore {
                     });
                 }
             }
-            let rec = IdemRecord { id: m.id.clone(), body_hash: hash.clone(), at: m.created_at };
+            let rec = IdemRecord {
+                id: m.id.clone(),
+                body_hash: hash.clone(),
+                at: m.created_at,
+            };
             ctx.kv.insert((T_IDEM, ik), Some(wire::encode(&rec)?));
         }
         if self.load(ctx, &m.id)?.is_some() {
             return Ok(OpResult::Duplicate { id: m.id.clone() });
         }
-        let limit = self.config().tenants.get(&m.tenant).map(|t| t.queue_limit).unwrap_or(u64::MAX);
+        let limit = self
+            .config()
+            .tenants
+            .get(&m.tenant)
+            .map(|t| t.queue_limit)
+            .unwrap_or(u64::MAX);
         let waiting = self.work().waiting.get(&m.tenant).copied().unwrap_or(0);
         if waiting >= limit {
             if let (Some(key), Some(_)) = (&m.idempotency_key, &m.body_hash) {
@@ -686,7 +763,8 @@ impl StateStore {
             }
             return Ok(OpResult::QueueFull);
         }
-        ctx.kv.insert((T_TENANT_MSG, join_key(&m.tenant, &m.id)), Some(Vec::new()));
+        ctx.kv
+            .insert((T_TENANT_MSG, join_key(&m.tenant, &m.id)), Some(Vec::new()));
         let entered = vec![m.status];
         self.save(ctx, None, m.clone(), &entered);
         Ok(OpResult::Accepted { id: m.id.clone() })
@@ -696,10 +774,12 @@ impl StateStore {
 /// Moves a message between the timer sets and waiting counts as its status changes.
 fn index_message(work: &mut WorkIndex, m: &Message, before: Option<&Message>, dlr_timeout_s: u64) {
     if let Some(b) = before {
-        work.scheduled.remove(&(b.send_at.unwrap_or(0), b.id.clone()));
+        work.scheduled
+            .remove(&(b.send_at.unwrap_or(0), b.id.clone()));
         work.expiry.remove(&(b.expires_at, b.id.clone()));
         if let Some(sent_at) = sent_at(b) {
-            work.dlr_deadline.remove(&(sent_at + dlr_timeout_s as i64 * 1000, b.id.clone()));
+            work.dlr_deadline
+                .remove(&(sent_at + dlr_timeout_s as i64 * 1000, b.id.clone()));
         }
         if matches!(b.status, Status::Scheduled | Status::Accepted) {
             if let Some(w) = work.waiting.get_mut(&b.tenant) {
@@ -710,7 +790,8 @@ fn index_message(work: &mut WorkIndex, m: &Message, before: Option<&Message>, dl
     }
     match m.status {
         Status::Scheduled => {
-            work.scheduled.insert((m.send_at.unwrap_or(0), m.id.clone()));
+            work.scheduled
+                .insert((m.send_at.unwrap_or(0), m.id.clone()));
             work.expiry.insert((m.expires_at, m.id.clone()));
         }
         Status::Accepted => {
@@ -718,7 +799,8 @@ fn index_message(work: &mut WorkIndex, m: &Message, before: Option<&Message>, dl
         }
         Status::Sent => {
             if let Some(sent_at) = sent_at(m) {
-                work.dlr_deadline.insert((sent_at + dlr_timeout_s as i64 * 1000, m.id.clone()));
+                work.dlr_deadline
+                    .insert((sent_at + dlr_timeout_s as i64 * 1000, m.id.clone()));
             }
         }
         _ => {}
@@ -733,15 +815,19 @@ fn sent_at(m: &Message) -> Option<i64> {
     if m.status != Status::Sent {
         return None;
     }
-    m.events.iter().rev().find(|e| e.status == Status::Sent).map(|e| e.at)
+    m.events
+        .iter()
+        .rev()
+        .find(|e| e.status == Status::Sent)
+        .map(|e| e.at)
 }
 
 /// The contract's webhook body for one status change.
 fn webhook_body(event_id: &str, m: &Message, status: Status, at: i64) -> String {
     let error = if status.is_final() && status != Status::Delivered {
-        m.error.as_ref().map(|e| {
-            serde_json::json!({"code": e.code, "message": e.message, "smsc_code": e.smsc_code})
-        })
+        m.error.as_ref().map(
+            |e| serde_json::json!({"code": e.code, "message": e.message, "smsc_code": e.smsc_code}),
+        )
     } else {
         None
     };
@@ -775,7 +861,7 @@ impl StateStore {
     }
 
     /// Every state row, for a Raft snapshot.
-    pub fn export_rows(&self) -> Result<Vec<(String, Vec<u8>, Vec<u8>)>, StoreError> {
+    pub fn export_rows(&self) -> Result<Vec<SnapshotRow>, StoreError> {
         let mut rows = Vec::new();
         for (name, ks) in self.all_keyspaces() {
             for kv in ks.iter() {
@@ -787,7 +873,11 @@ impl StateStore {
     }
 
     /// Replaces every state row with a snapshot's rows and rebuilds the indexes.
-    pub fn import_rows(&self, rows: Vec<(String, Vec<u8>, Vec<u8>)>, meta: &[(&str, Vec<u8>)]) -> Result<(), StoreError> {
+    pub fn import_rows(
+        &self,
+        rows: Vec<SnapshotRow>,
+        meta: &[(&str, Vec<u8>)],
+    ) -> Result<(), StoreError> {
         let mut batch = self.db.batch();
         for (_, ks) in self.all_keyspaces() {
             for kv in ks.iter() {

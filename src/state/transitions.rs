@@ -32,7 +32,13 @@ pub fn event(status: Status, at: i64) -> Event {
 
 /// Records a positive submit response for one part; when every part has one, the message
 /// becomes `sent`. Returns the statuses entered, in order (empty if nothing changed).
-pub fn part_submitted(m: &mut Message, part: u32, channel: &str, smsc_id: &str, at: i64) -> Vec<Status> {
+pub fn part_submitted(
+    m: &mut Message,
+    part: u32,
+    channel: &str,
+    smsc_id: &str,
+    at: i64,
+) -> Vec<Status> {
     let Some(p) = m.part_states.get_mut(part as usize) else {
         return Vec::new();
     };
@@ -109,13 +115,21 @@ fn settle_if_complete(m: &mut Message, at: i64) -> Option<Status> {
     let error = if next == Status::Delivered {
         None
     } else {
-        m.part_states.iter().find_map(|p| p.error.clone()).or_else(|| {
-            Some(ErrorInfo {
-                code: if next == Status::Expired { "expired" } else { "rejected_by_carrier" }.into(),
-                message: format!("operator reported {}", next.as_str()),
-                smsc_code: None,
+        m.part_states
+            .iter()
+            .find_map(|p| p.error.clone())
+            .or_else(|| {
+                Some(ErrorInfo {
+                    code: if next == Status::Expired {
+                        "expired"
+                    } else {
+                        "rejected_by_carrier"
+                    }
+                    .into(),
+                    message: format!("operator reported {}", next.as_str()),
+                    smsc_code: None,
+                })
             })
-        })
     };
     if set_status(m, next, at, event(next, at)) {
         m.error = error;
@@ -163,7 +177,9 @@ pub fn settle_unknown(m: &mut Message, at: i64) -> Vec<Status> {
     }
     match settle_if_complete(m, at) {
         Some(s) => {
-            if s != Status::Delivered && m.error.as_ref().map(|e| e.code.as_str()) != Some("unknown") {
+            if s != Status::Delivered
+                && m.error.as_ref().map(|e| e.code.as_str()) != Some("unknown")
+            {
                 m.error = Some(unknown_error());
             }
             vec![s]
@@ -206,7 +222,11 @@ mod tests {
             route: vec!["a".into()],
             channel: None,
             part_states: (0..parts)
-                .map(|_| PartState { smsc_message_id: None, status: PartStatus::Pending, error: None })
+                .map(|_| PartState {
+                    smsc_message_id: None,
+                    status: PartStatus::Pending,
+                    error: None,
+                })
                 .collect(),
             events: vec![event(Status::Accepted, 1)],
             error: None,
@@ -223,7 +243,10 @@ mod tests {
         assert!(part_submitted(&mut m, 0, "a", "x1", 2).is_empty());
         assert_eq!(m.status, Status::Accepted);
         assert_eq!(part_submitted(&mut m, 1, "a", "x2", 3), vec![Status::Sent]);
-        assert_eq!(m.events.last().map(|e| e.smsc_message_ids.clone()), Some(vec!["x1".to_string(), "x2".to_string()]));
+        assert_eq!(
+            m.events.last().map(|e| e.smsc_message_ids.clone()),
+            Some(vec!["x1".to_string(), "x2".to_string()])
+        );
     }
 
     #[test]
@@ -252,14 +275,20 @@ mod tests {
     fn receipt_before_response_settles_at_sent() {
         let mut m = msg(1);
         assert!(receipt(&mut m, 0, ReceiptOutcome::Delivered, None, 2).is_empty());
-        assert_eq!(part_submitted(&mut m, 0, "a", "1", 3), vec![Status::Sent, Status::Delivered]);
+        assert_eq!(
+            part_submitted(&mut m, 0, "a", "1", 3),
+            vec![Status::Sent, Status::Delivered]
+        );
     }
 
     #[test]
     fn final_is_final_and_duplicates_ignored() {
         let mut m = msg(1);
         part_submitted(&mut m, 0, "a", "1", 2);
-        assert_eq!(receipt(&mut m, 0, ReceiptOutcome::Delivered, None, 3), vec![Status::Delivered]);
+        assert_eq!(
+            receipt(&mut m, 0, ReceiptOutcome::Delivered, None, 3),
+            vec![Status::Delivered]
+        );
         assert!(receipt(&mut m, 0, ReceiptOutcome::Undelivered, None, 4).is_empty());
         assert!(settle_unknown(&mut m, 5).is_empty());
         assert_eq!(m.status, Status::Delivered);

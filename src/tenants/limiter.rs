@@ -29,7 +29,8 @@ pub struct LimiterState {
 
 fn make(limit: RateLimit) -> DefaultDirectRateLimiter {
     let rate = NonZeroU32::new(limit.per_second.max(1)).unwrap_or(NonZeroU32::MIN);
-    let burst = NonZeroU32::new(limit.burst.max(limit.per_second).max(1)).unwrap_or(NonZeroU32::MIN);
+    let burst =
+        NonZeroU32::new(limit.burst.max(limit.per_second).max(1)).unwrap_or(NonZeroU32::MIN);
     RateLimiter::direct(Quota::per_second(rate).allow_burst(burst))
 }
 
@@ -38,18 +39,31 @@ impl Actor for TenantLimiter {
     type State = LimiterState;
     type Arguments = RateLimit;
 
-    async fn pre_start(&self, _myself: ActorRef<LimiterMsg>, limit: RateLimit) -> Result<LimiterState, ActorProcessingErr> {
-        Ok(LimiterState { limit, limiter: make(limit) })
+    async fn pre_start(
+        &self,
+        _myself: ActorRef<LimiterMsg>,
+        limit: RateLimit,
+    ) -> Result<LimiterState, ActorProcessingErr> {
+        Ok(LimiterState {
+            limit,
+            limiter: make(limit),
+        })
     }
 
-    async fn handle(&self, _myself: ActorRef<LimiterMsg>, msg: LimiterMsg, st: &mut LimiterState) -> Result<(), ActorProcessingErr> {
+    async fn handle(
+        &self,
+        _myself: ActorRef<LimiterMsg>,
+        msg: LimiterMsg,
+        st: &mut LimiterState,
+    ) -> Result<(), ActorProcessingErr> {
         match msg {
             LimiterMsg::Check(n, reply) => {
                 let n = NonZeroU32::new(n.max(1)).unwrap_or(NonZeroU32::MIN);
                 let answer = match st.limiter.check_n(n) {
                     Ok(Ok(())) => Ok(()),
                     Ok(Err(not_until)) => {
-                        let wait: Duration = not_until.wait_time_from(DefaultClock::default().now());
+                        let wait: Duration =
+                            not_until.wait_time_from(DefaultClock::default().now());
                         Err(wait.as_secs().max(1))
                     }
                     // More than the burst at once can never pass: wait a full second.

@@ -20,7 +20,12 @@ impl Limiters {
     /// Asks the tenant's limiter for `n` requests; Err(retry-after seconds) when over.
     pub async fn check(&self, tenant: &str, limit: RateLimit, n: u32) -> Result<(), u64> {
         for _ in 0..2 {
-            let existing = self.actors.lock().unwrap_or_else(|e| e.into_inner()).get(tenant).cloned();
+            let existing = self
+                .actors
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(tenant)
+                .cloned();
             let actor = match existing {
                 Some(a) => {
                     let _ = a.send_message(LimiterMsg::SetLimit(limit));
@@ -28,17 +33,29 @@ impl Limiters {
                 }
                 None => match Actor::spawn(None, TenantLimiter, limit).await {
                     Ok((a, _)) => {
-                        self.actors.lock().unwrap_or_else(|e| e.into_inner()).insert(tenant.to_string(), a.clone());
+                        self.actors
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .insert(tenant.to_string(), a.clone());
                         a
                     }
                     Err(_) => return Ok(()),
                 },
             };
-            match actor.call(|port| LimiterMsg::Check(n, port), Some(Duration::from_secs(2))).await {
+            match actor
+                .call(
+                    |port| LimiterMsg::Check(n, port),
+                    Some(Duration::from_secs(2)),
+                )
+                .await
+            {
                 Ok(ractor::rpc::CallResult::Success(r)) => return r,
                 _ => {
                     // The limiter died: forget it and start a fresh one.
-                    self.actors.lock().unwrap_or_else(|e| e.into_inner()).remove(tenant);
+                    self.actors
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .remove(tenant);
                 }
             }
         }

@@ -37,7 +37,10 @@ where
         if let Some(v) = f().await {
             return v;
         }
-        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }
@@ -61,7 +64,10 @@ impl Proc {
             .stderr(err)
             .spawn()
             .expect("spawn smsgw");
-        Proc { child: Some(child), log }
+        Proc {
+            child: Some(child),
+            log,
+        }
     }
 
     /// kill -9.
@@ -134,14 +140,27 @@ impl Smsc {
         ];
         args.extend(extra.iter().map(|s| s.to_string()));
         let proc = Proc::spawn(&args, &[], dir.join(format!("{name}.log")));
-        let s = Smsc { proc, port, control, system_id: name.into(), ledger };
-        eventually("smsc up", Duration::from_secs(20), || async { s.stats().await }).await;
+        let s = Smsc {
+            proc,
+            port,
+            control,
+            system_id: name.into(),
+            ledger,
+        };
+        eventually("smsc up", Duration::from_secs(20), || async {
+            s.stats().await
+        })
+        .await;
         s
     }
 
     /// The simulator's counters.
     pub async fn stats(&self) -> Option<Value> {
-        let r = client().get(format!("http://127.0.0.1:{}/stats", self.control)).send().await.ok()?;
+        let r = client()
+            .get(format!("http://127.0.0.1:{}/stats", self.control))
+            .send()
+            .await
+            .ok()?;
         r.json().await.ok()
     }
 
@@ -176,7 +195,10 @@ pub struct GwNode {
 pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
 
 pub fn client() -> reqwest::Client {
-    smsgw::http_client::builder().timeout(Duration::from_secs(20)).build().expect("client")
+    smsgw::http_client::builder()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .expect("client")
 }
 
 impl GwNode {
@@ -188,13 +210,19 @@ impl GwNode {
     /// Like `start`, with environment variables for the node process.
     pub async fn start_with_env(dir: &Path, extra: &[&str], envs: &[(&str, &str)]) -> GwNode {
         let mut n = GwNode {
-            proc: Proc { child: None, log: dir.join("node.log") },
+            proc: Proc {
+                child: None,
+                log: dir.join("node.log"),
+            },
             http: free_port(),
             cluster: free_port(),
             dir: dir.to_path_buf(),
             token: ADMIN_TOKEN.into(),
             extra: extra.iter().map(|s| s.to_string()).collect(),
-            envs: envs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            envs: envs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         };
         n.restart().await;
         n
@@ -231,8 +259,15 @@ impl GwNode {
     }
 
     /// An admin call; returns (status, body).
-    pub async fn admin(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
-        let mut req = client().request(method, self.url(path)).bearer_auth(&self.token);
+    pub async fn admin(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut req = client()
+            .request(method, self.url(path))
+            .bearer_auth(&self.token);
         if let Some(b) = body {
             req = req.json(&b);
         }
@@ -243,13 +278,16 @@ impl GwNode {
 
     /// Creates a tenant and returns its API key.
     pub async fn tenant(&self, id: &str, extra: Value) -> String {
-        let mut body = json!({"id": id, "name": id, "rate_limit": {"per_second": 10000, "burst": 20000}});
+        let mut body =
+            json!({"id": id, "name": id, "rate_limit": {"per_second": 10000, "burst": 20000}});
         if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
             for (k, v) in e {
                 b.insert(k.clone(), v.clone());
             }
         }
-        let (s, v) = self.admin(reqwest::Method::POST, "/admin/v1/tenants", Some(body)).await;
+        let (s, v) = self
+            .admin(reqwest::Method::POST, "/admin/v1/tenants", Some(body))
+            .await;
         assert_eq!(s, 201, "create tenant: {v}");
         v["api_key"].as_str().expect("api_key").to_string()
     }
@@ -258,12 +296,18 @@ impl GwNode {
     pub async fn channels_and_route(&self, channels: &[Value]) {
         let mut ids = Vec::new();
         for c in channels {
-            let (s, v) = self.admin(reqwest::Method::POST, "/admin/v1/channels", Some(c.clone())).await;
+            let (s, v) = self
+                .admin(reqwest::Method::POST, "/admin/v1/channels", Some(c.clone()))
+                .await;
             assert_eq!(s, 201, "create channel: {v}");
             ids.push(json!({"id": c["id"]}));
         }
         let (s, v) = self
-            .admin(reqwest::Method::POST, "/admin/v1/routes", Some(json!({"id": "default", "match": {}, "channels": ids})))
+            .admin(
+                reqwest::Method::POST,
+                "/admin/v1/routes",
+                Some(json!({"id": "default", "match": {}, "channels": ids})),
+            )
             .await;
         assert_eq!(s, 201, "create route: {v}");
     }
@@ -271,7 +315,9 @@ impl GwNode {
     /// Waits until every channel reports `bound`.
     pub async fn wait_bound(&self) {
         eventually("channels bound", Duration::from_secs(20), || async {
-            let (_, v) = self.admin(reqwest::Method::GET, "/admin/v1/channels", None).await;
+            let (_, v) = self
+                .admin(reqwest::Method::GET, "/admin/v1/channels", None)
+                .await;
             let all = v.as_array()?;
             (!all.is_empty() && all.iter().all(|c| c["state"] == "bound")).then_some(())
         })
@@ -280,14 +326,25 @@ impl GwNode {
 
     /// POST /v1/messages; returns (status, body).
     pub async fn send(&self, key: &str, body: Value) -> (u16, Value) {
-        let r = client().post(self.url("/v1/messages")).bearer_auth(key).json(&body).send().await.expect("send");
+        let r = client()
+            .post(self.url("/v1/messages"))
+            .bearer_auth(key)
+            .json(&body)
+            .send()
+            .await
+            .expect("send");
         let s = r.status().as_u16();
         (s, r.json().await.unwrap_or(Value::Null))
     }
 
     /// GET /v1/messages/{id}.
     pub async fn message(&self, key: &str, id: &str) -> (u16, Value) {
-        let r = client().get(self.url(&format!("/v1/messages/{id}"))).bearer_auth(key).send().await.expect("get");
+        let r = client()
+            .get(self.url(&format!("/v1/messages/{id}")))
+            .bearer_auth(key)
+            .send()
+            .await
+            .expect("get");
         let s = r.status().as_u16();
         (s, r.json().await.unwrap_or(Value::Null))
     }
@@ -304,5 +361,8 @@ impl GwNode {
 
 /// A temporary directory for one test.
 pub fn tempdir() -> tempfile::TempDir {
-    tempfile::Builder::new().prefix("smsgw-test-").tempdir().expect("tempdir")
+    tempfile::Builder::new()
+        .prefix("smsgw-test-")
+        .tempdir()
+        .expect("tempdir")
 }

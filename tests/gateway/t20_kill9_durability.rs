@@ -11,7 +11,12 @@ use crate::common::*;
 async fn accepted_messages_survive_kill9() {
     let dir = tempdir();
     // Slow SMSC so that kill -9 lands with messages queued, in flight and sent.
-    let smsc = Smsc::start(dir.path(), "sk", &["--submit-latency-ms", "20", "--dlr-delay-ms", "200"]).await;
+    let smsc = Smsc::start(
+        dir.path(),
+        "sk",
+        &["--submit-latency-ms", "20", "--dlr-delay-ms", "200"],
+    )
+    .await;
     let mut node = GwNode::start(dir.path(), &[]).await;
     let mut ch = smsc.channel("k");
     ch["tps"] = json!(200);
@@ -49,9 +54,15 @@ async fn accepted_messages_survive_kill9() {
             accepted.push(id);
         }
     }
-    assert!(!accepted.is_empty(), "some sends must have been accepted before the kill");
+    assert!(
+        !accepted.is_empty(),
+        "some sends must have been accepted before the kill"
+    );
     let before = smsc.ledger_lines().len();
-    assert!(before < 300, "kill must land before everything was sent ({before})");
+    assert!(
+        before < 300,
+        "kill must land before everything was sent ({before})"
+    );
 
     node.restart().await;
     for id in &accepted {
@@ -59,7 +70,8 @@ async fn accepted_messages_survive_kill9() {
         assert_eq!(s, 200, "accepted message {id} lost after kill -9: {v}");
     }
     for id in &accepted {
-        node.wait_status(&key, id, "delivered", Duration::from_secs(60)).await;
+        node.wait_status(&key, id, "delivered", Duration::from_secs(60))
+            .await;
     }
     // Every accepted message reached the SMSC; resends are only the ones in the ambiguity
     // window (submitted, response not yet committed) at the moment of the kill: at most the window.
@@ -70,5 +82,8 @@ async fn accepted_messages_survive_kill9() {
         *copies.entry(hex).or_default() += 1;
     }
     let dups: usize = copies.values().map(|c| c - 1).sum();
-    assert!(dups <= 4, "at most the window (4) may be resent after kill -9, got {dups}");
+    assert!(
+        dups <= 4,
+        "at most the window (4) may be resent after kill -9, got {dups}"
+    );
 }
