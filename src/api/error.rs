@@ -252,3 +252,37 @@ pub fn body_rejection(status: StatusCode, text: String) -> ApiError {
         ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", text)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_codes_doc_lists_every_code() {
+        let doc = include_str!("../../docs/error-codes.md");
+        for (code, status, _) in ERROR_CODES {
+            assert!(doc.contains(&format!("| `{code}` | {status} |")), "docs/error-codes.md misses {code}");
+        }
+    }
+
+    #[test]
+    fn parse_json_names_fields() {
+        #[derive(serde::Deserialize, Debug)]
+        #[serde(deny_unknown_fields)]
+        #[allow(dead_code)]
+        struct B {
+            to: String,
+            n: Option<u32>,
+        }
+        let e = parse_json::<B>(br#"{"to": 5}"#).unwrap_err();
+        assert_eq!((e.status.as_u16(), e.code, e.field.as_deref()), (422, "invalid_field", Some("to")));
+        let e = parse_json::<B>(br#"{"to": "x", "zz": 1}"#).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("zz"));
+        let e = parse_json::<B>(br#"{}"#).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("to"));
+        let e = parse_json::<B>(br#"{"to": "#).unwrap_err();
+        assert_eq!((e.status.as_u16(), e.code), (400, "invalid_json"));
+        let e = parse_json::<B>(b"\xff\xfe").unwrap_err();
+        assert_eq!(e.status.as_u16(), 400);
+    }
+}

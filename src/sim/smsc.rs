@@ -767,7 +767,7 @@ async fn connection(ctx: Arc<Ctx>, stream: TcpStream) {
                 debug!(conn = id, error = %e, "unrecoverable framing error; dropping connection");
                 break;
             }
-            Some(Ok(Frame::Command(cmd))) => handle(&ctx, &conn, &mut state, *cmd),
+            Some(Ok(Frame::Command(cmd))) => handle(&ctx, &conn, &mut state, cmd),
             Some(Ok(Frame::Malformed(m))) => {
                 warn!(
                     conn = id,

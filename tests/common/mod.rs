@@ -366,3 +366,238 @@ pub fn tempdir() -> tempfile::TempDir {
         .tempdir()
         .expect("tempdir")
 }
+
+// ---------- helpers added for t30..t90 (append only) ----------
+
+/// A raw HTTP answer: status, headers, body text and the body parsed as JSON (Null if not JSON).
+#[derive(Debug)]
+pub struct Resp {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub text: String,
+    pub json: Value,
+}
+
+impl Resp {
+    /// The `Retry-After` header as whole seconds, if present and numeric.
+    pub fn retry_after(&self) -> Option<u64> {
+        self.headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim().parse().ok()
+    }
+}
+
+/// The final statuses of the contract.
+pub const FINAL_STATUSES: &[&str] = &["delivered", "partially_delivered", "undelivered", "expired", "failed"];
+
+/// The normalised error codes of the contract (section 4).
+pub const NORMALISED_ERROR_CODES: &[&str] = &[
+    "invalid_destination",
+    "blocked",
+    "rejected_by_carrier",
+    "throttled",
+    "no_route",
+    "channel_unavailable",
+    "expired",
+    "unknown",
+];
+
+impl GwNode {
+    /// Any request with optional bearer, extra headers and raw body bytes.
+    pub async fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        bearer: Option<&str>,
+        headers: &[(&str, &str)],
+        body: Option<Vec<u8>>,
+    ) -> Resp {
+        let mut req = client().request(method.clone(), self.url(path));
+        if let Some(b) = bearer {
+            req = req.bearer_auth(b);
+        }
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        if let Some(b) = body {
+            req = req.header(reqwest::header::CONTENT_TYPE, "application/json").body(b);
+        }
+        let r = req.send().await.unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+        let status = r.status().as_u16();
+        let headers = r.headers().clone();
+        let text = r.text().await.unwrap_or_default();
+        let json = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Resp { status, headers, text, json }
+    }
+
+    /// POST a JSON body with a bearer token.
+    pub async fn post_json(&self, path: &str, bearer: &str, body: &Value) -> Resp {
+        self.request(reqwest::Method::POST, path, Some(bearer), &[], Some(serde_json::to_vec(body).expect("json"))).await
+    }
+
+    /// Creates a tenant and returns (api_key, webhook_secret).
+    pub async fn tenant_with_secret(&self, id: &str, extra: Value) -> (String, String) {
+        let mut body = json!({"id": id, "name": id, "rate_limit": {"per_second": 10000, "burst": 20000}});
+        if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
+            for (k, v) in e {
+                b.insert(k.clone(), v.clone());
+            }
+        }
+        let (s, v) = self.admin(reqwest::Method::POST, "/admin/v1/tenants", Some(body)).await;
+        assert_eq!(s, 201, "create tenant: {v}");
+        (
+            v["api_key"].as_str().expect("api_key").to_string(),
+            v["webhook_secret"].as_str().expect("webhook_secret").to_string(),
+        )
+    }
+
+    /// GET /v1/messages with a query string (without the `?`).
+    pub async fn list(&self, key: &str, query: &str) -> (u16, Value) {
+        let r = self.request(reqwest::Method::GET, &format!("/v1/messages?{query}"), Some(key), &[], None).await;
+        (r.status, r.json)
+    }
+
+    /// The Prometheus text of /metrics.
+    pub async fn metrics_text(&self) -> String {
+        let r = client().get(self.url("/metrics")).send().await.expect("metrics");
+        r.text().await.unwrap_or_default()
+    }
+
+    /// Sends every body concurrently; answers in input order.
+    pub async fn send_all(&self, key: &str, bodies: Vec<Value>) -> Vec<(u16, Value)> {
+        let futs = bodies.into_iter().map(|b| {
+            let url = self.url("/v1/messages");
+            let key = key.to_string();
+            async move {
+                let r = client().post(url).bearer_auth(key).json(&b).send().await.expect("send");
+                let s = r.status().as_u16();
+                (s, r.json().await.unwrap_or(Value::Null))
+            }
+        });
+        futures::future::join_all(futs).await
+    }
+
+    /// Sends every body concurrently, asserts each got 202, returns the ids in input order.
+    pub async fn send_all_accepted(&self, key: &str, bodies: Vec<Value>) -> Vec<String> {
+        self.send_all(key, bodies)
+            .await
+            .into_iter()
+            .map(|(s, v)| {
+                assert_eq!(s, 202, "send: {v}");
+                v["id"].as_str().expect("id").to_string()
+            })
+            .collect()
+    }
+
+    /// Waits until the message has any final status; returns its status body.
+    pub async fn wait_final(&self, key: &str, id: &str, timeout: Duration) -> Value {
+        eventually(&format!("message {id} final"), timeout, || async {
+            let (s, v) = self.message(key, id).await;
+            (s == 200 && v["status"].as_str().is_some_and(|st| FINAL_STATUSES.contains(&st))).then_some(v)
+        })
+        .await
+    }
+
+    /// Waits until every message in `ids` has `status` (polling the list API, not one by one).
+    pub async fn wait_all_status(&self, key: &str, ids: &[String], status: &str, timeout: Duration) {
+        for id in ids {
+            self.wait_status(key, id, status, timeout).await;
+        }
+    }
+
+    /// The channel's view from GET /admin/v1/channels/{id}.
+    pub async fn channel_view(&self, id: &str) -> Value {
+        let (s, v) = self.admin(reqwest::Method::GET, &format!("/admin/v1/channels/{id}"), None).await;
+        assert_eq!(s, 200, "channel {id}: {v}");
+        v
+    }
+}
+
+/// Copies sent more than once at an SMSC: ledger lines with the same destination and
+/// payload beyond the first (tests give every message a distinct text).
+pub fn ledger_duplicates(lines: &[Value]) -> usize {
+    let mut copies: std::collections::HashMap<(String, String), usize> = std::collections::HashMap::new();
+    for l in lines {
+        let k = (l["dest"].as_str().unwrap_or("").to_string(), l["short_message_hex"].as_str().unwrap_or("").to_string());
+        *copies.entry(k).or_default() += 1;
+    }
+    copies.values().map(|c| c - 1).sum()
+}
+
+/// The value of one Prometheus sample: `name` with every `labels` pair (`k="v"`) present;
+/// summed over the matching series.
+pub fn metric_value(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    let mut total = None;
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        let Some((series, value)) = line.rsplit_once(' ') else { continue };
+        let (n, lbls) = match series.split_once('{') {
+            Some((n, rest)) => (n, rest.trim_end_matches('}')),
+            None => (series, ""),
+        };
+        if n != name {
+            continue;
+        }
+        if labels.iter().all(|(k, v)| lbls.split(',').any(|p| p == format!("{k}=\"{v}\""))) {
+            let v: f64 = value.trim().parse().ok()?;
+            total = Some(total.unwrap_or(0.0) + v);
+        }
+    }
+    total
+}
+
+/// Prints the tail of every `*.log` in a test's directory when the test panics, so a
+/// failure carries the node's and the simulators' logs. Declare it after the tempdir.
+pub struct LogsOnFailure(pub PathBuf);
+
+impl Drop for LogsOnFailure {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            return;
+        }
+        let Ok(rd) = std::fs::read_dir(&self.0) else { return };
+        let mut files: Vec<PathBuf> = rd.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|x| x == "log")).collect();
+        files.sort();
+        for f in files {
+            let text = std::fs::read_to_string(&f).unwrap_or_default();
+            let lines: Vec<&str> = text.lines().collect();
+            let from = lines.len().saturating_sub(80);
+            eprintln!("===== {} (last {} of {} lines) =====", f.display(), lines.len() - from, lines.len());
+            for l in &lines[from..] {
+                eprintln!("{l}");
+            }
+        }
+    }
+}
+
+/// Lines of a node log that look like a panic or an error.
+pub fn log_problems(text: &str) -> Vec<String> {
+    text.lines().filter(|l| l.contains("panicked") || l.contains(" ERROR ")).map(String::from).collect()
+}
+
+/// Runs the binary with `args` to completion (bounded); returns (exit code, stdout, stderr).
+/// The exit code is None when it had to be killed after `timeout`.
+pub fn run_bounded(args: &[&str], envs: &[(&str, &str)], dir: &Path, timeout: Duration) -> (Option<i32>, String, String) {
+    let out_path = dir.join(format!("run-{}.out", free_port()));
+    let err_path = out_path.with_extension("err");
+    let out = std::fs::File::create(&out_path).expect("out file");
+    let err = std::fs::File::create(&err_path).expect("err file");
+    let mut child = Command::new(bin())
+        .args(args)
+        .envs(envs.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .spawn()
+        .expect("spawn smsgw");
+    let deadline = Instant::now() + timeout;
+    let code = loop {
+        if let Ok(Some(s)) = child.try_wait() {
+            break s.code();
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    (code, std::fs::read_to_string(&out_path).unwrap_or_default(), std::fs::read_to_string(&err_path).unwrap_or_default())
+}

@@ -5,3 +5,10 @@ mod common;
 
 mod t10_send_basic;
 mod t20_kill9_durability;
+mod t30_errors;
+mod t40_batch_list_preview;
+mod t50_receipts;
+mod t60_throttling_reconnect;
+mod t70_actor_crash;
+mod t80_webhooks_metrics;
+mod t90_sigterm_drain;

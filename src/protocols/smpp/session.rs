@@ -36,6 +36,8 @@ use super::receipt::{self, Receipt};
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
 /// Most PDUs fed to the socket buffer before a flush is forced.
 const MAX_BATCH: usize = 1024;
+/// Most inbound deliver_sm waiting for room in the gateway's channel.
+const INBOUND_OVERFLOW: usize = 1024;
 
 /// Which bind the gateway opens: transceiver (submit + receipts on one
 /// connection) or transmitter (submit only; receipts arrive elsewhere).
@@ -284,6 +286,7 @@ struct Inner {
     out: mpsc::UnboundedSender<Out>,
     pending: Mutex<Pending>,
     window: Semaphore,
+    overflow: Arc<Semaphore>,
     seq: AtomicU32,
     closed: AtomicBool,
     closed_tx: watch::Sender<bool>,
@@ -404,8 +407,9 @@ impl Session {
 
     /// TCP connect (TCP_NODELAY) + bind_transceiver/bind_transmitter;
     /// Err(BindRejected) on non-zero bind status. Inbound deliver_sm go to
-    /// `inbound`; if that channel is full the session stops reading, so the
-    /// consumer must keep up.
+    /// `inbound`; reading never blocks on it: when it is full up to 1024 more
+    /// wait aside, and beyond that they are answered ESME_RX_T_APPN (0x64) so
+    /// the SMSC redelivers later.
     pub async fn connect(
         cfg: SessionConfig,
         inbound: mpsc::Sender<Inbound>,
@@ -453,6 +457,7 @@ impl Session {
             out: out_tx,
             pending: Mutex::new(Pending::default()),
             window: Semaphore::new(cfg.window.max(1)),
+            overflow: Arc::new(Semaphore::new(INBOUND_OVERFLOW)),
             seq: AtomicU32::new(1),
             closed: AtomicBool::new(false),
             closed_tx,
@@ -700,27 +705,44 @@ async fn reader_task(mut reader: Reader, inner: Arc<Inner>, inbound: mpsc::Sende
         let action = match frame {
             None => break "peer closed the connection".to_string(),
             Some(Err(e)) => break format!("read error: {e}"),
-            Some(Ok(Frame::Command(cmd))) => handle_command(&inner, *cmd),
+            Some(Ok(Frame::Command(cmd))) => handle_command(&inner, cmd),
             Some(Ok(Frame::Malformed(m))) => handle_malformed(&inner, m),
         };
         match action {
             Action::Nothing => {}
             Action::Close(reason) => break reason,
-            Action::Forward(item) => {
-                tokio::select! {
-                    biased;
-                    _ = &mut closed => return,
-                    r = inbound.send(item) => {
-                        if r.is_err() {
-                            // Nobody listens: the dropped ack answers 0x64.
-                            debug!(session = %inner.label, "inbound receiver gone");
-                        }
-                    }
-                }
-            }
+            Action::Forward(item) => forward_inbound(&inner, &inbound, item),
         }
     };
     inner.close(&reason);
+}
+
+/// Hands a deliver_sm to the gateway without ever blocking the reader (a
+/// blocked reader would hold up submit_sm_resp behind a slow consumer): if
+/// the channel is full the item waits in a spawned task, at most
+/// [`INBOUND_OVERFLOW`] of them; beyond that (or with nobody listening) the
+/// dropped ack answers ESME_RX_T_APPN and the SMSC redelivers later.
+fn forward_inbound(inner: &Inner, inbound: &mpsc::Sender<Inbound>, item: Inbound) {
+    match inbound.try_send(item) {
+        Ok(()) => {}
+        Err(mpsc::error::TrySendError::Closed(_)) => {
+            debug!(session = %inner.label, "inbound receiver gone; deliver_sm deferred");
+        }
+        Err(mpsc::error::TrySendError::Full(item)) => {
+            match inner.overflow.clone().try_acquire_owned() {
+                Ok(permit) => {
+                    let tx = inbound.clone();
+                    tokio::spawn(async move {
+                        let _ = tx.send(item).await;
+                        drop(permit);
+                    });
+                }
+                Err(_) => {
+                    warn!(session = %inner.label, "inbound queue full; deliver_sm deferred with 0x64");
+                }
+            }
+        }
+    }
 }
 
 fn handle_command(inner: &Inner, cmd: Command) -> Action {

@@ -978,3 +978,29 @@ async fn response_timeout_frees_the_window_slot() {
     drop(session);
     timeout(WAIT, server).await.unwrap().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_inbound_consumer_does_not_block_submits() {
+    let sim = start_sim(SmscSimArgs {
+        receipts_before_responses: true,
+        ..sim_args()
+    })
+    .await;
+    // Capacity 1 and nobody reading while we submit.
+    let (tx, rx) = mpsc::channel(1);
+    let session = Session::connect(cfg_for(&sim, 1), tx).await.unwrap();
+    for i in 0..50 {
+        let r = timeout(Duration::from_secs(2), session.submit(request(i, 1)))
+            .await
+            .expect("submit blocked behind unread receipts");
+        assert!(matches!(r, Ok(SubmitOutcome::Accepted { .. })));
+    }
+    let receipts = timeout(WAIT, spawn_receipt_acceptor(rx, 50))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(receipts.len(), 50);
+    wait_for_stats(&sim, |s| s.receipts_acked == 50).await;
+    assert_eq!(sim.stats().deliver_sm_resp_errors, 0);
+    sim.shutdown().await.unwrap();
+}
