@@ -17,7 +17,10 @@ use clap::Parser;
 use serde_json::{Value, json};
 
 #[derive(Parser, Debug, Clone)]
-#[command(name = "smsgw-load", about = "Drive HTTP load through one smsgw node into the SMSC simulator")]
+#[command(
+    name = "smsgw-load",
+    about = "Drive HTTP load through one smsgw node into the SMSC simulator"
+)]
 struct Args {
     /// single: one message per request; batch: `--batch-size` per request.
     #[arg(long, default_value = "single")]
@@ -95,7 +98,10 @@ async fn wait_ok(client: &reqwest::Client, url: &str, timeout: Duration) -> Resu
 async fn smsc_accepted(client: &reqwest::Client, controls: &[u16]) -> u64 {
     let mut total = 0;
     for c in controls {
-        if let Ok(r) = client.get(format!("http://127.0.0.1:{c}/stats")).send().await
+        if let Ok(r) = client
+            .get(format!("http://127.0.0.1:{c}/stats"))
+            .send()
+            .await
             && let Ok(v) = r.json::<Value>().await
         {
             total += v["accepted"].as_u64().unwrap_or(0);
@@ -113,7 +119,9 @@ async fn main() -> Result<()> {
     };
     let _ = std::fs::remove_dir_all(&args.dir);
     std::fs::create_dir_all(&args.dir)?;
-    let client = smsgw::http_client::builder().pool_max_idle_per_host(256).build()?;
+    let client = smsgw::http_client::builder()
+        .pool_max_idle_per_host(256)
+        .build()?;
 
     let mut procs = Vec::new();
     let mut smscs = Vec::new();
@@ -121,8 +129,22 @@ async fn main() -> Result<()> {
         let (port, control) = (free_port()?, free_port()?);
         let log = std::fs::File::create(args.dir.join(format!("smsc{i}.log")))?;
         let child = Command::new(&smsgw)
-            .args(["sim", "smsc", "--listen", &format!("127.0.0.1:{port}"), "--control", &format!("127.0.0.1:{control}")])
-            .args(["--system-id", &format!("load{i}"), "--password", "pw", "--dlr-delay-ms", "200"])
+            .args([
+                "sim",
+                "smsc",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--control",
+                &format!("127.0.0.1:{control}"),
+            ])
+            .args([
+                "--system-id",
+                &format!("load{i}"),
+                "--password",
+                "pw",
+                "--dlr-delay-ms",
+                "200",
+            ])
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(log)
@@ -135,9 +157,27 @@ async fn main() -> Result<()> {
     let token = "load-admin-token-0123456789";
     let node_log = std::fs::File::create(args.dir.join("node.log"))?;
     let node = Command::new(&smsgw)
-        .args(["start", "--http", &format!("127.0.0.1:{http}"), "--cluster-addr", &format!("127.0.0.1:{cluster}")])
-        .args(["--data-dir", &args.dir.join("data").display().to_string(), "--admin-token", token, "--log", "warn"])
-        .args(["--tenant-queue-limit", "2000000", "--node-queue-limit", "2000000"])
+        .args([
+            "start",
+            "--http",
+            &format!("127.0.0.1:{http}"),
+            "--cluster-addr",
+            &format!("127.0.0.1:{cluster}"),
+        ])
+        .args([
+            "--data-dir",
+            &args.dir.join("data").display().to_string(),
+            "--admin-token",
+            token,
+            "--log",
+            "warn",
+        ])
+        .args([
+            "--tenant-queue-limit",
+            "2000000",
+            "--node-queue-limit",
+            "2000000",
+        ])
         .stdout(Stdio::null())
         .stderr(node_log)
         .spawn()
@@ -147,10 +187,18 @@ async fn main() -> Result<()> {
     let base = format!("http://127.0.0.1:{http}");
     wait_ok(&client, &format!("{base}/readyz"), Duration::from_secs(60)).await?;
     for (_, control) in &smscs {
-        wait_ok(&client, &format!("http://127.0.0.1:{control}/stats"), Duration::from_secs(20)).await?;
+        wait_ok(
+            &client,
+            &format!("http://127.0.0.1:{control}/stats"),
+            Duration::from_secs(20),
+        )
+        .await?;
     }
     let admin = |path: &str, body: Value| {
-        let req = client.post(format!("{base}{path}")).bearer_auth(token).json(&body);
+        let req = client
+            .post(format!("{base}{path}"))
+            .bearer_auth(token)
+            .json(&body);
         async move {
             let r = req.send().await?;
             let s = r.status();
@@ -163,19 +211,35 @@ async fn main() -> Result<()> {
     };
     let mut route = Vec::new();
     for (i, (port, _)) in smscs.iter().enumerate() {
-        admin("/admin/v1/channels", json!({"id": format!("c{i}"), "protocol": "smpp", "host": "127.0.0.1", "port": port,
-            "system_id": format!("load{i}"), "password": "pw", "tps": 1_000_000, "window": 256})).await?;
+        admin(
+            "/admin/v1/channels",
+            json!({"id": format!("c{i}"), "protocol": "smpp", "host": "127.0.0.1", "port": port,
+            "system_id": format!("load{i}"), "password": "pw", "tps": 1_000_000, "window": 256}),
+        )
+        .await?;
         route.push(json!({"id": format!("c{i}")}));
     }
-    admin("/admin/v1/routes", json!({"id": "default", "match": {}, "channels": route})).await?;
+    admin(
+        "/admin/v1/routes",
+        json!({"id": "default", "match": {}, "channels": route}),
+    )
+    .await?;
     let t = admin("/admin/v1/tenants", json!({"id": "load", "name": "load", "rate_limit": {"per_second": 1_000_000, "burst": 1_000_000},
         "queue_limit": 2_000_000})).await?;
     let key = t["api_key"].as_str().context("api key")?.to_string();
     // Wait for the binds.
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let v: Value = client.get(format!("{base}/admin/v1/channels")).bearer_auth(token).send().await?.json().await?;
-        if v.as_array().is_some_and(|a| a.iter().all(|c| c["state"] == "bound")) {
+        let v: Value = client
+            .get(format!("{base}/admin/v1/channels"))
+            .bearer_auth(token)
+            .send()
+            .await?
+            .json()
+            .await?;
+        if v.as_array()
+            .is_some_and(|a| a.iter().all(|c| c["state"] == "bound"))
+        {
             break;
         }
         if Instant::now() > deadline {
@@ -191,15 +255,25 @@ async fn main() -> Result<()> {
     }
     let rss_idle = rss_mb(node_pid);
 
-    let per_request = if args.mode == "batch" { args.batch_size as u64 } else { 1 };
+    let per_request = if args.mode == "batch" {
+        args.batch_size as u64
+    } else {
+        1
+    };
     let requests = args.messages.div_ceil(per_request);
     let next = Arc::new(AtomicU64::new(0));
     let failures = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
     let mut workers = Vec::new();
     for _ in 0..args.concurrency {
-        let (client, next, failures, key, base, mode) =
-            (client.clone(), next.clone(), failures.clone(), key.clone(), base.clone(), args.mode.clone());
+        let (client, next, failures, key, base, mode) = (
+            client.clone(),
+            next.clone(),
+            failures.clone(),
+            key.clone(),
+            base.clone(),
+            args.mode.clone(),
+        );
         let (rate, batch_size, total) = (args.rate, args.batch_size, args.messages);
         workers.push(tokio::spawn(async move {
             let mut lat = Vec::new();

@@ -261,7 +261,10 @@ mod tests {
     fn error_codes_doc_lists_every_code() {
         let doc = include_str!("../../docs/error-codes.md");
         for (code, status, _) in ERROR_CODES {
-            assert!(doc.contains(&format!("| `{code}` | {status} |")), "docs/error-codes.md misses {code}");
+            assert!(
+                doc.contains(&format!("| `{code}` | {status} |")),
+                "docs/error-codes.md misses {code}"
+            );
         }
     }
 
@@ -275,7 +278,10 @@ mod tests {
             n: Option<u32>,
         }
         let e = parse_json::<B>(br#"{"to": 5}"#).unwrap_err();
-        assert_eq!((e.status.as_u16(), e.code, e.field.as_deref()), (422, "invalid_field", Some("to")));
+        assert_eq!(
+            (e.status.as_u16(), e.code, e.field.as_deref()),
+            (422, "invalid_field", Some("to"))
+        );
         let e = parse_json::<B>(br#"{"to": "x", "zz": 1}"#).unwrap_err();
         assert_eq!(e.field.as_deref(), Some("zz"));
         let e = parse_json::<B>(br#"{}"#).unwrap_err();

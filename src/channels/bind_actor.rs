@@ -94,6 +94,7 @@ fn outcome_of(state: ReceiptState) -> ReceiptOutcome {
 async fn inbound_loop(
     channel: String,
     consensus: Arc<Consensus>,
+    registry: Arc<ChannelRegistry>,
     mut rx: tokio::sync::mpsc::Receiver<Inbound>,
 ) {
     while let Some(inbound) = rx.recv().await {
@@ -101,6 +102,7 @@ async fn inbound_loop(
             Inbound::Receipt { receipt, ack } => {
                 let consensus = consensus.clone();
                 let channel = channel.clone();
+                let registry = registry.clone();
                 tokio::spawn(async move {
                     let outcome = outcome_of(receipt.state);
                     let error = (outcome != ReceiptOutcome::Delivered
@@ -123,6 +125,19 @@ async fn inbound_loop(
                             metrics::counter!("smsgw_receipts_total", "channel" => channel.clone(),
                                 "matched" => if matches!(r, crate::state::OpResult::ReceiptMatched { .. }) { "yes" } else { "parked" })
                             .increment(1);
+                            if let (crate::state::OpResult::ReceiptMatched { .. }, Some(rt)) =
+                                (&r, registry.find(&channel))
+                            {
+                                match outcome {
+                                    ReceiptOutcome::Delivered => rt
+                                        .delivered
+                                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+                                    ReceiptOutcome::Intermediate => 0,
+                                    _ => rt
+                                        .undelivered
+                                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+                                };
+                            }
                             ack.accept();
                         }
                         Err(e) => {
@@ -209,6 +224,7 @@ impl Actor for BindActor {
                         tokio::spawn(inbound_loop(
                             channel.id.clone(),
                             state.args.consensus.clone(),
+                            state.args.registry.clone(),
                             rx,
                         ));
                         state.session = Some(session);

@@ -381,12 +381,24 @@ pub struct Resp {
 impl Resp {
     /// The `Retry-After` header as whole seconds, if present and numeric.
     pub fn retry_after(&self) -> Option<u64> {
-        self.headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim().parse().ok()
+        self.headers
+            .get(reqwest::header::RETRY_AFTER)?
+            .to_str()
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
     }
 }
 
 /// The final statuses of the contract.
-pub const FINAL_STATUSES: &[&str] = &["delivered", "partially_delivered", "undelivered", "expired", "failed"];
+pub const FINAL_STATUSES: &[&str] = &[
+    "delivered",
+    "partially_delivered",
+    "undelivered",
+    "expired",
+    "failed",
+];
 
 /// The normalised error codes of the contract (section 4).
 pub const NORMALISED_ERROR_CODES: &[&str] = &[
@@ -418,46 +430,81 @@ impl GwNode {
             req = req.header(*k, *v);
         }
         if let Some(b) = body {
-            req = req.header(reqwest::header::CONTENT_TYPE, "application/json").body(b);
+            req = req
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(b);
         }
-        let r = req.send().await.unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+        let r = req
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
         let status = r.status().as_u16();
         let headers = r.headers().clone();
         let text = r.text().await.unwrap_or_default();
         let json = serde_json::from_str(&text).unwrap_or(Value::Null);
-        Resp { status, headers, text, json }
+        Resp {
+            status,
+            headers,
+            text,
+            json,
+        }
     }
 
     /// POST a JSON body with a bearer token.
     pub async fn post_json(&self, path: &str, bearer: &str, body: &Value) -> Resp {
-        self.request(reqwest::Method::POST, path, Some(bearer), &[], Some(serde_json::to_vec(body).expect("json"))).await
+        self.request(
+            reqwest::Method::POST,
+            path,
+            Some(bearer),
+            &[],
+            Some(serde_json::to_vec(body).expect("json")),
+        )
+        .await
     }
 
     /// Creates a tenant and returns (api_key, webhook_secret).
     pub async fn tenant_with_secret(&self, id: &str, extra: Value) -> (String, String) {
-        let mut body = json!({"id": id, "name": id, "rate_limit": {"per_second": 10000, "burst": 20000}});
+        let mut body =
+            json!({"id": id, "name": id, "rate_limit": {"per_second": 10000, "burst": 20000}});
         if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
             for (k, v) in e {
                 b.insert(k.clone(), v.clone());
             }
         }
-        let (s, v) = self.admin(reqwest::Method::POST, "/admin/v1/tenants", Some(body)).await;
+        let (s, v) = self
+            .admin(reqwest::Method::POST, "/admin/v1/tenants", Some(body))
+            .await;
         assert_eq!(s, 201, "create tenant: {v}");
         (
             v["api_key"].as_str().expect("api_key").to_string(),
-            v["webhook_secret"].as_str().expect("webhook_secret").to_string(),
+            v["webhook_secret"]
+                .as_str()
+                .expect("webhook_secret")
+                .to_string(),
         )
     }
 
     /// GET /v1/messages with a query string (without the `?`).
     pub async fn list(&self, key: &str, query: &str) -> (u16, Value) {
-        let r = self.request(reqwest::Method::GET, &format!("/v1/messages?{query}"), Some(key), &[], None).await;
+        let r = self
+            .request(
+                reqwest::Method::GET,
+                &format!("/v1/messages?{query}"),
+                Some(key),
+                &[],
+                None,
+            )
+            .await;
         (r.status, r.json)
     }
 
     /// The Prometheus text of /metrics.
     pub async fn metrics_text(&self) -> String {
-        let r = client().get(self.url("/metrics")).send().await.expect("metrics");
+        let r = client()
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .expect("metrics");
         r.text().await.unwrap_or_default()
     }
 
@@ -467,7 +514,13 @@ impl GwNode {
             let url = self.url("/v1/messages");
             let key = key.to_string();
             async move {
-                let r = client().post(url).bearer_auth(key).json(&b).send().await.expect("send");
+                let r = client()
+                    .post(url)
+                    .bearer_auth(key)
+                    .json(&b)
+                    .send()
+                    .await
+                    .expect("send");
                 let s = r.status().as_u16();
                 (s, r.json().await.unwrap_or(Value::Null))
             }
@@ -491,13 +544,23 @@ impl GwNode {
     pub async fn wait_final(&self, key: &str, id: &str, timeout: Duration) -> Value {
         eventually(&format!("message {id} final"), timeout, || async {
             let (s, v) = self.message(key, id).await;
-            (s == 200 && v["status"].as_str().is_some_and(|st| FINAL_STATUSES.contains(&st))).then_some(v)
+            (s == 200
+                && v["status"]
+                    .as_str()
+                    .is_some_and(|st| FINAL_STATUSES.contains(&st)))
+            .then_some(v)
         })
         .await
     }
 
     /// Waits until every message in `ids` has `status` (polling the list API, not one by one).
-    pub async fn wait_all_status(&self, key: &str, ids: &[String], status: &str, timeout: Duration) {
+    pub async fn wait_all_status(
+        &self,
+        key: &str,
+        ids: &[String],
+        status: &str,
+        timeout: Duration,
+    ) {
         for id in ids {
             self.wait_status(key, id, status, timeout).await;
         }
@@ -505,7 +568,13 @@ impl GwNode {
 
     /// The channel's view from GET /admin/v1/channels/{id}.
     pub async fn channel_view(&self, id: &str) -> Value {
-        let (s, v) = self.admin(reqwest::Method::GET, &format!("/admin/v1/channels/{id}"), None).await;
+        let (s, v) = self
+            .admin(
+                reqwest::Method::GET,
+                &format!("/admin/v1/channels/{id}"),
+                None,
+            )
+            .await;
         assert_eq!(s, 200, "channel {id}: {v}");
         v
     }
@@ -514,9 +583,13 @@ impl GwNode {
 /// Copies sent more than once at an SMSC: ledger lines with the same destination and
 /// payload beyond the first (tests give every message a distinct text).
 pub fn ledger_duplicates(lines: &[Value]) -> usize {
-    let mut copies: std::collections::HashMap<(String, String), usize> = std::collections::HashMap::new();
+    let mut copies: std::collections::HashMap<(String, String), usize> =
+        std::collections::HashMap::new();
     for l in lines {
-        let k = (l["dest"].as_str().unwrap_or("").to_string(), l["short_message_hex"].as_str().unwrap_or("").to_string());
+        let k = (
+            l["dest"].as_str().unwrap_or("").to_string(),
+            l["short_message_hex"].as_str().unwrap_or("").to_string(),
+        );
         *copies.entry(k).or_default() += 1;
     }
     copies.values().map(|c| c - 1).sum()
@@ -527,7 +600,9 @@ pub fn ledger_duplicates(lines: &[Value]) -> usize {
 pub fn metric_value(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
     let mut total = None;
     for line in text.lines().filter(|l| !l.starts_with('#')) {
-        let Some((series, value)) = line.rsplit_once(' ') else { continue };
+        let Some((series, value)) = line.rsplit_once(' ') else {
+            continue;
+        };
         let (n, lbls) = match series.split_once('{') {
             Some((n, rest)) => (n, rest.trim_end_matches('}')),
             None => (series, ""),
@@ -535,7 +610,10 @@ pub fn metric_value(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f
         if n != name {
             continue;
         }
-        if labels.iter().all(|(k, v)| lbls.split(',').any(|p| p == format!("{k}=\"{v}\""))) {
+        if labels
+            .iter()
+            .all(|(k, v)| lbls.split(',').any(|p| p == format!("{k}=\"{v}\"")))
+        {
             let v: f64 = value.trim().parse().ok()?;
             total = Some(total.unwrap_or(0.0) + v);
         }
@@ -552,14 +630,24 @@ impl Drop for LogsOnFailure {
         if !std::thread::panicking() {
             return;
         }
-        let Ok(rd) = std::fs::read_dir(&self.0) else { return };
-        let mut files: Vec<PathBuf> = rd.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|x| x == "log")).collect();
+        let Ok(rd) = std::fs::read_dir(&self.0) else {
+            return;
+        };
+        let mut files: Vec<PathBuf> = rd
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "log"))
+            .collect();
         files.sort();
         for f in files {
             let text = std::fs::read_to_string(&f).unwrap_or_default();
             let lines: Vec<&str> = text.lines().collect();
             let from = lines.len().saturating_sub(80);
-            eprintln!("===== {} (last {} of {} lines) =====", f.display(), lines.len() - from, lines.len());
+            eprintln!(
+                "===== {} (last {} of {} lines) =====",
+                f.display(),
+                lines.len() - from,
+                lines.len()
+            );
             for l in &lines[from..] {
                 eprintln!("{l}");
             }
@@ -569,12 +657,20 @@ impl Drop for LogsOnFailure {
 
 /// Lines of a node log that look like a panic or an error.
 pub fn log_problems(text: &str) -> Vec<String> {
-    text.lines().filter(|l| l.contains("panicked") || l.contains(" ERROR ")).map(String::from).collect()
+    text.lines()
+        .filter(|l| l.contains("panicked") || l.contains(" ERROR "))
+        .map(String::from)
+        .collect()
 }
 
 /// Runs the binary with `args` to completion (bounded); returns (exit code, stdout, stderr).
 /// The exit code is None when it had to be killed after `timeout`.
-pub fn run_bounded(args: &[&str], envs: &[(&str, &str)], dir: &Path, timeout: Duration) -> (Option<i32>, String, String) {
+pub fn run_bounded(
+    args: &[&str],
+    envs: &[(&str, &str)],
+    dir: &Path,
+    timeout: Duration,
+) -> (Option<i32>, String, String) {
     let out_path = dir.join(format!("run-{}.out", free_port()));
     let err_path = out_path.with_extension("err");
     let out = std::fs::File::create(&out_path).expect("out file");
@@ -599,5 +695,9 @@ pub fn run_bounded(args: &[&str], envs: &[(&str, &str)], dir: &Path, timeout: Du
         }
         std::thread::sleep(Duration::from_millis(20));
     };
-    (code, std::fs::read_to_string(&out_path).unwrap_or_default(), std::fs::read_to_string(&err_path).unwrap_or_default())
+    (
+        code,
+        std::fs::read_to_string(&out_path).unwrap_or_default(),
+        std::fs::read_to_string(&err_path).unwrap_or_default(),
+    )
 }

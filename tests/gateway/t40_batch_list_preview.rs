@@ -34,7 +34,9 @@ async fn batch_items_fail_alone_and_keep_their_order() {
     ]});
     let r = node.post_json("/v1/messages/batch", &key, &items).await;
     assert_eq!(r.status, 200, "{}", r.text);
-    let results = r.json["results"].as_array().unwrap_or_else(|| panic!("results: {}", r.text));
+    let results = r.json["results"]
+        .as_array()
+        .unwrap_or_else(|| panic!("results: {}", r.text));
     assert_eq!(results.len(), 10, "one result per item: {}", r.text);
     let good = [0usize, 2, 5, 9];
     let expect_codes = [
@@ -50,37 +52,97 @@ async fn batch_items_fail_alone_and_keep_their_order() {
         let v = &results[i];
         assert!(v.get("error").is_none(), "item {i} should be accepted: {v}");
         assert_eq!(v["status"], "accepted", "item {i}: {v}");
-        assert_eq!(v["client_ref"], items["messages"][i]["client_ref"], "item {i} in order: {v}");
-        ids.push(v["id"].as_str().unwrap_or_else(|| panic!("item {i} id: {v}")).to_string());
+        assert_eq!(
+            v["client_ref"], items["messages"][i]["client_ref"],
+            "item {i} in order: {v}"
+        );
+        ids.push(
+            v["id"]
+                .as_str()
+                .unwrap_or_else(|| panic!("item {i} id: {v}"))
+                .to_string(),
+        );
     }
-    assert_eq!(results[2]["to"], TO2, "normalised number in the item answer");
+    assert_eq!(
+        results[2]["to"], TO2,
+        "normalised number in the item answer"
+    );
     assert_eq!(results[5]["parts"], 2);
     for (i, code) in expect_codes {
         let e = &results[i]["error"];
         assert_eq!(e["code"], code, "item {i}: {}", results[i]);
-        assert!(e["message"].as_str().is_some_and(|m| !m.is_empty()), "item {i}: {}", results[i]);
-        assert!(results[i].get("id").is_none(), "a failed item has no id: {}", results[i]);
+        assert!(
+            e["message"].as_str().is_some_and(|m| !m.is_empty()),
+            "item {i}: {}",
+            results[i]
+        );
+        assert!(
+            results[i].get("id").is_none(),
+            "a failed item has no id: {}",
+            results[i]
+        );
     }
-    assert_eq!(ids.iter().collect::<HashSet<_>>().len(), good.len(), "distinct ids");
+    assert_eq!(
+        ids.iter().collect::<HashSet<_>>().len(),
+        good.len(),
+        "distinct ids"
+    );
     // Exactly the good ones were stored, and they are delivered.
     let (_, v) = node.list(&key, "limit=100").await;
-    assert_eq!(v["messages"].as_array().map(Vec::len), Some(good.len()), "{v}");
-    node.wait_all_status(&key, &ids, "delivered", Duration::from_secs(30)).await;
+    assert_eq!(
+        v["messages"].as_array().map(Vec::len),
+        Some(good.len()),
+        "{v}"
+    );
+    node.wait_all_status(&key, &ids, "delivered", Duration::from_secs(30))
+        .await;
 
     // Batch size bounds: 0 and 1001 are refused whole; nothing is stored.
     let one = json!({"to": TO, "text": "many"});
     for n in [0usize, 1001] {
-        let r = node.post_json("/v1/messages/batch", &key, &json!({"messages": vec![one.clone(); n]})).await;
-        assert_eq!(r.status, 422, "batch of {n}: {}", r.text.chars().take(300).collect::<String>());
-        assert_eq!(r.json["error"]["code"], "invalid_field", "batch of {n}: {}", r.text);
-        assert_eq!(r.json["error"]["field"], "messages", "batch of {n}: {}", r.text);
+        let r = node
+            .post_json(
+                "/v1/messages/batch",
+                &key,
+                &json!({"messages": vec![one.clone(); n]}),
+            )
+            .await;
+        assert_eq!(
+            r.status,
+            422,
+            "batch of {n}: {}",
+            r.text.chars().take(300).collect::<String>()
+        );
+        assert_eq!(
+            r.json["error"]["code"], "invalid_field",
+            "batch of {n}: {}",
+            r.text
+        );
+        assert_eq!(
+            r.json["error"]["field"], "messages",
+            "batch of {n}: {}",
+            r.text
+        );
     }
     let (_, v) = node.list(&key, "limit=100").await;
-    assert_eq!(v["messages"].as_array().map(Vec::len), Some(good.len()), "{v}");
+    assert_eq!(
+        v["messages"].as_array().map(Vec::len),
+        Some(good.len()),
+        "{v}"
+    );
     // 1000 is the maximum and is taken whole.
-    let many: Vec<Value> = (0..1000).map(|i| json!({"to": TO, "text": format!("bulk {i}"), "client_ref": format!("k{i}")})).collect();
-    let r = node.post_json("/v1/messages/batch", &key, &json!({"messages": many})).await;
-    assert_eq!(r.status, 200, "batch of 1000: {}", r.text.chars().take(300).collect::<String>());
+    let many: Vec<Value> = (0..1000)
+        .map(|i| json!({"to": TO, "text": format!("bulk {i}"), "client_ref": format!("k{i}")}))
+        .collect();
+    let r = node
+        .post_json("/v1/messages/batch", &key, &json!({"messages": many}))
+        .await;
+    assert_eq!(
+        r.status,
+        200,
+        "batch of 1000: {}",
+        r.text.chars().take(300).collect::<String>()
+    );
     let results = r.json["results"].as_array().expect("results");
     assert_eq!(results.len(), 1000);
     for (i, v) in results.iter().enumerate() {
@@ -101,7 +163,13 @@ async fn preview_tells_the_plan_and_stores_nothing() {
     let key = node.tenant("acme", json!({})).await;
     node.wait_bound().await;
 
-    let r = node.post_json("/v1/messages/preview", &key, &json!({"to": TO, "text": "a".repeat(200)})).await;
+    let r = node
+        .post_json(
+            "/v1/messages/preview",
+            &key,
+            &json!({"to": TO, "text": "a".repeat(200)}),
+        )
+        .await;
     assert_eq!(r.status, 200, "{}", r.text);
     let v = &r.json;
     assert_eq!(v["encoding"], "gsm7", "{v}");
@@ -110,33 +178,71 @@ async fn preview_tells_the_plan_and_stores_nothing() {
     assert_eq!(v["route"]["channel"], "a", "{v}");
     assert_eq!(v["route"]["strategy"], "priority", "{v}");
     let cost = v["cost"].as_f64().unwrap_or_else(|| panic!("cost: {v}"));
-    assert!((cost - 0.012).abs() < 1e-9, "2 parts at the +49 price 0.006: {v}");
+    assert!(
+        (cost - 0.012).abs() < 1e-9,
+        "2 parts at the +49 price 0.006: {v}"
+    );
 
-    let r = node.post_json("/v1/messages/preview", &key, &json!({"to": "+33612345678", "text": "Привет"})).await;
+    let r = node
+        .post_json(
+            "/v1/messages/preview",
+            &key,
+            &json!({"to": "+33612345678", "text": "Привет"}),
+        )
+        .await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.json["encoding"], "ucs2", "{}", r.text);
     assert_eq!(r.json["parts"], 1, "{}", r.text);
     assert_eq!(r.json["characters"], 6, "{}", r.text);
-    let cost = r.json["cost"].as_f64().unwrap_or_else(|| panic!("cost: {}", r.text));
-    assert!((cost - 0.004).abs() < 1e-9, "default price for +33: {}", r.text);
+    let cost = r.json["cost"]
+        .as_f64()
+        .unwrap_or_else(|| panic!("cost: {}", r.text));
+    assert!(
+        (cost - 0.004).abs() < 1e-9,
+        "default price for +33: {}",
+        r.text
+    );
 
     // GSM extension characters count double toward the part size but are still gsm7.
-    let r = node.post_json("/v1/messages/preview", &key, &json!({"to": TO, "text": "€".repeat(81)})).await;
+    let r = node
+        .post_json(
+            "/v1/messages/preview",
+            &key,
+            &json!({"to": TO, "text": "€".repeat(81)}),
+        )
+        .await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.json["encoding"], "gsm7", "{}", r.text);
-    assert_eq!(r.json["parts"], 2, "81 euro signs are 162 septets: {}", r.text);
+    assert_eq!(
+        r.json["parts"], 2,
+        "81 euro signs are 162 septets: {}",
+        r.text
+    );
 
     // Nothing was stored or sent.
     let (s, v) = node.list(&key, "").await;
     assert_eq!(s, 200, "{v}");
-    assert_eq!(v["messages"].as_array().map(Vec::len), Some(0), "preview stored something: {v}");
+    assert_eq!(
+        v["messages"].as_array().map(Vec::len),
+        Some(0),
+        "preview stored something: {v}"
+    );
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(smsc.stats().await.map(|s| s["submits"].clone()), Some(json!(0)), "preview sent something");
+    assert_eq!(
+        smsc.stats().await.map(|s| s["submits"].clone()),
+        Some(json!(0)),
+        "preview sent something"
+    );
 }
 
 /// Ids of a list page.
 fn page_ids(v: &Value) -> Vec<String> {
-    v["messages"].as_array().into_iter().flatten().filter_map(|m| m["id"].as_str().map(String::from)).collect()
+    v["messages"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|m| m["id"].as_str().map(String::from))
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -154,14 +260,25 @@ async fn list_is_newest_first_with_cursor_and_filters() {
     let mut sent = Vec::new();
     for i in 0..7 {
         let to = if i % 3 == 0 { TO2 } else { TO };
-        let (s, v) = node.send(&key, json!({"to": to, "text": format!("list {i}"), "client_ref": format!("c{i}")})).await;
+        let (s, v) = node
+            .send(
+                &key,
+                json!({"to": to, "text": format!("list {i}"), "client_ref": format!("c{i}")}),
+            )
+            .await;
         assert_eq!(s, 202, "{v}");
         sent.push(v["id"].as_str().expect("id").to_string());
         tokio::time::sleep(Duration::from_millis(3)).await;
     }
-    let (s, _) = node.send(&other, json!({"to": TO, "text": "not yours", "client_ref": "c1"})).await;
+    let (s, _) = node
+        .send(
+            &other,
+            json!({"to": TO, "text": "not yours", "client_ref": "c1"}),
+        )
+        .await;
     assert_eq!(s, 202);
-    node.wait_all_status(&key, &sent, "delivered", Duration::from_secs(30)).await;
+    node.wait_all_status(&key, &sent, "delivered", Duration::from_secs(30))
+        .await;
     let newest_first: Vec<String> = sent.iter().rev().cloned().collect();
 
     // Whole list, newest first, only this tenant's messages.
@@ -170,7 +287,17 @@ async fn list_is_newest_first_with_cursor_and_filters() {
     assert_eq!(page_ids(&v), newest_first, "newest first");
     assert!(v["next"].is_null(), "no next page: {v}");
     let m0 = &v["messages"][0];
-    for k in ["id", "status", "to", "from", "parts", "encoding", "client_ref", "created_at", "events"] {
+    for k in [
+        "id",
+        "status",
+        "to",
+        "from",
+        "parts",
+        "encoding",
+        "client_ref",
+        "created_at",
+        "events",
+    ] {
         assert!(m0.get(k).is_some(), "list item has {k}: {m0}");
     }
 
@@ -193,30 +320,74 @@ async fn list_is_newest_first_with_cursor_and_filters() {
     }
     // A cursor may point at an empty last page; the content must be exact.
     assert_eq!(all, newest_first, "pages in order without gaps or repeats");
-    assert!((3..=4).contains(&pages), "7 items in pages of 3: {pages} pages");
+    assert!(
+        (3..=4).contains(&pages),
+        "7 items in pages of 3: {pages} pages"
+    );
 
     // Filters.
     let (_, v) = node.list(&key, "client_ref=c4").await;
-    assert_eq!(page_ids(&v), vec![sent[4].clone()], "client_ref filter: {v}");
+    assert_eq!(
+        page_ids(&v),
+        vec![sent[4].clone()],
+        "client_ref filter: {v}"
+    );
     let (_, v) = node.list(&key, "to=%2B49%20151%201234%205679").await;
-    let expect: Vec<String> = newest_first.iter().filter(|id| [0, 3, 6].iter().any(|&i| &sent[i] == *id)).cloned().collect();
+    let expect: Vec<String> = newest_first
+        .iter()
+        .filter(|id| [0, 3, 6].iter().any(|&i| &sent[i] == *id))
+        .cloned()
+        .collect();
     assert_eq!(page_ids(&v), expect, "to filter (formatted number): {v}");
     let (_, v) = node.list(&key, "status=delivered").await;
     assert_eq!(page_ids(&v), newest_first, "status filter: {v}");
     let (_, v) = node.list(&key, "status=failed").await;
     assert_eq!(page_ids(&v).len(), 0, "no failed: {v}");
-    let (_, v) = node.list(&key, "status=delivered&to=%2B4915112345678&limit=2").await;
-    let expect: Vec<String> = newest_first.iter().filter(|id| [1, 2, 4, 5].iter().any(|&i| &sent[i] == *id)).cloned().collect();
-    assert_eq!(page_ids(&v), expect[..2].to_vec(), "combined filters, first page: {v}");
-    let next = v["next"].as_str().unwrap_or_else(|| panic!("combined filters need a next page: {v}")).to_string();
-    let (_, v) = node.list(&key, &format!("status=delivered&to=%2B4915112345678&limit=2&cursor={next}")).await;
-    assert_eq!(page_ids(&v), expect[2..].to_vec(), "combined filters, second page: {v}");
-    let since = v["messages"][0]["created_at"].as_str().unwrap_or("").to_string();
-    let (s, v) = node.list(&key, &format!("since={}", since.replace('+', "%2B"))).await;
+    let (_, v) = node
+        .list(&key, "status=delivered&to=%2B4915112345678&limit=2")
+        .await;
+    let expect: Vec<String> = newest_first
+        .iter()
+        .filter(|id| [1, 2, 4, 5].iter().any(|&i| &sent[i] == *id))
+        .cloned()
+        .collect();
+    assert_eq!(
+        page_ids(&v),
+        expect[..2].to_vec(),
+        "combined filters, first page: {v}"
+    );
+    let next = v["next"]
+        .as_str()
+        .unwrap_or_else(|| panic!("combined filters need a next page: {v}"))
+        .to_string();
+    let (_, v) = node
+        .list(
+            &key,
+            &format!("status=delivered&to=%2B4915112345678&limit=2&cursor={next}"),
+        )
+        .await;
+    assert_eq!(
+        page_ids(&v),
+        expect[2..].to_vec(),
+        "combined filters, second page: {v}"
+    );
+    let since = v["messages"][0]["created_at"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    let (s, v) = node
+        .list(&key, &format!("since={}", since.replace('+', "%2B")))
+        .await;
     assert_eq!(s, 200, "{v}");
-    assert!(!page_ids(&v).is_empty(), "since includes its own instant: {v}");
+    assert!(
+        !page_ids(&v).is_empty(),
+        "since includes its own instant: {v}"
+    );
     for m in v["messages"].as_array().into_iter().flatten() {
-        assert!(m["created_at"].as_str().unwrap_or("") >= since.as_str(), "since filter: {m}");
+        assert!(
+            m["created_at"].as_str().unwrap_or("") >= since.as_str(),
+            "since filter: {m}"
+        );
     }
 
     // Filters never leak the other tenant's message with the same client_ref.

@@ -19,7 +19,12 @@ async fn setup(dir: &std::path::Path, name: &str, flags: &[&str]) -> (Smsc, GwNo
 }
 
 fn statuses(v: &Value) -> Vec<String> {
-    v["events"].as_array().into_iter().flatten().filter_map(|e| e["status"].as_str().map(String::from)).collect()
+    v["events"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e["status"].as_str().map(String::from))
+        .collect()
 }
 
 /// Sends `n` messages (every third one 2 parts) and waits for all to be delivered with
@@ -27,7 +32,11 @@ fn statuses(v: &Value) -> Vec<String> {
 async fn all_delivered(node: &GwNode, key: &str, n: usize, tag: &str) {
     let bodies: Vec<Value> = (0..n)
         .map(|i| {
-            let text = if i % 3 == 0 { format!("{tag} {i} {}", "long ".repeat(40)) } else { format!("{tag} {i}") };
+            let text = if i % 3 == 0 {
+                format!("{tag} {i} {}", "long ".repeat(40))
+            } else {
+                format!("{tag} {i}")
+            };
             json!({"to": TO, "text": text})
         })
         .collect();
@@ -40,7 +49,10 @@ async fn all_delivered(node: &GwNode, key: &str, n: usize, tag: &str) {
         assert_eq!(parts.len() as u64, v["parts"].as_u64().unwrap_or(0), "{v}");
         for p in parts {
             assert_eq!(p["status"], "delivered", "{v}");
-            assert!(p["smsc_message_id"].as_str().is_some_and(|s| !s.is_empty()), "{v}");
+            assert!(
+                p["smsc_message_id"].as_str().is_some_and(|s| !s.is_empty()),
+                "{v}"
+            );
         }
         assert!(v["error"].is_null(), "{v}");
     }
@@ -50,10 +62,18 @@ async fn all_delivered(node: &GwNode, key: &str, n: usize, tag: &str) {
 async fn receipts_before_responses_still_end_delivered() {
     let dir = tempdir();
     let _logs = LogsOnFailure(dir.path().to_path_buf());
-    let (smsc, node, key) = setup(dir.path(), "se", &["--receipts-before-responses", "--submit-latency-ms", "30"]).await;
+    let (smsc, node, key) = setup(
+        dir.path(),
+        "se",
+        &["--receipts-before-responses", "--submit-latency-ms", "30"],
+    )
+    .await;
     all_delivered(&node, &key, 20, "early").await;
     let st = smsc.stats().await.expect("stats");
-    assert_eq!(st["receipts_acked"], st["receipts_sent"], "every receipt acknowledged: {st}");
+    assert_eq!(
+        st["receipts_acked"], st["receipts_sent"],
+        "every receipt acknowledged: {st}"
+    );
     assert_eq!(st["deliver_sm_resp_errors"], 0, "no receipt refused: {st}");
 }
 
@@ -61,7 +81,12 @@ async fn receipts_before_responses_still_end_delivered() {
 async fn hex_response_decimal_receipt_ids_are_matched() {
     let dir = tempdir();
     let _logs = LogsOnFailure(dir.path().to_path_buf());
-    let (_smsc, node, key) = setup(dir.path(), "sx", &["--mixed-id-format", "--dlr-delay-ms", "50"]).await;
+    let (_smsc, node, key) = setup(
+        dir.path(),
+        "sx",
+        &["--mixed-id-format", "--dlr-delay-ms", "50"],
+    )
+    .await;
     all_delivered(&node, &key, 12, "hexdec").await;
 }
 
@@ -69,7 +94,18 @@ async fn hex_response_decimal_receipt_ids_are_matched() {
 async fn decimal_response_hex_receipt_ids_are_matched() {
     let dir = tempdir();
     let _logs = LogsOnFailure(dir.path().to_path_buf());
-    let (_smsc, node, key) = setup(dir.path(), "sd", &["--id-format", "decimal", "--mixed-id-format", "--dlr-delay-ms", "50"]).await;
+    let (_smsc, node, key) = setup(
+        dir.path(),
+        "sd",
+        &[
+            "--id-format",
+            "decimal",
+            "--mixed-id-format",
+            "--dlr-delay-ms",
+            "50",
+        ],
+    )
+    .await;
     all_delivered(&node, &key, 12, "dechex").await;
 }
 
@@ -78,72 +114,147 @@ async fn failed_receipts_end_undelivered_or_expired_with_an_error() {
     let dir = tempdir();
     let _logs = LogsOnFailure(dir.path().to_path_buf());
     // Two SMSCs behind one node: +49 goes to the undeliverable one, +33 to the expiring one.
-    let undeliv = Smsc::start(dir.path(), "su", &["--dlr-mix", "undeliverable=100", "--dlr-delay-ms", "50"]).await;
-    let expire = Smsc::start(dir.path(), "sy", &["--dlr-mix", "expired=100", "--dlr-delay-ms", "50"]).await;
+    let undeliv = Smsc::start(
+        dir.path(),
+        "su",
+        &["--dlr-mix", "undeliverable=100", "--dlr-delay-ms", "50"],
+    )
+    .await;
+    let expire = Smsc::start(
+        dir.path(),
+        "sy",
+        &["--dlr-mix", "expired=100", "--dlr-delay-ms", "50"],
+    )
+    .await;
     let node = GwNode::start(dir.path(), &[]).await;
     node.channels_and_route(&[undeliv.channel("u")]).await;
-    let (s, v) = node.admin(reqwest::Method::POST, "/admin/v1/channels", Some(expire.channel("y"))).await;
+    let (s, v) = node
+        .admin(
+            reqwest::Method::POST,
+            "/admin/v1/channels",
+            Some(expire.channel("y")),
+        )
+        .await;
     assert_eq!(s, 201, "{v}");
     let (s, v) = node
-        .admin(reqwest::Method::POST, "/admin/v1/routes", Some(json!({"id": "fr", "match": {"prefix": ["+33"]}, "channels": [{"id": "y"}]})))
+        .admin(
+            reqwest::Method::POST,
+            "/admin/v1/routes",
+            Some(json!({"id": "fr", "match": {"prefix": ["+33"]}, "channels": [{"id": "y"}]})),
+        )
         .await;
     assert_eq!(s, 201, "{v}");
     let key = node.tenant("acme", json!({})).await;
     node.wait_bound().await;
 
-    let (s, v) = node.send(&key, json!({"to": TO, "text": "never arrives", "client_ref": "u1"})).await;
+    let (s, v) = node
+        .send(
+            &key,
+            json!({"to": TO, "text": "never arrives", "client_ref": "u1"}),
+        )
+        .await;
     assert_eq!(s, 202, "{v}");
-    let v = node.wait_final(&key, v["id"].as_str().expect("id"), Duration::from_secs(20)).await;
+    let v = node
+        .wait_final(&key, v["id"].as_str().expect("id"), Duration::from_secs(20))
+        .await;
     assert_eq!(v["status"], "undelivered", "{v}");
     assert_eq!(v["channel"], "u", "{v}");
     assert_eq!(statuses(&v), ["accepted", "sent", "undelivered"], "{v}");
     let e = &v["error"];
-    assert!(e["code"].as_str().is_some_and(|c| NORMALISED_ERROR_CODES.contains(&c)), "normalised code: {v}");
+    assert!(
+        e["code"]
+            .as_str()
+            .is_some_and(|c| NORMALISED_ERROR_CODES.contains(&c)),
+        "normalised code: {v}"
+    );
     assert_ne!(e["code"], "expired", "{v}");
     assert!(e["message"].as_str().is_some_and(|m| !m.is_empty()), "{v}");
-    assert!(e["smsc_code"].as_str().is_some_and(|c| c.contains('1')), "raw DLR err:001 kept in smsc_code: {v}");
+    assert!(
+        e["smsc_code"].as_str().is_some_and(|c| c.contains('1')),
+        "raw DLR err:001 kept in smsc_code: {v}"
+    );
     assert_eq!(v["part_states"][0]["status"], "undelivered", "{v}");
     assert!(v["part_states"][0]["error"].is_object(), "{v}");
 
-    let (s, v) = node.send(&key, json!({"to": "+33612345678", "text": "too late"})).await;
+    let (s, v) = node
+        .send(&key, json!({"to": "+33612345678", "text": "too late"}))
+        .await;
     assert_eq!(s, 202, "{v}");
-    let v = node.wait_final(&key, v["id"].as_str().expect("id"), Duration::from_secs(20)).await;
+    let v = node
+        .wait_final(&key, v["id"].as_str().expect("id"), Duration::from_secs(20))
+        .await;
     assert_eq!(v["status"], "expired", "{v}");
     assert_eq!(v["channel"], "y", "{v}");
     assert_eq!(v["error"]["code"], "expired", "{v}");
-    assert!(v["error"]["smsc_code"].as_str().is_some_and(|c| c.contains('3')), "raw DLR err:003 kept in smsc_code: {v}");
+    assert!(
+        v["error"]["smsc_code"]
+            .as_str()
+            .is_some_and(|c| c.contains('3')),
+        "raw DLR err:003 kept in smsc_code: {v}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_part_messages_roll_up_per_part() {
     let dir = tempdir();
     let _logs = LogsOnFailure(dir.path().to_path_buf());
-    let (_smsc, node, key) =
-        setup(dir.path(), "sm", &["--dlr-mix", "delivered=50,undeliverable=50", "--dlr-delay-ms", "30", "--seed", "7"]).await;
-    let bodies: Vec<Value> = (0..30).map(|i| json!({"to": TO, "text": format!("{i:02} {}", "two parts ".repeat(20))})).collect();
+    let (_smsc, node, key) = setup(
+        dir.path(),
+        "sm",
+        &[
+            "--dlr-mix",
+            "delivered=50,undeliverable=50",
+            "--dlr-delay-ms",
+            "30",
+            "--seed",
+            "7",
+        ],
+    )
+    .await;
+    let bodies: Vec<Value> = (0..30)
+        .map(|i| json!({"to": TO, "text": format!("{i:02} {}", "two parts ".repeat(20))}))
+        .collect();
     let ids = node.send_all_accepted(&key, bodies).await;
     let mut seen = std::collections::HashMap::<String, usize>::new();
     for id in &ids {
         let v = node.wait_final(&key, id, Duration::from_secs(30)).await;
         assert_eq!(v["parts"], 2, "{v}");
-        let parts: Vec<&str> = v["part_states"].as_array().expect("parts").iter().map(|p| p["status"].as_str().unwrap_or("?")).collect();
+        let parts: Vec<&str> = v["part_states"]
+            .as_array()
+            .expect("parts")
+            .iter()
+            .map(|p| p["status"].as_str().unwrap_or("?"))
+            .collect();
         let delivered = parts.iter().filter(|s| **s == "delivered").count();
         let expect = match delivered {
             2 => "delivered",
             0 => "undelivered",
             _ => "partially_delivered",
         };
-        assert!(parts.iter().all(|s| *s == "delivered" || *s == "undelivered"), "part statuses: {v}");
+        assert!(
+            parts
+                .iter()
+                .all(|s| *s == "delivered" || *s == "undelivered"),
+            "part statuses: {v}"
+        );
         assert_eq!(v["status"], expect, "roll-up of {parts:?}: {v}");
         if expect == "delivered" {
             assert!(v["error"].is_null(), "{v}");
         } else {
-            assert!(v["error"]["code"].as_str().is_some_and(|c| NORMALISED_ERROR_CODES.contains(&c)), "{v}");
+            assert!(
+                v["error"]["code"]
+                    .as_str()
+                    .is_some_and(|c| NORMALISED_ERROR_CODES.contains(&c)),
+                "{v}"
+            );
         }
         *seen.entry(expect.to_string()).or_default() += 1;
     }
     // 30 messages at 50/50 per part: all three outcomes show up (each misses with p < 1e-3).
     for s in ["delivered", "partially_delivered", "undelivered"] {
-        assert!(seen.get(s).copied().unwrap_or(0) > 0, "no {s} among 30: {seen:?}");
+        assert!(
+            seen.get(s).copied().unwrap_or(0) > 0,
+            "no {s} among 30: {seen:?}"
+        );
     }
 }

@@ -27,20 +27,49 @@ fn bodies(n: usize, tag: &str) -> Vec<Value> {
 async fn throttled_submits_are_retried_until_delivered() {
     let dir = tempdir();
     let _logs = LogsOnFailure(dir.path().to_path_buf());
-    let (smsc, node, key) = setup(dir.path(), "st", &["--throttle-rate", "0.5", "--dlr-delay-ms", "20"]).await;
+    let (smsc, node, key) = setup(
+        dir.path(),
+        "st",
+        &["--throttle-rate", "0.5", "--dlr-delay-ms", "20"],
+    )
+    .await;
     let ids = node.send_all_accepted(&key, bodies(40, "thr")).await;
     for id in &ids {
         let v = node.wait_final(&key, id, Duration::from_secs(60)).await;
-        assert_eq!(v["status"], "delivered", "a throttled message must be retried, not failed: {v}");
+        assert_eq!(
+            v["status"], "delivered",
+            "a throttled message must be retried, not failed: {v}"
+        );
     }
     let st = smsc.stats().await.expect("stats");
-    assert!(st["throttled"].as_u64().unwrap_or(0) > 0, "the SMSC throttled something: {st}");
-    assert_eq!(st["accepted"], 40, "each message accepted once by the SMSC: {st}");
-    assert_eq!(ledger_duplicates(&smsc.ledger_lines()), 0, "a throttled submit is not a copy");
+    assert!(
+        st["throttled"].as_u64().unwrap_or(0) > 0,
+        "the SMSC throttled something: {st}"
+    );
+    assert_eq!(
+        st["accepted"], 40,
+        "each message accepted once by the SMSC: {st}"
+    );
+    assert_eq!(
+        ledger_duplicates(&smsc.ledger_lines()),
+        0,
+        "a throttled submit is not a copy"
+    );
     let m = node.metrics_text().await;
-    let throttled = metric_value(&m, "smsgw_channel_submit_total", &[("channel", "a"), ("result", "throttled")]);
-    assert!(throttled.is_some_and(|v| v >= 1.0), "smsgw_channel_submit_total{{result=\"throttled\"}} missing:\n{m}");
-    let ok = metric_value(&m, "smsgw_channel_submit_total", &[("channel", "a"), ("result", "ok")]);
+    let throttled = metric_value(
+        &m,
+        "smsgw_channel_submit_total",
+        &[("channel", "a"), ("result", "throttled")],
+    );
+    assert!(
+        throttled.is_some_and(|v| v >= 1.0),
+        "smsgw_channel_submit_total{{result=\"throttled\"}} missing:\n{m}"
+    );
+    let ok = metric_value(
+        &m,
+        "smsgw_channel_submit_total",
+        &[("channel", "a"), ("result", "ok")],
+    );
     assert_eq!(ok, Some(40.0), "ok submits:\n{m}");
 }
 
@@ -48,7 +77,19 @@ async fn throttled_submits_are_retried_until_delivered() {
 async fn dropped_connection_rebinds_and_delivers_everything() {
     let dir = tempdir();
     let _logs = LogsOnFailure(dir.path().to_path_buf());
-    let (smsc, node, key) = setup(dir.path(), "sr", &["--drop-after", "50", "--dlr-delay-ms", "20"]).await;
+    // Two binds: receipts of a dropped connection arrive on the other bind.
+    let smsc = Smsc::start(
+        dir.path(),
+        "sr",
+        &["--drop-after", "50", "--dlr-delay-ms", "20"],
+    )
+    .await;
+    let node = GwNode::start(dir.path(), &[]).await;
+    let mut ch = smsc.channel("a");
+    ch["binds"] = json!(2);
+    node.channels_and_route(&[ch]).await;
+    let key = node.tenant("acme", json!({})).await;
+    node.wait_bound().await;
     let ids = node.send_all_accepted(&key, bodies(200, "drop")).await;
     for id in &ids {
         let v = node.wait_final(&key, id, Duration::from_secs(60)).await;
@@ -56,20 +97,33 @@ async fn dropped_connection_rebinds_and_delivers_everything() {
     }
     let st = smsc.stats().await.expect("stats");
     let binds = st["binds"].as_u64().unwrap_or(0);
-    assert!(binds >= 5, "200 submits with a drop every 50 need at least 5 binds: {st}");
+    assert!(
+        binds >= 5,
+        "200 submits with a drop every 50 submits per connection need at least 5 binds: {st}"
+    );
     // Every message reached the SMSC; only submits cut off by a drop may be resent.
     let ledger = smsc.ledger_lines();
-    let texts: HashSet<String> = ledger.iter().filter_map(|l| l["short_message_hex"].as_str().map(String::from)).collect();
+    let texts: HashSet<String> = ledger
+        .iter()
+        .filter_map(|l| l["short_message_hex"].as_str().map(String::from))
+        .collect();
     assert_eq!(texts.len(), 200, "every message in the SMSC ledger");
     let dups = ledger_duplicates(&ledger);
     let window = 16 * binds as usize;
-    assert!(dups <= window, "{dups} copies for {binds} drops is more than a window per drop");
+    assert!(
+        dups <= window,
+        "{dups} copies for {binds} drops is more than a window per drop"
+    );
     // The channel is bound again.
     node.wait_bound().await;
     let ch = node.channel_view("a").await;
     assert_eq!(ch["state"], "bound", "{ch}");
     let m = node.metrics_text().await;
-    assert_eq!(metric_value(&m, "smsgw_channel_up", &[("channel", "a")]), Some(1.0), "channel_up after rebind:\n{m}");
+    assert_eq!(
+        metric_value(&m, "smsgw_channel_up", &[("channel", "a")]),
+        Some(1.0),
+        "channel_up after rebind:\n{m}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -81,18 +135,35 @@ async fn permanent_submit_error_fails_with_an_error_object() {
     for id in &ids {
         let v = node.wait_final(&key, id, Duration::from_secs(20)).await;
         assert_eq!(v["status"], "failed", "{v}");
-        let statuses: Vec<&str> = v["events"].as_array().expect("events").iter().filter_map(|e| e["status"].as_str()).collect();
+        let statuses: Vec<&str> = v["events"]
+            .as_array()
+            .expect("events")
+            .iter()
+            .filter_map(|e| e["status"].as_str())
+            .collect();
         assert_eq!(statuses, ["accepted", "failed"], "{v}");
         let e = &v["error"];
         assert!(e.is_object(), "failed needs an error object: {v}");
-        assert!(e["code"].as_str().is_some_and(|c| NORMALISED_ERROR_CODES.contains(&c)), "normalised code: {v}");
+        assert!(
+            e["code"]
+                .as_str()
+                .is_some_and(|c| NORMALISED_ERROR_CODES.contains(&c)),
+            "normalised code: {v}"
+        );
         assert!(e["message"].as_str().is_some_and(|m| !m.is_empty()), "{v}");
         let raw = e["smsc_code"].as_str().unwrap_or("");
-        assert!(raw.to_ascii_lowercase().contains("45"), "raw command_status 0x45 kept: {v}");
+        assert!(
+            raw.to_ascii_lowercase().contains("45"),
+            "raw command_status 0x45 kept: {v}"
+        );
     }
     // A permanent error is not retried.
     let st = smsc.stats().await.expect("stats");
     assert_eq!(st["errors"], 3, "one submit per message: {st}");
     let m = node.metrics_text().await;
-    assert_eq!(metric_value(&m, "smsgw_channel_submit_total", &[("channel", "a")]), Some(3.0), "{m}");
+    assert_eq!(
+        metric_value(&m, "smsgw_channel_submit_total", &[("channel", "a")]),
+        Some(3.0),
+        "{m}"
+    );
 }

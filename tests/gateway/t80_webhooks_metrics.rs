@@ -45,8 +45,16 @@ async fn hook(State(r): State<Receiver>, headers: HeaderMap, body: Bytes) -> Sta
         *n += 1;
         *n
     };
-    let status = if n <= r.fail_first { StatusCode::INTERNAL_SERVER_ERROR } else { StatusCode::OK };
-    let signature = headers.get("smsgw-signature").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+    let status = if n <= r.fail_first {
+        StatusCode::INTERNAL_SERVER_ERROR
+    } else {
+        StatusCode::OK
+    };
+    let signature = headers
+        .get("smsgw-signature")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
     r.hits.lock().unwrap_or_else(|e| e.into_inner()).push(Hit {
         signature,
         body: text,
@@ -59,7 +67,9 @@ async fn hook(State(r): State<Receiver>, headers: HeaderMap, body: Bytes) -> Sta
 
 impl Receiver {
     async fn start(fail_first: usize) -> Receiver {
-        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind receiver");
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind receiver");
         let addr = l.local_addr().expect("addr");
         let r = Receiver {
             hits: Arc::default(),
@@ -67,7 +77,9 @@ impl Receiver {
             fail_first,
             url: format!("http://{addr}/hooks"),
         };
-        let app = axum::Router::new().route("/hooks", axum::routing::post(hook)).with_state(r.clone());
+        let app = axum::Router::new()
+            .route("/hooks", axum::routing::post(hook))
+            .with_state(r.clone());
         tokio::spawn(async move {
             let _ = axum::serve(l, app).await;
         });
@@ -80,13 +92,25 @@ impl Receiver {
 
     /// Waits until the message has a 200-answered hit for each status; returns those hits.
     async fn wait_for(&self, message_id: &str, statuses: &[&str], timeout: Duration) -> Vec<Hit> {
-        eventually(&format!("webhooks {statuses:?} for {message_id}"), timeout, || async {
-            let hits = self.hits();
-            statuses
-                .iter()
-                .map(|s| hits.iter().find(|h| h.answered == 200 && h.json["id"] == message_id && h.json["status"] == *s).cloned())
-                .collect::<Option<Vec<Hit>>>()
-        })
+        eventually(
+            &format!("webhooks {statuses:?} for {message_id}"),
+            timeout,
+            || async {
+                let hits = self.hits();
+                statuses
+                    .iter()
+                    .map(|s| {
+                        hits.iter()
+                            .find(|h| {
+                                h.answered == 200
+                                    && h.json["id"] == message_id
+                                    && h.json["status"] == *s
+                            })
+                            .cloned()
+                    })
+                    .collect::<Option<Vec<Hit>>>()
+            },
+        )
         .await
     }
 }
@@ -104,14 +128,35 @@ fn check_signature(secret: &str, h: &Hit) {
         }
     }
     let t = t.unwrap_or_else(|| panic!("no t= in Smsgw-Signature {:?}", h.signature));
-    assert!((t - h.received_unix).abs() <= 60, "signature timestamp {t} far from now {}", h.received_unix);
+    assert!(
+        (t - h.received_unix).abs() <= 60,
+        "signature timestamp {t} far from now {}",
+        h.received_unix
+    );
     let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("hmac");
     mac.update(format!("{t}.{}", h.body).as_bytes());
     let expect = hex::encode(mac.finalize().into_bytes());
-    assert!(v1.contains(&expect), "Smsgw-Signature {:?} does not match HMAC {expect} of body {}", h.signature, h.body);
+    assert!(
+        v1.contains(&expect),
+        "Smsgw-Signature {:?} does not match HMAC {expect} of body {}",
+        h.signature,
+        h.body
+    );
     // The crate's reference verifier agrees, and refuses another secret.
-    assert!(smsgw::webhooks::signature::verify(secret.as_bytes(), &h.signature, h.body.as_bytes(), h.received_unix, 300));
-    assert!(!smsgw::webhooks::signature::verify(b"whsec_wrong", &h.signature, h.body.as_bytes(), h.received_unix, 300));
+    assert!(smsgw::webhooks::signature::verify(
+        secret.as_bytes(),
+        &h.signature,
+        h.body.as_bytes(),
+        h.received_unix,
+        300
+    ));
+    assert!(!smsgw::webhooks::signature::verify(
+        b"whsec_wrong",
+        &h.signature,
+        h.body.as_bytes(),
+        h.received_unix,
+        300
+    ));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -123,13 +168,26 @@ async fn webhooks_are_signed_and_sent_for_every_status() {
     let smsc = Smsc::start(dir.path(), "sw", &["--dlr-delay-ms", "50"]).await;
     let node = GwNode::start(dir.path(), &[]).await;
     node.channels_and_route(&[smsc.channel("a")]).await;
-    let (key, secret) = node.tenant_with_secret("hooked", json!({"callback_url": tenant_rx.url})).await;
+    let (key, secret) = node
+        .tenant_with_secret("hooked", json!({"callback_url": tenant_rx.url}))
+        .await;
     node.wait_bound().await;
 
-    let (s, v) = node.send(&key, json!({"to": TO, "text": "hook me", "client_ref": "wh-1"})).await;
+    let (s, v) = node
+        .send(
+            &key,
+            json!({"to": TO, "text": "hook me", "client_ref": "wh-1"}),
+        )
+        .await;
     assert_eq!(s, 202, "{v}");
     let id = v["id"].as_str().expect("id").to_string();
-    let hits = tenant_rx.wait_for(&id, &["accepted", "sent", "delivered"], Duration::from_secs(30)).await;
+    let hits = tenant_rx
+        .wait_for(
+            &id,
+            &["accepted", "sent", "delivered"],
+            Duration::from_secs(30),
+        )
+        .await;
     let mut event_ids = Vec::new();
     for h in &hits {
         check_signature(&secret, h);
@@ -139,35 +197,77 @@ async fn webhooks_are_signed_and_sent_for_every_status() {
         assert_eq!(b["to"], TO, "{b}");
         assert_eq!(b["parts"], 1, "{b}");
         assert!(b["error"].is_null(), "{b}");
-        assert!(b["at"].as_str().is_some_and(|a| chrono::DateTime::parse_from_rfc3339(a).is_ok()), "at is RFC 3339: {b}");
+        assert!(
+            b["at"]
+                .as_str()
+                .is_some_and(|a| chrono::DateTime::parse_from_rfc3339(a).is_ok()),
+            "at is RFC 3339: {b}"
+        );
         assert!(b["event_id"].as_str().is_some_and(|e| !e.is_empty()), "{b}");
         event_ids.push(b["event_id"].as_str().unwrap_or("").to_string());
     }
-    assert_eq!(hits[1].json["channel"], "a", "sent names the channel: {}", hits[1].body);
-    assert_eq!(hits[2].json["channel"], "a", "delivered names the channel: {}", hits[2].body);
+    assert_eq!(
+        hits[1].json["channel"], "a",
+        "sent names the channel: {}",
+        hits[1].body
+    );
+    assert_eq!(
+        hits[2].json["channel"], "a",
+        "delivered names the channel: {}",
+        hits[2].body
+    );
     let distinct: std::collections::HashSet<&String> = event_ids.iter().collect();
-    assert_eq!(distinct.len(), 3, "one event_id per status change: {event_ids:?}");
+    assert_eq!(
+        distinct.len(),
+        3,
+        "one event_id per status change: {event_ids:?}"
+    );
     // At-least-once: any repeat of an event carries the same event_id and the same body.
     for h in tenant_rx.hits() {
-        let first = hits.iter().find(|x| x.json["event_id"] == h.json["event_id"]);
+        let first = hits
+            .iter()
+            .find(|x| x.json["event_id"] == h.json["event_id"]);
         if let Some(f) = first {
             assert_eq!(f.body, h.body, "a redelivered event must be byte-identical");
         }
     }
     // The status changes arrive in order of `at`.
-    let ats: Vec<&str> = hits.iter().map(|h| h.json["at"].as_str().unwrap_or("")).collect();
-    assert!(ats.windows(2).all(|w| w[0] <= w[1]), "event times in order: {ats:?}");
+    let ats: Vec<&str> = hits
+        .iter()
+        .map(|h| h.json["at"].as_str().unwrap_or(""))
+        .collect();
+    assert!(
+        ats.windows(2).all(|w| w[0] <= w[1]),
+        "event times in order: {ats:?}"
+    );
 
     // A message's own callback_url overrides the tenant's.
-    let (s, v) = node.send(&key, json!({"to": TO, "text": "hook elsewhere", "callback_url": message_rx.url})).await;
+    let (s, v) = node
+        .send(
+            &key,
+            json!({"to": TO, "text": "hook elsewhere", "callback_url": message_rx.url}),
+        )
+        .await;
     assert_eq!(s, 202, "{v}");
     let id2 = v["id"].as_str().expect("id").to_string();
-    let hits2 = message_rx.wait_for(&id2, &["accepted", "sent", "delivered"], Duration::from_secs(30)).await;
+    let hits2 = message_rx
+        .wait_for(
+            &id2,
+            &["accepted", "sent", "delivered"],
+            Duration::from_secs(30),
+        )
+        .await;
     for h in &hits2 {
         check_signature(&secret, h);
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
-    assert!(tenant_rx.hits().iter().all(|h| h.json["id"] != id2.as_str()), "the override must not also go to the tenant URL");
+    assert!(
+        tenant_rx
+            .hits()
+            .iter()
+            .all(|h| h.json["id"] != id2.as_str()),
+        "the override must not also go to the tenant URL"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -178,20 +278,41 @@ async fn webhook_is_retried_after_errors() {
     let smsc = Smsc::start(dir.path(), "sv", &["--dlr-delay-ms", "50"]).await;
     let node = GwNode::start(dir.path(), &[]).await;
     node.channels_and_route(&[smsc.channel("a")]).await;
-    let (key, secret) = node.tenant_with_secret("flaky", json!({"callback_url": rx.url})).await;
+    let (key, secret) = node
+        .tenant_with_secret("flaky", json!({"callback_url": rx.url}))
+        .await;
     node.wait_bound().await;
-    let (s, v) = node.send(&key, json!({"to": TO, "text": "retry me", "client_ref": "r-1"})).await;
+    let (s, v) = node
+        .send(
+            &key,
+            json!({"to": TO, "text": "retry me", "client_ref": "r-1"}),
+        )
+        .await;
     assert_eq!(s, 202, "{v}");
     let id = v["id"].as_str().expect("id").to_string();
     // Two 500s per event, then 200: with backoff 1 s, 2 s that is a few seconds.
-    let ok = rx.wait_for(&id, &["accepted", "sent", "delivered"], Duration::from_secs(45)).await;
+    let ok = rx
+        .wait_for(
+            &id,
+            &["accepted", "sent", "delivered"],
+            Duration::from_secs(45),
+        )
+        .await;
     let all = rx.hits();
     for h in &ok {
         check_signature(&secret, h);
         let ev = &h.json["event_id"];
         let attempts: Vec<&Hit> = all.iter().filter(|x| x.json["event_id"] == *ev).collect();
-        assert!(attempts.len() >= 3, "event {ev}: two failures then success: {} attempts", attempts.len());
-        assert_eq!(attempts.iter().filter(|a| a.answered == 500).count(), 2, "event {ev}");
+        assert!(
+            attempts.len() >= 3,
+            "event {ev}: two failures then success: {} attempts",
+            attempts.len()
+        );
+        assert_eq!(
+            attempts.iter().filter(|a| a.answered == 500).count(),
+            2,
+            "event {ev}"
+        );
         for a in &attempts {
             assert_eq!(a.body, h.body, "event {ev}: retries carry the same body");
             check_signature(&secret, a);
@@ -201,8 +322,15 @@ async fn webhook_is_retried_after_errors() {
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let after = rx.hits();
     for h in &ok {
-        let n200 = after.iter().filter(|x| x.json["event_id"] == h.json["event_id"] && x.answered == 200).count();
-        assert_eq!(n200, 1, "event {} delivered {n200} times after a 200", h.json["event_id"]);
+        let n200 = after
+            .iter()
+            .filter(|x| x.json["event_id"] == h.json["event_id"] && x.answered == 200)
+            .count();
+        assert_eq!(
+            n200, 1,
+            "event {} delivered {n200} times after a 200",
+            h.json["event_id"]
+        );
     }
 }
 
@@ -217,12 +345,30 @@ async fn metrics_health_and_openapi() {
     node.wait_bound().await;
     let (s, v) = node.send(&key, json!({"to": TO, "text": "count me"})).await;
     assert_eq!(s, 202, "{v}");
-    node.wait_status(&key, v["id"].as_str().expect("id"), "delivered", Duration::from_secs(20)).await;
+    node.wait_status(
+        &key,
+        v["id"].as_str().expect("id"),
+        "delivered",
+        Duration::from_secs(20),
+    )
+    .await;
 
-    let r = client().get(node.url("/metrics")).send().await.expect("metrics");
+    let r = client()
+        .get(node.url("/metrics"))
+        .send()
+        .await
+        .expect("metrics");
     assert_eq!(r.status().as_u16(), 200);
-    let ct = r.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
-    assert!(ct.starts_with("text/plain"), "Prometheus text content type: {ct}");
+    let ct = r
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    assert!(
+        ct.starts_with("text/plain"),
+        "Prometheus text content type: {ct}"
+    );
     let m = r.text().await.expect("text");
     for name in [
         "smsgw_messages_total",
@@ -234,32 +380,94 @@ async fn metrics_health_and_openapi() {
         "smsgw_raft_leader",
         "smsgw_queue_depth",
     ] {
-        assert!(metric_value(&m, name, &[]).is_some(), "{name} missing from /metrics:\n{m}");
+        assert!(
+            metric_value(&m, name, &[]).is_some(),
+            "{name} missing from /metrics:\n{m}"
+        );
     }
-    assert!(metric_value(&m, "smsgw_messages_total", &[("status", "delivered")]).is_some_and(|v| v >= 1.0), "{m}");
-    assert!(metric_value(&m, "smsgw_messages_total", &[("status", "accepted")]).is_some_and(|v| v >= 1.0), "{m}");
     assert!(
-        metric_value(&m, "smsgw_http_requests_total", &[("route", "/v1/messages"), ("code", "202")]).is_some_and(|v| v >= 1.0),
+        metric_value(&m, "smsgw_messages_total", &[("status", "delivered")])
+            .is_some_and(|v| v >= 1.0),
         "{m}"
     );
-    assert_eq!(metric_value(&m, "smsgw_channel_submit_total", &[("channel", "a"), ("result", "ok")]), Some(1.0), "{m}");
-    assert_eq!(metric_value(&m, "smsgw_channel_up", &[("channel", "a")]), Some(1.0), "{m}");
-    assert!(metric_value(&m, "smsgw_queue_depth", &[("channel", "a")]).is_some(), "{m}");
-    assert_eq!(metric_value(&m, "smsgw_raft_leader", &[]), Some(1.0), "a single node leads: {m}");
-    assert!(metric_value(&m, "smsgw_submit_latency_seconds_count", &[]).is_some_and(|v| v >= 1.0), "{m}");
+    assert!(
+        metric_value(&m, "smsgw_messages_total", &[("status", "accepted")])
+            .is_some_and(|v| v >= 1.0),
+        "{m}"
+    );
+    assert!(
+        metric_value(
+            &m,
+            "smsgw_http_requests_total",
+            &[("route", "/v1/messages"), ("code", "202")]
+        )
+        .is_some_and(|v| v >= 1.0),
+        "{m}"
+    );
+    assert_eq!(
+        metric_value(
+            &m,
+            "smsgw_channel_submit_total",
+            &[("channel", "a"), ("result", "ok")]
+        ),
+        Some(1.0),
+        "{m}"
+    );
+    assert_eq!(
+        metric_value(&m, "smsgw_channel_up", &[("channel", "a")]),
+        Some(1.0),
+        "{m}"
+    );
+    assert!(
+        metric_value(&m, "smsgw_queue_depth", &[("channel", "a")]).is_some(),
+        "{m}"
+    );
+    assert_eq!(
+        metric_value(&m, "smsgw_raft_leader", &[]),
+        Some(1.0),
+        "a single node leads: {m}"
+    );
+    assert!(
+        metric_value(&m, "smsgw_submit_latency_seconds_count", &[]).is_some_and(|v| v >= 1.0),
+        "{m}"
+    );
 
-    let r = client().get(node.url("/healthz")).send().await.expect("healthz");
+    let r = client()
+        .get(node.url("/healthz"))
+        .send()
+        .await
+        .expect("healthz");
     assert_eq!(r.status().as_u16(), 200);
-    let r = client().get(node.url("/readyz")).send().await.expect("readyz");
+    let r = client()
+        .get(node.url("/readyz"))
+        .send()
+        .await
+        .expect("readyz");
     assert_eq!(r.status().as_u16(), 200);
 
-    let r = client().get(node.url("/openapi.json")).send().await.expect("openapi");
+    let r = client()
+        .get(node.url("/openapi.json"))
+        .send()
+        .await
+        .expect("openapi");
     assert_eq!(r.status().as_u16(), 200);
     let doc: Value = r.json().await.expect("openapi.json parses as JSON");
     assert_eq!(doc["openapi"], "3.1.0", "{}", doc["openapi"]);
     let paths = doc["paths"].as_object().expect("paths");
-    for p in ["/v1/messages", "/v1/messages/{id}", "/v1/messages/batch", "/v1/messages/preview"] {
-        assert!(paths.contains_key(p), "{p} missing from openapi paths: {:?}", paths.keys().collect::<Vec<_>>());
+    for p in [
+        "/v1/messages",
+        "/v1/messages/{id}",
+        "/v1/messages/batch",
+        "/v1/messages/preview",
+    ] {
+        assert!(
+            paths.contains_key(p),
+            "{p} missing from openapi paths: {:?}",
+            paths.keys().collect::<Vec<_>>()
+        );
     }
-    assert!(paths["/v1/messages"].get("post").is_some(), "POST /v1/messages documented");
+    assert!(
+        paths["/v1/messages"].get("post").is_some(),
+        "POST /v1/messages documented"
+    );
 }

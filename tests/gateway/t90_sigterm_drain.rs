@@ -14,7 +14,12 @@ async fn sigterm_drains_and_restart_finishes_everything_without_resends() {
     let dir = tempdir();
     let _logs = LogsOnFailure(dir.path().to_path_buf());
     // A slow SMSC and a narrow channel so SIGTERM lands with messages queued and in flight.
-    let smsc = Smsc::start(dir.path(), "sg", &["--submit-latency-ms", "50", "--dlr-delay-ms", "300"]).await;
+    let smsc = Smsc::start(
+        dir.path(),
+        "sg",
+        &["--submit-latency-ms", "50", "--dlr-delay-ms", "300"],
+    )
+    .await;
     let mut node = GwNode::start(dir.path(), &[]).await;
     let mut ch = smsc.channel("g");
     ch["tps"] = json!(100);
@@ -23,7 +28,9 @@ async fn sigterm_drains_and_restart_finishes_everything_without_resends() {
     let key = node.tenant("t", json!({})).await;
     node.wait_bound().await;
 
-    let bodies: Vec<Value> = (0..150).map(|i| json!({"to": TO, "text": format!("drain {i:03}")})).collect();
+    let bodies: Vec<Value> = (0..150)
+        .map(|i| json!({"to": TO, "text": format!("drain {i:03}")}))
+        .collect();
     let ids = node.send_all_accepted(&key, bodies).await;
     // Wait until sending is under way, then SIGTERM.
     eventually("submits under way", Duration::from_secs(20), || async {
@@ -31,13 +38,23 @@ async fn sigterm_drains_and_restart_finishes_everything_without_resends() {
         (st["submits"].as_u64()? >= 10).then_some(())
     })
     .await;
-    let at_term = smsc.stats().await.expect("stats")["submits"].as_u64().unwrap_or(0);
-    assert!(at_term < 150, "SIGTERM must land while messages are still waiting ({at_term} sent)");
+    let at_term = smsc.stats().await.expect("stats")["submits"]
+        .as_u64()
+        .unwrap_or(0);
+    assert!(
+        at_term < 150,
+        "SIGTERM must land while messages are still waiting ({at_term} sent)"
+    );
     let started = Instant::now();
     let status = node.proc.terminate(Duration::from_secs(15));
     let took = started.elapsed();
-    let status = status.unwrap_or_else(|| panic!("no exit within 15 s of SIGTERM (killed after {took:?})"));
-    assert_eq!(status.code(), Some(0), "SIGTERM exit status {status:?} after {took:?}");
+    let status =
+        status.unwrap_or_else(|| panic!("no exit within 15 s of SIGTERM (killed after {took:?})"));
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "SIGTERM exit status {status:?} after {took:?}"
+    );
     let log = node.proc.log_text();
     assert!(!log.contains("panicked"), "panic during drain");
 
@@ -51,7 +68,12 @@ async fn sigterm_drains_and_restart_finishes_everything_without_resends() {
     // A graceful stop resends nothing that the SMSC had acknowledged.
     let ledger = smsc.ledger_lines();
     let dups = ledger_duplicates(&ledger);
-    assert_eq!(dups, 0, "graceful shutdown resent {dups} acknowledged parts ({} ledger lines for 150 messages)", ledger.len());
+    assert_eq!(
+        dups,
+        0,
+        "graceful shutdown resent {dups} acknowledged parts ({} ledger lines for 150 messages)",
+        ledger.len()
+    );
     assert_eq!(ledger.len(), 150);
 }
 
@@ -75,10 +97,18 @@ async fn bad_configuration_exits_2_with_one_line_naming_the_field() {
     std::fs::write(&good_toml, "max_body_bytes = 10\n").expect("write toml");
     let token = ADMIN_TOKEN;
     let base = |extra: &[&str]| -> Vec<String> {
-        let mut v: Vec<String> = ["start", "--data-dir", &data, "--admin-token", token, "--cluster-addr", "127.0.0.1:0"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+        let mut v: Vec<String> = [
+            "start",
+            "--data-dir",
+            &data,
+            "--admin-token",
+            token,
+            "--cluster-addr",
+            "127.0.0.1:0",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
         v.extend(extra.iter().map(|s| s.to_string()));
         v
     };
@@ -89,30 +119,76 @@ async fn bad_configuration_exits_2_with_one_line_naming_the_field() {
     // (args, env, word the one line must contain)
     let cases: Vec<(Vec<String>, Vec<(&str, &str)>, &str)> = vec![
         (base(&["--http", "notanaddress"]), vec![], "http"),
-        (base(&["--http", "127.0.0.1:0", "--config", &unknown]), vec![], "bogus_key"),
-        (base(&["--http", "127.0.0.1:0", "--config", &wrong]), vec![], "node_id"),
-        (base(&["--http", "127.0.0.1:0", "--config", &syntax]), vec![], "syntax.toml"),
-        (base(&["--http", "127.0.0.1:0", "--config", &small]), vec![], "max_body_bytes"),
-        (base(&["--http", "127.0.0.1:0", "--max-body-bytes", "10"]), vec![], "max_body_bytes"),
-        (base(&["--http", "127.0.0.1:0"]), vec![("SMSGW_NODE_ID", "abc")], "node_id"),
         (
-            ["start", "--data-dir", &data, "--admin-token", token, "--http", "127.0.0.1:0", "--cluster-addr", "nope"]
-                .iter()
-                .map(|s| s.to_string())
-                .collect(),
+            base(&["--http", "127.0.0.1:0", "--config", &unknown]),
+            vec![],
+            "bogus_key",
+        ),
+        (
+            base(&["--http", "127.0.0.1:0", "--config", &wrong]),
+            vec![],
+            "node_id",
+        ),
+        (
+            base(&["--http", "127.0.0.1:0", "--config", &syntax]),
+            vec![],
+            "syntax.toml",
+        ),
+        (
+            base(&["--http", "127.0.0.1:0", "--config", &small]),
+            vec![],
+            "max_body_bytes",
+        ),
+        (
+            base(&["--http", "127.0.0.1:0", "--max-body-bytes", "10"]),
+            vec![],
+            "max_body_bytes",
+        ),
+        (
+            base(&["--http", "127.0.0.1:0"]),
+            vec![("SMSGW_NODE_ID", "abc")],
+            "node_id",
+        ),
+        (
+            [
+                "start",
+                "--data-dir",
+                &data,
+                "--admin-token",
+                token,
+                "--http",
+                "127.0.0.1:0",
+                "--cluster-addr",
+                "nope",
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
             vec![],
             "cluster_addr",
         ),
-        (base(&["--http", "127.0.0.1:0", "--peers", "x@y"]), vec![], "peers"),
+        (
+            base(&["--http", "127.0.0.1:0", "--peers", "x@y"]),
+            vec![],
+            "peers",
+        ),
     ];
     for (args, env, word) in &cases {
         let argv: Vec<&str> = args.iter().map(String::as_str).collect();
         let (code, out, err) = run_bounded(&argv, env, dir.path(), Duration::from_secs(15));
         let what = format!("smsgw {} (env {env:?})", argv.join(" "));
-        assert_eq!(code, Some(2), "{what}: exit code; stdout {out:?} stderr {err:?}");
+        assert_eq!(
+            code,
+            Some(2),
+            "{what}: exit code; stdout {out:?} stderr {err:?}"
+        );
         let all = format!("{out}{err}");
         let ls = lines(&all);
         assert_eq!(ls.len(), 1, "{what}: exactly one line, got {ls:?}");
-        assert!(ls[0].contains(word), "{what}: the line must name {word:?}: {:?}", ls[0]);
+        assert!(
+            ls[0].contains(word),
+            "{what}: the line must name {word:?}: {:?}",
+            ls[0]
+        );
     }
 }
