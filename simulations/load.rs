@@ -330,6 +330,11 @@ async fn main() -> Result<()> {
         (started.elapsed().as_secs_f64(), got)
     };
     let rss_peak = rss_mb(node_pid).max(rss_accepted);
+    if let Ok(r) = client.get(format!("{base}/metrics")).send().await
+        && let Ok(text) = r.text().await
+    {
+        let _ = std::fs::write(args.dir.join("metrics.txt"), text);
+    }
     let report = json!({
         "mode": args.mode, "messages": args.messages, "concurrency": args.concurrency,
         "batch_size": if args.mode == "batch" { json!(args.batch_size) } else { Value::Null },

@@ -5,6 +5,11 @@ use std::collections::HashMap;
 use std::process::ExitCode;
 
 use clap::Parser;
+
+/// glibc malloc spent ~30% of a loaded node's CPU (profiled); mimalloc is built for this.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use smsgw::cli::{Cli, Command, SimCommand};
 use smsgw::config::Config;
 

@@ -80,7 +80,10 @@ fn flusher(db: Database, rx: mpsc::Receiver<IOFlushed<C>>) {
         while let Ok(more) = rx.try_recv() {
             waiting.push(more);
         }
+        let started = std::time::Instant::now();
         let result = db.persist(PersistMode::SyncAll);
+        metrics::histogram!("smsgw_raft_fsync_seconds").record(started.elapsed().as_secs_f64());
+        metrics::histogram!("smsgw_raft_entries_per_fsync").record(waiting.len() as f64);
         metrics::counter!("smsgw_raft_log_fsync_total").increment(1);
         for cb in waiting {
             cb.io_completed(result.as_ref().map(|_| ()).map_err(io_err));

@@ -67,6 +67,8 @@ pub struct DispatcherState {
     known: HashSet<String>,
     /// Message actors at work: actor → (message id, channel).
     working: HashMap<ActorId, (String, String)>,
+    /// Ids of the messages being worked (the values of `working`), for O(1) lookups.
+    working_ids: HashSet<String>,
     /// Ready notices that came while the message was being worked.
     again: HashSet<String>,
 }
@@ -102,7 +104,7 @@ impl DispatcherState {
     }
 
     async fn enqueue(&mut self, id: String) {
-        if self.working.values().any(|(m, _)| *m == id) {
+        if self.working_ids.contains(&id) {
             self.again.insert(id);
             return;
         }
@@ -209,6 +211,7 @@ impl DispatcherState {
                 };
                 match Actor::spawn_linked(None, MessageActor, args, myself.get_cell()).await {
                     Ok((actor, _)) => {
+                        self.working_ids.insert(item.id.clone());
                         self.working.insert(actor.get_id(), (item.id, ch.clone()));
                     }
                     Err(e) => {
@@ -276,6 +279,7 @@ impl Actor for Dispatcher {
             queues: HashMap::new(),
             known: HashSet::new(),
             working: HashMap::new(),
+            working_ids: HashSet::new(),
             again: HashSet::new(),
         })
     }
@@ -309,6 +313,7 @@ impl Actor for Dispatcher {
             _ => return Ok(()),
         };
         if let Some((id, ch)) = st.working.remove(&cell.get_id()) {
+            st.working_ids.remove(&id);
             if let Some(q) = st.queues.get_mut(&ch) {
                 q.in_flight = q.in_flight.saturating_sub(1);
             }

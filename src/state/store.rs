@@ -126,6 +126,9 @@ pub struct StateStore {
     webhooks: Keyspace,
     config: RwLock<ConfigView>,
     work: Mutex<WorkIndex>,
+    /// Non-final messages, decoded: the rows every apply, dispatch and send touches.
+    /// Final messages are read from fjall.
+    active_cache: RwLock<HashMap<String, Message>>,
     notifier: OnceLock<Notifier>,
 }
 
@@ -174,6 +177,7 @@ impl StateStore {
             webhooks: ks(db, "sm_webhooks")?,
             config: RwLock::new(ConfigView::default()),
             work: Mutex::new(WorkIndex::default()),
+            active_cache: RwLock::new(HashMap::new()),
             notifier: OnceLock::new(),
         };
         store.rebuild()?;
@@ -208,18 +212,22 @@ impl StateStore {
             }
         }
         let mut work = WorkIndex::default();
+        let mut cache = HashMap::new();
         for kv in self.active.iter() {
             let (k, _) = kv.into_inner()?;
             let id = String::from_utf8_lossy(&k).to_string();
-            if let Some(m) = self.get_message(&id)? {
+            if let Some(v) = self.messages.get(id.as_bytes())? {
+                let m: Message = wire::decode(&v)?;
                 let dlr = cfg
                     .channels
                     .get(m.channel.as_deref().unwrap_or(""))
                     .map(|c| c.dlr_timeout_seconds)
                     .unwrap_or(72 * 3600);
                 index_message(&mut work, &m, None, dlr);
+                cache.insert(id, m);
             }
         }
+        *self.active_cache.write().unwrap_or_else(|e| e.into_inner()) = cache;
         *self.config.write().unwrap_or_else(|e| e.into_inner()) = cfg;
         *self.work.lock().unwrap_or_else(|e| e.into_inner()) = work;
         Ok(())
@@ -240,8 +248,16 @@ impl StateStore {
         self.work.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Reads one message row.
+    /// Reads one message row (from the cache while it is not final).
     pub fn get_message(&self, id: &str) -> Result<Option<Message>, StoreError> {
+        if let Some(m) = self
+            .active_cache
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(id)
+        {
+            return Ok(Some(m.clone()));
+        }
         match self.messages.get(id.as_bytes())? {
             Some(v) => Ok(Some(wire::decode(&v)?)),
             None => Ok(None),
@@ -364,6 +380,7 @@ impl StateStore {
         for (id, m) in &ctx.messages {
             batch.insert(&self.messages, id.as_bytes(), wire::encode(m)?);
         }
+        let committed_messages = std::mem::take(&mut ctx.messages);
         for ((tag, key), v) in ctx.kv.drain() {
             let ks = self.tag_ks(tag);
             match v {
@@ -375,6 +392,16 @@ impl StateStore {
             batch.insert(&self.meta, k.as_bytes(), v.clone());
         }
         batch.commit()?;
+        {
+            let mut cache = self.active_cache.write().unwrap_or_else(|e| e.into_inner());
+            for (id, m) in committed_messages {
+                if m.status.is_final() {
+                    cache.remove(&id);
+                } else {
+                    cache.insert(id, m);
+                }
+            }
+        }
         if let Some(n) = self.notifier.get() {
             for notice in ctx.notices {
                 let _ = match &notice {
@@ -896,5 +923,13 @@ impl StateStore {
         }
         batch.commit()?;
         self.rebuild()
+    }
+
+    /// Non-final messages held decoded in memory.
+    pub fn active_count(&self) -> usize {
+        self.active_cache
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .len()
     }
 }

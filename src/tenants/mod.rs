@@ -13,7 +13,8 @@ use limiter::{LimiterMsg, TenantLimiter};
 /// Finds (or starts) the limiter actor of a tenant.
 #[derive(Default)]
 pub struct Limiters {
-    actors: Mutex<HashMap<String, ActorRef<LimiterMsg>>>,
+    /// Each tenant's limiter actor and the limit it was last given.
+    actors: Mutex<HashMap<String, (ActorRef<LimiterMsg>, RateLimit)>>,
 }
 
 impl Limiters {
@@ -27,8 +28,14 @@ impl Limiters {
                 .get(tenant)
                 .cloned();
             let actor = match existing {
-                Some(a) => {
-                    let _ = a.send_message(LimiterMsg::SetLimit(limit));
+                Some((a, known)) => {
+                    if known != limit {
+                        let _ = a.send_message(LimiterMsg::SetLimit(limit));
+                        self.actors
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .insert(tenant.to_string(), (a.clone(), limit));
+                    }
                     a
                 }
                 None => match Actor::spawn(None, TenantLimiter, limit).await {
@@ -36,7 +43,7 @@ impl Limiters {
                         self.actors
                             .lock()
                             .unwrap_or_else(|e| e.into_inner())
-                            .insert(tenant.to_string(), a.clone());
+                            .insert(tenant.to_string(), (a.clone(), limit));
                         a
                     }
                     Err(_) => return Ok(()),
