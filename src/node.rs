@@ -317,6 +317,7 @@ impl Node {
         let _ = self.http_shutdown.send(true);
         let _ = tokio::time::timeout(Duration::from_secs(5), self.http_task).await;
         if let Some(d) = ractor::registry::where_is("dispatcher") {
+            let _ = d.send_message(crate::messages::dispatcher::DispatchMsg::Drain);
             let deadline = tokio::time::Instant::now() + drain;
             while !d.get_children().is_empty() && tokio::time::Instant::now() < deadline {
                 tokio::time::sleep(Duration::from_millis(20)).await;

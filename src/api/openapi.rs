@@ -230,3 +230,57 @@ pub async fn serve() -> impl IntoResponse {
     doc["openapi"] = serde_json::Value::String("3.1.0".into());
     Json(doc)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::ROUTES;
+
+    /// (method, path) pairs the router registers, read from `router()`'s source so that
+    /// a route added there without a `ROUTES` line (or the reverse) fails this test.
+    fn served() -> Vec<(String, String)> {
+        let src = include_str!("mod.rs");
+        let body = &src[src.find("pub fn router(").unwrap_or(0)..];
+        let flat: String = body.split_whitespace().collect::<Vec<_>>().join(" ");
+        let mut out = Vec::new();
+        for chunk in flat.split(".route(").skip(1) {
+            let Some(path) = chunk.split('"').nth(1) else {
+                continue;
+            };
+            let handlers = chunk.split(".layer(").next().unwrap_or(chunk);
+            let handlers = handlers.split(".route(").next().unwrap_or(handlers);
+            for m in ["get", "post", "patch", "delete", "put"] {
+                if handlers.contains(&format!(" {m}("))
+                    || handlers.contains(&format!(".{m}("))
+                    || handlers.contains(&format!("({m}("))
+                    || handlers.contains(&format!("routing::{m}("))
+                {
+                    out.push((m.to_string(), path.to_string()));
+                }
+            }
+        }
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    #[test]
+    fn document_matches_router() {
+        let mut documented: Vec<(String, String)> = ROUTES
+            .iter()
+            .map(|(m, p, ..)| (m.to_string(), p.to_string()))
+            .collect();
+        documented.sort();
+        assert_eq!(served(), documented);
+    }
+
+    #[test]
+    fn document_is_openapi_31() {
+        let doc = serde_json::to_value(super::document()).unwrap_or_default();
+        assert!(doc["paths"]["/v1/messages"]["post"].is_object());
+        assert!(
+            doc["paths"]["/v1/messages"]["get"].is_object(),
+            "GET and POST of one path both kept"
+        );
+        assert_eq!(doc["paths"].as_object().map(|p| p.len()), Some(18));
+    }
+}

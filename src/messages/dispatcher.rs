@@ -23,6 +23,8 @@ pub enum DispatchMsg {
     Ready(String),
     /// Re-plan: channels went up/down, config changed, or time passed.
     Tick,
+    /// Shutting down: start no new message actors; queued messages stay rows.
+    Drain,
 }
 
 /// The dispatcher actor.
@@ -71,6 +73,8 @@ pub struct DispatcherState {
     working_ids: HashSet<String>,
     /// Ready notices that came while the message was being worked.
     again: HashSet<String>,
+    /// Set on shutdown: nothing new is started.
+    draining: bool,
 }
 
 impl DispatcherState {
@@ -190,6 +194,9 @@ impl DispatcherState {
     }
 
     async fn pump(&mut self, myself: &ActorRef<DispatchMsg>) {
+        if self.draining {
+            return;
+        }
         let channels: Vec<String> = self.queues.keys().cloned().collect();
         for ch in channels {
             let cap = if self.channel_ok(&ch) {
@@ -281,6 +288,7 @@ impl Actor for Dispatcher {
             working: HashMap::new(),
             working_ids: HashSet::new(),
             again: HashSet::new(),
+            draining: false,
         })
     }
 
@@ -293,6 +301,7 @@ impl Actor for Dispatcher {
         match msg {
             DispatchMsg::Ready(id) => st.enqueue(id).await,
             DispatchMsg::Tick => st.reroute(),
+            DispatchMsg::Drain => st.draining = true,
         }
         st.pump(&myself).await;
         Ok(())
