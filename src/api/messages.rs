@@ -234,13 +234,15 @@ pub async fn batch(
     let mut ops = Vec::new();
     let mut pending = Vec::new();
     for (i, item) in req.messages.iter().enumerate() {
-        let parsed: Result<SendRequest, ApiError> = serde_json::to_vec(item)
-            .map_err(|e| ApiError::invalid("messages", e.to_string()))
-            .and_then(|b| parse_json(&b))
-            .map_err(|mut e| {
-                e.field = Some(format!("messages[{i}].{}", e.field.unwrap_or_default()));
-                e
-            });
+        // Errors sit in the item's own slot, so fields are named relative to the item.
+        let parsed: Result<SendRequest, ApiError> = serde_json::from_value(item.clone())
+            .map_err(|e| ApiError::invalid("messages", e.to_string()));
+        let parsed = match parsed {
+            Ok(r) => Ok(r),
+            Err(_) => serde_json::to_vec(item)
+                .map_err(|e| ApiError::invalid("messages", e.to_string()))
+                .and_then(|b| parse_json(&b)),
+        };
         match parsed.and_then(|r| prepare(&st, &tenant, &r, now)) {
             Ok(intake) => {
                 ops.push(Op::Accept(Box::new(intake.message.clone())));
@@ -333,7 +335,16 @@ pub async fn list(
         None => None,
     };
     let to = match &q.to {
-        Some(t) => Some(intake::normalize_number(t)?),
+        // An unencoded '+' in a query string arrives as a space: put it back.
+        Some(t) => {
+            let t = t.trim();
+            let t = if t.starts_with('+') {
+                t.to_string()
+            } else {
+                format!("+{t}")
+            };
+            Some(intake::normalize_number(&t)?)
+        }
         None => None,
     };
     let since = match &q.since {

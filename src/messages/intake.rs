@@ -63,9 +63,10 @@ pub struct Intake {
 
 /// Strips the separators the contract allows and checks E.164 with libphonenumber data.
 pub fn normalize_number(raw: &str) -> Result<String, ApiError> {
+    // The contract strips spaces, dashes and parentheses; anything else is refused.
     let cleaned: String = raw
         .chars()
-        .filter(|c| !matches!(c, ' ' | '-' | '(' | ')' | '.' | '\u{a0}'))
+        .filter(|c| !matches!(c, ' ' | '-' | '(' | ')'))
         .collect();
     let bad = || {
         ApiError::new(

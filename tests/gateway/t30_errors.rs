@@ -493,7 +493,7 @@ async fn not_found_for_unknown_and_foreign_ids_and_paths() {
 async fn idempotency_replay_and_conflict() {
     let dir = tempdir();
     let _logs = LogsOnFailure(dir.path().to_path_buf());
-    let (node, key) = node_and_tenant(dir.path(), &[]).await;
+    let (mut node, key) = node_and_tenant(dir.path(), &[]).await;
     let other = node.tenant("other", json!({})).await;
     let body = serde_json::to_vec(&json!({"to": TO, "text": "pay 10 EUR", "client_ref": "p-1"}))
         .expect("json");
@@ -606,6 +606,41 @@ async fn idempotency_replay_and_conflict() {
         v["messages"].as_array().map(Vec::len),
         Some(2),
         "p-1 and race: {v}"
+    );
+    // The key is durable: after kill -9 and a restart the replay still answers the original.
+    node.proc.kill9();
+    node.restart().await;
+    let again = node
+        .request(
+            Method::POST,
+            "/v1/messages",
+            Some(&key),
+            &idem,
+            Some(body.clone()),
+        )
+        .await;
+    assert_eq!(again.status, 200, "replay after restart: {}", again.text);
+    assert_eq!(
+        again.json["id"],
+        id.as_str(),
+        "replay after restart returns the original id"
+    );
+    let conflict = serde_json::to_vec(&json!({"to": TO, "text": "pay 1 EUR"})).expect("json");
+    let r = node
+        .request(
+            Method::POST,
+            "/v1/messages",
+            Some(&key),
+            &idem,
+            Some(conflict),
+        )
+        .await;
+    assert_error(
+        &r,
+        409,
+        "idempotency_conflict",
+        None,
+        "other body after restart",
     );
 }
 
@@ -742,6 +777,34 @@ async fn rate_limited_is_429_with_retry_after() {
     })
     .await;
     assert_eq!(r.json["status"], "accepted");
+    // Raising the limit takes effect without a restart: a burst of 5 passes.
+    let (s, v) = node
+        .admin(
+            Method::PATCH,
+            "/admin/v1/tenants/slow",
+            Some(json!({"rate_limit": {"per_second": 1000, "burst": 1000}})),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    eventually(
+        "raised rate limit in force",
+        Duration::from_secs(5),
+        || async {
+            let mut ok = true;
+            for i in 0..5 {
+                let r = node
+                    .post_json(
+                        "/v1/messages",
+                        &key,
+                        &json!({"to": TO, "text": format!("burst {i}")}),
+                    )
+                    .await;
+                ok &= r.status == 202;
+            }
+            ok.then_some(())
+        },
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -960,6 +1023,47 @@ async fn garbage_bodies_are_4xx_never_500() {
         let (s, v) = node.list(&key, q).await;
         assert!((400..500).contains(&s), "GET /v1/messages?{q}: {s} {v}");
         assert!(v["error"]["code"].is_string(), "GET /v1/messages?{q}: {v}");
+    }
+    // Odd paths and admin updates with garbage.
+    let long_id = format!("/v1/messages/{}", "A".repeat(8000));
+    for path in [
+        "/v1/messages/%FF%FE",
+        "/v1/messages/%00",
+        long_id.as_str(),
+        "/v1/messages/a%2Fb",
+    ] {
+        let r = node.request(Method::GET, path, Some(&key), &[], None).await;
+        assert!(
+            (400..500).contains(&r.status),
+            "GET {}: {} {}",
+            &path[..path.len().min(40)],
+            r.status,
+            r.text
+        );
+        assert!(
+            r.json["error"]["code"].is_string(),
+            "GET {}: {}",
+            &path[..path.len().min(40)],
+            r.text
+        );
+    }
+    for (label, body) in &bodies {
+        let r = node
+            .request(
+                Method::PATCH,
+                "/admin/v1/tenants/acme",
+                Some(ADMIN_TOKEN),
+                &[],
+                Some(body.clone()),
+            )
+            .await;
+        let ok = (400..500).contains(&r.status) || (r.status == 200 && *label == "{}");
+        assert!(
+            ok,
+            "PATCH /admin/v1/tenants/acme [{label}]: {} {}",
+            r.status,
+            r.text.chars().take(200).collect::<String>()
+        );
     }
     // The node survived all of it and stored nothing.
     let r = client()

@@ -396,3 +396,56 @@ async fn list_is_newest_first_with_cursor_and_filters() {
     let (_, v) = node.list(&key, "client_ref=c1").await;
     assert_eq!(page_ids(&v), vec![sent[1].clone()], "{v}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scheduled_messages_wait_for_send_at() {
+    let dir = tempdir();
+    let _logs = LogsOnFailure(dir.path().to_path_buf());
+    let smsc = Smsc::start(dir.path(), "ss", &["--dlr-delay-ms", "20"]).await;
+    let node = GwNode::start(dir.path(), &[]).await;
+    node.channels_and_route(&[smsc.channel("a")]).await;
+    let key = node.tenant("acme", json!({})).await;
+    node.wait_bound().await;
+    let at = chrono::Utc::now() + chrono::Duration::seconds(3);
+    let send_at = at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let (s, v) = node
+        .send(&key, json!({"to": TO, "text": "later", "send_at": send_at}))
+        .await;
+    assert_eq!(s, 202, "{v}");
+    assert_eq!(v["status"], "scheduled", "{v}");
+    let id = v["id"].as_str().expect("id").to_string();
+    let (s, v) = node.send(&key, json!({"to": TO, "text": "now"})).await;
+    assert_eq!(s, 202, "{v}");
+    let now_id = v["id"].as_str().expect("id").to_string();
+    node.wait_status(&key, &now_id, "delivered", Duration::from_secs(10))
+        .await;
+    let (_, v) = node.list(&key, "status=scheduled").await;
+    assert_eq!(page_ids(&v), vec![id.clone()], "listed as scheduled: {v}");
+    assert_eq!(
+        smsc.stats().await.map(|s| s["submits"].clone()),
+        Some(json!(1)),
+        "the scheduled one is not sent early"
+    );
+    let v = node
+        .wait_status(&key, &id, "delivered", Duration::from_secs(15))
+        .await;
+    let statuses: Vec<&str> = v["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter_map(|e| e["status"].as_str())
+        .collect();
+    assert_eq!(
+        statuses,
+        ["scheduled", "accepted", "sent", "delivered"],
+        "{v}"
+    );
+    let sent_at = v["events"][2]["at"]
+        .as_str()
+        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+        .expect("sent at");
+    assert!(
+        sent_at.with_timezone(&chrono::Utc) >= at - chrono::Duration::milliseconds(1),
+        "sent at {sent_at}, before send_at {at}"
+    );
+}

@@ -258,3 +258,71 @@ async fn two_part_messages_roll_up_per_part() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_or_intermediate_receipts_settle_undelivered_unknown_after_the_dlr_timeout() {
+    let dir = tempdir();
+    let _logs = LogsOnFailure(dir.path().to_path_buf());
+    // One SMSC never sends receipts, the other only intermediate ones (ENROUTE).
+    let silent = Smsc::start(dir.path(), "sn", &["--dlr-mix", "none"]).await;
+    let enroute = Smsc::start(
+        dir.path(),
+        "sr",
+        &["--dlr-mix", "enroute=100", "--dlr-delay-ms", "30"],
+    )
+    .await;
+    let node = GwNode::start(dir.path(), &[]).await;
+    let mut a = silent.channel("n");
+    a["options"] = json!({"dlr_timeout_seconds": 2});
+    let mut b = enroute.channel("r");
+    b["options"] = json!({"dlr_timeout_seconds": 2});
+    node.channels_and_route(&[a]).await;
+    let (s, v) = node
+        .admin(reqwest::Method::POST, "/admin/v1/channels", Some(b))
+        .await;
+    assert_eq!(s, 201, "{v}");
+    let (s, v) = node
+        .admin(
+            reqwest::Method::POST,
+            "/admin/v1/routes",
+            Some(json!({"id": "fr", "match": {"prefix": ["+33"]}, "channels": [{"id": "r"}]})),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    let key = node.tenant("acme", json!({})).await;
+    node.wait_bound().await;
+
+    let (s, v) = node
+        .send(&key, json!({"to": TO, "text": "into the void"}))
+        .await;
+    assert_eq!(s, 202, "{v}");
+    let silent_id = v["id"].as_str().expect("id").to_string();
+    let (s, v) = node
+        .send(
+            &key,
+            json!({"to": "+33612345678", "text": "still on its way"}),
+        )
+        .await;
+    assert_eq!(s, 202, "{v}");
+    let enroute_id = v["id"].as_str().expect("id").to_string();
+    // Sent first; not settled before the timeout.
+    for id in [&silent_id, &enroute_id] {
+        node.wait_status(&key, id, "sent", Duration::from_secs(10))
+            .await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (_, v) = node.message(&key, &enroute_id).await;
+    assert_eq!(
+        v["status"], "sent",
+        "an intermediate receipt is not final: {v}"
+    );
+    for id in [&silent_id, &enroute_id] {
+        let v = node.wait_final(&key, id, Duration::from_secs(15)).await;
+        assert_eq!(v["status"], "undelivered", "{v}");
+        assert_eq!(
+            v["error"]["code"], "unknown",
+            "a receipt that never came settles as unknown: {v}"
+        );
+        assert_eq!(statuses(&v), ["accepted", "sent", "undelivered"], "{v}");
+    }
+}

@@ -40,7 +40,7 @@ async fn message_actor_crashes_lose_nothing() {
         "the failpoint never fired (log has no trace of it)"
     );
     // The crash is before anything was submitted: no copies.
-    let ledger = smsc.ledger_lines();
+    let ledger = smsc.ledger_at_least(20).await;
     assert_eq!(ledger.len(), 20, "each message submitted exactly once");
     assert_eq!(ledger_duplicates(&ledger), 0);
     // The node kept serving after the crashes.
@@ -67,7 +67,7 @@ async fn bind_actor_crashes_rebind_and_lose_nothing() {
         log.contains("bind_actor_crash"),
         "the failpoint never fired (log has no trace of it)"
     );
-    let ledger = smsc.ledger_lines();
+    let ledger = smsc.ledger_at_least(20).await;
     let texts: HashSet<&str> = ledger
         .iter()
         .filter_map(|l| l["short_message_hex"].as_str())

@@ -32,6 +32,8 @@ struct Receiver {
     hits: Arc<Mutex<Vec<Hit>>>,
     attempts: Arc<Mutex<HashMap<String, usize>>>,
     fail_first: usize,
+    /// While true every attempt is answered 503.
+    down: Arc<std::sync::atomic::AtomicBool>,
     url: String,
 }
 
@@ -45,7 +47,9 @@ async fn hook(State(r): State<Receiver>, headers: HeaderMap, body: Bytes) -> Sta
         *n += 1;
         *n
     };
-    let status = if n <= r.fail_first {
+    let status = if r.down.load(std::sync::atomic::Ordering::SeqCst) {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else if n <= r.fail_first {
         StatusCode::INTERNAL_SERVER_ERROR
     } else {
         StatusCode::OK
@@ -75,6 +79,7 @@ impl Receiver {
             hits: Arc::default(),
             attempts: Arc::default(),
             fail_first,
+            down: Arc::default(),
             url: format!("http://{addr}/hooks"),
         };
         let app = axum::Router::new()
@@ -330,6 +335,161 @@ async fn webhook_is_retried_after_errors() {
             n200, 1,
             "event {} delivered {n200} times after a 200",
             h.json["event_id"]
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failure_webhooks_carry_the_error() {
+    let dir = tempdir();
+    let _logs = LogsOnFailure(dir.path().to_path_buf());
+    let rx = Receiver::start(0).await;
+    let failing = Smsc::start(dir.path(), "sx", &["--error-rate", "1.0"]).await;
+    let undeliv = Smsc::start(
+        dir.path(),
+        "su",
+        &["--dlr-mix", "undeliverable=100", "--dlr-delay-ms", "30"],
+    )
+    .await;
+    let node = GwNode::start(dir.path(), &[]).await;
+    node.channels_and_route(&[failing.channel("x")]).await;
+    let (s, v) = node
+        .admin(
+            reqwest::Method::POST,
+            "/admin/v1/channels",
+            Some(undeliv.channel("u")),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    let (s, v) = node
+        .admin(
+            reqwest::Method::POST,
+            "/admin/v1/routes",
+            Some(json!({"id": "fr", "match": {"prefix": ["+33"]}, "channels": [{"id": "u"}]})),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    let (key, secret) = node
+        .tenant_with_secret("sad", json!({"callback_url": rx.url}))
+        .await;
+    node.wait_bound().await;
+
+    let (s, v) = node
+        .send(
+            &key,
+            json!({"to": TO, "text": "refused", "client_ref": "f-1"}),
+        )
+        .await;
+    assert_eq!(s, 202, "{v}");
+    let id = v["id"].as_str().expect("id").to_string();
+    let hits = rx
+        .wait_for(&id, &["accepted", "failed"], Duration::from_secs(30))
+        .await;
+    let failed = &hits[1];
+    check_signature(&secret, failed);
+    let e = &failed.json["error"];
+    assert!(
+        e["code"]
+            .as_str()
+            .is_some_and(|c| NORMALISED_ERROR_CODES.contains(&c)),
+        "failed webhook error: {}",
+        failed.body
+    );
+    assert!(
+        e["smsc_code"].as_str().is_some_and(|c| !c.is_empty()),
+        "failed webhook keeps the raw code: {}",
+        failed.body
+    );
+    assert!(
+        hits[0].json["error"].is_null(),
+        "accepted has no error: {}",
+        hits[0].body
+    );
+
+    let (s, v) = node
+        .send(
+            &key,
+            json!({"to": "+33612345678", "text": "lost", "client_ref": "f-2"}),
+        )
+        .await;
+    assert_eq!(s, 202, "{v}");
+    let id = v["id"].as_str().expect("id").to_string();
+    let hits = rx
+        .wait_for(
+            &id,
+            &["accepted", "sent", "undelivered"],
+            Duration::from_secs(30),
+        )
+        .await;
+    let e = &hits[2].json["error"];
+    assert!(
+        e["code"]
+            .as_str()
+            .is_some_and(|c| NORMALISED_ERROR_CODES.contains(&c)),
+        "undelivered webhook error: {}",
+        hits[2].body
+    );
+    assert_eq!(hits[2].json["channel"], "u", "{}", hits[2].body);
+    // The webhook and the status API agree on the error.
+    let (_, st) = node.message(&key, &id).await;
+    assert_eq!(st["error"], *e, "status error vs webhook error");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn undelivered_webhooks_survive_a_kill9_with_the_same_event_ids() {
+    let dir = tempdir();
+    let _logs = LogsOnFailure(dir.path().to_path_buf());
+    let rx = Receiver::start(0).await;
+    rx.down.store(true, std::sync::atomic::Ordering::SeqCst);
+    let smsc = Smsc::start(dir.path(), "sk", &["--dlr-delay-ms", "30"]).await;
+    let mut node = GwNode::start(dir.path(), &[]).await;
+    node.channels_and_route(&[smsc.channel("a")]).await;
+    let (key, secret) = node
+        .tenant_with_secret("later", json!({"callback_url": rx.url}))
+        .await;
+    node.wait_bound().await;
+    let (s, v) = node
+        .send(
+            &key,
+            json!({"to": TO, "text": "hook after restart", "client_ref": "k-1"}),
+        )
+        .await;
+    assert_eq!(s, 202, "{v}");
+    let id = v["id"].as_str().expect("id").to_string();
+    node.wait_status(&key, &id, "delivered", Duration::from_secs(20))
+        .await;
+    // Every status change was attempted (and refused) before the crash.
+    let before: HashMap<String, String> = eventually(
+        "refused attempts for 3 events",
+        Duration::from_secs(20),
+        || async {
+            let m: HashMap<String, String> = rx
+                .hits()
+                .into_iter()
+                .filter(|h| h.json["id"] == id.as_str())
+                .map(|h| (h.json["status"].as_str().unwrap_or("").to_string(), h.body))
+                .collect();
+            (m.len() == 3).then_some(m)
+        },
+    )
+    .await;
+    node.proc.kill9();
+    rx.down.store(false, std::sync::atomic::Ordering::SeqCst);
+    node.restart().await;
+    let ok = rx
+        .wait_for(
+            &id,
+            &["accepted", "sent", "delivered"],
+            Duration::from_secs(45),
+        )
+        .await;
+    for h in &ok {
+        check_signature(&secret, h);
+        let status = h.json["status"].as_str().unwrap_or("");
+        assert_eq!(
+            before.get(status),
+            Some(&h.body),
+            "{status}: the event after the restart is the same event (event_id and body)"
         );
     }
 }

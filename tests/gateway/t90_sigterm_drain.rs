@@ -66,7 +66,7 @@ async fn sigterm_drains_and_restart_finishes_everything_without_resends() {
         assert_eq!(v["status"], "delivered", "{v}");
     }
     // A graceful stop resends nothing that the SMSC had acknowledged.
-    let ledger = smsc.ledger_lines();
+    let ledger = smsc.ledger_at_least(150).await;
     let dups = ledger_duplicates(&ledger);
     assert_eq!(
         dups,
@@ -76,6 +76,140 @@ async fn sigterm_drains_and_restart_finishes_everything_without_resends() {
     );
     assert_eq!(ledger.len(), 150);
 }
+
+/// With an SMSC slower than the drain, SIGTERM must still not abandon submits the SMSC
+/// has taken: the drain finishes what is in flight (responses come within 1.5 s, the
+/// drain allows 3 s) instead of starting new submits until the deadline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_with_a_slow_smsc_abandons_no_submit() {
+    let dir = tempdir();
+    let _logs = LogsOnFailure(dir.path().to_path_buf());
+    let smsc = Smsc::start(
+        dir.path(),
+        "sl",
+        &["--submit-latency-ms", "1500", "--dlr-delay-ms", "50"],
+    )
+    .await;
+    let mut node = GwNode::start(dir.path(), &["--drain-seconds", "3"]).await;
+    let mut ch = smsc.channel("l");
+    ch["window"] = json!(4);
+    node.channels_and_route(&[ch]).await;
+    let key = node.tenant("t", json!({})).await;
+    node.wait_bound().await;
+    let bodies: Vec<Value> = (0..20)
+        .map(|i| json!({"to": TO, "text": format!("slow {i:03}")}))
+        .collect();
+    let ids = node.send_all_accepted(&key, bodies).await;
+    eventually(
+        "a full window in flight",
+        Duration::from_secs(10),
+        || async { (smsc.stats().await?["submits"].as_u64()? >= 4).then_some(()) },
+    )
+    .await;
+    let at_term = smsc.stats().await.expect("stats");
+    let started = Instant::now();
+    let status = node.proc.terminate(Duration::from_secs(15));
+    let took = started.elapsed();
+    let status = status.unwrap_or_else(|| panic!("no exit within 15 s of SIGTERM"));
+    assert_eq!(status.code(), Some(0), "SIGTERM exit status {status:?}");
+    let at_exit = smsc.stats().await.expect("stats");
+    eprintln!("SMSC at SIGTERM {at_term}, at exit after {took:?} {at_exit}");
+
+    node.restart().await;
+    for id in &ids {
+        let v = node.wait_final(&key, id, Duration::from_secs(60)).await;
+        assert_eq!(v["status"], "delivered", "{v}");
+    }
+    let ledger = smsc.ledger_at_least(20).await;
+    let dups = ledger_duplicates(&ledger);
+    assert_eq!(
+        dups,
+        0,
+        "SIGTERM abandoned submits the SMSC had taken: {dups} sent twice ({} ledger lines for 20 messages; \
+         SMSC at SIGTERM {at_term}, at exit {at_exit})",
+        ledger.len()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_during_sends_keeps_every_202() {
+    let dir = tempdir();
+    let _logs = LogsOnFailure(dir.path().to_path_buf());
+    let smsc = Smsc::start(
+        dir.path(),
+        "sh",
+        &["--submit-latency-ms", "10", "--dlr-delay-ms", "100"],
+    )
+    .await;
+    let mut node = GwNode::start(dir.path(), &[]).await;
+    node.channels_and_route(&[smsc.channel("h")]).await;
+    let key = node.tenant("t", json!({})).await;
+    node.wait_bound().await;
+
+    // Sends keep coming while SIGTERM lands; every 202 is a promise.
+    let url = node.url("/v1/messages");
+    let sender = tokio::spawn({
+        let key = key.clone();
+        async move {
+            let mut accepted = Vec::new();
+            let c = client();
+            for i in 0..10_000 {
+                let r = c
+                    .post(&url)
+                    .bearer_auth(&key)
+                    .json(&json!({"to": TO, "text": format!("term {i:05}")}))
+                    .send()
+                    .await;
+                let Ok(r) = r else { break };
+                if r.status().as_u16() == 202
+                    && let Ok(v) = r.json::<Value>().await
+                    && let Some(id) = v["id"].as_str()
+                {
+                    accepted.push(id.to_string());
+                }
+            }
+            accepted
+        }
+    });
+    eventually("sends under way", Duration::from_secs(20), || async {
+        let st = smsc.stats().await?;
+        (st["submits"].as_u64()? >= 20).then_some(())
+    })
+    .await;
+    let status = node.proc.terminate(Duration::from_secs(15));
+    let status = status.unwrap_or_else(|| panic!("no exit within 15 s of SIGTERM during sends"));
+    assert_eq!(status.code(), Some(0), "SIGTERM exit status {status:?}");
+    let accepted = tokio::time::timeout(Duration::from_secs(30), sender)
+        .await
+        .expect("sender ends")
+        .expect("sender task");
+    assert!(
+        accepted.len() >= 20,
+        "some sends were accepted: {}",
+        accepted.len()
+    );
+
+    node.restart().await;
+    for id in &accepted {
+        let (s, v) = node.message(&key, id).await;
+        assert_eq!(
+            s, 200,
+            "message {id} answered 202 before SIGTERM is gone: {v}"
+        );
+    }
+    for id in &accepted {
+        let v = node.wait_final(&key, id, Duration::from_secs(60)).await;
+        assert_eq!(v["status"], "delivered", "{v}");
+    }
+    assert_eq!(
+        ledger_duplicates(&smsc.ledger_at_least(accepted.len()).await),
+        0,
+        "graceful shutdown resent acknowledged parts"
+    );
+}
+
+/// (argv, environment, the word the one error line must contain)
+type ConfigCase<'a> = (Vec<String>, Vec<(&'a str, &'a str)>, &'a str);
 
 /// Non-empty lines of a process's output.
 fn lines(s: &str) -> Vec<&str> {
@@ -117,7 +251,7 @@ async fn bad_configuration_exits_2_with_one_line_naming_the_field() {
     let syntax = bad_syntax.display().to_string();
     let small = good_toml.display().to_string();
     // (args, env, word the one line must contain)
-    let cases: Vec<(Vec<String>, Vec<(&str, &str)>, &str)> = vec![
+    let cases: Vec<ConfigCase> = vec![
         (base(&["--http", "notanaddress"]), vec![], "http"),
         (
             base(&["--http", "127.0.0.1:0", "--config", &unknown]),
@@ -172,6 +306,24 @@ async fn bad_configuration_exits_2_with_one_line_naming_the_field() {
             vec![],
             "peers",
         ),
+        (
+            [
+                "start",
+                "--data-dir",
+                &data,
+                "--admin-token",
+                "short",
+                "--http",
+                "127.0.0.1:0",
+                "--cluster-addr",
+                "127.0.0.1:0",
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+            vec![],
+            "admin_token",
+        ),
     ];
     for (args, env, word) in &cases {
         let argv: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -191,4 +343,34 @@ async fn bad_configuration_exits_2_with_one_line_naming_the_field() {
             ls[0]
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_port_in_use_is_a_fatal_exit_not_a_hang() {
+    let dir = tempdir();
+    let _logs = LogsOnFailure(dir.path().to_path_buf());
+    let held = std::net::TcpListener::bind("127.0.0.1:0").expect("hold a port");
+    let addr = held.local_addr().expect("addr").to_string();
+    let data = dir.path().join("data").display().to_string();
+    let args = [
+        "start",
+        "--data-dir",
+        &data,
+        "--admin-token",
+        ADMIN_TOKEN,
+        "--http",
+        &addr,
+        "--cluster-addr",
+        "127.0.0.1:0",
+    ];
+    let (code, out, err) = run_bounded(&args, &[], dir.path(), Duration::from_secs(20));
+    assert!(
+        matches!(code, Some(c) if c != 0),
+        "port {addr} in use: exit {code:?}; stdout {out:?} stderr {err:?}"
+    );
+    assert!(
+        format!("{out}{err}").contains(&addr),
+        "the message names the address: {out:?} {err:?}"
+    );
+    drop(held);
 }

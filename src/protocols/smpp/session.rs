@@ -34,6 +34,8 @@ use super::receipt::{self, Receipt};
 /// How long `unbind` waits for unbind_resp, and how long the writer may keep
 /// draining after the session closed.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
+/// After a write error, how long the reader may still drain responses already received.
+const DRAIN_AFTER_WRITE_ERROR: Duration = Duration::from_secs(1);
 /// Most PDUs fed to the socket buffer before a flush is forced.
 const MAX_BATCH: usize = 1024;
 /// Most inbound deliver_sm waiting for room in the gateway's channel.
@@ -678,6 +680,11 @@ async fn writer_task(mut writer: Writer, mut rx: mpsc::UnboundedReceiver<Out>, i
     tokio::select! {
         r = work => {
             if let Err(e) = r {
+                // The SMSC may have answered submits before it went away: those
+                // submit_sm_resp are still in the socket. Let the reader drain them (it
+                // closes on EOF), and close for sure after a short grace period. Closing
+                // here at once would fail acknowledged submits and send them again.
+                tokio::time::sleep(DRAIN_AFTER_WRITE_ERROR).await;
                 inner.close(&format!("write error: {e}"));
             }
         }
