@@ -103,7 +103,9 @@ async fn metrics_text(State(st): State<AppState>) -> Response {
         .into_response()
 }
 
-/// Counts every request by matched route and status code.
+/// The one middleware: puts axum's own rejections into the contract's error shape and
+/// counts every request by matched route and status code (one layer, not two: each
+/// `from_fn` layer costs a boxed future per request).
 async fn count_requests(req: Request, next: Next) -> Response {
     let route = req
         .extensions()
@@ -111,15 +113,14 @@ async fn count_requests(req: Request, next: Next) -> Response {
         .map(|m| m.as_str().to_string())
         .unwrap_or_else(|| "unmatched".into());
     let started = Instant::now();
-    let resp = next.run(req).await;
+    let resp = contract_shape(next.run(req).await);
     metrics::counter!("smsgw_http_requests_total", "route" => route, "code" => resp.status().as_u16().to_string()).increment(1);
     metrics::histogram!("smsgw_http_request_seconds").record(started.elapsed().as_secs_f64());
     resp
 }
 
 /// Turns axum's own rejections (413, 405, 404 of unknown paths) into the contract's error shape.
-async fn contract_errors(req: Request, next: Next) -> Response {
-    let resp = next.run(req).await;
+fn contract_shape(resp: Response) -> Response {
     let status = resp.status();
     let is_json = resp
         .headers()
@@ -194,7 +195,6 @@ pub fn router(state: AppState, max_body: usize) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_text))
         .route("/openapi.json", get(openapi::serve))
-        .layer(middleware::from_fn(contract_errors))
         .layer(middleware::from_fn(count_requests))
         .layer(DefaultBodyLimit::max(max_body))
         .with_state(state)

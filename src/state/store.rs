@@ -22,6 +22,10 @@ use crate::wire;
 /// One row of a snapshot: (keyspace name, key, value).
 pub type SnapshotRow = (String, Vec<u8>, Vec<u8>);
 
+/// Decoded non-final rows kept in memory at most (~1.5 KB each): a CPU shortcut for the
+/// rows being worked, bounded so that a deep backlog stays on disk (docs/benchmarks.md).
+pub const ACTIVE_CACHE_MAX: usize = 20_000;
+
 /// How long an idempotency key is remembered.
 pub const IDEMPOTENCY_TTL_MS: i64 = 24 * 3600 * 1000;
 
@@ -224,7 +228,9 @@ impl StateStore {
                     .map(|c| c.dlr_timeout_seconds)
                     .unwrap_or(72 * 3600);
                 index_message(&mut work, &m, None, dlr);
-                cache.insert(id, m);
+                if cache.len() < ACTIVE_CACHE_MAX {
+                    cache.insert(id, m);
+                }
             }
         }
         *self.active_cache.write().unwrap_or_else(|e| e.into_inner()) = cache;
@@ -397,8 +403,11 @@ impl StateStore {
             for (id, m) in committed_messages {
                 if m.status.is_final() {
                     cache.remove(&id);
-                } else {
+                } else if cache.len() < ACTIVE_CACHE_MAX || cache.contains_key(&id) {
                     cache.insert(id, m);
+                } else {
+                    // Full: keep memory bounded; this row is read from fjall instead.
+                    cache.remove(&id);
                 }
             }
         }
