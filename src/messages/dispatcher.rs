@@ -15,12 +15,14 @@ use tracing::warn;
 use super::message_actor::{MessageActor, MessageArgs};
 use crate::channels::ChannelRegistry;
 use crate::consensus::Consensus;
-use crate::state::{ErrorInfo, Message, Notice, Op, PartStatus, Status};
+use crate::state::{ErrorInfo, Notice, Op, ReadyInfo};
 
 /// Messages of the dispatcher.
 pub enum DispatchMsg {
-    /// A message waits for a channel.
-    Ready(String),
+    /// A message waits for a channel (facts taken from its row as it was committed).
+    Ready(ReadyInfo),
+    /// A message id whose row must be read first (at start, after an actor crash).
+    Load(String),
     /// Re-plan: channels went up/down, config changed, or time passed.
     Tick,
     /// Shutting down: start no new message actors; queued messages stay rows.
@@ -107,7 +109,21 @@ impl DispatcherState {
             .cloned()
     }
 
-    async fn enqueue(&mut self, id: String) {
+    /// Reads a message's row and queues it if it waits to be sent.
+    async fn load(&mut self, id: String) {
+        match self.consensus.store().get_message(&id) {
+            Ok(Some(m)) => {
+                if let Some(info) = ReadyInfo::of(&m) {
+                    self.enqueue(info).await;
+                }
+            }
+            Ok(None) => {}
+            Err(e) => warn!(message_id = %id, error = %e, "cannot read queued message"),
+        }
+    }
+
+    async fn enqueue(&mut self, info: ReadyInfo) {
+        let id = info.id;
         if self.working_ids.contains(&id) {
             self.again.insert(id);
             return;
@@ -115,31 +131,12 @@ impl DispatcherState {
         if self.known.contains(&id) {
             return;
         }
-        let m: Message = match self.consensus.store().get_message(&id) {
-            Ok(Some(m)) if m.status == Status::Accepted => m,
-            Ok(_) => return,
-            Err(e) => {
-                warn!(message_id = %id, error = %e, "cannot read queued message");
-                return;
-            }
-        };
-        let pinned_channel = m
-            .part_states
-            .iter()
-            .any(|p| p.status != PartStatus::Pending)
-            .then(|| m.channel.clone())
-            .flatten();
+        let lane = info.lane.min(2);
         let q = Queued {
             id: id.clone(),
-            route: match pinned_channel {
-                Some(ch) => vec![ch],
-                None => m.route.clone(),
-            },
-            pinned: m
-                .part_states
-                .iter()
-                .any(|p| p.status != PartStatus::Pending),
-            attempts: m.attempts,
+            route: info.route,
+            pinned: info.pinned,
+            attempts: info.attempts,
         };
         let Some(ch) = self.choose(&q) else {
             let c = self.consensus.clone();
@@ -160,7 +157,7 @@ impl DispatcherState {
             return;
         };
         self.known.insert(id);
-        self.queues.entry(ch).or_default().lanes[m.category.lane()].push_back(q);
+        self.queues.entry(ch).or_default().lanes[lane].push_back(q);
     }
 
     /// Moves messages off channels that cannot send to a bound alternative.
@@ -252,7 +249,7 @@ impl Actor for Dispatcher {
         tokio::spawn(async move {
             while let Some(n) = notices.recv().await {
                 let msg = match n {
-                    Notice::Ready { id } => DispatchMsg::Ready(id),
+                    Notice::Ready(info) => DispatchMsg::Ready(info),
                     _ => DispatchMsg::Tick,
                 };
                 if me.send_message(msg).is_err() {
@@ -278,7 +275,7 @@ impl Actor for Dispatcher {
             .active_ids()
             .map_err(|e| ActorProcessingErr::from(e.to_string()))?;
         for id in ids {
-            let _ = myself.send_message(DispatchMsg::Ready(id));
+            let _ = myself.send_message(DispatchMsg::Load(id));
         }
         Ok(DispatcherState {
             consensus: args.consensus,
@@ -299,7 +296,8 @@ impl Actor for Dispatcher {
         st: &mut DispatcherState,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
-            DispatchMsg::Ready(id) => st.enqueue(id).await,
+            DispatchMsg::Ready(info) => st.enqueue(info).await,
+            DispatchMsg::Load(id) => st.load(id).await,
             DispatchMsg::Tick => st.reroute(),
             DispatchMsg::Drain => st.draining = true,
         }
@@ -328,7 +326,7 @@ impl Actor for Dispatcher {
             }
             st.known.remove(&id);
             if crashed || st.again.remove(&id) {
-                st.enqueue(id).await;
+                st.load(id).await;
             }
         }
         st.pump(&myself).await;

@@ -7,4 +7,4 @@ pub mod transitions;
 
 pub use model::*;
 pub use ops::*;
-pub use store::{ConfigView, Notice, Notifier, StateStore, StoreError, WebhookJob};
+pub use store::{ConfigView, Notice, Notifier, ReadyInfo, StateStore, StoreError, WebhookJob};

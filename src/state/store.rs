@@ -55,11 +55,49 @@ pub struct WebhookJob {
     pub created_at: i64,
 }
 
+/// What the dispatcher needs to queue a waiting message, taken from its row when it
+/// becomes ready, so that queueing needs no read of the row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReadyInfo {
+    pub id: String,
+    /// Priority lane (category).
+    pub lane: usize,
+    /// Candidate channels in failover order (only the pinned one once parts went out).
+    pub route: Vec<String>,
+    /// Parts already went out: the rest must follow on the same channel.
+    pub pinned: bool,
+    pub attempts: u32,
+}
+
+impl ReadyInfo {
+    /// The queueing facts of a message, if it waits to be sent.
+    pub fn of(m: &Message) -> Option<ReadyInfo> {
+        if m.status != Status::Accepted {
+            return None;
+        }
+        let pinned = m
+            .part_states
+            .iter()
+            .any(|p| p.status != super::model::PartStatus::Pending);
+        let route = match (&m.channel, pinned) {
+            (Some(ch), true) => vec![ch.clone()],
+            _ => m.route.clone(),
+        };
+        Some(ReadyInfo {
+            id: m.id.clone(),
+            lane: m.category.lane(),
+            route,
+            pinned,
+            attempts: m.attempts,
+        })
+    }
+}
+
 /// Something node-local actors must react to, sent after the batch is committed.
 #[derive(Debug, Clone)]
 pub enum Notice {
     /// A message waits for a channel.
-    Ready { id: String },
+    Ready(ReadyInfo),
     /// A webhook was added to the outbox.
     Webhook { event_id: String },
     /// Tenants, channels or routes changed.
@@ -403,7 +441,13 @@ impl StateStore {
             for (id, m) in committed_messages {
                 if m.status.is_final() {
                     cache.remove(&id);
-                } else if cache.len() < ACTIVE_CACHE_MAX || cache.contains_key(&id) {
+                } else if cache.contains_key(&id)
+                    || cache.len() < ACTIVE_CACHE_MAX / 2
+                    || (cache.len() < ACTIVE_CACHE_MAX
+                        && m.status != Status::Accepted
+                        && m.status != Status::Scheduled)
+                {
+                    // Waiting rows may fill half of the cache; rows being worked the rest.
                     cache.insert(id, m);
                 } else {
                     // Full: keep memory bounded; this row is read from fjall instead.
@@ -483,8 +527,10 @@ impl StateStore {
         }
         for s in entered {
             ctx.notices.push(Notice::Status { status: *s });
-            if *s == Status::Accepted {
-                ctx.notices.push(Notice::Ready { id: m.id.clone() });
+            if *s == Status::Accepted
+                && let Some(r) = ReadyInfo::of(&m)
+            {
+                ctx.notices.push(Notice::Ready(r));
             }
         }
         if let Some(url) = m.callback_url.clone() {
@@ -669,8 +715,10 @@ impl StateStore {
                     vec![]
                 })
                 .map(|r| {
-                    if r == OpResult::Done {
-                        ctx.notices.push(Notice::Ready { id: id.clone() });
+                    if r == OpResult::Done
+                        && let Some(info) = ctx.messages.get(id).and_then(ReadyInfo::of)
+                    {
+                        ctx.notices.push(Notice::Ready(info));
                     }
                     r
                 })?,

@@ -314,7 +314,7 @@ impl GwNode {
 
     /// Waits until every channel reports `bound`.
     pub async fn wait_bound(&self) {
-        eventually("channels bound", Duration::from_secs(20), || async {
+        eventually("channels bound", Duration::from_secs(60), || async {
             let (_, v) = self
                 .admin(reqwest::Method::GET, "/admin/v1/channels", None)
                 .await;
