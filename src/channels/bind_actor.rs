@@ -120,7 +120,7 @@ async fn inbound_loop(
                         error,
                         at: crate::clock::now_ms(),
                     };
-                    match consensus.propose(op).await {
+                    match consensus.propose_batched(op).await {
                         Ok(r) => {
                             metrics::counter!("smsgw_receipts_total", "channel" => channel.clone(),
                                 "matched" => if matches!(r, crate::state::OpResult::ReceiptMatched { .. }) { "yes" } else { "parked" })

@@ -213,7 +213,7 @@ async fn work(st: &MessageArgs) -> Result<WorkEnd, ActorProcessingErr> {
                         smsc_message_id: message_id,
                         at: crate::clock::now_ms(),
                     };
-                    c.propose(op)
+                    c.propose_batched(op)
                         .await
                         .map_err(|e| ActorProcessingErr::from(e.to_string()))?;
                     break;
