@@ -46,6 +46,24 @@ fn check_id(field: &str, id: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// The channel with this id, or 404.
+fn find_channel(st: &AppState, id: &str) -> Result<Channel, ApiError> {
+    let cfg = st.consensus.store().config();
+    cfg.channels
+        .get(id)
+        .cloned()
+        .ok_or_else(|| ApiError::not_found("channel"))
+}
+
+/// The tenant with this id, or 404.
+fn find_tenant(st: &AppState, id: &str) -> Result<Tenant, ApiError> {
+    let cfg = st.consensus.store().config();
+    cfg.tenants
+        .get(id)
+        .cloned()
+        .ok_or_else(|| ApiError::not_found("tenant"))
+}
+
 async fn write(st: &AppState, op: Op) -> Result<OpResult, ApiError> {
     Ok(st.consensus.propose(op).await?)
 }
@@ -217,11 +235,7 @@ pub async fn get_tenant(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     require_admin(&st, &headers)?;
-    let cfg = st.consensus.store().config();
-    let t = cfg
-        .tenants
-        .get(&id)
-        .ok_or_else(|| ApiError::not_found("tenant"))?;
+    let t = find_tenant(&st, &id)?;
     let waiting = st
         .consensus
         .store()
@@ -230,7 +244,7 @@ pub async fn get_tenant(
         .get(&id)
         .copied()
         .unwrap_or(0);
-    let mut v = tenant_view(t);
+    let mut v = tenant_view(&t);
     v["waiting"] = json!(waiting);
     Ok(Json(v).into_response())
 }
@@ -247,14 +261,7 @@ pub async fn patch_tenant(
     if b.id.as_ref().is_some_and(|x| x != &id) {
         return Err(ApiError::invalid("id", "the id cannot change"));
     }
-    let mut t = st
-        .consensus
-        .store()
-        .config()
-        .tenants
-        .get(&id)
-        .cloned()
-        .ok_or_else(|| ApiError::not_found("tenant"))?;
+    let mut t = find_tenant(&st, &id)?;
     apply_tenant_body(&mut t, b)?;
     write(&st, Op::PutTenant(Box::new(t.clone()))).await?;
     Ok(Json(tenant_view(&t)).into_response())
@@ -280,14 +287,7 @@ pub async fn rotate_key(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     require_admin(&st, &headers)?;
-    let mut t = st
-        .consensus
-        .store()
-        .config()
-        .tenants
-        .get(&id)
-        .cloned()
-        .ok_or_else(|| ApiError::not_found("tenant"))?;
+    let mut t = find_tenant(&st, &id)?;
     let api_key = secret("sk_");
     t.api_key_hash = key_hash(&api_key);
     write(&st, Op::PutTenant(Box::new(t))).await?;
@@ -526,14 +526,7 @@ pub async fn get_channel(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     require_admin(&st, &headers)?;
-    let c = st
-        .consensus
-        .store()
-        .config()
-        .channels
-        .get(&id)
-        .cloned()
-        .ok_or_else(|| ApiError::not_found("channel"))?;
+    let c = find_channel(&st, &id)?;
     Ok(Json(channel_view(&st, &c)).into_response())
 }
 
@@ -571,14 +564,7 @@ async fn set_drained(
     {
         OpResult::NotFound => Err(ApiError::not_found("channel")),
         _ => {
-            let c = st
-                .consensus
-                .store()
-                .config()
-                .channels
-                .get(&id)
-                .cloned()
-                .ok_or_else(|| ApiError::not_found("channel"))?;
+            let c = find_channel(&st, &id)?;
             Ok(Json(channel_view(&st, &c)).into_response())
         }
     }
