@@ -24,7 +24,7 @@ pub type SnapshotRow = (String, Vec<u8>, Vec<u8>);
 
 /// Decoded non-final rows kept in memory at most (~1.5 KB each): a CPU shortcut for the
 /// rows being worked, bounded so that a deep backlog stays on disk (docs/benchmarks.md).
-pub const ACTIVE_CACHE_MAX: usize = 20_000;
+pub const ACTIVE_CACHE_MAX: usize = 50_000;
 
 /// How long an idempotency key is remembered.
 pub const IDEMPOTENCY_TTL_MS: i64 = 24 * 3600 * 1000;
