@@ -95,6 +95,7 @@ async fn readyz(State(st): State<AppState>) -> Response {
 async fn metrics_text(State(st): State<AppState>) -> Response {
     metrics::gauge!("smsgw_raft_leader").set(if st.consensus.is_leader() { 1.0 } else { 0.0 });
     metrics::gauge!("smsgw_raft_term").set(st.consensus.term() as f64);
+    metrics::gauge!("smsgw_active_cache_rows").set(st.consensus.store().active_count() as f64);
     metrics::gauge!("smsgw_waiting_messages").set(st.consensus.store().work().waiting_total as f64);
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
