@@ -60,11 +60,18 @@ pub async fn run(opts: DemoOptions) -> Result<(), DemoError> {
             dlr_delay_ms: 1500,
             ..SmscSimArgs::default()
         };
-        sims.push(tokio::spawn(async move {
-            if let Err(e) = crate::sim::smsc::run(args).await {
-                tracing::error!(error = %e, "demo SMSC stopped");
-            }
-        }));
+        // Bind first, so a busy port stops the demo at once with the flag to change.
+        let listener = tokio::net::TcpListener::bind(&args.listen)
+            .await
+            .map_err(|e| {
+                DemoError::Setup(format!(
+                    "simulated SMSC port {port}: {e} (choose others with --smsc-ports)"
+                ))
+            })?;
+        let sim = crate::sim::smsc::SmscSim::start(listener, args)
+            .await
+            .map_err(|e| DemoError::Setup(format!("simulated SMSC port {port}: {e}")))?;
+        sims.push(sim);
     }
     let cfg = Config {
         http: opts.http.clone(),
@@ -135,7 +142,9 @@ pub async fn run(opts: DemoOptions) -> Result<(), DemoError> {
     node::wait_for_signal().await;
     node.shutdown(Duration::from_secs(10)).await;
     for s in sims {
-        s.abort();
+        if let Err(e) = s.shutdown().await {
+            tracing::warn!(error = %e, "demo SMSC shutdown");
+        }
     }
     Ok(())
 }
