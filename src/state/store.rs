@@ -513,7 +513,7 @@ impl StateStore {
 
     /// Stores a changed message, updates indexes, and queues webhooks and notices for
     /// each status entered.
-    fn save(&self, ctx: &mut ApplyCtx, before: Option<&Message>, m: Message, entered: &[Status]) {
+    fn save(&self, ctx: &mut ApplyCtx, before: Option<&IndexKey>, m: Message, entered: &[Status]) {
         let dlr = self.dlr_timeout_of(m.channel.as_deref());
         {
             let mut work = self.work();
@@ -799,12 +799,13 @@ impl StateStore {
         id: &str,
         f: impl FnOnce(&mut Message) -> Vec<Status>,
     ) -> Result<OpResult, StoreError> {
-        let Some(before) = self.load(ctx, id)? else {
+        let Some(mut m) = self.load(ctx, id)? else {
             return Ok(OpResult::NotFound);
         };
-        let mut m = before.clone();
+        let before = IndexKey::of(&m);
+        let unchanged = fingerprint(&m);
         let entered = f(&mut m);
-        if m == before {
+        if fingerprint(&m) == unchanged {
             return Ok(OpResult::Stale);
         }
         self.save(ctx, Some(&before), m, &entered);
@@ -856,12 +857,60 @@ impl StateStore {
 }
 
 /// Moves a message between the timer sets and waiting counts as its status changes.
-fn index_message(work: &mut WorkIndex, m: &Message, before: Option<&Message>, dlr_timeout_s: u64) {
+/// What the indexes knew of a row before it changed: enough to take it out of them
+/// (cheaper than keeping a whole copy of the row).
+struct IndexKey {
+    id: String,
+    tenant: String,
+    status: Status,
+    send_at: Option<i64>,
+    expires_at: i64,
+    sent_at: Option<i64>,
+}
+
+impl IndexKey {
+    fn of(m: &Message) -> IndexKey {
+        IndexKey {
+            id: m.id.clone(),
+            tenant: m.tenant.clone(),
+            status: m.status,
+            send_at: m.send_at,
+            expires_at: m.expires_at,
+            sent_at: sent_at(m),
+        }
+    }
+}
+
+/// Everything the status machine can change in a row, compared to tell a real change
+/// from a no-op (a duplicate receipt, a stale transition) without copying the row.
+fn fingerprint(
+    m: &Message,
+) -> (
+    Status,
+    u32,
+    usize,
+    Vec<super::model::PartState>,
+    bool,
+    Option<String>,
+    i64,
+) {
+    (
+        m.status,
+        m.attempts,
+        m.events.len(),
+        m.part_states.clone(),
+        m.error.is_some(),
+        m.channel.clone(),
+        m.updated_at,
+    )
+}
+
+fn index_message(work: &mut WorkIndex, m: &Message, before: Option<&IndexKey>, dlr_timeout_s: u64) {
     if let Some(b) = before {
         work.scheduled
             .remove(&(b.send_at.unwrap_or(0), b.id.clone()));
         work.expiry.remove(&(b.expires_at, b.id.clone()));
-        if let Some(sent_at) = sent_at(b) {
+        if let Some(sent_at) = b.sent_at {
             work.dlr_deadline
                 .remove(&(sent_at + dlr_timeout_s as i64 * 1000, b.id.clone()));
         }
