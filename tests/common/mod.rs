@@ -711,3 +711,20 @@ impl Smsc {
         self.ledger_lines()
     }
 }
+
+/// One SMSC simulator (started with `smsc_flags`), one node (with `envs`), a channel "a"
+/// to the simulator as the default route, tenant "acme", all binds up: the setup most
+/// black-box tests start from. Returns the simulator, the node and the tenant's API key.
+pub async fn gateway_with_smsc(
+    dir: &Path,
+    name: &str,
+    smsc_flags: &[&str],
+    envs: &[(&str, &str)],
+) -> (Smsc, GwNode, String) {
+    let smsc = Smsc::start(dir, name, smsc_flags).await;
+    let node = GwNode::start_with_env(dir, &[], envs).await;
+    node.channels_and_route(&[smsc.channel("a")]).await;
+    let key = node.tenant("acme", json!({})).await;
+    node.wait_bound().await;
+    (smsc, node, key)
+}

@@ -10,12 +10,7 @@ use crate::common::*;
 const TO: &str = "+4915112345678";
 
 async fn setup(dir: &std::path::Path, name: &str, flags: &[&str]) -> (Smsc, GwNode, String) {
-    let smsc = Smsc::start(dir, name, flags).await;
-    let node = GwNode::start(dir, &[]).await;
-    node.channels_and_route(&[smsc.channel("a")]).await;
-    let key = node.tenant("acme", json!({})).await;
-    node.wait_bound().await;
-    (smsc, node, key)
+    gateway_with_smsc(dir, name, flags, &[]).await
 }
 
 /// Distinct texts so the ledger can tell copies apart.

@@ -16,12 +16,13 @@ fn bodies(n: usize, tag: &str) -> Vec<Value> {
 }
 
 async fn setup(dir: &std::path::Path, name: &str, failpoints: &str) -> (Smsc, GwNode, String) {
-    let smsc = Smsc::start(dir, name, &["--dlr-delay-ms", "20"]).await;
-    let node = GwNode::start_with_env(dir, &[], &[("SMSGW_FAILPOINTS", failpoints)]).await;
-    node.channels_and_route(&[smsc.channel("a")]).await;
-    let key = node.tenant("acme", json!({})).await;
-    node.wait_bound().await;
-    (smsc, node, key)
+    gateway_with_smsc(
+        dir,
+        name,
+        &["--dlr-delay-ms", "20"],
+        &[("SMSGW_FAILPOINTS", failpoints)],
+    )
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
