@@ -24,12 +24,11 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::Duration;
 
 use anyhow::Context as _;
-use futures::{SinkExt, StreamExt};
+use futures::StreamExt;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rusmpp::{Command, CommandId, Pdu};
 use serde::{Deserialize, Serialize};
-use tokio::io::AsyncWriteExt;
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
@@ -38,6 +37,7 @@ use tokio::time::Instant;
 use tokio_util::codec::{FramedRead, FramedWrite};
 use tracing::{debug, info, warn};
 
+use crate::protocols::smpp::codec::Outgoing as Out;
 use crate::protocols::smpp::codec::{
     self, BindKind, Frame, ReceiptPdu, SmppCodec, SubmitSmFields, command_id, status,
 };
@@ -326,14 +326,6 @@ fn ledger_thread(file: File, rx: std::sync::mpsc::Receiver<LedgerMsg>) {
     if let Err(e) = w.flush() {
         warn!(error = %e, "ledger flush failed");
     }
-}
-
-/// Writer queue item of one connection. Not boxed: a box per PDU costs more
-/// than moving it.
-#[allow(clippy::large_enum_variant)]
-enum Out {
-    Pdu(Command),
-    Close,
 }
 
 /// One client connection, shared by its reader, the scheduler and receipt
@@ -696,35 +688,7 @@ async fn writer_task(
     mut writer: FramedWrite<OwnedWriteHalf, SmppCodec>,
     mut rx: mpsc::UnboundedReceiver<Out>,
 ) {
-    let r: std::io::Result<()> = async {
-        loop {
-            let Some(first) = rx.recv().await else {
-                return Ok(());
-            };
-            let mut next = Some(first);
-            let mut fed = 0usize;
-            let mut close = false;
-            while let Some(item) = next.take() {
-                match item {
-                    Out::Pdu(cmd) => writer.feed(cmd).await?,
-                    Out::Close => {
-                        close = true;
-                        break;
-                    }
-                }
-                fed += 1;
-                if fed < 1024 {
-                    next = rx.try_recv().ok();
-                }
-            }
-            writer.flush().await?;
-            if close {
-                let _ = writer.get_mut().shutdown().await;
-                return Ok(());
-            }
-        }
-    }
-    .await;
+    let r = crate::protocols::smpp::codec::write_pdus(&mut writer, &mut rx).await;
     if let Err(e) = r {
         debug!(error = %e, "simulator write failed");
     }

@@ -676,3 +676,52 @@ impl<'a> Reader<'a> {
         Some(&rest[..n])
     }
 }
+
+/// What a connection's writer task is told: send a PDU, or flush, shut the socket down
+/// and stop. Used by both the ESME session and the SMSC simulator. Not boxed: a box per
+/// PDU costs more than moving it.
+#[allow(clippy::large_enum_variant)]
+pub enum Outgoing {
+    Pdu(Command),
+    Close,
+}
+
+/// Most PDUs fed to the socket buffer before a flush is forced.
+pub const MAX_WRITE_BATCH: usize = 1024;
+
+/// Writes PDUs from `rx` in batches: feeds everything already queued (at most
+/// `MAX_WRITE_BATCH`), then flushes once. Returns Ok when the queue closes or after
+/// `Outgoing::Close` (flushed, socket shut down); Err on the first write error.
+pub async fn write_pdus(
+    writer: &mut tokio_util::codec::FramedWrite<tokio::net::tcp::OwnedWriteHalf, SmppCodec>,
+    rx: &mut tokio::sync::mpsc::UnboundedReceiver<Outgoing>,
+) -> io::Result<()> {
+    use futures::SinkExt;
+    use tokio::io::AsyncWriteExt;
+    loop {
+        let Some(first) = rx.recv().await else {
+            return Ok(());
+        };
+        let mut next = Some(first);
+        let mut fed = 0;
+        let mut close = false;
+        while let Some(item) = next.take() {
+            match item {
+                Outgoing::Pdu(cmd) => writer.feed(cmd).await?,
+                Outgoing::Close => {
+                    close = true;
+                    break;
+                }
+            }
+            fed += 1;
+            if fed < MAX_WRITE_BATCH {
+                next = rx.try_recv().ok();
+            }
+        }
+        writer.flush().await?;
+        if close {
+            let _ = writer.get_mut().shutdown().await;
+            return Ok(());
+        }
+    }
+}

@@ -18,7 +18,6 @@ use std::time::Duration;
 use futures::{SinkExt, StreamExt};
 use rusmpp::{Command, CommandId, Pdu};
 use serde::{Deserialize, Serialize};
-use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::{Semaphore, mpsc, oneshot, watch};
@@ -26,6 +25,7 @@ use tokio::time::{Instant, MissedTickBehavior, timeout};
 use tokio_util::codec::{FramedRead, FramedWrite};
 use tracing::{debug, info, warn};
 
+use super::codec::Outgoing as Out;
 use super::codec::{
     self, BindKind, DeliverFields, Frame, SmppCodec, SubmitFields, command_id, status,
 };
@@ -36,8 +36,6 @@ use super::receipt::{self, Receipt};
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
 /// After a write error, how long the reader may still drain responses already received.
 const DRAIN_AFTER_WRITE_ERROR: Duration = Duration::from_secs(1);
-/// Most PDUs fed to the socket buffer before a flush is forced.
-const MAX_BATCH: usize = 1024;
 /// Most inbound deliver_sm waiting for room in the gateway's channel.
 const INBOUND_OVERFLOW: usize = 1024;
 
@@ -261,14 +259,6 @@ impl Drop for DeliverAck {
     fn drop(&mut self) {
         self.send(status::ESME_RX_T_APPN);
     }
-}
-
-/// Writer queue item. Not boxed: a box per PDU costs more than moving it.
-#[allow(clippy::large_enum_variant)]
-enum Out {
-    Pdu(Command),
-    /// Flush what is queued, shut the socket down, stop.
-    Close,
 }
 
 /// A response routed to the request that is waiting for it.
@@ -649,34 +639,7 @@ async fn writer_task(mut writer: Writer, mut rx: mpsc::UnboundedReceiver<Out>, i
         closed.await;
         tokio::time::sleep(CLOSE_GRACE).await;
     };
-    let work = async {
-        loop {
-            let Some(first) = rx.recv().await else {
-                return Ok::<(), io::Error>(());
-            };
-            let mut next = Some(first);
-            let mut fed = 0;
-            let mut close = false;
-            while let Some(item) = next.take() {
-                match item {
-                    Out::Pdu(cmd) => writer.feed(cmd).await?,
-                    Out::Close => {
-                        close = true;
-                        break;
-                    }
-                }
-                fed += 1;
-                if fed < MAX_BATCH {
-                    next = rx.try_recv().ok();
-                }
-            }
-            writer.flush().await?;
-            if close {
-                let _ = writer.get_mut().shutdown().await;
-                return Ok(());
-            }
-        }
-    };
+    let work = super::codec::write_pdus(&mut writer, &mut rx);
     tokio::select! {
         r = work => {
             if let Err(e) = r {
