@@ -143,10 +143,7 @@ fn accept_answer(
             metrics::counter!("smsgw_accepted_total").increment(1);
             Ok((StatusCode::ACCEPTED, accepted_body(m)))
         }
-        OpResult::Duplicate { id } => match st.consensus.store().get_message(&id)? {
-            Some(orig) => Ok((StatusCode::OK, accepted_body(&orig))),
-            None => Err(ApiError::not_found("message")),
-        },
+        OpResult::Duplicate { id } => replay(st, &id),
         OpResult::IdempotencyConflict { id } => Err(idempotency_conflict(&id)),
         OpResult::QueueFull => Err(ApiError::too_many(
             "queue_full",
@@ -161,6 +158,14 @@ fn accept_answer(
     }
 }
 
+/// The answer to a replayed idempotent request: the original message, 200.
+fn replay(st: &AppState, id: &str) -> Result<(StatusCode, Value), ApiError> {
+    match st.consensus.store().get_message(id)? {
+        Some(orig) => Ok((StatusCode::OK, accepted_body(&orig))),
+        None => Err(ApiError::not_found("message")),
+    }
+}
+
 /// `POST /v1/messages`
 pub async fn send(
     State(st): State<AppState>,
@@ -171,25 +176,23 @@ pub async fn send(
     rate_limit(&st, &tenant, 1).await?;
     let req: SendRequest = parse_json(&body)?;
     let key = idempotency_key(&headers)?;
+    let body_hash = key.as_ref().map(|_| intake::body_hash(&body));
     let now = crate::clock::now_ms();
-    if let Some(k) = &key
-        && let Some((id, hash)) = st.consensus.store().idempotent_lookup(&tenant.id, k, now)?
+    // Fast path for a replay: answer from the stored record without a Raft write (the
+    // state machine checks the key again, authoritatively, on Accept).
+    if let (Some(k), Some(hash)) = (&key, &body_hash)
+        && let Some((id, stored)) = st.consensus.store().idempotent_lookup(&tenant.id, k, now)?
     {
-        return if hash == intake::body_hash(&body) {
-            match st.consensus.store().get_message(&id)? {
-                Some(orig) => Ok((StatusCode::OK, Json(accepted_body(&orig))).into_response()),
-                None => Err(ApiError::not_found("message")),
-            }
-        } else {
-            Err(idempotency_conflict(&id))
-        };
+        if &stored != hash {
+            return Err(idempotency_conflict(&id));
+        }
+        let (status, v) = replay(&st, &id)?;
+        return Ok((status, Json(v)).into_response());
     }
     let mut intake = prepare(&st, &tenant, &req, now)?;
     check_node_queue(&st)?;
-    if let Some(k) = key {
-        intake.message.idempotency_key = Some(k);
-        intake.message.body_hash = Some(intake::body_hash(&body));
-    }
+    intake.message.idempotency_key = key;
+    intake.message.body_hash = body_hash;
     let result = st
         .consensus
         .propose(Op::Accept(Box::new(intake.message.clone())))
