@@ -2,7 +2,8 @@
 //! named point fire `count` times (then stay quiet). Off unless the variable is set.
 //!
 //! Points: `message_actor_crash` (a message actor fails after loading its message),
-//! `bind_actor_crash` (a bind actor fails while handling a submit).
+//! `bind_actor_crash` (a bind actor fails while handling a submit), `sweeper_crash` (a
+//! top-level actor fails: the node must exit non-zero rather than run without it).
 
 use std::collections::HashMap;
 use std::sync::OnceLock;

@@ -52,6 +52,8 @@ pub struct Node {
     pub http_addr: SocketAddr,
     pub admin_token: String,
     supervisor: ActorRef<()>,
+    /// Resolves when the actor tree has stopped (on shutdown, or by itself after a crash).
+    supervisor_done: tokio::task::JoinHandle<()>,
     http_shutdown: tokio::sync::watch::Sender<bool>,
     http_task: tokio::task::JoinHandle<()>,
 }
@@ -258,7 +260,7 @@ impl Node {
         }
 
         let registry = Arc::new(ChannelRegistry::default());
-        let (supervisor, _) = Actor::spawn(
+        let (supervisor, supervisor_done) = Actor::spawn(
             Some(format!("node-{}", cfg.node_id)),
             NodeSupervisor,
             NodeSupArgs {
@@ -301,14 +303,15 @@ impl Node {
             http_addr,
             admin_token,
             supervisor,
+            supervisor_done,
             http_shutdown,
             http_task,
         })
     }
 
-    /// Resolves when the actor tree stopped by itself (a crash).
-    pub fn supervisor(&self) -> &ActorRef<()> {
-        &self.supervisor
+    /// Resolves when the actor tree has stopped; before `shutdown` that means a crash.
+    pub async fn actors_stopped(&mut self) {
+        let _ = (&mut self.supervisor_done).await;
     }
 
     /// Drains: stop taking requests, let in-flight message actors finish (bounded),
@@ -336,8 +339,16 @@ impl Node {
 
 /// `smsgw start`: run until SIGTERM/SIGINT, then drain and return.
 pub async fn run(cfg: Config) -> Result<(), NodeError> {
-    let node = Node::start(&cfg).await?;
-    wait_for_signal().await;
+    let mut node = Node::start(&cfg).await?;
+    tokio::select! {
+        _ = wait_for_signal() => {}
+        _ = node.actors_stopped() => {
+            // A top-level actor crashed: fail fast, so the process supervisor restarts the
+            // node and every queue is rebuilt from the replicated state.
+            node.consensus.shutdown().await;
+            return Err(NodeError::Actors("the actor tree stopped after a crash".into()));
+        }
+    }
     info!("signal received; draining");
     node.shutdown(Duration::from_secs(cfg.drain_seconds)).await;
     Ok(())

@@ -61,6 +61,9 @@ impl Actor for Sweeper {
                 }
             }
             SweepMsg::Tick => {
+                if crate::failpoints::fire("sweeper_crash") {
+                    return Err(ActorProcessingErr::from("failpoint sweeper_crash"));
+                }
                 if !st.consensus.is_leader() {
                     return Ok(());
                 }

@@ -472,11 +472,6 @@ impl StateStore {
         Ok(outcomes)
     }
 
-    /// Writes only meta rows (membership entries, blank entries).
-    pub fn apply_meta_only(&self, meta: &[(&str, Vec<u8>)]) -> Result<(), StoreError> {
-        self.apply(&[], meta).map(|_| ())
-    }
-
     fn tag_ks(&self, tag: u8) -> &Keyspace {
         match tag {
             T_SMSC => &self.smsc_ids,

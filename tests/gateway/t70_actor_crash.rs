@@ -92,3 +92,43 @@ async fn bind_actor_crashes_rebind_and_lose_nothing() {
     )
     .await;
 }
+
+/// A crashed top-level actor (here the sweeper) must not leave a node that answers HTTP
+/// but sends nothing: the process exits 1 so that its supervisor restarts it, and the
+/// restarted node rebuilds everything from the replicated state.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn top_level_actor_crash_exits_the_node() {
+    let dir = tempdir();
+    let _logs = LogsOnFailure(dir.path().to_path_buf());
+    let log = std::fs::File::create(dir.path().join("crash.log")).expect("log");
+    let data = dir.path().join("data").display().to_string();
+    let mut child = std::process::Command::new(bin())
+        .args(["start", "--http", &format!("127.0.0.1:{}", free_port())])
+        .args(["--cluster-addr", &format!("127.0.0.1:{}", free_port())])
+        .args(["--data-dir", &data, "--admin-token", ADMIN_TOKEN])
+        .env("SMSGW_FAILPOINTS", "sweeper_crash:1")
+        .stdout(log.try_clone().expect("log"))
+        .stderr(log)
+        .spawn()
+        .expect("spawn");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Ok(Some(s)) = child.try_wait() {
+            break s;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the node kept running after a top-level actor crashed");
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    };
+    assert_eq!(status.code(), Some(1), "{status:?}");
+    let text = std::fs::read_to_string(dir.path().join("crash.log")).unwrap_or_default();
+    assert!(text.contains("actor tree stopped"), "{text}");
+    // The same data dir serves again once restarted without the fault.
+    let node = GwNode::start(dir.path(), &[]).await;
+    let (s, _) = node
+        .admin(reqwest::Method::GET, "/admin/v1/cluster", None)
+        .await;
+    assert_eq!(s, 200);
+}
