@@ -94,19 +94,7 @@ impl DispatcherState {
 
     /// The channel a message should wait on now.
     fn choose(&self, q: &Queued) -> Option<String> {
-        if q.route.is_empty() {
-            return None;
-        }
-        if q.pinned {
-            return q.route.first().cloned();
-        }
-        let n = q.route.len();
-        let start = q.attempts as usize % n;
-        (0..n)
-            .map(|k| &q.route[(start + k) % n])
-            .find(|ch| self.channel_ok(ch))
-            .or_else(|| q.route.get(start))
-            .cloned()
+        choose_channel(q, |ch| self.channel_ok(ch))
     }
 
     /// Reads a message's row and queues it if it waits to be sent.
@@ -162,10 +150,23 @@ impl DispatcherState {
 
     /// Moves messages off channels that cannot send to a bound alternative.
     fn reroute(&mut self) {
+        // Which channels can send, decided once per pass (not once per queued message).
+        let ids: Vec<String> = self
+            .consensus
+            .store()
+            .config()
+            .channels
+            .keys()
+            .cloned()
+            .collect();
+        let ok: HashSet<String> = ids.into_iter().filter(|ch| self.channel_ok(ch)).collect();
+        if ok.is_empty() {
+            return; // nowhere to move anything to
+        }
         let stuck: Vec<String> = self
             .queues
             .iter()
-            .filter(|(ch, q)| q.len() > 0 && !self.channel_ok(ch))
+            .filter(|(ch, q)| q.len() > 0 && !ok.contains(*ch))
             .map(|(ch, _)| ch.clone())
             .collect();
         for ch in stuck {
@@ -178,8 +179,8 @@ impl DispatcherState {
             };
             for lane in 0..3 {
                 while let Some(item) = q.lanes[lane].pop_front() {
-                    match self.choose(&item) {
-                        Some(other) if other != ch && self.channel_ok(&other) => {
+                    match choose_channel(&item, |c| ok.contains(c)) {
+                        Some(other) if other != ch && ok.contains(&other) => {
                             self.queues.entry(other).or_default().lanes[lane].push_back(item)
                         }
                         _ => keep.lanes[lane].push_back(item),
@@ -232,6 +233,25 @@ impl DispatcherState {
             }
         }
     }
+}
+
+/// The channel a message should wait on: the first usable candidate of its route,
+/// starting at `attempts` (so a retry tries the next channel); a pinned message stays on
+/// its channel; with no usable candidate, the starting one.
+fn choose_channel(q: &Queued, usable: impl Fn(&str) -> bool) -> Option<String> {
+    if q.route.is_empty() {
+        return None;
+    }
+    if q.pinned {
+        return q.route.first().cloned();
+    }
+    let n = q.route.len();
+    let start = q.attempts as usize % n;
+    (0..n)
+        .map(|k| &q.route[(start + k) % n])
+        .find(|ch| usable(ch))
+        .or_else(|| q.route.get(start))
+        .cloned()
 }
 
 impl Actor for Dispatcher {
