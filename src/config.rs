@@ -47,6 +47,10 @@ pub struct Config {
     pub heartbeat_ms: u64,
     /// Seconds SIGTERM waits for in-flight submits before exiting.
     pub drain_seconds: u64,
+    /// Raft log entries between snapshots (the log before a snapshot is compacted); 0: never.
+    pub snapshot_every_entries: u64,
+    /// Hours a final (delivered, failed, ...) message is kept before it is dropped.
+    pub retention_hours: u64,
 }
 
 impl Default for Config {
@@ -67,12 +71,14 @@ impl Default for Config {
             election_timeout_max_ms: 1200,
             heartbeat_ms: 150,
             drain_seconds: 10,
+            snapshot_every_entries: 50_000,
+            retention_hours: 168,
         }
     }
 }
 
 /// Every key of [`Config`], as spelled in the TOML file; env names are `SMSGW_` + upper case.
-pub const FIELDS: [&str; 15] = [
+pub const FIELDS: [&str; 17] = [
     "node_id",
     "http",
     "cluster_addr",
@@ -88,6 +94,8 @@ pub const FIELDS: [&str; 15] = [
     "election_timeout_max_ms",
     "heartbeat_ms",
     "drain_seconds",
+    "snapshot_every_entries",
+    "retention_hours",
 ];
 
 /// Env var naming the config file when `--config` is not given.
@@ -156,6 +164,12 @@ pub struct StartArgs {
     /// Seconds SIGTERM waits for in-flight submits before exiting, at most 3600 [default: 10].
     #[arg(long, value_name = "SECONDS")]
     pub drain_seconds: Option<u64>,
+    /// Raft log entries between snapshots (older entries are then compacted); 0: never [default: 50000].
+    #[arg(long, value_name = "N")]
+    pub snapshot_every_entries: Option<u64>,
+    /// Hours a final message is kept before it is dropped, 1..=87600 [default: 168].
+    #[arg(long, value_name = "HOURS")]
+    pub retention_hours: Option<u64>,
 }
 
 /// Where a config value came from; shown in errors so the user knows what to fix.
@@ -402,6 +416,12 @@ impl Config {
                 ),
             ));
         }
+        if !(1..=87_600).contains(&self.retention_hours) {
+            return Err(E::field_err(
+                "retention_hours",
+                format!("must be 1..=87600, got {}", self.retention_hours),
+            ));
+        }
         if self.drain_seconds > MAX_DRAIN_SECONDS {
             return Err(E::field_err(
                 "drain_seconds",
@@ -508,6 +528,8 @@ fn flag_name(field: &'static str) -> &'static str {
         "election_timeout_max_ms" => "--election-timeout-max-ms",
         "heartbeat_ms" => "--heartbeat-ms",
         "drain_seconds" => "--drain-seconds",
+        "snapshot_every_entries" => "--snapshot-every-entries",
+        "retention_hours" => "--retention-hours",
         _ => "--config",
     }
 }
@@ -634,6 +656,8 @@ fn set_field(cfg: &mut Config, field: &str, raw: Raw<'_>) -> Result<(), String> 
         "election_timeout_max_ms" => cfg.election_timeout_max_ms = raw.u64()?,
         "heartbeat_ms" => cfg.heartbeat_ms = raw.u64()?,
         "drain_seconds" => cfg.drain_seconds = raw.u64()?,
+        "snapshot_every_entries" => cfg.snapshot_every_entries = raw.u64()?,
+        "retention_hours" => cfg.retention_hours = raw.u64()?,
         other => return Err(format!("unknown field '{other}'")),
     }
     Ok(())
@@ -748,6 +772,14 @@ fn apply_flags(cfg: &mut Config, origins: &mut HashMap<&'static str, Origin>, a:
     if let Some(v) = a.heartbeat_ms {
         cfg.heartbeat_ms = v;
         mark("heartbeat_ms");
+    }
+    if let Some(v) = a.snapshot_every_entries {
+        cfg.snapshot_every_entries = v;
+        mark("snapshot_every_entries");
+    }
+    if let Some(v) = a.retention_hours {
+        cfg.retention_hours = v;
+        mark("retention_hours");
     }
     if let Some(v) = a.drain_seconds {
         cfg.drain_seconds = v;

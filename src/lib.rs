@@ -9,6 +9,7 @@
 //! - `encoding`: GSM 03.38 / UCS-2 encoding and long-message splitting (pure).
 //! - `state`: the replicated rows, the operations Raft carries, the status machine.
 //! - `consensus`: openraft + fjall: the durable write path and Raft RPC.
+//! - `cluster`: leases and the leader's placement of channels on live nodes.
 //! - `protocols::smpp`: SMPP 3.4 session (bind, window, keepalive), receipt parsing, status mapping.
 //! - `sim`: the SMSC simulator behind `smsgw sim smsc`.
 //! - `routing`: which route (and so which channels) a message takes (pure).
@@ -23,6 +24,7 @@ pub mod api;
 pub mod channels;
 pub mod cli;
 pub mod clock;
+pub mod cluster;
 pub mod config;
 pub mod consensus;
 pub mod demo;

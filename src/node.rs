@@ -4,7 +4,8 @@
 //! Actor tree (each child linked to its parent):
 //! ```text
 //! node supervisor
-//! ├── channel supervisor ── bind actor (one per channel bind, restarted on crash)
+//! ├── placement controller (acts on the leader: every channel gets a live owner)
+//! ├── channel supervisor ── bind actor (one per bind of an owned channel, restarted on crash)
 //! ├── dispatcher ────────── message actor (one per message being worked; crash → requeued)
 //! ├── sweeper (scheduled release, expiry, receipt timeout)
 //! └── webhook dispatcher (outbox → signed POSTs)
@@ -23,6 +24,9 @@ use tracing::{error, info};
 use crate::api::{self, AppState};
 use crate::channels::ChannelRegistry;
 use crate::channels::supervisor::{ChannelSupArgs, ChannelSupervisor};
+use crate::cluster::Lease;
+use crate::cluster::lease::{Announce, keep_lease};
+use crate::cluster::placement::{PlacementArgs, PlacementController};
 use crate::config::Config;
 use crate::consensus::{Consensus, ConsensusOptions};
 use crate::messages::dispatcher::{Dispatcher, DispatcherArgs};
@@ -51,7 +55,9 @@ pub struct Node {
     pub consensus: Arc<Consensus>,
     pub http_addr: SocketAddr,
     pub admin_token: String,
+    pub lease: Arc<Lease>,
     supervisor: ActorRef<()>,
+    lease_task: tokio::task::JoinHandle<()>,
     /// Resolves when the actor tree has stopped (on shutdown, or by itself after a crash).
     supervisor_done: tokio::task::JoinHandle<()>,
     http_shutdown: tokio::sync::watch::Sender<bool>,
@@ -113,9 +119,12 @@ struct NodeSupArgs {
     consensus: Arc<Consensus>,
     registry: Arc<ChannelRegistry>,
     webhook_concurrency: usize,
+    lease: Arc<Lease>,
     ready: tokio::sync::mpsc::UnboundedReceiver<Notice>,
     config: tokio::sync::mpsc::UnboundedReceiver<Notice>,
     webhooks: tokio::sync::mpsc::UnboundedReceiver<Notice>,
+    cluster: tokio::sync::mpsc::UnboundedReceiver<Notice>,
+    retention: Duration,
 }
 
 impl Actor for NodeSupervisor {
@@ -130,12 +139,23 @@ impl Actor for NodeSupervisor {
     ) -> Result<(), ActorProcessingErr> {
         let cell = myself.get_cell();
         Actor::spawn_linked(
+            Some("placement".into()),
+            PlacementController,
+            PlacementArgs {
+                consensus: a.consensus.clone(),
+                notices: a.cluster,
+            },
+            cell.clone(),
+        )
+        .await?;
+        Actor::spawn_linked(
             Some("channel-supervisor".into()),
             ChannelSupervisor,
             ChannelSupArgs {
                 consensus: a.consensus.clone(),
                 registry: a.registry.clone(),
                 notices: a.config,
+                lease: a.lease.clone(),
             },
             cell.clone(),
         )
@@ -147,6 +167,7 @@ impl Actor for NodeSupervisor {
                 consensus: a.consensus.clone(),
                 registry: a.registry.clone(),
                 notices: a.ready,
+                lease: a.lease.clone(),
             },
             cell.clone(),
         )
@@ -154,7 +175,7 @@ impl Actor for NodeSupervisor {
         Actor::spawn_linked(
             Some("sweeper".into()),
             Sweeper,
-            a.consensus.clone(),
+            (a.consensus.clone(), a.retention),
             cell.clone(),
         )
         .await?;
@@ -232,6 +253,7 @@ impl Node {
                 peers: cfg.peer_map(),
                 election_timeout_ms: (cfg.election_timeout_min_ms, cfg.election_timeout_max_ms),
                 heartbeat_ms: cfg.heartbeat_ms,
+                snapshot_every: cfg.snapshot_every_entries,
             },
         )
         .await?;
@@ -246,11 +268,13 @@ impl Node {
         let (web_tx, web_rx) = unbounded_channel();
         let (cfg_tx, cfg_rx) = unbounded_channel();
         let (status_tx, status_rx) = unbounded_channel();
+        let (cluster_tx, cluster_rx) = unbounded_channel();
         consensus.store().set_notifier(Notifier {
             ready: ready_tx,
             webhooks: web_tx,
             config: cfg_tx,
             status: status_tx,
+            cluster: cluster_tx,
         });
         tokio::spawn(count_statuses(status_rx));
 
@@ -258,6 +282,15 @@ impl Node {
         if !consensus.wait_for_leader(wait).await {
             return Err(NodeError::NoLeader(wait));
         }
+
+        let lease = Arc::new(Lease::default());
+        let announce = Announce {
+            cluster_addr: cluster_addr.to_string(),
+            http_addr: http_addr.to_string(),
+        };
+        // The first heartbeat before the actors start, so a single node dispatches at once.
+        crate::cluster::lease::renew_once(&consensus, &lease, &announce, &mut false).await;
+        let lease_task = tokio::spawn(keep_lease(consensus.clone(), lease.clone(), announce));
 
         let registry = Arc::new(ChannelRegistry::default());
         let (supervisor, supervisor_done) = Actor::spawn(
@@ -267,9 +300,12 @@ impl Node {
                 consensus: consensus.clone(),
                 registry: registry.clone(),
                 webhook_concurrency: cfg.webhook_concurrency,
+                lease: lease.clone(),
                 ready: ready_rx,
                 config: cfg_rx,
                 webhooks: web_rx,
+                cluster: cluster_rx,
+                retention: Duration::from_secs(cfg.retention_hours * 3600),
             },
         )
         .await
@@ -302,6 +338,8 @@ impl Node {
             consensus,
             http_addr,
             admin_token,
+            lease,
+            lease_task,
             supervisor,
             supervisor_done,
             http_shutdown,
@@ -316,9 +354,11 @@ impl Node {
 
     /// Drains: stop taking requests, let in-flight message actors finish (bounded),
     /// unbind every session, stop Raft after the last write.
-    pub async fn shutdown(self, drain: Duration) {
+    pub async fn shutdown(mut self, drain: Duration) {
         let _ = self.http_shutdown.send(true);
-        let _ = tokio::time::timeout(Duration::from_secs(5), self.http_task).await;
+        let _ = tokio::time::timeout(Duration::from_secs(5), &mut self.http_task).await;
+        // Say so in the heartbeats: the leader gives this node no channels any more.
+        self.lease.set_draining();
         if let Some(d) = ractor::registry::where_is("dispatcher") {
             let _ = d.send_message(crate::messages::dispatcher::DispatchMsg::Drain);
             let deadline = tokio::time::Instant::now() + drain;
@@ -327,6 +367,10 @@ impl Node {
             }
             d.stop(Some("shutdown".into()));
         }
+        self.release_channels().await;
+        self.hand_over_leadership().await;
+        self.lease_task.abort();
+        self.lease.revoke();
         // Stopping the supervisor stops the bind actors, which unbind.
         let _ = self
             .supervisor
@@ -334,6 +378,69 @@ impl Node {
             .await;
         self.consensus.shutdown().await;
         info!("node stopped");
+    }
+}
+
+impl Node {
+    /// Gives up every channel this node owns (in-flight work is finished by now), so the
+    /// leader places them on peers at once instead of waiting for the lease to run out.
+    async fn release_channels(&self) {
+        let me = self.consensus.node_id();
+        let ops: Vec<crate::state::Op> = self
+            .consensus
+            .store()
+            .config()
+            .placement
+            .values()
+            .filter(|p| p.owner == Some(me))
+            .map(|p| crate::state::Op::Place {
+                channel: p.channel.clone(),
+                expected_epoch: p.epoch,
+                owner: None,
+                handoff_to: None,
+            })
+            .collect();
+        if ops.is_empty() {
+            return;
+        }
+        let n = ops.len();
+        match tokio::time::timeout(Duration::from_secs(5), self.consensus.propose_many(ops)).await {
+            Ok(Ok(_)) => info!(channels = n, "channels released to the cluster"),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "could not release channels; peers take them when the lease runs out")
+            }
+            Err(_) => tracing::warn!(
+                "releasing channels timed out; peers take them when the lease runs out"
+            ),
+        }
+    }
+
+    /// A leader that stops hands leadership to a live voter first, so writes pause for a
+    /// transfer instead of an election timeout.
+    async fn hand_over_leadership(&self) {
+        if !self.consensus.is_leader() {
+            return;
+        }
+        let me = self.consensus.node_id();
+        let target = {
+            let cfg = self.consensus.store().config();
+            self.consensus
+                .members()
+                .into_iter()
+                .filter(|(id, _, voter)| *id != me && *voter)
+                .map(|(id, _, _)| id)
+                .find(|id| cfg.nodes.get(id).map(|n| !n.draining).unwrap_or(false))
+        };
+        if let Some(to) = target {
+            let op = crate::consensus::AdminOp::TransferLeader { to };
+            match tokio::time::timeout(Duration::from_secs(3), self.consensus.admin(op)).await {
+                Ok(Ok(())) => info!(to, "leadership handed over"),
+                _ => tracing::warn!(
+                    to,
+                    "leadership hand-over did not finish; peers elect a leader"
+                ),
+            }
+        }
     }
 }
 

@@ -1,5 +1,8 @@
-//! The channel supervisor: keeps one bind actor per configured bind, restarts a bind
-//! actor that crashes, and follows channel changes (add, change, drain, remove).
+//! The channel supervisor: keeps one bind actor per bind of every channel this node owns
+//! (`cluster::placement`), restarts a bind actor that crashes, follows channel changes
+//! (add, change, drain, remove, move to another node), closes its binds when the node's
+//! lease has lapsed, and reports each bind's state into the replicated state so that
+//! every node can show it and route around channels that cannot send.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -10,13 +13,21 @@ use tracing::{info, warn};
 
 use super::bind_actor::{BindActor, BindArgs, BindMsg};
 use super::registry::ChannelRegistry;
+use crate::cluster::Lease;
 use crate::consensus::Consensus;
-use crate::state::{Channel, Notice};
+use crate::state::{BindReport, Channel, ConfigView, Notice, Op};
+
+/// Binds stay open this long after the lease lapsed (a short hiccup costs no rebind).
+const LEASE_GRACE: Duration = Duration::from_secs(2);
+/// How often binds are compared with placement, lease and reported state.
+const TICK: Duration = Duration::from_millis(500);
 
 /// Messages of the channel supervisor.
 pub enum ChannelSupMsg {
     /// Compare running binds with the replicated channel list and fix the difference.
     Reconcile,
+    /// A bind-state report was written (or failed): allow the next one.
+    Reported,
 }
 
 /// The channel supervisor actor.
@@ -27,6 +38,7 @@ pub struct ChannelSupArgs {
     pub consensus: Arc<Consensus>,
     pub registry: Arc<ChannelRegistry>,
     pub notices: tokio::sync::mpsc::UnboundedReceiver<Notice>,
+    pub lease: Arc<Lease>,
 }
 
 /// Running binds and the config each was started with.
@@ -34,22 +46,37 @@ pub struct ChannelSupState {
     consensus: Arc<Consensus>,
     registry: Arc<ChannelRegistry>,
     binds: HashMap<(String, usize), (ActorRef<BindMsg>, Channel)>,
+    lease: Arc<Lease>,
+    /// A bind-state report is being written.
+    reporting: bool,
 }
 
-fn wanted(c: &Channel) -> bool {
-    c.protocol == "smpp" && !c.drained
+/// Whether this node should run the binds of `c`: it owns the channel (also while
+/// handing it over, so in-flight answers and receipts still arrive) and it is in use.
+fn wanted(c: &Channel, cfg: &ConfigView, me: u64) -> bool {
+    c.protocol == "smpp"
+        && !c.drained
+        && cfg
+            .placement
+            .get(&c.id)
+            .map(|p| p.owner == Some(me))
+            .unwrap_or(false)
 }
 
 impl ChannelSupervisor {
     async fn reconcile(&self, myself: &ActorRef<ChannelSupMsg>, st: &mut ChannelSupState) {
-        let channels: Vec<Channel> = st
-            .consensus
-            .store()
-            .config()
-            .channels
-            .values()
-            .cloned()
-            .collect();
+        let me = st.consensus.node_id();
+        let lease_ok = st.lease.held_within(LEASE_GRACE);
+        let (channels, mine): (Vec<Channel>, std::collections::HashSet<String>) = {
+            let cfg = st.consensus.store().config();
+            let mine = cfg
+                .channels
+                .values()
+                .filter(|c| lease_ok && wanted(c, &cfg, me))
+                .map(|c| c.id.clone())
+                .collect();
+            (cfg.channels.values().cloned().collect(), mine)
+        };
         for c in &channels {
             st.registry.set_tps(&c.id, c.tps);
         }
@@ -57,7 +84,10 @@ impl ChannelSupervisor {
         let mut stop = Vec::new();
         for ((id, index), (_, cfg)) in &st.binds {
             let keep = channels.iter().any(|c| {
-                &c.id == id && wanted(c) && (*index as u32) < c.binds.max(1) && same_session(c, cfg)
+                &c.id == id
+                    && mine.contains(&c.id)
+                    && (*index as u32) < c.binds.max(1)
+                    && same_session(c, cfg)
             });
             if !keep {
                 stop.push((id.clone(), *index));
@@ -67,9 +97,10 @@ impl ChannelSupervisor {
             if let Some((actor, _)) = st.binds.remove(&key) {
                 info!(channel = %key.0, bind = key.1, "stopping bind");
                 actor.stop(Some("channel changed".into()));
+                st.registry.bind_down(&key.0, key.1, "down");
             }
         }
-        for c in channels.iter().filter(|c| wanted(c)) {
+        for c in channels.iter().filter(|c| mine.contains(&c.id)) {
             for index in 0..c.binds.max(1) as usize {
                 if st.binds.contains_key(&(c.id.clone(), index)) {
                     continue;
@@ -90,6 +121,67 @@ impl ChannelSupervisor {
                 }
             }
         }
+        self.report(myself, st, &channels);
+    }
+
+    /// Writes the state of this node's binds when it changed since the last report
+    /// (and marks binds it no longer runs as down).
+    fn report(
+        &self,
+        myself: &ActorRef<ChannelSupMsg>,
+        st: &mut ChannelSupState,
+        channels: &[Channel],
+    ) {
+        if st.reporting {
+            return;
+        }
+        let me = st.consensus.node_id();
+        let mut now: HashMap<(String, u32), String> = HashMap::new();
+        for c in channels {
+            if let Some(rt) = st.registry.find(&c.id) {
+                let status = rt.bind_status.lock().unwrap_or_else(|e| e.into_inner());
+                for (index, b) in status.iter() {
+                    let running = st.binds.contains_key(&(c.id.clone(), *index));
+                    let state = if running { b.state } else { "down" };
+                    now.insert((c.id.clone(), *index as u32), state.to_string());
+                }
+            }
+        }
+        let changes: Vec<(String, u32, String)> = {
+            let cfg = st.consensus.store().config();
+            now.into_iter()
+                .filter(
+                    |((ch, index), state)| match cfg.bind_states.get(&(ch.clone(), *index)) {
+                        Some(r) if r.node == me => &r.state != state,
+                        // Another node's report: ours replaces it only once we run the bind.
+                        Some(_) | None => state != "down",
+                    },
+                )
+                .map(|((ch, index), state)| (ch, index, state))
+                .collect()
+        };
+        if changes.is_empty() {
+            return;
+        }
+        st.reporting = true;
+        let ops: Vec<Op> = changes
+            .iter()
+            .map(|(ch, index, state)| {
+                Op::BindState(BindReport {
+                    channel: ch.clone(),
+                    index: *index,
+                    node: me,
+                    state: state.clone(),
+                    since: crate::clock::now_ms(),
+                })
+            })
+            .collect();
+        let c = st.consensus.clone();
+        let actor = myself.clone();
+        tokio::spawn(async move {
+            let _ = c.propose_many(ops).await;
+            let _ = actor.send_message(ChannelSupMsg::Reported);
+        });
     }
 }
 
@@ -127,10 +219,13 @@ impl Actor for ChannelSupervisor {
             }
         });
         let _ = myself.send_message(ChannelSupMsg::Reconcile);
+        myself.send_interval(TICK, || ChannelSupMsg::Reconcile);
         Ok(ChannelSupState {
             consensus: args.consensus,
             registry: args.registry,
             binds: HashMap::new(),
+            lease: args.lease,
+            reporting: false,
         })
     }
 
@@ -142,6 +237,7 @@ impl Actor for ChannelSupervisor {
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             ChannelSupMsg::Reconcile => self.reconcile(&myself, st).await,
+            ChannelSupMsg::Reported => st.reporting = false,
         }
         Ok(())
     }

@@ -73,6 +73,27 @@ pub enum WriteError {
     Fatal(String),
 }
 
+/// A membership or leadership change, run on the leader (forwarded there by any node).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum AdminOp {
+    /// Add a node: as a learner first (catching up from the log or a snapshot), then as
+    /// a voter.
+    AddNode { id: u64, info: NodeInfo },
+    /// Remove a member (voter or learner).
+    RemoveNode { id: u64 },
+    /// Hand leadership to `to`.
+    TransferLeader { to: u64 },
+}
+
+/// Why a membership or leadership change was refused.
+#[derive(Debug, Clone, thiserror::Error, Serialize, Deserialize)]
+pub enum AdminError {
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("{0}")]
+    Invalid(String),
+}
+
 /// Why the consensus layer could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -92,6 +113,8 @@ pub struct ConsensusOptions {
     pub peers: BTreeMap<u64, String>,
     pub election_timeout_ms: (u64, u64),
     pub heartbeat_ms: u64,
+    /// Build a snapshot (and compact the log) after this many entries.
+    pub snapshot_every: u64,
 }
 
 struct WriteRequest {
@@ -126,7 +149,13 @@ impl Consensus {
             heartbeat_interval: opts.heartbeat_ms,
             election_timeout_min: opts.election_timeout_ms.0,
             election_timeout_max: opts.election_timeout_ms.1,
-            snapshot_policy: SnapshotPolicy::Never,
+            snapshot_policy: if opts.snapshot_every == 0 {
+                SnapshotPolicy::Never
+            } else {
+                SnapshotPolicy::LogsSinceLast(opts.snapshot_every)
+            },
+            max_in_snapshot_log_to_keep: 1000,
+            purge_batch_size: 256,
             max_payload_entries: 256,
             ..Default::default()
         };
@@ -259,6 +288,141 @@ impl Consensus {
             .collect()
     }
 
+    /// Makes the next local read see every write committed before this call, wherever it
+    /// was made (read-your-writes on any node): asks the leader for its read index and
+    /// waits until this node has applied that far.
+    pub async fn read_barrier(&self) -> Result<(), WriteError> {
+        let index = if self.is_leader() {
+            self.read_index().await?
+        } else {
+            let leader = self
+                .leader()
+                .and_then(|id| self.members().into_iter().find(|(n, _, _)| *n == id))
+                .map(|(_, info, _)| info)
+                .ok_or_else(|| WriteError::Unavailable("no leader known".into()))?;
+            let url = format!("http://{}/raft/read-index", leader.cluster_addr);
+            match network::post_bincode::<_, Result<u64, WriteError>>(
+                self.network.client(),
+                &url,
+                &(),
+                LEADER_WAIT,
+            )
+            .await
+            {
+                Ok(r) => r?,
+                Err(network::PostError::Unreachable(m)) | Err(network::PostError::Other(m)) => {
+                    return Err(WriteError::Unavailable(m));
+                }
+            }
+        };
+        self.raft
+            .wait(Some(LEADER_WAIT))
+            .applied_index_at_least(Some(index), "read barrier")
+            .await
+            .map(|_| ())
+            .map_err(|e| WriteError::Unavailable(e.to_string()))
+    }
+
+    /// On the leader: the index every read must wait for (ReadIndex: leadership
+    /// confirmed by a quorum).
+    async fn read_index(&self) -> Result<u64, WriteError> {
+        self.raft
+            .ensure_linearizable(openraft::raft::ReadPolicy::ReadIndex)
+            .await
+            .map(|r| r.index())
+            .map_err(|e| WriteError::Unavailable(e.to_string()))
+    }
+
+    /// Runs a membership or leadership change on the leader (forwarded when this node is
+    /// not it).
+    pub async fn admin(&self, op: AdminOp) -> Result<(), AdminError> {
+        if !self.is_leader() {
+            let leader = self
+                .leader()
+                .and_then(|id| self.members().into_iter().find(|(n, _, _)| *n == id))
+                .map(|(_, info, _)| info)
+                .ok_or_else(|| AdminError::Unavailable("no leader known".into()))?;
+            let url = format!("http://{}/raft/admin", leader.cluster_addr);
+            return match network::post_bincode::<_, Result<(), AdminError>>(
+                self.network.client(),
+                &url,
+                &op,
+                Duration::from_secs(60),
+            )
+            .await
+            {
+                Ok(r) => r,
+                Err(network::PostError::Unreachable(m)) | Err(network::PostError::Other(m)) => {
+                    Err(AdminError::Unavailable(m))
+                }
+            };
+        }
+        let unavailable = |e: String| AdminError::Unavailable(e);
+        match op {
+            AdminOp::AddNode { id, info } => {
+                tracing::info!(node = id, addr = %info.cluster_addr, "adding node as learner");
+                self.raft
+                    .add_learner(id, info, true)
+                    .await
+                    .map_err(|e| unavailable(e.to_string()))?;
+                tracing::info!(node = id, "learner caught up; promoting to voter");
+                let ids: std::collections::BTreeSet<u64> = [id].into_iter().collect();
+                self.raft
+                    .change_membership(openraft::ChangeMembers::AddVoterIds(ids), false)
+                    .await
+                    .map_err(|e| unavailable(e.to_string()))?;
+                Ok(())
+            }
+            AdminOp::RemoveNode { id } => {
+                let members = self.members();
+                let Some((_, _, voter)) = members.iter().find(|(n, _, _)| *n == id) else {
+                    return Err(AdminError::Invalid(format!("node {id} is not a member")));
+                };
+                let voters = members.iter().filter(|(_, _, v)| *v).count();
+                if *voter && voters <= 1 {
+                    return Err(AdminError::Invalid(
+                        "cannot remove the last voter".to_string(),
+                    ));
+                }
+                let ids: std::collections::BTreeSet<u64> = [id].into_iter().collect();
+                let change = if *voter {
+                    openraft::ChangeMembers::RemoveVoters(ids)
+                } else {
+                    openraft::ChangeMembers::RemoveNodes(ids)
+                };
+                self.raft
+                    .change_membership(change, false)
+                    .await
+                    .map_err(|e| unavailable(e.to_string()))?;
+                Ok(())
+            }
+            AdminOp::TransferLeader { to } => {
+                if !self.members().iter().any(|(n, _, v)| *n == to && *v) {
+                    return Err(AdminError::Invalid(format!("node {to} is not a voter")));
+                }
+                if to == self.node_id {
+                    return Ok(());
+                }
+                self.raft
+                    .trigger()
+                    .transfer_leader(to)
+                    .await
+                    .map_err(|e| unavailable(e.to_string()))?;
+                let deadline = tokio::time::Instant::now() + LEADER_WAIT;
+                while self.leader() != Some(to) && tokio::time::Instant::now() < deadline {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                if self.leader() == Some(to) {
+                    Ok(())
+                } else {
+                    Err(AdminError::Unavailable(format!(
+                        "node {to} did not take over within {LEADER_WAIT:?}"
+                    )))
+                }
+            }
+        }
+    }
+
     /// Waits (bounded) until a leader is known; true when one is.
     pub async fn wait_for_leader(&self, timeout: Duration) -> bool {
         let deadline = tokio::time::Instant::now() + timeout;
@@ -281,6 +445,8 @@ impl Consensus {
             .route("/raft/snapshot", post(rpc_snapshot))
             .route("/raft/transfer-leader", post(rpc_transfer_leader))
             .route("/raft/propose", post(rpc_propose))
+            .route("/raft/read-index", post(rpc_read_index))
+            .route("/raft/admin", post(rpc_admin))
             .layer(DefaultBodyLimit::max(256 * 1024 * 1024))
             .with_state(self.clone())
     }
@@ -453,6 +619,24 @@ async fn rpc_propose(State(c): Rpc, body: Bytes) -> Vec<u8> {
     let res: Result<Vec<OpResult>, WriteError> = match wire::decode::<Vec<Op>>(&body) {
         Ok(ops) => c.propose_many(ops).await,
         Err(e) => Err(WriteError::Fatal(format!("bad propose body: {e}"))),
+    };
+    reply(&res)
+}
+
+async fn rpc_read_index(State(c): Rpc) -> Vec<u8> {
+    let res: Result<u64, WriteError> = if c.is_leader() {
+        c.read_index().await
+    } else {
+        Err(WriteError::Unavailable("not the leader".into()))
+    };
+    reply(&res)
+}
+
+async fn rpc_admin(State(c): Rpc, body: Bytes) -> Vec<u8> {
+    let res: Result<(), AdminError> = match wire::decode::<AdminOp>(&body) {
+        Ok(op) if c.is_leader() => c.admin(op).await,
+        Ok(_) => Err(AdminError::Unavailable("not the leader".into())),
+        Err(e) => Err(AdminError::Invalid(format!("bad admin body: {e}"))),
     };
     reply(&res)
 }

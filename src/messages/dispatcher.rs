@@ -1,8 +1,13 @@
 //! The dispatcher: per-channel queues with priority lanes (otp, transactional,
-//! marketing). It learns of waiting messages from the state machine, picks the channel
-//! (first bound candidate of the message's route, rotated by attempts), and starts a
-//! message actor when the channel has room (its binds' windows). The queues are derived
-//! state: at start they are refilled from the replicated rows.
+//! marketing) for the channels this node owns (see `cluster::placement`). It learns of
+//! waiting messages from the state machine; the channel a message waits on is decided
+//! by its row alone (`state::store::waiting_channel`), so exactly one node queues it.
+//! Before message actors start, the batch is claimed in Raft under the owner's epoch: a
+//! stale owner is refused, and a message claimed earlier but never answered is counted
+//! as a resubmit (`smsgw_resubmits_total`). A channel that cannot send hands its
+//! messages to the next candidate of their routes through `Op::Requeue`. The queues are
+//! derived state: at start, and when this node gains a channel, they are refilled from
+//! the replicated rows.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
@@ -14,8 +19,13 @@ use tracing::warn;
 
 use super::message_actor::{MessageActor, MessageArgs};
 use crate::channels::ChannelRegistry;
+use crate::cluster::Lease;
 use crate::consensus::Consensus;
-use crate::state::{ErrorInfo, Notice, Op, ReadyInfo};
+use crate::state::{ErrorInfo, Notice, Op, OpResult, ReadyInfo};
+
+/// How long an owned channel may be unable to send before its waiting messages move on
+/// to the next candidate of their routes.
+const REROUTE_AFTER: Duration = Duration::from_secs(1);
 
 /// Messages of the dispatcher.
 pub enum DispatchMsg {
@@ -27,6 +37,14 @@ pub enum DispatchMsg {
     Tick,
     /// Shutting down: start no new message actors; queued messages stay rows.
     Drain,
+    /// A claim was answered: start actors for the granted ids, forget the others.
+    Claimed {
+        channel: String,
+        items: Vec<(usize, Queued)>,
+        answer: Result<(Vec<String>, u32), String>,
+    },
+    /// A batch of requeues (channel unusable) was answered.
+    Moved(Vec<String>),
 }
 
 /// The dispatcher actor.
@@ -37,14 +55,18 @@ pub struct DispatcherArgs {
     pub consensus: Arc<Consensus>,
     pub registry: Arc<ChannelRegistry>,
     pub notices: tokio::sync::mpsc::UnboundedReceiver<Notice>,
+    pub lease: Arc<Lease>,
 }
 
-struct Queued {
+/// A hand-over this node must finish: (channel, epoch, to node).
+type Handover = (String, u64, u64);
+
+/// A message in a channel queue.
+pub struct Queued {
     id: String,
     route: Vec<String>,
     /// Parts already went out on this channel: the rest must follow it.
     pinned: bool,
-    attempts: u32,
 }
 
 #[derive(Default)]
@@ -56,9 +78,6 @@ struct ChannelQueue {
 impl ChannelQueue {
     fn len(&self) -> usize {
         self.lanes.iter().map(|l| l.len()).sum()
-    }
-    fn pop(&mut self) -> Option<Queued> {
-        self.lanes.iter_mut().find_map(|l| l.pop_front())
     }
 }
 
@@ -77,6 +96,15 @@ pub struct DispatcherState {
     again: HashSet<String>,
     /// Set on shutdown: nothing new is started.
     draining: bool,
+    lease: Arc<Lease>,
+    /// Channels this node owns (and may start submits on), with the epoch it owns them at.
+    owned: HashMap<String, u64>,
+    /// Owned channels that cannot send, since when.
+    unusable_since: HashMap<String, std::time::Instant>,
+    /// Ids whose requeue (move to another channel) is being written.
+    moving: HashSet<String>,
+    /// Hand-overs this node has proposed: (channel, epoch).
+    handing_over: HashSet<(String, u64)>,
 }
 
 impl DispatcherState {
@@ -92,9 +120,108 @@ impl DispatcherState {
         !drained && self.registry.find(ch).map(|r| r.is_up()).unwrap_or(false)
     }
 
-    /// The channel a message should wait on now.
-    fn choose(&self, q: &Queued) -> Option<String> {
-        choose_channel(q, |ch| self.channel_ok(ch))
+    fn node_id(&self) -> u64 {
+        self.consensus.node_id()
+    }
+
+    /// Re-reads which channels this node owns; queues the waiting messages of channels
+    /// it gained, drops the queues of channels it lost, and finishes hand-overs whose
+    /// in-flight work is done.
+    async fn refresh_ownership(&mut self) {
+        let me = self.node_id();
+        let lease_ok = self.lease.valid();
+        let (now_owned, handovers): (HashMap<String, u64>, Vec<Handover>) = {
+            let cfg = self.consensus.store().config();
+            let owned = cfg
+                .placement
+                .values()
+                .filter(|p| lease_ok && p.active_owner(me) && cfg.channels.contains_key(&p.channel))
+                .map(|p| (p.channel.clone(), p.epoch))
+                .collect();
+            let handovers = cfg
+                .placement
+                .values()
+                .filter_map(|p| match (p.owner, p.handoff_to) {
+                    (Some(o), Some(t)) if o == me => Some((p.channel.clone(), p.epoch, t)),
+                    _ => None,
+                })
+                .collect();
+            (owned, handovers)
+        };
+        let lost: Vec<String> = self
+            .owned
+            .keys()
+            .filter(|ch| now_owned.get(*ch) != self.owned.get(*ch))
+            .cloned()
+            .collect();
+        for ch in &lost {
+            if let Some(q) = self.queues.get_mut(ch) {
+                for lane in q.lanes.iter_mut() {
+                    for item in lane.drain(..) {
+                        self.known.remove(&item.id);
+                    }
+                }
+            }
+        }
+        let gained: HashSet<String> = now_owned
+            .keys()
+            .filter(|ch| self.owned.get(*ch) != now_owned.get(*ch))
+            .cloned()
+            .collect();
+        self.owned = now_owned;
+        if !gained.is_empty() {
+            tracing::info!(node = me, channels = ?gained, "now dispatching these channels");
+            match self.consensus.store().active_ids() {
+                Ok(ids) => {
+                    for id in ids {
+                        if !self.known.contains(&id) && !self.working_ids.contains(&id) {
+                            self.load_if(&id, &gained).await;
+                        }
+                    }
+                }
+                Err(e) => warn!(error = %e, "cannot list waiting messages"),
+            }
+        }
+        for (ch, epoch, to) in handovers {
+            let idle = self
+                .queues
+                .get(&ch)
+                .map(|q| q.in_flight == 0)
+                .unwrap_or(true);
+            if idle && self.handing_over.insert((ch.clone(), epoch)) {
+                tracing::info!(channel = %ch, to, "in-flight work done; handing the channel over");
+                let c = self.consensus.clone();
+                tokio::spawn(async move {
+                    let _ = c
+                        .propose(Op::Place {
+                            channel: ch,
+                            expected_epoch: epoch,
+                            owner: Some(to),
+                            handoff_to: None,
+                        })
+                        .await;
+                });
+            }
+        }
+    }
+
+    /// Reads a message's row and queues it if it waits on one of `channels`.
+    async fn load_if(&mut self, id: &str, channels: &HashSet<String>) {
+        match self.consensus.store().get_message(id) {
+            Ok(Some(m)) => {
+                if let Some(info) = ReadyInfo::of(&m)
+                    && info
+                        .channel
+                        .as_ref()
+                        .map(|c| channels.contains(c))
+                        .unwrap_or(false)
+                {
+                    self.enqueue(info).await;
+                }
+            }
+            Ok(None) => {}
+            Err(e) => warn!(message_id = %id, error = %e, "cannot read queued message"),
+        }
     }
 
     /// Reads a message's row and queues it if it waits to be sent.
@@ -119,14 +246,19 @@ impl DispatcherState {
         if self.known.contains(&id) {
             return;
         }
+        if self.moving.contains(&id) {
+            return;
+        }
         let lane = info.lane.min(2);
         let q = Queued {
             id: id.clone(),
             route: info.route,
             pinned: info.pinned,
-            attempts: info.attempts,
         };
-        let Some(ch) = self.choose(&q) else {
+        let Some(ch) = info.channel else {
+            if !self.consensus.is_leader() {
+                return; // the leader fails messages that have no channel at all
+            }
             let c = self.consensus.clone();
             tokio::spawn(async move {
                 let error = ErrorInfo {
@@ -144,88 +276,128 @@ impl DispatcherState {
             });
             return;
         };
+        if !self.owned.contains_key(&ch) {
+            return; // another node dispatches it
+        }
         self.known.insert(id);
         self.queues.entry(ch).or_default().lanes[lane].push_back(q);
     }
 
-    /// Moves messages off channels that cannot send to a bound alternative.
-    fn reroute(&mut self) {
-        // Which channels can send, decided once per pass (not once per queued message).
-        let ids: Vec<String> = self
-            .consensus
-            .store()
-            .config()
-            .channels
-            .keys()
-            .cloned()
-            .collect();
-        let ok: HashSet<String> = ids.into_iter().filter(|ch| self.channel_ok(ch)).collect();
-        if ok.is_empty() {
-            return; // nowhere to move anything to
-        }
-        let stuck: Vec<String> = self
-            .queues
-            .iter()
-            .filter(|(ch, q)| q.len() > 0 && !ok.contains(*ch))
-            .map(|(ch, _)| ch.clone())
-            .collect();
-        for ch in stuck {
-            let Some(mut q) = self.queues.remove(&ch) else {
+    /// Moves the waiting messages of an owned channel that has not been able to send
+    /// for `REROUTE_AFTER` to the next candidate of their routes, when one of those can
+    /// send somewhere in the cluster (`Op::Requeue`, one Raft entry for the batch).
+    fn reroute(&mut self, myself: &ActorRef<DispatchMsg>) {
+        let now = std::time::Instant::now();
+        let owned: Vec<String> = self.owned.keys().cloned().collect();
+        let mut stuck = Vec::new();
+        for ch in owned {
+            if self.channel_ok(&ch) {
+                self.unusable_since.remove(&ch);
                 continue;
-            };
-            let mut keep = ChannelQueue {
-                in_flight: q.in_flight,
-                ..Default::default()
-            };
-            for lane in 0..3 {
-                while let Some(item) = q.lanes[lane].pop_front() {
-                    match choose_channel(&item, |c| ok.contains(c)) {
-                        Some(other) if other != ch && ok.contains(&other) => {
-                            self.queues.entry(other).or_default().lanes[lane].push_back(item)
-                        }
-                        _ => keep.lanes[lane].push_back(item),
-                    }
-                }
             }
-            self.queues.insert(ch, keep);
+            let since = *self.unusable_since.entry(ch.clone()).or_insert(now);
+            if now.duration_since(since) >= REROUTE_AFTER
+                && self.queues.get(&ch).map(|q| q.len() > 0).unwrap_or(false)
+            {
+                stuck.push(ch);
+            }
         }
-    }
-
-    async fn pump(&mut self, myself: &ActorRef<DispatchMsg>) {
-        if self.draining {
+        if stuck.is_empty() {
             return;
         }
+        let mut ops = Vec::new();
+        let mut ids = Vec::new();
+        {
+            let cfg = self.consensus.store().config();
+            for ch in &stuck {
+                let Some(q) = self.queues.get_mut(ch) else {
+                    continue;
+                };
+                for lane in q.lanes.iter_mut() {
+                    lane.retain(|item| {
+                        let elsewhere = !item.pinned
+                            && item.route.iter().any(|c| c != ch && cfg.channel_usable(c));
+                        if elsewhere {
+                            ids.push(item.id.clone());
+                            ops.push(Op::Requeue {
+                                id: item.id.clone(),
+                                note: format!("channel {ch} cannot send; moving to the next channel of the route"),
+                                at: crate::clock::now_ms(),
+                            });
+                        }
+                        !elsewhere
+                    });
+                }
+            }
+        }
+        if ops.is_empty() {
+            return;
+        }
+        for id in &ids {
+            self.known.remove(id);
+            self.moving.insert(id.clone());
+        }
+        let c = self.consensus.clone();
+        let me = myself.clone();
+        tokio::spawn(async move {
+            let _ = c.propose_many(ops).await;
+            let _ = me.send_message(DispatchMsg::Moved(ids));
+        });
+    }
+
+    /// Takes as many queued messages as each owned channel has room for and claims
+    /// them in Raft; the actors start when the claim is answered (`Claimed`).
+    async fn pump(&mut self, myself: &ActorRef<DispatchMsg>) {
+        if self.draining || !self.lease.valid() {
+            return;
+        }
+        let me = self.node_id();
         let channels: Vec<String> = self.queues.keys().cloned().collect();
         for ch in channels {
+            let Some(&epoch) = self.owned.get(&ch) else {
+                continue;
+            };
             let cap = if self.channel_ok(&ch) {
                 self.registry.find(&ch).map(|r| r.capacity()).unwrap_or(0)
             } else {
                 0
             };
-            while let Some(q) = self.queues.get_mut(&ch) {
-                if q.in_flight >= cap {
-                    break;
-                }
-                let Some(item) = q.pop() else { break };
-                q.in_flight += 1;
-                let args = MessageArgs {
-                    id: item.id.clone(),
-                    channel: ch.clone(),
-                    consensus: self.consensus.clone(),
-                    registry: self.registry.clone(),
-                };
-                match Actor::spawn_linked(None, MessageActor, args, myself.get_cell()).await {
-                    Ok((actor, _)) => {
-                        self.working_ids.insert(item.id.clone());
-                        self.working.insert(actor.get_id(), (item.id, ch.clone()));
-                    }
-                    Err(e) => {
-                        warn!(message_id = %item.id, error = %e, "cannot start message actor");
-                        q.in_flight -= 1;
-                        q.lanes[0].push_front(item);
+            let mut items = Vec::new();
+            if let Some(q) = self.queues.get_mut(&ch) {
+                while q.in_flight < cap {
+                    let lane = q.lanes.iter().position(|l| !l.is_empty());
+                    let Some(lane) = lane else { break };
+                    let Some(item) = q.lanes[lane].pop_front() else {
                         break;
-                    }
+                    };
+                    q.in_flight += 1;
+                    items.push((lane, item));
                 }
+            }
+            if !items.is_empty() {
+                let ids: Vec<String> = items.iter().map(|(_, q)| q.id.clone()).collect();
+                let c = self.consensus.clone();
+                let actor = myself.clone();
+                let channel = ch.clone();
+                tokio::spawn(async move {
+                    let op = Op::Claim {
+                        channel: channel.clone(),
+                        node: me,
+                        epoch,
+                        ids,
+                        at: crate::clock::now_ms(),
+                    };
+                    let answer = match c.propose_batched(op).await {
+                        Ok(OpResult::Claimed { granted, reclaimed }) => Ok((granted, reclaimed)),
+                        Ok(_) => Ok((Vec::new(), 0)),
+                        Err(e) => Err(e.to_string()),
+                    };
+                    let _ = actor.send_message(DispatchMsg::Claimed {
+                        channel,
+                        items,
+                        answer,
+                    });
+                });
             }
             if let (Some(q), Some(rt)) = (self.queues.get(&ch), self.registry.find(&ch)) {
                 rt.queue_depth.store(q.len() as u64, Ordering::Relaxed);
@@ -233,25 +405,65 @@ impl DispatcherState {
             }
         }
     }
-}
 
-/// The channel a message should wait on: the first usable candidate of its route,
-/// starting at `attempts` (so a retry tries the next channel); a pinned message stays on
-/// its channel; with no usable candidate, the starting one.
-fn choose_channel(q: &Queued, usable: impl Fn(&str) -> bool) -> Option<String> {
-    if q.route.is_empty() {
-        return None;
+    /// Starts message actors for the claimed messages; a refused claim means the message
+    /// is no longer ours to send (another owner, already sent, or moved).
+    async fn claimed(
+        &mut self,
+        myself: &ActorRef<DispatchMsg>,
+        ch: String,
+        items: Vec<(usize, Queued)>,
+        answer: Result<(Vec<String>, u32), String>,
+    ) {
+        let (granted, reclaimed) = match answer {
+            Ok(a) => a,
+            Err(e) => {
+                warn!(channel = %ch, error = %e, "claim not written; the messages wait");
+                if let Some(q) = self.queues.get_mut(&ch) {
+                    for (lane, item) in items.into_iter().rev() {
+                        q.in_flight = q.in_flight.saturating_sub(1);
+                        q.lanes[lane].push_front(item);
+                    }
+                }
+                return;
+            }
+        };
+        if reclaimed > 0 {
+            // Claimed before without an answer recorded: possibly written to the operator.
+            metrics::counter!("smsgw_resubmits_total", "channel" => ch.clone())
+                .increment(u64::from(reclaimed));
+        }
+        let granted: HashSet<String> = granted.into_iter().collect();
+        for (lane, item) in items {
+            if !granted.contains(&item.id) {
+                if let Some(q) = self.queues.get_mut(&ch) {
+                    q.in_flight = q.in_flight.saturating_sub(1);
+                }
+                self.known.remove(&item.id);
+                continue;
+            }
+            let args = MessageArgs {
+                id: item.id.clone(),
+                channel: ch.clone(),
+                consensus: self.consensus.clone(),
+                registry: self.registry.clone(),
+                lease: self.lease.clone(),
+            };
+            match Actor::spawn_linked(None, MessageActor, args, myself.get_cell()).await {
+                Ok((actor, _)) => {
+                    self.working_ids.insert(item.id.clone());
+                    self.working.insert(actor.get_id(), (item.id, ch.clone()));
+                }
+                Err(e) => {
+                    warn!(message_id = %item.id, error = %e, "cannot start message actor");
+                    if let Some(q) = self.queues.get_mut(&ch) {
+                        q.in_flight = q.in_flight.saturating_sub(1);
+                        q.lanes[lane].push_front(item);
+                    }
+                }
+            }
+        }
     }
-    if q.pinned {
-        return q.route.first().cloned();
-    }
-    let n = q.route.len();
-    let start = q.attempts as usize % n;
-    (0..n)
-        .map(|k| &q.route[(start + k) % n])
-        .find(|ch| usable(ch))
-        .or_else(|| q.route.get(start))
-        .cloned()
 }
 
 impl Actor for Dispatcher {
@@ -288,15 +500,9 @@ impl Actor for Dispatcher {
             }
         });
         myself.send_interval(Duration::from_millis(250), || DispatchMsg::Tick);
-        // Refill the queues from the replicated rows.
-        let ids = args
-            .consensus
-            .store()
-            .active_ids()
-            .map_err(|e| ActorProcessingErr::from(e.to_string()))?;
-        for id in ids {
-            let _ = myself.send_message(DispatchMsg::Load(id));
-        }
+        // The first tick learns which channels are ours and refills their queues from
+        // the replicated rows.
+        let _ = myself.send_message(DispatchMsg::Tick);
         Ok(DispatcherState {
             consensus: args.consensus,
             registry: args.registry,
@@ -306,6 +512,11 @@ impl Actor for Dispatcher {
             working_ids: HashSet::new(),
             again: HashSet::new(),
             draining: false,
+            lease: args.lease,
+            owned: HashMap::new(),
+            unusable_since: HashMap::new(),
+            moving: HashSet::new(),
+            handing_over: HashSet::new(),
         })
     }
 
@@ -318,8 +529,23 @@ impl Actor for Dispatcher {
         match msg {
             DispatchMsg::Ready(info) => st.enqueue(info).await,
             DispatchMsg::Load(id) => st.load(id).await,
-            DispatchMsg::Tick => st.reroute(),
+            DispatchMsg::Tick => {
+                st.refresh_ownership().await;
+                st.reroute(&myself);
+            }
             DispatchMsg::Drain => st.draining = true,
+            DispatchMsg::Claimed {
+                channel,
+                items,
+                answer,
+            } => st.claimed(&myself, channel, items, answer).await,
+            DispatchMsg::Moved(ids) => {
+                for id in ids {
+                    st.moving.remove(&id);
+                    // Its Ready notice may have come (and been skipped) meanwhile.
+                    st.load(id).await;
+                }
+            }
         }
         st.pump(&myself).await;
         Ok(())

@@ -10,6 +10,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tracing::{Instrument, debug, info_span, warn};
 
 use crate::channels::ChannelRegistry;
+use crate::cluster::Lease;
 use crate::consensus::Consensus;
 use crate::encoding;
 use crate::protocols::smpp::receipt::id_keys;
@@ -35,6 +36,8 @@ pub struct MessageArgs {
     pub channel: String,
     pub consensus: Arc<Consensus>,
     pub registry: Arc<ChannelRegistry>,
+    /// Submits happen only while this node holds its lease.
+    pub lease: Arc<Lease>,
 }
 
 /// The only message: do the work (sent to itself at start).
@@ -49,6 +52,9 @@ pub enum WorkEnd {
     Requeued,
     Failed,
     NothingToDo,
+    /// This node lost its lease: it stops without writing anything; the channel's next
+    /// owner takes the message from its row.
+    LeaseLost,
 }
 
 impl Actor for MessageActor {
@@ -116,7 +122,17 @@ pub fn build_parts(m: &Message) -> Result<Vec<SubmitRequest>, encoding::Encoding
         .collect())
 }
 
-async fn requeue(c: &Consensus, id: &str, note: String) -> Result<WorkEnd, ActorProcessingErr> {
+/// Puts the message back to wait (next channel of its route). Not when the lease is
+/// gone: a node that may no longer own the channel must not move its messages.
+async fn requeue(
+    lease: &Lease,
+    c: &Consensus,
+    id: &str,
+    note: String,
+) -> Result<WorkEnd, ActorProcessingErr> {
+    if !lease.valid() {
+        return Ok(WorkEnd::LeaseLost);
+    }
     c.propose(Op::Requeue {
         id: id.to_string(),
         note,
@@ -168,7 +184,13 @@ async fn work(st: &MessageArgs) -> Result<WorkEnd, ActorProcessingErr> {
         Err(e) => return fail(c, &m.id, err("rejected_by_carrier", e.to_string(), None)).await,
     };
     let Some(rt) = st.registry.find(&st.channel) else {
-        return requeue(c, &m.id, format!("channel {} not running here", st.channel)).await;
+        return requeue(
+            &st.lease,
+            c,
+            &m.id,
+            format!("channel {} not running here", st.channel),
+        )
+        .await;
     };
     for (i, req) in parts.into_iter().enumerate() {
         let already = m
@@ -181,8 +203,13 @@ async fn work(st: &MessageArgs) -> Result<WorkEnd, ActorProcessingErr> {
         let mut throttles = 0;
         loop {
             rt.acquire_send_slot().await;
+            if !st.lease.valid() {
+                warn!(message_id = %m.id, channel = %st.channel, "lease lost before submit; leaving the message to the channel's next owner");
+                return Ok(WorkEnd::LeaseLost);
+            }
             let Some(bind) = rt.pick_bind() else {
                 return requeue(
+                    &st.lease,
                     c,
                     &m.id,
                     format!("channel {} has no bound session", st.channel),
@@ -230,6 +257,7 @@ async fn work(st: &MessageArgs) -> Result<WorkEnd, ActorProcessingErr> {
                             throttles += 1;
                             if throttles >= MAX_THROTTLE_RETRIES {
                                 return requeue(
+                                    &st.lease,
                                     c,
                                     &m.id,
                                     format!("throttled {throttles} times on {}", st.channel),
@@ -248,6 +276,7 @@ async fn work(st: &MessageArgs) -> Result<WorkEnd, ActorProcessingErr> {
                                 return fail(c, &m.id, e).await;
                             }
                             return requeue(
+                                &st.lease,
                                 c,
                                 &m.id,
                                 format!("temporary error 0x{command_status:08X} on {}", st.channel),
@@ -270,8 +299,13 @@ async fn work(st: &MessageArgs) -> Result<WorkEnd, ActorProcessingErr> {
                     metrics::counter!("smsgw_resubmits_total", "channel" => st.channel.clone())
                         .increment(1);
                     warn!(message_id = %m.id, channel = %st.channel, part = i, error = %e, "submit outcome unknown; requeued");
-                    return requeue(c, &m.id, format!("no response from {}: {e}", st.channel))
-                        .await;
+                    return requeue(
+                        &st.lease,
+                        c,
+                        &m.id,
+                        format!("no response from {}: {e}", st.channel),
+                    )
+                    .await;
                 }
             }
         }

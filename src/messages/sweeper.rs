@@ -1,7 +1,8 @@
 //! The sweeper: every tick, the leader turns due timers of the replicated state into
 //! operations: scheduled messages whose `send_at` came (release), messages whose
 //! validity passed before sending (expire), and sent messages whose receipts never
-//! came within the channel's `dlr_timeout` (settle as unknown).
+//! came within the channel's `dlr_timeout` (settle as unknown). Every
+//! `PURGE_EVERY` it also drops final messages older than the retention time.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -15,6 +16,10 @@ use crate::state::Op;
 
 /// Timers handled per tick at most (the rest wait for the next tick).
 const MAX_PER_TICK: usize = 2000;
+/// How often final messages past the retention time are dropped.
+const PURGE_EVERY: Duration = Duration::from_secs(10);
+/// Messages dropped per purge at most.
+const MAX_PURGE: usize = 5000;
 
 /// Messages of the sweeper.
 pub enum SweepMsg {
@@ -29,22 +34,29 @@ pub struct Sweeper;
 pub struct SweepState {
     consensus: Arc<Consensus>,
     in_flight: HashSet<String>,
+    retention: Duration,
+    last_purge: std::time::Instant,
+    purging: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Actor for Sweeper {
     type Msg = SweepMsg;
     type State = SweepState;
-    type Arguments = Arc<Consensus>;
+    /// The consensus handle and how long final messages are kept.
+    type Arguments = (Arc<Consensus>, Duration);
 
     async fn pre_start(
         &self,
         myself: ActorRef<SweepMsg>,
-        consensus: Arc<Consensus>,
+        (consensus, retention): (Arc<Consensus>, Duration),
     ) -> Result<SweepState, ActorProcessingErr> {
         myself.send_interval(Duration::from_millis(200), || SweepMsg::Tick);
         Ok(SweepState {
             consensus,
             in_flight: HashSet::new(),
+            retention,
+            last_purge: std::time::Instant::now(),
+            purging: Arc::new(std::sync::atomic::AtomicBool::new(false)),
         })
     }
 
@@ -68,6 +80,10 @@ impl Actor for Sweeper {
                     return Ok(());
                 }
                 let now = crate::clock::now_ms();
+                if st.last_purge.elapsed() >= PURGE_EVERY {
+                    st.last_purge = std::time::Instant::now();
+                    purge_old(st, now);
+                }
                 let mut ops = Vec::new();
                 let mut ids = Vec::new();
                 {
@@ -124,4 +140,32 @@ impl Actor for Sweeper {
         }
         Ok(())
     }
+}
+
+/// Drops final messages created before the retention time (one Raft entry per purge).
+fn purge_old(st: &SweepState, now: i64) {
+    use std::sync::atomic::Ordering;
+    if st.purging.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    let cutoff = now - st.retention.as_millis() as i64;
+    let c = st.consensus.clone();
+    let purging = st.purging.clone();
+    tokio::spawn(async move {
+        let store = c.store().clone();
+        let ids = tokio::task::spawn_blocking(move || store.purgeable(cutoff, MAX_PURGE)).await;
+        if let Ok(Ok(ids)) = ids
+            && !ids.is_empty()
+        {
+            let n = ids.len();
+            match c.propose_batched(Op::Purge { ids }).await {
+                Ok(_) => {
+                    metrics::counter!("smsgw_messages_purged_total").increment(n as u64);
+                    tracing::info!(messages = n, "final messages past retention dropped");
+                }
+                Err(e) => warn!(error = %e, "retention purge failed; will retry"),
+            }
+        }
+        purging.store(false, Ordering::Release);
+    });
 }

@@ -2,9 +2,11 @@
 //! status machine (`transitions`, pure) and the fjall-backed store (`store`).
 pub mod model;
 pub mod ops;
+pub mod placement;
 pub mod store;
 pub mod transitions;
 
 pub use model::*;
 pub use ops::*;
+pub use placement::{BindReport, ClaimRow, NodeRow, Placement};
 pub use store::{ConfigView, Notice, Notifier, ReadyInfo, StateStore, StoreError, WebhookJob};

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 
 use super::model::{Channel, ErrorInfo, Message, Route, Tenant};
+use super::placement::BindReport;
 
 /// What the operator said about one part, normalised for every protocol.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -86,6 +87,42 @@ pub enum Op {
     WebhookDone {
         event_id: String,
     },
+    /// A member is alive and reachable through a quorum (its lease renewal), and where
+    /// it listens.
+    Heartbeat {
+        node: u64,
+        cluster_addr: String,
+        http_addr: String,
+        draining: bool,
+        at: i64,
+    },
+    /// Changes a channel's owner; applied only when the placement is still at
+    /// `expected_epoch` (compare-and-set), so racing proposers cannot both win.
+    Place {
+        channel: String,
+        expected_epoch: u64,
+        owner: Option<u64>,
+        handoff_to: Option<u64>,
+    },
+    /// A bind changed state on the node running it.
+    BindState(BindReport),
+    /// The owner of `channel` (at `epoch`) is about to submit these messages. Refused
+    /// when the node is no longer the owner at that epoch.
+    Claim {
+        channel: String,
+        node: u64,
+        epoch: u64,
+        ids: Vec<String>,
+        at: i64,
+    },
+    /// A member left the cluster: forget its row and bind reports.
+    ForgetNode {
+        node: u64,
+    },
+    /// Final messages past the retention time: drop their rows and indexes.
+    Purge {
+        ids: Vec<String>,
+    },
 }
 
 /// The answer to one operation, in the order the operations were proposed.
@@ -112,6 +149,12 @@ pub enum OpResult {
     },
     /// No message carries this SMSC id yet: kept until its submit response is recorded.
     ReceiptParked,
+    /// A claim: the ids that may be submitted now, and among them those that an earlier
+    /// claim had already taken (possibly written to the operator: a resubmit).
+    Claimed {
+        granted: Vec<String>,
+        reclaimed: u32,
+    },
 }
 
 /// A Raft entry's application data: a batch of operations.

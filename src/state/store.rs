@@ -16,6 +16,7 @@ use tokio::sync::mpsc::UnboundedSender;
 
 use super::model::{Channel, Message, Route, Status, Tenant};
 use super::ops::{Op, OpResult, Outcome, Proposal, ReceiptOutcome};
+use super::placement::{BindReport, ClaimRow, NodeRow, Placement};
 use super::transitions::{self, event, set_status};
 use crate::wire;
 
@@ -67,6 +68,9 @@ pub struct ReadyInfo {
     /// Parts already went out: the rest must follow on the same channel.
     pub pinned: bool,
     pub attempts: u32,
+    /// The channel it waits on: decided by the row alone (the pinned channel, or the
+    /// route's candidate at `attempts`), so every node agrees on who dispatches it.
+    pub channel: Option<String>,
 }
 
 impl ReadyInfo {
@@ -83,14 +87,28 @@ impl ReadyInfo {
             (Some(ch), true) => vec![ch.clone()],
             _ => m.route.clone(),
         };
+        let channel = waiting_channel(&route, pinned, m.attempts);
         Some(ReadyInfo {
             id: m.id.clone(),
             lane: m.category.lane(),
             route,
             pinned,
             attempts: m.attempts,
+            channel,
         })
     }
+}
+
+/// The channel a waiting message belongs to: the pinned one, else the route's candidate
+/// at `attempts` (each requeue moves it to the next).
+pub fn waiting_channel(route: &[String], pinned: bool, attempts: u32) -> Option<String> {
+    if route.is_empty() {
+        return None;
+    }
+    if pinned {
+        return route.first().cloned();
+    }
+    route.get(attempts as usize % route.len()).cloned()
 }
 
 /// Something node-local actors must react to, sent after the batch is committed.
@@ -104,6 +122,8 @@ pub enum Notice {
     ConfigChanged,
     /// A message changed status (for metrics).
     Status { status: Status },
+    /// A member renewed its lease (for the leader's placement controller).
+    Heartbeat { node: u64 },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -129,6 +149,37 @@ pub struct ConfigView {
     pub keys: HashMap<String, String>,
     pub channels: std::collections::BTreeMap<String, Channel>,
     pub routes: std::collections::BTreeMap<String, Route>,
+    /// Members as they last announced themselves.
+    pub nodes: std::collections::BTreeMap<u64, NodeRow>,
+    /// Channel → owning node.
+    pub placement: std::collections::BTreeMap<String, Placement>,
+    /// (channel, bind index) → the state its node reported.
+    pub bind_states: std::collections::BTreeMap<(String, u32), BindReport>,
+}
+
+impl ConfigView {
+    /// True when `node` owns `channel` and may start new submits on it.
+    pub fn owns(&self, node: u64, channel: &str) -> bool {
+        self.placement
+            .get(channel)
+            .map(|p| p.active_owner(node))
+            .unwrap_or(false)
+    }
+
+    /// True when some node reports a bound session for `channel` and it is not drained:
+    /// the cluster-wide view used to decide whether moving a message there helps.
+    pub fn channel_usable(&self, channel: &str) -> bool {
+        let Some(c) = self.channels.get(channel) else {
+            return false;
+        };
+        if c.drained {
+            return false;
+        }
+        let owner = self.placement.get(channel).and_then(|p| p.owner);
+        self.bind_states
+            .range((channel.to_string(), 0)..=(channel.to_string(), u32::MAX))
+            .any(|(_, b)| b.state == "bound" && Some(b.node) == owner)
+    }
 }
 
 /// Timers and counters derived from the rows.
@@ -152,6 +203,8 @@ pub struct Notifier {
     pub webhooks: UnboundedSender<Notice>,
     pub config: UnboundedSender<Notice>,
     pub status: UnboundedSender<Notice>,
+    /// Heartbeats, for the placement controller.
+    pub cluster: UnboundedSender<Notice>,
 }
 
 /// The state machine's rows and indexes.
@@ -166,6 +219,7 @@ pub struct StateStore {
     orphans: Keyspace,
     idem: Keyspace,
     webhooks: Keyspace,
+    claims: Keyspace,
     config: RwLock<ConfigView>,
     work: Mutex<WorkIndex>,
     /// Non-final messages, decoded: the rows every apply, dispatch and send touches.
@@ -176,6 +230,14 @@ pub struct StateStore {
 
 fn ks(db: &Database, name: &str) -> Result<Keyspace, StoreError> {
     Ok(db.keyspace(name, KeyspaceCreateOptions::default)?)
+}
+
+/// The config-keyspace key of one bind's reported state.
+fn bind_key(channel: &str, index: u32) -> Vec<u8> {
+    let mut k = format!("b/{channel}").into_bytes();
+    k.push(0);
+    k.extend_from_slice(&index.to_be_bytes());
+    k
 }
 
 fn join_key(a: &str, b: &str) -> Vec<u8> {
@@ -193,6 +255,8 @@ struct ApplyCtx {
     kv: HashMap<(u8, Vec<u8>), Option<Vec<u8>>>,
     notices: Vec<Notice>,
     config_changed: bool,
+    /// Message rows removed by `Op::Purge`.
+    purged: Vec<String>,
 }
 
 const T_SMSC: u8 = 1;
@@ -202,6 +266,7 @@ const T_WEBHOOK: u8 = 4;
 const T_ACTIVE: u8 = 5;
 const T_TENANT_MSG: u8 = 6;
 const T_CONFIG: u8 = 7;
+const T_CLAIM: u8 = 8;
 
 impl StateStore {
     /// Opens (or creates) the state keyspaces in `db` and rebuilds the in-memory indexes.
@@ -217,6 +282,7 @@ impl StateStore {
             orphans: ks(db, "sm_orphans")?,
             idem: ks(db, "sm_idem")?,
             webhooks: ks(db, "sm_webhooks")?,
+            claims: ks(db, "sm_claims")?,
             config: RwLock::new(ConfigView::default()),
             work: Mutex::new(WorkIndex::default()),
             active_cache: RwLock::new(HashMap::new()),
@@ -249,6 +315,18 @@ impl StateStore {
                 Some(b'r') => {
                     let r: Route = wire::decode(&v)?;
                     cfg.routes.insert(r.id.clone(), r);
+                }
+                Some(b'n') => {
+                    let n: NodeRow = wire::decode(&v)?;
+                    cfg.nodes.insert(n.id, n);
+                }
+                Some(b'p') => {
+                    let p: Placement = wire::decode(&v)?;
+                    cfg.placement.insert(p.channel.clone(), p);
+                }
+                Some(b'b') => {
+                    let b: BindReport = wire::decode(&v)?;
+                    cfg.bind_states.insert(b.key(), b);
                 }
                 _ => {}
             }
@@ -411,6 +489,7 @@ impl StateStore {
             kv: HashMap::new(),
             notices: Vec::new(),
             config_changed: false,
+            purged: Vec::new(),
         };
         let mut outcomes = Vec::with_capacity(proposals.len());
         for p in proposals {
@@ -423,6 +502,9 @@ impl StateStore {
         let mut batch = self.db.batch();
         for (id, m) in &ctx.messages {
             batch.insert(&self.messages, id.as_bytes(), wire::encode(m)?);
+        }
+        for id in &ctx.purged {
+            batch.remove(&self.messages, id.as_bytes());
         }
         let committed_messages = std::mem::take(&mut ctx.messages);
         for ((tag, key), v) in ctx.kv.drain() {
@@ -462,6 +544,7 @@ impl StateStore {
                     Notice::Webhook { .. } => n.webhooks.send(notice),
                     Notice::ConfigChanged => n.config.send(notice),
                     Notice::Status { .. } => n.status.send(notice),
+                    Notice::Heartbeat { .. } => n.cluster.send(notice),
                 };
             }
             if ctx.config_changed {
@@ -480,6 +563,7 @@ impl StateStore {
             T_WEBHOOK => &self.webhooks,
             T_ACTIVE => &self.active,
             T_TENANT_MSG => &self.tenant_msgs,
+            T_CLAIM => &self.claims,
             _ => &self.config_ks,
         }
     }
@@ -513,6 +597,13 @@ impl StateStore {
         {
             let mut work = self.work();
             index_message(&mut work, &m, before, dlr);
+        }
+        if before
+            .map(|b| b.status == Status::Accepted)
+            .unwrap_or(false)
+            && m.status != Status::Accepted
+        {
+            ctx.kv.insert((T_CLAIM, m.id.as_bytes().to_vec()), None);
         }
         if m.status.is_final() {
             ctx.kv.insert((T_ACTIVE, m.id.as_bytes().to_vec()), None);
@@ -709,6 +800,11 @@ impl StateStore {
                     // Not a status change, but it must be worked again.
                     vec![]
                 })
+                .inspect(|r| {
+                    if *r == OpResult::Done {
+                        ctx.kv.insert((T_CLAIM, id.as_bytes().to_vec()), None);
+                    }
+                })
                 .map(|r| {
                     if r == OpResult::Done
                         && let Some(info) = ctx.messages.get(id).and_then(ReadyInfo::of)
@@ -781,6 +877,172 @@ impl StateStore {
             Op::WebhookDone { event_id } => {
                 ctx.kv
                     .insert((T_WEBHOOK, event_id.as_bytes().to_vec()), None);
+                OpResult::Done
+            }
+            Op::Heartbeat {
+                node,
+                cluster_addr,
+                http_addr,
+                draining,
+                at,
+            } => {
+                ctx.notices.push(Notice::Heartbeat { node: *node });
+                let row = NodeRow {
+                    id: *node,
+                    cluster_addr: cluster_addr.clone(),
+                    http_addr: http_addr.clone(),
+                    last_heartbeat_at: *at,
+                    draining: *draining,
+                };
+                let mut cfg = self.config.write().unwrap_or_else(|e| e.into_inner());
+                let changed = cfg
+                    .nodes
+                    .get(node)
+                    .map(|old| {
+                        old.cluster_addr != row.cluster_addr
+                            || old.http_addr != row.http_addr
+                            || old.draining != row.draining
+                    })
+                    .unwrap_or(true);
+                if changed {
+                    // Only what placement reads is persisted: a heartbeat that changes
+                    // nothing costs no write.
+                    ctx.kv.insert(
+                        (T_CONFIG, format!("n/{node}").into_bytes()),
+                        Some(wire::encode(&row)?),
+                    );
+                    ctx.config_changed = true;
+                }
+                cfg.nodes.insert(*node, row);
+                OpResult::Done
+            }
+            Op::Place {
+                channel,
+                expected_epoch,
+                owner,
+                handoff_to,
+            } => {
+                let mut cfg = self.config.write().unwrap_or_else(|e| e.into_inner());
+                if !cfg.channels.contains_key(channel) {
+                    return Ok(OpResult::NotFound);
+                }
+                let current = cfg.placement.get(channel).cloned().unwrap_or(Placement {
+                    channel: channel.clone(),
+                    ..Default::default()
+                });
+                if current.epoch != *expected_epoch {
+                    return Ok(OpResult::Stale);
+                }
+                let next = Placement {
+                    channel: channel.clone(),
+                    owner: *owner,
+                    epoch: current.epoch + 1,
+                    handoff_to: *handoff_to,
+                };
+                ctx.kv.insert(
+                    (T_CONFIG, format!("p/{channel}").into_bytes()),
+                    Some(wire::encode(&next)?),
+                );
+                cfg.placement.insert(channel.clone(), next);
+                ctx.config_changed = true;
+                OpResult::Done
+            }
+            Op::BindState(report) => {
+                let mut cfg = self.config.write().unwrap_or_else(|e| e.into_inner());
+                let key = report.key();
+                if cfg.bind_states.get(&key) == Some(report) {
+                    return Ok(OpResult::Stale);
+                }
+                ctx.kv.insert(
+                    (T_CONFIG, bind_key(&report.channel, report.index)),
+                    Some(wire::encode(report)?),
+                );
+                cfg.bind_states.insert(key, report.clone());
+                ctx.config_changed = true;
+                OpResult::Done
+            }
+            Op::Claim {
+                channel,
+                node,
+                epoch,
+                ids,
+                at,
+            } => {
+                let owner_ok = self
+                    .config()
+                    .placement
+                    .get(channel)
+                    .map(|p| p.active_owner(*node) && p.epoch == *epoch)
+                    .unwrap_or(false);
+                if !owner_ok {
+                    return Ok(OpResult::Stale);
+                }
+                let mut granted = Vec::with_capacity(ids.len());
+                let mut reclaimed = 0;
+                let row = wire::encode(&ClaimRow {
+                    node: *node,
+                    epoch: *epoch,
+                    at: *at,
+                })?;
+                for id in ids {
+                    let waiting_here = self
+                        .load(ctx, id)?
+                        .and_then(|m| ReadyInfo::of(&m))
+                        .and_then(|r| r.channel)
+                        .map(|c| &c == channel)
+                        .unwrap_or(false);
+                    if !waiting_here {
+                        continue;
+                    }
+                    if self.kv_get(ctx, T_CLAIM, id.as_bytes())?.is_some() {
+                        reclaimed += 1;
+                    }
+                    ctx.kv
+                        .insert((T_CLAIM, id.as_bytes().to_vec()), Some(row.clone()));
+                    granted.push(id.clone());
+                }
+                OpResult::Claimed { granted, reclaimed }
+            }
+            Op::ForgetNode { node } => {
+                let mut cfg = self.config.write().unwrap_or_else(|e| e.into_inner());
+                cfg.nodes.remove(node);
+                ctx.kv
+                    .insert((T_CONFIG, format!("n/{node}").into_bytes()), None);
+                let gone: Vec<(String, u32)> = cfg
+                    .bind_states
+                    .iter()
+                    .filter(|(_, b)| b.node == *node)
+                    .map(|(k, _)| k.clone())
+                    .collect();
+                for (ch, index) in gone {
+                    cfg.bind_states.remove(&(ch.clone(), index));
+                    ctx.kv.insert((T_CONFIG, bind_key(&ch, index)), None);
+                }
+                ctx.config_changed = true;
+                OpResult::Done
+            }
+            Op::Purge { ids } => {
+                for id in ids {
+                    let Some(m) = self.load(ctx, id)? else {
+                        continue;
+                    };
+                    if !m.status.is_final() {
+                        continue;
+                    }
+                    ctx.messages.remove(id);
+                    ctx.purged.push(id.clone());
+                    ctx.kv
+                        .insert((T_TENANT_MSG, join_key(&m.tenant, &m.id)), None);
+                    if let Some(ch) = &m.channel {
+                        for p in &m.part_states {
+                            if let Some(sid) = &p.smsc_message_id {
+                                for k in crate::protocols::smpp::receipt::id_keys(sid) {
+                                    ctx.kv.insert((T_SMSC, join_key(ch, &k)), None);
+                                }
+                            }
+                        }
+                    }
+                }
                 OpResult::Done
             }
         })
@@ -974,8 +1236,9 @@ fn webhook_body(event_id: &str, m: &Message, status: Status, at: i64) -> String 
 }
 
 impl StateStore {
-    fn all_keyspaces(&self) -> [(&'static str, &Keyspace); 9] {
+    fn all_keyspaces(&self) -> [(&'static str, &Keyspace); 10] {
         [
+            ("sm_claims", &self.claims),
             ("sm_config", &self.config_ks),
             ("sm_messages", &self.messages),
             ("sm_active", &self.active),
@@ -1024,6 +1287,26 @@ impl StateStore {
         }
         batch.commit()?;
         self.rebuild()
+    }
+
+    /// Ids of final messages created before `cutoff_ms` (ids are time-ordered ULIDs), at
+    /// most `limit`, oldest first: the candidates for retention purges.
+    pub fn purgeable(&self, cutoff_ms: i64, limit: usize) -> Result<Vec<String>, StoreError> {
+        let mut out = Vec::new();
+        for kv in self.messages.iter() {
+            let (k, v) = kv.into_inner()?;
+            let m: Message = wire::decode(&v)?;
+            if m.created_at >= cutoff_ms {
+                break;
+            }
+            if m.status.is_final() {
+                out.push(String::from_utf8_lossy(&k).to_string());
+                if out.len() >= limit {
+                    break;
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// Non-final messages held decoded in memory.

@@ -88,6 +88,7 @@ async fn node(notify: bool) -> Node {
             peers: Default::default(),
             election_timeout_ms: (150, 300),
             heartbeat_ms: 50,
+            snapshot_every: 0,
         },
     )
     .await
@@ -103,14 +104,16 @@ async fn node(notify: bool) -> Node {
         let (r, rr) = unbounded_channel();
         let (c, cr) = unbounded_channel();
         let (s, sr) = unbounded_channel();
+        let (k, kr) = unbounded_channel();
         consensus.store().set_notifier(Notifier {
             ready: r,
             webhooks: w,
             config: c,
             status: s,
+            cluster: k,
         });
         webhooks = Some(wr);
-        others = vec![rr, cr, sr];
+        others = vec![rr, cr, sr, kr];
     }
     Node {
         _dir: dir,

@@ -28,11 +28,13 @@ async fn accepted_messages_survive_kill9() {
     let mut accepted = Vec::new();
     // One client for all sends: building a client costs milliseconds of CPU each.
     let http = client();
+    let accepted_so_far = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let sends: Vec<_> = (0..300)
         .map(|i| {
             let node_url = node.url("/v1/messages");
             let key = key.clone();
             let http = http.clone();
+            let counter = accepted_so_far.clone();
             tokio::spawn(async move {
                 let r = http
                     .post(node_url)
@@ -44,13 +46,19 @@ async fn accepted_messages_survive_kill9() {
                 if r.status().as_u16() != 202 {
                     return None;
                 }
+                counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let v: serde_json::Value = r.json().await.ok()?;
                 v["id"].as_str().map(String::from)
             })
         })
         .collect();
-    // Kill while the sends are still being worked.
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    // Kill while the sends are still being worked: once some have been accepted (however
+    // slow this machine is right now), not after a fixed sleep.
+    eventually("some sends accepted", Duration::from_secs(30), || {
+        let n = accepted_so_far.load(std::sync::atomic::Ordering::Relaxed);
+        async move { (n >= 20).then_some(()) }
+    })
+    .await;
     node.proc.kill9();
     for s in sends {
         if let Ok(Some(id)) = s.await {

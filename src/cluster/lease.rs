@@ -1,0 +1,164 @@
+//! A node's lease: it may submit to operators only while its last heartbeat, proposed at
+//! time T, was committed by a quorum and T + `LEASE` has not passed. The leader declares
+//! the node dead (and moves its channels) only when it has applied no heartbeat from it
+//! for `DEAD_AFTER` > `LEASE`, so a paused or partitioned node has stopped submitting
+//! before a peer binds its channels.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use tracing::{info, warn};
+
+use crate::consensus::Consensus;
+use crate::state::Op;
+
+/// How long a committed heartbeat lets a node submit.
+pub const LEASE: Duration = Duration::from_millis(3000);
+/// How often a node renews its lease.
+pub const RENEW_EVERY: Duration = Duration::from_millis(500);
+/// How long the leader waits without a heartbeat before moving a node's channels.
+/// Longer than `LEASE` by a margin for clock-rate differences and apply delays.
+pub const DEAD_AFTER: Duration = Duration::from_millis(4500);
+
+/// This node's lease, shared by everything that submits.
+#[derive(Debug)]
+pub struct Lease {
+    origin: Instant,
+    /// Milliseconds after `origin` until which the lease holds (0: never held).
+    until_ms: AtomicU64,
+    draining: AtomicBool,
+}
+
+impl Default for Lease {
+    fn default() -> Self {
+        Lease {
+            origin: Instant::now(),
+            until_ms: AtomicU64::new(0),
+            draining: AtomicBool::new(false),
+        }
+    }
+}
+
+impl Lease {
+    fn ms_since_origin(&self, t: Instant) -> u64 {
+        t.saturating_duration_since(self.origin).as_millis() as u64
+    }
+
+    /// True while this node may submit.
+    pub fn valid(&self) -> bool {
+        self.ms_since_origin(Instant::now()) < self.until_ms.load(Ordering::Acquire)
+    }
+
+    /// True if the lease held at some point within the last `grace` (binds are kept
+    /// open that long after a lapse, so a short hiccup does not cost a rebind).
+    pub fn held_within(&self, grace: Duration) -> bool {
+        self.ms_since_origin(Instant::now())
+            < self.until_ms.load(Ordering::Acquire) + grace.as_millis() as u64
+    }
+
+    /// A heartbeat sent at `sent` was committed.
+    pub fn extend_from(&self, sent: Instant) {
+        let until = self.ms_since_origin(sent) + LEASE.as_millis() as u64;
+        self.until_ms.fetch_max(until, Ordering::AcqRel);
+    }
+
+    /// Gives the lease up at once (shutdown).
+    pub fn revoke(&self) {
+        self.until_ms.store(0, Ordering::Release);
+    }
+
+    /// Marks the node as shutting down: its heartbeats say so and it gets no channels.
+    pub fn set_draining(&self) {
+        self.draining.store(true, Ordering::Release);
+    }
+
+    /// Whether the node is shutting down.
+    pub fn draining(&self) -> bool {
+        self.draining.load(Ordering::Acquire)
+    }
+}
+
+/// Where this node listens, announced in every heartbeat.
+#[derive(Debug, Clone)]
+pub struct Announce {
+    pub cluster_addr: String,
+    pub http_addr: String,
+}
+
+/// Renews the lease every `RENEW_EVERY` for as long as the node runs.
+pub async fn keep_lease(consensus: Arc<Consensus>, lease: Arc<Lease>, me: Announce) {
+    let mut held = false;
+    loop {
+        renew_once(&consensus, &lease, &me, &mut held).await;
+        tokio::time::sleep(RENEW_EVERY).await;
+    }
+}
+
+/// Proposes one heartbeat and extends the lease when it commits.
+pub async fn renew_once(consensus: &Consensus, lease: &Lease, me: &Announce, held: &mut bool) {
+    let sent = Instant::now();
+    let op = Op::Heartbeat {
+        node: consensus.node_id(),
+        cluster_addr: me.cluster_addr.clone(),
+        http_addr: me.http_addr.clone(),
+        draining: lease.draining(),
+        at: crate::clock::now_ms(),
+    };
+    match tokio::time::timeout(LEASE, consensus.propose(op)).await {
+        Ok(Ok(_)) => {
+            lease.extend_from(sent);
+            if !*held {
+                info!(node = consensus.node_id(), "lease acquired");
+                *held = true;
+            }
+        }
+        Ok(Err(e)) => {
+            if *held && !lease.valid() {
+                warn!(node = consensus.node_id(), error = %e, "lease lost: not submitting until it is renewed");
+                *held = false;
+            }
+        }
+        Err(_) => {
+            if *held && !lease.valid() {
+                warn!(
+                    node = consensus.node_id(),
+                    "lease lost: heartbeat timed out"
+                );
+                *held = false;
+            }
+        }
+    }
+    metrics::gauge!("smsgw_lease_valid").set(if lease.valid() { 1.0 } else { 0.0 });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lease_holds_for_its_duration_from_the_send_time() {
+        let l = Lease::default();
+        assert!(!l.valid(), "never held");
+        l.extend_from(Instant::now());
+        assert!(l.valid());
+        l.revoke();
+        assert!(!l.valid());
+        if let Some(past) = Instant::now().checked_sub(Duration::from_secs(10)) {
+            let old = Lease {
+                origin: past,
+                until_ms: AtomicU64::new(0),
+                draining: AtomicBool::new(false),
+            };
+            old.extend_from(past + Duration::from_secs(5));
+            assert!(!old.valid(), "a heartbeat sent 5 s ago gives no lease");
+            assert!(old.held_within(Duration::from_secs(4)));
+            assert!(!old.held_within(Duration::from_secs(1)));
+        }
+    }
+
+    #[test]
+    fn the_leader_waits_longer_than_the_lease() {
+        assert!(DEAD_AFTER > LEASE + RENEW_EVERY);
+    }
+}
