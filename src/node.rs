@@ -257,7 +257,10 @@ impl Node {
             },
         )
         .await?;
-        let raft_router = consensus.router();
+        let registry = Arc::new(ChannelRegistry::default());
+        let raft_router = consensus
+            .router()
+            .merge(api::cluster::internal_router(registry.clone()));
         tokio::spawn(async move {
             if let Err(e) = axum::serve(cluster_listener, raft_router).await {
                 error!(error = %e, "cluster listener stopped");
@@ -278,42 +281,9 @@ impl Node {
         });
         tokio::spawn(count_statuses(status_rx));
 
-        let wait = Duration::from_secs(30);
-        if !consensus.wait_for_leader(wait).await {
-            return Err(NodeError::NoLeader(wait));
-        }
-
-        let lease = Arc::new(Lease::default());
-        let announce = Announce {
-            cluster_addr: cluster_addr.to_string(),
-            http_addr: http_addr.to_string(),
-        };
-        // The first heartbeat before the actors start, so a single node dispatches at once.
-        crate::cluster::lease::renew_once(&consensus, &lease, &announce, &mut false).await;
-        let lease_task = tokio::spawn(keep_lease(consensus.clone(), lease.clone(), announce));
-
-        let registry = Arc::new(ChannelRegistry::default());
-        let (supervisor, supervisor_done) = Actor::spawn(
-            Some(format!("node-{}", cfg.node_id)),
-            NodeSupervisor,
-            NodeSupArgs {
-                consensus: consensus.clone(),
-                registry: registry.clone(),
-                webhook_concurrency: cfg.webhook_concurrency,
-                lease: lease.clone(),
-                ready: ready_rx,
-                config: cfg_rx,
-                webhooks: web_rx,
-                cluster: cluster_rx,
-                retention: Duration::from_secs(cfg.retention_hours * 3600),
-            },
-        )
-        .await
-        .map_err(|e| NodeError::Actors(e.to_string()))?;
-
         let state = AppState {
             consensus: consensus.clone(),
-            registry,
+            registry: registry.clone(),
             limiters: Arc::new(Limiters::default()),
             admin_token: Arc::new(admin_token.clone()),
             node_queue_limit: cfg.node_queue_limit,
@@ -333,6 +303,49 @@ impl Node {
                 error!(error = %e, "HTTP listener stopped");
             }
         });
+        // HTTP answers from here on (/readyz says 503 until a leader is known). A node that
+        // is to join an existing cluster waits here until `cluster add-node` adds it.
+        let wait = Duration::from_secs(30);
+        if cfg.peer_map().is_empty() {
+            if !consensus.wait_for_leader(wait).await {
+                return Err(NodeError::NoLeader(wait));
+            }
+        } else {
+            while !consensus.wait_for_leader(wait).await {
+                info!(
+                    node = cfg.node_id,
+                    "no leader yet: waiting for the cluster to form or for `smsgw cluster add-node`"
+                );
+            }
+        }
+
+        let lease = Arc::new(Lease::default());
+        let announce = Announce {
+            cluster_addr: cluster_addr.to_string(),
+            http_addr: http_addr.to_string(),
+        };
+        // The first heartbeat before the actors start, so a single node dispatches at once.
+        crate::cluster::lease::renew_once(&consensus, &lease, &announce, &mut false).await;
+        let lease_task = tokio::spawn(keep_lease(consensus.clone(), lease.clone(), announce));
+
+        let (supervisor, supervisor_done) = Actor::spawn(
+            Some(format!("node-{}", cfg.node_id)),
+            NodeSupervisor,
+            NodeSupArgs {
+                consensus: consensus.clone(),
+                registry: registry.clone(),
+                webhook_concurrency: cfg.webhook_concurrency,
+                lease: lease.clone(),
+                ready: ready_rx,
+                config: cfg_rx,
+                webhooks: web_rx,
+                cluster: cluster_rx,
+                retention: Duration::from_secs(cfg.retention_hours * 3600),
+            },
+        )
+        .await
+        .map_err(|e| NodeError::Actors(e.to_string()))?;
+
         info!(node = cfg.node_id, http = %http_addr, cluster = %cluster_addr, data_dir = %data_dir.display(), "node ready");
         Ok(Node {
             consensus,

@@ -64,8 +64,15 @@ fn find_tenant(st: &AppState, id: &str) -> Result<Tenant, ApiError> {
         .ok_or_else(|| ApiError::not_found("tenant"))
 }
 
+/// Writes one admin change. On a follower it then waits until the change is applied
+/// here too, so the next admin call through this node sees it (a route naming a channel
+/// just created through the same node).
 async fn write(st: &AppState, op: Op) -> Result<OpResult, ApiError> {
-    Ok(st.consensus.propose(op).await?)
+    let r = st.consensus.propose(op).await?;
+    if !st.consensus.is_leader() {
+        st.consensus.read_barrier().await?;
+    }
+    Ok(r)
 }
 
 // ---------- tenants ----------
@@ -429,33 +436,9 @@ fn channel_from_body(b: ChannelBody) -> Result<Channel, ApiError> {
     })
 }
 
-fn channel_view(st: &AppState, c: &Channel) -> Value {
-    let rt = st.registry.find(&c.id);
-    let node = st.consensus.node_id();
-    let mut binds = Vec::new();
-    let mut any_bound = false;
-    if let Some(rt) = &rt {
-        for (i, b) in rt
-            .bind_status
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-        {
-            any_bound |= b.state == "bound";
-            binds.push(json!({"node": node, "bind": format!("{}#{i}", c.id), "state": b.state, "since": rfc3339(b.since)}));
-        }
-    }
-    let state = if c.drained {
-        "draining"
-    } else if any_bound {
-        "bound"
-    } else if binds.is_empty() {
-        "down"
-    } else if binds.iter().any(|b| b["state"] == "connecting") {
-        "connecting"
-    } else {
-        "down"
-    };
+/// A channel's live figures as this node measures them (its owner's are the real ones).
+pub fn local_channel_stats(registry: &crate::channels::ChannelRegistry, id: &str) -> Value {
+    let rt = registry.find(id);
     let (sent, failed, delivered, undelivered, depth, (p50, p99)) = match &rt {
         Some(r) => (
             r.sent.load(Ordering::Relaxed),
@@ -468,15 +451,55 @@ fn channel_view(st: &AppState, c: &Channel) -> Value {
         None => (0, 0, 0, 0, 0, (0.0, 0.0)),
     };
     let finals = delivered + undelivered;
+    json!({
+        "queue_depth": depth,
+        "stats": {"sent": sent, "failed": failed, "delivered": delivered,
+                  "success_rate": if finals == 0 { Value::Null } else { json!(delivered as f64 / finals as f64) },
+                  "submit_latency_ms_p50": p50, "submit_latency_ms_p99": p99},
+    })
+}
+
+/// A channel as the admin API shows it: config, the owner and each bind's state from the
+/// replicated state (the same on every node), and the figures of `live` (the owner's
+/// `local_channel_stats`).
+fn channel_view(st: &AppState, c: &Channel, live: Option<Value>) -> Value {
+    let (owner, binds) = {
+        let cfg = st.consensus.store().config();
+        let owner = cfg.placement.get(&c.id).and_then(|p| p.owner);
+        let binds: Vec<Value> = cfg
+            .bind_states
+            .range((c.id.clone(), 0)..=(c.id.clone(), u32::MAX))
+            .filter(|((_, i), b)| *i < c.binds.max(1) && Some(b.node) == owner)
+            .map(|((_, i), b)| {
+                // A report of a node that stopped sending heartbeats is stale: shown down.
+                let live = cfg
+                    .nodes
+                    .get(&b.node)
+                    .map(|n| now_ms() - n.last_heartbeat_at < crate::cluster::lease::DEAD_AFTER.as_millis() as i64)
+                    .unwrap_or(false);
+                let state = if live { b.state.as_str() } else { "down" };
+                json!({"node": b.node, "bind": format!("{}#{i}", c.id), "state": state, "since": rfc3339(b.since)})
+            })
+            .collect();
+        (owner, binds)
+    };
+    let state = if c.drained {
+        "draining"
+    } else if binds.iter().any(|b| b["state"] == "bound") {
+        "bound"
+    } else if binds.iter().any(|b| b["state"] == "connecting") {
+        "connecting"
+    } else {
+        "down"
+    };
+    let live = live.unwrap_or_else(|| local_channel_stats(&st.registry, &c.id));
     let options: Value = serde_json::from_str(&c.options_json).unwrap_or(json!({}));
     json!({
         "id": c.id, "protocol": c.protocol, "host": c.host, "port": c.port, "system_id": c.system_id,
         "system_type": c.system_type, "bind": c.bind, "binds_configured": c.binds, "tps": c.tps, "window": c.window,
         "enquire_link_seconds": c.enquire_link_seconds, "cost": c.cost, "options": options, "drained": c.drained,
-        "state": state, "binds": binds, "queue_depth": depth,
-        "stats": {"sent": sent, "failed": failed, "delivered": delivered,
-                  "success_rate": if finals == 0 { Value::Null } else { json!(delivered as f64 / finals as f64) },
-                  "submit_latency_ms_p50": p50, "submit_latency_ms_p99": p99},
+        "state": state, "owner": owner, "binds": binds, "queue_depth": live["queue_depth"],
+        "stats": live["stats"],
     })
 }
 
@@ -493,7 +516,7 @@ pub async fn create_channel(
         return Err(ApiError::conflict(format!("channel {} exists", c.id)));
     }
     write(&st, Op::PutChannel(Box::new(c.clone()))).await?;
-    Ok((StatusCode::CREATED, Json(channel_view(&st, &c))).into_response())
+    Ok((StatusCode::CREATED, Json(channel_view(&st, &c, None))).into_response())
 }
 
 /// `GET /admin/v1/channels`
@@ -510,10 +533,11 @@ pub async fn list_channels(
         .values()
         .cloned()
         .collect();
+    let mut live = super::cluster::owners_stats(&st, &chans).await;
     Ok(Json(json!(
         chans
             .iter()
-            .map(|c| channel_view(&st, c))
+            .map(|c| channel_view(&st, c, live.remove(&c.id)))
             .collect::<Vec<_>>()
     ))
     .into_response())
@@ -527,7 +551,8 @@ pub async fn get_channel(
 ) -> Result<Response, ApiError> {
     require_admin(&st, &headers)?;
     let c = find_channel(&st, &id)?;
-    Ok(Json(channel_view(&st, &c)).into_response())
+    let mut live = super::cluster::owners_stats(&st, std::slice::from_ref(&c)).await;
+    Ok(Json(channel_view(&st, &c, live.remove(&c.id))).into_response())
 }
 
 /// `DELETE /admin/v1/channels/{id}`
@@ -565,7 +590,7 @@ async fn set_drained(
         OpResult::NotFound => Err(ApiError::not_found("channel")),
         _ => {
             let c = find_channel(&st, &id)?;
-            Ok(Json(channel_view(&st, &c)).into_response())
+            Ok(Json(channel_view(&st, &c, None)).into_response())
         }
     }
 }
@@ -734,33 +759,4 @@ pub async fn delete_route(
         OpResult::NotFound => Err(ApiError::not_found("route")),
         _ => Ok(StatusCode::NO_CONTENT.into_response()),
     }
-}
-
-// ---------- cluster ----------
-
-/// `GET /admin/v1/cluster`
-pub async fn cluster(State(st): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
-    require_admin(&st, &headers)?;
-    let me = st.consensus.node_id();
-    let channels: Vec<String> = st
-        .consensus
-        .store()
-        .config()
-        .channels
-        .values()
-        .flat_map(|c| (0..c.binds).map(move |i| format!("{}#{i}", c.id)))
-        .collect();
-    let nodes: Vec<Value> = st
-        .consensus
-        .members()
-        .into_iter()
-        .map(|(id, info, voter)| {
-            json!({"id": id, "addr": info.cluster_addr, "http": info.http_addr,
-                   "state": "up", "voter": voter, "channels": if id == me { channels.clone() } else { vec![] }})
-        })
-        .collect();
-    Ok(
-        Json(json!({"leader": st.consensus.leader(), "term": st.consensus.term(), "nodes": nodes}))
-            .into_response(),
-    )
 }

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::error::{ApiError, parse_json};
-use super::{AppState, tenant_of};
+use super::{AppState, tenant_of_fresh};
 use crate::clock::rfc3339;
 use crate::messages::intake::{self, SendRequest};
 use crate::state::{Message, Op, OpResult, Status, Tenant};
@@ -172,7 +172,7 @@ pub async fn send(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let tenant = tenant_of(&st, &headers)?;
+    let tenant = tenant_of_fresh(&st, &headers).await?;
     rate_limit(&st, &tenant, 1).await?;
     let req: SendRequest = parse_json(&body)?;
     let key = idempotency_key(&headers)?;
@@ -222,7 +222,7 @@ pub async fn batch(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let tenant = tenant_of(&st, &headers)?;
+    let tenant = tenant_of_fresh(&st, &headers).await?;
     let req: BatchRequest = parse_json(&body)?;
     if req.messages.is_empty() || req.messages.len() > MAX_BATCH {
         return Err(ApiError::invalid(
@@ -276,7 +276,7 @@ pub async fn preview(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let tenant = tenant_of(&st, &headers)?;
+    let tenant = tenant_of_fresh(&st, &headers).await?;
     let req: SendRequest = parse_json(&body)?;
     let intake = prepare(&st, &tenant, &req, crate::clock::now_ms())?;
     let cfg = st.consensus.store().config();
@@ -303,11 +303,22 @@ pub async fn get(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let tenant = tenant_of(&st, &headers)?;
+    read_your_writes(&st).await?;
+    let tenant = tenant_of_fresh(&st, &headers).await?;
     match st.consensus.store().get_message(&id)? {
         Some(m) if m.tenant == tenant.id => Ok(Json(status_body(&m)).into_response()),
         _ => Err(ApiError::not_found("message")),
     }
+}
+
+/// On a follower, waits until it has applied everything the leader had committed when
+/// the read came in: a message is visible on every node right after its 202. The leader
+/// applies before it answers a write, so it needs no wait.
+async fn read_your_writes(st: &AppState) -> Result<(), ApiError> {
+    if st.consensus.is_leader() {
+        return Ok(());
+    }
+    Ok(st.consensus.read_barrier().await?)
 }
 
 /// Query of `GET /v1/messages`.
@@ -328,7 +339,8 @@ pub async fn list(
     headers: HeaderMap,
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let tenant = tenant_of(&st, &headers)?;
+    read_your_writes(&st).await?;
+    let tenant = tenant_of_fresh(&st, &headers).await?;
     let Query(q) = query.map_err(|e| ApiError::invalid("query", e.body_text()))?;
     let status = match &q.status {
         Some(s) => Some(

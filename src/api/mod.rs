@@ -3,6 +3,7 @@
 //! `Consensus::propose`; they never touch storage directly for writes.
 
 pub mod admin;
+pub mod cluster;
 pub mod error;
 pub mod messages;
 pub mod openapi;
@@ -58,6 +59,21 @@ pub fn tenant_of(st: &AppState, headers: &HeaderMap) -> Result<Tenant, ApiError>
         .get(id)
         .cloned()
         .ok_or_else(ApiError::unauthorized)
+}
+
+/// Like [`tenant_of`], but a follower that does not know the key yet first catches up
+/// with the leader (a tenant created through another node a moment ago is then found).
+pub async fn tenant_of_fresh(st: &AppState, headers: &HeaderMap) -> Result<Tenant, ApiError> {
+    match tenant_of(st, headers) {
+        Err(e) if bearer(headers).is_some() && !st.consensus.is_leader() => {
+            if st.consensus.read_barrier().await.is_ok() {
+                tenant_of(st, headers)
+            } else {
+                Err(e)
+            }
+        }
+        other => other,
+    }
 }
 
 /// Refuses requests without the admin token.
@@ -191,7 +207,16 @@ pub fn router(state: AppState, max_body: usize) -> Router {
             "/admin/v1/routes/{id}",
             axum::routing::delete(admin::delete_route),
         )
-        .route("/admin/v1/cluster", get(admin::cluster))
+        .route("/admin/v1/cluster", get(cluster::view))
+        .route("/admin/v1/cluster/nodes", post(cluster::add_node))
+        .route(
+            "/admin/v1/cluster/nodes/{id}",
+            axum::routing::delete(cluster::remove_node),
+        )
+        .route(
+            "/admin/v1/cluster/transfer-leader",
+            post(cluster::transfer_leader),
+        )
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_text))

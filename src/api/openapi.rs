@@ -139,6 +139,27 @@ pub const ROUTES: &[(&str, &str, &str, &str, &str)] = &[
         "200",
     ),
     (
+        "post",
+        "/admin/v1/cluster/nodes",
+        "Add a member (learner, then voter)",
+        "admin",
+        "201",
+    ),
+    (
+        "delete",
+        "/admin/v1/cluster/nodes/{id}",
+        "Remove a member",
+        "admin",
+        "204",
+    ),
+    (
+        "post",
+        "/admin/v1/cluster/transfer-leader",
+        "Hand leadership to another voter",
+        "admin",
+        "200",
+    ),
+    (
         "get",
         "/healthz",
         "200 while the process runs",

@@ -14,12 +14,12 @@ use crate::consensus::Consensus;
 use crate::state::Op;
 
 /// How long a committed heartbeat lets a node submit.
-pub const LEASE: Duration = Duration::from_millis(3000);
+pub const LEASE: Duration = Duration::from_millis(2000);
 /// How often a node renews its lease.
-pub const RENEW_EVERY: Duration = Duration::from_millis(500);
+pub const RENEW_EVERY: Duration = Duration::from_millis(400);
 /// How long the leader waits without a heartbeat before moving a node's channels.
 /// Longer than `LEASE` by a margin for clock-rate differences and apply delays.
-pub const DEAD_AFTER: Duration = Duration::from_millis(4500);
+pub const DEAD_AFTER: Duration = Duration::from_millis(3000);
 
 /// This node's lease, shared by everything that submits.
 #[derive(Debug)]

@@ -23,7 +23,7 @@ use crate::consensus::Consensus;
 use crate::state::{ConfigView, Notice, Op, Placement};
 
 /// How often the controller looks.
-const TICK: Duration = Duration::from_millis(500);
+const TICK: Duration = Duration::from_millis(250);
 
 /// Messages of the placement controller.
 pub enum PlacementMsg {
@@ -47,6 +47,10 @@ pub struct PlacementState {
     consensus: Arc<Consensus>,
     last_seen: HashMap<u64, Instant>,
     leader_since: Option<Instant>,
+    /// The last log index when this node became leader: once applied, every heartbeat
+    /// committed before the election is in `last_seen`.
+    caught_up_at: u64,
+    caught_up: bool,
     /// A proposal is under way: do not pile up more.
     busy: Arc<std::sync::atomic::AtomicBool>,
 }
@@ -160,19 +164,17 @@ impl PlacementState {
         let Some(since) = self.leader_since else {
             return false;
         };
-        // A node not heard from since this node became leader gets the full grace.
-        let seen = self
-            .last_seen
-            .get(&node)
-            .copied()
-            .unwrap_or(since)
-            .max(since);
+        // Heartbeats applied here, also while a follower, were committed after their
+        // sender started its lease: a safe "last seen". A node never seen gets the full
+        // grace from the moment this node became leader.
+        let seen = self.last_seen.get(&node).copied().unwrap_or(since);
         now.saturating_duration_since(seen) < DEAD_AFTER
     }
 
     fn tick(&mut self) {
         if !self.consensus.is_leader() {
             self.leader_since = None;
+            self.caught_up = false;
             return;
         }
         let now = Instant::now();
@@ -182,6 +184,13 @@ impl PlacementState {
                 "leader: placement controller active"
             );
             self.leader_since = Some(now);
+            self.caught_up_at = self.consensus.log_progress().0;
+        }
+        if !self.caught_up {
+            if self.consensus.log_progress().1 < self.caught_up_at {
+                return;
+            }
+            self.caught_up = true;
         }
         if self.busy.load(std::sync::atomic::Ordering::Acquire) {
             return;
@@ -246,6 +255,8 @@ impl Actor for PlacementController {
             consensus: args.consensus,
             last_seen: HashMap::new(),
             leader_since: None,
+            caught_up: false,
+            caught_up_at: 0,
             busy: Arc::new(std::sync::atomic::AtomicBool::new(false)),
         })
     }

@@ -268,6 +268,15 @@ impl Consensus {
         self.raft.metrics().borrow_watched().current_leader
     }
 
+    /// Index of the last entry in this node's log, and of the last one it applied.
+    pub fn log_progress(&self) -> (u64, u64) {
+        let m = self.raft.metrics().borrow_watched().clone();
+        (
+            m.last_log_index.unwrap_or(0),
+            m.last_applied.map(|l| l.index()).unwrap_or(0),
+        )
+    }
+
     /// The current term.
     pub fn term(&self) -> u64 {
         self.raft.metrics().borrow_watched().current_term
@@ -334,8 +343,21 @@ impl Consensus {
     }
 
     /// Runs a membership or leadership change on the leader (forwarded when this node is
-    /// not it).
+    /// not it), retrying while leadership is changing.
     pub async fn admin(&self, op: AdminOp) -> Result<(), AdminError> {
+        let deadline = tokio::time::Instant::now() + LEADER_WAIT * 2;
+        loop {
+            match self.admin_once(op.clone()).await {
+                Err(AdminError::Unavailable(m)) if tokio::time::Instant::now() < deadline => {
+                    tracing::info!(reason = %m, "cluster change not taken yet; retrying");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn admin_once(&self, op: AdminOp) -> Result<(), AdminError> {
         if !self.is_leader() {
             let leader = self
                 .leader()
@@ -472,9 +494,15 @@ impl Consensus {
                     if let (Some(id), Some(node)) = (f.leader_id, f.leader_node.clone())
                         && id != self.node_id
                     {
-                        return self.forward(&node, ops).await;
+                        // Not sent (leader unreachable or no longer leader): wait for the
+                        // next leader instead of failing the caller during an election.
+                        match self.forward(&node, ops.clone()).await {
+                            Err(WriteError::Unavailable(m)) => WriteError::Unavailable(m),
+                            other => return other,
+                        }
+                    } else {
+                        WriteError::Unavailable(f.to_string())
                     }
-                    WriteError::Unavailable(f.to_string())
                 }
                 Err(RaftError::APIError(e @ ClientWriteError::LogEntryDiscarded(_))) => {
                     return Err(WriteError::Ambiguous(e.to_string()));
@@ -634,7 +662,7 @@ async fn rpc_read_index(State(c): Rpc) -> Vec<u8> {
 
 async fn rpc_admin(State(c): Rpc, body: Bytes) -> Vec<u8> {
     let res: Result<(), AdminError> = match wire::decode::<AdminOp>(&body) {
-        Ok(op) if c.is_leader() => c.admin(op).await,
+        Ok(op) if c.is_leader() => c.admin_once(op).await,
         Ok(_) => Err(AdminError::Unavailable("not the leader".into())),
         Err(e) => Err(AdminError::Invalid(format!("bad admin body: {e}"))),
     };

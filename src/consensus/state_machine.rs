@@ -49,8 +49,21 @@ impl RaftSnapshotBuilder<C> for SnapshotBuilder {
     async fn build_snapshot(&mut self) -> Result<SnapshotOf<C, Self::SnapshotData>, io::Error> {
         let store = self.store.clone();
         tokio::task::spawn_blocking(move || {
-            let (last_log_id, last_membership) = applied(&store)?;
             let rows = store.export_rows()?;
+            // The applied log id and membership as of the same snapshot as the rows.
+            let meta = |key: &str| {
+                rows.iter()
+                    .find(|(ks, k, _)| ks == "sm_meta" && k.as_slice() == key.as_bytes())
+                    .map(|(_, _, v)| v.clone())
+            };
+            let last_log_id: Option<LogIdOf<C>> = match meta("applied") {
+                Some(v) => wire::decode(&v)?,
+                None => None,
+            };
+            let last_membership: StoredMembershipOf<C> = match meta("membership") {
+                Some(v) => wire::decode(&v)?,
+                None => StoredMembershipOf::<C>::default(),
+            };
             let bytes = wire::encode(&SnapshotFile { rows })?;
             Ok(openraft::Snapshot {
                 meta: SnapshotMetaOf::<C> {

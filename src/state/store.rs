@@ -1251,11 +1251,15 @@ impl StateStore {
         ]
     }
 
-    /// Every state row, for a Raft snapshot.
+    /// Every state row, for a Raft snapshot: read from one fjall snapshot, so the rows
+    /// and the applied log id in `sm_meta` belong to the same moment even while entries
+    /// are being applied.
     pub fn export_rows(&self) -> Result<Vec<SnapshotRow>, StoreError> {
+        use fjall::Readable;
+        let snap = self.db.snapshot();
         let mut rows = Vec::new();
         for (name, ks) in self.all_keyspaces() {
-            for kv in ks.iter() {
+            for kv in snap.iter(ks) {
                 let (k, v) = kv.into_inner()?;
                 rows.push((name.to_string(), k.to_vec(), v.to_vec()));
             }

@@ -2,6 +2,8 @@
 //! child processes on free 127.0.0.1 ports, drives them over HTTP, and kills them on drop.
 #![allow(dead_code)]
 
+pub mod cluster;
+
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -182,6 +184,8 @@ impl Smsc {
 
 /// A gateway node process.
 pub struct GwNode {
+    /// Its id in the cluster (1 for a single node).
+    pub node_id: u64,
     pub proc: Proc,
     pub http: u16,
     pub cluster: u16,
@@ -210,6 +214,7 @@ impl GwNode {
     /// Like `start`, with environment variables for the node process.
     pub async fn start_with_env(dir: &Path, extra: &[&str], envs: &[(&str, &str)]) -> GwNode {
         let mut n = GwNode {
+            node_id: 1,
             proc: Proc {
                 child: None,
                 log: dir.join("node.log"),
@@ -230,10 +235,16 @@ impl GwNode {
 
     /// (Re)starts the process on the same ports and data dir and waits for /readyz.
     pub async fn restart(&mut self) {
+        self.spawn();
+        self.wait_ready().await;
+    }
+
+    /// (Re)starts the process on the same ports and data dir without waiting.
+    pub fn spawn(&mut self) {
         let mut args: Vec<String> = vec![
             "start".into(),
             "--node-id".into(),
-            "1".into(),
+            self.node_id.to_string(),
             "--http".into(),
             format!("127.0.0.1:{}", self.http),
             "--cluster-addr".into(),
@@ -246,6 +257,10 @@ impl GwNode {
         args.extend(self.extra.iter().cloned());
         let n = std::fs::read_dir(&self.dir).map(|d| d.count()).unwrap_or(0);
         self.proc = Proc::spawn(&args, &self.envs, self.dir.join(format!("node-{n}.log")));
+    }
+
+    /// Waits (bounded) until /readyz answers 200.
+    pub async fn wait_ready(&self) {
         let url = self.url("/readyz");
         eventually("node ready", Duration::from_secs(60), || async {
             let r = client().get(&url).send().await.ok()?;

@@ -1,0 +1,261 @@
+//! `/admin/v1/cluster*`: the cluster view (members, leader, who runs which binds) and
+//! membership and leadership changes; plus the internal cluster-port endpoint through
+//! which any node gets a channel's live figures from the node that owns it.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::error::{ApiError, parse_json};
+use super::{AppState, require_admin};
+use crate::channels::ChannelRegistry;
+use crate::cluster::lease::DEAD_AFTER;
+use crate::consensus::{AdminError, AdminOp, NodeInfo};
+use crate::state::Channel;
+
+/// How long the view waits for an owner's live figures.
+const STATS_TIMEOUT: Duration = Duration::from_millis(800);
+
+impl From<AdminError> for ApiError {
+    fn from(e: AdminError) -> Self {
+        match e {
+            AdminError::Invalid(m) => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", m)
+            }
+            AdminError::Unavailable(m) => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", m)
+            }
+        }
+    }
+}
+
+/// `GET /admin/v1/cluster`
+pub async fn view(State(st): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+    require_admin(&st, &headers)?;
+    let now = crate::clock::now_ms();
+    let leader = st.consensus.leader();
+    let members = st.consensus.members();
+    let cfg = st.consensus.store().config();
+    let mut binds_of: BTreeMap<u64, Vec<String>> = BTreeMap::new();
+    for p in cfg.placement.values() {
+        let (Some(owner), Some(c)) = (p.owner, cfg.channels.get(&p.channel)) else {
+            continue;
+        };
+        for i in 0..c.binds.max(1) {
+            binds_of
+                .entry(owner)
+                .or_default()
+                .push(format!("{}#{i}", c.id));
+        }
+    }
+    let nodes: Vec<Value> = members
+        .into_iter()
+        .map(|(id, info, voter)| {
+            let row = cfg.nodes.get(&id);
+            let http = row
+                .map(|r| r.http_addr.clone())
+                .filter(|h| !h.is_empty())
+                .unwrap_or(info.http_addr);
+            let heard_ms = row.map(|r| now - r.last_heartbeat_at);
+            let state = match (row, heard_ms) {
+                (Some(r), Some(ms)) if ms < DEAD_AFTER.as_millis() as i64 => {
+                    if r.draining {
+                        "draining"
+                    } else {
+                        "up"
+                    }
+                }
+                _ => "down",
+            };
+            json!({
+                "id": id, "addr": info.cluster_addr, "http": http, "state": state, "voter": voter,
+                "leader": Some(id) == leader,
+                "last_heartbeat": row.map(|r| crate::clock::rfc3339(r.last_heartbeat_at)),
+                "channels": binds_of.remove(&id).unwrap_or_default(),
+            })
+        })
+        .collect();
+    drop(cfg);
+    Ok(Json(json!({
+        "leader": leader,
+        "term": st.consensus.term(),
+        "node": st.consensus.node_id(),
+        "nodes": nodes,
+    }))
+    .into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AddNodeBody {
+    id: u64,
+    addr: String,
+    #[serde(default)]
+    http: Option<String>,
+}
+
+/// `POST /admin/v1/cluster/nodes`: joins as a learner (catching up from the log or a
+/// snapshot), then becomes a voter. Answers once it is a voter.
+pub async fn add_node(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    require_admin(&st, &headers)?;
+    let b: AddNodeBody = parse_json(&body)?;
+    if b.id == 0 {
+        return Err(ApiError::invalid("id", "node ids start at 1"));
+    }
+    if b.addr.parse::<std::net::SocketAddr>().is_err() && !b.addr.contains(':') {
+        return Err(ApiError::invalid("addr", "expected HOST:PORT"));
+    }
+    if st
+        .consensus
+        .members()
+        .iter()
+        .any(|(id, _, voter)| *id == b.id && *voter)
+    {
+        return Err(ApiError::conflict(format!(
+            "node {} is already a voter",
+            b.id
+        )));
+    }
+    let info = NodeInfo {
+        cluster_addr: b.addr.clone(),
+        http_addr: b.http.clone().unwrap_or_default(),
+    };
+    st.consensus
+        .admin(AdminOp::AddNode { id: b.id, info })
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"id": b.id, "addr": b.addr, "voter": true})),
+    )
+        .into_response())
+}
+
+/// `DELETE /admin/v1/cluster/nodes/{id}`: the leader moves its channels to the others.
+pub async fn remove_node(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    require_admin(&st, &headers)?;
+    let id: u64 = id
+        .parse()
+        .map_err(|_| ApiError::invalid("id", "a node id is a positive integer"))?;
+    if !st.consensus.members().iter().any(|(n, _, _)| *n == id) {
+        return Err(ApiError::not_found("node"));
+    }
+    st.consensus.admin(AdminOp::RemoveNode { id }).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TransferBody {
+    to: u64,
+}
+
+/// `POST /admin/v1/cluster/transfer-leader`: answers once `to` leads.
+pub async fn transfer_leader(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    require_admin(&st, &headers)?;
+    let b: TransferBody = parse_json(&body)?;
+    st.consensus
+        .admin(AdminOp::TransferLeader { to: b.to })
+        .await?;
+    Ok(Json(json!({"leader": b.to, "term": st.consensus.term()})).into_response())
+}
+
+/// Live figures of `channels`, taken from each channel's owner (this node's own for the
+/// channels it owns; an owner that does not answer in time leaves its channels out).
+pub async fn owners_stats(st: &AppState, channels: &[Channel]) -> HashMap<String, Value> {
+    let me = st.consensus.node_id();
+    let mut by_owner: BTreeMap<u64, Vec<String>> = BTreeMap::new();
+    let addrs: HashMap<u64, String> = {
+        let cfg = st.consensus.store().config();
+        for c in channels {
+            if let Some(owner) = cfg.placement.get(&c.id).and_then(|p| p.owner)
+                && owner != me
+            {
+                by_owner.entry(owner).or_default().push(c.id.clone());
+            }
+        }
+        st.consensus
+            .members()
+            .into_iter()
+            .map(|(id, info, _)| (id, info.cluster_addr))
+            .collect()
+    };
+    let mut out = HashMap::new();
+    let asks: Vec<_> = by_owner
+        .into_iter()
+        .filter_map(|(owner, ids)| {
+            let addr = addrs.get(&owner)?.clone();
+            Some(tokio::spawn(async move {
+                let url = format!("http://{addr}/cluster/channel-stats");
+                let r = shared_client()
+                    .post(url)
+                    .json(&ids)
+                    .timeout(STATS_TIMEOUT)
+                    .send()
+                    .await
+                    .ok()?;
+                r.json::<HashMap<String, Value>>().await.ok()
+            }))
+        })
+        .collect();
+    for ask in asks {
+        if let Ok(Some(answer)) = ask.await {
+            out.extend(answer);
+        }
+    }
+    out
+}
+
+fn shared_client() -> &'static reqwest::Client {
+    static CLIENT: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
+    CLIENT.get_or_init(|| {
+        crate::http_client::builder()
+            .build()
+            .unwrap_or_else(|_| reqwest::Client::new())
+    })
+}
+
+/// The cluster-port routes of the API layer (no token: the cluster network is trusted,
+/// as for Raft itself).
+pub fn internal_router(registry: Arc<ChannelRegistry>) -> axum::Router {
+    axum::Router::new()
+        .route(
+            "/cluster/channel-stats",
+            axum::routing::post(channel_stats_rpc),
+        )
+        .with_state(registry)
+}
+
+async fn channel_stats_rpc(
+    State(registry): State<Arc<ChannelRegistry>>,
+    Json(ids): Json<Vec<String>>,
+) -> Json<HashMap<String, Value>> {
+    Json(
+        ids.into_iter()
+            .take(10_000)
+            .map(|id| {
+                let v = super::admin::local_channel_stats(&registry, &id);
+                (id, v)
+            })
+            .collect(),
+    )
+}

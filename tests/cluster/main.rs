@@ -1,0 +1,10 @@
+//! Black-box tests of a real cluster: three (or four) `smsgw start` processes on
+//! 127.0.0.1 with SMSC simulator processes, killed, paused and resized under load. A
+//! separate test binary, so these heavy tests do not compete with the single-node ones.
+#[path = "../common/mod.rs"]
+mod common;
+
+mod load;
+mod t10_any_node_and_bind_failover;
+mod t20_leader_kill_and_pause;
+mod t30_membership;
