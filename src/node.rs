@@ -258,9 +258,18 @@ impl Node {
         )
         .await?;
         let registry = Arc::new(ChannelRegistry::default());
+        let authority = Arc::new(crate::tenants::authority::TokenAuthority::default());
         let raft_router = consensus
             .router()
-            .merge(api::cluster::internal_router(registry.clone()));
+            .merge(api::cluster::internal_router(registry.clone()))
+            .merge(
+                axum::Router::new()
+                    .route(
+                        "/cluster/tokens",
+                        axum::routing::post(crate::tenants::authority::grant_rpc),
+                    )
+                    .with_state(authority.clone()),
+            );
         tokio::spawn(async move {
             if let Err(e) = axum::serve(cluster_listener, raft_router).await {
                 error!(error = %e, "cluster listener stopped");
@@ -284,7 +293,9 @@ impl Node {
         let state = AppState {
             consensus: consensus.clone(),
             registry: registry.clone(),
-            limiters: Arc::new(Limiters::default()),
+            limiters: Arc::new(Limiters::new(Arc::new(
+                crate::tenants::authority::TokenSource::new(consensus.clone(), authority),
+            ))),
             admin_token: Arc::new(admin_token.clone()),
             node_queue_limit: cfg.node_queue_limit,
             tenant_queue_limit: cfg.tenant_queue_limit,

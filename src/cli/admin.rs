@@ -46,6 +46,8 @@ pub struct ApiCall {
     pub bearer: String,
     /// Print only this key of the answer (e.g. `nodes` of the cluster status).
     pub pick: Option<&'static str>,
+    /// Show the answer as this table (absent with `--json`).
+    pub table: Option<super::tables::Table>,
 }
 
 impl std::fmt::Debug for ApiCall {
@@ -57,6 +59,7 @@ impl std::fmt::Debug for ApiCall {
             .field("body", &self.body)
             .field("bearer", &"<redacted>")
             .field("pick", &self.pick)
+            .field("table", &self.table)
             .finish()
     }
 }
@@ -70,6 +73,7 @@ impl ApiCall {
             body: None,
             bearer: bearer.to_string(),
             pick: None,
+            table: None,
         }
     }
 
@@ -115,12 +119,24 @@ pub enum Outcome {
 pub fn plan(cmd: &Command) -> Option<Result<ApiCall, String>> {
     Some(match cmd {
         Command::Start(_) | Command::Demo(_) | Command::Sim(_) => return None,
-        Command::Cluster(a) => {
-            admin_token(&a.conn.token).map(|t| cluster(&a.command, &a.conn.url, t))
-        }
-        Command::Channel(a) => {
-            admin_token(&a.conn.token).map(|t| channel(&a.command, &a.conn.url, t))
-        }
+        Command::Cluster(a) => admin_token(&a.conn.token).map(|t| {
+            let call = cluster(&a.command, &a.conn.url, t);
+            with_table(
+                call,
+                a.conn.json,
+                match a.command {
+                    ClusterCommand::Status => Some(super::tables::Table::Cluster),
+                    ClusterCommand::Nodes => Some(super::tables::Table::Nodes),
+                    _ => None,
+                },
+            )
+        }),
+        Command::Channel(a) => admin_token(&a.conn.token).map(|t| {
+            let call = channel(&a.command, &a.conn.url, t);
+            let table =
+                matches!(a.command, ChannelCommand::List).then_some(super::tables::Table::Channels);
+            with_table(call, a.conn.json, table)
+        }),
         Command::Route(a) => admin_token(&a.conn.token).map(|t| route(&a.command, &a.conn.url, t)),
         Command::Tenant(a) => {
             admin_token(&a.conn.token).map(|t| tenant(&a.command, &a.conn.url, t))
@@ -163,6 +179,14 @@ pub async fn run_admin(cmd: &Command) -> anyhow::Result<i32> {
     })
 }
 
+/// Shows the answer as `table` unless `--json` was given.
+fn with_table(mut call: ApiCall, json: bool, table: Option<super::tables::Table>) -> ApiCall {
+    if !json {
+        call.table = table;
+    }
+    call
+}
+
 /// The HTTP client for the CLI (TLS through rustls with the ring provider).
 pub fn http_client() -> anyhow::Result<reqwest::Client> {
     let client = crate::http_client::builder()
@@ -192,6 +216,12 @@ pub async fn execute(client: &reqwest::Client, call: &ApiCall, url: Url) -> Outc
         Err(e) => return Outcome::Failure(transport_error(&url, &e)),
     };
     if status.is_success() {
+        if let Some(table) = call.table
+            && let Ok(v) = serde_json::from_str::<Value>(&body)
+            && let Some(text) = super::tables::render(table, &v)
+        {
+            return Outcome::Success(text);
+        }
         Outcome::Success(success_text(&body, call.pick))
     } else {
         Outcome::Failure(http_error_line(status, &body))
@@ -857,7 +887,9 @@ mod tests {
     #[tokio::test]
     async fn success_is_pretty_printed_and_auth_sent() {
         let (base, server) = one_shot_server("200 OK", r#"{"leader":1,"term":4,"nodes":[]}"#).await;
-        let call = planned(&["cluster", "status", "--url", &base, "--token", "tok-123"]);
+        let call = planned(&[
+            "cluster", "status", "--json", "--url", &base, "--token", "tok-123",
+        ]);
         let client = http_client().expect("client");
         let url = call.url().expect("url");
         let outcome = execute(&client, &call, url).await;

@@ -9,6 +9,7 @@
 //! `start`, `demo` and `sim` are run by `main.rs`; [`run_admin`] returns `-1` for them.
 
 pub mod admin;
+pub mod tables;
 
 use std::path::PathBuf;
 
@@ -113,6 +114,9 @@ pub struct AdminConn {
         value_name = "TOKEN"
     )]
     pub token: Option<String>,
+    /// Print the API's JSON instead of a table (cluster status/nodes, channel list).
+    #[arg(long, global = true)]
+    pub json: bool,
 }
 
 /// `smsgw cluster ...`.

@@ -1,13 +1,13 @@
-//! One rate-limiter actor per tenant (GCRA via governor): it owns the tenant's budget on
-//! this node, so the limit follows tenant changes without locks on the request path.
+//! One rate-limiter actor per tenant on each node: it spends tokens leased from the
+//! tenant's cluster-wide bucket (`authority`), so the limit holds across all nodes while
+//! a send costs a remote call only once per lease, not per message.
 
-use std::num::NonZeroU32;
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::Instant;
 
-use governor::clock::{Clock, DefaultClock};
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
+use super::authority::{LEASE_TTL, TokenSource, lease_size};
 use crate::state::RateLimit;
 
 /// Messages of a tenant limiter.
@@ -21,32 +21,34 @@ pub enum LimiterMsg {
 /// The tenant limiter actor.
 pub struct TenantLimiter;
 
-/// The current limit and its GCRA state.
-pub struct LimiterState {
-    limit: RateLimit,
-    limiter: DefaultDirectRateLimiter,
+/// What a limiter starts with.
+pub struct LimiterArgs {
+    pub tenant: String,
+    pub limit: RateLimit,
+    pub source: Arc<TokenSource>,
 }
 
-fn make(limit: RateLimit) -> DefaultDirectRateLimiter {
-    let rate = NonZeroU32::new(limit.per_second.max(1)).unwrap_or(NonZeroU32::MIN);
-    let burst =
-        NonZeroU32::new(limit.burst.max(limit.per_second).max(1)).unwrap_or(NonZeroU32::MIN);
-    RateLimiter::direct(Quota::per_second(rate).allow_burst(burst))
+/// The tokens this node holds for the tenant.
+pub struct LimiterState {
+    args: LimiterArgs,
+    tokens: u32,
+    expires: Instant,
 }
 
 impl Actor for TenantLimiter {
     type Msg = LimiterMsg;
     type State = LimiterState;
-    type Arguments = RateLimit;
+    type Arguments = LimiterArgs;
 
     async fn pre_start(
         &self,
         _myself: ActorRef<LimiterMsg>,
-        limit: RateLimit,
+        args: LimiterArgs,
     ) -> Result<LimiterState, ActorProcessingErr> {
         Ok(LimiterState {
-            limit,
-            limiter: make(limit),
+            args,
+            tokens: 0,
+            expires: Instant::now(),
         })
     }
 
@@ -58,23 +60,39 @@ impl Actor for TenantLimiter {
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             LimiterMsg::Check(n, reply) => {
-                let n = NonZeroU32::new(n.max(1)).unwrap_or(NonZeroU32::MIN);
-                let answer = match st.limiter.check_n(n) {
-                    Ok(Ok(())) => Ok(()),
-                    Ok(Err(not_until)) => {
-                        let wait: Duration =
-                            not_until.wait_time_from(DefaultClock::default().now());
-                        Err(wait.as_secs().max(1))
+                let n = n.max(1);
+                let now = Instant::now();
+                if now >= st.expires {
+                    st.tokens = 0; // an unspent lease lapses
+                }
+                if st.tokens < n {
+                    let limit = st.args.limit;
+                    let want = lease_size(limit, n);
+                    let grant = st
+                        .args
+                        .source
+                        .lease(&st.args.tenant, limit, want, n - st.tokens)
+                        .await;
+                    if grant.granted > 0 {
+                        st.tokens += grant.granted;
+                        st.expires = Instant::now() + LEASE_TTL;
+                    } else {
+                        let _ = reply.send(Err(grant.retry_after_s.max(1)));
+                        return Ok(());
                     }
-                    // More than the burst at once can never pass: wait a full second.
-                    Err(_) => Err(1),
+                }
+                let answer = if st.tokens >= n {
+                    st.tokens -= n;
+                    Ok(())
+                } else {
+                    Err(1)
                 };
                 let _ = reply.send(answer);
             }
             LimiterMsg::SetLimit(limit) => {
-                if limit != st.limit {
-                    st.limit = limit;
-                    st.limiter = make(limit);
+                if limit != st.args.limit {
+                    st.args.limit = limit;
+                    st.tokens = st.tokens.min(limit.burst.max(limit.per_second));
                 }
             }
         }

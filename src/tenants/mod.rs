@@ -1,23 +1,34 @@
-//! Tenants at run time: one rate-limiter actor per tenant, created on first use.
+//! Tenants at run time: one rate-limiter actor per tenant on each node, created on first
+//! use, spending tokens leased from the tenant's cluster-wide bucket on the leader.
+pub mod authority;
 pub mod limiter;
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ractor::{Actor, ActorRef};
 
 use crate::state::RateLimit;
-use limiter::{LimiterMsg, TenantLimiter};
+use authority::TokenSource;
+use limiter::{LimiterArgs, LimiterMsg, TenantLimiter};
 
 /// Finds (or starts) the limiter actor of a tenant.
-#[derive(Default)]
 pub struct Limiters {
     /// Each tenant's limiter actor and the limit it was last given.
     actors: Mutex<HashMap<String, (ActorRef<LimiterMsg>, RateLimit)>>,
+    source: Arc<TokenSource>,
 }
 
 impl Limiters {
+    /// Limiters that lease from `source`.
+    pub fn new(source: Arc<TokenSource>) -> Self {
+        Limiters {
+            actors: Mutex::new(HashMap::new()),
+            source,
+        }
+    }
+
     /// Asks the tenant's limiter for `n` requests; Err(retry-after seconds) when over.
     pub async fn check(&self, tenant: &str, limit: RateLimit, n: u32) -> Result<(), u64> {
         for _ in 0..2 {
@@ -38,7 +49,17 @@ impl Limiters {
                     }
                     a
                 }
-                None => match Actor::spawn(None, TenantLimiter, limit).await {
+                None => match Actor::spawn(
+                    None,
+                    TenantLimiter,
+                    LimiterArgs {
+                        tenant: tenant.to_string(),
+                        limit,
+                        source: self.source.clone(),
+                    },
+                )
+                .await
+                {
                     Ok((a, _)) => {
                         self.actors
                             .lock()
@@ -52,7 +73,7 @@ impl Limiters {
             match actor
                 .call(
                     |port| LimiterMsg::Check(n, port),
-                    Some(Duration::from_secs(2)),
+                    Some(Duration::from_secs(4)),
                 )
                 .await
             {
