@@ -429,6 +429,20 @@ fn channel_from_body(b: ChannelBody) -> Result<Channel, ApiError> {
     })
 }
 
+/// Every channel as `GET /admin/v1/channels` shows it (also sampled by the dashboard's
+/// history, so its sparklines carry the same figures).
+pub fn channel_views(st: &AppState) -> Vec<Value> {
+    let chans: Vec<Channel> = st
+        .consensus
+        .store()
+        .config()
+        .channels
+        .values()
+        .cloned()
+        .collect();
+    chans.iter().map(|c| channel_view(st, c)).collect()
+}
+
 fn channel_view(st: &AppState, c: &Channel) -> Value {
     let rt = st.registry.find(&c.id);
     let node = st.consensus.node_id();
@@ -456,6 +470,7 @@ fn channel_view(st: &AppState, c: &Channel) -> Value {
     } else {
         "down"
     };
+    let throttled = rt.as_ref().map(|r| r.throttled.load(Ordering::Relaxed));
     let (sent, failed, delivered, undelivered, depth, (p50, p99)) = match &rt {
         Some(r) => (
             r.sent.load(Ordering::Relaxed),
@@ -476,7 +491,7 @@ fn channel_view(st: &AppState, c: &Channel) -> Value {
         "state": state, "binds": binds, "queue_depth": depth,
         "stats": {"sent": sent, "failed": failed, "delivered": delivered,
                   "success_rate": if finals == 0 { Value::Null } else { json!(delivered as f64 / finals as f64) },
-                  "submit_latency_ms_p50": p50, "submit_latency_ms_p99": p99},
+                  "submit_latency_ms_p50": p50, "submit_latency_ms_p99": p99, "throttled": throttled.unwrap_or(0)},
     })
 }
 

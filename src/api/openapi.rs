@@ -140,6 +140,41 @@ pub const ROUTES: &[(&str, &str, &str, &str, &str)] = &[
     ),
     (
         "get",
+        "/admin/v1/stats/history",
+        "The last 15 minutes of this node's figures, sampled every 2 s (dashboard charts)",
+        "admin",
+        "200",
+    ),
+    (
+        "get",
+        "/admin/v1/messages",
+        "Find messages by client_ref in one or every tenant",
+        "admin",
+        "200",
+    ),
+    (
+        "get",
+        "/admin/v1/messages/{id}",
+        "Any tenant's message with events and part states",
+        "admin",
+        "200",
+    ),
+    (
+        "get",
+        "/dashboard",
+        "The operations dashboard (embedded page; asks for the admin token)",
+        "dashboard",
+        "200",
+    ),
+    (
+        "get",
+        "/dashboard/{asset}",
+        "The dashboard's script, styles and icon",
+        "dashboard",
+        "200",
+    ),
+    (
+        "get",
         "/healthz",
         "200 while the process runs",
         "health",
@@ -281,6 +316,6 @@ mod tests {
             doc["paths"]["/v1/messages"]["get"].is_object(),
             "GET and POST of one path both kept"
         );
-        assert_eq!(doc["paths"].as_object().map(|p| p.len()), Some(18));
+        assert_eq!(doc["paths"].as_object().map(|p| p.len()), Some(23));
     }
 }
