@@ -1,7 +1,9 @@
 //! Cross-origin access for the dashboard's failover: a page served by node A keeps
 //! working after A dies by calling node B's API directly. B answers such requests (and
-//! their preflights) only when the page's origin is the HTTP address of a cluster member,
-//! so no other site's script can read the API, even with a token.
+//! their preflights) only when the page's origin is the HTTP address of a cluster member
+//! (or, while the membership does not know a member's HTTP address, a port on that
+//! member's host), so scripts of other sites cannot read the API. The API takes only
+//! bearer tokens, never cookies, so a browser never sends credentials on its own.
 
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
@@ -10,38 +12,60 @@ use axum::response::{IntoResponse, Response};
 
 use crate::api::AppState;
 
-/// True when `origin` (`scheme://host[:port]`) is one of `members` (`host:port` HTTP
-/// addresses). A member listening on an unspecified address (0.0.0.0, [::]) is reached
-/// under any host name, so only its port must match.
-pub fn origin_allowed(origin: &str, members: &[String]) -> bool {
+/// One cluster member's addresses as the membership knows them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Member {
+    /// `host:port` of its HTTP API; empty while the membership does not know it.
+    pub http: String,
+    /// `host:port` of its Raft transport.
+    pub cluster: String,
+}
+
+fn split_host(addr: &str) -> (&str, &str) {
+    addr.rsplit_once(':').unwrap_or((addr, ""))
+}
+
+fn loopback(h: &str) -> bool {
+    h == "127.0.0.1" || h == "localhost" || h == "[::1]"
+}
+
+fn same_host(a: &str, b: &str) -> bool {
+    a.eq_ignore_ascii_case(b) || (loopback(a) && loopback(b))
+}
+
+/// True when `origin` (`scheme://host[:port]`) is the HTTP address of a cluster member.
+/// A member listening on an unspecified address (0.0.0.0, [::]) is reached under any host
+/// name, so only its port must match; a member whose HTTP address the membership does
+/// not know yet is matched by the host of its Raft address (any port on that host).
+pub fn origin_allowed(origin: &str, members: &[Member]) -> bool {
     let Some(rest) = origin
         .strip_prefix("http://")
         .or_else(|| origin.strip_prefix("https://"))
     else {
         return false;
     };
-    if rest.is_empty() || rest.contains('/') {
+    if rest.is_empty() || rest.contains('/') || rest.contains('@') {
         return false;
     }
+    let (oh, op) = split_host(rest);
     members.iter().any(|m| {
-        if m.eq_ignore_ascii_case(rest) {
-            return true;
+        if m.http.is_empty() {
+            let (ch, _) = split_host(&m.cluster);
+            return !ch.is_empty() && same_host(ch, oh);
         }
-        let (Some((mh, mp)), Some((_, op))) = (m.rsplit_once(':'), rest.rsplit_once(':')) else {
-            return false;
-        };
-        let unspecified = mh == "0.0.0.0" || mh == "[::]";
-        let loopback = |h: &str| h == "127.0.0.1" || h == "localhost" || h == "[::1]";
-        let oh = rest.rsplit_once(':').map(|x| x.0).unwrap_or(rest);
-        mp == op && (unspecified || (loopback(mh) && loopback(oh)))
+        let (mh, mp) = split_host(&m.http);
+        mp == op && (mh == "0.0.0.0" || mh == "[::]" || same_host(mh, oh))
     })
 }
 
-fn member_http(st: &AppState) -> Vec<String> {
+fn members(st: &AppState) -> Vec<Member> {
     st.consensus
         .members()
         .into_iter()
-        .map(|(_, info, _)| info.http_addr)
+        .map(|(_, info, _)| Member {
+            http: info.http_addr,
+            cluster: info.cluster_addr,
+        })
         .collect()
 }
 
@@ -62,7 +86,7 @@ pub async fn layer(State(st): State<AppState>, req: Request, next: Next) -> Resp
     };
     let allowed = origin
         .to_str()
-        .is_ok_and(|o| origin_allowed(o, &member_http(&st)));
+        .is_ok_and(|o| origin_allowed(o, &members(&st)));
     let preflight = req.method() == Method::OPTIONS
         && req
             .headers()
@@ -97,24 +121,43 @@ pub async fn layer(State(st): State<AppState>, req: Request, next: Next) -> Resp
 
 #[cfg(test)]
 mod tests {
-    use super::origin_allowed;
+    use super::{Member, origin_allowed};
+
+    fn m(http: &str, cluster: &str) -> Member {
+        Member {
+            http: http.into(),
+            cluster: cluster.into(),
+        }
+    }
 
     #[test]
     fn only_member_origins() {
-        let m = vec!["127.0.0.1:8081".to_string(), "0.0.0.0:8082".to_string()];
-        assert!(origin_allowed("http://127.0.0.1:8081", &m));
+        let ms = vec![
+            m("127.0.0.1:8081", "127.0.0.1:9081"),
+            m("0.0.0.0:8082", "0.0.0.0:9082"),
+        ];
+        assert!(origin_allowed("http://127.0.0.1:8081", &ms));
         assert!(
-            origin_allowed("http://localhost:8081", &m),
+            origin_allowed("http://localhost:8081", &ms),
             "loopback names"
         );
         assert!(
-            origin_allowed("https://gw.example:8082", &m),
+            origin_allowed("https://gw.example:8082", &ms),
             "unspecified host"
         );
-        assert!(!origin_allowed("http://127.0.0.1:8083", &m));
-        assert!(!origin_allowed("http://evil.example:8081", &m));
-        assert!(!origin_allowed("null", &m));
-        assert!(!origin_allowed("http://127.0.0.1:8081/x", &m));
-        assert!(!origin_allowed("ftp://127.0.0.1:8081", &m));
+        assert!(!origin_allowed("http://127.0.0.1:8083", &ms));
+        assert!(!origin_allowed("http://evil.example:8081", &ms));
+        assert!(!origin_allowed("null", &ms));
+        assert!(!origin_allowed("http://127.0.0.1:8081/x", &ms));
+        assert!(!origin_allowed("ftp://127.0.0.1:8081", &ms));
+    }
+
+    #[test]
+    fn member_without_known_http_address_by_host() {
+        let ms = vec![m("", "10.0.0.2:9080")];
+        assert!(origin_allowed("http://10.0.0.2:8080", &ms));
+        assert!(origin_allowed("http://10.0.0.2:1234", &ms));
+        assert!(!origin_allowed("http://10.0.0.3:8080", &ms));
+        assert!(!origin_allowed("http://x@10.0.0.2:8080", &ms));
     }
 }

@@ -148,7 +148,8 @@ fn per_s(now: f64, before: f64, dt_ms: u64) -> f64 {
     if dt_ms == 0 {
         return 0.0;
     }
-    ((now - before).max(0.0) * 1000.0) / dt_ms as f64
+    let r = ((now - before).max(0.0) * 1000.0) / dt_ms as f64;
+    (r * 1000.0).round() / 1000.0
 }
 
 fn ms(q: Option<f64>) -> Option<f64> {

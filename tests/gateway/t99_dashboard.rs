@@ -274,3 +274,215 @@ async fn dashboard_in_headless_chromium() {
     assert!(png > 10_000, "screenshot kept at {}", shot.display());
     eprintln!("dashboard screenshot: {}", shot.display());
 }
+
+/// Starts node `id` of a cluster described by `peers` and waits for its /readyz.
+fn cluster_node(dir: &Path, id: u64, http: u16, cluster: u16, peers: &str) -> Proc {
+    let args: Vec<String> = vec![
+        "start".into(),
+        "--node-id".into(),
+        id.to_string(),
+        "--http".into(),
+        format!("127.0.0.1:{http}"),
+        "--cluster-addr".into(),
+        format!("127.0.0.1:{cluster}"),
+        "--data-dir".into(),
+        dir.join(format!("data-{id}")).display().to_string(),
+        "--peers".into(),
+        peers.into(),
+        "--admin-token".into(),
+        ADMIN_TOKEN.into(),
+    ];
+    Proc::spawn(&args, &[], dir.join(format!("node{id}.log")))
+}
+
+/// The page keeps working when the node that served it dies: it switches to another node
+/// it learned from the cluster view (cross-origin, allowed by that node's CORS answer).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dashboard_switches_node_when_its_node_dies() {
+    if !browser_ready() {
+        return;
+    }
+    let dir = tempdir();
+    let _logs = LogsOnFailure(dir.path().to_path_buf());
+    let smsc = Smsc::start(dir.path(), "dashf", &[]).await;
+    let http: Vec<u16> = (0..3).map(|_| free_port()).collect();
+    let raft: Vec<u16> = (0..3).map(|_| free_port()).collect();
+    let peers = (0..3)
+        .map(|i| format!("{}@127.0.0.1:{}", i + 1, raft[i]))
+        .collect::<Vec<_>>()
+        .join(",");
+    let mut procs = Vec::new();
+    for i in 0..3 {
+        procs.push(cluster_node(
+            dir.path(),
+            i as u64 + 1,
+            http[i],
+            raft[i],
+            &peers,
+        ));
+    }
+    let c = client();
+    for h in &http {
+        let url = format!("http://127.0.0.1:{h}/readyz");
+        eventually("cluster node ready", Duration::from_secs(60), || async {
+            let r = c.get(&url).send().await.ok()?;
+            r.status().is_success().then_some(())
+        })
+        .await;
+    }
+    // The page is served by node 2; node 1 (which the cluster view lists with its HTTP
+    // address) is where it must go when node 2 dies.
+    let n1 = format!("http://127.0.0.1:{}", http[0]);
+    let n2 = format!("http://127.0.0.1:{}", http[1]);
+    let r = c
+        .post(format!("{n1}/admin/v1/channels"))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&smsc.channel("a"))
+        .send()
+        .await
+        .expect("create channel");
+    assert_eq!(r.status().as_u16(), 201);
+
+    let ready = dir.path().join("browser.ready");
+    let kill = dir.path().join("node2.killed");
+    let shot = artifacts().join("dashboard-cluster.png");
+    let envs = [
+        ("DASH_URL", n2.clone()),
+        ("ADMIN_TOKEN", ADMIN_TOKEN.to_string()),
+        ("SCREENSHOT", shot.display().to_string()),
+        ("FAILOVER", "1".to_string()),
+        ("READY_SIGNAL", ready.display().to_string()),
+        ("KILL_SIGNAL", kill.display().to_string()),
+    ];
+    let killer = async {
+        eventually(
+            "browser ready for the kill",
+            Duration::from_secs(120),
+            || async { ready.exists().then_some(()) },
+        )
+        .await;
+        procs[1].kill9();
+        std::fs::write(&kill, "killed").expect("kill signal");
+    };
+    let (report, ()) = tokio::join!(run_browser(&envs), killer);
+
+    let f = &report["failover"];
+    let banner = f["banner"].as_str().unwrap_or_default();
+    assert!(
+        banner.contains("now reading from node 1") && banner.contains(&n1),
+        "switched to node 1: {f}"
+    );
+    assert!(
+        f["conn"].as_str().unwrap_or_default().contains(&n1),
+        "live from node 1: {f}"
+    );
+    assert!(
+        f["rows"].as_u64() >= Some(1),
+        "channel rows still shown: {f}"
+    );
+    assert_eq!(f["nodes"].as_array().map(Vec::len), Some(3), "{f}");
+    // Before the kill: no console message at all of type error; after it, only the
+    // browser's own notes about the refused connections to the dead node.
+    for e in report["errors"].as_array().into_iter().flatten() {
+        let e = e.as_str().unwrap_or_default();
+        assert!(
+            e.contains("ERR_CONNECTION_REFUSED") || e.contains("Failed to fetch"),
+            "unexpected JavaScript error: {e}"
+        );
+    }
+    drop(procs);
+}
+
+/// Every `smsgw_*` name in an expression of `docs/grafana-dashboard.json`.
+fn grafana_metric_names() -> Vec<String> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/grafana-dashboard.json");
+    let doc: Value = serde_json::from_str(&std::fs::read_to_string(&path).expect("grafana json"))
+        .expect("grafana json parses");
+    let mut names = Vec::new();
+    for p in doc["panels"].as_array().into_iter().flatten() {
+        for t in p["targets"].as_array().into_iter().flatten() {
+            let expr = t["expr"].as_str().unwrap_or_default();
+            for (i, _) in expr.match_indices("smsgw_") {
+                let name: String = expr[i..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect();
+                let base = ["_bucket", "_sum", "_count"]
+                    .iter()
+                    .find_map(|s| name.strip_suffix(s))
+                    .unwrap_or(&name)
+                    .to_string();
+                names.push(base);
+            }
+        }
+    }
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// The Grafana dashboard only names metrics the gateway exports: each one is in a running
+/// node's `/metrics` after traffic, or (for events the traffic did not cause, like
+/// throttling or MO) named in the source where it is recorded.
+#[tokio::test]
+async fn grafana_dashboard_names_real_metrics() {
+    let dir = tempdir();
+    let _logs = LogsOnFailure(dir.path().to_path_buf());
+    let (_smsc, node, key) =
+        gateway_with_smsc(dir.path(), "graf", &["--dlr-delay-ms", "50"], &[]).await;
+    let (s, v) = node
+        .send(&key, json!({"to": "+4915112345678", "text": "for grafana"}))
+        .await;
+    assert_eq!(s, 202, "{v}");
+    let id = v["id"].as_str().unwrap_or_default().to_string();
+    node.wait_status(&key, &id, "delivered", Duration::from_secs(20))
+        .await;
+    let text = node.metrics_text().await;
+    let mut source = String::new();
+    let mut stack = vec![Path::new(env!("CARGO_MANIFEST_DIR")).join("src")];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).expect("src").flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "rs") {
+                source.push_str(&std::fs::read_to_string(&p).unwrap_or_default());
+            }
+        }
+    }
+    let names = grafana_metric_names();
+    assert!(names.len() >= 15, "{names:?}");
+    let mut live = 0;
+    for n in &names {
+        let exported = text.lines().any(|l| {
+            l.strip_prefix(n.as_str())
+                .is_some_and(|rest| rest.starts_with(['{', ' ', '_']))
+        });
+        live += usize::from(exported);
+        assert!(
+            exported || source.contains(&format!("\"{n}\"")),
+            "{n} is in docs/grafana-dashboard.json but neither exported nor recorded in src/"
+        );
+    }
+    // The contract's metrics (§7) and the dashboard's receipt latency are on the board.
+    for must in [
+        "smsgw_messages_total",
+        "smsgw_http_requests_total",
+        "smsgw_channel_submit_total",
+        "smsgw_channel_up",
+        "smsgw_submit_latency_seconds",
+        "smsgw_raft_leader",
+        "smsgw_queue_depth",
+        "smsgw_receipt_latency_seconds",
+    ] {
+        assert!(
+            names.iter().any(|n| n == must),
+            "{must} missing from the board"
+        );
+    }
+    assert!(
+        live >= 12,
+        "most panels have data after one message: {live} of {}",
+        names.len()
+    );
+}

@@ -12,7 +12,7 @@
   const $ = (sel) => document.querySelector(sel);
   const state = {
     base: '',            // '' = the node that served the page; else http://host:port
-    baseNode: null,      // node id we read from
+    readingNode: null,   // id of the node we read from (from its history answer)
     nodes: [],           // [{id, base}] learned from the cluster view
     history: null,       // columns from /admin/v1/stats/history
     historyNode: null,
@@ -111,8 +111,9 @@
       if (n.base === current) continue;
       try {
         await api('/admin/v1/cluster', { signal: AbortSignal.timeout(1500) }, n.base);
+        if (state.readingNode !== null) health[state.readingNode] = 'unreachable';
         state.base = n.base === location.origin ? '' : n.base;
-        state.baseNode = n.id;
+        state.readingNode = n.id;
         state.history = null;
         banner('Node at ' + current + ' stopped answering (' + reason + '); now reading from node ' + n.id + ' at ' + n.base + '.');
         return true;
@@ -196,6 +197,7 @@
     const sameNode = h && state.historyNode === (state.base || 'self');
     const q = sameNode && h.t.length ? '?since=' + h.t[h.t.length - 1] : '';
     const fresh = await api('/admin/v1/stats/history' + q);
+    if (present(fresh.node)) state.readingNode = fresh.node;
     if (!sameNode) {
       state.history = fresh;
       state.historyNode = state.base || 'self';
@@ -353,7 +355,7 @@
     const rows = (c.nodes || []).map((n) => {
       const extra = Object.entries(n).filter(([k]) => !known.has(k)).map(([k, v]) => k + ': ' + text(v)).join(', ');
       const binds = n.binds || n.channels || [];
-      const reading = (state.base || location.origin) === baseOf(n.http);
+      const reading = state.readingNode !== null ? n.id === state.readingNode : (state.base || location.origin) === baseOf(n.http);
       return el('tr', { 'data-node': n.id, class: reading ? 'reading' : null },
         el('td', { text: text(n.id) + (reading ? ' (this view)' : '') }),
         el('td', { text: n.id === c.leader ? 'leader' : (n.voter === false ? 'learner' : 'follower') }),
@@ -487,7 +489,6 @@
   // ---------- the loop ----------
   async function refresh(quick) {
     const [channels, cluster] = await Promise.all([api('/admin/v1/channels'), api('/admin/v1/cluster')]);
-    state.baseNode = state.baseNode || cluster.leader;
     state.nodes = (cluster.nodes || []).map((n) => ({ id: n.id, base: baseOf(n.http) })).filter((n) => n.base);
     if (!quick) {
       await loadHistory();
