@@ -471,6 +471,10 @@ fn channel_view(st: &AppState, c: &Channel) -> Value {
         "down"
     };
     let throttled = rt.as_ref().map(|r| r.throttled.load(Ordering::Relaxed));
+    let (in_flight, window_capacity) = rt
+        .as_ref()
+        .map(|r| (r.in_flight.load(Ordering::Relaxed), r.capacity()))
+        .unwrap_or((0, 0));
     let (sent, failed, delivered, undelivered, depth, (p50, p99)) = match &rt {
         Some(r) => (
             r.sent.load(Ordering::Relaxed),
@@ -491,7 +495,8 @@ fn channel_view(st: &AppState, c: &Channel) -> Value {
         "state": state, "binds": binds, "queue_depth": depth,
         "stats": {"sent": sent, "failed": failed, "delivered": delivered,
                   "success_rate": if finals == 0 { Value::Null } else { json!(delivered as f64 / finals as f64) },
-                  "submit_latency_ms_p50": p50, "submit_latency_ms_p99": p99, "throttled": throttled.unwrap_or(0)},
+                  "submit_latency_ms_p50": p50, "submit_latency_ms_p99": p99, "throttled": throttled.unwrap_or(0),
+                  "in_flight": in_flight, "window_capacity": window_capacity},
     })
 }
 

@@ -36,6 +36,8 @@ pub struct ChannelRuntime {
     pub delivered: AtomicU64,
     pub undelivered: AtomicU64,
     pub queue_depth: AtomicU64,
+    /// Messages being worked on this channel right now (the dashboard's window use).
+    pub in_flight: AtomicU64,
     /// Times the SMSC answered 0x58/0x14 (the dashboard's throttling rate).
     pub throttled: AtomicU64,
     /// Recent submit latencies (µs), for p50/p99.
@@ -64,6 +66,7 @@ impl ChannelRuntime {
             undelivered: AtomicU64::new(0),
             queue_depth: AtomicU64::new(0),
             throttled: AtomicU64::new(0),
+            in_flight: AtomicU64::new(0),
             latencies: Mutex::new(VecDeque::with_capacity(1024)),
         }
     }

@@ -51,6 +51,8 @@ pub struct Totals {
     pub channel_receipt: BTreeMap<String, BTreeMap<Bound, f64>>,
     /// Parts sent per channel (from the channel view's `stats.sent`).
     pub channel_sent: BTreeMap<String, f64>,
+    /// Throttling answers per channel (from the channel view's `stats.throttled`).
+    pub channel_throttled: BTreeMap<String, f64>,
 }
 
 impl Totals {
@@ -84,6 +86,7 @@ impl Totals {
             receipt: prom::buckets(&lines, RECEIPT_LATENCY, &[]),
             channel_receipt,
             channel_sent: BTreeMap::new(),
+            channel_throttled: BTreeMap::new(),
         }
     }
 }
@@ -94,6 +97,7 @@ pub struct ChannelPoint {
     pub state: Option<String>,
     pub success_rate: Option<f64>,
     pub sent_per_s: f64,
+    pub throttled_per_s: f64,
     pub queue_depth: Option<f64>,
     pub submit_latency_ms_p99: Option<f64>,
     pub receipt_latency_ms_p50: Option<f64>,
@@ -161,8 +165,14 @@ impl History {
     /// answers, `queue_depth` the node's waiting messages, `at` wall-clock ms.
     pub fn record(&self, mut totals: Totals, views: &[Value], queue_depth: f64, at: i64) {
         for v in views {
-            if let (Some(id), Some(sent)) = (v.get("id").and_then(Value::as_str), num(v, "sent")) {
+            let Some(id) = v.get("id").and_then(Value::as_str) else {
+                continue;
+            };
+            if let Some(sent) = num(v, "sent") {
                 totals.channel_sent.insert(id.to_string(), sent);
+            }
+            if let Some(t) = num(v, "throttled") {
+                totals.channel_throttled.insert(id.to_string(), t);
             }
         }
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
@@ -188,12 +198,15 @@ impl History {
             let base_r = lat_base.channel_receipt.get(id).unwrap_or(&empty);
             let sent_now = totals.channel_sent.get(id).copied().unwrap_or(0.0);
             let sent_before = prev.channel_sent.get(id).copied().unwrap_or(sent_now);
+            let thr_now = totals.channel_throttled.get(id).copied().unwrap_or(0.0);
+            let thr_before = prev.channel_throttled.get(id).copied().unwrap_or(thr_now);
             channels.insert(
                 id.to_string(),
                 ChannelPoint {
                     state: field(v, "state").and_then(Value::as_str).map(String::from),
                     success_rate: num(v, "success_rate"),
                     sent_per_s: per_s(sent_now, sent_before, dt),
+                    throttled_per_s: per_s(thr_now, thr_before, dt),
                     queue_depth: num(v, "queue_depth"),
                     submit_latency_ms_p99: num(v, "submit_latency_ms_p99"),
                     receipt_latency_ms_p50: ms(prom::quantile(0.5, now_r, base_r)),
@@ -248,6 +261,7 @@ impl History {
                     "state": c(&|x| json!(x.state)),
                     "success_rate": c(&|x| json!(x.success_rate)),
                     "sent_per_s": c(&|x| json!(x.sent_per_s)),
+                    "throttled_per_s": c(&|x| json!(x.throttled_per_s)),
                     "queue_depth": c(&|x| json!(x.queue_depth)),
                     "submit_latency_ms_p99": c(&|x| json!(x.submit_latency_ms_p99)),
                     "receipt_latency_ms_p50": c(&|x| json!(x.receipt_latency_ms_p50)),

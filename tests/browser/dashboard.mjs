@@ -58,6 +58,7 @@ try {
   await page.waitForFunction((t) => Number(document.body.dataset.ticks) >= t + 2, report.chart1.ticks, { timeout: 20000 });
   report.chart2 = await reading();
   step('chart read twice');
+  if (shot) await page.screenshot({ path: shot.replace(/\.png$/, '-live.png'), fullPage: true });
 
   // Wait for traffic to settle: two API readings 2.5 s apart with equal figures, then
   // a page refresh after that, then compare the page's rows with the API.

@@ -141,6 +141,8 @@ async fn dashboard_in_headless_chromium() {
             "300",
             "--dlr-mix",
             "delivered=85,undeliverable=15",
+            "--throttle-rate",
+            "0.05",
         ],
     )
     .await;
@@ -233,6 +235,11 @@ async fn dashboard_in_headless_chromium() {
         .find(|c| c["id"] == "a")
         .cloned()
         .unwrap_or_default();
+    let throttled = a_row["stats"]["throttled"].as_u64().unwrap_or(0);
+    assert!(
+        throttled > 0,
+        "the simulator's 5 % throttling shows: {a_row}"
+    );
     let rate = a_row["stats"]["success_rate"].as_f64().unwrap_or(1.0);
     assert!(
         rate < 1.0 && rate > 0.5,

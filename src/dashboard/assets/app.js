@@ -281,7 +281,8 @@
       const tpsNow = present(tpsUsed) ? tpsUsed : last(hc.sent_per_s);
       const cap = pick(c, 'tps_cap', 'tps');
       const windowUsed = pick(c, 'window_in_use', 'window_used', 'in_flight');
-      const windowCap = present(c.window) ? c.window * (c.binds_configured || 1) : null;
+      const upCap = pick(c, 'window_capacity');
+      const windowCap = present(upCap) && upCap > 0 ? upCap : (present(c.window) ? c.window * (c.binds_configured || 1) : null);
       const sr = pick(c, 'success_rate');
       const p50 = pick(c, 'submit_latency_ms_p50');
       const p99 = pick(c, 'submit_latency_ms_p99');
@@ -314,7 +315,8 @@
         metricCell('health_score', health, typeof health === 'number' ? num(health, health > 1 ? 0 : 2) : text(health)),
         metricCell('circuit', typeof circuit === 'object' && circuit ? (circuit.state || JSON.stringify(circuit)) : circuit,
           typeof circuit === 'object' && circuit ? text(circuit.state || circuit) : text(circuit)),
-        el('td', { 'data-metric': 'throttling', text: present(throttleRate) ? pct(throttleRate) : text(throttled) }),
+        el('td', { 'data-metric': 'throttling', title: 'throttling answers (0x58/0x14) per second now; total',
+          text: present(throttleRate) ? pct(throttleRate) : num(last(hc.throttled_per_s)) + '/s · ' + text(throttled) }),
         el('td', {}, btn)));
     }
     if (!rows.length) rows.push(el('tr', {}, el('td', { colspan: 14, class: 'muted', text: 'no channels' })));
