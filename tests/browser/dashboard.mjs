@@ -34,6 +34,12 @@ const browser = await chromium.launch({
 try {
   const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
   page.on('pageerror', (e) => report.errors.push(String(e)));
+  // Everything the page loads must come from the gateway (no CDN, works offline).
+  report.foreign_requests = [];
+  page.on('request', (r) => {
+    const u = new URL(r.url());
+    if (u.hostname !== '127.0.0.1' && u.protocol !== 'data:') report.foreign_requests.push(r.url());
+  });
   page.on('console', (m) => {
     report.console.push(m.type() + ': ' + m.text());
     if (m.type() === 'error') report.errors.push('console: ' + m.text());

@@ -167,6 +167,11 @@ async fn dashboard_in_headless_chromium() {
 
     let errors = report["errors"].as_array().cloned().unwrap_or_default();
     assert!(errors.is_empty(), "JavaScript errors: {errors:?}");
+    assert_eq!(
+        report["foreign_requests"],
+        json!([]),
+        "the page loads nothing from outside the node"
+    );
     assert_eq!(report["token_in_session_storage"], json!(true));
     assert_eq!(
         report["token_in_local_storage"],

@@ -93,9 +93,11 @@
   }
   async function api(path, opts, base) {
     const token = sessionStorage.getItem(TOKEN_KEY) || '';
+    // A node that hangs (paused, partitioned) counts as down after 5 s.
     const resp = await fetch((base === undefined ? state.base : base) + path, Object.assign({
       headers: { Authorization: 'Bearer ' + token },
       cache: 'no-store',
+      signal: AbortSignal.timeout(5000),
     }, opts || {}));
     let body = null;
     const ct = resp.headers.get('content-type') || '';
@@ -218,6 +220,12 @@
       for (const [k, v] of Object.entries(cols)) {
         const pad = new Array(Math.max(0, oldLen - (mine[k] || []).length)).fill(null);
         mine[k] = (mine[k] || []).concat(pad, v);
+      }
+    }
+    // Channels that got no new samples (deleted) keep their columns aligned with t.
+    for (const cols of Object.values(h.channels)) {
+      for (const k of Object.keys(cols)) {
+        if (cols[k].length < h.t.length) cols[k] = cols[k].concat(new Array(h.t.length - cols[k].length).fill(null));
       }
     }
     const s = start();
