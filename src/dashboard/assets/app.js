@@ -20,6 +20,7 @@
     timer: null,
     routes: [],
     ab: {},
+    problems: [],
   };
 
   // ---------- helpers ----------
@@ -500,11 +501,20 @@
   async function refresh(quick) {
     const [channels, cluster] = await Promise.all([api('/admin/v1/channels'), api('/admin/v1/cluster')]);
     state.nodes = (cluster.nodes || []).map((n) => ({ id: n.id, base: baseOf(n.http) })).filter((n) => n.base);
+    // Channels and cluster are required; a section whose endpoint fails (an older node
+    // without it, say) shows what it had and says so, without hiding the others.
+    const problems = [];
     if (!quick) {
-      await loadHistory();
-      if (state.tick % 5 === 0) await loadRoutes();
-      await Promise.all(state.nodes.map(probe));
+      const parts = [loadHistory(), Promise.all(state.nodes.map(probe))];
+      if (state.tick % 5 === 0) parts.push(loadRoutes());
+      for (const r of await Promise.allSettled(parts)) {
+        if (r.status === 'rejected') {
+          if (!(r.reason instanceof HttpError)) throw r.reason;
+          problems.push(r.reason.message);
+        }
+      }
     }
+    state.problems = problems;
     renderCluster(cluster);
     renderChannels(channels);
     renderOverview();
@@ -518,7 +528,8 @@
   async function loop() {
     try {
       await refresh(false);
-      setConn('live · ' + (state.base || location.origin), 'ok');
+      setConn('live · ' + (state.base || location.origin) + (state.problems.length ? ' (partly: ' + state.problems.join('; ') + ')' : ''),
+        state.problems.length ? 'bad' : 'ok');
     } catch (e) {
       if (e instanceof HttpError && e.status === 401) {
         sessionStorage.removeItem(TOKEN_KEY);
