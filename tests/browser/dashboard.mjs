@@ -4,6 +4,7 @@
 //
 // env: DASH_URL (http://127.0.0.1:PORT), ADMIN_TOKEN, SCREENSHOT (png path),
 //      LOOKUP_REF (a client_ref to look up), CHROMIUM (default /usr/bin/chromium),
+//      CHART_SIGNAL (a file written once the charts were read under traffic),
 //      FAILOVER=1 (then: wait for the file named by KILL_SIGNAL to appear and report
 //      the view after the serving node died).
 import { chromium } from 'playwright-core';
@@ -64,6 +65,8 @@ try {
   await page.waitForFunction((t) => Number(document.body.dataset.ticks) >= t + 2, report.chart1.ticks, { timeout: 20000 });
   report.chart2 = await reading();
   step('chart read twice');
+  // Tell the test it may stop the traffic.
+  if (process.env.CHART_SIGNAL) writeFileSync(process.env.CHART_SIGNAL, 'read');
   if (shot) await page.screenshot({ path: shot.replace(/\.png$/, '-live.png'), fullPage: true });
 
   // Wait for traffic to settle: two API readings 2.5 s apart with equal figures, then

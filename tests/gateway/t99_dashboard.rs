@@ -89,10 +89,12 @@ async fn run_browser(envs: &[(&str, String)]) -> Value {
     report
 }
 
-/// Sends `n` messages at about `per_second`, each with client_ref `dash-<i>`.
-async fn traffic(node: &GwNode, key: &str, n: usize, per_second: u64) {
+/// Sends messages at about `per_second` (client_ref `dash-<i>`) until the file `until`
+/// exists (the browser has read its charts), at least `min` of them and for at most 120 s.
+async fn traffic(node: &GwNode, key: &str, per_second: u64, min: usize, until: &Path) {
     let started = Instant::now();
-    for i in 0..n {
+    let mut i = 0;
+    while (i < min || !until.exists()) && started.elapsed() < Duration::from_secs(120) {
         let (s, v) = node
             .send(
                 key,
@@ -100,7 +102,8 @@ async fn traffic(node: &GwNode, key: &str, n: usize, per_second: u64) {
             )
             .await;
         assert_eq!(s, 202, "send: {v}");
-        let due = Duration::from_millis(1000 * (i as u64 + 1) / per_second);
+        i += 1;
+        let due = Duration::from_millis(1000 * i as u64 / per_second);
         if let Some(wait) = due.checked_sub(started.elapsed()) {
             tokio::time::sleep(wait).await;
         }
@@ -153,6 +156,7 @@ async fn dashboard_in_headless_chromium() {
     let key = node.tenant("acme", json!({})).await;
     node.wait_bound().await;
 
+    let charts_read = dir.path().join("charts.read");
     let shot = artifacts().join("dashboard.png");
     let _ = std::fs::remove_file(&shot);
     let envs = [
@@ -160,10 +164,14 @@ async fn dashboard_in_headless_chromium() {
         ("ADMIN_TOKEN", node.token.clone()),
         ("SCREENSHOT", shot.display().to_string()),
         ("LOOKUP_REF", "dash-3".to_string()),
+        ("CHART_SIGNAL", charts_read.display().to_string()),
     ];
     // Traffic runs while the browser reads the page; the script waits for the figures to
     // settle before it compares the rows.
-    let (report, ()) = tokio::join!(run_browser(&envs), traffic(&node, &key, 240, 20));
+    let (report, ()) = tokio::join!(
+        run_browser(&envs),
+        traffic(&node, &key, 20, 40, &charts_read)
+    );
 
     let errors = report["errors"].as_array().cloned().unwrap_or_default();
     assert!(errors.is_empty(), "JavaScript errors: {errors:?}");
