@@ -138,6 +138,7 @@ pub async fn run(opts: DemoOptions) -> Result<(), DemoError> {
     println!("Then look at it (accepted → sent → delivered within ~2 s):");
     println!("  curl -s {base}/v1/messages/<id> -H 'Authorization: Bearer {api_key}'");
     println!("Channels: curl -s {base}/admin/v1/channels -H 'Authorization: Bearer {token}'");
+    println!("Dashboard: open {base}/dashboard and paste the admin token.");
     println!("Stop with Ctrl-C.");
     node::wait_for_signal().await;
     node.shutdown(Duration::from_secs(10)).await;

@@ -18,6 +18,7 @@
 //! - `tenants`: per-tenant rate-limiter actors.
 //! - `webhooks`: signed status callbacks from the durable outbox.
 //! - `api`: the HTTP API (axum), its error codes and the OpenAPI document.
+//! - `dashboard`: `GET /dashboard` (embedded page), its 15-minute metrics history, admin lookup, CORS.
 //! - `config`, `cli`: configuration loading and the command line.
 //! - `node`: wires one node together and drains it on SIGTERM.
 pub mod api;
@@ -27,6 +28,7 @@ pub mod clock;
 pub mod cluster;
 pub mod config;
 pub mod consensus;
+pub mod dashboard;
 pub mod demo;
 pub mod encoding;
 pub mod failpoints;

@@ -100,6 +100,17 @@ pub fn metrics_handle() -> metrics_exporter_prometheus::PrometheusHandle {
                         5.0, 10.0,
                     ],
                 )
+                .and_then(|b| {
+                    b.set_buckets_for_metric(
+                        metrics_exporter_prometheus::Matcher::Full(
+                            crate::dashboard::history::RECEIPT_LATENCY.into(),
+                        ),
+                        &[
+                            0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0,
+                            20.0, 30.0, 60.0, 120.0, 300.0, 900.0, 3600.0, 21600.0, 86400.0,
+                        ],
+                    )
+                })
                 .map(|b| b.build_recorder())
                 .unwrap_or_else(|_| {
                     metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder()
@@ -300,10 +311,14 @@ impl Node {
             node_queue_limit: cfg.node_queue_limit,
             tenant_queue_limit: cfg.tenant_queue_limit,
             metrics,
+            history: Arc::default(),
         };
+        let sampler = crate::dashboard::history::spawn_sampler(state.clone());
         let app = api::router(state, cfg.max_body_bytes);
         let (http_shutdown, mut rx) = tokio::sync::watch::channel(false);
         let http_task = tokio::spawn(async move {
+            // The dashboard's sampler lives as long as this listener.
+            let _sampler = sampler;
             let shutdown = async move {
                 let _ = rx.wait_for(|v| *v).await;
             };

@@ -436,9 +436,28 @@ fn channel_from_body(b: ChannelBody) -> Result<Channel, ApiError> {
     })
 }
 
+/// Every channel as `GET /admin/v1/channels` shows it with this node's figures (sampled
+/// by the dashboard's history, so its sparklines carry the same figures).
+pub fn channel_views(st: &AppState) -> Vec<Value> {
+    let chans: Vec<Channel> = st
+        .consensus
+        .store()
+        .config()
+        .channels
+        .values()
+        .cloned()
+        .collect();
+    chans.iter().map(|c| channel_view(st, c, None)).collect()
+}
+
 /// A channel's live figures as this node measures them (its owner's are the real ones).
 pub fn local_channel_stats(registry: &crate::channels::ChannelRegistry, id: &str) -> Value {
     let rt = registry.find(id);
+    let throttled = rt.as_ref().map(|r| r.throttled.load(Ordering::Relaxed));
+    let (in_flight, window_capacity) = rt
+        .as_ref()
+        .map(|r| (r.in_flight.load(Ordering::Relaxed), r.capacity()))
+        .unwrap_or((0, 0));
     let (sent, failed, delivered, undelivered, depth, (p50, p99)) = match &rt {
         Some(r) => (
             r.sent.load(Ordering::Relaxed),
@@ -455,7 +474,8 @@ pub fn local_channel_stats(registry: &crate::channels::ChannelRegistry, id: &str
         "queue_depth": depth,
         "stats": {"sent": sent, "failed": failed, "delivered": delivered,
                   "success_rate": if finals == 0 { Value::Null } else { json!(delivered as f64 / finals as f64) },
-                  "submit_latency_ms_p50": p50, "submit_latency_ms_p99": p99},
+                  "submit_latency_ms_p50": p50, "submit_latency_ms_p99": p99, "throttled": throttled.unwrap_or(0),
+                  "in_flight": in_flight, "window_capacity": window_capacity},
     })
 }
 

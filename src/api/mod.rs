@@ -38,6 +38,8 @@ pub struct AppState {
     /// Default queue limit of new tenants.
     pub tenant_queue_limit: u64,
     pub metrics: PrometheusHandle,
+    /// The dashboard's 15-minute ring buffer of figures (filled by its sampler).
+    pub history: Arc<crate::dashboard::history::History>,
 }
 
 fn bearer(headers: &HeaderMap) -> Option<&str> {
@@ -217,11 +219,29 @@ pub fn router(state: AppState, max_body: usize) -> Router {
             "/admin/v1/cluster/transfer-leader",
             post(cluster::transfer_leader),
         )
+        .route(
+            "/admin/v1/stats/history",
+            get(crate::dashboard::history::get_history),
+        )
+        .route(
+            "/admin/v1/messages",
+            get(crate::dashboard::lookup::find_messages),
+        )
+        .route(
+            "/admin/v1/messages/{id}",
+            get(crate::dashboard::lookup::get_message),
+        )
+        .route("/dashboard", get(crate::dashboard::page))
+        .route("/dashboard/{asset}", get(crate::dashboard::asset))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_text))
         .route("/openapi.json", get(openapi::serve))
         .layer(middleware::from_fn(count_requests))
         .layer(DefaultBodyLimit::max(max_body))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::dashboard::cors::layer,
+        ))
         .with_state(state)
 }

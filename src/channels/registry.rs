@@ -36,6 +36,10 @@ pub struct ChannelRuntime {
     pub delivered: AtomicU64,
     pub undelivered: AtomicU64,
     pub queue_depth: AtomicU64,
+    /// Messages being worked on this channel right now (the dashboard's window use).
+    pub in_flight: AtomicU64,
+    /// Times the SMSC answered 0x58/0x14 (the dashboard's throttling rate).
+    pub throttled: AtomicU64,
     /// Recent submit latencies (µs), for p50/p99.
     latencies: Mutex<VecDeque<u64>>,
 }
@@ -61,6 +65,8 @@ impl ChannelRuntime {
             delivered: AtomicU64::new(0),
             undelivered: AtomicU64::new(0),
             queue_depth: AtomicU64::new(0),
+            throttled: AtomicU64::new(0),
+            in_flight: AtomicU64::new(0),
             latencies: Mutex::new(VecDeque::with_capacity(1024)),
         }
     }
@@ -127,6 +133,7 @@ impl ChannelRuntime {
             .lock()
             .unwrap_or_else(|e| e.into_inner()) =
             Some(Instant::now() + Duration::from_millis(next));
+        self.throttled.fetch_add(1, Ordering::Relaxed);
         metrics::counter!("smsgw_channel_throttled_total").increment(1);
     }
 

@@ -401,6 +401,7 @@ impl DispatcherState {
             }
             if let (Some(q), Some(rt)) = (self.queues.get(&ch), self.registry.find(&ch)) {
                 rt.queue_depth.store(q.len() as u64, Ordering::Relaxed);
+                rt.in_flight.store(q.in_flight as u64, Ordering::Relaxed);
                 metrics::gauge!("smsgw_queue_depth", "channel" => ch.clone()).set(q.len() as f64);
             }
         }

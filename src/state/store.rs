@@ -111,6 +111,24 @@ pub fn waiting_channel(route: &[String], pinned: bool, attempts: u32) -> Option<
     route.get(attempts as usize % route.len()).cloned()
 }
 
+/// Records sent → final-receipt time in `smsgw_receipt_latency_seconds{channel}` (on every
+/// replica, like `smsgw_messages_total`; the dashboard's receipt latency reads it).
+fn receipt_latency(m: &Message, entered: Status) {
+    if !matches!(
+        entered,
+        Status::Delivered | Status::PartiallyDelivered | Status::Undelivered | Status::Expired
+    ) {
+        return;
+    }
+    let Some(sent) = m.events.iter().rev().find(|e| e.status == Status::Sent) else {
+        return;
+    };
+    let done = m.events.last().map(|e| e.at).unwrap_or(m.updated_at);
+    let channel = m.channel.clone().unwrap_or_default();
+    metrics::histogram!("smsgw_receipt_latency_seconds", "channel" => channel)
+        .record((done - sent.at).max(0) as f64 / 1000.0);
+}
+
 /// Something node-local actors must react to, sent after the batch is committed.
 #[derive(Debug, Clone)]
 pub enum Notice {
@@ -613,6 +631,7 @@ impl StateStore {
         }
         for s in entered {
             ctx.notices.push(Notice::Status { status: *s });
+            receipt_latency(&m, *s);
             if *s == Status::Accepted
                 && let Some(r) = ReadyInfo::of(&m)
             {

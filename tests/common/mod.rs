@@ -54,7 +54,7 @@ pub struct Proc {
 }
 
 impl Proc {
-    fn spawn(args: &[String], envs: &[(String, String)], log: PathBuf) -> Proc {
+    pub fn spawn(args: &[String], envs: &[(String, String)], log: PathBuf) -> Proc {
         let out = std::fs::File::create(&log).expect("log file");
         let err = out.try_clone().expect("log file");
         let child = Command::new(bin())

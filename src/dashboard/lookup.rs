@@ -1,0 +1,93 @@
+//! Admin message lookup for the dashboard: an operator has the admin token, not the
+//! tenant's API key, and often only a client_ref from a customer's ticket.
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::api::error::ApiError;
+use crate::api::messages::status_body;
+use crate::api::{AppState, require_admin};
+
+/// At most this many messages are answered for one client_ref.
+const MAX_MATCHES: usize = 20;
+/// At most this many rows are read per tenant while looking for a client_ref.
+const SCAN_PER_TENANT: usize = 20_000;
+
+fn with_tenant(m: &crate::state::Message) -> Value {
+    let mut v = status_body(m);
+    v["tenant"] = json!(m.tenant);
+    v
+}
+
+/// `GET /admin/v1/messages/{id}`: any tenant's message, with its events and part states.
+pub async fn get_message(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    require_admin(&st, &headers)?;
+    match st.consensus.store().get_message(&id)? {
+        Some(m) => Ok(Json(with_tenant(&m)).into_response()),
+        None => Err(ApiError::not_found("message")),
+    }
+}
+
+/// Query of `GET /admin/v1/messages`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LookupQuery {
+    client_ref: Option<String>,
+    tenant: Option<String>,
+}
+
+/// `GET /admin/v1/messages?client_ref=&tenant=`: the newest messages carrying this
+/// client_ref (in one tenant, or in every tenant), newest first.
+pub async fn find_messages(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    query: Result<Query<LookupQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    require_admin(&st, &headers)?;
+    let Query(q) = query.map_err(|e| ApiError::invalid("query", e.body_text()))?;
+    let client_ref = q
+        .client_ref
+        .filter(|c| !c.is_empty())
+        .ok_or_else(|| ApiError::invalid("client_ref", "missing query parameter `client_ref`"))?;
+    let mut tenants: Vec<String> = match q.tenant {
+        Some(t) => {
+            if !st.consensus.store().config().tenants.contains_key(&t) {
+                return Err(ApiError::not_found("tenant"));
+            }
+            vec![t]
+        }
+        None => st
+            .consensus
+            .store()
+            .config()
+            .tenants
+            .keys()
+            .cloned()
+            .collect(),
+    };
+    tenants.sort();
+    let mut found = Vec::new();
+    for t in tenants {
+        let (items, _) =
+            st.consensus
+                .store()
+                .list_messages(&t, None, MAX_MATCHES, SCAN_PER_TENANT, |m| {
+                    m.client_ref.as_deref() == Some(client_ref.as_str())
+                })?;
+        found.extend(items);
+    }
+    found.sort_by_key(|m| std::cmp::Reverse(m.created_at));
+    found.truncate(MAX_MATCHES);
+    Ok(
+        Json(json!({"messages": found.iter().map(with_tenant).collect::<Vec<_>>()}))
+            .into_response(),
+    )
+}
