@@ -46,6 +46,13 @@ pub const ROUTES: &[(&str, &str, &str, &str, &str)] = &[
     ),
     (
         "post",
+        "/v1/receipts/{channel}",
+        "Delivery receipts from an HTTP upstream provider (channel credentials)",
+        "receipts",
+        "200",
+    ),
+    (
+        "post",
         "/admin/v1/tenants",
         "Create a tenant (API key and webhook secret shown once)",
         "admin",

@@ -37,7 +37,7 @@ pub struct ChannelSupState {
 }
 
 fn wanted(c: &Channel) -> bool {
-    c.protocol == "smpp" && !c.drained
+    matches!(c.protocol.as_str(), "smpp" | "http") && !c.drained
 }
 
 impl ChannelSupervisor {
@@ -103,6 +103,8 @@ fn same_session(new: &Channel, old: &Channel) -> bool {
         && new.bind == old.bind
         && new.window == old.window
         && new.enquire_link_seconds == old.enquire_link_seconds
+        && new.protocol == old.protocol
+        && (new.protocol != "http" || new.options_json == old.options_json)
 }
 
 impl Actor for ChannelSupervisor {
