@@ -288,6 +288,6 @@ mod tests {
             doc["paths"]["/v1/messages"]["get"].is_object(),
             "GET and POST of one path both kept"
         );
-        assert_eq!(doc["paths"].as_object().map(|p| p.len()), Some(18));
+        assert_eq!(doc["paths"].as_object().map(|p| p.len()), Some(19));
     }
 }
