@@ -95,6 +95,8 @@ pub struct SimArgs {
 pub enum SimCommand {
     /// A simulated operator SMSC (SMPP server).
     Smsc(SmscSimArgs),
+    /// A simulated REST SMS provider for `protocol: "http"` channels.
+    HttpProvider(crate::sim::http_provider::HttpProviderArgs),
 }
 
 /// How the admin commands reach a node. `--url` and `--token` may be given before or after
