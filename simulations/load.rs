@@ -140,7 +140,12 @@ async fn main() -> Result<()> {
             let port = free_port()?;
             let log = std::fs::File::create(args.dir.join(format!("provider{i}.log")))?;
             let child = Command::new(&smsgw)
-                .args(["sim", "http-provider", "--listen", &format!("127.0.0.1:{port}")])
+                .args([
+                    "sim",
+                    "http-provider",
+                    "--listen",
+                    &format!("127.0.0.1:{port}"),
+                ])
                 .args([
                     "--receipts-url",
                     &format!("http://127.0.0.1:{http}/v1/receipts/c{i}"),
@@ -379,7 +384,10 @@ async fn main() -> Result<()> {
         loop {
             let mut sent = 0;
             for c in &controls {
-                if let Ok(r) = client.get(format!("http://127.0.0.1:{c}/stats")).send().await
+                if let Ok(r) = client
+                    .get(format!("http://127.0.0.1:{c}/stats"))
+                    .send()
+                    .await
                     && let Ok(v) = r.json::<Value>().await
                 {
                     sent += v["receipts_sent"].as_u64().unwrap_or(0);

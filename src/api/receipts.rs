@@ -4,7 +4,9 @@
 //! channel's table and committed to Raft (`Op::Receipt`) before the 200, so a provider
 //! that gets no 200 posts it again and nothing is lost.
 
+use std::collections::HashMap;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use axum::Json;
 use axum::body::Bytes;
@@ -18,6 +20,7 @@ use tracing::{info_span, warn};
 use super::AppState;
 use super::error::ApiError;
 use crate::protocols::http_upstream::HttpChannelOptions;
+use crate::protocols::http_upstream::options::ReceiptSettings;
 use crate::protocols::http_upstream::receipt::{ReceiptError, authenticate, parse_receipts};
 use crate::protocols::http_upstream::status_map::CommonStatus;
 use crate::protocols::smpp::receipt::id_keys;
@@ -34,6 +37,34 @@ fn outcome_of(s: CommonStatus) -> ReceiptOutcome {
             ReceiptOutcome::Undelivered
         }
     }
+}
+
+/// Compiled receipt settings per channel, with the options text they came from: a
+/// receipt costs a string compare instead of compiling the channel's options again.
+type SettingsCache = Mutex<HashMap<String, (String, Option<Arc<ReceiptSettings>>)>>;
+
+fn settings_of(channel: &str, options_json: &str) -> Option<Arc<ReceiptSettings>> {
+    static CACHE: OnceLock<SettingsCache> = OnceLock::new();
+    let cache = CACHE.get_or_init(Default::default);
+    if let Some((text, s)) = cache.lock().unwrap_or_else(|e| e.into_inner()).get(channel)
+        && text == options_json
+    {
+        return s.clone();
+    }
+    let compiled = serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(options_json)
+        .ok()
+        .and_then(|o| HttpChannelOptions::parse(&o).ok())
+        .and_then(|o| o.receipts)
+        .map(Arc::new);
+    let mut c = cache.lock().unwrap_or_else(|e| e.into_inner());
+    if c.len() > 10_000 {
+        c.clear();
+    }
+    c.insert(
+        channel.to_string(),
+        (options_json.to_string(), compiled.clone()),
+    );
+    compiled
 }
 
 /// `POST /v1/receipts/{channel}`
@@ -66,13 +97,8 @@ async fn receive_inner(
         return Err(ApiError::not_found("channel"));
     };
     let settings = (ch.protocol == "http")
-        .then(|| {
-            serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(&ch.options_json)
-                .ok()
-        })
+        .then(|| settings_of(&channel, &ch.options_json))
         .flatten()
-        .and_then(|o| HttpChannelOptions::parse(&o).ok())
-        .and_then(|o| o.receipts)
         .ok_or_else(|| ApiError::not_found("channel with receipts"))?;
     let header_of = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     authenticate(&settings.auth, header_of, &body).map_err(|_| {

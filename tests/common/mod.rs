@@ -740,7 +740,11 @@ pub struct HttpProvider {
 impl HttpProvider {
     /// Starts the provider with extra flags; waits until it answers /stats.
     pub async fn start(dir: &Path, name: &str, extra: &[&str]) -> HttpProvider {
-        let port = free_port();
+        Self::start_on(free_port(), dir, name, extra).await
+    }
+
+    /// Like `start`, on a given port (e.g. one a channel already points at).
+    pub async fn start_on(port: u16, dir: &Path, name: &str, extra: &[&str]) -> HttpProvider {
         let mut args: Vec<String> = vec![
             "sim".into(),
             "http-provider".into(),

@@ -328,3 +328,67 @@ async fn bad_templates_are_refused_at_create_naming_the_field() {
         "{v}"
     );
 }
+
+#[tokio::test]
+async fn a_provider_that_is_down_holds_messages_until_it_is_back() {
+    let dir = tempdir();
+    let _logs = LogsOnFailure(dir.path().to_path_buf());
+    let node = GwNode::start(dir.path(), &[]).await;
+    let port = free_port();
+    // The channel points at a port where nothing listens yet.
+    let template = HttpProvider {
+        proc: Proc {
+            child: None,
+            log: dir.path().join("unused.log"),
+        },
+        port,
+    };
+    node.channels_and_route(&[template.channel("p", RECEIPT_TOKEN)])
+        .await;
+    let key = node.tenant("acme", json!({})).await;
+    let ch = eventually("channel not bound", Duration::from_secs(10), || async {
+        let v = node.channel_view("p").await;
+        (v["state"] == "down" || v["state"] == "connecting").then_some(v)
+    })
+    .await;
+    assert_ne!(ch["state"], "bound", "{ch}");
+    let (s, v) = node
+        .send(&key, json!({"to": TO, "text": "wait for me"}))
+        .await;
+    assert_eq!(s, 202, "{v}");
+    let id = v["id"].as_str().expect("id").to_string();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (_, m) = node.message(&key, &id).await;
+    assert_eq!(
+        m["status"], "accepted",
+        "held while the provider is down: {m}"
+    );
+
+    let receipts = node.url("/v1/receipts/p");
+    let provider = HttpProvider::start_on(
+        port,
+        dir.path(),
+        "provider",
+        &[
+            "--api-key",
+            "provider-api-key",
+            "--receipts-url",
+            &receipts,
+            "--receipt-token",
+            RECEIPT_TOKEN,
+            "--dlr-delay-ms",
+            "50",
+        ],
+    )
+    .await;
+    let done = node
+        .wait_status(&key, &id, "delivered", Duration::from_secs(45))
+        .await;
+    assert_eq!(
+        statuses(&done).last().map(String::as_str),
+        Some("delivered")
+    );
+    let st = provider.stats().await.expect("stats");
+    assert_eq!(st["accepted"], 1, "{st}");
+    assert_eq!(node.channel_view("p").await["state"], "bound");
+}
