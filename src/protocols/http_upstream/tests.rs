@@ -431,3 +431,39 @@ fn redaction_hides_receipt_secrets() {
     );
     assert_eq!(v["receipts"]["auth"]["token"], "<redacted>");
 }
+
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        /// Receipt bodies come from the network: any bytes, as JSON or form, give
+        /// receipts or an error, never a panic; templates and paths likewise.
+        #[test]
+        fn untrusted_input_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..512), text in ".{0,64}") {
+            let s = receipts_opts(json!({"type": "hmac_sha256", "secret": "0123456789abcdef"}));
+            let _ = parse_receipts(&s, &bytes, false);
+            let _ = parse_receipts(&s, &bytes, true);
+            let _ = authenticate(&s.auth, |_| std::str::from_utf8(&bytes).ok(), &bytes);
+            if let Ok(t) = Template::parse(&text) {
+                let _ = t.render_with(&vars(), percent_encode);
+            }
+            if let Ok(p) = ValuePath::parse(&text) {
+                let v: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+                let _ = p.find_text(&v);
+            }
+        }
+
+        /// Whatever a placeholder's value, a rendered JSON body is valid JSON holding it.
+        #[test]
+        fn json_bodies_hold_any_text(text in ".{0,200}") {
+            let o = opts(json!({"request": {"url": "http://h/x", "body": {"t": "<{text}>"}}})).unwrap();
+            let mut v = vars();
+            v.text = text.clone();
+            let body: Value = serde_json::from_slice(&o.request.body.render(&v).bytes).unwrap();
+            let want = format!("<{text}>");
+            prop_assert_eq!(body["t"].as_str(), Some(want.as_str()));
+        }
+    }
+}
