@@ -185,7 +185,11 @@ pub fn document() -> utoipa::openapi::OpenApi {
             op = op
                 .response(
                     "401",
-                    ResponseBuilder::new().description("missing or bad bearer token"),
+                    ResponseBuilder::new().description(if path.starts_with("/v1/receipts") {
+                        "missing or wrong receipt credentials (the channel's token or HMAC)"
+                    } else {
+                        "missing or bad bearer token"
+                    }),
                 )
                 .response(
                     "422",

@@ -477,6 +477,34 @@ mod tests {
     }
 
     #[test]
+    fn sim_http_provider() {
+        let Command::Sim(SimArgs {
+            command: SimCommand::HttpProvider(a),
+        }) = parse(&[
+            "sim",
+            "http-provider",
+            "--listen",
+            "127.0.0.1:2998",
+            "--throttle-first",
+            "3",
+            "--reject-prefix",
+            "+4930",
+        ])
+        .command
+        else {
+            panic!("not sim http-provider");
+        };
+        assert_eq!(
+            (
+                a.listen.as_str(),
+                a.throttle_first,
+                a.reject_prefix.as_deref()
+            ),
+            ("127.0.0.1:2998", 3, Some("+4930"))
+        );
+    }
+
+    #[test]
     fn url_and_token_before_or_after_the_action() {
         for line in [
             &[
