@@ -42,6 +42,10 @@ struct Args {
     /// SMSC binds (one channel each) to spread the load over.
     #[arg(long, default_value_t = 2)]
     channels: usize,
+    /// Channel protocol: smpp (`sim smsc`) or http (`sim http-provider`, receipts POSTed
+    /// back to `/v1/receipts/{channel}`).
+    #[arg(long, default_value = "smpp")]
+    protocol: String,
     /// Where node data goes (removed first).
     #[arg(long, default_value = "/tmp/smsgw-load")]
     dir: PathBuf,
@@ -125,7 +129,40 @@ async fn main() -> Result<()> {
 
     let mut procs = Vec::new();
     let mut smscs = Vec::new();
+    if !matches!(args.protocol.as_str(), "smpp" | "http") {
+        bail!("--protocol: smpp or http");
+    }
+    let (http, cluster) = (free_port()?, free_port()?);
+    let receipt_token = "load-receipt-token-0123456789";
     for i in 0..args.channels {
+        if args.protocol == "http" {
+            // The provider's API and /stats share one port.
+            let port = free_port()?;
+            let log = std::fs::File::create(args.dir.join(format!("provider{i}.log")))?;
+            let child = Command::new(&smsgw)
+                .args([
+                    "sim",
+                    "http-provider",
+                    "--listen",
+                    &format!("127.0.0.1:{port}"),
+                ])
+                .args([
+                    "--receipts-url",
+                    &format!("http://127.0.0.1:{http}/v1/receipts/c{i}"),
+                    "--receipt-token",
+                    receipt_token,
+                    "--dlr-delay-ms",
+                    "200",
+                ])
+                .env("RUST_LOG", "warn")
+                .stdout(Stdio::null())
+                .stderr(log)
+                .spawn()
+                .context("start provider simulator")?;
+            procs.push(Kill(child));
+            smscs.push((port, port));
+            continue;
+        }
         let (port, control) = (free_port()?, free_port()?);
         let log = std::fs::File::create(args.dir.join(format!("smsc{i}.log")))?;
         let child = Command::new(&smsgw)
@@ -153,7 +190,6 @@ async fn main() -> Result<()> {
         procs.push(Kill(child));
         smscs.push((port, control));
     }
-    let (http, cluster) = (free_port()?, free_port()?);
     let token = "load-admin-token-0123456789";
     let node_log = std::fs::File::create(args.dir.join("node.log"))?;
     let node = Command::new(&smsgw)
@@ -211,12 +247,19 @@ async fn main() -> Result<()> {
     };
     let mut route = Vec::new();
     for (i, (port, _)) in smscs.iter().enumerate() {
-        admin(
-            "/admin/v1/channels",
+        let channel = if args.protocol == "http" {
+            json!({"id": format!("c{i}"), "protocol": "http", "tps": 1_000_000, "window": 256,
+            "options": {
+                "request": {"url": format!("http://127.0.0.1:{port}/sms"),
+                            "body": {"to": "{to}", "from": "{from}", "text": "{text}", "reference": "{reference}"}},
+                "response": {"id_path": "/message/id", "error_code_path": "error.code"},
+                "receipts": {"auth": {"type": "token", "token": receipt_token},
+                             "id_path": "data.id", "status_path": "data.status", "error_code_path": "data.error_code"}}})
+        } else {
             json!({"id": format!("c{i}"), "protocol": "smpp", "host": "127.0.0.1", "port": port,
-            "system_id": format!("load{i}"), "password": "pw", "tps": 1_000_000, "window": 256}),
-        )
-        .await?;
+            "system_id": format!("load{i}"), "password": "pw", "tps": 1_000_000, "window": 256})
+        };
+        admin("/admin/v1/channels", channel).await?;
         route.push(json!({"id": format!("c{i}")}));
     }
     admin(
@@ -335,7 +378,31 @@ async fn main() -> Result<()> {
     {
         let _ = std::fs::write(args.dir.join("metrics.txt"), text);
     }
+    let receipts_committed = if args.protocol == "http" {
+        // Wait (bounded) for the providers' receipts to be committed by the gateway.
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let mut sent = 0;
+            for c in &controls {
+                if let Ok(r) = client
+                    .get(format!("http://127.0.0.1:{c}/stats"))
+                    .send()
+                    .await
+                    && let Ok(v) = r.json::<Value>().await
+                {
+                    sent += v["receipts_sent"].as_u64().unwrap_or(0);
+                }
+            }
+            if sent >= at_smsc || Instant::now() > deadline {
+                break json!(sent);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    } else {
+        Value::Null
+    };
     let report = json!({
+        "protocol": args.protocol, "receipts_committed": receipts_committed,
         "mode": args.mode, "messages": args.messages, "concurrency": args.concurrency,
         "batch_size": if args.mode == "batch" { json!(args.batch_size) } else { Value::Null },
         "rate_target": args.rate, "failed_requests": failures.load(Ordering::Relaxed),

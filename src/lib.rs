@@ -11,7 +11,8 @@
 //! - `consensus`: openraft + fjall: the durable write path and Raft RPC.
 //! - `cluster`: leases and the leader's placement of channels on live nodes.
 //! - `protocols::smpp`: SMPP 3.4 session (bind, window, keepalive), receipt parsing, status mapping.
-//! - `sim`: the SMSC simulator behind `smsgw sim smsc`.
+//! - `protocols::http_upstream`: REST provider channels: request templates, id paths, receipt auth and status tables.
+//! - `sim`: the SMSC simulator behind `smsgw sim smsc`, the REST provider behind `smsgw sim http-provider`.
 //! - `routing`: which route (and so which channels) a message takes (pure).
 //! - `messages`: intake (request → row, pure), dispatcher, message actors, sweeper.
 //! - `channels`: channel supervisor, bind actors, the node-local channel registry.

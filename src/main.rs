@@ -94,6 +94,16 @@ fn main() -> ExitCode {
                         }
                     }
                 }
+                SimCommand::HttpProvider(args) => {
+                    init_tracing("info");
+                    match smsgw::sim::http_provider::run(args).await {
+                        Ok(()) => ExitCode::SUCCESS,
+                        Err(e) => {
+                            eprintln!("error: {e:#}");
+                            ExitCode::from(1)
+                        }
+                    }
+                }
             },
             other => match smsgw::cli::run_admin(&other).await {
                 Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),

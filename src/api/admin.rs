@@ -312,10 +312,15 @@ pub async fn rotate_key(
 struct ChannelBody {
     id: String,
     protocol: String,
-    host: String,
-    port: u16,
-    system_id: String,
-    password: String,
+    // Optional for `http` (the URL is in `options.request.url`); required for the others.
+    #[serde(default)]
+    host: Option<String>,
+    #[serde(default)]
+    port: Option<u16>,
+    #[serde(default)]
+    system_id: Option<String>,
+    #[serde(default)]
+    password: Option<String>,
     #[serde(default)]
     system_type: Option<String>,
     #[serde(default)]
@@ -342,32 +347,64 @@ fn channel_from_body(b: ChannelBody) -> Result<Channel, ApiError> {
             "one of smpp, cmpp, sgip, smgp, http",
         ));
     }
-    if b.protocol != "smpp" {
+    if !matches!(b.protocol.as_str(), "smpp" | "http") {
         return Err(ApiError::invalid(
             "protocol",
             format!(
-                "protocol {:?} is not available in this build yet; use smpp",
+                "protocol {:?} is not available in this build yet; use smpp or http",
                 b.protocol
             ),
         ));
     }
-    if b.host.is_empty() || b.host.len() > 255 {
-        return Err(ApiError::invalid("host", "a host name or address"));
-    }
-    if b.port == 0 {
-        return Err(ApiError::invalid("port", "1 to 65535"));
-    }
-    if b.system_id.is_empty() || b.system_id.len() > 15 {
-        return Err(ApiError::invalid(
-            "system_id",
-            "1 to 15 characters (SMPP limit)",
-        ));
-    }
-    if b.password.len() > 8 {
-        return Err(ApiError::invalid(
-            "password",
-            "at most 8 characters (SMPP limit)",
-        ));
+    let missing = |f: &str| ApiError::invalid(f, format!("missing field `{f}`"));
+    let http = if b.protocol == "http" {
+        let opts = b.options.clone().unwrap_or_default();
+        let compiled = crate::protocols::http_upstream::HttpChannelOptions::parse(&opts)
+            .map_err(|e| ApiError::invalid(&e.field, e.message))?;
+        Some(compiled)
+    } else {
+        None
+    };
+    let (host, port, system_id, password) = match &http {
+        Some(h) => {
+            // Credentials are the provider's account id and API key ({system_id},
+            // {password}, basic auth): no SMPP length limits.
+            let system_id = b.system_id.clone().unwrap_or_default();
+            let password = b.password.clone().unwrap_or_default();
+            if system_id.len() > 256 {
+                return Err(ApiError::invalid("system_id", "at most 256 characters"));
+            }
+            if password.len() > 1024 {
+                return Err(ApiError::invalid("password", "at most 1024 characters"));
+            }
+            (h.request.host.clone(), h.request.port, system_id, password)
+        }
+        None => (
+            b.host.clone().ok_or_else(|| missing("host"))?,
+            b.port.ok_or_else(|| missing("port"))?,
+            b.system_id.clone().ok_or_else(|| missing("system_id"))?,
+            b.password.clone().ok_or_else(|| missing("password"))?,
+        ),
+    };
+    if http.is_none() {
+        if host.is_empty() || host.len() > 255 {
+            return Err(ApiError::invalid("host", "a host name or address"));
+        }
+        if port == 0 {
+            return Err(ApiError::invalid("port", "1 to 65535"));
+        }
+        if system_id.is_empty() || system_id.len() > 15 {
+            return Err(ApiError::invalid(
+                "system_id",
+                "1 to 15 characters (SMPP limit)",
+            ));
+        }
+        if password.len() > 8 {
+            return Err(ApiError::invalid(
+                "password",
+                "at most 8 characters (SMPP limit)",
+            ));
+        }
     }
     let binds = b.binds.unwrap_or(1);
     if !(1..=64).contains(&binds) {
@@ -417,10 +454,10 @@ fn channel_from_body(b: ChannelBody) -> Result<Channel, ApiError> {
     Ok(Channel {
         id: b.id,
         protocol: b.protocol,
-        host: b.host,
-        port: b.port,
-        system_id: b.system_id,
-        password: b.password,
+        host,
+        port,
+        system_id,
+        password,
         system_type: b.system_type.unwrap_or_default(),
         bind: b.bind.unwrap_or_default(),
         binds,
@@ -514,6 +551,7 @@ fn channel_view(st: &AppState, c: &Channel, live: Option<Value>) -> Value {
     };
     let live = live.unwrap_or_else(|| local_channel_stats(&st.registry, &c.id));
     let options: Value = serde_json::from_str(&c.options_json).unwrap_or(json!({}));
+    let options = crate::protocols::http_upstream::options::redacted(options);
     json!({
         "id": c.id, "protocol": c.protocol, "host": c.host, "port": c.port, "system_id": c.system_id,
         "system_type": c.system_type, "bind": c.bind, "binds_configured": c.binds, "tps": c.tps, "window": c.window,

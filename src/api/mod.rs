@@ -7,6 +7,7 @@ pub mod cluster;
 pub mod error;
 pub mod messages;
 pub mod openapi;
+pub mod receipts;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -177,6 +178,7 @@ pub fn router(state: AppState, max_body: usize) -> Router {
         .route("/v1/messages/batch", post(messages::batch))
         .route("/v1/messages/preview", post(messages::preview))
         .route("/v1/messages/{id}", get(messages::get))
+        .route("/v1/receipts/{channel}", post(receipts::receive))
         .route(
             "/admin/v1/tenants",
             post(admin::create_tenant).get(admin::list_tenants),

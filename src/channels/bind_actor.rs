@@ -10,6 +10,7 @@ use tracing::{info, warn};
 
 use super::registry::ChannelRegistry;
 use crate::consensus::Consensus;
+use crate::protocols::http_upstream::{HttpChannelOptions, HttpSession, HttpSessionConfig};
 use crate::protocols::smpp::receipt::{ReceiptState, id_keys};
 use crate::protocols::smpp::session::{
     BindMode, Inbound, Session, SessionConfig, SessionError, SubmitOutcome, SubmitRequest,
@@ -48,6 +49,9 @@ pub struct BindArgs {
 pub struct BindState {
     args: BindArgs,
     session: Option<Session>,
+    /// The HTTP upstream session when the channel's protocol is `http` (then `session`
+    /// stays `None`); see `connect_http`.
+    http: Option<HttpSession>,
     /// Bumped on every new session so stale "disconnected" notes are ignored.
     generation: u64,
     backoff: Duration,
@@ -158,6 +162,62 @@ async fn inbound_loop(
     }
 }
 
+/// The `http` protocol's connect: compile the channel's options, check the provider's
+/// host answers, and mark the bind up; on failure retry with the same back-off as SMPP.
+/// (Kept apart from the SMPP path so it ports onto a protocol-neutral session trait.)
+async fn connect_http(myself: &ActorRef<BindMsg>, state: &mut BindState) {
+    if state.http.is_some() {
+        return;
+    }
+    let channel = &state.args.channel;
+    let (id, index) = (channel.id.clone(), state.args.index);
+    state.args.registry.bind_down(&id, index, "connecting");
+    let options =
+        serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(&channel.options_json)
+            .map_err(|e| e.to_string())
+            .and_then(|o| HttpChannelOptions::parse(&o).map_err(|e| e.to_string()));
+    let result = match options {
+        Ok(options) => {
+            HttpSession::connect(HttpSessionConfig {
+                channel: id.clone(),
+                options: Arc::new(options),
+                system_id: channel.system_id.clone(),
+                password: channel.password.clone(),
+                window: channel.window.max(1) as usize,
+                connect_timeout: Duration::from_secs(5),
+            })
+            .await
+        }
+        Err(e) => Err(SessionError::Protocol(format!("channel options: {e}"))),
+    };
+    match result {
+        Ok(session) => {
+            state.generation += 1;
+            state.backoff = Duration::from_millis(100);
+            let (generation, watcher, me) = (state.generation, session.clone(), myself.clone());
+            tokio::spawn(async move {
+                watcher.closed().await;
+                let _ = me.send_message(BindMsg::Disconnected(generation));
+            });
+            state.http = Some(session);
+            state.args.registry.bind_up(
+                &id,
+                index,
+                myself.clone(),
+                channel.window.max(1) as usize,
+                channel.tps,
+            );
+            info!(bind = %state.name(), protocol = "http", "provider reachable; bound");
+        }
+        Err(e) => {
+            warn!(bind = %state.name(), error = %e, retry_ms = state.backoff.as_millis() as u64, "http provider not reachable");
+            state.args.registry.bind_down(&id, index, "down");
+            myself.send_after(state.backoff, || BindMsg::Connect);
+            state.backoff = (state.backoff * 2).min(MAX_BACKOFF);
+        }
+    }
+}
+
 impl Actor for BindActor {
     type Msg = BindMsg;
     type State = BindState;
@@ -172,6 +232,7 @@ impl Actor for BindActor {
         Ok(BindState {
             args,
             session: None,
+            http: None,
             generation: 0,
             backoff: Duration::from_millis(100),
         })
@@ -200,6 +261,9 @@ impl Actor for BindActor {
         state: &mut BindState,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
+            BindMsg::Connect if state.args.channel.protocol == "http" => {
+                connect_http(&myself, state).await;
+            }
             BindMsg::Connect => {
                 if state.session.is_some() {
                     return Ok(());
@@ -249,7 +313,9 @@ impl Actor for BindActor {
                 }
             }
             BindMsg::Disconnected(generation) => {
-                if generation == state.generation && state.session.take().is_some() {
+                if generation == state.generation
+                    && (state.session.take().is_some() || state.http.take().is_some())
+                {
                     warn!(bind = %state.name(), "session lost; reconnecting");
                     state.args.registry.bind_down(
                         &state.args.channel.id,
@@ -262,6 +328,23 @@ impl Actor for BindActor {
             }
             BindMsg::Submit(_, _) if crate::failpoints::fire("bind_actor_crash") => {
                 return Err(ActorProcessingErr::from("failpoint bind_actor_crash"));
+            }
+            BindMsg::Submit(req, reply) if state.args.channel.protocol == "http" => {
+                match &state.http {
+                    Some(h) if !h.is_closed() => {
+                        let h = h.clone();
+                        tokio::spawn(async move {
+                            let started = Instant::now();
+                            let r = h.submit(req).await;
+                            metrics::histogram!("smsgw_submit_latency_seconds")
+                                .record(started.elapsed().as_secs_f64());
+                            let _ = reply.send(r);
+                        });
+                    }
+                    _ => {
+                        let _ = reply.send(Err(SessionError::Closed));
+                    }
+                }
             }
             BindMsg::Submit(req, reply) => match &state.session {
                 Some(session) if !session.is_closed() => {

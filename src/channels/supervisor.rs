@@ -54,7 +54,7 @@ pub struct ChannelSupState {
 /// Whether this node should run the binds of `c`: it owns the channel (also while
 /// handing it over, so in-flight answers and receipts still arrive) and it is in use.
 fn wanted(c: &Channel, cfg: &ConfigView, me: u64) -> bool {
-    c.protocol == "smpp"
+    matches!(c.protocol.as_str(), "smpp" | "http")
         && !c.drained
         && cfg
             .placement
@@ -195,6 +195,8 @@ fn same_session(new: &Channel, old: &Channel) -> bool {
         && new.bind == old.bind
         && new.window == old.window
         && new.enquire_link_seconds == old.enquire_link_seconds
+        && new.protocol == old.protocol
+        && (new.protocol != "http" || new.options_json == old.options_json)
 }
 
 impl Actor for ChannelSupervisor {

@@ -96,6 +96,8 @@ pub struct SimArgs {
 pub enum SimCommand {
     /// A simulated operator SMSC (SMPP server).
     Smsc(SmscSimArgs),
+    /// A simulated REST SMS provider for `protocol: "http"` channels.
+    HttpProvider(crate::sim::http_provider::HttpProviderArgs),
 }
 
 /// How the admin commands reach a node. `--url` and `--token` may be given before or after
@@ -476,6 +478,34 @@ mod tests {
             panic!("not sim smsc");
         };
         assert_eq!(a.listen, "127.0.0.1:2999");
+    }
+
+    #[test]
+    fn sim_http_provider() {
+        let Command::Sim(SimArgs {
+            command: SimCommand::HttpProvider(a),
+        }) = parse(&[
+            "sim",
+            "http-provider",
+            "--listen",
+            "127.0.0.1:2998",
+            "--throttle-first",
+            "3",
+            "--reject-prefix",
+            "+4930",
+        ])
+        .command
+        else {
+            panic!("not sim http-provider");
+        };
+        assert_eq!(
+            (
+                a.listen.as_str(),
+                a.throttle_first,
+                a.reject_prefix.as_deref()
+            ),
+            ("127.0.0.1:2998", 3, Some("+4930"))
+        );
     }
 
     #[test]

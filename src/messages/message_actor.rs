@@ -117,6 +117,7 @@ pub fn build_parts(m: &Message) -> Result<Vec<SubmitRequest>, encoding::Encoding
                 registered_delivery: 1,
                 short_message,
                 validity_period: String::new(),
+                message_id: m.id.clone(),
             }
         })
         .collect())
@@ -228,7 +229,7 @@ async fn work(st: &MessageArgs) -> Result<WorkEnd, ActorProcessingErr> {
                 Ok(_) => Err(SessionError::ResponseTimeout),
                 Err(_) => Err(SessionError::Closed),
             };
-            match result {
+            let refusal = match result {
                 Ok(SubmitOutcome::Accepted { message_id }) => {
                     rt.submit_ok(started.elapsed());
                     metrics::counter!("smsgw_channel_submit_total", "channel" => st.channel.clone(), "result" => "ok").increment(1);
@@ -245,55 +246,18 @@ async fn work(st: &MessageArgs) -> Result<WorkEnd, ActorProcessingErr> {
                         .map_err(|e| ActorProcessingErr::from(e.to_string()))?;
                     break;
                 }
-                Ok(SubmitOutcome::Rejected { command_status }) => {
-                    let class = classify_submit_status(command_status);
-                    metrics::counter!("smsgw_channel_submit_total", "channel" => st.channel.clone(),
-                        "result" => match class { SubmitErrorClass::Throttled => "throttled", SubmitErrorClass::Temporary => "temporary", SubmitErrorClass::Permanent => "permanent" })
-                    .increment(1);
-                    let smsc_code = Some(format!("0x{command_status:08X}"));
-                    match class {
-                        SubmitErrorClass::Throttled => {
-                            rt.throttled();
-                            throttles += 1;
-                            if throttles >= MAX_THROTTLE_RETRIES {
-                                return requeue(
-                                    &st.lease,
-                                    c,
-                                    &m.id,
-                                    format!("throttled {throttles} times on {}", st.channel),
-                                )
-                                .await;
-                            }
-                        }
-                        SubmitErrorClass::Temporary => {
-                            if m.attempts + 1 >= MAX_TEMPORARY_REJECTIONS {
-                                rt.failed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                                let e = err(
-                                    submit_error_code(command_status),
-                                    "temporary errors on every attempt",
-                                    smsc_code,
-                                );
-                                return fail(c, &m.id, e).await;
-                            }
-                            return requeue(
-                                &st.lease,
-                                c,
-                                &m.id,
-                                format!("temporary error 0x{command_status:08X} on {}", st.channel),
-                            )
-                            .await;
-                        }
-                        SubmitErrorClass::Permanent => {
-                            rt.failed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                            let e = err(
-                                submit_error_code(command_status),
-                                "the operator refused the message",
-                                smsc_code,
-                            );
-                            return fail(c, &m.id, e).await;
-                        }
-                    }
-                }
+                Ok(SubmitOutcome::Rejected { command_status }) => (
+                    classify_submit_status(command_status),
+                    submit_error_code(command_status).to_string(),
+                    format!("0x{command_status:08X}"),
+                    "the operator refused the message".to_string(),
+                ),
+                Ok(SubmitOutcome::Refused {
+                    class,
+                    code,
+                    provider_code,
+                    message,
+                }) => (class, code, provider_code, message),
                 Err(e) => {
                     // The submit may or may not have reached the SMSC: send again (counted).
                     metrics::counter!("smsgw_resubmits_total", "channel" => st.channel.clone())
@@ -306,6 +270,44 @@ async fn work(st: &MessageArgs) -> Result<WorkEnd, ActorProcessingErr> {
                         format!("no response from {}: {e}", st.channel),
                     )
                     .await;
+                }
+            };
+            // (class, contract code, operator's code, what it said)
+            let (class, code, smsc, detail) = refusal;
+            metrics::counter!("smsgw_channel_submit_total", "channel" => st.channel.clone(),
+                "result" => match class { SubmitErrorClass::Throttled => "throttled", SubmitErrorClass::Temporary => "temporary", SubmitErrorClass::Permanent => "permanent" })
+            .increment(1);
+            match class {
+                SubmitErrorClass::Throttled => {
+                    rt.throttled();
+                    throttles += 1;
+                    if throttles >= MAX_THROTTLE_RETRIES {
+                        return requeue(
+                            &st.lease,
+                            c,
+                            &m.id,
+                            format!("throttled {throttles} times on {}", st.channel),
+                        )
+                        .await;
+                    }
+                }
+                SubmitErrorClass::Temporary => {
+                    if m.attempts + 1 >= MAX_TEMPORARY_REJECTIONS {
+                        rt.failed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let e = err(&code, "temporary errors on every attempt", Some(smsc));
+                        return fail(c, &m.id, e).await;
+                    }
+                    return requeue(
+                        &st.lease,
+                        c,
+                        &m.id,
+                        format!("temporary error {smsc} on {}", st.channel),
+                    )
+                    .await;
+                }
+                SubmitErrorClass::Permanent => {
+                    rt.failed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    return fail(c, &m.id, err(&code, detail, Some(smsc))).await;
                 }
             }
         }

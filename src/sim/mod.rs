@@ -5,6 +5,10 @@
 //!   submit_sm, delivery receipts with a configurable outcome mix, throttling,
 //!   errors, connection drops, a JSONL ledger and a `/stats` endpoint).
 
+//! - [`http_provider`]: `smsgw sim http-provider`, a REST SMS provider for the HTTP
+//!   upstream channel (ids, 429/500/400 on demand, receipts POSTed back).
+
+pub mod http_provider;
 pub mod smsc;
 
 pub use smsc::{IdFormat, SmscSim, SmscSimArgs, StatsSnapshot};

@@ -631,7 +631,8 @@ pub async fn run(args: SmscSimArgs) -> anyhow::Result<()> {
     serve(listener, args, shutdown_signal()).await
 }
 
-async fn shutdown_signal() {
+/// Resolves on SIGTERM or Ctrl-C (shared by the simulators).
+pub(crate) async fn shutdown_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};

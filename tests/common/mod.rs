@@ -743,3 +743,78 @@ pub async fn gateway_with_smsc(
     node.wait_bound().await;
     (smsc, node, key)
 }
+
+// ---------- HTTP upstream provider simulator (t96) ----------
+
+/// A `smsgw sim http-provider` process (a REST SMS provider) on a free port.
+pub struct HttpProvider {
+    pub proc: Proc,
+    pub port: u16,
+}
+
+impl HttpProvider {
+    /// Starts the provider with extra flags; waits until it answers /stats.
+    pub async fn start(dir: &Path, name: &str, extra: &[&str]) -> HttpProvider {
+        Self::start_on(free_port(), dir, name, extra).await
+    }
+
+    /// Like `start`, on a given port (e.g. one a channel already points at).
+    pub async fn start_on(port: u16, dir: &Path, name: &str, extra: &[&str]) -> HttpProvider {
+        let mut args: Vec<String> = vec![
+            "sim".into(),
+            "http-provider".into(),
+            "--listen".into(),
+            format!("127.0.0.1:{port}"),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let proc = Proc::spawn(&args, &[], dir.join(format!("{name}.log")));
+        let p = HttpProvider { proc, port };
+        eventually("http provider up", Duration::from_secs(20), || async {
+            p.stats().await
+        })
+        .await;
+        p
+    }
+
+    /// The provider's counters.
+    pub async fn stats(&self) -> Option<Value> {
+        let r = client()
+            .get(format!("http://127.0.0.1:{}/stats", self.port))
+            .send()
+            .await
+            .ok()?;
+        r.json().await.ok()
+    }
+
+    /// The messages the provider received, oldest first.
+    pub async fn messages(&self) -> Vec<Value> {
+        let r = client()
+            .get(format!("http://127.0.0.1:{}/messages", self.port))
+            .send()
+            .await
+            .expect("provider /messages");
+        r.json::<Vec<Value>>().await.unwrap_or_default()
+    }
+
+    /// A channel body for this provider: JSON request template with an API key in
+    /// `{password}`, id at `/message/id`, the simulator's error codes mapped, receipts
+    /// authenticated with `receipt_token`.
+    pub fn channel(&self, id: &str, receipt_token: &str) -> Value {
+        json!({"id": id, "protocol": "http", "tps": 500, "window": 16,
+        "system_id": "acct-1", "password": "provider-api-key",
+        "options": {
+            "request": {
+                "url": format!("http://127.0.0.1:{}/sms", self.port),
+                "method": "POST",
+                "headers": {"Authorization": "Bearer {password}"},
+                "body": {"to": "{to}", "from": "{from}", "text": "{text}", "reference": "{reference}"}
+            },
+            "response": {"id_path": "/message/id", "error_code_path": "error.code",
+                         "error_map": {"21211": "invalid_destination"}},
+            "receipts": {
+                "auth": {"type": "token", "token": receipt_token},
+                "id_path": "data.id", "status_path": "data.status", "error_code_path": "data.error_code"
+            }
+        }})
+    }
+}

@@ -12,4 +12,5 @@ mod t60_throttling_reconnect;
 mod t70_actor_crash;
 mod t80_webhooks_metrics;
 mod t90_sigterm_drain;
+mod t96_http_channel;
 mod t99_dashboard;

@@ -131,6 +131,9 @@ pub struct SubmitRequest {
     pub short_message: Vec<u8>,
     /// "" or SMPP relative/absolute time (16 characters).
     pub validity_period: String,
+    /// The gateway's message id: not sent over SMPP; protocols that carry the caller's
+    /// reference (HTTP `{message_id}`) use it.
+    pub message_id: String,
 }
 
 /// The SMSC's answer to one submit_sm.
@@ -146,6 +149,18 @@ pub enum SubmitOutcome {
     Rejected {
         /// The SMPP command_status.
         command_status: u32,
+    },
+    /// A refusal from a protocol without SMPP command_status values (HTTP upstream),
+    /// already classified, with the contract's error code and the provider's own code.
+    Refused {
+        /// Throttled, temporary or permanent.
+        class: super::status_map::SubmitErrorClass,
+        /// The contract's normalised error code (`rejected_by_carrier`, ...).
+        code: String,
+        /// The provider's own code (kept in `error.smsc_code`).
+        provider_code: String,
+        /// What the provider said, for `error.message`.
+        message: String,
     },
 }
 

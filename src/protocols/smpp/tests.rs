@@ -235,6 +235,7 @@ fn request(i: usize, registered_delivery: u8) -> SubmitRequest {
         registered_delivery,
         short_message: format!("message {i}").into_bytes(),
         validity_period: String::new(),
+        message_id: format!("m{i}"),
     }
 }
 
