@@ -112,6 +112,7 @@ struct NodeSupervisor;
 struct NodeSupArgs {
     consensus: Arc<Consensus>,
     registry: Arc<ChannelRegistry>,
+    routing: Arc<crate::routing::RoutingEngine>,
     webhook_concurrency: usize,
     ready: tokio::sync::mpsc::UnboundedReceiver<Notice>,
     config: tokio::sync::mpsc::UnboundedReceiver<Notice>,
@@ -147,6 +148,7 @@ impl Actor for NodeSupervisor {
                 consensus: a.consensus.clone(),
                 registry: a.registry.clone(),
                 notices: a.ready,
+                routing: a.routing.clone(),
             },
             cell.clone(),
         )
@@ -188,11 +190,35 @@ impl Actor for NodeSupervisor {
     }
 }
 
-/// Counts status changes for `smsgw_messages_total{status}`.
-async fn count_statuses(mut rx: tokio::sync::mpsc::UnboundedReceiver<Notice>) {
+/// Counts status changes for `smsgw_messages_total{status}`, and feeds applied outcomes
+/// to the routing engine (success windows, A/B) and to channel health (receipts).
+async fn count_statuses(
+    mut rx: tokio::sync::mpsc::UnboundedReceiver<Notice>,
+    consensus: Arc<Consensus>,
+    registry: Arc<ChannelRegistry>,
+    routing: Arc<crate::routing::RoutingEngine>,
+) {
     while let Some(n) = rx.recv().await {
-        if let Notice::Status { status } = n {
-            metrics::counter!("smsgw_messages_total", "status" => status.as_str()).increment(1);
+        match n {
+            Notice::Status { status } => {
+                metrics::counter!("smsgw_messages_total", "status" => status.as_str()).increment(1);
+            }
+            Notice::Feedback(fb) => {
+                routing.learn(&consensus.store().config(), &fb);
+                if let (
+                    crate::state::FeedbackKind::PartFinal {
+                        delivered,
+                        latency_ms,
+                    },
+                    Some(ch),
+                ) = (fb.kind, &fb.channel)
+                    && let Some(rt) = registry.find(ch)
+                {
+                    rt.health
+                        .receipt(delivered, latency_ms, crate::clock::now_ms());
+                }
+            }
+            _ => {}
         }
     }
 }
@@ -252,20 +278,31 @@ impl Node {
             config: cfg_tx,
             status: status_tx,
         });
-        tokio::spawn(count_statuses(status_rx));
+        let registry = Arc::new(ChannelRegistry::default());
+        let routing = Arc::new(crate::routing::RoutingEngine::default());
+        tokio::spawn(count_statuses(
+            status_rx,
+            consensus.clone(),
+            registry.clone(),
+            routing.clone(),
+        ));
+        tokio::spawn(crate::channels::sla::run(
+            consensus.clone(),
+            registry.clone(),
+        ));
 
         let wait = Duration::from_secs(30);
         if !consensus.wait_for_leader(wait).await {
             return Err(NodeError::NoLeader(wait));
         }
 
-        let registry = Arc::new(ChannelRegistry::default());
         let (supervisor, supervisor_done) = Actor::spawn(
             Some(format!("node-{}", cfg.node_id)),
             NodeSupervisor,
             NodeSupArgs {
                 consensus: consensus.clone(),
                 registry: registry.clone(),
+                routing: routing.clone(),
                 webhook_concurrency: cfg.webhook_concurrency,
                 ready: ready_rx,
                 config: cfg_rx,
@@ -283,6 +320,7 @@ impl Node {
             node_queue_limit: cfg.node_queue_limit,
             tenant_queue_limit: cfg.tenant_queue_limit,
             metrics,
+            routing,
         };
         let app = api::router(state, cfg.max_body_bytes);
         let (http_shutdown, mut rx) = tokio::sync::watch::channel(false);

@@ -102,20 +102,31 @@ fn check_node_queue(st: &AppState) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// The operator per the HLR / number-portability hook, when one is configured.
+async fn hlr_operator(st: &AppState, req: &SendRequest) -> Option<String> {
+    let settings = st.consensus.store().config().routing.clone();
+    settings.hlr_url.as_ref()?;
+    let to = intake::normalize_number(&req.to).ok()?;
+    st.routing.hlr_operator(&settings, &to).await
+}
+
 fn prepare(
     st: &AppState,
     tenant: &Tenant,
     req: &SendRequest,
     now: i64,
+    operator: Option<String>,
 ) -> Result<intake::Intake, ApiError> {
     let cfg = st.consensus.store().config();
-    intake::build(
+    intake::build_routed(
         req,
         tenant,
         &cfg,
         ulid::Ulid::new().to_string(),
         now,
         next_concat_ref(),
+        &st.routing,
+        operator,
     )
 }
 
@@ -189,7 +200,8 @@ pub async fn send(
         let (status, v) = replay(&st, &id)?;
         return Ok((status, Json(v)).into_response());
     }
-    let mut intake = prepare(&st, &tenant, &req, now)?;
+    let operator = hlr_operator(&st, &req).await;
+    let mut intake = prepare(&st, &tenant, &req, now, operator)?;
     check_node_queue(&st)?;
     intake.message.idempotency_key = key;
     intake.message.body_hash = body_hash;
@@ -246,7 +258,11 @@ pub async fn batch(
                 .map_err(|e| ApiError::invalid("messages", e.to_string()))
                 .and_then(|b| parse_json(&b)),
         };
-        match parsed.and_then(|r| prepare(&st, &tenant, &r, now)) {
+        let operator = match &parsed {
+            Ok(r) => hlr_operator(&st, r).await,
+            Err(_) => None,
+        };
+        match parsed.and_then(|r| prepare(&st, &tenant, &r, now, operator)) {
             Ok(intake) => {
                 ops.push(Op::Accept(Box::new(intake.message.clone())));
                 pending.push((i, intake.message));
@@ -278,7 +294,8 @@ pub async fn preview(
 ) -> Result<Response, ApiError> {
     let tenant = tenant_of(&st, &headers)?;
     let req: SendRequest = parse_json(&body)?;
-    let intake = prepare(&st, &tenant, &req, crate::clock::now_ms())?;
+    let operator = hlr_operator(&st, &req).await;
+    let intake = prepare(&st, &tenant, &req, crate::clock::now_ms(), operator)?;
     let cfg = st.consensus.store().config();
     let route = intake
         .route

@@ -6,6 +6,7 @@ pub mod admin;
 pub mod error;
 pub mod messages;
 pub mod openapi;
+pub mod routing_admin;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -37,6 +38,8 @@ pub struct AppState {
     /// Default queue limit of new tenants.
     pub tenant_queue_limit: u64,
     pub metrics: PrometheusHandle,
+    /// Route index, operator table, HLR hook and live routing feedback of this node.
+    pub routing: Arc<crate::routing::RoutingEngine>,
 }
 
 fn bearer(headers: &HeaderMap) -> Option<&str> {
@@ -190,6 +193,19 @@ pub fn router(state: AppState, max_body: usize) -> Router {
         .route(
             "/admin/v1/routes/{id}",
             axum::routing::delete(admin::delete_route),
+        )
+        .route("/admin/v1/routes/{id}/ab", get(routing_admin::ab_report))
+        .route(
+            "/admin/v1/routing/number-ranges",
+            get(routing_admin::get_number_ranges).put(routing_admin::put_number_ranges),
+        )
+        .route(
+            "/admin/v1/routing/price-list",
+            axum::routing::put(routing_admin::put_price_list),
+        )
+        .route(
+            "/admin/v1/routing/settings",
+            get(routing_admin::get_settings).patch(routing_admin::patch_settings),
         )
         .route("/admin/v1/cluster", get(admin::cluster))
         .route("/healthz", get(healthz))

@@ -133,6 +133,48 @@ pub const ROUTES: &[(&str, &str, &str, &str, &str)] = &[
     ),
     (
         "get",
+        "/admin/v1/routes/{id}/ab",
+        "A/B report of a route: per variant delivery, latency, cost; p-value",
+        "admin",
+        "200",
+    ),
+    (
+        "get",
+        "/admin/v1/routing/number-ranges",
+        "The number-range table (CSV), or ?number= one number's operator",
+        "admin",
+        "200",
+    ),
+    (
+        "put",
+        "/admin/v1/routing/number-ranges",
+        "Replace the number-range table (CSV prefix,country,mcc,mnc,operator)",
+        "admin",
+        "200",
+    ),
+    (
+        "put",
+        "/admin/v1/routing/price-list",
+        "Replace the price list (CSV channel,prefix,price) used by least_cost",
+        "admin",
+        "200",
+    ),
+    (
+        "get",
+        "/admin/v1/routing/settings",
+        "HLR hook and success-feedback window",
+        "admin",
+        "200",
+    ),
+    (
+        "patch",
+        "/admin/v1/routing/settings",
+        "Set the HLR hook and success-feedback window",
+        "admin",
+        "200",
+    ),
+    (
+        "get",
         "/admin/v1/cluster",
         "Leader, term and members",
         "admin",
@@ -281,6 +323,6 @@ mod tests {
             doc["paths"]["/v1/messages"]["get"].is_object(),
             "GET and POST of one path both kept"
         );
-        assert_eq!(doc["paths"].as_object().map(|p| p.len()), Some(18));
+        assert_eq!(doc["paths"].as_object().map(|p| p.len()), Some(22));
     }
 }

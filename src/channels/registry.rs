@@ -38,6 +38,9 @@ pub struct ChannelRuntime {
     pub queue_depth: AtomicU64,
     /// Recent submit latencies (µs), for p50/p99.
     latencies: Mutex<VecDeque<u64>>,
+    /// Health score, circuit breaker, AIMD rate/window and SLA windows (kept across
+    /// reconnects, shared by all binds).
+    pub health: super::health::ChannelHealth,
 }
 
 fn limiter(tps: u32) -> Arc<DefaultDirectRateLimiter> {
@@ -62,6 +65,7 @@ impl ChannelRuntime {
             undelivered: AtomicU64::new(0),
             queue_depth: AtomicU64::new(0),
             latencies: Mutex::new(VecDeque::with_capacity(1024)),
+            health: super::health::ChannelHealth::new(tps),
         }
     }
 
@@ -115,6 +119,11 @@ impl ChannelRuntime {
             .1
             .clone();
         lim.until_ready().await;
+        // Below the TPS after throttling: the AIMD pacer spaces sends further.
+        let pace = self.health.pace(Instant::now());
+        if !pace.is_zero() {
+            tokio::time::sleep(pace).await;
+        }
     }
 
     /// The SMSC said 0x58/0x14: back off (doubling, 50 ms .. 5 s).
@@ -128,12 +137,16 @@ impl ChannelRuntime {
             .unwrap_or_else(|e| e.into_inner()) =
             Some(Instant::now() + Duration::from_millis(next));
         metrics::counter!("smsgw_channel_throttled_total").increment(1);
+        self.health
+            .throttled(self.capacity(), crate::clock::now_ms());
     }
 
     /// A submit went through: throttling back-off resets.
     pub fn submit_ok(&self, latency: Duration) {
         self.throttle_backoff_ms.store(0, Ordering::Relaxed);
         self.sent.fetch_add(1, Ordering::Relaxed);
+        self.health
+            .submit_ok(latency, Instant::now(), crate::clock::now_ms());
         let mut l = self.latencies.lock().unwrap_or_else(|e| e.into_inner());
         if l.len() >= 1024 {
             l.pop_front();
@@ -184,6 +197,16 @@ impl ChannelRegistry {
             .clone()
     }
 
+    /// Every channel runtime on this node.
+    pub fn all(&self) -> Vec<(String, Arc<ChannelRuntime>)> {
+        self.channels
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+
     /// The runtime of `channel` if it exists.
     pub fn find(&self, channel: &str) -> Option<Arc<ChannelRuntime>> {
         self.channels
@@ -199,6 +222,7 @@ impl ChannelRegistry {
         let mut l = rt.limiter.write().unwrap_or_else(|e| e.into_inner());
         if l.0 != tps {
             *l = (tps, limiter(tps));
+            rt.health.set_tps(tps);
         }
     }
 

@@ -1,13 +1,15 @@
 //! The dispatcher: per-channel queues with priority lanes (otp, transactional,
 //! marketing). It learns of waiting messages from the state machine, picks the channel
-//! (first bound candidate of the message's route, rotated by attempts), and starts a
+//! (the route's strategy orders the candidates at dispatch time over live health and
+//! receipt feedback; channels failed over away from go last; the first usable one
+//! wins), and starts a
 //! message actor when the channel has room (its binds' windows). The queues are derived
 //! state: at start they are refilled from the replicated rows.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, SupervisionEvent};
 use tracing::warn;
@@ -37,6 +39,8 @@ pub struct DispatcherArgs {
     pub consensus: Arc<Consensus>,
     pub registry: Arc<ChannelRegistry>,
     pub notices: tokio::sync::mpsc::UnboundedReceiver<Notice>,
+    /// Orders each message's candidate channels by its route's strategy.
+    pub routing: Arc<crate::routing::RoutingEngine>,
 }
 
 struct Queued {
@@ -44,7 +48,11 @@ struct Queued {
     route: Vec<String>,
     /// Parts already went out on this channel: the rest must follow it.
     pinned: bool,
-    attempts: u32,
+    to: String,
+    route_id: Option<String>,
+    ab_variant: Option<u8>,
+    operator: Option<String>,
+    avoid: Vec<String>,
 }
 
 #[derive(Default)]
@@ -66,6 +74,7 @@ impl ChannelQueue {
 pub struct DispatcherState {
     consensus: Arc<Consensus>,
     registry: Arc<ChannelRegistry>,
+    routing: Arc<crate::routing::RoutingEngine>,
     queues: HashMap<String, ChannelQueue>,
     /// Ids queued or being worked, so a duplicate notice is ignored.
     known: HashSet<String>,
@@ -89,12 +98,42 @@ impl DispatcherState {
             .get(ch)
             .map(|c| c.drained)
             .unwrap_or(true);
-        !drained && self.registry.find(ch).map(|r| r.is_up()).unwrap_or(false)
+        !drained
+            && self
+                .registry
+                .find(ch)
+                .map(|r| r.is_up() && r.health.allows(Instant::now()))
+                .unwrap_or(false)
+    }
+
+    /// The message's candidates in the order to try them (a pinned message has one).
+    fn rank(&self, q: &Queued) -> Vec<String> {
+        if q.pinned || q.route.len() <= 1 {
+            return q.route.iter().take(1).cloned().collect();
+        }
+        let now = Instant::now();
+        let now_ms = crate::clock::now_ms();
+        let registry = &self.registry;
+        let cfg = self.consensus.store().config();
+        self.routing.order(
+            &cfg,
+            q.route_id.as_deref(),
+            q.ab_variant,
+            &q.route,
+            &q.to,
+            q.operator.as_deref(),
+            &q.avoid,
+            |ch| match registry.find(ch) {
+                Some(rt) => (rt.health.score(now, now_ms), rt.health.allows(now)),
+                None => (0.0, true),
+            },
+        )
     }
 
     /// The channel a message should wait on now.
     fn choose(&self, q: &Queued) -> Option<String> {
-        choose_channel(q, |ch| self.channel_ok(ch))
+        let ranked = self.rank(q);
+        choose_channel(&ranked, |ch| self.channel_ok(ch))
     }
 
     /// Reads a message's row and queues it if it waits to be sent.
@@ -124,7 +163,11 @@ impl DispatcherState {
             id: id.clone(),
             route: info.route,
             pinned: info.pinned,
-            attempts: info.attempts,
+            to: info.to,
+            route_id: info.route_id,
+            ab_variant: info.ab_variant,
+            operator: info.operator,
+            avoid: info.avoid,
         };
         let Some(ch) = self.choose(&q) else {
             let c = self.consensus.clone();
@@ -179,7 +222,8 @@ impl DispatcherState {
             };
             for lane in 0..3 {
                 while let Some(item) = q.lanes[lane].pop_front() {
-                    match choose_channel(&item, |c| ok.contains(c)) {
+                    let ranked = self.rank(&item);
+                    match choose_channel(&ranked, |c| ok.contains(c)) {
                         Some(other) if other != ch && ok.contains(&other) => {
                             self.queues.entry(other).or_default().lanes[lane].push_back(item)
                         }
@@ -198,7 +242,10 @@ impl DispatcherState {
         let channels: Vec<String> = self.queues.keys().cloned().collect();
         for ch in channels {
             let cap = if self.channel_ok(&ch) {
-                self.registry.find(&ch).map(|r| r.capacity()).unwrap_or(0)
+                self.registry
+                    .find(&ch)
+                    .map(|r| r.health.capacity(r.capacity(), Instant::now()))
+                    .unwrap_or(0)
             } else {
                 0
             };
@@ -235,22 +282,13 @@ impl DispatcherState {
     }
 }
 
-/// The channel a message should wait on: the first usable candidate of its route,
-/// starting at `attempts` (so a retry tries the next channel); a pinned message stays on
-/// its channel; with no usable candidate, the starting one.
-fn choose_channel(q: &Queued, usable: impl Fn(&str) -> bool) -> Option<String> {
-    if q.route.is_empty() {
-        return None;
-    }
-    if q.pinned {
-        return q.route.first().cloned();
-    }
-    let n = q.route.len();
-    let start = q.attempts as usize % n;
-    (0..n)
-        .map(|k| &q.route[(start + k) % n])
+/// The channel a message should wait on: the first usable channel of its ranked
+/// candidates; with none usable, the first (it waits there until one is).
+fn choose_channel(ranked: &[String], usable: impl Fn(&str) -> bool) -> Option<String> {
+    ranked
+        .iter()
         .find(|ch| usable(ch))
-        .or_else(|| q.route.get(start))
+        .or_else(|| ranked.first())
         .cloned()
 }
 
@@ -300,6 +338,7 @@ impl Actor for Dispatcher {
         Ok(DispatcherState {
             consensus: args.consensus,
             registry: args.registry,
+            routing: args.routing,
             queues: HashMap::new(),
             known: HashSet::new(),
             working: HashMap::new(),

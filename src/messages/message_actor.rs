@@ -21,8 +21,9 @@ use crate::state::{ErrorInfo, Message, Op, PartStatus, Status};
 
 /// SMSC rejections with a temporary error before the message fails.
 pub const MAX_TEMPORARY_REJECTIONS: u32 = 5;
-/// Throttled answers for one part before the message is requeued.
-const MAX_THROTTLE_RETRIES: u32 = 50;
+/// Throttled answers for one part (a throttling storm) before the message fails over to
+/// the next channel of its route. Throttling never fails a message.
+const MAX_THROTTLE_RETRIES: u32 = 20;
 /// How long a part may wait for its bind actor to answer.
 const SUBMIT_CALL_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -127,6 +128,32 @@ async fn requeue(c: &Consensus, id: &str, note: String) -> Result<WorkEnd, Actor
     Ok(WorkEnd::Requeued)
 }
 
+/// Moves the message to the next channel of its route (failover after submit), recorded
+/// in its events. Bounded: once it has left every candidate, it is requeued in strategy
+/// order instead (it waits; only validity or a permanent error ends it).
+async fn failover(
+    c: &Consensus,
+    m: &Message,
+    from: &str,
+    reason: String,
+    pinned: bool,
+) -> Result<WorkEnd, ActorProcessingErr> {
+    // Parts already acknowledged on `from` keep the rest of the message there.
+    if pinned || m.route.len() <= 1 || m.avoid.len() >= m.route.len() {
+        return requeue(c, &m.id, format!("{reason} on {from}")).await;
+    }
+    metrics::counter!("smsgw_failovers_total", "channel" => from.to_string()).increment(1);
+    c.propose(Op::Failover {
+        id: m.id.clone(),
+        from: from.to_string(),
+        reason,
+        at: crate::clock::now_ms(),
+    })
+    .await
+    .map_err(|e| ActorProcessingErr::from(e.to_string()))?;
+    Ok(WorkEnd::Requeued)
+}
+
 async fn fail(c: &Consensus, id: &str, error: ErrorInfo) -> Result<WorkEnd, ActorProcessingErr> {
     c.propose(Op::Fail {
         id: id.to_string(),
@@ -168,7 +195,15 @@ async fn work(st: &MessageArgs) -> Result<WorkEnd, ActorProcessingErr> {
         Err(e) => return fail(c, &m.id, err("rejected_by_carrier", e.to_string(), None)).await,
     };
     let Some(rt) = st.registry.find(&st.channel) else {
-        return requeue(c, &m.id, format!("channel {} not running here", st.channel)).await;
+        let pinned = m.part_states.iter().any(|p| p.smsc_message_id.is_some());
+        return failover(
+            c,
+            &m,
+            &st.channel,
+            "channel not running here".into(),
+            pinned,
+        )
+        .await;
     };
     for (i, req) in parts.into_iter().enumerate() {
         let already = m
@@ -178,16 +213,13 @@ async fn work(st: &MessageArgs) -> Result<WorkEnd, ActorProcessingErr> {
         if already == Some(true) {
             continue; // a part with a positive response is never sent again
         }
+        // Once any part is acknowledged on this channel, the others must follow it.
+        let pinned = i > 0 || m.part_states.iter().any(|p| p.smsc_message_id.is_some());
         let mut throttles = 0;
         loop {
             rt.acquire_send_slot().await;
             let Some(bind) = rt.pick_bind() else {
-                return requeue(
-                    c,
-                    &m.id,
-                    format!("channel {} has no bound session", st.channel),
-                )
-                .await;
+                return failover(c, &m, &st.channel, "no bound session".into(), pinned).await;
             };
             let started = Instant::now();
             let answer = bind
@@ -229,15 +261,19 @@ async fn work(st: &MessageArgs) -> Result<WorkEnd, ActorProcessingErr> {
                             rt.throttled();
                             throttles += 1;
                             if throttles >= MAX_THROTTLE_RETRIES {
-                                return requeue(
+                                return failover(
                                     c,
-                                    &m.id,
-                                    format!("throttled {throttles} times on {}", st.channel),
+                                    &m,
+                                    &st.channel,
+                                    format!("throttling storm ({throttles} throttled answers)"),
+                                    pinned,
                                 )
                                 .await;
                             }
                         }
                         SubmitErrorClass::Temporary => {
+                            rt.health
+                                .submit_error(Instant::now(), crate::clock::now_ms());
                             if m.attempts + 1 >= MAX_TEMPORARY_REJECTIONS {
                                 rt.failed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                                 let e = err(
@@ -247,14 +283,18 @@ async fn work(st: &MessageArgs) -> Result<WorkEnd, ActorProcessingErr> {
                                 );
                                 return fail(c, &m.id, e).await;
                             }
-                            return requeue(
+                            return failover(
                                 c,
-                                &m.id,
-                                format!("temporary error 0x{command_status:08X} on {}", st.channel),
+                                &m,
+                                &st.channel,
+                                format!("temporary error 0x{command_status:08X}"),
+                                pinned,
                             )
                             .await;
                         }
                         SubmitErrorClass::Permanent => {
+                            rt.health
+                                .submit_error(Instant::now(), crate::clock::now_ms());
                             rt.failed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                             let e = err(
                                 submit_error_code(command_status),
@@ -269,9 +309,10 @@ async fn work(st: &MessageArgs) -> Result<WorkEnd, ActorProcessingErr> {
                     // The submit may or may not have reached the SMSC: send again (counted).
                     metrics::counter!("smsgw_resubmits_total", "channel" => st.channel.clone())
                         .increment(1);
-                    warn!(message_id = %m.id, channel = %st.channel, part = i, error = %e, "submit outcome unknown; requeued");
-                    return requeue(c, &m.id, format!("no response from {}: {e}", st.channel))
-                        .await;
+                    warn!(message_id = %m.id, channel = %st.channel, part = i, error = %e, "submit outcome unknown; failing over");
+                    rt.health
+                        .submit_error(Instant::now(), crate::clock::now_ms());
+                    return failover(c, &m, &st.channel, format!("no response: {e}"), pinned).await;
                 }
             }
         }
