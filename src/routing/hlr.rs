@@ -16,8 +16,9 @@ const CACHE_MAX: usize = 100_000;
 /// HLR client with its cache.
 pub struct Hlr {
     client: reqwest::Client,
-    /// msisdn → (fetched at, MCC+MNC or None = endpoint said unknown).
-    cache: Mutex<HashMap<String, (Instant, Option<String>)>>,
+    /// (endpoint, msisdn) → (fetched at, MCC+MNC or None = endpoint said unknown).
+    /// Keyed by endpoint too, so switching providers never serves the old one's answers.
+    cache: Mutex<HashMap<(String, String), (Instant, Option<String>)>>,
 }
 
 impl Default for Hlr {
@@ -54,11 +55,12 @@ impl Hlr {
         timeout: Duration,
         ttl: Duration,
     ) -> Option<String> {
+        let key = (url.to_string(), msisdn.to_string());
         if let Some((at, v)) = self
             .cache
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .get(msisdn)
+            .get(&key)
             && at.elapsed() < ttl
         {
             metrics::counter!("smsgw_hlr_lookups_total", "result" => "cached").increment(1);
@@ -83,7 +85,7 @@ impl Hlr {
                 if c.len() >= CACHE_MAX {
                     c.clear();
                 }
-                c.insert(msisdn.to_string(), (Instant::now(), v.clone()));
+                c.insert(key, (Instant::now(), v.clone()));
                 v
             }
             Err(why) => {
