@@ -29,6 +29,9 @@ const BREAKER_SAMPLES: usize = 20;
 const BREAKER_ERROR_SHARE: f64 = 0.5;
 /// Consecutive errors that open the breaker at once.
 const BREAKER_CONSECUTIVE: u32 = 5;
+/// Share of throttled answers among the last ones that makes a throttling storm: the
+/// line is taken out of rotation for the shortest cool-down so queued messages move on.
+const STORM_THROTTLE_SHARE: f64 = 0.8;
 /// First and longest cool-down of an open breaker.
 const COOLDOWN_MIN: Duration = Duration::from_secs(2);
 const COOLDOWN_MAX: Duration = Duration::from_secs(60);
@@ -127,6 +130,8 @@ struct Inner {
     breaker: Breaker,
     cooldown: Duration,
     recent: VecDeque<bool>,
+    /// Last answers, true = throttled (for throttling-storm detection).
+    recent_throttles: VecDeque<bool>,
     consecutive_errors: u32,
     /// AIMD: current parts per second and its ceiling (the channel's TPS).
     rate: f64,
@@ -156,6 +161,7 @@ impl ChannelHealth {
                 breaker: Breaker::Closed,
                 cooldown: COOLDOWN_MIN,
                 recent: VecDeque::with_capacity(BREAKER_SAMPLES),
+                recent_throttles: VecDeque::with_capacity(BREAKER_SAMPLES),
                 consecutive_errors: 0,
                 rate: f64::from(tps.max(1)),
                 max_rate: f64::from(tps.max(1)),
@@ -191,7 +197,15 @@ impl ChannelHealth {
         i.rate = i.rate.min(i.max_rate);
     }
 
+    fn record_throttle(i: &mut Inner, throttled: bool) {
+        if i.recent_throttles.len() >= BREAKER_SAMPLES {
+            i.recent_throttles.pop_front();
+        }
+        i.recent_throttles.push_back(throttled);
+    }
+
     fn record_result(i: &mut Inner, ok: bool, now: Instant) {
+        Self::record_throttle(i, false);
         if i.recent.len() >= BREAKER_SAMPLES {
             i.recent.pop_front();
         }
@@ -268,6 +282,19 @@ impl ChannelHealth {
         };
         i.cwnd = (base / 2.0).max(1.0);
         Self::with_minute(&mut i, now_ms, |m| m.throttled += 1);
+        Self::record_throttle(&mut i, true);
+        let n = i.recent_throttles.len();
+        let storm = n >= BREAKER_SAMPLES / 2
+            && i.recent_throttles.iter().filter(|t| **t).count() as f64
+                >= STORM_THROTTLE_SHARE * n as f64;
+        if storm || i.breaker == Breaker::HalfOpen {
+            // Out of rotation briefly (no cool-down doubling: the line works, it is full).
+            i.breaker = Breaker::Open {
+                until: Instant::now() + COOLDOWN_MIN,
+            };
+            i.recent_throttles.clear();
+            tracing::warn!("throttling storm: channel out of rotation for a cool-down");
+        }
     }
 
     /// A final receipt: delivered or not, `latency_ms` after the message was sent.
@@ -467,6 +494,15 @@ mod tests {
         assert_eq!(h.pace(t), Duration::from_millis(40));
         for _ in 0..100 {
             h.submit_ok(Duration::from_millis(1), t, 0);
+        }
+        // A storm (most recent answers throttled) takes the line out briefly.
+        for _ in 0..BREAKER_SAMPLES {
+            h.throttled(8, 0);
+        }
+        assert!(!h.allows(Instant::now()));
+        assert!(h.allows(Instant::now() + COOLDOWN_MIN));
+        for _ in 0..200 {
+            h.submit_ok(Duration::from_millis(1), Instant::now() + COOLDOWN_MIN, 0);
         }
         assert_eq!(h.rate(), 100.0);
         assert!(h.capacity(10, t) >= 5);

@@ -23,7 +23,7 @@ use crate::state::{ErrorInfo, Message, Op, PartStatus, Status};
 pub const MAX_TEMPORARY_REJECTIONS: u32 = 5;
 /// Throttled answers for one part (a throttling storm) before the message fails over to
 /// the next channel of its route. Throttling never fails a message.
-const MAX_THROTTLE_RETRIES: u32 = 20;
+const MAX_THROTTLE_RETRIES: u32 = 8;
 /// How long a part may wait for its bind actor to answer.
 const SUBMIT_CALL_TIMEOUT: Duration = Duration::from_secs(30);
 
