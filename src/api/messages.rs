@@ -104,8 +104,17 @@ fn check_node_queue(st: &AppState) -> Result<(), ApiError> {
 
 /// The operator per the HLR / number-portability hook, when one is configured.
 async fn hlr_operator(st: &AppState, req: &SendRequest) -> Option<String> {
-    let settings = st.consensus.store().config().routing.clone();
-    settings.hlr_url.as_ref()?;
+    // Only the hook's fields (the settings also hold the number-range and price CSVs).
+    let settings = {
+        let cfg = st.consensus.store().config();
+        cfg.routing.hlr_url.as_ref()?;
+        crate::state::RoutingSettings {
+            hlr_url: cfg.routing.hlr_url.clone(),
+            hlr_timeout_ms: cfg.routing.hlr_timeout_ms,
+            hlr_cache_seconds: cfg.routing.hlr_cache_seconds,
+            ..Default::default()
+        }
+    };
     let to = intake::normalize_number(&req.to).ok()?;
     st.routing.hlr_operator(&settings, &to).await
 }

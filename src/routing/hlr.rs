@@ -13,20 +13,22 @@ use std::time::{Duration, Instant};
 /// Cached answers at most (the cache is cleared when full: it only saves round trips).
 const CACHE_MAX: usize = 100_000;
 
+/// (endpoint, msisdn).
+type CacheKey = (String, String);
+
 /// HLR client with its cache.
 pub struct Hlr {
-    client: reqwest::Client,
+    /// Built on first use (an engine without an HLR hook never builds one).
+    client: std::sync::OnceLock<reqwest::Client>,
     /// (endpoint, msisdn) → (fetched at, MCC+MNC or None = endpoint said unknown).
     /// Keyed by endpoint too, so switching providers never serves the old one's answers.
-    cache: Mutex<HashMap<(String, String), (Instant, Option<String>)>>,
+    cache: Mutex<HashMap<CacheKey, (Instant, Option<String>)>>,
 }
 
 impl Default for Hlr {
     fn default() -> Self {
         Hlr {
-            client: crate::http_client::builder()
-                .build()
-                .unwrap_or_else(|_| reqwest::Client::new()),
+            client: std::sync::OnceLock::new(),
             cache: Mutex::new(HashMap::new()),
         }
     }
@@ -68,7 +70,12 @@ impl Hlr {
         }
         let sep = if url.contains('?') { '&' } else { '?' };
         let full = format!("{url}{sep}msisdn={}", msisdn.replace('+', "%2B"));
-        let req = self.client.get(full).send();
+        let client = self.client.get_or_init(|| {
+            crate::http_client::builder()
+                .build()
+                .unwrap_or_else(|_| reqwest::Client::new())
+        });
+        let req = client.get(full).send();
         let answer = match tokio::time::timeout(timeout, req).await {
             Ok(Ok(r)) if r.status().is_success() => match r.json::<serde_json::Value>().await {
                 Ok(v) => Ok(parse_answer(&v)),
