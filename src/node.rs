@@ -220,11 +220,35 @@ impl Actor for NodeSupervisor {
     }
 }
 
-/// Counts status changes for `smsgw_messages_total{status}`.
-async fn count_statuses(mut rx: tokio::sync::mpsc::UnboundedReceiver<Notice>) {
+/// Counts status changes for `smsgw_messages_total{status}`, and feeds applied outcomes
+/// to the routing engine (success windows, A/B) and to channel health (receipts).
+async fn count_statuses(
+    mut rx: tokio::sync::mpsc::UnboundedReceiver<Notice>,
+    consensus: Arc<Consensus>,
+    registry: Arc<ChannelRegistry>,
+    routing: Arc<crate::routing::RoutingEngine>,
+) {
     while let Some(n) = rx.recv().await {
-        if let Notice::Status { status } = n {
-            metrics::counter!("smsgw_messages_total", "status" => status.as_str()).increment(1);
+        match n {
+            Notice::Status { status } => {
+                metrics::counter!("smsgw_messages_total", "status" => status.as_str()).increment(1);
+            }
+            Notice::Feedback(fb) => {
+                routing.learn(&consensus.store().config(), &fb);
+                if let (
+                    crate::state::FeedbackKind::PartFinal {
+                        delivered,
+                        latency_ms,
+                    },
+                    Some(ch),
+                ) = (fb.kind, &fb.channel)
+                    && let Some(rt) = registry.find(ch)
+                {
+                    rt.health
+                        .receipt(delivered, latency_ms, crate::clock::now_ms());
+                }
+            }
+            _ => {}
         }
     }
 }
@@ -299,7 +323,18 @@ impl Node {
             status: status_tx,
             cluster: cluster_tx,
         });
-        tokio::spawn(count_statuses(status_rx));
+        let registry = Arc::new(ChannelRegistry::default());
+        let routing = Arc::new(crate::routing::RoutingEngine::default());
+        tokio::spawn(count_statuses(
+            status_rx,
+            consensus.clone(),
+            registry.clone(),
+            routing.clone(),
+        ));
+        tokio::spawn(crate::channels::sla::run(
+            consensus.clone(),
+            registry.clone(),
+        ));
 
         let state = AppState {
             consensus: consensus.clone(),
@@ -312,6 +347,7 @@ impl Node {
             tenant_queue_limit: cfg.tenant_queue_limit,
             metrics,
             history: Arc::default(),
+            routing,
         };
         let sampler = crate::dashboard::history::spawn_sampler(state.clone());
         let app = api::router(state, cfg.max_body_bytes);

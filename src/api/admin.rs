@@ -337,6 +337,63 @@ struct ChannelBody {
     cost: Option<BTreeMap<String, f64>>,
     #[serde(default)]
     options: Option<serde_json::Map<String, Value>>,
+    #[serde(default)]
+    sla: Option<SlaBody>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SlaBody {
+    #[serde(default)]
+    window: Option<String>,
+    #[serde(default)]
+    min_availability: Option<f64>,
+    #[serde(default)]
+    min_success_rate: Option<f64>,
+    #[serde(default)]
+    max_submit_latency_ms_p99: Option<f64>,
+    alert_url: String,
+    alert_secret: String,
+}
+
+fn sla_from_body(b: SlaBody) -> Result<crate::state::SlaPolicy, ApiError> {
+    let window = b.window.unwrap_or_else(|| "5m".into());
+    if !["5m", "1h", "24h"].contains(&window.as_str()) {
+        return Err(ApiError::invalid("sla.window", "one of 5m, 1h, 24h"));
+    }
+    for (f, v) in [
+        ("sla.min_availability", b.min_availability),
+        ("sla.min_success_rate", b.min_success_rate),
+    ] {
+        if v.is_some_and(|v| !(0.0..=1.0).contains(&v)) {
+            return Err(ApiError::invalid(f, "a share 0..1"));
+        }
+    }
+    if b.max_submit_latency_ms_p99
+        .is_some_and(|v| !v.is_finite() || v <= 0.0)
+    {
+        return Err(ApiError::invalid(
+            "sla.max_submit_latency_ms_p99",
+            "milliseconds > 0",
+        ));
+    }
+    if !(b.alert_url.starts_with("http://") || b.alert_url.starts_with("https://")) {
+        return Err(ApiError::invalid("sla.alert_url", "an http(s) URL"));
+    }
+    if b.alert_secret.len() < 8 {
+        return Err(ApiError::invalid(
+            "sla.alert_secret",
+            "at least 8 characters (HMAC key of the alert signature)",
+        ));
+    }
+    Ok(crate::state::SlaPolicy {
+        window,
+        min_availability: b.min_availability,
+        min_success_rate: b.min_success_rate,
+        max_submit_latency_ms_p99: b.max_submit_latency_ms_p99,
+        alert_url: b.alert_url,
+        alert_secret: b.alert_secret,
+    })
 }
 
 fn channel_from_body(b: ChannelBody) -> Result<Channel, ApiError> {
@@ -470,6 +527,7 @@ fn channel_from_body(b: ChannelBody) -> Result<Channel, ApiError> {
         options_json: Value::Object(options).to_string(),
         drained: false,
         created_at: now_ms(),
+        sla: b.sla.map(sla_from_body).transpose()?,
     })
 }
 
@@ -507,12 +565,21 @@ pub fn local_channel_stats(registry: &crate::channels::ChannelRegistry, id: &str
         None => (0, 0, 0, 0, 0, (0.0, 0.0)),
     };
     let finals = delivered + undelivered;
+    let health = rt
+        .as_ref()
+        .map(|r| super::routing_admin::health_view(r))
+        .unwrap_or(Value::Null);
+    let sla_windows = rt
+        .as_ref()
+        .map(|r| super::routing_admin::sla_view(r))
+        .unwrap_or(Value::Null);
     json!({
         "queue_depth": depth,
+        "health": health,
         "stats": {"sent": sent, "failed": failed, "delivered": delivered,
                   "success_rate": if finals == 0 { Value::Null } else { json!(delivered as f64 / finals as f64) },
                   "submit_latency_ms_p50": p50, "submit_latency_ms_p99": p99, "throttled": throttled.unwrap_or(0),
-                  "in_flight": in_flight, "window_capacity": window_capacity},
+                  "in_flight": in_flight, "window_capacity": window_capacity, "sla": sla_windows},
     })
 }
 
@@ -552,12 +619,16 @@ fn channel_view(st: &AppState, c: &Channel, live: Option<Value>) -> Value {
     let live = live.unwrap_or_else(|| local_channel_stats(&st.registry, &c.id));
     let options: Value = serde_json::from_str(&c.options_json).unwrap_or(json!({}));
     let options = crate::protocols::http_upstream::options::redacted(options);
+    let sla_policy = c.sla.as_ref().map(|p| {
+        json!({"window": p.window, "min_availability": p.min_availability, "min_success_rate": p.min_success_rate,
+               "max_submit_latency_ms_p99": p.max_submit_latency_ms_p99, "alert_url": p.alert_url})
+    });
     json!({
         "id": c.id, "protocol": c.protocol, "host": c.host, "port": c.port, "system_id": c.system_id,
         "system_type": c.system_type, "bind": c.bind, "binds_configured": c.binds, "tps": c.tps, "window": c.window,
         "enquire_link_seconds": c.enquire_link_seconds, "cost": c.cost, "options": options, "drained": c.drained,
         "state": state, "owner": owner, "binds": binds, "queue_depth": live["queue_depth"],
-        "stats": live["stats"],
+        "stats": live["stats"], "health": live["health"], "sla": sla_policy,
     })
 }
 
@@ -684,6 +755,27 @@ struct MatchBody {
     tenant: Option<String>,
     #[serde(default)]
     category: Option<Category>,
+    #[serde(default)]
+    operator: Option<String>,
+    #[serde(default)]
+    sender_type: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AbBody {
+    split_percent: u32,
+    variant_b: VariantBody,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct VariantBody {
+    #[serde(default)]
+    strategy: Option<String>,
+    channels: Vec<RouteChannelBody>,
+    #[serde(default)]
+    min_success_rate: Option<f64>,
 }
 
 #[derive(Deserialize)]
@@ -705,16 +797,81 @@ struct RouteBody {
     #[serde(default)]
     strategy: Option<String>,
     channels: Vec<RouteChannelBody>,
+    #[serde(default)]
+    min_success_rate: Option<f64>,
+    #[serde(default)]
+    ab: Option<AbBody>,
+}
+
+fn route_channels_view(c: &[RouteChannel]) -> Vec<Value> {
+    c.iter()
+        .map(|c| json!({"id": c.id, "weight": c.weight, "priority": c.priority}))
+        .collect()
 }
 
 fn route_view(r: &Route) -> Value {
     json!({
         "id": r.id,
-        "match": {"prefix": r.prefixes, "country": r.country, "tenant": r.tenant, "category": r.category},
+        "match": {"prefix": r.prefixes, "country": r.country, "tenant": r.tenant, "category": r.category,
+                  "operator": r.operator, "sender_type": r.sender_type},
         "strategy": r.strategy,
-        "channels": r.channels.iter().map(|c| json!({"id": c.id, "weight": c.weight, "priority": c.priority})).collect::<Vec<_>>(),
+        "min_success_rate": r.min_success_rate,
+        "channels": route_channels_view(&r.channels),
+        "ab": r.ab.as_ref().map(|ab| json!({"split_percent": ab.split_percent, "variant_b": {
+            "strategy": ab.strategy, "channels": route_channels_view(&ab.channels), "min_success_rate": ab.min_success_rate}})),
         "created_at": rfc3339(r.created_at),
     })
+}
+
+/// Checks a strategy name and its `min_success_rate` (only with `least_cost`).
+fn check_strategy(field: &str, strategy: &str, min: Option<f64>) -> Result<(), ApiError> {
+    if crate::routing::Strategy::parse(strategy).is_none() {
+        return Err(ApiError::invalid(
+            field,
+            format!("{strategy:?}: one of priority, weighted, least_cost, success_rate"),
+        ));
+    }
+    if let Some(m) = min {
+        if !(0.0..=1.0).contains(&m) {
+            return Err(ApiError::invalid(
+                "min_success_rate",
+                "a share 0..1, e.g. 0.95",
+            ));
+        }
+        if strategy != "least_cost" {
+            return Err(ApiError::invalid(
+                "min_success_rate",
+                "only with strategy least_cost (cheapest channel at or above it)",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Checks a route's (or variant's) channel list against the known channels.
+fn route_channels(
+    field: &str,
+    body: Vec<RouteChannelBody>,
+    known: &[String],
+) -> Result<Vec<RouteChannel>, ApiError> {
+    if body.is_empty() {
+        return Err(ApiError::invalid(field, "at least one channel"));
+    }
+    let mut channels = Vec::new();
+    for (i, c) in body.into_iter().enumerate() {
+        if !known.contains(&c.id) {
+            return Err(ApiError::invalid(
+                &format!("{field}[{i}].id"),
+                format!("unknown channel {:?}", c.id),
+            ));
+        }
+        channels.push(RouteChannel {
+            id: c.id,
+            weight: c.weight.unwrap_or(1),
+            priority: c.priority.unwrap_or(i as u32),
+        });
+    }
+    Ok(channels)
 }
 
 /// `POST /admin/v1/routes`
@@ -727,15 +884,7 @@ pub async fn create_route(
     let b: RouteBody = parse_json(&body)?;
     check_id("id", &b.id)?;
     let strategy = b.strategy.unwrap_or_else(|| "priority".into());
-    if strategy != "priority" {
-        return Err(ApiError::invalid(
-            "strategy",
-            format!("{strategy:?} is not available in this build yet; use priority"),
-        ));
-    }
-    if b.channels.is_empty() {
-        return Err(ApiError::invalid("channels", "at least one channel"));
-    }
+    check_strategy("strategy", &strategy, b.min_success_rate)?;
     let known = st
         .consensus
         .store()
@@ -744,21 +893,44 @@ pub async fn create_route(
         .keys()
         .cloned()
         .collect::<Vec<_>>();
-    let mut channels = Vec::new();
-    for (i, c) in b.channels.into_iter().enumerate() {
-        if !known.contains(&c.id) {
-            return Err(ApiError::invalid(
-                &format!("channels[{i}].id"),
-                format!("unknown channel {:?}", c.id),
-            ));
+    let channels = route_channels("channels", b.channels, &known)?;
+    let ab = match b.ab {
+        None => None,
+        Some(ab) => {
+            if ab.split_percent > 100 {
+                return Err(ApiError::invalid("ab.split_percent", "0 to 100"));
+            }
+            let strategy = ab.variant_b.strategy.unwrap_or_else(|| "priority".into());
+            check_strategy(
+                "ab.variant_b.strategy",
+                &strategy,
+                ab.variant_b.min_success_rate,
+            )?;
+            Some(crate::state::AbSplit {
+                split_percent: ab.split_percent,
+                strategy,
+                channels: route_channels("ab.variant_b.channels", ab.variant_b.channels, &known)?,
+                min_success_rate: ab.variant_b.min_success_rate,
+            })
         }
-        channels.push(RouteChannel {
-            id: c.id,
-            weight: c.weight.unwrap_or(1),
-            priority: c.priority.unwrap_or(i as u32),
-        });
-    }
+    };
     let m = b.matcher.unwrap_or_default();
+    if let Some(op) = &m.operator
+        && !((5..=6).contains(&op.len()) && op.bytes().all(|b| b.is_ascii_digit()))
+    {
+        return Err(ApiError::invalid(
+            "match.operator",
+            "MCC+MNC digits like \"26201\"",
+        ));
+    }
+    if let Some(t) = &m.sender_type
+        && !["alphanumeric", "short_code", "long_code"].contains(&t.as_str())
+    {
+        return Err(ApiError::invalid(
+            "match.sender_type",
+            "one of alphanumeric, short_code, long_code",
+        ));
+    }
     let prefixes = m.prefix.unwrap_or_default();
     for (i, p) in prefixes.iter().enumerate() {
         if !p.starts_with('+') || p.len() < 2 || !p[1..].bytes().all(|b| b.is_ascii_digit()) {
@@ -788,6 +960,10 @@ pub async fn create_route(
         strategy,
         channels,
         created_at: now_ms(),
+        operator: m.operator,
+        sender_type: m.sender_type,
+        min_success_rate: b.min_success_rate,
+        ab,
     };
     write(&st, Op::PutRoute(Box::new(r.clone()))).await?;
     Ok((StatusCode::CREATED, Json(route_view(&r))).into_response())

@@ -102,21 +102,73 @@ fn check_node_queue(st: &AppState) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// The operator per the HLR / number-portability hook, when one is configured.
+async fn hlr_operator(st: &AppState, req: &SendRequest) -> Option<String> {
+    // Only the hook's fields (the settings also hold the number-range and price CSVs).
+    let settings = {
+        let cfg = st.consensus.store().config();
+        cfg.routing.hlr_url.as_ref()?;
+        crate::state::RoutingSettings {
+            hlr_url: cfg.routing.hlr_url.clone(),
+            hlr_timeout_ms: cfg.routing.hlr_timeout_ms,
+            hlr_cache_seconds: cfg.routing.hlr_cache_seconds,
+            ..Default::default()
+        }
+    };
+    let to = intake::normalize_number(&req.to).ok()?;
+    st.routing.hlr_operator(&settings, &to).await
+}
+
 fn prepare(
     st: &AppState,
     tenant: &Tenant,
     req: &SendRequest,
     now: i64,
+    operator: Option<String>,
 ) -> Result<intake::Intake, ApiError> {
     let cfg = st.consensus.store().config();
-    intake::build(
+    let mut built = intake::build_routed(
         req,
         tenant,
         &cfg,
         ulid::Ulid::new().to_string(),
         now,
         next_concat_ref(),
-    )
+        &st.routing,
+        operator,
+    )?;
+    rank_candidates(st, &cfg, &mut built.message);
+    Ok(built)
+}
+
+/// Orders the message's candidate channels by its route's strategy, once, at accept
+/// time: the order is stored in the row, so every node agrees on the channel the message
+/// waits on (`state::store::waiting_channel`) and on the next one after a failover.
+/// Health comes from this node's live figures for channels it runs, and from the
+/// replicated bind states for the others.
+fn rank_candidates(st: &AppState, cfg: &crate::state::ConfigView, m: &mut Message) {
+    if m.route.len() <= 1 {
+        return;
+    }
+    let now = std::time::Instant::now();
+    let now_ms = crate::clock::now_ms();
+    let registry = &st.registry;
+    m.route = st.routing.order(
+        cfg,
+        m.route_id.as_deref(),
+        m.ab_variant,
+        &m.route,
+        &m.to,
+        m.operator.as_deref(),
+        &m.avoid,
+        |ch| match registry.find(ch) {
+            Some(rt) if rt.is_up() => (rt.health.score(now, now_ms), rt.health.allows(now)),
+            _ => (
+                if cfg.channel_usable(ch) { 0.8 } else { 0.0 },
+                cfg.channel_usable(ch),
+            ),
+        },
+    );
 }
 
 async fn rate_limit(st: &AppState, tenant: &Tenant, n: u32) -> Result<(), ApiError> {
@@ -189,7 +241,8 @@ pub async fn send(
         let (status, v) = replay(&st, &id)?;
         return Ok((status, Json(v)).into_response());
     }
-    let mut intake = prepare(&st, &tenant, &req, now)?;
+    let operator = hlr_operator(&st, &req).await;
+    let mut intake = prepare(&st, &tenant, &req, now, operator)?;
     check_node_queue(&st)?;
     intake.message.idempotency_key = key;
     intake.message.body_hash = body_hash;
@@ -246,7 +299,11 @@ pub async fn batch(
                 .map_err(|e| ApiError::invalid("messages", e.to_string()))
                 .and_then(|b| parse_json(&b)),
         };
-        match parsed.and_then(|r| prepare(&st, &tenant, &r, now)) {
+        let operator = match &parsed {
+            Ok(r) => hlr_operator(&st, r).await,
+            Err(_) => None,
+        };
+        match parsed.and_then(|r| prepare(&st, &tenant, &r, now, operator)) {
             Ok(intake) => {
                 ops.push(Op::Accept(Box::new(intake.message.clone())));
                 pending.push((i, intake.message));
@@ -278,7 +335,8 @@ pub async fn preview(
 ) -> Result<Response, ApiError> {
     let tenant = tenant_of_fresh(&st, &headers).await?;
     let req: SendRequest = parse_json(&body)?;
-    let intake = prepare(&st, &tenant, &req, crate::clock::now_ms())?;
+    let operator = hlr_operator(&st, &req).await;
+    let intake = prepare(&st, &tenant, &req, crate::clock::now_ms(), operator)?;
     let cfg = st.consensus.store().config();
     let route = intake
         .route

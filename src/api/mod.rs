@@ -8,6 +8,7 @@ pub mod error;
 pub mod messages;
 pub mod openapi;
 pub mod receipts;
+pub mod routing_admin;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -41,6 +42,8 @@ pub struct AppState {
     pub metrics: PrometheusHandle,
     /// The dashboard's 15-minute ring buffer of figures (filled by its sampler).
     pub history: Arc<crate::dashboard::history::History>,
+    /// Route index, operator table, HLR hook and live routing feedback of this node.
+    pub routing: Arc<crate::routing::RoutingEngine>,
 }
 
 fn bearer(headers: &HeaderMap) -> Option<&str> {
@@ -235,6 +238,19 @@ pub fn router(state: AppState, max_body: usize) -> Router {
         )
         .route("/dashboard", get(crate::dashboard::page))
         .route("/dashboard/{asset}", get(crate::dashboard::asset))
+        .route("/admin/v1/routes/{id}/ab", get(routing_admin::ab_report))
+        .route(
+            "/admin/v1/routing/number-ranges",
+            get(routing_admin::get_number_ranges).put(routing_admin::put_number_ranges),
+        )
+        .route(
+            "/admin/v1/routing/price-list",
+            axum::routing::put(routing_admin::put_price_list),
+        )
+        .route(
+            "/admin/v1/routing/settings",
+            get(routing_admin::get_settings).patch(routing_admin::patch_settings),
+        )
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_text))

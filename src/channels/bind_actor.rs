@@ -285,6 +285,23 @@ impl Actor for BindActor {
                             watcher.closed().await;
                             let _ = me.send_message(BindMsg::Disconnected(generation));
                         });
+                        // Keepalive round trips feed the channel's health score.
+                        let (probe, registry, ch, every) = (
+                            session.clone(),
+                            state.args.registry.clone(),
+                            channel.id.clone(),
+                            session_config(channel).enquire_link_interval,
+                        );
+                        tokio::spawn(async move {
+                            while !probe.is_closed() {
+                                tokio::time::sleep(every).await;
+                                if let (Some(rtt), Some(rt)) =
+                                    (probe.last_enquire_link_rtt(), registry.find(&ch))
+                                {
+                                    rt.health.rtt(rtt);
+                                }
+                            }
+                        });
                         tokio::spawn(inbound_loop(
                             channel.id.clone(),
                             state.args.consensus.clone(),

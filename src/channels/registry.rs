@@ -42,6 +42,9 @@ pub struct ChannelRuntime {
     pub throttled: AtomicU64,
     /// Recent submit latencies (µs), for p50/p99.
     latencies: Mutex<VecDeque<u64>>,
+    /// Health score, circuit breaker, AIMD rate/window and SLA windows (kept across
+    /// reconnects, shared by all binds).
+    pub health: super::health::ChannelHealth,
 }
 
 fn limiter(tps: u32) -> Arc<DefaultDirectRateLimiter> {
@@ -68,6 +71,7 @@ impl ChannelRuntime {
             throttled: AtomicU64::new(0),
             in_flight: AtomicU64::new(0),
             latencies: Mutex::new(VecDeque::with_capacity(1024)),
+            health: super::health::ChannelHealth::new(tps),
         }
     }
 
@@ -121,6 +125,11 @@ impl ChannelRuntime {
             .1
             .clone();
         lim.until_ready().await;
+        // Below the TPS after throttling: the AIMD pacer spaces sends further.
+        let pace = self.health.pace(Instant::now());
+        if !pace.is_zero() {
+            tokio::time::sleep(pace).await;
+        }
     }
 
     /// The SMSC said 0x58/0x14: back off (doubling, 50 ms .. 5 s).
@@ -135,12 +144,16 @@ impl ChannelRuntime {
             Some(Instant::now() + Duration::from_millis(next));
         self.throttled.fetch_add(1, Ordering::Relaxed);
         metrics::counter!("smsgw_channel_throttled_total").increment(1);
+        self.health
+            .throttled(self.capacity(), crate::clock::now_ms());
     }
 
     /// A submit went through: throttling back-off resets.
     pub fn submit_ok(&self, latency: Duration) {
         self.throttle_backoff_ms.store(0, Ordering::Relaxed);
         self.sent.fetch_add(1, Ordering::Relaxed);
+        self.health
+            .submit_ok(latency, Instant::now(), crate::clock::now_ms());
         let mut l = self.latencies.lock().unwrap_or_else(|e| e.into_inner());
         if l.len() >= 1024 {
             l.pop_front();
@@ -191,6 +204,16 @@ impl ChannelRegistry {
             .clone()
     }
 
+    /// Every channel runtime on this node.
+    pub fn all(&self) -> Vec<(String, Arc<ChannelRuntime>)> {
+        self.channels
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+
     /// The runtime of `channel` if it exists.
     pub fn find(&self, channel: &str) -> Option<Arc<ChannelRuntime>> {
         self.channels
@@ -206,6 +229,7 @@ impl ChannelRegistry {
         let mut l = rt.limiter.write().unwrap_or_else(|e| e.into_inner());
         if l.0 != tps {
             *l = (tps, limiter(tps));
+            rt.health.set_tps(tps);
         }
     }
 

@@ -302,6 +302,7 @@ mod tests {
             options_json: "{}".into(),
             drained: false,
             created_at: 0,
+            sla: None,
         }
     }
 

@@ -12,7 +12,7 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, SupervisionEvent};
 use tracing::warn;
@@ -117,7 +117,12 @@ impl DispatcherState {
             .get(ch)
             .map(|c| c.drained)
             .unwrap_or(true);
-        !drained && self.registry.find(ch).map(|r| r.is_up()).unwrap_or(false)
+        !drained
+            && self
+                .registry
+                .find(ch)
+                .map(|r| r.is_up() && r.health.allows(Instant::now()))
+                .unwrap_or(false)
     }
 
     fn node_id(&self) -> u64 {
@@ -358,7 +363,10 @@ impl DispatcherState {
                 continue;
             };
             let cap = if self.channel_ok(&ch) {
-                self.registry.find(&ch).map(|r| r.capacity()).unwrap_or(0)
+                self.registry
+                    .find(&ch)
+                    .map(|r| r.health.capacity(r.capacity(), Instant::now()))
+                    .unwrap_or(0)
             } else {
                 0
             };

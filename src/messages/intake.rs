@@ -158,7 +158,8 @@ pub fn body_hash(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
-/// Validates a request for `tenant` and builds the row to accept (not yet stored).
+/// Validates a request for `tenant` and builds the row to accept (not yet stored),
+/// routing with a fresh engine (no HLR answer). See [`build_routed`].
 pub fn build(
     req: &SendRequest,
     tenant: &Tenant,
@@ -166,6 +167,25 @@ pub fn build(
     id: String,
     now: i64,
     concat_ref: u8,
+) -> Result<Intake, ApiError> {
+    let engine = routing::RoutingEngine::default();
+    build_routed(req, tenant, cfg, id, now, concat_ref, &engine, None)
+}
+
+/// Validates a request and builds the row to accept: the accept-time routing decision
+/// (route, A/B variant, candidate channels, operator) is made here and stored in the
+/// row, so applying the `Accept` op never recomputes it. `operator` is the HLR answer,
+/// if any; otherwise the number-range table decides.
+#[allow(clippy::too_many_arguments)]
+pub fn build_routed(
+    req: &SendRequest,
+    tenant: &Tenant,
+    cfg: &ConfigView,
+    id: String,
+    now: i64,
+    concat_ref: u8,
+    engine: &routing::RoutingEngine,
+    operator: Option<String>,
 ) -> Result<Intake, ApiError> {
     let to = normalize_number(&req.to)?;
     let from = match &req.from {
@@ -240,12 +260,18 @@ pub fn build(
     }
     let category = req.category.unwrap_or_default();
     let country = country_of(&to);
-    let route = routing::choose(
-        cfg.routes.values(),
-        &to,
-        country.as_deref(),
-        &tenant.id,
-        category,
+    let operator = operator.or_else(|| engine.operator_of(cfg, &to));
+    let route = engine.route(
+        cfg,
+        &routing::MatchInput {
+            to: &to,
+            country: country.as_deref(),
+            operator: operator.as_deref(),
+            tenant: &tenant.id,
+            category,
+            sender_type: routing::matcher::sender_type(&from),
+        },
+        &id,
     );
     let status = if send_at.is_some() {
         Status::Scheduled
@@ -290,6 +316,10 @@ pub fn build(
         concat_ref,
         idempotency_key: None,
         body_hash: None,
+        route_id: route.as_ref().map(|r| r.route_id.clone()),
+        ab_variant: route.as_ref().and_then(|r| r.variant),
+        avoid: Vec::new(),
+        operator,
     };
     Ok(Intake {
         message,

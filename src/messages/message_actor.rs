@@ -22,8 +22,9 @@ use crate::state::{ErrorInfo, Message, Op, PartStatus, Status};
 
 /// SMSC rejections with a temporary error before the message fails.
 pub const MAX_TEMPORARY_REJECTIONS: u32 = 5;
-/// Throttled answers for one part before the message is requeued.
-const MAX_THROTTLE_RETRIES: u32 = 50;
+/// Throttled answers for one part (a throttling storm) before the message fails over to
+/// the next channel of its route. Throttling never fails a message.
+const MAX_THROTTLE_RETRIES: u32 = 8;
 /// How long a part may wait for its bind actor to answer.
 const SUBMIT_CALL_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -144,6 +145,36 @@ async fn requeue(
     Ok(WorkEnd::Requeued)
 }
 
+/// Moves the message to the next channel of its route (failover after submit), recorded
+/// in its events. Bounded: once it has left every candidate, it is requeued in strategy
+/// order instead (it waits; only validity or a permanent error ends it).
+async fn failover(
+    lease: &Lease,
+    c: &Consensus,
+    m: &Message,
+    from: &str,
+    reason: String,
+    pinned: bool,
+) -> Result<WorkEnd, ActorProcessingErr> {
+    // Parts already acknowledged on `from` keep the rest of the message there.
+    if pinned || m.route.len() <= 1 || m.avoid.len() >= m.route.len() {
+        return requeue(lease, c, &m.id, format!("{reason} on {from}")).await;
+    }
+    if !lease.valid() {
+        return Ok(WorkEnd::LeaseLost);
+    }
+    metrics::counter!("smsgw_failovers_total", "channel" => from.to_string()).increment(1);
+    c.propose(Op::Failover {
+        id: m.id.clone(),
+        from: from.to_string(),
+        reason,
+        at: crate::clock::now_ms(),
+    })
+    .await
+    .map_err(|e| ActorProcessingErr::from(e.to_string()))?;
+    Ok(WorkEnd::Requeued)
+}
+
 async fn fail(c: &Consensus, id: &str, error: ErrorInfo) -> Result<WorkEnd, ActorProcessingErr> {
     c.propose(Op::Fail {
         id: id.to_string(),
@@ -185,11 +216,14 @@ async fn work(st: &MessageArgs) -> Result<WorkEnd, ActorProcessingErr> {
         Err(e) => return fail(c, &m.id, err("rejected_by_carrier", e.to_string(), None)).await,
     };
     let Some(rt) = st.registry.find(&st.channel) else {
-        return requeue(
+        let pinned = m.part_states.iter().any(|p| p.smsc_message_id.is_some());
+        return failover(
             &st.lease,
             c,
-            &m.id,
-            format!("channel {} not running here", st.channel),
+            &m,
+            &st.channel,
+            "channel not running here".into(),
+            pinned,
         )
         .await;
     };
@@ -201,6 +235,8 @@ async fn work(st: &MessageArgs) -> Result<WorkEnd, ActorProcessingErr> {
         if already == Some(true) {
             continue; // a part with a positive response is never sent again
         }
+        // Once any part is acknowledged on this channel, the others must follow it.
+        let pinned = i > 0 || m.part_states.iter().any(|p| p.smsc_message_id.is_some());
         let mut throttles = 0;
         loop {
             rt.acquire_send_slot().await;
@@ -209,11 +245,13 @@ async fn work(st: &MessageArgs) -> Result<WorkEnd, ActorProcessingErr> {
                 return Ok(WorkEnd::LeaseLost);
             }
             let Some(bind) = rt.pick_bind() else {
-                return requeue(
+                return failover(
                     &st.lease,
                     c,
-                    &m.id,
-                    format!("channel {} has no bound session", st.channel),
+                    &m,
+                    &st.channel,
+                    "no bound session".into(),
+                    pinned,
                 )
                 .await;
             };
@@ -262,12 +300,16 @@ async fn work(st: &MessageArgs) -> Result<WorkEnd, ActorProcessingErr> {
                     // The submit may or may not have reached the SMSC: send again (counted).
                     metrics::counter!("smsgw_resubmits_total", "channel" => st.channel.clone())
                         .increment(1);
-                    warn!(message_id = %m.id, channel = %st.channel, part = i, error = %e, "submit outcome unknown; requeued");
-                    return requeue(
+                    warn!(message_id = %m.id, channel = %st.channel, part = i, error = %e, "submit outcome unknown; failing over");
+                    rt.health
+                        .submit_error(Instant::now(), crate::clock::now_ms());
+                    return failover(
                         &st.lease,
                         c,
-                        &m.id,
-                        format!("no response from {}: {e}", st.channel),
+                        &m,
+                        &st.channel,
+                        format!("no response: {e}"),
+                        pinned,
                     )
                     .await;
                 }
@@ -282,30 +324,38 @@ async fn work(st: &MessageArgs) -> Result<WorkEnd, ActorProcessingErr> {
                     rt.throttled();
                     throttles += 1;
                     if throttles >= MAX_THROTTLE_RETRIES {
-                        return requeue(
+                        return failover(
                             &st.lease,
                             c,
-                            &m.id,
-                            format!("throttled {throttles} times on {}", st.channel),
+                            &m,
+                            &st.channel,
+                            format!("throttling storm ({throttles} throttled answers)"),
+                            pinned,
                         )
                         .await;
                     }
                 }
                 SubmitErrorClass::Temporary => {
+                    rt.health
+                        .submit_error(Instant::now(), crate::clock::now_ms());
                     if m.attempts + 1 >= MAX_TEMPORARY_REJECTIONS {
                         rt.failed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         let e = err(&code, "temporary errors on every attempt", Some(smsc));
                         return fail(c, &m.id, e).await;
                     }
-                    return requeue(
+                    return failover(
                         &st.lease,
                         c,
-                        &m.id,
-                        format!("temporary error {smsc} on {}", st.channel),
+                        &m,
+                        &st.channel,
+                        format!("temporary error {smsc}"),
+                        pinned,
                     )
                     .await;
                 }
                 SubmitErrorClass::Permanent => {
+                    rt.health
+                        .submit_error(Instant::now(), crate::clock::now_ms());
                     rt.failed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     return fail(c, &m.id, err(&code, detail, Some(smsc))).await;
                 }

@@ -98,6 +98,9 @@ pub struct SmscSimArgs {
     /// Share answered with a permanent error 0x45 (ESME_RSUBMITFAIL), 0.0..=1.0.
     #[arg(long, default_value_t = 0.0)]
     pub error_rate: f64,
+    /// Share answered with a temporary error 0x08 (ESME_RSYSERR), 0.0..=1.0.
+    #[arg(long, default_value_t = 0.0)]
+    pub temp_error_rate: f64,
     /// Drop each connection after N submit_sm (without answering the Nth).
     #[arg(long)]
     pub drop_after: Option<u64>,
@@ -134,6 +137,7 @@ impl Default for SmscSimArgs {
             dlr_mix: "delivered=100".into(),
             throttle_rate: 0.0,
             error_rate: 0.0,
+            temp_error_rate: 0.0,
             drop_after: None,
             receipts_before_responses: false,
             id_format: IdFormat::Hex,
@@ -200,6 +204,53 @@ fn inc(a: &AtomicU64) {
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The simulator's quality, adjustable while it runs (tests of routing that must
+/// see a line get worse or recover).
+#[derive(Debug, Clone)]
+struct Knobs {
+    dlr_mix: Option<DlrMix>,
+    dlr_mix_text: String,
+    throttle_rate: f64,
+    error_rate: f64,
+    temp_error_rate: f64,
+}
+
+/// Body of `POST /control`: any subset of the quality flags.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KnobsBody {
+    dlr_mix: Option<String>,
+    throttle_rate: Option<f64>,
+    error_rate: Option<f64>,
+    temp_error_rate: Option<f64>,
+}
+
+impl Knobs {
+    fn apply(&mut self, b: KnobsBody) -> Result<(), String> {
+        let rate = |v: Option<f64>, cur: f64| match v {
+            Some(r) if !(0.0..=1.0).contains(&r) => Err("rates are within 0.0..=1.0".to_string()),
+            Some(r) => Ok(r),
+            None => Ok(cur),
+        };
+        let throttle_rate = rate(b.throttle_rate, self.throttle_rate)?;
+        let error_rate = rate(b.error_rate, self.error_rate)?;
+        let temp_error_rate = rate(b.temp_error_rate, self.temp_error_rate)?;
+        if let Some(m) = b.dlr_mix {
+            self.dlr_mix = DlrMix::parse(&m).map_err(|e| e.to_string())?;
+            self.dlr_mix_text = m;
+        }
+        self.throttle_rate = throttle_rate;
+        self.error_rate = error_rate;
+        self.temp_error_rate = temp_error_rate;
+        Ok(())
+    }
+
+    fn view(&self) -> serde_json::Value {
+        serde_json::json!({"dlr_mix": self.dlr_mix_text, "throttle_rate": self.throttle_rate,
+            "error_rate": self.error_rate, "temp_error_rate": self.temp_error_rate})
+    }
 }
 
 /// Receipt outcome weights.
@@ -403,9 +454,8 @@ struct Ctx {
     password: String,
     submit_latency: Duration,
     dlr_delay: Duration,
-    dlr_mix: Option<DlrMix>,
-    throttle_rate: f64,
-    error_rate: f64,
+    /// Quality knobs, changeable at run time through `POST /control`.
+    knobs: std::sync::RwLock<Knobs>,
     drop_after: Option<u64>,
     receipts_before_responses: bool,
     id_format: IdFormat,
@@ -478,8 +528,10 @@ impl SmscSim {
     /// `args.control` is set, HTTP `/stats`. `args.listen` is ignored.
     pub async fn start(listener: TcpListener, args: SmscSimArgs) -> anyhow::Result<SmscSim> {
         anyhow::ensure!(
-            (0.0..=1.0).contains(&args.throttle_rate) && (0.0..=1.0).contains(&args.error_rate),
-            "throttle_rate and error_rate must be within 0.0..=1.0"
+            (0.0..=1.0).contains(&args.throttle_rate)
+                && (0.0..=1.0).contains(&args.error_rate)
+                && (0.0..=1.0).contains(&args.temp_error_rate),
+            "throttle_rate, error_rate and temp_error_rate must be within 0.0..=1.0"
         );
         let dlr_mix = DlrMix::parse(&args.dlr_mix)?;
         let local_addr = listener.local_addr()?;
@@ -510,9 +562,13 @@ impl SmscSim {
             password: args.password.clone(),
             submit_latency: Duration::from_millis(args.submit_latency_ms),
             dlr_delay: Duration::from_millis(args.dlr_delay_ms),
-            dlr_mix,
-            throttle_rate: args.throttle_rate,
-            error_rate: args.error_rate,
+            knobs: std::sync::RwLock::new(Knobs {
+                dlr_mix,
+                dlr_mix_text: args.dlr_mix.clone(),
+                throttle_rate: args.throttle_rate,
+                error_rate: args.error_rate,
+                temp_error_rate: args.temp_error_rate,
+            }),
             drop_after: args.drop_after,
             receipts_before_responses: args.receipts_before_responses,
             id_format: args.id_format,
@@ -536,13 +592,22 @@ impl SmscSim {
                     .with_context(|| format!("binding control address {addr}"))?;
                 let control_addr = l.local_addr()?;
                 let c = ctx.clone();
-                let app = axum::Router::new().route(
-                    "/stats",
-                    axum::routing::get(move || {
-                        let c = c.clone();
-                        async move { axum::Json(c.stats.snapshot()) }
-                    }),
-                );
+                let k = ctx.clone();
+                let app = axum::Router::new()
+                    .route(
+                        "/stats",
+                        axum::routing::get(move || {
+                            let c = c.clone();
+                            async move { axum::Json(c.stats.snapshot()) }
+                        }),
+                    )
+                    .route(
+                        "/control",
+                        axum::routing::post(move |body: axum::body::Bytes| {
+                            let k = k.clone();
+                            async move { control(&k, &body) }
+                        }),
+                    );
                 let stop = ctx.shutdown_future();
                 tasks.push(tokio::spawn(async move {
                     if let Err(e) = axum::serve(l, app).with_graceful_shutdown(stop).await {
@@ -866,6 +931,25 @@ fn handle(ctx: &Arc<Ctx>, conn: &Arc<Conn>, st: &mut ConnState, cmd: Command) ->
     }
 }
 
+/// `POST /control`: changes the quality knobs; answers the knobs now in force.
+fn control(ctx: &Ctx, body: &[u8]) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let parsed: Result<KnobsBody, String> = if body.is_empty() {
+        Ok(KnobsBody::default())
+    } else {
+        serde_json::from_slice(body).map_err(|e| e.to_string())
+    };
+    let mut k = ctx.knobs.write().unwrap_or_else(|e| e.into_inner());
+    match parsed.and_then(|b| k.apply(b)) {
+        Ok(()) => axum::Json(k.view()).into_response(),
+        Err(e) => (
+            axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+            axum::Json(serde_json::json!({"error": e})),
+        )
+            .into_response(),
+    }
+}
+
 fn on_submit(
     ctx: &Arc<Ctx>,
     conn: &Arc<Conn>,
@@ -898,19 +982,23 @@ fn on_submit(
         return Flow::Continue;
     };
     let draw: f64 = st.rng.random();
-    let resp = if draw < ctx.throttle_rate {
+    let knobs = ctx.knobs.read().unwrap_or_else(|e| e.into_inner()).clone();
+    let resp = if draw < knobs.throttle_rate {
         inc(&ctx.stats.throttled);
         codec::submit_sm_resp(seq, status::ESME_RTHROTTLED, "")
-    } else if draw < ctx.throttle_rate + ctx.error_rate {
+    } else if draw < knobs.throttle_rate + knobs.error_rate {
         inc(&ctx.stats.errors);
         codec::submit_sm_resp(seq, status::ESME_RSUBMITFAIL, "")
+    } else if draw < knobs.throttle_rate + knobs.error_rate + knobs.temp_error_rate {
+        inc(&ctx.stats.errors);
+        codec::submit_sm_resp(seq, status::ESME_RSYSERR, "")
     } else {
         let n = ctx.next_id.fetch_add(1, Ordering::Relaxed);
         let message_id = ctx.id_format.format(n);
         inc(&ctx.stats.accepted);
         let fields = SubmitSmFields::from_pdu(sm);
         let registered = fields.registered_delivery & 0x03;
-        if let Some(mix) = &ctx.dlr_mix
+        if let Some(mix) = &knobs.dlr_mix
             && registered != 0
         {
             let state = mix.pick(&mut st.rng);

@@ -9,4 +9,7 @@ pub mod transitions;
 pub use model::*;
 pub use ops::*;
 pub use placement::{BindReport, ClaimRow, NodeRow, Placement};
-pub use store::{ConfigView, Notice, Notifier, ReadyInfo, StateStore, StoreError, WebhookJob};
+pub use store::{
+    ConfigView, Feedback, FeedbackKind, Notice, Notifier, ReadyInfo, StateStore, StoreError,
+    WebhookJob,
+};

@@ -82,6 +82,22 @@ pub struct Channel {
     pub options_json: String,
     pub drained: bool,
     pub created_at: i64,
+    /// SLA thresholds whose breach fires an alert webhook; None = no alerting.
+    pub sla: Option<SlaPolicy>,
+}
+
+/// A channel's SLA: thresholds over one window and where breach alerts go.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SlaPolicy {
+    /// "5m", "1h" or "24h".
+    pub window: String,
+    pub min_availability: Option<f64>,
+    pub min_success_rate: Option<f64>,
+    pub max_submit_latency_ms_p99: Option<f64>,
+    /// Receives `channel.sla_breached` / `channel.sla_recovered` POSTs.
+    pub alert_url: String,
+    /// HMAC key of the alerts' `Smsgw-Signature` header.
+    pub alert_secret: String,
 }
 
 /// A channel of a route, with its place in the failover order.
@@ -103,6 +119,39 @@ pub struct Route {
     pub strategy: String,
     pub channels: Vec<RouteChannel>,
     pub created_at: i64,
+    /// Operator (MCC+MNC, e.g. "26201") from the number-range table or the HLR hook.
+    pub operator: Option<String>,
+    /// Sender kind: alphanumeric, short_code, long_code.
+    pub sender_type: Option<String>,
+    /// `least_cost`: only channels whose live success rate is at least this (0..1).
+    pub min_success_rate: Option<f64>,
+    /// A/B test: this share of the route's traffic uses variant B.
+    pub ab: Option<AbSplit>,
+}
+
+/// Variant B of an A/B-tested route: its own strategy and channels.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct AbSplit {
+    /// Percent (0..=100) of the route's messages that take variant B.
+    pub split_percent: u32,
+    pub strategy: String,
+    pub channels: Vec<RouteChannel>,
+    pub min_success_rate: Option<f64>,
+}
+
+/// Cluster-wide routing settings (replicated so every node decides alike).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct RoutingSettings {
+    /// Number-range table (`prefix,country,mcc,mnc,operator`); None = the built-in one.
+    pub number_ranges_csv: Option<String>,
+    /// Price list (`channel,prefix,price`): overrides the channels' `cost` maps.
+    pub price_list_csv: Option<String>,
+    /// HLR / number-portability endpoint: `GET <url>?msisdn=+49...` → `{"mccmnc": "26202"}`.
+    pub hlr_url: Option<String>,
+    pub hlr_timeout_ms: u64,
+    pub hlr_cache_seconds: u64,
+    /// Sliding window of the receipt feedback used by `success_rate`; 0 = default (15 min).
+    pub success_window_seconds: u64,
 }
 
 /// Drives priority (OTP first) and compliance.
@@ -277,4 +326,12 @@ pub struct Message {
     pub concat_ref: u8,
     pub idempotency_key: Option<String>,
     pub body_hash: Option<String>,
+    /// The route chosen at accept time (its strategy orders `route` at dispatch time).
+    pub route_id: Option<String>,
+    /// A/B variant of that route: 0 = A, 1 = B.
+    pub ab_variant: Option<u8>,
+    /// Channels this message failed over away from (skipped while others remain).
+    pub avoid: Vec<String>,
+    /// MCC+MNC resolved at accept time (number-range table or HLR), for routing feedback.
+    pub operator: Option<String>,
 }

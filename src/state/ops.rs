@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
-use super::model::{Channel, ErrorInfo, Message, Route, Tenant};
+use super::model::{Channel, ErrorInfo, Message, Route, RoutingSettings, Tenant};
 use super::placement::BindReport;
 
 /// What the operator said about one part, normalised for every protocol.
@@ -81,6 +81,17 @@ pub enum Op {
     /// No final receipt within the channel's `dlr_timeout`: settle as undelivered/unknown.
     SettleUnknown {
         id: String,
+        at: i64,
+    },
+    /// Replaces the cluster-wide routing settings (number ranges, price list, HLR hook).
+    PutRoutingSettings(Box<RoutingSettings>),
+    /// Failover after submit: the message leaves `from` (temporary error, throttling storm,
+    /// response timeout, unbound channel) for the next channel of its route. Parts that
+    /// already have a positive response keep it (the message stays pinned to that channel).
+    Failover {
+        id: String,
+        from: String,
+        reason: String,
         at: i64,
     },
     /// A webhook was answered 2xx (or gave up after 24 h): drop it from the outbox.

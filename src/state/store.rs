@@ -71,6 +71,13 @@ pub struct ReadyInfo {
     /// The channel it waits on: decided by the row alone (the pinned channel, or the
     /// route's candidate at `attempts`), so every node agrees on who dispatches it.
     pub channel: Option<String>,
+    /// Facts the routing strategy needs at dispatch time.
+    pub to: String,
+    pub route_id: Option<String>,
+    pub ab_variant: Option<u8>,
+    pub operator: Option<String>,
+    /// Channels it failed over away from.
+    pub avoid: Vec<String>,
 }
 
 impl ReadyInfo {
@@ -95,6 +102,11 @@ impl ReadyInfo {
             pinned,
             attempts: m.attempts,
             channel,
+            to: m.to.clone(),
+            route_id: m.route_id.clone(),
+            ab_variant: m.ab_variant,
+            operator: m.operator.clone(),
+            avoid: m.avoid.clone(),
         })
     }
 }
@@ -142,6 +154,51 @@ pub enum Notice {
     Status { status: Status },
     /// A member renewed its lease (for the leader's placement controller).
     Heartbeat { node: u64 },
+    /// An outcome the routing engine and channel health learn from (sent with `Status`).
+    Feedback(Feedback),
+}
+
+/// What happened to a routed message, for live routing statistics (node-local).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Feedback {
+    pub route_id: Option<String>,
+    pub ab_variant: Option<u8>,
+    pub channel: Option<String>,
+    pub to: String,
+    pub operator: Option<String>,
+    pub parts: u32,
+    pub kind: FeedbackKind,
+}
+
+/// The kinds of [`Feedback`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum FeedbackKind {
+    /// Accepted (A/B message count).
+    Accepted,
+    /// A final receipt for one part; latency from the message's `sent`.
+    PartFinal {
+        delivered: bool,
+        latency_ms: Option<i64>,
+    },
+    /// The message reached a final status.
+    MessageFinal {
+        delivered: bool,
+        latency_ms: Option<i64>,
+    },
+}
+
+impl Feedback {
+    fn of(m: &Message, kind: FeedbackKind) -> Feedback {
+        Feedback {
+            route_id: m.route_id.clone(),
+            ab_variant: m.ab_variant,
+            channel: m.channel.clone(),
+            to: m.to.clone(),
+            operator: m.operator.clone(),
+            parts: m.parts,
+            kind,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -173,6 +230,9 @@ pub struct ConfigView {
     pub placement: std::collections::BTreeMap<String, Placement>,
     /// (channel, bind index) → the state its node reported.
     pub bind_states: std::collections::BTreeMap<(String, u32), BindReport>,
+    /// Bumped on every configuration change (caches of derived indexes key on it).
+    pub generation: u64,
+    pub routing: super::model::RoutingSettings,
 }
 
 impl ConfigView {
@@ -346,6 +406,7 @@ impl StateStore {
                     let b: BindReport = wire::decode(&v)?;
                     cfg.bind_states.insert(b.key(), b);
                 }
+                Some(b's') => cfg.routing = wire::decode(&v)?,
                 _ => {}
             }
         }
@@ -536,6 +597,12 @@ impl StateStore {
             batch.insert(&self.meta, k.as_bytes(), v.clone());
         }
         batch.commit()?;
+        if ctx.config_changed {
+            self.config
+                .write()
+                .unwrap_or_else(|e| e.into_inner())
+                .generation += 1;
+        }
         {
             let mut cache = self.active_cache.write().unwrap_or_else(|e| e.into_inner());
             for (id, m) in committed_messages {
@@ -561,7 +628,7 @@ impl StateStore {
                     Notice::Ready { .. } => n.ready.send(notice),
                     Notice::Webhook { .. } => n.webhooks.send(notice),
                     Notice::ConfigChanged => n.config.send(notice),
-                    Notice::Status { .. } => n.status.send(notice),
+                    Notice::Status { .. } | Notice::Feedback(_) => n.status.send(notice),
                     Notice::Heartbeat { .. } => n.cluster.send(notice),
                 };
             }
@@ -630,6 +697,16 @@ impl StateStore {
                 .insert((T_ACTIVE, m.id.as_bytes().to_vec()), Some(Vec::new()));
         }
         for s in entered {
+            if s.is_final() && m.route_id.is_some() {
+                let latency_ms = sent_event_at(&m).map(|t| m.updated_at - t);
+                ctx.notices.push(Notice::Feedback(Feedback::of(
+                    &m,
+                    FeedbackKind::MessageFinal {
+                        delivered: *s == Status::Delivered,
+                        latency_ms,
+                    },
+                )));
+            }
             ctx.notices.push(Notice::Status { status: *s });
             receipt_latency(&m, *s);
             if *s == Status::Accepted
@@ -870,9 +947,23 @@ impl StateStore {
                 }
                 match found {
                     Some((id, part)) => {
-                        self.with_message(ctx, &id, |m| {
+                        let r = self.with_message(ctx, &id, |m| {
                             transitions::receipt(m, part, *outcome, error.clone(), *at)
                         })?;
+                        if r == OpResult::Done
+                            && *outcome != ReceiptOutcome::Intermediate
+                            && let Some(m) = ctx.messages.get(&id)
+                        {
+                            let mut fb = Feedback::of(
+                                m,
+                                FeedbackKind::PartFinal {
+                                    delivered: *outcome == ReceiptOutcome::Delivered,
+                                    latency_ms: sent_event_at(m).map(|t| *at - t),
+                                },
+                            );
+                            fb.channel = Some(channel.clone());
+                            ctx.notices.push(Notice::Feedback(fb));
+                        }
                         OpResult::ReceiptMatched { id }
                     }
                     None => {
@@ -893,6 +984,46 @@ impl StateStore {
             Op::SettleUnknown { id, at } => {
                 self.with_message(ctx, id, |m| transitions::settle_unknown(m, *at))?
             }
+            Op::PutRoutingSettings(r) => {
+                self.config
+                    .write()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .routing = (**r).clone();
+                ctx.kv
+                    .insert((T_CONFIG, b"s/routing".to_vec()), Some(wire::encode(&**r)?));
+                ctx.config_changed = true;
+                OpResult::Done
+            }
+            Op::Failover {
+                id,
+                from,
+                reason,
+                at,
+            } => self
+                .with_message(ctx, id, |m| {
+                    if m.status != Status::Accepted {
+                        return vec![];
+                    }
+                    m.attempts += 1;
+                    if !m.avoid.contains(from) {
+                        m.avoid.push(from.clone());
+                    }
+                    m.updated_at = m.updated_at.max(*at);
+                    let mut ev = event(Status::Accepted, *at);
+                    ev.channel = Some(from.clone());
+                    ev.note = Some(format!("failover from {from}: {reason}"));
+                    ev.at = ev.at.max(m.events.last().map(|e| e.at).unwrap_or(0));
+                    m.events.push(ev);
+                    vec![]
+                })
+                .map(|r| {
+                    if r == OpResult::Done
+                        && let Some(info) = ctx.messages.get(id).and_then(ReadyInfo::of)
+                    {
+                        ctx.notices.push(Notice::Ready(info));
+                    }
+                    r
+                })?,
             Op::WebhookDone { event_id } => {
                 ctx.kv
                     .insert((T_WEBHOOK, event_id.as_bytes().to_vec()), None);
@@ -1127,6 +1258,10 @@ impl StateStore {
         ctx.kv
             .insert((T_TENANT_MSG, join_key(&m.tenant, &m.id)), Some(Vec::new()));
         let entered = vec![m.status];
+        if m.route_id.is_some() {
+            ctx.notices
+                .push(Notice::Feedback(Feedback::of(m, FeedbackKind::Accepted)));
+        }
         self.save(ctx, None, m.clone(), &entered);
         Ok(OpResult::Accepted { id: m.id.clone() })
     }
@@ -1218,6 +1353,14 @@ fn index_message(work: &mut WorkIndex, m: &Message, before: Option<&IndexKey>, d
         *work.waiting.entry(m.tenant.clone()).or_insert(0) += 1;
         work.waiting_total += 1;
     }
+}
+
+/// When the message entered `sent` (whatever its status now).
+fn sent_event_at(m: &Message) -> Option<i64> {
+    m.events
+        .iter()
+        .find(|e| e.status == Status::Sent)
+        .map(|e| e.at)
 }
 
 fn sent_at(m: &Message) -> Option<i64> {

@@ -234,6 +234,10 @@ mod tests {
             concat_ref: 7,
             idempotency_key: None,
             body_hash: None,
+            route_id: None,
+            ab_variant: None,
+            avoid: Vec::new(),
+            operator: None,
         }
     }
 

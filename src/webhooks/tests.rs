@@ -180,6 +180,10 @@ fn message(id: &str, tenant: &str, url: &str, at: i64) -> Message {
         concat_ref: 1,
         idempotency_key: None,
         body_hash: None,
+        route_id: None,
+        ab_variant: None,
+        avoid: Vec::new(),
+        operator: None,
     }
 }
 

@@ -8,6 +8,7 @@ mod t20_kill9_durability;
 mod t30_errors;
 mod t40_batch_list_preview;
 mod t50_receipts;
+mod t55_routing;
 mod t60_throttling_reconnect;
 mod t70_actor_crash;
 mod t80_webhooks_metrics;
