@@ -290,6 +290,7 @@ pub fn build(
         concat_ref,
         idempotency_key: None,
         body_hash: None,
+        compliance: None,
     };
     Ok(Intake {
         message,

@@ -86,6 +86,18 @@ pub enum Op {
     WebhookDone {
         event_id: String,
     },
+    /// A change to the compliance rows (rules, countries, senders, templates, campaigns, opt-outs).
+    Compliance(Box<super::compliance::ComplianceOp>),
+    /// Like `Accept`, but refused (`Capped`, nothing stored) when any window counter is full;
+    /// counted in the same step, so concurrent sends from several nodes cannot all pass.
+    AcceptCapped {
+        message: Box<Message>,
+        caps: Vec<super::compliance::CapKey>,
+    },
+    /// Drops window counters that expired by `at` (proposed by the leader's sweeper).
+    ComplianceGc {
+        at: i64,
+    },
 }
 
 /// The answer to one operation, in the order the operations were proposed.
@@ -112,6 +124,12 @@ pub enum OpResult {
     },
     /// No message carries this SMSC id yet: kept until its submit response is recorded.
     ReceiptParked,
+    /// A window counter of `AcceptCapped` is full; a slot frees in `retry_after_ms`.
+    Capped {
+        kind: super::compliance::CapKind,
+        key: String,
+        retry_after_ms: i64,
+    },
 }
 
 /// A Raft entry's application data: a batch of operations.

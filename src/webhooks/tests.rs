@@ -136,6 +136,9 @@ fn tenant(id: &str) -> Tenant {
         smart_encoding: false,
         senders: vec![],
         created_at: 0,
+        frequency_caps: Vec::new(),
+        sender_pool: Vec::new(),
+        opt_out_categories: vec![crate::state::Category::Marketing],
     }
 }
 
@@ -177,6 +180,7 @@ fn message(id: &str, tenant: &str, url: &str, at: i64) -> Message {
         concat_ref: 1,
         idempotency_key: None,
         body_hash: None,
+        compliance: None,
     }
 }
 
