@@ -11,6 +11,7 @@
 //! - `consensus`: openraft + fjall: the durable write path and Raft RPC.
 //! - `protocols::smpp`: SMPP 3.4 session (bind, window, keepalive), receipt parsing, status mapping.
 //! - `sim`: the SMSC simulator behind `smsgw sim smsc`.
+//! - `compliance`: content rules, frequency caps, DLT, 10DLC, quiet hours, sender ids, opt-outs (checked before the Raft write).
 //! - `routing`: which route (and so which channels) a message takes (pure).
 //! - `messages`: intake (request → row, pure), dispatcher, message actors, sweeper.
 //! - `channels`: channel supervisor, bind actors, the node-local channel registry.
@@ -23,6 +24,7 @@ pub mod api;
 pub mod channels;
 pub mod cli;
 pub mod clock;
+pub mod compliance;
 pub mod config;
 pub mod consensus;
 pub mod demo;
