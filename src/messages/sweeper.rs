@@ -29,7 +29,12 @@ pub struct Sweeper;
 pub struct SweepState {
     consensus: Arc<Consensus>,
     in_flight: HashSet<String>,
+    /// When expired compliance window counters were last dropped (ms).
+    last_compliance_gc: i64,
 }
+
+/// How often the leader drops expired compliance window counters.
+const COMPLIANCE_GC_EVERY_MS: i64 = 60_000;
 
 impl Actor for Sweeper {
     type Msg = SweepMsg;
@@ -45,6 +50,7 @@ impl Actor for Sweeper {
         Ok(SweepState {
             consensus,
             in_flight: HashSet::new(),
+            last_compliance_gc: crate::clock::now_ms(),
         })
     }
 
@@ -69,6 +75,10 @@ impl Actor for Sweeper {
                 }
                 let now = crate::clock::now_ms();
                 let mut ops = Vec::new();
+                if now - st.last_compliance_gc >= COMPLIANCE_GC_EVERY_MS {
+                    st.last_compliance_gc = now;
+                    ops.push(Op::ComplianceGc { at: now });
+                }
                 let mut ids = Vec::new();
                 {
                     let work = st.consensus.store().work();
