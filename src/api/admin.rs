@@ -438,6 +438,18 @@ fn channel_from_body(b: ChannelBody) -> Result<Channel, ApiError> {
             ));
         }
     };
+    if let Some(t) = options.get("dlt_tlvs") {
+        for k in ["entity_id", "template_id"] {
+            if let Some(v) = t.get(k)
+                && v.as_u64().and_then(|n| u16::try_from(n).ok()).is_none()
+            {
+                return Err(ApiError::invalid(
+                    &format!("options.dlt_tlvs.{k}"),
+                    "a TLV tag 0..65535 (default 5120 = 0x1400 / 5121 = 0x1401)",
+                ));
+            }
+        }
+    }
     let dlr_timeout_seconds = match options.get("dlr_timeout_seconds") {
         None => 72 * 3600,
         Some(v) => v

@@ -9,6 +9,47 @@ pub const PLACEHOLDER: &str = "{#var#}";
 /// Longest text one placeholder stands for (the DLT portals' limit).
 pub const VAR_MAX_CHARS: usize = 30;
 
+/// TLV tag of the DLT principal entity id when the channel sets none (`dlt_tlvs.entity_id`).
+pub const DEFAULT_ENTITY_TLV: u16 = 0x1400;
+/// TLV tag of the DLT template id when the channel sets none (`dlt_tlvs.template_id`).
+pub const DEFAULT_TEMPLATE_TLV: u16 = 0x1401;
+
+/// (entity, template) TLV tags of a channel: its `options.dlt_tlvs`, else 0x1400/0x1401.
+pub fn tlv_tags(channel: Option<&crate::state::Channel>) -> (u16, u16) {
+    let opts: serde_json::Value = channel
+        .and_then(|c| serde_json::from_str(&c.options_json).ok())
+        .unwrap_or_default();
+    let tag = |k: &str, d: u16| {
+        opts["dlt_tlvs"][k]
+            .as_u64()
+            .and_then(|v| u16::try_from(v).ok())
+            .unwrap_or(d)
+    };
+    (
+        tag("entity_id", DEFAULT_ENTITY_TLV),
+        tag("template_id", DEFAULT_TEMPLATE_TLV),
+    )
+}
+
+/// The DLT TLVs (ASCII ids) of a message, for every part it sends on `channel`.
+pub fn tlvs(
+    m: &crate::state::Message,
+    channel: Option<&crate::state::Channel>,
+) -> Vec<(u16, Vec<u8>)> {
+    let Some(c) = &m.compliance else {
+        return Vec::new();
+    };
+    let (et, tt) = tlv_tags(channel);
+    let mut out = Vec::new();
+    if let Some(e) = &c.dlt_entity_id {
+        out.push((et, e.as_bytes().to_vec()));
+    }
+    if let Some(t) = &c.dlt_template_id {
+        out.push((tt, t.as_bytes().to_vec()));
+    }
+    out
+}
+
 /// A template split at its placeholders, ready to match many texts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Template {

@@ -14,6 +14,7 @@
 pub mod check;
 pub mod content;
 pub mod dlt;
+pub mod mo;
 pub mod quiet;
 
 use axum::http::StatusCode;

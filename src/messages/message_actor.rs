@@ -111,6 +111,7 @@ pub fn build_parts(m: &Message) -> Result<Vec<SubmitRequest>, encoding::Encoding
                 registered_delivery: 1,
                 short_message,
                 validity_period: String::new(),
+                tlvs: Vec::new(),
             }
         })
         .collect())
@@ -170,6 +171,18 @@ async fn work(st: &MessageArgs) -> Result<WorkEnd, ActorProcessingErr> {
     let Some(rt) = st.registry.find(&st.channel) else {
         return requeue(c, &m.id, format!("channel {} not running here", st.channel)).await;
     };
+    // India DLT ids go to the operator as TLVs (tags per channel option `dlt_tlvs`).
+    let dlt = {
+        let cfg = c.store().config();
+        crate::compliance::dlt::tlvs(&m, cfg.channels.get(&st.channel))
+    };
+    let parts: Vec<_> = parts
+        .into_iter()
+        .map(|mut p| {
+            p.tlvs.extend(dlt.iter().cloned());
+            p
+        })
+        .collect();
     for (i, req) in parts.into_iter().enumerate() {
         let already = m
             .part_states

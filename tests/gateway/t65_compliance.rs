@@ -54,7 +54,7 @@ fn note_of(status: &Value) -> String {
 async fn every_rule_and_action_through_the_api() {
     let dir = tempdir();
     let _logs = LogsOnFailure(dir.path().to_path_buf());
-    let (_smsc, node, key) = gateway_with_smsc(dir.path(), "c65", &[], &[]).await;
+    let (smsc, node, key) = gateway_with_smsc(dir.path(), "c65", &[], &[]).await;
 
     // ---- content rules: reject names the rule; flag is on the events ----
     put(
@@ -452,6 +452,24 @@ async fn every_rule_and_action_through_the_api() {
         st["compliance"]["dlt"]["template_id"], "1107000000000000001",
         "{st}"
     );
+    // The ids reach the operator as TLVs 0x1400 / 0x1401 (the channel's defaults).
+    let line = eventually(
+        "DLT submit in the ledger",
+        Duration::from_secs(20),
+        || async {
+            smsc.ledger_lines().into_iter().find(|l| {
+                l["dest"]
+                    .as_str()
+                    .is_some_and(|d| d.ends_with("919876543210"))
+            })
+        },
+    )
+    .await;
+    assert_eq!(
+        line["tlvs"],
+        json!({"1400": "1101234567890123456", "1401": "1107000000000000001"}),
+        "{line}"
+    );
 
     // ---- US 10DLC: long codes need a campaign; pool for alphanumerics; toll-free, short codes ----
     expect(
@@ -545,6 +563,53 @@ async fn every_rule_and_action_through_the_api() {
         json!({"to": US, "text": "hi", "from": "55555"}),
         202,
         "",
+    )
+    .await;
+
+    // ---- MO STOP / START to the tenant's short code ----
+    let handset = "+4915112345690";
+    let mo = |text: &'static str| {
+        let url = format!("http://127.0.0.1:{}/mo", smsc.control);
+        async move {
+            let r = client()
+                .post(url)
+                .json(
+                    &json!({"from": handset.trim_start_matches('+'), "to": "55555", "text": text}),
+                )
+                .send()
+                .await
+                .expect("mo");
+            assert_eq!(r.status().as_u16(), 200);
+        }
+    };
+    mo("Stop").await;
+    eventually(
+        "MO STOP on the opt-out list",
+        Duration::from_secs(10),
+        || async {
+            let (s, _) = node
+                .send(
+                    &key,
+                    json!({"to": handset, "text": "sale", "category": "marketing"}),
+                )
+                .await;
+            (s == 403).then_some(())
+        },
+    )
+    .await;
+    mo("START").await;
+    eventually(
+        "MO START off the opt-out list",
+        Duration::from_secs(10),
+        || async {
+            let (s, _) = node
+                .send(
+                    &key,
+                    json!({"to": handset, "text": "sale", "category": "marketing"}),
+                )
+                .await;
+            (s == 202).then_some(())
+        },
     )
     .await;
 

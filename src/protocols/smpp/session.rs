@@ -131,6 +131,8 @@ pub struct SubmitRequest {
     pub short_message: Vec<u8>,
     /// "" or SMPP relative/absolute time (16 characters).
     pub validity_period: String,
+    /// Extra (vendor) TLVs as (tag, value), e.g. India DLT ids.
+    pub tlvs: Vec<(u16, Vec<u8>)>,
 }
 
 /// The SMSC's answer to one submit_sm.
@@ -484,6 +486,7 @@ impl Session {
                 registered_delivery: req.registered_delivery,
                 short_message: &req.short_message,
                 validity_period: &req.validity_period,
+                tlvs: &req.tlvs,
             },
         )
         .map_err(SessionError::Protocol)?;
