@@ -532,6 +532,106 @@ mod tests {
         assert_eq!(row.count_at(1015, 1000), 2);
     }
 
+    fn message(id: &str, at: i64) -> crate::state::Message {
+        use crate::state::{Message, PartState, PartStatus, Status};
+        Message {
+            id: id.into(),
+            tenant: "t".into(),
+            to: "+4915112345678".into(),
+            from: "ACME".into(),
+            text: "hi".into(),
+            encoding: crate::encoding::TextEncoding::Gsm7,
+            parts: 1,
+            category: Category::Otp,
+            client_ref: None,
+            callback_url: None,
+            created_at: at,
+            updated_at: at,
+            expires_at: at + 1_000_000,
+            send_at: None,
+            status: Status::Accepted,
+            route: vec![],
+            channel: None,
+            part_states: vec![PartState {
+                smsc_message_id: None,
+                status: PartStatus::Pending,
+                error: None,
+            }],
+            events: vec![crate::state::transitions::event(Status::Accepted, at)],
+            error: None,
+            attempts: 0,
+            concat_ref: 1,
+            idempotency_key: None,
+            body_hash: None,
+            compliance: None,
+        }
+    }
+
+    /// AcceptCapped in the real store: exactly `max` per window even inside one batch,
+    /// replays are not counted, and the GC drops only counters whose window passed.
+    #[test]
+    fn accept_capped_in_the_store_and_gc() {
+        use crate::state::{Op, OpResult, Proposal, StateStore};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = fjall::Database::builder(dir.path().join("db"))
+            .open()
+            .expect("db");
+        let store = StateStore::open(&db).expect("store");
+        let cap = CapKey::frequency("t", "+4915112345678", Category::Otp, 2, 1000);
+        let other = CapKey::frequency("t", "+4915112345679", Category::Otp, 2, 5000);
+        let op = |id: &str, at: i64, cap: &CapKey| Op::AcceptCapped {
+            message: Box::new(message(id, at)),
+            caps: vec![cap.clone()],
+        };
+        let p = Proposal {
+            ops: vec![
+                op("a", 10, &cap),
+                op("b", 20, &cap),
+                op("c", 30, &cap),
+                op("a", 40, &cap),
+                op("x", 10, &other),
+            ],
+        };
+        let out = store.apply(&[&p], &[]).expect("apply");
+        let r = &out[0].results;
+        assert!(matches!(r[0], OpResult::Accepted { .. }));
+        assert!(matches!(r[1], OpResult::Accepted { .. }));
+        assert!(
+            matches!(
+                r[2],
+                OpResult::Capped {
+                    retry_after_ms: 980,
+                    kind: CapKind::Frequency,
+                    ..
+                }
+            ),
+            "{:?}",
+            r[2]
+        );
+        assert!(
+            matches!(r[3], OpResult::Duplicate { .. }),
+            "a replay is not counted"
+        );
+        assert!(
+            store.get_message("c").expect("read").is_none(),
+            "nothing stored"
+        );
+        let row = store.window_row(&cap.key).expect("read").expect("row");
+        assert_eq!(row.stamps, vec![10, 20]);
+        // At 1020 the first counter's window has passed, the second's not.
+        let gc = Proposal {
+            ops: vec![Op::ComplianceGc { at: 1020 }],
+        };
+        store.apply(&[&gc], &[]).expect("gc");
+        assert!(store.window_row(&cap.key).expect("read").is_none());
+        assert!(store.window_row(&other.key).expect("read").is_some());
+        let again = Proposal {
+            ops: vec![op("d", 1030, &cap)],
+        };
+        let out = store.apply(&[&again], &[]).expect("apply");
+        assert!(matches!(out[0].results[0], OpResult::Accepted { .. }));
+    }
+
     #[test]
     fn registry_round_trips_rows() {
         let mut reg = ComplianceRegistry::default();
