@@ -183,13 +183,15 @@ fn main() {
     let now = smsgw::clock::now_ms();
     let prepared: Vec<(SendRequest, intake::Intake)> = requests()
         .into_iter()
-        .filter_map(|r| match intake::build(&r, &tenant, &cfg, "01BENCH".into(), now, 1) {
-            Ok(i) => Some((r, i)),
-            Err(e) => {
-                eprintln!("skipped request to {}: {}", r.to, e.message);
-                None
-            }
-        })
+        .filter_map(
+            |r| match intake::build(&r, &tenant, &cfg, "01BENCH".into(), now, 1) {
+                Ok(i) => Some((r, i)),
+                Err(e) => {
+                    eprintln!("skipped request to {}: {}", r.to, e.message);
+                    None
+                }
+            },
+        )
         .collect();
     eprintln!("{} request kinds", prepared.len());
     // Compile the rules once (what the first send after a rule change pays).
