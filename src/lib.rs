@@ -13,6 +13,8 @@
 //! - `protocols::smpp`: SMPP 3.4 session (bind, window, keepalive), receipt parsing, status mapping.
 //! - `protocols::http_upstream`: REST provider channels: request templates, id paths, receipt auth and status tables.
 //! - `sim`: the SMSC simulator behind `smsgw sim smsc`, the REST provider behind `smsgw sim http-provider`.
+//! - `sim`: the SMSC simulator behind `smsgw sim smsc`.
+//! - `compliance`: content rules, frequency caps, DLT, 10DLC, quiet hours, sender ids, opt-outs (checked before the Raft write).
 //! - `routing`: which route (and so which channels) a message takes (pure).
 //! - `messages`: intake (request → row, pure), dispatcher, message actors, sweeper.
 //! - `channels`: channel supervisor, bind actors, the node-local channel registry.
@@ -27,6 +29,7 @@ pub mod channels;
 pub mod cli;
 pub mod clock;
 pub mod cluster;
+pub mod compliance;
 pub mod config;
 pub mod consensus;
 pub mod dashboard;

@@ -87,11 +87,8 @@ struct RateLimitBody {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FrequencyCap {
-    #[allow(dead_code)]
     category: Category,
-    #[allow(dead_code)]
     max: u32,
-    #[allow(dead_code)]
     per_seconds: u64,
 }
 
@@ -106,10 +103,9 @@ struct TenantBody {
     max_parts: Option<u32>,
     queue_limit: Option<u64>,
     smart_encoding: Option<bool>,
-    #[allow(dead_code)]
     frequency_caps: Option<Vec<FrequencyCap>>,
-    #[allow(dead_code)]
     sender_pool: Option<Vec<String>>,
+    opt_out_categories: Option<Vec<Category>>,
 }
 
 fn tenant_view(t: &Tenant) -> Value {
@@ -117,6 +113,8 @@ fn tenant_view(t: &Tenant) -> Value {
         "id": t.id, "name": t.name, "rate_limit": {"per_second": t.rate_limit.per_second, "burst": t.rate_limit.burst},
         "callback_url": t.callback_url, "senders": t.senders, "max_parts": t.max_parts, "queue_limit": t.queue_limit,
         "smart_encoding": t.smart_encoding, "created_at": rfc3339(t.created_at),
+        "frequency_caps": t.frequency_caps.iter().map(|c| json!({"category": c.category, "max": c.max, "per_seconds": c.per_seconds})).collect::<Vec<_>>(),
+        "sender_pool": t.sender_pool, "opt_out_categories": t.opt_out_categories,
     })
 }
 
@@ -169,6 +167,43 @@ fn apply_tenant_body(t: &mut Tenant, b: TenantBody) -> Result<(), ApiError> {
     if let Some(s) = b.smart_encoding {
         t.smart_encoding = s;
     }
+    if let Some(caps) = b.frequency_caps {
+        let mut out = Vec::new();
+        for (i, c) in caps.into_iter().enumerate() {
+            if !(1..=100_000).contains(&c.max) {
+                return Err(ApiError::invalid(
+                    &format!("frequency_caps[{i}].max"),
+                    "1 to 100000",
+                ));
+            }
+            if !(1..=31 * 86_400).contains(&c.per_seconds) {
+                return Err(ApiError::invalid(
+                    &format!("frequency_caps[{i}].per_seconds"),
+                    "1 to 2678400",
+                ));
+            }
+            out.push(crate::state::compliance::FrequencyCap {
+                category: c.category,
+                max: c.max,
+                per_seconds: c.per_seconds,
+            });
+        }
+        t.frequency_caps = out;
+    }
+    if let Some(pool) = b.sender_pool {
+        for (i, n) in pool.iter().enumerate() {
+            if crate::state::compliance::number_key(n).is_none() {
+                return Err(ApiError::invalid(
+                    &format!("sender_pool[{i}]"),
+                    "an E.164 number like \"+12025550100\"",
+                ));
+            }
+        }
+        t.sender_pool = pool;
+    }
+    if let Some(c) = b.opt_out_categories {
+        t.opt_out_categories = c;
+    }
     Ok(())
 }
 
@@ -213,6 +248,9 @@ pub async fn create_tenant(
         smart_encoding: false,
         senders: Vec::new(),
         created_at: now_ms(),
+        frequency_caps: Vec::new(),
+        sender_pool: Vec::new(),
+        opt_out_categories: vec![crate::state::Category::Marketing],
     };
     apply_tenant_body(&mut t, b)?;
     write(&st, Op::PutTenant(Box::new(t))).await?;
@@ -501,6 +539,18 @@ fn channel_from_body(b: ChannelBody) -> Result<Channel, ApiError> {
             ));
         }
     };
+    if let Some(t) = options.get("dlt_tlvs") {
+        for k in ["entity_id", "template_id"] {
+            if let Some(v) = t.get(k)
+                && v.as_u64().and_then(|n| u16::try_from(n).ok()).is_none()
+            {
+                return Err(ApiError::invalid(
+                    &format!("options.dlt_tlvs.{k}"),
+                    "a TLV tag 0..65535 (default 5120 = 0x1400 / 5121 = 0x1401)",
+                ));
+            }
+        }
+    }
     let dlr_timeout_seconds = match options.get("dlr_timeout_seconds") {
         None => 72 * 3600,
         Some(v) => v

@@ -98,6 +98,41 @@ pub const ERROR_CODES: &[(&str, u16, &str)] = &[
         415,
         "Send `Content-Type: application/json`.",
     ),
+    (
+        "content_blocked",
+        403,
+        "A content rule with action `reject` matched the text; `message` names the rule id. Change the text or the rule.",
+    ),
+    (
+        "sender_not_allowed",
+        403,
+        "The sender id may not be used for this destination: the country requires registered senders, forbids alphanumeric ids without a tenant `sender_pool`, or the toll-free number / short code is not registered for the tenant.",
+    ),
+    (
+        "unregistered_10dlc",
+        403,
+        "A US long-code sender is not registered to a 10DLC campaign of the tenant (or not to the `campaign_id` given). Register it with `POST /admin/v1/tenants/{id}/campaigns`.",
+    ),
+    (
+        "opted_out",
+        403,
+        "The recipient is on the tenant's opt-out list for this category.",
+    ),
+    (
+        "dlt_required",
+        422,
+        "Messages to this country (India) need `dlt.entity_id` and `dlt.template_id`.",
+    ),
+    (
+        "dlt_template_mismatch",
+        422,
+        "The DLT template is not registered for the tenant, belongs to another entity, or the text does not match it (`{#var#}` stands for up to 30 characters).",
+    ),
+    (
+        "frequency_capped",
+        429,
+        "The tenant's frequency cap for this category and recipient is reached; retry after `Retry-After` seconds.",
+    ),
 ];
 
 #[derive(Serialize)]

@@ -13,8 +13,10 @@ use serde_json::{Value, json};
 use super::error::{ApiError, parse_json};
 use super::{AppState, tenant_of_fresh};
 use crate::clock::rfc3339;
+use crate::compliance;
 use crate::messages::intake::{self, SendRequest};
-use crate::state::{Message, Op, OpResult, Status, Tenant};
+use crate::state::compliance::CapKey;
+use crate::state::{Message, OpResult, Status, Tenant};
 
 /// Batches carry at most this many messages.
 pub const MAX_BATCH: usize = 1000;
@@ -72,6 +74,11 @@ pub fn status_body(m: &Message) -> Value {
         "channel": m.channel, "created_at": rfc3339(m.created_at), "updated_at": rfc3339(m.updated_at),
         "send_at": m.send_at.map(rfc3339), "expires_at": rfc3339(m.expires_at), "attempts": m.attempts,
         "error": m.error.as_ref().map(error_json), "events": events, "part_states": parts,
+        "compliance": m.compliance.as_ref().map(|c| json!({
+            "sender_choice": c.sender_choice, "flags": c.flags, "campaign_id": c.campaign_id,
+            "dlt": c.dlt_template_id.as_ref().map(|t| json!({"entity_id": c.dlt_entity_id, "template_id": t})),
+            "quiet_hours_until": c.quiet_hours_until.map(rfc3339),
+        })),
     })
 }
 
@@ -119,26 +126,33 @@ async fn hlr_operator(st: &AppState, req: &SendRequest) -> Option<String> {
     st.routing.hlr_operator(&settings, &to).await
 }
 
+/// Builds the row and runs the compliance checks (`sending` false for previews: no
+/// metrics); returns the window counters the accept must fit into.
 fn prepare(
     st: &AppState,
     tenant: &Tenant,
     req: &SendRequest,
     now: i64,
     operator: Option<String>,
-) -> Result<intake::Intake, ApiError> {
-    let cfg = st.consensus.store().config();
-    let mut built = intake::build_routed(
-        req,
-        tenant,
-        &cfg,
-        ulid::Ulid::new().to_string(),
-        now,
-        next_concat_ref(),
-        &st.routing,
-        operator,
-    )?;
-    rank_candidates(st, &cfg, &mut built.message);
-    Ok(built)
+    sending: bool,
+) -> Result<(intake::Intake, Vec<CapKey>), ApiError> {
+    let mut intake = {
+        let cfg = st.consensus.store().config();
+        let mut built = intake::build_routed(
+            req,
+            tenant,
+            &cfg,
+            ulid::Ulid::new().to_string(),
+            now,
+            next_concat_ref(),
+            &st.routing,
+            operator,
+        )?;
+        rank_candidates(st, &cfg, &mut built.message);
+        built
+    };
+    let caps = compliance::screen(st.consensus.store(), req, tenant, &mut intake, sending)?;
+    Ok((intake, caps))
 }
 
 /// Orders the message's candidate channels by its route's strategy, once, at accept
@@ -189,8 +203,14 @@ fn accept_answer(
     st: &AppState,
     result: OpResult,
     m: &Message,
+    caps: &[CapKey],
 ) -> Result<(StatusCode, Value), ApiError> {
     match result {
+        OpResult::Capped {
+            key,
+            retry_after_ms,
+            ..
+        } => Err(compliance::capped_answer(caps, &key, retry_after_ms)),
         OpResult::Accepted { .. } => {
             metrics::counter!("smsgw_accepted_total").increment(1);
             Ok((StatusCode::ACCEPTED, accepted_body(m)))
@@ -242,15 +262,15 @@ pub async fn send(
         return Ok((status, Json(v)).into_response());
     }
     let operator = hlr_operator(&st, &req).await;
-    let mut intake = prepare(&st, &tenant, &req, now, operator)?;
+    let (mut intake, caps) = prepare(&st, &tenant, &req, now, operator, true)?;
     check_node_queue(&st)?;
     intake.message.idempotency_key = key;
     intake.message.body_hash = body_hash;
     let result = st
         .consensus
-        .propose(Op::Accept(Box::new(intake.message.clone())))
+        .propose(compliance::accept_op(intake.message.clone(), caps.clone()))
         .await?;
-    let (status, v) = accept_answer(&st, result, &intake.message)?;
+    let (status, v) = accept_answer(&st, result, &intake.message, &caps)?;
     Ok((status, Json(v)).into_response())
 }
 
@@ -303,18 +323,18 @@ pub async fn batch(
             Ok(r) => hlr_operator(&st, r).await,
             Err(_) => None,
         };
-        match parsed.and_then(|r| prepare(&st, &tenant, &r, now, operator)) {
-            Ok(intake) => {
-                ops.push(Op::Accept(Box::new(intake.message.clone())));
-                pending.push((i, intake.message));
+        match parsed.and_then(|r| prepare(&st, &tenant, &r, now, operator, true)) {
+            Ok((intake, caps)) => {
+                ops.push(compliance::accept_op(intake.message.clone(), caps.clone()));
+                pending.push((i, intake.message, caps));
             }
             Err(e) => results[i] = Some(e.body()),
         }
     }
     if !ops.is_empty() {
         let answers = st.consensus.propose_many(ops).await?;
-        for ((i, m), r) in pending.into_iter().zip(answers) {
-            results[i] = Some(match accept_answer(&st, r, &m) {
+        for ((i, m, caps), r) in pending.into_iter().zip(answers) {
+            results[i] = Some(match accept_answer(&st, r, &m, &caps) {
                 Ok((_, v)) => v,
                 Err(e) => e.body(),
             });
@@ -336,7 +356,7 @@ pub async fn preview(
     let tenant = tenant_of_fresh(&st, &headers).await?;
     let req: SendRequest = parse_json(&body)?;
     let operator = hlr_operator(&st, &req).await;
-    let intake = prepare(&st, &tenant, &req, crate::clock::now_ms(), operator)?;
+    let (intake, _) = prepare(&st, &tenant, &req, crate::clock::now_ms(), operator, false)?;
     let cfg = st.consensus.store().config();
     let route = intake
         .route

@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod cluster;
+pub mod compliance;
 pub mod error;
 pub mod messages;
 pub mod openapi;
@@ -250,6 +251,55 @@ pub fn router(state: AppState, max_body: usize) -> Router {
         .route(
             "/admin/v1/routing/settings",
             get(routing_admin::get_settings).patch(routing_admin::patch_settings),
+        )
+        .route("/admin/v1/compliance/rules", get(compliance::list_rules))
+        .route(
+            "/admin/v1/compliance/rules/{id}",
+            axum::routing::put(compliance::put_rule)
+                .get(compliance::get_rule)
+                .delete(compliance::delete_rule),
+        )
+        .route(
+            "/admin/v1/compliance/countries",
+            get(compliance::list_countries),
+        )
+        .route(
+            "/admin/v1/compliance/countries/{cc}",
+            axum::routing::put(compliance::put_country)
+                .get(compliance::get_country)
+                .delete(compliance::delete_country),
+        )
+        .route(
+            "/admin/v1/tenants/{id}/senders",
+            post(compliance::add_sender).get(compliance::list_senders),
+        )
+        .route(
+            "/admin/v1/tenants/{id}/senders/{sender}",
+            axum::routing::delete(compliance::delete_sender),
+        )
+        .route(
+            "/admin/v1/tenants/{id}/dlt_templates",
+            post(compliance::add_template).get(compliance::list_templates),
+        )
+        .route(
+            "/admin/v1/tenants/{id}/dlt_templates/{template_id}",
+            axum::routing::delete(compliance::delete_template),
+        )
+        .route(
+            "/admin/v1/tenants/{id}/campaigns",
+            post(compliance::add_campaign).get(compliance::list_campaigns),
+        )
+        .route(
+            "/admin/v1/tenants/{id}/campaigns/{campaign}",
+            axum::routing::delete(compliance::delete_campaign),
+        )
+        .route(
+            "/admin/v1/tenants/{id}/opt_outs",
+            post(compliance::add_opt_outs).get(compliance::list_opt_outs),
+        )
+        .route(
+            "/admin/v1/tenants/{id}/opt_outs/{number}",
+            axum::routing::delete(compliance::delete_opt_out),
         )
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))

@@ -152,11 +152,36 @@ async fn inbound_loop(
                 });
             }
             Inbound::Mobile {
-                source, dest, ack, ..
+                source,
+                dest,
+                data_coding,
+                esm_class,
+                payload,
+                ack,
             } => {
                 info!(channel = %channel, from = %source, to = %dest, "mobile-originated message received");
                 metrics::counter!("smsgw_mo_total", "channel" => channel.clone()).increment(1);
-                ack.accept();
+                // STOP/START keywords: committed (opt-out lists) before the ack.
+                let consensus = consensus.clone();
+                let channel = channel.clone();
+                tokio::spawn(async move {
+                    let body = if esm_class & 0x40 != 0 {
+                        let skip = payload.first().map(|l| *l as usize + 1).unwrap_or(0);
+                        payload.get(skip..).unwrap_or(&[])
+                    } else {
+                        &payload[..]
+                    };
+                    let text = crate::encoding::decode(data_coding, body);
+                    match crate::compliance::mo::handle(&consensus, &channel, &source, &dest, &text)
+                        .await
+                    {
+                        Ok(()) => ack.accept(),
+                        Err(e) => {
+                            warn!(channel = %channel, error = %e, "MO keyword not committed; SMSC will redeliver");
+                            ack.reject(0x64);
+                        }
+                    }
+                });
             }
         }
     }

@@ -142,6 +142,9 @@ pub fn plan(cmd: &Command) -> Option<Result<ApiCall, String>> {
             admin_token(&a.conn.token).map(|t| tenant(&a.command, &a.conn.url, t))
         }
         Command::Send(a) => send(a),
+        Command::Compliance(a) => {
+            admin_token(&a.conn.token).map(|t| super::compliance::plan(&a.command, &a.conn.url, t))
+        }
     })
 }
 

@@ -9,6 +9,7 @@
 //! `start`, `demo` and `sim` are run by `main.rs`; [`run_admin`] returns `-1` for them.
 
 pub mod admin;
+pub mod compliance;
 pub mod tables;
 
 use std::path::PathBuf;
@@ -49,6 +50,8 @@ pub enum Command {
     Tenant(TenantArgs),
     /// Send one message through a node (smoke test).
     Send(SendArgs),
+    /// Content rules, country rules, sender ids, DLT templates, 10DLC campaigns, opt-outs.
+    Compliance(compliance::ComplianceArgs),
 }
 
 /// Options of `smsgw demo`.

@@ -320,6 +320,7 @@ pub fn build_routed(
         ab_variant: route.as_ref().and_then(|r| r.variant),
         avoid: Vec::new(),
         operator,
+        compliance: None,
     };
     Ok(Intake {
         message,

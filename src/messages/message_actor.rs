@@ -119,6 +119,7 @@ pub fn build_parts(m: &Message) -> Result<Vec<SubmitRequest>, encoding::Encoding
                 short_message,
                 validity_period: String::new(),
                 message_id: m.id.clone(),
+                tlvs: Vec::new(),
             }
         })
         .collect())
@@ -227,6 +228,18 @@ async fn work(st: &MessageArgs) -> Result<WorkEnd, ActorProcessingErr> {
         )
         .await;
     };
+    // India DLT ids go to the operator as TLVs (tags per channel option `dlt_tlvs`).
+    let dlt = {
+        let cfg = c.store().config();
+        crate::compliance::dlt::tlvs(&m, cfg.channels.get(&st.channel))
+    };
+    let parts: Vec<_> = parts
+        .into_iter()
+        .map(|mut p| {
+            p.tlvs.extend(dlt.iter().cloned());
+            p
+        })
+        .collect();
     for (i, req) in parts.into_iter().enumerate() {
         let already = m
             .part_states

@@ -37,7 +37,12 @@ pub struct SweepState {
     retention: Duration,
     last_purge: std::time::Instant,
     purging: Arc<std::sync::atomic::AtomicBool>,
+    /// When expired compliance window counters were last dropped (ms).
+    last_compliance_gc: i64,
 }
+
+/// How often the leader drops expired compliance window counters.
+const COMPLIANCE_GC_EVERY_MS: i64 = 60_000;
 
 impl Actor for Sweeper {
     type Msg = SweepMsg;
@@ -57,6 +62,7 @@ impl Actor for Sweeper {
             retention,
             last_purge: std::time::Instant::now(),
             purging: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+            last_compliance_gc: crate::clock::now_ms(),
         })
     }
 
@@ -85,6 +91,10 @@ impl Actor for Sweeper {
                     purge_old(st, now);
                 }
                 let mut ops = Vec::new();
+                if now - st.last_compliance_gc >= COMPLIANCE_GC_EVERY_MS {
+                    st.last_compliance_gc = now;
+                    ops.push(Op::ComplianceGc { at: now });
+                }
                 let mut ids = Vec::new();
                 {
                     let work = st.consensus.store().work();

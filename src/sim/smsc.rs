@@ -318,6 +318,8 @@ struct LedgerRecord {
     esm_class: u8,
     short_message: Vec<u8>,
     at_ms: i64,
+    /// Vendor TLVs (e.g. DLT ids) as tag (hex) → value (text).
+    tlvs: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Serialize)]
@@ -330,6 +332,8 @@ struct LedgerLine<'a> {
     esm_class: u8,
     short_message_hex: String,
     at_ms: i64,
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    tlvs: &'a std::collections::BTreeMap<String, String>,
 }
 
 enum LedgerMsg {
@@ -358,6 +362,7 @@ fn ledger_thread(file: File, rx: std::sync::mpsc::Receiver<LedgerMsg>) {
                     esm_class: r.esm_class,
                     short_message_hex: hex::encode(&r.short_message),
                     at_ms: r.at_ms,
+                    tlvs: &r.tlvs,
                 };
                 if serde_json::to_writer(&mut w, &line).is_err() || w.write_all(b"\n").is_err() {
                     warn!("ledger write failed");
@@ -593,6 +598,7 @@ impl SmscSim {
                 let control_addr = l.local_addr()?;
                 let c = ctx.clone();
                 let k = ctx.clone();
+                let mo_ctx = ctx.clone();
                 let app = axum::Router::new()
                     .route(
                         "/stats",
@@ -606,6 +612,13 @@ impl SmscSim {
                         axum::routing::post(move |body: axum::body::Bytes| {
                             let k = k.clone();
                             async move { control(&k, &body) }
+                        }),
+                    )
+                    .route(
+                        "/mo",
+                        axum::routing::post(move |axum::Json(mo): axum::Json<MoRequest>| {
+                            let c = mo_ctx.clone();
+                            async move { send_mo(&c, &mo) }
                         }),
                     );
                 let stop = ctx.shutdown_future();
@@ -1036,6 +1049,11 @@ fn on_submit(
                 esm_class: fields.esm_class,
                 short_message: fields.short_message,
                 at_ms: chrono::Utc::now().timestamp_millis(),
+                tlvs: fields
+                    .vendor_tlvs
+                    .iter()
+                    .map(|(t, v)| (format!("{t:04x}"), String::from_utf8_lossy(v).to_string()))
+                    .collect(),
             })));
         }
         codec::submit_sm_resp(seq, status::ESME_ROK, &message_id)
@@ -1094,6 +1112,41 @@ fn receipt_target(ctx: &Ctx, job: &ReceiptJob) -> Option<Arc<Conn>> {
     }
     let i = ctx.rr.fetch_add(1, Ordering::Relaxed) % candidates.len();
     Some(candidates[i].clone())
+}
+
+/// A mobile-originated message to inject (`POST /mo` on the control address).
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct MoRequest {
+    /// The handset's number.
+    pub from: String,
+    /// The gateway's number or short code.
+    pub to: String,
+    /// GSM-compatible text (sent unpacked, data_coding 0).
+    pub text: String,
+}
+
+/// Sends an MO `deliver_sm` on any bound receiver/transceiver: 200, or 503 when none is bound.
+fn send_mo(ctx: &Ctx, mo: &MoRequest) -> axum::http::StatusCode {
+    let conn = {
+        let conns = lock(&ctx.conns);
+        conns
+            .values()
+            .find(|c| c.bound.get().is_some_and(|(sys, _)| c.can_receive(sys)))
+            .cloned()
+    };
+    let Some(conn) = conn else {
+        return axum::http::StatusCode::SERVICE_UNAVAILABLE;
+    };
+    match codec::deliver_sm_mo(conn.next_seq(), &mo.from, &mo.to, 0, mo.text.as_bytes()) {
+        Ok(cmd) => {
+            send(&conn, cmd);
+            axum::http::StatusCode::OK
+        }
+        Err(e) => {
+            warn!(error = %e, "cannot encode MO");
+            axum::http::StatusCode::UNPROCESSABLE_ENTITY
+        }
+    }
 }
 
 /// Sends a receipt now, or parks it for 1 s if no connection can take it.

@@ -1,5 +1,6 @@
 //! The replicated state: its rows (`model`), the operations Raft carries (`ops`), the
 //! status machine (`transitions`, pure) and the fjall-backed store (`store`).
+pub mod compliance;
 pub mod model;
 pub mod ops;
 pub mod placement;

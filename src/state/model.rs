@@ -24,6 +24,12 @@ pub struct Tenant {
     pub smart_encoding: bool,
     pub senders: Vec<String>,
     pub created_at: i64,
+    /// Per-recipient caps, decided exactly in the state machine (compliance).
+    pub frequency_caps: Vec<super::compliance::FrequencyCap>,
+    /// Numbers used where a country forbids alphanumeric senders.
+    pub sender_pool: Vec<String>,
+    /// Categories refused (403 `opted_out`) to numbers on the tenant's opt-out list.
+    pub opt_out_categories: Vec<Category>,
 }
 
 /// Requests per second and burst allowed to one tenant on one node.
@@ -334,4 +340,6 @@ pub struct Message {
     pub avoid: Vec<String>,
     /// MCC+MNC resolved at accept time (number-range table or HLR), for routing feedback.
     pub operator: Option<String>,
+    /// Compliance decisions recorded at accept (sender choice, flags, DLT ids, campaign).
+    pub compliance: Option<Box<super::compliance::MessageCompliance>>,
 }

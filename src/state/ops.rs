@@ -134,6 +134,18 @@ pub enum Op {
     Purge {
         ids: Vec<String>,
     },
+    /// A change to the compliance rows (rules, countries, senders, templates, campaigns, opt-outs).
+    Compliance(Box<super::compliance::ComplianceOp>),
+    /// Like `Accept`, but refused (`Capped`, nothing stored) when any window counter is full;
+    /// counted in the same step, so concurrent sends from several nodes cannot all pass.
+    AcceptCapped {
+        message: Box<Message>,
+        caps: Vec<super::compliance::CapKey>,
+    },
+    /// Drops window counters that expired by `at` (proposed by the leader's sweeper).
+    ComplianceGc {
+        at: i64,
+    },
 }
 
 /// The answer to one operation, in the order the operations were proposed.
@@ -165,6 +177,12 @@ pub enum OpResult {
     Claimed {
         granted: Vec<String>,
         reclaimed: u32,
+    },
+    /// A window counter of `AcceptCapped` is full; a slot frees in `retry_after_ms`.
+    Capped {
+        kind: super::compliance::CapKind,
+        key: String,
+        retry_after_ms: i64,
     },
 }
 

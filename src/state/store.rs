@@ -298,7 +298,11 @@ pub struct StateStore {
     idem: Keyspace,
     webhooks: Keyspace,
     claims: Keyspace,
+    /// Compliance window counters (frequency caps, campaign throughput) and their expiry index.
+    freq: Keyspace,
     config: RwLock<ConfigView>,
+    /// Compliance rows (rules, countries, senders, templates, campaigns, opt-outs) in memory.
+    compliance: RwLock<super::compliance::ComplianceRegistry>,
     work: Mutex<WorkIndex>,
     /// Non-final messages, decoded: the rows every apply, dispatch and send touches.
     /// Final messages are read from fjall.
@@ -345,6 +349,7 @@ const T_ACTIVE: u8 = 5;
 const T_TENANT_MSG: u8 = 6;
 const T_CONFIG: u8 = 7;
 const T_CLAIM: u8 = 8;
+const T_FREQ: u8 = 9;
 
 impl StateStore {
     /// Opens (or creates) the state keyspaces in `db` and rebuilds the in-memory indexes.
@@ -361,7 +366,9 @@ impl StateStore {
             idem: ks(db, "sm_idem")?,
             webhooks: ks(db, "sm_webhooks")?,
             claims: ks(db, "sm_claims")?,
+            freq: ks(db, "sm_freq")?,
             config: RwLock::new(ConfigView::default()),
+            compliance: RwLock::new(Default::default()),
             work: Mutex::new(WorkIndex::default()),
             active_cache: RwLock::new(HashMap::new()),
             notifier: OnceLock::new(),
@@ -378,6 +385,7 @@ impl StateStore {
 
     fn rebuild(&self) -> Result<(), StoreError> {
         let mut cfg = ConfigView::default();
+        let mut reg = super::compliance::ComplianceRegistry::default();
         for kv in self.config_ks.iter() {
             let (k, v) = kv.into_inner()?;
             match k.first() {
@@ -407,6 +415,7 @@ impl StateStore {
                     cfg.bind_states.insert(b.key(), b);
                 }
                 Some(b's') => cfg.routing = wire::decode(&v)?,
+                Some(b'x') => reg.load_row(&k, &v)?,
                 _ => {}
             }
         }
@@ -430,6 +439,7 @@ impl StateStore {
         }
         *self.active_cache.write().unwrap_or_else(|e| e.into_inner()) = cache;
         *self.config.write().unwrap_or_else(|e| e.into_inner()) = cfg;
+        *self.compliance.write().unwrap_or_else(|e| e.into_inner()) = reg;
         *self.work.lock().unwrap_or_else(|e| e.into_inner()) = work;
         Ok(())
     }
@@ -442,6 +452,25 @@ impl StateStore {
     /// A copy of the config maps.
     pub fn config(&self) -> std::sync::RwLockReadGuard<'_, ConfigView> {
         self.config.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The compliance rows (read by the checks at intake).
+    pub fn compliance(
+        &self,
+    ) -> std::sync::RwLockReadGuard<'_, super::compliance::ComplianceRegistry> {
+        self.compliance.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A window counter as committed (intake refuses early when it is already full; the
+    /// state machine decides again, exactly, on `AcceptCapped`).
+    pub fn window_row(
+        &self,
+        key: &str,
+    ) -> Result<Option<super::compliance::WindowRow>, StoreError> {
+        match self.freq.get(super::compliance::counter_key(key))? {
+            Some(v) => Ok(Some(wire::decode(&v)?)),
+            None => Ok(None),
+        }
     }
 
     /// The timers and counters.
@@ -649,6 +678,7 @@ impl StateStore {
             T_ACTIVE => &self.active,
             T_TENANT_MSG => &self.tenant_msgs,
             T_CLAIM => &self.claims,
+            T_FREQ => &self.freq,
             _ => &self.config_ks,
         }
     }
@@ -1195,6 +1225,23 @@ impl StateStore {
                 }
                 OpResult::Done
             }
+            Op::Compliance(c) => {
+                let (writes, found) = self
+                    .compliance
+                    .write()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .apply(c)?;
+                for (k, v) in writes {
+                    ctx.kv.insert((T_CONFIG, k), v);
+                }
+                if found {
+                    OpResult::Done
+                } else {
+                    OpResult::NotFound
+                }
+            }
+            Op::AcceptCapped { message, caps } => self.accept_capped(ctx, message, caps)?,
+            Op::ComplianceGc { at } => self.compliance_gc(ctx, *at)?,
         })
     }
 
@@ -1216,6 +1263,87 @@ impl StateStore {
             return Ok(OpResult::Stale);
         }
         self.save(ctx, Some(&before), m, &entered);
+        Ok(OpResult::Done)
+    }
+
+    /// `accept` behind window counters: a replay (same idempotency key or id) is answered
+    /// as `accept` answers it without counting; a full window refuses with `Capped`; an
+    /// accepted message is recorded in every window.
+    fn accept_capped(
+        &self,
+        ctx: &mut ApplyCtx,
+        m: &Message,
+        caps: &[super::compliance::CapKey],
+    ) -> Result<OpResult, StoreError> {
+        use super::compliance::{WindowRow, counter_key, expiry_key};
+        let replay = match (&m.idempotency_key, &m.body_hash) {
+            (Some(key), Some(_)) => match self.kv_get(ctx, T_IDEM, &join_key(&m.tenant, key))? {
+                Some(v) => {
+                    let r: IdemRecord = wire::decode(&v)?;
+                    m.created_at - r.at < IDEMPOTENCY_TTL_MS
+                }
+                None => false,
+            },
+            _ => false,
+        } || self.load(ctx, &m.id)?.is_some();
+        if replay {
+            return self.accept(ctx, m);
+        }
+        let at = m.created_at;
+        let mut rows = Vec::with_capacity(caps.len());
+        for cap in caps {
+            let row: WindowRow = match self.kv_get(ctx, T_FREQ, &counter_key(&cap.key))? {
+                Some(v) => wire::decode(&v)?,
+                None => WindowRow::default(),
+            };
+            if let Err(retry_after_ms) = row.check(cap, at) {
+                return Ok(OpResult::Capped {
+                    kind: cap.kind,
+                    key: cap.key.clone(),
+                    retry_after_ms,
+                });
+            }
+            rows.push(row);
+        }
+        let r = self.accept(ctx, m)?;
+        if matches!(r, OpResult::Accepted { .. }) {
+            for (cap, mut row) in caps.iter().zip(rows) {
+                if !row.stamps.is_empty() {
+                    ctx.kv
+                        .insert((T_FREQ, expiry_key(row.expires_at(), &cap.key)), None);
+                }
+                row.record(cap, at);
+                ctx.kv.insert(
+                    (T_FREQ, expiry_key(row.expires_at(), &cap.key)),
+                    Some(Vec::new()),
+                );
+                ctx.kv
+                    .insert((T_FREQ, counter_key(&cap.key)), Some(wire::encode(&row)?));
+            }
+        }
+        Ok(r)
+    }
+
+    /// Removes window counters whose last accept left their window by `at` (a bounded
+    /// number per call; the sweeper proposes this again while there are more).
+    fn compliance_gc(&self, ctx: &mut ApplyCtx, at: i64) -> Result<OpResult, StoreError> {
+        use super::compliance::{WindowRow, counter_key, expiry_key};
+        let end = expiry_key(at.saturating_add(1), "");
+        let mut expired = Vec::new();
+        for kv in self.freq.range(b"e".to_vec()..end).take(10_000) {
+            expired.push(kv.key()?.to_vec());
+        }
+        for ek in expired {
+            ctx.kv.insert((T_FREQ, ek.clone()), None);
+            let key = String::from_utf8_lossy(&ek[9..]).to_string();
+            let ck = counter_key(&key);
+            if let Some(v) = self.kv_get(ctx, T_FREQ, &ck)? {
+                let row: WindowRow = wire::decode(&v)?;
+                if row.expires_at() <= at {
+                    ctx.kv.insert((T_FREQ, ck), None);
+                }
+            }
+        }
         Ok(OpResult::Done)
     }
 
@@ -1398,7 +1526,7 @@ fn webhook_body(event_id: &str, m: &Message, status: Status, at: i64) -> String 
 }
 
 impl StateStore {
-    fn all_keyspaces(&self) -> [(&'static str, &Keyspace); 10] {
+    fn all_keyspaces(&self) -> [(&'static str, &Keyspace); 11] {
         [
             ("sm_claims", &self.claims),
             ("sm_config", &self.config_ks),
@@ -1409,6 +1537,7 @@ impl StateStore {
             ("sm_orphans", &self.orphans),
             ("sm_idem", &self.idem),
             ("sm_webhooks", &self.webhooks),
+            ("sm_freq", &self.freq),
             ("sm_meta", &self.meta),
         ]
     }

@@ -238,6 +238,7 @@ mod tests {
             ab_variant: None,
             avoid: Vec::new(),
             operator: None,
+            compliance: None,
         }
     }
 

@@ -139,6 +139,9 @@ fn tenant(id: &str) -> Tenant {
         smart_encoding: false,
         senders: vec![],
         created_at: 0,
+        frequency_caps: Vec::new(),
+        sender_pool: Vec::new(),
+        opt_out_categories: vec![crate::state::Category::Marketing],
     }
 }
 
@@ -184,6 +187,7 @@ fn message(id: &str, tenant: &str, url: &str, at: i64) -> Message {
         ab_variant: None,
         avoid: Vec::new(),
         operator: None,
+        compliance: None,
     }
 }
 

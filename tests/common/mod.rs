@@ -818,3 +818,56 @@ impl HttpProvider {
         }})
     }
 }
+
+// ---------- a cluster of node processes (added for t65, append only) ----------
+
+/// Starts `n` gateway nodes (ids 1..=n) as one Raft cluster with `--peers`, each with its
+/// data in `dir/n<id>`; returns them once every node answers /readyz (has a leader).
+pub async fn start_cluster(dir: &Path, n: u64) -> Vec<GwNode> {
+    let members: Vec<(u64, u16, u16)> = (1..=n).map(|id| (id, free_port(), free_port())).collect();
+    let peers = members
+        .iter()
+        .map(|(id, _, c)| format!("{id}@127.0.0.1:{c}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let mut nodes = Vec::new();
+    for (id, http, cluster) in &members {
+        let ndir = dir.join(format!("n{id}"));
+        std::fs::create_dir_all(&ndir).expect("node dir");
+        let args: Vec<String> = vec![
+            "start".into(),
+            "--node-id".into(),
+            id.to_string(),
+            "--http".into(),
+            format!("127.0.0.1:{http}"),
+            "--cluster-addr".into(),
+            format!("127.0.0.1:{cluster}"),
+            "--data-dir".into(),
+            ndir.join("data").display().to_string(),
+            "--admin-token".into(),
+            ADMIN_TOKEN.into(),
+            "--peers".into(),
+            peers.clone(),
+        ];
+        let proc = Proc::spawn(&args, &[], dir.join(format!("node-{id}.log")));
+        nodes.push(GwNode {
+            node_id: *id,
+            proc,
+            http: *http,
+            cluster: *cluster,
+            dir: ndir,
+            token: ADMIN_TOKEN.into(),
+            extra: vec!["--peers".into(), peers.clone()],
+            envs: Vec::new(),
+        });
+    }
+    for node in &nodes {
+        let url = node.url("/readyz");
+        eventually("cluster node ready", Duration::from_secs(60), || async {
+            let r = client().get(&url).send().await.ok()?;
+            r.status().is_success().then_some(())
+        })
+        .await;
+    }
+    nodes
+}

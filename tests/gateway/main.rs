@@ -10,6 +10,7 @@ mod t40_batch_list_preview;
 mod t50_receipts;
 mod t55_routing;
 mod t60_throttling_reconnect;
+mod t65_compliance;
 mod t70_actor_crash;
 mod t80_webhooks_metrics;
 mod t90_sigterm_drain;

@@ -263,6 +263,8 @@ pub struct SubmitFields<'a> {
     pub short_message: &'a [u8],
     /// "" or a 16-character SMPP time.
     pub validity_period: &'a str,
+    /// Extra (vendor) TLVs as (tag, value), e.g. India DLT ids on 0x1400/0x1401.
+    pub tlvs: &'a [(u16, Vec<u8>)],
 }
 
 /// Builds a submit_sm. Every mandatory field is set explicitly (rusmpp's
@@ -294,6 +296,12 @@ pub fn submit_sm(seq: u32, f: &SubmitFields<'_>) -> Result<Command, String> {
         .data_coding(DataCoding::from(f.data_coding))
         .sm_default_msg_id(0)
         .build();
+    for (tag, value) in f.tlvs {
+        sm.push_tlv(MessageSubmissionRequestTlvValue::Other {
+            tag: TlvTag::Other(*tag),
+            value: AnyOctetString::from_slice(value),
+        });
+    }
     if f.short_message.len() <= 254 {
         let sm_bytes =
             OctetString::from_slice(f.short_message).map_err(|e| format!("short_message: {e}"))?;
@@ -621,12 +629,25 @@ pub struct SubmitSmFields {
     pub registered_delivery: u8,
     /// short_message, or message_payload when short_message is empty.
     pub short_message: Vec<u8>,
+    /// TLVs this codec does not know (vendor tags such as the DLT ids), as (tag, value).
+    pub vendor_tlvs: Vec<(u16, Vec<u8>)>,
 }
 
 impl SubmitSmFields {
     /// Extracts the fields from a decoded submit_sm.
     pub fn from_pdu(s: &SubmitSm) -> Self {
         let mut short_message = s.short_message().as_ref().to_vec();
+        let vendor_tlvs = s
+            .tlvs()
+            .iter()
+            .filter_map(|tlv| match tlv.value() {
+                Some(TlvValue::Other {
+                    tag: TlvTag::Other(t),
+                    value,
+                }) => Some((*t, value.as_ref().to_vec())),
+                _ => None,
+            })
+            .collect();
         if short_message.is_empty() {
             for tlv in s.tlvs() {
                 if tlv.tag() == TlvTag::MessagePayload
@@ -643,6 +664,7 @@ impl SubmitSmFields {
             data_coding: u8::from(s.data_coding),
             registered_delivery: u8::from(s.registered_delivery),
             short_message,
+            vendor_tlvs,
         }
     }
 }

@@ -134,6 +134,8 @@ pub struct SubmitRequest {
     /// The gateway's message id: not sent over SMPP; protocols that carry the caller's
     /// reference (HTTP `{message_id}`) use it.
     pub message_id: String,
+    /// Extra (vendor) TLVs as (tag, value), e.g. India DLT ids.
+    pub tlvs: Vec<(u16, Vec<u8>)>,
 }
 
 /// The SMSC's answer to one submit_sm.
@@ -499,6 +501,7 @@ impl Session {
                 registered_delivery: req.registered_delivery,
                 short_message: &req.short_message,
                 validity_period: &req.validity_period,
+                tlvs: &req.tlvs,
             },
         )
         .map_err(SessionError::Protocol)?;

@@ -38,6 +38,7 @@ fn sample_submit() -> SubmitFields<'static> {
         registered_delivery: 0x01,
         short_message: b"hello",
         validity_period: "",
+        tlvs: &[],
     }
 }
 
@@ -236,6 +237,7 @@ fn request(i: usize, registered_delivery: u8) -> SubmitRequest {
         short_message: format!("message {i}").into_bytes(),
         validity_period: String::new(),
         message_id: format!("m{i}"),
+        tlvs: Vec::new(),
     }
 }
 

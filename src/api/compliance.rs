@@ -1,0 +1,644 @@
+//! `/admin/v1/compliance/*` (content rules, country rules) and the tenant's compliance
+//! registries under `/admin/v1/tenants/{id}/...` (sender ids, DLT templates, 10DLC
+//! campaigns, opt-outs). Every change is one `Op::Compliance` through Raft, so it takes
+//! effect on every node as soon as the node applies the entry.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::error::{ApiError, parse_json};
+use super::{AppState, require_admin};
+use crate::clock::{now_ms, rfc3339};
+use crate::compliance::{content, quiet};
+use crate::state::compliance::{
+    Campaign, ComplianceOp, ContentRule, CountryRules, DltTemplate, QuietHours, RuleAction,
+    RuleKind, SenderId, SenderKind,
+};
+use crate::state::{Op, OpResult};
+
+/// Opt-out numbers per `POST .../opt_outs` call at most (larger lists: several calls).
+pub const MAX_OPT_OUTS_PER_CALL: usize = 10_000;
+
+async fn write(st: &AppState, op: ComplianceOp) -> Result<OpResult, ApiError> {
+    Ok(st.consensus.propose(Op::Compliance(Box::new(op))).await?)
+}
+
+fn check_id(field: &str, id: &str) -> Result<(), ApiError> {
+    if id.is_empty()
+        || id.len() > 64
+        || !id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+    {
+        return Err(ApiError::invalid(
+            field,
+            "1 to 64 characters of A-Z a-z 0-9 - _ .",
+        ));
+    }
+    Ok(())
+}
+
+fn known_tenant(st: &AppState, id: &str) -> Result<(), ApiError> {
+    if st.consensus.store().config().tenants.contains_key(id) {
+        Ok(())
+    } else {
+        Err(ApiError::not_found("tenant"))
+    }
+}
+
+fn country_code(field: &str, cc: &str) -> Result<String, ApiError> {
+    let up = cc.to_ascii_uppercase();
+    if up.len() != 2 || !up.bytes().all(|b| b.is_ascii_uppercase()) {
+        return Err(ApiError::invalid(
+            field,
+            "an ISO 3166 alpha-2 code like \"IN\"",
+        ));
+    }
+    Ok(up)
+}
+
+/// E.164 from a body or path (a `+` lost in a path is put back).
+fn number(field: &str, raw: &str) -> Result<String, ApiError> {
+    let t = raw.trim();
+    let t = if t.starts_with('+') {
+        t.to_string()
+    } else {
+        format!("+{t}")
+    };
+    crate::messages::intake::normalize_number(&t).map_err(|e| e.field(field))
+}
+
+fn deleted(r: OpResult, what: &str) -> Result<Response, ApiError> {
+    match r {
+        OpResult::NotFound => Err(ApiError::not_found(what)),
+        _ => Ok(StatusCode::NO_CONTENT.into_response()),
+    }
+}
+
+// ---------- content rules ----------
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RuleBody {
+    #[serde(default)]
+    scope: Option<String>,
+    kind: RuleKind,
+    pattern: String,
+    action: RuleAction,
+}
+
+fn rule_view(r: &ContentRule) -> Value {
+    json!({
+        "id": r.id,
+        "scope": r.scope.as_ref().map(|t| format!("tenant:{t}")).unwrap_or_else(|| "global".into()),
+        "kind": r.kind, "pattern": r.pattern, "action": r.action, "created_at": rfc3339(r.created_at),
+    })
+}
+
+/// `PUT /admin/v1/compliance/rules/{id}`: create or replace a content rule.
+pub async fn put_rule(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    require_admin(&st, &headers)?;
+    check_id("id", &id)?;
+    let b: RuleBody = parse_json(&body)?;
+    let scope = match b.scope.as_deref().unwrap_or("global") {
+        "global" => None,
+        s => match s.strip_prefix("tenant:") {
+            Some(t) => {
+                check_id("scope", t)?;
+                Some(t.to_string())
+            }
+            None => {
+                return Err(ApiError::invalid("scope", "\"global\" or \"tenant:<id>\""));
+            }
+        },
+    };
+    if b.pattern.len() > 1000 {
+        return Err(ApiError::invalid("pattern", "at most 1000 bytes"));
+    }
+    content::validate(b.kind, &b.pattern)
+        .map_err(|e| ApiError::invalid("pattern", e.to_string()))?;
+    let existed = st.consensus.store().compliance().rules.contains_key(&id);
+    let r = ContentRule {
+        id,
+        scope,
+        kind: b.kind,
+        pattern: b.pattern.trim().to_string(),
+        action: b.action,
+        created_at: now_ms(),
+    };
+    write(&st, ComplianceOp::PutRule(r.clone())).await?;
+    let status = if existed {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
+    Ok((status, Json(rule_view(&r))).into_response())
+}
+
+/// `GET /admin/v1/compliance/rules`
+pub async fn list_rules(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    require_admin(&st, &headers)?;
+    let reg = st.consensus.store().compliance();
+    Ok(Json(json!(reg.rules.values().map(rule_view).collect::<Vec<_>>())).into_response())
+}
+
+/// `GET /admin/v1/compliance/rules/{id}`
+pub async fn get_rule(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    require_admin(&st, &headers)?;
+    let reg = st.consensus.store().compliance();
+    match reg.rules.get(&id) {
+        Some(r) => Ok(Json(rule_view(r)).into_response()),
+        None => Err(ApiError::not_found("rule")),
+    }
+}
+
+/// `DELETE /admin/v1/compliance/rules/{id}`
+pub async fn delete_rule(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    require_admin(&st, &headers)?;
+    deleted(write(&st, ComplianceOp::DeleteRule { id }).await?, "rule")
+}
+
+// ---------- country rules ----------
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct QuietBody {
+    start: String,
+    end: String,
+    timezone: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CountryBody {
+    alphanumeric_allowed: Option<bool>,
+    sender_registration_required: Option<bool>,
+    dlt_required: Option<bool>,
+    ten_dlc_required: Option<bool>,
+    #[serde(default)]
+    quiet_hours: Option<QuietBody>,
+}
+
+fn country_view(c: &CountryRules) -> Value {
+    json!({
+        "country": c.country, "alphanumeric_allowed": c.alphanumeric_allowed,
+        "sender_registration_required": c.sender_registration_required,
+        "dlt_required": c.dlt_required, "ten_dlc_required": c.ten_dlc_required,
+        "quiet_hours": c.quiet_hours.as_ref().map(|q| json!({
+            "start": quiet::hhmm(q.start_min), "end": quiet::hhmm(q.end_min), "timezone": q.timezone})),
+    })
+}
+
+/// `PUT /admin/v1/compliance/countries/{cc}`: fields left out keep the built-in default.
+pub async fn put_country(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Path(cc): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    require_admin(&st, &headers)?;
+    let cc = country_code("country", &cc)?;
+    let b: CountryBody = parse_json(&body)?;
+    let base = CountryRules::builtin(&cc);
+    let quiet_hours = match b.quiet_hours {
+        None => None,
+        Some(q) => {
+            let start = quiet::parse_hhmm(&q.start)
+                .ok_or_else(|| ApiError::invalid("quiet_hours.start", "HH:MM"))?;
+            let end = quiet::parse_hhmm(&q.end)
+                .ok_or_else(|| ApiError::invalid("quiet_hours.end", "HH:MM"))?;
+            if !quiet::valid_timezone(&q.timezone) {
+                return Err(ApiError::invalid(
+                    "quiet_hours.timezone",
+                    "an IANA time zone like \"Asia/Kolkata\"",
+                ));
+            }
+            Some(QuietHours {
+                start_min: start,
+                end_min: end,
+                timezone: q.timezone,
+            })
+        }
+    };
+    let c = CountryRules {
+        country: cc,
+        alphanumeric_allowed: b.alphanumeric_allowed.unwrap_or(base.alphanumeric_allowed),
+        sender_registration_required: b
+            .sender_registration_required
+            .unwrap_or(base.sender_registration_required),
+        dlt_required: b.dlt_required.unwrap_or(base.dlt_required),
+        ten_dlc_required: b.ten_dlc_required.unwrap_or(base.ten_dlc_required),
+        quiet_hours,
+    };
+    write(&st, ComplianceOp::PutCountry(c.clone())).await?;
+    Ok(Json(country_view(&c)).into_response())
+}
+
+/// `GET /admin/v1/compliance/countries`: the configured countries.
+pub async fn list_countries(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    require_admin(&st, &headers)?;
+    let reg = st.consensus.store().compliance();
+    Ok(Json(json!(
+        reg.countries.values().map(country_view).collect::<Vec<_>>()
+    ))
+    .into_response())
+}
+
+/// `GET /admin/v1/compliance/countries/{cc}`: the rules in force (configured or built in).
+pub async fn get_country(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Path(cc): Path<String>,
+) -> Result<Response, ApiError> {
+    require_admin(&st, &headers)?;
+    let cc = country_code("country", &cc)?;
+    let c = st.consensus.store().compliance().country(&cc);
+    Ok(Json(country_view(&c)).into_response())
+}
+
+/// `DELETE /admin/v1/compliance/countries/{cc}`: back to the built-in rules.
+pub async fn delete_country(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Path(cc): Path<String>,
+) -> Result<Response, ApiError> {
+    require_admin(&st, &headers)?;
+    let country = country_code("country", &cc)?;
+    deleted(
+        write(&st, ComplianceOp::DeleteCountry { country }).await?,
+        "country",
+    )
+}
+
+// ---------- sender ids ----------
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SenderBody {
+    sender: String,
+    #[serde(rename = "type")]
+    kind: SenderKind,
+    #[serde(default)]
+    countries: Vec<String>,
+}
+
+fn sender_view(s: &SenderId) -> Value {
+    json!({"sender": s.sender, "type": s.kind, "countries": s.countries, "created_at": rfc3339(s.created_at)})
+}
+
+/// `POST /admin/v1/tenants/{id}/senders`
+pub async fn add_sender(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Path(tenant): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    require_admin(&st, &headers)?;
+    known_tenant(&st, &tenant)?;
+    let b: SenderBody = parse_json(&body)?;
+    let sender = crate::messages::intake::check_sender(&b.sender).map_err(|e| e.field("sender"))?;
+    let (kind, canonical) = crate::compliance::check::classify(&sender);
+    let fits = match b.kind {
+        SenderKind::Alphanumeric => kind == SenderKind::Alphanumeric,
+        SenderKind::ShortCode => kind == SenderKind::ShortCode,
+        SenderKind::LongCode | SenderKind::TollFree => {
+            matches!(kind, SenderKind::LongCode | SenderKind::TollFree)
+        }
+    };
+    if !fits {
+        return Err(ApiError::invalid(
+            "type",
+            format!("{sender:?} is not a {:?} sender", b.kind),
+        ));
+    }
+    let sender = if kind == SenderKind::ShortCode || kind == SenderKind::Alphanumeric {
+        sender
+    } else {
+        canonical
+    };
+    let mut countries = Vec::new();
+    for (i, c) in b.countries.iter().enumerate() {
+        countries.push(country_code(&format!("countries[{i}]"), c)?);
+    }
+    let s = SenderId {
+        tenant,
+        sender,
+        kind: b.kind,
+        countries,
+        created_at: now_ms(),
+    };
+    write(&st, ComplianceOp::PutSender(s.clone())).await?;
+    Ok((StatusCode::CREATED, Json(sender_view(&s))).into_response())
+}
+
+/// `GET /admin/v1/tenants/{id}/senders`
+pub async fn list_senders(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Path(tenant): Path<String>,
+) -> Result<Response, ApiError> {
+    require_admin(&st, &headers)?;
+    known_tenant(&st, &tenant)?;
+    let reg = st.consensus.store().compliance();
+    let v: Vec<Value> = reg
+        .senders
+        .get(&tenant)
+        .map(|m| m.values().map(sender_view).collect())
+        .unwrap_or_default();
+    Ok(Json(json!(v)).into_response())
+}
+
+/// `DELETE /admin/v1/tenants/{id}/senders/{sender}`
+pub async fn delete_sender(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Path((tenant, sender)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    require_admin(&st, &headers)?;
+    let exists = st
+        .consensus
+        .store()
+        .compliance()
+        .senders
+        .get(&tenant)
+        .is_some_and(|m| m.contains_key(&sender));
+    // A `+` may arrive decoded as a space, or missing.
+    let sender = if exists {
+        sender
+    } else {
+        let (_, canonical) = crate::compliance::check::classify(sender.trim());
+        canonical
+    };
+    deleted(
+        write(&st, ComplianceOp::DeleteSender { tenant, sender }).await?,
+        "sender",
+    )
+}
+
+// ---------- DLT templates ----------
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TemplateBody {
+    template_id: String,
+    entity_id: String,
+    text: String,
+}
+
+fn template_view(t: &DltTemplate) -> Value {
+    json!({"template_id": t.template_id, "entity_id": t.entity_id, "text": t.text,
+           "variables": crate::compliance::dlt::Template::parse(&t.text).vars(), "created_at": rfc3339(t.created_at)})
+}
+
+fn dlt_id(field: &str, v: &str) -> Result<(), ApiError> {
+    if v.is_empty() || v.len() > 32 || !v.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return Err(ApiError::invalid(
+            field,
+            "1 to 32 letters or digits (DLT ids have 19 digits)",
+        ));
+    }
+    Ok(())
+}
+
+/// `POST /admin/v1/tenants/{id}/dlt_templates`
+pub async fn add_template(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Path(tenant): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    require_admin(&st, &headers)?;
+    known_tenant(&st, &tenant)?;
+    let b: TemplateBody = parse_json(&body)?;
+    dlt_id("template_id", &b.template_id)?;
+    dlt_id("entity_id", &b.entity_id)?;
+    if b.text.is_empty() || b.text.chars().count() > 2000 {
+        return Err(ApiError::invalid("text", "1 to 2000 characters"));
+    }
+    let t = DltTemplate {
+        tenant,
+        template_id: b.template_id,
+        entity_id: b.entity_id,
+        text: b.text,
+        created_at: now_ms(),
+    };
+    write(&st, ComplianceOp::PutTemplate(t.clone())).await?;
+    Ok((StatusCode::CREATED, Json(template_view(&t))).into_response())
+}
+
+/// `GET /admin/v1/tenants/{id}/dlt_templates`
+pub async fn list_templates(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Path(tenant): Path<String>,
+) -> Result<Response, ApiError> {
+    require_admin(&st, &headers)?;
+    known_tenant(&st, &tenant)?;
+    let reg = st.consensus.store().compliance();
+    let v: Vec<Value> = reg
+        .templates
+        .get(&tenant)
+        .map(|m| m.values().map(template_view).collect())
+        .unwrap_or_default();
+    Ok(Json(json!(v)).into_response())
+}
+
+/// `DELETE /admin/v1/tenants/{id}/dlt_templates/{template_id}`
+pub async fn delete_template(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Path((tenant, template_id)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    require_admin(&st, &headers)?;
+    deleted(
+        write(
+            &st,
+            ComplianceOp::DeleteTemplate {
+                tenant,
+                template_id,
+            },
+        )
+        .await?,
+        "template",
+    )
+}
+
+// ---------- 10DLC campaigns ----------
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CampaignBody {
+    id: String,
+    use_case: String,
+    numbers: Vec<String>,
+    #[serde(default)]
+    tps: Option<u32>,
+}
+
+fn campaign_view(c: &Campaign) -> Value {
+    json!({"id": c.id, "use_case": c.use_case, "numbers": c.numbers, "tps": c.tps, "created_at": rfc3339(c.created_at)})
+}
+
+/// `POST /admin/v1/tenants/{id}/campaigns` (US 10DLC; `tps` 0 = no cap, default 1).
+pub async fn add_campaign(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Path(tenant): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    require_admin(&st, &headers)?;
+    known_tenant(&st, &tenant)?;
+    let b: CampaignBody = parse_json(&body)?;
+    check_id("id", &b.id)?;
+    if b.use_case.is_empty() || b.use_case.len() > 64 {
+        return Err(ApiError::invalid("use_case", "1 to 64 characters"));
+    }
+    if b.numbers.is_empty() || b.numbers.len() > 10_000 {
+        return Err(ApiError::invalid("numbers", "1 to 10000 numbers"));
+    }
+    let mut numbers = Vec::with_capacity(b.numbers.len());
+    for (i, n) in b.numbers.iter().enumerate() {
+        numbers.push(number(&format!("numbers[{i}]"), n)?);
+    }
+    let tps = b.tps.unwrap_or(1);
+    if tps > 100_000 {
+        return Err(ApiError::invalid("tps", "0 to 100000"));
+    }
+    let c = Campaign {
+        tenant,
+        id: b.id,
+        use_case: b.use_case,
+        numbers,
+        tps,
+        created_at: now_ms(),
+    };
+    write(&st, ComplianceOp::PutCampaign(c.clone())).await?;
+    Ok((StatusCode::CREATED, Json(campaign_view(&c))).into_response())
+}
+
+/// `GET /admin/v1/tenants/{id}/campaigns`
+pub async fn list_campaigns(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Path(tenant): Path<String>,
+) -> Result<Response, ApiError> {
+    require_admin(&st, &headers)?;
+    known_tenant(&st, &tenant)?;
+    let reg = st.consensus.store().compliance();
+    let v: Vec<Value> = reg
+        .campaigns
+        .get(&tenant)
+        .map(|m| m.values().map(campaign_view).collect())
+        .unwrap_or_default();
+    Ok(Json(json!(v)).into_response())
+}
+
+/// `DELETE /admin/v1/tenants/{id}/campaigns/{campaign}`
+pub async fn delete_campaign(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Path((tenant, id)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    require_admin(&st, &headers)?;
+    deleted(
+        write(&st, ComplianceOp::DeleteCampaign { tenant, id }).await?,
+        "campaign",
+    )
+}
+
+// ---------- opt-outs ----------
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OptOutBody {
+    numbers: Vec<String>,
+}
+
+/// `POST /admin/v1/tenants/{id}/opt_outs`
+pub async fn add_opt_outs(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Path(tenant): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    require_admin(&st, &headers)?;
+    known_tenant(&st, &tenant)?;
+    let b: OptOutBody = parse_json(&body)?;
+    if b.numbers.is_empty() || b.numbers.len() > MAX_OPT_OUTS_PER_CALL {
+        return Err(ApiError::invalid(
+            "numbers",
+            format!("1 to {MAX_OPT_OUTS_PER_CALL} numbers per call"),
+        ));
+    }
+    let mut numbers = Vec::with_capacity(b.numbers.len());
+    for (i, n) in b.numbers.iter().enumerate() {
+        numbers.push(number(&format!("numbers[{i}]"), n)?);
+    }
+    let added = numbers.len();
+    write(&st, ComplianceOp::AddOptOuts { tenant, numbers }).await?;
+    Ok(Json(json!({"added": added})).into_response())
+}
+
+/// Query of `GET .../opt_outs`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OptOutQuery {
+    limit: Option<usize>,
+}
+
+/// `GET /admin/v1/tenants/{id}/opt_outs?limit=`: the count and the first numbers.
+pub async fn list_opt_outs(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Path(tenant): Path<String>,
+    query: Result<Query<OptOutQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    require_admin(&st, &headers)?;
+    known_tenant(&st, &tenant)?;
+    let Query(q) = query.map_err(|e| ApiError::invalid("query", e.body_text()))?;
+    let limit = q.limit.unwrap_or(1000);
+    if !(1..=100_000).contains(&limit) {
+        return Err(ApiError::invalid("limit", "1 to 100000"));
+    }
+    let reg = st.consensus.store().compliance();
+    let total = reg.opt_outs.get(&tenant).map(|s| s.len()).unwrap_or(0);
+    Ok(Json(json!({"total": total, "numbers": reg.opt_out_list(&tenant, limit)})).into_response())
+}
+
+/// `DELETE /admin/v1/tenants/{id}/opt_outs/{number}`
+pub async fn delete_opt_out(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Path((tenant, raw)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    require_admin(&st, &headers)?;
+    let number = number("number", &raw)?;
+    deleted(
+        write(&st, ComplianceOp::RemoveOptOut { tenant, number }).await?,
+        "opt-out",
+    )
+}

@@ -1,0 +1,757 @@
+//! Compliance through the HTTP API: content rules (keyword, regex, URL domain, URL allow
+//! list, link shorteners; reject and flag), opt-outs, frequency caps (exact across three
+//! nodes), India DLT, US 10DLC, sender ids and pools, quiet hours, metrics and the CLI;
+//! and a rule change reaching every node within a second.
+use std::time::{Duration, Instant};
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::common::*;
+
+const DE: &str = "+4915112345678";
+const DE2: &str = "+4915112345679";
+const IN: &str = "+919876543210";
+const US: &str = "+12025550199";
+
+async fn put(node: &GwNode, path: &str, body: Value) -> Value {
+    let (s, v) = node.admin(Method::PUT, path, Some(body)).await;
+    assert!(s == 200 || s == 201, "PUT {path}: {s} {v}");
+    v
+}
+
+async fn post(node: &GwNode, path: &str, body: Value) -> Value {
+    let (s, v) = node.admin(Method::POST, path, Some(body)).await;
+    assert!(s == 200 || s == 201, "POST {path}: {s} {v}");
+    v
+}
+
+async fn patch_tenant(node: &GwNode, body: Value) {
+    let (s, v) = node
+        .admin(Method::PATCH, "/admin/v1/tenants/acme", Some(body))
+        .await;
+    assert_eq!(s, 200, "PATCH tenant: {v}");
+}
+
+/// Sends and asserts the status and (for errors) the code; returns the body.
+async fn expect(node: &GwNode, key: &str, body: Value, status: u16, code: &str) -> Value {
+    let (s, v) = node.send(key, body.clone()).await;
+    assert_eq!(s, status, "{body} → {v}");
+    if !code.is_empty() {
+        assert_eq!(v["error"]["code"], code, "{body} → {v}");
+    }
+    v
+}
+
+fn note_of(status: &Value) -> String {
+    status["events"][0]["note"]
+        .as_str()
+        .unwrap_or("")
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_rule_and_action_through_the_api() {
+    let dir = tempdir();
+    let _logs = LogsOnFailure(dir.path().to_path_buf());
+    let (smsc, node, key) = gateway_with_smsc(dir.path(), "c65", &[], &[]).await;
+
+    // ---- content rules: reject names the rule; flag is on the events ----
+    put(
+        &node,
+        "/admin/v1/compliance/rules/kw-loan",
+        json!({"scope": "global", "kind": "keyword", "pattern": "payday loan", "action": "reject"}),
+    )
+    .await;
+    put(
+        &node,
+        "/admin/v1/compliance/rules/re-win",
+        json!({"kind": "regex", "pattern": r"(?i)\bwin\s+\$\d+", "action": "reject"}),
+    )
+    .await;
+    put(
+        &node,
+        "/admin/v1/compliance/rules/dom-evil",
+        json!({"kind": "url_domain", "pattern": "evil.example", "action": "reject"}),
+    )
+    .await;
+    put(
+        &node,
+        "/admin/v1/compliance/rules/short",
+        json!({"kind": "link_shortener", "pattern": "*", "action": "flag"}),
+    )
+    .await;
+    let v = expect(
+        &node,
+        &key,
+        json!({"to": DE, "text": "Get a PAYDAY LOAN now"}),
+        403,
+        "content_blocked",
+    )
+    .await;
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("kw-loan"),
+        "{v}"
+    );
+    let v = expect(
+        &node,
+        &key,
+        json!({"to": DE, "text": "WIN $500 today"}),
+        403,
+        "content_blocked",
+    )
+    .await;
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("re-win"),
+        "{v}"
+    );
+    expect(
+        &node,
+        &key,
+        json!({"to": DE, "text": "log in at https://www.evil.example/x"}),
+        403,
+        "content_blocked",
+    )
+    .await;
+    expect(
+        &node,
+        &key,
+        json!({"to": DE, "text": "a loan for your payday"}),
+        202,
+        "",
+    )
+    .await;
+    let v = expect(
+        &node,
+        &key,
+        json!({"to": DE, "text": "track it: bit.ly/abc"}),
+        202,
+        "",
+    )
+    .await;
+    let (_, st) = node.message(&key, v["id"].as_str().unwrap_or("")).await;
+    assert_eq!(st["compliance"]["flags"], json!(["short"]), "{st}");
+    assert!(
+        note_of(&st).contains("flagged by content rule short"),
+        "{st}"
+    );
+    // A tenant allow list: other domains hit the rule, allowed ones pass.
+    put(&node, "/admin/v1/compliance/rules/allow-acme",
+        json!({"scope": "tenant:acme", "kind": "url_allow", "pattern": "acme.com", "action": "reject"})).await;
+    expect(
+        &node,
+        &key,
+        json!({"to": DE, "text": "see https://shop.acme.com/o/1"}),
+        202,
+        "",
+    )
+    .await;
+    let v = expect(
+        &node,
+        &key,
+        json!({"to": DE, "text": "see https://other.org"}),
+        403,
+        "content_blocked",
+    )
+    .await;
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("allow-acme"),
+        "{v}"
+    );
+    // Bad patterns are refused, rules are listed and deleted.
+    let (s, v) = node
+        .admin(
+            Method::PUT,
+            "/admin/v1/compliance/rules/bad",
+            Some(json!({"kind": "regex", "pattern": "(", "action": "reject"})),
+        )
+        .await;
+    assert_eq!(
+        (s, v["error"]["field"].clone()),
+        (422, json!("pattern")),
+        "{v}"
+    );
+    let (_, rules) = node
+        .admin(Method::GET, "/admin/v1/compliance/rules", None)
+        .await;
+    assert_eq!(rules.as_array().map(Vec::len), Some(5), "{rules}");
+    let (s, _) = node
+        .admin(Method::DELETE, "/admin/v1/compliance/rules/kw-loan", None)
+        .await;
+    assert_eq!(s, 204);
+    expect(
+        &node,
+        &key,
+        json!({"to": DE, "text": "Get a PAYDAY LOAN now"}),
+        202,
+        "",
+    )
+    .await;
+    let (s, _) = node
+        .admin(Method::DELETE, "/admin/v1/compliance/rules/kw-loan", None)
+        .await;
+    assert_eq!(s, 404);
+    node.admin(
+        Method::DELETE,
+        "/admin/v1/compliance/rules/allow-acme",
+        None,
+    )
+    .await;
+
+    // ---- opt-outs: marketing refused; other categories configurable ----
+    let v = post(
+        &node,
+        "/admin/v1/tenants/acme/opt_outs",
+        json!({"numbers": [DE2, "+4915112340000"]}),
+    )
+    .await;
+    assert_eq!(v["added"], 2);
+    expect(
+        &node,
+        &key,
+        json!({"to": DE2, "text": "sale", "category": "marketing"}),
+        403,
+        "opted_out",
+    )
+    .await;
+    expect(
+        &node,
+        &key,
+        json!({"to": DE2, "text": "receipt", "category": "transactional"}),
+        202,
+        "",
+    )
+    .await;
+    patch_tenant(
+        &node,
+        json!({"opt_out_categories": ["marketing", "transactional"]}),
+    )
+    .await;
+    expect(
+        &node,
+        &key,
+        json!({"to": DE2, "text": "receipt", "category": "transactional"}),
+        403,
+        "opted_out",
+    )
+    .await;
+    let (_, list) = node
+        .admin(Method::GET, "/admin/v1/tenants/acme/opt_outs", None)
+        .await;
+    assert_eq!(list["total"], 2, "{list}");
+    let (s, _) = node
+        .admin(
+            Method::DELETE,
+            &format!(
+                "/admin/v1/tenants/acme/opt_outs/{}",
+                DE2.replace('+', "%2B")
+            ),
+            None,
+        )
+        .await;
+    assert_eq!(s, 204);
+    expect(
+        &node,
+        &key,
+        json!({"to": DE2, "text": "sale", "category": "marketing"}),
+        202,
+        "",
+    )
+    .await;
+
+    // ---- frequency caps per recipient and category ----
+    patch_tenant(
+        &node,
+        json!({"frequency_caps": [{"category": "otp", "max": 3, "per_seconds": 600}]}),
+    )
+    .await;
+    let to = "+4915112345600";
+    for i in 0..3 {
+        expect(
+            &node,
+            &key,
+            json!({"to": to, "text": format!("code {i}"), "category": "otp"}),
+            202,
+            "",
+        )
+        .await;
+    }
+    let r = node
+        .post_json(
+            "/v1/messages",
+            &key,
+            &json!({"to": to, "text": "code 4", "category": "otp"}),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.json["error"]["code"].clone()),
+        (429, json!("frequency_capped")),
+        "{}",
+        r.text
+    );
+    assert!(
+        r.retry_after().is_some_and(|s| s > 500 && s <= 600),
+        "{:?}",
+        r.headers
+    );
+    expect(
+        &node,
+        &key,
+        json!({"to": to, "text": "news", "category": "marketing"}),
+        202,
+        "",
+    )
+    .await;
+    expect(
+        &node,
+        &key,
+        json!({"to": "+4915112345601", "text": "code", "category": "otp"}),
+        202,
+        "",
+    )
+    .await;
+
+    // ---- sender ids: registration required, registered id chosen ----
+    put(
+        &node,
+        "/admin/v1/compliance/countries/DE",
+        json!({"sender_registration_required": true}),
+    )
+    .await;
+    expect(
+        &node,
+        &key,
+        json!({"to": DE, "text": "hi", "from": "ACME"}),
+        403,
+        "sender_not_allowed",
+    )
+    .await;
+    post(
+        &node,
+        "/admin/v1/tenants/acme/senders",
+        json!({"sender": "ACME", "type": "alphanumeric", "countries": ["DE"]}),
+    )
+    .await;
+    expect(
+        &node,
+        &key,
+        json!({"to": DE, "text": "hi", "from": "ACME"}),
+        202,
+        "",
+    )
+    .await;
+    let v = expect(&node, &key, json!({"to": DE, "text": "hi"}), 202, "").await;
+    assert_eq!(v["from"], "ACME", "registered sender chosen: {v}");
+    let (_, st) = node.message(&key, v["id"].as_str().unwrap_or("")).await;
+    assert!(
+        st["compliance"]["sender_choice"]
+            .as_str()
+            .unwrap_or("")
+            .contains("ACME"),
+        "{st}"
+    );
+    let (s, _) = node
+        .admin(Method::DELETE, "/admin/v1/compliance/countries/DE", None)
+        .await;
+    assert_eq!(s, 204);
+
+    // ---- quiet hours: marketing scheduled to the end of the window, not refused ----
+    let now = chrono::Utc::now();
+    let hm = |d: chrono::DateTime<chrono::Utc>| d.format("%H:%M").to_string();
+    let end = now + chrono::Duration::hours(1);
+    put(&node, "/admin/v1/compliance/countries/DE",
+        json!({"quiet_hours": {"start": hm(now - chrono::Duration::hours(1)), "end": hm(end), "timezone": "UTC"}})).await;
+    let v = expect(
+        &node,
+        &key,
+        json!({"to": DE, "text": "big sale", "category": "marketing"}),
+        202,
+        "",
+    )
+    .await;
+    assert_eq!(v["status"], "scheduled", "{v}");
+    let (_, st) = node.message(&key, v["id"].as_str().unwrap_or("")).await;
+    assert!(note_of(&st).contains("quiet hours"), "{st}");
+    let send_at = st["send_at"].as_str().unwrap_or("").to_string();
+    assert!(
+        send_at.contains(&format!("T{}:00", hm(end))),
+        "{send_at} vs {}",
+        hm(end)
+    );
+    let v = expect(
+        &node,
+        &key,
+        json!({"to": DE, "text": "your receipt"}),
+        202,
+        "",
+    )
+    .await;
+    assert_eq!(
+        v["status"], "accepted",
+        "transactional ignores quiet hours: {v}"
+    );
+    node.admin(Method::DELETE, "/admin/v1/compliance/countries/DE", None)
+        .await;
+
+    // ---- India DLT: ids required, template registry, {#var#} matching ----
+    expect(
+        &node,
+        &key,
+        json!({"to": IN, "text": "Your OTP is 1234"}),
+        422,
+        "dlt_required",
+    )
+    .await;
+    let dlt = json!({"entity_id": "1101234567890123456", "template_id": "1107000000000000001"});
+    expect(
+        &node,
+        &key,
+        json!({"to": IN, "text": "Your OTP is 1234", "dlt": dlt}),
+        422,
+        "dlt_template_mismatch",
+    )
+    .await;
+    post(&node, "/admin/v1/tenants/acme/dlt_templates",
+        json!({"template_id": "1107000000000000001", "entity_id": "1101234567890123456", "text": "Your OTP is {#var#}. Do not share it."})).await;
+    expect(
+        &node,
+        &key,
+        json!({"to": IN, "text": "Your code is 1234. Do not share it.", "dlt": dlt}),
+        422,
+        "dlt_template_mismatch",
+    )
+    .await;
+    let other = json!({"entity_id": "1109999999999999999", "template_id": "1107000000000000001"});
+    expect(
+        &node,
+        &key,
+        json!({"to": IN, "text": "Your OTP is 1234. Do not share it.", "dlt": other}),
+        422,
+        "dlt_template_mismatch",
+    )
+    .await;
+    let v = expect(
+        &node,
+        &key,
+        json!({"to": IN, "text": "Your OTP is 1234. Do not share it.", "dlt": dlt}),
+        202,
+        "",
+    )
+    .await;
+    let (_, st) = node.message(&key, v["id"].as_str().unwrap_or("")).await;
+    assert_eq!(
+        st["compliance"]["dlt"]["template_id"], "1107000000000000001",
+        "{st}"
+    );
+    // The ids reach the operator as TLVs 0x1400 / 0x1401 (the channel's defaults).
+    let line = eventually(
+        "DLT submit in the ledger",
+        Duration::from_secs(20),
+        || async {
+            smsc.ledger_lines().into_iter().find(|l| {
+                l["dest"]
+                    .as_str()
+                    .is_some_and(|d| d.ends_with("919876543210"))
+            })
+        },
+    )
+    .await;
+    assert_eq!(
+        line["tlvs"],
+        json!({"1400": "1101234567890123456", "1401": "1107000000000000001"}),
+        "{line}"
+    );
+
+    // ---- US 10DLC: long codes need a campaign; pool for alphanumerics; toll-free, short codes ----
+    expect(
+        &node,
+        &key,
+        json!({"to": US, "text": "hi", "from": "+12025550123"}),
+        403,
+        "unregistered_10dlc",
+    )
+    .await;
+    post(&node, "/admin/v1/tenants/acme/campaigns",
+        json!({"id": "CAMP1", "use_case": "2fa", "numbers": ["+12025550123", "+12025550124"], "tps": 1})).await;
+    let v = expect(
+        &node,
+        &key,
+        json!({"to": US, "text": "hi", "from": "+12025550123"}),
+        202,
+        "",
+    )
+    .await;
+    let (_, st) = node.message(&key, v["id"].as_str().unwrap_or("")).await;
+    assert_eq!(st["compliance"]["campaign_id"], "CAMP1", "{st}");
+    expect(
+        &node,
+        &key,
+        json!({"to": US, "text": "hi", "from": "+12025550123", "campaign_id": "NOPE"}),
+        403,
+        "unregistered_10dlc",
+    )
+    .await;
+    // Per-campaign throughput: 1 per second, exactly, under concurrent sends.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let burst: Vec<Value> = (0..4)
+        .map(|i| json!({"to": US, "text": format!("t{i}"), "from": "+12025550124"}))
+        .collect();
+    let answers = node.send_all(&key, burst).await;
+    let ok = answers.iter().filter(|(s, _)| *s == 202).count();
+    assert!(ok <= 1, "campaign tps 1: {answers:?}");
+    assert!(
+        answers
+            .iter()
+            .any(|(s, v)| *s == 429 && v["error"]["code"] == "rate_limited"),
+        "{answers:?}"
+    );
+    expect(
+        &node,
+        &key,
+        json!({"to": US, "text": "hi", "from": "ACME"}),
+        403,
+        "sender_not_allowed",
+    )
+    .await;
+    patch_tenant(&node, json!({"sender_pool": ["+12025550123"]})).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let v = expect(
+        &node,
+        &key,
+        json!({"to": US, "text": "hi", "from": "ACME"}),
+        202,
+        "",
+    )
+    .await;
+    assert_eq!(v["from"], "+12025550123", "pool number: {v}");
+    let (_, st) = node.message(&key, v["id"].as_str().unwrap_or("")).await;
+    assert!(note_of(&st).contains("sender pool"), "{st}");
+    expect(
+        &node,
+        &key,
+        json!({"to": US, "text": "hi", "from": "+18005550100"}),
+        403,
+        "sender_not_allowed",
+    )
+    .await;
+    expect(
+        &node,
+        &key,
+        json!({"to": US, "text": "hi", "from": "55555"}),
+        403,
+        "sender_not_allowed",
+    )
+    .await;
+    post(
+        &node,
+        "/admin/v1/tenants/acme/senders",
+        json!({"sender": "55555", "type": "short_code", "countries": ["US"]}),
+    )
+    .await;
+    expect(
+        &node,
+        &key,
+        json!({"to": US, "text": "hi", "from": "55555"}),
+        202,
+        "",
+    )
+    .await;
+
+    // ---- MO STOP / START to the tenant's short code ----
+    let handset = "+4915112345690";
+    let mo = |text: &'static str| {
+        let url = format!("http://127.0.0.1:{}/mo", smsc.control);
+        async move {
+            let r = client()
+                .post(url)
+                .json(
+                    &json!({"from": handset.trim_start_matches('+'), "to": "55555", "text": text}),
+                )
+                .send()
+                .await
+                .expect("mo");
+            assert_eq!(r.status().as_u16(), 200);
+        }
+    };
+    mo("Stop").await;
+    eventually(
+        "MO STOP on the opt-out list",
+        Duration::from_secs(10),
+        || async {
+            let (s, _) = node
+                .send(
+                    &key,
+                    json!({"to": handset, "text": "sale", "category": "marketing"}),
+                )
+                .await;
+            (s == 403).then_some(())
+        },
+    )
+    .await;
+    mo("START").await;
+    eventually(
+        "MO START off the opt-out list",
+        Duration::from_secs(10),
+        || async {
+            let (s, _) = node
+                .send(
+                    &key,
+                    json!({"to": handset, "text": "sale", "category": "marketing"}),
+                )
+                .await;
+            (s == 202).then_some(())
+        },
+    )
+    .await;
+
+    // ---- metrics ----
+    let m = node.metrics_text().await;
+    for (check, action) in [
+        ("content", "reject"),
+        ("content", "flag"),
+        ("opt_out", "reject"),
+        ("frequency", "reject"),
+        ("dlt", "reject"),
+        ("dlt", "pass"),
+        ("ten_dlc", "reject"),
+        ("sender", "pool"),
+        ("quiet_hours", "schedule"),
+        ("campaign_throughput", "reject"),
+    ] {
+        assert!(
+            metric_value(
+                &m,
+                "smsgw_compliance_decisions_total",
+                &[("check", check), ("action", action)]
+            )
+            .unwrap_or(0.0)
+                >= 1.0,
+            "no {check}/{action} in metrics"
+        );
+    }
+
+    // ---- CLI ----
+    let url = format!("http://127.0.0.1:{}", node.http);
+    let (code, out, err) = run_bounded(
+        &[
+            "compliance",
+            "rule",
+            "put",
+            "cli-kw",
+            "--kind",
+            "keyword",
+            "--pattern",
+            "forbidden",
+            "--url",
+            &url,
+            "--token",
+            ADMIN_TOKEN,
+        ],
+        &[],
+        dir.path(),
+        Duration::from_secs(20),
+    );
+    assert_eq!(code, Some(0), "{out} {err}");
+    expect(
+        &node,
+        &key,
+        json!({"to": DE, "text": "a forbidden word"}),
+        403,
+        "content_blocked",
+    )
+    .await;
+    let (code, out, err) = run_bounded(
+        &[
+            "compliance",
+            "opt-out",
+            "list",
+            "acme",
+            "--url",
+            &url,
+            "--token",
+            ADMIN_TOKEN,
+        ],
+        &[],
+        dir.path(),
+        Duration::from_secs(20),
+    );
+    assert_eq!(code, Some(0), "{out} {err}");
+    assert!(out.contains("\"total\""), "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_frequency_cap_is_exact_and_rules_reach_every_node_within_a_second() {
+    let dir = tempdir();
+    let _logs = LogsOnFailure(dir.path().to_path_buf());
+    let nodes = start_cluster(dir.path(), 3).await;
+    let key = nodes[0]
+        .tenant(
+            "acme",
+            json!({"frequency_caps": [{"category": "otp", "max": 5, "per_seconds": 600}]}),
+        )
+        .await;
+    // Every node knows the tenant before the race starts.
+    for n in &nodes {
+        eventually("tenant on every node", Duration::from_secs(5), || async {
+            let (s, _) = n
+                .send(&key, json!({"to": "+4915112349999", "text": "warm-up"}))
+                .await;
+            (s == 202).then_some(())
+        })
+        .await;
+    }
+
+    // The same number from all three nodes at once: exactly 5 pass.
+    let bodies = |node: usize| -> Vec<Value> {
+        (0..8)
+            .map(|i| json!({"to": DE, "text": format!("otp {node}-{i}"), "category": "otp"}))
+            .collect()
+    };
+    let (a, b, c) = tokio::join!(
+        nodes[0].send_all(&key, bodies(0)),
+        nodes[1].send_all(&key, bodies(1)),
+        nodes[2].send_all(&key, bodies(2)),
+    );
+    let all: Vec<(u16, Value)> = a.into_iter().chain(b).chain(c).collect();
+    let passed = all.iter().filter(|(s, _)| *s == 202).count();
+    let capped = all
+        .iter()
+        .filter(|(s, v)| *s == 429 && v["error"]["code"] == "frequency_capped")
+        .count();
+    assert_eq!((passed, capped), (5, 19), "{all:?}");
+
+    // A rule change on one node is enforced on every node within a second.
+    let started = Instant::now();
+    put(
+        &nodes[0],
+        "/admin/v1/compliance/rules/kw-x",
+        json!({"kind": "keyword", "pattern": "zebra", "action": "reject"}),
+    )
+    .await;
+    for (i, n) in nodes.iter().enumerate() {
+        eventually(
+            &format!("rule on node {}", i + 1),
+            Duration::from_secs(3),
+            || async {
+                let (s, _) = n.send(&key, json!({"to": DE2, "text": "a zebra"})).await;
+                (s == 403).then_some(())
+            },
+        )
+        .await;
+        let took = started.elapsed();
+        assert!(
+            took < Duration::from_secs(1),
+            "node {} enforced the rule after {took:?}",
+            i + 1
+        );
+    }
+}
