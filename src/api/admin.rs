@@ -335,7 +335,7 @@ fn channel_from_body(b: ChannelBody) -> Result<Channel, ApiError> {
             "one of smpp, cmpp, sgip, smgp, http",
         ));
     }
-    if b.protocol != "smpp" {
+    if b.protocol == "http" {
         return Err(ApiError::invalid(
             "protocol",
             format!(
@@ -350,13 +350,13 @@ fn channel_from_body(b: ChannelBody) -> Result<Channel, ApiError> {
     if b.port == 0 {
         return Err(ApiError::invalid("port", "1 to 65535"));
     }
-    if b.system_id.is_empty() || b.system_id.len() > 15 {
+    if b.protocol == "smpp" && (b.system_id.is_empty() || b.system_id.len() > 15) {
         return Err(ApiError::invalid(
             "system_id",
             "1 to 15 characters (SMPP limit)",
         ));
     }
-    if b.password.len() > 8 {
+    if b.protocol == "smpp" && b.password.len() > 8 {
         return Err(ApiError::invalid(
             "password",
             "at most 8 characters (SMPP limit)",
@@ -400,6 +400,10 @@ fn channel_from_body(b: ChannelBody) -> Result<Channel, ApiError> {
             ));
         }
     };
+    if ["cmpp", "smgp", "sgip"].contains(&b.protocol.as_str()) {
+        crate::protocols::cn::options::parse(&b.protocol, &b.system_id, &b.password, &options)
+            .map_err(|e| ApiError::invalid(&e.field, e.message))?;
+    }
     let dlr_timeout_seconds = match options.get("dlr_timeout_seconds") {
         None => 72 * 3600,
         Some(v) => v

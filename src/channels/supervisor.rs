@@ -37,7 +37,7 @@ pub struct ChannelSupState {
 }
 
 fn wanted(c: &Channel) -> bool {
-    c.protocol == "smpp" && !c.drained
+    crate::protocols::session::runs_sessions(&c.protocol) && !c.drained
 }
 
 impl ChannelSupervisor {

@@ -93,7 +93,7 @@ pub struct SimArgs {
 /// The simulators.
 #[derive(Debug, Clone, clap::Subcommand)]
 pub enum SimCommand {
-    /// A simulated operator SMSC (SMPP server).
+    /// A simulated operator SMSC (SMPP server; `--protocol cmpp|smgp|sgip` for the Chinese operators).
     Smsc(SmscSimArgs),
 }
 
