@@ -62,7 +62,7 @@ pub(crate) enum Out {
 }
 
 /// Frames of any of the three protocols: a 4-octet total length (itself included).
-pub(crate) fn frame_codec() -> LengthDelimitedCodec {
+pub fn frame_codec() -> LengthDelimitedCodec {
     LengthDelimitedCodec::builder()
         .length_field_offset(0)
         .length_field_length(4)
