@@ -48,6 +48,9 @@ struct Args {
     /// The smsgw binary (default: next to this one).
     #[arg(long)]
     smsgw: Option<PathBuf>,
+    /// Operator protocol of the simulators and channels: smpp, cmpp, smgp or sgip.
+    #[arg(long, default_value = "smpp")]
+    protocol: String,
 }
 
 fn free_port() -> Result<u16> {
@@ -125,8 +128,19 @@ async fn main() -> Result<()> {
 
     let mut procs = Vec::new();
     let mut smscs = Vec::new();
+    // SGIP: the simulator delivers reports to the channel's listener on this port.
+    let listen_ports: Vec<u16> = (0..args.channels)
+        .map(|_| free_port())
+        .collect::<Result<_>>()?;
     for i in 0..args.channels {
         let (port, control) = (free_port()?, free_port()?);
+        let mut proto_args = vec!["--protocol".to_string(), args.protocol.clone()];
+        if args.protocol == "sgip" {
+            proto_args.extend([
+                "--report-to".to_string(),
+                format!("127.0.0.1:{}", listen_ports[i]),
+            ]);
+        }
         let log = std::fs::File::create(args.dir.join(format!("smsc{i}.log")))?;
         let child = Command::new(&smsgw)
             .args([
@@ -145,6 +159,7 @@ async fn main() -> Result<()> {
                 "--dlr-delay-ms",
                 "200",
             ])
+            .args(&proto_args)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(log)
@@ -213,8 +228,12 @@ async fn main() -> Result<()> {
     for (i, (port, _)) in smscs.iter().enumerate() {
         admin(
             "/admin/v1/channels",
-            json!({"id": format!("c{i}"), "protocol": "smpp", "host": "127.0.0.1", "port": port,
-            "system_id": format!("load{i}"), "password": "pw", "tps": 1_000_000, "window": 256}),
+            json!({"id": format!("c{i}"), "protocol": args.protocol, "host": "127.0.0.1", "port": port,
+            "system_id": format!("load{i}"), "password": "pw", "tps": 1_000_000, "window": 256,
+            "options": if args.protocol == "sgip" {
+                json!({"listen": format!("127.0.0.1:{}", listen_ports[i]),
+                       "listen_login_name": "smg", "listen_password": "smgpw"})
+            } else { json!({}) }}),
         )
         .await?;
         route.push(json!({"id": format!("c{i}")}));
@@ -336,7 +355,7 @@ async fn main() -> Result<()> {
         let _ = std::fs::write(args.dir.join("metrics.txt"), text);
     }
     let report = json!({
-        "mode": args.mode, "messages": args.messages, "concurrency": args.concurrency,
+        "mode": args.mode, "protocol": args.protocol, "messages": args.messages, "concurrency": args.concurrency,
         "batch_size": if args.mode == "batch" { json!(args.batch_size) } else { Value::Null },
         "rate_target": args.rate, "failed_requests": failures.load(Ordering::Relaxed),
         "accept_msgs_per_s": (args.messages as f64 / accept_secs).round(),
