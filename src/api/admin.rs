@@ -339,7 +339,7 @@ fn channel_from_body(b: ChannelBody) -> Result<Channel, ApiError> {
         return Err(ApiError::invalid(
             "protocol",
             format!(
-                "protocol {:?} is not available in this build yet; use smpp",
+                "protocol {:?} is not available in this build yet; use smpp, cmpp, smgp or sgip",
                 b.protocol
             ),
         ));
@@ -370,7 +370,10 @@ fn channel_from_body(b: ChannelBody) -> Result<Channel, ApiError> {
     if !(1..=1_000_000).contains(&tps) {
         return Err(ApiError::invalid("tps", "1 to 1000000"));
     }
-    let window = b.window.unwrap_or(10);
+    // The Chinese protocols' specifications recommend a window of 16.
+    let window = b
+        .window
+        .unwrap_or(if b.protocol == "smpp" { 10 } else { 16 });
     if !(1..=1024).contains(&window) {
         return Err(ApiError::invalid("window", "1 to 1024"));
     }

@@ -263,3 +263,53 @@ impl Drop for KillOnDrop {
         let _ = self.0.wait();
     }
 }
+
+/// Channel creation checks each protocol's account limits and options.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn channel_options_are_validated_per_protocol() {
+    let dir = tempdir();
+    let node = GwNode::start(dir.path(), &[]).await;
+    let base = json!({"id": "x", "host": "127.0.0.1", "port": 7890, "password": "secret"});
+    let cases = [
+        (
+            json!({"protocol": "cmpp", "system_id": "9012345"}),
+            "system_id",
+        ),
+        (
+            json!({"protocol": "smgp", "system_id": "123456789"}),
+            "system_id",
+        ),
+        (
+            json!({"protocol": "cmpp", "system_id": "901234", "options": {"version": "4.0"}}),
+            "options.version",
+        ),
+        (
+            json!({"protocol": "sgip", "system_id": "sp", "options": {"listen": "nowhere"}}),
+            "options.listen",
+        ),
+        (
+            json!({"protocol": "smgp", "system_id": "1234", "options": {"src_id": "10a"}}),
+            "options.src_id",
+        ),
+    ];
+    for (extra, field) in cases {
+        let mut body = base.clone();
+        for (k, v) in extra.as_object().expect("object") {
+            body[k] = v.clone();
+        }
+        let (s, v) = node
+            .admin(reqwest::Method::POST, "/admin/v1/channels", Some(body))
+            .await;
+        assert_eq!(s, 422, "{v}");
+        assert_eq!(v["error"]["field"], field, "{v}");
+    }
+    // A valid CMPP channel gets the specs' window of 16 by default.
+    let mut body = base.clone();
+    body["protocol"] = json!("cmpp");
+    body["system_id"] = json!("901234");
+    let (s, v) = node
+        .admin(reqwest::Method::POST, "/admin/v1/channels", Some(body))
+        .await;
+    assert_eq!(s, 201, "{v}");
+    assert_eq!(node.channel_view("x").await["window"], 16);
+}

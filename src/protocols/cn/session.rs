@@ -574,24 +574,30 @@ async fn keepalive_task(inner: Arc<Inner>, interval: Duration, retries: u32) {
             _ = &mut closed => return,
             _ = ticker.tick() => {}
         }
-        let n = inner.next_n();
-        let Some(frame) = inner.dialect.keepalive(inner.dialect.seq(n)) else {
-            return;
-        };
-        let Ok(rx) = inner.register(n) else { return };
-        if inner.send(frame).is_err() {
-            return;
-        }
-        match timeout(inner.response_timeout, rx).await {
-            Ok(Ok(_)) => misses = 0,
-            Ok(Err(_)) => return,
-            Err(_) => {
-                inner.unregister(n);
-                misses += 1;
-                warn!(session = %inner.label, misses, "active test unanswered");
-                if misses >= retries {
-                    inner.close("active test unanswered N times");
-                    return;
+        // Send; after T without a response send again, at most N times (the specs' C/T/N).
+        loop {
+            let n = inner.next_n();
+            let Some(frame) = inner.dialect.keepalive(inner.dialect.seq(n)) else {
+                return;
+            };
+            let Ok(rx) = inner.register(n) else { return };
+            if inner.send(frame).is_err() {
+                return;
+            }
+            match timeout(inner.response_timeout, rx).await {
+                Ok(Ok(_)) => {
+                    misses = 0;
+                    break;
+                }
+                Ok(Err(_)) => return,
+                Err(_) => {
+                    inner.unregister(n);
+                    misses += 1;
+                    warn!(session = %inner.label, misses, "active test unanswered");
+                    if misses >= retries {
+                        inner.close("active test unanswered N times");
+                        return;
+                    }
                 }
             }
         }
