@@ -132,13 +132,13 @@ async fn main() -> Result<()> {
     let listen_ports: Vec<u16> = (0..args.channels)
         .map(|_| free_port())
         .collect::<Result<_>>()?;
-    for i in 0..args.channels {
+    for (i, listen_port) in listen_ports.iter().enumerate() {
         let (port, control) = (free_port()?, free_port()?);
         let mut proto_args = vec!["--protocol".to_string(), args.protocol.clone()];
         if args.protocol == "sgip" {
             proto_args.extend([
                 "--report-to".to_string(),
-                format!("127.0.0.1:{}", listen_ports[i]),
+                format!("127.0.0.1:{listen_port}"),
             ]);
         }
         let log = std::fs::File::create(args.dir.join(format!("smsc{i}.log")))?;
