@@ -10,7 +10,10 @@
 //! - `state`: the replicated rows, the operations Raft carries, the status machine.
 //! - `consensus`: openraft + fjall: the durable write path and Raft RPC.
 //! - `protocols::smpp`: SMPP 3.4 session (bind, window, keepalive), receipt parsing, status mapping.
-//! - `sim`: the SMSC simulator behind `smsgw sim smsc`.
+//! - `protocols::{cmpp, smgp, sgip}`: the Chinese operators' PDU codecs and status maps;
+//!   `protocols::cn` their shared session engine and SGIP listener; `protocols::session`
+//!   the protocol-neutral session the bind actors drive.
+//! - `sim`: the SMSC simulator behind `smsgw sim smsc` (SMPP, CMPP, SMGP, SGIP).
 //! - `routing`: which route (and so which channels) a message takes (pure).
 //! - `messages`: intake (request → row, pure), dispatcher, message actors, sweeper.
 //! - `channels`: channel supervisor, bind actors, the node-local channel registry.
