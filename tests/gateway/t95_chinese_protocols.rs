@@ -313,3 +313,29 @@ async fn channel_options_are_validated_per_protocol() {
     assert_eq!(s, 201, "{v}");
     assert_eq!(node.channel_view("x").await["window"], 16);
 }
+
+/// CMPP Result 8 (flow control) slows the channel down and retries, as SMPP's 0x58 does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cmpp_flow_control_is_retried_until_delivered() {
+    let dir = tempdir();
+    let _logs = LogsOnFailure(dir.path().to_path_buf());
+    let (smsc, node, key) = setup(
+        dir.path(),
+        "cmt",
+        "cmpp",
+        json!({"version": "2.0"}),
+        &["--dlr-delay-ms", "20", "--throttle-rate", "0.4"],
+    )
+    .await;
+    let bodies: Vec<Value> = (0..15)
+        .map(|i| json!({"to": TO, "text": format!("throttled {i}")}))
+        .collect();
+    let ids = node.send_all_accepted(&key, bodies).await;
+    for id in &ids {
+        let v = node.wait_final(&key, id, Duration::from_secs(60)).await;
+        assert_eq!(v["status"], "delivered", "{v}");
+    }
+    let st = smsc.stats().await.expect("stats");
+    assert!(st["throttled"].as_u64().unwrap_or(0) > 0, "{st}");
+    assert_eq!(st["accepted"], 15, "{st}");
+}

@@ -97,8 +97,10 @@ pub enum Event {
         n: u32,
         /// What it answers.
         kind: RespKind,
-        /// The protocol's status / result (0 = ok).
+        /// The status (0 = ok); for submits the SMPP-equivalent command_status.
         status: u32,
+        /// The protocol's own status / result as received.
+        raw: u32,
         /// Message id (submit responses).
         msg_id: String,
     },
@@ -424,6 +426,17 @@ fn resp(n: u32, kind: RespKind, status: u32, msg_id: String) -> Event {
         n,
         kind,
         status,
+        raw: status,
+        msg_id,
+    }
+}
+
+fn submit_resp(n: u32, status: u32, raw: u32, msg_id: String) -> Event {
+    Event::Resp {
+        n,
+        kind: RespKind::Submit,
+        status,
+        raw,
         msg_id,
     }
 }
@@ -433,10 +446,10 @@ fn decode_cmpp(frame: &[u8], v: cm::Version) -> Result<Event, DecodeError> {
     let seq = seq_n(n);
     Ok(match pdu {
         cm::Pdu::ConnectResp(c) => resp(n, RespKind::Login, c.status, String::new()),
-        cm::Pdu::SubmitResp(r) => resp(
+        cm::Pdu::SubmitResp(r) => submit_resp(
             n,
-            RespKind::Submit,
             cmpp::status_map::submit_status(r.result),
+            r.result,
             r.msg_id.to_string(),
         ),
         cm::Pdu::ActiveTestResp => resp(n, RespKind::KeepAlive, 0, String::new()),
@@ -476,10 +489,10 @@ fn decode_smgp(frame: &[u8]) -> Result<Event, DecodeError> {
     let seq = seq_n(n);
     Ok(match pdu {
         sm::Pdu::LoginResp(l) => resp(n, RespKind::Login, l.status, String::new()),
-        sm::Pdu::SubmitResp(r) => resp(
+        sm::Pdu::SubmitResp(r) => submit_resp(
             n,
-            RespKind::Submit,
             smgp::status_map::submit_status(r.status),
+            r.status,
             sm::msg_id_text(&r.msg_id),
         ),
         sm::Pdu::ActiveTestResp => resp(n, RespKind::KeepAlive, 0, String::new()),
@@ -524,10 +537,10 @@ fn decode_sgip(frame: &[u8]) -> Result<Event, DecodeError> {
     let n = seq.n;
     Ok(match pdu {
         sg::Pdu::BindResp(r) => resp(n, RespKind::Login, u32::from(r), String::new()),
-        sg::Pdu::SubmitResp(r) => resp(
+        sg::Pdu::SubmitResp(r) => submit_resp(
             n,
-            RespKind::Submit,
             sgip::status_map::submit_status(r),
+            u32::from(r),
             seq.id_text(),
         ),
         sg::Pdu::UnbindResp => resp(n, RespKind::Exit, 0, String::new()),

@@ -75,6 +75,7 @@ pub fn frame_codec() -> LengthDelimitedCodec {
 struct Resp {
     kind: RespKind,
     status: u32,
+    raw: u32,
     msg_id: String,
 }
 
@@ -314,7 +315,10 @@ impl CnSession {
             (RespKind::Submit, 0) => Ok(SubmitOutcome::Accepted {
                 message_id: own_id.unwrap_or(resp.msg_id),
             }),
-            (RespKind::Submit, s) => Ok(SubmitOutcome::Rejected { command_status: s }),
+            (RespKind::Submit, s) => {
+                warn!(session = %inner.label, protocol = inner.dialect.protocol.name(), result = resp.raw, mapped = format_args!("{s:#x}"), "operator refused a submit");
+                Ok(SubmitOutcome::Rejected { command_status: s })
+            }
             (k, s) => Err(SessionError::Protocol(format!(
                 "unexpected {k:?} response (status {s}) to a submit"
             ))),
@@ -470,12 +474,14 @@ async fn reader_task(mut reader: Reader, inner: Arc<Inner>, inbound: mpsc::Sende
                 n,
                 kind,
                 status,
+                raw,
                 msg_id,
             }) => inner.complete(
                 n,
                 Resp {
                     kind,
                     status,
+                    raw,
                     msg_id,
                 },
             ),
