@@ -33,7 +33,19 @@ impl SgipListener {
         dialect: Dialect,
         inbound: mpsc::Sender<Inbound>,
     ) -> std::io::Result<SgipListener> {
-        let listener = TcpListener::bind(addr).await?;
+        // A restarted bind actor may start before its predecessor's listener task
+        // has closed the socket: retry for up to 2 s.
+        let mut tries = 0;
+        let listener = loop {
+            match TcpListener::bind(addr).await {
+                Ok(l) => break l,
+                Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && tries < 40 => {
+                    tries += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        };
         let local = listener.local_addr()?;
         let (stop, stop_rx) = watch::channel(false);
         let dialect = Arc::new(dialect);
