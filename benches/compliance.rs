@@ -7,7 +7,7 @@
 
 use std::time::{Duration, Instant};
 
-use criterion::{Criterion, black_box};
+use criterion::Criterion;
 use smsgw::compliance;
 use smsgw::messages::intake::{self, DltIds, SendRequest};
 use smsgw::state::compliance::{
@@ -15,6 +15,7 @@ use smsgw::state::compliance::{
     RuleAction, RuleKind,
 };
 use smsgw::state::{Category, ConfigView, Op, Proposal, RateLimit, StateStore, Tenant};
+use std::hint::black_box;
 
 const RULES: usize = 10_000;
 const OPT_OUTS: usize = 1_000_000;

@@ -42,8 +42,8 @@ struct Args {
     /// SMSC binds (one channel each) to spread the load over.
     #[arg(long, default_value_t = 2)]
     channels: usize,
-    /// Channel protocol: smpp (`sim smsc`) or http (`sim http-provider`, receipts POSTed
-    /// back to `/v1/receipts/{channel}`).
+    /// Channel protocol: smpp, cmpp, smgp or sgip (`sim smsc --protocol`), or http
+    /// (`sim http-provider`, receipts POSTed back to `/v1/receipts/{channel}`).
     #[arg(long, default_value = "smpp")]
     protocol: String,
     /// Where node data goes (removed first).
@@ -129,12 +129,19 @@ async fn main() -> Result<()> {
 
     let mut procs = Vec::new();
     let mut smscs = Vec::new();
-    if !matches!(args.protocol.as_str(), "smpp" | "http") {
-        bail!("--protocol: smpp or http");
+    if !matches!(
+        args.protocol.as_str(),
+        "smpp" | "http" | "cmpp" | "smgp" | "sgip"
+    ) {
+        bail!("--protocol: smpp, http, cmpp, smgp or sgip");
     }
     let (http, cluster) = (free_port()?, free_port()?);
     let receipt_token = "load-receipt-token-0123456789";
-    for i in 0..args.channels {
+    // SGIP: the simulator delivers reports to the channel's listener on this port.
+    let listen_ports: Vec<u16> = (0..args.channels)
+        .map(|_| free_port())
+        .collect::<Result<_>>()?;
+    for (i, listen_port) in listen_ports.iter().enumerate() {
         if args.protocol == "http" {
             // The provider's API and /stats share one port.
             let port = free_port()?;
@@ -164,6 +171,13 @@ async fn main() -> Result<()> {
             continue;
         }
         let (port, control) = (free_port()?, free_port()?);
+        let mut proto_args = vec!["--protocol".to_string(), args.protocol.clone()];
+        if args.protocol == "sgip" {
+            proto_args.extend([
+                "--report-to".to_string(),
+                format!("127.0.0.1:{listen_port}"),
+            ]);
+        }
         let log = std::fs::File::create(args.dir.join(format!("smsc{i}.log")))?;
         let child = Command::new(&smsgw)
             .args([
@@ -182,6 +196,7 @@ async fn main() -> Result<()> {
                 "--dlr-delay-ms",
                 "200",
             ])
+            .args(&proto_args)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(log)
@@ -256,8 +271,12 @@ async fn main() -> Result<()> {
                 "receipts": {"auth": {"type": "token", "token": receipt_token},
                              "id_path": "data.id", "status_path": "data.status", "error_code_path": "data.error_code"}}})
         } else {
-            json!({"id": format!("c{i}"), "protocol": "smpp", "host": "127.0.0.1", "port": port,
-            "system_id": format!("load{i}"), "password": "pw", "tps": 1_000_000, "window": 256})
+            json!({"id": format!("c{i}"), "protocol": args.protocol, "host": "127.0.0.1", "port": port,
+            "system_id": format!("load{i}"), "password": "pw", "tps": 1_000_000, "window": 256,
+            "options": if args.protocol == "sgip" {
+                json!({"listen": format!("127.0.0.1:{}", listen_ports[i]),
+                       "listen_login_name": "smg", "listen_password": "smgpw"})
+            } else { json!({}) }})
         };
         admin("/admin/v1/channels", channel).await?;
         route.push(json!({"id": format!("c{i}")}));

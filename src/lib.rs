@@ -12,8 +12,10 @@
 //! - `cluster`: leases and the leader's placement of channels on live nodes.
 //! - `protocols::smpp`: SMPP 3.4 session (bind, window, keepalive), receipt parsing, status mapping.
 //! - `protocols::http_upstream`: REST provider channels: request templates, id paths, receipt auth and status tables.
-//! - `sim`: the SMSC simulator behind `smsgw sim smsc`, the REST provider behind `smsgw sim http-provider`.
-//! - `sim`: the SMSC simulator behind `smsgw sim smsc`.
+//! - `protocols::{cmpp, smgp, sgip}`: the Chinese operators' PDU codecs and status maps;
+//!   `protocols::cn` their shared session engine and SGIP listener; `protocols::session`
+//!   the protocol-neutral session the bind actors drive.
+//! - `sim`: the SMSC simulator behind `smsgw sim smsc` (SMPP, CMPP, SMGP, SGIP), the REST provider behind `smsgw sim http-provider`.
 //! - `compliance`: content rules, frequency caps, DLT, 10DLC, quiet hours, sender ids, opt-outs (checked before the Raft write).
 //! - `routing`: which route (and so which channels) a message takes (pure).
 //! - `messages`: intake (request → row, pure), dispatcher, message actors, sweeper.

@@ -442,11 +442,14 @@ fn channel_from_body(b: ChannelBody) -> Result<Channel, ApiError> {
             "one of smpp, cmpp, sgip, smgp, http",
         ));
     }
-    if !matches!(b.protocol.as_str(), "smpp" | "http") {
+    if !matches!(
+        b.protocol.as_str(),
+        "smpp" | "http" | "cmpp" | "smgp" | "sgip"
+    ) {
         return Err(ApiError::invalid(
             "protocol",
             format!(
-                "protocol {:?} is not available in this build yet; use smpp or http",
+                "protocol {:?} is not available in this build yet; use smpp, http, cmpp, smgp or sgip",
                 b.protocol
             ),
         ));
@@ -488,13 +491,13 @@ fn channel_from_body(b: ChannelBody) -> Result<Channel, ApiError> {
         if port == 0 {
             return Err(ApiError::invalid("port", "1 to 65535"));
         }
-        if system_id.is_empty() || system_id.len() > 15 {
+        if b.protocol == "smpp" && (system_id.is_empty() || system_id.len() > 15) {
             return Err(ApiError::invalid(
                 "system_id",
                 "1 to 15 characters (SMPP limit)",
             ));
         }
-        if password.len() > 8 {
+        if b.protocol == "smpp" && password.len() > 8 {
             return Err(ApiError::invalid(
                 "password",
                 "at most 8 characters (SMPP limit)",
@@ -509,7 +512,10 @@ fn channel_from_body(b: ChannelBody) -> Result<Channel, ApiError> {
     if !(1..=1_000_000).contains(&tps) {
         return Err(ApiError::invalid("tps", "1 to 1000000"));
     }
-    let window = b.window.unwrap_or(10);
+    // The Chinese protocols' specifications recommend a window of 16.
+    let window = b
+        .window
+        .unwrap_or(if b.protocol == "smpp" { 10 } else { 16 });
     if !(1..=1024).contains(&window) {
         return Err(ApiError::invalid("window", "1 to 1024"));
     }
@@ -550,6 +556,10 @@ fn channel_from_body(b: ChannelBody) -> Result<Channel, ApiError> {
                 ));
             }
         }
+    }
+    if ["cmpp", "smgp", "sgip"].contains(&b.protocol.as_str()) {
+        crate::protocols::cn::options::parse(&b.protocol, &system_id, &password, &options)
+            .map_err(|e| ApiError::invalid(&e.field, e.message))?;
     }
     let dlr_timeout_seconds = match options.get("dlr_timeout_seconds") {
         None => 72 * 3600,

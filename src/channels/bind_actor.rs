@@ -11,12 +11,11 @@ use tracing::{info, warn};
 use super::registry::ChannelRegistry;
 use crate::consensus::Consensus;
 use crate::protocols::http_upstream::{HttpChannelOptions, HttpSession, HttpSessionConfig};
+use crate::protocols::session::{ChannelSession, Sidecar, start_sidecar};
 use crate::protocols::smpp::receipt::{ReceiptState, id_keys};
-use crate::protocols::smpp::session::{
-    BindMode, Inbound, Session, SessionConfig, SessionError, SubmitOutcome, SubmitRequest,
-};
+use crate::protocols::smpp::session::{Inbound, SessionError, SubmitOutcome, SubmitRequest};
 use crate::protocols::smpp::status_map::receipt_error_code;
-use crate::state::{BindKind, Channel, ErrorInfo, Op, ReceiptOutcome};
+use crate::state::{Channel, ErrorInfo, Op, ReceiptOutcome};
 
 /// Longest wait between reconnect attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
@@ -48,10 +47,12 @@ pub struct BindArgs {
 /// A bind's live state.
 pub struct BindState {
     args: BindArgs,
-    session: Option<Session>,
     /// The HTTP upstream session when the channel's protocol is `http` (then `session`
     /// stays `None`); see `connect_http`.
     http: Option<HttpSession>,
+    session: Option<ChannelSession>,
+    /// What the channel runs beside its sessions (SGIP's listener), on bind #0 only.
+    sidecar: Option<Sidecar>,
     /// Bumped on every new session so stale "disconnected" notes are ignored.
     generation: u64,
     backoff: Duration,
@@ -60,24 +61,6 @@ pub struct BindState {
 impl BindState {
     fn name(&self) -> String {
         format!("{}#{}", self.args.channel.id, self.args.index)
-    }
-}
-
-fn session_config(c: &Channel) -> SessionConfig {
-    SessionConfig {
-        host: c.host.clone(),
-        port: c.port,
-        system_id: c.system_id.clone(),
-        password: c.password.clone(),
-        system_type: c.system_type.clone(),
-        bind: match c.bind {
-            BindKind::Transceiver => BindMode::Transceiver,
-            BindKind::Transmitter => BindMode::Transmitter,
-        },
-        window: c.window.max(1) as usize,
-        enquire_link_interval: Duration::from_secs(u64::from(c.enquire_link_seconds.max(1))),
-        response_timeout: Duration::from_secs(10),
-        connect_timeout: Duration::from_secs(5),
     }
 }
 
@@ -258,6 +241,7 @@ impl Actor for BindActor {
             args,
             session: None,
             http: None,
+            sidecar: None,
             generation: 0,
             backoff: Duration::from_millis(100),
         })
@@ -272,6 +256,7 @@ impl Actor for BindActor {
             .args
             .registry
             .bind_down(&state.args.channel.id, state.args.index, "down");
+        state.sidecar = None;
         if let Some(s) = state.session.take() {
             s.unbind().await;
             info!(bind = %state.name(), "unbound");
@@ -298,8 +283,26 @@ impl Actor for BindActor {
                     .args
                     .registry
                     .bind_down(&channel.id, state.args.index, "connecting");
+                if state.args.index == 0 && state.sidecar.is_none() {
+                    let (tx, rx) = tokio::sync::mpsc::channel(4096);
+                    match start_sidecar(channel, tx).await {
+                        Ok(Some(sidecar)) => {
+                            tokio::spawn(inbound_loop(
+                                channel.id.clone(),
+                                state.args.consensus.clone(),
+                                state.args.registry.clone(),
+                                rx,
+                            ));
+                            state.sidecar = Some(sidecar);
+                        }
+                        Ok(None) => {}
+                        Err(e) => {
+                            warn!(bind = %state.name(), error = %e, "channel listener not started; retrying with the next connect")
+                        }
+                    }
+                }
                 let (tx, rx) = tokio::sync::mpsc::channel(4096);
-                match Session::connect(session_config(channel), tx).await {
+                match ChannelSession::connect(channel, tx).await {
                     Ok(session) => {
                         state.generation += 1;
                         state.backoff = Duration::from_millis(100);
@@ -315,7 +318,7 @@ impl Actor for BindActor {
                             session.clone(),
                             state.args.registry.clone(),
                             channel.id.clone(),
-                            session_config(channel).enquire_link_interval,
+                            Duration::from_secs(u64::from(channel.enquire_link_seconds.max(1))),
                         );
                         tokio::spawn(async move {
                             while !probe.is_closed() {

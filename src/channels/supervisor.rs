@@ -54,7 +54,7 @@ pub struct ChannelSupState {
 /// Whether this node should run the binds of `c`: it owns the channel (also while
 /// handing it over, so in-flight answers and receipts still arrive) and it is in use.
 fn wanted(c: &Channel, cfg: &ConfigView, me: u64) -> bool {
-    matches!(c.protocol.as_str(), "smpp" | "http")
+    (crate::protocols::session::runs_sessions(&c.protocol) || c.protocol == "http")
         && !c.drained
         && cfg
             .placement

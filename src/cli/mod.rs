@@ -97,7 +97,7 @@ pub struct SimArgs {
 /// The simulators.
 #[derive(Debug, Clone, clap::Subcommand)]
 pub enum SimCommand {
-    /// A simulated operator SMSC (SMPP server).
+    /// A simulated operator SMSC (SMPP server; `--protocol cmpp|smgp|sgip` for the Chinese operators).
     Smsc(SmscSimArgs),
     /// A simulated REST SMS provider for `protocol: "http"` channels.
     HttpProvider(crate::sim::http_provider::HttpProviderArgs),

@@ -124,6 +124,38 @@ pub struct SmscSimArgs {
     /// RNG seed for the outcome draws (0 = random).
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Operator protocol to simulate: smpp (SMSC), cmpp (ISMG, 2.0 and 3.0 by
+    /// the client's CONNECT version), smgp (SMGW) or sgip (SMG).
+    #[arg(long, value_enum, default_value = "smpp")]
+    pub protocol: SimProtocol,
+    /// cmpp/smgp/sgip: answer the Nth submit of each connection with a
+    /// malformed PDU instead of its response (the client must close and reconnect).
+    #[arg(long)]
+    pub malformed_after: Option<u64>,
+    /// sgip: address of the gateway's SGIP listener to deliver Reports to.
+    #[arg(long)]
+    pub report_to: Option<String>,
+    /// sgip: LoginName for binding to the gateway's listener.
+    #[arg(long, default_value = "smg")]
+    pub report_login: String,
+    /// sgip: LoginPassword for binding to the gateway's listener.
+    #[arg(long, default_value = "smgpw")]
+    pub report_password: String,
+}
+
+/// Which operator protocol `smsgw sim smsc` speaks.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SimProtocol {
+    /// SMPP 3.4.
+    #[default]
+    Smpp,
+    /// CMPP 2.0 / 3.0 (China Mobile).
+    Cmpp,
+    /// SMGP 3.0 (China Telecom).
+    Smgp,
+    /// SGIP 1.2 (China Unicom).
+    Sgip,
 }
 
 impl Default for SmscSimArgs {
@@ -145,6 +177,11 @@ impl Default for SmscSimArgs {
             ledger: None,
             control: None,
             seed: 0,
+            protocol: SimProtocol::Smpp,
+            malformed_after: None,
+            report_to: None,
+            report_login: "smg".into(),
+            report_password: "smgpw".into(),
         }
     }
 }
@@ -171,19 +208,19 @@ pub struct StatsSnapshot {
 }
 
 #[derive(Default)]
-struct Stats {
-    binds: AtomicU64,
-    submits: AtomicU64,
-    accepted: AtomicU64,
-    throttled: AtomicU64,
-    errors: AtomicU64,
-    receipts_sent: AtomicU64,
-    receipts_acked: AtomicU64,
-    deliver_sm_resp_errors: AtomicU64,
+pub(super) struct Stats {
+    pub(super) binds: AtomicU64,
+    pub(super) submits: AtomicU64,
+    pub(super) accepted: AtomicU64,
+    pub(super) throttled: AtomicU64,
+    pub(super) errors: AtomicU64,
+    pub(super) receipts_sent: AtomicU64,
+    pub(super) receipts_acked: AtomicU64,
+    pub(super) deliver_sm_resp_errors: AtomicU64,
 }
 
 impl Stats {
-    fn snapshot(&self) -> StatsSnapshot {
+    pub(super) fn snapshot(&self) -> StatsSnapshot {
         let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
         StatsSnapshot {
             binds: g(&self.binds),
@@ -198,7 +235,7 @@ impl Stats {
     }
 }
 
-fn inc(a: &AtomicU64) {
+pub(super) fn inc(a: &AtomicU64) {
     a.fetch_add(1, Ordering::Relaxed);
 }
 
@@ -255,14 +292,14 @@ impl Knobs {
 
 /// Receipt outcome weights.
 #[derive(Debug, Clone)]
-struct DlrMix {
+pub(super) struct DlrMix {
     choices: Vec<(ReceiptState, u32)>,
     total: u32,
 }
 
 impl DlrMix {
     /// None = "none" (never send receipts).
-    fn parse(s: &str) -> anyhow::Result<Option<DlrMix>> {
+    pub(super) fn parse(s: &str) -> anyhow::Result<Option<DlrMix>> {
         let s = s.trim();
         if s.eq_ignore_ascii_case("none") {
             return Ok(None);
@@ -296,7 +333,7 @@ impl DlrMix {
         Ok(Some(DlrMix { choices, total }))
     }
 
-    fn pick(&self, rng: &mut StdRng) -> ReceiptState {
+    pub(super) fn pick(&self, rng: &mut StdRng) -> ReceiptState {
         let mut x = rng.random_range(0..self.total);
         for &(state, w) in &self.choices {
             if x < w {
@@ -309,17 +346,17 @@ impl DlrMix {
 }
 
 /// One accepted message, for the ledger.
-struct LedgerRecord {
-    message_id: String,
-    system_id: String,
-    source: String,
-    dest: String,
-    data_coding: u8,
-    esm_class: u8,
-    short_message: Vec<u8>,
-    at_ms: i64,
+pub(super) struct LedgerRecord {
+    pub(super) message_id: String,
+    pub(super) system_id: String,
+    pub(super) source: String,
+    pub(super) dest: String,
+    pub(super) data_coding: u8,
+    pub(super) esm_class: u8,
+    pub(super) short_message: Vec<u8>,
+    pub(super) at_ms: i64,
     /// Vendor TLVs (e.g. DLT ids) as tag (hex) → value (text).
-    tlvs: std::collections::BTreeMap<String, String>,
+    pub(super) tlvs: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Serialize)]
@@ -336,12 +373,12 @@ struct LedgerLine<'a> {
     tlvs: &'a std::collections::BTreeMap<String, String>,
 }
 
-enum LedgerMsg {
+pub(super) enum LedgerMsg {
     Record(Box<LedgerRecord>),
     Stop,
 }
 
-fn ledger_thread(file: File, rx: std::sync::mpsc::Receiver<LedgerMsg>) {
+pub(super) fn ledger_thread(file: File, rx: std::sync::mpsc::Receiver<LedgerMsg>) {
     use std::sync::mpsc::RecvTimeoutError;
     const EVERY: Duration = Duration::from_millis(100);
     let mut w = BufWriter::with_capacity(256 * 1024, file);
@@ -491,13 +528,13 @@ impl Ctx {
 
 /// Caches a `YYMMDDhhmm` string per minute.
 #[derive(Default)]
-struct DateCache {
+pub(super) struct DateCache {
     minute: i64,
     text: String,
 }
 
 impl DateCache {
-    fn get(&mut self) -> &str {
+    pub(super) fn get(&mut self) -> &str {
         let now = chrono::Utc::now();
         let minute = now.timestamp().div_euclid(60);
         if minute != self.minute || self.text.is_empty() {
@@ -706,6 +743,9 @@ pub async fn run(args: SmscSimArgs) -> anyhow::Result<()> {
     let listener = TcpListener::bind(&args.listen)
         .await
         .with_context(|| format!("binding {}", args.listen))?;
+    if args.protocol != SimProtocol::Smpp {
+        return super::cn::serve(listener, args, shutdown_signal()).await;
+    }
     serve(listener, args, shutdown_signal()).await
 }
 

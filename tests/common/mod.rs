@@ -118,11 +118,18 @@ pub struct Smsc {
     pub control: u16,
     pub system_id: String,
     pub ledger: PathBuf,
+    /// "smpp", "cmpp", "smgp" or "sgip".
+    pub protocol: String,
 }
 
 impl Smsc {
     /// Starts `smsgw sim smsc` with extra flags; waits until it answers /stats.
     pub async fn start(dir: &Path, name: &str, extra: &[&str]) -> Smsc {
+        Smsc::start_protocol(dir, name, "smpp", extra).await
+    }
+
+    /// Like [`Smsc::start`] for another operator protocol (`--protocol cmpp|smgp|sgip`).
+    pub async fn start_protocol(dir: &Path, name: &str, protocol: &str, extra: &[&str]) -> Smsc {
         let port = free_port();
         let control = free_port();
         let ledger = dir.join(format!("{name}.ledger.jsonl"));
@@ -140,6 +147,9 @@ impl Smsc {
             "--ledger".into(),
             ledger.display().to_string(),
         ];
+        if protocol != "smpp" {
+            args.extend(["--protocol".to_string(), protocol.to_string()]);
+        }
         args.extend(extra.iter().map(|s| s.to_string()));
         let proc = Proc::spawn(&args, &[], dir.join(format!("{name}.log")));
         let s = Smsc {
@@ -148,6 +158,7 @@ impl Smsc {
             control,
             system_id: name.into(),
             ledger,
+            protocol: protocol.into(),
         };
         eventually("smsc up", Duration::from_secs(20), || async {
             s.stats().await
@@ -177,7 +188,7 @@ impl Smsc {
 
     /// The JSON body to create a channel pointing at this simulator.
     pub fn channel(&self, id: &str) -> Value {
-        json!({"id": id, "protocol": "smpp", "host": "127.0.0.1", "port": self.port,
+        json!({"id": id, "protocol": self.protocol, "host": "127.0.0.1", "port": self.port,
                "system_id": self.system_id, "password": "pw", "tps": 2000, "window": 16, "enquire_link_seconds": 5})
     }
 }

@@ -14,5 +14,6 @@ mod t65_compliance;
 mod t70_actor_crash;
 mod t80_webhooks_metrics;
 mod t90_sigterm_drain;
+mod t95_chinese_protocols;
 mod t96_http_channel;
 mod t99_dashboard;

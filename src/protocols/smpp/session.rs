@@ -228,7 +228,15 @@ pub enum Inbound {
 /// it answers ESME_RX_T_APPN (0x64) so the SMSC redelivers.
 pub struct DeliverAck {
     seq: u32,
-    out: Option<mpsc::UnboundedSender<Out>>,
+    out: Option<AckSink>,
+}
+
+/// Where a [`DeliverAck`]'s answer goes: this SMPP session's writer, or a
+/// callback of another protocol's session (CMPP, SMGP, SGIP) that writes its
+/// own deliver response for the SMPP-style status.
+enum AckSink {
+    Smpp(mpsc::UnboundedSender<Out>),
+    Other(Box<dyn FnOnce(u32) + Send>),
 }
 
 impl fmt::Debug for DeliverAck {
@@ -244,7 +252,16 @@ impl DeliverAck {
     fn new(seq: u32, out: mpsc::UnboundedSender<Out>) -> Self {
         DeliverAck {
             seq,
-            out: Some(out),
+            out: Some(AckSink::Smpp(out)),
+        }
+    }
+
+    /// An ack for another protocol's session: `answer` gets the SMPP-style
+    /// status (0 accepted, else refused; 0x64 if dropped) exactly once.
+    pub fn from_fn(seq: u32, answer: impl FnOnce(u32) + Send + 'static) -> Self {
+        DeliverAck {
+            seq,
+            out: Some(AckSink::Other(Box::new(answer))),
         }
     }
 
@@ -265,9 +282,13 @@ impl DeliverAck {
     }
 
     fn send(&mut self, command_status: u32) {
-        if let Some(out) = self.out.take() {
+        match self.out.take() {
             // A closed session cannot answer; the SMSC will redeliver.
-            let _ = out.send(Out::Pdu(codec::deliver_sm_resp(self.seq, command_status)));
+            Some(AckSink::Smpp(out)) => {
+                let _ = out.send(Out::Pdu(codec::deliver_sm_resp(self.seq, command_status)));
+            }
+            Some(AckSink::Other(answer)) => answer(command_status),
+            None => {}
         }
     }
 }
