@@ -1,7 +1,5 @@
 //! `/v1/messages`: send, batch, preview, status and list.
 
-use std::sync::atomic::{AtomicU32, Ordering};
-
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
@@ -19,11 +17,9 @@ use crate::state::{Message, Op, OpResult, Status, Tenant};
 /// Batches carry at most this many messages.
 pub const MAX_BATCH: usize = 1000;
 
-static CONCAT_REF: AtomicU32 = AtomicU32::new(0);
-
-fn next_concat_ref() -> u8 {
-    (CONCAT_REF.fetch_add(1, Ordering::Relaxed) % 255) as u8 + 1
-}
+/// Concatenation references of this node, rotating per destination.
+static CONCAT_REFS: std::sync::LazyLock<crate::encoding::ConcatRefs> =
+    std::sync::LazyLock::new(crate::encoding::ConcatRefs::default);
 
 /// The 202 body for an accepted message.
 pub fn accepted_body(m: &Message) -> Value {
@@ -115,7 +111,7 @@ fn prepare(
         &cfg,
         ulid::Ulid::new().to_string(),
         now,
-        next_concat_ref(),
+        &CONCAT_REFS,
     )
 }
 

@@ -234,6 +234,7 @@ mod tests {
             concat_ref: 7,
             idempotency_key: None,
             body_hash: None,
+            layout: Default::default(),
         }
     }
 

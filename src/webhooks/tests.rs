@@ -177,6 +177,7 @@ fn message(id: &str, tenant: &str, url: &str, at: i64) -> Message {
         concat_ref: 1,
         idempotency_key: None,
         body_hash: None,
+        layout: Default::default(),
     }
 }
 

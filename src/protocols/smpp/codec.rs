@@ -263,6 +263,10 @@ pub struct SubmitFields<'a> {
     pub short_message: &'a [u8],
     /// "" or a 16-character SMPP time.
     pub validity_period: &'a str,
+    /// SAR TLVs (reference, total, seq) for a long message without UDH.
+    pub sar: Option<(u16, u8, u8)>,
+    /// Put the user data in message_payload even when it would fit short_message.
+    pub payload_tlv: bool,
 }
 
 /// Builds a submit_sm. Every mandatory field is set explicitly (rusmpp's
@@ -294,7 +298,12 @@ pub fn submit_sm(seq: u32, f: &SubmitFields<'_>) -> Result<Command, String> {
         .data_coding(DataCoding::from(f.data_coding))
         .sm_default_msg_id(0)
         .build();
-    if f.short_message.len() <= 254 {
+    if let Some((reference, total, seq)) = f.sar {
+        sm.push_tlv(MessageSubmissionRequestTlvValue::SarMsgRefNum(reference));
+        sm.push_tlv(MessageSubmissionRequestTlvValue::SarTotalSegments(total));
+        sm.push_tlv(MessageSubmissionRequestTlvValue::SarSegmentSeqnum(seq));
+    }
+    if f.short_message.len() <= 254 && !f.payload_tlv {
         let sm_bytes =
             OctetString::from_slice(f.short_message).map_err(|e| format!("short_message: {e}"))?;
         sm.set_short_message(sm_bytes);

@@ -131,6 +131,10 @@ pub struct SubmitRequest {
     pub short_message: Vec<u8>,
     /// "" or SMPP relative/absolute time (16 characters).
     pub validity_period: String,
+    /// SAR TLVs (sar_msg_ref_num, sar_total_segments, sar_segment_seqnum).
+    pub sar: Option<(u16, u8, u8)>,
+    /// Always put the user data in message_payload (the `payload` carrier).
+    pub payload_tlv: bool,
 }
 
 /// The SMSC's answer to one submit_sm.
@@ -484,6 +488,8 @@ impl Session {
                 registered_delivery: req.registered_delivery,
                 short_message: &req.short_message,
                 validity_period: &req.validity_period,
+                sar: req.sar,
+                payload_tlv: req.payload_tlv,
             },
         )
         .map_err(SessionError::Protocol)?;

@@ -38,6 +38,8 @@ fn sample_submit() -> SubmitFields<'static> {
         registered_delivery: 0x01,
         short_message: b"hello",
         validity_period: "",
+        sar: None,
+        payload_tlv: false,
     }
 }
 
@@ -70,6 +72,8 @@ fn submit_sm_encodes_every_field_explicitly() {
         esm_class: 0x40,
         data_coding: 0x08,
         validity_period: "000001000000000R",
+        sar: None,
+        payload_tlv: false,
         short_message: &long,
         ..sample_submit()
     };
@@ -235,6 +239,7 @@ fn request(i: usize, registered_delivery: u8) -> SubmitRequest {
         registered_delivery,
         short_message: format!("message {i}").into_bytes(),
         validity_period: String::new(),
+        ..SubmitRequest::default()
     }
 }
 
