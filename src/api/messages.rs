@@ -285,10 +285,29 @@ pub async fn preview(
         .as_ref()
         .and_then(|r| r.channels.first())
         .and_then(|ch| intake::cost(&cfg, ch, &intake.message.to, intake.plan.parts));
+    let cost_per_part = intake
+        .route
+        .as_ref()
+        .and_then(|r| r.channels.first())
+        .and_then(|ch| intake::cost(&cfg, ch, &intake.message.to, 1));
+    let m = &intake.message;
+    let plan = &intake.plan;
+    let split = crate::encoding::part_breakdown(&m.text, plan, &m.layout);
+    let national = |l: Option<crate::encoding::NationalLanguage>| l.map(|l| l.code());
+    let carrier = serde_json::to_value(m.layout.carrier).unwrap_or(Value::Null);
+    let replacements: Vec<Value> = intake
+        .replacements
+        .iter()
+        .map(|r| json!({"from": r.from.to_string(), "to": r.to, "count": r.count}))
+        .collect();
     Ok(Json(json!({
-        "encoding": intake.plan.encoding.as_str(), "parts": intake.plan.parts,
-        "characters": intake.plan.characters, "units": intake.plan.units,
-        "route": route, "cost": cost, "to": intake.message.to, "from": intake.message.from,
+        "encoding": plan.encoding.as_str(), "data_coding": plan.encoding.data_coding(),
+        "national_tables": {"locking": national(plan.shift.locking), "single": national(plan.shift.single)},
+        "parts": plan.parts, "submits": plan.submits, "carrier": carrier,
+        "packed": m.layout.packed && plan.encoding == crate::encoding::TextEncoding::Gsm7,
+        "characters": plan.characters, "units": plan.units, "split": split,
+        "text": m.text, "replacements": replacements,
+        "route": route, "cost": cost, "cost_per_part": cost_per_part, "to": m.to, "from": m.from,
     }))
     .into_response())
 }

@@ -38,6 +38,8 @@ pub struct ChannelRuntime {
     pub queue_depth: AtomicU64,
     /// Recent submit latencies (µs), for p50/p99.
     latencies: Mutex<VecDeque<u64>>,
+    /// Concatenated MO parts waiting for their siblings (any bind of the channel).
+    pub mo_reassembly: Mutex<crate::encoding::reassembly::Reassembler>,
 }
 
 fn limiter(tps: u32) -> Arc<DefaultDirectRateLimiter> {
@@ -62,6 +64,7 @@ impl ChannelRuntime {
             undelivered: AtomicU64::new(0),
             queue_depth: AtomicU64::new(0),
             latencies: Mutex::new(VecDeque::with_capacity(1024)),
+            mo_reassembly: Mutex::new(Default::default()),
         }
     }
 

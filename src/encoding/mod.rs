@@ -794,30 +794,68 @@ fn split_encode<A: Alphabet>(
         .collect())
 }
 
-/// The text of each part as the handset will show it (preview): the same
-/// cut as [`build_segments`].
+/// One part of a message as the preview shows it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct PartInfo {
+    /// 1-based part number.
+    pub part: usize,
+    /// Characters in the part (octets for binary).
+    pub characters: usize,
+    /// Septets, UTF-16 units or octets the part uses.
+    pub units: usize,
+    /// Units the part could hold.
+    pub capacity: usize,
+    /// The part's text (hex for binary).
+    pub text: String,
+}
+
+/// The parts as the handset will get them (preview): the same cut as
+/// [`build_segments`] for this plan and layout. With [`Carrier::Payload`]
+/// these are the parts the SMSC will make.
 #[must_use]
-pub fn part_texts(text: &str, plan: &Plan, carrier: Carrier) -> Vec<String> {
-    let l = limits(plan.encoding, carrier, plan.shift, 0);
-    let ranges = match plan.encoding {
-        TextEncoding::Gsm7 => ranges_for(text, &Gsm(plan.shift), l),
-        TextEncoding::Ucs2 => ranges_for(text, &Ucs2, l),
-        TextEncoding::Latin1 => ranges_for(text, &Octet(0x100), l),
-        TextEncoding::Ia5 => ranges_for(text, &Octet(0x80), l),
+pub fn part_breakdown(text: &str, plan: &Plan, layout: &Layout) -> Vec<PartInfo> {
+    let user = if plan.encoding == TextEncoding::Binary {
+        layout.user_udh.len()
+    } else {
+        0
+    };
+    let l = limits(plan.encoding, layout.carrier, plan.shift, user);
+    let capacity = if plan.parts > 1 { l.part } else { l.single };
+    let info = |i: usize, t: &str, characters: usize, units: usize| PartInfo {
+        part: i + 1,
+        characters,
+        units,
+        capacity,
+        text: t.to_string(),
+    };
+    fn per<A: Alphabet>(text: &str, a: &A, l: Limits) -> Vec<(std::ops::Range<usize>, usize, usize)> {
+        ranges_for(text, a, l)
+            .into_iter()
+            .map(|r| {
+                let chars = text[r.clone()].chars().count();
+                let units = text[r.clone()].chars().map(|c| a.cost(c).unwrap_or(1)).sum();
+                (r, chars, units)
+            })
+            .collect()
+    }
+    let cuts = match plan.encoding {
+        TextEncoding::Gsm7 => per(text, &Gsm(plan.shift), l),
+        TextEncoding::Ucs2 => per(text, &Ucs2, l),
+        TextEncoding::Latin1 => per(text, &Octet(0x100), l),
+        TextEncoding::Ia5 => per(text, &Octet(0x80), l),
         TextEncoding::Binary => {
-            let size = if plan.units <= l.single {
-                l.single
-            } else {
-                l.part
-            };
             return text
                 .as_bytes()
-                .chunks((size * 2).max(2))
-                .map(|c| String::from_utf8_lossy(c).into_owned())
+                .chunks((capacity * 2).max(2))
+                .enumerate()
+                .map(|(i, c)| info(i, &String::from_utf8_lossy(c), c.len() / 2, c.len() / 2))
                 .collect();
         }
     };
-    ranges.into_iter().map(|r| text[r].to_string()).collect()
+    cuts.into_iter()
+        .enumerate()
+        .map(|(i, (r, chars, units))| info(i, &text[r], chars, units))
+        .collect()
 }
 
 fn ranges_for<A: Alphabet>(text: &str, a: &A, l: Limits) -> Vec<std::ops::Range<usize>> {

@@ -266,6 +266,8 @@ struct LedgerRecord {
     data_coding: u8,
     esm_class: u8,
     short_message: Vec<u8>,
+    message_payload: bool,
+    sar: Option<(u16, u8, u8)>,
     at_ms: i64,
 }
 
@@ -278,6 +280,12 @@ struct LedgerLine<'a> {
     data_coding: u8,
     esm_class: u8,
     short_message_hex: String,
+    /// The data came in message_payload rather than short_message.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    message_payload: bool,
+    /// SAR TLVs [reference, total, seq] when sent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sar: Option<(u16, u8, u8)>,
     at_ms: i64,
 }
 
@@ -306,6 +314,8 @@ fn ledger_thread(file: File, rx: std::sync::mpsc::Receiver<LedgerMsg>) {
                     data_coding: r.data_coding,
                     esm_class: r.esm_class,
                     short_message_hex: hex::encode(&r.short_message),
+                    message_payload: r.message_payload,
+                    sar: r.sar,
                     at_ms: r.at_ms,
                 };
                 if serde_json::to_writer(&mut w, &line).is_err() || w.write_all(b"\n").is_err() {
@@ -946,6 +956,8 @@ fn on_submit(
                 data_coding: fields.data_coding,
                 esm_class: fields.esm_class,
                 short_message: fields.short_message,
+                message_payload: fields.message_payload,
+                sar: fields.sar,
                 at_ms: chrono::Utc::now().timestamp_millis(),
             })));
         }

@@ -522,6 +522,19 @@ pub struct DeliverFields {
     pub message_state: Option<u8>,
     /// network_error_code TLV (0x0423): (network type, error code).
     pub network_error_code: Option<(u8, u16)>,
+    /// SAR TLVs of a concatenated MO part: (sar_msg_ref_num, sar_total_segments,
+    /// sar_segment_seqnum); present only when all three are.
+    pub sar: Option<(u16, u8, u8)>,
+}
+
+/// Collects the three SAR TLVs, which may come in any order.
+#[derive(Default)]
+struct SarParts(Option<u16>, Option<u8>, Option<u8>);
+
+impl SarParts {
+    fn finish(self) -> Option<(u16, u8, u8)> {
+        Some((self.0?, self.1?, self.2?))
+    }
 }
 
 impl DeliverFields {
@@ -535,8 +548,12 @@ impl DeliverFields {
             payload: d.short_message().as_ref().to_vec(),
             ..Default::default()
         };
+        let mut sar = SarParts::default();
         for tlv in d.tlvs() {
             match tlv.value() {
+                Some(TlvValue::SarMsgRefNum(r)) => sar.0 = Some(*r),
+                Some(TlvValue::SarTotalSegments(t)) => sar.1 = Some(*t),
+                Some(TlvValue::SarSegmentSeqnum(n)) => sar.2 = Some(*n),
                 Some(TlvValue::ReceiptedMessageId(id)) => {
                     out.receipted_message_id = Some(id.as_str().to_string())
                 }
@@ -550,6 +567,7 @@ impl DeliverFields {
                 _ => {}
             }
         }
+        out.sar = sar.finish();
         out
     }
 
@@ -585,6 +603,7 @@ impl DeliverFields {
             ..Default::default()
         };
         // TLVs: stop quietly at the first truncated one.
+        let mut sar = SarParts::default();
         while let (Some(tag), Some(len)) = (r.u16(), r.u16()) {
             let Some(value) = r.take(len as usize) else {
                 break;
@@ -601,9 +620,13 @@ impl DeliverFields {
                         Some((value[0], u16::from_be_bytes([value[1], value[2]])))
                 }
                 0x0424 if out.payload.is_empty() => out.payload = value.to_vec(),
+                0x020C if value.len() == 2 => sar.0 = Some(u16::from_be_bytes([value[0], value[1]])),
+                0x020E if value.len() == 1 => sar.1 = Some(value[0]),
+                0x020F if value.len() == 1 => sar.2 = Some(value[0]),
                 _ => {}
             }
         }
+        out.sar = sar.finish();
         Some(out)
     }
 }
@@ -630,19 +653,30 @@ pub struct SubmitSmFields {
     pub registered_delivery: u8,
     /// short_message, or message_payload when short_message is empty.
     pub short_message: Vec<u8>,
+    /// The data came in message_payload.
+    pub message_payload: bool,
+    /// SAR TLVs (reference, total, seq) when all three were sent.
+    pub sar: Option<(u16, u8, u8)>,
 }
 
 impl SubmitSmFields {
     /// Extracts the fields from a decoded submit_sm.
     pub fn from_pdu(s: &SubmitSm) -> Self {
         let mut short_message = s.short_message().as_ref().to_vec();
-        if short_message.is_empty() {
-            for tlv in s.tlvs() {
-                if tlv.tag() == TlvTag::MessagePayload
-                    && let Some(TlvValue::MessagePayload(p)) = tlv.value()
+        let mut message_payload = false;
+        let mut sar = SarParts::default();
+        for tlv in s.tlvs() {
+            match tlv.value() {
+                Some(TlvValue::MessagePayload(p))
+                    if short_message.is_empty() && tlv.tag() == TlvTag::MessagePayload =>
                 {
                     short_message = p.value.as_ref().to_vec();
+                    message_payload = true;
                 }
+                Some(TlvValue::SarMsgRefNum(r)) => sar.0 = Some(*r),
+                Some(TlvValue::SarTotalSegments(t)) => sar.1 = Some(*t),
+                Some(TlvValue::SarSegmentSeqnum(n)) => sar.2 = Some(*n),
+                _ => {}
             }
         }
         SubmitSmFields {
@@ -652,6 +686,8 @@ impl SubmitSmFields {
             data_coding: u8::from(s.data_coding),
             registered_delivery: u8::from(s.registered_delivery),
             short_message,
+            message_payload,
+            sar: sar.finish(),
         }
     }
 }

@@ -205,6 +205,8 @@ pub enum Inbound {
         esm_class: u8,
         /// short_message or message_payload.
         payload: Vec<u8>,
+        /// SAR TLVs (reference, total, seq) when the SMSC sent them.
+        sar: Option<(u16, u8, u8)>,
         /// Answer after the message is stored.
         ack: DeliverAck,
     },
@@ -845,6 +847,7 @@ fn inbound_from(inner: &Inner, seq: u32, f: DeliverFields) -> Action {
             data_coding: f.data_coding,
             esm_class: f.esm_class,
             payload: f.payload,
+            sar: f.sar,
             ack,
         })
     }
