@@ -179,7 +179,8 @@ async fn inbound_loop(
                     .channels
                     .get(&channel)
                     .is_some_and(|c| c.text.packed);
-                match crate::encoding::inbound::read(esm_class, data_coding, &payload, sar, packed) {
+                match crate::encoding::inbound::read(esm_class, data_coding, &payload, sar, packed)
+                {
                     Ok(part) => {
                         if let Some(rt) = registry.find(&channel) {
                             let now = crate::clock::now_ms();

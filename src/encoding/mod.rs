@@ -198,12 +198,14 @@ pub enum Carrier {
 }
 
 impl Carrier {
-    /// Octets of the concatenation IE (without UDHL) in each part.
+    /// Octets of the concatenation IE (without UDHL) each part must leave
+    /// room for. With SAR the SMSC writes the UDH itself from a 16-bit
+    /// reference, so the room of a 16-bit IE is kept free.
     fn concat_ie_octets(self) -> usize {
         match self {
             Carrier::Udh8 => 5,
-            Carrier::Udh16 => 6,
-            Carrier::Sar | Carrier::Payload => 0,
+            Carrier::Udh16 | Carrier::Sar => 6,
+            Carrier::Payload => 0,
         }
     }
 }
@@ -828,12 +830,19 @@ pub fn part_breakdown(text: &str, plan: &Plan, layout: &Layout) -> Vec<PartInfo>
         capacity,
         text: t.to_string(),
     };
-    fn per<A: Alphabet>(text: &str, a: &A, l: Limits) -> Vec<(std::ops::Range<usize>, usize, usize)> {
+    fn per<A: Alphabet>(
+        text: &str,
+        a: &A,
+        l: Limits,
+    ) -> Vec<(std::ops::Range<usize>, usize, usize)> {
         ranges_for(text, a, l)
             .into_iter()
             .map(|r| {
                 let chars = text[r.clone()].chars().count();
-                let units = text[r.clone()].chars().map(|c| a.cost(c).unwrap_or(1)).sum();
+                let units = text[r.clone()]
+                    .chars()
+                    .map(|c| a.cost(c).unwrap_or(1))
+                    .sum();
                 (r, chars, units)
             })
             .collect()

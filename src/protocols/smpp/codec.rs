@@ -620,7 +620,9 @@ impl DeliverFields {
                         Some((value[0], u16::from_be_bytes([value[1], value[2]])))
                 }
                 0x0424 if out.payload.is_empty() => out.payload = value.to_vec(),
-                0x020C if value.len() == 2 => sar.0 = Some(u16::from_be_bytes([value[0], value[1]])),
+                0x020C if value.len() == 2 => {
+                    sar.0 = Some(u16::from_be_bytes([value[0], value[1]]))
+                }
                 0x020E if value.len() == 1 => sar.1 = Some(value[0]),
                 0x020F if value.len() == 1 => sar.2 = Some(value[0]),
                 _ => {}
