@@ -511,10 +511,12 @@ pub fn prepare<'t>(text: &'t str, o: &Options<'_>) -> Result<Prepared<'t>, Encod
         replacements: Vec::new(),
         plan,
     };
-    let gsm_shifts = if o.national.is_empty() {
-        vec![NationalShift::DEFAULT]
+    let candidates;
+    let gsm_shifts: &[NationalShift] = if o.national.is_empty() {
+        &[NationalShift::DEFAULT]
     } else {
-        shift_candidates(o.national)
+        candidates = shift_candidates(o.national);
+        &candidates
     };
     match o.choice {
         EncodingChoice::Ucs2 => Ok(plain(ucs2_plan(text, o.carrier))),
@@ -562,13 +564,18 @@ pub fn prepare<'t>(text: &'t str, o: &Options<'_>) -> Result<Prepared<'t>, Encod
             Ok(plain(p))
         }
         EncodingChoice::Gsm7 | EncodingChoice::Auto => {
-            let original = best_gsm(text, &gsm_shifts, o.carrier);
-            let ucs = (o.choice == EncodingChoice::Auto).then(|| ucs2_plan(text, o.carrier));
+            let original = best_gsm(text, gsm_shifts, o.carrier);
+            let gsm_parts = original.as_ref().map_or(usize::MAX, |p| p.parts);
+            // UCS-2 never needs fewer parts than a GSM-7 form of the same text
+            // (a GSM char costs at most 2 septets: 80 > 70, 76 > 67, 73 > 66 per
+            // part), so it is only counted when GSM-7 cannot carry the text.
+            let ucs = (o.choice == EncodingChoice::Auto && original.is_err())
+                .then(|| ucs2_plan(text, o.carrier));
             // Smart replacement is only worth it when the original is not GSM-7
             // or needs more parts than the replaced text.
-            let smart = if o.smart {
+            let smart = if o.smart && gsm_parts > 1 {
                 smart::replace(text).and_then(|(replaced, reps)| {
-                    best_gsm(&replaced, &gsm_shifts, o.carrier)
+                    best_gsm(&replaced, gsm_shifts, o.carrier)
                         .ok()
                         .map(|p| (replaced, reps, p))
                 })
