@@ -780,14 +780,17 @@ fn split_encode<A: Alphabet>(
     l: Limits,
     err: impl Fn(char, usize) -> EncodingError,
 ) -> Result<Vec<Vec<u8>>, EncodingError> {
-    let (counter, _) = count(text, a, l).map_err(|(c, p)| err(c, p))?;
+    // One pass counts and writes; a text that fits one SMS is done after it.
+    let mut counter = PartCounter::new(l);
+    let mut out = Vec::with_capacity(l.single * 2);
+    for (position, c) in text.chars().enumerate() {
+        let cost = a.cost(c).ok_or_else(|| err(c, position))?;
+        counter.push(cost);
+        a.write(c, &mut out);
+    }
     let limit = counter.part_limit();
     let parts = counter.parts();
     if parts == 1 {
-        let mut out = Vec::with_capacity(counter.units() * 2);
-        for c in text.chars() {
-            a.write(c, &mut out);
-        }
         return Ok(vec![out]);
     }
     let ranges = split::cut(text, a, limit, parts);
