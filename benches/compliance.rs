@@ -151,6 +151,7 @@ fn requests() -> Vec<SendRequest> {
         send_at: None,
         dlt: None,
         campaign_id: None,
+        udh: None,
     };
     let mut v = vec![
         base("+4917012345678", "Your verification code is 482913. It expires in 10 minutes.", Category::Otp),
@@ -182,10 +183,11 @@ fn main() {
     let tenant = tenant();
     let cfg = ConfigView::default();
     let now = smsgw::clock::now_ms();
+    let refs = smsgw::encoding::ConcatRefs::default();
     let prepared: Vec<(SendRequest, intake::Intake)> = requests()
         .into_iter()
         .filter_map(
-            |r| match intake::build(&r, &tenant, &cfg, "01BENCH".into(), now, 1) {
+            |r| match intake::build(&r, &tenant, &cfg, "01BENCH".into(), now, &refs) {
                 Ok(i) => Some((r, i)),
                 Err(e) => {
                     eprintln!("skipped request to {}: {}", r.to, e.message);

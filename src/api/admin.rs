@@ -17,7 +17,8 @@ use super::error::{ApiError, parse_json};
 use super::{AppState, require_admin};
 use crate::clock::{now_ms, rfc3339};
 use crate::state::{
-    BindKind, Category, Channel, Op, OpResult, RateLimit, Route, RouteChannel, Tenant, UdhMode,
+    BindKind, Category, Channel, ChannelText, Op, OpResult, RateLimit, Route, RouteChannel, Tenant,
+    TextCoding, UdhMode,
 };
 
 fn secret(prefix: &str) -> String {
@@ -536,14 +537,20 @@ fn channel_from_body(b: ChannelBody) -> Result<Channel, ApiError> {
         }
     }
     let options = b.options.unwrap_or_default();
-    let udh = match options.get("udh").and_then(|v| v.as_str()) {
-        None | Some("8bit") => UdhMode::Udh8,
-        Some(other) => {
-            return Err(ApiError::invalid(
-                "options.udh",
-                format!("{other:?} is not available in this build yet; use 8bit"),
-            ));
-        }
+    let udh = match options.get("udh") {
+        None => UdhMode::Udh8,
+        Some(v) => match v.as_str() {
+            Some("8bit") => UdhMode::Udh8,
+            Some("16bit") => UdhMode::Udh16,
+            Some("sar") => UdhMode::Sar,
+            Some("payload") => UdhMode::Payload,
+            _ => {
+                return Err(ApiError::invalid(
+                    "options.udh",
+                    "one of \"8bit\", \"16bit\", \"sar\", \"payload\"",
+                ));
+            }
+        },
     };
     if let Some(t) = options.get("dlt_tlvs") {
         for k in ["entity_id", "template_id"] {
@@ -561,6 +568,7 @@ fn channel_from_body(b: ChannelBody) -> Result<Channel, ApiError> {
         crate::protocols::cn::options::parse(&b.protocol, &system_id, &password, &options)
             .map_err(|e| ApiError::invalid(&e.field, e.message))?;
     }
+    let text = channel_text(&options)?;
     let dlr_timeout_seconds = match options.get("dlr_timeout_seconds") {
         None => 72 * 3600,
         Some(v) => v
@@ -588,6 +596,61 @@ fn channel_from_body(b: ChannelBody) -> Result<Channel, ApiError> {
         drained: false,
         created_at: now_ms(),
         sla: b.sla.map(sla_from_body).transpose()?,
+        text,
+    })
+}
+
+/// Parses the text options of a channel: `gsm_packing`, `national_tables`, `text_coding`.
+fn channel_text(options: &serde_json::Map<String, Value>) -> Result<ChannelText, ApiError> {
+    let packed = match options.get("gsm_packing") {
+        None => false,
+        Some(v) => match v.as_str() {
+            Some("unpacked") => false,
+            Some("packed") => true,
+            _ => {
+                return Err(ApiError::invalid(
+                    "options.gsm_packing",
+                    "\"unpacked\" or \"packed\"",
+                ));
+            }
+        },
+    };
+    let mut national_tables = Vec::new();
+    if let Some(v) = options.get("national_tables") {
+        let bad = || {
+            ApiError::invalid(
+                "options.national_tables",
+                "a list of \"tr\", \"es\", \"pt\", \"bn\", \"gu\", \"hi\", \"kn\", \"ml\", \"or\", \"pa\", \"ta\", \"te\", \"ur\"",
+            )
+        };
+        for item in v.as_array().ok_or_else(bad)? {
+            let lang = item
+                .as_str()
+                .and_then(crate::encoding::NationalLanguage::from_code)
+                .ok_or_else(bad)?;
+            if !national_tables.contains(&lang) {
+                national_tables.push(lang);
+            }
+        }
+    }
+    let coding = match options.get("text_coding") {
+        None => TextCoding::Gsm7,
+        Some(v) => match v.as_str() {
+            Some("gsm7") => TextCoding::Gsm7,
+            Some("latin1") => TextCoding::Latin1,
+            Some("ia5") => TextCoding::Ia5,
+            _ => {
+                return Err(ApiError::invalid(
+                    "options.text_coding",
+                    "\"gsm7\", \"latin1\" or \"ia5\"",
+                ));
+            }
+        },
+    };
+    Ok(ChannelText {
+        packed,
+        national_tables,
+        coding,
     })
 }
 

@@ -1,7 +1,5 @@
 //! `/v1/messages`: send, batch, preview, status and list.
 
-use std::sync::atomic::{AtomicU32, Ordering};
-
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
@@ -21,11 +19,9 @@ use crate::state::{Message, OpResult, Status, Tenant};
 /// Batches carry at most this many messages.
 pub const MAX_BATCH: usize = 1000;
 
-static CONCAT_REF: AtomicU32 = AtomicU32::new(0);
-
-fn next_concat_ref() -> u8 {
-    (CONCAT_REF.fetch_add(1, Ordering::Relaxed) % 255) as u8 + 1
-}
+/// Concatenation references of this node, rotating per destination.
+static CONCAT_REFS: std::sync::LazyLock<crate::encoding::ConcatRefs> =
+    std::sync::LazyLock::new(crate::encoding::ConcatRefs::default);
 
 /// The 202 body for an accepted message.
 pub fn accepted_body(m: &Message) -> Value {
@@ -144,7 +140,7 @@ fn prepare(
             &cfg,
             ulid::Ulid::new().to_string(),
             now,
-            next_concat_ref(),
+            &CONCAT_REFS,
             &st.routing,
             operator,
         )?;
@@ -367,10 +363,29 @@ pub async fn preview(
         .as_ref()
         .and_then(|r| r.channels.first())
         .and_then(|ch| intake::cost(&cfg, ch, &intake.message.to, intake.plan.parts));
+    let cost_per_part = intake
+        .route
+        .as_ref()
+        .and_then(|r| r.channels.first())
+        .and_then(|ch| intake::cost(&cfg, ch, &intake.message.to, 1));
+    let m = &intake.message;
+    let plan = &intake.plan;
+    let split = crate::encoding::part_breakdown(&m.text, plan, &m.layout);
+    let national = |l: Option<crate::encoding::NationalLanguage>| l.map(|l| l.code());
+    let carrier = serde_json::to_value(m.layout.carrier).unwrap_or(Value::Null);
+    let replacements: Vec<Value> = intake
+        .replacements
+        .iter()
+        .map(|r| json!({"from": r.from.to_string(), "to": r.to, "count": r.count}))
+        .collect();
     Ok(Json(json!({
-        "encoding": intake.plan.encoding.as_str(), "parts": intake.plan.parts,
-        "characters": intake.plan.characters, "units": intake.plan.units,
-        "route": route, "cost": cost, "to": intake.message.to, "from": intake.message.from,
+        "encoding": plan.encoding.as_str(), "data_coding": plan.encoding.data_coding(),
+        "national_tables": {"locking": national(plan.shift.locking), "single": national(plan.shift.single)},
+        "parts": plan.parts, "submits": plan.submits, "carrier": carrier,
+        "packed": m.layout.packed && plan.encoding == crate::encoding::TextEncoding::Gsm7,
+        "characters": plan.characters, "units": plan.units, "split": split,
+        "text": m.text, "replacements": replacements,
+        "route": route, "cost": cost, "cost_per_part": cost_per_part, "to": m.to, "from": m.from,
     }))
     .into_response())
 }

@@ -84,7 +84,23 @@ async fn inbound_loop(
     registry: Arc<ChannelRegistry>,
     mut rx: tokio::sync::mpsc::Receiver<Inbound>,
 ) {
-    while let Some(inbound) = rx.recv().await {
+    let mut sweep = tokio::time::interval(Duration::from_secs(15));
+    loop {
+        let inbound = tokio::select! {
+            m = rx.recv() => match m {
+                Some(m) => m,
+                None => break,
+            },
+            _ = sweep.tick() => {
+                if let Some(rt) = registry.find(&channel) {
+                    let done = rt.mo_reassembly.lock().unwrap_or_else(|e| e.into_inner()).expire(crate::clock::now_ms());
+                    for m in done {
+                        mo_received(&channel, &m);
+                    }
+                }
+                continue;
+            }
+        };
         match inbound {
             Inbound::Receipt { receipt, ack } => {
                 let consensus = consensus.clone();
@@ -140,10 +156,34 @@ async fn inbound_loop(
                 data_coding,
                 esm_class,
                 payload,
+                sar,
                 ack,
             } => {
-                info!(channel = %channel, from = %source, to = %dest, "mobile-originated message received");
                 metrics::counter!("smsgw_mo_total", "channel" => channel.clone()).increment(1);
+                let packed = consensus
+                    .store()
+                    .config()
+                    .channels
+                    .get(&channel)
+                    .is_some_and(|c| c.text.packed);
+                match crate::encoding::inbound::read(esm_class, data_coding, &payload, sar, packed)
+                {
+                    Ok(part) => {
+                        if let Some(rt) = registry.find(&channel) {
+                            let now = crate::clock::now_ms();
+                            let mut r = rt.mo_reassembly.lock().unwrap_or_else(|e| e.into_inner());
+                            let mut done = r.push(&source, &dest, part, now);
+                            done.extend(r.expire(now));
+                            drop(r);
+                            for m in done {
+                                mo_received(&channel, &m);
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        warn!(channel = %channel, from = %source, to = %dest, error = %e, "MO with a malformed UDH accepted and dropped")
+                    }
+                }
                 // STOP/START keywords: committed (opt-out lists) before the ack.
                 let consensus = consensus.clone();
                 let channel = channel.clone();
@@ -224,6 +264,17 @@ async fn connect_http(myself: &ActorRef<BindMsg>, state: &mut BindState) {
             state.backoff = (state.backoff * 2).min(MAX_BACKOFF);
         }
     }
+}
+
+/// A whole (or timed-out partial) MO message. There is no MO routing yet:
+/// it is logged and counted.
+fn mo_received(channel: &str, m: &crate::encoding::reassembly::Assembled) {
+    info!(channel = %channel, from = %m.source, to = %m.dest, parts = m.total,
+          complete = m.complete, missing = ?m.missing, chars = m.text.chars().count(),
+          "mobile-originated message received");
+    metrics::counter!("smsgw_mo_messages_total", "channel" => channel.to_string(),
+        "complete" => if m.complete { "yes" } else { "no" })
+    .increment(1);
 }
 
 impl Actor for BindActor {

@@ -45,6 +45,8 @@ pub struct ChannelRuntime {
     /// Health score, circuit breaker, AIMD rate/window and SLA windows (kept across
     /// reconnects, shared by all binds).
     pub health: super::health::ChannelHealth,
+    /// Concatenated MO parts waiting for their siblings (any bind of the channel).
+    pub mo_reassembly: Mutex<crate::encoding::reassembly::Reassembler>,
 }
 
 fn limiter(tps: u32) -> Arc<DefaultDirectRateLimiter> {
@@ -72,6 +74,7 @@ impl ChannelRuntime {
             in_flight: AtomicU64::new(0),
             latencies: Mutex::new(VecDeque::with_capacity(1024)),
             health: super::health::ChannelHealth::new(tps),
+            mo_reassembly: Mutex::new(Default::default()),
         }
     }
 

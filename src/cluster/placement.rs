@@ -303,6 +303,7 @@ mod tests {
             drained: false,
             created_at: 0,
             sla: None,
+            text: Default::default(),
         }
     }
 

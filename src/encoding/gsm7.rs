@@ -210,3 +210,59 @@ pub(crate) fn decode(bytes: &[u8]) -> String {
     }
     out
 }
+
+/// Fill bits after a UDH of `udh_octets` octets (UDHL included) so that the
+/// first septet starts on a septet boundary (TS 23.040 9.2.3.24).
+#[inline]
+pub(crate) fn fill_bits(udh_octets: usize) -> usize {
+    (7 - (udh_octets * 8) % 7) % 7
+}
+
+/// The padding septet TS 23.038 6.1.2.3.1 puts in 7 spare bits so that they
+/// are not read as `@`.
+const CR: u8 = 0x0D;
+
+/// Pack septets LSB first, starting after `fill` zero bits. When the last
+/// octet has 7 spare bits they carry CR (TS 23.038 6.1.2.3.1).
+pub(crate) fn pack(septets: &[u8], fill: usize) -> Vec<u8> {
+    let bits = fill + septets.len() * 7;
+    let mut out = vec![0u8; bits.div_ceil(8)];
+    let mut put = |pos: usize, s: u8| {
+        let v = u16::from(s & 0x7F) << (pos % 8);
+        let i = pos / 8;
+        out[i] |= (v & 0xFF) as u8;
+        if v > 0xFF
+            && let Some(next) = out.get_mut(i + 1)
+        {
+            *next |= (v >> 8) as u8;
+        }
+    };
+    for (k, &s) in septets.iter().enumerate() {
+        put(fill + k * 7, s);
+    }
+    if bits % 8 == 1 {
+        put(bits, CR);
+    }
+    out
+}
+
+/// Unpack septets that start after `fill` bits; a CR filling exactly the
+/// 7 spare bits of the last octet is padding and dropped.
+pub(crate) fn unpack(packed: &[u8], fill: usize) -> Vec<u8> {
+    let bits = (packed.len() * 8).saturating_sub(fill);
+    let n = bits / 7;
+    let mut out = Vec::with_capacity(n);
+    for k in 0..n {
+        let pos = fill + k * 7;
+        let i = pos / 8;
+        let lo = u16::from(packed.get(i).copied().unwrap_or(0));
+        let hi = u16::from(packed.get(i + 1).copied().unwrap_or(0));
+        out.push((((hi << 8 | lo) >> (pos % 8)) & 0x7F) as u8);
+    }
+    // The septets end exactly on the octet boundary: the last one may be the
+    // CR that pack() wrote into 7 spare bits.
+    if n > 0 && fill + n * 7 == packed.len() * 8 && out.last() == Some(&CR) {
+        out.pop();
+    }
+    out
+}

@@ -7,6 +7,12 @@
 //! costing 1 or 2 units: an ESC pair or a surrogate pair that would not fit
 //! moves whole to the next part.
 
+use std::ops::Range;
+
+use unicode_segmentation::UnicodeSegmentation;
+
+use super::Alphabet;
+
 /// Unit limits of one encoding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Limits {
@@ -81,45 +87,59 @@ impl PartCounter {
     }
 }
 
-/// Collects encoded characters into parts, applying [`starts_new_part`].
-#[derive(Debug)]
-pub(crate) struct PartWriter {
-    limit: usize,
-    octets_per_unit: usize,
-    fill: usize,
-    current: Vec<u8>,
-    done: Vec<Vec<u8>>,
-}
-
-impl PartWriter {
-    /// `limit` comes from [`PartCounter::part_limit`], `expected_parts` from
-    /// [`PartCounter::parts`] (only used to size the allocation).
-    pub(crate) fn new(limit: usize, octets_per_unit: usize, expected_parts: usize) -> Self {
-        Self {
-            limit,
-            octets_per_unit,
-            fill: 0,
-            current: Vec::with_capacity(limit * octets_per_unit),
-            done: Vec::with_capacity(expected_parts),
+/// Where to cut a text that needs `parts` parts of at most `limit` units:
+/// byte ranges of the text, one per part. Grapheme clusters stay whole
+/// when cutting only at cluster boundaries still gives `parts` parts (the
+/// minimum, which the character-level greedy cut reaches); otherwise the
+/// cut is per character (an ESC pair or surrogate pair is one character, so
+/// it is never split either way). A cluster larger than a part is cut per
+/// character inside it.
+pub(crate) fn cut<A: Alphabet>(text: &str, a: &A, limit: usize, parts: usize) -> Vec<Range<usize>> {
+    let cost = |c: char| a.cost(c).unwrap_or(1);
+    let mut by_cluster = Vec::with_capacity(parts);
+    let mut start = 0;
+    let mut fill = 0;
+    for (at, g) in text.grapheme_indices(true) {
+        let g_cost: usize = g.chars().map(cost).sum();
+        if g_cost <= limit {
+            if starts_new_part(fill, g_cost, limit) {
+                by_cluster.push(start..at);
+                start = at;
+                fill = 0;
+            }
+            fill += g_cost;
+        } else {
+            for (off, c) in g.char_indices() {
+                let c_cost = cost(c);
+                if starts_new_part(fill, c_cost, limit) {
+                    by_cluster.push(start..at + off);
+                    start = at + off;
+                    fill = 0;
+                }
+                fill += c_cost;
+            }
+        }
+        if by_cluster.len() >= parts {
+            break; // already worse than the minimum
         }
     }
-
-    /// The buffer to write a character costing `cost` units into, opening a
-    /// new part first if the character does not fit the current one.
-    #[inline]
-    pub(crate) fn slot(&mut self, cost: usize) -> &mut Vec<u8> {
-        if starts_new_part(self.fill, cost, self.limit) {
-            let next = Vec::with_capacity(self.limit * self.octets_per_unit);
-            self.done.push(std::mem::replace(&mut self.current, next));
-            self.fill = 0;
+    if by_cluster.len() + 1 == parts {
+        by_cluster.push(start..text.len());
+        return by_cluster;
+    }
+    // Per character: the greedy cut, minimal by construction.
+    let mut out = Vec::with_capacity(parts);
+    let mut start = 0;
+    let mut fill = 0;
+    for (at, c) in text.char_indices() {
+        let c_cost = cost(c);
+        if starts_new_part(fill, c_cost, limit) {
+            out.push(start..at);
+            start = at;
+            fill = 0;
         }
-        self.fill += cost;
-        &mut self.current
+        fill += c_cost;
     }
-
-    /// The finished parts (the last one included).
-    pub(crate) fn finish(mut self) -> Vec<Vec<u8>> {
-        self.done.push(self.current);
-        self.done
-    }
+    out.push(start..text.len());
+    out
 }

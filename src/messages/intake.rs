@@ -6,7 +6,9 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use crate::api::error::ApiError;
-use crate::encoding::{self, EncodingChoice, EncodingError, Plan};
+use crate::encoding::{
+    self, Carrier, ConcatRefs, EncodingChoice, EncodingError, Layout, Options, Plan, Replacement,
+};
 use crate::routing::{self, RouteChoice};
 use crate::state::{Category, ConfigView, Message, PartState, PartStatus, Status, Tenant};
 
@@ -51,6 +53,10 @@ pub struct SendRequest {
     pub dlt: Option<DltIds>,
     #[serde(default)]
     pub campaign_id: Option<String>,
+    /// Binary only (`encoding: "binary"`): the caller's UDH information
+    /// elements as hex, without the UDHL octet; sent in every part.
+    #[serde(default)]
+    pub udh: Option<String>,
 }
 
 /// A checked request: the row to propose plus what the answer shows.
@@ -59,6 +65,8 @@ pub struct Intake {
     pub message: Message,
     pub plan: Plan,
     pub route: Option<RouteChoice>,
+    /// Look-alike characters smart encoding replaced (the stored text has the replacements).
+    pub replacements: Vec<Replacement>,
 }
 
 /// Strips the separators the contract allows and checks E.164 with libphonenumber data.
@@ -166,10 +174,10 @@ pub fn build(
     cfg: &ConfigView,
     id: String,
     now: i64,
-    concat_ref: u8,
+    refs: &ConcatRefs,
 ) -> Result<Intake, ApiError> {
     let engine = routing::RoutingEngine::default();
-    build_routed(req, tenant, cfg, id, now, concat_ref, &engine, None)
+    build_routed(req, tenant, cfg, id, now, refs, &engine, None)
 }
 
 /// Validates a request and builds the row to accept: the accept-time routing decision
@@ -183,7 +191,7 @@ pub fn build_routed(
     cfg: &ConfigView,
     id: String,
     now: i64,
-    concat_ref: u8,
+    refs: &ConcatRefs,
     engine: &routing::RoutingEngine,
     operator: Option<String>,
 ) -> Result<Intake, ApiError> {
@@ -205,21 +213,21 @@ pub fn build_routed(
             "text is longer than any message can be",
         ));
     }
-    let plan = match encoding::plan(&req.text, req.encoding.unwrap_or_default()) {
-        Ok(p) => p,
-        Err(EncodingError::NotGsm7 {
-            character,
-            position,
-        }) => {
-            return Err(ApiError::new(
-                axum::http::StatusCode::UNPROCESSABLE_ENTITY,
-                "encoding_mismatch",
-                format!("character {character:?} at position {position} is not in GSM 03.38; use encoding auto or ucs2"),
-            )
-            .field("encoding"));
-        }
-        Err(EncodingError::Empty) => return Err(ApiError::invalid("text", "text is empty")),
-    };
+    let category = req.category.unwrap_or_default();
+    let country = country_of(&to);
+    let route = routing::choose(
+        cfg.routes.values(),
+        &to,
+        country.as_deref(),
+        &tenant.id,
+        category,
+    );
+    let channel = route
+        .as_ref()
+        .and_then(|r| r.channels.first())
+        .and_then(|id| cfg.channels.get(id));
+    let prepared = plan_text(req, tenant, channel)?;
+    let (text, plan, replacements, layout) = prepared;
     let max_parts = tenant.max_parts.clamp(1, encoding::MAX_PARTS as u32) as usize;
     if plan.parts > max_parts {
         return Err(ApiError::new(
@@ -279,12 +287,14 @@ pub fn build_routed(
         Status::Accepted
     };
     let expires_at = send_at.unwrap_or(now) + validity * 1000;
+    // Only long messages take a reference, from this destination's counter.
+    let concat_ref = if plan.parts > 1 { refs.next(&to) } else { 0 };
     let message = Message {
         id,
         tenant: tenant.id.clone(),
         to,
         from,
-        text: req.text.clone(),
+        text,
         encoding: plan.encoding,
         parts: plan.parts as u32,
         category,
@@ -303,7 +313,7 @@ pub fn build_routed(
             .map(|r| r.channels.clone())
             .unwrap_or_default(),
         channel: None,
-        part_states: (0..plan.parts)
+        part_states: (0..plan.submits)
             .map(|_| PartState {
                 smsc_message_id: None,
                 status: PartStatus::Pending,
@@ -321,12 +331,106 @@ pub fn build_routed(
         avoid: Vec::new(),
         operator,
         compliance: None,
+        layout,
     };
     Ok(Intake {
         message,
         plan,
         route,
+        replacements,
     })
+}
+
+fn mismatch(message: String) -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+        "encoding_mismatch",
+        message,
+    )
+    .field("encoding")
+}
+
+/// Chooses the encoding for the request on its first channel: the request's
+/// `encoding` and `smart_encoding` (default the tenant's), the channel's
+/// carrier, national tables, packing and preferred one-octet coding. Returns
+/// the text to store (after smart replacement), the plan, the replacements
+/// and the wire layout.
+pub fn plan_text(
+    req: &SendRequest,
+    tenant: &Tenant,
+    channel: Option<&crate::state::Channel>,
+) -> Result<(String, Plan, Vec<Replacement>, Layout), ApiError> {
+    let carrier = channel.map_or(Carrier::Udh8, |c| c.udh.carrier());
+    let text_opts = channel.map(|c| c.text.clone()).unwrap_or_default();
+    let mut choice = req.encoding.unwrap_or_default();
+    let user_udh = match (&req.udh, choice) {
+        (None, _) => Vec::new(),
+        (Some(h), EncodingChoice::Binary) => {
+            let v = hex::decode(h)
+                .map_err(|_| ApiError::invalid("udh", "hex octets of UDH information elements"))?;
+            if v.len() > 100 {
+                return Err(ApiError::invalid("udh", "at most 100 octets"));
+            }
+            v
+        }
+        (Some(_), _) => {
+            return Err(ApiError::invalid("udh", "only with encoding \"binary\""));
+        }
+    };
+    let smart = req.smart_encoding.unwrap_or(tenant.smart_encoding);
+    let mut options = Options {
+        choice,
+        carrier,
+        national: &text_opts.national_tables,
+        smart,
+        user_udh_octets: user_udh.len(),
+    };
+    // A channel that wants Latin-1 / IA5 gets it when the text fits, else UCS-2.
+    let preferred = match text_opts.coding {
+        crate::state::TextCoding::Gsm7 => None,
+        crate::state::TextCoding::Latin1 => Some(EncodingChoice::Latin1),
+        crate::state::TextCoding::Ia5 => Some(EncodingChoice::Ia5),
+    };
+    if let (Some(pref), EncodingChoice::Auto) = (preferred, choice) {
+        let fits = encoding::prepare(
+            &req.text,
+            &Options {
+                choice: pref,
+                ..options
+            },
+        )
+        .is_ok();
+        choice = if fits { pref } else { EncodingChoice::Ucs2 };
+        options.choice = choice;
+    }
+    let prepared = match encoding::prepare(&req.text, &options) {
+        Ok(p) => p,
+        Err(EncodingError::NotGsm7 {
+            character,
+            position,
+        }) => {
+            return Err(mismatch(format!(
+                "character {character:?} at position {position} is not in GSM 03.38; use encoding auto or ucs2"
+            )));
+        }
+        Err(e @ EncodingError::NotRepresentable { .. }) => {
+            return Err(mismatch(format!("{e}; use encoding auto or ucs2")));
+        }
+        Err(EncodingError::Binary(why)) => return Err(ApiError::invalid("text", why)),
+        Err(EncodingError::Empty) => return Err(ApiError::invalid("text", "text is empty")),
+    };
+    let layout = Layout {
+        carrier,
+        packed: text_opts.packed,
+        shift: prepared.plan.shift,
+        user_udh,
+    };
+    Ok((
+        prepared.text.into_owned(),
+        prepared.plan,
+        prepared.replacements,
+        layout,
+    ))
 }
 
 /// Price of a message on a channel: longest matching prefix of the channel's cost map,

@@ -94,33 +94,25 @@ fn err(code: &str, message: impl Into<String>, smsc: Option<String>) -> ErrorInf
     }
 }
 
-/// Builds the submit_sm fields of each part (UDH prepended for long messages).
+/// Builds the submit_sm fields of each part from the message's stored
+/// layout: UDH (8/16-bit reference, national shift IEs) with esm_class 0x40,
+/// SAR TLVs, or one message_payload, and packed or unpacked GSM-7.
 pub fn build_parts(m: &Message) -> Result<Vec<SubmitRequest>, encoding::EncodingError> {
-    let payloads = encoding::encode_parts(&m.text, m.encoding)?;
-    let total = payloads.len();
-    Ok(payloads
+    let segments = encoding::build_segments(&m.text, m.encoding, &m.layout, m.concat_ref)?;
+    Ok(segments
         .into_iter()
-        .enumerate()
-        .map(|(i, payload)| {
-            let (esm_class, short_message) = if total > 1 {
-                let mut sm =
-                    encoding::concat_udh_8bit(m.concat_ref, total as u8, (i + 1) as u8).to_vec();
-                sm.extend_from_slice(&payload);
-                (0x40, sm)
-            } else {
-                (0x00, payload)
-            };
-            SubmitRequest {
-                source_addr: m.from.clone(),
-                dest_addr: m.to.clone(),
-                esm_class,
-                data_coding: m.encoding.data_coding(),
-                registered_delivery: 1,
-                short_message,
-                validity_period: String::new(),
-                message_id: m.id.clone(),
-                tlvs: Vec::new(),
-            }
+        .map(|s| SubmitRequest {
+            source_addr: m.from.clone(),
+            dest_addr: m.to.clone(),
+            esm_class: if s.udh.is_empty() { 0x00 } else { 0x40 },
+            data_coding: m.encoding.data_coding(),
+            registered_delivery: 1,
+            short_message: s.user_data(),
+            validity_period: String::new(),
+            sar: s.sar,
+            payload_tlv: s.payload_tlv,
+            message_id: m.id.clone(),
+            tlvs: Vec::new(),
         })
         .collect())
 }

@@ -383,6 +383,8 @@ fn decide(
             short_message: v.content,
             at_ms: chrono::Utc::now().timestamp_millis(),
             tlvs: Default::default(),
+            message_payload: false,
+            sar: None,
         })));
     }
     Decision::Answer(answer(Outcome::Ok, Some(rid)))

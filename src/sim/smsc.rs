@@ -357,6 +357,8 @@ pub(super) struct LedgerRecord {
     pub(super) at_ms: i64,
     /// Vendor TLVs (e.g. DLT ids) as tag (hex) → value (text).
     pub(super) tlvs: std::collections::BTreeMap<String, String>,
+    pub(super) message_payload: bool,
+    pub(super) sar: Option<(u16, u8, u8)>,
 }
 
 #[derive(Serialize)]
@@ -368,6 +370,12 @@ struct LedgerLine<'a> {
     data_coding: u8,
     esm_class: u8,
     short_message_hex: String,
+    /// The data came in message_payload rather than short_message.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    message_payload: bool,
+    /// SAR TLVs [reference, total, seq] when sent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sar: Option<(u16, u8, u8)>,
     at_ms: i64,
     #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     tlvs: &'a std::collections::BTreeMap<String, String>,
@@ -398,6 +406,8 @@ pub(super) fn ledger_thread(file: File, rx: std::sync::mpsc::Receiver<LedgerMsg>
                     data_coding: r.data_coding,
                     esm_class: r.esm_class,
                     short_message_hex: hex::encode(&r.short_message),
+                    message_payload: r.message_payload,
+                    sar: r.sar,
                     at_ms: r.at_ms,
                     tlvs: &r.tlvs,
                 };
@@ -1088,6 +1098,8 @@ fn on_submit(
                 data_coding: fields.data_coding,
                 esm_class: fields.esm_class,
                 short_message: fields.short_message,
+                message_payload: fields.message_payload,
+                sar: fields.sar,
                 at_ms: chrono::Utc::now().timestamp_millis(),
                 tlvs: fields
                     .vendor_tlvs

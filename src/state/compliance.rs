@@ -555,6 +555,7 @@ mod tests {
             ab_variant: None,
             avoid: Vec::new(),
             operator: None,
+            layout: Default::default(),
             channel: None,
             part_states: vec![PartState {
                 smsc_message_id: None,

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-use crate::encoding::TextEncoding;
+use crate::encoding::{Layout, NationalLanguage, TextEncoding};
 
 /// A customer account: who may send, how fast, and where its webhooks go.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -90,6 +90,9 @@ pub struct Channel {
     pub created_at: i64,
     /// SLA thresholds whose breach fires an alert webhook; None = no alerting.
     pub sla: Option<SlaPolicy>,
+    /// How this channel wants text written (packing, national tables, coding).
+    #[serde(default)]
+    pub text: ChannelText,
 }
 
 /// A channel's SLA: thresholds over one window and where breach alerts go.
@@ -104,6 +107,43 @@ pub struct SlaPolicy {
     pub alert_url: String,
     /// HMAC key of the alerts' `Smsgw-Signature` header.
     pub alert_secret: String,
+}
+
+/// A channel's text options (`options.gsm_packing`, `options.national_tables`,
+/// `options.text_coding`): decided per channel because operators differ.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
+pub struct ChannelText {
+    /// GSM-7 as packed septets instead of one octet per septet.
+    pub packed: bool,
+    /// National shift tables (3GPP TS 23.038) the operator accepts.
+    pub national_tables: Vec<NationalLanguage>,
+    /// Send text that fits Latin-1 / IA5 in that coding instead of GSM-7.
+    pub coding: TextCoding,
+}
+
+/// The one-octet coding a channel prefers for text, if any.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum TextCoding {
+    /// GSM-7 (or UCS-2), the SMPP default.
+    #[default]
+    Gsm7,
+    /// ISO-8859-1, data_coding 3.
+    Latin1,
+    /// IA5/ASCII, data_coding 1.
+    Ia5,
+}
+
+impl UdhMode {
+    /// The encoding module's carrier for this mode.
+    pub fn carrier(self) -> crate::encoding::Carrier {
+        match self {
+            UdhMode::Udh8 => crate::encoding::Carrier::Udh8,
+            UdhMode::Udh16 => crate::encoding::Carrier::Udh16,
+            UdhMode::Sar => crate::encoding::Carrier::Sar,
+            UdhMode::Payload => crate::encoding::Carrier::Payload,
+        }
+    }
 }
 
 /// A channel of a route, with its place in the failover order.
@@ -328,8 +368,9 @@ pub struct Message {
     pub error: Option<ErrorInfo>,
     /// Submit attempts so far (temporary errors, failovers).
     pub attempts: u32,
-    /// Concatenation reference used for every attempt, so a resend reassembles.
-    pub concat_ref: u8,
+    /// Concatenation reference used for every attempt, so a resend reassembles
+    /// (16 bits; the 8-bit carrier uses the low byte).
+    pub concat_ref: u16,
     pub idempotency_key: Option<String>,
     pub body_hash: Option<String>,
     /// The route chosen at accept time (its strategy orders `route` at dispatch time).
@@ -342,4 +383,7 @@ pub struct Message {
     pub operator: Option<String>,
     /// Compliance decisions recorded at accept (sender choice, flags, DLT ids, campaign).
     pub compliance: Option<Box<super::compliance::MessageCompliance>>,
+    /// Wire layout fixed at accept time (carrier, packing, national tables, binary UDH).
+    #[serde(default)]
+    pub layout: Layout,
 }

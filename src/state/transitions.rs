@@ -239,6 +239,7 @@ mod tests {
             avoid: Vec::new(),
             operator: None,
             compliance: None,
+            layout: Default::default(),
         }
     }
 

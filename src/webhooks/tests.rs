@@ -188,6 +188,7 @@ fn message(id: &str, tenant: &str, url: &str, at: i64) -> Message {
         avoid: Vec::new(),
         operator: None,
         compliance: None,
+        layout: Default::default(),
     }
 }
 

@@ -193,7 +193,7 @@ async fn invalid_send_bodies_name_the_field() {
             Some("validity_seconds"),
         ),
         (
-            json!({"to": TO, "text": "x", "encoding": "latin1"}),
+            json!({"to": TO, "text": "x", "encoding": "ebcdic"}),
             422,
             "invalid_field",
             Some("encoding"),

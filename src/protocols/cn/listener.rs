@@ -177,6 +177,7 @@ async fn connection(
                     &overflow,
                     &inbound,
                     Inbound::Mobile {
+                        sar: None,
                         source,
                         dest,
                         data_coding: msg_fmt,

@@ -512,6 +512,7 @@ async fn reader_task(mut reader: Reader, inner: Arc<Inner>, inbound: mpsc::Sende
                     &inner,
                     &inbound,
                     Inbound::Mobile {
+                        sar: None,
                         source,
                         dest,
                         data_coding: msg_fmt,

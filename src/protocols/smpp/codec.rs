@@ -265,6 +265,10 @@ pub struct SubmitFields<'a> {
     pub validity_period: &'a str,
     /// Extra (vendor) TLVs as (tag, value), e.g. India DLT ids on 0x1400/0x1401.
     pub tlvs: &'a [(u16, Vec<u8>)],
+    /// SAR TLVs (reference, total, seq) for a long message without UDH.
+    pub sar: Option<(u16, u8, u8)>,
+    /// Put the user data in message_payload even when it would fit short_message.
+    pub payload_tlv: bool,
 }
 
 /// Builds a submit_sm. Every mandatory field is set explicitly (rusmpp's
@@ -302,7 +306,12 @@ pub fn submit_sm(seq: u32, f: &SubmitFields<'_>) -> Result<Command, String> {
             value: AnyOctetString::from_slice(value),
         });
     }
-    if f.short_message.len() <= 254 {
+    if let Some((reference, total, seq)) = f.sar {
+        sm.push_tlv(MessageSubmissionRequestTlvValue::SarMsgRefNum(reference));
+        sm.push_tlv(MessageSubmissionRequestTlvValue::SarTotalSegments(total));
+        sm.push_tlv(MessageSubmissionRequestTlvValue::SarSegmentSeqnum(seq));
+    }
+    if f.short_message.len() <= 254 && !f.payload_tlv {
         let sm_bytes =
             OctetString::from_slice(f.short_message).map_err(|e| format!("short_message: {e}"))?;
         sm.set_short_message(sm_bytes);
@@ -521,6 +530,19 @@ pub struct DeliverFields {
     pub message_state: Option<u8>,
     /// network_error_code TLV (0x0423): (network type, error code).
     pub network_error_code: Option<(u8, u16)>,
+    /// SAR TLVs of a concatenated MO part: (sar_msg_ref_num, sar_total_segments,
+    /// sar_segment_seqnum); present only when all three are.
+    pub sar: Option<(u16, u8, u8)>,
+}
+
+/// Collects the three SAR TLVs, which may come in any order.
+#[derive(Default)]
+struct SarParts(Option<u16>, Option<u8>, Option<u8>);
+
+impl SarParts {
+    fn finish(self) -> Option<(u16, u8, u8)> {
+        Some((self.0?, self.1?, self.2?))
+    }
 }
 
 impl DeliverFields {
@@ -534,8 +556,12 @@ impl DeliverFields {
             payload: d.short_message().as_ref().to_vec(),
             ..Default::default()
         };
+        let mut sar = SarParts::default();
         for tlv in d.tlvs() {
             match tlv.value() {
+                Some(TlvValue::SarMsgRefNum(r)) => sar.0 = Some(*r),
+                Some(TlvValue::SarTotalSegments(t)) => sar.1 = Some(*t),
+                Some(TlvValue::SarSegmentSeqnum(n)) => sar.2 = Some(*n),
                 Some(TlvValue::ReceiptedMessageId(id)) => {
                     out.receipted_message_id = Some(id.as_str().to_string())
                 }
@@ -549,6 +575,7 @@ impl DeliverFields {
                 _ => {}
             }
         }
+        out.sar = sar.finish();
         out
     }
 
@@ -584,6 +611,7 @@ impl DeliverFields {
             ..Default::default()
         };
         // TLVs: stop quietly at the first truncated one.
+        let mut sar = SarParts::default();
         while let (Some(tag), Some(len)) = (r.u16(), r.u16()) {
             let Some(value) = r.take(len as usize) else {
                 break;
@@ -600,9 +628,15 @@ impl DeliverFields {
                         Some((value[0], u16::from_be_bytes([value[1], value[2]])))
                 }
                 0x0424 if out.payload.is_empty() => out.payload = value.to_vec(),
+                0x020C if value.len() == 2 => {
+                    sar.0 = Some(u16::from_be_bytes([value[0], value[1]]))
+                }
+                0x020E if value.len() == 1 => sar.1 = Some(value[0]),
+                0x020F if value.len() == 1 => sar.2 = Some(value[0]),
                 _ => {}
             }
         }
+        out.sar = sar.finish();
         Some(out)
     }
 }
@@ -631,6 +665,10 @@ pub struct SubmitSmFields {
     pub short_message: Vec<u8>,
     /// TLVs this codec does not know (vendor tags such as the DLT ids), as (tag, value).
     pub vendor_tlvs: Vec<(u16, Vec<u8>)>,
+    /// The data came in message_payload.
+    pub message_payload: bool,
+    /// SAR TLVs (reference, total, seq) when all three were sent.
+    pub sar: Option<(u16, u8, u8)>,
 }
 
 impl SubmitSmFields {
@@ -648,13 +686,20 @@ impl SubmitSmFields {
                 _ => None,
             })
             .collect();
-        if short_message.is_empty() {
-            for tlv in s.tlvs() {
-                if tlv.tag() == TlvTag::MessagePayload
-                    && let Some(TlvValue::MessagePayload(p)) = tlv.value()
+        let mut message_payload = false;
+        let mut sar = SarParts::default();
+        for tlv in s.tlvs() {
+            match tlv.value() {
+                Some(TlvValue::MessagePayload(p))
+                    if short_message.is_empty() && tlv.tag() == TlvTag::MessagePayload =>
                 {
                     short_message = p.value.as_ref().to_vec();
+                    message_payload = true;
                 }
+                Some(TlvValue::SarMsgRefNum(r)) => sar.0 = Some(*r),
+                Some(TlvValue::SarTotalSegments(t)) => sar.1 = Some(*t),
+                Some(TlvValue::SarSegmentSeqnum(n)) => sar.2 = Some(*n),
+                _ => {}
             }
         }
         SubmitSmFields {
@@ -665,6 +710,8 @@ impl SubmitSmFields {
             registered_delivery: u8::from(s.registered_delivery),
             short_message,
             vendor_tlvs,
+            message_payload,
+            sar: sar.finish(),
         }
     }
 }

@@ -136,6 +136,10 @@ pub struct SubmitRequest {
     pub message_id: String,
     /// Extra (vendor) TLVs as (tag, value), e.g. India DLT ids.
     pub tlvs: Vec<(u16, Vec<u8>)>,
+    /// SAR TLVs (sar_msg_ref_num, sar_total_segments, sar_segment_seqnum).
+    pub sar: Option<(u16, u8, u8)>,
+    /// Always put the user data in message_payload (the `payload` carrier).
+    pub payload_tlv: bool,
 }
 
 /// The SMSC's answer to one submit_sm.
@@ -218,6 +222,8 @@ pub enum Inbound {
         esm_class: u8,
         /// short_message or message_payload.
         payload: Vec<u8>,
+        /// SAR TLVs (reference, total, seq) when the SMSC sent them.
+        sar: Option<(u16, u8, u8)>,
         /// Answer after the message is stored.
         ack: DeliverAck,
     },
@@ -523,6 +529,8 @@ impl Session {
                 short_message: &req.short_message,
                 validity_period: &req.validity_period,
                 tlvs: &req.tlvs,
+                sar: req.sar,
+                payload_tlv: req.payload_tlv,
             },
         )
         .map_err(SessionError::Protocol)?;
@@ -878,6 +886,7 @@ fn inbound_from(inner: &Inner, seq: u32, f: DeliverFields) -> Action {
             data_coding: f.data_coding,
             esm_class: f.esm_class,
             payload: f.payload,
+            sar: f.sar,
             ack,
         })
     }

@@ -39,6 +39,8 @@ fn sample_submit() -> SubmitFields<'static> {
         short_message: b"hello",
         validity_period: "",
         tlvs: &[],
+        sar: None,
+        payload_tlv: false,
     }
 }
 
@@ -71,6 +73,8 @@ fn submit_sm_encodes_every_field_explicitly() {
         esm_class: 0x40,
         data_coding: 0x08,
         validity_period: "000001000000000R",
+        sar: None,
+        payload_tlv: false,
         short_message: &long,
         ..sample_submit()
     };
@@ -238,6 +242,7 @@ fn request(i: usize, registered_delivery: u8) -> SubmitRequest {
         validity_period: String::new(),
         message_id: format!("m{i}"),
         tlvs: Vec::new(),
+        ..SubmitRequest::default()
     }
 }
 
