@@ -72,12 +72,10 @@ pub fn tenant_of(st: &AppState, headers: &HeaderMap) -> Result<Tenant, ApiError>
 /// with the leader (a tenant created through another node a moment ago is then found).
 pub async fn tenant_of_fresh(st: &AppState, headers: &HeaderMap) -> Result<Tenant, ApiError> {
     match tenant_of(st, headers) {
-        Err(e) if bearer(headers).is_some() && !st.consensus.is_leader() => {
-            if st.consensus.read_barrier().await.is_ok() {
-                tenant_of(st, headers)
-            } else {
-                Err(e)
-            }
+        Err(_) if bearer(headers).is_some() && !st.consensus.is_leader() => {
+            // Not known here yet, or not known at all: only the leader can tell.
+            st.consensus.read_barrier().await?;
+            tenant_of(st, headers)
         }
         other => other,
     }

@@ -301,6 +301,9 @@ impl Consensus {
     /// was made (read-your-writes on any node): asks the leader for its read index and
     /// waits until this node has applied that far.
     pub async fn read_barrier(&self) -> Result<(), WriteError> {
+        if !self.wait_for_leader(LEADER_WAIT).await {
+            return Err(WriteError::Unavailable("no leader known".into()));
+        }
         let index = if self.is_leader() {
             self.read_index().await?
         } else {
