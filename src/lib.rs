@@ -19,8 +19,10 @@
 //! - `api`: the HTTP API (axum), its error codes and the OpenAPI document.
 //! - `config`, `cli`: configuration loading and the command line.
 //! - `node`: wires one node together and drains it on SIGTERM.
+//! - `chaos`: chaos/failover simulation runs (`smsgw sim run`) and the deterministic simulation.
 pub mod api;
 pub mod channels;
+pub mod chaos;
 pub mod cli;
 pub mod clock;
 pub mod config;

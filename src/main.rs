@@ -94,6 +94,10 @@ fn main() -> ExitCode {
                         }
                     }
                 }
+                SimCommand::Run(args) => {
+                    init_tracing("warn");
+                    ExitCode::from(smsgw::chaos::run_cli(args).await)
+                }
             },
             other => match smsgw::cli::run_admin(&other).await {
                 Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),

@@ -95,6 +95,8 @@ pub struct SimArgs {
 pub enum SimCommand {
     /// A simulated operator SMSC (SMPP server).
     Smsc(SmscSimArgs),
+    /// A chaos/failover simulation run from a scenario file (simulations/*.toml).
+    Run(crate::chaos::SimRunArgs),
 }
 
 /// How the admin commands reach a node. `--url` and `--token` may be given before or after

@@ -306,6 +306,10 @@ impl Consensus {
                     if let (Some(id), Some(node)) = (f.leader_id, f.leader_node.clone())
                         && id != self.node_id
                     {
+                        let mut node = node;
+                        if let Some(addr) = crate::failpoints::peer_addr(id) {
+                            node.cluster_addr = addr; // a chaos run's fault proxy
+                        }
                         return self.forward(&node, ops).await;
                     }
                     WriteError::Unavailable(f.to_string())

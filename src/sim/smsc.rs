@@ -194,6 +194,26 @@ impl Stats {
     }
 }
 
+/// An f64 that the running simulator reads and a chaos run changes.
+struct AtomicF64(AtomicU64);
+
+impl AtomicF64 {
+    fn new(v: f64) -> Self {
+        AtomicF64(AtomicU64::new(v.clamp(0.0, 1.0).to_bits()))
+    }
+    fn get(&self) -> f64 {
+        f64::from_bits(self.0.load(Ordering::Relaxed))
+    }
+    fn set(&self, v: f64) {
+        let v = if v.is_finite() {
+            v.clamp(0.0, 1.0)
+        } else {
+            0.0
+        };
+        self.0.store(v.to_bits(), Ordering::Relaxed);
+    }
+}
+
 fn inc(a: &AtomicU64) {
     a.fetch_add(1, Ordering::Relaxed);
 }
@@ -404,8 +424,10 @@ struct Ctx {
     submit_latency: Duration,
     dlr_delay: Duration,
     dlr_mix: Option<DlrMix>,
-    throttle_rate: f64,
-    error_rate: f64,
+    throttle_rate: AtomicF64,
+    error_rate: AtomicF64,
+    /// Share of accepted submits whose submit_sm_resp is never sent (lost responses).
+    lose_response_rate: AtomicF64,
     drop_after: Option<u64>,
     receipts_before_responses: bool,
     id_format: IdFormat,
@@ -511,8 +533,9 @@ impl SmscSim {
             submit_latency: Duration::from_millis(args.submit_latency_ms),
             dlr_delay: Duration::from_millis(args.dlr_delay_ms),
             dlr_mix,
-            throttle_rate: args.throttle_rate,
-            error_rate: args.error_rate,
+            throttle_rate: AtomicF64::new(args.throttle_rate),
+            error_rate: AtomicF64::new(args.error_rate),
+            lose_response_rate: AtomicF64::new(0.0),
             drop_after: args.drop_after,
             receipts_before_responses: args.receipts_before_responses,
             id_format: args.id_format,
@@ -579,6 +602,15 @@ impl SmscSim {
     /// Current counters.
     pub fn stats(&self) -> StatsSnapshot {
         self.ctx.stats.snapshot()
+    }
+
+    /// Changes the answer mix while running (chaos runs: throttling storms, lost
+    /// responses): shares of submits answered 0x58, answered 0x45, and accepted but never
+    /// answered. Each is clamped to 0.0..=1.0.
+    pub fn set_rates(&self, throttle: f64, error: f64, lose_response: f64) {
+        self.ctx.throttle_rate.set(throttle);
+        self.ctx.error_rate.set(error);
+        self.ctx.lose_response_rate.set(lose_response);
     }
 
     /// Stops accepting, closes every connection (bounded), stops timers and
@@ -897,10 +929,12 @@ fn on_submit(
         return Flow::Continue;
     };
     let draw: f64 = st.rng.random();
-    let resp = if draw < ctx.throttle_rate {
+    let throttle_rate = ctx.throttle_rate.get();
+    let mut lose = false;
+    let resp = if draw < throttle_rate {
         inc(&ctx.stats.throttled);
         codec::submit_sm_resp(seq, status::ESME_RTHROTTLED, "")
-    } else if draw < ctx.throttle_rate + ctx.error_rate {
+    } else if draw < throttle_rate + ctx.error_rate.get() {
         inc(&ctx.stats.errors);
         codec::submit_sm_resp(seq, status::ESME_RSUBMITFAIL, "")
     } else {
@@ -949,9 +983,12 @@ fn on_submit(
                 at_ms: chrono::Utc::now().timestamp_millis(),
             })));
         }
+        lose = st.rng.random::<f64>() < ctx.lose_response_rate.get();
         codec::submit_sm_resp(seq, status::ESME_ROK, &message_id)
     };
-    if ctx.submit_latency.is_zero() {
+    if lose {
+        debug!(conn = conn.id, seq, "losing this submit_sm_resp on purpose");
+    } else if ctx.submit_latency.is_zero() {
         send(conn, resp);
     } else {
         ctx.schedule(

@@ -12,3 +12,4 @@ mod t60_throttling_reconnect;
 mod t70_actor_crash;
 mod t80_webhooks_metrics;
 mod t90_sigterm_drain;
+mod t98_chaos_ci;
