@@ -1034,6 +1034,28 @@ mod tests {
         assert_eq!(simulate(cfg), r);
     }
 
+    /// Prints the first failing seed per bug (for simulations/README.md).
+    #[test]
+    fn first_failing_seed_per_bug() {
+        for bug in [
+            Bug::AckBeforeQuorum,
+            Bug::ReceiptAckBeforeCommit,
+            Bug::DrainAbandonsInFlight,
+        ] {
+            let f = first_failure(0, 200, Some(bug)).map(|(s, r)| (s, r.violations.len()));
+            let failing = (0..200)
+                .filter(|seed| {
+                    let mut c = SimConfig::new(*seed);
+                    c.bug = Some(bug);
+                    !simulate(c).violations.is_empty()
+                })
+                .count();
+            println!(
+                "{bug:?}: first failing seed and violations {f:?}; {failing} of 200 seeds fail"
+            );
+        }
+    }
+
     #[test]
     fn ack_before_quorum_is_caught() {
         let (seed, r) =

@@ -73,6 +73,13 @@ pub async fn run_cli(args: SimRunArgs) -> u8 {
         };
         match r {
             Ok(o) => {
+                // Also collected in <out>/results.jsonl (simulations/README.md is made from it).
+                let line = format!("{}\n", o.json);
+                let _ = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(args.out.join("results.jsonl"))
+                    .and_then(|mut f| std::io::Write::write_all(&mut f, line.as_bytes()));
                 println!("{}", o.json);
                 if !o.pass {
                     code = code.max(1);
