@@ -195,7 +195,13 @@ pub fn legal_history(body: &Value) -> Result<(), String> {
             .as_str()
             .and_then(crate::clock::parse_rfc3339)
             .ok_or_else(|| format!("bad time {}", e["at"]))?;
+        // A note event (retry, requeue, failover) repeats the status: not a transition.
+        let note_only = prev.is_some_and(|(p, _)| p == s) && e["note"].is_string();
         match prev {
+            Some((_, pt)) if note_only && at < pt => {
+                return Err(format!("time goes back at a {} note", s.as_str()));
+            }
+            _ if note_only => {}
             None if !matches!(s, Status::Accepted | Status::Scheduled) => {
                 return Err(format!("starts at {}", s.as_str()));
             }
@@ -231,6 +237,7 @@ pub fn judge(o: &Observations<'_>) -> (Figures, Vec<Verdict>) {
     };
     let accepted = accepted_set(o.requests, o.resolved);
     f.accepted = accepted.len() as u64;
+    let sample = |v: &[String]| v.iter().take(5).cloned().collect::<Vec<_>>().join("; ");
 
     // Copies at the SMSCs per client_ref.
     let mut copies: HashMap<&str, u64> = HashMap::new();
@@ -254,11 +261,42 @@ pub fn judge(o: &Observations<'_>) -> (Figures, Vec<Verdict>) {
     }
     f.lost = lost.len() as u64;
 
-    // I2: bounded duplicates.
+    // I2: bounded duplicates. Per message, extra copies are allowed only for abrupt
+    // faults (crash, partition) active between its first and last copy (±1 s): the
+    // ambiguity window. Graceful scenarios allow none.
     let abrupt = o.faults.iter().filter(|e| e.abrupt).count() as u64;
     f.duplicates = copies.values().map(|c| c - 1).sum();
     f.max_copies_minus_one = copies.values().map(|c| c - 1).max().unwrap_or(0);
-    let dup_bound = if o.graceful { 0 } else { abrupt };
+    let mut span: HashMap<&str, (i64, i64)> = HashMap::new();
+    for l in o.ledger {
+        let e = span
+            .entry(l.client_ref.as_str())
+            .or_insert((l.t_ms, l.t_ms));
+        e.0 = e.0.min(l.t_ms);
+        e.1 = e.1.max(l.t_ms);
+    }
+    let mut over_bound = Vec::new();
+    for (r, c) in &copies {
+        if *c <= 1 {
+            continue;
+        }
+        let (first, last) = span.get(r).copied().unwrap_or((0, 0));
+        let bound = if o.graceful {
+            0
+        } else {
+            o.faults
+                .iter()
+                .filter(|e| {
+                    let (a, b) = (e.t_ms as i64, e.end_ms.unwrap_or(e.t_ms) as i64);
+                    e.abrupt && a <= last + 1000 && b >= first - 1000
+                })
+                .count() as u64
+        };
+        if c - 1 > bound {
+            over_bound.push(format!("{r}: {c} copies, bound {bound}"));
+        }
+    }
+    over_bound.sort();
 
     // I3: legal histories.
     let mut illegal = Vec::new();
@@ -380,7 +418,6 @@ pub fn judge(o: &Observations<'_>) -> (Figures, Vec<Verdict>) {
     f.accept_ms_max = percentile(&lat, 100.0);
 
     let t = o.targets;
-    let sample = |v: &[String]| v.iter().take(5).cloned().collect::<Vec<_>>().join("; ");
     let verdicts = vec![
         Verdict {
             id: "I1",
@@ -400,14 +437,19 @@ pub fn judge(o: &Observations<'_>) -> (Figures, Vec<Verdict>) {
         Verdict {
             id: "I2",
             name: "bounded duplicates",
-            pass: f.max_copies_minus_one <= dup_bound,
+            pass: over_bound.is_empty(),
             detail: format!(
-                "{} extra copies, at most {} of one message; bound {} ({} abrupt faults{})",
+                "{} extra copies, at most {} of one message; {} messages over their bound (abrupt faults in their ambiguity window{}; {} abrupt faults in the run){}",
                 f.duplicates,
                 f.max_copies_minus_one,
-                dup_bound,
+                over_bound.len(),
+                if o.graceful { ", graceful: 0" } else { "" },
                 abrupt,
-                if o.graceful { ", graceful: 0" } else { "" }
+                if over_bound.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (e.g. {})", sample(&over_bound))
+                }
             ),
         },
         Verdict {
@@ -608,6 +650,77 @@ mod tests {
         let (f, v) = verdicts(&reqs, &[], &st, false);
         assert_eq!(f.lost, 0);
         assert!(v["I1"] && v["I3"]);
+    }
+
+    #[test]
+    fn note_events_are_not_transitions_but_repeats_are() {
+        let mut b = delivered("m1");
+        b["events"] = json!([
+            {"status": "accepted", "at": "2026-01-01T00:00:00Z"},
+            {"status": "accepted", "at": "2026-01-01T00:00:01Z", "note": "requeued"},
+            {"status": "sent", "at": "2026-01-01T00:00:02Z"},
+            {"status": "delivered", "at": "2026-01-01T00:00:03Z"}]);
+        assert_eq!(legal_history(&b), Ok(()));
+        b["events"][1]["note"] = Value::Null;
+        assert!(legal_history(&b).is_err());
+    }
+
+    #[test]
+    fn duplicates_are_allowed_only_inside_a_fault_window() {
+        let reqs = [req("a", 202, "m1"), req("b", 202, "m2")];
+        let st = HashMap::from([
+            ("m1".into(), delivered("m1")),
+            ("m2".into(), delivered("m2")),
+        ]);
+        let at = |r: &str, t: i64| LedgerEntry {
+            client_ref: r.into(),
+            smsc_id: "x".into(),
+            t_ms: t,
+        };
+        // a: copies around a crash at 10 s; b: copies at 30 s, far from it.
+        let ledger = [
+            at("a", 9_500),
+            at("a", 12_000),
+            at("b", 30_000),
+            at("b", 30_010),
+        ];
+        let faults = [FaultEvent {
+            t_ms: 10_000,
+            end_ms: Some(15_000),
+            label: "kill".into(),
+            abrupt: true,
+            leader_failover_ms: None,
+            bind_failover_ms: None,
+            first_accept_ms: None,
+        }];
+        let live = Liveness {
+            one_leader: true,
+            channels_bound: true,
+            probe_final: true,
+            drained: true,
+            ..Default::default()
+        };
+        let targets = crate::chaos::scenario::Targets::default();
+        let resolved = HashMap::new();
+        let (_, v) = judge(&Observations {
+            requests: &reqs,
+            resolved: &resolved,
+            ledger: &ledger,
+            statuses: &st,
+            webhooks: &[],
+            faults: &faults,
+            liveness: &live,
+            graceful: false,
+            receipts_expected: true,
+            webhooks_expected: false,
+            targets: &targets,
+        });
+        let i2 = v.iter().find(|v| v.id == "I2").unwrap();
+        assert!(
+            !i2.pass && i2.detail.contains("1 messages over") && i2.detail.contains("b: 2 copies"),
+            "{}",
+            i2.detail
+        );
     }
 
     #[test]
