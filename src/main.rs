@@ -95,7 +95,12 @@ fn main() -> ExitCode {
                     }
                 }
                 SimCommand::Run(args) => {
-                    init_tracing("warn");
+                    // Logs go to stderr: stdout is the runs' JSON lines.
+                    let _ = tracing_subscriber::fmt()
+                        .with_env_filter(tracing_subscriber::EnvFilter::new("warn"))
+                        .with_writer(std::io::stderr)
+                        .with_target(false)
+                        .try_init();
                     ExitCode::from(smsgw::chaos::run_cli(args).await)
                 }
             },
