@@ -1225,6 +1225,10 @@ async fn drive(
     }
     live.settle_s = settle_start.elapsed().as_secs_f64();
     mon.abort();
+    // The simulators flush their ledgers at least every 100 ms: read them once more after
+    // that, so the last copies are on file before the oracle looks.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    ledger = read_ledgers(&w.dir, sc.smscs, wall0);
 
     // Failover times from the monitor's samples.
     let samples: Vec<Sample> = lock(&w.samples)
