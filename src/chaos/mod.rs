@@ -46,8 +46,24 @@ pub struct SimRunArgs {
     pub bin: Option<PathBuf>,
 }
 
+/// Resolves on ctrl-c (SIGINT) or SIGTERM.
+async fn interrupted() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
 /// Runs every scenario; exit code 0 when all held, 1 when an invariant broke, 2 when a
-/// run could not be set up. Ctrl-C stops the run and everything it started (exit 130).
+/// run could not be set up. Ctrl-C or SIGTERM stops the run and everything it started (exit 130).
 pub async fn run_cli(args: SimRunArgs) -> u8 {
     let bin = match args
         .bin
@@ -66,7 +82,7 @@ pub async fn run_cli(args: SimRunArgs) -> u8 {
         let run = runner::run(path, args.seed, &args.out, &bin);
         let r = tokio::select! {
             r = run => r,
-            _ = tokio::signal::ctrl_c() => {
+            _ = interrupted() => {
                 eprintln!("chaos: interrupted; stopping everything this run started");
                 return 130;
             }
