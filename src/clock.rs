@@ -5,7 +5,8 @@ use chrono::{DateTime, SecondsFormat, TimeZone, Utc};
 
 /// Milliseconds since the Unix epoch, the unit every stored timestamp uses.
 pub fn now_ms() -> i64 {
-    Utc::now().timestamp_millis()
+    // A chaos run may skew this node's clock (0 otherwise).
+    Utc::now().timestamp_millis() + crate::failpoints::clock_skew_ms()
 }
 
 /// RFC 3339 UTC text for a stored millisecond timestamp, as the HTTP contract shows times.

@@ -26,8 +26,10 @@
 //! - `dashboard`: `GET /dashboard` (embedded page), its 15-minute metrics history, admin lookup, CORS.
 //! - `config`, `cli`: configuration loading and the command line.
 //! - `node`: wires one node together and drains it on SIGTERM.
+//! - `chaos`: chaos/failover simulation runs (`smsgw sim run`) and the deterministic simulation.
 pub mod api;
 pub mod channels;
+pub mod chaos;
 pub mod cli;
 pub mod clock;
 pub mod cluster;

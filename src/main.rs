@@ -104,6 +104,15 @@ fn main() -> ExitCode {
                         }
                     }
                 }
+                SimCommand::Run(args) => {
+                    // Logs go to stderr: stdout is the runs' JSON lines.
+                    let _ = tracing_subscriber::fmt()
+                        .with_env_filter(tracing_subscriber::EnvFilter::new("warn"))
+                        .with_writer(std::io::stderr)
+                        .with_target(false)
+                        .try_init();
+                    ExitCode::from(smsgw::chaos::run_cli(args).await)
+                }
             },
             other => match smsgw::cli::run_admin(&other).await {
                 Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),

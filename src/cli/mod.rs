@@ -101,6 +101,8 @@ pub enum SimCommand {
     Smsc(SmscSimArgs),
     /// A simulated REST SMS provider for `protocol: "http"` channels.
     HttpProvider(crate::sim::http_provider::HttpProviderArgs),
+    /// A chaos/failover simulation run from a scenario file (simulations/*.toml).
+    Run(crate::chaos::SimRunArgs),
 }
 
 /// How the admin commands reach a node. `--url` and `--token` may be given before or after

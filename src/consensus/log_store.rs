@@ -169,6 +169,9 @@ impl RaftLogStorage<C> for LogStore {
         I: IntoIterator<Item = EntryOf<C>> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
+        if crate::failpoints::disk_full() {
+            return Err(io::Error::from_raw_os_error(libc::ENOSPC));
+        }
         let mut batch = self.db.batch();
         for e in entries {
             batch.insert(&self.log, key(e.index()), wire::encode(&e)?);

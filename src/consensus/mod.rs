@@ -497,6 +497,10 @@ impl Consensus {
                     if let (Some(id), Some(node)) = (f.leader_id, f.leader_node.clone())
                         && id != self.node_id
                     {
+                        let mut node = node;
+                        if let Some(addr) = crate::failpoints::peer_addr(id) {
+                            node.cluster_addr = addr; // a chaos run's fault proxy
+                        }
                         // Not sent (leader unreachable or no longer leader): wait for the
                         // next leader instead of failing the caller during an election.
                         match self.forward(&node, ops.clone()).await {

@@ -61,9 +61,10 @@ pub struct PeerClient {
 impl RaftNetworkFactory<C> for HttpNetwork {
     type Network = PeerClient;
 
-    async fn new_client(&mut self, _target: u64, node: &NodeInfo) -> Self::Network {
+    async fn new_client(&mut self, target: u64, node: &NodeInfo) -> Self::Network {
         PeerClient {
-            addr: node.cluster_addr.clone(),
+            // A chaos run may route this link through a fault proxy.
+            addr: crate::failpoints::peer_addr(target).unwrap_or_else(|| node.cluster_addr.clone()),
             client: self.client.clone(),
         }
     }

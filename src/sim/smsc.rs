@@ -235,6 +235,26 @@ impl Stats {
     }
 }
 
+/// An f64 that the running simulator reads and a chaos run changes.
+struct AtomicF64(AtomicU64);
+
+impl AtomicF64 {
+    fn new(v: f64) -> Self {
+        AtomicF64(AtomicU64::new(v.clamp(0.0, 1.0).to_bits()))
+    }
+    fn get(&self) -> f64 {
+        f64::from_bits(self.0.load(Ordering::Relaxed))
+    }
+    fn set(&self, v: f64) {
+        let v = if v.is_finite() {
+            v.clamp(0.0, 1.0)
+        } else {
+            0.0
+        };
+        self.0.store(v.to_bits(), Ordering::Relaxed);
+    }
+}
+
 pub(super) fn inc(a: &AtomicU64) {
     a.fetch_add(1, Ordering::Relaxed);
 }
@@ -508,6 +528,8 @@ struct Ctx {
     dlr_delay: Duration,
     /// Quality knobs, changeable at run time through `POST /control`.
     knobs: std::sync::RwLock<Knobs>,
+    /// Share of accepted submits whose submit_sm_resp is never sent (lost responses).
+    lose_response_rate: AtomicF64,
     drop_after: Option<u64>,
     receipts_before_responses: bool,
     id_format: IdFormat,
@@ -621,6 +643,7 @@ impl SmscSim {
                 error_rate: args.error_rate,
                 temp_error_rate: args.temp_error_rate,
             }),
+            lose_response_rate: AtomicF64::new(0.0),
             drop_after: args.drop_after,
             receipts_before_responses: args.receipts_before_responses,
             id_format: args.id_format,
@@ -704,6 +727,25 @@ impl SmscSim {
     /// Current counters.
     pub fn stats(&self) -> StatsSnapshot {
         self.ctx.stats.snapshot()
+    }
+
+    /// Changes the answer mix while running (chaos runs: throttling storms, lost
+    /// responses): shares of submits answered 0x58, answered 0x45, and accepted but never
+    /// answered. Each is clamped to 0.0..=1.0.
+    pub fn set_rates(&self, throttle: f64, error: f64, lose_response: f64) {
+        let clamp = |v: f64| {
+            if v.is_finite() {
+                v.clamp(0.0, 1.0)
+            } else {
+                0.0
+            }
+        };
+        {
+            let mut k = self.ctx.knobs.write().unwrap_or_else(|e| e.into_inner());
+            k.throttle_rate = clamp(throttle);
+            k.error_rate = clamp(error);
+        }
+        self.ctx.lose_response_rate.set(lose_response);
     }
 
     /// Stops accepting, closes every connection (bounded), stops timers and
@@ -1046,6 +1088,7 @@ fn on_submit(
     };
     let draw: f64 = st.rng.random();
     let knobs = ctx.knobs.read().unwrap_or_else(|e| e.into_inner()).clone();
+    let mut lose = false;
     let resp = if draw < knobs.throttle_rate {
         inc(&ctx.stats.throttled);
         codec::submit_sm_resp(seq, status::ESME_RTHROTTLED, "")
@@ -1108,9 +1151,12 @@ fn on_submit(
                     .collect(),
             })));
         }
+        lose = st.rng.random::<f64>() < ctx.lose_response_rate.get();
         codec::submit_sm_resp(seq, status::ESME_ROK, &message_id)
     };
-    if ctx.submit_latency.is_zero() {
+    if lose {
+        debug!(conn = conn.id, seq, "losing this submit_sm_resp on purpose");
+    } else if ctx.submit_latency.is_zero() {
         send(conn, resp);
     } else {
         ctx.schedule(

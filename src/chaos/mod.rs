@@ -1,0 +1,119 @@
+//! Chaos and failover simulation runs (`smsgw sim run simulations/<scenario>.toml`).
+//!
+//! A run starts real node processes on 127.0.0.1, SMSC simulators and a webhook receiver
+//! in its own process, routes every inter-node and SMSC link through a TCP fault proxy,
+//! drives load with unique client references, injects the scenario's faults on schedule,
+//! then checks the invariants I1–I8 (`shared/RELIABILITY.md`) from the outside and writes
+//! a report with charts. Its last line of output is one JSON object with the figures; the
+//! exit status is non-zero when an invariant broke.
+//!
+//! - [`scenario`]: the TOML schema.
+//! - [`proxy`]: the TCP fault proxy (hang, reset, latency, bandwidth, one direction).
+//! - [`procs`]: node processes (kill -9, SIGSTOP/SIGCONT, SIGTERM, restart).
+//! - [`webhook`]: the webhook receiver (ok, failing, slow).
+//! - [`load`]: the load generator with client retry to another node.
+//! - [`oracle`]: invariants and figures from ledgers, webhooks and the status API.
+//! - [`report`]: markdown and SVG charts.
+//! - [`runner`]: one run from start to verdict.
+//! - [`deterministic`]: the seeded, reproducible simulation of the message lifecycle.
+
+pub mod deterministic;
+pub mod load;
+pub mod oracle;
+pub mod procs;
+pub mod proxy;
+pub mod report;
+pub mod runner;
+pub mod scenario;
+pub mod webhook;
+
+use std::path::PathBuf;
+
+/// Options of `smsgw sim run`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SimRunArgs {
+    /// Scenario files, run one after the other (e.g. `simulations/*.toml`).
+    #[arg(required = true, value_name = "SCENARIO.toml")]
+    pub scenarios: Vec<PathBuf>,
+    /// Seed for every run (default: the file's, else a random one; always printed).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Where run directories (logs, data, ledgers, report) go.
+    #[arg(long, value_name = "DIR", default_value = "target/chaos")]
+    pub out: PathBuf,
+    /// The smsgw binary for the nodes (default: this one).
+    #[arg(long, value_name = "FILE")]
+    pub bin: Option<PathBuf>,
+}
+
+/// Resolves on ctrl-c (SIGINT) or SIGTERM.
+async fn interrupted() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+/// Runs every scenario; exit code 0 when all held, 1 when an invariant broke, 2 when a
+/// run could not be set up. Ctrl-C or SIGTERM stops the run and everything it started (exit 130).
+pub async fn run_cli(args: SimRunArgs) -> u8 {
+    let bin = match args
+        .bin
+        .clone()
+        .map(Ok)
+        .unwrap_or_else(std::env::current_exe)
+    {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("error: cannot find the smsgw binary: {e}");
+            return 2;
+        }
+    };
+    let mut code = 0u8;
+    for path in &args.scenarios {
+        let run = runner::run(path, args.seed, &args.out, &bin);
+        let r = tokio::select! {
+            r = run => r,
+            _ = interrupted() => {
+                eprintln!("chaos: interrupted; stopping everything this run started");
+                return 130;
+            }
+        };
+        match r {
+            Ok(o) => {
+                // Also collected in <out>/results.jsonl (simulations/README.md is made from it).
+                let line = format!("{}\n", o.json);
+                let _ = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(args.out.join("results.jsonl"))
+                    .and_then(|mut f| std::io::Write::write_all(&mut f, line.as_bytes()));
+                println!("{}", o.json);
+                if !o.pass {
+                    code = code.max(1);
+                }
+            }
+            Err(e) => {
+                eprintln!("error: {}: {e}", path.display());
+                let name = path
+                    .file_stem()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                println!(
+                    "{}",
+                    serde_json::json!({"scenario": name, "error": e.to_string()})
+                );
+                code = 2;
+            }
+        }
+    }
+    code
+}

@@ -1,0 +1,93 @@
+//! CI tier of the chaos runs (issue 8 part 6): short versions of bind-owner kill, leader
+//! kill and throttling storm, run by the real `smsgw sim run` against 3 real node
+//! processes, one after the other, within 5 minutes in total. The run's exit status is
+//! the verdict on I1–I8; the last line of each run is its JSON figures.
+
+use std::io::Read;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::common::{bin, tempdir};
+
+const SCENARIOS: [&str; 3] = [
+    "simulations/ci-kill-bind-owner.toml",
+    "simulations/ci-kill-leader.toml",
+    "simulations/ci-throttling-storm.toml",
+];
+
+#[test]
+fn chaos_ci_tier_holds_every_invariant() {
+    let out = tempdir();
+    let root = env!("CARGO_MANIFEST_DIR");
+    let started = Instant::now();
+    let mut child = Command::new(bin())
+        .current_dir(root)
+        .arg("sim")
+        .arg("run")
+        .args(SCENARIOS)
+        .arg("--seed")
+        .arg("42")
+        .arg("--out")
+        .arg(out.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn smsgw sim run");
+    // Bounded: the runner bounds itself; this is the backstop.
+    let limit = Duration::from_secs(300);
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait") {
+            break s;
+        }
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the CI tier took longer than {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let mut stdout = String::new();
+    let mut stderr = String::new();
+    if let Some(mut o) = child.stdout.take() {
+        let _ = o.read_to_string(&mut stdout);
+    }
+    if let Some(mut e) = child.stderr.take() {
+        let _ = e.read_to_string(&mut stderr);
+    }
+    let lines: Vec<Value> = stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let mut reports = String::new();
+    for l in &lines {
+        if let Some(p) = l["report"].as_str() {
+            reports.push_str(&std::fs::read_to_string(p).unwrap_or_default());
+        }
+    }
+    let context = format!("stdout:\n{stdout}\nstderr:\n{stderr}\nreports:\n{reports}");
+    assert_eq!(lines.len(), 3, "one JSON line per run\n{context}");
+    for l in &lines {
+        for k in [
+            "scenario",
+            "seed",
+            "accepted",
+            "lost",
+            "duplicates",
+            "leader_failover_ms_p99",
+            "bind_failover_ms_p99",
+            "availability",
+            "accept_ms_p99",
+            "report",
+        ] {
+            assert!(!l[k].is_null(), "{k} missing in {l}\n{context}");
+        }
+        assert_eq!(l["seed"], 42);
+        assert!(l["accepted"].as_u64().unwrap_or(0) > 0, "{l}\n{context}");
+        assert_eq!(l["lost"], 0, "{l}\n{context}");
+    }
+    assert!(status.success(), "an invariant broke ({status})\n{context}");
+    assert!(started.elapsed() < limit);
+}
