@@ -724,7 +724,22 @@ fn channel_view(st: &AppState, c: &Channel, live: Option<Value>) -> Value {
                     .get(&b.node)
                     .map(|n| now_ms() - n.last_heartbeat_at < crate::cluster::lease::DEAD_AFTER.as_millis() as i64)
                     .unwrap_or(false);
-                let state = if live { b.state.as_str() } else { "down" };
+                // This node's own binds: its registry is the truth (no report delay).
+                let local = (b.node == st.consensus.node_id())
+                    .then(|| st.registry.find(&c.id))
+                    .flatten()
+                    .and_then(|rt| {
+                        rt.bind_status
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .get(&(*i as usize))
+                            .map(|s| s.state)
+                    });
+                let state = match local {
+                    Some(s) => s,
+                    None if live => b.state.as_str(),
+                    None => "down",
+                };
                 json!({"node": b.node, "bind": format!("{}#{i}", c.id), "state": state, "since": rfc3339(b.since)})
             })
             .collect();

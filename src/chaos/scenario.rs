@@ -182,9 +182,11 @@ pub struct RaftSpec {
 impl Default for RaftSpec {
     fn default() -> Self {
         RaftSpec {
-            election_timeout_min_ms: 600,
-            election_timeout_max_ms: 1200,
-            heartbeat_ms: 150,
+            // LAN timings (as the cluster tests use): an election starts 0.4–0.8 s after
+            // the leader's last heartbeat, so leader failover fits the 2 s target.
+            election_timeout_min_ms: 400,
+            election_timeout_max_ms: 800,
+            heartbeat_ms: 100,
         }
     }
 }

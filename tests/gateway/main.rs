@@ -17,5 +17,4 @@ mod t80_webhooks_metrics;
 mod t90_sigterm_drain;
 mod t95_chinese_protocols;
 mod t96_http_channel;
-mod t98_chaos_ci;
 mod t99_dashboard;
