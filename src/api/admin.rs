@@ -718,12 +718,6 @@ fn channel_view(st: &AppState, c: &Channel, live: Option<Value>) -> Value {
             .range((c.id.clone(), 0)..=(c.id.clone(), u32::MAX))
             .filter(|((_, i), b)| *i < c.binds.max(1) && Some(b.node) == owner)
             .map(|((_, i), b)| {
-                // A report of a node that stopped sending heartbeats is stale: shown down.
-                let live = cfg
-                    .nodes
-                    .get(&b.node)
-                    .map(|n| now_ms() - n.last_heartbeat_at < crate::cluster::lease::DEAD_AFTER.as_millis() as i64)
-                    .unwrap_or(false);
                 // This node's own binds: its registry is the truth (no report delay).
                 let local = (b.node == st.consensus.node_id())
                     .then(|| st.registry.find(&c.id))
@@ -735,9 +729,15 @@ fn channel_view(st: &AppState, c: &Channel, live: Option<Value>) -> Value {
                             .get(&(*i as usize))
                             .map(|s| s.state)
                     });
+                // A report of a node that stopped sending heartbeats is stale: shown down.
+                let live = || {
+                    cfg.nodes.get(&b.node).is_some_and(|n| {
+                        n.heard_within(now_ms(), crate::cluster::lease::DEAD_AFTER)
+                    })
+                };
                 let state = match local {
                     Some(s) => s,
-                    None if live => b.state.as_str(),
+                    None if live() => b.state.as_str(),
                     None => "down",
                 };
                 json!({"node": b.node, "bind": format!("{}#{i}", c.id), "state": state, "since": rfc3339(b.since)})

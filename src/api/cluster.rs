@@ -64,9 +64,8 @@ pub async fn view(State(st): State<AppState>, headers: HeaderMap) -> Result<Resp
                 .map(|r| r.http_addr.clone())
                 .filter(|h| !h.is_empty())
                 .unwrap_or(info.http_addr);
-            let heard_ms = row.map(|r| now - r.last_heartbeat_at);
-            let state = match (row, heard_ms) {
-                (Some(r), Some(ms)) if ms < DEAD_AFTER.as_millis() as i64 => {
+            let state = match row {
+                Some(r) if r.heard_within(now, DEAD_AFTER) => {
                     if r.draining {
                         "draining"
                     } else {

@@ -277,6 +277,15 @@ impl Consensus {
         )
     }
 
+    /// Where the current leader listens, if one is known.
+    pub fn leader_info(&self) -> Option<NodeInfo> {
+        let id = self.leader()?;
+        self.members()
+            .into_iter()
+            .find(|(n, _, _)| *n == id)
+            .map(|(_, info, _)| info)
+    }
+
     /// The current term.
     pub fn term(&self) -> u64 {
         self.raft.metrics().borrow_watched().current_term
@@ -308,9 +317,7 @@ impl Consensus {
             self.read_index().await?
         } else {
             let leader = self
-                .leader()
-                .and_then(|id| self.members().into_iter().find(|(n, _, _)| *n == id))
-                .map(|(_, info, _)| info)
+                .leader_info()
                 .ok_or_else(|| WriteError::Unavailable("no leader known".into()))?;
             let url = format!("http://{}/raft/read-index", leader.cluster_addr);
             match network::post_bincode::<_, Result<u64, WriteError>>(
@@ -363,9 +370,7 @@ impl Consensus {
     async fn admin_once(&self, op: AdminOp) -> Result<(), AdminError> {
         if !self.is_leader() {
             let leader = self
-                .leader()
-                .and_then(|id| self.members().into_iter().find(|(n, _, _)| *n == id))
-                .map(|(_, info, _)| info)
+                .leader_info()
                 .ok_or_else(|| AdminError::Unavailable("no leader known".into()))?;
             let url = format!("http://{}/raft/admin", leader.cluster_addr);
             return match network::post_bincode::<_, Result<(), AdminError>>(

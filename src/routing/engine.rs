@@ -7,9 +7,11 @@
 //!   (a hash of the message id, so the split is exact and reproducible) and so which
 //!   candidate channels; written into the `Accept` op (`route_id`, `ab_variant`,
 //!   `route`, `operator`).
-//! - **dispatch time** (the node that sends): the order in which the candidates are
-//!   tried, by the route's strategy over live health and receipt feedback. The
-//!   channel actually used is recorded by `PartSubmitted`, a move away by `Failover`.
+//! - **ordering** (also at accept time, `api::messages::rank_candidates`): the order in
+//!   which the candidates are tried, by the route's strategy over live health and
+//!   receipt feedback, stored as the row's `route` so every node agrees on the channel
+//!   a message waits on. The channel actually used is recorded by `PartSubmitted`, a
+//!   move away by `Failover`.
 
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -277,7 +279,7 @@ impl RoutingEngine {
         crate::messages::intake::cost(cfg, channel, to, 1)
     }
 
-    /// Dispatch-time decision: the candidates of a message in the order to try them.
+    /// The candidates of a message in the order to try them (decided once, at accept).
     /// `health(channel)` gives (health score 0..1, breaker lets traffic through).
     /// Channels in `avoid` go after the others (unless all are avoided).
     #[allow(clippy::too_many_arguments)]

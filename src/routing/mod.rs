@@ -6,8 +6,8 @@
 //! - `hlr`: the number-portability / HLR HTTP hook with cache and timeout.
 //! - `strategy`: priority, weighted, least_cost, success_rate (Thompson sampling) (pure).
 //! - `feedback`: receipt outcomes over a sliding window; A/B statistics and z-test.
-//! - `engine`: one node's engine tying these together (accept-time and dispatch-time
-//!   decisions, see `docs/architecture.md`, "Routing and channel health").
+//! - `engine`: one node's engine tying these together (the accept-time route choice and
+//!   candidate order; see `docs/architecture.md`, "Routing and channel health").
 
 pub mod engine;
 pub mod feedback;

@@ -373,7 +373,7 @@ pub struct Message {
     pub concat_ref: u16,
     pub idempotency_key: Option<String>,
     pub body_hash: Option<String>,
-    /// The route chosen at accept time (its strategy orders `route` at dispatch time).
+    /// The route chosen at accept time (its strategy ordered `route`, also at accept).
     pub route_id: Option<String>,
     /// A/B variant of that route: 0 = A, 1 = B.
     pub ab_variant: Option<u8>,

@@ -21,6 +21,15 @@ pub struct NodeRow {
     pub draining: bool,
 }
 
+impl NodeRow {
+    /// True when its last heartbeat (by the proposer's wall clock) is younger than
+    /// `window`: what the admin views show as a live node (display only; placement
+    /// judges liveness on the leader's monotonic clock).
+    pub fn heard_within(&self, now_ms: i64, window: std::time::Duration) -> bool {
+        now_ms - self.last_heartbeat_at < window.as_millis() as i64
+    }
+}
+
 /// Which node runs a channel's binds and dispatches its queue.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Placement {

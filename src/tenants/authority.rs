@@ -130,13 +130,7 @@ impl TokenSource {
         if self.consensus.is_leader() {
             return self.authority.grant(tenant, limit, want, min);
         }
-        let Some(leader) = self.consensus.leader().and_then(|id| {
-            self.consensus
-                .members()
-                .into_iter()
-                .find(|(n, _, _)| *n == id)
-                .map(|(_, info, _)| info.cluster_addr)
-        }) else {
+        let Some(leader) = self.consensus.leader_info().map(|info| info.cluster_addr) else {
             return no;
         };
         let req = GrantRequest {
