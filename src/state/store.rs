@@ -71,13 +71,6 @@ pub struct ReadyInfo {
     /// The channel it waits on: decided by the row alone (the pinned channel, or the
     /// route's candidate at `attempts`), so every node agrees on who dispatches it.
     pub channel: Option<String>,
-    /// Facts the routing strategy needs at dispatch time.
-    pub to: String,
-    pub route_id: Option<String>,
-    pub ab_variant: Option<u8>,
-    pub operator: Option<String>,
-    /// Channels it failed over away from.
-    pub avoid: Vec<String>,
 }
 
 impl ReadyInfo {
@@ -102,11 +95,6 @@ impl ReadyInfo {
             pinned,
             attempts: m.attempts,
             channel,
-            to: m.to.clone(),
-            route_id: m.route_id.clone(),
-            ab_variant: m.ab_variant,
-            operator: m.operator.clone(),
-            avoid: m.avoid.clone(),
         })
     }
 }
