@@ -1,25 +1,31 @@
-//! `smsgw-load`: the benchmark load tool. It starts a real SMSC simulator and a real
-//! gateway node (fsync on) as child processes on free ports, creates a tenant, channels
-//! and a route, drives HTTP sends (single messages at a concurrency, or batches), and
-//! reports end-to-end msg/s counted at the SMSC, accept latency p50/p99 and the node's RSS.
+//! `smsgw-load`: the benchmark load tool. It starts real SMSC simulators and one or more
+//! real gateway nodes (fsync on; with `--nodes N` a Raft cluster of N processes) as child
+//! processes on free ports, creates a tenant, channels and a route, drives HTTP sends
+//! (single messages at a concurrency, or batches) round-robin over the nodes, and reports
+//! end-to-end msg/s counted at the SMSC, accept latency p50/p99 and the nodes' RSS.
+//!
+//! With `--failover leader|bind-owner` it kills (-9) the leader or a channel's owner
+//! `--kills` times while the load runs, restarting each victim on its data dir, and
+//! reports the failover times as p50/p99.
 //!
 //! Example: `cargo build --release && target/release/smsgw-load --mode single --messages 100000`.
 
 use std::net::TcpListener;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
 use serde_json::{Value, json};
+use smsgw::chaos::procs::{NodeProc, NodeSpec};
 
 #[derive(Parser, Debug, Clone)]
 #[command(
     name = "smsgw-load",
-    about = "Drive HTTP load through one smsgw node into the SMSC simulator"
+    about = "Drive HTTP load through smsgw nodes into the SMSC simulator"
 )]
 struct Args {
     /// single: one message per request; batch: `--batch-size` per request.
@@ -46,6 +52,23 @@ struct Args {
     /// (`sim http-provider`, receipts POSTed back to `/v1/receipts/{channel}`).
     #[arg(long, default_value = "smpp")]
     protocol: String,
+    /// Gateway nodes: 1 runs a single node; more start a Raft cluster (`--peers`) and
+    /// spread the requests over all of them.
+    #[arg(long, default_value_t = 1)]
+    nodes: usize,
+    /// none, leader (kill -9 the Raft leader) or bind-owner (kill -9 the owner of a
+    /// channel that is not the leader's), `--kills` times while the load runs.
+    #[arg(long, default_value = "none")]
+    failover: String,
+    /// Kills in a failover run.
+    #[arg(long, default_value_t = 10)]
+    kills: usize,
+    /// Steady seconds (cluster healthy, load flowing) before each kill.
+    #[arg(long, default_value_t = 2.0)]
+    settle_secs: f64,
+    /// An extra flag for every node, e.g. `--node-arg=--heartbeat-ms=100` (repeatable).
+    #[arg(long = "node-arg", allow_hyphen_values = true)]
+    node_args: Vec<String>,
     /// Where node data goes (removed first).
     #[arg(long, default_value = "/tmp/smsgw-load")]
     dir: PathBuf,
@@ -53,6 +76,11 @@ struct Args {
     #[arg(long)]
     smsgw: Option<PathBuf>,
 }
+
+const ADMIN_TOKEN: &str = "load-admin-token-0123456789";
+const RECEIPT_TOKEN: &str = "load-receipt-token-0123456789";
+/// How long one failover may take before it is recorded as this (and the run goes on).
+const FAILOVER_CAP: Duration = Duration::from_secs(30);
 
 fn free_port() -> Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
@@ -79,6 +107,7 @@ fn rss_mb(pid: u32) -> f64 {
         .unwrap_or(0.0)
 }
 
+/// Percentile of microsecond samples, in milliseconds.
 fn percentile(sorted: &[u64], q: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
@@ -99,7 +128,7 @@ async fn wait_ok(client: &reqwest::Client, url: &str, timeout: Duration) -> Resu
     bail!("{url} not ready after {timeout:?}")
 }
 
-async fn smsc_accepted(client: &reqwest::Client, controls: &[u16]) -> u64 {
+async fn smsc_counter(client: &reqwest::Client, controls: &[u16], field: &str) -> u64 {
     let mut total = 0;
     for c in controls {
         if let Ok(r) = client
@@ -108,10 +137,71 @@ async fn smsc_accepted(client: &reqwest::Client, controls: &[u16]) -> u64 {
             .await
             && let Ok(v) = r.json::<Value>().await
         {
-            total += v["accepted"].as_u64().unwrap_or(0);
+            total += v[field].as_u64().unwrap_or(0);
         }
     }
     total
+}
+
+/// GET an admin path on one node, JSON, with a short timeout.
+async fn admin_get(client: &reqwest::Client, base: &str, path: &str) -> Option<Value> {
+    let r = client
+        .get(format!("{base}{path}"))
+        .bearer_auth(ADMIN_TOKEN)
+        .timeout(Duration::from_secs(2))
+        .send()
+        .await
+        .ok()?;
+    if !r.status().is_success() {
+        return None;
+    }
+    r.json().await.ok()
+}
+
+/// The gateway nodes of a run and their HTTP bases.
+struct Nodes {
+    procs: Mutex<Vec<NodeProc>>,
+    bases: Vec<String>,
+}
+
+impl Nodes {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<NodeProc>> {
+        self.procs.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn rss_mb(&self) -> Vec<f64> {
+        self.lock()
+            .iter()
+            .map(|n| n.pid().map(rss_mb).unwrap_or(0.0).round())
+            .collect()
+    }
+
+    fn base(&self, id: u64) -> &str {
+        &self.bases[(id - 1) as usize]
+    }
+}
+
+/// One request's outcome, for the failover timings: started and finished (ms since the
+/// load started) and whether it was accepted.
+#[derive(Clone, Copy)]
+struct Outcome {
+    start_ms: u64,
+    end_ms: u64,
+    accepted: bool,
+}
+
+/// The times one kill took to heal.
+#[derive(Default)]
+struct Heal {
+    target: u64,
+    /// kill → a survivor reports itself leader (leader kills).
+    leader_ms: Option<f64>,
+    /// kill → the victim's channel bound on a survivor (bind-owner kills, and leader kills
+    /// of a node that owned channels).
+    bind_ms: Option<f64>,
+    /// kill → the first request started after the kill that was accepted.
+    writes_ms: Option<f64>,
+    at_ms: u64,
 }
 
 #[tokio::main]
@@ -121,22 +211,296 @@ async fn main() -> Result<()> {
         Some(p) => p.clone(),
         None => std::env::current_exe()?.with_file_name("smsgw"),
     };
-    let _ = std::fs::remove_dir_all(&args.dir);
-    std::fs::create_dir_all(&args.dir)?;
-    let client = smsgw::http_client::builder()
-        .pool_max_idle_per_host(256)
-        .build()?;
-
-    let mut procs = Vec::new();
-    let mut smscs = Vec::new();
     if !matches!(
         args.protocol.as_str(),
         "smpp" | "http" | "cmpp" | "smgp" | "sgip"
     ) {
         bail!("--protocol: smpp, http, cmpp, smgp or sgip");
     }
-    let (http, cluster) = (free_port()?, free_port()?);
-    let receipt_token = "load-receipt-token-0123456789";
+    if !matches!(args.failover.as_str(), "none" | "leader" | "bind-owner") {
+        bail!("--failover: none, leader or bind-owner");
+    }
+    if args.nodes == 0 {
+        bail!("--nodes: at least 1");
+    }
+    if args.failover != "none" && args.nodes < 3 {
+        bail!("--failover needs --nodes 3 or more (a quorum must survive the kill)");
+    }
+    if args.nodes > 1 && args.protocol == "sgip" {
+        bail!("--protocol sgip: single node only (the report listener has one fixed address)");
+    }
+    let _ = std::fs::remove_dir_all(&args.dir);
+    std::fs::create_dir_all(&args.dir)?;
+    let client = smsgw::http_client::builder()
+        .pool_max_idle_per_host(256)
+        .build()?;
+
+    let node_ports: Vec<(u16, u16)> = (0..args.nodes)
+        .map(|_| Ok((free_port()?, free_port()?)))
+        .collect::<Result<_>>()?;
+    let first_http = node_ports[0].0;
+    let (mut sims, smscs, listen_ports) = start_simulators(&args, &smsgw, first_http)?;
+    let nodes = Arc::new(start_nodes(&args, &smsgw, &node_ports)?);
+    for b in &nodes.bases {
+        wait_ok(&client, &format!("{b}/readyz"), Duration::from_secs(60)).await?;
+    }
+    for (_, control) in &smscs {
+        wait_ok(
+            &client,
+            &format!("http://127.0.0.1:{control}/stats"),
+            Duration::from_secs(20),
+        )
+        .await?;
+    }
+    let key = configure(&args, &client, &nodes.bases[0], &smscs, &listen_ports).await?;
+    wait_bound(&client, &nodes.bases[0], Duration::from_secs(30)).await?;
+    if args.queue_only {
+        // Spread over the route's channels but let nothing out: drain every channel.
+        for i in 0..smscs.len() {
+            admin_post(
+                &client,
+                &nodes.bases[0],
+                &format!("/admin/v1/channels/c{i}/drain"),
+                json!({}),
+            )
+            .await?;
+        }
+    }
+    let rss_idle = nodes.rss_mb();
+
+    let per_request = if args.mode == "batch" {
+        args.batch_size as u64
+    } else {
+        1
+    };
+    let requests = args.messages.div_ceil(per_request);
+    let next = Arc::new(AtomicU64::new(0));
+    let failures = Arc::new(AtomicU64::new(0));
+    let retried = Arc::new(AtomicU64::new(0));
+    let accepted_msgs = Arc::new(AtomicU64::new(0));
+    let outcomes = Arc::new(Mutex::new(Vec::<Outcome>::new()));
+    let started = Instant::now();
+    // In a failover run the load goes on past `--messages` until the last kill healed.
+    let kills_done = Arc::new(AtomicBool::new(args.failover == "none"));
+    let killer = (args.failover != "none").then(|| {
+        let (args, client, nodes, done) = (
+            args.clone(),
+            client.clone(),
+            nodes.clone(),
+            kills_done.clone(),
+        );
+        tokio::spawn(async move {
+            let heals = kill_loop(args, client, nodes, started).await;
+            done.store(true, Ordering::Relaxed);
+            heals
+        })
+    });
+    let mut workers = Vec::new();
+    for _ in 0..args.concurrency {
+        let kills_done = kills_done.clone();
+        let (client, next, failures, retried, accepted_msgs, outcomes, key, bases, mode) = (
+            client.clone(),
+            next.clone(),
+            failures.clone(),
+            retried.clone(),
+            accepted_msgs.clone(),
+            outcomes.clone(),
+            key.clone(),
+            nodes.bases.clone(),
+            args.mode.clone(),
+        );
+        let (rate, batch_size, total) = (args.rate, args.batch_size, args.messages);
+        workers.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            loop {
+                let n = next.fetch_add(1, Ordering::Relaxed);
+                if n >= requests && kills_done.load(Ordering::Relaxed) {
+                    break;
+                }
+                if rate > 0 {
+                    let due =
+                        started + Duration::from_secs_f64((n * per_request) as f64 / rate as f64);
+                    tokio::time::sleep_until(due.into()).await;
+                }
+                let k = if mode == "batch" {
+                    total
+                        .checked_sub(n * batch_size as u64)
+                        .filter(|left| *left > 0)
+                        .map_or(batch_size as u64, |left| left.min(batch_size as u64))
+                } else {
+                    1
+                };
+                let t0 = Instant::now();
+                let start_ms = started.elapsed().as_millis() as u64;
+                // One try on the request's node, one retry on the next node (what a client
+                // behind a load balancer does when a node goes away).
+                let mut ok = false;
+                for attempt in 0..2.min(bases.len()) {
+                    let base = &bases[(n as usize + attempt) % bases.len()];
+                    if attempt > 0 {
+                        retried.fetch_add(1, Ordering::Relaxed);
+                    }
+                    ok = send(&client, base, &key, &mode, n, k).await;
+                    if ok {
+                        break;
+                    }
+                }
+                if ok {
+                    accepted_msgs.fetch_add(k, Ordering::Relaxed);
+                } else {
+                    failures.fetch_add(1, Ordering::Relaxed);
+                }
+                let end_ms = started.elapsed().as_millis() as u64;
+                outcomes
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(Outcome {
+                        start_ms,
+                        end_ms,
+                        accepted: ok,
+                    });
+                lat.push(t0.elapsed().as_micros() as u64);
+            }
+            lat
+        }));
+    }
+    let mut lat = Vec::new();
+    for w in workers {
+        lat.extend(w.await?);
+    }
+    let accept_secs = started.elapsed().as_secs_f64();
+    let mut heals = match killer {
+        Some(k) => k.await??,
+        None => Vec::new(),
+    };
+    let rss_accepted = nodes.rss_mb();
+    lat.sort_unstable();
+    let accepted = accepted_msgs.load(Ordering::Relaxed);
+    let controls: Vec<u16> = smscs.iter().map(|s| s.1).collect();
+    let (e2e_secs, at_smsc) = if args.queue_only {
+        (0.0, smsc_counter(&client, &controls, "accepted").await)
+    } else {
+        let deadline = Instant::now() + Duration::from_secs(600);
+        let mut got;
+        loop {
+            got = smsc_counter(&client, &controls, "accepted").await;
+            if got >= accepted || Instant::now() > deadline {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        (started.elapsed().as_secs_f64(), got)
+    };
+    let rss_peak: Vec<f64> = nodes
+        .rss_mb()
+        .iter()
+        .zip(&rss_accepted)
+        .map(|(a, b)| a.max(*b))
+        .collect();
+    let mut resubmits = 0.0;
+    for (i, b) in nodes.bases.iter().enumerate() {
+        if let Ok(r) = client.get(format!("{b}/metrics")).send().await
+            && let Ok(text) = r.text().await
+        {
+            resubmits += metric_sum(&text, "smsgw_resubmits_total");
+            let name = if args.nodes == 1 {
+                "metrics.txt".to_string()
+            } else {
+                format!("metrics-n{}.txt", i + 1)
+            };
+            let _ = std::fs::write(args.dir.join(name), text);
+        }
+    }
+    let receipts_committed = if args.protocol == "http" {
+        // Wait (bounded) for the providers' receipts to be committed by the gateway.
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let sent = smsc_counter(&client, &controls, "receipts_sent").await;
+            if sent >= at_smsc || Instant::now() > deadline {
+                break json!(sent);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    } else {
+        Value::Null
+    };
+    let outcomes = std::mem::take(&mut *outcomes.lock().unwrap_or_else(|e| e.into_inner()));
+    for h in &mut heals {
+        h.writes_ms = outcomes
+            .iter()
+            .filter(|o| o.accepted && o.start_ms >= h.at_ms)
+            .map(|o| (o.end_ms - h.at_ms) as f64)
+            .reduce(f64::min);
+    }
+    let total_requests = outcomes.len() as u64;
+    let failed = failures.load(Ordering::Relaxed);
+    let mut report = json!({
+        "protocol": args.protocol, "receipts_committed": receipts_committed,
+        "nodes": args.nodes, "channels": args.channels,
+        "mode": args.mode, "messages": args.messages, "concurrency": args.concurrency,
+        "batch_size": if args.mode == "batch" { json!(args.batch_size) } else { Value::Null },
+        "rate_target": args.rate, "failed_requests": failed,
+        "retried_requests": retried.load(Ordering::Relaxed),
+        "availability": if total_requests > 0 { 1.0 - failed as f64 / total_requests as f64 } else { 1.0 },
+        "accepted": accepted,
+        "accept_msgs_per_s": (accepted as f64 / accept_secs).round(),
+        "end_to_end_msgs_per_s": if e2e_secs > 0.0 { (at_smsc.min(accepted) as f64 / e2e_secs).round() } else { 0.0 },
+        "at_smsc": at_smsc,
+        "resubmits": resubmits,
+        "accept_latency_ms_p50": percentile(&lat, 0.5), "accept_latency_ms_p99": percentile(&lat, 0.99),
+        "rss_mb_idle": rss_idle, "rss_mb_after_accept": rss_accepted, "rss_mb_peak": rss_peak,
+        "queued_only": args.queue_only,
+    });
+    if args.nodes == 1 {
+        // One node: plain numbers, as before clusters were supported.
+        for k in ["rss_mb_idle", "rss_mb_after_accept", "rss_mb_peak"] {
+            report[k] = report[k][0].clone();
+        }
+    }
+    if args.failover != "none" {
+        report["failover"] = json!(args.failover);
+        report["kills"] = json!(heals.len());
+        for (name, pick) in [
+            (
+                "leader_failover_ms",
+                (|h: &Heal| h.leader_ms) as fn(&Heal) -> Option<f64>,
+            ),
+            ("bind_failover_ms", |h: &Heal| h.bind_ms),
+            ("writes_resume_ms", |h: &Heal| h.writes_ms),
+        ] {
+            let mut v: Vec<u64> = heals
+                .iter()
+                .filter_map(pick)
+                .map(|ms| (ms * 1000.0) as u64)
+                .collect();
+            v.sort_unstable();
+            report[format!("{name}_p50")] = json!(percentile(&v, 0.5));
+            report[format!("{name}_p99")] = json!(percentile(&v, 0.99));
+            report[format!("{name}_max")] = json!(percentile(&v, 1.0));
+            report[format!("{name}_n")] = json!(v.len());
+        }
+        report["kills_detail"] = heals
+            .iter()
+            .map(|h| {
+                json!({"node": h.target, "at_ms": h.at_ms, "leader_ms": h.leader_ms,
+                       "bind_ms": h.bind_ms, "writes_ms": h.writes_ms})
+            })
+            .collect();
+    }
+    drop(nodes);
+    sims.clear();
+    println!("{report}");
+    Ok(())
+}
+
+/// The simulator children, (port, control port) per channel, and the SGIP report
+/// listener ports.
+type Simulators = (Vec<Kill>, Vec<(u16, u16)>, Vec<u16>);
+
+/// Starts one simulator per channel.
+fn start_simulators(args: &Args, smsgw: &Path, receipts_http: u16) -> Result<Simulators> {
+    let mut procs = Vec::new();
+    let mut smscs = Vec::new();
     // SGIP: the simulator delivers reports to the channel's listener on this port.
     let listen_ports: Vec<u16> = (0..args.channels)
         .map(|_| free_port())
@@ -146,7 +510,7 @@ async fn main() -> Result<()> {
             // The provider's API and /stats share one port.
             let port = free_port()?;
             let log = std::fs::File::create(args.dir.join(format!("provider{i}.log")))?;
-            let child = Command::new(&smsgw)
+            let child = Command::new(smsgw)
                 .args([
                     "sim",
                     "http-provider",
@@ -155,9 +519,9 @@ async fn main() -> Result<()> {
                 ])
                 .args([
                     "--receipts-url",
-                    &format!("http://127.0.0.1:{http}/v1/receipts/c{i}"),
+                    &format!("http://127.0.0.1:{receipts_http}/v1/receipts/c{i}"),
                     "--receipt-token",
-                    receipt_token,
+                    RECEIPT_TOKEN,
                     "--dlr-delay-ms",
                     "200",
                 ])
@@ -179,7 +543,7 @@ async fn main() -> Result<()> {
             ]);
         }
         let log = std::fs::File::create(args.dir.join(format!("smsc{i}.log")))?;
-        let child = Command::new(&smsgw)
+        let child = Command::new(smsgw)
             .args([
                 "sim",
                 "smsc",
@@ -205,61 +569,86 @@ async fn main() -> Result<()> {
         procs.push(Kill(child));
         smscs.push((port, control));
     }
-    let token = "load-admin-token-0123456789";
-    let node_log = std::fs::File::create(args.dir.join("node.log"))?;
-    let node = Command::new(&smsgw)
-        .args([
-            "start",
-            "--http",
-            &format!("127.0.0.1:{http}"),
-            "--cluster-addr",
-            &format!("127.0.0.1:{cluster}"),
-        ])
-        .args([
-            "--data-dir",
-            &args.dir.join("data").display().to_string(),
-            "--admin-token",
-            token,
+    Ok((procs, smscs, listen_ports))
+}
+
+/// Starts the gateway nodes: one plain node, or a cluster with `--peers`.
+fn start_nodes(args: &Args, smsgw: &Path, ports: &[(u16, u16)]) -> Result<Nodes> {
+    let peers = if args.nodes > 1 {
+        ports
+            .iter()
+            .enumerate()
+            .map(|(i, (_, c))| format!("{}@127.0.0.1:{c}", i + 1))
+            .collect::<Vec<_>>()
+            .join(",")
+    } else {
+        String::new()
+    };
+    let mut procs = Vec::new();
+    for (i, (http, cluster)) in ports.iter().enumerate() {
+        let id = i as u64 + 1;
+        let mut flags: Vec<String> = [
             "--log",
             "warn",
-        ])
-        .args([
             "--tenant-queue-limit",
             "2000000",
             "--node-queue-limit",
             "2000000",
-        ])
-        .stdout(Stdio::null())
-        .stderr(node_log)
-        .spawn()
-        .context("start node")?;
-    let node_pid = node.id();
-    procs.push(Kill(node));
-    let base = format!("http://127.0.0.1:{http}");
-    wait_ok(&client, &format!("{base}/readyz"), Duration::from_secs(60)).await?;
-    for (_, control) in &smscs {
-        wait_ok(
-            &client,
-            &format!("http://127.0.0.1:{control}/stats"),
-            Duration::from_secs(20),
-        )
-        .await?;
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        flags.extend(args.node_args.iter().cloned());
+        let spec = NodeSpec {
+            id,
+            http: *http,
+            cluster: *cluster,
+            data_dir: args.dir.join(format!("n{id}")).join("data"),
+            peers: peers.clone(),
+            env: vec![("RUST_LOG".into(), "warn".into())],
+            args: flags,
+        };
+        let mut node = NodeProc::new(smsgw, &args.dir, spec);
+        node.start(ADMIN_TOKEN).context("start node")?;
+        procs.push(node);
     }
-    let admin = |path: &str, body: Value| {
-        let req = client
-            .post(format!("{base}{path}"))
-            .bearer_auth(token)
-            .json(&body);
-        async move {
-            let r = req.send().await?;
-            let s = r.status();
-            let v: Value = r.json().await.unwrap_or_default();
-            if !s.is_success() {
-                bail!("{s}: {v}");
-            }
-            Ok::<Value, anyhow::Error>(v)
-        }
-    };
+    Ok(Nodes {
+        bases: ports
+            .iter()
+            .map(|(h, _)| format!("http://127.0.0.1:{h}"))
+            .collect(),
+        procs: Mutex::new(procs),
+    })
+}
+
+async fn admin_post(
+    client: &reqwest::Client,
+    base: &str,
+    path: &str,
+    body: Value,
+) -> Result<Value> {
+    let r = client
+        .post(format!("{base}{path}"))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&body)
+        .send()
+        .await?;
+    let s = r.status();
+    let v: Value = r.json().await.unwrap_or_default();
+    if !s.is_success() {
+        bail!("POST {path}: {s}: {v}");
+    }
+    Ok(v)
+}
+
+/// Creates the channels, the default route and the tenant; returns the tenant's API key.
+async fn configure(
+    args: &Args,
+    client: &reqwest::Client,
+    base: &str,
+    smscs: &[(u16, u16)],
+    listen_ports: &[u16],
+) -> Result<String> {
     let mut route = Vec::new();
     for (i, (port, _)) in smscs.iter().enumerate() {
         let channel = if args.protocol == "http" {
@@ -268,7 +657,7 @@ async fn main() -> Result<()> {
                 "request": {"url": format!("http://127.0.0.1:{port}/sms"),
                             "body": {"to": "{to}", "from": "{from}", "text": "{text}", "reference": "{reference}"}},
                 "response": {"id_path": "/message/id", "error_code_path": "error.code"},
-                "receipts": {"auth": {"type": "token", "token": receipt_token},
+                "receipts": {"auth": {"type": "token", "token": RECEIPT_TOKEN},
                              "id_path": "data.id", "status_path": "data.status", "error_code_path": "data.error_code"}}})
         } else {
             json!({"id": format!("c{i}"), "protocol": args.protocol, "host": "127.0.0.1", "port": port,
@@ -278,160 +667,232 @@ async fn main() -> Result<()> {
                        "listen_login_name": "smg", "listen_password": "smgpw"})
             } else { json!({}) }})
         };
-        admin("/admin/v1/channels", channel).await?;
+        admin_post(client, base, "/admin/v1/channels", channel).await?;
         route.push(json!({"id": format!("c{i}")}));
     }
-    admin(
+    admin_post(
+        client,
+        base,
         "/admin/v1/routes",
         json!({"id": "default", "match": {}, "channels": route}),
     )
     .await?;
-    let t = admin("/admin/v1/tenants", json!({"id": "load", "name": "load", "rate_limit": {"per_second": 1_000_000, "burst": 1_000_000},
+    let t = admin_post(client, base, "/admin/v1/tenants", json!({"id": "load", "name": "load", "rate_limit": {"per_second": 1_000_000, "burst": 1_000_000},
         "queue_limit": 2_000_000})).await?;
-    let key = t["api_key"].as_str().context("api key")?.to_string();
-    // Wait for the binds.
-    let deadline = Instant::now() + Duration::from_secs(20);
+    Ok(t["api_key"].as_str().context("api key")?.to_string())
+}
+
+/// Waits until every channel reports a bound bind.
+async fn wait_bound(client: &reqwest::Client, base: &str, timeout: Duration) -> Result<()> {
+    let deadline = Instant::now() + timeout;
     loop {
-        let v: Value = client
-            .get(format!("{base}/admin/v1/channels"))
-            .bearer_auth(token)
-            .send()
-            .await?
-            .json()
-            .await?;
-        if v.as_array()
-            .is_some_and(|a| a.iter().all(|c| c["state"] == "bound"))
+        let v = admin_get(client, base, "/admin/v1/channels").await;
+        if v.as_ref()
+            .and_then(Value::as_array)
+            .is_some_and(|a| !a.is_empty() && a.iter().all(|c| c["state"] == "bound"))
         {
-            break;
+            return Ok(());
         }
         if Instant::now() > deadline {
-            bail!("channels did not bind: {v}");
+            bail!("channels did not bind: {v:?}");
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    if args.queue_only {
-        // Spread over the routes' channels but let nothing out: drain every channel.
-        for i in 0..smscs.len() {
-            admin(&format!("/admin/v1/channels/c{i}/drain"), json!({})).await?;
-        }
-    }
-    let rss_idle = rss_mb(node_pid);
+}
 
-    let per_request = if args.mode == "batch" {
-        args.batch_size as u64
+/// Sends one request of `k` messages; true when accepted.
+async fn send(client: &reqwest::Client, base: &str, key: &str, mode: &str, n: u64, k: u64) -> bool {
+    let req = if mode == "batch" {
+        let msgs: Vec<Value> = (0..k)
+            .map(|j| json!({"to": "+4915112345678", "text": format!("load {n}-{j}"), "client_ref": format!("r{n}-{j}")}))
+            .collect();
+        client
+            .post(format!("{base}/v1/messages/batch"))
+            .json(&json!({"messages": msgs}))
     } else {
-        1
+        client
+            .post(format!("{base}/v1/messages"))
+            .json(&json!({"to": "+4915112345678", "text": format!("load {n}"), "client_ref": format!("r{n}")}))
     };
-    let requests = args.messages.div_ceil(per_request);
-    let next = Arc::new(AtomicU64::new(0));
-    let failures = Arc::new(AtomicU64::new(0));
-    let started = Instant::now();
-    let mut workers = Vec::new();
-    for _ in 0..args.concurrency {
-        let (client, next, failures, key, base, mode) = (
-            client.clone(),
-            next.clone(),
-            failures.clone(),
-            key.clone(),
-            base.clone(),
-            args.mode.clone(),
-        );
-        let (rate, batch_size, total) = (args.rate, args.batch_size, args.messages);
-        workers.push(tokio::spawn(async move {
-            let mut lat = Vec::new();
-            loop {
-                let n = next.fetch_add(1, Ordering::Relaxed);
-                if n >= requests {
-                    break;
-                }
-                if rate > 0 {
-                    let due = started + Duration::from_secs_f64((n * per_request) as f64 / rate as f64);
-                    tokio::time::sleep_until(due.into()).await;
-                }
-                let t0 = Instant::now();
-                let ok = if mode == "batch" {
-                    let k = (total - n * batch_size as u64).min(batch_size as u64);
-                    let msgs: Vec<Value> = (0..k)
-                        .map(|j| json!({"to": "+4915112345678", "text": format!("load {n}-{j}"), "client_ref": format!("r{n}-{j}")}))
-                        .collect();
-                    client.post(format!("{base}/v1/messages/batch")).bearer_auth(&key).json(&json!({"messages": msgs})).send().await
-                        .is_ok_and(|r| r.status().as_u16() == 200)
-                } else {
-                    client.post(format!("{base}/v1/messages")).bearer_auth(&key)
-                        .json(&json!({"to": "+4915112345678", "text": format!("load {n}"), "client_ref": format!("r{n}")}))
-                        .send().await.is_ok_and(|r| r.status().as_u16() == 202)
-                };
-                if !ok {
-                    failures.fetch_add(1, Ordering::Relaxed);
-                }
-                lat.push(t0.elapsed().as_micros() as u64);
+    let want = if mode == "batch" { 200 } else { 202 };
+    req.bearer_auth(key)
+        .timeout(Duration::from_secs(10))
+        .send()
+        .await
+        .is_ok_and(|r| r.status().as_u16() == want)
+}
+
+/// The sum of a counter's samples in a Prometheus text page.
+fn metric_sum(text: &str, name: &str) -> f64 {
+    text.lines()
+        .filter(|l| {
+            l.strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with(' ') || rest.starts_with('{'))
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// A node's own view of the cluster: (its id, the leader it follows, ids it sees up).
+async fn cluster_view(
+    client: &reqwest::Client,
+    base: &str,
+) -> Option<(u64, Option<u64>, Vec<u64>)> {
+    let v = admin_get(client, base, "/admin/v1/cluster").await?;
+    let up = v["nodes"]
+        .as_array()?
+        .iter()
+        .filter(|n| n["state"] == "up")
+        .filter_map(|n| n["id"].as_u64())
+        .collect();
+    Some((v["node"].as_u64()?, v["leader"].as_u64(), up))
+}
+
+/// Every node up, one leader all agree on, every channel bound.
+async fn healthy(client: &reqwest::Client, nodes: &Nodes) -> Option<u64> {
+    let mut leader = None;
+    for b in &nodes.bases {
+        let (_, l, up) = cluster_view(client, b).await?;
+        if l.is_none() || (leader.is_some() && leader != l) || up.len() < nodes.bases.len() {
+            return None;
+        }
+        leader = l;
+    }
+    let chans = admin_get(client, &nodes.bases[0], "/admin/v1/channels").await?;
+    chans
+        .as_array()?
+        .iter()
+        .all(|c| c["state"] == "bound")
+        .then_some(leader?)
+}
+
+/// Channel ids and their owners, as one node sees them.
+async fn owners(client: &reqwest::Client, base: &str) -> Vec<(String, u64)> {
+    admin_get(client, base, "/admin/v1/channels")
+        .await
+        .and_then(|v| {
+            v.as_array().map(|a| {
+                a.iter()
+                    .filter_map(|c| Some((c["id"].as_str()?.to_string(), c["owner"].as_u64()?)))
+                    .collect()
+            })
+        })
+        .unwrap_or_default()
+}
+
+/// Is `channel` bound on a node other than `dead`, as a survivor sees it?
+async fn rebound(client: &reqwest::Client, base: &str, channel: &str, dead: u64) -> bool {
+    let Some(v) = admin_get(client, base, &format!("/admin/v1/channels/{channel}")).await else {
+        return false;
+    };
+    let Some(owner) = v["owner"].as_u64().filter(|o| *o != dead) else {
+        return false;
+    };
+    v["binds"].as_array().is_some_and(|b| {
+        b.iter()
+            .any(|b| b["state"] == "bound" && b["node"].as_u64() == Some(owner))
+    })
+}
+
+/// Kills the leader or a bind owner `args.kills` times, each after the cluster is healthy
+/// and has run steady for `settle_secs`, and restarts the victim on its data dir.
+async fn kill_loop(
+    args: Args,
+    client: reqwest::Client,
+    nodes: Arc<Nodes>,
+    started: Instant,
+) -> Result<Vec<Heal>> {
+    let mut heals = Vec::new();
+    for round in 0..args.kills {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        let leader = loop {
+            if let Some(l) = healthy(&client, &nodes).await {
+                break l;
             }
-            lat
-        }));
-    }
-    let mut lat = Vec::new();
-    for w in workers {
-        lat.extend(w.await?);
-    }
-    let accept_secs = started.elapsed().as_secs_f64();
-    let rss_accepted = rss_mb(node_pid);
-    lat.sort_unstable();
-    let controls: Vec<u16> = smscs.iter().map(|s| s.1).collect();
-    let (e2e_secs, at_smsc) = if args.queue_only {
-        (0.0, smsc_accepted(&client, &controls).await)
-    } else {
-        let deadline = Instant::now() + Duration::from_secs(600);
-        let mut got;
-        loop {
-            got = smsc_accepted(&client, &controls).await;
-            if got >= args.messages || Instant::now() > deadline {
+            if Instant::now() > deadline {
+                bail!("kill {round}: the cluster did not become healthy within 120 s");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        tokio::time::sleep(Duration::from_secs_f64(args.settle_secs)).await;
+        let owned = owners(&client, nodes.base(leader)).await;
+        let (target, channels): (u64, Vec<String>) = if args.failover == "leader" {
+            (
+                leader,
+                owned
+                    .iter()
+                    .filter(|(_, o)| *o == leader)
+                    .map(|(c, _)| c.clone())
+                    .collect(),
+            )
+        } else {
+            // A channel whose owner is not the leader, so the bind move is measured alone.
+            let Some((c, o)) = owned
+                .iter()
+                .find(|(_, o)| *o != leader)
+                .or_else(|| owned.first())
+                .cloned()
+            else {
+                bail!("kill {round}: no channel has an owner");
+            };
+            (o, vec![c])
+        };
+        let at_ms = started.elapsed().as_millis() as u64;
+        let t0 = Instant::now();
+        nodes.lock()[(target - 1) as usize].kill9();
+        let survivors: Vec<&str> = (1..=nodes.bases.len() as u64)
+            .filter(|id| *id != target)
+            .map(|id| nodes.base(id))
+            .collect();
+        let mut heal = Heal {
+            target,
+            at_ms,
+            ..Heal::default()
+        };
+        while t0.elapsed() < FAILOVER_CAP {
+            if args.failover == "leader" && heal.leader_ms.is_none() {
+                for b in &survivors {
+                    if let Some((me, Some(l), _)) = cluster_view(&client, b).await
+                        && l == me
+                    {
+                        heal.leader_ms = Some(t0.elapsed().as_secs_f64() * 1000.0);
+                        break;
+                    }
+                }
+            }
+            if heal.bind_ms.is_none() && !channels.is_empty() {
+                let mut all = true;
+                for c in &channels {
+                    all &= rebound(&client, survivors[0], c, target).await;
+                }
+                if all {
+                    heal.bind_ms = Some(t0.elapsed().as_secs_f64() * 1000.0);
+                }
+            }
+            let leader_done = args.failover != "leader" || heal.leader_ms.is_some();
+            let bind_done = channels.is_empty() || heal.bind_ms.is_some();
+            if leader_done && bind_done {
                 break;
             }
-            tokio::time::sleep(Duration::from_millis(20)).await;
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        (started.elapsed().as_secs_f64(), got)
-    };
-    let rss_peak = rss_mb(node_pid).max(rss_accepted);
-    if let Ok(r) = client.get(format!("{base}/metrics")).send().await
-        && let Ok(text) = r.text().await
-    {
-        let _ = std::fs::write(args.dir.join("metrics.txt"), text);
+        eprintln!(
+            "kill {}: node {target} ({}) leader {:?} ms, bind {:?} ms",
+            round + 1,
+            args.failover,
+            heal.leader_ms.map(f64::round),
+            heal.bind_ms.map(f64::round)
+        );
+        heals.push(heal);
+        nodes.lock()[(target - 1) as usize]
+            .start(ADMIN_TOKEN)
+            .context("restart node")?;
+        wait_ok(
+            &client,
+            &format!("{}/readyz", nodes.base(target)),
+            Duration::from_secs(60),
+        )
+        .await?;
     }
-    let receipts_committed = if args.protocol == "http" {
-        // Wait (bounded) for the providers' receipts to be committed by the gateway.
-        let deadline = Instant::now() + Duration::from_secs(120);
-        loop {
-            let mut sent = 0;
-            for c in &controls {
-                if let Ok(r) = client
-                    .get(format!("http://127.0.0.1:{c}/stats"))
-                    .send()
-                    .await
-                    && let Ok(v) = r.json::<Value>().await
-                {
-                    sent += v["receipts_sent"].as_u64().unwrap_or(0);
-                }
-            }
-            if sent >= at_smsc || Instant::now() > deadline {
-                break json!(sent);
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    } else {
-        Value::Null
-    };
-    let report = json!({
-        "protocol": args.protocol, "receipts_committed": receipts_committed,
-        "mode": args.mode, "messages": args.messages, "concurrency": args.concurrency,
-        "batch_size": if args.mode == "batch" { json!(args.batch_size) } else { Value::Null },
-        "rate_target": args.rate, "failed_requests": failures.load(Ordering::Relaxed),
-        "accept_msgs_per_s": (args.messages as f64 / accept_secs).round(),
-        "end_to_end_msgs_per_s": if e2e_secs > 0.0 { (at_smsc as f64 / e2e_secs).round() } else { 0.0 },
-        "at_smsc": at_smsc,
-        "accept_latency_ms_p50": percentile(&lat, 0.5), "accept_latency_ms_p99": percentile(&lat, 0.99),
-        "rss_mb_idle": rss_idle.round(), "rss_mb_after_accept": rss_accepted.round(), "rss_mb_peak": rss_peak.round(),
-        "queued_only": args.queue_only,
-    });
-    println!("{report}");
-    Ok(())
+    Ok(heals)
 }

@@ -22,7 +22,11 @@ use crate::consensus::{AdminError, AdminOp, NodeInfo};
 use crate::state::Channel;
 
 /// How long the view waits for an owner's live figures.
-const STATS_TIMEOUT: Duration = Duration::from_millis(800);
+/// How long a channel list waits for an owner's live figures: short, because the list
+/// is what an operator (and the chaos monitor) looks at while a node hangs.
+const STATS_TIMEOUT: Duration = Duration::from_millis(300);
+/// Owners not heard from (committed heartbeat) for this long are not asked at all.
+const STATS_SILENT_OWNER: Duration = Duration::from_millis(1500);
 
 impl From<AdminError> for ApiError {
     fn from(e: AdminError) -> Self {
@@ -183,11 +187,16 @@ pub async fn transfer_leader(
 pub async fn owners_stats(st: &AppState, channels: &[Channel]) -> HashMap<String, Value> {
     let me = st.consensus.node_id();
     let mut by_owner: BTreeMap<u64, Vec<String>> = BTreeMap::new();
+    let now = crate::clock::now_ms();
     let addrs: HashMap<u64, String> = {
         let cfg = st.consensus.store().config();
         for c in channels {
             if let Some(owner) = cfg.placement.get(&c.id).and_then(|p| p.owner)
                 && owner != me
+                && cfg
+                    .nodes
+                    .get(&owner)
+                    .is_some_and(|n| n.heard_within(now, STATS_SILENT_OWNER))
             {
                 by_owner.entry(owner).or_default().push(c.id.clone());
             }

@@ -211,6 +211,11 @@ fn accept_answer(
             metrics::counter!("smsgw_accepted_total").increment(1);
             Ok((StatusCode::ACCEPTED, accepted_body(m)))
         }
+        // Our own accept, proposed again after its first outcome was lost: it committed.
+        OpResult::Duplicate { id } if id == m.id => {
+            metrics::counter!("smsgw_accepted_total").increment(1);
+            Ok((StatusCode::ACCEPTED, accepted_body(m)))
+        }
         OpResult::Duplicate { id } => replay(st, &id),
         OpResult::IdempotencyConflict { id } => Err(idempotency_conflict(&id)),
         OpResult::QueueFull => Err(ApiError::too_many(

@@ -191,6 +191,11 @@ impl NodeProc {
         }
     }
 
+    /// The running process's pid (for RSS readings), if any.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// Is a process running (maybe paused)?
     pub fn alive(&mut self) -> bool {
         self.reap();

@@ -4,12 +4,17 @@
 //! hands the flush callback to one flusher thread. The flusher takes every callback
 //! that is waiting, fsyncs the journal once (`PersistMode::SyncAll`), then fires them
 //! all: many entries, one fsync.
+//!
+//! The newest entries are also kept decoded in memory (`Tail`), so replication to every
+//! follower and the state machine read them without a fjall lookup and a bincode decode
+//! each time.
 
+use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::io;
 use std::ops::{Bound, RangeBounds};
-use std::sync::Arc;
 use std::sync::mpsc;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
 use openraft::alias::{EntryOf, LogIdOf, VoteOf};
@@ -29,6 +34,63 @@ pub struct LogStore {
     log: Keyspace,
     meta: Keyspace,
     flusher: Arc<mpsc::Sender<IOFlushed<C>>>,
+    tail: Arc<Mutex<Tail>>,
+}
+
+/// Entries kept decoded after the newest appended one (bounded by count and encoded size).
+const TAIL_MAX_ENTRIES: usize = 4096;
+const TAIL_MAX_BYTES: usize = 64 << 20;
+
+/// The newest log entries, decoded: a contiguous run ending at the last appended index.
+/// Every append, truncate and purge updates it together with fjall.
+#[derive(Default)]
+struct Tail {
+    entries: BTreeMap<u64, (EntryOf<C>, usize)>,
+    bytes: usize,
+}
+
+impl Tail {
+    fn push(&mut self, index: u64, entry: EntryOf<C>, size: usize) {
+        if let Some((_, old)) = self.entries.insert(index, (entry, size)) {
+            self.bytes -= old;
+        }
+        self.bytes += size;
+        while self.entries.len() > TAIL_MAX_ENTRIES || self.bytes > TAIL_MAX_BYTES {
+            let Some((_, (_, size))) = self.entries.pop_first() else {
+                break;
+            };
+            self.bytes -= size;
+        }
+    }
+
+    /// Drops entries at `from` and after.
+    fn truncate(&mut self, from: u64) {
+        for (_, (_, size)) in self.entries.split_off(&from) {
+            self.bytes -= size;
+        }
+    }
+
+    /// Drops entries up to and including `upto`.
+    fn purge(&mut self, upto: u64) {
+        let keep = self.entries.split_off(&upto.saturating_add(1));
+        self.entries = keep;
+        self.bytes = self.entries.values().map(|(_, s)| s).sum();
+    }
+
+    /// The entries of `range` when the tail holds its start (and so all of it that exists).
+    fn get<RB: RangeBounds<u64>>(&self, start: u64, range: &RB) -> Option<Vec<EntryOf<C>>> {
+        let (first, _) = self.entries.first_key_value()?;
+        if *first > start {
+            return None;
+        }
+        Some(
+            self.entries
+                .range(start..)
+                .take_while(|(i, _)| range.contains(i))
+                .map(|(_, (e, _))| e.clone())
+                .collect(),
+        )
+    }
 }
 
 fn io_err(e: impl std::fmt::Display) -> io::Error {
@@ -55,7 +117,12 @@ impl LogStore {
             log,
             meta,
             flusher: Arc::new(tx),
+            tail: Arc::default(),
         })
+    }
+
+    fn tail(&self) -> MutexGuard<'_, Tail> {
+        self.tail.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn meta_get<T: serde::de::DeserializeOwned>(&self, key: &str) -> Result<Option<T>, io::Error> {
@@ -105,6 +172,9 @@ impl RaftLogReader<C> for LogStore {
             Bound::Excluded(x) => x.saturating_add(1),
             Bound::Unbounded => 0,
         };
+        if let Some(hit) = self.tail().get(start, &range) {
+            return Ok(hit);
+        }
         let mut out = Vec::new();
         for kv in self.log.range(key(start)..) {
             let (k, v) = kv.into_inner().map_err(io_err)?;
@@ -173,10 +243,26 @@ impl RaftLogStorage<C> for LogStore {
             return Err(io::Error::from_raw_os_error(libc::ENOSPC));
         }
         let mut batch = self.db.batch();
+        let mut decoded = Vec::new();
         for e in entries {
-            batch.insert(&self.log, key(e.index()), wire::encode(&e)?);
+            let bytes = wire::encode(&e)?;
+            decoded.push((e.index(), bytes.len(), e));
+            batch.insert(&self.log, key(decoded[decoded.len() - 1].0), bytes);
         }
         batch.commit().map_err(io_err)?;
+        let mut tail = self.tail();
+        if let (Some((first, ..)), Some((&last, _))) =
+            (decoded.first(), tail.entries.last_key_value())
+            && *first != last + 1
+        {
+            // Not contiguous with what the tail holds (after a restart or a truncation the
+            // tail restarts from here).
+            *tail = Tail::default();
+        }
+        for (index, size, e) in decoded {
+            tail.push(index, e, size);
+        }
+        drop(tail);
         self.flusher
             .send(callback)
             .map_err(|_| io::Error::other("log flusher thread is gone"))
@@ -184,6 +270,7 @@ impl RaftLogStorage<C> for LogStore {
 
     async fn truncate_after(&mut self, last_log_id: Option<LogIdOf<C>>) -> Result<(), io::Error> {
         let from = last_log_id.map(|l| l.index() + 1).unwrap_or(0);
+        self.tail().truncate(from);
         let mut batch = self.db.batch();
         for kv in self.log.range(key(from)..) {
             batch.remove(&self.log, kv.key().map_err(io_err)?);
@@ -194,10 +281,53 @@ impl RaftLogStorage<C> for LogStore {
 
     async fn purge(&mut self, log_id: LogIdOf<C>) -> Result<(), io::Error> {
         self.meta_put_durable("last_purged", &log_id)?;
+        self.tail().purge(log_id.index());
         let mut batch = self.db.batch();
         for kv in self.log.range(..=key(log_id.index())) {
             batch.remove(&self.log, kv.key().map_err(io_err)?);
         }
         batch.commit().map_err(io_err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(index: u64) -> EntryOf<C> {
+        EntryOf::<C>::new_blank(openraft::testing::log_id::<C>(1, 1, index))
+    }
+
+    fn indexes(v: Option<Vec<EntryOf<C>>>) -> Option<Vec<u64>> {
+        v.map(|v| v.iter().map(|e| e.index()).collect())
+    }
+
+    #[test]
+    fn tail_serves_ranges_it_holds_and_follows_truncate_and_purge() {
+        let mut t = Tail::default();
+        for i in 5..=9 {
+            t.push(i, entry(i), 10);
+        }
+        assert_eq!(indexes(t.get(6, &(6..8))), Some(vec![6, 7]));
+        assert_eq!(indexes(t.get(8, &(8..))), Some(vec![8, 9]));
+        // Starts before the tail: the caller must read fjall.
+        assert_eq!(indexes(t.get(4, &(4..7))), None);
+        t.truncate(8);
+        assert_eq!(indexes(t.get(5, &(5..))), Some(vec![5, 6, 7]));
+        t.purge(5);
+        assert_eq!(indexes(t.get(5, &(5..))), None);
+        assert_eq!(indexes(t.get(6, &(6..))), Some(vec![6, 7]));
+        assert_eq!(t.bytes, 20);
+    }
+
+    #[test]
+    fn tail_is_bounded_by_count() {
+        let mut t = Tail::default();
+        for i in 1..=(TAIL_MAX_ENTRIES as u64 + 10) {
+            t.push(i, entry(i), 1);
+        }
+        assert_eq!(t.entries.len(), TAIL_MAX_ENTRIES);
+        assert_eq!(t.bytes, TAIL_MAX_ENTRIES);
+        assert_eq!(t.entries.first_key_value().map(|(k, _)| *k), Some(11));
     }
 }

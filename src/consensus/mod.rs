@@ -510,6 +510,12 @@ impl Consensus {
                         // next leader instead of failing the caller during an election.
                         match self.forward(&node, ops.clone()).await {
                             Err(WriteError::Unavailable(m)) => WriteError::Unavailable(m),
+                            // The connection broke after the request went out (a leader
+                            // killed mid-call, a stale pooled connection): accepts may be
+                            // proposed again, the state machine recognises their ids.
+                            Err(WriteError::Ambiguous(m)) if ops.iter().all(Op::is_retry_safe) => {
+                                WriteError::Ambiguous(m)
+                            }
                             other => return other,
                         }
                     } else {

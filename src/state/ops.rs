@@ -148,6 +148,15 @@ pub enum Op {
     },
 }
 
+impl Op {
+    /// True when proposing this operation a second time, after the first try's outcome
+    /// was lost with a connection, cannot apply it twice: accepts are keyed by their
+    /// message id, so a repeat answers `Duplicate` with that id.
+    pub fn is_retry_safe(&self) -> bool {
+        matches!(self, Op::Accept(_) | Op::AcceptCapped { .. })
+    }
+}
+
 /// The answer to one operation, in the order the operations were proposed.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub enum OpResult {
