@@ -11,8 +11,11 @@ cargo fuzz build || exit 2
 status=0
 for t in $(cargo fuzz list); do
     mkdir -p "fuzz/corpus/$t"
+    # Seeds and kept regression inputs are read too (new inputs go to corpus/).
     seeds=()
-    [ -d "fuzz/seeds/$t" ] && seeds=("fuzz/seeds/$t")
+    for d in "fuzz/seeds/$t" "fuzz/regressions/$t"; do
+        [ -d "$d" ] && seeds+=("$d")
+    done
     echo "== $t: ${secs}s"
     if cargo fuzz run "$t" "fuzz/corpus/$t" "${seeds[@]}" -- \
         -max_total_time="$secs" -max_len=4096 >"fuzz/$t.log" 2>&1; then

@@ -8,8 +8,12 @@ use smsgw::encoding::{
 };
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&flags, rest)) = data.split_first() else { return };
-    let Ok(text) = std::str::from_utf8(rest) else { return };
+    let Some((&flags, rest)) = data.split_first() else {
+        return;
+    };
+    let Ok(text) = std::str::from_utf8(rest) else {
+        return;
+    };
     let carrier = [Carrier::Udh8, Carrier::Udh16, Carrier::Sar][usize::from(flags % 3)];
     let tables = [NationalLanguage::Turkish, NationalLanguage::Hindi];
     let opts = Options {
@@ -23,8 +27,14 @@ fuzz_target!(|data: &[u8]| {
         return;
     }
     let packed = flags & 16 != 0 && !p.text.contains('\r');
-    let layout = Layout { carrier, packed, shift: p.plan.shift, user_udh: vec![] };
-    let segs = build_segments(&p.text, p.plan.encoding, &layout, u16::from(flags)).expect("plannable text builds");
+    let layout = Layout {
+        carrier,
+        packed,
+        shift: p.plan.shift,
+        user_udh: vec![],
+    };
+    let segs = build_segments(&p.text, p.plan.encoding, &layout, u16::from(flags))
+        .expect("plannable text builds");
     assert_eq!(segs.len(), p.plan.submits);
     let mut r = Reassembler::default();
     let mut out = Vec::new();
@@ -36,7 +46,14 @@ fuzz_target!(|data: &[u8]| {
         };
         assert!(tp_ud <= 140, "{tp_ud} octets");
         let esm = if s.udh.is_empty() { 0 } else { 0x40 };
-        let part = inbound::read(esm, p.plan.encoding.data_coding(), &s.user_data(), s.sar, packed).expect("own UDH parses");
+        let part = inbound::read(
+            esm,
+            p.plan.encoding.data_coding(),
+            &s.user_data(),
+            s.sar,
+            packed,
+        )
+        .expect("own UDH parses");
         out.extend(r.push("s", "d", part, 0));
     }
     assert_eq!(out.len(), 1);

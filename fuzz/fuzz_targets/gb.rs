@@ -8,7 +8,9 @@ fuzz_target!(|data: &[u8]| {
     for coding in [GbCoding::Gbk, GbCoding::Gb18030] {
         let text = decode(data, coding);
         if let Ok(parts) = split(&text, coding, 140, 134) {
-            assert!(parts.len() == 1 && parts[0].len() <= 140 || parts.iter().all(|p| p.len() <= 134));
+            assert!(
+                parts.len() == 1 && parts[0].len() <= 140 || parts.iter().all(|p| p.len() <= 134)
+            );
         }
     }
 });

@@ -18,7 +18,11 @@ fuzz_target!(|data: &[u8]| {
         now += i64::from(head[3]) * 10;
         if let Ok(part) = inbound::read(head[0], head[1], payload, sar, head[2] & 2 == 2) {
             let source = if head[2] & 4 == 4 { "a" } else { "b" };
-            for m in r.push(source, "d", part, now).into_iter().chain(r.expire(now)) {
+            for m in r
+                .push(source, "d", part, now)
+                .into_iter()
+                .chain(r.expire(now))
+            {
                 assert!(m.missing.len() <= usize::from(m.total));
                 assert_eq!(m.complete, m.missing.is_empty());
             }

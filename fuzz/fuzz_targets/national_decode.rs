@@ -5,7 +5,9 @@ use libfuzzer_sys::fuzz_target;
 use smsgw::encoding::{NationalLanguage, NationalShift, decode, decode_gsm7};
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&dc, bytes)) = data.split_first() else { return };
+    let Some((&dc, bytes)) = data.split_first() else {
+        return;
+    };
     let text = decode(dc, bytes);
     if matches!(dc, 0x00 | 0x01 | 0x03) {
         assert!(text.chars().count() <= bytes.len());

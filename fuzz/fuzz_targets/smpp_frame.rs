@@ -97,7 +97,11 @@ fn inspect(frame: Frame) {
             command_id::SUBMIT_SM_RESP => {
                 let _ = parse_submit_sm_resp_lenient(&m.body);
             }
-            _ => assert!(m.body.is_empty(), "body kept for command {:#x}", m.command_id),
+            _ => assert!(
+                m.body.is_empty(),
+                "body kept for command {:#x}",
+                m.command_id
+            ),
         },
     }
 }

@@ -53,7 +53,11 @@ fuzz_target!(|data: &[u8]| {
             if let Some(v) = message_state {
                 assert_eq!(r.state, ReceiptState::from_message_state(v));
             }
-            let _ = (r.state.is_final(), r.state.stat_text(), r.state.message_state());
+            let _ = (
+                r.state.is_final(),
+                r.state.stat_text(),
+                r.state.message_state(),
+            );
             keys_properties(&r.smsc_message_id);
             if let Some(f) = &r.text_fields {
                 for d in [&f.submit_date, &f.done_date].into_iter().flatten() {
@@ -85,7 +89,10 @@ fn text_properties(text: &str) {
         keys_properties(&id);
     }
     let fields = parse_receipt_fields(text);
-    for d in [&fields.submit_date, &fields.done_date].into_iter().flatten() {
+    for d in [&fields.submit_date, &fields.done_date]
+        .into_iter()
+        .flatten()
+    {
         let _ = parse_receipt_date(d);
     }
     let _ = parse_receipt_date(text);
@@ -105,5 +112,9 @@ fn keys_properties(raw: &str) {
     for (i, k) in keys.iter().enumerate() {
         assert!(!keys[..i].contains(k), "duplicate key {k:?} in {keys:?}");
     }
-    assert_eq!(keys, id_keys(&raw.to_ascii_uppercase()), "id_keys is case-sensitive");
+    assert_eq!(
+        keys,
+        id_keys(&raw.to_ascii_uppercase()),
+        "id_keys is case-sensitive"
+    );
 }

@@ -18,10 +18,17 @@ fuzz_target!(|data: &[u8]| {
         let text = decode(data_coding, data);
         let chars = text.chars().count();
         match data_coding {
-            0x00 => assert!(chars <= data.len(), "GSM-7: {chars} chars from {} octets", data.len()),
+            0x00 => assert!(
+                chars <= data.len(),
+                "GSM-7: {chars} chars from {} octets",
+                data.len()
+            ),
             0x01 => {
                 assert_eq!(chars, data.len(), "IA5");
-                assert!(text.chars().all(|c| c.is_ascii() || c == char::REPLACEMENT_CHARACTER));
+                assert!(
+                    text.chars()
+                        .all(|c| c.is_ascii() || c == char::REPLACEMENT_CHARACTER)
+                );
             }
             0x03 => assert_eq!(chars, data.len(), "Latin-1"),
             0x08 => assert!(
@@ -29,7 +36,11 @@ fuzz_target!(|data: &[u8]| {
                 "UCS-2: {chars} chars from {} octets",
                 data.len()
             ),
-            _ => assert!(chars <= data.len(), "UTF-8: {chars} chars from {} octets", data.len()),
+            _ => assert!(
+                chars <= data.len(),
+                "UTF-8: {chars} chars from {} octets",
+                data.len()
+            ),
         }
     }
 });

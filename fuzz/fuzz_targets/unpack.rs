@@ -5,7 +5,9 @@ use libfuzzer_sys::fuzz_target;
 use smsgw::encoding::{pack_septets, unpack_septets};
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&f, bytes)) = data.split_first() else { return };
+    let Some((&f, bytes)) = data.split_first() else {
+        return;
+    };
     let fill = usize::from(f % 7);
     let septets = unpack_septets(bytes, fill);
     assert!(septets.iter().all(|&s| s < 0x80));

@@ -61,22 +61,24 @@ impl Septet {
     }
 }
 
-/// Marker in [`ASCII_TO_GSM`] for "not encodable".
+/// Marker in [`LOW_TO_GSM`] for "not encodable".
 const NONE: u8 = 0xFF;
-/// Flag in [`ASCII_TO_GSM`] for "extension table code".
+/// Flag in [`LOW_TO_GSM`] for "extension table code".
 const EXT_FLAG: u8 = 0x80;
 
-/// ASCII → septet, built at compile time from the two tables above so the
-/// tables stay the single source of truth. `NONE` = not encodable,
-/// `EXT_FLAG | code` = extension table code, else the basic septet.
-static ASCII_TO_GSM: [u8; 128] = build_ascii_table();
+/// U+0000..=U+00FF → septet, built at compile time from the two tables above
+/// so the tables stay the single source of truth. ASCII and the Latin-1
+/// letters of the basic table (£ ¥ è é Ä Ö Ü ß ...) are most of what real
+/// GSM-7 texts hold, so one array lookup covers them. `NONE` = not
+/// encodable, `EXT_FLAG | code` = extension table code, else the basic septet.
+static LOW_TO_GSM: [u8; 256] = build_low_table();
 
-const fn build_ascii_table() -> [u8; 128] {
-    let mut table = [NONE; 128];
+const fn build_low_table() -> [u8; 256] {
+    let mut table = [NONE; 256];
     let mut septet: u8 = 0;
     while septet < 128 {
         let c = BASIC[septet as usize] as u32;
-        if septet != ESC && c < 128 {
+        if septet != ESC && c < 256 && table[c as usize] == NONE {
             table[c as usize] = septet;
         }
         septet += 1;
@@ -85,7 +87,7 @@ const fn build_ascii_table() -> [u8; 128] {
     while i < EXTENSION.len() {
         let (code, c) = EXTENSION[i];
         let c = c as u32;
-        if c < 128 {
+        if c < 256 {
             table[c as usize] = EXT_FLAG | code;
         }
         i += 1;
@@ -94,31 +96,19 @@ const fn build_ascii_table() -> [u8; 128] {
 }
 
 /// Map a character to its GSM-7 representation, or `None` if it is outside
-/// GSM 03.38. ASCII goes through a compile-time table; the rest is a match.
+/// GSM 03.38. U+0000..=U+00FF go through a compile-time table; the rest
+/// (Greek capitals, €) is a match.
 #[inline]
 pub(crate) fn encode_char(c: char) -> Option<Septet> {
     let code = c as u32;
-    if code < 128 {
-        let v = ASCII_TO_GSM[code as usize];
-        return match v {
+    if code < 256 {
+        return match LOW_TO_GSM[code as usize] {
             NONE => None,
             v if v & EXT_FLAG != 0 => Some(Septet::Extended(v & !EXT_FLAG)),
             v => Some(Septet::Basic(v)),
         };
     }
     let septet = match c {
-        '£' => 0x01,
-        '¥' => 0x03,
-        'è' => 0x04,
-        'é' => 0x05,
-        'ù' => 0x06,
-        'ì' => 0x07,
-        'ò' => 0x08,
-        'Ç' => 0x09,
-        'Ø' => 0x0B,
-        'ø' => 0x0C,
-        'Å' => 0x0E,
-        'å' => 0x0F,
         'Δ' => 0x10,
         'Φ' => 0x12,
         'Γ' => 0x13,
@@ -129,23 +119,6 @@ pub(crate) fn encode_char(c: char) -> Option<Septet> {
         'Σ' => 0x18,
         'Θ' => 0x19,
         'Ξ' => 0x1A,
-        'Æ' => 0x1C,
-        'æ' => 0x1D,
-        'ß' => 0x1E,
-        'É' => 0x1F,
-        '¤' => 0x24,
-        '¡' => 0x40,
-        'Ä' => 0x5B,
-        'Ö' => 0x5C,
-        'Ñ' => 0x5D,
-        'Ü' => 0x5E,
-        '§' => 0x5F,
-        '¿' => 0x60,
-        'ä' => 0x7B,
-        'ö' => 0x7C,
-        'ñ' => 0x7D,
-        'ü' => 0x7E,
-        'à' => 0x7F,
         '€' => return Some(Septet::Extended(0x65)),
         _ => return None,
     };

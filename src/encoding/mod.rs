@@ -304,6 +304,15 @@ pub(crate) trait Alphabet {
     fn cost(&self, c: char) -> Option<usize>;
     /// Appends the character's unpacked octets (it is known to be encodable).
     fn write(&self, c: char, out: &mut Vec<u8>);
+    /// Appends the character's octets and returns its cost, or None (nothing
+    /// written) if it is not in the alphabet: the encode path's one lookup
+    /// per character where `cost` then `write` would take two.
+    #[inline]
+    fn encode(&self, c: char, out: &mut Vec<u8>) -> Option<usize> {
+        let cost = self.cost(c)?;
+        self.write(c, out);
+        Some(cost)
+    }
 }
 
 /// GSM 03.38 with optional national tables.
@@ -321,6 +330,12 @@ impl Alphabet for Gsm {
             gsm7::push_septets(out, s);
         }
     }
+    #[inline]
+    fn encode(&self, c: char, out: &mut Vec<u8>) -> Option<usize> {
+        let s = national::encode_char(c, self.0)?;
+        gsm7::push_septets(out, s);
+        Some(s.cost())
+    }
 }
 
 /// UTF-16BE.
@@ -334,6 +349,11 @@ impl Alphabet for Ucs2 {
     #[inline]
     fn write(&self, c: char, out: &mut Vec<u8>) {
         ucs2::push_char(out, c);
+    }
+    #[inline]
+    fn encode(&self, c: char, out: &mut Vec<u8>) -> Option<usize> {
+        ucs2::push_char(out, c);
+        Some(ucs2::units(c))
     }
 }
 
@@ -784,9 +804,8 @@ fn split_encode<A: Alphabet>(
     let mut counter = PartCounter::new(l);
     let mut out = Vec::with_capacity(l.single * 2);
     for (position, c) in text.chars().enumerate() {
-        let cost = a.cost(c).ok_or_else(|| err(c, position))?;
+        let cost = a.encode(c, &mut out).ok_or_else(|| err(c, position))?;
         counter.push(cost);
-        a.write(c, &mut out);
     }
     let limit = counter.part_limit();
     let parts = counter.parts();

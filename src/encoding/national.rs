@@ -198,11 +198,19 @@ fn single_id(shift: NationalShift) -> usize {
 }
 
 /// Map a character to its septet(s) with these tables, or `None`.
+/// Small enough to inline: the default alphabet (almost every text) is a
+/// table lookup, the national tables' hash lookups stay out of line.
 #[inline]
 pub(crate) fn encode_char(c: char, shift: NationalShift) -> Option<Septet> {
     if shift.is_default() {
         return super::gsm7::encode_char(c);
     }
+    encode_national(c, shift)
+}
+
+/// [`encode_char`] with at least one national table.
+#[inline(never)]
+fn encode_national(c: char, shift: NationalShift) -> Option<Septet> {
     if let Some(&code) = locking_reverse(locking_id(shift)).and_then(|m| m.get(&c)) {
         return Some(Septet::Basic(code));
     }

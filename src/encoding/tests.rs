@@ -46,6 +46,28 @@ fn extension_table_round_trips() {
 }
 
 #[test]
+fn low_table_holds_exactly_the_alphabet() {
+    // U+0000..=U+00FF go through one compile-time table: it must say "not
+    // GSM" for every character neither table lists (ç, `, controls, ...).
+    for code in 0u32..0x100 {
+        let Some(c) = char::from_u32(code) else {
+            continue;
+        };
+        let basic = gsm7::BASIC
+            .iter()
+            .enumerate()
+            .position(|(s, &b)| b == c && s != usize::from(gsm7::ESC));
+        let ext = gsm7::EXTENSION.iter().find(|&&(_, e)| e == c);
+        let expected = match (basic, ext) {
+            (Some(s), _) => Some(gsm7::Septet::Basic(s as u8)),
+            (None, Some(&(code, _))) => Some(gsm7::Septet::Extended(code)),
+            (None, None) => None,
+        };
+        assert_eq!(gsm7::encode_char(c), expected, "{c:?}");
+    }
+}
+
+#[test]
 fn table_spot_checks() {
     assert_eq!(encode_parts("$", TextEncoding::Gsm7), Ok(vec![vec![0x02]]));
     assert_eq!(encode_parts("¤", TextEncoding::Gsm7), Ok(vec![vec![0x24]]));

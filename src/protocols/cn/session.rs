@@ -21,11 +21,12 @@ use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 use tokio::time::{Instant, MissedTickBehavior, timeout};
-use tokio_util::codec::{FramedRead, LengthDelimitedCodec};
+use tokio_util::bytes::BytesMut;
+use tokio_util::codec::{Decoder, FramedRead, LengthDelimitedCodec};
 use tracing::{debug, info, warn};
 
 use super::dialect::{Dialect, Event, RespKind};
-use super::wire::MAX_PDU;
+use super::wire::{MAX_PDU, MIN_PDU};
 use crate::protocols::sgip::codec::Seq;
 use crate::protocols::smpp::{DeliverAck, Inbound, SessionError, SubmitOutcome, SubmitRequest};
 
@@ -62,14 +63,45 @@ pub(crate) enum Out {
 }
 
 /// Frames of any of the three protocols: a 4-octet total length (itself included).
-pub fn frame_codec() -> LengthDelimitedCodec {
-    LengthDelimitedCodec::builder()
-        .length_field_offset(0)
-        .length_field_length(4)
-        .length_adjustment(0)
-        .num_skip(0)
-        .max_frame_length(MAX_PDU)
-        .new_codec()
+pub fn frame_codec() -> FrameCodec {
+    FrameCodec(
+        LengthDelimitedCodec::builder()
+            .length_field_offset(0)
+            .length_field_length(4)
+            .length_adjustment(0)
+            .num_skip(0)
+            .max_frame_length(MAX_PDU)
+            .new_codec(),
+    )
+}
+
+/// The frame decoder of the three protocols: `LengthDelimitedCodec` (which
+/// refuses more than [`MAX_PDU`]) plus a floor of [`MIN_PDU`]. On its own it
+/// hands out a frame of the declared length even when that is shorter than
+/// the 4-octet prefix: a declared 0 gave an empty frame that consumed
+/// nothing, again and again, and 1–3 cut the stream inside the prefix
+/// (found by the `cmpp_frame` fuzz target). Such a length is a framing error.
+#[derive(Debug)]
+pub struct FrameCodec(LengthDelimitedCodec);
+
+impl Decoder for FrameCodec {
+    type Item = BytesMut;
+    type Error = io::Error;
+
+    fn decode(&mut self, src: &mut BytesMut) -> io::Result<Option<BytesMut>> {
+        // With num_skip(0) the prefix stays in `src` until the whole frame is
+        // taken, so these are always the current frame's first four octets.
+        if let Some(&[a, b, c, d]) = src.get(..4) {
+            let declared = u32::from_be_bytes([a, b, c, d]);
+            if usize::try_from(declared).is_ok_and(|n| n < MIN_PDU) {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("frame length {declared} is below the {MIN_PDU}-octet header"),
+                ));
+            }
+        }
+        self.0.decode(src)
+    }
 }
 
 struct Resp {
@@ -194,7 +226,7 @@ impl fmt::Debug for CnSession {
     }
 }
 
-type Reader = FramedRead<OwnedReadHalf, LengthDelimitedCodec>;
+type Reader = FramedRead<OwnedReadHalf, FrameCodec>;
 
 impl CnSession {
     fn inner(&self) -> &Arc<Inner> {
@@ -614,8 +646,6 @@ async fn keepalive_task(inner: Arc<Inner>, interval: Duration, retries: u32) {
 #[cfg(test)]
 mod unit_tests {
     use super::*;
-    use tokio_util::bytes::BytesMut;
-    use tokio_util::codec::Decoder;
 
     #[test]
     fn frames_keep_their_length_prefix() {
@@ -624,11 +654,31 @@ mod unit_tests {
         let f = c.decode(&mut buf).unwrap().unwrap();
         assert_eq!(&f[..], &[0, 0, 0, 12, 0, 0, 0, 8, 0, 0, 0, 1]);
         assert_eq!(buf.len(), 3);
-        // A length below the header still yields a frame; the PDU decoder refuses it.
+        // A length below the header is a framing error, not a short frame.
         let mut bad = BytesMut::from(&[0u8, 0, 0, 2, 0, 0][..]);
-        let f = c.decode(&mut bad).unwrap().unwrap();
-        assert!(crate::protocols::cn::wire::check_frame(&f, 12).is_err());
+        assert!(c.decode(&mut bad).is_err());
         let mut huge = BytesMut::from(&[0x7Fu8, 0, 0, 0, 0, 0][..]);
         assert!(c.decode(&mut huge).is_err());
+    }
+
+    #[test]
+    fn short_declared_lengths_are_framing_errors() {
+        // Found by fuzz/fuzz_targets/cmpp_frame.rs: a declared length of 0
+        // made the codec return an empty frame without consuming anything, so
+        // a reader that skipped bad frames would spin on `00 00 00 00`.
+        for declared in 0..MIN_PDU as u32 {
+            let mut buf = BytesMut::from(&declared.to_be_bytes()[..]);
+            buf.extend_from_slice(&[0; 16]);
+            assert!(frame_codec().decode(&mut buf).is_err(), "{declared}");
+        }
+        // Only the prefix has arrived yet: refused already, nothing consumed.
+        let mut prefix = BytesMut::from(&[0u8, 0, 0, 0][..]);
+        assert!(frame_codec().decode(&mut prefix).is_err());
+        assert_eq!(prefix.len(), 4);
+        // The shortest header is a frame.
+        let mut min = BytesMut::from(&[0u8, 0, 0, 12, 0, 0, 0, 1, 0, 0, 0, 9][..]);
+        let f = frame_codec().decode(&mut min).ok().flatten();
+        assert_eq!(f.map(|f| f.len()), Some(MIN_PDU));
+        assert!(min.is_empty());
     }
 }

@@ -9,6 +9,10 @@ use md5::{Digest, Md5};
 /// before they are buffered.
 pub const MAX_PDU: usize = 8 * 1024;
 
+/// Shortest PDU any of the three protocols has: the 12-octet CMPP / SMGP
+/// header (SGIP's is 20). The frame codec refuses a shorter declared length.
+pub const MIN_PDU: usize = 12;
+
 /// Why bytes could not be decoded as a PDU. Every decoder returns this instead
 /// of panicking on hostile input.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
