@@ -160,6 +160,8 @@ async fn main() -> Result<()> {
                     receipt_token,
                     "--dlr-delay-ms",
                     "200",
+                    "--receipt-batch",
+                    "100",
                 ])
                 .env("RUST_LOG", "warn")
                 .stdout(Stdio::null())
