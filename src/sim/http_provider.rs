@@ -3,8 +3,9 @@
 //! `reference`), answers `201 {"message": {"id": "prov-N", "status": "queued"}}` (or 429,
 //! 500, 400 with `{"error": {"code", "message"}}` as configured), and later POSTs a
 //! receipt `{"data": {"id", "status", "error_code", "reference"}}` to the gateway's
-//! `/v1/receipts/{channel}`, retrying until it gets a 2xx. `GET /stats` counts
-//! everything, `GET /messages` lists what it received.
+//! `/v1/receipts/{channel}` (or a JSON list of those, with `--receipt-batch`), retrying
+//! until it gets a 2xx. `GET /stats` counts everything, `GET /messages` lists what it
+//! received.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -85,6 +86,8 @@ struct Stats {
     unauthorized: AtomicU64,
     receipts_sent: AtomicU64,
     receipts_refused: AtomicU64,
+    /// Receipt POSTs answered 2xx (fewer than `receipts_sent` when batching).
+    receipt_posts: AtomicU64,
 }
 
 struct Ctx {
@@ -336,6 +339,7 @@ async fn post_receipts(ctx: Arc<Ctx>, body: String, n: u64, what: String) {
         match rb.send().await {
             Ok(r) if r.status().is_success() => {
                 ctx.stats.receipts_sent.fetch_add(n, Ordering::Relaxed);
+                ctx.stats.receipt_posts.fetch_add(1, Ordering::Relaxed);
                 return;
             }
             Ok(r) => {
@@ -356,6 +360,7 @@ async fn stats(State(ctx): State<Arc<Ctx>>) -> Json<Value> {
         "requests": g(&s.requests), "accepted": g(&s.accepted), "throttled": g(&s.throttled),
         "errors": g(&s.errors), "rejected": g(&s.rejected), "unauthorized": g(&s.unauthorized),
         "receipts_sent": g(&s.receipts_sent), "receipts_refused": g(&s.receipts_refused),
+        "receipt_posts": g(&s.receipt_posts),
     }))
 }
 
