@@ -524,6 +524,8 @@ fn start_simulators(args: &Args, smsgw: &Path, receipts_http: u16) -> Result<Sim
                     RECEIPT_TOKEN,
                     "--dlr-delay-ms",
                     "200",
+                    "--receipt-batch",
+                    "100",
                 ])
                 .env("RUST_LOG", "warn")
                 .stdout(Stdio::null())

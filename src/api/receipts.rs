@@ -67,6 +67,9 @@ fn settings_of(channel: &str, options_json: &str) -> Option<Arc<ReceiptSettings>
     compiled
 }
 
+/// Receipts of one POST proposed together in one write.
+const RECEIPTS_PER_WRITE: usize = 500;
+
 /// `POST /v1/receipts/{channel}`
 pub async fn receive(
     State(st): State<AppState>,
@@ -86,20 +89,18 @@ async fn receive_inner(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let Some(ch) = st
-        .consensus
-        .store()
-        .config()
-        .channels
-        .get(&channel)
-        .cloned()
-    else {
-        return Err(ApiError::not_found("channel"));
-    };
-    let settings = (ch.protocol == "http")
-        .then(|| settings_of(&channel, &ch.options_json))
-        .flatten()
-        .ok_or_else(|| ApiError::not_found("channel with receipts"))?;
+    // Only the compiled receipt settings are needed: read them under the config guard
+    // instead of cloning the channel row for every receipt POST.
+    let settings = {
+        let cfg = st.consensus.store().config();
+        let Some(ch) = cfg.channels.get(&channel) else {
+            return Err(ApiError::not_found("channel"));
+        };
+        (ch.protocol == "http")
+            .then(|| settings_of(&channel, &ch.options_json))
+            .flatten()
+    }
+    .ok_or_else(|| ApiError::not_found("channel with receipts"))?;
     let header_of = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     authenticate(&settings.auth, header_of, &body).map_err(|_| {
         metrics::counter!("smsgw_receipts_refused_total", "channel" => channel.clone())
@@ -123,7 +124,8 @@ async fn receive_inner(
     })?;
     let at = crate::clock::now_ms();
     let mut ignored = 0u64;
-    let mut writes = Vec::new();
+    let mut outcomes = Vec::new();
+    let mut ops = Vec::new();
     for r in receipts {
         let Some(status) = r.status else {
             ignored += 1;
@@ -136,22 +138,34 @@ async fn receive_inner(
             message: format!("provider receipt {}", r.raw_status),
             smsc_code: r.error_code.clone(),
         });
-        let op = Op::Receipt {
+        outcomes.push(outcome);
+        ops.push(Op::Receipt {
             channel: channel.clone(),
             keys: id_keys(&r.provider_id),
             smsc_message_id: r.provider_id,
             outcome,
             error,
             at,
-        };
-        let consensus = &st.consensus;
-        writes.push(async move { (outcome, consensus.propose_batched(op).await) });
+        });
     }
-    let results = futures::future::join_all(writes).await;
+    // A list of receipts goes to the proposer as a few multi-op writes (one queue
+    // message each) rather than one write per receipt.
+    let mut chunks = Vec::new();
+    while !ops.is_empty() {
+        let rest = ops.split_off(ops.len().min(RECEIPTS_PER_WRITE));
+        chunks.push(std::mem::replace(&mut ops, rest));
+    }
+    let consensus = &st.consensus;
+    let written =
+        futures::future::join_all(chunks.into_iter().map(|ops| consensus.propose_many(ops))).await;
+    let mut results = Vec::with_capacity(outcomes.len());
+    for w in written {
+        results.extend(w?);
+    }
     let (mut matched, mut parked) = (0u64, 0u64);
     let rt = st.registry.find(&channel);
-    for (outcome, r) in results {
-        match r? {
+    for (outcome, r) in outcomes.into_iter().zip(results) {
+        match r {
             OpResult::ReceiptMatched { .. } => {
                 matched += 1;
                 if let Some(rt) = &rt {

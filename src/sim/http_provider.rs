@@ -3,8 +3,9 @@
 //! `reference`), answers `201 {"message": {"id": "prov-N", "status": "queued"}}` (or 429,
 //! 500, 400 with `{"error": {"code", "message"}}` as configured), and later POSTs a
 //! receipt `{"data": {"id", "status", "error_code", "reference"}}` to the gateway's
-//! `/v1/receipts/{channel}`, retrying until it gets a 2xx. `GET /stats` counts
-//! everything, `GET /messages` lists what it received.
+//! `/v1/receipts/{channel}` (or a JSON list of those, with `--receipt-batch`), retrying
+//! until it gets a 2xx. `GET /stats` counts everything, `GET /messages` lists what it
+//! received.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -20,7 +21,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::{Value, json};
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, mpsc};
 use tracing::{info, warn};
 
 /// Options of `smsgw sim http-provider`.
@@ -44,6 +45,12 @@ pub struct HttpProviderArgs {
     /// Delay between accepting a message and posting its receipt.
     #[arg(long, default_value_t = 200)]
     pub dlr_delay_ms: u64,
+    /// Post up to N receipts that are due together in one request, as a JSON list of
+    /// the single-receipt objects (what providers that batch their callbacks do; the
+    /// gateway reads a list at the root when the channel sets no `items_path`). 1 posts
+    /// each receipt on its own.
+    #[arg(long, default_value_t = 1)]
+    pub receipt_batch: usize,
     /// Receipt outcomes, e.g. "delivered=90,failed=10" (words: delivered, failed, expired,
     /// rejected, sent).
     #[arg(long, default_value = "delivered=100")]
@@ -79,6 +86,8 @@ struct Stats {
     unauthorized: AtomicU64,
     receipts_sent: AtomicU64,
     receipts_refused: AtomicU64,
+    /// Receipt POSTs answered 2xx (fewer than `receipts_sent` when batching).
+    receipt_posts: AtomicU64,
 }
 
 struct Ctx {
@@ -90,6 +99,9 @@ struct Ctx {
     client: reqwest::Client,
     /// Receipt POSTs in flight at once.
     receipt_slots: Arc<Semaphore>,
+    /// Receipts waiting for their due time, when they are posted in batches
+    /// (`--receipt-batch` > 1); `None` posts each from its own task.
+    batcher: Option<mpsc::UnboundedSender<(tokio::time::Instant, Value)>>,
 }
 
 /// Most messages kept for `GET /messages`.
@@ -223,9 +235,21 @@ async fn sms(State(ctx): State<Arc<Ctx>>, headers: HeaderMap, body: Bytes) -> Re
         r.push_back(json!({"id": id, "to": to, "from": field(&msg, "from"), "text": field(&msg, "text"), "reference": reference}));
     }
     if ctx.args.receipts_url.is_some() {
-        let ctx2 = ctx.clone();
-        let id2 = id.clone();
-        tokio::spawn(async move { post_receipt(ctx2, id2, reference).await });
+        let due = tokio::time::Instant::now() + Duration::from_millis(ctx.args.dlr_delay_ms);
+        match &ctx.batcher {
+            Some(tx) => {
+                let _ = tx.send((due, receipt_item(&ctx, &id, &reference)));
+            }
+            None => {
+                let ctx2 = ctx.clone();
+                let id2 = id.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep_until(due).await;
+                    let item = receipt_item(&ctx2, &id2, &reference);
+                    post_receipts(ctx2, item.to_string(), 1, id2).await;
+                });
+            }
+        }
     }
     (
         StatusCode::CREATED,
@@ -234,23 +258,71 @@ async fn sms(State(ctx): State<Arc<Ctx>>, headers: HeaderMap, body: Bytes) -> Re
         .into_response()
 }
 
-async fn post_receipt(ctx: Arc<Ctx>, id: String, reference: String) {
-    tokio::time::sleep(Duration::from_millis(ctx.args.dlr_delay_ms)).await;
+/// One receipt as the simulator posts it: `{"event": "status", "data": {...}}`.
+fn receipt_item(ctx: &Ctx, id: &str, reference: &str) -> Value {
+    let status = pick(&ctx.mix);
+    let error_code = match status {
+        "failed" => json!("30003"),
+        "rejected" => json!("30007"),
+        "expired" => json!("30036"),
+        _ => Value::Null,
+    };
+    json!({"event": "status", "data": {"id": id, "status": status, "error_code": error_code, "reference": reference}})
+}
+
+/// Collects receipts in due order (they are queued at accept time with the same
+/// delay, so the queue is sorted) and posts those due together, up to
+/// `--receipt-batch` per request.
+async fn batch_receipts(
+    ctx: std::sync::Weak<Ctx>,
+    mut rx: mpsc::UnboundedReceiver<(tokio::time::Instant, Value)>,
+    max: usize,
+) {
+    let mut next: Option<(tokio::time::Instant, Value)> = None;
+    loop {
+        let (due, first) = match next.take() {
+            Some(item) => item,
+            None => match rx.recv().await {
+                Some(item) => item,
+                None => return,
+            },
+        };
+        tokio::time::sleep_until(due).await;
+        let mut items = vec![first];
+        let now = tokio::time::Instant::now();
+        while items.len() < max {
+            match rx.try_recv() {
+                Ok((d, item)) if d <= now => items.push(item),
+                Ok(later) => {
+                    next = Some(later);
+                    break;
+                }
+                Err(_) => break,
+            }
+        }
+        let Some(ctx) = ctx.upgrade() else {
+            return;
+        };
+        let n = items.len() as u64;
+        let what = format!("{n} receipts");
+        let body = Value::Array(items).to_string();
+        tokio::spawn(post_receipts(ctx, body, n, what));
+    }
+}
+
+/// POSTs one receipt body (`n` receipts) to the gateway, retrying with back-off until
+/// it answers 2xx (at most 20 tries).
+async fn post_receipts(ctx: Arc<Ctx>, body: String, n: u64, what: String) {
     let Some(url) = ctx.args.receipts_url.clone() else {
         return;
     };
     let Ok(_slot) = ctx.receipt_slots.clone().acquire_owned().await else {
         return;
     };
-    let status = pick(&ctx.mix).to_string();
-    let error_code = match status.as_str() {
-        "failed" => json!("30003"),
-        "rejected" => json!("30007"),
-        "expired" => json!("30036"),
-        _ => Value::Null,
-    };
-    let body = json!({"event": "status", "data": {"id": id, "status": status, "error_code": error_code, "reference": reference}})
-        .to_string();
+    let signature =
+        ctx.args.receipt_hmac_secret.as_ref().map(|s| {
+            crate::protocols::http_upstream::receipt::hmac_hex(s.as_bytes(), body.as_bytes())
+        });
     let mut backoff = Duration::from_millis(100);
     for _ in 0..20 {
         let mut rb = ctx
@@ -261,22 +333,20 @@ async fn post_receipt(ctx: Arc<Ctx>, id: String, reference: String) {
         if let Some(t) = &ctx.args.receipt_token {
             rb = rb.bearer_auth(t);
         }
-        if let Some(s) = &ctx.args.receipt_hmac_secret {
-            rb = rb.header(
-                "X-Signature",
-                crate::protocols::http_upstream::receipt::hmac_hex(s.as_bytes(), body.as_bytes()),
-            );
+        if let Some(sig) = &signature {
+            rb = rb.header("X-Signature", sig.as_str());
         }
         match rb.send().await {
             Ok(r) if r.status().is_success() => {
-                ctx.stats.receipts_sent.fetch_add(1, Ordering::Relaxed);
+                ctx.stats.receipts_sent.fetch_add(n, Ordering::Relaxed);
+                ctx.stats.receipt_posts.fetch_add(1, Ordering::Relaxed);
                 return;
             }
             Ok(r) => {
-                ctx.stats.receipts_refused.fetch_add(1, Ordering::Relaxed);
-                warn!(id = %id, status = r.status().as_u16(), "receipt refused by the gateway; retrying");
+                ctx.stats.receipts_refused.fetch_add(n, Ordering::Relaxed);
+                warn!(receipts = %what, status = r.status().as_u16(), "receipt refused by the gateway; retrying");
             }
-            Err(e) => warn!(id = %id, error = %e, "receipt POST failed; retrying"),
+            Err(e) => warn!(receipts = %what, error = %e, "receipt POST failed; retrying"),
         }
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(Duration::from_secs(5));
@@ -290,6 +360,7 @@ async fn stats(State(ctx): State<Arc<Ctx>>) -> Json<Value> {
         "requests": g(&s.requests), "accepted": g(&s.accepted), "throttled": g(&s.throttled),
         "errors": g(&s.errors), "rejected": g(&s.rejected), "unauthorized": g(&s.unauthorized),
         "receipts_sent": g(&s.receipts_sent), "receipts_refused": g(&s.receipts_refused),
+        "receipt_posts": g(&s.receipt_posts),
     }))
 }
 
@@ -304,7 +375,15 @@ pub async fn serve(
     args: HttpProviderArgs,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    let (batcher, batch_rx) = if args.receipt_batch > 1 {
+        let (tx, rx) = mpsc::unbounded_channel();
+        (Some(tx), Some(rx))
+    } else {
+        (None, None)
+    };
+    let batch_max = args.receipt_batch.clamp(1, 10_000);
     let ctx = Arc::new(Ctx {
+        batcher,
         mix: parse_mix(&args.dlr_mix)?,
         args,
         stats: Stats::default(),
@@ -315,6 +394,9 @@ pub async fn serve(
             .context("http client")?,
         receipt_slots: Arc::new(Semaphore::new(64)),
     });
+    if let Some(rx) = batch_rx {
+        tokio::spawn(batch_receipts(Arc::downgrade(&ctx), rx, batch_max));
+    }
     let app = axum::Router::new()
         .route("/sms", post(sms))
         .route("/stats", get(stats))
