@@ -35,7 +35,7 @@ use crate::state::{Notice, Notifier};
 use crate::tenants::Limiters;
 use crate::webhooks::dispatcher::{WebhookArgs, WebhookDispatcher};
 
-/// Why a node could not start.
+/// Why a node could not start, or stopped by itself.
 #[derive(Debug, thiserror::Error)]
 pub enum NodeError {
     #[error("data dir {0}: {1}")]
@@ -48,6 +48,8 @@ pub enum NodeError {
     NoLeader(Duration),
     #[error("actors: {0}")]
     Actors(String),
+    #[error("Raft stopped: {0}")]
+    RaftStopped(String),
 }
 
 /// A running node.
@@ -522,6 +524,7 @@ impl Node {
 /// `smsgw start`: run until SIGTERM/SIGINT, then drain and return.
 pub async fn run(cfg: Config) -> Result<(), NodeError> {
     let mut node = Node::start(&cfg).await?;
+    let consensus = node.consensus.clone();
     tokio::select! {
         _ = wait_for_signal() => {}
         _ = node.actors_stopped() => {
@@ -529,6 +532,12 @@ pub async fn run(cfg: Config) -> Result<(), NodeError> {
             // node and every queue is rebuilt from the replicated state.
             node.consensus.shutdown().await;
             return Err(NodeError::Actors("the actor tree stopped after a crash".into()));
+        }
+        reason = consensus.raft_failed() => {
+            // Raft stopped (e.g. the log could not be written: disk full). Everything
+            // committed is on disk; exit so the supervisor restarts the node on it.
+            tracing::error!(%reason, "Raft stopped; exiting");
+            return Err(NodeError::RaftStopped(reason));
         }
     }
     info!("signal received; draining");

@@ -217,6 +217,28 @@ impl Consensus {
         Ok(this)
     }
 
+    /// Resolves with the reason when Raft stopped by itself (a storage error such as a
+    /// full disk, or a panic in its core): the node can neither commit nor follow any
+    /// more, so it must exit and be restarted rather than keep its binds.
+    pub async fn raft_failed(&self) -> String {
+        let mut metrics = self.raft.metrics();
+        loop {
+            let failed = match &metrics.borrow_watched().running_state {
+                Err(fatal) if !matches!(fatal, openraft::errors::Fatal::Stopped) => {
+                    Some(fatal.to_string())
+                }
+                _ => None,
+            };
+            if let Some(reason) = failed {
+                return reason;
+            }
+            if metrics.changed().await.is_err() {
+                // The watch closed: Raft is gone; only a shutdown does that on purpose.
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+
     /// The replicated state (read side).
     pub fn store(&self) -> &Arc<StateStore> {
         &self.store
