@@ -413,6 +413,12 @@ impl Actor for BindActor {
                     && (state.session.take().is_some() || state.http.take().is_some())
                 {
                     warn!(bind = %state.name(), "session lost; reconnecting");
+                    // One error for the line's health per lost session (the submits that
+                    // were in flight on it are not counted one by one).
+                    if let Some(rt) = state.args.registry.find(&state.args.channel.id) {
+                        rt.health
+                            .submit_error(std::time::Instant::now(), crate::clock::now_ms());
+                    }
                     state.args.registry.bind_down(
                         &state.args.channel.id,
                         state.args.index,

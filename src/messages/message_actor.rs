@@ -306,8 +306,12 @@ async fn work(st: &MessageArgs) -> Result<WorkEnd, ActorProcessingErr> {
                     metrics::counter!("smsgw_resubmits_total", "channel" => st.channel.clone())
                         .increment(1);
                     warn!(message_id = %m.id, channel = %st.channel, part = i, error = %e, "submit outcome unknown; failing over");
-                    rt.health
-                        .submit_error(Instant::now(), crate::clock::now_ms());
+                    // A lost session is one event for the line's health (the bind actor
+                    // counts it once), not one error per submit that was in flight on it.
+                    if !matches!(e, SessionError::Closed) {
+                        rt.health
+                            .submit_error(Instant::now(), crate::clock::now_ms());
+                    }
                     return failover(
                         &st.lease,
                         c,
