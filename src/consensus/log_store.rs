@@ -73,8 +73,9 @@ impl Tail {
     /// Drops entries up to and including `upto`.
     fn purge(&mut self, upto: u64) {
         let keep = self.entries.split_off(&upto.saturating_add(1));
-        self.entries = keep;
-        self.bytes = self.entries.values().map(|(_, s)| s).sum();
+        for (_, (_, size)) in std::mem::replace(&mut self.entries, keep) {
+            self.bytes -= size;
+        }
     }
 
     /// The entries of `range` when the tail holds its start (and so all of it that exists).
@@ -245,9 +246,9 @@ impl RaftLogStorage<C> for LogStore {
         let mut batch = self.db.batch();
         let mut decoded = Vec::new();
         for e in entries {
-            let bytes = wire::encode(&e)?;
-            decoded.push((e.index(), bytes.len(), e));
-            batch.insert(&self.log, key(decoded[decoded.len() - 1].0), bytes);
+            let (index, bytes) = (e.index(), wire::encode(&e)?);
+            decoded.push((index, bytes.len(), e));
+            batch.insert(&self.log, key(index), bytes);
         }
         batch.commit().map_err(io_err)?;
         let mut tail = self.tail();
