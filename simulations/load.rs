@@ -48,6 +48,11 @@ struct Args {
     /// SMSC binds (one channel each) to spread the load over.
     #[arg(long, default_value_t = 2)]
     channels: usize,
+    /// The default route's strategy: weighted (equal weights: every channel, and in a
+    /// cluster every bind owner, carries its share) or priority (all on the first
+    /// channel, the others only as failover).
+    #[arg(long, default_value = "weighted", value_parser = ["weighted", "priority"])]
+    strategy: String,
     /// Channel protocol: smpp, cmpp, smgp or sgip (`sim smsc --protocol`), or http
     /// (`sim http-provider`, receipts POSTed back to `/v1/receipts/{channel}`).
     #[arg(long, default_value = "smpp")]
@@ -104,6 +109,22 @@ fn rss_mb(pid: u32) -> f64 {
                 .and_then(|kb| kb.parse::<f64>().ok())
         })
         .map(|kb| kb / 1024.0)
+        .unwrap_or(0.0)
+}
+
+/// CPU seconds (user + system) a process has used so far.
+fn cpu_secs(pid: u32) -> f64 {
+    // SAFETY: sysconf only reads a configuration value.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            // Fields after the parenthesised command name; utime and stime are 14 and 15.
+            let rest = s.rsplit_once(')')?.1;
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            Some(f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?)
+        })
+        .map(|t| t / ticks)
         .unwrap_or(0.0)
 }
 
@@ -167,6 +188,15 @@ struct Nodes {
 impl Nodes {
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<NodeProc>> {
         self.procs.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// CPU seconds used so far by all nodes together.
+    fn cpu_secs(&self) -> f64 {
+        self.lock()
+            .iter()
+            .filter_map(NodeProc::pid)
+            .map(cpu_secs)
+            .sum()
     }
 
     fn rss_mb(&self) -> Vec<f64> {
@@ -267,6 +297,7 @@ async fn main() -> Result<()> {
         }
     }
     let rss_idle = nodes.rss_mb();
+    let cpu_before = nodes.cpu_secs();
 
     let per_request = if args.mode == "batch" {
         args.batch_size as u64
@@ -391,6 +422,7 @@ async fn main() -> Result<()> {
         }
         (started.elapsed().as_secs_f64(), got)
     };
+    let node_cpu_secs = nodes.cpu_secs() - cpu_before;
     let rss_peak: Vec<f64> = nodes
         .rss_mb()
         .iter()
@@ -436,7 +468,7 @@ async fn main() -> Result<()> {
     let failed = failures.load(Ordering::Relaxed);
     let mut report = json!({
         "protocol": args.protocol, "receipts_committed": receipts_committed,
-        "nodes": args.nodes, "channels": args.channels,
+        "nodes": args.nodes, "channels": args.channels, "strategy": args.strategy,
         "mode": args.mode, "messages": args.messages, "concurrency": args.concurrency,
         "batch_size": if args.mode == "batch" { json!(args.batch_size) } else { Value::Null },
         "rate_target": args.rate, "failed_requests": failed,
@@ -448,6 +480,9 @@ async fn main() -> Result<()> {
         "at_smsc": at_smsc,
         "resubmits": resubmits,
         "accept_latency_ms_p50": percentile(&lat, 0.5), "accept_latency_ms_p99": percentile(&lat, 0.99),
+        // CPU all nodes used from the first request until the SMSC had every message
+        // (receipts still trailing): steadier than msg/s on a shared, noisy host.
+        "node_cpu_us_per_msg": if at_smsc > 0 { (node_cpu_secs * 1e6 / at_smsc as f64).round() } else { 0.0 },
         "rss_mb_idle": rss_idle, "rss_mb_after_accept": rss_accepted, "rss_mb_peak": rss_peak,
         "queued_only": args.queue_only,
     });
@@ -670,13 +705,13 @@ async fn configure(
             } else { json!({}) }})
         };
         admin_post(client, base, "/admin/v1/channels", channel).await?;
-        route.push(json!({"id": format!("c{i}")}));
+        route.push(json!({"id": format!("c{i}"), "weight": 1}));
     }
     admin_post(
         client,
         base,
         "/admin/v1/routes",
-        json!({"id": "default", "match": {}, "channels": route}),
+        json!({"id": "default", "match": {}, "strategy": args.strategy, "channels": route}),
     )
     .await?;
     let t = admin_post(client, base, "/admin/v1/tenants", json!({"id": "load", "name": "load", "rate_limit": {"per_second": 1_000_000, "burst": 1_000_000},

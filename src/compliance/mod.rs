@@ -20,7 +20,7 @@ pub mod quiet;
 use axum::http::StatusCode;
 
 use crate::api::error::ApiError;
-use crate::messages::intake::{self, Intake, SendRequest};
+use crate::messages::intake::{Intake, SendRequest};
 use crate::state::compliance::{CapKey, CapKind};
 use crate::state::transitions::event;
 use crate::state::{Message, Op, StateStore, Status, Tenant};
@@ -137,13 +137,13 @@ pub fn screen(
     intake: &mut Intake,
     count: bool,
 ) -> Result<Vec<CapKey>, ApiError> {
+    let country = intake.country.as_deref();
     let m = &mut intake.message;
-    let country = intake::country_of(&m.to);
     let rules = content::compiled(store);
     let input = check::Input {
         tenant,
         to: &m.to,
-        country: country.as_deref(),
+        country,
         from: &m.from,
         explicit_from: req.from.is_some(),
         text: &m.text,

@@ -221,21 +221,16 @@ impl Consensus {
     /// full disk, or a panic in its core): the node can neither commit nor follow any
     /// more, so it must exit and be restarted rather than keep its binds.
     pub async fn raft_failed(&self) -> String {
-        let mut metrics = self.raft.metrics();
+        // Polled rather than woken by every metrics change: the metrics change on every
+        // applied entry, thousands of times a second, and a stop is noticed soon enough.
+        let metrics = self.raft.metrics();
         loop {
-            let failed = match &metrics.borrow_watched().running_state {
-                Err(fatal) if !matches!(fatal, openraft::errors::Fatal::Stopped) => {
-                    Some(fatal.to_string())
-                }
-                _ => None,
-            };
-            if let Some(reason) = failed {
-                return reason;
+            if let Err(fatal) = &metrics.borrow_watched().running_state
+                && !matches!(fatal, openraft::errors::Fatal::Stopped)
+            {
+                return fatal.to_string();
             }
-            if metrics.changed().await.is_err() {
-                // The watch closed: Raft is gone; only a shutdown does that on purpose.
-                std::future::pending::<()>().await;
-            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
 

@@ -67,10 +67,18 @@ pub struct Intake {
     pub route: Option<RouteChoice>,
     /// Look-alike characters smart encoding replaced (the stored text has the replacements).
     pub replacements: Vec<Replacement>,
+    /// ISO country of `message.to`, found while checking the number (parsing it again
+    /// for each later check cost more than the rest of the intake).
+    pub country: Option<String>,
 }
 
 /// Strips the separators the contract allows and checks E.164 with libphonenumber data.
 pub fn normalize_number(raw: &str) -> Result<String, ApiError> {
+    parse_recipient(raw).map(|(number, _)| number)
+}
+
+/// `normalize_number` plus the number's ISO country, from one libphonenumber parse.
+pub fn parse_recipient(raw: &str) -> Result<(String, Option<String>), ApiError> {
     // The contract strips spaces, dashes and parentheses; anything else is refused.
     let cleaned: String = raw
         .chars()
@@ -96,15 +104,18 @@ pub fn normalize_number(raw: &str) -> Result<String, ApiError> {
     if !phonenumber::is_valid(&parsed) {
         return Err(bad());
     }
-    Ok(format!("+{digits}"))
+    Ok((format!("+{digits}"), country_id(&parsed)))
 }
 
 /// ISO country of a normalised number, for routing.
 pub fn country_of(number: &str) -> Option<String> {
     phonenumber::parse(None, number)
         .ok()
-        .and_then(|n| n.country().id())
-        .map(|id| format!("{id:?}"))
+        .and_then(|n| country_id(&n))
+}
+
+fn country_id(n: &phonenumber::PhoneNumber) -> Option<String> {
+    n.country().id().map(|id| format!("{id:?}"))
 }
 
 /// Checks a sender id: alphanumeric (≤ 11), short code (3–8 digits), or E.164.
@@ -195,7 +206,7 @@ pub fn build_routed(
     engine: &routing::RoutingEngine,
     operator: Option<String>,
 ) -> Result<Intake, ApiError> {
-    let to = normalize_number(&req.to)?;
+    let (to, country) = parse_recipient(&req.to)?;
     let from = match &req.from {
         Some(f) => check_sender(f)?,
         None => tenant
@@ -214,7 +225,6 @@ pub fn build_routed(
         ));
     }
     let category = req.category.unwrap_or_default();
-    let country = country_of(&to);
     let route = routing::choose(
         cfg.routes.values(),
         &to,
@@ -267,7 +277,6 @@ pub fn build_routed(
         check_url("callback_url", u)?;
     }
     let category = req.category.unwrap_or_default();
-    let country = country_of(&to);
     let operator = operator.or_else(|| engine.operator_of(cfg, &to));
     let route = engine.route(
         cfg,
@@ -338,6 +347,7 @@ pub fn build_routed(
         plan,
         route,
         replacements,
+        country,
     })
 }
 

@@ -302,7 +302,13 @@ impl RoutingEngine {
             }
             None => (Strategy::Priority, None, None),
         };
-        let dest = destination(to, operator);
+        // Only the feedback-driven strategies look at the destination (a number parse).
+        let feedback = matches!(strategy, Strategy::SuccessRate | Strategy::LeastCost);
+        let dest = if feedback {
+            destination(to, operator)
+        } else {
+            String::new()
+        };
         let now = crate::clock::now_ms();
         let window = self.window();
         let facts: Vec<Candidate> = candidates
@@ -311,7 +317,7 @@ impl RoutingEngine {
             .map(|(i, ch)| {
                 let rc = rcs.and_then(|c| c.iter().find(|c| &c.id == ch));
                 let (score, allowed) = health(ch);
-                let (d, u) = if matches!(strategy, Strategy::SuccessRate | Strategy::LeastCost) {
+                let (d, u) = if feedback {
                     window.counts(&dest, ch, now)
                 } else {
                     (0, 0)
