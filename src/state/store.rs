@@ -20,6 +20,10 @@ use super::placement::{BindReport, ClaimRow, NodeRow, Placement};
 use super::transitions::{self, event, set_status};
 use crate::wire;
 
+/// A hash map keyed by message ids, which the gateway makes (never a client): rustc-hash's
+/// hasher is several times cheaper than SipHash on the apply path.
+type FastMap<K, V> = HashMap<K, V, rustc_hash::FxBuildHasher>;
+
 /// One row of a snapshot: (keyspace name, key, value).
 pub type SnapshotRow = (String, Vec<u8>, Vec<u8>);
 
@@ -294,7 +298,7 @@ pub struct StateStore {
     work: Mutex<WorkIndex>,
     /// Non-final messages, decoded: the rows every apply, dispatch and send touches.
     /// Final messages are read from fjall.
-    active_cache: RwLock<HashMap<String, Message>>,
+    active_cache: RwLock<FastMap<String, Message>>,
     notifier: OnceLock<Notifier>,
 }
 
@@ -320,7 +324,7 @@ fn join_key(a: &str, b: &str) -> Vec<u8> {
 
 /// Pending writes of one apply call: reads see them before they are committed.
 struct ApplyCtx {
-    messages: HashMap<String, Message>,
+    messages: FastMap<String, Message>,
     /// (keyspace tag, key) → Some(value) | None (removed)
     kv: HashMap<(u8, Vec<u8>), Option<Vec<u8>>>,
     notices: Vec<Notice>,
@@ -358,7 +362,7 @@ impl StateStore {
             config: RwLock::new(ConfigView::default()),
             compliance: RwLock::new(Default::default()),
             work: Mutex::new(WorkIndex::default()),
-            active_cache: RwLock::new(HashMap::new()),
+            active_cache: RwLock::new(FastMap::default()),
             notifier: OnceLock::new(),
         };
         store.rebuild()?;
@@ -408,7 +412,7 @@ impl StateStore {
             }
         }
         let mut work = WorkIndex::default();
-        let mut cache = HashMap::new();
+        let mut cache = FastMap::default();
         for kv in self.active.iter() {
             let (k, _) = kv.into_inner()?;
             let id = String::from_utf8_lossy(&k).to_string();
@@ -580,9 +584,11 @@ impl StateStore {
         proposals: &[&Proposal],
         meta: &[(&str, Vec<u8>)],
     ) -> Result<Vec<Outcome>, StoreError> {
+        // Sized for the batch up front: growing a map of whole rows moves every row again.
+        let ops: usize = proposals.iter().map(|p| p.ops.len()).sum();
         let mut ctx = ApplyCtx {
-            messages: HashMap::new(),
-            kv: HashMap::new(),
+            messages: FastMap::with_capacity_and_hasher(ops, Default::default()),
+            kv: HashMap::with_capacity(ops * 2),
             notices: Vec::new(),
             config_changed: false,
             purged: Vec::new(),
