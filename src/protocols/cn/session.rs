@@ -452,10 +452,16 @@ pub(crate) async fn write_frames(
             Out::Frame(f) => buf.extend_from_slice(&f),
             Out::Close => close = true,
         }
+        let mut yielded = false;
         while !close && buf.len() < 256 * 1024 {
             match rx.try_recv() {
                 Ok(Out::Frame(f)) => buf.extend_from_slice(&f),
                 Ok(Out::Close) => close = true,
+                // Once, let the tasks about to queue a frame run: one write for several.
+                Err(_) if !yielded => {
+                    yielded = true;
+                    tokio::task::yield_now().await;
+                }
                 Err(_) => break,
             }
         }

@@ -759,7 +759,8 @@ pub enum Outgoing {
 pub const MAX_WRITE_BATCH: usize = 1024;
 
 /// Writes PDUs from `rx` in batches: feeds everything already queued (at most
-/// `MAX_WRITE_BATCH`), then flushes once. Returns Ok when the queue closes or after
+/// `MAX_WRITE_BATCH`, after yielding once to the tasks about to queue more), then
+/// flushes once. Returns Ok when the queue closes or after
 /// `Outgoing::Close` (flushed, socket shut down); Err on the first write error.
 pub async fn write_pdus(
     writer: &mut tokio_util::codec::FramedWrite<tokio::net::tcp::OwnedWriteHalf, SmppCodec>,
@@ -774,6 +775,7 @@ pub async fn write_pdus(
         let mut next = Some(first);
         let mut fed = 0;
         let mut close = false;
+        let mut yielded = false;
         while let Some(item) = next.take() {
             match item {
                 Outgoing::Pdu(cmd) => writer.feed(cmd).await?,
@@ -785,6 +787,13 @@ pub async fn write_pdus(
             fed += 1;
             if fed < MAX_WRITE_BATCH {
                 next = rx.try_recv().ok();
+                if next.is_none() && !yielded {
+                    // Let the tasks that are about to queue a PDU run once before the
+                    // write: one syscall for several PDUs instead of one each.
+                    yielded = true;
+                    tokio::task::yield_now().await;
+                    next = rx.try_recv().ok();
+                }
             }
         }
         writer.flush().await?;
