@@ -37,9 +37,13 @@ pub struct LogStore {
     tail: Arc<Mutex<Tail>>,
 }
 
-/// Entries kept decoded after the newest appended one (bounded by count and encoded size).
-const TAIL_MAX_ENTRIES: usize = 4096;
-const TAIL_MAX_BYTES: usize = 64 << 20;
+/// Entries kept decoded up to the newest appended one (bounded by count and encoded size).
+/// Replication and apply read within a few hundred entries of the end; a follower further
+/// behind reads fjall. A decoded accept takes several times its encoded size: with 64 MB
+/// (encoded) of batched accepts, 100,000 queued messages held 400 MB RSS, with 8 MB
+/// 330 MB, with 1 MB 281 MB (`smsgw-load --queue-only`, docs/benchmarks.md).
+const TAIL_MAX_ENTRIES: usize = 2048;
+const TAIL_MAX_BYTES: usize = 1 << 20;
 
 /// The newest log entries, decoded: a contiguous run ending at the last appended index.
 /// Every append, truncate and purge updates it together with fjall.
