@@ -147,8 +147,14 @@ impl LogStore {
 
 /// One fsync for every callback that queued up while the previous one ran.
 fn flusher(db: Database, rx: mpsc::Receiver<IOFlushed<C>>) {
+    let mut last_done = std::time::Instant::now() - FLUSH_LINGER_WHEN_BUSY * 100;
     while let Ok(first) = rx.recv() {
         let mut waiting = vec![first];
+        if last_done.elapsed() < FLUSH_LINGER_WHEN_BUSY * 4 {
+            // Busy (the previous fsync ended just now): wait a moment so that one fsync
+            // covers the appends about to arrive, instead of one fsync for each few.
+            std::thread::sleep(FLUSH_LINGER_WHEN_BUSY);
+        }
         while let Ok(more) = rx.try_recv() {
             waiting.push(more);
         }
@@ -160,8 +166,13 @@ fn flusher(db: Database, rx: mpsc::Receiver<IOFlushed<C>>) {
         for cb in waiting {
             cb.io_completed(result.as_ref().map(|_| ()).map_err(io_err));
         }
+        last_done = std::time::Instant::now();
     }
 }
+
+/// How long the flusher waits for more appends before an fsync when the previous one has
+/// just finished (under load); an idle log is fsync'd at once.
+const FLUSH_LINGER_WHEN_BUSY: std::time::Duration = std::time::Duration::from_micros(200);
 
 fn key(index: u64) -> [u8; 8] {
     index.to_be_bytes()
