@@ -265,7 +265,11 @@ impl RaftLogStorage<C> for LogStore {
             decoded.push((index, bytes.len(), e));
             batch.insert(&self.log, key(index), bytes);
         }
+        // Timed: the journal's lock is held through every fsync, so this includes waiting
+        // for the flusher (docs/benchmarks.md, "storage lock").
+        let t0 = std::time::Instant::now();
         batch.commit().map_err(io_err)?;
+        metrics::histogram!("smsgw_raft_log_append_seconds").record(t0.elapsed().as_secs_f64());
         let mut tail = self.tail();
         if let (Some((first, ..)), Some((&last, _))) =
             (decoded.first(), tail.entries.last_key_value())
