@@ -587,7 +587,7 @@ impl StateStore {
         // Sized for the batch up front: growing a map of whole rows moves every row again.
         let ops: usize = proposals.iter().map(|p| p.ops.len()).sum();
         let mut ctx = ApplyCtx {
-            messages: FastMap::with_capacity_and_hasher(ops, Default::default()),
+            messages: FastMap::with_capacity_and_hasher(ops.min(1024), Default::default()),
             kv: HashMap::with_capacity(ops * 2),
             notices: Vec::new(),
             config_changed: false,
@@ -692,6 +692,20 @@ impl StateStore {
             return Ok(Some(m.clone()));
         }
         self.get_message(id)
+    }
+
+    /// Whether a message row exists (in this batch, the cache or fjall), without copying it.
+    fn exists(&self, ctx: &ApplyCtx, id: &str) -> Result<bool, StoreError> {
+        if ctx.messages.contains_key(id)
+            || self
+                .active_cache
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .contains_key(id)
+        {
+            return Ok(true);
+        }
+        Ok(self.messages.contains_key(id.as_bytes())?)
     }
 
     fn dlr_timeout_of(&self, channel: Option<&str>) -> u64 {
@@ -1250,13 +1264,23 @@ impl StateStore {
         id: &str,
         f: impl FnOnce(&mut Message) -> Vec<Status>,
     ) -> Result<OpResult, StoreError> {
-        let Some(mut m) = self.load(ctx, id)? else {
+        // Taken out of the batch's rows when an earlier op of it touched the row (put back
+        // if nothing changes), instead of copied.
+        let taken = ctx.messages.remove(id);
+        let from_batch = taken.is_some();
+        let Some(mut m) = (match taken {
+            Some(m) => Some(m),
+            None => self.get_message(id)?,
+        }) else {
             return Ok(OpResult::NotFound);
         };
         let before = IndexKey::of(&m);
         let unchanged = fingerprint(&m);
         let entered = f(&mut m);
         if fingerprint(&m) == unchanged {
+            if from_batch {
+                ctx.messages.insert(id.to_string(), m);
+            }
             return Ok(OpResult::Stale);
         }
         self.save(ctx, Some(&before), m, &entered);
@@ -1282,7 +1306,7 @@ impl StateStore {
                 None => false,
             },
             _ => false,
-        } || self.load(ctx, &m.id)?.is_some();
+        } || self.exists(ctx, &m.id)?;
         if replay {
             return self.accept(ctx, m);
         }
@@ -1364,7 +1388,7 @@ impl StateStore {
             };
             ctx.kv.insert((T_IDEM, ik), Some(wire::encode(&rec)?));
         }
-        if self.load(ctx, &m.id)?.is_some() {
+        if self.exists(ctx, &m.id)? {
             return Ok(OpResult::Duplicate { id: m.id.clone() });
         }
         let limit = self
