@@ -88,6 +88,71 @@ fn chaos_ci_tier_holds_every_invariant() {
         assert!(l["accepted"].as_u64().unwrap_or(0) > 0, "{l}\n{context}");
         assert_eq!(l["lost"], 0, "{l}\n{context}");
     }
-    assert!(status.success(), "an invariant broke ({status})\n{context}");
+    if !status.success() {
+        let kept = keep_for_diagnosis(&lines);
+        panic!("an invariant broke ({status})\n{context}\n{kept}");
+    }
     assert!(started.elapsed() < limit);
+}
+
+/// A failed run's node logs outlive the temporary directory (copied under
+/// `target/chaos-failures/`), and their election lines go into the failure message, which
+/// is all a CI log keeps.
+fn keep_for_diagnosis(lines: &[Value]) -> String {
+    let keep = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("target/chaos-failures")
+        .join(format!(
+            "{}",
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0)
+        ));
+    let mut summary = format!("node logs kept in {}\n", keep.display());
+    for l in lines.iter().filter(|l| l["pass"] == false) {
+        let Some(dir) = l["report"]
+            .as_str()
+            .and_then(|r| std::path::Path::new(r).parent())
+        else {
+            continue;
+        };
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            continue;
+        };
+        let name = dir.file_name().unwrap_or_default();
+        let _ = std::fs::create_dir_all(keep.join(name));
+        let mut logs: Vec<_> = entries
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| {
+                p.extension()
+                    .is_some_and(|x| x == "log" || x == "faults" || x == "md")
+            })
+            .collect();
+        logs.sort();
+        for path in logs {
+            let _ = std::fs::copy(
+                &path,
+                keep.join(name).join(path.file_name().unwrap_or_default()),
+            );
+            if path.extension().is_some_and(|x| x == "log") {
+                let text = std::fs::read_to_string(&path).unwrap_or_default();
+                let election: Vec<&str> = text
+                    .lines()
+                    .filter(|t| t.contains("vote") || t.contains("elect") || t.contains("leader"))
+                    .collect();
+                let tail = &election[election.len().saturating_sub(40)..];
+                summary.push_str(&format!(
+                    "--- {} (last {} election lines)\n{}\n",
+                    path.display(),
+                    tail.len(),
+                    tail.iter()
+                        .map(|t| t.chars().take(300).collect::<String>())
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                ));
+            }
+        }
+    }
+    summary
 }
