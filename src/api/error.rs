@@ -326,4 +326,13 @@ mod tests {
         let e = parse_json::<B>(b"\xff\xfe").unwrap_err();
         assert_eq!(e.status.as_u16(), 400);
     }
+
+    /// Numbers in request bodies (and in answers read back) parse to the exact f64 their
+    /// text names: serde_json's default parser can be one ULP off (`float_roundtrip`).
+    #[test]
+    fn json_numbers_parse_exactly() {
+        let text = "0.9064327485380117";
+        let v: f64 = parse_json(text.as_bytes()).expect("a number");
+        assert_eq!(v.to_bits(), text.parse::<f64>().expect("std").to_bits());
+    }
 }
