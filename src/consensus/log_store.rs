@@ -147,10 +147,10 @@ impl LogStore {
 
 /// One fsync for every callback that queued up while the previous one ran.
 fn flusher(db: Database, rx: mpsc::Receiver<IOFlushed<C>>) {
-    let mut last_done = std::time::Instant::now() - FLUSH_LINGER_WHEN_BUSY * 100;
+    let mut last_done: Option<std::time::Instant> = None;
     while let Ok(first) = rx.recv() {
         let mut waiting = vec![first];
-        if last_done.elapsed() < FLUSH_LINGER_WHEN_BUSY * 4 {
+        if last_done.is_some_and(|t| t.elapsed() < FLUSH_LINGER_WHEN_BUSY * 4) {
             // Busy (the previous fsync ended just now): wait a moment so that one fsync
             // covers the appends about to arrive, instead of one fsync for each few.
             std::thread::sleep(FLUSH_LINGER_WHEN_BUSY);
@@ -166,7 +166,7 @@ fn flusher(db: Database, rx: mpsc::Receiver<IOFlushed<C>>) {
         for cb in waiting {
             cb.io_completed(result.as_ref().map(|_| ()).map_err(io_err));
         }
-        last_done = std::time::Instant::now();
+        last_done = Some(std::time::Instant::now());
     }
 }
 

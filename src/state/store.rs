@@ -1266,13 +1266,12 @@ impl StateStore {
     ) -> Result<OpResult, StoreError> {
         // Taken out of the batch's rows when an earlier op of it touched the row (put back
         // if nothing changes), instead of copied.
-        let taken = ctx.messages.remove(id);
-        let from_batch = taken.is_some();
-        let Some(mut m) = (match taken {
-            Some(m) => Some(m),
-            None => self.get_message(id)?,
-        }) else {
-            return Ok(OpResult::NotFound);
+        let (mut m, from_batch) = match ctx.messages.remove(id) {
+            Some(m) => (m, true),
+            None => match self.get_message(id)? {
+                Some(m) => (m, false),
+                None => return Ok(OpResult::NotFound),
+            },
         };
         let before = IndexKey::of(&m);
         let unchanged = fingerprint(&m);
