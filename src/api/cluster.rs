@@ -92,6 +92,7 @@ pub async fn view(State(st): State<AppState>, headers: HeaderMap) -> Result<Resp
         "term": st.consensus.term(),
         "node": st.consensus.node_id(),
         "nodes": nodes,
+        "log": st.consensus.log_state(),
     }))
     .into_response())
 }

@@ -73,6 +73,23 @@ pub enum WriteError {
     Fatal(String),
 }
 
+/// One node's Raft log positions (indexes; `None` before the first entry). The leader
+/// also knows how far each member's log matches its own.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct LogState {
+    pub last_log_index: Option<u64>,
+    /// Granted by a quorum.
+    pub committed_index: Option<u64>,
+    pub applied_index: Option<u64>,
+    /// The last snapshot's index: the log up to it may be purged.
+    pub snapshot_index: Option<u64>,
+    /// Entries up to here are gone from the log: a member behind it catches up by snapshot.
+    pub purged_index: Option<u64>,
+    /// On the leader: each member's last entry known to match the leader's log.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub matched_index: std::collections::BTreeMap<u64, Option<u64>>,
+}
+
 /// A membership or leadership change, run on the leader (forwarded there by any node).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum AdminOp {
@@ -154,7 +171,8 @@ impl Consensus {
             } else {
                 SnapshotPolicy::LogsSinceLast(opts.snapshot_every)
             },
-            max_in_snapshot_log_to_keep: 1000,
+            // A small snapshot interval (tests) keeps as few entries past it.
+            max_in_snapshot_log_to_keep: opts.snapshot_every.clamp(1, 1000),
             purge_batch_size: 256,
             max_payload_entries: 256,
             ..Default::default()
@@ -292,6 +310,25 @@ impl Consensus {
             m.last_log_index.unwrap_or(0),
             m.last_applied.map(|l| l.index()).unwrap_or(0),
         )
+    }
+
+    /// This node's log as Raft sees it (what `GET /admin/v1/cluster` shows under `log`):
+    /// operators read it to see a lagging member catch up and the log being compacted.
+    pub fn log_state(&self) -> LogState {
+        let m = self.raft.metrics().borrow_watched().clone();
+        let index = |l: Option<&openraft::alias::LogIdOf<TypeConfig>>| l.map(|l| l.index());
+        LogState {
+            last_log_index: m.last_log_index,
+            committed_index: index(m.cluster_committed.as_ref()),
+            applied_index: index(m.last_applied.as_ref()),
+            snapshot_index: index(m.snapshot.as_ref()),
+            purged_index: index(m.purged.as_ref()),
+            matched_index: m
+                .replication
+                .as_ref()
+                .map(|r| r.iter().map(|(id, l)| (*id, index(l.as_ref()))).collect())
+                .unwrap_or_default(),
+        }
     }
 
     /// Where the current leader listens, if one is known.
@@ -651,7 +688,7 @@ async fn rpc_snapshot(State(c): Rpc, body: Bytes) -> Vec<u8> {
         Ok((vote, meta, data)) => {
             let snapshot = openraft::Snapshot {
                 meta,
-                snapshot: std::io::Cursor::new(data),
+                snapshot: state_machine::SnapshotData::Encoded(data),
             };
             let res = c
                 .raft

@@ -2,7 +2,6 @@
 //! re-dials on its own; every call carries openraft's timeout.
 
 use std::future::Future;
-use std::io::Cursor;
 use std::time::Duration;
 
 use openraft::OptionalSend;
@@ -134,7 +133,7 @@ impl PeerClient {
 }
 
 impl RaftNetworkV2<C> for PeerClient {
-    type SnapshotData = Cursor<Vec<u8>>;
+    type SnapshotData = super::state_machine::SnapshotData;
 
     async fn append_entries(
         &mut self,
@@ -151,7 +150,12 @@ impl RaftNetworkV2<C> for PeerClient {
         cancel: impl Future<Output = ReplicationClosed> + OptionalSend + 'static,
         option: RPCOption,
     ) -> Result<SnapshotResponse<C>, StreamingError<C>> {
-        let req = (vote, snapshot.meta, snapshot.snapshot.into_inner());
+        let data = snapshot.snapshot;
+        let bytes = tokio::task::spawn_blocking(move || data.into_bytes())
+            .await
+            .map_err(|e| StreamingError::Network(NetworkError::from_string(e.to_string())))?
+            .map_err(|e| StreamingError::Network(NetworkError::from_string(e.to_string())))?;
+        let req = (vote, snapshot.meta, bytes);
         tokio::select! {
             closed = cancel => Err(StreamingError::Closed(closed)),
             res = self.call("snapshot", &req, &option) => Ok(res?),

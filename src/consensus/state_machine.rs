@@ -1,7 +1,7 @@
 //! Adapter between openraft's `RaftStateMachine` and our `StateStore`: entries are
 //! applied in one atomic fjall batch together with the last applied log id.
 
-use std::io::{self, Cursor};
+use std::io;
 use std::sync::Arc;
 
 use futures::TryStreamExt;
@@ -21,9 +21,38 @@ pub struct StateMachine {
     pub store: Arc<StateStore>,
 }
 
-/// Builds a snapshot: every state row, copied out of fjall.
+/// Builds a snapshot: a read view of the live rows and the log id they were applied up to.
 pub struct SnapshotBuilder {
     store: Arc<StateStore>,
+}
+
+/// A Raft snapshot's data. The state machine is durable on its own (the rows and the
+/// applied log id are written in one batch, in the same journal as the log), so a snapshot
+/// built for log compaction needs no copy of the rows: it is a read view, and the rows are
+/// read out of it only when a lagging peer is sent the snapshot. A snapshot received from
+/// the leader arrives as bytes.
+pub enum SnapshotData {
+    /// The local rows as of one moment (a fjall snapshot).
+    Live {
+        store: Arc<StateStore>,
+        view: fjall::Snapshot,
+    },
+    /// An encoded snapshot received from a peer.
+    Encoded(Vec<u8>),
+}
+
+impl SnapshotData {
+    /// The snapshot's encoded bytes: reads every row out of a live view (run it off the
+    /// async executor; it is O(rows)).
+    pub fn into_bytes(self) -> Result<Vec<u8>, io::Error> {
+        match self {
+            SnapshotData::Encoded(bytes) => Ok(bytes),
+            SnapshotData::Live { store, view } => {
+                let rows = store.export_rows(&view)?;
+                Ok(wire::encode(&SnapshotFile { rows })?)
+            }
+        }
+    }
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -43,43 +72,40 @@ fn applied(store: &StateStore) -> Result<(Option<LogIdOf<C>>, StoredMembershipOf
     Ok((last, membership))
 }
 
+/// A snapshot of the live rows: the view, and the applied log id and membership read from
+/// the same view. O(1): nothing is copied.
+fn live_snapshot(store: &Arc<StateStore>) -> Result<SnapshotOf<C, SnapshotData>, io::Error> {
+    let view = store.view();
+    let last_log_id: Option<LogIdOf<C>> = match store.meta_get_at(&view, "applied")? {
+        Some(v) => wire::decode(&v)?,
+        None => None,
+    };
+    let last_membership: StoredMembershipOf<C> = match store.meta_get_at(&view, "membership")? {
+        Some(v) => wire::decode(&v)?,
+        None => StoredMembershipOf::<C>::default(),
+    };
+    Ok(openraft::Snapshot {
+        meta: SnapshotMetaOf::<C> {
+            last_log_id,
+            last_membership,
+        },
+        snapshot: SnapshotData::Live {
+            store: store.clone(),
+            view,
+        },
+    })
+}
+
 impl RaftSnapshotBuilder<C> for SnapshotBuilder {
-    type SnapshotData = Cursor<Vec<u8>>;
+    type SnapshotData = SnapshotData;
 
     async fn build_snapshot(&mut self) -> Result<SnapshotOf<C, Self::SnapshotData>, io::Error> {
-        let store = self.store.clone();
-        tokio::task::spawn_blocking(move || {
-            let rows = store.export_rows()?;
-            // The applied log id and membership as of the same snapshot as the rows.
-            let meta = |key: &str| {
-                rows.iter()
-                    .find(|(ks, k, _)| ks == "sm_meta" && k.as_slice() == key.as_bytes())
-                    .map(|(_, _, v)| v.clone())
-            };
-            let last_log_id: Option<LogIdOf<C>> = match meta("applied") {
-                Some(v) => wire::decode(&v)?,
-                None => None,
-            };
-            let last_membership: StoredMembershipOf<C> = match meta("membership") {
-                Some(v) => wire::decode(&v)?,
-                None => StoredMembershipOf::<C>::default(),
-            };
-            let bytes = wire::encode(&SnapshotFile { rows })?;
-            Ok(openraft::Snapshot {
-                meta: SnapshotMetaOf::<C> {
-                    last_log_id,
-                    last_membership,
-                },
-                snapshot: Cursor::new(bytes),
-            })
-        })
-        .await
-        .map_err(io::Error::other)?
+        live_snapshot(&self.store)
     }
 }
 
 impl RaftStateMachine<C> for StateMachine {
-    type SnapshotData = Cursor<Vec<u8>>;
+    type SnapshotData = SnapshotData;
     type SnapshotBuilder = SnapshotBuilder;
 
     async fn applied_state(
@@ -137,7 +163,10 @@ impl RaftStateMachine<C> for StateMachine {
         meta: &SnapshotMetaOf<C>,
         snapshot: Self::SnapshotData,
     ) -> Result<(), io::Error> {
-        let file: SnapshotFile = wire::decode(snapshot.get_ref())?;
+        let bytes = tokio::task::spawn_blocking(move || snapshot.into_bytes())
+            .await
+            .map_err(io::Error::other)??;
+        let file: SnapshotFile = wire::decode(&bytes)?;
         let meta_rows = vec![
             ("applied", wire::encode(&meta.last_log_id)?),
             ("membership", wire::encode(&meta.last_membership)?),
@@ -149,8 +178,7 @@ impl RaftStateMachine<C> for StateMachine {
     async fn get_current_snapshot(
         &mut self,
     ) -> Result<Option<SnapshotOf<C, Self::SnapshotData>>, io::Error> {
-        // Snapshots are built on demand from the live rows.
-        let mut b = self.get_snapshot_builder().await;
-        Ok(Some(b.build_snapshot().await?))
+        // The live rows are the current snapshot; they are read out only when sent.
+        Ok(Some(live_snapshot(&self.store)?))
     }
 }

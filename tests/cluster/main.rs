@@ -9,3 +9,4 @@ mod t10_any_node_and_bind_failover;
 mod t20_leader_kill_and_pause;
 mod t30_membership;
 mod t40_rate_limit;
+mod t50_snapshot_catch_up;

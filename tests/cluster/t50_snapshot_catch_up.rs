@@ -1,0 +1,111 @@
+//! Log compaction and snapshot catch-up: with a snapshot every 20 entries, a member that
+//! was down (kill -9) while the others compacted their logs past its position comes back,
+//! is sent a snapshot of the state (the entries it missed are gone), and then answers for
+//! every message accepted while it was down.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::common::cluster::TestCluster;
+use crate::common::*;
+
+/// The `log` object of `node`'s cluster view.
+async fn log_of(node: &GwNode) -> Option<Value> {
+    let (s, v) = node
+        .admin(reqwest::Method::GET, "/admin/v1/cluster", None)
+        .await;
+    (s == 200).then(|| v["log"].clone())
+}
+
+fn index(v: &Value, field: &str) -> u64 {
+    v[field].as_u64().unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lagging_member_catches_up_by_snapshot() {
+    let dir = tempdir();
+    let _logs = LogsOnFailure(dir.path().to_path_buf());
+    let smsc = Smsc::start(dir.path(), "s", &["--dlr-delay-ms", "20"]).await;
+    let mut cluster = TestCluster::start(dir.path(), 3, &["--snapshot-every-entries", "20"]).await;
+    let leader = cluster.wait_leader(&[], Duration::from_secs(10)).await;
+    let lead = cluster.node(leader);
+    lead.channels_and_route(&[smsc.channel("ch")]).await;
+    let key = lead.tenant("acme", json!({})).await;
+    eventually("ch bound", Duration::from_secs(30), || async {
+        cluster.bound_owner("ch", &[]).await
+    })
+    .await;
+
+    // A follower goes down hard; where its log stood is what the leader last matched.
+    let lagging = cluster
+        .nodes
+        .iter()
+        .map(|n| n.node_id)
+        .find(|id| *id != leader)
+        .expect("a follower");
+    cluster.node_mut(lagging).proc.kill9();
+    let matched_at_kill = {
+        let log = log_of(cluster.node(leader))
+            .await
+            .expect("leader's log view");
+        index(&log["matched_index"], &lagging.to_string())
+    };
+
+    // Traffic while it is down: accepts, submit responses and receipts are many entries.
+    let lead = cluster.node(leader);
+    let bodies = (0..60)
+        .map(|i| json!({"to": format!("+491511234{i:04}"), "text": format!("while down {i}")}))
+        .collect();
+    let ids = lead.send_all_accepted(&key, bodies).await;
+    lead.wait_all_status(&key, &ids, "delivered", Duration::from_secs(60))
+        .await;
+    // The live members compacted their logs past the lagging member's position.
+    let leader_log = eventually(
+        "the leader's log purged past the lagging member",
+        Duration::from_secs(30),
+        || async {
+            let log = log_of(cluster.node(leader)).await?;
+            (index(&log, "purged_index") > matched_at_kill + 1).then_some(log)
+        },
+    )
+    .await;
+    let applied_before_restart = index(&leader_log, "applied_index");
+
+    // It comes back: the entries it lacks are gone, so only a snapshot can catch it up.
+    cluster.node_mut(lagging).restart().await;
+    eventually(
+        "the lagging member matched the leader again",
+        Duration::from_secs(30),
+        || async {
+            let log = log_of(cluster.node(leader)).await?;
+            let m = index(&log["matched_index"], &lagging.to_string());
+            (m >= applied_before_restart).then_some(())
+        },
+    )
+    .await;
+    let back = cluster.node(lagging);
+    let own = log_of(back).await.expect("its own log view");
+    assert!(
+        index(&own, "snapshot_index") > matched_at_kill,
+        "it installed a snapshot newer than where it stopped ({matched_at_kill}): {own}"
+    );
+    // Every message accepted while it was down is readable through it, as delivered.
+    for id in &ids {
+        let (s, v) = back.message(&key, id).await;
+        assert_eq!(s, 200, "{id} through the member that was down: {v}");
+        assert_eq!(v["status"], "delivered", "{v}");
+    }
+    // And it takes writes again.
+    let (s, v) = back
+        .send(
+            &key,
+            json!({"to": "+4915112345678", "text": "after catch-up"}),
+        )
+        .await;
+    assert_eq!(s, 202, "{v}");
+    assert_eq!(ledger_duplicates(&smsc.ledger_lines()), 0);
+    println!(
+        "snapshot catch-up: matched at kill {matched_at_kill}, leader {leader_log}, member {own}"
+    );
+}
