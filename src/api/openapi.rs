@@ -183,7 +183,7 @@ pub const ROUTES: &[(&str, &str, &str, &str, &str)] = &[
     (
         "get",
         "/admin/v1/cluster",
-        "Leader, term and members",
+        "Leader, term, members and this node's Raft log positions",
         "admin",
         "200",
     ),
