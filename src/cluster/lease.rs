@@ -13,13 +13,17 @@ use tracing::{info, warn};
 use crate::consensus::Consensus;
 use crate::state::Op;
 
-/// How long a committed heartbeat lets a node submit.
-pub const LEASE: Duration = Duration::from_millis(2000);
+/// How long a committed heartbeat lets a node submit. Longer than a leader election
+/// (~1 s with the default timings) plus a renewal, so an election does not stop the
+/// other nodes' submits.
+pub const LEASE: Duration = Duration::from_millis(1200);
 /// How often a node renews its lease.
-pub const RENEW_EVERY: Duration = Duration::from_millis(400);
-/// How long the leader waits without a heartbeat before moving a node's channels.
-/// Longer than `LEASE` by a margin for clock-rate differences and apply delays.
-pub const DEAD_AFTER: Duration = Duration::from_millis(3000);
+pub const RENEW_EVERY: Duration = Duration::from_millis(200);
+/// How long the leader waits without a heartbeat before moving a node's channels: the
+/// bulk of a bind failover's time (goal 2 s). Longer than `LEASE` by a margin for
+/// clock-rate differences; apply delays only add to the margin (the lease counts from
+/// the heartbeat's send, this from its apply).
+pub const DEAD_AFTER: Duration = Duration::from_millis(1600);
 
 /// This node's lease, shared by everything that submits.
 #[derive(Debug)]

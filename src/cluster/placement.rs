@@ -23,7 +23,7 @@ use crate::consensus::Consensus;
 use crate::state::{ConfigView, Notice, Op, Placement};
 
 /// How often the controller looks.
-const TICK: Duration = Duration::from_millis(250);
+const TICK: Duration = Duration::from_millis(100);
 
 /// Messages of the placement controller.
 pub enum PlacementMsg {
@@ -164,10 +164,16 @@ impl PlacementState {
         let Some(since) = self.leader_since else {
             return false;
         };
-        // Heartbeats applied here, also while a follower, were committed after their
-        // sender started its lease: a safe "last seen". A node never seen gets the full
-        // grace from the moment this node became leader.
-        let seen = self.last_seen.get(&node).copied().unwrap_or(since);
+        // A heartbeat reached this node's log after its sender started its lease: a safe
+        // "last seen", and earlier than its apply by however long an election held back
+        // the commit (consensus::arrivals). Heartbeats applied without arriving here (a
+        // restart's replay, a snapshot) count from their apply. A node never seen gets
+        // the full grace from the moment this node became leader.
+        let seen = self
+            .consensus
+            .heartbeat_arrived(node)
+            .or_else(|| self.last_seen.get(&node).copied())
+            .unwrap_or(since);
         now.saturating_duration_since(seen) < DEAD_AFTER
     }
 

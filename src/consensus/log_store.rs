@@ -35,6 +35,8 @@ pub struct LogStore {
     meta: Keyspace,
     flusher: Arc<mpsc::Sender<IOFlushed<C>>>,
     tail: Arc<Mutex<Tail>>,
+    /// Heartbeats are noted as they arrive (for the placement controller's liveness).
+    arrivals: Arc<super::arrivals::HeartbeatArrivals>,
 }
 
 /// Entries kept decoded up to the newest appended one (bounded by count and encoded size).
@@ -104,7 +106,10 @@ fn io_err(e: impl std::fmt::Display) -> io::Error {
 
 impl LogStore {
     /// Opens the log keyspaces and starts the flusher thread.
-    pub fn open(db: &Database) -> Result<Self, io::Error> {
+    pub fn open(
+        db: &Database,
+        arrivals: Arc<super::arrivals::HeartbeatArrivals>,
+    ) -> Result<Self, io::Error> {
         let log = db
             .keyspace("raft_log", KeyspaceCreateOptions::default)
             .map_err(io_err)?;
@@ -123,6 +128,7 @@ impl LogStore {
             meta,
             flusher: Arc::new(tx),
             tail: Arc::default(),
+            arrivals,
         })
     }
 
@@ -260,7 +266,11 @@ impl RaftLogStorage<C> for LogStore {
         }
         let mut batch = self.db.batch();
         let mut decoded = Vec::new();
+        let arrived = std::time::Instant::now();
         for e in entries {
+            if let openraft::EntryPayload::Normal(p) = &e.payload {
+                self.arrivals.appended(p, arrived);
+            }
             let (index, bytes) = (e.index(), wire::encode(&e)?);
             decoded.push((index, bytes.len(), e));
             batch.insert(&self.log, key(index), bytes);

@@ -7,6 +7,7 @@
 //! - `Consensus::propose`: the single write path. It batches operations from many callers
 //!   into one entry and forwards to the leader when this node is not it.
 
+pub mod arrivals;
 pub mod log_store;
 pub mod network;
 pub mod state_machine;
@@ -146,6 +147,7 @@ pub struct Consensus {
     store: Arc<StateStore>,
     network: network::HttpNetwork,
     writes: mpsc::Sender<WriteRequest>,
+    arrivals: Arc<arrivals::HeartbeatArrivals>,
 }
 
 impl Consensus {
@@ -157,7 +159,9 @@ impl Consensus {
             .map_err(|e| StartError::Storage(e.to_string()))?;
         let store =
             Arc::new(StateStore::open(&db).map_err(|e| StartError::Storage(e.to_string()))?);
-        let log = log_store::LogStore::open(&db).map_err(|e| StartError::Storage(e.to_string()))?;
+        let arrivals = Arc::new(arrivals::HeartbeatArrivals::default());
+        let log = log_store::LogStore::open(&db, arrivals.clone())
+            .map_err(|e| StartError::Storage(e.to_string()))?;
         let sm = state_machine::StateMachine {
             store: store.clone(),
         };
@@ -230,6 +234,7 @@ impl Consensus {
             store,
             network,
             writes: tx,
+            arrivals,
         });
         tokio::spawn(proposer_loop(this.clone(), rx));
         Ok(this)
@@ -329,6 +334,11 @@ impl Consensus {
                 .map(|r| r.iter().map(|(id, l)| (*id, index(l.as_ref()))).collect())
                 .unwrap_or_default(),
         }
+    }
+
+    /// When a heartbeat of `node` last reached this node's log (placement's "last seen").
+    pub fn heartbeat_arrived(&self, node: u64) -> Option<std::time::Instant> {
+        self.arrivals.latest(node)
     }
 
     /// Where the current leader listens, if one is known.
