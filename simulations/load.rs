@@ -10,6 +10,7 @@
 //!
 //! Example: `cargo build --release && target/release/smsgw-load --mode single --messages 100000`.
 
+use std::collections::BTreeMap;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -307,6 +308,9 @@ async fn main() -> Result<()> {
     let requests = args.messages.div_ceil(per_request);
     let next = Arc::new(AtomicU64::new(0));
     let failures = Arc::new(AtomicU64::new(0));
+    // Why the requests that failed (after the retry) failed: the last answer's status, or
+    // "timeout" / "connection".
+    let failure_reasons = Arc::new(Mutex::new(BTreeMap::<String, u64>::new()));
     let retried = Arc::new(AtomicU64::new(0));
     let accepted_msgs = Arc::new(AtomicU64::new(0));
     let outcomes = Arc::new(Mutex::new(Vec::<Outcome>::new()));
@@ -329,6 +333,7 @@ async fn main() -> Result<()> {
     let mut workers = Vec::new();
     for _ in 0..args.concurrency {
         let kills_done = kills_done.clone();
+        let failure_reasons = failure_reasons.clone();
         let (client, next, failures, retried, accepted_msgs, outcomes, key, bases, mode) = (
             client.clone(),
             next.clone(),
@@ -365,21 +370,30 @@ async fn main() -> Result<()> {
                 let start_ms = started.elapsed().as_millis() as u64;
                 // One try on the request's node, one retry on the next node (what a client
                 // behind a load balancer does when a node goes away).
-                let mut ok = false;
+                let mut answer = Err(String::new());
                 for attempt in 0..2.min(bases.len()) {
                     let base = &bases[(n as usize + attempt) % bases.len()];
                     if attempt > 0 {
                         retried.fetch_add(1, Ordering::Relaxed);
                     }
-                    ok = send(&client, base, &key, &mode, n, k).await;
-                    if ok {
+                    answer = send(&client, base, &key, &mode, n, k).await;
+                    if answer.is_ok() {
                         break;
                     }
                 }
-                if ok {
-                    accepted_msgs.fetch_add(k, Ordering::Relaxed);
-                } else {
-                    failures.fetch_add(1, Ordering::Relaxed);
+                let ok = answer.is_ok();
+                match answer {
+                    Ok(()) => {
+                        accepted_msgs.fetch_add(k, Ordering::Relaxed);
+                    }
+                    Err(why) => {
+                        failures.fetch_add(1, Ordering::Relaxed);
+                        *failure_reasons
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .entry(why)
+                            .or_default() += 1;
+                    }
                 }
                 let end_ms = started.elapsed().as_millis() as u64;
                 outcomes
@@ -472,6 +486,7 @@ async fn main() -> Result<()> {
         "mode": args.mode, "messages": args.messages, "concurrency": args.concurrency,
         "batch_size": if args.mode == "batch" { json!(args.batch_size) } else { Value::Null },
         "rate_target": args.rate, "failed_requests": failed,
+        "failed_by_reason": *failure_reasons.lock().unwrap_or_else(|e| e.into_inner()),
         "retried_requests": retried.load(Ordering::Relaxed),
         "availability": if total_requests > 0 { 1.0 - failed as f64 / total_requests as f64 } else { 1.0 },
         "accepted": accepted,
@@ -738,7 +753,16 @@ async fn wait_bound(client: &reqwest::Client, base: &str, timeout: Duration) -> 
 }
 
 /// Sends one request of `k` messages; true when accepted.
-async fn send(client: &reqwest::Client, base: &str, key: &str, mode: &str, n: u64, k: u64) -> bool {
+/// One send request; `Err` says why it was not accepted (the status, or "timeout" /
+/// "connection").
+async fn send(
+    client: &reqwest::Client,
+    base: &str,
+    key: &str,
+    mode: &str,
+    n: u64,
+    k: u64,
+) -> Result<(), String> {
     let req = if mode == "batch" {
         let msgs: Vec<Value> = (0..k)
             .map(|j| json!({"to": "+4915112345678", "text": format!("load {n}-{j}"), "client_ref": format!("r{n}-{j}")}))
@@ -752,11 +776,17 @@ async fn send(client: &reqwest::Client, base: &str, key: &str, mode: &str, n: u6
             .json(&json!({"to": "+4915112345678", "text": format!("load {n}"), "client_ref": format!("r{n}")}))
     };
     let want = if mode == "batch" { 200 } else { 202 };
-    req.bearer_auth(key)
+    match req
+        .bearer_auth(key)
         .timeout(Duration::from_secs(10))
         .send()
         .await
-        .is_ok_and(|r| r.status().as_u16() == want)
+    {
+        Ok(r) if r.status().as_u16() == want => Ok(()),
+        Ok(r) => Err(r.status().as_u16().to_string()),
+        Err(e) if e.is_timeout() => Err("timeout".into()),
+        Err(_) => Err("connection".into()),
+    }
 }
 
 /// The sum of a counter's samples in a Prometheus text page.

@@ -12,9 +12,11 @@ use super::error::{ApiError, parse_json};
 use super::{AppState, tenant_of_fresh};
 use crate::clock::rfc3339;
 use crate::compliance;
+use crate::consensus::WriteError;
 use crate::messages::intake::{self, SendRequest};
 use crate::state::compliance::CapKey;
 use crate::state::{Message, OpResult, Status, Tenant};
+use crate::tenants::limiter::Refusal;
 
 /// Batches carry at most this many messages.
 pub const MAX_BATCH: usize = 1000;
@@ -185,12 +187,15 @@ async fn rate_limit(st: &AppState, tenant: &Tenant, n: u32) -> Result<(), ApiErr
     st.limiters
         .check(&tenant.id, tenant.rate_limit, n)
         .await
-        .map_err(|wait| {
-            ApiError::too_many(
+        .map_err(|refusal| match refusal {
+            Refusal::OverLimit { retry_after_s } => ApiError::too_many(
                 "rate_limited",
                 format!("over {} requests per second", tenant.rate_limit.per_second),
-                wait,
-            )
+                retry_after_s,
+            ),
+            Refusal::NoLeader => {
+                WriteError::Unavailable("the cluster is electing one; retry shortly".into()).into()
+            }
         })
 }
 

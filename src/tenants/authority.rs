@@ -17,6 +17,11 @@ use crate::state::RateLimit;
 
 /// How long leased tokens may be spent before they lapse.
 pub const LEASE_TTL: Duration = Duration::from_millis(1000);
+/// For how long after the leader was lost lease requests wait for a new one (an election
+/// takes about a second): they are held, not refused. Counted from the loss, not per
+/// request, so a node cut off from the majority for longer refuses at once. Shorter than
+/// the limiter call's timeout (`Limiters::check`).
+const LEADER_WAIT: Duration = Duration::from_millis(2000);
 /// A lease covers this share of a second of the tenant's rate.
 const LEASE_FRACTION: f64 = 0.05;
 
@@ -98,12 +103,19 @@ pub fn lease_size(limit: RateLimit, need: u32) -> u32 {
     share.max(need).max(1)
 }
 
+/// No leader could be reached to lease tokens from, within `LEADER_WAIT`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("no leader to lease rate tokens from")]
+pub struct NoLeader;
+
 /// Where a node's limiters get their tokens: the local authority when this node leads,
 /// else the leader's over the cluster port.
 pub struct TokenSource {
     pub consensus: Arc<Consensus>,
     pub authority: Arc<TokenAuthority>,
     client: reqwest::Client,
+    /// Since when no leader could be reached (None: the last lease request got an answer).
+    leaderless_since: Mutex<Option<Instant>>,
 }
 
 impl TokenSource {
@@ -117,22 +129,53 @@ impl TokenSource {
             consensus,
             authority,
             client,
+            leaderless_since: Mutex::new(None),
         }
     }
 
-    /// Leases tokens for `tenant`. Without a reachable leader the node admits nothing
-    /// (it could not accept a message anyway): a 1 s retry.
-    pub async fn lease(&self, tenant: &str, limit: RateLimit, want: u32, min: u32) -> Grant {
-        let no = Grant {
-            granted: 0,
-            retry_after_s: 1,
-        };
-        if self.consensus.is_leader() {
-            return self.authority.grant(tenant, limit, want, min);
+    /// Leases tokens for `tenant`. In the first `LEADER_WAIT` after the leader was lost (an
+    /// election) it waits for a new one: the node could not accept a message without a
+    /// leader anyway, and a 429 would tell a tenant under its limit that it is over it.
+    pub async fn lease(
+        &self,
+        tenant: &str,
+        limit: RateLimit,
+        want: u32,
+        min: u32,
+    ) -> Result<Grant, NoLeader> {
+        loop {
+            if let Some(grant) = self.lease_once(tenant, limit, want, min).await {
+                *self
+                    .leaderless_since
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner()) = None;
+                return Ok(grant);
+            }
+            let since = *self
+                .leaderless_since
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get_or_insert_with(Instant::now);
+            if since.elapsed() >= LEADER_WAIT {
+                return Err(NoLeader);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        let Some(leader) = self.consensus.leader_info().map(|info| info.cluster_addr) else {
-            return no;
-        };
+    }
+
+    /// One try: the local authority when this node leads, else the leader's. None when no
+    /// leader is known or it did not answer.
+    async fn lease_once(
+        &self,
+        tenant: &str,
+        limit: RateLimit,
+        want: u32,
+        min: u32,
+    ) -> Option<Grant> {
+        if self.consensus.is_leader() {
+            return Some(self.authority.grant(tenant, limit, want, min));
+        }
+        let leader = self.consensus.leader_info()?.cluster_addr;
         let req = GrantRequest {
             tenant: tenant.to_string(),
             per_second: limit.per_second,
@@ -142,8 +185,8 @@ impl TokenSource {
         };
         let url = format!("http://{leader}/cluster/tokens");
         match self.client.post(url).json(&req).send().await {
-            Ok(r) if r.status().is_success() => r.json::<Grant>().await.unwrap_or(no),
-            _ => no,
+            Ok(r) if r.status().is_success() => r.json::<Grant>().await.ok(),
+            _ => None,
         }
     }
 }

@@ -10,10 +10,19 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use super::authority::{LEASE_TTL, TokenSource, lease_size};
 use crate::state::RateLimit;
 
+/// Why a limiter refused requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// Over the tenant's rate: a slot frees in this many seconds.
+    OverLimit { retry_after_s: u64 },
+    /// No leader to lease the tenant's tokens from (an election outlasted the wait).
+    NoLeader,
+}
+
 /// Messages of a tenant limiter.
 pub enum LimiterMsg {
-    /// May `n` more requests go now? Err(seconds to wait) when not.
-    Check(u32, RpcReplyPort<Result<(), u64>>),
+    /// May `n` more requests go now?
+    Check(u32, RpcReplyPort<Result<(), Refusal>>),
     /// The tenant's limit changed.
     SetLimit(RateLimit),
 }
@@ -73,19 +82,28 @@ impl Actor for TenantLimiter {
                         .source
                         .lease(&st.args.tenant, limit, want, n - st.tokens)
                         .await;
-                    if grant.granted > 0 {
-                        st.tokens += grant.granted;
-                        st.expires = Instant::now() + LEASE_TTL;
-                    } else {
-                        let _ = reply.send(Err(grant.retry_after_s.max(1)));
-                        return Ok(());
+                    match grant {
+                        Ok(g) if g.granted > 0 => {
+                            st.tokens += g.granted;
+                            st.expires = Instant::now() + LEASE_TTL;
+                        }
+                        Ok(g) => {
+                            let _ = reply.send(Err(Refusal::OverLimit {
+                                retry_after_s: g.retry_after_s.max(1),
+                            }));
+                            return Ok(());
+                        }
+                        Err(_) => {
+                            let _ = reply.send(Err(Refusal::NoLeader));
+                            return Ok(());
+                        }
                     }
                 }
                 let answer = if st.tokens >= n {
                     st.tokens -= n;
                     Ok(())
                 } else {
-                    Err(1)
+                    Err(Refusal::OverLimit { retry_after_s: 1 })
                 };
                 let _ = reply.send(answer);
             }

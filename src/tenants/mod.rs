@@ -11,7 +11,7 @@ use ractor::{Actor, ActorRef};
 
 use crate::state::RateLimit;
 use authority::TokenSource;
-use limiter::{LimiterArgs, LimiterMsg, TenantLimiter};
+use limiter::{LimiterArgs, LimiterMsg, Refusal, TenantLimiter};
 
 /// Finds (or starts) the limiter actor of a tenant.
 pub struct Limiters {
@@ -29,8 +29,8 @@ impl Limiters {
         }
     }
 
-    /// Asks the tenant's limiter for `n` requests; Err(retry-after seconds) when over.
-    pub async fn check(&self, tenant: &str, limit: RateLimit, n: u32) -> Result<(), u64> {
+    /// Asks the tenant's limiter for `n` requests.
+    pub async fn check(&self, tenant: &str, limit: RateLimit, n: u32) -> Result<(), Refusal> {
         for _ in 0..2 {
             let existing = self
                 .actors

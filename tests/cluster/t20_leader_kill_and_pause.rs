@@ -44,14 +44,27 @@ async fn leader_kill9_then_owner_sigstop() {
     let leader = cluster.wait_leader(&[], Duration::from_secs(10)).await;
     let killed_at = Instant::now();
     cluster.node_mut(leader).proc.kill9();
-    let new_leader = cluster
-        .wait_leader(&[leader], Duration::from_secs(20))
-        .await;
     let survivor = cluster
         .nodes
         .iter()
         .find(|n| n.node_id != leader)
         .expect("survivor");
+    // A send during the election is held until a leader is there, not refused: the
+    // tenant is far under its rate limit, so never a 429.
+    let (s, v) = survivor
+        .send(
+            &key,
+            json!({"to": "+4915112345678", "text": "during the election"}),
+        )
+        .await;
+    assert!(s == 202 || s == 503, "a send during the election: {s} {v}");
+    println!(
+        "send during the election: {s} after {} ms",
+        killed_at.elapsed().as_millis()
+    );
+    let new_leader = cluster
+        .wait_leader(&[leader], Duration::from_secs(20))
+        .await;
     let id = eventually(
         "a write accepted after the leader died",
         Duration::from_secs(20),
