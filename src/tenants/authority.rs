@@ -22,6 +22,9 @@ pub const LEASE_TTL: Duration = Duration::from_millis(1000);
 /// request, so a node cut off from the majority for longer refuses at once. Shorter than
 /// the limiter call's timeout (`Limiters::check`).
 const LEADER_WAIT: Duration = Duration::from_millis(2000);
+/// Once `LEADER_WAIT` has passed, one try at the leader takes at most this long, and tries
+/// are this far apart: a partitioned leader (packets dropped) cannot hold requests longer.
+const LONG_GAP_TRY: Duration = Duration::from_millis(250);
 /// A lease covers this share of a second of the tenant's rate.
 const LEASE_FRACTION: f64 = 0.05;
 
@@ -108,6 +111,13 @@ pub fn lease_size(limit: RateLimit, need: u32) -> u32 {
 #[error("no leader to lease rate tokens from")]
 pub struct NoLeader;
 
+/// A time without a reachable leader.
+#[derive(Debug, Clone, Copy)]
+struct LeaderGap {
+    since: Instant,
+    last_try: Instant,
+}
+
 /// Where a node's limiters get their tokens: the local authority when this node leads,
 /// else the leader's over the cluster port.
 pub struct TokenSource {
@@ -115,7 +125,7 @@ pub struct TokenSource {
     pub authority: Arc<TokenAuthority>,
     client: reqwest::Client,
     /// Since when no leader could be reached (None: the last lease request got an answer).
-    leaderless_since: Mutex<Option<Instant>>,
+    leaderless: Mutex<Option<LeaderGap>>,
 }
 
 impl TokenSource {
@@ -129,7 +139,7 @@ impl TokenSource {
             consensus,
             authority,
             client,
-            leaderless_since: Mutex::new(None),
+            leaderless: Mutex::new(None),
         }
     }
 
@@ -143,20 +153,37 @@ impl TokenSource {
         want: u32,
         min: u32,
     ) -> Result<Grant, NoLeader> {
+        let gap = || *self.leaderless.lock().unwrap_or_else(|e| e.into_inner());
         loop {
-            if let Some(grant) = self.lease_once(tenant, limit, want, min).await {
-                *self
-                    .leaderless_since
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner()) = None;
+            // How long this try may take: what is left of the wait, and once that is used
+            // up one short try at most every `LONG_GAP_TRY` (the others refuse at once).
+            let budget = match gap() {
+                None => LEADER_WAIT,
+                Some(g) => {
+                    let left = LEADER_WAIT.saturating_sub(g.since.elapsed());
+                    if left.is_zero() && g.last_try.elapsed() < LONG_GAP_TRY {
+                        return Err(NoLeader);
+                    }
+                    left.max(LONG_GAP_TRY)
+                }
+            };
+            let tried = Instant::now();
+            if let Ok(Some(grant)) =
+                tokio::time::timeout(budget, self.lease_once(tenant, limit, want, min)).await
+            {
+                *self.leaderless.lock().unwrap_or_else(|e| e.into_inner()) = None;
                 return Ok(grant);
             }
-            let since = *self
-                .leaderless_since
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .get_or_insert_with(Instant::now);
-            if since.elapsed() >= LEADER_WAIT {
+            let waited_long = {
+                let mut l = self.leaderless.lock().unwrap_or_else(|e| e.into_inner());
+                let g = l.get_or_insert(LeaderGap {
+                    since: tried,
+                    last_try: tried,
+                });
+                g.last_try = Instant::now();
+                g.since.elapsed() >= LEADER_WAIT
+            };
+            if waited_long {
                 return Err(NoLeader);
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
