@@ -1,7 +1,7 @@
 //! A node's lease: it may submit to operators only while its last heartbeat, proposed at
 //! time T, was committed by a quorum and T + `LEASE` has not passed. The leader declares
-//! the node dead (and moves its channels) only when it has applied no heartbeat from it
-//! for `DEAD_AFTER` > `LEASE`, so a paused or partitioned node has stopped submitting
+//! the node dead (and moves its channels) only when no heartbeat from it has reached its
+//! log for `DEAD_AFTER` > `LEASE`, so a paused or partitioned node has stopped submitting
 //! before a peer binds its channels.
 
 use std::sync::Arc;
@@ -21,8 +21,8 @@ pub const LEASE: Duration = Duration::from_millis(1200);
 pub const RENEW_EVERY: Duration = Duration::from_millis(200);
 /// How long the leader waits without a heartbeat before moving a node's channels: the
 /// bulk of a bind failover's time (goal 2 s). Longer than `LEASE` by a margin for
-/// clock-rate differences; apply delays only add to the margin (the lease counts from
-/// the heartbeat's send, this from its apply).
+/// clock-rate differences; delivery delays only add to the margin (the lease counts from
+/// the heartbeat's send, this from its arrival in the leader's log, `consensus::arrivals`).
 pub const DEAD_AFTER: Duration = Duration::from_millis(1600);
 
 /// This node's lease, shared by everything that submits.

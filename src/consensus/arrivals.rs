@@ -20,17 +20,16 @@ pub struct HeartbeatArrivals {
 impl HeartbeatArrivals {
     /// Notes the heartbeats in an entry that has just been appended to the log.
     pub fn appended(&self, proposal: &Proposal, at: Instant) {
-        let mut nodes = proposal.ops.iter().filter_map(|op| match op {
-            Op::Heartbeat { node, .. } => Some(*node),
-            _ => None,
-        });
-        let Some(first) = nodes.next() else {
+        let is_heartbeat = |op: &Op| matches!(op, Op::Heartbeat { .. });
+        if !proposal.ops.iter().any(is_heartbeat) {
             return;
-        };
+        }
         let mut latest = self.latest.lock().unwrap_or_else(|e| e.into_inner());
-        for node in std::iter::once(first).chain(nodes) {
-            let seen = latest.entry(node).or_insert(at);
-            *seen = (*seen).max(at);
+        for op in &proposal.ops {
+            if let Op::Heartbeat { node, .. } = op {
+                let seen = latest.entry(*node).or_insert(at);
+                *seen = (*seen).max(at);
+            }
         }
     }
 

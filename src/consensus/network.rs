@@ -153,7 +153,8 @@ impl RaftNetworkV2<C> for PeerClient {
         let data = snapshot.snapshot;
         let bytes = tokio::task::spawn_blocking(move || data.into_bytes())
             .await
-            .map_err(|e| StreamingError::Network(NetworkError::from_string(e.to_string())))?
+            .map_err(std::io::Error::other)
+            .and_then(|encoded| encoded)
             .map_err(|e| StreamingError::Network(NetworkError::from_string(e.to_string())))?;
         let req = (vote, snapshot.meta, bytes);
         tokio::select! {

@@ -60,12 +60,17 @@ struct SnapshotFile {
     rows: Vec<(String, Vec<u8>, Vec<u8>)>,
 }
 
-fn applied(store: &StateStore) -> Result<(Option<LogIdOf<C>>, StoredMembershipOf<C>), io::Error> {
-    let last = match store.meta_get("applied")? {
+/// The applied log id and membership as of `view` (one moment, even while entries are
+/// being applied).
+fn applied_at(
+    store: &StateStore,
+    view: &fjall::Snapshot,
+) -> Result<(Option<LogIdOf<C>>, StoredMembershipOf<C>), io::Error> {
+    let last = match store.meta_get_at(view, "applied")? {
         Some(v) => wire::decode(&v)?,
         None => None,
     };
-    let membership = match store.meta_get("membership")? {
+    let membership = match store.meta_get_at(view, "membership")? {
         Some(v) => wire::decode(&v)?,
         None => StoredMembershipOf::<C>::default(),
     };
@@ -76,14 +81,7 @@ fn applied(store: &StateStore) -> Result<(Option<LogIdOf<C>>, StoredMembershipOf
 /// the same view. O(1): nothing is copied.
 fn live_snapshot(store: &Arc<StateStore>) -> Result<SnapshotOf<C, SnapshotData>, io::Error> {
     let view = store.view();
-    let last_log_id: Option<LogIdOf<C>> = match store.meta_get_at(&view, "applied")? {
-        Some(v) => wire::decode(&v)?,
-        None => None,
-    };
-    let last_membership: StoredMembershipOf<C> = match store.meta_get_at(&view, "membership")? {
-        Some(v) => wire::decode(&v)?,
-        None => StoredMembershipOf::<C>::default(),
-    };
+    let (last_log_id, last_membership) = applied_at(store, &view)?;
     Ok(openraft::Snapshot {
         meta: SnapshotMetaOf::<C> {
             last_log_id,
@@ -111,7 +109,7 @@ impl RaftStateMachine<C> for StateMachine {
     async fn applied_state(
         &mut self,
     ) -> Result<(Option<LogIdOf<C>>, StoredMembershipOf<C>), io::Error> {
-        applied(&self.store)
+        applied_at(&self.store, &self.store.view())
     }
 
     async fn apply<Strm>(&mut self, mut entries: Strm) -> Result<(), io::Error>

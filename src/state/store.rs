@@ -338,6 +338,20 @@ struct ApplyCtx {
     purged: Vec<String>,
 }
 
+impl ApplyCtx {
+    /// Empties what the commit did not drain, keeping the capacity; a rare huge batch (a
+    /// snapshot, a bulk purge) does not keep its size.
+    fn empty_for_reuse(&mut self) {
+        self.messages.clear();
+        self.kv.clear();
+        self.notices.clear();
+        self.purged.clear();
+        self.config_changed = false;
+        self.messages.shrink_to(1024);
+        self.kv.shrink_to(4096);
+    }
+}
+
 const T_SMSC: u8 = 1;
 const T_ORPHAN: u8 = 2;
 const T_IDEM: u8 = 3;
@@ -578,11 +592,6 @@ impl StateStore {
         }
     }
 
-    /// Reads a meta value (applied log id, membership) written by the consensus layer.
-    pub fn meta_get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self.meta.get(key.as_bytes())?.map(|v| v.to_vec()))
-    }
-
     /// Applies a run of proposals as one atomic batch, together with the given meta
     /// rows (the consensus layer passes the last applied log id and membership).
     pub fn apply(
@@ -666,12 +675,7 @@ impl StateStore {
                 let _ = n.ready.send(Notice::ConfigChanged);
             }
         }
-        ctx.notices.clear();
-        ctx.purged.clear();
-        // A rare huge batch (a snapshot, a bulk purge) does not keep its capacity.
-        ctx.messages.shrink_to(1024);
-        ctx.kv.shrink_to(4096);
-        ctx.config_changed = false;
+        ctx.empty_for_reuse();
         *self.apply_scratch.lock().unwrap_or_else(|e| e.into_inner()) = Some(ctx);
         Ok(outcomes)
     }
@@ -1578,8 +1582,8 @@ impl StateStore {
         self.db.snapshot()
     }
 
-    /// One `sm_meta` value (the applied log id, the membership) as of `view`, so that it
-    /// belongs to the same moment as the view's rows.
+    /// One `sm_meta` value (the applied log id, the membership, written by the consensus
+    /// layer) as of `view`, so that it belongs to the same moment as the view's rows.
     pub fn meta_get_at(
         &self,
         view: &fjall::Snapshot,
