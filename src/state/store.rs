@@ -745,11 +745,12 @@ impl StateStore {
         {
             ctx.kv.insert((T_CLAIM, m.id.as_bytes().to_vec()), None);
         }
-        if m.status.is_final() {
-            ctx.kv.insert((T_ACTIVE, m.id.as_bytes().to_vec()), None);
-        } else {
-            ctx.kv
-                .insert((T_ACTIVE, m.id.as_bytes().to_vec()), Some(Vec::new()));
+        // The active index changes only when a row becomes active or final: most saves
+        // (sent, an intermediate receipt) would rewrite the same empty value.
+        let active = !m.status.is_final();
+        if before.is_none_or(|b| b.status.is_final() == active) {
+            let row = active.then(Vec::new);
+            ctx.kv.insert((T_ACTIVE, m.id.as_bytes().to_vec()), row);
         }
         for s in entered {
             if s.is_final() && m.route_id.is_some() {
@@ -914,11 +915,16 @@ impl StateStore {
                     transitions::part_submitted(m, *part, channel, smsc_message_id, *at)
                 })?;
                 if r == OpResult::Done || r == OpResult::Stale {
-                    // Index the id under every normalised form, and apply any receipt that came first.
-                    let row = wire::encode(&(id.clone(), *part))?;
+                    // Indexed under the id's own normalised form (`keys[0]`); a receipt looks
+                    // up each of its readings (hex, decimal), so one row serves them all.
+                    // A receipt that came first was parked the same way: look for each
+                    // reading of this id.
+                    if let Some(own) = keys.first() {
+                        let row = wire::encode(&(id.clone(), *part))?;
+                        ctx.kv.insert((T_SMSC, join_key(channel, own)), Some(row));
+                    }
                     for k in keys {
                         let key = join_key(channel, k);
-                        ctx.kv.insert((T_SMSC, key.clone()), Some(row.clone()));
                         if let Some(v) = self.kv_get(ctx, T_ORPHAN, &key)? {
                             ctx.kv.insert((T_ORPHAN, key), None);
                             if let Ok(p) = wire::decode::<ParkedReceipt>(&v) {
@@ -1028,9 +1034,9 @@ impl StateStore {
                             error: error.clone(),
                             at: *at,
                         })?;
-                        for k in keys {
+                        if let Some(own) = keys.first() {
                             ctx.kv
-                                .insert((T_ORPHAN, join_key(channel, k)), Some(parked.clone()));
+                                .insert((T_ORPHAN, join_key(channel, own)), Some(parked));
                         }
                         OpResult::ReceiptParked
                     }
@@ -1241,6 +1247,8 @@ impl StateStore {
                     if let Some(ch) = &m.channel {
                         for p in &m.part_states {
                             if let Some(sid) = &p.smsc_message_id {
+                                // Every reading: rows written before the index kept one
+                                // key per message were stored under all of them.
                                 for k in crate::protocols::smpp::receipt::id_keys(sid) {
                                     ctx.kv.insert((T_SMSC, join_key(ch, &k)), None);
                                 }
