@@ -309,11 +309,20 @@ impl RaftLogStorage<C> for LogStore {
         self.db.persist(PersistMode::SyncAll).map_err(io_err)
     }
 
+    /// The purge point and the removals go in one batch, so no crash leaves a hole; it
+    /// needs no fsync of its own: a purge lost in a crash leaves entries the snapshot
+    /// already covers (the state machine's batches are earlier in the same journal, so
+    /// a purge that survives implies they did). Removal starts after the previous purge
+    /// point, not at the log's first key: the range would otherwise walk every tombstone
+    /// of every earlier purge still in the memtable.
     async fn purge(&mut self, log_id: LogIdOf<C>) -> Result<(), io::Error> {
-        self.meta_put_durable("last_purged", &log_id)?;
+        let from = self
+            .meta_get::<LogIdOf<C>>("last_purged")?
+            .map_or(0, |l| l.index().saturating_add(1));
         self.tail().purge(log_id.index());
         let mut batch = self.db.batch();
-        for kv in self.log.range(..=key(log_id.index())) {
+        batch.insert(&self.meta, "last_purged", wire::encode(&log_id)?);
+        for kv in self.log.range(key(from)..=key(log_id.index())) {
             batch.remove(&self.log, kv.key().map_err(io_err)?);
         }
         batch.commit().map_err(io_err)
