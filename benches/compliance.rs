@@ -54,7 +54,7 @@ fn tenant() -> Tenant {
 }
 
 fn apply(store: &StateStore, ops: Vec<Op>) {
-    let p = Proposal { ops };
+    let p = Proposal { ops: ops.into() };
     store.apply(&[&p], &[]).expect("apply");
 }
 

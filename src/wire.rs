@@ -60,7 +60,7 @@ mod tests {
     #[test]
     fn round_trip() {
         let p = Proposal {
-            ops: vec![Op::DeleteTenant { id: "t".into() }],
+            ops: vec![Op::DeleteTenant { id: "t".into() }].into(),
         };
         let bytes = encode(&p).unwrap_or_default();
         assert_eq!(decode::<Proposal>(&bytes).ok(), Some(p));

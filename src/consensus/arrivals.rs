@@ -25,7 +25,7 @@ impl HeartbeatArrivals {
             return;
         }
         let mut latest = self.latest.lock().unwrap_or_else(|e| e.into_inner());
-        for op in &proposal.ops {
+        for op in proposal.ops.iter() {
             if let Op::Heartbeat { node, .. } = op {
                 let seen = latest.entry(*node).or_insert(at);
                 *seen = (*seen).max(at);
@@ -70,14 +70,15 @@ mod tests {
                     Op::WebhookDone {
                         event_id: "e".into(),
                     },
-                ],
+                ]
+                .into(),
             },
             t1,
         );
         // An entry appended again after a truncation never moves the time back.
         arrivals.appended(
             &Proposal {
-                ops: vec![heartbeat(2)],
+                ops: vec![heartbeat(2)].into(),
             },
             t0,
         );
@@ -85,7 +86,8 @@ mod tests {
             &Proposal {
                 ops: vec![Op::WebhookDone {
                     event_id: "f".into(),
-                }],
+                }]
+                .into(),
             },
             t1,
         );

@@ -557,6 +557,7 @@ impl Consensus {
 
     /// Writes one batch: locally when leader, else forwarded to the leader.
     async fn write(&self, ops: Vec<Op>) -> Result<Vec<OpResult>, WriteError> {
+        let ops: Arc<[Op]> = ops.into();
         let deadline = tokio::time::Instant::now() + LEADER_WAIT;
         loop {
             let err = match self.raft.client_write(Proposal { ops: ops.clone() }).await {
@@ -572,7 +573,7 @@ impl Consensus {
                         }
                         // Not sent (leader unreachable or no longer leader): wait for the
                         // next leader instead of failing the caller during an election.
-                        match self.forward(&node, ops.clone()).await {
+                        match self.forward(&node, &ops).await {
                             Err(WriteError::Unavailable(m)) => WriteError::Unavailable(m),
                             // The connection broke after the request went out (a leader
                             // killed mid-call, a stale pooled connection): accepts may be
@@ -599,12 +600,16 @@ impl Consensus {
     }
 
     /// The one forwarding function: sends a batch to the leader's cluster port.
-    async fn forward(&self, leader: &NodeInfo, ops: Vec<Op>) -> Result<Vec<OpResult>, WriteError> {
+    async fn forward(
+        &self,
+        leader: &NodeInfo,
+        ops: &Arc<[Op]>,
+    ) -> Result<Vec<OpResult>, WriteError> {
         let url = format!("http://{}/raft/propose", leader.cluster_addr);
         match network::post_bincode::<_, Result<Vec<OpResult>, WriteError>>(
             self.network.client(),
             &url,
-            &ops,
+            ops,
             LEADER_WAIT * 2,
         )
         .await

