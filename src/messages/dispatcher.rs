@@ -9,7 +9,7 @@
 //! derived state: at start, and when this node gains a channel, they are refilled from
 //! the replicated rows.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -58,6 +58,12 @@ pub struct DispatcherArgs {
     pub lease: Arc<Lease>,
 }
 
+/// The dispatcher's maps and sets are keyed by message ids this cluster generated and
+/// by channel names: nothing a caller chooses, so the fast hash (SipHash was 1 % of a
+/// loaded node's CPU here).
+type HashMap<K, V> = rustc_hash::FxHashMap<K, V>;
+type HashSet<K> = rustc_hash::FxHashSet<K>;
+
 /// A hand-over this node must finish: (channel, epoch, to node).
 type Handover = (String, u64, u64);
 
@@ -69,13 +75,30 @@ pub struct Queued {
     pinned: bool,
 }
 
-#[derive(Default)]
 struct ChannelQueue {
     lanes: [VecDeque<Queued>; 3],
     in_flight: usize,
+    /// `smsgw_queue_depth{channel}`, registered once: looked up by name and label on
+    /// every pump it cost more than the pump's own work.
+    depth_gauge: metrics::Gauge,
+    /// (depth, in flight) last published to the registry and the gauge.
+    reported: (usize, usize),
 }
 
 impl ChannelQueue {
+    fn new(channel: &str) -> ChannelQueue {
+        ChannelQueue {
+            lanes: Default::default(),
+            in_flight: 0,
+            reported: (0, 0),
+            depth_gauge: metrics::gauge!("smsgw_queue_depth", "channel" => channel.to_string()),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.lanes.iter().all(VecDeque::is_empty)
+    }
+
     fn len(&self) -> usize {
         self.lanes.iter().map(|l| l.len()).sum()
     }
@@ -285,7 +308,11 @@ impl DispatcherState {
             return; // another node dispatches it
         }
         self.known.insert(id);
-        self.queues.entry(ch).or_default().lanes[lane].push_back(q);
+        self.queues
+            .entry(ch)
+            .or_insert_with_key(|ch| ChannelQueue::new(ch))
+            .lanes[lane]
+            .push_back(q);
     }
 
     /// Moves the waiting messages of an owned channel that has not been able to send
@@ -302,7 +329,7 @@ impl DispatcherState {
             }
             let since = *self.unusable_since.entry(ch.clone()).or_insert(now);
             if now.duration_since(since) >= REROUTE_AFTER
-                && self.queues.get(&ch).map(|q| q.len() > 0).unwrap_or(false)
+                && self.queues.get(&ch).is_some_and(|q| !q.is_empty())
             {
                 stuck.push(ch);
             }
@@ -357,12 +384,19 @@ impl DispatcherState {
             return;
         }
         let me = self.node_id();
-        let channels: Vec<String> = self.queues.keys().cloned().collect();
+        // Runs after every event: only channels with something to start or to report.
+        let channels: Vec<String> = self
+            .queues
+            .iter()
+            .filter(|(_, q)| !q.is_empty() || q.reported != (q.len(), q.in_flight))
+            .map(|(ch, _)| ch.clone())
+            .collect();
         for ch in channels {
             let Some(&epoch) = self.owned.get(&ch) else {
                 continue;
             };
-            let cap = if self.channel_ok(&ch) {
+            let waiting = self.queues.get(&ch).is_some_and(|q| !q.is_empty());
+            let cap = if waiting && self.channel_ok(&ch) {
                 self.registry
                     .find(&ch)
                     .map(|r| r.health.capacity(r.capacity(), Instant::now()))
@@ -407,10 +441,16 @@ impl DispatcherState {
                     });
                 });
             }
-            if let (Some(q), Some(rt)) = (self.queues.get(&ch), self.registry.find(&ch)) {
-                rt.queue_depth.store(q.len() as u64, Ordering::Relaxed);
-                rt.in_flight.store(q.in_flight as u64, Ordering::Relaxed);
-                metrics::gauge!("smsgw_queue_depth", "channel" => ch.clone()).set(q.len() as f64);
+            if let Some(q) = self.queues.get_mut(&ch) {
+                let now = (q.len(), q.in_flight);
+                if q.reported != now
+                    && let Some(rt) = self.registry.find(&ch)
+                {
+                    rt.queue_depth.store(now.0 as u64, Ordering::Relaxed);
+                    rt.in_flight.store(now.1 as u64, Ordering::Relaxed);
+                    q.depth_gauge.set(now.0 as f64);
+                    q.reported = now;
+                }
             }
         }
     }
@@ -515,17 +555,17 @@ impl Actor for Dispatcher {
         Ok(DispatcherState {
             consensus: args.consensus,
             registry: args.registry,
-            queues: HashMap::new(),
-            known: HashSet::new(),
-            working: HashMap::new(),
-            working_ids: HashSet::new(),
-            again: HashSet::new(),
+            queues: HashMap::default(),
+            known: HashSet::default(),
+            working: HashMap::default(),
+            working_ids: HashSet::default(),
+            again: HashSet::default(),
             draining: false,
             lease: args.lease,
-            owned: HashMap::new(),
-            unusable_since: HashMap::new(),
-            moving: HashSet::new(),
-            handing_over: HashSet::new(),
+            owned: HashMap::default(),
+            unusable_since: HashMap::default(),
+            moving: HashSet::default(),
+            handing_over: HashSet::default(),
         })
     }
 
