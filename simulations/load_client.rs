@@ -65,7 +65,6 @@ impl LoadClient {
     }
 
     async fn post(&mut self, node: usize, path: &str, body: String) -> Result<u16, ()> {
-        let authorization = self.authorization.clone();
         let target = self.nodes.get_mut(node).ok_or(())?;
         let mut conn = match target.conn.take() {
             Some(c) if !c.is_closed() => c,
@@ -74,7 +73,7 @@ impl LoadClient {
         conn.ready().await.map_err(|_| ())?;
         let req = hyper::Request::post(path)
             .header(hyper::header::HOST, target.authority.as_str())
-            .header(hyper::header::AUTHORIZATION, authorization)
+            .header(hyper::header::AUTHORIZATION, self.authorization.as_str())
             .header(hyper::header::CONTENT_TYPE, "application/json")
             .body(Full::new(Bytes::from(body)))
             .map_err(|_| ())?;

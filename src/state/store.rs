@@ -492,14 +492,19 @@ impl StateStore {
 
     /// Reads one message row (from the cache while it is not final).
     pub fn get_message(&self, id: &str) -> Result<Option<Message>, StoreError> {
-        if let Some(m) = self
-            .active_cache
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(id)
-        {
+        if let Some(m) = self.cache().get(id) {
             return Ok(Some(m.clone()));
         }
+        self.stored(id)
+    }
+
+    /// The decoded non-final rows.
+    fn cache(&self) -> std::sync::RwLockReadGuard<'_, FastMap<String, Message>> {
+        self.active_cache.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A message row as fjall holds it (decoded; not from the cache).
+    fn stored(&self, id: &str) -> Result<Option<Message>, StoreError> {
         match self.messages.get(id.as_bytes())? {
             Some(v) => Ok(Some(wire::decode(&v)?)),
             None => Ok(None),
@@ -718,29 +723,15 @@ impl StateStore {
         if let Some(m) = ctx.messages.get(id) {
             return Ok(Some(f(m)));
         }
-        if let Some(m) = self
-            .active_cache
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(id)
-        {
+        if let Some(m) = self.cache().get(id) {
             return Ok(Some(f(m)));
         }
-        match self.messages.get(id.as_bytes())? {
-            Some(v) => Ok(Some(f(&wire::decode(&v)?))),
-            None => Ok(None),
-        }
+        Ok(self.stored(id)?.map(|m| f(&m)))
     }
 
     /// Whether a message row exists (in this batch, the cache or fjall), without copying it.
     fn exists(&self, ctx: &ApplyCtx, id: &str) -> Result<bool, StoreError> {
-        if ctx.messages.contains_key(id)
-            || self
-                .active_cache
-                .read()
-                .unwrap_or_else(|e| e.into_inner())
-                .contains_key(id)
-        {
+        if ctx.messages.contains_key(id) || self.cache().contains_key(id) {
             return Ok(true);
         }
         Ok(self.messages.contains_key(id.as_bytes())?)
@@ -1685,9 +1676,6 @@ impl StateStore {
 
     /// Non-final messages held decoded in memory.
     pub fn active_count(&self) -> usize {
-        self.active_cache
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .len()
+        self.cache().len()
     }
 }
