@@ -109,7 +109,7 @@ pub async fn run_cli(args: SimRunArgs) -> u8 {
                     .unwrap_or_default();
                 println!(
                     "{}",
-                    serde_json::json!({"scenario": name, "error": e.to_string()})
+                    serde_json::json!({"scenario": name, "error": e.to_string(), "dir": e.run_dir()})
                 );
                 code = 2;
             }

@@ -36,6 +36,24 @@ pub enum RunError {
     /// The cluster did not come up or could not be configured.
     #[error("setup: {0}")]
     Setup(String),
+    /// Any of the above once the run directory exists: its node logs say why.
+    #[error("{source} (node logs in {})", dir.display())]
+    InRun {
+        /// The run directory (`<out>/<scenario>-<seed>`).
+        dir: PathBuf,
+        #[source]
+        source: Box<RunError>,
+    },
+}
+
+impl RunError {
+    /// The run directory whose logs explain this error, when there is one.
+    pub fn run_dir(&self) -> Option<&Path> {
+        match self {
+            RunError::InRun { dir, .. } => Some(dir),
+            _ => None,
+        }
+    }
 }
 
 fn io(what: &str) -> impl FnOnce(std::io::Error) -> RunError + '_ {
@@ -799,6 +817,23 @@ pub async fn run(
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).map_err(io("creating the run dir"))?;
     let dir = dir.canonicalize().map_err(io("run dir"))?;
+    start_and_drive(&scenario, seed, &file, &dir, bin)
+        .await
+        .map_err(|e| RunError::InRun {
+            dir: dir.clone(),
+            source: Box::new(e),
+        })
+}
+
+/// Starts the simulators, proxies and nodes of one run in `dir`, drives it, and stops
+/// every node again whatever happened.
+async fn start_and_drive(
+    scenario: &Scenario,
+    seed: u64,
+    file: &str,
+    dir: &Path,
+    bin: &Path,
+) -> Result<Outcome, RunError> {
     let started_utc = chrono::Utc::now().format("%Y-%m-%d %H:%M:%S").to_string();
 
     // SMSC simulators, each behind a proxy.
@@ -904,12 +939,12 @@ pub async fn run(
                 r.heartbeat_ms.to_string(),
             ],
         };
-        nodes.insert(id, NodeProc::new(bin, &dir, spec));
+        nodes.insert(id, NodeProc::new(bin, dir, spec));
     }
     let channel_ids: Vec<String> = (0..scenario.smscs).map(|i| format!("smsc-{i}")).collect();
     let w = Arc::new(World {
         scenario: scenario.clone(),
-        dir: dir.clone(),
+        dir: dir.to_path_buf(),
         nodes: AsyncMutex::new(nodes),
         links,
         smscs,
@@ -928,7 +963,7 @@ pub async fn run(
         channel_ids: channel_ids.clone(),
         load_start_ms: Default::default(),
     });
-    let result = drive(w.clone(), &file, seed, &started_utc).await;
+    let result = drive(w.clone(), file, seed, &started_utc).await;
     // Stop everything we started, whatever happened.
     {
         let mut nodes = w.nodes.lock().await;
@@ -1001,7 +1036,10 @@ async fn drive(
             break;
         }
         if Instant::now() > deadline {
-            return Err(RunError::Setup("channels not bound within 60 s".into()));
+            return Err(RunError::Setup(format!(
+                "channels not bound within 60 s: {}",
+                describe_views(&s)
+            )));
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
@@ -1369,6 +1407,22 @@ fn is_final(b: &Value) -> bool {
 }
 
 /// Every channel is bound on some answering node other than `except`.
+/// What each node said in one sample (leader and bound channels), for a setup error.
+fn describe_views(s: &Sample) -> String {
+    s.views
+        .iter()
+        .map(|(id, v)| match v {
+            Some(v) => format!(
+                "node {id}: leader {:?}, bound [{}]",
+                v.leader,
+                v.bound.join(",")
+            ),
+            None => format!("node {id}: no answer"),
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 fn all_bound(w: &World, s: &Sample, except: Option<u64>) -> bool {
     w.channel_ids.iter().all(|c| {
         s.views
