@@ -165,22 +165,25 @@ fn rank_candidates(st: &AppState, cfg: &crate::state::ConfigView, m: &mut Messag
     let now = std::time::Instant::now();
     let now_ms = crate::clock::now_ms();
     let registry = &st.registry;
-    m.route = st.routing.order(
-        cfg,
-        m.route_id.as_deref(),
-        m.ab_variant,
-        &m.route,
-        &m.to,
-        m.operator.as_deref(),
-        &m.avoid,
-        |ch| match registry.find(ch) {
-            Some(rt) if rt.is_up() => (rt.health.score(now, now_ms), rt.health.allows(now)),
-            _ => (
-                if cfg.channel_usable(ch) { 0.8 } else { 0.0 },
-                cfg.channel_usable(ch),
-            ),
-        },
-    );
+    m.route = st
+        .routing
+        .order(
+            cfg,
+            m.route_id.as_deref(),
+            m.ab_variant,
+            &m.route,
+            &m.to,
+            m.operator.as_deref(),
+            &m.avoid,
+            |ch| match registry.find(ch) {
+                Some(rt) if rt.is_up() => (rt.health.score(now, now_ms), rt.health.allows(now)),
+                _ => (
+                    if cfg.channel_usable(ch) { 0.8 } else { 0.0 },
+                    cfg.channel_usable(ch),
+                ),
+            },
+        )
+        .into();
 }
 
 async fn rate_limit(st: &AppState, tenant: &Tenant, n: u32) -> Result<(), ApiError> {
@@ -317,7 +320,7 @@ pub async fn batch(
     let mut pending = Vec::new();
     for (i, item) in req.messages.iter().enumerate() {
         // Errors sit in the item's own slot, so fields are named relative to the item.
-        let parsed: Result<SendRequest, ApiError> = serde_json::from_value(item.clone())
+        let parsed: Result<SendRequest, ApiError> = SendRequest::deserialize(item)
             .map_err(|e| ApiError::invalid("messages", e.to_string()));
         let parsed = match parsed {
             Ok(r) => Ok(r),
@@ -409,7 +412,7 @@ pub async fn get(
     read_your_writes(&st).await?;
     let tenant = tenant_of_fresh(&st, &headers).await?;
     match st.consensus.store().get_message(&id)? {
-        Some(m) if m.tenant == tenant.id => Ok(Json(status_body(&m)).into_response()),
+        Some(m) if *m.tenant == *tenant.id => Ok(Json(status_body(&m)).into_response()),
         _ => Err(ApiError::not_found("message")),
     }
 }
@@ -478,10 +481,10 @@ pub async fn list(
     }
     let filter = |m: &Message| {
         status.is_none_or(|s| m.status == s)
-            && to.as_ref().is_none_or(|t| &m.to == t)
+            && to.as_ref().is_none_or(|t| *m.to == **t)
             && q.client_ref
                 .as_ref()
-                .is_none_or(|c| m.client_ref.as_ref() == Some(c))
+                .is_none_or(|c| m.client_ref.as_deref() == Some(c.as_str()))
             && since.is_none_or(|s| m.created_at >= s)
     };
     let (items, next) = st.consensus.store().list_messages(

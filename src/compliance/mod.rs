@@ -185,7 +185,7 @@ pub fn screen(
 
 /// Writes a verdict into the row: sender, quiet-hours schedule, record and event note.
 pub fn apply(m: &mut Message, v: Verdict) {
-    m.from = v.from;
+    m.from = v.from.into();
     if let Some(t) = v.send_at {
         let validity = m.expires_at - m.send_at.unwrap_or(m.created_at);
         m.send_at = Some(t);
@@ -199,6 +199,6 @@ pub fn apply(m: &mut Message, v: Verdict) {
         first.note = Some(format!("compliance: {}", v.notes.join("; ")));
     }
     if v.record != Default::default() {
-        m.compliance = Some(Box::new(v.record));
+        m.compliance = Some(std::sync::Arc::new(v.record));
     }
 }

@@ -70,7 +70,7 @@ type Handover = (String, u64, u64);
 /// A message in a channel queue.
 pub struct Queued {
     id: String,
-    route: Vec<String>,
+    route: std::sync::Arc<[String]>,
     /// Parts already went out on this channel: the rest must follow it.
     pinned: bool,
 }

@@ -339,18 +339,19 @@ pub fn build_routed(
     let concat_ref = if plan.parts > 1 { refs.next(&to) } else { 0 };
     let message = Message {
         id,
-        tenant: tenant.id.clone(),
-        to,
-        from,
-        text,
+        tenant: tenant.id.as_str().into(),
+        to: to.into(),
+        from: from.into(),
+        text: text.into(),
         encoding: plan.encoding,
         parts: plan.parts as u32,
         category,
-        client_ref: req.client_ref.clone(),
+        client_ref: req.client_ref.as_deref().map(Into::into),
         callback_url: req
             .callback_url
-            .clone()
-            .or_else(|| tenant.callback_url.clone()),
+            .as_deref()
+            .or(tenant.callback_url.as_deref())
+            .map(Into::into),
         created_at: now,
         updated_at: now,
         expires_at,
@@ -359,7 +360,8 @@ pub fn build_routed(
         route: route
             .as_ref()
             .map(|r| r.channels.clone())
-            .unwrap_or_default(),
+            .unwrap_or_default()
+            .into(),
         channel: None,
         part_states: (0..plan.submits)
             .map(|_| PartState {

@@ -102,8 +102,8 @@ pub fn build_parts(m: &Message) -> Result<Vec<SubmitRequest>, encoding::Encoding
     Ok(segments
         .into_iter()
         .map(|s| SubmitRequest {
-            source_addr: m.from.clone(),
-            dest_addr: m.to.clone(),
+            source_addr: m.from.to_string(),
+            dest_addr: m.to.to_string(),
             esm_class: if s.udh.is_empty() { 0x00 } else { 0x40 },
             data_coding: m.encoding.data_coding(),
             registered_delivery: 1,
@@ -188,7 +188,7 @@ async fn work(st: &MessageArgs) -> Result<WorkEnd, ActorProcessingErr> {
     else {
         return Ok(WorkEnd::NothingToDo);
     };
-    tracing::Span::current().record("tenant", m.tenant.as_str());
+    tracing::Span::current().record("tenant", &*m.tenant);
     if crate::failpoints::fire("message_actor_crash") {
         return Err(ActorProcessingErr::from("failpoint message_actor_crash"));
     }

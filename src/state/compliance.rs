@@ -550,7 +550,7 @@ mod tests {
             expires_at: at + 1_000_000,
             send_at: None,
             status: Status::Accepted,
-            route: vec![],
+            route: vec![].into(),
             route_id: None,
             ab_variant: None,
             avoid: Vec::new(),

@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use crate::encoding::{Layout, NationalLanguage, TextEncoding};
 
@@ -345,15 +346,15 @@ pub struct Event {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Message {
     pub id: String,
-    pub tenant: String,
-    pub to: String,
-    pub from: String,
-    pub text: String,
+    pub tenant: Arc<str>,
+    pub to: Arc<str>,
+    pub from: Arc<str>,
+    pub text: Arc<str>,
     pub encoding: TextEncoding,
     pub parts: u32,
     pub category: Category,
-    pub client_ref: Option<String>,
-    pub callback_url: Option<String>,
+    pub client_ref: Option<Arc<str>>,
+    pub callback_url: Option<Arc<str>>,
     pub created_at: i64,
     pub updated_at: i64,
     /// Not sent by then: `expired`.
@@ -361,7 +362,7 @@ pub struct Message {
     pub send_at: Option<i64>,
     pub status: Status,
     /// Candidate channels in failover order, fixed at accept time by the route.
-    pub route: Vec<String>,
+    pub route: Arc<[String]>,
     pub channel: Option<String>,
     pub part_states: Vec<PartState>,
     pub events: Vec<Event>,
@@ -382,7 +383,7 @@ pub struct Message {
     /// MCC+MNC resolved at accept time (number-range table or HLR), for routing feedback.
     pub operator: Option<String>,
     /// Compliance decisions recorded at accept (sender choice, flags, DLT ids, campaign).
-    pub compliance: Option<Box<super::compliance::MessageCompliance>>,
+    pub compliance: Option<Arc<super::compliance::MessageCompliance>>,
     /// Wire layout fixed at accept time (carrier, packing, national tables, binary UDH).
     #[serde(default)]
     pub layout: Layout,

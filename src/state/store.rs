@@ -67,8 +67,9 @@ pub struct ReadyInfo {
     pub id: String,
     /// Priority lane (category).
     pub lane: usize,
-    /// Candidate channels in failover order (only the pinned one once parts went out).
-    pub route: Vec<String>,
+    /// Candidate channels in failover order (only the pinned one once parts went out);
+    /// shared with the row, not copied.
+    pub route: std::sync::Arc<[String]>,
     /// Parts already went out: the rest must follow on the same channel.
     pub pinned: bool,
     pub attempts: u32,
@@ -88,7 +89,7 @@ impl ReadyInfo {
             .iter()
             .any(|p| p.status != super::model::PartStatus::Pending);
         let route = match (&m.channel, pinned) {
-            (Some(ch), true) => vec![ch.clone()],
+            (Some(ch), true) => std::sync::Arc::from([ch.clone()]),
             _ => m.route.clone(),
         };
         let channel = waiting_channel(&route, pinned, m.attempts);
@@ -185,7 +186,7 @@ impl Feedback {
             route_id: m.route_id.clone(),
             ab_variant: m.ab_variant,
             channel: m.channel.clone(),
-            to: m.to.clone(),
+            to: m.to.to_string(),
             operator: m.operator.clone(),
             parts: m.parts,
             kind,
@@ -336,6 +337,9 @@ struct ApplyCtx {
     config_changed: bool,
     /// Message rows removed by `Op::Purge`.
     purged: Vec<String>,
+    /// Rows a claim read from fjall (unchanged): cached after the commit, since the
+    /// message actor and the submit response are about to read them again.
+    claimed_rows: Vec<Message>,
 }
 
 impl ApplyCtx {
@@ -346,6 +350,7 @@ impl ApplyCtx {
         self.kv.clear();
         self.notices.clear();
         self.purged.clear();
+        self.claimed_rows.clear();
         self.config_changed = false;
         self.messages.shrink_to(1024);
         self.kv.shrink_to(4096);
@@ -664,6 +669,12 @@ impl StateStore {
                     cache.remove(&id);
                 }
             }
+            // Being worked now: admitted like the rows of sent messages.
+            for m in ctx.claimed_rows.drain(..) {
+                if cache.len() < ACTIVE_CACHE_MAX && !cache.contains_key(&m.id) {
+                    cache.insert(m.id.clone(), m);
+                }
+            }
         }
         if let Some(n) = self.notifier.get() {
             for notice in ctx.notices.drain(..) {
@@ -711,22 +722,6 @@ impl StateStore {
             return Ok(Some(m.clone()));
         }
         self.get_message(id)
-    }
-
-    /// Reads a message row (from this batch, the cache or fjall) without copying it.
-    fn peek<R>(
-        &self,
-        ctx: &ApplyCtx,
-        id: &str,
-        f: impl FnOnce(&Message) -> R,
-    ) -> Result<Option<R>, StoreError> {
-        if let Some(m) = ctx.messages.get(id) {
-            return Ok(Some(f(m)));
-        }
-        if let Some(m) = self.cache().get(id) {
-            return Ok(Some(f(m)));
-        }
-        Ok(self.stored(id)?.map(|m| f(&m)))
     }
 
     /// Whether a message row exists (in this batch, the cache or fjall), without copying it.
@@ -794,9 +789,9 @@ impl StateStore {
                 let body = webhook_body(&event_id, &m, *s, at);
                 let job = WebhookJob {
                     event_id: event_id.clone(),
-                    tenant: m.tenant.clone(),
+                    tenant: m.tenant.to_string(),
                     message_id: m.id.clone(),
-                    url: url.clone(),
+                    url: url.to_string(),
                     body,
                     created_at: at,
                 };
@@ -1210,13 +1205,27 @@ impl StateStore {
                     epoch: *epoch,
                     at: *at,
                 })?;
+                let waiting_here = |m: &Message| {
+                    ReadyInfo::of(m).and_then(|r| r.channel).as_ref() == Some(channel)
+                };
                 for id in ids {
-                    let waiting_here = self
-                        .peek(ctx, id, |m| {
-                            ReadyInfo::of(m).and_then(|r| r.channel).as_ref() == Some(channel)
-                        })?
-                        .unwrap_or(false);
-                    if !waiting_here {
+                    // From this batch or the cache without copying; else decoded once.
+                    let known = ctx
+                        .messages
+                        .get(id)
+                        .map(&waiting_here)
+                        .or_else(|| self.cache().get(id).map(&waiting_here));
+                    let granted_here = match known {
+                        Some(here) => here,
+                        None => match self.stored(id)? {
+                            Some(m) if waiting_here(&m) => {
+                                ctx.claimed_rows.push(m);
+                                true
+                            }
+                            _ => false,
+                        },
+                    };
+                    if !granted_here {
                         continue;
                     }
                     if self.kv_get(ctx, T_CLAIM, id.as_bytes())?.is_some() {
@@ -1429,10 +1438,10 @@ impl StateStore {
         let limit = self
             .config()
             .tenants
-            .get(&m.tenant)
+            .get(&*m.tenant)
             .map(|t| t.queue_limit)
             .unwrap_or(u64::MAX);
-        let waiting = self.work().waiting.get(&m.tenant).copied().unwrap_or(0);
+        let waiting = self.work().waiting.get(&*m.tenant).copied().unwrap_or(0);
         if waiting >= limit {
             if let (Some(key), Some(_)) = (&m.idempotency_key, &m.body_hash) {
                 ctx.kv.insert((T_IDEM, join_key(&m.tenant, key)), None);
@@ -1467,7 +1476,7 @@ impl IndexKey {
     fn of(m: &Message) -> IndexKey {
         IndexKey {
             id: m.id.clone(),
-            tenant: m.tenant.clone(),
+            tenant: m.tenant.to_string(),
             status: m.status,
             send_at: m.send_at,
             expires_at: m.expires_at,
@@ -1534,7 +1543,7 @@ fn index_message(work: &mut WorkIndex, m: &Message, before: Option<&IndexKey>, d
         _ => {}
     }
     if matches!(m.status, Status::Scheduled | Status::Accepted) {
-        *work.waiting.entry(m.tenant.clone()).or_insert(0) += 1;
+        *work.waiting.entry(m.tenant.to_string()).or_insert(0) += 1;
         work.waiting_total += 1;
     }
 }

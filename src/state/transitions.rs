@@ -219,7 +219,7 @@ mod tests {
             expires_at: 1_000_000,
             send_at: None,
             status: Status::Accepted,
-            route: vec!["a".into()],
+            route: vec!["a".into()].into(),
             channel: None,
             part_states: (0..parts)
                 .map(|_| PartState {

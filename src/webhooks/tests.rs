@@ -164,7 +164,7 @@ fn message(id: &str, tenant: &str, url: &str, at: i64) -> Message {
         expires_at: at + 3_600_000,
         send_at: None,
         status: Status::Accepted,
-        route: vec![],
+        route: vec![].into(),
         channel: None,
         part_states: vec![PartState {
             smsc_message_id: None,
