@@ -51,6 +51,8 @@ pub struct Config {
     pub snapshot_every_entries: u64,
     /// Hours a final (delivered, failed, ...) message is kept before it is dropped.
     pub retention_hours: u64,
+    /// About how many bytes of rows one piece of a snapshot sent to a lagging peer carries.
+    pub snapshot_chunk_bytes: usize,
 }
 
 impl Default for Config {
@@ -73,12 +75,13 @@ impl Default for Config {
             drain_seconds: 10,
             snapshot_every_entries: 50_000,
             retention_hours: 168,
+            snapshot_chunk_bytes: crate::state::snapshot::CHUNK_BYTES,
         }
     }
 }
 
 /// Every key of [`Config`], as spelled in the TOML file; env names are `SMSGW_` + upper case.
-pub const FIELDS: [&str; 17] = [
+pub const FIELDS: [&str; 18] = [
     "node_id",
     "http",
     "cluster_addr",
@@ -96,6 +99,7 @@ pub const FIELDS: [&str; 17] = [
     "drain_seconds",
     "snapshot_every_entries",
     "retention_hours",
+    "snapshot_chunk_bytes",
 ];
 
 /// Env var naming the config file when `--config` is not given.
@@ -105,6 +109,10 @@ pub const CONFIG_ENV: &str = "SMSGW_CONFIG";
 const MIN_BODY_BYTES: usize = 1024;
 /// Largest accepted `max_body_bytes` (64 MiB).
 const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
+/// Smallest accepted `snapshot_chunk_bytes` (64 KiB).
+const MIN_SNAPSHOT_CHUNK_BYTES: usize = 64 * 1024;
+/// Largest accepted `snapshot_chunk_bytes` (64 MiB; a chunk is one RPC body).
+const MAX_SNAPSHOT_CHUNK_BYTES: usize = 64 * 1024 * 1024;
 /// Largest accepted `webhook_concurrency`.
 const MAX_WEBHOOK_CONCURRENCY: usize = 4096;
 /// Largest accepted `drain_seconds` (one hour).
@@ -170,6 +178,9 @@ pub struct StartArgs {
     /// Hours a final message is kept before it is dropped, 1..=87600 [default: 168].
     #[arg(long, value_name = "HOURS")]
     pub retention_hours: Option<u64>,
+    /// Bytes of rows per piece of a snapshot sent to a lagging peer, 64 KiB..=64 MiB [default: 4194304].
+    #[arg(long, value_name = "BYTES")]
+    pub snapshot_chunk_bytes: Option<usize>,
 }
 
 /// Where a config value came from; shown in errors so the user knows what to fix.
@@ -422,6 +433,17 @@ impl Config {
                 format!("must be 1..=87600, got {}", self.retention_hours),
             ));
         }
+        if !(MIN_SNAPSHOT_CHUNK_BYTES..=MAX_SNAPSHOT_CHUNK_BYTES)
+            .contains(&self.snapshot_chunk_bytes)
+        {
+            return Err(E::field_err(
+                "snapshot_chunk_bytes",
+                format!(
+                    "must be {MIN_SNAPSHOT_CHUNK_BYTES}..={MAX_SNAPSHOT_CHUNK_BYTES} (64 KiB..=64 MiB), got {}",
+                    self.snapshot_chunk_bytes
+                ),
+            ));
+        }
         if self.drain_seconds > MAX_DRAIN_SECONDS {
             return Err(E::field_err(
                 "drain_seconds",
@@ -530,6 +552,7 @@ fn flag_name(field: &'static str) -> &'static str {
         "drain_seconds" => "--drain-seconds",
         "snapshot_every_entries" => "--snapshot-every-entries",
         "retention_hours" => "--retention-hours",
+        "snapshot_chunk_bytes" => "--snapshot-chunk-bytes",
         _ => "--config",
     }
 }
@@ -658,6 +681,7 @@ fn set_field(cfg: &mut Config, field: &str, raw: Raw<'_>) -> Result<(), String> 
         "drain_seconds" => cfg.drain_seconds = raw.u64()?,
         "snapshot_every_entries" => cfg.snapshot_every_entries = raw.u64()?,
         "retention_hours" => cfg.retention_hours = raw.u64()?,
+        "snapshot_chunk_bytes" => cfg.snapshot_chunk_bytes = raw.usize()?,
         other => return Err(format!("unknown field '{other}'")),
     }
     Ok(())
@@ -780,6 +804,10 @@ fn apply_flags(cfg: &mut Config, origins: &mut HashMap<&'static str, Origin>, a:
     if let Some(v) = a.retention_hours {
         cfg.retention_hours = v;
         mark("retention_hours");
+    }
+    if let Some(v) = a.snapshot_chunk_bytes {
+        cfg.snapshot_chunk_bytes = v;
+        mark("snapshot_chunk_bytes");
     }
     if let Some(v) = a.drain_seconds {
         cfg.drain_seconds = v;

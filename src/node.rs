@@ -291,6 +291,7 @@ impl Node {
                 election_timeout_ms: (cfg.election_timeout_min_ms, cfg.election_timeout_max_ms),
                 heartbeat_ms: cfg.heartbeat_ms,
                 snapshot_every: cfg.snapshot_every_entries,
+                snapshot_chunk_bytes: cfg.snapshot_chunk_bytes,
             },
         )
         .await?;

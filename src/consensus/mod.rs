@@ -27,6 +27,7 @@ use openraft::{Config, ServerState, SnapshotPolicy};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
+use crate::state::snapshot::SnapshotChunk;
 use crate::state::{Op, OpResult, Proposal, StateStore};
 use crate::wire;
 
@@ -133,6 +134,8 @@ pub struct ConsensusOptions {
     pub heartbeat_ms: u64,
     /// Build a snapshot (and compact the log) after this many entries.
     pub snapshot_every: u64,
+    /// Bytes of rows per chunk of a snapshot sent to a lagging peer.
+    pub snapshot_chunk_bytes: usize,
 }
 
 struct WriteRequest {
@@ -186,7 +189,7 @@ impl Consensus {
                 .validate()
                 .map_err(|e| StartError::Raft(e.to_string()))?,
         );
-        let network = network::HttpNetwork::new();
+        let network = network::HttpNetwork::new(opts.snapshot_chunk_bytes);
         let raft = Raft::new(opts.node_id, config, network.clone(), log, sm)
             .await
             .map_err(|e| StartError::Raft(e.to_string()))?;
@@ -536,7 +539,8 @@ impl Consensus {
         Router::new()
             .route("/raft/append", post(rpc_append))
             .route("/raft/vote", post(rpc_vote))
-            .route("/raft/snapshot", post(rpc_snapshot))
+            .route("/raft/snapshot/chunk", post(rpc_snapshot_chunk))
+            .route("/raft/snapshot/install", post(rpc_snapshot_install))
             .route("/raft/transfer-leader", post(rpc_transfer_leader))
             .route("/raft/propose", post(rpc_propose))
             .route("/raft/read-index", post(rpc_read_index))
@@ -693,23 +697,52 @@ async fn rpc_vote(State(c): Rpc, body: Bytes) -> Vec<u8> {
     }
 }
 
-async fn rpc_snapshot(State(c): Rpc, body: Bytes) -> Vec<u8> {
+/// Stages one chunk of a snapshot the leader is sending (`state::snapshot`).
+async fn rpc_snapshot_chunk(State(c): Rpc, body: Bytes) -> Vec<u8> {
+    let res: Result<(), String> = match wire::decode::<SnapshotChunk>(&body) {
+        Ok(chunk) => {
+            let store = c.store.clone();
+            match tokio::task::spawn_blocking(move || store.stage_chunk(chunk)).await {
+                Ok(staged) => staged.map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            }
+        }
+        Err(e) => Err(format!("bad snapshot chunk: {e}")),
+    };
+    if let Err(e) = &res {
+        tracing::warn!(error = %e, "snapshot chunk refused");
+    }
+    reply(&res)
+}
+
+/// Installs a completely staged snapshot through openraft (which checks the vote).
+async fn rpc_snapshot_install(State(c): Rpc, body: Bytes) -> Vec<u8> {
     type Req = (
         openraft::alias::VoteOf<TypeConfig>,
         openraft::alias::SnapshotMetaOf<TypeConfig>,
-        Vec<u8>,
+        u64,
+        u32,
     );
     match wire::decode::<Req>(&body) {
-        Ok((vote, meta, data)) => {
+        Ok((vote, meta, transfer, chunks)) => {
+            // Checked here as well as at the install, where a failure would stop Raft.
+            if let Err(e) = c.store.staged_whole(transfer, chunks) {
+                tracing::warn!(error = %e, "snapshot install refused");
+                return reply(&Err::<(), _>(e.to_string()));
+            }
             let snapshot = openraft::Snapshot {
                 meta,
-                snapshot: state_machine::SnapshotData::Encoded(data),
+                snapshot: state_machine::SnapshotData::Staged { transfer, chunks },
             };
             let res = c
                 .raft
                 .install_full_snapshot(vote, snapshot)
                 .await
                 .map_err(RaftError::<TypeConfig>::Fatal);
+            // Openraft skips a snapshot older than what is applied (and a stale leader's):
+            // its staged rows are not needed either way.
+            let store = c.store.clone();
+            let _ = tokio::task::spawn_blocking(move || store.drop_staged(transfer)).await;
             reply(&res)
         }
         Err(e) => reply(&Err::<(), _>(e.to_string())),

@@ -16,7 +16,9 @@ use openraft::raft::{
 };
 use serde::{Serialize, de::DeserializeOwned};
 
+use super::state_machine::SnapshotData;
 use super::{NodeInfo, TypeConfig};
+use crate::state::snapshot::SnapshotChunk;
 use crate::wire;
 
 type C = TypeConfig;
@@ -25,18 +27,23 @@ type C = TypeConfig;
 #[derive(Clone)]
 pub struct HttpNetwork {
     client: reqwest::Client,
+    snapshot_chunk_bytes: usize,
 }
 
 impl HttpNetwork {
-    /// A pool with short connect timeouts so a dead peer is noticed quickly.
-    pub fn new() -> Self {
+    /// A pool with short connect timeouts so a dead peer is noticed quickly; snapshots go
+    /// out in chunks of about `snapshot_chunk_bytes`.
+    pub fn new(snapshot_chunk_bytes: usize) -> Self {
         let client = crate::http_client::builder()
             .connect_timeout(Duration::from_millis(500))
             .pool_idle_timeout(Duration::from_secs(30))
             .tcp_nodelay(true)
             .build()
             .unwrap_or_default();
-        HttpNetwork { client }
+        HttpNetwork {
+            client,
+            snapshot_chunk_bytes,
+        }
     }
 
     /// The shared HTTP client (also used to forward writes to the leader).
@@ -45,16 +52,11 @@ impl HttpNetwork {
     }
 }
 
-impl Default for HttpNetwork {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 /// The connection to one peer.
 pub struct PeerClient {
     addr: String,
     client: reqwest::Client,
+    snapshot_chunk_bytes: usize,
 }
 
 impl RaftNetworkFactory<C> for HttpNetwork {
@@ -65,6 +67,7 @@ impl RaftNetworkFactory<C> for HttpNetwork {
             // A chaos run may route this link through a fault proxy.
             addr: crate::failpoints::peer_addr(target).unwrap_or_else(|| node.cluster_addr.clone()),
             client: self.client.clone(),
+            snapshot_chunk_bytes: self.snapshot_chunk_bytes,
         }
     }
 }
@@ -113,6 +116,12 @@ pub enum PostError {
     Other(String),
 }
 
+/// How long one snapshot chunk may take to reach a peer and be staged there (openraft's
+/// own per-call limit is meant for small RPCs).
+const SNAPSHOT_CHUNK_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a peer may take to install a staged snapshot: it copies every row once.
+const SNAPSHOT_INSTALL_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+
 impl PeerClient {
     async fn call<Req: Serialize, Resp: DeserializeOwned>(
         &self,
@@ -120,16 +129,37 @@ impl PeerClient {
         req: &Req,
         option: &RPCOption,
     ) -> Result<Resp, RPCError<C>> {
+        self.call_with_timeout(path, req, option.hard_ttl()).await
+    }
+
+    async fn call_with_timeout<Req: Serialize, Resp: DeserializeOwned>(
+        &self,
+        path: &str,
+        req: Req,
+        timeout: Duration,
+    ) -> Result<Resp, RPCError<C>> {
         let url = format!("http://{}/raft/{path}", self.addr);
-        let res: Result<Resp, RaftError<C>> =
-            post_bincode(&self.client, &url, req, option.hard_ttl())
-                .await
-                .map_err(|e| match e {
-                    PostError::Unreachable(m) => RPCError::Unreachable(Unreachable::from_string(m)),
-                    PostError::Other(m) => RPCError::Network(NetworkError::from_string(m)),
-                })?;
+        let res: Result<Resp, RaftError<C>> = post_bincode(&self.client, &url, &req, timeout)
+            .await
+            .map_err(rpc_error)?;
         res.map_err(|e| RPCError::Network(NetworkError::from_string(e.to_string())))
     }
+}
+
+fn rpc_error(e: PostError) -> RPCError<C> {
+    match e {
+        PostError::Unreachable(m) => RPCError::Unreachable(Unreachable::from_string(m)),
+        PostError::Other(m) => RPCError::Network(NetworkError::from_string(m)),
+    }
+}
+
+/// The row bytes a chunk carries (for the log line of a finished transfer).
+fn row_bytes(chunk: &SnapshotChunk) -> usize {
+    chunk
+        .groups
+        .iter()
+        .flat_map(|(_, rows)| rows.iter().map(|(k, v)| k.len() + v.len()))
+        .sum()
 }
 
 impl RaftNetworkV2<C> for PeerClient {
@@ -143,6 +173,9 @@ impl RaftNetworkV2<C> for PeerClient {
         self.call("append", &req, &option).await
     }
 
+    /// Streams the snapshot's rows in chunks (`state::snapshot`), each its own call, then
+    /// asks the peer to install what it staged. The rows are read from the view while the
+    /// chunks go out, so neither side holds more than a few chunks in memory.
     async fn full_snapshot(
         &mut self,
         vote: VoteOf<C>,
@@ -150,16 +183,51 @@ impl RaftNetworkV2<C> for PeerClient {
         cancel: impl Future<Output = ReplicationClosed> + OptionalSend + 'static,
         option: RPCOption,
     ) -> Result<SnapshotResponse<C>, StreamingError<C>> {
-        let data = snapshot.snapshot;
-        let bytes = tokio::task::spawn_blocking(move || data.into_bytes())
-            .await
-            .map_err(std::io::Error::other)
-            .and_then(|encoded| encoded)
-            .map_err(|e| StreamingError::Network(NetworkError::from_string(e.to_string())))?;
-        let req = (vote, snapshot.meta, bytes);
+        let network = |m: String| StreamingError::Network(NetworkError::from_string(m));
+        let SnapshotData::Live { store, view } = snapshot.snapshot else {
+            return Err(network("only a local snapshot can be sent".into()));
+        };
+        let started = std::time::Instant::now();
+        let transfer = rand::random::<u64>();
+        let chunk_timeout = option.hard_ttl().max(SNAPSHOT_CHUNK_TIMEOUT);
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<SnapshotChunk>(2);
+        let chunk_bytes = self.snapshot_chunk_bytes;
+        let reader = tokio::task::spawn_blocking(move || {
+            store.export_chunks(&view, transfer, chunk_bytes, |chunk| {
+                tx.blocking_send(chunk).is_ok()
+            })
+        });
+        let send = async {
+            let mut bytes = 0usize;
+            while let Some(chunk) = rx.recv().await {
+                bytes += row_bytes(&chunk);
+                let url = format!("http://{}/raft/snapshot/chunk", self.addr);
+                let staged: Result<(), String> =
+                    post_bincode(&self.client, &url, &chunk, chunk_timeout)
+                        .await
+                        .map_err(|e| StreamingError::from(rpc_error(e)))?;
+                staged.map_err(network)?;
+            }
+            let chunks = reader
+                .await
+                .map_err(|e| network(e.to_string()))?
+                .map_err(|e| network(e.to_string()))?;
+            let req = (vote, snapshot.meta, transfer, chunks);
+            let resp: SnapshotResponse<C> = self
+                .call_with_timeout("snapshot/install", &req, SNAPSHOT_INSTALL_TIMEOUT)
+                .await?;
+            tracing::info!(
+                peer = %self.addr,
+                chunks,
+                bytes,
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "snapshot sent"
+            );
+            Ok(resp)
+        };
         tokio::select! {
             closed = cancel => Err(StreamingError::Closed(closed)),
-            res = self.call("snapshot", &req, &option) => Ok(res?),
+            res = send => res,
         }
     }
 

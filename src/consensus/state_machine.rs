@@ -29,35 +29,17 @@ pub struct SnapshotBuilder {
 /// A Raft snapshot's data. The state machine is durable on its own (the rows and the
 /// applied log id are written in one batch, in the same journal as the log), so a snapshot
 /// built for log compaction needs no copy of the rows: it is a read view, and the rows are
-/// read out of it only when a lagging peer is sent the snapshot. A snapshot received from
-/// the leader arrives as bytes.
+/// read out of it, chunk by chunk, only when a lagging peer is sent the snapshot
+/// (`network.rs`). A snapshot received from the leader is already on disk, staged
+/// (`state::snapshot`), when openraft is asked to install it.
 pub enum SnapshotData {
     /// The local rows as of one moment (a fjall snapshot).
     Live {
         store: Arc<StateStore>,
         view: fjall::Snapshot,
     },
-    /// An encoded snapshot received from a peer.
-    Encoded(Vec<u8>),
-}
-
-impl SnapshotData {
-    /// The snapshot's encoded bytes: reads every row out of a live view (run it off the
-    /// async executor; it is O(rows)).
-    pub fn into_bytes(self) -> Result<Vec<u8>, io::Error> {
-        match self {
-            SnapshotData::Encoded(bytes) => Ok(bytes),
-            SnapshotData::Live { store, view } => {
-                let rows = store.export_rows(&view)?;
-                Ok(wire::encode(&SnapshotFile { rows })?)
-            }
-        }
-    }
-}
-
-#[derive(serde::Serialize, serde::Deserialize)]
-struct SnapshotFile {
-    rows: Vec<(String, Vec<u8>, Vec<u8>)>,
+    /// A transfer received completely into the staging keyspace.
+    Staged { transfer: u64, chunks: u32 },
 }
 
 /// The applied log id and membership as of `view` (one moment, even while entries are
@@ -161,16 +143,23 @@ impl RaftStateMachine<C> for StateMachine {
         meta: &SnapshotMetaOf<C>,
         snapshot: Self::SnapshotData,
     ) -> Result<(), io::Error> {
-        let bytes = tokio::task::spawn_blocking(move || snapshot.into_bytes())
-            .await
-            .map_err(io::Error::other)??;
-        let file: SnapshotFile = wire::decode(&bytes)?;
+        let SnapshotData::Staged { transfer, chunks } = snapshot else {
+            return Err(io::Error::other(
+                "only a snapshot received from the leader can be installed",
+            ));
+        };
         let meta_rows = vec![
-            ("applied", wire::encode(&meta.last_log_id)?),
-            ("membership", wire::encode(&meta.last_membership)?),
+            ("applied".to_string(), wire::encode(&meta.last_log_id)?),
+            (
+                "membership".to_string(),
+                wire::encode(&meta.last_membership)?,
+            ),
         ];
-        self.store.import_rows(file.rows, &meta_rows)?;
-        Ok(())
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || store.install_staged(transfer, chunks, meta_rows))
+            .await
+            .map_err(io::Error::other)?
+            .map_err(io::Error::other)
     }
 
     async fn get_current_snapshot(

@@ -1,9 +1,11 @@
 //! The replicated state: its rows (`model`), the operations Raft carries (`ops`), the
-//! status machine (`transitions`, pure) and the fjall-backed store (`store`).
+//! status machine (`transitions`, pure), the fjall-backed store (`store`) and its transfer
+//! to a lagging peer (`snapshot`).
 pub mod compliance;
 pub mod model;
 pub mod ops;
 pub mod placement;
+pub mod snapshot;
 pub mod store;
 pub mod transitions;
 

@@ -24,9 +24,6 @@ use crate::wire;
 /// hasher is several times cheaper than SipHash on the apply path.
 type FastMap<K, V> = HashMap<K, V, rustc_hash::FxBuildHasher>;
 
-/// One row of a snapshot: (keyspace name, key, value).
-pub type SnapshotRow = (String, Vec<u8>, Vec<u8>);
-
 /// Decoded non-final rows kept in memory at most (~1.5 KB each): a CPU shortcut for the
 /// rows being worked, bounded so that a deep backlog stays on disk (docs/benchmarks.md).
 pub const ACTIVE_CACHE_MAX: usize = 50_000;
@@ -293,6 +290,10 @@ pub struct StateStore {
     claims: Keyspace,
     /// Compliance window counters (frequency caps, campaign throughput) and their expiry index.
     freq: Keyspace,
+    /// A snapshot transfer being received (`snapshot.rs`); not part of the state.
+    staging: Keyspace,
+    /// Staging a chunk and installing a transfer exclude each other.
+    staging_lock: Mutex<()>,
     config: RwLock<ConfigView>,
     /// Compliance rows (rules, countries, senders, templates, campaigns, opt-outs) in memory.
     compliance: RwLock<super::compliance::ComplianceRegistry>,
@@ -383,6 +384,8 @@ impl StateStore {
             webhooks: ks(db, "sm_webhooks")?,
             claims: ks(db, "sm_claims")?,
             freq: ks(db, "sm_freq")?,
+            staging: ks(db, "sm_snapshot_staging")?,
+            staging_lock: Mutex::new(()),
             config: RwLock::new(ConfigView::default()),
             compliance: RwLock::new(Default::default()),
             work: Mutex::new(WorkIndex::default()),
@@ -390,7 +393,9 @@ impl StateStore {
             apply_scratch: Mutex::new(None),
             notifier: OnceLock::new(),
         };
-        store.rebuild()?;
+        if !store.resume_install()? {
+            store.rebuild()?;
+        }
         Ok(store)
     }
 
@@ -400,7 +405,7 @@ impl StateStore {
         let _ = self.notifier.set(n);
     }
 
-    fn rebuild(&self) -> Result<(), StoreError> {
+    pub(super) fn rebuild(&self) -> Result<(), StoreError> {
         let mut cfg = ConfigView::default();
         let mut reg = super::compliance::ComplianceRegistry::default();
         for kv in self.config_ks.iter() {
@@ -1591,7 +1596,8 @@ fn webhook_body(event_id: &str, m: &Message, status: Status, at: i64) -> String 
 }
 
 impl StateStore {
-    fn all_keyspaces(&self) -> [(&'static str, &Keyspace); 11] {
+    /// Every keyspace of the replicated state, in a fixed order (a snapshot's order).
+    pub(super) fn all_keyspaces(&self) -> [(&'static str, &Keyspace); 11] {
         [
             ("sm_claims", &self.claims),
             ("sm_config", &self.config_ks),
@@ -1624,43 +1630,24 @@ impl StateStore {
         Ok(view.get(&self.meta, key.as_bytes())?.map(|v| v.to_vec()))
     }
 
-    /// Every state row as of `view`: what a Raft snapshot sends to a lagging peer.
-    pub fn export_rows(&self, view: &fjall::Snapshot) -> Result<Vec<SnapshotRow>, StoreError> {
-        use fjall::Readable;
-        let mut rows = Vec::new();
-        for (name, ks) in self.all_keyspaces() {
-            for kv in view.iter(ks) {
-                let (k, v) = kv.into_inner()?;
-                rows.push((name.to_string(), k.to_vec(), v.to_vec()));
-            }
-        }
-        Ok(rows)
+    /// The keyspace snapshot transfers are staged in.
+    pub(super) fn staging(&self) -> &Keyspace {
+        &self.staging
     }
 
-    /// Replaces every state row with a snapshot's rows and rebuilds the indexes.
-    pub fn import_rows(
-        &self,
-        rows: Vec<SnapshotRow>,
-        meta: &[(&str, Vec<u8>)],
-    ) -> Result<(), StoreError> {
-        let mut batch = self.db.batch();
-        for (_, ks) in self.all_keyspaces() {
-            for kv in ks.iter() {
-                batch.remove(ks, kv.key()?);
-            }
-        }
-        batch.commit()?;
-        let mut batch = self.db.batch();
-        for (name, k, v) in rows {
-            if let Some((_, ks)) = self.all_keyspaces().into_iter().find(|(n, _)| *n == name) {
-                batch.insert(ks, k, v);
-            }
-        }
-        for (k, v) in meta {
-            batch.insert(&self.meta, k.as_bytes(), v.clone());
-        }
-        batch.commit()?;
-        self.rebuild()
+    /// Held while a chunk is staged or a transfer installed.
+    pub(super) fn staging_lock(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.staging_lock.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Where the consensus layer's meta rows (applied log id, membership) live.
+    pub(super) fn meta_keyspace(&self) -> &Keyspace {
+        &self.meta
+    }
+
+    #[cfg(test)]
+    pub(super) fn config_keyspace(&self) -> &Keyspace {
+        &self.config_ks
     }
 
     /// Ids of final messages created before `cutoff_ms` (ids are time-ordered ULIDs), at

@@ -89,6 +89,7 @@ async fn node(notify: bool) -> Node {
             election_timeout_ms: (150, 300),
             heartbeat_ms: 50,
             snapshot_every: 0,
+            snapshot_chunk_bytes: crate::state::snapshot::CHUNK_BYTES,
         },
     )
     .await

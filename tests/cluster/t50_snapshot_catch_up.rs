@@ -1,7 +1,7 @@
 //! Log compaction and snapshot catch-up: with a snapshot every 20 entries, a member that
 //! was down (kill -9) while the others compacted their logs past its position comes back,
-//! is sent a snapshot of the state (the entries it missed are gone), and then answers for
-//! every message accepted while it was down.
+//! is sent a snapshot of the state (the entries it missed are gone) in several chunks
+//! (64 KiB each here), and then answers for every message accepted while it was down.
 
 use std::time::Duration;
 
@@ -27,7 +27,17 @@ async fn lagging_member_catches_up_by_snapshot() {
     let dir = tempdir();
     let _logs = LogsOnFailure(dir.path().to_path_buf());
     let smsc = Smsc::start(dir.path(), "s", &["--dlr-delay-ms", "20"]).await;
-    let mut cluster = TestCluster::start(dir.path(), 3, &["--snapshot-every-entries", "20"]).await;
+    let mut cluster = TestCluster::start(
+        dir.path(),
+        3,
+        &[
+            "--snapshot-every-entries",
+            "20",
+            "--snapshot-chunk-bytes",
+            "65536",
+        ],
+    )
+    .await;
     let leader = cluster.wait_leader(&[], Duration::from_secs(10)).await;
     let lead = cluster.node(leader);
     lead.channels_and_route(&[smsc.channel("ch")]).await;
@@ -54,8 +64,10 @@ async fn lagging_member_catches_up_by_snapshot() {
 
     // Traffic while it is down: accepts, submit responses and receipts are many entries.
     let lead = cluster.node(leader);
-    let bodies = (0..60)
-        .map(|i| json!({"to": format!("+491511234{i:04}"), "text": format!("while down {i}")}))
+    // Long texts, so that the state is several 64 KiB chunks.
+    let filler = "x".repeat(400);
+    let bodies = (0..100)
+        .map(|i| json!({"to": format!("+491511234{i:04}"), "text": format!("while down {i} {filler}")}))
         .collect();
     let ids = lead.send_all_accepted(&key, bodies).await;
     lead.wait_all_status(&key, &ids, "delivered", Duration::from_secs(60))
@@ -105,7 +117,41 @@ async fn lagging_member_catches_up_by_snapshot() {
         .await;
     assert_eq!(s, 202, "{v}");
     assert_eq!(ledger_duplicates(&smsc.ledger_lines()), 0);
+    // The leader sent it in pieces, each staged before the install.
+    let sent = cluster
+        .node(leader)
+        .proc
+        .log_text()
+        .lines()
+        .map(strip_ansi)
+        .rfind(|l| l.contains("snapshot sent"))
+        .unwrap_or_default();
+    let chunks: u32 = sent
+        .split_once("chunks=")
+        .and_then(|(_, rest)| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert!(chunks >= 2, "the snapshot went out in chunks: {sent:?}");
     println!(
-        "snapshot catch-up: matched at kill {matched_at_kill}, leader {leader_log}, member {own}"
+        "snapshot catch-up: matched at kill {matched_at_kill}, leader {leader_log}, member {own}, sent in {chunks} chunks"
     );
+}
+
+/// A log line without its terminal colour codes.
+fn strip_ansi(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            // Skip up to and including the final letter of the escape sequence.
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
