@@ -3,7 +3,9 @@
 //!
 //! Points: `message_actor_crash` (a message actor fails after loading its message),
 //! `bind_actor_crash` (a bind actor fails while handling a submit), `sweeper_crash` (a
-//! top-level actor fails: the node must exit non-zero rather than run without it).
+//! top-level actor fails: the node must exit non-zero rather than run without it),
+//! `snapshot_install_crash` (the process aborts while installing a snapshot, after clearing
+//! its rows and before copying the received ones in).
 //!
 //! Chaos runs also flip runtime switches (`SMSGW_FAULTS_FILE`: disk full, clock skew) and
 //! route peers through fault proxies (`SMSGW_PEER_ADDRS`); see the functions below.

@@ -237,6 +237,11 @@ impl StateStore {
         for (_, ks) in &keyspaces {
             ks.clear()?;
         }
+        if crate::failpoints::fire("snapshot_install_crash") {
+            // Tests: die like kill -9 with the live rows gone and the staged ones not in.
+            tracing::error!("failpoint snapshot_install_crash: aborting mid-install");
+            std::process::abort();
+        }
         let staging = self.staging();
         let mut batch = self.db().batch();
         let mut bytes = 0usize;
