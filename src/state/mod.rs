@@ -1,6 +1,8 @@
 //! The replicated state: its rows (`model`), the operations Raft carries (`ops`), the
 //! status machine (`transitions`, pure), the fjall-backed store (`store`) and its transfer
 //! to a lagging peer (`snapshot`).
+#[cfg(test)]
+mod cache_tests;
 pub mod compliance;
 pub mod model;
 pub mod ops;

@@ -658,6 +658,14 @@ impl StateStore {
         }
         {
             let mut cache = self.active_cache.write().unwrap_or_else(|e| e.into_inner());
+            // Being worked now: admitted like the rows of sent messages. First, so that a
+            // row this batch went on to change (or finish) is replaced (or dropped) below:
+            // the claimed copy is the row as it was before the batch.
+            for m in ctx.claimed_rows.drain(..) {
+                if cache.len() < ACTIVE_CACHE_MAX && !cache.contains_key(&m.id) {
+                    cache.insert(m.id.clone(), m);
+                }
+            }
             for (id, m) in ctx.messages.drain() {
                 if m.status.is_final() {
                     cache.remove(&id);
@@ -672,12 +680,6 @@ impl StateStore {
                 } else {
                     // Full: keep memory bounded; this row is read from fjall instead.
                     cache.remove(&id);
-                }
-            }
-            // Being worked now: admitted like the rows of sent messages.
-            for m in ctx.claimed_rows.drain(..) {
-                if cache.len() < ACTIVE_CACHE_MAX && !cache.contains_key(&m.id) {
-                    cache.insert(m.id.clone(), m);
                 }
             }
         }
@@ -1643,6 +1645,15 @@ impl StateStore {
     /// Where the consensus layer's meta rows (applied log id, membership) live.
     pub(super) fn meta_keyspace(&self) -> &Keyspace {
         &self.meta
+    }
+
+    /// Drops a row from the decoded cache (as a full cache would not have admitted it).
+    #[cfg(test)]
+    pub(super) fn evict_cached(&self, id: &str) {
+        self.active_cache
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(id);
     }
 
     #[cfg(test)]
