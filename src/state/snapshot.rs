@@ -54,6 +54,13 @@ pub enum StagingError {
     Store(#[from] StoreError),
 }
 
+/// Memtable bytes (fjall's write buffers, all keyspaces) above which staging and installing
+/// wait for fjall's flushes to catch up: the transfer writes at disk speed, and without the
+/// wait the sealed memtables waiting to be flushed grow with the size of the state.
+const WRITE_BUFFER_LIMIT: u64 = 192 * 1024 * 1024;
+/// The longest one such wait lasts (then the write goes ahead anyway: never an error).
+const FLUSH_WAIT_MAX: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Staging keys of the bookkeeping rows start with this byte; row keys start with their
 /// keyspace's index, which is far below it.
 const CONTROL: u8 = 0xFF;
@@ -145,6 +152,7 @@ impl StateStore {
             }
         }
         let keyspaces = self.all_keyspaces();
+        self.let_flushes_catch_up();
         let mut batch = self.db().batch();
         for (name, rows) in chunk.groups {
             // A keyspace this build does not know (a newer peer's) is skipped.
@@ -258,6 +266,7 @@ impl StateStore {
             if bytes >= CHUNK_BYTES {
                 std::mem::replace(&mut batch, self.db().batch()).commit()?;
                 bytes = 0;
+                self.let_flushes_catch_up();
             }
         }
         for (k, v) in meta {
@@ -267,6 +276,19 @@ impl StateStore {
         self.db().persist(fjall::PersistMode::SyncAll)?;
         staging.clear()?;
         self.rebuild()
+    }
+
+    /// Waits (bounded) while fjall's memtables hold more than [`WRITE_BUFFER_LIMIT`] and
+    /// flushes are under way, so that a transfer's memory does not grow with the state.
+    fn let_flushes_catch_up(&self) {
+        let db = self.db();
+        let deadline = std::time::Instant::now() + FLUSH_WAIT_MAX;
+        while db.outstanding_flushes() > 0
+            && db.write_buffer_size() > WRITE_BUFFER_LIMIT
+            && std::time::Instant::now() < deadline
+        {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
     }
 
     /// The staged transfer and how many of its chunks are in.
