@@ -206,10 +206,12 @@ def main():
         peak_lead, peak_member = base_lead, 0.0
         t0 = time.monotonic()
         caught_up = None
+        timeline = []  # (seconds, node 3's RSS in MB) at every sample
         progress = []  # (seconds, node 3's applied index) every second, to see it move
         while time.monotonic() - t0 < args.limit:
             peak_lead = max(peak_lead, rss_mb(lead.proc.pid))
             m = rss_mb(nodes[3].proc.pid)
+            timeline.append((round(time.monotonic() - t0, 2), round(m)))
             base_member = base_member or m
             peak_member = max(peak_member, m)
             # Caught up = node 3 has applied what the leader had (its log alone is not enough:
@@ -235,6 +237,8 @@ def main():
                 wrong.append((i, s, (v or {}).get("status") or v))
         ok = len(sample) - len(wrong)
         sent = [re.sub(r"\x1b\[[0-9;]*m", "", l).strip() for l in open(lead.log) if "snapshot sent" in l]
+        with open(os.path.join(args.dir, "member-rss.txt"), "w") as f:
+            f.writelines(f"{t} {m}\n" for t, m in timeline)
         print(json.dumps({
             "messages": len(ids), "leader_data_dir_mb": round(state_mb),
             "catch_up_seconds": round(caught_up, 2),

@@ -204,6 +204,8 @@ impl StateStore {
     ) -> Result<(), StagingError> {
         let _one_at_a_time = self.staging_lock();
         self.staged_whole(transfer, chunks)?;
+        let started = std::time::Instant::now();
+        tracing::info!(transfer = %format!("{transfer:x}"), chunks, "installing a received snapshot");
         let marker = wire::encode(&meta).map_err(StoreError::from)?;
         self.staging()
             .insert(INSTALL_KEY, marker)
@@ -214,6 +216,11 @@ impl StateStore {
             .persist(fjall::PersistMode::SyncAll)
             .map_err(StoreError::from)?;
         self.finish_install(meta)?;
+        tracing::info!(
+            transfer = %format!("{transfer:x}"),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "snapshot installed"
+        );
         Ok(())
     }
 
