@@ -257,25 +257,45 @@ impl StateStore {
             tracing::error!("failpoint snapshot_install_crash: aborting mid-install");
             std::process::abort();
         }
+        // Copied in batches of about CHUNK_BYTES, each read by its own short range scan: an
+        // iterator open through the whole copy would keep fjall from freeing the memtables
+        // flushed meanwhile, and the copy would hold the whole state in memory.
         let staging = self.staging();
-        let mut batch = self.db().batch();
-        let mut bytes = 0usize;
-        for kv in staging.iter() {
-            let (k, v) = kv.into_inner()?;
-            let Some((&index, key)) = k.split_first() else {
-                continue;
+        let mut after: Option<Vec<u8>> = None;
+        loop {
+            let scan = match &after {
+                None => staging.iter(),
+                Some(k) => staging.range::<Vec<u8>, _>((
+                    std::ops::Bound::Excluded(k.clone()),
+                    std::ops::Bound::Unbounded,
+                )),
             };
-            let Some((_, ks)) = keyspaces.get(index as usize) else {
-                continue; // the control rows
-            };
-            bytes += k.len() + v.len();
-            batch.insert(ks, key, v);
-            if bytes >= CHUNK_BYTES {
-                std::mem::replace(&mut batch, self.db().batch()).commit()?;
-                bytes = 0;
-                self.let_flushes_catch_up();
+            let mut batch = self.db().batch();
+            let mut bytes = 0usize;
+            let mut last = None;
+            for kv in scan {
+                let (k, v) = kv.into_inner()?;
+                last = Some(k.to_vec());
+                let Some((&index, key)) = k.split_first() else {
+                    continue;
+                };
+                let Some((_, ks)) = keyspaces.get(index as usize) else {
+                    continue; // the control rows
+                };
+                bytes += k.len() + v.len();
+                batch.insert(ks, key, v);
+                if bytes >= CHUNK_BYTES {
+                    break;
+                }
             }
+            batch.commit()?;
+            match last {
+                Some(k) if bytes >= CHUNK_BYTES => after = Some(k),
+                _ => break,
+            }
+            self.let_flushes_catch_up();
         }
+        let mut batch = self.db().batch();
         for (k, v) in meta {
             batch.insert(self.meta_keyspace(), k.as_bytes(), v);
         }
