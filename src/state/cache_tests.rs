@@ -10,7 +10,8 @@ use crate::protocols::smpp::id_keys;
 
 const CHANNEL: &str = "smsc-a";
 
-fn tenant() -> Tenant {
+/// A plain tenant (also the base of the snapshot tests' tenants).
+pub(super) fn tenant() -> Tenant {
     Tenant {
         id: "acme".into(),
         name: "acme".into(),

@@ -338,27 +338,14 @@ fn describe_progress(progress: Option<(u64, u32)>, transfer: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::state::{Op, Proposal, RateLimit, Tenant};
+    use crate::state::{Op, Proposal, Tenant};
 
     fn tenant(id: &str, pad: usize) -> Tenant {
         Tenant {
             id: id.into(),
             name: "x".repeat(pad),
             api_key_hash: format!("hash-{id}"),
-            webhook_secret: String::new(),
-            rate_limit: RateLimit {
-                per_second: 1,
-                burst: 1,
-            },
-            callback_url: None,
-            max_parts: 10,
-            queue_limit: 10,
-            smart_encoding: false,
-            senders: vec![],
-            created_at: 0,
-            frequency_caps: Vec::new(),
-            sender_pool: Vec::new(),
-            opt_out_categories: Vec::new(),
+            ..crate::state::cache_tests::tenant()
         }
     }
 
