@@ -683,17 +683,30 @@ fn reply<T: Serialize>(v: &T) -> Vec<u8> {
     wire::encode(v).unwrap_or_default()
 }
 
+/// The answer to a Raft RPC (append, vote, snapshot install, leader transfer): openraft's
+/// own result inside `Ok`, or `Err` with why the request was refused before openraft saw
+/// it (an undecodable body, a snapshot not completely staged). The caller decodes one
+/// shape either way (`network::PeerClient`).
+fn raft_reply<T: Serialize>(res: &Result<T, RaftError<TypeConfig>>) -> Vec<u8> {
+    reply(&Ok::<_, String>(res))
+}
+
+/// A Raft RPC refused before openraft saw it (see [`raft_reply`]).
+fn raft_refusal(why: String) -> Vec<u8> {
+    reply(&Err::<(), String>(why))
+}
+
 async fn rpc_append(State(c): Rpc, body: Bytes) -> Vec<u8> {
     match wire::decode(&body) {
-        Ok(req) => reply(&c.raft.append_entries(req).await),
-        Err(e) => reply(&Err::<(), _>(e.to_string())),
+        Ok(req) => raft_reply(&c.raft.append_entries(req).await),
+        Err(e) => raft_refusal(format!("bad append body: {e}")),
     }
 }
 
 async fn rpc_vote(State(c): Rpc, body: Bytes) -> Vec<u8> {
     match wire::decode(&body) {
-        Ok(req) => reply(&c.raft.vote(req).await),
-        Err(e) => reply(&Err::<(), _>(e.to_string())),
+        Ok(req) => raft_reply(&c.raft.vote(req).await),
+        Err(e) => raft_refusal(format!("bad vote body: {e}")),
     }
 }
 
@@ -728,7 +741,7 @@ async fn rpc_snapshot_install(State(c): Rpc, body: Bytes) -> Vec<u8> {
             // Checked here as well as at the install, where a failure would stop Raft.
             if let Err(e) = c.store.staged_whole(transfer, chunks) {
                 tracing::warn!(error = %e, "snapshot install refused");
-                return reply(&Err::<(), _>(e.to_string()));
+                return raft_refusal(e.to_string());
             }
             let snapshot = openraft::Snapshot {
                 meta,
@@ -743,9 +756,9 @@ async fn rpc_snapshot_install(State(c): Rpc, body: Bytes) -> Vec<u8> {
             // its staged rows are not needed either way.
             let store = c.store.clone();
             let _ = tokio::task::spawn_blocking(move || store.drop_staged(transfer)).await;
-            reply(&res)
+            raft_reply(&res)
         }
-        Err(e) => reply(&Err::<(), _>(e.to_string())),
+        Err(e) => raft_refusal(format!("bad snapshot install body: {e}")),
     }
 }
 
@@ -757,9 +770,9 @@ async fn rpc_transfer_leader(State(c): Rpc, body: Bytes) -> Vec<u8> {
                 .handle_transfer_leader(req)
                 .await
                 .map_err(RaftError::<TypeConfig>::Fatal);
-            reply(&res)
+            raft_reply(&res)
         }
-        Err(e) => reply(&Err::<(), _>(e.to_string())),
+        Err(e) => raft_refusal(format!("bad transfer-leader body: {e}")),
     }
 }
 

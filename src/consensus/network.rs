@@ -80,6 +80,17 @@ pub async fn post_bincode<Req: Serialize, Resp: DeserializeOwned>(
     timeout: Duration,
 ) -> Result<Resp, PostError> {
     let body = wire::encode(req).map_err(|e| PostError::Other(e.to_string()))?;
+    post_encoded(client, url, body, timeout).await
+}
+
+/// POSTs an already encoded body (when its size decides the timeout) and decodes a
+/// bincode answer.
+async fn post_encoded<Resp: DeserializeOwned>(
+    client: &reqwest::Client,
+    url: &str,
+    body: Vec<u8>,
+    timeout: Duration,
+) -> Result<Resp, PostError> {
     let resp = client
         .post(url)
         .header("content-type", "application/octet-stream")
@@ -122,6 +133,20 @@ const SNAPSHOT_CHUNK_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a peer may take to install a staged snapshot: it copies every row once.
 const SNAPSHOT_INSTALL_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 
+/// The slowest link an append must still cross in time: openraft gives every append the
+/// heartbeat interval (150 ms), which a batch of 256 entries of 100 messages (~8 MB) does
+/// not cross on anything slower than loopback; a member behind such a link would time
+/// out on every append and never catch up. Each append gets the heartbeat interval plus
+/// the time its body takes at this rate (16 Mbit/s).
+const SLOWEST_LINK_BYTES_PER_S: u64 = 2 * 1024 * 1024;
+
+/// How long an append of `body_bytes` may take: openraft's limit plus the transfer time
+/// at [`SLOWEST_LINK_BYTES_PER_S`].
+fn append_timeout(openraft_ttl: Duration, body_bytes: usize) -> Duration {
+    let transfer_ms = (body_bytes as u64).saturating_mul(1000) / SLOWEST_LINK_BYTES_PER_S;
+    openraft_ttl + Duration::from_millis(transfer_ms)
+}
+
 impl PeerClient {
     async fn call<Req: Serialize, Resp: DeserializeOwned>(
         &self,
@@ -135,14 +160,31 @@ impl PeerClient {
     async fn call_with_timeout<Req: Serialize, Resp: DeserializeOwned>(
         &self,
         path: &str,
-        req: Req,
+        req: &Req,
+        timeout: Duration,
+    ) -> Result<Resp, RPCError<C>> {
+        let body = wire::encode(req)
+            .map_err(|e| RPCError::Network(NetworkError::from_string(e.to_string())))?;
+        self.call_encoded(path, body, timeout).await
+    }
+
+    /// Sends an encoded Raft RPC; the peer answers openraft's result, or why it refused
+    /// the request before openraft saw it (`consensus::raft_reply`).
+    async fn call_encoded<Resp: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: Vec<u8>,
         timeout: Duration,
     ) -> Result<Resp, RPCError<C>> {
         let url = format!("http://{}/raft/{path}", self.addr);
-        let res: Result<Resp, RaftError<C>> = post_bincode(&self.client, &url, &req, timeout)
-            .await
-            .map_err(rpc_error)?;
-        res.map_err(|e| RPCError::Network(NetworkError::from_string(e.to_string())))
+        let answer: Result<Result<Resp, RaftError<C>>, String> =
+            post_encoded(&self.client, &url, body, timeout)
+                .await
+                .map_err(rpc_error)?;
+        let network = |m: String| RPCError::Network(NetworkError::from_string(m));
+        answer
+            .map_err(|refused| network(format!("{} refused {path}: {refused}", self.addr)))?
+            .map_err(|e| network(e.to_string()))
     }
 }
 
@@ -170,7 +212,10 @@ impl RaftNetworkV2<C> for PeerClient {
         req: AppendEntriesRequest<C>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<C>, RPCError<C>> {
-        self.call("append", &req, &option).await
+        let body = wire::encode(&req)
+            .map_err(|e| RPCError::Network(NetworkError::from_string(e.to_string())))?;
+        let timeout = append_timeout(option.hard_ttl(), body.len());
+        self.call_encoded("append", body, timeout).await
     }
 
     /// Streams the snapshot's rows in chunks (`state::snapshot`), each its own call, then
@@ -245,5 +290,44 @@ impl RaftNetworkV2<C> for PeerClient {
         option: RPCOption,
     ) -> Result<VoteResponse<C>, RPCError<C>> {
         self.call("vote", &req, &option).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    type Answer = Result<Result<VoteResponse<C>, RaftError<C>>, String>;
+
+    #[test]
+    fn a_refused_request_decodes_as_a_refusal_for_any_answer_type() {
+        let bytes = super::super::raft_refusal("bad vote body: eof".into());
+        let answer: Answer = wire::decode(&bytes).expect("one shape for every answer");
+        assert_eq!(answer.err().as_deref(), Some("bad vote body: eof"));
+    }
+
+    #[test]
+    fn openraft_results_arrive_inside_the_envelope() {
+        let vote = VoteOf::<C>::new(3, 2);
+        let inner: Result<VoteResponse<C>, RaftError<C>> = Ok(VoteResponse::new(vote, None, true));
+        let answer: Answer = wire::decode(&super::super::raft_reply(&inner)).expect("decodes");
+        let resp = answer.expect("not refused").expect("openraft's Ok");
+        assert_eq!(resp.vote, vote);
+    }
+
+    #[test]
+    fn an_append_gets_time_for_its_size() {
+        let ttl = Duration::from_millis(150);
+        assert_eq!(append_timeout(ttl, 0), ttl);
+        assert_eq!(
+            append_timeout(ttl, 2 * 1024 * 1024),
+            Duration::from_millis(1150)
+        );
+        // 256 entries of 100 messages (~8 MB) at 16 Mbit/s: about 4 s.
+        let big = append_timeout(ttl, 8_000_000);
+        assert!(
+            big > Duration::from_secs(3) && big < Duration::from_secs(5),
+            "{big:?}"
+        );
     }
 }
