@@ -13,6 +13,9 @@ stood when it came back. Then reads a sample of the messages through node 3.
     cargo build --release --bin smsgw
     python3 simulations/catch_up.py --messages 250000                      # by snapshot
     python3 simulations/catch_up.py --messages 100000 --snapshot-every 0   # by log
+    # node 3 behind a 50 Mbit/s link (as root: a network namespace, a veth pair and a
+    # token-bucket filter from iproute2; nodes 1 and 2 and the SMSC use 10.199.0.1):
+    sudo python3 simulations/catch_up.py --messages 50000 --snapshot-every 0 --member-link-mbit 50
 
 Standard library only. Everything runs under --dir (removed first) and is stopped at the end.
 """
@@ -76,20 +79,55 @@ def until(what, seconds, probe, every=0.2):
     sys.exit(f"timed out after {seconds} s waiting for: {what}")
 
 
+class SlowLink:
+    """Node 3's own network namespace, joined to the host by a veth pair whose two ends
+    pass at most `mbit` Mbit/s each way (iproute2's token-bucket filter)."""
+
+    NS, HOST_END, MEMBER_END = "smsgw-slow", "smsgw-slow-h", "smsgw-slow-m"
+    HOST_IP, MEMBER_IP = "10.199.0.1", "10.199.0.2"
+
+    def __init__(self, mbit):
+        self.mbit = mbit
+
+    def run(self, *cmd, ns=False):
+        full = (["ip", "netns", "exec", self.NS] if ns else []) + list(cmd)
+        subprocess.run(full, check=True, stdout=subprocess.DEVNULL)
+
+    def __enter__(self):
+        self.__exit__()
+        self.run("ip", "netns", "add", self.NS)
+        self.run("ip", "link", "add", self.HOST_END, "type", "veth", "peer", "name", self.MEMBER_END)
+        self.run("ip", "link", "set", self.MEMBER_END, "netns", self.NS)
+        self.run("ip", "addr", "add", f"{self.HOST_IP}/24", "dev", self.HOST_END)
+        self.run("ip", "link", "set", self.HOST_END, "up")
+        self.run("ip", "addr", "add", f"{self.MEMBER_IP}/24", "dev", self.MEMBER_END, ns=True)
+        self.run("ip", "link", "set", self.MEMBER_END, "up", ns=True)
+        self.run("ip", "link", "set", "lo", "up", ns=True)
+        shape = ["root", "tbf", "rate", f"{self.mbit}mbit", "burst", "64kb", "latency", "400ms"]
+        self.run("tc", "qdisc", "add", "dev", self.HOST_END, *shape)
+        self.run("tc", "qdisc", "add", "dev", self.MEMBER_END, *shape, ns=True)
+        return self
+
+    def __exit__(self, *exc):
+        subprocess.run(["ip", "link", "del", self.HOST_END], stderr=subprocess.DEVNULL)
+        subprocess.run(["ip", "netns", "del", self.NS], stderr=subprocess.DEVNULL)
+
+
 class Node:
-    def __init__(self, args, node_id, peers, dirpath):
+    def __init__(self, args, node_id, peers, dirpath, hosts, prefix=()):
         self.id = node_id
         self.http = free_port()
         self.cluster = peers[node_id]
+        self.host = hosts[node_id]
         self.dir = os.path.join(dirpath, f"node-{node_id}")
         self.log = os.path.join(dirpath, f"node-{node_id}.log")
-        self.cmd = [
+        self.cmd = list(prefix) + [
             args.smsgw, "start",
             "--node-id", str(node_id),
-            "--http", f"127.0.0.1:{self.http}",
-            "--cluster-addr", f"127.0.0.1:{self.cluster}",
+            "--http", f"{self.host}:{self.http}",
+            "--cluster-addr", f"{self.host}:{self.cluster}",
             "--data-dir", self.dir,
-            "--peers", ",".join(f"{i}@127.0.0.1:{p}" for i, p in sorted(peers.items())),
+            "--peers", ",".join(f"{i}@{hosts[i]}:{p}" for i, p in sorted(peers.items())),
             "--admin-token", TOKEN,
             "--snapshot-every-entries", str(args.snapshot_every),
         ]
@@ -104,7 +142,7 @@ class Node:
             self.proc.wait()
 
     def url(self, path):
-        return f"http://127.0.0.1:{self.http}{path}"
+        return f"http://{self.host}:{self.http}{path}"
 
     def cluster_view(self):
         s, v = call("GET", self.url("/admin/v1/cluster"))
@@ -119,17 +157,31 @@ def main():
     ap.add_argument("--limit", type=int, default=1800, help="seconds node 3 may take to catch up")
     ap.add_argument("--dir", default="/tmp/smsgw-catch-up")
     ap.add_argument("--smsgw", default="target/release/smsgw")
+    ap.add_argument("--member-link-mbit", type=int, default=0,
+                    help="put node 3 behind a link of this many Mbit/s (needs root and iproute2)")
     args = ap.parse_args()
+    if args.member_link_mbit:
+        with SlowLink(args.member_link_mbit) as link:
+            run(args, link)
+    else:
+        run(args, None)
 
+
+def run(args, link):
     shutil.rmtree(args.dir, ignore_errors=True)
     os.makedirs(args.dir)
+    args.smsgw = os.path.abspath(args.smsgw)
+    host = link.HOST_IP if link else "127.0.0.1"
+    hosts = {1: host, 2: host, 3: link.MEMBER_IP if link else host}
+    member_prefix = ["ip", "netns", "exec", link.NS] if link else []
     smsc_port = free_port()
     smsc = subprocess.Popen(
-        [args.smsgw, "sim", "smsc", "--listen", f"127.0.0.1:{smsc_port}", "--system-id", "s",
+        [args.smsgw, "sim", "smsc", "--listen", f"{host}:{smsc_port}", "--system-id", "s",
          "--password", "pw", "--dlr-delay-ms", "10"],
         stdout=open(os.path.join(args.dir, "smsc.log"), "w"), stderr=subprocess.STDOUT)
     peers = {i: free_port() for i in (1, 2, 3)}
-    nodes = {i: Node(args, i, peers, args.dir) for i in (1, 2, 3)}
+    nodes = {i: Node(args, i, peers, args.dir, hosts, member_prefix if i == 3 else ())
+             for i in (1, 2, 3)}
     try:
         for n in nodes.values():
             n.start()
@@ -141,7 +193,7 @@ def main():
         assert s == 201, t
         key = t["api_key"]
         s, v = call("POST", lead.url("/admin/v1/channels"),
-                    {"id": "ch", "protocol": "smpp", "host": "127.0.0.1", "port": smsc_port,
+                    {"id": "ch", "protocol": "smpp", "host": host, "port": smsc_port,
                      "system_id": "s", "password": "pw", "tps": 50000, "window": 64})
         assert s == 201, v
         s, v = call("POST", lead.url("/admin/v1/routes"),
@@ -247,6 +299,7 @@ def main():
             "member_rss_mb": {"at_start": round(base_member), "peak": round(peak_member)},
             "sample_read_delivered_on_member": f"{ok}/{len(sample)}",
             "leader_log": sent[-1][-200:] if sent else None,
+            "member_link_mbit": args.member_link_mbit or None,
         }, indent=2))
         if wrong:
             sys.exit(f"{len(wrong)} messages read wrong on the member that caught up, e.g. {wrong[:5]}")
