@@ -7,6 +7,7 @@
 //! - `Consensus::propose`: the single write path. It batches operations from many callers
 //!   into one entry and forwards to the leader when this node is not it.
 
+pub mod append_budget;
 pub mod arrivals;
 pub mod log_store;
 pub mod network;

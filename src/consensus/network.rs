@@ -2,10 +2,12 @@
 //! re-dials on its own; every call carries openraft's timeout.
 
 use std::future::Future;
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use openraft::OptionalSend;
 use openraft::alias::{SnapshotOf, VoteOf};
+use openraft::entry::RaftEntry;
 use openraft::errors::{
     NetworkError, RPCError, RaftError, ReplicationClosed, StreamingError, Unreachable,
 };
@@ -16,6 +18,7 @@ use openraft::raft::{
 };
 use serde::{Serialize, de::DeserializeOwned};
 
+use super::append_budget::{AppendBudget, AppendBudgets, append_timeout, entries_within};
 use super::state_machine::SnapshotData;
 use super::{NodeInfo, TypeConfig};
 use crate::state::snapshot::SnapshotChunk;
@@ -28,6 +31,7 @@ type C = TypeConfig;
 pub struct HttpNetwork {
     client: reqwest::Client,
     snapshot_chunk_bytes: usize,
+    budgets: Arc<AppendBudgets>,
 }
 
 impl HttpNetwork {
@@ -43,6 +47,7 @@ impl HttpNetwork {
         HttpNetwork {
             client,
             snapshot_chunk_bytes,
+            budgets: Arc::default(),
         }
     }
 
@@ -57,6 +62,8 @@ pub struct PeerClient {
     addr: String,
     client: reqwest::Client,
     snapshot_chunk_bytes: usize,
+    /// How many bytes one append to this peer may carry.
+    budget: Arc<AppendBudget>,
 }
 
 impl RaftNetworkFactory<C> for HttpNetwork {
@@ -68,6 +75,7 @@ impl RaftNetworkFactory<C> for HttpNetwork {
             addr: crate::failpoints::peer_addr(target).unwrap_or_else(|| node.cluster_addr.clone()),
             client: self.client.clone(),
             snapshot_chunk_bytes: self.snapshot_chunk_bytes,
+            budget: self.budgets.of(target),
         }
     }
 }
@@ -132,20 +140,6 @@ pub enum PostError {
 const SNAPSHOT_CHUNK_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a peer may take to install a staged snapshot: it copies every row once.
 const SNAPSHOT_INSTALL_TIMEOUT: Duration = Duration::from_secs(30 * 60);
-
-/// The slowest link an append must still cross in time: openraft gives every append the
-/// heartbeat interval (150 ms), which a batch of 256 entries of 100 messages (~8 MB) does
-/// not cross on anything slower than loopback; a member behind such a link would time
-/// out on every append and never catch up. Each append gets the heartbeat interval plus
-/// the time its body takes at this rate (16 Mbit/s).
-const SLOWEST_LINK_BYTES_PER_S: u64 = 2 * 1024 * 1024;
-
-/// How long an append of `body_bytes` may take: openraft's limit plus the transfer time
-/// at [`SLOWEST_LINK_BYTES_PER_S`].
-fn append_timeout(openraft_ttl: Duration, body_bytes: usize) -> Duration {
-    let transfer_ms = (body_bytes as u64).saturating_mul(1000) / SLOWEST_LINK_BYTES_PER_S;
-    openraft_ttl + Duration::from_millis(transfer_ms)
-}
 
 impl PeerClient {
     async fn call<Req: Serialize, Resp: DeserializeOwned>(
@@ -212,10 +206,38 @@ impl RaftNetworkV2<C> for PeerClient {
         req: AppendEntriesRequest<C>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<C>, RPCError<C>> {
-        let body = wire::encode(&req)
-            .map_err(|e| RPCError::Network(NetworkError::from_string(e.to_string())))?;
-        let timeout = append_timeout(option.hard_ttl(), body.len());
-        self.call_encoded("append", body, timeout).await
+        let encode = |req: &AppendEntriesRequest<C>| {
+            wire::encode(req)
+                .map_err(|e| RPCError::Network(NetworkError::from_string(e.to_string())))
+        };
+        let mut req = req;
+        let mut body = encode(&req)?;
+        // Only a prefix goes out: its last log id is what the member will have matched.
+        let mut prefix_last = None;
+        let budget = self.budget.bytes();
+        if body.len() > budget && req.entries.len() > 1 {
+            let keep = entries_within(&req.entries, budget);
+            if keep < req.entries.len() {
+                req.entries.truncate(keep);
+                prefix_last = req.entries.last().map(|e| e.log_id());
+                body = encode(&req)?;
+            }
+        }
+        let bytes = body.len();
+        let timeout = append_timeout(option.hard_ttl(), bytes);
+        let started = Instant::now();
+        let answered = self.call_encoded("append", body, timeout).await;
+        match &answered {
+            Ok(_) => self.budget.delivered(bytes, started.elapsed()),
+            Err(_) if started.elapsed() >= timeout => self.budget.timed_out(),
+            Err(_) => {}
+        }
+        Ok(match (answered?, prefix_last) {
+            (AppendEntriesResponse::Success, Some(last)) => {
+                AppendEntriesResponse::PartialSuccess(Some(last))
+            }
+            (resp, _) => resp,
+        })
     }
 
     /// Streams the snapshot's rows in chunks (`state::snapshot`), each its own call, then
@@ -313,21 +335,5 @@ mod tests {
         let answer: Answer = wire::decode(&super::super::raft_reply(&inner)).expect("decodes");
         let resp = answer.expect("not refused").expect("openraft's Ok");
         assert_eq!(resp.vote, vote);
-    }
-
-    #[test]
-    fn an_append_gets_time_for_its_size() {
-        let ttl = Duration::from_millis(150);
-        assert_eq!(append_timeout(ttl, 0), ttl);
-        assert_eq!(
-            append_timeout(ttl, 2 * 1024 * 1024),
-            Duration::from_millis(1150)
-        );
-        // 256 entries of 100 messages (~8 MB) at 16 Mbit/s: about 4 s.
-        let big = append_timeout(ttl, 8_000_000);
-        assert!(
-            big > Duration::from_secs(3) && big < Duration::from_secs(5),
-            "{big:?}"
-        );
     }
 }
