@@ -1,16 +1,18 @@
-//! How much one Raft append may carry to a peer, learned from its link.
+//! How much one Raft append may carry to a peer and how long it may take, learned from
+//! the peer's link.
 //!
 //! openraft hands the network up to 256 entries at once (several MB with batched accepts)
 //! and gives the call the heartbeat interval (150 ms). Behind a link slower than loopback
 //! such an append times out, is resent with the same entries and times out again, so the
-//! member never catches up. So each peer has a budget of bytes per append: about what its
-//! link delivered in [`TARGET_CALL`], cut to a quarter after a timeout. A longer run of
-//! entries goes out as a prefix within the budget and openraft sends the rest next
-//! (`network::PeerClient::append_entries`). On loopback the budget grows past any append
-//! after the first large one, so nothing is cut there.
+//! member never catches up. So each peer has an estimate of its link's rate: every append
+//! of [`MIN_SAMPLE`] or more updates it, a timeout cuts it to a quarter. An append carries
+//! at most what that rate moves in [`TARGET_CALL`] (a longer run of entries goes out as a
+//! prefix and openraft sends the rest next, `network::PeerClient::append_entries`) and may
+//! take the heartbeat interval plus twice its expected transfer time. On loopback the
+//! estimate passes any append's size after the first large one, so nothing is cut there.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -20,27 +22,27 @@ use crate::wire;
 
 /// How long a cut append should take on the peer's link.
 const TARGET_CALL: Duration = Duration::from_secs(1);
-/// The budget a peer starts with, before its link has been measured.
-const FIRST_BUDGET: usize = 4 * 1024 * 1024;
-/// Never below this: a few batched entries per append even on a very slow link.
-const MIN_BUDGET: usize = 256 * 1024;
-/// Never above this (appends are bounded by openraft's 256 entries anyway).
+/// The rate assumed before a link has been measured (32 Mbit/s).
+const FIRST_RATE: u64 = 4 * 1024 * 1024;
+/// The rate estimate stays within these (128 kbit/s .. 8 Gbit/s).
+const MIN_RATE: u64 = 16 * 1024;
+const MAX_RATE: u64 = 1024 * 1024 * 1024;
+/// An append carries at most this (openraft's 256 entries bound it anyway).
 const MAX_BUDGET: usize = 64 * 1024 * 1024;
 /// Appends smaller than this say little about the link's rate (latency dominates).
 const MIN_SAMPLE: usize = 64 * 1024;
-/// The slowest link an append must still cross in time: each append may take openraft's
-/// limit plus its body's time at this rate (4 Mbit/s), so ~0.5 s per MB of budget.
-const SLOWEST_LINK_BYTES_PER_S: u64 = 512 * 1024;
+/// No append waits longer than this, whatever the estimate says.
+const MAX_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// Every peer's append budget, kept across openraft's reconnects (it makes a new
-/// `PeerClient` after errors, which is exactly when the budget matters).
+/// Every peer's link estimate, kept across openraft's reconnects (it makes a new
+/// `PeerClient` after errors, which is exactly when the estimate matters).
 #[derive(Default)]
 pub struct AppendBudgets {
     per_peer: Mutex<HashMap<u64, Arc<AppendBudget>>>,
 }
 
 impl AppendBudgets {
-    /// The budget of the link to `peer`.
+    /// The estimate of the link to `peer`.
     pub fn of(&self, peer: u64) -> Arc<AppendBudget> {
         self.per_peer
             .lock()
@@ -51,49 +53,54 @@ impl AppendBudgets {
     }
 }
 
-/// The bytes one append to one peer may carry.
+/// What one peer's link is estimated to move, in bytes per second.
 pub struct AppendBudget {
-    bytes: AtomicUsize,
+    rate: AtomicU64,
 }
 
 impl Default for AppendBudget {
     fn default() -> Self {
         AppendBudget {
-            bytes: AtomicUsize::new(FIRST_BUDGET),
+            rate: AtomicU64::new(FIRST_RATE),
         }
     }
 }
 
 impl AppendBudget {
-    /// The current budget in bytes.
-    pub fn bytes(&self) -> usize {
-        self.bytes.load(Ordering::Relaxed)
+    fn rate(&self) -> u64 {
+        self.rate.load(Ordering::Relaxed)
     }
 
-    /// An append of `bytes` was answered after `took`: the budget becomes what the link
-    /// moves in [`TARGET_CALL`] at that rate.
+    /// The most bytes the next append should carry.
+    pub fn bytes(&self) -> usize {
+        let bytes = self.rate() as f64 * TARGET_CALL.as_secs_f64();
+        (bytes as usize).min(MAX_BUDGET)
+    }
+
+    /// How long an append of `body_bytes` may take: openraft's limit plus twice the body's
+    /// expected time on this link.
+    pub fn timeout(&self, openraft_ttl: Duration, body_bytes: usize) -> Duration {
+        let expected = body_bytes as f64 / self.rate() as f64;
+        (openraft_ttl + Duration::from_secs_f64(2.0 * expected)).min(MAX_TIMEOUT)
+    }
+
+    /// An append of `bytes` was answered after `took`: the estimate moves halfway to the
+    /// rate this append saw.
     pub fn delivered(&self, bytes: usize, took: Duration) {
         if bytes < MIN_SAMPLE {
             return;
         }
-        let per_s = bytes as f64 / took.as_secs_f64().max(1e-4);
-        let budget = (per_s * TARGET_CALL.as_secs_f64()) as usize;
-        self.bytes
-            .store(budget.clamp(MIN_BUDGET, MAX_BUDGET), Ordering::Relaxed);
+        let seen = (bytes as f64 / took.as_secs_f64().max(1e-5)) as u64;
+        let next = self.rate() / 2 + seen / 2;
+        self.rate
+            .store(next.clamp(MIN_RATE, MAX_RATE), Ordering::Relaxed);
     }
 
-    /// An append timed out: the next one carries a quarter.
+    /// An append timed out: the link is assumed four times slower.
     pub fn timed_out(&self) {
-        let cut = (self.bytes() / 4).max(MIN_BUDGET);
-        self.bytes.store(cut, Ordering::Relaxed);
+        self.rate
+            .store((self.rate() / 4).max(MIN_RATE), Ordering::Relaxed);
     }
-}
-
-/// How long an append of `body_bytes` may take: openraft's limit plus the body's time at
-/// [`SLOWEST_LINK_BYTES_PER_S`].
-pub fn append_timeout(openraft_ttl: Duration, body_bytes: usize) -> Duration {
-    let transfer_ms = (body_bytes as u64).saturating_mul(1000) / SLOWEST_LINK_BYTES_PER_S;
-    openraft_ttl + Duration::from_millis(transfer_ms)
 }
 
 /// How many of `entries`, from the first, fit in `max_bytes` encoded (always at least one,
@@ -113,32 +120,55 @@ pub fn entries_within<T: Serialize>(entries: &[T], max_bytes: usize) -> usize {
 mod tests {
     use super::*;
 
+    const TTL: Duration = Duration::from_millis(150);
+
     #[test]
-    fn an_append_gets_time_for_its_size() {
-        let ttl = Duration::from_millis(150);
-        assert_eq!(append_timeout(ttl, 0), ttl);
-        assert_eq!(append_timeout(ttl, 512 * 1024), Duration::from_millis(1150));
+    fn an_append_gets_time_for_its_size_on_this_link() {
+        let b = AppendBudget::default();
+        assert_eq!(b.timeout(TTL, 0), TTL);
+        // 4 MiB at the first guess of 4 MiB/s: 1 s expected, 2 s allowed.
+        assert_eq!(
+            b.timeout(TTL, 4 * 1024 * 1024),
+            TTL + Duration::from_secs(2)
+        );
+        assert_eq!(b.bytes(), 4 * 1024 * 1024);
     }
 
     #[test]
-    fn the_budget_follows_the_link() {
+    fn timeouts_shrink_the_estimate_until_an_append_gets_through() {
+        // A 300 KB/s link and appends of 128 KB (256 single-message entries): 0.43 s each.
         let b = AppendBudget::default();
-        assert_eq!(b.bytes(), FIRST_BUDGET);
-        // 10 Mbit/s: 4 MiB took 3.4 s -> about 1.2 MB per append.
-        b.delivered(4 * 1024 * 1024, Duration::from_millis(3400));
-        assert!((1_100_000..1_400_000).contains(&b.bytes()), "{}", b.bytes());
-        // Loopback: 1.2 MB in 5 ms -> the ceiling, so nothing is cut.
-        b.delivered(1_200_000, Duration::from_millis(5));
-        assert_eq!(b.bytes(), MAX_BUDGET);
-        // Small appends say nothing about the rate.
-        b.delivered(1000, Duration::from_secs(1));
-        assert_eq!(b.bytes(), MAX_BUDGET);
+        let needs = Duration::from_millis(430);
+        let mut tries = 0;
+        while b.timeout(TTL, 128 * 1024) < needs {
+            b.timed_out();
+            tries += 1;
+            assert!(tries < 10, "never allowed enough time");
+        }
+        assert_eq!(tries, 2);
+        b.delivered(128 * 1024, needs);
+        assert!(b.timeout(TTL, 128 * 1024) > needs);
+    }
+
+    #[test]
+    fn the_estimate_follows_the_link() {
+        let b = AppendBudget::default();
+        // 10 Mbit/s: 4 MiB in 3.4 s (after a timeout had cut the guess to 1 MiB/s).
         b.timed_out();
-        assert_eq!(b.bytes(), MAX_BUDGET / 4);
-        for _ in 0..20 {
+        b.delivered(4 * 1024 * 1024, Duration::from_millis(3400));
+        assert!((1_000_000..1_300_000).contains(&b.bytes()), "{}", b.bytes());
+        // Loopback: 1 MB in 5 ms, twice: past any append's size, so nothing is cut.
+        b.delivered(1_000_000, Duration::from_millis(5));
+        b.delivered(1_000_000, Duration::from_millis(5));
+        assert!(b.bytes() > 16 * 1024 * 1024, "{}", b.bytes());
+        // Small appends say nothing about the rate.
+        let before = b.bytes();
+        b.delivered(1000, Duration::from_secs(1));
+        assert_eq!(b.bytes(), before);
+        for _ in 0..40 {
             b.timed_out();
         }
-        assert_eq!(b.bytes(), MIN_BUDGET);
+        assert_eq!(b.bytes(), MIN_RATE as usize);
     }
 
     #[test]
@@ -154,10 +184,10 @@ mod tests {
     }
 
     #[test]
-    fn every_peer_has_its_own_budget_kept_across_clients() {
+    fn every_peer_has_its_own_estimate_kept_across_clients() {
         let all = AppendBudgets::default();
         all.of(2).timed_out();
-        assert_eq!(all.of(2).bytes(), FIRST_BUDGET / 4);
-        assert_eq!(all.of(3).bytes(), FIRST_BUDGET);
+        assert_eq!(all.of(2).bytes(), 1024 * 1024);
+        assert_eq!(all.of(3).bytes(), 4 * 1024 * 1024);
     }
 }

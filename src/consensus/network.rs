@@ -18,7 +18,7 @@ use openraft::raft::{
 };
 use serde::{Serialize, de::DeserializeOwned};
 
-use super::append_budget::{AppendBudget, AppendBudgets, append_timeout, entries_within};
+use super::append_budget::{AppendBudget, AppendBudgets, entries_within};
 use super::state_machine::SnapshotData;
 use super::{NodeInfo, TypeConfig};
 use crate::state::snapshot::SnapshotChunk;
@@ -224,7 +224,7 @@ impl RaftNetworkV2<C> for PeerClient {
             }
         }
         let bytes = body.len();
-        let timeout = append_timeout(option.hard_ttl(), bytes);
+        let timeout = self.budget.timeout(option.hard_ttl(), bytes);
         let started = Instant::now();
         let answered = self.call_encoded("append", body, timeout).await;
         match &answered {
