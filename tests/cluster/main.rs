@@ -10,3 +10,4 @@ mod t20_leader_kill_and_pause;
 mod t30_membership;
 mod t40_rate_limit;
 mod t50_snapshot_catch_up;
+mod t60_slow_link_catch_up;
