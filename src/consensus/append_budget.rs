@@ -10,6 +10,7 @@
 //! prefix and openraft sends the rest next, `network::PeerClient::append_entries`) and may
 //! take the heartbeat interval plus twice its expected transfer time. On loopback the
 //! estimate passes any append's size after the first large one, so nothing is cut there.
+//! Snapshot chunks to the peer use and feed the same estimate for their time limits.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -77,11 +78,11 @@ impl AppendBudget {
         (bytes as usize).min(MAX_BUDGET)
     }
 
-    /// How long an append of `body_bytes` may take: openraft's limit plus twice the body's
-    /// expected time on this link.
-    pub fn timeout(&self, openraft_ttl: Duration, body_bytes: usize) -> Duration {
+    /// How long a call carrying `body_bytes` may take: `least` (openraft's limit for an
+    /// append, 10 s for a snapshot chunk) plus twice the body's expected time on this link.
+    pub fn timeout(&self, least: Duration, body_bytes: usize) -> Duration {
         let expected = body_bytes as f64 / self.rate() as f64;
-        (openraft_ttl + Duration::from_secs_f64(2.0 * expected)).min(MAX_TIMEOUT)
+        (least + Duration::from_secs_f64(2.0 * expected)).min(MAX_TIMEOUT.max(least))
     }
 
     /// An append of `bytes` was answered after `took`: the estimate moves halfway to the

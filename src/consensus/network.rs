@@ -135,9 +135,12 @@ pub enum PostError {
     Other(String),
 }
 
-/// How long one snapshot chunk may take to reach a peer and be staged there (openraft's
-/// own per-call limit is meant for small RPCs).
+/// How long one snapshot chunk may take at least to reach a peer and be staged there
+/// (openraft's own per-call limit is meant for small RPCs); on a slow link the peer's
+/// learned rate gives it more (`append_budget`).
 const SNAPSHOT_CHUNK_TIMEOUT: Duration = Duration::from_secs(10);
+/// Snapshot chunks are never cut below this for a slow link.
+const MIN_SNAPSHOT_CHUNK: usize = 64 * 1024;
 /// How long a peer may take to install a staged snapshot: it copies every row once.
 const SNAPSHOT_INSTALL_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 
@@ -256,9 +259,13 @@ impl RaftNetworkV2<C> for PeerClient {
         };
         let started = std::time::Instant::now();
         let transfer = rand::random::<u64>();
-        let chunk_timeout = option.hard_ttl().max(SNAPSHOT_CHUNK_TIMEOUT);
+        let least_per_chunk = option.hard_ttl().max(SNAPSHOT_CHUNK_TIMEOUT);
         let (tx, mut rx) = tokio::sync::mpsc::channel::<SnapshotChunk>(2);
-        let chunk_bytes = self.snapshot_chunk_bytes;
+        // At most what the link moves in about a second, so that the heartbeats sharing
+        // it are not held behind one chunk for longer than an election timeout.
+        let chunk_bytes = self
+            .snapshot_chunk_bytes
+            .min(self.budget.bytes().max(MIN_SNAPSHOT_CHUNK));
         let reader = tokio::task::spawn_blocking(move || {
             store.export_chunks(&view, transfer, chunk_bytes, |chunk| {
                 tx.blocking_send(chunk).is_ok()
@@ -269,11 +276,20 @@ impl RaftNetworkV2<C> for PeerClient {
             while let Some(chunk) = rx.recv().await {
                 bytes += row_bytes(&chunk);
                 let url = format!("http://{}/raft/snapshot/chunk", self.addr);
-                let staged: Result<(), String> =
-                    post_bincode(&self.client, &url, &chunk, chunk_timeout)
-                        .await
-                        .map_err(|e| StreamingError::from(rpc_error(e)))?;
-                staged.map_err(network)?;
+                let body = wire::encode(&chunk).map_err(|e| network(e.to_string()))?;
+                let size = body.len();
+                let timeout = self.budget.timeout(least_per_chunk, size);
+                let sent_at = Instant::now();
+                let staged: Result<Result<(), String>, PostError> =
+                    post_encoded(&self.client, &url, body, timeout).await;
+                match &staged {
+                    Ok(_) => self.budget.delivered(size, sent_at.elapsed()),
+                    Err(_) if sent_at.elapsed() >= timeout => self.budget.timed_out(),
+                    Err(_) => {}
+                }
+                staged
+                    .map_err(|e| StreamingError::from(rpc_error(e)))?
+                    .map_err(network)?;
             }
             let chunks = reader
                 .await
