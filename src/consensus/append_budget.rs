@@ -13,9 +13,10 @@
 //! Snapshot chunks to the peer use and feed the same estimate for their time limits.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
@@ -83,6 +84,29 @@ impl AppendBudget {
     pub fn timeout(&self, least: Duration, body_bytes: usize) -> Duration {
         let expected = body_bytes as f64 / self.rate() as f64;
         (least + Duration::from_secs_f64(2.0 * expected)).min(MAX_TIMEOUT.max(least))
+    }
+
+    /// Runs one call carrying `bytes` with its time limit from [`timeout`](Self::timeout)
+    /// (`call` gets the limit) and learns from how it went: an answer moves the estimate,
+    /// a call that ran into its limit cuts it.
+    pub async fn measure<T, E, Fut>(
+        &self,
+        least: Duration,
+        bytes: usize,
+        call: impl FnOnce(Duration) -> Fut,
+    ) -> Result<T, E>
+    where
+        Fut: Future<Output = Result<T, E>>,
+    {
+        let timeout = self.timeout(least, bytes);
+        let started = Instant::now();
+        let answered = call(timeout).await;
+        match &answered {
+            Ok(_) => self.delivered(bytes, started.elapsed()),
+            Err(_) if started.elapsed() >= timeout => self.timed_out(),
+            Err(_) => {}
+        }
+        answered
     }
 
     /// An append of `bytes` was answered after `took`: the estimate moves halfway to the

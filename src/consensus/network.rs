@@ -3,7 +3,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use openraft::OptionalSend;
 use openraft::alias::{SnapshotOf, VoteOf};
@@ -226,16 +226,13 @@ impl RaftNetworkV2<C> for PeerClient {
                 body = encode(&req)?;
             }
         }
-        let bytes = body.len();
-        let timeout = self.budget.timeout(option.hard_ttl(), bytes);
-        let started = Instant::now();
-        let answered = self.call_encoded("append", body, timeout).await;
-        match &answered {
-            Ok(_) => self.budget.delivered(bytes, started.elapsed()),
-            Err(_) if started.elapsed() >= timeout => self.budget.timed_out(),
-            Err(_) => {}
-        }
-        Ok(match (answered?, prefix_last) {
+        let answered: AppendEntriesResponse<C> = self
+            .budget
+            .measure(option.hard_ttl(), body.len(), |timeout| {
+                self.call_encoded("append", body, timeout)
+            })
+            .await?;
+        Ok(match (answered, prefix_last) {
             (AppendEntriesResponse::Success, Some(last)) => {
                 AppendEntriesResponse::PartialSuccess(Some(last))
             }
@@ -277,19 +274,14 @@ impl RaftNetworkV2<C> for PeerClient {
                 bytes += row_bytes(&chunk);
                 let url = format!("http://{}/raft/snapshot/chunk", self.addr);
                 let body = wire::encode(&chunk).map_err(|e| network(e.to_string()))?;
-                let size = body.len();
-                let timeout = self.budget.timeout(least_per_chunk, size);
-                let sent_at = Instant::now();
-                let staged: Result<Result<(), String>, PostError> =
-                    post_encoded(&self.client, &url, body, timeout).await;
-                match &staged {
-                    Ok(_) => self.budget.delivered(size, sent_at.elapsed()),
-                    Err(_) if sent_at.elapsed() >= timeout => self.budget.timed_out(),
-                    Err(_) => {}
-                }
-                staged
-                    .map_err(|e| StreamingError::from(rpc_error(e)))?
-                    .map_err(network)?;
+                let staged: Result<(), String> = self
+                    .budget
+                    .measure(least_per_chunk, body.len(), |timeout| {
+                        post_encoded(&self.client, &url, body, timeout)
+                    })
+                    .await
+                    .map_err(|e| StreamingError::from(rpc_error(e)))?;
+                staged.map_err(network)?;
             }
             let chunks = reader
                 .await
