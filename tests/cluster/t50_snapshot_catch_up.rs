@@ -8,20 +8,8 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::common::cluster::TestCluster;
+use crate::common::cluster::{TestCluster, log_index, raft_log_of};
 use crate::common::*;
-
-/// The `log` object of `node`'s cluster view.
-async fn log_of(node: &GwNode) -> Option<Value> {
-    let (s, v) = node
-        .admin(reqwest::Method::GET, "/admin/v1/cluster", None)
-        .await;
-    (s == 200).then(|| v["log"].clone())
-}
-
-fn index(v: &Value, field: &str) -> u64 {
-    v[field].as_u64().unwrap_or(0)
-}
 
 /// A cluster whose member `lagging` is down and behind the others' compacted logs.
 struct Lagging {
@@ -74,10 +62,10 @@ impl Lagging {
             .expect("a follower");
         cluster.node_mut(lagging).proc.kill9();
         let matched_at_kill = {
-            let log = log_of(cluster.node(leader))
+            let log = raft_log_of(cluster.node(leader))
                 .await
                 .expect("leader's log view");
-            index(&log["matched_index"], &lagging.to_string())
+            log_index(&log["matched_index"], &lagging.to_string())
         };
 
         // Traffic while it is down: accepts, submit responses and receipts are many
@@ -97,15 +85,15 @@ impl Lagging {
             "the leader's log purged past the lagging member",
             Duration::from_secs(30),
             || async {
-                let log = log_of(cluster.node(leader)).await?;
-                (index(&log, "purged_index") > matched_at_kill + 1).then_some(log)
+                let log = raft_log_of(cluster.node(leader)).await?;
+                (log_index(&log, "purged_index") > matched_at_kill + 1).then_some(log)
             },
         )
         .await;
         Lagging {
             _logs: logs,
             smsc,
-            applied: index(&leader_log, "applied_index"),
+            applied: log_index(&leader_log, "applied_index"),
             leader_log,
             cluster,
             leader,
@@ -124,16 +112,16 @@ impl Lagging {
             "the lagging member matched the leader again",
             Duration::from_secs(30),
             || async {
-                let log = log_of(self.cluster.node(self.leader)).await?;
-                let m = index(&log["matched_index"], &self.lagging.to_string());
+                let log = raft_log_of(self.cluster.node(self.leader)).await?;
+                let m = log_index(&log["matched_index"], &self.lagging.to_string());
                 (m >= self.applied).then_some(())
             },
         )
         .await;
         let back = self.cluster.node(self.lagging);
-        let own = log_of(back).await.expect("its own log view");
+        let own = raft_log_of(back).await.expect("its own log view");
         assert!(
-            index(&own, "snapshot_index") > self.matched_at_kill,
+            log_index(&own, "snapshot_index") > self.matched_at_kill,
             "it installed a snapshot newer than where it stopped ({}): {own}",
             self.matched_at_kill
         );

@@ -10,22 +10,11 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use smsgw::chaos::proxy::FaultProxy;
 
-use crate::common::cluster::{FAST_RAFT, TestCluster, member};
+use crate::common::cluster::{TestCluster, log_index, raft_log_of};
 use crate::common::*;
 
 /// Bytes per second the link to node 3 carries, each way.
 const LINK_BYTES_PER_S: u64 = 1_000_000;
-
-async fn log_of(node: &GwNode) -> Option<Value> {
-    let (s, v) = node
-        .admin(reqwest::Method::GET, "/admin/v1/cluster", None)
-        .await;
-    (s == 200).then(|| v["log"].clone())
-}
-
-fn index(v: &Value, field: &str) -> u64 {
-    v[field].as_u64().unwrap_or(0)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_member_behind_a_slow_link_catches_up_from_the_log() {
@@ -33,38 +22,21 @@ async fn a_member_behind_a_slow_link_catches_up_from_the_log() {
     let _logs = LogsOnFailure(dir.path().to_path_buf());
     let smsc = Smsc::start(dir.path(), "s", &["--dlr-delay-ms", "20"]).await;
 
-    // Ports first: the others reach node 3 through the proxy, node 3 reaches them directly.
-    let ports: Vec<(u64, u16, u16)> = (1..=3).map(|id| (id, free_port(), free_port())).collect();
-    let peers = ports
-        .iter()
-        .map(|(id, _, c)| format!("{id}@127.0.0.1:{c}"))
-        .collect::<Vec<_>>()
-        .join(",");
-    let to_node_3 = FaultProxy::start(([127, 0, 0, 1], ports[2].2).into())
+    // The others reach node 3 through the proxy, node 3 reaches them directly. No
+    // snapshots: the member must catch up from the log.
+    let (mut nodes, peers) = TestCluster::plan(dir.path(), 3, &["--snapshot-every-entries", "0"]);
+    let to_node_3 = FaultProxy::start(([127, 0, 0, 1], nodes[2].cluster).into())
         .await
         .expect("proxy");
     to_node_3
         .faults
         .bandwidth_bps
         .store(LINK_BYTES_PER_S, Ordering::Relaxed);
-    let mut nodes = Vec::new();
-    for (id, http, cluster) in ports {
-        let mut args: Vec<String> = vec!["--peers".into(), peers.clone()];
-        args.extend(FAST_RAFT.iter().map(|s| s.to_string()));
-        // No snapshots: the member must catch up from the log.
-        args.extend(["--snapshot-every-entries".into(), "0".into()]);
-        let mut node = member(dir.path(), id, http, cluster, args);
-        if id != 3 {
-            node.envs
-                .push(("SMSGW_PEER_ADDRS".into(), format!("3={}", to_node_3.listen)));
-        }
-        node.spawn();
-        nodes.push(node);
+    for node in nodes.iter_mut().filter(|n| n.node_id != 3) {
+        node.envs
+            .push(("SMSGW_PEER_ADDRS".into(), format!("3={}", to_node_3.listen)));
     }
-    for node in &nodes {
-        node.wait_ready().await;
-    }
-    let mut cluster = TestCluster { nodes, peers };
+    let mut cluster = TestCluster::launch(nodes, peers).await;
     let leader = cluster.wait_leader(&[], Duration::from_secs(10)).await;
     let lead = cluster.node(leader);
     lead.channels_and_route(&[smsc.channel("ch")]).await;
@@ -100,7 +72,10 @@ async fn a_member_behind_a_slow_link_catches_up_from_the_log() {
         4000,
         "every message of the backlog accepted: {last:?}"
     );
-    let target = index(&log_of(lead).await.expect("leader's log"), "applied_index");
+    let target = log_index(
+        &raft_log_of(lead).await.expect("leader's log"),
+        "applied_index",
+    );
 
     // It comes back behind the slow link and must reach where the leader stood.
     cluster.node_mut(3).restart().await;
@@ -109,8 +84,8 @@ async fn a_member_behind_a_slow_link_catches_up_from_the_log() {
         "node 3 applied the backlog through its slow link",
         Duration::from_secs(60),
         || async {
-            let own = log_of(cluster.node(3)).await?;
-            (index(&own, "applied_index") >= target).then_some(())
+            let own = raft_log_of(cluster.node(3)).await?;
+            (log_index(&own, "applied_index") >= target).then_some(())
         },
     )
     .await;

@@ -47,6 +47,14 @@ pub fn member(dir: &Path, id: u64, http: u16, cluster: u16, args: Vec<String>) -
 impl TestCluster {
     /// Starts `n` members (ids 1..=n) at once and waits until every one is ready.
     pub async fn start(dir: &Path, n: u64, extra: &[&str]) -> TestCluster {
+        let (nodes, peers) = TestCluster::plan(dir, n, extra);
+        TestCluster::launch(nodes, peers).await
+    }
+
+    /// The members `start` would start (ids 1..=n, ports picked, not yet running) and the
+    /// `--peers` value they share: for a test that must change one (its environment, a
+    /// proxy in front of its port) before it runs.
+    pub fn plan(dir: &Path, n: u64, extra: &[&str]) -> (Vec<GwNode>, String) {
         let ports: Vec<(u64, u16, u16)> =
             (1..=n).map(|id| (id, free_port(), free_port())).collect();
         let peers = ports
@@ -54,14 +62,22 @@ impl TestCluster {
             .map(|(id, _, c)| format!("{id}@127.0.0.1:{c}"))
             .collect::<Vec<_>>()
             .join(",");
-        let mut nodes = Vec::new();
-        for (id, http, cluster) in ports {
-            let mut args: Vec<String> = vec!["--peers".into(), peers.clone()];
-            args.extend(FAST_RAFT.iter().map(|s| s.to_string()));
-            args.extend(extra.iter().map(|s| s.to_string()));
-            let mut node = member(dir, id, http, cluster, args);
+        let nodes = ports
+            .into_iter()
+            .map(|(id, http, cluster)| {
+                let mut args: Vec<String> = vec!["--peers".into(), peers.clone()];
+                args.extend(FAST_RAFT.iter().map(|s| s.to_string()));
+                args.extend(extra.iter().map(|s| s.to_string()));
+                member(dir, id, http, cluster, args)
+            })
+            .collect();
+        (nodes, peers)
+    }
+
+    /// Starts planned members at once and waits until every one is ready.
+    pub async fn launch(mut nodes: Vec<GwNode>, peers: String) -> TestCluster {
+        for node in &mut nodes {
             node.spawn();
-            nodes.push(node);
         }
         for node in &nodes {
             node.wait_ready().await;
@@ -142,4 +158,17 @@ impl TestCluster {
         }
         None
     }
+}
+
+/// The `log` object (applied, matched, purged, snapshot indexes) of `node`'s cluster view.
+pub async fn raft_log_of(node: &GwNode) -> Option<Value> {
+    let (s, v) = node
+        .admin(reqwest::Method::GET, "/admin/v1/cluster", None)
+        .await;
+    (s == 200).then(|| v["log"].clone())
+}
+
+/// One index of a `log` object (0 when absent).
+pub fn log_index(log: &Value, field: &str) -> u64 {
+    log[field].as_u64().unwrap_or(0)
 }
