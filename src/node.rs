@@ -295,6 +295,8 @@ impl Node {
             },
         )
         .await?;
+        // The one registry of this node's channels: the channel supervisor fills it, the API
+        // and the cluster port (a peer asking for the figures of a channel held here) read it.
         let registry = Arc::new(ChannelRegistry::default());
         let authority = Arc::new(crate::tenants::authority::TokenAuthority::default());
         let raft_router = consensus
@@ -326,7 +328,6 @@ impl Node {
             status: status_tx,
             cluster: cluster_tx,
         });
-        let registry = Arc::new(ChannelRegistry::default());
         let routing = Arc::new(crate::routing::RoutingEngine::default());
         tokio::spawn(count_statuses(
             status_rx,

@@ -67,6 +67,26 @@ async fn any_node_api_and_bind_owner_kill9() {
             .await;
     }
 
+    // A channel's figures live on its owner; every node shows them. The three messages
+    // above were sent on ch-a or ch-b: read each channel on a node that does not own it.
+    let mut sent_seen = 0;
+    for (channel, owner) in [("ch-a", owner_a), ("ch-b", owner_b)] {
+        let reader = cluster.node(owner % 3 + 1);
+        let (s, v) = reader
+            .admin(
+                reqwest::Method::GET,
+                &format!("/admin/v1/channels/{channel}"),
+                None,
+            )
+            .await;
+        assert_eq!(s, 200, "{channel} on node {}: {v}", reader.node_id);
+        sent_seen += v["stats"]["sent"].as_u64().unwrap_or(0);
+    }
+    assert_eq!(
+        sent_seen, 3,
+        "channel figures read on a node that does not own the channel must be the owner's"
+    );
+
     // A steady stream through the two nodes that survive; then kill -9 ch-a's owner.
     let victim = owner_a;
     let urls: Vec<String> = cluster
