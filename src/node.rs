@@ -48,6 +48,8 @@ pub enum NodeError {
     NoLeader(Duration),
     #[error("actors: {0}")]
     Actors(String),
+    #[error(transparent)]
+    Mesh(#[from] crate::cluster::mesh::MeshError),
     #[error("Raft stopped: {0}")]
     RaftStopped(String),
 }
@@ -138,6 +140,8 @@ struct NodeSupArgs {
     webhooks: tokio::sync::mpsc::UnboundedReceiver<Notice>,
     cluster: tokio::sync::mpsc::UnboundedReceiver<Notice>,
     retention: Duration,
+    /// Where the tenant limiters lease from; gets the rate home started here.
+    tokens: Arc<crate::tenants::authority::TokenSource>,
 }
 
 impl Actor for NodeSupervisor {
@@ -151,6 +155,14 @@ impl Actor for NodeSupervisor {
         a: NodeSupArgs,
     ) -> Result<(), ActorProcessingErr> {
         let cell = myself.get_cell();
+        let (home, _) = Actor::spawn_linked(
+            None,
+            crate::tenants::authority::RateHome,
+            a.consensus.clone(),
+            cell.clone(),
+        )
+        .await?;
+        a.tokens.set_home(home);
         Actor::spawn_linked(
             Some("placement".into()),
             PlacementController,
@@ -298,18 +310,14 @@ impl Node {
         // The one registry of this node's channels: the channel supervisor fills it, the API
         // and the cluster port (a peer asking for the figures of a channel held here) read it.
         let registry = Arc::new(ChannelRegistry::default());
-        let authority = Arc::new(crate::tenants::authority::TokenAuthority::default());
+        let mesh = crate::cluster::mesh::Mesh::start(consensus.clone()).await?;
+        let tokens = Arc::new(crate::tenants::authority::TokenSource::new(
+            consensus.clone(),
+        ));
         let raft_router = consensus
             .router()
             .merge(api::cluster::internal_router(registry.clone()))
-            .merge(
-                axum::Router::new()
-                    .route(
-                        "/cluster/tokens",
-                        axum::routing::post(crate::tenants::authority::grant_rpc),
-                    )
-                    .with_state(authority.clone()),
-            );
+            .merge(mesh.router());
         tokio::spawn(async move {
             if let Err(e) = axum::serve(cluster_listener, raft_router).await {
                 error!(error = %e, "cluster listener stopped");
@@ -343,9 +351,7 @@ impl Node {
         let state = AppState {
             consensus: consensus.clone(),
             registry: registry.clone(),
-            limiters: Arc::new(Limiters::new(Arc::new(
-                crate::tenants::authority::TokenSource::new(consensus.clone(), authority),
-            ))),
+            limiters: Arc::new(Limiters::new(tokens.clone())),
             admin_token: Arc::new(admin_token.clone()),
             node_queue_limit: cfg.node_queue_limit,
             tenant_queue_limit: cfg.tenant_queue_limit,
@@ -407,6 +413,7 @@ impl Node {
                 webhooks: web_rx,
                 cluster: cluster_rx,
                 retention: Duration::from_secs(cfg.retention_hours * 3600),
+                tokens: tokens.clone(),
             },
         )
         .await

@@ -21,6 +21,7 @@ use crate::state::{Channel, ErrorInfo, Op, ReceiptOutcome};
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
 /// Messages a bind actor handles.
+#[derive(ractor_cluster::RactorMessage)]
 pub enum BindMsg {
     /// Try to (re)connect and bind.
     Connect,

@@ -23,6 +23,7 @@ const LEASE_GRACE: Duration = Duration::from_secs(2);
 const TICK: Duration = Duration::from_millis(500);
 
 /// Messages of the channel supervisor.
+#[derive(ractor_cluster::RactorMessage)]
 pub enum ChannelSupMsg {
     /// Compare running binds with the replicated channel list and fix the difference.
     Reconcile,

@@ -1,9 +1,12 @@
-//! The cluster: leases that fence a node off its channels when it loses the quorum, and
-//! the leader's placement controller that spreads channels over live nodes and moves
-//! them away from dead, draining or removed ones. Raft (crate::consensus) is the
-//! failure detector and the source of truth: both work only through replicated rows.
+//! The cluster: leases that fence a node off its channels when it loses the quorum, the
+//! leader's placement controller that spreads channels over live nodes and moves them
+//! away from dead, draining or removed ones, and the actor mesh over which actors on
+//! different nodes call each other. Raft (crate::consensus) is the failure detector and
+//! the source of truth: leases and placement work only through replicated rows, and the
+//! mesh follows the membership Raft holds.
 
 pub mod lease;
+pub mod mesh;
 pub mod placement;
 
 pub use lease::Lease;

@@ -26,6 +26,7 @@ use crate::state::{ConfigView, Notice, Op, Placement};
 const TICK: Duration = Duration::from_millis(100);
 
 /// Messages of the placement controller.
+#[derive(ractor_cluster::RactorMessage)]
 pub enum PlacementMsg {
     /// Look at the placement and fix it (leader only).
     Tick,

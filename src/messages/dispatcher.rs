@@ -28,6 +28,7 @@ use crate::state::{ErrorInfo, Notice, Op, OpResult, ReadyInfo};
 const REROUTE_AFTER: Duration = Duration::from_secs(1);
 
 /// Messages of the dispatcher.
+#[derive(ractor_cluster::RactorMessage)]
 pub enum DispatchMsg {
     /// A message waits for a channel (facts taken from its row as it was committed).
     Ready(ReadyInfo),

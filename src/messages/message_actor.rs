@@ -42,6 +42,7 @@ pub struct MessageArgs {
 }
 
 /// The only message: do the work (sent to itself at start).
+#[derive(ractor_cluster::RactorMessage)]
 pub enum MessageMsg {
     Work,
 }

@@ -22,6 +22,7 @@ const PURGE_EVERY: Duration = Duration::from_secs(10);
 const MAX_PURGE: usize = 5000;
 
 /// Messages of the sweeper.
+#[derive(ractor_cluster::RactorMessage)]
 pub enum SweepMsg {
     Tick,
     Done(Vec<String>),

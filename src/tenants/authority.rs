@@ -1,16 +1,20 @@
-//! The cluster-wide budget of each tenant: one token bucket per tenant, held by the Raft
-//! leader (the limiter's home in the cluster). Nodes do not ask it per message: each
-//! node's limiter actor leases a batch of tokens (about 50 ms of the tenant's rate) and
-//! spends it locally; a lease not spent within `LEASE_TTL` lapses. The cluster therefore
-//! never admits more than the limit, and a send costs no remote call per message.
+//! The cluster-wide budget of each tenant: one token-bucket actor per tenant
+//! (`TenantBucket`), placed on the Raft leader under that node's `RateHome`. Nodes do not
+//! ask it per message: each node's limiter actor leases a batch of tokens (about 50 ms of
+//! the tenant's rate) and spends it locally; a lease not spent within `LEASE_TTL` lapses.
+//! The cluster therefore never admits more than the limit, and a send costs no remote
+//! call per message. A follower's limiter reaches the leader's rate home over the actor
+//! mesh (`cluster::mesh`), found by process group on every lease.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use axum::Json;
-use axum::extract::State;
+use ractor::{
+    Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent,
+};
 use serde::{Deserialize, Serialize};
+use tracing::{debug, warn};
 
 use crate::consensus::Consensus;
 use crate::state::RateLimit;
@@ -28,17 +32,55 @@ const LONG_GAP_TRY: Duration = Duration::from_millis(250);
 /// A lease covers this share of a second of the tenant's rate.
 const LEASE_FRACTION: f64 = 0.05;
 
-/// One tenant's bucket.
-struct Bucket {
+/// One tenant's bucket (a `TenantBucket` actor's state).
+pub struct Bucket {
     limit: RateLimit,
     tokens: f64,
     at: Instant,
 }
 
-/// The token buckets this node holds (used while it is the leader).
-#[derive(Default)]
-pub struct TokenAuthority {
-    buckets: Mutex<HashMap<String, Bucket>>,
+impl Bucket {
+    /// A full bucket.
+    fn new(limit: RateLimit) -> Self {
+        Bucket {
+            limit,
+            tokens: f64::from(limit.burst.max(limit.per_second).max(1)),
+            at: Instant::now(),
+        }
+    }
+
+    /// Leases up to `want` tokens (at least `min`, or none).
+    fn take(&mut self, limit: RateLimit, want: u32, min: u32) -> Grant {
+        let rate = f64::from(limit.per_second.max(1));
+        let burst = f64::from(limit.burst.max(limit.per_second).max(1));
+        let now = Instant::now();
+        if self.limit != limit {
+            self.limit = limit;
+            self.tokens = self.tokens.min(burst);
+        }
+        self.tokens = (self.tokens + now.duration_since(self.at).as_secs_f64() * rate).min(burst);
+        self.at = now;
+        let min = f64::from(min.max(1));
+        if min > burst {
+            return Grant {
+                granted: 0,
+                retry_after_s: 1,
+            };
+        }
+        if self.tokens < min {
+            let wait = ((min - self.tokens) / rate).ceil().max(1.0);
+            return Grant {
+                granted: 0,
+                retry_after_s: wait as u64,
+            };
+        }
+        let granted = self.tokens.min(f64::from(want.max(1))).floor();
+        self.tokens -= granted;
+        Grant {
+            granted: granted as u32,
+            retry_after_s: 0,
+        }
+    }
 }
 
 /// A grant: tokens leased now, and when to ask again if that is not enough.
@@ -59,44 +101,184 @@ pub struct GrantRequest {
     pub min: u32,
 }
 
-impl TokenAuthority {
-    /// Leases up to `want` tokens (at least `min`, or none).
-    pub fn grant(&self, tenant: &str, limit: RateLimit, want: u32, min: u32) -> Grant {
-        let rate = f64::from(limit.per_second.max(1));
-        let burst = f64::from(limit.burst.max(limit.per_second).max(1));
-        let now = Instant::now();
-        let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
-        let b = buckets.entry(tenant.to_string()).or_insert(Bucket {
+/// What a rate home answers a lease request with.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub enum LeaseAnswer {
+    Granted(Grant),
+    /// This node does not lead (any more): ask the leader's rate home.
+    NotLeader,
+    /// The request did not decode (a peer of another version).
+    BadRequest(String),
+}
+
+/// The process group the rate home of member `id` joins, so a peer finds it over the mesh.
+pub fn home_group(id: u64) -> String {
+    format!("smsgw.rate-home.{id}")
+}
+
+/// Messages of a rate home. Bytes on the wire (bincode `GrantRequest` in, `LeaseAnswer`
+/// out), so a malformed request from a peer is an answer, never a panic in a decoder.
+#[derive(ractor_cluster::RactorClusterMessage)]
+pub enum RateHomeMsg {
+    #[rpc]
+    Lease(Vec<u8>, RpcReplyPort<Vec<u8>>),
+}
+
+/// Every node runs one; it answers only while its node leads. It starts a `TenantBucket`
+/// for a tenant on the first lease request and supervises it; losing the leadership
+/// stops them all (the next leader starts full buckets, as after an election).
+pub struct RateHome;
+
+/// A rate home's state: its node's Raft handle and the tenant buckets it holds.
+pub struct RateHomeState {
+    consensus: Arc<Consensus>,
+    buckets: HashMap<String, ActorRef<BucketMsg>>,
+    tenants: HashMap<ActorId, String>,
+}
+
+impl RateHomeState {
+    fn stop_buckets(&mut self) {
+        for b in self.buckets.values() {
+            b.stop(Some("no longer the leader".into()));
+        }
+        self.buckets.clear();
+        self.tenants.clear();
+    }
+}
+
+fn answer(reply: RpcReplyPort<Vec<u8>>, a: &LeaseAnswer) {
+    if let Ok(bytes) = crate::wire::encode(a) {
+        let _ = reply.send(bytes);
+    }
+}
+
+impl Actor for RateHome {
+    type Msg = RateHomeMsg;
+    type State = RateHomeState;
+    type Arguments = Arc<Consensus>;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<RateHomeMsg>,
+        consensus: Arc<Consensus>,
+    ) -> Result<RateHomeState, ActorProcessingErr> {
+        ractor::pg::join(home_group(consensus.node_id()), vec![myself.get_cell()]);
+        Ok(RateHomeState {
+            consensus,
+            buckets: HashMap::new(),
+            tenants: HashMap::new(),
+        })
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<RateHomeMsg>,
+        msg: RateHomeMsg,
+        st: &mut RateHomeState,
+    ) -> Result<(), ActorProcessingErr> {
+        let RateHomeMsg::Lease(bytes, reply) = msg;
+        let req: GrantRequest = match crate::wire::decode(&bytes) {
+            Ok(r) => r,
+            Err(e) => {
+                answer(reply, &LeaseAnswer::BadRequest(e.to_string()));
+                return Ok(());
+            }
+        };
+        if !st.consensus.is_leader() {
+            st.stop_buckets();
+            answer(reply, &LeaseAnswer::NotLeader);
+            return Ok(());
+        }
+        let limit = RateLimit {
+            per_second: req.per_second,
+            burst: req.burst,
+        };
+        let bucket = match st.buckets.get(&req.tenant) {
+            Some(b) => b.clone(),
+            None => {
+                let (b, _) =
+                    Actor::spawn_linked(None, TenantBucket, limit, myself.get_cell()).await?;
+                st.tenants.insert(b.get_id(), req.tenant.clone());
+                st.buckets.insert(req.tenant.clone(), b.clone());
+                b
+            }
+        };
+        let take = BucketMsg::Take {
             limit,
-            tokens: burst,
-            at: now,
-        });
-        if b.limit != limit {
-            b.limit = limit;
-            b.tokens = b.tokens.min(burst);
+            want: req.want,
+            min: req.min,
+            reply,
+        };
+        if let Err(e) = bucket.cast(take) {
+            warn!(tenant = %req.tenant, error = %e, "tenant bucket gone; the next lease starts a new one");
         }
-        b.tokens = (b.tokens + now.duration_since(b.at).as_secs_f64() * rate).min(burst);
-        b.at = now;
-        let min = f64::from(min.max(1));
-        if min > burst {
-            return Grant {
-                granted: 0,
-                retry_after_s: 1,
-            };
+        Ok(())
+    }
+
+    async fn handle_supervisor_evt(
+        &self,
+        _myself: ActorRef<RateHomeMsg>,
+        evt: SupervisionEvent,
+        st: &mut RateHomeState,
+    ) -> Result<(), ActorProcessingErr> {
+        let gone = |cell: &ActorCell| cell.get_id();
+        let id = match &evt {
+            SupervisionEvent::ActorTerminated(cell, ..) => Some(gone(cell)),
+            SupervisionEvent::ActorFailed(cell, e) => {
+                warn!(error = %e, "tenant bucket crashed; the next lease starts a new one");
+                Some(gone(cell))
+            }
+            _ => None,
+        };
+        if let Some(tenant) = id.and_then(|id| st.tenants.remove(&id)) {
+            st.buckets.remove(&tenant);
         }
-        if b.tokens < min {
-            let wait = ((min - b.tokens) / rate).ceil().max(1.0);
-            return Grant {
-                granted: 0,
-                retry_after_s: wait as u64,
-            };
-        }
-        let granted = b.tokens.min(f64::from(want.max(1))).floor();
-        b.tokens -= granted;
-        Grant {
-            granted: granted as u32,
-            retry_after_s: 0,
-        }
+        Ok(())
+    }
+}
+
+/// Messages of a tenant bucket.
+#[derive(ractor_cluster::RactorMessage)]
+pub enum BucketMsg {
+    /// Lease up to `want` tokens (at least `min`); the answer is an encoded `LeaseAnswer`.
+    Take {
+        limit: RateLimit,
+        want: u32,
+        min: u32,
+        reply: RpcReplyPort<Vec<u8>>,
+    },
+}
+
+/// One tenant's cluster-wide token bucket, on the leader.
+pub struct TenantBucket;
+
+impl Actor for TenantBucket {
+    type Msg = BucketMsg;
+    type State = Bucket;
+    type Arguments = RateLimit;
+
+    async fn pre_start(
+        &self,
+        _myself: ActorRef<BucketMsg>,
+        limit: RateLimit,
+    ) -> Result<Bucket, ActorProcessingErr> {
+        Ok(Bucket::new(limit))
+    }
+
+    async fn handle(
+        &self,
+        _myself: ActorRef<BucketMsg>,
+        msg: BucketMsg,
+        bucket: &mut Bucket,
+    ) -> Result<(), ActorProcessingErr> {
+        let BucketMsg::Take {
+            limit,
+            want,
+            min,
+            reply,
+        } = msg;
+        answer(reply, &LeaseAnswer::Granted(bucket.take(limit, want, min)));
+        Ok(())
     }
 }
 
@@ -118,29 +300,29 @@ struct LeaderGap {
     last_try: Instant,
 }
 
-/// Where a node's limiters get their tokens: the local authority when this node leads,
-/// else the leader's over the cluster port.
+/// Where a node's limiters get their tokens: the rate home of the node that leads, this
+/// one's when this node leads, else the leader's over the actor mesh.
 pub struct TokenSource {
     pub consensus: Arc<Consensus>,
-    pub authority: Arc<TokenAuthority>,
-    client: reqwest::Client,
+    /// This node's rate home (set once the node's actors are up).
+    home: OnceLock<ActorRef<RateHomeMsg>>,
     /// Since when no leader could be reached (None: the last lease request got an answer).
     leaderless: Mutex<Option<LeaderGap>>,
 }
 
 impl TokenSource {
     /// A source for this node.
-    pub fn new(consensus: Arc<Consensus>, authority: Arc<TokenAuthority>) -> Self {
-        let client = crate::http_client::builder()
-            .timeout(Duration::from_secs(2))
-            .build()
-            .unwrap_or_else(|_| reqwest::Client::new());
+    pub fn new(consensus: Arc<Consensus>) -> Self {
         TokenSource {
             consensus,
-            authority,
-            client,
+            home: OnceLock::new(),
             leaderless: Mutex::new(None),
         }
+    }
+
+    /// Hands over this node's rate home (the node's supervisor starts it).
+    pub fn set_home(&self, home: ActorRef<RateHomeMsg>) {
+        let _ = self.home.set(home);
     }
 
     /// Leases tokens for `tenant`. In the first `LEADER_WAIT` after the leader was lost (an
@@ -190,8 +372,8 @@ impl TokenSource {
         }
     }
 
-    /// One try: the local authority when this node leads, else the leader's. None when no
-    /// leader is known or it did not answer.
+    /// One try at the leader's rate home. None when no leader is known, its home cannot
+    /// be found (no mesh session yet) or it did not answer with a grant.
     async fn lease_once(
         &self,
         tenant: &str,
@@ -199,35 +381,58 @@ impl TokenSource {
         want: u32,
         min: u32,
     ) -> Option<Grant> {
-        if self.consensus.is_leader() {
-            return Some(self.authority.grant(tenant, limit, want, min));
-        }
-        let leader = self.consensus.leader_info()?.cluster_addr;
-        let req = GrantRequest {
+        let leader = self.consensus.leader()?;
+        let home = if leader == self.consensus.node_id() {
+            self.home.get()?.clone()
+        } else {
+            let found = ractor::pg::get_members(&home_group(leader))
+                .into_iter()
+                .find(|c| !c.get_id().is_local());
+            let Some(cell) = found else {
+                debug!(leader, "no session to the leader's rate home yet");
+                return None;
+            };
+            ActorRef::<RateHomeMsg>::from(cell)
+        };
+        let req = crate::wire::encode(&GrantRequest {
             tenant: tenant.to_string(),
             per_second: limit.per_second,
             burst: limit.burst,
             want,
             min,
+        })
+        .ok()?;
+        let started = Instant::now();
+        let reply = home
+            .call(|port| RateHomeMsg::Lease(req, port), Some(LEADER_WAIT))
+            .await;
+        let via = if leader == self.consensus.node_id() {
+            "local"
+        } else {
+            "mesh"
         };
-        let url = format!("http://{leader}/cluster/tokens");
-        match self.client.post(url).json(&req).send().await {
-            Ok(r) if r.status().is_success() => r.json::<Grant>().await.ok(),
-            _ => None,
+        metrics::histogram!("smsgw_rate_lease_seconds", "via" => via)
+            .record(started.elapsed().as_secs_f64());
+        match reply {
+            Ok(ractor::rpc::CallResult::Success(bytes)) => {
+                match crate::wire::decode::<LeaseAnswer>(&bytes).ok()? {
+                    LeaseAnswer::Granted(g) => Some(g),
+                    LeaseAnswer::NotLeader => {
+                        debug!(leader, "that node's rate home says it does not lead");
+                        None
+                    }
+                    LeaseAnswer::BadRequest(why) => {
+                        warn!(%why, "the leader's rate home refused a lease request");
+                        None
+                    }
+                }
+            }
+            other => {
+                debug!(leader, answer = ?other.map(|r| r.is_success()), "lease call failed");
+                None
+            }
         }
     }
-}
-
-/// `POST /cluster/tokens` on the cluster port: the leader's authority answers.
-pub async fn grant_rpc(
-    State(authority): State<Arc<TokenAuthority>>,
-    Json(req): Json<GrantRequest>,
-) -> Json<Grant> {
-    let limit = RateLimit {
-        per_second: req.per_second,
-        burst: req.burst,
-    };
-    Json(authority.grant(&req.tenant, limit, req.want, req.min))
 }
 
 #[cfg(test)]
@@ -236,26 +441,37 @@ mod tests {
 
     #[test]
     fn grants_never_exceed_the_bucket_and_batches_are_all_or_nothing() {
-        let a = TokenAuthority::default();
         let limit = RateLimit {
             per_second: 100,
             burst: 100,
         };
+        let mut b = Bucket::new(limit);
         let mut total = 0;
         for _ in 0..50 {
-            total += a.grant("t", limit, 10, 1).granted;
+            total += b.take(limit, 10, 1).granted;
         }
         // The burst, plus what refilled during the loop (microseconds: at most a few).
         assert!((100..=105).contains(&total), "granted {total}");
-        let g = a.grant("t", limit, 50, 50);
+        let g = b.take(limit, 50, 50);
         assert_eq!(g.granted, 0);
         assert!(g.retry_after_s >= 1);
         assert_eq!(
-            a.grant("other", limit, 500, 500).granted,
+            Bucket::new(limit).take(limit, 500, 500).granted,
             0,
             "above the burst never passes"
         );
         assert_eq!(lease_size(limit, 1), 5);
         assert_eq!(lease_size(limit, 40), 40);
+    }
+
+    #[test]
+    fn lease_answers_survive_the_wire_and_garbage_is_an_error() {
+        let a = LeaseAnswer::Granted(Grant {
+            granted: 7,
+            retry_after_s: 0,
+        });
+        let bytes = crate::wire::encode(&a).expect("encode");
+        assert_eq!(crate::wire::decode::<LeaseAnswer>(&bytes).ok(), Some(a));
+        assert!(crate::wire::decode::<GrantRequest>(&[0xff, 0xfe, 0x01]).is_err());
     }
 }

@@ -20,6 +20,7 @@ pub enum Refusal {
 }
 
 /// Messages of a tenant limiter.
+#[derive(ractor_cluster::RactorMessage)]
 pub enum LimiterMsg {
     /// May `n` more requests go now?
     Check(u32, RpcReplyPort<Result<(), Refusal>>),

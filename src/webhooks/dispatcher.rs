@@ -56,6 +56,7 @@ pub struct WebhookArgs {
 
 /// Messages of the dispatcher. All are internal: the notice feed, the delivery tasks
 /// and the timer send them.
+#[derive(ractor_cluster::RactorMessage)]
 pub enum WebhookMsg {
     /// A job was added to the outbox (or found there at start): queue it, due now.
     Due(String),

@@ -35,6 +35,9 @@ async fn tenant_rate_limit_is_cluster_wide() {
     }
 
     let accepted = Arc::new(AtomicUsize::new(0));
+    // Per node: a follower's tokens come from the leader's bucket over the actor mesh, so a
+    // node whose leases fail would admit nothing while the others still fill the rate.
+    let by_node: Arc<Vec<AtomicUsize>> = Arc::new((0..3).map(|_| AtomicUsize::new(0)).collect());
     let limited = Arc::new(AtomicUsize::new(0));
     let window = Duration::from_secs(5);
     let started = Instant::now();
@@ -44,6 +47,7 @@ async fn tenant_rate_limit_is_cluster_wide() {
             let url = n.url("/v1/messages");
             let key = key.clone();
             let (accepted, limited) = (accepted.clone(), limited.clone());
+            let by_node = by_node.clone();
             let id = n.node_id;
             tasks.push(tokio::spawn(async move {
                 let http = client();
@@ -59,6 +63,7 @@ async fn tenant_rate_limit_is_cluster_wide() {
                     match r.map(|r| r.status().as_u16()) {
                         Ok(202) => {
                             accepted.fetch_add(1, Ordering::Relaxed);
+                            by_node[(id - 1) as usize].fetch_add(1, Ordering::Relaxed);
                         }
                         Ok(429) => {
                             limited.fetch_add(1, Ordering::Relaxed);
@@ -91,4 +96,13 @@ async fn tenant_rate_limit_is_cluster_wide() {
         "the cluster admitted {got}: well below the limit of {RATE}/s over {secs:.1} s"
     );
     assert!(limited.load(Ordering::Relaxed) > 0, "the limit was reached");
+    let shares: Vec<usize> = by_node.iter().map(|n| n.load(Ordering::Relaxed)).collect();
+    println!("accepted per node: {shares:?}");
+    for (i, n) in shares.iter().enumerate() {
+        assert!(
+            *n * 10 >= got,
+            "node {} admitted {n} of {got}: every node leases its share of the tenant's tokens",
+            i + 1
+        );
+    }
 }
