@@ -164,6 +164,16 @@ impl Actor for NodeSupervisor {
         .await?;
         a.tokens.set_home(home);
         Actor::spawn_linked(
+            None,
+            api::cluster::ChannelFigures,
+            api::cluster::FiguresArgs {
+                node_id: a.consensus.node_id(),
+                registry: a.registry.clone(),
+            },
+            cell.clone(),
+        )
+        .await?;
+        Actor::spawn_linked(
             Some("placement".into()),
             PlacementController,
             PlacementArgs {
@@ -308,16 +318,13 @@ impl Node {
         )
         .await?;
         // The one registry of this node's channels: the channel supervisor fills it, the API
-        // and the cluster port (a peer asking for the figures of a channel held here) read it.
+        // and `ChannelFigures` (a peer asking for the figures of a channel held here) read it.
         let registry = Arc::new(ChannelRegistry::default());
         let mesh = crate::cluster::mesh::Mesh::start(consensus.clone()).await?;
         let tokens = Arc::new(crate::tenants::authority::TokenSource::new(
             consensus.clone(),
         ));
-        let raft_router = consensus
-            .router()
-            .merge(api::cluster::internal_router(registry.clone()))
-            .merge(mesh.router());
+        let raft_router = consensus.router().merge(mesh.router());
         tokio::spawn(async move {
             if let Err(e) = axum::serve(cluster_listener, raft_router).await {
                 error!(error = %e, "cluster listener stopped");

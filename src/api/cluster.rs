@@ -1,6 +1,6 @@
 //! `/admin/v1/cluster*`: the cluster view (members, leader, who runs which binds) and
-//! membership and leadership changes; plus the internal cluster-port endpoint through
-//! which any node gets a channel's live figures from the node that owns it.
+//! membership and leadership changes; plus `ChannelFigures`, the actor through which any
+//! node gets a channel's live figures from the node that owns it (over the actor mesh).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -16,6 +16,8 @@ use serde_json::{Value, json};
 
 use super::error::{ApiError, parse_json};
 use super::{AppState, require_admin};
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+
 use crate::channels::ChannelRegistry;
 use crate::cluster::lease::DEAD_AFTER;
 use crate::consensus::{AdminError, AdminOp, NodeInfo};
@@ -189,7 +191,7 @@ pub async fn owners_stats(st: &AppState, channels: &[Channel]) -> HashMap<String
     let me = st.consensus.node_id();
     let mut by_owner: BTreeMap<u64, Vec<String>> = BTreeMap::new();
     let now = crate::clock::now_ms();
-    let addrs: HashMap<u64, String> = {
+    {
         let cfg = st.consensus.store().config();
         for c in channels {
             if let Some(owner) = cfg.placement.get(&c.id).and_then(|p| p.owner)
@@ -202,30 +204,12 @@ pub async fn owners_stats(st: &AppState, channels: &[Channel]) -> HashMap<String
                 by_owner.entry(owner).or_default().push(c.id.clone());
             }
         }
-        st.consensus
-            .members()
-            .into_iter()
-            .map(|(id, info, _)| (id, info.cluster_addr))
-            .collect()
-    };
-    let mut out = HashMap::new();
+    }
     let asks: Vec<_> = by_owner
         .into_iter()
-        .filter_map(|(owner, ids)| {
-            let addr = addrs.get(&owner)?.clone();
-            Some(tokio::spawn(async move {
-                let url = format!("http://{addr}/cluster/channel-stats");
-                let r = shared_client()
-                    .post(url)
-                    .json(&ids)
-                    .timeout(STATS_TIMEOUT)
-                    .send()
-                    .await
-                    .ok()?;
-                r.json::<HashMap<String, Value>>().await.ok()
-            }))
-        })
+        .map(|(owner, ids)| tokio::spawn(ask_owner(owner, ids)))
         .collect();
+    let mut out = HashMap::new();
     for ask in asks {
         if let Ok(Some(answer)) = ask.await {
             out.extend(answer);
@@ -234,37 +218,78 @@ pub async fn owners_stats(st: &AppState, channels: &[Channel]) -> HashMap<String
     out
 }
 
-fn shared_client() -> &'static reqwest::Client {
-    static CLIENT: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
-    CLIENT.get_or_init(|| {
-        crate::http_client::builder()
-            .build()
-            .unwrap_or_else(|_| reqwest::Client::new())
-    })
+/// The figures of `ids` from the `ChannelFigures` actor on node `owner`. None when the
+/// mesh has no session to it or it does not answer within `STATS_TIMEOUT`.
+async fn ask_owner(owner: u64, ids: Vec<String>) -> Option<HashMap<String, Value>> {
+    let cell = ractor::pg::get_members(&figures_group(owner))
+        .into_iter()
+        .find(|c| !c.get_id().is_local())?;
+    let actor = ActorRef::<FiguresMsg>::from(cell);
+    let ids = crate::wire::encode(&ids).ok()?;
+    match actor
+        .call(|port| FiguresMsg::Of(ids, port), Some(STATS_TIMEOUT))
+        .await
+    {
+        Ok(ractor::rpc::CallResult::Success(json)) => serde_json::from_slice(&json).ok(),
+        _ => None,
+    }
 }
 
-/// The cluster-port routes of the API layer (no token: the cluster network is trusted,
-/// as for Raft itself).
-pub fn internal_router(registry: Arc<ChannelRegistry>) -> axum::Router {
-    axum::Router::new()
-        .route(
-            "/cluster/channel-stats",
-            axum::routing::post(channel_stats_rpc),
-        )
-        .with_state(registry)
+/// The process group of the `ChannelFigures` actor on member `id`.
+pub fn figures_group(id: u64) -> String {
+    format!("smsgw.channel-figures.{id}")
 }
 
-async fn channel_stats_rpc(
-    State(registry): State<Arc<ChannelRegistry>>,
-    Json(ids): Json<Vec<String>>,
-) -> Json<HashMap<String, Value>> {
-    Json(
-        ids.into_iter()
+/// Messages of `ChannelFigures`: a bincode list of channel ids in, a JSON object of their
+/// figures out (bytes on the wire, so a peer's malformed request gets `{}`, not a panic).
+#[derive(ractor_cluster::RactorClusterMessage)]
+pub enum FiguresMsg {
+    #[rpc]
+    Of(Vec<u8>, RpcReplyPort<Vec<u8>>),
+}
+
+/// Answers peers for the live figures (window, rates, health, SLA) of the channels this
+/// node runs: they live in this node's channel registry only, not in the replicated
+/// state. One per node, in process group `smsgw.channel-figures.<node id>`.
+pub struct ChannelFigures;
+
+/// What `ChannelFigures` starts with: its node's id and channel registry.
+pub struct FiguresArgs {
+    pub node_id: u64,
+    pub registry: Arc<ChannelRegistry>,
+}
+
+impl Actor for ChannelFigures {
+    type Msg = FiguresMsg;
+    type State = Arc<ChannelRegistry>;
+    type Arguments = FiguresArgs;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<FiguresMsg>,
+        args: FiguresArgs,
+    ) -> Result<Arc<ChannelRegistry>, ActorProcessingErr> {
+        ractor::pg::join(figures_group(args.node_id), vec![myself.get_cell()]);
+        Ok(args.registry)
+    }
+
+    async fn handle(
+        &self,
+        _myself: ActorRef<FiguresMsg>,
+        msg: FiguresMsg,
+        registry: &mut Arc<ChannelRegistry>,
+    ) -> Result<(), ActorProcessingErr> {
+        let FiguresMsg::Of(ids, reply) = msg;
+        let ids: Vec<String> = crate::wire::decode(&ids).unwrap_or_default();
+        let figures: HashMap<String, Value> = ids
+            .into_iter()
             .take(10_000)
             .map(|id| {
-                let v = super::admin::local_channel_stats(&registry, &id);
+                let v = super::admin::local_channel_stats(registry, &id);
                 (id, v)
             })
-            .collect(),
-    )
+            .collect();
+        let _ = reply.send(serde_json::to_vec(&figures).unwrap_or_else(|_| b"{}".to_vec()));
+        Ok(())
+    }
 }
