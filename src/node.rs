@@ -8,9 +8,13 @@
 //! ├── channel supervisor ── bind actor (one per bind of an owned channel, restarted on crash)
 //! ├── dispatcher ────────── message actor (one per message being worked; crash → requeued)
 //! ├── sweeper (scheduled release, expiry, receipt timeout)
-//! └── webhook dispatcher (outbox → signed POSTs)
-//! tenant limiters (one per tenant, started on first request)
+//! ├── webhook dispatcher (outbox → signed POSTs)
+//! ├── channel figures (answers peers, over the actor mesh, for channels run here)
+//! └── rate home ─────────── tenant bucket (one per tenant, while this node leads)
+//! tenant limiters (one per tenant, started on first request; lease from the rate home)
 //! ```
+//!
+//! The cluster port serves Raft RPCs and the actor mesh (`cluster::mesh`).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
