@@ -10,7 +10,7 @@
 //! on each use and always call with a timeout.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::Request;
@@ -60,8 +60,6 @@ enum DialError {
 pub struct Mesh {
     node_id: u64,
     server: ActorRef<NodeServerMessage>,
-    /// Members with a session that finished its handshake, as of the last tick.
-    connected: Mutex<HashSet<u64>>,
 }
 
 /// The ractor_cluster node name of member `id`.
@@ -114,26 +112,9 @@ impl Mesh {
         let (server, _) = Actor::spawn(None, server, ())
             .await
             .map_err(|e| MeshError::Start(e.to_string()))?;
-        let mesh = Arc::new(Mesh {
-            node_id,
-            server,
-            connected: Mutex::default(),
-        });
+        let mesh = Arc::new(Mesh { node_id, server });
         tokio::spawn(dial_members(mesh.clone(), consensus));
         Ok(mesh)
-    }
-
-    /// The members this node has a ready session with (as of the last dial tick).
-    pub fn connected(&self) -> Vec<u64> {
-        let mut v: Vec<u64> = self
-            .connected
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-            .copied()
-            .collect();
-        v.sort_unstable();
-        v
     }
 
     /// The cluster-port route that turns an HTTP request into a mesh session.
@@ -273,7 +254,6 @@ async fn dial_members(mesh: Arc<Mesh>, consensus: Arc<Consensus>) {
             info!(peer = id, "actor mesh: session down");
         }
         metrics::gauge!("smsgw_actor_mesh_peers").set(up.len() as f64);
-        *mesh.connected.lock().unwrap_or_else(|e| e.into_inner()) = up.clone();
         was_up = up.clone();
         let due: Vec<(u64, String)> = consensus
             .members()
