@@ -11,13 +11,12 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::error::{ApiError, parse_json};
 use super::{AppState, require_admin};
-use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
-
 use crate::channels::ChannelRegistry;
 use crate::cluster::lease::DEAD_AFTER;
 use crate::consensus::{AdminError, AdminOp, NodeInfo};
@@ -221,10 +220,7 @@ pub async fn owners_stats(st: &AppState, channels: &[Channel]) -> HashMap<String
 /// The figures of `ids` from the `ChannelFigures` actor on node `owner`. None when the
 /// mesh has no session to it or it does not answer within `STATS_TIMEOUT`.
 async fn ask_owner(owner: u64, ids: Vec<String>) -> Option<HashMap<String, Value>> {
-    let cell = ractor::pg::get_members(&figures_group(owner))
-        .into_iter()
-        .find(|c| !c.get_id().is_local())?;
-    let actor = ActorRef::<FiguresMsg>::from(cell);
+    let actor = crate::cluster::mesh::find::<FiguresMsg>(FIGURES_SERVICE, owner)?;
     let ids = crate::wire::encode(&ids).ok()?;
     match actor
         .call(|port| FiguresMsg::Of(ids, port), Some(STATS_TIMEOUT))
@@ -235,10 +231,8 @@ async fn ask_owner(owner: u64, ids: Vec<String>) -> Option<HashMap<String, Value
     }
 }
 
-/// The process group of the `ChannelFigures` actor on member `id`.
-pub fn figures_group(id: u64) -> String {
-    format!("smsgw.channel-figures.{id}")
-}
+/// The mesh service name of `ChannelFigures` (`cluster::mesh::group`).
+const FIGURES_SERVICE: &str = "channel-figures";
 
 /// Messages of `ChannelFigures`: a bincode list of channel ids in, a JSON object of their
 /// figures out (bytes on the wire, so a peer's malformed request gets `{}`, not a panic).
@@ -269,7 +263,7 @@ impl Actor for ChannelFigures {
         myself: ActorRef<FiguresMsg>,
         args: FiguresArgs,
     ) -> Result<Arc<ChannelRegistry>, ActorProcessingErr> {
-        ractor::pg::join(figures_group(args.node_id), vec![myself.get_cell()]);
+        crate::cluster::mesh::publish(FIGURES_SERVICE, args.node_id, myself.get_cell());
         Ok(args.registry)
     }
 

@@ -54,6 +54,8 @@ enum DialError {
     Http(String),
     #[error("timed out")]
     Timeout,
+    #[error("node server: {0}")]
+    Server(String),
 }
 
 /// This node's end of the mesh.
@@ -75,6 +77,27 @@ fn member_of(peer_name: &str) -> Option<u64> {
         .strip_prefix("smsgw-")?
         .parse()
         .ok()
+}
+
+/// The process group under which the `service` actor of member `node` is found over the
+/// mesh (`smsgw.<service>.<node>`).
+pub fn group(service: &str, node: u64) -> String {
+    format!("smsgw.{service}.{node}")
+}
+
+/// Makes `actor`, this node's `service`, findable by the other members.
+pub fn publish(service: &str, node: u64, actor: ractor::ActorCell) {
+    ractor::pg::join(group(service, node), vec![actor]);
+}
+
+/// The `service` actor of another member `node`, reached over the mesh session to it, as
+/// that session stands now (look it up on every use: its id changes when the session is
+/// re-made). None while the mesh has no session to `node`.
+pub fn find<M: ractor::Message>(service: &str, node: u64) -> Option<ActorRef<M>> {
+    ractor::pg::get_members(&group(service, node))
+        .into_iter()
+        .find(|c| !c.get_id().is_local())
+        .map(ActorRef::from)
 }
 
 /// An upgraded HTTP connection as ractor_cluster's byte stream.
@@ -154,7 +177,7 @@ impl Mesh {
         };
         ractor_cluster::client_connect_external(&self.server, Box::new(stream))
             .await
-            .map_err(|e| DialError::Http(e.to_string()))
+            .map_err(|e| DialError::Server(e.to_string()))
     }
 }
 

@@ -111,10 +111,8 @@ pub enum LeaseAnswer {
     BadRequest(String),
 }
 
-/// The process group the rate home of member `id` joins, so a peer finds it over the mesh.
-pub fn home_group(id: u64) -> String {
-    format!("smsgw.rate-home.{id}")
-}
+/// The mesh service name of the rate home (`cluster::mesh::group`).
+const HOME_SERVICE: &str = "rate-home";
 
 /// Messages of a rate home. Bytes on the wire (bincode `GrantRequest` in, `LeaseAnswer`
 /// out), so a malformed request from a peer is an answer, never a panic in a decoder.
@@ -162,7 +160,7 @@ impl Actor for RateHome {
         myself: ActorRef<RateHomeMsg>,
         consensus: Arc<Consensus>,
     ) -> Result<RateHomeState, ActorProcessingErr> {
-        ractor::pg::join(home_group(consensus.node_id()), vec![myself.get_cell()]);
+        crate::cluster::mesh::publish(HOME_SERVICE, consensus.node_id(), myself.get_cell());
         Ok(RateHomeState {
             consensus,
             buckets: HashMap::new(),
@@ -382,17 +380,15 @@ impl TokenSource {
         min: u32,
     ) -> Option<Grant> {
         let leader = self.consensus.leader()?;
-        let home = if leader == self.consensus.node_id() {
+        let local = leader == self.consensus.node_id();
+        let home = if local {
             self.home.get()?.clone()
         } else {
-            let found = ractor::pg::get_members(&home_group(leader))
-                .into_iter()
-                .find(|c| !c.get_id().is_local());
-            let Some(cell) = found else {
+            let Some(home) = crate::cluster::mesh::find::<RateHomeMsg>(HOME_SERVICE, leader) else {
                 debug!(leader, "no session to the leader's rate home yet");
                 return None;
             };
-            ActorRef::<RateHomeMsg>::from(cell)
+            home
         };
         let req = crate::wire::encode(&GrantRequest {
             tenant: tenant.to_string(),
@@ -406,11 +402,7 @@ impl TokenSource {
         let reply = home
             .call(|port| RateHomeMsg::Lease(req, port), Some(LEADER_WAIT))
             .await;
-        let via = if leader == self.consensus.node_id() {
-            "local"
-        } else {
-            "mesh"
-        };
+        let via = if local { "local" } else { "mesh" };
         metrics::histogram!("smsgw_rate_lease_seconds", "via" => via)
             .record(started.elapsed().as_secs_f64());
         match reply {
