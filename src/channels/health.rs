@@ -7,7 +7,11 @@
 //!   cool-down, letting one probe through → closed on success, open again with a
 //!   doubled cool-down on failure) that takes a broken line out of rotation;
 //! - **AIMD flow control**: 0x58/0x14 halve the channel's send rate and congestion
-//!   window, each accepted submit adds back a little. The state lives with the
+//!   window, each accepted submit adds back a little. As in TCP, one congestion event
+//!   halves once: the throttled answers to submits sent before the last decrease say
+//!   nothing about the new rate, so they are counted but do not halve again (otherwise a
+//!   window of 10 throttled answers cuts the rate by 1000× and an SMSC that throttles
+//!   30 % of submits holds the line at a few messages per second). The state lives with the
 //!   channel (not the bind), so it survives reconnects and is shared by all binds;
 //! - **SLA windows** (5 min, 1 h, 24 h from one-minute buckets): availability,
 //!   submit success, receipt success, submit and receipt latency p50/p99.
@@ -140,6 +144,9 @@ struct Inner {
     cwnd: f64,
     /// Pacer for rates below the ceiling: the earliest next send.
     next_send: Option<Instant>,
+    /// When rate and window were last halved: throttled answers to submits sent before
+    /// it belong to the same congestion event.
+    last_decrease: Option<Instant>,
     rtt_ms: Option<f64>,
     minutes: VecDeque<Minute>,
 }
@@ -167,6 +174,7 @@ impl ChannelHealth {
                 max_rate: f64::from(tps.max(1)),
                 cwnd: f64::MAX,
                 next_send: None,
+                last_decrease: None,
                 rtt_ms: None,
                 minutes: VecDeque::new(),
             }),
@@ -270,17 +278,22 @@ impl ChannelHealth {
         Self::with_minute(&mut i, now_ms, |m| m.submit_err += 1);
     }
 
-    /// 0x58 / 0x14: multiplicative decrease of rate and window (`in_flight` is the
-    /// channel's outstanding submits, the window's starting point).
-    pub fn throttled(&self, in_flight: usize, now_ms: i64) {
+    /// 0x58 / 0x14 for a submit sent at `sent_at`: multiplicative decrease of rate and
+    /// window (`in_flight` is the channel's outstanding submits, the window's starting
+    /// point), once per congestion event.
+    pub fn throttled(&self, in_flight: usize, sent_at: Instant, now: Instant, now_ms: i64) {
         let mut i = self.lock();
-        i.rate = (i.rate / 2.0).max(1.0);
-        let base = if i.cwnd == f64::MAX {
-            in_flight.max(1) as f64
-        } else {
-            i.cwnd
-        };
-        i.cwnd = (base / 2.0).max(1.0);
+        let new_event = i.last_decrease.is_none_or(|d| sent_at >= d);
+        if new_event {
+            i.rate = (i.rate / 2.0).max(1.0);
+            let base = if i.cwnd == f64::MAX {
+                in_flight.max(1) as f64
+            } else {
+                i.cwnd
+            };
+            i.cwnd = (base / 2.0).max(1.0);
+            i.last_decrease = Some(now);
+        }
         Self::with_minute(&mut i, now_ms, |m| m.throttled += 1);
         Self::record_throttle(&mut i, true);
         let n = i.recent_throttles.len();
@@ -290,7 +303,7 @@ impl ChannelHealth {
         if storm || i.breaker == Breaker::HalfOpen {
             // Out of rotation briefly (no cool-down doubling: the line works, it is full).
             i.breaker = Breaker::Open {
-                until: Instant::now() + COOLDOWN_MIN,
+                until: now + COOLDOWN_MIN,
             };
             i.recent_throttles.clear();
             tracing::warn!("throttling storm: channel out of rotation for a cool-down");
@@ -479,14 +492,22 @@ mod tests {
     }
 
     #[test]
-    fn aimd_halves_and_recovers() {
+    fn aimd_halves_once_per_congestion_event_and_recovers() {
         let h = ChannelHealth::new(100);
         let t = Instant::now();
+        let ms = Duration::from_millis;
         assert_eq!(h.pace(t), Duration::ZERO);
-        h.throttled(8, 0);
+        h.throttled(8, t, t + ms(10), 0);
         assert_eq!(h.rate(), 50.0);
         assert_eq!(h.capacity(10, t), 4);
-        h.throttled(8, 0);
+        // Answers to submits sent before that decrease are the same event: no halving.
+        for k in 1..6 {
+            h.throttled(8, t + ms(k), t + ms(10 + k), 0);
+        }
+        assert_eq!(h.rate(), 50.0);
+        assert_eq!(h.capacity(10, t), 4);
+        // A submit sent after it was throttled too: a new event.
+        h.throttled(8, t + ms(20), t + ms(30), 0);
         assert_eq!(h.rate(), 25.0);
         assert_eq!(h.capacity(10, t), 2);
         // Pacing at 25/s: the second send waits 40 ms.
@@ -495,14 +516,16 @@ mod tests {
         for _ in 0..100 {
             h.submit_ok(Duration::from_millis(1), t, 0);
         }
-        // A storm (most recent answers throttled) takes the line out briefly.
+        // A storm (most recent answers throttled) takes the line out briefly, whether or
+        // not the answers halve the rate.
+        let late = t + ms(100);
         for _ in 0..BREAKER_SAMPLES {
-            h.throttled(8, 0);
+            h.throttled(8, t, late, 0);
         }
-        assert!(!h.allows(Instant::now()));
-        assert!(h.allows(Instant::now() + COOLDOWN_MIN));
+        assert!(!h.allows(late));
+        assert!(h.allows(late + COOLDOWN_MIN));
         for _ in 0..200 {
-            h.submit_ok(Duration::from_millis(1), Instant::now() + COOLDOWN_MIN, 0);
+            h.submit_ok(Duration::from_millis(1), late + COOLDOWN_MIN, 0);
         }
         assert_eq!(h.rate(), 100.0);
         assert!(h.capacity(10, t) >= 5);

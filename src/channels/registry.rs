@@ -20,6 +20,19 @@ pub struct BindStatus {
     pub since: i64,
 }
 
+/// The pause after 0x58/0x14 (doubling 50 ms .. 5 s while the line keeps throttling).
+/// It grows once per congestion event: the throttled answers to submits that were sent
+/// before the pause began are that same event, not a reason to double it again.
+#[derive(Default)]
+struct ThrottleCooldown {
+    /// Nobody submits on the channel before this instant.
+    until: Option<Instant>,
+    /// When the current pause began.
+    since: Option<Instant>,
+    /// Length of the current pause; 0 after an accepted submit.
+    ms: u64,
+}
+
 /// Runtime of one channel on this node.
 pub struct ChannelRuntime {
     /// Binds that are up right now: (bind index, actor, window).
@@ -27,9 +40,8 @@ pub struct ChannelRuntime {
     rr: AtomicUsize,
     /// Parts per second for the whole channel (operator contract).
     limiter: RwLock<(u32, Arc<DefaultDirectRateLimiter>)>,
-    /// After 0x58/0x14 nobody submits on this channel before this instant.
-    throttle_until: Mutex<Option<Instant>>,
-    throttle_backoff_ms: AtomicU64,
+    /// After 0x58/0x14 nobody submits on this channel for a while.
+    cooldown: Mutex<ThrottleCooldown>,
     pub bind_status: Mutex<BTreeMap<usize, BindStatus>>,
     pub sent: AtomicU64,
     pub failed: AtomicU64,
@@ -62,8 +74,7 @@ impl ChannelRuntime {
             binds: RwLock::new(Vec::new()),
             rr: AtomicUsize::new(0),
             limiter: RwLock::new((tps, limiter(tps))),
-            throttle_until: Mutex::new(None),
-            throttle_backoff_ms: AtomicU64::new(0),
+            cooldown: Mutex::new(ThrottleCooldown::default()),
             bind_status: Mutex::new(BTreeMap::new()),
             sent: AtomicU64::new(0),
             failed: AtomicU64::new(0),
@@ -110,11 +121,9 @@ impl ChannelRuntime {
     pub async fn acquire_send_slot(&self) {
         loop {
             let wait = {
-                let t = self
-                    .throttle_until
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner());
-                t.and_then(|until| until.checked_duration_since(Instant::now()))
+                let c = self.cooldown.lock().unwrap_or_else(|e| e.into_inner());
+                c.until
+                    .and_then(|until| until.checked_duration_since(Instant::now()))
             };
             match wait {
                 Some(d) if !d.is_zero() => tokio::time::sleep(d).await,
@@ -135,25 +144,27 @@ impl ChannelRuntime {
         }
     }
 
-    /// The SMSC said 0x58/0x14: back off (doubling, 50 ms .. 5 s).
-    pub fn throttled(&self) {
-        let prev = self.throttle_backoff_ms.load(Ordering::Relaxed);
-        let next = if prev == 0 { 50 } else { (prev * 2).min(5000) };
-        self.throttle_backoff_ms.store(next, Ordering::Relaxed);
-        *self
-            .throttle_until
-            .lock()
-            .unwrap_or_else(|e| e.into_inner()) =
-            Some(Instant::now() + Duration::from_millis(next));
+    /// The SMSC said 0x58/0x14 to a submit sent at `sent_at`: pause the channel
+    /// (doubling, 50 ms .. 5 s) and halve its AIMD rate, once per congestion event.
+    pub fn throttled(&self, sent_at: Instant) {
+        let now = Instant::now();
+        {
+            let mut c = self.cooldown.lock().unwrap_or_else(|e| e.into_inner());
+            if c.since.is_none_or(|since| sent_at >= since) {
+                c.ms = if c.ms == 0 { 50 } else { (c.ms * 2).min(5000) };
+                c.since = Some(now);
+                c.until = Some(now + Duration::from_millis(c.ms));
+            }
+        }
         self.throttled.fetch_add(1, Ordering::Relaxed);
         metrics::counter!("smsgw_channel_throttled_total").increment(1);
         self.health
-            .throttled(self.capacity(), crate::clock::now_ms());
+            .throttled(self.capacity(), sent_at, now, crate::clock::now_ms());
     }
 
     /// A submit went through: throttling back-off resets.
     pub fn submit_ok(&self, latency: Duration) {
-        self.throttle_backoff_ms.store(0, Ordering::Relaxed);
+        self.cooldown.lock().unwrap_or_else(|e| e.into_inner()).ms = 0;
         self.sent.fetch_add(1, Ordering::Relaxed);
         self.health
             .submit_ok(latency, Instant::now(), crate::clock::now_ms());
@@ -299,5 +310,43 @@ impl ChannelRegistry {
             .unwrap_or_else(|e| e.into_inner())
             .remove(channel);
         self.changed.notify_one();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pause_ms(rt: &ChannelRuntime) -> u64 {
+        rt.cooldown.lock().map(|c| c.ms).unwrap_or_default()
+    }
+
+    #[test]
+    fn throttling_pause_doubles_once_per_congestion_event() {
+        let rt = ChannelRuntime::new(100);
+        let before = Instant::now();
+        rt.throttled(before);
+        assert_eq!(pause_ms(&rt), 50);
+        // The rest of the window that was in flight when the pause began: same event.
+        for _ in 0..10 {
+            rt.throttled(before);
+        }
+        assert_eq!(pause_ms(&rt), 50);
+        assert_eq!(
+            rt.throttled.load(Ordering::Relaxed),
+            11,
+            "every answer counted"
+        );
+        // A submit sent after the pause began was throttled too: the pause doubles.
+        rt.throttled(Instant::now());
+        assert_eq!(pause_ms(&rt), 100);
+        rt.submit_ok(Duration::from_millis(1));
+        assert_eq!(pause_ms(&rt), 0);
+        rt.throttled(Instant::now());
+        assert_eq!(
+            pause_ms(&rt),
+            50,
+            "an accepted submit starts the doubling over"
+        );
     }
 }

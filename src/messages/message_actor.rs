@@ -22,8 +22,9 @@ use crate::state::{ErrorInfo, Message, Op, PartStatus, Status};
 
 /// SMSC rejections with a temporary error before the message fails.
 pub const MAX_TEMPORARY_REJECTIONS: u32 = 5;
-/// Throttled answers for one part (a throttling storm) before the message fails over to
-/// the next channel of its route. Throttling never fails a message.
+/// Throttled answers for one part before the message fails over to the next channel of
+/// its route; sooner when the throttling took the line out of rotation. Throttling never
+/// fails a message.
 const MAX_THROTTLE_RETRIES: u32 = 8;
 /// How long a part may wait for its bind actor to answer.
 const SUBMIT_CALL_TIMEOUT: Duration = Duration::from_secs(30);
@@ -167,6 +168,13 @@ async fn failover(
     .await
     .map_err(|e| ActorProcessingErr::from(e.to_string()))?;
     Ok(WorkEnd::Requeued)
+}
+
+/// Whether the message's route has a channel besides `from` it has not left yet.
+fn has_other_candidate(m: &Message, from: &str) -> bool {
+    m.route
+        .iter()
+        .any(|c| c != from && !m.avoid.iter().any(|a| a == c))
 }
 
 async fn fail(c: &Consensus, id: &str, error: ErrorInfo) -> Result<WorkEnd, ActorProcessingErr> {
@@ -331,9 +339,15 @@ async fn work(st: &MessageArgs) -> Result<WorkEnd, ActorProcessingErr> {
             .increment(1);
             match class {
                 SubmitErrorClass::Throttled => {
-                    rt.throttled();
+                    rt.throttled(started);
                     throttles += 1;
-                    if throttles >= MAX_THROTTLE_RETRIES {
+                    // A line the throttling took out of rotation: queued messages move on
+                    // to the rest of their routes (dispatcher), and so does this one
+                    // rather than wait out the cool-downs, when it has somewhere to go.
+                    let out_of_rotation = !rt.health.allows(Instant::now())
+                        && !pinned
+                        && has_other_candidate(&m, &st.channel);
+                    if throttles >= MAX_THROTTLE_RETRIES || out_of_rotation {
                         return failover(
                             &st.lease,
                             c,
