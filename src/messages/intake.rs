@@ -264,12 +264,21 @@ pub fn build_routed(
         ));
     }
     let category = req.category.unwrap_or_default();
-    let route = routing::choose(
-        cfg.routes.values(),
-        &to,
-        country.as_deref(),
-        &tenant.id,
-        category,
+    // The route is decided before the text is planned: the first channel's encoding
+    // options shape the parts, so they must be those of the route the message will take
+    // (operator- and sender-specific routes included).
+    let operator = operator.or_else(|| engine.operator_of(cfg, &to));
+    let route = engine.route(
+        cfg,
+        &routing::MatchInput {
+            to: &to,
+            country: country.as_deref(),
+            operator: operator.as_deref(),
+            tenant: &tenant.id,
+            category,
+            sender_type: routing::matcher::sender_type(&from),
+        },
+        &id,
     );
     let channel = route
         .as_ref()
@@ -315,20 +324,6 @@ pub fn build_routed(
     if let Some(u) = &req.callback_url {
         check_url("callback_url", u)?;
     }
-    let category = req.category.unwrap_or_default();
-    let operator = operator.or_else(|| engine.operator_of(cfg, &to));
-    let route = engine.route(
-        cfg,
-        &routing::MatchInput {
-            to: &to,
-            country: country.as_deref(),
-            operator: operator.as_deref(),
-            tenant: &tenant.id,
-            category,
-            sender_type: routing::matcher::sender_type(&from),
-        },
-        &id,
-    );
     let status = if send_at.is_some() {
         Status::Scheduled
     } else {

@@ -20,35 +20,3 @@ pub mod trie;
 pub use engine::{RouteChoice, RoutingEngine};
 pub use matcher::{MatchInput, RouteIndex};
 pub use strategy::Strategy;
-
-use crate::state::{Category, Route};
-
-/// Picks the route for a message by scanning `routes` (no operator or sender type
-/// known). Kept for callers without an engine; the engine's cached index answers the
-/// same.
-pub fn choose<'a>(
-    routes: impl IntoIterator<Item = &'a Route>,
-    to: &str,
-    country: Option<&str>,
-    tenant: &str,
-    category: Category,
-) -> Option<RouteChoice> {
-    let routes: Vec<&Route> = routes.into_iter().collect();
-    let ix = RouteIndex::build(routes.iter().copied());
-    let r = ix.choose(&MatchInput {
-        to,
-        country,
-        operator: None,
-        tenant,
-        category,
-        sender_type: "alphanumeric",
-    })?;
-    let mut chans = r.channels.clone();
-    chans.sort_by_key(|c| c.priority);
-    Some(RouteChoice {
-        route_id: r.id.clone(),
-        strategy: r.strategy.clone(),
-        channels: chans.into_iter().map(|c| c.id).collect(),
-        variant: None,
-    })
-}

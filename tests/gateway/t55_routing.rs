@@ -458,7 +458,12 @@ async fn precedence_operator_table_and_hlr_override() {
     let s = Smsc::start(dir.path(), "p", &[]).await;
     let node = GwNode::start(dir.path(), &[]).await;
     for id in ["any", "de", "vodafone", "acme-otp", "short"] {
-        post(&node, "/admin/v1/channels", s.channel(id)).await;
+        let mut ch = s.channel(id);
+        if id == "vodafone" {
+            // Text is planned for the channel of the route the message takes.
+            ch["options"] = json!({"text_coding": "latin1"});
+        }
+        post(&node, "/admin/v1/channels", ch).await;
     }
     for r in [
         json!({"id": "default", "match": {}, "channels": [{"id": "any"}]}),
@@ -482,7 +487,14 @@ async fn precedence_operator_table_and_hlr_override() {
             }
             let r = node.post_json("/v1/messages/preview", &key, &body).await;
             assert_eq!(r.status, 200, "{}", r.text);
-            r.json["route"]["id"].as_str().unwrap_or("").to_string()
+            let route = r.json["route"]["id"].as_str().unwrap_or("").to_string();
+            let coding = if route == "vodafone" {
+                "latin1"
+            } else {
+                "gsm7"
+            };
+            assert_eq!(r.json["encoding"], coding, "{}", r.text);
+            route
         }
     };
     assert_eq!(route_of("+33612345678", json!({})).await, "default");
