@@ -7,7 +7,9 @@
 //!   cool-down, letting one probe through → closed on success, open again with a
 //!   doubled cool-down on failure) that takes a broken line out of rotation;
 //! - **AIMD flow control**: 0x58/0x14 halve the channel's send rate and congestion
-//!   window, each accepted submit adds back a little. As in TCP, one congestion event
+//!   window; the rate climbs back linearly in time (about 4 s to where it was halved,
+//!   at any scale) and the window by one per window of accepted submits. As in TCP, one
+//!   congestion event
 //!   halves once: the throttled answers to submits sent before the last decrease say
 //!   nothing about the new rate, so they are counted but do not halve again (otherwise a
 //!   window of 10 throttled answers cuts the rate by 1000× and an SMSC that throttles
@@ -36,6 +38,8 @@ const BREAKER_CONSECUTIVE: u32 = 5;
 /// Share of throttled answers among the last ones that makes a throttling storm: the
 /// line is taken out of rotation for the shortest cool-down so queued messages move on.
 const STORM_THROTTLE_SHARE: f64 = 0.8;
+/// How long the AIMD rate takes to climb from a halving back to where it was.
+const RECOVERY: Duration = Duration::from_secs(4);
 /// First and longest cool-down of an open breaker.
 const COOLDOWN_MIN: Duration = Duration::from_secs(2);
 const COOLDOWN_MAX: Duration = Duration::from_secs(60);
@@ -140,6 +144,8 @@ struct Inner {
     /// AIMD: current parts per second and its ceiling (the channel's TPS).
     rate: f64,
     max_rate: f64,
+    /// The rate when it was last halved: what the increase climbs back to.
+    peak: f64,
     /// AIMD congestion window over all binds (fractional while growing).
     cwnd: f64,
     /// Pacer for rates below the ceiling: the earliest next send.
@@ -172,6 +178,7 @@ impl ChannelHealth {
                 consecutive_errors: 0,
                 rate: f64::from(tps.max(1)),
                 max_rate: f64::from(tps.max(1)),
+                peak: f64::from(tps.max(1)),
                 cwnd: f64::MAX,
                 next_send: None,
                 last_decrease: None,
@@ -203,6 +210,7 @@ impl ChannelHealth {
         let mut i = self.lock();
         i.max_rate = f64::from(tps.max(1));
         i.rate = i.rate.min(i.max_rate);
+        i.peak = i.peak.min(i.max_rate);
     }
 
     fn record_throttle(i: &mut Inner, throttled: bool) {
@@ -257,10 +265,14 @@ impl ChannelHealth {
     pub fn submit_ok(&self, latency: Duration, now: Instant, now_ms: i64) {
         let mut i = self.lock();
         Self::record_result(&mut i, true, now);
-        // Additive increase: a twentieth of the ceiling per accepted submit… per second of
-        // sending at most, so a halved rate comes back within seconds, not instantly.
-        let step = (i.max_rate / 100.0).max(1.0);
-        i.rate = (i.rate + step).min(i.max_rate);
+        // Additive increase in time, not per submit: the rate climbs back to where it
+        // was halved in about `RECOVERY` whatever the scale (an accepted submit is
+        // 1/rate of a second of sending). A fixed step per submit overshoots a contract
+        // far below the TPS within a few submits and keeps the line in throttling.
+        if i.rate < i.max_rate {
+            let per_second = (i.peak / 2.0 / RECOVERY.as_secs_f64()).max(i.max_rate / 1000.0);
+            i.rate = (i.rate + per_second / i.rate.max(1.0)).min(i.max_rate);
+        }
         if i.cwnd < f64::MAX {
             i.cwnd += 1.0 / i.cwnd.max(1.0);
         }
@@ -285,6 +297,7 @@ impl ChannelHealth {
         let mut i = self.lock();
         let new_event = i.last_decrease.is_none_or(|d| sent_at >= d);
         if new_event {
+            i.peak = i.rate;
             i.rate = (i.rate / 2.0).max(1.0);
             let base = if i.cwnd == f64::MAX {
                 in_flight.max(1) as f64
@@ -513,9 +526,14 @@ mod tests {
         // Pacing at 25/s: the second send waits 40 ms.
         assert_eq!(h.pace(t), Duration::ZERO);
         assert_eq!(h.pace(t), Duration::from_millis(40));
-        for _ in 0..100 {
+        // The rate climbs back in time, not per submit: from 25 to 50, where it was last
+        // halved, in about RECOVERY of sending, i.e. some 150 submits at 25..50 a second.
+        let mut n = 0;
+        while h.rate() < 50.0 && n < 10_000 {
             h.submit_ok(Duration::from_millis(1), t, 0);
+            n += 1;
         }
+        assert!((120..=180).contains(&n), "{n} submits to climb back");
         // A storm (most recent answers throttled) takes the line out briefly, whether or
         // not the answers halve the rate.
         let late = t + ms(100);
@@ -524,10 +542,10 @@ mod tests {
         }
         assert!(!h.allows(late));
         assert!(h.allows(late + COOLDOWN_MIN));
-        for _ in 0..200 {
+        for _ in 0..1000 {
             h.submit_ok(Duration::from_millis(1), late + COOLDOWN_MIN, 0);
         }
-        assert_eq!(h.rate(), 100.0);
+        assert_eq!(h.rate(), 100.0, "back at the ceiling, and never above it");
         assert!(h.capacity(10, t) >= 5);
     }
 

@@ -117,8 +117,10 @@ impl ChannelRuntime {
             .is_empty()
     }
 
-    /// Waits for the channel's TPS budget and any throttling back-off.
-    pub async fn acquire_send_slot(&self) {
+    /// Waits for the channel's TPS budget and any throttling back-off. Returns when the
+    /// send's pace was decided: a throttled answer to it is judged against that instant
+    /// (a send paced before the last decrease is part of the same congestion event).
+    pub async fn acquire_send_slot(&self) -> Instant {
         loop {
             let wait = {
                 let c = self.cooldown.lock().unwrap_or_else(|e| e.into_inner());
@@ -138,13 +140,15 @@ impl ChannelRuntime {
             .clone();
         lim.until_ready().await;
         // Below the TPS after throttling: the AIMD pacer spaces sends further.
-        let pace = self.health.pace(Instant::now());
+        let paced_at = Instant::now();
+        let pace = self.health.pace(paced_at);
         if !pace.is_zero() {
             tokio::time::sleep(pace).await;
         }
+        paced_at
     }
 
-    /// The SMSC said 0x58/0x14 to a submit sent at `sent_at`: pause the channel
+    /// The SMSC said 0x58/0x14 to a submit paced at `sent_at`: pause the channel
     /// (doubling, 50 ms .. 5 s) and halve its AIMD rate, once per congestion event.
     pub fn throttled(&self, sent_at: Instant) {
         let now = Instant::now();

@@ -253,7 +253,7 @@ async fn work(st: &MessageArgs) -> Result<WorkEnd, ActorProcessingErr> {
         let pinned = i > 0 || m.part_states.iter().any(|p| p.smsc_message_id.is_some());
         let mut throttles = 0;
         loop {
-            rt.acquire_send_slot().await;
+            let paced_at = rt.acquire_send_slot().await;
             if !st.lease.valid() {
                 warn!(message_id = %m.id, channel = %st.channel, "lease lost before submit; leaving the message to the channel's next owner");
                 return Ok(WorkEnd::LeaseLost);
@@ -339,7 +339,7 @@ async fn work(st: &MessageArgs) -> Result<WorkEnd, ActorProcessingErr> {
             .increment(1);
             match class {
                 SubmitErrorClass::Throttled => {
-                    rt.throttled(started);
+                    rt.throttled(paced_at);
                     throttles += 1;
                     // A line the throttling took out of rotation: queued messages move on
                     // to the rest of their routes (dispatcher), and so does this one

@@ -98,6 +98,8 @@ struct Ctx {
     dlr_delay: Duration,
     dlr_mix: Option<DlrMix>,
     throttle_rate: f64,
+    /// The contracted rate (`--max-tps`): submits beyond it are throttled.
+    contract: Option<governor::DefaultDirectRateLimiter>,
     error_rate: f64,
     drop_after: Option<u64>,
     malformed_after: Option<u64>,
@@ -163,6 +165,10 @@ pub async fn serve(
         dlr_delay: Duration::from_millis(args.dlr_delay_ms),
         dlr_mix,
         throttle_rate: args.throttle_rate,
+        contract: args
+            .max_tps
+            .and_then(std::num::NonZeroU32::new)
+            .map(|n| governor::RateLimiter::direct(governor::Quota::per_second(n))),
         error_rate: args.error_rate,
         drop_after: args.drop_after,
         malformed_after: args.malformed_after,
@@ -345,7 +351,8 @@ fn decide(
         return Decision::Answer(wire::finish(f));
     }
     let draw: f64 = st.rng.random();
-    if draw < ctx.throttle_rate {
+    let over_contract = ctx.contract.as_ref().is_some_and(|c| c.check().is_err());
+    if over_contract || draw < ctx.throttle_rate {
         inc(&ctx.stats.throttled);
         return Decision::Answer(answer(Outcome::Throttled, None));
     }

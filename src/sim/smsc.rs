@@ -95,6 +95,11 @@ pub struct SmscSimArgs {
     /// Share of submit_sm answered 0x58 (ESME_RTHROTTLED), 0.0..=1.0.
     #[arg(long, default_value_t = 0.0)]
     pub throttle_rate: f64,
+    /// The operator's contracted rate in submits per second over all binds: a
+    /// submit above it is answered 0x58 (ESME_RTHROTTLED), as real SMSCs throttle a
+    /// client that sends faster than its contract. Absent: no limit.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_tps: Option<u32>,
     /// Share answered with a permanent error 0x45 (ESME_RSUBMITFAIL), 0.0..=1.0.
     #[arg(long, default_value_t = 0.0)]
     pub error_rate: f64,
@@ -168,6 +173,7 @@ impl Default for SmscSimArgs {
             dlr_delay_ms: 1000,
             dlr_mix: "delivered=100".into(),
             throttle_rate: 0.0,
+            max_tps: None,
             error_rate: 0.0,
             temp_error_rate: 0.0,
             drop_after: None,
@@ -531,6 +537,8 @@ struct Ctx {
     /// Share of accepted submits whose submit_sm_resp is never sent (lost responses).
     lose_response_rate: AtomicF64,
     drop_after: Option<u64>,
+    /// The contracted rate (`--max-tps`): submits beyond it are throttled.
+    contract: Option<governor::DefaultDirectRateLimiter>,
     receipts_before_responses: bool,
     id_format: IdFormat,
     mixed_id_format: bool,
@@ -645,6 +653,10 @@ impl SmscSim {
             }),
             lose_response_rate: AtomicF64::new(0.0),
             drop_after: args.drop_after,
+            contract: args
+                .max_tps
+                .and_then(std::num::NonZeroU32::new)
+                .map(|n| governor::RateLimiter::direct(governor::Quota::per_second(n))),
             receipts_before_responses: args.receipts_before_responses,
             id_format: args.id_format,
             mixed_id_format: args.mixed_id_format,
@@ -1089,7 +1101,8 @@ fn on_submit(
     let draw: f64 = st.rng.random();
     let knobs = ctx.knobs.read().unwrap_or_else(|e| e.into_inner()).clone();
     let mut lose = false;
-    let resp = if draw < knobs.throttle_rate {
+    let over_contract = ctx.contract.as_ref().is_some_and(|c| c.check().is_err());
+    let resp = if over_contract || draw < knobs.throttle_rate {
         inc(&ctx.stats.throttled);
         codec::submit_sm_resp(seq, status::ESME_RTHROTTLED, "")
     } else if draw < knobs.throttle_rate + knobs.error_rate {
@@ -1397,9 +1410,13 @@ mod unit_tests {
             "127.0.0.1:8081",
             "--seed",
             "42",
+            "--max-tps",
+            "150",
         ])
         .unwrap()
         .args;
+        assert_eq!(parsed.max_tps, Some(150));
+        assert!(Cli::try_parse_from(["sim", "--max-tps", "0"]).is_err());
         assert_eq!(parsed.listen, "0.0.0.0:2776");
         assert_eq!(parsed.throttle_rate, 0.25);
         assert_eq!(parsed.drop_after, Some(100));
