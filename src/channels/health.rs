@@ -6,15 +6,15 @@
 //! - a **circuit breaker** (closed → open after an error storm → half-open after a
 //!   cool-down, letting one probe through → closed on success, open again with a
 //!   doubled cool-down on failure) that takes a broken line out of rotation;
-//! - **AIMD flow control**: 0x58/0x14 halve the channel's send rate and congestion
-//!   window; the rate climbs back linearly in time (about 4 s to where it was halved,
-//!   at any scale) and the window by one per window of accepted submits. As in TCP, one
-//!   congestion event
-//!   halves once: the throttled answers to submits sent before the last decrease say
-//!   nothing about the new rate, so they are counted but do not halve again (otherwise a
-//!   window of 10 throttled answers cuts the rate by 1000× and an SMSC that throttles
-//!   30 % of submits holds the line at a few messages per second). The state lives with the
-//!   channel (not the bind), so it survives reconnects and is shared by all binds;
+//! - **AIMD flow control**: 0x58/0x14 cut the channel's send rate and congestion
+//!   window to 0.7 of what they were; the rate climbs back linearly in time (about 4 s
+//!   to where it was cut, at any scale) and the window by one per window of accepted
+//!   submits. As in TCP, one congestion event cuts once: the throttled answers to
+//!   submits paced before the last decrease say nothing about the new rate, so they are
+//!   counted but do not cut again (otherwise a window of 10 throttled answers cuts the
+//!   rate 1000-fold and a line above its operator's contract runs at a fifth of it).
+//!   The state lives with the channel (not the bind), so it survives reconnects and is
+//!   shared by all binds;
 //! - **SLA windows** (5 min, 1 h, 24 h from one-minute buckets): availability,
 //!   submit success, receipt success, submit and receipt latency p50/p99.
 //!
@@ -38,7 +38,11 @@ const BREAKER_CONSECUTIVE: u32 = 5;
 /// Share of throttled answers among the last ones that makes a throttling storm: the
 /// line is taken out of rotation for the shortest cool-down so queued messages move on.
 const STORM_THROTTLE_SHARE: f64 = 0.8;
-/// How long the AIMD rate takes to climb from a halving back to where it was.
+/// What a congestion event leaves of the AIMD rate and window (CUBIC's 0.7: against an
+/// operator's contract a halving ran at 86-96 % of it, this at about 100 %; see
+/// docs/benchmarks.md).
+const DECREASE: f64 = 0.7;
+/// How long the AIMD rate takes to climb from a decrease back to where it was.
 const RECOVERY: Duration = Duration::from_secs(4);
 /// First and longest cool-down of an open breaker.
 const COOLDOWN_MIN: Duration = Duration::from_secs(2);
@@ -144,13 +148,13 @@ struct Inner {
     /// AIMD: current parts per second and its ceiling (the channel's TPS).
     rate: f64,
     max_rate: f64,
-    /// The rate when it was last halved: what the increase climbs back to.
+    /// The rate when it was last cut: what the increase climbs back to.
     peak: f64,
     /// AIMD congestion window over all binds (fractional while growing).
     cwnd: f64,
     /// Pacer for rates below the ceiling: the earliest next send.
     next_send: Option<Instant>,
-    /// When rate and window were last halved: throttled answers to submits sent before
+    /// When rate and window were last cut: throttled answers to submits paced before
     /// it belong to the same congestion event.
     last_decrease: Option<Instant>,
     rtt_ms: Option<f64>,
@@ -266,11 +270,12 @@ impl ChannelHealth {
         let mut i = self.lock();
         Self::record_result(&mut i, true, now);
         // Additive increase in time, not per submit: the rate climbs back to where it
-        // was halved in about `RECOVERY` whatever the scale (an accepted submit is
+        // was cut in about `RECOVERY` whatever the scale (an accepted submit is
         // 1/rate of a second of sending). A fixed step per submit overshoots a contract
         // far below the TPS within a few submits and keeps the line in throttling.
         if i.rate < i.max_rate {
-            let per_second = (i.peak / 2.0 / RECOVERY.as_secs_f64()).max(i.max_rate / 1000.0);
+            let per_second =
+                (i.peak * (1.0 - DECREASE) / RECOVERY.as_secs_f64()).max(i.max_rate / 1000.0);
             i.rate = (i.rate + per_second / i.rate.max(1.0)).min(i.max_rate);
         }
         if i.cwnd < f64::MAX {
@@ -298,13 +303,13 @@ impl ChannelHealth {
         let new_event = i.last_decrease.is_none_or(|d| sent_at >= d);
         if new_event {
             i.peak = i.rate;
-            i.rate = (i.rate / 2.0).max(1.0);
+            i.rate = (i.rate * DECREASE).max(1.0);
             let base = if i.cwnd == f64::MAX {
                 in_flight.max(1) as f64
             } else {
                 i.cwnd
             };
-            i.cwnd = (base / 2.0).max(1.0);
+            i.cwnd = (base * DECREASE).max(1.0);
             i.last_decrease = Some(now);
         }
         Self::with_minute(&mut i, now_ms, |m| m.throttled += 1);
@@ -505,37 +510,37 @@ mod tests {
     }
 
     #[test]
-    fn aimd_halves_once_per_congestion_event_and_recovers() {
+    fn aimd_cuts_once_per_congestion_event_and_recovers() {
         let h = ChannelHealth::new(100);
         let t = Instant::now();
         let ms = Duration::from_millis;
         assert_eq!(h.pace(t), Duration::ZERO);
         h.throttled(8, t, t + ms(10), 0);
-        assert_eq!(h.rate(), 50.0);
-        assert_eq!(h.capacity(10, t), 4);
-        // Answers to submits sent before that decrease are the same event: no halving.
+        assert!((h.rate() - 70.0).abs() < 1e-9, "{}", h.rate());
+        assert_eq!(h.capacity(10, t), 5);
+        // Answers to submits paced before that decrease are the same event: no cut.
         for k in 1..6 {
             h.throttled(8, t + ms(k), t + ms(10 + k), 0);
         }
-        assert_eq!(h.rate(), 50.0);
-        assert_eq!(h.capacity(10, t), 4);
-        // A submit sent after it was throttled too: a new event.
+        assert!((h.rate() - 70.0).abs() < 1e-9, "{}", h.rate());
+        assert_eq!(h.capacity(10, t), 5);
+        // A submit paced after it was throttled too: a new event.
         h.throttled(8, t + ms(20), t + ms(30), 0);
-        assert_eq!(h.rate(), 25.0);
-        assert_eq!(h.capacity(10, t), 2);
-        // Pacing at 25/s: the second send waits 40 ms.
+        assert!((h.rate() - 49.0).abs() < 1e-9, "{}", h.rate());
+        assert_eq!(h.capacity(10, t), 3);
+        // Pacing at 49/s: the second send waits 1/49 s.
         assert_eq!(h.pace(t), Duration::ZERO);
-        assert_eq!(h.pace(t), Duration::from_millis(40));
-        // The rate climbs back in time, not per submit: from 25 to 50, where it was last
-        // halved, in about RECOVERY of sending, i.e. some 150 submits at 25..50 a second.
+        assert_eq!(h.pace(t), Duration::from_secs_f64(1.0 / 49.0));
+        // The rate climbs back in time, not per submit: from 49 to 70, where it was last
+        // cut, in about RECOVERY of sending, i.e. some 240 submits at 49..70 a second.
         let mut n = 0;
-        while h.rate() < 50.0 && n < 10_000 {
+        while h.rate() < 70.0 && n < 10_000 {
             h.submit_ok(Duration::from_millis(1), t, 0);
             n += 1;
         }
-        assert!((120..=180).contains(&n), "{n} submits to climb back");
+        assert!((200..=280).contains(&n), "{n} submits to climb back");
         // A storm (most recent answers throttled) takes the line out briefly, whether or
-        // not the answers halve the rate.
+        // not the answers cut the rate.
         let late = t + ms(100);
         for _ in 0..BREAKER_SAMPLES {
             h.throttled(8, t, late, 0);

@@ -149,7 +149,7 @@ impl ChannelRuntime {
     }
 
     /// The SMSC said 0x58/0x14 to a submit paced at `sent_at`: pause the channel
-    /// (doubling, 50 ms .. 5 s) and halve its AIMD rate, once per congestion event.
+    /// (doubling, 50 ms .. 5 s) and cut its AIMD rate, once per congestion event.
     pub fn throttled(&self, sent_at: Instant) {
         let now = Instant::now();
         {
