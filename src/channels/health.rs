@@ -295,12 +295,19 @@ impl ChannelHealth {
         Self::with_minute(&mut i, now_ms, |m| m.submit_err += 1);
     }
 
-    /// 0x58 / 0x14 for a submit sent at `sent_at`: multiplicative decrease of rate and
+    /// 0x58 / 0x14 for a submit paced at `paced_at`: multiplicative decrease of rate and
     /// window (`in_flight` is the channel's outstanding submits, the window's starting
-    /// point), once per congestion event.
-    pub fn throttled(&self, in_flight: usize, sent_at: Instant, now: Instant, now_ms: i64) {
+    /// point), once per congestion event. True when this answer began a new event (the
+    /// channel's throttling pause grows by the same rule).
+    pub fn throttled(
+        &self,
+        in_flight: usize,
+        paced_at: Instant,
+        now: Instant,
+        now_ms: i64,
+    ) -> bool {
         let mut i = self.lock();
-        let new_event = i.last_decrease.is_none_or(|d| sent_at >= d);
+        let new_event = i.last_decrease.is_none_or(|d| paced_at >= d);
         if new_event {
             i.peak = i.rate;
             i.rate = (i.rate * DECREASE).max(1.0);
@@ -326,6 +333,7 @@ impl ChannelHealth {
             i.recent_throttles.clear();
             tracing::warn!("throttling storm: channel out of rotation for a cool-down");
         }
+        new_event
     }
 
     /// A final receipt: delivered or not, `latency_ms` after the message was sent.

@@ -21,14 +21,12 @@ pub struct BindStatus {
 }
 
 /// The pause after 0x58/0x14 (doubling 50 ms .. 5 s while the line keeps throttling).
-/// It grows once per congestion event: the throttled answers to submits that were sent
-/// before the pause began are that same event, not a reason to double it again.
+/// It grows once per congestion event, as the channel's health decides it: the throttled
+/// answers to submits paced before the last one are that same event.
 #[derive(Default)]
 struct ThrottleCooldown {
     /// Nobody submits on the channel before this instant.
     until: Option<Instant>,
-    /// When the current pause began.
-    since: Option<Instant>,
     /// Length of the current pause; 0 after an accepted submit.
     ms: u64,
 }
@@ -148,22 +146,20 @@ impl ChannelRuntime {
         paced_at
     }
 
-    /// The SMSC said 0x58/0x14 to a submit paced at `sent_at`: pause the channel
-    /// (doubling, 50 ms .. 5 s) and cut its AIMD rate, once per congestion event.
-    pub fn throttled(&self, sent_at: Instant) {
+    /// The SMSC said 0x58/0x14 to a submit paced at `paced_at`: cut the channel's AIMD
+    /// rate and pause it (doubling, 50 ms .. 5 s), once per congestion event.
+    pub fn throttled(&self, paced_at: Instant) {
         let now = Instant::now();
-        {
-            let mut c = self.cooldown.lock().unwrap_or_else(|e| e.into_inner());
-            if c.since.is_none_or(|since| sent_at >= since) {
-                c.ms = if c.ms == 0 { 50 } else { (c.ms * 2).min(5000) };
-                c.since = Some(now);
-                c.until = Some(now + Duration::from_millis(c.ms));
-            }
-        }
         self.throttled.fetch_add(1, Ordering::Relaxed);
         metrics::counter!("smsgw_channel_throttled_total").increment(1);
-        self.health
-            .throttled(self.capacity(), sent_at, now, crate::clock::now_ms());
+        let new_event =
+            self.health
+                .throttled(self.capacity(), paced_at, now, crate::clock::now_ms());
+        if new_event {
+            let mut c = self.cooldown.lock().unwrap_or_else(|e| e.into_inner());
+            c.ms = if c.ms == 0 { 50 } else { (c.ms * 2).min(5000) };
+            c.until = Some(now + Duration::from_millis(c.ms));
+        }
     }
 
     /// A submit went through: throttling back-off resets.
@@ -341,7 +337,7 @@ mod tests {
             11,
             "every answer counted"
         );
-        // A submit sent after the pause began was throttled too: the pause doubles.
+        // A submit paced after the pause began was throttled too: the pause doubles.
         rt.throttled(Instant::now());
         assert_eq!(pause_ms(&rt), 100);
         rt.submit_ok(Duration::from_millis(1));

@@ -99,7 +99,7 @@ struct Ctx {
     dlr_mix: Option<DlrMix>,
     throttle_rate: f64,
     /// The contracted rate (`--max-tps`): submits beyond it are throttled.
-    contract: Option<governor::DefaultDirectRateLimiter>,
+    contract: super::Contract,
     error_rate: f64,
     drop_after: Option<u64>,
     malformed_after: Option<u64>,
@@ -165,10 +165,7 @@ pub async fn serve(
         dlr_delay: Duration::from_millis(args.dlr_delay_ms),
         dlr_mix,
         throttle_rate: args.throttle_rate,
-        contract: args
-            .max_tps
-            .and_then(std::num::NonZeroU32::new)
-            .map(|n| governor::RateLimiter::direct(governor::Quota::per_second(n))),
+        contract: super::Contract::new(args.max_tps),
         error_rate: args.error_rate,
         drop_after: args.drop_after,
         malformed_after: args.malformed_after,
@@ -351,8 +348,7 @@ fn decide(
         return Decision::Answer(wire::finish(f));
     }
     let draw: f64 = st.rng.random();
-    let over_contract = ctx.contract.as_ref().is_some_and(|c| c.check().is_err());
-    if over_contract || draw < ctx.throttle_rate {
+    if ctx.contract.exceeded() || draw < ctx.throttle_rate {
         inc(&ctx.stats.throttled);
         return Decision::Answer(answer(Outcome::Throttled, None));
     }

@@ -14,3 +14,23 @@ pub mod http_provider;
 pub mod smsc;
 
 pub use smsc::{IdFormat, SimProtocol, SmscSim, SmscSimArgs, StatsSnapshot};
+
+/// An operator's contracted submit rate over all binds (`--max-tps`), which real SMSCs
+/// enforce by answering the surplus "throttled". No limit when absent.
+pub(crate) struct Contract(Option<governor::DefaultDirectRateLimiter>);
+
+impl Contract {
+    /// The contract of `--max-tps` (none when absent).
+    pub(crate) fn new(max_tps: Option<u32>) -> Contract {
+        Contract(
+            max_tps
+                .and_then(std::num::NonZeroU32::new)
+                .map(|n| governor::RateLimiter::direct(governor::Quota::per_second(n))),
+        )
+    }
+
+    /// Whether a submit now is above the contract (one that is not takes its share).
+    pub(crate) fn exceeded(&self) -> bool {
+        self.0.as_ref().is_some_and(|c| c.check().is_err())
+    }
+}

@@ -538,7 +538,7 @@ struct Ctx {
     lose_response_rate: AtomicF64,
     drop_after: Option<u64>,
     /// The contracted rate (`--max-tps`): submits beyond it are throttled.
-    contract: Option<governor::DefaultDirectRateLimiter>,
+    contract: super::Contract,
     receipts_before_responses: bool,
     id_format: IdFormat,
     mixed_id_format: bool,
@@ -653,10 +653,7 @@ impl SmscSim {
             }),
             lose_response_rate: AtomicF64::new(0.0),
             drop_after: args.drop_after,
-            contract: args
-                .max_tps
-                .and_then(std::num::NonZeroU32::new)
-                .map(|n| governor::RateLimiter::direct(governor::Quota::per_second(n))),
+            contract: super::Contract::new(args.max_tps),
             receipts_before_responses: args.receipts_before_responses,
             id_format: args.id_format,
             mixed_id_format: args.mixed_id_format,
@@ -1101,8 +1098,7 @@ fn on_submit(
     let draw: f64 = st.rng.random();
     let knobs = ctx.knobs.read().unwrap_or_else(|e| e.into_inner()).clone();
     let mut lose = false;
-    let over_contract = ctx.contract.as_ref().is_some_and(|c| c.check().is_err());
-    let resp = if over_contract || draw < knobs.throttle_rate {
+    let resp = if ctx.contract.exceeded() || draw < knobs.throttle_rate {
         inc(&ctx.stats.throttled);
         codec::submit_sm_resp(seq, status::ESME_RTHROTTLED, "")
     } else if draw < knobs.throttle_rate + knobs.error_rate {
