@@ -11,7 +11,6 @@
 //! Example: `cargo build --release && target/release/smsgw-load --mode single --messages 100000`.
 
 use std::collections::BTreeMap;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -97,7 +96,7 @@ const RECEIPT_TOKEN: &str = "load-receipt-token-0123456789";
 const FAILOVER_CAP: Duration = Duration::from_secs(30);
 
 fn free_port() -> Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    Ok(smsgw::chaos::ports::free_port()?)
 }
 
 struct Kill(Child);

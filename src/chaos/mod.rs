@@ -13,6 +13,7 @@
 //! - [`webhook`]: the webhook receiver (ok, failing, slow).
 //! - [`load`]: the load generator with client retry to another node.
 //! - [`oracle`]: invariants and figures from ledgers, webhooks and the status API.
+//! - [`ports`]: listening ports for child processes, outside the ephemeral range.
 //! - [`report`]: markdown and SVG charts.
 //! - [`runner`]: one run from start to verdict.
 //! - [`deterministic`]: the seeded, reproducible simulation of the message lifecycle.
@@ -20,6 +21,7 @@
 pub mod deterministic;
 pub mod load;
 pub mod oracle;
+pub mod ports;
 pub mod procs;
 pub mod proxy;
 pub mod report;

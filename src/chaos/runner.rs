@@ -768,10 +768,9 @@ fn read_ledgers(dir: &Path, smscs: u32, wall0_ms: i64) -> Vec<LedgerEntry> {
     out
 }
 
-/// Free 127.0.0.1 port (bound and released).
+/// Free 127.0.0.1 port for a child process (see [`super::ports`]).
 fn free_port() -> Result<u16, RunError> {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(io("free port"))?;
-    Ok(l.local_addr().map_err(io("free port"))?.port())
+    super::ports::free_port().map_err(io("free port"))
 }
 
 /// Retries an admin call through the nodes until it answers `want` (bounded).

@@ -4,7 +4,6 @@
 
 pub mod cluster;
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -16,16 +15,10 @@ pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_smsgw")
 }
 
-/// A free TCP port on 127.0.0.1.
+/// A free 127.0.0.1 port for a child to listen on, outside the kernel's ephemeral range
+/// so no client socket of a parallel test can take it first (see `smsgw::chaos::ports`).
 pub fn free_port() -> u16 {
-    for _ in 0..50 {
-        if let Ok(l) = TcpListener::bind("127.0.0.1:0")
-            && let Ok(a) = l.local_addr()
-        {
-            return a.port();
-        }
-    }
-    panic!("no free port");
+    smsgw::chaos::ports::free_port().expect("a free port below the ephemeral range")
 }
 
 /// Polls `f` until it returns Some or the deadline passes.
