@@ -28,32 +28,16 @@ import random
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
 
+from ports import free_port
+
 TOKEN = "snapshot-catch-up-admin-token"
 
-
-_next_port = 10_000 + (os.getpid() * 2654435761) % 22_000
-
-
-def free_port():
-    """A free 127.0.0.1 port below the kernel's ephemeral range (32768+), so no client
-    socket can take it between choosing and the child binding it."""
-    global _next_port
-    for _ in range(22_000):
-        port, _next_port = _next_port, 10_000 + (_next_port - 10_000 + 1) % 22_000
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-                return port
-            except OSError:
-                continue
-    raise RuntimeError("no free port below the ephemeral range")
 
 
 def call(method, url, body=None, token=TOKEN, timeout=30):
