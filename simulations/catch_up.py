@@ -39,7 +39,6 @@ from ports import free_port
 TOKEN = "snapshot-catch-up-admin-token"
 
 
-
 def call(method, url, body=None, token=TOKEN, timeout=30):
     data = None if body is None else json.dumps(body).encode()
     req = urllib.request.Request(url, data=data, method=method)
