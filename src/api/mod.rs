@@ -98,6 +98,17 @@ async fn healthz() -> &'static str {
 }
 
 async fn readyz(State(st): State<AppState>) -> Response {
+    if let Some(silent) = st.consensus.leader_without_quorum() {
+        return ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not_ready",
+            format!(
+                "this node leads but no quorum has answered for {} ms",
+                silent.as_millis()
+            ),
+        )
+        .into_response();
+    }
     match st.consensus.leader() {
         Some(l) => (
             StatusCode::OK,

@@ -114,6 +114,43 @@ pub enum AdminError {
     Invalid(String),
 }
 
+/// How long the leader waits to hear from a node being added before it gives the add
+/// up (the address is wrong, or nothing listens there).
+const LEARNER_CONTACT: Duration = Duration::from_secs(10);
+/// How long a node being added may take to catch up (log or snapshot) before the add
+/// answers that it is still behind; it stays a learner meanwhile.
+const LEARNER_CATCH_UP_MAX: Duration = Duration::from_secs(600);
+
+/// Why a node being added did not become a voter.
+#[derive(Debug)]
+enum LearnerWait {
+    /// The leader never heard from it, or stopped hearing from it, for this long.
+    Silent(Duration),
+    /// It answers but is still catching up.
+    StillBehind,
+    /// This node stopped leading while waiting.
+    LeaderChanged,
+}
+
+impl LearnerWait {
+    fn into_admin_error(self, id: u64, addr: &str) -> AdminError {
+        match self {
+            LearnerWait::Silent(d) => AdminError::Invalid(format!(
+                "node {id} at {addr} did not answer the leader for {}s; it was not added \
+                 (is it running with --node-id {id} and reachable at that address?)",
+                d.as_secs()
+            )),
+            LearnerWait::StillBehind => AdminError::Unavailable(format!(
+                "node {id} is still catching up after {}s; it stays a learner, repeat the add to promote it",
+                LEARNER_CATCH_UP_MAX.as_secs()
+            )),
+            LearnerWait::LeaderChanged => AdminError::Unavailable(format!(
+                "leadership changed while node {id} was catching up; repeat the add"
+            )),
+        }
+    }
+}
+
 /// Why the consensus layer could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -307,6 +344,26 @@ impl Consensus {
         self.raft.metrics().borrow_watched().state == ServerState::Leader
     }
 
+    /// On a leader of more than one voter that has not been acknowledged by a quorum for
+    /// longer than two election timeouts: for how long. Such a leader still believes it
+    /// leads, but it cannot commit anything (its peers are down or unreachable).
+    pub fn leader_without_quorum(&self) -> Option<Duration> {
+        let m = self.raft.metrics();
+        let m = m.borrow_watched();
+        if m.state != ServerState::Leader
+            || m.membership_config.membership().voter_ids().count() < 2
+        {
+            return None;
+        }
+        let limit = Duration::from_millis(2 * self.raft.config().election_timeout_max)
+            .max(Duration::from_secs(1));
+        let silent = m
+            .last_quorum_acked
+            .as_ref()
+            .map(|t| openraft::Instant::elapsed(&**t))?;
+        (silent > limit).then_some(silent)
+    }
+
     /// The current leader's id, if known.
     pub fn leader(&self) -> Option<u64> {
         self.raft.metrics().borrow_watched().current_leader
@@ -441,11 +498,16 @@ impl Consensus {
                 .leader_info()
                 .ok_or_else(|| AdminError::Unavailable("no leader known".into()))?;
             let url = format!("http://{}/raft/admin", leader.cluster_addr);
+            // An add waits for the new node to catch up on the leader.
+            let limit = match op {
+                AdminOp::AddNode { .. } => LEARNER_CATCH_UP_MAX + Duration::from_secs(30),
+                _ => Duration::from_secs(60),
+            };
             return match network::post_bincode::<_, Result<(), AdminError>>(
                 self.network.client(),
                 &url,
                 &op,
-                Duration::from_secs(60),
+                limit,
             )
             .await
             {
@@ -458,11 +520,28 @@ impl Consensus {
         let unavailable = |e: String| AdminError::Unavailable(e);
         match op {
             AdminOp::AddNode { id, info } => {
-                tracing::info!(node = id, addr = %info.cluster_addr, "adding node as learner");
-                self.raft
-                    .add_learner(id, info, true)
+                let addr = info.cluster_addr.clone();
+                tracing::info!(node = id, addr = %addr, "adding node as learner");
+                // Not openraft's blocking add: it waits 500 ms at most and then reports
+                // success, and it takes a learner that never answered as caught up when the
+                // log is short. Promoting such a node makes it a voter the cluster cannot
+                // reach: no quorum, no writes, and no way to remove it again.
+                let added = self
+                    .raft
+                    .add_learner(id, info, false)
                     .await
                     .map_err(|e| unavailable(e.to_string()))?;
+                if let Err(e) = self.wait_learner(id, added.log_id.index()).await {
+                    if let LearnerWait::Silent(silent) = e {
+                        tracing::warn!(node = id, addr = %addr, ?silent, "new node never answered; removing the learner");
+                        let ids: std::collections::BTreeSet<u64> = [id].into_iter().collect();
+                        self.raft
+                            .change_membership(openraft::ChangeMembers::RemoveNodes(ids), false)
+                            .await
+                            .map_err(|e| unavailable(e.to_string()))?;
+                    }
+                    return Err(e.into_admin_error(id, &addr));
+                }
                 tracing::info!(node = id, "learner caught up; promoting to voter");
                 let ids: std::collections::BTreeSet<u64> = [id].into_iter().collect();
                 self.raft
@@ -518,6 +597,50 @@ impl Consensus {
                     )))
                 }
             }
+        }
+    }
+
+    /// On the leader: waits until learner `id` has the log up to the entry that added it
+    /// and is within openraft's replication lag of the end. A learner the leader has not
+    /// heard from for [`LEARNER_CONTACT`] is given up; one that answers but is still
+    /// behind after [`LEARNER_CATCH_UP_MAX`] (a huge snapshot over a slow link) stays a
+    /// learner, and the add can be repeated.
+    async fn wait_learner(&self, id: u64, added_at: u64) -> Result<(), LearnerWait> {
+        let started = tokio::time::Instant::now();
+        let lag_allowed = self.raft.config().replication_lag_threshold;
+        loop {
+            let (caught_up, silent) = {
+                let m = self.raft.metrics();
+                let m = m.borrow_watched();
+                if m.state != ServerState::Leader {
+                    return Err(LearnerWait::LeaderChanged);
+                }
+                let matched = m
+                    .replication
+                    .as_ref()
+                    .and_then(|r| r.get(&id).cloned().flatten())
+                    .map(|l| l.index());
+                let last = m.last_log_index.unwrap_or(0);
+                let caught_up =
+                    matched.is_some_and(|i| i >= added_at && last.saturating_sub(i) <= lag_allowed);
+                // The last acknowledged heartbeat or append; never one: since the add.
+                let silent = m
+                    .heartbeat
+                    .as_ref()
+                    .and_then(|h| h.get(&id).cloned().flatten())
+                    .map_or(started.elapsed(), |t| openraft::Instant::elapsed(&*t));
+                (caught_up, silent)
+            };
+            if caught_up {
+                return Ok(());
+            }
+            if silent >= LEARNER_CONTACT {
+                return Err(LearnerWait::Silent(silent));
+            }
+            if started.elapsed() >= LEARNER_CATCH_UP_MAX {
+                return Err(LearnerWait::StillBehind);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 

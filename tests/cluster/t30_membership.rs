@@ -123,3 +123,56 @@ async fn add_and_remove_a_node_under_load() {
     );
     assert_eq!(ledger_duplicates(&smsc.ledger_lines()), 0);
 }
+
+/// Adding a node that never answers must not make it a voter: on a one-node cluster that
+/// would leave two voters, one unreachable, and no quorum for ever (every write 503, and
+/// removing the node is a write too). The add is refused naming the address, the learner
+/// is dropped, and the cluster keeps accepting.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn adding_an_unreachable_node_is_refused_and_the_cluster_keeps_writing() {
+    let dir = tempdir();
+    let _logs = LogsOnFailure(dir.path().to_path_buf());
+    let smsc = Smsc::start(dir.path(), "s", &[]).await;
+    let n1 = GwNode::start(dir.path(), &[]).await;
+    n1.channels_and_route(&[smsc.channel("ch")]).await;
+    let key = n1.tenant("acme", json!({})).await;
+    let nobody = format!("127.0.0.1:{}", free_port());
+    let started = std::time::Instant::now();
+    let (s, v) = n1
+        .admin(
+            reqwest::Method::POST,
+            "/admin/v1/cluster/nodes",
+            Some(json!({"id": 2, "addr": nobody})),
+        )
+        .await;
+    let took = started.elapsed();
+    assert_eq!(s, 422, "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains(&nobody),
+        "the error names the address: {v}"
+    );
+    assert!(took < Duration::from_secs(40), "refused after {took:?}");
+    let (s, view) = n1
+        .admin(reqwest::Method::GET, "/admin/v1/cluster", None)
+        .await;
+    assert_eq!(s, 200, "{view}");
+    let ids: Vec<u64> = view["nodes"]
+        .as_array()
+        .expect("nodes")
+        .iter()
+        .filter_map(|n| n["id"].as_u64())
+        .collect();
+    assert_eq!(ids, vec![1], "the learner was dropped: {view}");
+    let (s, v) = n1
+        .send(
+            &key,
+            json!({"to": "+4915112345678", "text": "still writing"}),
+        )
+        .await;
+    assert_eq!(s, 202, "{v}");
+    let ready = reqwest::get(n1.url("/readyz")).await.expect("readyz");
+    assert_eq!(ready.status(), 200);
+}
