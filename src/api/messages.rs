@@ -15,7 +15,7 @@ use crate::compliance;
 use crate::consensus::WriteError;
 use crate::messages::intake::{self, SendRequest};
 use crate::state::compliance::CapKey;
-use crate::state::{Message, OpResult, Status, Tenant};
+use crate::state::{Message, OpResult, PartStatus, Status, Tenant};
 use crate::tenants::limiter::Refusal;
 
 /// Batches carry at most this many messages.
@@ -61,9 +61,21 @@ pub fn status_body(m: &Message) -> Value {
         .iter()
         .enumerate()
         .map(|(i, p)| {
+            // A part never submitted ended with its message (failed, expired, rejected):
+            // it shows that end rather than a `pending` that will never move.
+            let ended_unsent = p.status == PartStatus::Pending && m.status.is_final();
+            let status = if ended_unsent {
+                json!(m.status.as_str())
+            } else {
+                serde_json::to_value(p.status).unwrap_or(Value::Null)
+            };
+            let error = p
+                .error
+                .as_ref()
+                .or(if ended_unsent { m.error.as_ref() } else { None })
+                .map(error_json);
             json!({"part": i + 1, "smsc_message_id": p.smsc_message_id,
-                   "status": serde_json::to_value(p.status).unwrap_or(Value::Null),
-                   "error": p.error.as_ref().map(error_json)})
+                   "status": status, "error": error})
         })
         .collect();
     json!({

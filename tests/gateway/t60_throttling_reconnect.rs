@@ -192,6 +192,9 @@ async fn permanent_submit_error_fails_with_an_error_object() {
             raw.to_ascii_lowercase().contains("45"),
             "raw command_status 0x45 kept: {v}"
         );
+        // The part was never accepted by the SMSC: it ended with the message.
+        assert_eq!(v["part_states"][0]["status"], "failed", "{v}");
+        assert_eq!(v["part_states"][0]["error"]["code"], e["code"], "{v}");
     }
     // A permanent error is not retried.
     let st = smsc.stats().await.expect("stats");
