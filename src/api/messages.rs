@@ -457,15 +457,7 @@ pub async fn list(
     };
     let to = match &q.to {
         // An unencoded '+' in a query string arrives as a space: put it back.
-        Some(t) => {
-            let t = t.trim();
-            let t = if t.starts_with('+') {
-                t.to_string()
-            } else {
-                format!("+{t}")
-            };
-            Some(intake::normalize_number(&t)?)
-        }
+        Some(t) => Some(intake::normalize_lost_plus(t)?),
         None => None,
     };
     let since = match &q.since {

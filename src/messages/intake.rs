@@ -84,14 +84,7 @@ pub fn parse_recipient(raw: &str) -> Result<(String, Option<String>), ApiError> 
         .chars()
         .filter(|c| !matches!(c, ' ' | '-' | '(' | ')'))
         .collect();
-    let bad = || {
-        ApiError::new(
-            axum::http::StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_phone_number",
-            format!("{raw:?} is not a valid E.164 number"),
-        )
-        .field("to")
-    };
+    let bad = || invalid_number(raw);
     let digits = cleaned.strip_prefix('+').ok_or_else(bad)?;
     if digits.is_empty()
         || digits.len() > 15
@@ -105,6 +98,28 @@ pub fn parse_recipient(raw: &str) -> Result<(String, Option<String>), ApiError> 
         return Err(bad());
     }
     Ok((format!("+{digits}"), country_id(&parsed)))
+}
+
+/// Like [`normalize_number`] for a number from a query string, a path or an admin list,
+/// where a leading `+` is often lost (an unencoded `+` in a query decodes as a space): the
+/// `+` is put back for the check, but a refusal echoes the caller's input as it came.
+pub fn normalize_lost_plus(raw: &str) -> Result<String, ApiError> {
+    let t = raw.trim();
+    if t.starts_with('+') {
+        normalize_number(t).map_err(|_| invalid_number(raw))
+    } else {
+        normalize_number(&format!("+{t}")).map_err(|_| invalid_number(raw))
+    }
+}
+
+/// The refusal of a number, naming the caller's input (field `to`; callers rename it).
+fn invalid_number(raw: &str) -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_phone_number",
+        format!("{raw:?} is not a valid E.164 number"),
+    )
+    .field("to")
 }
 
 /// The number types libphonenumber's validity accepts, likeliest for SMS first.

@@ -91,3 +91,53 @@ async fn the_auth_scheme_is_case_insensitive() {
         assert_error(&r, 401, "unauthorized", None, &auth);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn errors_echo_the_callers_input() {
+    let dir = tempdir();
+    let _logs = LogsOnFailure(dir.path().to_path_buf());
+    let (node, key) = node_and_tenant(dir.path(), json!({})).await;
+    let r = node
+        .post_json(
+            "/admin/v1/tenants/acme/opt_outs",
+            ADMIN_TOKEN,
+            &json!({"numbers": ["+4915199999999", "bad"]}),
+        )
+        .await;
+    let msg = assert_error(
+        &r,
+        422,
+        "invalid_phone_number",
+        Some("numbers[1]"),
+        "opt-out",
+    );
+    assert!(
+        msg.contains("\"bad\"") && !msg.contains("+bad"),
+        "opt-out: {msg}"
+    );
+    let r = node
+        .request(Method::GET, "/v1/messages?to=abc", Some(&key), &[], None)
+        .await;
+    let msg = assert_error(&r, 422, "invalid_phone_number", Some("to"), "to=abc");
+    assert!(
+        msg.contains("\"abc\"") && !msg.contains("+abc"),
+        "to=abc: {msg}"
+    );
+    let r = node
+        .request(
+            Method::DELETE,
+            "/admin/v1/tenants/acme/opt_outs/12ab",
+            Some(ADMIN_TOKEN),
+            &[],
+            None,
+        )
+        .await;
+    let msg = assert_error(&r, 422, "invalid_phone_number", Some("number"), "delete");
+    assert!(
+        msg.contains("\"12ab\"") && !msg.contains("+12ab"),
+        "delete: {msg}"
+    );
+    // A number without its '+' is still found (an unencoded '+' arrives as a space).
+    let (s, v) = node.list(&key, "to=+4915112345678").await;
+    assert_eq!(s, 200, "{v}");
+}
