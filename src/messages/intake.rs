@@ -16,6 +16,10 @@ use crate::state::{Category, ConfigView, Message, PartState, PartStatus, Status,
 pub const VALIDITY_MIN: i64 = 60;
 pub const VALIDITY_MAX: i64 = 604_800;
 pub const VALIDITY_DEFAULT: i64 = 86_400;
+/// No part carries more characters of `text` than this (140 octets of binary, written
+/// as 280 hex digits; GSM-7 holds 160, UCS-2 70), so a longer text than
+/// `MAX_PARTS` times it needs more parts than any tenant allows.
+const MAX_CHARS_PER_PART: usize = 280;
 /// `send_at` may be at most this far ahead.
 pub const SCHEDULE_MAX_MS: i64 = 30 * 24 * 3600 * 1000;
 
@@ -272,10 +276,13 @@ pub fn build_routed(
     if req.text.is_empty() {
         return Err(ApiError::invalid("text", "text is empty"));
     }
-    if req.text.chars().count() > 255 * 160 {
-        return Err(ApiError::invalid(
-            "text",
-            "text is longer than any message can be",
+    // A cheap bound before planning (which tries every national table): a text this long
+    // needs more parts than any tenant may allow, whatever the encoding.
+    let max_parts = tenant.max_parts.clamp(1, encoding::MAX_PARTS as u32) as usize;
+    if req.text.chars().count() > encoding::MAX_PARTS * MAX_CHARS_PER_PART {
+        return Err(too_long(
+            format!("more than {}", encoding::MAX_PARTS),
+            max_parts,
         ));
     }
     let category = req.category.unwrap_or_default();
@@ -301,17 +308,8 @@ pub fn build_routed(
         .and_then(|id| cfg.channels.get(id));
     let prepared = plan_text(req, tenant, channel)?;
     let (text, plan, replacements, layout) = prepared;
-    let max_parts = tenant.max_parts.clamp(1, encoding::MAX_PARTS as u32) as usize;
     if plan.parts > max_parts {
-        return Err(ApiError::new(
-            axum::http::StatusCode::UNPROCESSABLE_ENTITY,
-            "too_long",
-            format!(
-                "the text needs {} parts; this tenant allows {max_parts}",
-                plan.parts
-            ),
-        )
-        .field("text"));
+        return Err(too_long(plan.parts.to_string(), max_parts));
     }
     let validity = req.validity_seconds.unwrap_or(VALIDITY_DEFAULT);
     if !(VALIDITY_MIN..=VALIDITY_MAX).contains(&validity) {
@@ -400,6 +398,16 @@ pub fn build_routed(
         replacements,
         country,
     })
+}
+
+/// The contract's refusal of a text with more parts than the tenant's `max_parts`.
+fn too_long(needed: String, max_parts: usize) -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+        "too_long",
+        format!("the text needs {needed} parts; this tenant allows {max_parts}"),
+    )
+    .field("text")
 }
 
 fn mismatch(message: String) -> ApiError {

@@ -141,3 +141,76 @@ async fn errors_echo_the_callers_input() {
     let (s, v) = node.list(&key, "to=+4915112345678").await;
     assert_eq!(s, 200, "{v}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn any_text_over_max_parts_is_too_long() {
+    let dir = tempdir();
+    let _logs = LogsOnFailure(dir.path().to_path_buf());
+    let (node, key) = node_and_tenant(dir.path(), json!({})).await;
+    let wide = node.tenant("wide", json!({"max_parts": 255})).await;
+    // The default tenant (10 parts) and one at the highest max_parts alike.
+    for (k, who, lengths) in [
+        (&key, "max_parts 10", &[20_000usize, 50_000, 100_000][..]),
+        (&wide, "max_parts 255", &[50_000, 100_000][..]),
+    ] {
+        for &n in lengths {
+            let r = node
+                .post_json("/v1/messages", k, &json!({"to": TO, "text": "a".repeat(n)}))
+                .await;
+            assert_error(
+                &r,
+                422,
+                "too_long",
+                Some("text"),
+                &format!("{n} chars, {who}"),
+            );
+        }
+    }
+    // 255 parts of 153 fit the wide tenant; one character more does not.
+    let r = node
+        .post_json(
+            "/v1/messages/preview",
+            &wide,
+            &json!({"to": TO, "text": "a".repeat(255 * 153)}),
+        )
+        .await;
+    assert_eq!(
+        r.status,
+        200,
+        "255 parts: {}",
+        &r.text[..r.text.len().min(300)]
+    );
+    assert_eq!(r.json["parts"], 255);
+    let r = node
+        .post_json(
+            "/v1/messages/preview",
+            &wide,
+            &json!({"to": TO, "text": "a".repeat(255 * 153 + 1)}),
+        )
+        .await;
+    assert_error(&r, 422, "too_long", Some("text"), "256 parts");
+    // Binary text is hex, two characters an octet: 50,000 of them are 187 parts.
+    let r = node
+        .post_json(
+            "/v1/messages/preview",
+            &wide,
+            &json!({"to": TO, "text": "ab".repeat(25_000), "encoding": "binary"}),
+        )
+        .await;
+    assert_eq!(
+        r.status,
+        200,
+        "binary: {}",
+        &r.text[..r.text.len().min(300)]
+    );
+    assert_eq!(r.json["parts"], 187, "binary parts");
+    // The body size limit still bounds everything.
+    let r = node
+        .post_json(
+            "/v1/messages",
+            &key,
+            &json!({"to": TO, "text": "a".repeat(1_100_000)}),
+        )
+        .await;
+    assert_error(&r, 413, "body_too_large", None, "text over max_body_bytes");
+}
