@@ -479,13 +479,27 @@ pub async fn list(
                 .is_none_or(|c| m.client_ref.as_deref() == Some(c.as_str()))
             && since.is_none_or(|s| m.created_at >= s)
     };
-    let (items, next) = st.consensus.store().list_messages(
+    // The cursor is the id of the last message of the previous page (a ULID).
+    let cursor = match &q.cursor {
+        Some(c) => Some(
+            ulid::Ulid::from_string(c)
+                .map_err(|_| ApiError::invalid("cursor", "not a cursor from a `next` field"))?
+                .to_string(),
+        ),
+        None => None,
+    };
+    // One row more than the page tells whether anything follows it.
+    let (mut items, mut next) = st.consensus.store().list_messages(
         &tenant.id,
-        q.cursor.as_deref(),
-        limit,
+        cursor.as_deref(),
+        limit + 1,
         20_000,
         filter,
     )?;
+    if items.len() > limit {
+        items.truncate(limit);
+        next = items.last().map(|m| m.id.clone());
+    }
     let data: Vec<Value> = items.iter().map(status_body).collect();
     Ok(Json(json!({"messages": data, "next": next})).into_response())
 }

@@ -214,3 +214,59 @@ async fn any_text_over_max_parts_is_too_long() {
         .await;
     assert_error(&r, 413, "body_too_large", None, "text over max_body_bytes");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_cursor_is_checked_and_the_last_page_has_no_next() {
+    let dir = tempdir();
+    let _logs = LogsOnFailure(dir.path().to_path_buf());
+    let (node, key) = node_and_tenant(dir.path(), json!({})).await;
+    for i in 0..4 {
+        let r = node
+            .post_json(
+                "/v1/messages",
+                &key,
+                &json!({"to": TO, "text": format!("m{i}"), "client_ref": format!("m{i}")}),
+            )
+            .await;
+        assert_eq!(r.status, 202, "{}", r.text);
+    }
+    for q in [
+        "cursor=garbage",
+        "cursor=",
+        "cursor=%2F..%2F",
+        "limit=2&cursor=01JD000000000000000000000",
+        "cursor=01JD00000000000000000000UU",
+    ] {
+        let r = node
+            .request(
+                Method::GET,
+                &format!("/v1/messages?{q}"),
+                Some(&key),
+                &[],
+                None,
+            )
+            .await;
+        assert_error(&r, 422, "invalid_field", Some("cursor"), q);
+    }
+    // A full page with nothing after it has no next.
+    let (s, v) = node.list(&key, "limit=4").await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["messages"].as_array().map(Vec::len), Some(4), "{v}");
+    assert!(v["next"].is_null(), "nothing after a full last page: {v}");
+    // Two full pages: the first leads to the second, the second ends.
+    let (_, v) = node.list(&key, "limit=2").await;
+    let next = v["next"]
+        .as_str()
+        .unwrap_or_else(|| panic!("first of two pages needs a next: {v}"))
+        .to_string();
+    let (s, v) = node.list(&key, &format!("limit=2&cursor={next}")).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["messages"].as_array().map(Vec::len), Some(2), "{v}");
+    assert!(v["next"].is_null(), "second of two pages ends: {v}");
+    // With a filter: the only match fills the page, and nothing follows it.
+    let (_, v) = node.list(&key, "limit=1&to=%2B4915112345678").await;
+    assert!(v["next"].is_string(), "four matches, pages of one: {v}");
+    let (_, v) = node.list(&key, "limit=1&client_ref=m2").await;
+    assert_eq!(v["messages"].as_array().map(Vec::len), Some(1), "{v}");
+    assert!(v["next"].is_null(), "one match, nothing after it: {v}");
+}
