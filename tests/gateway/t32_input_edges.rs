@@ -34,6 +34,16 @@ async fn node_and_tenant(dir: &std::path::Path, tenant: Value) -> (GwNode, Strin
     (node, key)
 }
 
+/// Thirteen elements in the order of SendRequest's fields: serde reads an array into a
+/// struct field by field, so this was taken as a message.
+const ARRAY_BODY: &[u8] =
+    br#"["+4915112345678","hi",null,null,null,null,null,null,null,null,null,null,null]"#;
+
+async fn post_raw(node: &GwNode, path: &str, bearer: &str, body: &[u8]) -> Resp {
+    node.request(Method::POST, path, Some(bearer), &[], Some(body.to_vec()))
+        .await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_auth_scheme_is_case_insensitive() {
     let dir = tempdir();
@@ -269,4 +279,45 @@ async fn list_cursor_is_checked_and_the_last_page_has_no_next() {
     let (_, v) = node.list(&key, "limit=1&client_ref=m2").await;
     assert_eq!(v["messages"].as_array().map(Vec::len), Some(1), "{v}");
     assert!(v["next"].is_null(), "one match, nothing after it: {v}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bodies_must_be_objects() {
+    let dir = tempdir();
+    let _logs = LogsOnFailure(dir.path().to_path_buf());
+    let (node, key) = node_and_tenant(dir.path(), json!({})).await;
+    let targets = [
+        ("/v1/messages", key.as_str()),
+        ("/v1/messages/preview", key.as_str()),
+        ("/v1/messages/batch", key.as_str()),
+        ("/admin/v1/tenants", ADMIN_TOKEN),
+        ("/admin/v1/tenants/acme/opt_outs", ADMIN_TOKEN),
+    ];
+    for (path, bearer) in targets {
+        for body in [ARRAY_BODY, b"[]", b"\"x\"", b"42", b"null", b" true "] {
+            let what = format!("POST {path} {}", String::from_utf8_lossy(body));
+            let r = post_raw(&node, path, bearer, body).await;
+            let msg = assert_error(&r, 422, "invalid_field", Some("body"), &what);
+            assert!(msg.contains("expected a JSON object"), "{what}: {msg}");
+        }
+        // Malformed JSON stays 400.
+        let r = post_raw(&node, path, bearer, b"[1,").await;
+        assert_error(&r, 400, "invalid_json", None, &format!("POST {path} [1,"));
+    }
+    // No message was stored by the array.
+    let (_, v) = node.list(&key, "").await;
+    assert_eq!(v["messages"].as_array().map(Vec::len), Some(0), "{v}");
+    // A nested object of the wrong type names the field, not a Rust type.
+    let r = node
+        .post_json(
+            "/v1/messages",
+            &key,
+            &json!({"to": TO, "text": "x", "dlt": 5}),
+        )
+        .await;
+    let msg = assert_error(&r, 422, "invalid_field", Some("dlt"), "dlt: 5");
+    assert!(
+        !msg.contains("struct") && !msg.contains("DltIds"),
+        "Rust names in {msg}"
+    );
 }
