@@ -29,7 +29,7 @@ pub const ERROR_CODES: &[(&str, u16, &str)] = &[
     (
         "invalid_field",
         422,
-        "A field has the wrong type, is missing, unknown, or out of range; `field` names it.",
+        "A field has the wrong type, is missing, unknown, or out of range; `field` names it (`body` when the body is not a JSON object, `messages[i]` for such a batch item).",
     ),
     (
         "invalid_phone_number",

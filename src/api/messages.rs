@@ -319,14 +319,18 @@ pub async fn batch(
     let mut ops = Vec::new();
     let mut pending = Vec::new();
     for (i, item) in req.messages.iter().enumerate() {
-        // Errors sit in the item's own slot, so fields are named relative to the item.
-        let parsed: Result<SendRequest, ApiError> = SendRequest::deserialize(item)
-            .map_err(|e| ApiError::invalid("messages", e.to_string()));
-        let parsed = match parsed {
-            Ok(r) => Ok(r),
-            Err(_) => serde_json::to_vec(item)
-                .map_err(|e| ApiError::invalid("messages", e.to_string()))
-                .and_then(|b| parse_json(&b)),
+        // Errors sit in the item's own slot, so fields are named relative to the item;
+        // an item that is not an object at all is named by its place in the list.
+        let parsed: Result<SendRequest, ApiError> = if !item.is_object() {
+            Err(ApiError::not_an_object(&format!("messages[{i}]")))
+        } else {
+            match SendRequest::deserialize(item) {
+                Ok(r) => Ok(r),
+                // Parsed again from text for parse_json's field names and messages.
+                Err(_) => serde_json::to_vec(item)
+                    .map_err(|e| ApiError::invalid(&format!("messages[{i}]"), e.to_string()))
+                    .and_then(|b| parse_json(&b)),
+            }
         };
         let operator = match &parsed {
             Ok(r) => hlr_operator(&st, r).await,

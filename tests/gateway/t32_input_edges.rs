@@ -321,3 +321,29 @@ async fn bodies_must_be_objects() {
         "Rust names in {msg}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batch_items_that_are_not_objects_are_named_by_place() {
+    let dir = tempdir();
+    let _logs = LogsOnFailure(dir.path().to_path_buf());
+    let (node, key) = node_and_tenant(dir.path(), json!({})).await;
+    // Batch items that are not objects fail alone, named by their place in the list.
+    let items: Value = serde_json::from_str(&format!(
+        r#"{{"messages":[1,"x",null,{},{{"to":"{TO}","text":"ok"}},true,{{"to":"{TO}"}}]}}"#,
+        String::from_utf8_lossy(ARRAY_BODY)
+    ))
+    .expect("json");
+    let r = node.post_json("/v1/messages/batch", &key, &items).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let results = r.json["results"].as_array().expect("results");
+    assert_eq!(results.len(), 7, "{}", r.text);
+    for i in [0usize, 1, 2, 3, 5] {
+        let field = format!("messages[{i}]");
+        let msg = assert_error_body(&results[i], "invalid_field", Some(&field), &field);
+        assert!(msg.contains("expected a JSON object"), "{field}: {msg}");
+        assert!(!msg.contains("struct"), "{field}: {msg}");
+    }
+    assert_eq!(results[4]["status"], "accepted", "{}", results[4]);
+    // An error inside an item names the field relative to the item.
+    assert_error_body(&results[6], "invalid_field", Some("text"), "item 6");
+}
