@@ -61,7 +61,7 @@ pub const ERROR_CODES: &[(&str, u16, &str)] = &[
     (
         "idempotency_conflict",
         409,
-        "The same Idempotency-Key was used with a different body within 24 h.",
+        "The same Idempotency-Key was used with a different request within 24 h (compared after parsing: key order, whitespace and number formatting do not matter).",
     ),
     (
         "body_too_large",

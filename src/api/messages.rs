@@ -257,14 +257,14 @@ pub async fn send(
     rate_limit(&st, &tenant, 1).await?;
     let req: SendRequest = parse_json(&body)?;
     let key = idempotency_key(&headers)?;
-    let body_hash = key.as_ref().map(|_| intake::body_hash(&body));
+    let body_hash = key.as_ref().map(|_| intake::request_hash(&req));
     let now = crate::clock::now_ms();
     // Fast path for a replay: answer from the stored record without a Raft write (the
     // state machine checks the key again, authoritatively, on Accept).
     if let (Some(k), Some(hash)) = (&key, &body_hash)
         && let Some((id, stored)) = st.consensus.store().idempotent_lookup(&tenant.id, k, now)?
     {
-        if &stored != hash {
+        if !intake::same_request(&stored, hash, &body) {
             return Err(idempotency_conflict(&id));
         }
         let (status, v) = replay(&st, &id)?;

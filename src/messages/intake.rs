@@ -2,7 +2,7 @@
 //! encoding plan, the part limit, validity and scheduling, and the route. Everything
 //! here runs before the Raft write, so a refused request costs nothing durable.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::api::error::ApiError;
@@ -24,15 +24,16 @@ const MAX_CHARS_PER_PART: usize = 280;
 pub const SCHEDULE_MAX_MS: i64 = 30 * 24 * 3600 * 1000;
 
 /// DLT registration ids (India), carried for the compliance issue.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct DltIds {
     pub entity_id: String,
     pub template_id: String,
 }
 
-/// The body of `POST /v1/messages` (and each batch item, and preview).
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+/// The body of `POST /v1/messages` (and each batch item, and preview). Serialize is
+/// for [`request_hash`].
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct SendRequest {
     pub to: String,
@@ -230,9 +231,35 @@ fn check_url(field: &str, url: &str) -> Result<(), ApiError> {
     }
 }
 
-/// Hash of a request body for idempotency comparison.
+/// Hash of the raw request body: how idempotency records were compared before
+/// [`request_hash`]. Records younger than 24 h may still hold it, so a replay of the same
+/// bytes is recognised by it too (see [`same_request`]).
 pub fn body_hash(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
+}
+
+/// Hash of a parsed request for idempotency comparison: the same fields in another key
+/// order, other whitespace, or a `to` / `from` written another way that normalises to the
+/// same value are the same request. Fields are hashed in the struct's order.
+pub fn request_hash(req: &SendRequest) -> String {
+    let mut canonical = req.clone();
+    if let Ok(to) = normalize_number(&req.to) {
+        canonical.to = to;
+    }
+    if let Some(Ok(from)) = req.from.as_deref().map(check_sender) {
+        canonical.from = Some(from);
+    }
+    // Serialising plain strings, numbers and enums cannot fail; were it to, the Debug
+    // form still tells requests apart.
+    let bytes =
+        serde_json::to_vec(&canonical).unwrap_or_else(|_| format!("{canonical:?}").into_bytes());
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// Whether an idempotency record's stored hash is this request: by [`request_hash`], or
+/// by [`body_hash`] of the same bytes for records written before it.
+pub fn same_request(stored: &str, request_hash: &str, body: &[u8]) -> bool {
+    stored == request_hash || stored == body_hash(body)
 }
 
 /// Validates a request for `tenant` and builds the row to accept (not yet stored),
@@ -582,6 +609,36 @@ mod tests {
         ] {
             assert!(normalize_number(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn idempotency_compares_the_parsed_request() {
+        let parse = |b: &str| -> SendRequest { serde_json::from_str(b).expect("request") };
+        let first = r#"{"to":"+4915112345678","text":"pay","client_ref":"p-1","from":"ACME"}"#;
+        let hash = request_hash(&parse(first));
+        for same in [
+            r#"{"client_ref":"p-1","text":"pay","to":"+4915112345678","from":"ACME"}"#,
+            r#"{ "to": "+49 151 12345678", "text": "pay", "client_ref": "p-1", "from": " ACME" }"#,
+            r#"{"to":"+49 (151) 123-45678","text":"pay","client_ref":"p-1","from":"ACME"}"#,
+        ] {
+            assert_eq!(request_hash(&parse(same)), hash, "{same}");
+        }
+        for other in [
+            r#"{"to":"+4915112345678","text":"pay!","client_ref":"p-1","from":"ACME"}"#,
+            r#"{"to":"+4915112345679","text":"pay","client_ref":"p-1","from":"ACME"}"#,
+            r#"{"to":"+4915112345678","text":"pay","from":"ACME"}"#,
+            r#"{"to":"+4915112345678","text":"pay","client_ref":"p-1"}"#,
+            r#"{"to":"+4915112345678","text":"pay","client_ref":"p-1","from":"ACME","category":"otp"}"#,
+        ] {
+            assert_ne!(request_hash(&parse(other)), hash, "{other}");
+        }
+        // A record written before request_hash holds the raw body's hash: the same bytes
+        // replay, other bytes conflict.
+        let legacy = body_hash(first.as_bytes());
+        assert!(same_request(&legacy, &hash, first.as_bytes()));
+        assert!(same_request(&hash, &hash, b"{}"));
+        let reordered = r#"{"client_ref":"p-1","text":"pay","to":"+4915112345678","from":"ACME"}"#;
+        assert!(!same_request(&legacy, "new", reordered.as_bytes()));
     }
 
     #[test]

@@ -347,3 +347,42 @@ async fn batch_items_that_are_not_objects_are_named_by_place() {
     // An error inside an item names the field relative to the item.
     assert_error_body(&results[6], "invalid_field", Some("text"), "item 6");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idempotency_compares_the_parsed_request() {
+    let dir = tempdir();
+    let _logs = LogsOnFailure(dir.path().to_path_buf());
+    let (node, key) = node_and_tenant(dir.path(), json!({})).await;
+    let idem = [("idempotency-key", "order-7")];
+    let send = |body: &'static str| {
+        node.request(
+            Method::POST,
+            "/v1/messages",
+            Some(&key),
+            &idem,
+            Some(body.as_bytes().to_vec()),
+        )
+    };
+    let first = send(r#"{"to":"+4915112345678","text":"pay 10 EUR","client_ref":"p-1"}"#).await;
+    assert_eq!(first.status, 202, "{}", first.text);
+    let id = first.json["id"].as_str().expect("id").to_string();
+    for same in [
+        r#"{"client_ref":"p-1","text":"pay 10 EUR","to":"+4915112345678"}"#,
+        r#"{"to":"+49 151 12345678","text":"pay 10 EUR","client_ref":"p-1"}"#,
+        r#"{ "text" : "pay 10 EUR" , "to" : "+49 (151) 123-45678" , "client_ref" : "p-1" }"#,
+    ] {
+        let r = send(same).await;
+        assert_eq!(r.status, 200, "same request {same}: {}", r.text);
+        assert_eq!(r.json["id"], id.as_str(), "{same}");
+    }
+    for other in [
+        r#"{"to":"+4915112345678","text":"pay 99 EUR","client_ref":"p-1"}"#,
+        r#"{"to":"+4915112345679","text":"pay 10 EUR","client_ref":"p-1"}"#,
+        r#"{"to":"+4915112345678","text":"pay 10 EUR"}"#,
+    ] {
+        let r = send(other).await;
+        assert_error(&r, 409, "idempotency_conflict", None, other);
+    }
+    let (_, v) = node.list(&key, "").await;
+    assert_eq!(v["messages"].as_array().map(Vec::len), Some(1), "{v}");
+}
