@@ -64,13 +64,7 @@ fn country_code(field: &str, cc: &str) -> Result<String, ApiError> {
 
 /// E.164 from a body or path (a `+` lost in a path is put back).
 fn number(field: &str, raw: &str) -> Result<String, ApiError> {
-    let t = raw.trim();
-    let t = if t.starts_with('+') {
-        t.to_string()
-    } else {
-        format!("+{t}")
-    };
-    crate::messages::intake::normalize_number(&t).map_err(|e| e.field(field))
+    crate::messages::intake::normalize_lost_plus(raw).map_err(|e| e.field(field))
 }
 
 fn deleted(r: OpResult, what: &str) -> Result<Response, ApiError> {

@@ -29,7 +29,7 @@ pub const ERROR_CODES: &[(&str, u16, &str)] = &[
     (
         "invalid_field",
         422,
-        "A field has the wrong type, is missing, unknown, or out of range; `field` names it.",
+        "A field has the wrong type, is missing, unknown, or out of range; `field` names it (`body` when the body is not a JSON object, `messages[i]` for such a batch item).",
     ),
     (
         "invalid_phone_number",
@@ -61,7 +61,7 @@ pub const ERROR_CODES: &[(&str, u16, &str)] = &[
     (
         "idempotency_conflict",
         409,
-        "The same Idempotency-Key was used with a different body within 24 h.",
+        "The same Idempotency-Key was used with a different request within 24 h (compared after parsing: key order, whitespace and number formatting do not matter).",
     ),
     (
         "body_too_large",
@@ -165,6 +165,10 @@ impl ApiError {
     pub fn invalid(field: &str, message: impl Into<String>) -> Self {
         Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", message).field(field)
     }
+    /// A JSON value that must be an object and is not (a whole body, a batch item).
+    pub fn not_an_object(field: &str) -> Self {
+        Self::invalid(field, "expected a JSON object")
+    }
     pub fn unauthorized() -> Self {
         Self::new(
             StatusCode::UNAUTHORIZED,
@@ -239,8 +243,29 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// Parses a JSON body into `T`, naming the offending field on type errors.
+fn malformed(e: &serde_json::Error) -> ApiError {
+    ApiError::new(
+        StatusCode::BAD_REQUEST,
+        "invalid_json",
+        format!("malformed JSON: {e}"),
+    )
+}
+
+/// Parses a JSON body into `T`, naming the offending field on type errors. Every body
+/// of the API is a JSON object: anything else is refused here, since serde would read
+/// an array into a struct field by field.
 pub fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    if let Some(first) = bytes.iter().find(|b| !b.is_ascii_whitespace())
+        && *first != b'{'
+    {
+        // Malformed JSON stays a 400; well-formed JSON of another kind is a 422.
+        return Err(
+            match serde_json::from_slice::<serde::de::IgnoredAny>(bytes) {
+                Ok(_) => ApiError::not_an_object("body"),
+                Err(e) => malformed(&e),
+            },
+        );
+    }
     let mut de = serde_json::Deserializer::from_slice(bytes);
     match serde_path_to_error::deserialize::<_, T>(&mut de) {
         Ok(v) => {
@@ -257,13 +282,9 @@ pub fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, Api
             let path = e.path().to_string();
             let inner = e.into_inner();
             if inner.is_syntax() || inner.is_eof() || inner.is_io() {
-                return Err(ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    "invalid_json",
-                    format!("malformed JSON: {inner}"),
-                ));
+                return Err(malformed(&inner));
             }
-            let msg = inner.to_string();
+            let msg = without_rust_names(&inner.to_string());
             let field = if path == "." || path.is_empty() {
                 // Missing or unknown fields are reported at the parent; pull the name out of the message.
                 msg.split('`').nth(1).unwrap_or("body").to_string()
@@ -273,6 +294,33 @@ pub fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, Api
             Err(ApiError::invalid(&field, msg))
         }
     }
+}
+
+/// serde names the Rust type it expected ("expected struct DltIds", "expected enum
+/// Category", "expected struct X with 2 elements"); callers know only JSON.
+fn without_rust_names(msg: &str) -> String {
+    let mut msg = msg.to_string();
+    for (marker, plain) in [
+        ("expected struct ", "expected a JSON object"),
+        ("expected enum ", "expected one of the documented values"),
+    ] {
+        let Some(at) = msg.find(marker) else {
+            continue;
+        };
+        let tail = &msg[at + marker.len()..];
+        let name = tail
+            .find(|c: char| !(c.is_alphanumeric() || c == '_'))
+            .unwrap_or(tail.len());
+        let mut tail = &tail[name..];
+        // " with 13 elements" after a struct read from an array.
+        if let Some(rest) = tail.strip_prefix(" with ")
+            && let Some(end) = rest.find(" elements")
+        {
+            tail = &rest[end + " elements".len()..];
+        }
+        msg = format!("{}{plain}{tail}", &msg[..at]);
+    }
+    msg
 }
 
 /// Converts 413 and other body rejections from axum into the contract's shape.
@@ -327,12 +375,84 @@ mod tests {
         assert_eq!(e.status.as_u16(), 400);
     }
 
+    #[test]
+    fn parse_json_takes_only_objects() {
+        #[derive(serde::Deserialize, Debug)]
+        #[allow(dead_code)]
+        struct Inner {
+            a: String,
+            b: String,
+        }
+        #[derive(serde::Deserialize, Debug)]
+        #[allow(dead_code)]
+        struct B {
+            to: String,
+            n: Option<Inner>,
+        }
+        for body in [
+            &br#"["x", null]"#[..],
+            b" [\"x\"]",
+            b"\"x\"",
+            b"5",
+            b"null",
+            b"true",
+        ] {
+            let e = parse_json::<B>(body).unwrap_err();
+            assert_eq!(
+                (e.status.as_u16(), e.code, e.field.as_deref()),
+                (422, "invalid_field", Some("body")),
+                "{}",
+                String::from_utf8_lossy(body)
+            );
+            assert_eq!(e.message, "expected a JSON object");
+        }
+        for body in [&b"["[..], b"[1,", b"nul", b"[1] x", b"", b"  "] {
+            let e = parse_json::<B>(body).unwrap_err();
+            assert_eq!((e.status.as_u16(), e.code), (400, "invalid_json"));
+        }
+        let e = parse_json::<B>(br#"{"to": "x", "n": 5}"#).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("n"));
+        assert!(
+            e.message
+                .starts_with("invalid type: integer `5`, expected a JSON object"),
+            "{}",
+            e.message
+        );
+        let e = parse_json::<B>(br#"{"to": "x", "n": ["a"]}"#).unwrap_err();
+        assert!(!e.message.contains("Inner"), "{}", e.message);
+    }
+
+    #[test]
+    fn messages_name_no_rust_types() {
+        for (serde, public) in [
+            (
+                "invalid type: integer `1`, expected struct SendRequest at line 1 column 1",
+                "invalid type: integer `1`, expected a JSON object at line 1 column 1",
+            ),
+            (
+                "invalid length 1, expected struct DltIds with 2 elements",
+                "invalid length 1, expected a JSON object",
+            ),
+            (
+                "invalid type: integer `5`, expected enum Category at line 1 column 40",
+                "invalid type: integer `5`, expected one of the documented values at line 1 column 40",
+            ),
+            ("missing field `to`", "missing field `to`"),
+        ] {
+            assert_eq!(without_rust_names(serde), public);
+        }
+    }
+
     /// Numbers in request bodies (and in answers read back) parse to the exact f64 their
     /// text names: serde_json's default parser can be one ULP off (`float_roundtrip`).
     #[test]
     fn json_numbers_parse_exactly() {
+        #[derive(serde::Deserialize)]
+        struct B {
+            v: f64,
+        }
         let text = "0.9064327485380117";
-        let v: f64 = parse_json(text.as_bytes()).expect("a number");
-        assert_eq!(v.to_bits(), text.parse::<f64>().expect("std").to_bits());
+        let b: B = parse_json(format!(r#"{{"v": {text}}}"#).as_bytes()).expect("a number");
+        assert_eq!(b.v.to_bits(), text.parse::<f64>().expect("std").to_bits());
     }
 }

@@ -269,14 +269,14 @@ pub async fn send(
     rate_limit(&st, &tenant, 1).await?;
     let req: SendRequest = parse_json(&body)?;
     let key = idempotency_key(&headers)?;
-    let body_hash = key.as_ref().map(|_| intake::body_hash(&body));
+    let body_hash = key.as_ref().map(|_| intake::request_hash(&req));
     let now = crate::clock::now_ms();
     // Fast path for a replay: answer from the stored record without a Raft write (the
     // state machine checks the key again, authoritatively, on Accept).
     if let (Some(k), Some(hash)) = (&key, &body_hash)
         && let Some((id, stored)) = st.consensus.store().idempotent_lookup(&tenant.id, k, now)?
     {
-        if &stored != hash {
+        if !intake::same_request(&stored, hash, &body) {
             return Err(idempotency_conflict(&id));
         }
         let (status, v) = replay(&st, &id)?;
@@ -331,14 +331,18 @@ pub async fn batch(
     let mut ops = Vec::new();
     let mut pending = Vec::new();
     for (i, item) in req.messages.iter().enumerate() {
-        // Errors sit in the item's own slot, so fields are named relative to the item.
-        let parsed: Result<SendRequest, ApiError> = SendRequest::deserialize(item)
-            .map_err(|e| ApiError::invalid("messages", e.to_string()));
-        let parsed = match parsed {
-            Ok(r) => Ok(r),
-            Err(_) => serde_json::to_vec(item)
-                .map_err(|e| ApiError::invalid("messages", e.to_string()))
-                .and_then(|b| parse_json(&b)),
+        // Errors sit in the item's own slot, so fields are named relative to the item;
+        // an item that is not an object at all is named by its place in the list.
+        let parsed: Result<SendRequest, ApiError> = if !item.is_object() {
+            Err(ApiError::not_an_object(&format!("messages[{i}]")))
+        } else {
+            match SendRequest::deserialize(item) {
+                Ok(r) => Ok(r),
+                // Parsed again from text for parse_json's field names and messages.
+                Err(_) => serde_json::to_vec(item)
+                    .map_err(|e| ApiError::invalid(&format!("messages[{i}]"), e.to_string()))
+                    .and_then(|b| parse_json(&b)),
+            }
         };
         let operator = match &parsed {
             Ok(r) => hlr_operator(&st, r).await,
@@ -469,15 +473,7 @@ pub async fn list(
     };
     let to = match &q.to {
         // An unencoded '+' in a query string arrives as a space: put it back.
-        Some(t) => {
-            let t = t.trim();
-            let t = if t.starts_with('+') {
-                t.to_string()
-            } else {
-                format!("+{t}")
-            };
-            Some(intake::normalize_number(&t)?)
-        }
+        Some(t) => Some(intake::normalize_lost_plus(t)?),
         None => None,
     };
     let since = match &q.since {
@@ -499,13 +495,27 @@ pub async fn list(
                 .is_none_or(|c| m.client_ref.as_deref() == Some(c.as_str()))
             && since.is_none_or(|s| m.created_at >= s)
     };
-    let (items, next) = st.consensus.store().list_messages(
+    // The cursor is the id of the last message of the previous page (a ULID).
+    let cursor = match &q.cursor {
+        Some(c) => Some(
+            ulid::Ulid::from_string(c)
+                .map_err(|_| ApiError::invalid("cursor", "not a cursor from a `next` field"))?
+                .to_string(),
+        ),
+        None => None,
+    };
+    // One row more than the page tells whether anything follows it.
+    let (mut items, mut next) = st.consensus.store().list_messages(
         &tenant.id,
-        q.cursor.as_deref(),
-        limit,
+        cursor.as_deref(),
+        limit + 1,
         20_000,
         filter,
     )?;
+    if items.len() > limit {
+        items.truncate(limit);
+        next = items.last().map(|m| m.id.clone());
+    }
     let data: Vec<Value> = items.iter().map(status_body).collect();
     Ok(Json(json!({"messages": data, "next": next})).into_response())
 }

@@ -47,13 +47,14 @@ pub struct AppState {
     pub routing: Arc<crate::routing::RoutingEngine>,
 }
 
+/// The credentials of `Authorization: Bearer <token>`. The scheme name is
+/// case-insensitive (RFC 9110 §11.1): `bearer` and `BEARER` are the same scheme.
 fn bearer(headers: &HeaderMap) -> Option<&str> {
-    headers
-        .get(header::AUTHORIZATION)?
-        .to_str()
-        .ok()?
-        .strip_prefix("Bearer ")
-        .map(str::trim)
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, credentials) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("Bearer")
+        .then(|| credentials.trim())
 }
 
 /// The tenant whose API key is in `Authorization: Bearer`.

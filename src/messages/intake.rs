@@ -2,7 +2,7 @@
 //! encoding plan, the part limit, validity and scheduling, and the route. Everything
 //! here runs before the Raft write, so a refused request costs nothing durable.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::api::error::ApiError;
@@ -16,19 +16,24 @@ use crate::state::{Category, ConfigView, Message, PartState, PartStatus, Status,
 pub const VALIDITY_MIN: i64 = 60;
 pub const VALIDITY_MAX: i64 = 604_800;
 pub const VALIDITY_DEFAULT: i64 = 86_400;
+/// No part carries more characters of `text` than this (140 octets of binary, written
+/// as 280 hex digits; GSM-7 holds 160, UCS-2 70), so a longer text than
+/// `MAX_PARTS` times it needs more parts than any tenant allows.
+const MAX_CHARS_PER_PART: usize = 280;
 /// `send_at` may be at most this far ahead.
 pub const SCHEDULE_MAX_MS: i64 = 30 * 24 * 3600 * 1000;
 
 /// DLT registration ids (India), carried for the compliance issue.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct DltIds {
     pub entity_id: String,
     pub template_id: String,
 }
 
-/// The body of `POST /v1/messages` (and each batch item, and preview).
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+/// The body of `POST /v1/messages` (and each batch item, and preview). Serialize is
+/// for [`request_hash`].
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct SendRequest {
     pub to: String,
@@ -84,14 +89,7 @@ pub fn parse_recipient(raw: &str) -> Result<(String, Option<String>), ApiError> 
         .chars()
         .filter(|c| !matches!(c, ' ' | '-' | '(' | ')'))
         .collect();
-    let bad = || {
-        ApiError::new(
-            axum::http::StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_phone_number",
-            format!("{raw:?} is not a valid E.164 number"),
-        )
-        .field("to")
-    };
+    let bad = || invalid_number(raw);
     let digits = cleaned.strip_prefix('+').ok_or_else(bad)?;
     if digits.is_empty()
         || digits.len() > 15
@@ -105,6 +103,28 @@ pub fn parse_recipient(raw: &str) -> Result<(String, Option<String>), ApiError> 
         return Err(bad());
     }
     Ok((format!("+{digits}"), country_id(&parsed)))
+}
+
+/// Like [`normalize_number`] for a number from a query string, a path or an admin list,
+/// where a leading `+` is often lost (an unencoded `+` in a query decodes as a space): the
+/// `+` is put back for the check, but a refusal echoes the caller's input as it came.
+pub fn normalize_lost_plus(raw: &str) -> Result<String, ApiError> {
+    let t = raw.trim();
+    if t.starts_with('+') {
+        normalize_number(t).map_err(|_| invalid_number(raw))
+    } else {
+        normalize_number(&format!("+{t}")).map_err(|_| invalid_number(raw))
+    }
+}
+
+/// The refusal of a number, naming the caller's input (field `to`; callers rename it).
+fn invalid_number(raw: &str) -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_phone_number",
+        format!("{raw:?} is not a valid E.164 number"),
+    )
+    .field("to")
 }
 
 /// The number types libphonenumber's validity accepts, likeliest for SMS first.
@@ -211,9 +231,35 @@ fn check_url(field: &str, url: &str) -> Result<(), ApiError> {
     }
 }
 
-/// Hash of a request body for idempotency comparison.
+/// Hash of the raw request body: how idempotency records were compared before
+/// [`request_hash`]. Records younger than 24 h may still hold it, so a replay of the same
+/// bytes is recognised by it too (see [`same_request`]).
 pub fn body_hash(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
+}
+
+/// Hash of a parsed request for idempotency comparison: the same fields in another key
+/// order, other whitespace, or a `to` / `from` written another way that normalises to the
+/// same value are the same request. Fields are hashed in the struct's order.
+pub fn request_hash(req: &SendRequest) -> String {
+    let mut canonical = req.clone();
+    if let Ok(to) = normalize_number(&req.to) {
+        canonical.to = to;
+    }
+    if let Some(Ok(from)) = req.from.as_deref().map(check_sender) {
+        canonical.from = Some(from);
+    }
+    // Serialising plain strings, numbers and enums cannot fail; were it to, the Debug
+    // form still tells requests apart.
+    let bytes =
+        serde_json::to_vec(&canonical).unwrap_or_else(|_| format!("{canonical:?}").into_bytes());
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// Whether an idempotency record's stored hash is this request: by [`request_hash`], or
+/// by [`body_hash`] of the same bytes for records written before it.
+pub fn same_request(stored: &str, request_hash: &str, body: &[u8]) -> bool {
+    stored == request_hash || stored == body_hash(body)
 }
 
 /// Validates a request for `tenant` and builds the row to accept (not yet stored),
@@ -257,10 +303,13 @@ pub fn build_routed(
     if req.text.is_empty() {
         return Err(ApiError::invalid("text", "text is empty"));
     }
-    if req.text.chars().count() > 255 * 160 {
-        return Err(ApiError::invalid(
-            "text",
-            "text is longer than any message can be",
+    // A cheap bound before planning (which tries every national table): a text this long
+    // needs more parts than any tenant may allow, whatever the encoding.
+    let max_parts = tenant.max_parts.clamp(1, encoding::MAX_PARTS as u32) as usize;
+    if req.text.chars().count() > encoding::MAX_PARTS * MAX_CHARS_PER_PART {
+        return Err(too_long(
+            format!("more than {}", encoding::MAX_PARTS),
+            max_parts,
         ));
     }
     let category = req.category.unwrap_or_default();
@@ -286,17 +335,8 @@ pub fn build_routed(
         .and_then(|id| cfg.channels.get(id));
     let prepared = plan_text(req, tenant, channel)?;
     let (text, plan, replacements, layout) = prepared;
-    let max_parts = tenant.max_parts.clamp(1, encoding::MAX_PARTS as u32) as usize;
     if plan.parts > max_parts {
-        return Err(ApiError::new(
-            axum::http::StatusCode::UNPROCESSABLE_ENTITY,
-            "too_long",
-            format!(
-                "the text needs {} parts; this tenant allows {max_parts}",
-                plan.parts
-            ),
-        )
-        .field("text"));
+        return Err(too_long(plan.parts.to_string(), max_parts));
     }
     let validity = req.validity_seconds.unwrap_or(VALIDITY_DEFAULT);
     if !(VALIDITY_MIN..=VALIDITY_MAX).contains(&validity) {
@@ -385,6 +425,16 @@ pub fn build_routed(
         replacements,
         country,
     })
+}
+
+/// The contract's refusal of a text with more parts than the tenant's `max_parts`.
+fn too_long(needed: String, max_parts: usize) -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+        "too_long",
+        format!("the text needs {needed} parts; this tenant allows {max_parts}"),
+    )
+    .field("text")
 }
 
 fn mismatch(message: String) -> ApiError {
@@ -559,6 +609,36 @@ mod tests {
         ] {
             assert!(normalize_number(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn idempotency_compares_the_parsed_request() {
+        let parse = |b: &str| -> SendRequest { serde_json::from_str(b).expect("request") };
+        let first = r#"{"to":"+4915112345678","text":"pay","client_ref":"p-1","from":"ACME"}"#;
+        let hash = request_hash(&parse(first));
+        for same in [
+            r#"{"client_ref":"p-1","text":"pay","to":"+4915112345678","from":"ACME"}"#,
+            r#"{ "to": "+49 151 12345678", "text": "pay", "client_ref": "p-1", "from": " ACME" }"#,
+            r#"{"to":"+49 (151) 123-45678","text":"pay","client_ref":"p-1","from":"ACME"}"#,
+        ] {
+            assert_eq!(request_hash(&parse(same)), hash, "{same}");
+        }
+        for other in [
+            r#"{"to":"+4915112345678","text":"pay!","client_ref":"p-1","from":"ACME"}"#,
+            r#"{"to":"+4915112345679","text":"pay","client_ref":"p-1","from":"ACME"}"#,
+            r#"{"to":"+4915112345678","text":"pay","from":"ACME"}"#,
+            r#"{"to":"+4915112345678","text":"pay","client_ref":"p-1"}"#,
+            r#"{"to":"+4915112345678","text":"pay","client_ref":"p-1","from":"ACME","category":"otp"}"#,
+        ] {
+            assert_ne!(request_hash(&parse(other)), hash, "{other}");
+        }
+        // A record written before request_hash holds the raw body's hash: the same bytes
+        // replay, other bytes conflict.
+        let legacy = body_hash(first.as_bytes());
+        assert!(same_request(&legacy, &hash, first.as_bytes()));
+        assert!(same_request(&hash, &hash, b"{}"));
+        let reordered = r#"{"client_ref":"p-1","text":"pay","to":"+4915112345678","from":"ACME"}"#;
+        assert!(!same_request(&legacy, "new", reordered.as_bytes()));
     }
 
     #[test]

@@ -1,0 +1,388 @@
+//! Edges of the message API's input (contract sections 2–4) found by a black-box audit,
+//! one test per finding: each failed before its fix.
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::common::*;
+
+const TO: &str = "+4915112345678";
+
+/// Asserts status, the contract's error code and (when given) `field`; returns the message.
+#[track_caller]
+fn assert_error(r: &Resp, status: u16, code: &str, field: Option<&str>, what: &str) -> String {
+    assert_eq!(r.status, status, "{what}: status (body {})", r.text);
+    assert_error_body(&r.json, code, field, what)
+}
+
+/// Asserts `{"error": {"code", "message", "field"?}}`; returns the message.
+#[track_caller]
+fn assert_error_body(v: &Value, code: &str, field: Option<&str>, what: &str) -> String {
+    let e = &v["error"];
+    assert_eq!(e["code"], code, "{what}: code in {v}");
+    if let Some(f) = field {
+        assert_eq!(e["field"], f, "{what}: field in {v}");
+    }
+    let msg = e["message"].as_str().unwrap_or_default().to_string();
+    assert!(!msg.is_empty(), "{what}: no message in {v}");
+    msg
+}
+
+/// A node with one tenant and no channel (validation never needs one).
+async fn node_and_tenant(dir: &std::path::Path, tenant: Value) -> (GwNode, String) {
+    let node = GwNode::start(dir, &[]).await;
+    let key = node.tenant("acme", tenant).await;
+    (node, key)
+}
+
+/// Thirteen elements in the order of SendRequest's fields: serde reads an array into a
+/// struct field by field, so this was taken as a message.
+const ARRAY_BODY: &[u8] =
+    br#"["+4915112345678","hi",null,null,null,null,null,null,null,null,null,null,null]"#;
+
+async fn post_raw(node: &GwNode, path: &str, bearer: &str, body: &[u8]) -> Resp {
+    node.request(Method::POST, path, Some(bearer), &[], Some(body.to_vec()))
+        .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_auth_scheme_is_case_insensitive() {
+    let dir = tempdir();
+    let _logs = LogsOnFailure(dir.path().to_path_buf());
+    let (node, key) = node_and_tenant(dir.path(), json!({})).await;
+    for scheme in ["bearer", "BEARER", "bEaReR"] {
+        let auth = format!("{scheme} {key}");
+        let r = node
+            .request(
+                Method::GET,
+                "/v1/messages",
+                None,
+                &[("authorization", &auth)],
+                None,
+            )
+            .await;
+        assert_eq!(r.status, 200, "{scheme} with the API key: {}", r.text);
+        let r = node
+            .request(
+                Method::POST,
+                "/v1/messages",
+                None,
+                &[("authorization", &auth)],
+                Some(serde_json::to_vec(&json!({"to": TO, "text": scheme})).expect("json")),
+            )
+            .await;
+        assert_eq!(r.status, 202, "{scheme} send: {}", r.text);
+        let admin = format!("{scheme} {ADMIN_TOKEN}");
+        let r = node
+            .request(
+                Method::GET,
+                "/admin/v1/tenants",
+                None,
+                &[("authorization", &admin)],
+                None,
+            )
+            .await;
+        assert_eq!(r.status, 200, "{scheme} with the admin token: {}", r.text);
+    }
+    // Another scheme, or the right one with a wrong key, is still refused.
+    for auth in [
+        format!("Basic {key}"),
+        format!("bearer{key}"),
+        "bearer sk_nope".to_string(),
+    ] {
+        let r = node
+            .request(
+                Method::GET,
+                "/v1/messages",
+                None,
+                &[("authorization", &auth)],
+                None,
+            )
+            .await;
+        assert_error(&r, 401, "unauthorized", None, &auth);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn errors_echo_the_callers_input() {
+    let dir = tempdir();
+    let _logs = LogsOnFailure(dir.path().to_path_buf());
+    let (node, key) = node_and_tenant(dir.path(), json!({})).await;
+    let r = node
+        .post_json(
+            "/admin/v1/tenants/acme/opt_outs",
+            ADMIN_TOKEN,
+            &json!({"numbers": ["+4915199999999", "bad"]}),
+        )
+        .await;
+    let msg = assert_error(
+        &r,
+        422,
+        "invalid_phone_number",
+        Some("numbers[1]"),
+        "opt-out",
+    );
+    assert!(
+        msg.contains("\"bad\"") && !msg.contains("+bad"),
+        "opt-out: {msg}"
+    );
+    let r = node
+        .request(Method::GET, "/v1/messages?to=abc", Some(&key), &[], None)
+        .await;
+    let msg = assert_error(&r, 422, "invalid_phone_number", Some("to"), "to=abc");
+    assert!(
+        msg.contains("\"abc\"") && !msg.contains("+abc"),
+        "to=abc: {msg}"
+    );
+    let r = node
+        .request(
+            Method::DELETE,
+            "/admin/v1/tenants/acme/opt_outs/12ab",
+            Some(ADMIN_TOKEN),
+            &[],
+            None,
+        )
+        .await;
+    let msg = assert_error(&r, 422, "invalid_phone_number", Some("number"), "delete");
+    assert!(
+        msg.contains("\"12ab\"") && !msg.contains("+12ab"),
+        "delete: {msg}"
+    );
+    // A number without its '+' is still found (an unencoded '+' arrives as a space).
+    let (s, v) = node.list(&key, "to=+4915112345678").await;
+    assert_eq!(s, 200, "{v}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn any_text_over_max_parts_is_too_long() {
+    let dir = tempdir();
+    let _logs = LogsOnFailure(dir.path().to_path_buf());
+    let (node, key) = node_and_tenant(dir.path(), json!({})).await;
+    let wide = node.tenant("wide", json!({"max_parts": 255})).await;
+    // The default tenant (10 parts) and one at the highest max_parts alike.
+    for (k, who, lengths) in [
+        (&key, "max_parts 10", &[20_000usize, 50_000, 100_000][..]),
+        (&wide, "max_parts 255", &[50_000, 100_000][..]),
+    ] {
+        for &n in lengths {
+            let r = node
+                .post_json("/v1/messages", k, &json!({"to": TO, "text": "a".repeat(n)}))
+                .await;
+            assert_error(
+                &r,
+                422,
+                "too_long",
+                Some("text"),
+                &format!("{n} chars, {who}"),
+            );
+        }
+    }
+    // 255 parts of 153 fit the wide tenant; one character more does not.
+    let r = node
+        .post_json(
+            "/v1/messages/preview",
+            &wide,
+            &json!({"to": TO, "text": "a".repeat(255 * 153)}),
+        )
+        .await;
+    assert_eq!(
+        r.status,
+        200,
+        "255 parts: {}",
+        &r.text[..r.text.len().min(300)]
+    );
+    assert_eq!(r.json["parts"], 255);
+    let r = node
+        .post_json(
+            "/v1/messages/preview",
+            &wide,
+            &json!({"to": TO, "text": "a".repeat(255 * 153 + 1)}),
+        )
+        .await;
+    assert_error(&r, 422, "too_long", Some("text"), "256 parts");
+    // Binary text is hex, two characters an octet: 50,000 of them are 187 parts.
+    let r = node
+        .post_json(
+            "/v1/messages/preview",
+            &wide,
+            &json!({"to": TO, "text": "ab".repeat(25_000), "encoding": "binary"}),
+        )
+        .await;
+    assert_eq!(
+        r.status,
+        200,
+        "binary: {}",
+        &r.text[..r.text.len().min(300)]
+    );
+    assert_eq!(r.json["parts"], 187, "binary parts");
+    // The body size limit still bounds everything.
+    let r = node
+        .post_json(
+            "/v1/messages",
+            &key,
+            &json!({"to": TO, "text": "a".repeat(1_100_000)}),
+        )
+        .await;
+    assert_error(&r, 413, "body_too_large", None, "text over max_body_bytes");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_cursor_is_checked_and_the_last_page_has_no_next() {
+    let dir = tempdir();
+    let _logs = LogsOnFailure(dir.path().to_path_buf());
+    let (node, key) = node_and_tenant(dir.path(), json!({})).await;
+    for i in 0..4 {
+        let r = node
+            .post_json(
+                "/v1/messages",
+                &key,
+                &json!({"to": TO, "text": format!("m{i}"), "client_ref": format!("m{i}")}),
+            )
+            .await;
+        assert_eq!(r.status, 202, "{}", r.text);
+    }
+    for q in [
+        "cursor=garbage",
+        "cursor=",
+        "cursor=%2F..%2F",
+        "limit=2&cursor=01JD000000000000000000000",
+        "cursor=01JD00000000000000000000UU",
+    ] {
+        let r = node
+            .request(
+                Method::GET,
+                &format!("/v1/messages?{q}"),
+                Some(&key),
+                &[],
+                None,
+            )
+            .await;
+        assert_error(&r, 422, "invalid_field", Some("cursor"), q);
+    }
+    // A full page with nothing after it has no next.
+    let (s, v) = node.list(&key, "limit=4").await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["messages"].as_array().map(Vec::len), Some(4), "{v}");
+    assert!(v["next"].is_null(), "nothing after a full last page: {v}");
+    // Two full pages: the first leads to the second, the second ends.
+    let (_, v) = node.list(&key, "limit=2").await;
+    let next = v["next"]
+        .as_str()
+        .unwrap_or_else(|| panic!("first of two pages needs a next: {v}"))
+        .to_string();
+    let (s, v) = node.list(&key, &format!("limit=2&cursor={next}")).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["messages"].as_array().map(Vec::len), Some(2), "{v}");
+    assert!(v["next"].is_null(), "second of two pages ends: {v}");
+    // With a filter: the only match fills the page, and nothing follows it.
+    let (_, v) = node.list(&key, "limit=1&to=%2B4915112345678").await;
+    assert!(v["next"].is_string(), "four matches, pages of one: {v}");
+    let (_, v) = node.list(&key, "limit=1&client_ref=m2").await;
+    assert_eq!(v["messages"].as_array().map(Vec::len), Some(1), "{v}");
+    assert!(v["next"].is_null(), "one match, nothing after it: {v}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bodies_must_be_objects() {
+    let dir = tempdir();
+    let _logs = LogsOnFailure(dir.path().to_path_buf());
+    let (node, key) = node_and_tenant(dir.path(), json!({})).await;
+    let targets = [
+        ("/v1/messages", key.as_str()),
+        ("/v1/messages/preview", key.as_str()),
+        ("/v1/messages/batch", key.as_str()),
+        ("/admin/v1/tenants", ADMIN_TOKEN),
+        ("/admin/v1/tenants/acme/opt_outs", ADMIN_TOKEN),
+    ];
+    for (path, bearer) in targets {
+        for body in [ARRAY_BODY, b"[]", b"\"x\"", b"42", b"null", b" true "] {
+            let what = format!("POST {path} {}", String::from_utf8_lossy(body));
+            let r = post_raw(&node, path, bearer, body).await;
+            let msg = assert_error(&r, 422, "invalid_field", Some("body"), &what);
+            assert!(msg.contains("expected a JSON object"), "{what}: {msg}");
+        }
+        // Malformed JSON stays 400.
+        let r = post_raw(&node, path, bearer, b"[1,").await;
+        assert_error(&r, 400, "invalid_json", None, &format!("POST {path} [1,"));
+    }
+    // No message was stored by the array.
+    let (_, v) = node.list(&key, "").await;
+    assert_eq!(v["messages"].as_array().map(Vec::len), Some(0), "{v}");
+    // A nested object of the wrong type names the field, not a Rust type.
+    let r = node
+        .post_json(
+            "/v1/messages",
+            &key,
+            &json!({"to": TO, "text": "x", "dlt": 5}),
+        )
+        .await;
+    let msg = assert_error(&r, 422, "invalid_field", Some("dlt"), "dlt: 5");
+    assert!(
+        !msg.contains("struct") && !msg.contains("DltIds"),
+        "Rust names in {msg}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batch_items_that_are_not_objects_are_named_by_place() {
+    let dir = tempdir();
+    let _logs = LogsOnFailure(dir.path().to_path_buf());
+    let (node, key) = node_and_tenant(dir.path(), json!({})).await;
+    // Batch items that are not objects fail alone, named by their place in the list.
+    let items: Value = serde_json::from_str(&format!(
+        r#"{{"messages":[1,"x",null,{},{{"to":"{TO}","text":"ok"}},true,{{"to":"{TO}"}}]}}"#,
+        String::from_utf8_lossy(ARRAY_BODY)
+    ))
+    .expect("json");
+    let r = node.post_json("/v1/messages/batch", &key, &items).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let results = r.json["results"].as_array().expect("results");
+    assert_eq!(results.len(), 7, "{}", r.text);
+    for i in [0usize, 1, 2, 3, 5] {
+        let field = format!("messages[{i}]");
+        let msg = assert_error_body(&results[i], "invalid_field", Some(&field), &field);
+        assert!(msg.contains("expected a JSON object"), "{field}: {msg}");
+        assert!(!msg.contains("struct"), "{field}: {msg}");
+    }
+    assert_eq!(results[4]["status"], "accepted", "{}", results[4]);
+    // An error inside an item names the field relative to the item.
+    assert_error_body(&results[6], "invalid_field", Some("text"), "item 6");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idempotency_compares_the_parsed_request() {
+    let dir = tempdir();
+    let _logs = LogsOnFailure(dir.path().to_path_buf());
+    let (node, key) = node_and_tenant(dir.path(), json!({})).await;
+    let idem = [("idempotency-key", "order-7")];
+    let send = |body: &'static str| {
+        node.request(
+            Method::POST,
+            "/v1/messages",
+            Some(&key),
+            &idem,
+            Some(body.as_bytes().to_vec()),
+        )
+    };
+    let first = send(r#"{"to":"+4915112345678","text":"pay 10 EUR","client_ref":"p-1"}"#).await;
+    assert_eq!(first.status, 202, "{}", first.text);
+    let id = first.json["id"].as_str().expect("id").to_string();
+    for same in [
+        r#"{"client_ref":"p-1","text":"pay 10 EUR","to":"+4915112345678"}"#,
+        r#"{"to":"+49 151 12345678","text":"pay 10 EUR","client_ref":"p-1"}"#,
+        r#"{ "text" : "pay 10 EUR" , "to" : "+49 (151) 123-45678" , "client_ref" : "p-1" }"#,
+    ] {
+        let r = send(same).await;
+        assert_eq!(r.status, 200, "same request {same}: {}", r.text);
+        assert_eq!(r.json["id"], id.as_str(), "{same}");
+    }
+    for other in [
+        r#"{"to":"+4915112345678","text":"pay 99 EUR","client_ref":"p-1"}"#,
+        r#"{"to":"+4915112345679","text":"pay 10 EUR","client_ref":"p-1"}"#,
+        r#"{"to":"+4915112345678","text":"pay 10 EUR"}"#,
+    ] {
+        let r = send(other).await;
+        assert_error(&r, 409, "idempotency_conflict", None, other);
+    }
+    let (_, v) = node.list(&key, "").await;
+    assert_eq!(v["messages"].as_array().map(Vec::len), Some(1), "{v}");
+}
