@@ -46,6 +46,8 @@ pub enum DispatchMsg {
     },
     /// A batch of requeues (channel unusable) was answered.
     Moved(Vec<String>),
+    /// A waiting message ended without being sent (its row is final).
+    Left(String),
 }
 
 /// The dispatcher actor.
@@ -129,6 +131,10 @@ pub struct DispatcherState {
     moving: HashSet<String>,
     /// Hand-overs this node has proposed: (channel, epoch).
     handing_over: HashSet<(String, u64)>,
+    /// Queued ids whose rows became final while they waited: skipped when their turn
+    /// comes, and swept out of the queues on the next tick (one pass per tick, however
+    /// many left at once).
+    left: HashSet<String>,
 }
 
 impl DispatcherState {
@@ -319,6 +325,19 @@ impl DispatcherState {
     /// Moves the waiting messages of an owned channel that has not been able to send
     /// for `REROUTE_AFTER` to the next candidate of their routes, when one of those can
     /// send somewhere in the cluster (`Op::Requeue`, one Raft entry for the batch).
+    /// Drops from the queues the messages that ended while they waited.
+    fn sweep_left(&mut self) {
+        if self.left.is_empty() {
+            return;
+        }
+        let left = std::mem::take(&mut self.left);
+        for q in self.queues.values_mut() {
+            for lane in q.lanes.iter_mut() {
+                lane.retain(|item| !left.contains(&item.id));
+            }
+        }
+    }
+
     fn reroute(&mut self, myself: &ActorRef<DispatchMsg>) {
         let now = std::time::Instant::now();
         let owned: Vec<String> = self.owned.keys().cloned().collect();
@@ -413,6 +432,9 @@ impl DispatcherState {
                     let Some(item) = q.lanes[lane].pop_front() else {
                         break;
                     };
+                    if self.left.remove(&item.id) {
+                        continue;
+                    }
                     q.in_flight += 1;
                     items.push((lane, item));
                 }
@@ -532,6 +554,7 @@ impl Actor for Dispatcher {
             while let Some(n) = notices.recv().await {
                 let msg = match n {
                     Notice::Ready(info) => DispatchMsg::Ready(info),
+                    Notice::Left { id } => DispatchMsg::Left(id),
                     _ => DispatchMsg::Tick,
                 };
                 if me.send_message(msg).is_err() {
@@ -567,6 +590,7 @@ impl Actor for Dispatcher {
             unusable_since: HashMap::default(),
             moving: HashSet::default(),
             handing_over: HashSet::default(),
+            left: HashSet::default(),
         })
     }
 
@@ -581,7 +605,14 @@ impl Actor for Dispatcher {
             DispatchMsg::Load(id) => st.load(id).await,
             DispatchMsg::Tick => {
                 st.refresh_ownership().await;
+                st.sweep_left();
                 st.reroute(&myself);
+            }
+            DispatchMsg::Left(id) => {
+                // Queued, not being worked (a message actor ends its own message).
+                if !st.working_ids.contains(&id) && st.known.remove(&id) {
+                    st.left.insert(id);
+                }
             }
             DispatchMsg::Drain => st.draining = true,
             DispatchMsg::Claimed {

@@ -146,6 +146,10 @@ pub enum Notice {
     Heartbeat { node: u64 },
     /// An outcome the routing engine and channel health learn from (sent with `Status`).
     Feedback(Feedback),
+    /// A message that was waiting for a channel ended without being sent (validity
+    /// passed, failed, purged): the dispatcher drops it from its queue, which would
+    /// otherwise hold it (and count it in the queue depth) until the channel sends again.
+    Left { id: String },
 }
 
 /// What happened to a routed message, for live routing statistics (node-local).
@@ -686,7 +690,7 @@ impl StateStore {
         if let Some(n) = self.notifier.get() {
             for notice in ctx.notices.drain(..) {
                 let _ = match &notice {
-                    Notice::Ready { .. } => n.ready.send(notice),
+                    Notice::Ready { .. } | Notice::Left { .. } => n.ready.send(notice),
                     Notice::Webhook { .. } => n.webhooks.send(notice),
                     Notice::ConfigChanged => n.config.send(notice),
                     Notice::Status { .. } | Notice::Feedback(_) => n.status.send(notice),
@@ -765,6 +769,12 @@ impl StateStore {
         // The active index changes only when a row becomes active or final: most saves
         // (sent, an intermediate receipt) would rewrite the same empty value.
         let active = !m.status.is_final();
+        if let Some(b) = before
+            && matches!(b.status, Status::Accepted | Status::Scheduled)
+            && !active
+        {
+            ctx.notices.push(Notice::Left { id: m.id.clone() });
+        }
         if before.is_none_or(|b| b.status.is_final() == active) {
             let row = active.then(Vec::new);
             ctx.kv.insert((T_ACTIVE, m.id.as_bytes().to_vec()), row);

@@ -269,3 +269,62 @@ async fn drop_between_parts_resends_only_the_missing_part() {
         );
     }
 }
+
+/// A message that expires while it waits on a channel that cannot send leaves the
+/// channel's queue: its depth (admin API and `smsgw_queue_depth`) goes back to 0 instead
+/// of counting the expired message until the line comes back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_message_leaves_a_dead_channels_queue() {
+    let dir = tempdir();
+    let _logs = LogsOnFailure(dir.path().to_path_buf());
+    let faults = dir.path().join("faults");
+    std::fs::write(&faults, "").expect("faults file");
+    let faults_env = faults.to_string_lossy().to_string();
+    let node = GwNode::start_with_env(
+        dir.path(),
+        &[],
+        &[("SMSGW_FAULTS_FILE", faults_env.as_str())],
+    )
+    .await;
+    // Nothing listens on the channel's port: it never binds.
+    let dead = json!({"id": "dead", "protocol": "smpp", "host": "127.0.0.1", "port": free_port(),
+                      "system_id": "x", "password": "pw", "tps": 100, "window": 4});
+    node.channels_and_route(&[dead]).await;
+    let key = node.tenant("acme", json!({})).await;
+    let (s, v) = node
+        .send(
+            &key,
+            json!({"to": "+4915112345678", "text": "waits", "validity_seconds": 60}),
+        )
+        .await;
+    assert_eq!(s, 202, "{v}");
+    let id = v["id"].as_str().expect("id").to_string();
+    eventually("the message queued", Duration::from_secs(10), || async {
+        (dead_queue_depth(&node).await == Some(1)).then_some(())
+    })
+    .await;
+    // Two minutes later, as far as the node can tell: validity has passed.
+    std::fs::write(&faults, "clock_skew_ms=120000").expect("skew the clock");
+    let v = node.wait_final(&key, &id, Duration::from_secs(20)).await;
+    assert_eq!(v["status"], "expired", "{v}");
+    assert_eq!(v["part_states"][0]["status"], "expired", "{v}");
+    eventually("the queue emptied", Duration::from_secs(10), || async {
+        (dead_queue_depth(&node).await == Some(0)).then_some(())
+    })
+    .await;
+    eventually("the gauge at 0", Duration::from_secs(10), || async {
+        let m = node.metrics_text().await;
+        (metric_value(&m, "smsgw_queue_depth", &[("channel", "dead")]) == Some(0.0)).then_some(())
+    })
+    .await;
+}
+
+/// The `dead` channel's queue depth as the admin API shows it.
+async fn dead_queue_depth(node: &GwNode) -> Option<u64> {
+    let (_, v) = node
+        .admin(reqwest::Method::GET, "/admin/v1/channels", None)
+        .await;
+    v.as_array()
+        .and_then(|cs| cs.iter().find(|c| c["id"] == "dead"))
+        .and_then(|c| c["queue_depth"].as_u64())
+}
