@@ -822,13 +822,37 @@ pub async fn get_channel(
     Ok(Json(channel_view(&st, &c, live.remove(&c.id))).into_response())
 }
 
-/// `DELETE /admin/v1/channels/{id}`
+/// Ids of the routes that send over `channel` (as a channel of the route or of its A/B
+/// variant B).
+fn routes_using(cfg: &crate::state::ConfigView, channel: &str) -> Vec<String> {
+    cfg.routes
+        .values()
+        .filter(|r| {
+            r.channels.iter().any(|c| c.id == channel)
+                || r.ab
+                    .as_ref()
+                    .is_some_and(|ab| ab.channels.iter().any(|c| c.id == channel))
+        })
+        .map(|r| r.id.clone())
+        .collect()
+}
+
+/// `DELETE /admin/v1/channels/{id}`: refused (409) while a route still uses the channel,
+/// so no route is left naming a channel that does not exist.
 pub async fn delete_channel(
     State(st): State<AppState>,
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     require_admin(&st, &headers)?;
+    find_channel(&st, &id)?;
+    let users = routes_using(&st.consensus.store().config(), &id);
+    if !users.is_empty() {
+        return Err(ApiError::conflict(format!(
+            "channel {id} is used by route(s) {}: remove it from them (or delete them) first",
+            users.join(", ")
+        )));
+    }
     match write(&st, Op::DeleteChannel { id: id.clone() }).await? {
         OpResult::NotFound => Err(ApiError::not_found("channel")),
         _ => {

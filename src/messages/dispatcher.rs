@@ -129,6 +129,9 @@ pub struct DispatcherState {
     moving: HashSet<String>,
     /// Hand-overs this node has proposed: (channel, epoch).
     handing_over: HashSet<(String, u64)>,
+    /// The configured channels when this node, as leader, last looked for messages
+    /// waiting on deleted ones (None: not leader, or not looked yet).
+    channels_seen: Option<std::collections::BTreeSet<String>>,
 }
 
 impl DispatcherState {
@@ -156,7 +159,7 @@ impl DispatcherState {
     /// Re-reads which channels this node owns; queues the waiting messages of channels
     /// it gained, drops the queues of channels it lost, and finishes hand-overs whose
     /// in-flight work is done.
-    async fn refresh_ownership(&mut self) {
+    async fn refresh_ownership(&mut self, myself: &ActorRef<DispatchMsg>) {
         let me = self.node_id();
         let lease_ok = self.lease.valid();
         let (now_owned, handovers): (HashMap<String, u64>, Vec<Handover>) = {
@@ -204,7 +207,7 @@ impl DispatcherState {
                 Ok(ids) => {
                     for id in ids {
                         if !self.known.contains(&id) && !self.working_ids.contains(&id) {
-                            self.load_if(&id, &gained).await;
+                            self.load_if(myself, &id, &gained).await;
                         }
                     }
                 }
@@ -235,7 +238,12 @@ impl DispatcherState {
     }
 
     /// Reads a message's row and queues it if it waits on one of `channels`.
-    async fn load_if(&mut self, id: &str, channels: &HashSet<String>) {
+    async fn load_if(
+        &mut self,
+        myself: &ActorRef<DispatchMsg>,
+        id: &str,
+        channels: &HashSet<String>,
+    ) {
         match self.consensus.store().get_message(id) {
             Ok(Some(m)) => {
                 if let Some(info) = ReadyInfo::of(&m)
@@ -245,7 +253,7 @@ impl DispatcherState {
                         .map(|c| channels.contains(c))
                         .unwrap_or(false)
                 {
-                    self.enqueue(info).await;
+                    self.enqueue(myself, info).await;
                 }
             }
             Ok(None) => {}
@@ -254,11 +262,11 @@ impl DispatcherState {
     }
 
     /// Reads a message's row and queues it if it waits to be sent.
-    async fn load(&mut self, id: String) {
+    async fn load(&mut self, myself: &ActorRef<DispatchMsg>, id: String) {
         match self.consensus.store().get_message(&id) {
             Ok(Some(m)) => {
                 if let Some(info) = ReadyInfo::of(&m) {
-                    self.enqueue(info).await;
+                    self.enqueue(myself, info).await;
                 }
             }
             Ok(None) => {}
@@ -266,7 +274,106 @@ impl DispatcherState {
         }
     }
 
-    async fn enqueue(&mut self, info: ReadyInfo) {
+    /// A waiting message whose channel no longer exists (deleted after the message was
+    /// accepted): it moves to the next channel of its route that exists (`Op::Requeue`),
+    /// or, with none left or parts already sent on the deleted one, fails with
+    /// `no_route`. Proposed by the leader only, like the failure of a message without
+    /// any channel; the answer comes back as `Moved`, which reads the row again.
+    fn channel_gone(
+        &mut self,
+        myself: &ActorRef<DispatchMsg>,
+        id: String,
+        route: &[String],
+        pinned: bool,
+        gone: &str,
+    ) {
+        if !self.moving.insert(id.clone()) {
+            return;
+        }
+        let at = crate::clock::now_ms();
+        let elsewhere = !pinned && {
+            let cfg = self.consensus.store().config();
+            route.iter().any(|c| cfg.channels.contains_key(c))
+        };
+        let op = if elsewhere {
+            Op::Requeue {
+                id: id.clone(),
+                note: format!(
+                    "channel {gone} was deleted; moving to the next channel of the route"
+                ),
+                at,
+            }
+        } else {
+            Op::Fail {
+                id: id.clone(),
+                error: ErrorInfo {
+                    code: "no_route".into(),
+                    message: format!(
+                        "channel {gone} was deleted and the message has no other channel to take"
+                    ),
+                    smsc_code: None,
+                },
+                at,
+            }
+        };
+        warn!(message_id = %id, channel = %gone, requeue = elsewhere, "message waits on a deleted channel");
+        let c = self.consensus.clone();
+        let me = myself.clone();
+        tokio::spawn(async move {
+            if let Err(e) = c.propose(op).await {
+                warn!(message_id = %id, error = %e, "cannot move a message off a deleted channel; will retry");
+            }
+            let _ = me.send_message(DispatchMsg::Moved(vec![id]));
+        });
+    }
+
+    /// On the leader, when channels were deleted (or leadership was just gained): finds
+    /// the waiting messages whose channel no longer exists. Their owner dropped them
+    /// from its queue when the channel went, and no node will ever own it again.
+    fn sweep_deleted_channels(&mut self, myself: &ActorRef<DispatchMsg>) {
+        if !self.consensus.is_leader() {
+            self.channels_seen = None;
+            return;
+        }
+        let now: std::collections::BTreeSet<String> = self
+            .consensus
+            .store()
+            .config()
+            .channels
+            .keys()
+            .cloned()
+            .collect();
+        let lost = match &self.channels_seen {
+            None => true,
+            Some(seen) => seen.iter().any(|c| !now.contains(c)),
+        };
+        self.channels_seen = Some(now.clone());
+        if !lost {
+            return;
+        }
+        let ids = match self.consensus.store().active_ids() {
+            Ok(ids) => ids,
+            Err(e) => {
+                warn!(error = %e, "cannot list waiting messages");
+                self.channels_seen = None;
+                return;
+            }
+        };
+        for id in ids {
+            let info = match self.consensus.store().get_message(&id) {
+                Ok(Some(m)) => ReadyInfo::of(&m),
+                _ => None,
+            };
+            if let Some(info) = info
+                && let Some(ch) = &info.channel
+                && !now.contains(ch)
+            {
+                self.channel_gone(myself, info.id, &info.route, info.pinned, ch);
+            }
+        }
+    }
+
+    async fn enqueue(&mut self, myself: &ActorRef<DispatchMsg>, info: ReadyInfo) {
         let id = info.id;
         if self.working_ids.contains(&id) {
             self.again.insert(id);
@@ -292,7 +399,7 @@ impl DispatcherState {
             tokio::spawn(async move {
                 let error = ErrorInfo {
                     code: "no_route".into(),
-                    message: "no route matches this destination".into(),
+                    message: "no route with an existing channel matches this destination".into(),
                     smsc_code: None,
                 };
                 let _ = c
@@ -306,6 +413,12 @@ impl DispatcherState {
             return;
         };
         if !self.owned.contains_key(&ch) {
+            if self.consensus.is_leader()
+                && !self.consensus.store().config().channels.contains_key(&ch)
+            {
+                // Nobody owns a deleted channel: without this it would wait for ever.
+                self.channel_gone(myself, id, &q.route, q.pinned, &ch);
+            }
             return; // another node dispatches it
         }
         self.known.insert(id);
@@ -567,6 +680,7 @@ impl Actor for Dispatcher {
             unusable_since: HashMap::default(),
             moving: HashSet::default(),
             handing_over: HashSet::default(),
+            channels_seen: None,
         })
     }
 
@@ -577,10 +691,11 @@ impl Actor for Dispatcher {
         st: &mut DispatcherState,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
-            DispatchMsg::Ready(info) => st.enqueue(info).await,
-            DispatchMsg::Load(id) => st.load(id).await,
+            DispatchMsg::Ready(info) => st.enqueue(&myself, info).await,
+            DispatchMsg::Load(id) => st.load(&myself, id).await,
             DispatchMsg::Tick => {
-                st.refresh_ownership().await;
+                st.refresh_ownership(&myself).await;
+                st.sweep_deleted_channels(&myself);
                 st.reroute(&myself);
             }
             DispatchMsg::Drain => st.draining = true,
@@ -593,7 +708,7 @@ impl Actor for Dispatcher {
                 for id in ids {
                     st.moving.remove(&id);
                     // Its Ready notice may have come (and been skipped) meanwhile.
-                    st.load(id).await;
+                    st.load(&myself, id).await;
                 }
             }
         }
@@ -622,7 +737,7 @@ impl Actor for Dispatcher {
             }
             st.known.remove(&id);
             if crashed || st.again.remove(&id) {
-                st.load(id).await;
+                st.load(&myself, id).await;
             }
         }
         st.pump(&myself).await;

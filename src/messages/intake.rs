@@ -268,7 +268,7 @@ pub fn build_routed(
     // options shape the parts, so they must be those of the route the message will take
     // (operator- and sender-specific routes included).
     let operator = operator.or_else(|| engine.operator_of(cfg, &to));
-    let route = engine.route(
+    let mut route = engine.route(
         cfg,
         &routing::MatchInput {
             to: &to,
@@ -280,6 +280,12 @@ pub fn build_routed(
         },
         &id,
     );
+    // A route saved while a channel of it existed may name it after its deletion (the
+    // admin API refuses that now; older routes can have it): only existing channels are
+    // candidates, and a route with none left fails the message with `no_route`.
+    if let Some(r) = route.as_mut() {
+        r.channels.retain(|c| cfg.channels.contains_key(c));
+    }
     let channel = route
         .as_ref()
         .and_then(|r| r.channels.first())

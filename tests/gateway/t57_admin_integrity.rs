@@ -1,0 +1,131 @@
+//! The admin API keeps its configuration consistent: a channel a route uses cannot be
+//! deleted, a message whose channel went away fails instead of waiting for ever, a
+//! re-created tenant id never shows an earlier tenant's messages, country codes and
+//! tenant scopes must name something real, two routes cannot have the same match, a
+//! sender is not silently registered twice, a tenant's `senders` and its sender
+//! registry are one list, and a preview without a route says what the send would do.
+use std::time::Duration;
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::common::*;
+
+const TO: &str = "+4915112345678";
+
+/// A channel to a port nothing listens on: it never binds, so messages on it wait.
+fn dead_channel(id: &str) -> Value {
+    json!({"id": id, "protocol": "smpp", "host": "127.0.0.1", "port": free_port(),
+           "system_id": "nobody", "password": "pw"})
+}
+
+fn assert_refused(status: u16, v: &Value, want: u16, code: &str, what: &str) {
+    assert_eq!(status, want, "{what}: {v}");
+    assert_eq!(v["error"]["code"], code, "{what}: {v}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_channel_in_use_is_not_deleted_and_a_deleted_channel_fails_its_messages() {
+    let dir = tempdir();
+    let _logs = LogsOnFailure(dir.path().to_path_buf());
+    let node = GwNode::start(dir.path(), &[]).await;
+    node.channels_and_route(&[dead_channel("smsc-b")]).await;
+    let key = node.tenant("acme", json!({})).await;
+    let (s, sent) = node.send(&key, json!({"to": TO, "text": "waits"})).await;
+    assert_eq!(s, 202, "{sent}");
+    let id = sent["id"].as_str().expect("id").to_string();
+
+    // The route still uses the channel: 409 naming the route; nothing changes.
+    let (s, v) = node
+        .admin(Method::DELETE, "/admin/v1/channels/smsc-b", None)
+        .await;
+    assert_refused(s, &v, 409, "conflict", "delete a channel a route uses");
+    let msg = v["error"]["message"].as_str().unwrap_or("");
+    assert!(msg.contains("default"), "names the route: {v}");
+    let (s, _) = node
+        .admin(Method::GET, "/admin/v1/channels/smsc-b", None)
+        .await;
+    assert_eq!(s, 200, "the channel is still there");
+    let (_, routes) = node.admin(Method::GET, "/admin/v1/routes", None).await;
+    assert_eq!(routes[0]["channels"][0]["id"], "smsc-b", "{routes}");
+    // An unknown channel is still 404.
+    let (s, v) = node
+        .admin(Method::DELETE, "/admin/v1/channels/nope", None)
+        .await;
+    assert_refused(s, &v, 404, "not_found", "delete an unknown channel");
+
+    // Removed from the routes first, the channel can go; its waiting message fails with
+    // the contract's code instead of staying `accepted` for ever.
+    let (s, v) = node
+        .admin(Method::DELETE, "/admin/v1/routes/default", None)
+        .await;
+    assert_eq!(s, 204, "{v}");
+    let (s, v) = node
+        .admin(Method::DELETE, "/admin/v1/channels/smsc-b", None)
+        .await;
+    assert_eq!(s, 204, "{v}");
+    let v = node
+        .wait_status(&key, &id, "failed", Duration::from_secs(20))
+        .await;
+    assert_eq!(v["error"]["code"], "no_route", "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("smsc-b"),
+        "{v}"
+    );
+
+    // No route now: the preview keeps the contract's route object and says what the send
+    // will do (accepted, then failed with no_route), and the send does exactly that.
+    let r = node
+        .post_json(
+            "/v1/messages/preview",
+            &key,
+            &json!({"to": TO, "text": "hi"}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let route = &r.json["route"];
+    assert!(route.is_object(), "route is an object: {}", r.text);
+    assert_eq!(route["channel"], Value::Null, "{}", r.text);
+    assert_eq!(route["error"]["code"], "no_route", "{}", r.text);
+    let (s, sent) = node.send(&key, json!({"to": TO, "text": "hi"})).await;
+    assert_eq!(s, 202, "{sent}");
+    let v = node
+        .wait_status(
+            &key,
+            sent["id"].as_str().unwrap_or(""),
+            "failed",
+            Duration::from_secs(20),
+        )
+        .await;
+    assert_eq!(v["error"]["code"], "no_route", "{v}");
+
+    // A/B variant channels count as uses too.
+    let (s, v) = node
+        .admin(Method::POST, "/admin/v1/channels", Some(dead_channel("a")))
+        .await;
+    assert_eq!(s, 201, "{v}");
+    let (s, v) = node
+        .admin(Method::POST, "/admin/v1/channels", Some(dead_channel("b")))
+        .await;
+    assert_eq!(s, 201, "{v}");
+    let (s, v) = node
+        .admin(
+            Method::POST,
+            "/admin/v1/routes",
+            Some(json!({"id": "ab", "match": {}, "channels": [{"id": "a"}],
+                        "ab": {"split_percent": 10, "variant_b": {"channels": [{"id": "b"}]}}})),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    let (s, v) = node
+        .admin(Method::DELETE, "/admin/v1/channels/b", None)
+        .await;
+    assert_refused(s, &v, 409, "conflict", "delete a variant-B channel");
+    assert!(
+        v["error"]["message"].as_str().unwrap_or("").contains("ab"),
+        "{v}"
+    );
+}
