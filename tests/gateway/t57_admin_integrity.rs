@@ -129,3 +129,49 @@ async fn a_channel_in_use_is_not_deleted_and_a_deleted_channel_fails_its_message
         "{v}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recreated_tenant_id_never_sees_the_earlier_tenants_messages() {
+    let dir = tempdir();
+    let _logs = LogsOnFailure(dir.path().to_path_buf());
+    let node = GwNode::start(dir.path(), &[]).await;
+    let old_key = node.tenant("tmp", json!({})).await;
+    let (s, sent) = node
+        .send(&old_key, json!({"to": TO, "text": "private"}))
+        .await;
+    assert_eq!(s, 202, "{sent}");
+    let old_id = sent["id"].as_str().expect("id").to_string();
+    let (s, v) = node
+        .admin(Method::DELETE, "/admin/v1/tenants/tmp", None)
+        .await;
+    assert_eq!(s, 204, "{v}");
+
+    let body =
+        json!({"id": "tmp", "name": "someone else", "rate_limit": {"per_second": 10, "burst": 10}});
+    let (s, v) = node
+        .admin(Method::POST, "/admin/v1/tenants", Some(body))
+        .await;
+    if s == 201 {
+        // The old code: the new key lists the deleted tenant's message.
+        let key = v["api_key"].as_str().unwrap_or("").to_string();
+        let (_, list) = node.list(&key, "").await;
+        let (st, one) = node.message(&key, &old_id).await;
+        panic!("tenant id reused while its messages are kept: list {list}, GET {st} {one}");
+    }
+    assert_refused(s, &v, 409, "conflict", "re-create a deleted tenant's id");
+    assert_eq!(v["error"]["field"], "id", "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("retain"),
+        "says why: {v}"
+    );
+    // The tenant is not created; any other id works at once.
+    let (s, _) = node.admin(Method::GET, "/admin/v1/tenants/tmp", None).await;
+    assert_eq!(s, 404);
+    let key = node.tenant("tmp2", json!({})).await;
+    let (s, list) = node.list(&key, "").await;
+    assert_eq!(s, 200, "{list}");
+    assert_eq!(list["messages"].as_array().map(Vec::len), Some(0), "{list}");
+}
