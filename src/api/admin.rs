@@ -1061,7 +1061,23 @@ fn route_channels(
     Ok(channels)
 }
 
-/// `POST /admin/v1/routes`
+/// True when two routes match exactly the same messages (the same match fields; prefixes
+/// compared as sets). The matcher breaks such ties by the smaller id, so the other route
+/// is dead configuration, and with an empty match nobody can tell which is "the default".
+fn same_match(a: &Route, b: &Route) -> bool {
+    fn prefixes(r: &Route) -> std::collections::BTreeSet<&str> {
+        r.prefixes.iter().map(String::as_str).collect()
+    }
+    prefixes(a) == prefixes(b)
+        && a.country == b.country
+        && a.tenant == b.tenant
+        && a.category == b.category
+        && a.operator == b.operator
+        && a.sender_type == b.sender_type
+}
+
+/// `POST /admin/v1/routes`: 409 for an existing id, and for a route whose match equals
+/// an existing route's.
 pub async fn create_route(
     State(st): State<AppState>,
     headers: HeaderMap,
@@ -1128,11 +1144,13 @@ pub async fn create_route(
         }
     }
     if let Some(c) = &m.country
-        && (c.len() != 2 || !c.bytes().all(|b| b.is_ascii_uppercase()))
+        && !crate::messages::intake::is_known_country(c)
     {
         return Err(ApiError::invalid(
             "match.country",
-            "an ISO 3166 alpha-2 code like \"DE\"",
+            format!(
+                "{c:?} is not an ISO 3166-1 alpha-2 country code with phone numbers, like \"DE\""
+            ),
         ));
     }
     if st.consensus.store().config().routes.contains_key(&b.id) {
@@ -1152,6 +1170,21 @@ pub async fn create_route(
         min_success_rate: b.min_success_rate,
         ab,
     };
+    if let Some(other) = st
+        .consensus
+        .store()
+        .config()
+        .routes
+        .values()
+        .find(|o| same_match(o, &r))
+    {
+        return Err(ApiError::conflict(format!(
+            "route {} has the same match; a second one would never be chosen (ties go to the \
+             smaller id). Change that route's channels, or delete it first",
+            other.id
+        ))
+        .field("match"));
+    }
     write(&st, Op::PutRoute(Box::new(r.clone()))).await?;
     Ok((StatusCode::CREATED, Json(route_view(&r))).into_response())
 }

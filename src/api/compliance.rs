@@ -51,12 +51,15 @@ fn known_tenant(st: &AppState, id: &str) -> Result<(), ApiError> {
     }
 }
 
+/// An ISO 3166-1 alpha-2 code (any case) that phone numbers resolve to, upper-cased.
 fn country_code(field: &str, cc: &str) -> Result<String, ApiError> {
     let up = cc.to_ascii_uppercase();
-    if up.len() != 2 || !up.bytes().all(|b| b.is_ascii_uppercase()) {
+    if !crate::messages::intake::is_known_country(&up) {
         return Err(ApiError::invalid(
             field,
-            "an ISO 3166 alpha-2 code like \"IN\"",
+            format!(
+                "{cc:?} is not an ISO 3166-1 alpha-2 country code with phone numbers, like \"IN\""
+            ),
         ));
     }
     Ok(up)
@@ -115,6 +118,11 @@ pub async fn put_rule(
         s => match s.strip_prefix("tenant:") {
             Some(t) => {
                 check_id("scope", t)?;
+                // A rule for a tenant that does not exist would never apply (and would
+                // apply to a later tenant given that id without anyone asking).
+                if !st.consensus.store().config().tenants.contains_key(t) {
+                    return Err(ApiError::invalid("scope", format!("unknown tenant {t:?}")));
+                }
                 Some(t.to_string())
             }
             None => {
@@ -268,6 +276,23 @@ pub async fn list_countries(
     .into_response())
 }
 
+/// A country path segment for reading or deleting: a known code, or one stored before
+/// codes were checked against the region list (so such a row can still be seen and
+/// removed).
+fn stored_or_known_country(st: &AppState, cc: &str) -> Result<String, ApiError> {
+    let up = cc.to_ascii_uppercase();
+    if st
+        .consensus
+        .store()
+        .compliance()
+        .countries
+        .contains_key(&up)
+    {
+        return Ok(up);
+    }
+    country_code("country", cc)
+}
+
 /// `GET /admin/v1/compliance/countries/{cc}`: the rules in force (configured or built in).
 pub async fn get_country(
     State(st): State<AppState>,
@@ -275,7 +300,7 @@ pub async fn get_country(
     Path(cc): Path<String>,
 ) -> Result<Response, ApiError> {
     require_admin(&st, &headers)?;
-    let cc = country_code("country", &cc)?;
+    let cc = stored_or_known_country(&st, &cc)?;
     let c = st.consensus.store().compliance().country(&cc);
     Ok(Json(country_view(&c)).into_response())
 }
@@ -287,7 +312,7 @@ pub async fn delete_country(
     Path(cc): Path<String>,
 ) -> Result<Response, ApiError> {
     require_admin(&st, &headers)?;
-    let country = country_code("country", &cc)?;
+    let country = stored_or_known_country(&st, &cc)?;
     deleted(
         write(&st, ComplianceOp::DeleteCountry { country }).await?,
         "country",

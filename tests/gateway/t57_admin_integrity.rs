@@ -175,3 +175,120 @@ async fn a_recreated_tenant_id_never_sees_the_earlier_tenants_messages() {
     assert_eq!(s, 200, "{list}");
     assert_eq!(list["messages"].as_array().map(Vec::len), Some(0), "{list}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ids_must_name_real_countries_and_tenants_and_routes_cannot_share_a_match() {
+    let dir = tempdir();
+    let _logs = LogsOnFailure(dir.path().to_path_buf());
+    let node = GwNode::start(dir.path(), &[]).await;
+    node.channels_and_route(&[dead_channel("a")]).await;
+    node.tenant("acme", json!({})).await;
+
+    // Countries: ISO 3166-1 alpha-2 codes that phone numbers have.
+    let rules = json!({"alphanumeric_allowed": true});
+    for bad in ["XX", "DEU", "ZZ"] {
+        let (s, v) = node
+            .admin(
+                Method::PUT,
+                &format!("/admin/v1/compliance/countries/{bad}"),
+                Some(rules.clone()),
+            )
+            .await;
+        assert_refused(s, &v, 422, "invalid_field", &format!("country {bad}"));
+        assert_eq!(v["error"]["field"], "country", "{v}");
+    }
+    let (s, v) = node
+        .admin(
+            Method::PUT,
+            "/admin/v1/compliance/countries/de",
+            Some(rules),
+        )
+        .await;
+    assert_eq!((s, &v["country"]), (200, &json!("DE")), "{v}");
+    let (s, v) = node
+        .admin(
+            Method::POST,
+            "/admin/v1/routes",
+            Some(json!({"id": "xx", "match": {"country": "XX"}, "channels": [{"id": "a"}]})),
+        )
+        .await;
+    assert_refused(s, &v, 422, "invalid_field", "route match.country XX");
+    assert_eq!(v["error"]["field"], "match.country", "{v}");
+    let (s, v) = node
+        .admin(
+            Method::POST,
+            "/admin/v1/tenants/acme/senders",
+            Some(json!({"sender": "ACME", "type": "alphanumeric", "countries": ["DE", "XX"]})),
+        )
+        .await;
+    assert_refused(s, &v, 422, "invalid_field", "sender country XX");
+    assert_eq!(v["error"]["field"], "countries[1]", "{v}");
+
+    // A rule scoped to a tenant that does not exist.
+    let rule = |scope: &str| json!({"scope": scope, "kind": "keyword", "pattern": "casino", "action": "reject"});
+    let (s, v) = node
+        .admin(
+            Method::PUT,
+            "/admin/v1/compliance/rules/r1",
+            Some(rule("tenant:nope")),
+        )
+        .await;
+    assert_refused(s, &v, 422, "invalid_field", "rule scope tenant:nope");
+    assert_eq!(v["error"]["field"], "scope", "{v}");
+    let (s, v) = node
+        .admin(
+            Method::PUT,
+            "/admin/v1/compliance/rules/r1",
+            Some(rule("tenant:acme")),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+
+    // Routes: a second route with the same match would never be chosen.
+    let (s, v) = node
+        .admin(
+            Method::POST,
+            "/admin/v1/routes",
+            Some(json!({"id": "def2", "match": {}, "channels": [{"id": "a"}]})),
+        )
+        .await;
+    assert_refused(s, &v, 409, "conflict", "second empty match");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("default"),
+        "names the existing route: {v}"
+    );
+    let route = |id: &str, prefixes: Value| json!({"id": id, "match": {"prefix": prefixes, "country": "DE"}, "channels": [{"id": "a"}]});
+    let (s, v) = node
+        .admin(
+            Method::POST,
+            "/admin/v1/routes",
+            Some(route("de1", json!(["+49", "+43"]))),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    let (s, v) = node
+        .admin(
+            Method::POST,
+            "/admin/v1/routes",
+            Some(route("de2", json!(["+43", "+49"]))),
+        )
+        .await;
+    assert_refused(s, &v, 409, "conflict", "same prefixes in another order");
+    let (s, v) = node
+        .admin(
+            Method::POST,
+            "/admin/v1/routes",
+            Some(route("de3", json!(["+49"]))),
+        )
+        .await;
+    assert_eq!(s, 201, "a different match is fine: {v}");
+    let (_, routes) = node.admin(Method::GET, "/admin/v1/routes", None).await;
+    let ids: Vec<&str> = routes
+        .as_array()
+        .map(|a| a.iter().filter_map(|r| r["id"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(ids, ["de1", "de3", "default"], "{routes}");
+}
