@@ -65,6 +65,58 @@ fn find_tenant(st: &AppState, id: &str) -> Result<Tenant, ApiError> {
         .ok_or_else(|| ApiError::not_found("tenant"))
 }
 
+/// Writes several admin changes in one Raft entry (all or nothing), then waits like
+/// [`write`].
+pub(super) async fn write_all(st: &AppState, ops: Vec<Op>) -> Result<Vec<OpResult>, ApiError> {
+    let r = st.consensus.propose_many(ops).await?;
+    if !st.consensus.is_leader() {
+        st.consensus.read_barrier().await?;
+    }
+    Ok(r)
+}
+
+/// The compliance writes that make `tenant`'s sender registry agree with its `senders`.
+///
+/// A tenant's `senders` (POST/PATCH) are its senders for every country, in order (the
+/// first is the default `from`); `/admin/v1/tenants/{id}/senders` holds every sender
+/// registration with its type and countries. They agree when each of the tenant's
+/// senders is registered and each registration for every country (no `countries`) is one
+/// of the tenant's senders; registrations for some countries only are not tenant-wide
+/// senders. So senders new to the registry are registered for every country with their
+/// classified type, registered ones keep their countries, and registrations for every
+/// country not in `senders` are removed (also rows a deleted tenant with the same id
+/// left behind). Written in the same Raft entry as the tenant row.
+fn sync_sender_registry(st: &AppState, tenant: &str, senders: &[String]) -> Vec<Op> {
+    use crate::state::compliance::{ComplianceOp, SenderId};
+    let reg = st.consensus.store().compliance();
+    let registered = reg.senders.get(tenant);
+    let mut ops = Vec::new();
+    for s in senders {
+        if registered.is_some_and(|m| m.contains_key(s)) {
+            continue;
+        }
+        let (kind, _) = crate::compliance::check::classify(s);
+        ops.push(Op::Compliance(Box::new(ComplianceOp::PutSender(
+            SenderId {
+                tenant: tenant.to_string(),
+                sender: s.clone(),
+                kind,
+                countries: Vec::new(),
+                created_at: now_ms(),
+            },
+        ))));
+    }
+    for (old, row) in registered.into_iter().flat_map(|m| m.iter()) {
+        if row.countries.is_empty() && !senders.contains(old) {
+            ops.push(Op::Compliance(Box::new(ComplianceOp::DeleteSender {
+                tenant: tenant.to_string(),
+                sender: old.clone(),
+            })));
+        }
+    }
+    ops
+}
+
 /// Writes one admin change. On a follower it then waits until the change is applied
 /// here too, so the next admin call through this node sees it (a route naming a channel
 /// just created through the same node).
@@ -147,11 +199,17 @@ fn apply_tenant_body(t: &mut Tenant, b: TenantBody) -> Result<(), ApiError> {
         t.callback_url = cb;
     }
     if let Some(s) = b.senders {
+        let mut senders: Vec<String> = Vec::new();
         for (i, x) in s.iter().enumerate() {
-            crate::messages::intake::check_sender(x)
+            let checked = crate::messages::intake::check_sender(x)
                 .map_err(|e| e.field(format!("senders[{i}]")))?;
+            // The registry's key: numbers with their `+`, as `.../senders` stores them.
+            let (_, canonical) = crate::compliance::check::classify(&checked);
+            if !senders.contains(&canonical) {
+                senders.push(canonical);
+            }
         }
-        t.senders = s;
+        t.senders = senders;
     }
     if let Some(m) = b.max_parts {
         if !(1..=255).contains(&m) {
@@ -255,7 +313,9 @@ pub async fn create_tenant(
         opt_out_categories: vec![crate::state::Category::Marketing],
     };
     apply_tenant_body(&mut t, b)?;
-    write(&st, Op::PutTenant(Box::new(t))).await?;
+    let mut ops = sync_sender_registry(&st, &id, &t.senders);
+    ops.insert(0, Op::PutTenant(Box::new(t)));
+    write_all(&st, ops).await?;
     Ok((
         StatusCode::CREATED,
         Json(json!({"id": id, "api_key": api_key, "webhook_secret": webhook_secret})),
@@ -333,8 +393,15 @@ pub async fn patch_tenant(
         return Err(ApiError::invalid("id", "the id cannot change"));
     }
     let mut t = find_tenant(&st, &id)?;
+    let senders_given = b.senders.is_some();
     apply_tenant_body(&mut t, b)?;
-    write(&st, Op::PutTenant(Box::new(t.clone()))).await?;
+    let mut ops = if senders_given {
+        sync_sender_registry(&st, &id, &t.senders)
+    } else {
+        Vec::new()
+    };
+    ops.insert(0, Op::PutTenant(Box::new(t.clone())));
+    write_all(&st, ops).await?;
     Ok(Json(tenant_view(&t)).into_response())
 }
 

@@ -369,14 +369,43 @@ pub async fn add_sender(
     for (i, c) in b.countries.iter().enumerate() {
         countries.push(country_code(&format!("countries[{i}]"), c)?);
     }
+    // Like every other create of the admin API: an existing one is not overwritten.
+    if let Some(existing) = st
+        .consensus
+        .store()
+        .compliance()
+        .senders
+        .get(&tenant)
+        .and_then(|m| m.get(&sender))
+    {
+        return Err(ApiError::conflict(format!(
+            "sender {sender} is registered for tenant {tenant} since {}; delete it first to change it",
+            rfc3339(existing.created_at)
+        )));
+    }
     let s = SenderId {
-        tenant,
-        sender,
+        tenant: tenant.clone(),
+        sender: sender.clone(),
         kind: b.kind,
         countries,
         created_at: now_ms(),
     };
-    write(&st, ComplianceOp::PutSender(s.clone())).await?;
+    // A sender for every country is one of the tenant's `senders` too (see
+    // `admin::sync_sender_registry`): both change in one Raft entry.
+    let mut ops = vec![Op::Compliance(Box::new(ComplianceOp::PutSender(s.clone())))];
+    let mut t = st
+        .consensus
+        .store()
+        .config()
+        .tenants
+        .get(&tenant)
+        .cloned()
+        .ok_or_else(|| ApiError::not_found("tenant"))?;
+    if s.countries.is_empty() && !t.senders.contains(&sender) {
+        t.senders.push(sender);
+        ops.push(Op::PutTenant(Box::new(t)));
+    }
+    super::admin::write_all(&st, ops).await?;
     Ok((StatusCode::CREATED, Json(sender_view(&s))).into_response())
 }
 
@@ -418,8 +447,26 @@ pub async fn delete_sender(
         let (_, canonical) = crate::compliance::check::classify(sender.trim());
         canonical
     };
+    let mut ops = vec![Op::Compliance(Box::new(ComplianceOp::DeleteSender {
+        tenant: tenant.clone(),
+        sender: sender.clone(),
+    }))];
+    // And from the tenant's `senders`, which lists the same senders.
+    if let Some(mut t) = st.consensus.store().config().tenants.get(&tenant).cloned()
+        && t.senders.contains(&sender)
+    {
+        t.senders.retain(|s| *s != sender);
+        ops.push(Op::PutTenant(Box::new(t)));
+    }
+    let results = super::admin::write_all(&st, ops).await?;
+    // Found in either list: removed.
+    let found = results.iter().any(|r| *r != OpResult::NotFound);
     deleted(
-        write(&st, ComplianceOp::DeleteSender { tenant, sender }).await?,
+        if found {
+            OpResult::Done
+        } else {
+            OpResult::NotFound
+        },
         "sender",
     )
 }

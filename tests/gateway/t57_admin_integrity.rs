@@ -292,3 +292,116 @@ async fn ids_must_name_real_countries_and_tenants_and_routes_cannot_share_a_matc
         .unwrap_or_default();
     assert_eq!(ids, ["de1", "de3", "default"], "{routes}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn senders_are_one_list_and_are_not_registered_twice() {
+    let dir = tempdir();
+    let _logs = LogsOnFailure(dir.path().to_path_buf());
+    let node = GwNode::start(dir.path(), &[]).await;
+    node.tenant("demo", json!({"senders": ["SMSGW"]})).await;
+    let senders = |v: &Value| -> Vec<String> {
+        v.as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|s| s["sender"].as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    // The tenant's senders are its registered senders.
+    let (s, v) = node
+        .admin(Method::GET, "/admin/v1/tenants/demo/senders", None)
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(senders(&v), ["SMSGW"], "{v}");
+    assert_eq!(v[0]["type"], "alphanumeric", "{v}");
+
+    // Registering one: 201; the same again: 409, the first record unchanged.
+    let body = json!({"sender": "ACME", "type": "alphanumeric", "countries": ["DE"]});
+    let (s, first) = node
+        .admin(
+            Method::POST,
+            "/admin/v1/tenants/demo/senders",
+            Some(body.clone()),
+        )
+        .await;
+    assert_eq!(s, 201, "{first}");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let again = json!({"sender": "ACME", "type": "alphanumeric", "countries": ["FR"]});
+    let (s, v) = node
+        .admin(Method::POST, "/admin/v1/tenants/demo/senders", Some(again))
+        .await;
+    assert_refused(s, &v, 409, "conflict", "register the same sender again");
+    let (_, v) = node
+        .admin(Method::GET, "/admin/v1/tenants/demo/senders", None)
+        .await;
+    let acme = v
+        .as_array()
+        .and_then(|a| a.iter().find(|s| s["sender"] == "ACME"))
+        .cloned()
+        .unwrap_or(Value::Null);
+    assert_eq!(acme["created_at"], first["created_at"], "{v}");
+    assert_eq!(acme["countries"], json!(["DE"]), "{v}");
+
+    // A registration for some countries is not a tenant-wide sender; one for every
+    // country is, and the tenant record lists it after the others.
+    let (_, t) = node
+        .admin(Method::GET, "/admin/v1/tenants/demo", None)
+        .await;
+    assert_eq!(t["senders"], json!(["SMSGW"]), "{t}");
+    let (s, v) = node
+        .admin(
+            Method::POST,
+            "/admin/v1/tenants/demo/senders",
+            Some(json!({"sender": "55555", "type": "short_code"})),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    let (_, t) = node
+        .admin(Method::GET, "/admin/v1/tenants/demo", None)
+        .await;
+    assert_eq!(t["senders"], json!(["SMSGW", "55555"]), "{t}");
+
+    // Deleting one removes it from both.
+    let (s, _) = node
+        .admin(Method::DELETE, "/admin/v1/tenants/demo/senders/SMSGW", None)
+        .await;
+    assert_eq!(s, 204);
+    let (_, t) = node
+        .admin(Method::GET, "/admin/v1/tenants/demo", None)
+        .await;
+    assert_eq!(t["senders"], json!(["55555"]), "{t}");
+    let (_, v) = node
+        .admin(Method::GET, "/admin/v1/tenants/demo/senders", None)
+        .await;
+    let mut got = senders(&v);
+    got.sort();
+    assert_eq!(got, ["55555", "ACME"], "{v}");
+
+    // PATCH replaces the tenant's list and registers what is new; the registration for
+    // some countries stays as it was.
+    let (s, t) = node
+        .admin(
+            Method::PATCH,
+            "/admin/v1/tenants/demo",
+            Some(json!({"senders": ["12345", "+4915112345000"]})),
+        )
+        .await;
+    assert_eq!(s, 200, "{t}");
+    assert_eq!(t["senders"], json!(["12345", "+4915112345000"]), "{t}");
+    let (_, v) = node
+        .admin(Method::GET, "/admin/v1/tenants/demo/senders", None)
+        .await;
+    let mut got = senders(&v);
+    got.sort();
+    assert_eq!(got, ["+4915112345000", "12345", "ACME"], "{v}");
+    let find = |s: &str| {
+        v.as_array()
+            .and_then(|a| a.iter().find(|r| r["sender"] == s))
+            .cloned()
+            .unwrap_or(Value::Null)
+    };
+    assert_eq!(find("12345")["type"], "short_code", "{v}");
+    assert_eq!(find("+4915112345000")["type"], "long_code", "{v}");
+    assert_eq!(find("ACME")["countries"], json!(["DE"]), "{v}");
+}
