@@ -106,6 +106,16 @@ pub async fn run(opts: DemoOptions) -> Result<(), DemoError> {
         "id": "demo", "name": "Demo tenant", "rate_limit": {"per_second": 200, "burst": 400}, "senders": ["SMSGW"],
     }))
     .await?;
+    // A demo data dir from an older version has SMSGW on the tenant but not in its sender
+    // registry: register it (409, already there, is fine).
+    admin(
+        &client,
+        &base,
+        &token,
+        "/admin/v1/tenants/demo/senders",
+        serde_json::json!({"sender": "SMSGW", "type": "alphanumeric"}),
+    )
+    .await?;
     let api_key = match tenant.get("api_key").and_then(|k| k.as_str()) {
         Some(k) => k.to_string(),
         None => admin(

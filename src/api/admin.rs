@@ -65,6 +65,58 @@ fn find_tenant(st: &AppState, id: &str) -> Result<Tenant, ApiError> {
         .ok_or_else(|| ApiError::not_found("tenant"))
 }
 
+/// Writes several admin changes in one Raft entry (all or nothing), then waits like
+/// [`write`].
+pub(super) async fn write_all(st: &AppState, ops: Vec<Op>) -> Result<Vec<OpResult>, ApiError> {
+    let r = st.consensus.propose_many(ops).await?;
+    if !st.consensus.is_leader() {
+        st.consensus.read_barrier().await?;
+    }
+    Ok(r)
+}
+
+/// The compliance writes that make `tenant`'s sender registry agree with its `senders`.
+///
+/// A tenant's `senders` (POST/PATCH) are its senders for every country, in order (the
+/// first is the default `from`); `/admin/v1/tenants/{id}/senders` holds every sender
+/// registration with its type and countries. They agree when each of the tenant's
+/// senders is registered and each registration for every country (no `countries`) is one
+/// of the tenant's senders; registrations for some countries only are not tenant-wide
+/// senders. So senders new to the registry are registered for every country with their
+/// classified type, registered ones keep their countries, and registrations for every
+/// country not in `senders` are removed (also rows a deleted tenant with the same id
+/// left behind). Written in the same Raft entry as the tenant row.
+fn sync_sender_registry(st: &AppState, tenant: &str, senders: &[String]) -> Vec<Op> {
+    use crate::state::compliance::{ComplianceOp, SenderId};
+    let reg = st.consensus.store().compliance();
+    let registered = reg.senders.get(tenant);
+    let mut ops = Vec::new();
+    for s in senders {
+        if registered.is_some_and(|m| m.contains_key(s)) {
+            continue;
+        }
+        let (kind, _) = crate::compliance::check::classify(s);
+        ops.push(Op::Compliance(Box::new(ComplianceOp::PutSender(
+            SenderId {
+                tenant: tenant.to_string(),
+                sender: s.clone(),
+                kind,
+                countries: Vec::new(),
+                created_at: now_ms(),
+            },
+        ))));
+    }
+    for (old, row) in registered.into_iter().flat_map(|m| m.iter()) {
+        if row.countries.is_empty() && !senders.contains(old) {
+            ops.push(Op::Compliance(Box::new(ComplianceOp::DeleteSender {
+                tenant: tenant.to_string(),
+                sender: old.clone(),
+            })));
+        }
+    }
+    ops
+}
+
 /// Writes one admin change. On a follower it then waits until the change is applied
 /// here too, so the next admin call through this node sees it (a route naming a channel
 /// just created through the same node).
@@ -147,11 +199,17 @@ fn apply_tenant_body(t: &mut Tenant, b: TenantBody) -> Result<(), ApiError> {
         t.callback_url = cb;
     }
     if let Some(s) = b.senders {
+        let mut senders: Vec<String> = Vec::new();
         for (i, x) in s.iter().enumerate() {
-            crate::messages::intake::check_sender(x)
+            let checked = crate::messages::intake::check_sender(x)
                 .map_err(|e| e.field(format!("senders[{i}]")))?;
+            // The registry's key: numbers with their `+`, as `.../senders` stores them.
+            let (_, canonical) = crate::compliance::check::classify(&checked);
+            if !senders.contains(&canonical) {
+                senders.push(canonical);
+            }
         }
-        t.senders = s;
+        t.senders = senders;
     }
     if let Some(m) = b.max_parts {
         if !(1..=255).contains(&m) {
@@ -232,6 +290,7 @@ pub async fn create_tenant(
     if st.consensus.store().config().tenants.contains_key(&id) {
         return Err(ApiError::conflict(format!("tenant {id} exists")));
     }
+    refuse_reused_tenant_id(&st, &id)?;
     let api_key = secret("sk_");
     let webhook_secret = secret("whsec_");
     let mut t = Tenant {
@@ -254,12 +313,38 @@ pub async fn create_tenant(
         opt_out_categories: vec![crate::state::Category::Marketing],
     };
     apply_tenant_body(&mut t, b)?;
-    write(&st, Op::PutTenant(Box::new(t))).await?;
+    let mut ops = sync_sender_registry(&st, &id, &t.senders);
+    ops.insert(0, Op::PutTenant(Box::new(t)));
+    write_all(&st, ops).await?;
     Ok((
         StatusCode::CREATED,
         Json(json!({"id": id, "api_key": api_key, "webhook_secret": webhook_secret})),
     )
         .into_response())
+}
+
+/// Refuses (409) a new tenant whose id a deleted tenant used while that tenant's
+/// messages are still stored.
+///
+/// Messages are keyed by tenant id: a new tenant with the same id would list them, read
+/// their status, and receive their remaining webhooks (signed with its own secret, sent
+/// to its own callback URL). A gateway user creating a tenant expects an empty account,
+/// and an admin who re-creates an id by mistake must not hand one customer's traffic to
+/// another. Scoping rows to a tenant "incarnation" would need a new field in every stored
+/// message (and would guess for the rows written before it), so the id stays taken
+/// until the retention purge has dropped the old rows; the answer says so, and any other
+/// id works at once. Checked here, before the write: once deleted, a tenant's key is
+/// refused, so no new rows of the old tenant appear in between.
+fn refuse_reused_tenant_id(st: &AppState, id: &str) -> Result<(), ApiError> {
+    if let Some(msg) = st.consensus.store().first_message_of(id)? {
+        return Err(ApiError::conflict(format!(
+            "tenant id {id} belonged to a deleted tenant whose messages (e.g. {msg}) are still \
+             retained; a new tenant with this id would see them. Choose another id, or wait \
+             until the retention purge (retention_hours) has dropped them"
+        ))
+        .field("id"));
+    }
+    Ok(())
 }
 
 /// `GET /admin/v1/tenants`
@@ -308,8 +393,15 @@ pub async fn patch_tenant(
         return Err(ApiError::invalid("id", "the id cannot change"));
     }
     let mut t = find_tenant(&st, &id)?;
+    let senders_given = b.senders.is_some();
     apply_tenant_body(&mut t, b)?;
-    write(&st, Op::PutTenant(Box::new(t.clone()))).await?;
+    let mut ops = if senders_given {
+        sync_sender_registry(&st, &id, &t.senders)
+    } else {
+        Vec::new()
+    };
+    ops.insert(0, Op::PutTenant(Box::new(t.clone())));
+    write_all(&st, ops).await?;
     Ok(Json(tenant_view(&t)).into_response())
 }
 
@@ -822,13 +914,37 @@ pub async fn get_channel(
     Ok(Json(channel_view(&st, &c, live.remove(&c.id))).into_response())
 }
 
-/// `DELETE /admin/v1/channels/{id}`
+/// Ids of the routes that send over `channel` (as a channel of the route or of its A/B
+/// variant B).
+fn routes_using(cfg: &crate::state::ConfigView, channel: &str) -> Vec<String> {
+    cfg.routes
+        .values()
+        .filter(|r| {
+            r.channels.iter().any(|c| c.id == channel)
+                || r.ab
+                    .as_ref()
+                    .is_some_and(|ab| ab.channels.iter().any(|c| c.id == channel))
+        })
+        .map(|r| r.id.clone())
+        .collect()
+}
+
+/// `DELETE /admin/v1/channels/{id}`: refused (409) while a route still uses the channel,
+/// so no route is left naming a channel that does not exist.
 pub async fn delete_channel(
     State(st): State<AppState>,
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     require_admin(&st, &headers)?;
+    find_channel(&st, &id)?;
+    let users = routes_using(&st.consensus.store().config(), &id);
+    if !users.is_empty() {
+        return Err(ApiError::conflict(format!(
+            "channel {id} is used by route(s) {}: remove it from them (or delete them) first",
+            users.join(", ")
+        )));
+    }
     match write(&st, Op::DeleteChannel { id: id.clone() }).await? {
         OpResult::NotFound => Err(ApiError::not_found("channel")),
         _ => {
@@ -1012,7 +1128,23 @@ fn route_channels(
     Ok(channels)
 }
 
-/// `POST /admin/v1/routes`
+/// True when two routes match exactly the same messages (the same match fields; prefixes
+/// compared as sets). The matcher breaks such ties by the smaller id, so the other route
+/// is dead configuration, and with an empty match nobody can tell which is "the default".
+fn same_match(a: &Route, b: &Route) -> bool {
+    fn prefixes(r: &Route) -> std::collections::BTreeSet<&str> {
+        r.prefixes.iter().map(String::as_str).collect()
+    }
+    prefixes(a) == prefixes(b)
+        && a.country == b.country
+        && a.tenant == b.tenant
+        && a.category == b.category
+        && a.operator == b.operator
+        && a.sender_type == b.sender_type
+}
+
+/// `POST /admin/v1/routes`: 409 for an existing id, and for a route whose match equals
+/// an existing route's.
 pub async fn create_route(
     State(st): State<AppState>,
     headers: HeaderMap,
@@ -1079,11 +1211,13 @@ pub async fn create_route(
         }
     }
     if let Some(c) = &m.country
-        && (c.len() != 2 || !c.bytes().all(|b| b.is_ascii_uppercase()))
+        && !crate::messages::intake::is_known_country(c)
     {
         return Err(ApiError::invalid(
             "match.country",
-            "an ISO 3166 alpha-2 code like \"DE\"",
+            format!(
+                "{c:?} is not an ISO 3166-1 alpha-2 country code with phone numbers, like \"DE\""
+            ),
         ));
     }
     if st.consensus.store().config().routes.contains_key(&b.id) {
@@ -1103,6 +1237,21 @@ pub async fn create_route(
         min_success_rate: b.min_success_rate,
         ab,
     };
+    if let Some(other) = st
+        .consensus
+        .store()
+        .config()
+        .routes
+        .values()
+        .find(|o| same_match(o, &r))
+    {
+        return Err(ApiError::conflict(format!(
+            "route {} has the same match; a second one would never be chosen (ties go to the \
+             smaller id). Change that route's channels, or delete it first",
+            other.id
+        ))
+        .field("match"));
+    }
     write(&st, Op::PutRoute(Box::new(r.clone()))).await?;
     Ok((StatusCode::CREATED, Json(route_view(&r))).into_response())
 }

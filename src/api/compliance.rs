@@ -51,12 +51,15 @@ fn known_tenant(st: &AppState, id: &str) -> Result<(), ApiError> {
     }
 }
 
+/// An ISO 3166-1 alpha-2 code (any case) that phone numbers resolve to, upper-cased.
 fn country_code(field: &str, cc: &str) -> Result<String, ApiError> {
     let up = cc.to_ascii_uppercase();
-    if up.len() != 2 || !up.bytes().all(|b| b.is_ascii_uppercase()) {
+    if !crate::messages::intake::is_known_country(&up) {
         return Err(ApiError::invalid(
             field,
-            "an ISO 3166 alpha-2 code like \"IN\"",
+            format!(
+                "{cc:?} is not an ISO 3166-1 alpha-2 country code with phone numbers, like \"IN\""
+            ),
         ));
     }
     Ok(up)
@@ -109,6 +112,11 @@ pub async fn put_rule(
         s => match s.strip_prefix("tenant:") {
             Some(t) => {
                 check_id("scope", t)?;
+                // A rule for a tenant that does not exist would never apply (and would
+                // apply to a later tenant given that id without anyone asking).
+                if !st.consensus.store().config().tenants.contains_key(t) {
+                    return Err(ApiError::invalid("scope", format!("unknown tenant {t:?}")));
+                }
                 Some(t.to_string())
             }
             None => {
@@ -262,6 +270,23 @@ pub async fn list_countries(
     .into_response())
 }
 
+/// A country path segment for reading or deleting: a known code, or one stored before
+/// codes were checked against the region list (so such a row can still be seen and
+/// removed).
+fn stored_or_known_country(st: &AppState, cc: &str) -> Result<String, ApiError> {
+    let up = cc.to_ascii_uppercase();
+    if st
+        .consensus
+        .store()
+        .compliance()
+        .countries
+        .contains_key(&up)
+    {
+        return Ok(up);
+    }
+    country_code("country", cc)
+}
+
 /// `GET /admin/v1/compliance/countries/{cc}`: the rules in force (configured or built in).
 pub async fn get_country(
     State(st): State<AppState>,
@@ -269,7 +294,7 @@ pub async fn get_country(
     Path(cc): Path<String>,
 ) -> Result<Response, ApiError> {
     require_admin(&st, &headers)?;
-    let cc = country_code("country", &cc)?;
+    let cc = stored_or_known_country(&st, &cc)?;
     let c = st.consensus.store().compliance().country(&cc);
     Ok(Json(country_view(&c)).into_response())
 }
@@ -281,7 +306,7 @@ pub async fn delete_country(
     Path(cc): Path<String>,
 ) -> Result<Response, ApiError> {
     require_admin(&st, &headers)?;
-    let country = country_code("country", &cc)?;
+    let country = stored_or_known_country(&st, &cc)?;
     deleted(
         write(&st, ComplianceOp::DeleteCountry { country }).await?,
         "country",
@@ -338,14 +363,43 @@ pub async fn add_sender(
     for (i, c) in b.countries.iter().enumerate() {
         countries.push(country_code(&format!("countries[{i}]"), c)?);
     }
+    // Like every other create of the admin API: an existing one is not overwritten.
+    if let Some(existing) = st
+        .consensus
+        .store()
+        .compliance()
+        .senders
+        .get(&tenant)
+        .and_then(|m| m.get(&sender))
+    {
+        return Err(ApiError::conflict(format!(
+            "sender {sender} is registered for tenant {tenant} since {}; delete it first to change it",
+            rfc3339(existing.created_at)
+        )));
+    }
     let s = SenderId {
-        tenant,
-        sender,
+        tenant: tenant.clone(),
+        sender: sender.clone(),
         kind: b.kind,
         countries,
         created_at: now_ms(),
     };
-    write(&st, ComplianceOp::PutSender(s.clone())).await?;
+    // A sender for every country is one of the tenant's `senders` too (see
+    // `admin::sync_sender_registry`): both change in one Raft entry.
+    let mut ops = vec![Op::Compliance(Box::new(ComplianceOp::PutSender(s.clone())))];
+    let mut t = st
+        .consensus
+        .store()
+        .config()
+        .tenants
+        .get(&tenant)
+        .cloned()
+        .ok_or_else(|| ApiError::not_found("tenant"))?;
+    if s.countries.is_empty() && !t.senders.contains(&sender) {
+        t.senders.push(sender);
+        ops.push(Op::PutTenant(Box::new(t)));
+    }
+    super::admin::write_all(&st, ops).await?;
     Ok((StatusCode::CREATED, Json(sender_view(&s))).into_response())
 }
 
@@ -387,8 +441,26 @@ pub async fn delete_sender(
         let (_, canonical) = crate::compliance::check::classify(sender.trim());
         canonical
     };
+    let mut ops = vec![Op::Compliance(Box::new(ComplianceOp::DeleteSender {
+        tenant: tenant.clone(),
+        sender: sender.clone(),
+    }))];
+    // And from the tenant's `senders`, which lists the same senders.
+    if let Some(mut t) = st.consensus.store().config().tenants.get(&tenant).cloned()
+        && t.senders.contains(&sender)
+    {
+        t.senders.retain(|s| *s != sender);
+        ops.push(Op::PutTenant(Box::new(t)));
+    }
+    let results = super::admin::write_all(&st, ops).await?;
+    // Found in either list: removed.
+    let found = results.iter().any(|r| *r != OpResult::NotFound);
     deleted(
-        write(&st, ComplianceOp::DeleteSender { tenant, sender }).await?,
+        if found {
+            OpResult::Done
+        } else {
+            OpResult::NotFound
+        },
         "sender",
     )
 }

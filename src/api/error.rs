@@ -57,7 +57,11 @@ pub const ERROR_CODES: &[(&str, u16, &str)] = &[
         "Missing or wrong `Authorization: Bearer` credentials.",
     ),
     ("not_found", 404, "No such id (for this tenant)."),
-    ("conflict", 409, "An object with this id exists already."),
+    (
+        "conflict",
+        409,
+        "An object with this id (or a route with the same match, or this sender) exists already, a channel is still used by a route, or a deleted tenant's messages still hold the tenant id; `message` says which and what to do.",
+    ),
     (
         "idempotency_conflict",
         409,

@@ -372,6 +372,26 @@ pub async fn batch(
     Ok((StatusCode::OK, Json(json!({ "results": results }))).into_response())
 }
 
+/// `route` of a preview: always the contract's `{"channel", "strategy"}` object. A send
+/// without a route (or whose route has no existing channel left) is not refused: it is
+/// accepted and then fails with `no_route` (contract sections 3 and 4). The preview
+/// says so in the same object, with that error, instead of `null`.
+fn preview_route(route: Option<&crate::routing::RouteChoice>) -> Value {
+    match route {
+        Some(r) if !r.channels.is_empty() => {
+            json!({"id": r.route_id, "channel": r.channels.first(), "strategy": r.strategy, "error": null})
+        }
+        Some(r) => json!({"id": r.route_id, "channel": null, "strategy": r.strategy, "error": {
+            "code": "no_route",
+            "message": format!("route {} has no existing channel: a send would be accepted and then fail with no_route", r.route_id),
+        }}),
+        None => json!({"id": null, "channel": null, "strategy": null, "error": {
+            "code": "no_route",
+            "message": "no route matches this destination: a send would be accepted and then fail with no_route",
+        }}),
+    }
+}
+
 /// `POST /v1/messages/preview`: what sending would cost, without sending.
 pub async fn preview(
     State(st): State<AppState>,
@@ -383,10 +403,7 @@ pub async fn preview(
     let operator = hlr_operator(&st, &req).await;
     let (intake, _) = prepare(&st, &tenant, &req, crate::clock::now_ms(), operator, false)?;
     let cfg = st.consensus.store().config();
-    let route = intake
-        .route
-        .as_ref()
-        .map(|r| json!({"id": r.route_id, "channel": r.channels.first(), "strategy": r.strategy}));
+    let route = preview_route(intake.route.as_ref());
     let cost = intake
         .route
         .as_ref()

@@ -7,6 +7,31 @@ use utoipa::openapi::path::{HttpMethod, OperationBuilder, PathItem, PathsBuilder
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ComponentsBuilder, InfoBuilder, OpenApiBuilder, ResponseBuilder};
 
+/// (method, path, when) of the admin calls that answer 409 `conflict`.
+const CONFLICTS: &[(&str, &str, &str)] = &[
+    (
+        "post",
+        "/admin/v1/tenants",
+        "the id exists, or a deleted tenant with this id still has retained messages",
+    ),
+    ("post", "/admin/v1/channels", "the id exists"),
+    (
+        "delete",
+        "/admin/v1/channels/{id}",
+        "a route still uses the channel; the message names the routes",
+    ),
+    (
+        "post",
+        "/admin/v1/routes",
+        "the id exists, or another route has the same match (named in the message)",
+    ),
+    (
+        "post",
+        "/admin/v1/tenants/{id}/senders",
+        "the sender is registered already; delete it first to change it",
+    ),
+];
+
 /// (method, path, summary, tag, success status) of every endpoint.
 pub const ROUTES: &[(&str, &str, &str, &str, &str)] = &[
     (
@@ -438,6 +463,9 @@ pub fn document() -> utoipa::openapi::OpenApi {
                     "503",
                     ResponseBuilder::new().description("no leader / below quorum"),
                 );
+        }
+        if let Some((_, _, why)) = CONFLICTS.iter().find(|(cm, cp, _)| cm == m && cp == path) {
+            op = op.response("409", ResponseBuilder::new().description(*why));
         }
         if path.starts_with("/v1/messages") && *m == "post" {
             op = op

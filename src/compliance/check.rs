@@ -153,11 +153,19 @@ pub fn check(
 
     // Sender id: a registered id for the country when none was asked for, a pool number
     // where alphanumerics are forbidden, registration where the country demands it.
+    // The tenant's default (its first `senders` entry, registered for every country by
+    // the tenant's own list) stays unless a sender is registered for this very country.
     if !inp.explicit_from
         && let Some(s) = reg.senders.get(tenant).and_then(|m| {
             m.values()
                 .find(|s| s.countries.iter().any(|c| c == cc))
-                .or_else(|| m.values().find(|s| s.countries.is_empty()))
+                .or_else(|| {
+                    if m.get(&v.from).is_some_and(|s| s.countries.is_empty()) {
+                        None
+                    } else {
+                        m.values().find(|s| s.countries.is_empty())
+                    }
+                })
         })
         && s.sender != v.from
         && (cr.alphanumeric_allowed || s.kind != SenderKind::Alphanumeric)

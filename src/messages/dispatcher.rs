@@ -48,6 +48,9 @@ pub enum DispatchMsg {
     Moved(Vec<String>),
     /// A waiting message ended without being sent (its row is final).
     Left(String),
+    /// Waiting messages found on channels that were deleted (leader only), with the
+    /// deleted channel each waits on.
+    Stranded(Vec<(ReadyInfo, String)>),
 }
 
 /// The dispatcher actor.
@@ -135,6 +138,9 @@ pub struct DispatcherState {
     /// comes, and swept out of the queues on the next tick (one pass per tick, however
     /// many left at once).
     left: HashSet<String>,
+    /// The configured channels when this node, as leader, last looked for messages
+    /// waiting on deleted ones (None: not leader, or not looked yet).
+    channels_seen: Option<std::collections::BTreeSet<String>>,
 }
 
 impl DispatcherState {
@@ -162,7 +168,7 @@ impl DispatcherState {
     /// Re-reads which channels this node owns; queues the waiting messages of channels
     /// it gained, drops the queues of channels it lost, and finishes hand-overs whose
     /// in-flight work is done.
-    async fn refresh_ownership(&mut self) {
+    async fn refresh_ownership(&mut self, myself: &ActorRef<DispatchMsg>) {
         let me = self.node_id();
         let lease_ok = self.lease.valid();
         let (now_owned, handovers): (HashMap<String, u64>, Vec<Handover>) = {
@@ -210,7 +216,7 @@ impl DispatcherState {
                 Ok(ids) => {
                     for id in ids {
                         if !self.known.contains(&id) && !self.working_ids.contains(&id) {
-                            self.load_if(&id, &gained).await;
+                            self.load_if(myself, &id, &gained).await;
                         }
                     }
                 }
@@ -241,7 +247,12 @@ impl DispatcherState {
     }
 
     /// Reads a message's row and queues it if it waits on one of `channels`.
-    async fn load_if(&mut self, id: &str, channels: &HashSet<String>) {
+    async fn load_if(
+        &mut self,
+        myself: &ActorRef<DispatchMsg>,
+        id: &str,
+        channels: &HashSet<String>,
+    ) {
         match self.consensus.store().get_message(id) {
             Ok(Some(m)) => {
                 if let Some(info) = ReadyInfo::of(&m)
@@ -251,7 +262,7 @@ impl DispatcherState {
                         .map(|c| channels.contains(c))
                         .unwrap_or(false)
                 {
-                    self.enqueue(info).await;
+                    self.enqueue(myself, info).await;
                 }
             }
             Ok(None) => {}
@@ -260,11 +271,11 @@ impl DispatcherState {
     }
 
     /// Reads a message's row and queues it if it waits to be sent.
-    async fn load(&mut self, id: String) {
+    async fn load(&mut self, myself: &ActorRef<DispatchMsg>, id: String) {
         match self.consensus.store().get_message(&id) {
             Ok(Some(m)) => {
                 if let Some(info) = ReadyInfo::of(&m) {
-                    self.enqueue(info).await;
+                    self.enqueue(myself, info).await;
                 }
             }
             Ok(None) => {}
@@ -272,7 +283,111 @@ impl DispatcherState {
         }
     }
 
-    async fn enqueue(&mut self, info: ReadyInfo) {
+    /// A waiting message whose channel no longer exists (deleted after the message was
+    /// accepted): it moves to the next channel of its route that exists (`Op::Requeue`),
+    /// or, with none left or parts already sent on the deleted one, fails with
+    /// `no_route`. Proposed by the leader only, like the failure of a message without
+    /// any channel; the answer comes back as `Moved`, which reads the row again.
+    fn channel_gone(
+        &mut self,
+        myself: &ActorRef<DispatchMsg>,
+        id: String,
+        route: &[String],
+        pinned: bool,
+        gone: &str,
+    ) {
+        if !self.moving.insert(id.clone()) {
+            return;
+        }
+        let at = crate::clock::now_ms();
+        let elsewhere = !pinned && {
+            let cfg = self.consensus.store().config();
+            route.iter().any(|c| cfg.channels.contains_key(c))
+        };
+        let op = if elsewhere {
+            Op::Requeue {
+                id: id.clone(),
+                note: format!(
+                    "channel {gone} was deleted; moving to the next channel of the route"
+                ),
+                at,
+            }
+        } else {
+            Op::Fail {
+                id: id.clone(),
+                error: ErrorInfo {
+                    code: "no_route".into(),
+                    message: format!(
+                        "channel {gone} was deleted and the message has no other channel to take"
+                    ),
+                    smsc_code: None,
+                },
+                at,
+            }
+        };
+        warn!(message_id = %id, channel = %gone, requeue = elsewhere, "message waits on a deleted channel");
+        let c = self.consensus.clone();
+        let me = myself.clone();
+        tokio::spawn(async move {
+            if let Err(e) = c.propose(op).await {
+                warn!(message_id = %id, error = %e, "cannot move a message off a deleted channel; will retry");
+            }
+            let _ = me.send_message(DispatchMsg::Moved(vec![id]));
+        });
+    }
+
+    /// On the leader, when channels were deleted (or leadership was just gained): finds
+    /// the waiting messages whose channel no longer exists. Their owner dropped them
+    /// from its queue when the channel went, and no node will ever own it again.
+    fn sweep_deleted_channels(&mut self, myself: &ActorRef<DispatchMsg>) {
+        if !self.consensus.is_leader() {
+            self.channels_seen = None;
+            return;
+        }
+        let now: std::collections::BTreeSet<String> = self
+            .consensus
+            .store()
+            .config()
+            .channels
+            .keys()
+            .cloned()
+            .collect();
+        let lost = match &self.channels_seen {
+            None => true,
+            Some(seen) => seen.iter().any(|c| !now.contains(c)),
+        };
+        self.channels_seen = Some(now.clone());
+        if !lost {
+            return;
+        }
+        // Off the actor: the waiting rows (those with an expiry entry: accepted and
+        // scheduled, not the sent ones awaiting receipts) are read and decoded, which on a
+        // long backlog must not hold up dispatching on a new leader.
+        let store = self.consensus.store().clone();
+        let me = myself.clone();
+        tokio::task::spawn_blocking(move || {
+            let ids: Vec<String> = store
+                .work()
+                .expiry
+                .iter()
+                .map(|(_, id)| id.clone())
+                .collect();
+            let stranded: Vec<(ReadyInfo, String)> = ids
+                .iter()
+                .filter_map(|id| store.get_message(id).ok().flatten())
+                .filter_map(|m| ReadyInfo::of(&m))
+                .filter_map(|info| {
+                    let ch = info.channel.clone()?;
+                    (!now.contains(&ch)).then_some((info, ch))
+                })
+                .collect();
+            if !stranded.is_empty() {
+                let _ = me.send_message(DispatchMsg::Stranded(stranded));
+            }
+        });
+    }
+
+    async fn enqueue(&mut self, myself: &ActorRef<DispatchMsg>, info: ReadyInfo) {
         let id = info.id;
         if self.working_ids.contains(&id) {
             self.again.insert(id);
@@ -298,7 +413,7 @@ impl DispatcherState {
             tokio::spawn(async move {
                 let error = ErrorInfo {
                     code: "no_route".into(),
-                    message: "no route matches this destination".into(),
+                    message: "no route with an existing channel matches this destination".into(),
                     smsc_code: None,
                 };
                 let _ = c
@@ -312,6 +427,12 @@ impl DispatcherState {
             return;
         };
         if !self.owned.contains_key(&ch) {
+            if self.consensus.is_leader()
+                && !self.consensus.store().config().channels.contains_key(&ch)
+            {
+                // Nobody owns a deleted channel: without this it would wait for ever.
+                self.channel_gone(myself, id, &q.route, q.pinned, &ch);
+            }
             return; // another node dispatches it
         }
         self.known.insert(id);
@@ -591,6 +712,7 @@ impl Actor for Dispatcher {
             moving: HashSet::default(),
             handing_over: HashSet::default(),
             left: HashSet::default(),
+            channels_seen: None,
         })
     }
 
@@ -601,12 +723,18 @@ impl Actor for Dispatcher {
         st: &mut DispatcherState,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
-            DispatchMsg::Ready(info) => st.enqueue(info).await,
-            DispatchMsg::Load(id) => st.load(id).await,
+            DispatchMsg::Ready(info) => st.enqueue(&myself, info).await,
+            DispatchMsg::Load(id) => st.load(&myself, id).await,
             DispatchMsg::Tick => {
-                st.refresh_ownership().await;
+                st.refresh_ownership(&myself).await;
                 st.sweep_left();
+                st.sweep_deleted_channels(&myself);
                 st.reroute(&myself);
+            }
+            DispatchMsg::Stranded(found) => {
+                for (info, ch) in found {
+                    st.channel_gone(&myself, info.id, &info.route, info.pinned, &ch);
+                }
             }
             DispatchMsg::Left(id) => {
                 // Queued, not being worked (a message actor ends its own message).
@@ -624,7 +752,7 @@ impl Actor for Dispatcher {
                 for id in ids {
                     st.moving.remove(&id);
                     // Its Ready notice may have come (and been skipped) meanwhile.
-                    st.load(id).await;
+                    st.load(&myself, id).await;
                 }
             }
         }
@@ -653,7 +781,7 @@ impl Actor for Dispatcher {
             }
             st.known.remove(&id);
             if crashed || st.again.remove(&id) {
-                st.load(id).await;
+                st.load(&myself, id).await;
             }
         }
         st.pump(&myself).await;

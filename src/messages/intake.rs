@@ -177,6 +177,17 @@ fn country_id(n: &phonenumber::PhoneNumber) -> Option<String> {
     n.country().id().map(|id| format!("{id:?}"))
 }
 
+/// True when `cc` is a region libphonenumber knows (its CLDR region ids: the ISO 3166-1
+/// alpha-2 codes that have phone numbers, plus AC, TA and XK). Countries in routes and
+/// compliance rules are compared with the country `parse_recipient` finds for a number,
+/// so a code outside this list (`XX`, or an ISO code without numbers such as `AQ`)
+/// could never match anything: it is refused instead of silently doing nothing.
+pub fn is_known_country(cc: &str) -> bool {
+    cc.len() == 2
+        && cc.bytes().all(|b| b.is_ascii_uppercase())
+        && cc.parse::<phonenumber::country::Id>().is_ok()
+}
+
 /// Checks a sender id: alphanumeric (≤ 11), short code (3–8 digits), or E.164.
 pub fn check_sender(from: &str) -> Result<String, ApiError> {
     let bad = |why: &str| {
@@ -317,7 +328,7 @@ pub fn build_routed(
     // options shape the parts, so they must be those of the route the message will take
     // (operator- and sender-specific routes included).
     let operator = operator.or_else(|| engine.operator_of(cfg, &to));
-    let route = engine.route(
+    let mut route = engine.route(
         cfg,
         &routing::MatchInput {
             to: &to,
@@ -329,6 +340,12 @@ pub fn build_routed(
         },
         &id,
     );
+    // A route saved while a channel of it existed may name it after its deletion (the
+    // admin API refuses that now; older routes can have it): only existing channels are
+    // candidates, and a route with none left fails the message with `no_route`.
+    if let Some(r) = route.as_mut() {
+        r.channels.retain(|c| cfg.channels.contains_key(c));
+    }
     let channel = route
         .as_ref()
         .and_then(|r| r.channels.first())
@@ -546,6 +563,38 @@ pub fn cost(cfg: &ConfigView, channel: &str, to: &str, parts: usize) -> Option<f
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn known_countries_are_the_regions_numbers_resolve_to() {
+        for (cc, known) in [
+            ("DE", true),
+            ("IN", true),
+            ("US", true),
+            ("GB", true),
+            ("XK", true),
+            ("XX", false),
+            ("ZZ", false),
+            ("UK", false),
+            ("de", false),
+            ("DEU", false),
+            ("D", false),
+            ("", false),
+            ("001", false),
+        ] {
+            assert_eq!(is_known_country(cc), known, "{cc}");
+        }
+        // Every country a valid number resolves to is known (a route on it can match).
+        for to in [
+            "+4915112345678",
+            "+919876543210",
+            "+12025550100",
+            "+33612345678",
+        ] {
+            let (_, cc) = parse_recipient(to).expect("valid number");
+            let cc = cc.expect("a region");
+            assert!(is_known_country(&cc), "{to} -> {cc}");
+        }
+    }
 
     #[test]
     fn validity_agrees_with_libphonenumber() {

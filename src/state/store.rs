@@ -577,6 +577,20 @@ impl StateStore {
         Ok((out, None))
     }
 
+    /// The oldest retained message of `tenant` (an id), if any row of that tenant id is
+    /// still stored: a deleted tenant's messages stay until the retention purge.
+    pub fn first_message_of(&self, tenant: &str) -> Result<Option<String>, StoreError> {
+        match self.tenant_msgs.prefix(join_key(tenant, "")).next() {
+            Some(kv) => {
+                let k = kv.key()?;
+                Ok(Some(
+                    String::from_utf8_lossy(&k[tenant.len() + 1..]).to_string(),
+                ))
+            }
+            None => Ok(None),
+        }
+    }
+
     /// The whole webhook outbox (at start and for retries).
     pub fn webhook_jobs(&self) -> Result<Vec<WebhookJob>, StoreError> {
         let mut out = Vec::new();

@@ -11,6 +11,7 @@ mod t40_batch_list_preview;
 mod t45_encoding;
 mod t50_receipts;
 mod t55_routing;
+mod t57_admin_integrity;
 mod t60_throttling_reconnect;
 mod t65_compliance;
 mod t70_actor_crash;
