@@ -40,10 +40,36 @@ fn disable_transparent_huge_pages() {
     }
 }
 
+/// Help and version print as clap renders them. Any other command-line error is the
+/// contract's one line naming the flag (clap's first line, e.g. "error: invalid value
+/// 'abc' for '--node-id <NODE_ID>': invalid digit found in string"), exit status 2.
+fn cli_error(e: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        let _ = e.print();
+        return ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2));
+    }
+    let text = e.render().to_string();
+    let line = text
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("error: bad command line");
+    eprintln!("{line} (see --help)");
+    ExitCode::from(2)
+}
+
 fn main() -> ExitCode {
     disable_transparent_huge_pages();
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return cli_error(e),
+    };
     // A simulator stands in for a remote operator but shares the cores with the node in
     // tests and benchmarks: it spends about 15 µs of CPU per message (submit, response,
     // receipt), so one thread carries tens of thousands a second, and without a pool's

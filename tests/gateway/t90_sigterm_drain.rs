@@ -324,6 +324,12 @@ async fn bad_configuration_exits_2_with_one_line_naming_the_field() {
             vec![],
             "admin_token",
         ),
+        // Refused by the command-line parser itself, before the config is built.
+        (
+            base(&["--http", "127.0.0.1:0", "--node-id", "abc"]),
+            vec![],
+            "--node-id",
+        ),
     ];
     for (args, env, word) in &cases {
         let argv: Vec<&str> = args.iter().map(String::as_str).collect();
