@@ -286,6 +286,16 @@ pub fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, Api
             let path = e.path().to_string();
             let inner = e.into_inner();
             if inner.is_syntax() || inner.is_eof() || inner.is_io() {
+                // serde_json reports a number or a list where an enum's name belongs as a
+                // syntax error ("expected value"); in a well-formed body it is a field of
+                // the wrong type.
+                let well_formed = serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_ok();
+                if well_formed && inner.is_syntax() && !(path == "." || path.is_empty()) {
+                    return Err(ApiError::invalid(
+                        &path,
+                        format!("{path} has the wrong type: expected one of the documented values"),
+                    ));
+                }
                 return Err(malformed(&inner));
             }
             let msg = without_rust_names(&inner.to_string());
@@ -376,6 +386,20 @@ mod tests {
         let e = parse_json::<B>(br#"{"to": "#).unwrap_err();
         assert_eq!((e.status.as_u16(), e.code), (400, "invalid_json"));
         let e = parse_json::<B>(b"\xff\xfe").unwrap_err();
+        assert_eq!(e.status.as_u16(), 400);
+    }
+
+    #[test]
+    fn a_number_for_an_enum_names_the_field() {
+        #[derive(Debug, serde::Deserialize)]
+        #[allow(dead_code)]
+        struct Body {
+            category: crate::state::Category,
+        }
+        let e = parse_json::<Body>(br#"{"category": 5}"#).expect_err("a number is no category");
+        assert_eq!(e.status.as_u16(), 422);
+        assert_eq!(e.field.as_deref(), Some("category"));
+        let e = parse_json::<Body>(br#"{"category": 5"#).expect_err("cut off");
         assert_eq!(e.status.as_u16(), 400);
     }
 
