@@ -505,6 +505,21 @@ pub async fn add_template(
     if b.text.is_empty() || b.text.chars().count() > 2000 {
         return Err(ApiError::invalid("text", "1 to 2000 characters"));
     }
+    // Like every other create of the admin API: an existing one is not overwritten.
+    if let Some(existing) = st
+        .consensus
+        .store()
+        .compliance()
+        .templates
+        .get(&tenant)
+        .and_then(|m| m.get(&b.template_id))
+    {
+        return Err(ApiError::conflict(format!(
+            "DLT template {} exists for tenant {tenant} since {}; delete it first to change it",
+            b.template_id,
+            rfc3339(existing.created_at)
+        )));
+    }
     let t = DltTemplate {
         tenant,
         template_id: b.template_id,
@@ -593,6 +608,20 @@ pub async fn add_campaign(
     let tps = b.tps.unwrap_or(1);
     if tps > 100_000 {
         return Err(ApiError::invalid("tps", "0 to 100000"));
+    }
+    if let Some(existing) = st
+        .consensus
+        .store()
+        .compliance()
+        .campaigns
+        .get(&tenant)
+        .and_then(|m| m.get(&b.id))
+    {
+        return Err(ApiError::conflict(format!(
+            "campaign {} exists for tenant {tenant} since {}; delete it first to change it",
+            b.id,
+            rfc3339(existing.created_at)
+        )));
     }
     let c = Campaign {
         tenant,

@@ -422,6 +422,16 @@ async fn every_rule_and_action_through_the_api() {
     .await;
     post(&node, "/admin/v1/tenants/acme/dlt_templates",
         json!({"template_id": "1107000000000000001", "entity_id": "1101234567890123456", "text": "Your OTP is {#var#}. Do not share it."})).await;
+    // A second create with the same id does not overwrite the first.
+    let (s, v) = node
+        .admin(Method::POST, "/admin/v1/tenants/acme/dlt_templates",
+            Some(json!({"template_id": "1107000000000000001", "entity_id": "1101234567890123456", "text": "Something else {#var#}"})))
+        .await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (409, Some("conflict")),
+        "{v}"
+    );
     expect(
         &node,
         &key,
@@ -482,6 +492,18 @@ async fn every_rule_and_action_through_the_api() {
     .await;
     post(&node, "/admin/v1/tenants/acme/campaigns",
         json!({"id": "CAMP1", "use_case": "2fa", "numbers": ["+12025550123", "+12025550124"], "tps": 1})).await;
+    let (s, v) = node
+        .admin(
+            Method::POST,
+            "/admin/v1/tenants/acme/campaigns",
+            Some(json!({"id": "CAMP1", "use_case": "marketing", "numbers": ["+12025550199"]})),
+        )
+        .await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (409, Some("conflict")),
+        "{v}"
+    );
     let v = expect(
         &node,
         &key,
