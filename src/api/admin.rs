@@ -412,10 +412,63 @@ pub async fn delete_tenant(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     require_admin(&st, &headers)?;
-    match write(&st, Op::DeleteTenant { id }).await? {
-        OpResult::NotFound => Err(ApiError::not_found("tenant")),
+    let mut ops = vec![Op::DeleteTenant { id: id.clone() }];
+    ops.extend(tenant_compliance_rows(&st, &id));
+    match write_all(&st, ops).await?.first() {
+        Some(OpResult::NotFound) => Err(ApiError::not_found("tenant")),
         _ => Ok(StatusCode::NO_CONTENT.into_response()),
     }
+}
+
+/// The compliance rows that belong to tenant `id` alone (sender registrations, DLT
+/// templates, 10DLC campaigns, opt-outs, content rules scoped to it), removed in the same
+/// Raft entry as the tenant: a tenant created later under the same id must start clean,
+/// not inherit another customer's templates, campaigns or opt-out list.
+fn tenant_compliance_rows(st: &AppState, id: &str) -> Vec<Op> {
+    use crate::state::compliance::ComplianceOp;
+    let reg = st.consensus.store().compliance();
+    let op = |c: ComplianceOp| Op::Compliance(Box::new(c));
+    let tenant = || id.to_string();
+    let mut ops = Vec::new();
+    if let Some(senders) = reg.senders.get(id) {
+        ops.extend(senders.keys().map(|s| {
+            op(ComplianceOp::DeleteSender {
+                tenant: tenant(),
+                sender: s.clone(),
+            })
+        }));
+    }
+    if let Some(templates) = reg.templates.get(id) {
+        ops.extend(templates.keys().map(|t| {
+            op(ComplianceOp::DeleteTemplate {
+                tenant: tenant(),
+                template_id: t.clone(),
+            })
+        }));
+    }
+    if let Some(campaigns) = reg.campaigns.get(id) {
+        ops.extend(campaigns.keys().map(|c| {
+            op(ComplianceOp::DeleteCampaign {
+                tenant: tenant(),
+                id: c.clone(),
+            })
+        }));
+    }
+    if let Some(numbers) = reg.opt_outs.get(id) {
+        ops.extend(numbers.iter().map(|n| {
+            op(ComplianceOp::RemoveOptOut {
+                tenant: tenant(),
+                number: format!("+{n}"),
+            })
+        }));
+    }
+    ops.extend(
+        reg.rules
+            .values()
+            .filter(|r| r.scope.as_deref() == Some(id))
+            .map(|r| op(ComplianceOp::DeleteRule { id: r.id.clone() })),
+    );
+    ops
 }
 
 /// `POST /admin/v1/tenants/{id}/keys`: a new API key; the old one stops working.

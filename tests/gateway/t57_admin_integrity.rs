@@ -420,3 +420,75 @@ async fn senders_are_one_list_and_are_not_registered_twice() {
     assert_eq!(find("+4915112345000")["type"], "long_code", "{v}");
     assert_eq!(find("ACME")["countries"], json!(["DE"]), "{v}");
 }
+
+/// Deleting a tenant removes what only it used (DLT templates, 10DLC campaigns, opt-outs,
+/// content rules scoped to it, sender registrations): a tenant created later under the
+/// same id starts clean instead of inheriting another customer's compliance rows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_tenants_compliance_rows_go_with_it() {
+    let dir = tempdir();
+    let _logs = LogsOnFailure(dir.path().to_path_buf());
+    let node = GwNode::start(dir.path(), &[]).await;
+    node.tenant("gone", json!({})).await;
+    let creates = [
+        (
+            Method::POST,
+            "/admin/v1/tenants/gone/dlt_templates",
+            json!({"template_id": "1107000000000000001", "entity_id": "1101234567890123456", "text": "Code {#var#}"}),
+        ),
+        (
+            Method::POST,
+            "/admin/v1/tenants/gone/campaigns",
+            json!({"id": "CAMP1", "use_case": "2fa", "numbers": ["+12025550123"]}),
+        ),
+        (
+            Method::POST,
+            "/admin/v1/tenants/gone/opt_outs",
+            json!({"numbers": ["+4915112340000"]}),
+        ),
+        (
+            Method::POST,
+            "/admin/v1/tenants/gone/senders",
+            json!({"sender": "GONE", "type": "alphanumeric"}),
+        ),
+        (
+            Method::PUT,
+            "/admin/v1/compliance/rules/gone-only",
+            json!({"scope": "tenant:gone", "kind": "keyword", "pattern": "casino", "action": "reject"}),
+        ),
+    ];
+    for (method, path, body) in creates {
+        let (s, v) = node.admin(method, path, Some(body)).await;
+        assert!(s == 200 || s == 201, "{path}: {s} {v}");
+    }
+    let (s, v) = node
+        .admin(Method::DELETE, "/admin/v1/tenants/gone", None)
+        .await;
+    assert_eq!(s, 204, "{v}");
+    // No message was sent, so the id is free again.
+    node.tenant("gone", json!({})).await;
+    for path in [
+        "/admin/v1/tenants/gone/dlt_templates",
+        "/admin/v1/tenants/gone/campaigns",
+        "/admin/v1/tenants/gone/senders",
+    ] {
+        let (s, v) = node.admin(Method::GET, path, None).await;
+        assert_eq!(s, 200, "{path}: {v}");
+        let rows = v
+            .as_array()
+            .or_else(|| v["items"].as_array())
+            .or_else(|| v["data"].as_array());
+        assert!(
+            rows.is_some_and(|r| r.is_empty()),
+            "{path} starts empty: {v}"
+        );
+    }
+    let (_, v) = node
+        .admin(Method::GET, "/admin/v1/tenants/gone/opt_outs", None)
+        .await;
+    assert_eq!(v["total"], 0, "{v}");
+    let (s, v) = node
+        .admin(Method::GET, "/admin/v1/compliance/rules/gone-only", None)
+        .await;
+    assert_eq!(s, 404, "the scoped rule went with the tenant: {v}");
+}
