@@ -1273,14 +1273,6 @@ pub async fn create_route(
             ),
         ));
     }
-    if let Some(t) = &m.tenant
-        && !st.consensus.store().config().tenants.contains_key(t)
-    {
-        return Err(ApiError::invalid(
-            "match.tenant",
-            format!("no tenant {t:?}: a route for it would never match"),
-        ));
-    }
     if st.consensus.store().config().routes.contains_key(&b.id) {
         return Err(ApiError::conflict(format!("route {} exists", b.id)));
     }
