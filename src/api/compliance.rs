@@ -70,6 +70,19 @@ fn number(field: &str, raw: &str) -> Result<String, ApiError> {
     crate::messages::intake::normalize_lost_plus(raw).map_err(|e| e.field(field))
 }
 
+/// 409 when a create finds the tenant's row with that id (`created_at` of it): like every
+/// other create of the admin API, an existing one is not overwritten. `what` says which
+/// row ("DLT template X exists").
+fn refuse_existing(what: &str, tenant: &str, created_at: Option<i64>) -> Result<(), ApiError> {
+    match created_at {
+        Some(at) => Err(ApiError::conflict(format!(
+            "{what} for tenant {tenant} since {}; delete it first to change it",
+            rfc3339(at)
+        ))),
+        None => Ok(()),
+    }
+}
+
 fn deleted(r: OpResult, what: &str) -> Result<Response, ApiError> {
     match r {
         OpResult::NotFound => Err(ApiError::not_found(what)),
@@ -363,20 +376,17 @@ pub async fn add_sender(
     for (i, c) in b.countries.iter().enumerate() {
         countries.push(country_code(&format!("countries[{i}]"), c)?);
     }
-    // Like every other create of the admin API: an existing one is not overwritten.
-    if let Some(existing) = st
-        .consensus
-        .store()
-        .compliance()
-        .senders
-        .get(&tenant)
-        .and_then(|m| m.get(&sender))
-    {
-        return Err(ApiError::conflict(format!(
-            "sender {sender} is registered for tenant {tenant} since {}; delete it first to change it",
-            rfc3339(existing.created_at)
-        )));
-    }
+    refuse_existing(
+        &format!("sender {sender} is registered"),
+        &tenant,
+        st.consensus
+            .store()
+            .compliance()
+            .senders
+            .get(&tenant)
+            .and_then(|m| m.get(&sender))
+            .map(|row| row.created_at),
+    )?;
     let s = SenderId {
         tenant: tenant.clone(),
         sender: sender.clone(),
@@ -505,21 +515,17 @@ pub async fn add_template(
     if b.text.is_empty() || b.text.chars().count() > 2000 {
         return Err(ApiError::invalid("text", "1 to 2000 characters"));
     }
-    // Like every other create of the admin API: an existing one is not overwritten.
-    if let Some(existing) = st
-        .consensus
-        .store()
-        .compliance()
-        .templates
-        .get(&tenant)
-        .and_then(|m| m.get(&b.template_id))
-    {
-        return Err(ApiError::conflict(format!(
-            "DLT template {} exists for tenant {tenant} since {}; delete it first to change it",
-            b.template_id,
-            rfc3339(existing.created_at)
-        )));
-    }
+    refuse_existing(
+        &format!("DLT template {} exists", b.template_id),
+        &tenant,
+        st.consensus
+            .store()
+            .compliance()
+            .templates
+            .get(&tenant)
+            .and_then(|m| m.get(&b.template_id))
+            .map(|row| row.created_at),
+    )?;
     let t = DltTemplate {
         tenant,
         template_id: b.template_id,
@@ -609,20 +615,17 @@ pub async fn add_campaign(
     if tps > 100_000 {
         return Err(ApiError::invalid("tps", "0 to 100000"));
     }
-    if let Some(existing) = st
-        .consensus
-        .store()
-        .compliance()
-        .campaigns
-        .get(&tenant)
-        .and_then(|m| m.get(&b.id))
-    {
-        return Err(ApiError::conflict(format!(
-            "campaign {} exists for tenant {tenant} since {}; delete it first to change it",
-            b.id,
-            rfc3339(existing.created_at)
-        )));
-    }
+    refuse_existing(
+        &format!("campaign {} exists", b.id),
+        &tenant,
+        st.consensus
+            .store()
+            .compliance()
+            .campaigns
+            .get(&tenant)
+            .and_then(|m| m.get(&b.id))
+            .map(|row| row.created_at),
+    )?;
     let c = Campaign {
         tenant,
         id: b.id,

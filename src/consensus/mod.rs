@@ -531,10 +531,10 @@ impl Consensus {
                     .add_learner(id, info, false)
                     .await
                     .map_err(|e| unavailable(e.to_string()))?;
+                let ids = std::collections::BTreeSet::from([id]);
                 if let Err(e) = self.wait_learner(id, added.log_id.index()).await {
                     if let LearnerWait::Silent(silent) = e {
                         tracing::warn!(node = id, addr = %addr, ?silent, "new node never answered; removing the learner");
-                        let ids: std::collections::BTreeSet<u64> = [id].into_iter().collect();
                         self.raft
                             .change_membership(openraft::ChangeMembers::RemoveNodes(ids), false)
                             .await
@@ -543,7 +543,6 @@ impl Consensus {
                     return Err(e.into_admin_error(id, &addr));
                 }
                 tracing::info!(node = id, "learner caught up; promoting to voter");
-                let ids: std::collections::BTreeSet<u64> = [id].into_iter().collect();
                 self.raft
                     .change_membership(openraft::ChangeMembers::AddVoterIds(ids), false)
                     .await

@@ -443,9 +443,6 @@ impl DispatcherState {
             .push_back(q);
     }
 
-    /// Moves the waiting messages of an owned channel that has not been able to send
-    /// for `REROUTE_AFTER` to the next candidate of their routes, when one of those can
-    /// send somewhere in the cluster (`Op::Requeue`, one Raft entry for the batch).
     /// Drops from the queues the messages that ended while they waited.
     fn sweep_left(&mut self) {
         if self.left.is_empty() {
@@ -459,6 +456,9 @@ impl DispatcherState {
         }
     }
 
+    /// Moves the waiting messages of an owned channel that has not been able to send
+    /// for `REROUTE_AFTER` to the next candidate of their routes, when one of those can
+    /// send somewhere in the cluster (`Op::Requeue`, one Raft entry for the batch).
     fn reroute(&mut self, myself: &ActorRef<DispatchMsg>) {
         let now = std::time::Instant::now();
         let owned: Vec<String> = self.owned.keys().cloned().collect();

@@ -110,11 +110,12 @@ pub fn parse_recipient(raw: &str) -> Result<(String, Option<String>), ApiError> 
 /// `+` is put back for the check, but a refusal echoes the caller's input as it came.
 pub fn normalize_lost_plus(raw: &str) -> Result<String, ApiError> {
     let t = raw.trim();
-    if t.starts_with('+') {
-        normalize_number(t).map_err(|_| invalid_number(raw))
+    let with_plus = if t.starts_with('+') {
+        std::borrow::Cow::Borrowed(t)
     } else {
-        normalize_number(&format!("+{t}")).map_err(|_| invalid_number(raw))
-    }
+        std::borrow::Cow::Owned(format!("+{t}"))
+    };
+    normalize_number(&with_plus).map_err(|_| invalid_number(raw))
 }
 
 /// The refusal of a number, naming the caller's input (field `to`; callers rename it).
