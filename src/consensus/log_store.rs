@@ -2,8 +2,8 @@
 //!
 //! `append` writes the entries into fjall at once (so replication can read them) and
 //! hands the flush callback to one flusher thread. The flusher takes every callback
-//! that is waiting, fsyncs the journal once (`PersistMode::SyncAll`), then fires them
-//! all: many entries, one fsync.
+//! that is waiting, fsyncs the journal once (outside fjall's lock, `journal_sync`), then
+//! fires them all: many entries, one fsync.
 //!
 //! The newest entries are also kept decoded in memory (`Tail`), so replication to every
 //! follower and the state machine read them without a fjall lookup and a bincode decode
@@ -23,6 +23,7 @@ use openraft::storage::{IOFlushed, LogState, RaftLogStorage};
 use openraft::{OptionalSend, RaftLogReader};
 
 use super::TypeConfig;
+use super::journal_sync::JournalSync;
 use crate::wire;
 
 type C = TypeConfig;
@@ -108,6 +109,7 @@ impl LogStore {
     /// Opens the log keyspaces and starts the flusher thread.
     pub fn open(
         db: &Database,
+        store_dir: &std::path::Path,
         arrivals: Arc<super::arrivals::HeartbeatArrivals>,
     ) -> Result<Self, io::Error> {
         let log = db
@@ -118,9 +120,16 @@ impl LogStore {
             .map_err(io_err)?;
         let (tx, rx) = mpsc::channel::<IOFlushed<C>>();
         let flush_db = db.clone();
+        let journal = match JournalSync::open(store_dir) {
+            Ok(j) => Some(j),
+            Err(e) => {
+                tracing::warn!(error = %e, "fsyncing the Raft log under fjall's journal lock");
+                None
+            }
+        };
         std::thread::Builder::new()
             .name("raft-log-flusher".into())
-            .spawn(move || flusher(flush_db, rx))
+            .spawn(move || flusher(flush_db, journal, rx))
             .map_err(io_err)?;
         Ok(LogStore {
             db: db.clone(),
@@ -151,8 +160,10 @@ impl LogStore {
     }
 }
 
-/// One fsync for every callback that queued up while the previous one ran.
-fn flusher(db: Database, rx: mpsc::Receiver<IOFlushed<C>>) {
+/// One fsync for every callback that queued up while the previous one ran. Outside fjall's
+/// journal lock when the journal file was found (`JournalSync`), so appends and the
+/// state machine's commits go on while the disk syncs.
+fn flusher(db: Database, mut journal: Option<JournalSync>, rx: mpsc::Receiver<IOFlushed<C>>) {
     let mut last_done: Option<std::time::Instant> = None;
     while let Ok(first) = rx.recv() {
         let mut waiting = vec![first];
@@ -165,7 +176,10 @@ fn flusher(db: Database, rx: mpsc::Receiver<IOFlushed<C>>) {
             waiting.push(more);
         }
         let started = std::time::Instant::now();
-        let result = db.persist(PersistMode::SyncAll);
+        let result = match journal.as_mut() {
+            Some(j) => j.persist(&db),
+            None => db.persist(PersistMode::SyncAll).map_err(io_err),
+        };
         metrics::histogram!("smsgw_raft_fsync_seconds").record(started.elapsed().as_secs_f64());
         metrics::histogram!("smsgw_raft_entries_per_fsync").record(waiting.len() as f64);
         metrics::counter!("smsgw_raft_log_fsync_total").increment(1);
@@ -275,8 +289,8 @@ impl RaftLogStorage<C> for LogStore {
             decoded.push((index, bytes.len(), e));
             batch.insert(&self.log, key(index), bytes);
         }
-        // Timed: the journal's lock is held through every fsync, so this includes waiting
-        // for the flusher (docs/benchmarks.md, "storage lock").
+        // Timed: the journal is shared with the state machine's commits and the fsyncs
+        // that still take its lock (votes, snapshots).
         let t0 = std::time::Instant::now();
         batch.commit().map_err(io_err)?;
         metrics::histogram!("smsgw_raft_log_append_seconds").record(t0.elapsed().as_secs_f64());

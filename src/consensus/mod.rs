@@ -9,6 +9,7 @@
 
 pub mod append_budget;
 pub mod arrivals;
+pub mod journal_sync;
 pub mod log_store;
 pub mod network;
 pub mod state_machine;
@@ -195,13 +196,14 @@ impl Consensus {
     /// Opens the data dir (one fjall database for log and state), starts Raft, and
     /// initialises the cluster when this node is the lowest-id member of a fresh one.
     pub async fn start(data_dir: &Path, opts: ConsensusOptions) -> Result<Arc<Self>, StartError> {
-        let db = fjall::Database::builder(data_dir.join("store"))
+        let store_dir = data_dir.join("store");
+        let db = fjall::Database::builder(&store_dir)
             .open()
             .map_err(|e| StartError::Storage(e.to_string()))?;
         let store =
             Arc::new(StateStore::open(&db).map_err(|e| StartError::Storage(e.to_string()))?);
         let arrivals = Arc::new(arrivals::HeartbeatArrivals::default());
-        let log = log_store::LogStore::open(&db, arrivals.clone())
+        let log = log_store::LogStore::open(&db, &store_dir, arrivals.clone())
             .map_err(|e| StartError::Storage(e.to_string()))?;
         let sm = state_machine::StateMachine {
             store: store.clone(),

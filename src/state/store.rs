@@ -664,7 +664,8 @@ impl StateStore {
         for (k, v) in meta {
             batch.insert(&self.meta, k.as_bytes(), v.clone());
         }
-        // Timed: the journal (shared with the Raft log) is locked through each fsync.
+        // Timed: the journal is shared with the Raft log (the log's fsync no longer holds
+        // its lock: `consensus::journal_sync`).
         let t0 = std::time::Instant::now();
         batch.commit()?;
         metrics::histogram!("smsgw_state_commit_seconds").record(t0.elapsed().as_secs_f64());
