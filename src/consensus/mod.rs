@@ -189,6 +189,10 @@ pub struct Consensus {
     store: Arc<StateStore>,
     network: network::HttpNetwork,
     writes: mpsc::Sender<WriteRequest>,
+    /// A follower's accepts, packed so that concurrent sends share one forward to the
+    /// leader (one HTTP call, one entry there). Only retry-safe operations go this way, so
+    /// a batch whose forward broke mid-call may be sent again as a whole.
+    forwards: mpsc::Sender<WriteRequest>,
     arrivals: Arc<arrivals::HeartbeatArrivals>,
 }
 
@@ -271,15 +275,18 @@ impl Consensus {
         }
 
         let (tx, rx) = mpsc::channel(65536);
+        let (forwards, forwards_rx) = mpsc::channel(65536);
         let this = Arc::new(Consensus {
             raft,
             node_id: opts.node_id,
             store,
             network,
             writes: tx,
+            forwards,
             arrivals,
         });
         tokio::spawn(proposer_loop(this.clone(), rx));
+        tokio::spawn(proposer_loop(this.clone(), forwards_rx));
         Ok(this)
     }
 
@@ -313,9 +320,25 @@ impl Consensus {
     /// Proposes one operation and waits until it is committed (fsync'd on a quorum) and applied.
     /// Written directly: openraft 0.10 merges concurrent writes into one append and one
     /// fsync, and skipping the proposer's hand-offs saves latency (docs/benchmarks.md).
+    /// On a follower an accept instead joins the other accepts waiting to be forwarded:
+    /// each forward costs the leader an HTTP request and an entry, so sharing them is
+    /// what lets followers take sends at the leader's pace.
     pub async fn propose(&self, op: Op) -> Result<OpResult, WriteError> {
         let started = std::time::Instant::now();
-        let mut r = self.write(vec![op]).await?;
+        let mut r = if op.is_retry_safe() && !self.is_leader() {
+            let (reply, rx) = oneshot::channel();
+            self.forwards
+                .send(WriteRequest {
+                    ops: vec![op],
+                    reply,
+                })
+                .await
+                .map_err(|_| WriteError::Fatal("proposer stopped".into()))?;
+            rx.await
+                .map_err(|_| WriteError::Fatal("proposer dropped the write".into()))??
+        } else {
+            self.write(vec![op]).await?
+        };
         metrics::histogram!("smsgw_raft_write_seconds").record(started.elapsed().as_secs_f64());
         r.pop()
             .ok_or_else(|| WriteError::Fatal("empty outcome".into()))
