@@ -1159,7 +1159,7 @@ fn check_strategy(field: &str, strategy: &str, min: Option<f64>) -> Result<(), A
 fn route_channels(
     field: &str,
     body: Vec<RouteChannelBody>,
-    known: &[String],
+    known: &std::collections::BTreeSet<String>,
 ) -> Result<Vec<RouteChannel>, ApiError> {
     if body.is_empty() {
         return Err(ApiError::invalid(field, "at least one channel"));
@@ -1208,14 +1208,7 @@ pub async fn create_route(
     check_id("id", &b.id)?;
     let strategy = b.strategy.unwrap_or_else(|| "priority".into());
     check_strategy("strategy", &strategy, b.min_success_rate)?;
-    let known = st
-        .consensus
-        .store()
-        .config()
-        .channels
-        .keys()
-        .cloned()
-        .collect::<Vec<_>>();
+    let known = st.consensus.store().config().channel_ids();
     let channels = route_channels("channels", b.channels, &known)?;
     let ab = match b.ab {
         None => None,

@@ -105,15 +105,8 @@ mod tests {
         sync.persist(&db).expect("persist");
         // fjall rotates its journal at the first flush after it passed 64 MB.
         // Bytes that do not compress (the journal may compress what it writes).
-        let mut x = 0x9E37_79B9_7F4A_7C15u64;
-        let big: Vec<u8> = (0..1 << 20)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x as u8
-            })
-            .collect();
+        let mut big = vec![0u8; 1 << 20];
+        rand::Rng::fill(&mut rand::rng(), &mut big[..]);
         for i in 0..70u32 {
             ks.insert(i.to_be_bytes(), &big).expect("insert");
         }

@@ -324,22 +324,15 @@ impl Consensus {
     /// each forward costs the leader an HTTP request and an entry, so sharing them is
     /// what lets followers take sends at the leader's pace.
     pub async fn propose(&self, op: Op) -> Result<OpResult, WriteError> {
-        let started = std::time::Instant::now();
         let mut r = if op.is_retry_safe() && !self.is_leader() {
-            let (reply, rx) = oneshot::channel();
-            self.forwards
-                .send(WriteRequest {
-                    ops: vec![op],
-                    reply,
-                })
-                .await
-                .map_err(|_| WriteError::Fatal("proposer stopped".into()))?;
-            rx.await
-                .map_err(|_| WriteError::Fatal("proposer dropped the write".into()))??
+            // The proposer times the forward it makes for the whole batch.
+            self.enqueue(&self.forwards, vec![op]).await?
         } else {
-            self.write(vec![op]).await?
+            let started = std::time::Instant::now();
+            let r = self.write(vec![op]).await?;
+            metrics::histogram!("smsgw_raft_write_seconds").record(started.elapsed().as_secs_f64());
+            r
         };
-        metrics::histogram!("smsgw_raft_write_seconds").record(started.elapsed().as_secs_f64());
         r.pop()
             .ok_or_else(|| WriteError::Fatal("empty outcome".into()))
     }
@@ -355,8 +348,17 @@ impl Consensus {
 
     /// Proposes several operations; they land in the same entry, in order.
     pub async fn propose_many(&self, ops: Vec<Op>) -> Result<Vec<OpResult>, WriteError> {
+        self.enqueue(&self.writes, ops).await
+    }
+
+    /// Hands `ops` to one of the batching proposers and waits for their results.
+    async fn enqueue(
+        &self,
+        proposer: &mpsc::Sender<WriteRequest>,
+        ops: Vec<Op>,
+    ) -> Result<Vec<OpResult>, WriteError> {
         let (reply, rx) = oneshot::channel();
-        self.writes
+        proposer
             .send(WriteRequest { ops, reply })
             .await
             .map_err(|_| WriteError::Fatal("proposer stopped".into()))?;

@@ -344,14 +344,7 @@ impl DispatcherState {
             self.channels_seen = None;
             return;
         }
-        let now: std::collections::BTreeSet<String> = self
-            .consensus
-            .store()
-            .config()
-            .channels
-            .keys()
-            .cloned()
-            .collect();
+        let now = self.consensus.store().config().channel_ids();
         let lost = match &self.channels_seen {
             None => true,
             Some(seen) => seen.iter().any(|c| !now.contains(c)),

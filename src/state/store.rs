@@ -238,6 +238,12 @@ impl ConfigView {
             .unwrap_or(false)
     }
 
+    /// The ids of every configured channel (to check references to them, and to notice
+    /// deleted ones).
+    pub fn channel_ids(&self) -> std::collections::BTreeSet<String> {
+        self.channels.keys().cloned().collect()
+    }
+
     /// True when some node reports a bound session for `channel` and it is not drained:
     /// the cluster-wide view used to decide whether moving a message there helps.
     pub fn channel_usable(&self, channel: &str) -> bool {
