@@ -242,7 +242,10 @@ struct Heal {
     at_ms: u64,
 }
 
-#[tokio::main]
+/// One thread: the load tool shares the two cores with the node it measures, and a
+/// pool's cross-thread wake-ups cost CPU the node would otherwise have (the simulators
+/// run the same way, `src/main.rs`).
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<()> {
     let args = Args::parse();
     let smsgw = match &args.smsgw {
