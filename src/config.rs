@@ -69,9 +69,13 @@ impl Default for Config {
             node_queue_limit: 1_000_000,
             tenant_queue_limit: 200_000,
             webhook_concurrency: 64,
-            election_timeout_min_ms: 600,
-            election_timeout_max_ms: 1200,
-            heartbeat_ms: 150,
+            // LAN timings: a follower votes only after the leader's lease (openraft sets it
+            // to the upper bound) has run out, then waits a random timeout, so a dead leader
+            // is replaced 0.9-1.2 s after its last heartbeat (1.8-2.4 s with 600/1200).
+            // Members behind slow or lossy links want larger values (cluster/README.md).
+            election_timeout_min_ms: 300,
+            election_timeout_max_ms: 600,
+            heartbeat_ms: 100,
             drain_seconds: 10,
             snapshot_every_entries: 50_000,
             retention_hours: 168,
@@ -160,13 +164,13 @@ pub struct StartArgs {
     /// Webhook deliveries in flight at once, 1..=4096 [default: 64].
     #[arg(long, value_name = "N")]
     pub webhook_concurrency: Option<usize>,
-    /// Raft election timeout, lower end in ms, at least 3 × heartbeat [default: 600].
+    /// Raft election timeout, lower end in ms, at least 3 × heartbeat [default: 300].
     #[arg(long, value_name = "MS")]
     pub election_timeout_min_ms: Option<u64>,
-    /// Raft election timeout, upper end in ms [default: 1200].
+    /// Raft election timeout, upper end in ms [default: 600].
     #[arg(long, value_name = "MS")]
     pub election_timeout_max_ms: Option<u64>,
-    /// Raft heartbeat interval in ms [default: 150].
+    /// Raft heartbeat interval in ms [default: 100].
     #[arg(long, value_name = "MS")]
     pub heartbeat_ms: Option<u64>,
     /// Seconds SIGTERM waits for in-flight submits before exiting, at most 3600 [default: 10].
@@ -967,10 +971,10 @@ mod tests {
             ("webhook_concurrency", |c| c.webhook_concurrency = 4097),
             ("heartbeat_ms", |c| c.heartbeat_ms = 0),
             ("election_timeout_min_ms", |c| {
-                c.election_timeout_min_ms = 449
+                c.election_timeout_min_ms = 299
             }),
             ("election_timeout_max_ms", |c| {
-                c.election_timeout_max_ms = 600
+                c.election_timeout_max_ms = 300
             }),
             ("drain_seconds", |c| c.drain_seconds = 3601),
         ];

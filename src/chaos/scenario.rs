@@ -181,15 +181,13 @@ pub struct RaftSpec {
 
 impl Default for RaftSpec {
     fn default() -> Self {
+        // The node's own defaults: LAN timings, under which a dead leader is replaced about
+        // 1 s after its last heartbeat (`config::Config::default`).
+        let node = crate::config::Config::default();
         RaftSpec {
-            // LAN timings. openraft lets a follower vote only after the leader's lease
-            // (= the upper bound) ran out, and then waits a random timeout: an election
-            // starts 0.9–1.2 s after the leader's last heartbeat, and a split vote (the
-            // follower with the shorter log asks first and is refused) adds ≤ 0.6 s, so
-            // leader failover stays under the 2 s target.
-            election_timeout_min_ms: 300,
-            election_timeout_max_ms: 600,
-            heartbeat_ms: 100,
+            election_timeout_min_ms: node.election_timeout_min_ms,
+            election_timeout_max_ms: node.election_timeout_max_ms,
+            heartbeat_ms: node.heartbeat_ms,
         }
     }
 }
