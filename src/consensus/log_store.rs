@@ -260,10 +260,12 @@ impl RaftLogStorage<C> for LogStore {
     }
 
     async fn save_committed(&mut self, committed: Option<LogIdOf<C>>) -> Result<(), io::Error> {
-        // Not fsync'd: it only lets the state machine catch up sooner after a restart.
-        self.meta
-            .insert("committed", wire::encode(&committed)?)
-            .map_err(io_err)
+        // Not fsync'd: it only lets the state machine catch up sooner after a restart. A
+        // batch, not `Keyspace::insert`, which would hand the journal buffer to the kernel
+        // each time (the flusher's next persist takes it along).
+        let mut batch = self.db.batch();
+        batch.insert(&self.meta, "committed", wire::encode(&committed)?);
+        batch.commit().map_err(io_err)
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogIdOf<C>>, io::Error> {

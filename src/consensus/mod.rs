@@ -201,7 +201,16 @@ impl Consensus {
     /// initialises the cluster when this node is the lowest-id member of a fresh one.
     pub async fn start(data_dir: &Path, opts: ConsensusOptions) -> Result<Arc<Self>, StartError> {
         let store_dir = data_dir.join("store");
+        // A write batch stays in fjall's journal buffer until the log flusher moves it to the
+        // kernel (or the 8 KiB buffer fills), instead of costing a write(2) under the journal
+        // lock at every commit. Only the Raft log must be on disk when a caller is told so,
+        // and the flusher persists before it says so. A state-machine batch lost with the
+        // buffer (kill -9) is re-applied from the log at restart: the journal keeps order,
+        // so what survives a crash is a prefix, and a log purge that survived means the
+        // rows it relies on did too. Writes that need their own durability say so
+        // (votes, truncation, snapshot staging and installs).
         let db = fjall::Database::builder(&store_dir)
+            .manual_journal_persist(true)
             .open()
             .map_err(|e| StartError::Storage(e.to_string()))?;
         let store =

@@ -153,7 +153,13 @@ impl StateStore {
         }
         let keyspaces = self.all_keyspaces();
         self.let_flushes_catch_up();
-        let mut batch = self.db().batch();
+        // Handed to the kernel at commit: the sender is told this chunk is staged, and a
+        // restart after kill -9 must find it (the store's batches otherwise wait for the
+        // log flusher, `Consensus::start`).
+        let mut batch = self
+            .db()
+            .batch()
+            .durability(Some(fjall::PersistMode::Buffer));
         for (name, rows) in chunk.groups {
             // A keyspace this build does not know (a newer peer's) is skipped.
             let Some(index) = keyspaces.iter().position(|(n, _)| *n == name) else {

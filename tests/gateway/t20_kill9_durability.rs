@@ -98,3 +98,39 @@ async fn accepted_messages_survive_kill9() {
         "at most the window (4) may be resent after kill -9, got {dups}"
     );
 }
+
+/// The state machine's rows reach the disk with the next Raft log flush, not with their
+/// own commit (`manual_journal_persist`): a kill -9 right after a 202, before anything else
+/// is written, loses the applied row, and the restart re-applies the entry from the log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_row_applied_just_before_kill9_is_rebuilt_from_the_log() {
+    let dir = tempdir();
+    let smsc = Smsc::start(dir.path(), "sj", &["--dlr-delay-ms", "100"]).await;
+    let mut node = GwNode::start(dir.path(), &[]).await;
+    node.channels_and_route(&[smsc.channel("j")]).await;
+    let key = node.tenant("t", json!({})).await;
+    node.wait_bound().await;
+
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        let (s, v) = node
+            .send(
+                &key,
+                json!({"to": "+4915112345678", "text": format!("last words {i}")}),
+            )
+            .await;
+        assert_eq!(s, 202, "{v}");
+        ids.push(v["id"].as_str().unwrap_or_default().to_string());
+    }
+    node.proc.kill9();
+    node.restart().await;
+    for id in &ids {
+        let (s, v) = node.message(&key, id).await;
+        assert_eq!(
+            s, 200,
+            "message {id} accepted just before kill -9 is gone: {v}"
+        );
+        node.wait_status(&key, id, "delivered", Duration::from_secs(30))
+            .await;
+    }
+}
