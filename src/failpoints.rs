@@ -2,7 +2,9 @@
 //! named point fire `count` times (then stay quiet). Off unless the variable is set.
 //!
 //! Points: `message_actor_crash` (a message actor fails after loading its message),
-//! `bind_actor_crash` (a bind actor fails while handling a submit), `sweeper_crash` (a
+//! `bind_actor_crash` (a bind actor fails while handling a submit), `submit_record_lost`
+//! (recording a positive submit response answers "outcome unknown" without writing, as
+//! when the leader stops mid-forward), `sweeper_crash` (a
 //! top-level actor fails: the node must exit non-zero rather than run without it),
 //! `snapshot_install_crash` (the process aborts while installing a snapshot, after clearing
 //! its rows and before copying the received ones in).

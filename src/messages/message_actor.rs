@@ -29,6 +29,10 @@ const MAX_THROTTLE_RETRIES: u32 = 8;
 /// How long a part may wait for its bind actor to answer.
 const SUBMIT_CALL_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Times a positive submit response is proposed before the actor gives up (each try
+/// waits up to 5 s for a leader, `Consensus::write`).
+const RECORD_TRIES: u32 = 4;
+
 /// The message actor.
 pub struct MessageActor;
 
@@ -293,7 +297,7 @@ async fn work(st: &MessageArgs) -> Result<WorkEnd, ActorProcessingErr> {
                         smsc_message_id: message_id,
                         at: crate::clock::now_ms(),
                     };
-                    c.propose_batched(op)
+                    record_submitted(c, op)
                         .await
                         .map_err(|e| ActorProcessingErr::from(e.to_string()))?;
                     break;
@@ -387,4 +391,35 @@ async fn work(st: &MessageArgs) -> Result<WorkEnd, ActorProcessingErr> {
         }
     }
     Ok(WorkEnd::AllPartsSubmitted)
+}
+
+/// Records a positive submit response. The operator has the part now, so losing this
+/// write would make the message's next owner send it again: a duplicate, and on a graceful
+/// leader change one the promises forbid (a rolling restart's leader stopped while a
+/// follower's response was on its way to it: "outcome unknown", the actor failed, the
+/// message was requeued and resubmitted). Proposing it again is safe whatever happened to
+/// the first try: a part that already has its SMSC id is left as it is
+/// (`transitions::part_submitted`). Gives up after `RECORD_TRIES` tries or when Raft has
+/// stopped; the message is then requeued from its row, as before.
+async fn record_submitted(c: &Consensus, op: Op) -> Result<(), crate::consensus::WriteError> {
+    let mut tries = 1;
+    loop {
+        let written = if crate::failpoints::fire("submit_record_lost") {
+            Err(crate::consensus::WriteError::Ambiguous(
+                "failpoint submit_record_lost: the write's answer was lost".into(),
+            ))
+        } else {
+            c.propose_batched(op.clone()).await
+        };
+        match written {
+            Ok(_) => return Ok(()),
+            Err(e @ crate::consensus::WriteError::Fatal(_)) => return Err(e),
+            Err(e) if tries >= RECORD_TRIES => return Err(e),
+            Err(e) => {
+                warn!(error = %e, tries, "submit response not recorded; proposing it again");
+                tries += 1;
+                tokio::time::sleep(Duration::from_millis(100 * u64::from(tries))).await;
+            }
+        }
+    }
 }

@@ -93,6 +93,32 @@ async fn bind_actor_crashes_rebind_and_lose_nothing() {
     .await;
 }
 
+/// A submit response whose write was lost (the leader stopped while a follower's write
+/// was on its way: "outcome unknown") is proposed again, not sent to the operator again:
+/// the operator already has the part.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_submit_response_write_is_retried_not_resent() {
+    let dir = tempdir();
+    let _logs = LogsOnFailure(dir.path().to_path_buf());
+    let (smsc, node, key) = setup(dir.path(), "srl", "submit_record_lost:4").await;
+    let ids = node.send_all_accepted(&key, bodies(10, "srl")).await;
+    for id in &ids {
+        let v = node.wait_final(&key, id, Duration::from_secs(30)).await;
+        assert_eq!(v["status"], "delivered", "{v}");
+    }
+    assert!(
+        node.proc.log_text().contains("submit_record_lost"),
+        "the failpoint never fired (log has no trace of it)"
+    );
+    let ledger = smsc.ledger_at_least(10).await;
+    assert_eq!(
+        ledger_duplicates(&ledger),
+        0,
+        "a recorded part was sent again"
+    );
+    assert_eq!(ledger.len(), 10, "each message submitted exactly once");
+}
+
 /// A crashed top-level actor (here the sweeper) must not leave a node that answers HTTP
 /// but sends nothing: the process exits 1 so that its supervisor restarts it, and the
 /// restarted node rebuilds everything from the replicated state.
