@@ -258,7 +258,7 @@ fn malformed(e: &serde_json::Error) -> ApiError {
 /// Parses a JSON body into `T`, naming the offending field on type errors. Every body
 /// of the API is a JSON object: anything else is refused here, since serde would read
 /// an array into a struct field by field.
-pub fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+pub fn parse_json<'de, T: serde::Deserialize<'de>>(bytes: &'de [u8]) -> Result<T, ApiError> {
     if let Some(first) = bytes.iter().find(|b| !b.is_ascii_whitespace())
         && *first != b'{'
     {
