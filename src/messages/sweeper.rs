@@ -2,7 +2,8 @@
 //! operations: scheduled messages whose `send_at` came (release), messages whose
 //! validity passed before sending (expire), and sent messages whose receipts never
 //! came within the channel's `dlr_timeout` (settle as unknown). Every
-//! `PURGE_EVERY` it also drops final messages older than the retention time.
+//! `PURGE_EVERY` it also drops final messages older than the retention time, and every
+//! minute expired compliance counters and receipts that never found their message.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -38,11 +39,13 @@ pub struct SweepState {
     retention: Duration,
     last_purge: std::time::Instant,
     purging: Arc<std::sync::atomic::AtomicBool>,
-    /// When expired compliance window counters were last dropped (ms).
+    /// When expired compliance window counters (and unmatched parked receipts) were last
+    /// dropped (ms).
     last_compliance_gc: i64,
 }
 
-/// How often the leader drops expired compliance window counters.
+/// How often the leader drops expired compliance window counters and receipts parked
+/// longer than `state::parked::PARKED_RECEIPT_TTL_MS`.
 const COMPLIANCE_GC_EVERY_MS: i64 = 60_000;
 
 impl Actor for Sweeper {
@@ -95,6 +98,10 @@ impl Actor for Sweeper {
                 if now - st.last_compliance_gc >= COMPLIANCE_GC_EVERY_MS {
                     st.last_compliance_gc = now;
                     ops.push(Op::ComplianceGc { at: now });
+                    let before = now - crate::state::parked::PARKED_RECEIPT_TTL_MS;
+                    if st.consensus.store().unmatched_receipts_before(before) {
+                        ops.push(Op::DropUnmatchedReceipts { before });
+                    }
                 }
                 let mut ids = Vec::new();
                 {

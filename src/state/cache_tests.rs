@@ -8,7 +8,7 @@ use super::store::StateStore;
 use super::*;
 use crate::protocols::smpp::id_keys;
 
-const CHANNEL: &str = "smsc-a";
+pub(super) const CHANNEL: &str = "smsc-a";
 
 /// A plain tenant (also the base of the snapshot tests' tenants).
 pub(super) fn tenant() -> Tenant {
@@ -33,7 +33,7 @@ pub(super) fn tenant() -> Tenant {
     }
 }
 
-fn channel() -> Channel {
+pub(super) fn channel() -> Channel {
     Channel {
         id: CHANNEL.into(),
         protocol: "smpp".into(),
@@ -58,12 +58,12 @@ fn channel() -> Channel {
     }
 }
 
-fn apply(store: &StateStore, ops: Vec<Op>) {
+pub(super) fn apply(store: &StateStore, ops: Vec<Op>) {
     let p = Proposal { ops: ops.into() };
     store.apply(&[&p], &[]).expect("apply");
 }
 
-fn message(id: &str) -> Message {
+pub(super) fn message(id: &str) -> Message {
     let req = crate::messages::intake::SendRequest {
         to: "+4917012345678".into(),
         text: "code 482913".into(),

@@ -6,6 +6,9 @@ mod cache_tests;
 pub mod compliance;
 pub mod model;
 pub mod ops;
+pub mod parked;
+#[cfg(test)]
+mod parked_tests;
 pub mod placement;
 pub mod snapshot;
 pub mod store;

@@ -146,6 +146,11 @@ pub enum Op {
     ComplianceGc {
         at: i64,
     },
+    /// Drops the receipts parked before `before` that no submit response claimed
+    /// (`state::parked`; proposed by the leader's sweeper), counting them as unmatched.
+    DropUnmatchedReceipts {
+        before: i64,
+    },
 }
 
 impl Op {

@@ -308,6 +308,12 @@ pub struct StateStore {
     /// Compliance rows (rules, countries, senders, templates, campaigns, opt-outs) in memory.
     compliance: RwLock<super::compliance::ComplianceRegistry>,
     work: Mutex<WorkIndex>,
+    /// Which receipts are parked in `orphans`, mirrored in memory (`state::parked`).
+    parked: Mutex<super::parked::ParkedIndex>,
+    /// The ids with a row in `claims`, mirrored in memory: every claim asks whether an
+    /// earlier one took the message (a resubmit), and the answer is almost always no, which
+    /// cost a fjall lookup per message. The rows are few (claimed, not yet submitted).
+    claimed: Mutex<rustc_hash::FxHashSet<Vec<u8>>>,
     /// Non-final messages, decoded: the rows every apply, dispatch and send touches.
     /// Final messages are read from fjall.
     active_cache: RwLock<FastMap<String, Message>>,
@@ -351,6 +357,17 @@ struct ApplyCtx {
     /// Rows a claim read from fjall (unchanged): cached after the commit, since the
     /// message actor and the submit response are about to read them again.
     claimed_rows: Vec<Message>,
+    /// Rows this batch changed that it took out of the cache (`with_message`): they go
+    /// back whatever the cache's fill.
+    was_cached: rustc_hash::FxHashSet<String>,
+}
+
+/// Where `with_message` found a row, so that an unchanged one goes back there.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Source {
+    Batch,
+    Cache,
+    Fjall,
 }
 
 impl ApplyCtx {
@@ -362,6 +379,7 @@ impl ApplyCtx {
         self.notices.clear();
         self.purged.clear();
         self.claimed_rows.clear();
+        self.was_cached.clear();
         self.config_changed = false;
         self.messages.shrink_to(1024);
         self.kv.shrink_to(4096);
@@ -400,6 +418,8 @@ impl StateStore {
             compliance: RwLock::new(Default::default()),
             work: Mutex::new(WorkIndex::default()),
             active_cache: RwLock::new(FastMap::default()),
+            parked: Mutex::new(Default::default()),
+            claimed: Mutex::new(Default::default()),
             apply_scratch: Mutex::new(None),
             notifier: OnceLock::new(),
         };
@@ -469,6 +489,20 @@ impl StateStore {
                 }
             }
         }
+        let mut parked = super::parked::ParkedIndex::default();
+        for kv in self.orphans.iter() {
+            let (k, v) = kv.into_inner()?;
+            // A row that does not decode is still parked: it expires from the start.
+            let at = wire::decode::<ParkedReceipt>(&v).map(|p| p.at).unwrap_or(0);
+            parked.insert(k.to_vec(), at);
+        }
+        metrics::gauge!("smsgw_receipts_parked").set(parked.len() as f64);
+        *self.parked.lock().unwrap_or_else(|e| e.into_inner()) = parked;
+        let mut claimed = rustc_hash::FxHashSet::default();
+        for kv in self.claims.iter() {
+            claimed.insert(kv.key()?.to_vec());
+        }
+        *self.claimed.lock().unwrap_or_else(|e| e.into_inner()) = claimed;
         *self.active_cache.write().unwrap_or_else(|e| e.into_inner()) = cache;
         *self.config.write().unwrap_or_else(|e| e.into_inner()) = cfg;
         *self.compliance.write().unwrap_or_else(|e| e.into_inner()) = reg;
@@ -660,7 +694,17 @@ impl StateStore {
         for id in &ctx.purged {
             batch.remove(&self.messages, id.as_bytes());
         }
+        let mut parked_changes = Vec::new();
+        let mut claim_changes = Vec::new();
         for ((tag, key), v) in ctx.kv.drain() {
+            if tag == T_CLAIM {
+                claim_changes.push((key.clone(), v.is_some()));
+            } else if tag == T_ORPHAN {
+                let at = v
+                    .as_ref()
+                    .map(|v| wire::decode::<ParkedReceipt>(v).map(|p| p.at).unwrap_or(0));
+                parked_changes.push((key.clone(), at));
+            }
             let ks = self.tag_ks(tag);
             match v {
                 Some(v) => batch.insert(ks, key, v),
@@ -675,6 +719,26 @@ impl StateStore {
         let t0 = std::time::Instant::now();
         batch.commit()?;
         metrics::histogram!("smsgw_state_commit_seconds").record(t0.elapsed().as_secs_f64());
+        if !claim_changes.is_empty() {
+            let mut claimed = self.claimed.lock().unwrap_or_else(|e| e.into_inner());
+            for (key, present) in claim_changes {
+                if present {
+                    claimed.insert(key);
+                } else {
+                    claimed.remove(&key);
+                }
+            }
+        }
+        if !parked_changes.is_empty() {
+            let mut parked = self.parked();
+            for (key, at) in parked_changes {
+                match at {
+                    Some(at) => parked.insert(key, at),
+                    None => parked.remove(&key),
+                }
+            }
+            metrics::gauge!("smsgw_receipts_parked").set(parked.len() as f64);
+        }
         if ctx.config_changed {
             self.config
                 .write()
@@ -695,6 +759,7 @@ impl StateStore {
                 if m.status.is_final() {
                     cache.remove(&id);
                 } else if cache.contains_key(&id)
+                    || ctx.was_cached.contains(&id)
                     || cache.len() < ACTIVE_CACHE_MAX / 2
                     || (cache.len() < ACTIVE_CACHE_MAX
                         && m.status != Status::Accepted
@@ -972,7 +1037,13 @@ impl StateStore {
                         ctx.kv.insert((T_SMSC, join_key(channel, own)), Some(row));
                     }
                     for k in keys {
-                        let key = join_key(channel, k);
+                        // Almost always nothing is parked: ask the index, not fjall.
+                        let probe = (T_ORPHAN, join_key(channel, k));
+                        let maybe = ctx.kv.contains_key(&probe) || self.parked().contains(&probe.1);
+                        let key = probe.1;
+                        if !maybe {
+                            continue;
+                        }
                         if let Some(v) = self.kv_get(ctx, T_ORPHAN, &key)? {
                             ctx.kv.insert((T_ORPHAN, key), None);
                             if let Ok(p) = wire::decode::<ParkedReceipt>(&v) {
@@ -1266,11 +1337,20 @@ impl StateStore {
                     if !granted_here {
                         continue;
                     }
-                    if self.kv_get(ctx, T_CLAIM, id.as_bytes())?.is_some() {
+                    // Taken by an earlier claim (in this batch, or committed: the mirror)?
+                    let probe = (T_CLAIM, id.as_bytes().to_vec());
+                    let taken = match ctx.kv.get(&probe) {
+                        Some(v) => v.is_some(),
+                        None => self
+                            .claimed
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .contains(&probe.1),
+                    };
+                    if taken {
                         reclaimed += 1;
                     }
-                    ctx.kv
-                        .insert((T_CLAIM, id.as_bytes().to_vec()), Some(row.clone()));
+                    ctx.kv.insert(probe, Some(row.clone()));
                     granted.push(id.clone());
                 }
                 OpResult::Claimed { granted, reclaimed }
@@ -1336,6 +1416,7 @@ impl StateStore {
             }
             Op::AcceptCapped { message, caps } => self.accept_capped(ctx, message, caps)?,
             Op::ComplianceGc { at } => self.compliance_gc(ctx, *at)?,
+            Op::DropUnmatchedReceipts { before } => self.drop_unmatched(ctx, *before)?,
         })
     }
 
@@ -1347,23 +1428,48 @@ impl StateStore {
         id: &str,
         f: impl FnOnce(&mut Message) -> Vec<Status>,
     ) -> Result<OpResult, StoreError> {
-        // Taken out of the batch's rows when an earlier op of it touched the row (put back
-        // if nothing changes), instead of copied.
-        let (mut m, from_batch) = match ctx.messages.remove(id) {
-            Some(m) => (m, true),
-            None => match self.get_message(id)? {
-                Some(m) => (m, false),
-                None => return Ok(OpResult::NotFound),
-            },
+        // Taken out of the batch's rows when an earlier op of it touched the row, else out
+        // of the cache (put back if nothing changes), instead of copied: a copy and a drop
+        // per change were 4 % of a loaded node's CPU. Until the commit puts the new row in
+        // the cache, a reader of a taken row decodes the committed one from fjall.
+        let (mut m, from) = match ctx.messages.remove(id) {
+            Some(m) => (m, Source::Batch),
+            None => {
+                let cached = self
+                    .active_cache
+                    .write()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(id);
+                match cached {
+                    Some(m) => (m, Source::Cache),
+                    None => match self.stored(id)? {
+                        Some(m) => (m, Source::Fjall),
+                        None => return Ok(OpResult::NotFound),
+                    },
+                }
+            }
         };
         let before = IndexKey::of(&m);
         let unchanged = fingerprint(&m);
         let entered = f(&mut m);
         if fingerprint(&m) == unchanged {
-            if from_batch {
-                ctx.messages.insert(id.to_string(), m);
+            match from {
+                Source::Batch => {
+                    ctx.messages.insert(id.to_string(), m);
+                }
+                Source::Cache => {
+                    self.active_cache
+                        .write()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(id.to_string(), m);
+                }
+                Source::Fjall => {}
             }
             return Ok(OpResult::Stale);
+        }
+        if from == Source::Cache {
+            // Keeps its place in the cache when the commit admits rows.
+            ctx.was_cached.insert(id.to_string());
         }
         self.save(ctx, Some(&before), m, &entered);
         Ok(OpResult::Done)
@@ -1425,6 +1531,43 @@ impl StateStore {
             }
         }
         Ok(r)
+    }
+
+    /// Drops every receipt parked before `before`: those committed earlier (the index)
+    /// and those parked earlier in this batch, whatever the batch boundaries, so every
+    /// replica drops the same rows.
+    fn drop_unmatched(&self, ctx: &mut ApplyCtx, before: i64) -> Result<OpResult, StoreError> {
+        let mut dropped: Vec<Vec<u8>> = self
+            .parked()
+            .parked_before(before)
+            .map(|(_, k)| k.to_vec())
+            .filter(|k| !ctx.kv.contains_key(&(T_ORPHAN, k.clone())))
+            .collect();
+        for ((tag, k), v) in ctx.kv.iter() {
+            if *tag == T_ORPHAN
+                && let Some(v) = v
+                && wire::decode::<ParkedReceipt>(v).map_or(true, |p| p.at < before)
+            {
+                dropped.push(k.clone());
+            }
+        }
+        for k in dropped {
+            let channel = super::parked::channel_of(&k);
+            metrics::counter!("smsgw_receipts_unmatched_total", "channel" => channel).increment(1);
+            ctx.kv.insert((T_ORPHAN, k), None);
+        }
+        Ok(OpResult::Done)
+    }
+
+    /// The parked-receipt index (`state::parked`).
+    fn parked(&self) -> std::sync::MutexGuard<'_, super::parked::ParkedIndex> {
+        self.parked.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether any receipt was parked before `before` (the sweeper asks before proposing
+    /// `Op::DropUnmatchedReceipts`).
+    pub fn unmatched_receipts_before(&self, before: i64) -> bool {
+        self.parked().parked_before(before).next().is_some()
     }
 
     /// Removes window counters whose last accept left their window by `at` (a bounded

@@ -1,0 +1,137 @@
+//! Receipts parked before their submit response: matched when it comes, expired when it
+//! never does, the same on every replica and after a restart.
+
+use super::cache_tests::{CHANNEL, apply, channel, message, tenant};
+use super::store::StateStore;
+use super::*;
+use crate::protocols::smpp::id_keys;
+
+fn setup() -> (tempfile::TempDir, fjall::Database, StateStore) {
+    let dir = tempfile::tempdir().expect("dir");
+    let db = fjall::Database::builder(dir.path()).open().expect("db");
+    let store = StateStore::open(&db).expect("store");
+    apply(
+        &store,
+        vec![
+            Op::PutTenant(Box::new(tenant())),
+            Op::PutChannel(Box::new(channel())),
+            Op::Place {
+                channel: CHANNEL.into(),
+                expected_epoch: 0,
+                owner: Some(1),
+                handoff_to: None,
+            },
+        ],
+    );
+    (dir, db, store)
+}
+
+fn claimed(store: &StateStore, id: &str, at: i64) {
+    apply(store, vec![Op::Accept(Box::new(message(id)))]);
+    apply(
+        store,
+        vec![Op::Claim {
+            channel: CHANNEL.into(),
+            node: 1,
+            epoch: 1,
+            ids: vec![id.into()],
+            at,
+        }],
+    );
+}
+
+fn receipt(smsc_id: &str, at: i64) -> Op {
+    Op::Receipt {
+        channel: CHANNEL.into(),
+        smsc_message_id: smsc_id.into(),
+        keys: id_keys(smsc_id),
+        outcome: ReceiptOutcome::Delivered,
+        error: None,
+        at,
+    }
+}
+
+fn submitted(id: &str, smsc_id: &str, at: i64) -> Op {
+    Op::PartSubmitted {
+        id: id.into(),
+        part: 0,
+        channel: CHANNEL.into(),
+        smsc_message_id: smsc_id.into(),
+        keys: id_keys(smsc_id),
+        at,
+    }
+}
+
+fn status(store: &StateStore, id: &str) -> Option<Status> {
+    store.get_message(id).ok().flatten().map(|m| m.status)
+}
+
+#[test]
+fn a_receipt_parked_before_its_response_is_matched_and_leaves_the_index() {
+    let (_dir, _db, store) = setup();
+    let id = "01PARKED000000000000000001";
+    let now = crate::clock::now_ms();
+    claimed(&store, id, now);
+    apply(&store, vec![receipt("00FF", now + 1)]);
+    assert!(store.unmatched_receipts_before(i64::MAX), "parked");
+    // The response writes the id in another form (decimal): still the same receipt.
+    apply(&store, vec![submitted(id, "255", now + 2)]);
+    assert_eq!(status(&store, id), Some(Status::Delivered));
+    assert!(
+        !store.unmatched_receipts_before(i64::MAX),
+        "matched: no longer parked"
+    );
+}
+
+#[test]
+fn unmatched_receipts_expire_and_the_index_survives_a_restart() {
+    let (_dir, db, store) = setup();
+    let id = "01PARKED000000000000000002";
+    let now = crate::clock::now_ms();
+    claimed(&store, id, now);
+    apply(&store, vec![receipt("abc123", now)]);
+    drop(store);
+    let store = StateStore::open(&db).expect("reopened");
+    assert!(
+        store.unmatched_receipts_before(now + 1),
+        "rebuilt from the rows"
+    );
+    assert!(
+        !store.unmatched_receipts_before(now),
+        "parked at `now`, not before"
+    );
+    apply(&store, vec![Op::DropUnmatchedReceipts { before: now }]);
+    assert!(
+        store.unmatched_receipts_before(now + 1),
+        "kept: not older than `before`"
+    );
+    apply(&store, vec![Op::DropUnmatchedReceipts { before: now + 1 }]);
+    assert!(!store.unmatched_receipts_before(i64::MAX), "dropped");
+    // Its response, if it ever came, finds nothing parked: the message waits for a receipt.
+    apply(&store, vec![submitted(id, "abc123", now + 2)]);
+    assert_eq!(status(&store, id), Some(Status::Sent));
+}
+
+#[test]
+fn a_receipt_parked_earlier_in_the_same_batch_expires_alike() {
+    // A follower catching up applies many entries at once; it must drop what the leader
+    // dropped when it applied them one by one.
+    let (_dir, _db, store) = setup();
+    let now = crate::clock::now_ms();
+    apply(
+        &store,
+        vec![
+            receipt("1111", now - 10),
+            receipt("2222", now + 10),
+            Op::DropUnmatchedReceipts { before: now },
+        ],
+    );
+    assert!(
+        !store.unmatched_receipts_before(now + 10),
+        "the older one is gone"
+    );
+    assert!(
+        store.unmatched_receipts_before(now + 11),
+        "the newer one stays"
+    );
+}
