@@ -93,8 +93,8 @@ pub(super) fn message(id: &str) -> Message {
     m
 }
 
-#[test]
-fn a_row_claimed_and_finished_in_one_batch_is_not_cached_stale() {
+/// A store in a fresh directory with the tenant and the channel, placed on node 1.
+pub(super) fn placed_store() -> (tempfile::TempDir, fjall::Database, StateStore) {
     let dir = tempfile::tempdir().expect("dir");
     let db = fjall::Database::builder(dir.path()).open().expect("db");
     let store = StateStore::open(&db).expect("store");
@@ -111,6 +111,12 @@ fn a_row_claimed_and_finished_in_one_batch_is_not_cached_stale() {
             },
         ],
     );
+    (dir, db, store)
+}
+
+#[test]
+fn a_row_claimed_and_finished_in_one_batch_is_not_cached_stale() {
+    let (_dir, _db, store) = placed_store();
     let id = "01CACHE0000000000000000001";
     apply(&store, vec![Op::Accept(Box::new(message(id)))]);
     // Not in the cache (as when it is full): the claim reads the row from fjall.

@@ -1,30 +1,10 @@
 //! Receipts parked before their submit response: matched when it comes, expired when it
 //! never does, the same on every replica and after a restart.
 
-use super::cache_tests::{CHANNEL, apply, channel, message, tenant};
+use super::cache_tests::{CHANNEL, apply, message, placed_store};
 use super::store::StateStore;
 use super::*;
 use crate::protocols::smpp::id_keys;
-
-fn setup() -> (tempfile::TempDir, fjall::Database, StateStore) {
-    let dir = tempfile::tempdir().expect("dir");
-    let db = fjall::Database::builder(dir.path()).open().expect("db");
-    let store = StateStore::open(&db).expect("store");
-    apply(
-        &store,
-        vec![
-            Op::PutTenant(Box::new(tenant())),
-            Op::PutChannel(Box::new(channel())),
-            Op::Place {
-                channel: CHANNEL.into(),
-                expected_epoch: 0,
-                owner: Some(1),
-                handoff_to: None,
-            },
-        ],
-    );
-    (dir, db, store)
-}
 
 fn claimed(store: &StateStore, id: &str, at: i64) {
     apply(store, vec![Op::Accept(Box::new(message(id)))]);
@@ -68,7 +48,7 @@ fn status(store: &StateStore, id: &str) -> Option<Status> {
 
 #[test]
 fn a_receipt_parked_before_its_response_is_matched_and_leaves_the_index() {
-    let (_dir, _db, store) = setup();
+    let (_dir, _db, store) = placed_store();
     let id = "01PARKED000000000000000001";
     let now = crate::clock::now_ms();
     claimed(&store, id, now);
@@ -85,7 +65,7 @@ fn a_receipt_parked_before_its_response_is_matched_and_leaves_the_index() {
 
 #[test]
 fn unmatched_receipts_expire_and_the_index_survives_a_restart() {
-    let (_dir, db, store) = setup();
+    let (_dir, db, store) = placed_store();
     let id = "01PARKED000000000000000002";
     let now = crate::clock::now_ms();
     claimed(&store, id, now);
@@ -116,7 +96,7 @@ fn unmatched_receipts_expire_and_the_index_survives_a_restart() {
 fn a_receipt_parked_earlier_in_the_same_batch_expires_alike() {
     // A follower catching up applies many entries at once; it must drop what the leader
     // dropped when it applied them one by one.
-    let (_dir, _db, store) = setup();
+    let (_dir, _db, store) = placed_store();
     let now = crate::clock::now_ms();
     apply(
         &store,
