@@ -210,6 +210,12 @@ struct ParkedReceipt {
     at: i64,
 }
 
+/// When the parked receipt in `row` arrived. A row that does not decode is still parked,
+/// dated 0: it expires at the first drop.
+fn parked_at(row: &[u8]) -> i64 {
+    wire::decode::<ParkedReceipt>(row).map_or(0, |p| p.at)
+}
+
 /// Tenants, channels and routes, kept whole in memory (they are few).
 #[derive(Debug, Default, Clone)]
 pub struct ConfigView {
@@ -492,9 +498,7 @@ impl StateStore {
         let mut parked = super::parked::ParkedIndex::default();
         for kv in self.orphans.iter() {
             let (k, v) = kv.into_inner()?;
-            // A row that does not decode is still parked: it expires from the start.
-            let at = wire::decode::<ParkedReceipt>(&v).map(|p| p.at).unwrap_or(0);
-            parked.insert(k.to_vec(), at);
+            parked.insert(k.to_vec(), parked_at(&v));
         }
         metrics::gauge!("smsgw_receipts_parked").set(parked.len() as f64);
         *self.parked.lock().unwrap_or_else(|e| e.into_inner()) = parked;
@@ -700,10 +704,7 @@ impl StateStore {
             if tag == T_CLAIM {
                 claim_changes.push((key.clone(), v.is_some()));
             } else if tag == T_ORPHAN {
-                let at = v
-                    .as_ref()
-                    .map(|v| wire::decode::<ParkedReceipt>(v).map(|p| p.at).unwrap_or(0));
-                parked_changes.push((key.clone(), at));
+                parked_changes.push((key.clone(), v.as_deref().map(parked_at)));
             }
             let ks = self.tag_ks(tag);
             match v {
@@ -1546,7 +1547,7 @@ impl StateStore {
         for ((tag, k), v) in ctx.kv.iter() {
             if *tag == T_ORPHAN
                 && let Some(v) = v
-                && wire::decode::<ParkedReceipt>(v).map_or(true, |p| p.at < before)
+                && parked_at(v) < before
             {
                 dropped.push(k.clone());
             }
