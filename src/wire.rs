@@ -13,9 +13,43 @@ pub enum WireError {
 }
 
 /// Encodes a value for storage or the wire.
+///
+/// Encodes into a buffer kept per thread and returns an exact-size copy: bincode's own
+/// `encode_to_vec` starts from an empty vector and grows it by doubling, a reallocation
+/// and a copy for each doubling of every stored row (docs/benchmarks.md).
 pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, WireError> {
-    bincode::serde::encode_to_vec(value, bincode::config::standard())
+    SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
+        Ok(mut buf) => {
+            buf.clear();
+            let written = encode_into(value, &mut buf).map(|()| buf.to_vec());
+            if buf.capacity() > SCRATCH_KEEP_BYTES {
+                *buf = Vec::with_capacity(SCRATCH_START_BYTES);
+            }
+            written
+        }
+        // Only if a value's serialisation encoded something itself.
+        Err(_) => {
+            let mut buf = Vec::new();
+            encode_into(value, &mut buf).map(|()| buf)
+        }
+    })
+}
+
+fn encode_into<T: Serialize>(value: &T, buf: &mut Vec<u8>) -> Result<(), WireError> {
+    bincode::serde::encode_into_std_write(value, buf, bincode::config::standard())
+        .map(|_| ())
         .map_err(|e| WireError::Encode(e.to_string()))
+}
+
+/// The per-thread buffer's starting size: a message row and most RPC bodies fit.
+const SCRATCH_START_BYTES: usize = 4 * 1024;
+/// A buffer grown past this by a large value (a snapshot chunk, a long batch) is given
+/// back rather than kept for the thread's lifetime.
+const SCRATCH_KEEP_BYTES: usize = 256 * 1024;
+
+thread_local! {
+    static SCRATCH: std::cell::RefCell<Vec<u8>> =
+        std::cell::RefCell::new(Vec::with_capacity(SCRATCH_START_BYTES));
 }
 
 /// The most any one decoded value may claim (and so allocate). Without a limit bincode
@@ -54,6 +88,25 @@ mod tests {
             let bytes = hex::decode(hex).unwrap_or_default();
             assert!(decode::<Proposal>(&bytes).is_err(), "{hex}");
             assert!(decode::<Vec<Op>>(&bytes).is_err(), "{hex}");
+        }
+    }
+
+    #[test]
+    fn the_scratch_buffer_changes_no_byte() {
+        let small = Proposal {
+            ops: vec![Op::DeleteTenant { id: "t".into() }].into(),
+        };
+        // Larger than the buffer the thread keeps: it is given back, the next is fresh.
+        let big = Proposal {
+            ops: vec![Op::DeleteTenant {
+                id: "x".repeat(300 * 1024),
+            }]
+            .into(),
+        };
+        for p in [&small, &big, &small] {
+            let plain =
+                bincode::serde::encode_to_vec(p, bincode::config::standard()).unwrap_or_default();
+            assert_eq!(encode(p).unwrap_or_default(), plain);
         }
     }
 
