@@ -26,6 +26,7 @@
 //! - `dashboard`: `GET /dashboard` (embedded page), its 15-minute metrics history, admin lookup, CORS.
 //! - `config`, `cli`: configuration loading and the command line.
 //! - `node`: wires one node together and drains it on SIGTERM.
+//! - `metric_handles`: metric handles registered once per label value (hot paths).
 //! - `chaos`: chaos/failover simulation runs (`smsgw sim run`) and the deterministic simulation.
 pub mod api;
 pub mod channels;
@@ -42,6 +43,7 @@ pub mod encoding;
 pub mod failpoints;
 pub mod http_client;
 pub mod messages;
+pub mod metric_handles;
 pub mod node;
 pub mod protocols;
 pub mod routing;

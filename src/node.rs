@@ -35,6 +35,7 @@ use crate::config::Config;
 use crate::consensus::{Consensus, ConsensusOptions};
 use crate::messages::dispatcher::{Dispatcher, DispatcherArgs};
 use crate::messages::sweeper::Sweeper;
+use crate::metric_handles::ByLabel;
 use crate::state::{Notice, Notifier};
 use crate::tenants::Limiters;
 use crate::webhooks::dispatcher::{WebhookArgs, WebhookDispatcher};
@@ -256,11 +257,10 @@ async fn count_statuses(
     registry: Arc<ChannelRegistry>,
     routing: Arc<crate::routing::RoutingEngine>,
 ) {
+    let by_status = ByLabel::new(|s| metrics::counter!("smsgw_messages_total", "status" => s));
     while let Some(n) = rx.recv().await {
         match n {
-            Notice::Status { status } => {
-                metrics::counter!("smsgw_messages_total", "status" => status.as_str()).increment(1);
-            }
+            Notice::Status { status } => by_status.get(status.as_str()).increment(1),
             Notice::Feedback(fb) => {
                 routing.learn(&consensus.store().config(), &fb);
                 if let (

@@ -2,7 +2,7 @@
 //! exponential back-off, submits on behalf of message actors, and commits receipts to
 //! Raft before acknowledging them to the SMSC.
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
@@ -10,6 +10,7 @@ use tracing::{info, warn};
 
 use super::registry::ChannelRegistry;
 use crate::consensus::Consensus;
+use crate::metric_handles::ByLabel;
 use crate::protocols::http_upstream::{HttpChannelOptions, HttpSession, HttpSessionConfig};
 use crate::protocols::session::{ChannelSession, Sidecar, start_sidecar};
 use crate::protocols::smpp::receipt::{ReceiptState, id_keys};
@@ -19,6 +20,19 @@ use crate::state::{Channel, ErrorInfo, Op, ReceiptOutcome};
 
 /// Longest wait between reconnect attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// `smsgw_receipts_total` by channel, for receipts matched to their message and for
+/// receipts parked until their submit response is recorded.
+static RECEIPTS_MATCHED: LazyLock<ByLabel<metrics::Counter>> = LazyLock::new(|| {
+    ByLabel::new(
+        |ch| metrics::counter!("smsgw_receipts_total", "channel" => ch, "matched" => "yes"),
+    )
+});
+static RECEIPTS_PARKED: LazyLock<ByLabel<metrics::Counter>> = LazyLock::new(|| {
+    ByLabel::new(
+        |ch| metrics::counter!("smsgw_receipts_total", "channel" => ch, "matched" => "parked"),
+    )
+});
 
 /// Messages a bind actor handles.
 #[derive(ractor_cluster::RactorMessage)]
@@ -126,8 +140,14 @@ async fn inbound_loop(
                     };
                     match consensus.propose_batched(op).await {
                         Ok(r) => {
-                            metrics::counter!("smsgw_receipts_total", "channel" => channel.clone(),
-                                "matched" => if matches!(r, crate::state::OpResult::ReceiptMatched { .. }) { "yes" } else { "parked" })
+                            let matched =
+                                matches!(r, crate::state::OpResult::ReceiptMatched { .. });
+                            if matched {
+                                &RECEIPTS_MATCHED
+                            } else {
+                                &RECEIPTS_PARKED
+                            }
+                            .get(&channel)
                             .increment(1);
                             if let (crate::state::OpResult::ReceiptMatched { .. }, Some(rt)) =
                                 (&r, registry.find(&channel))

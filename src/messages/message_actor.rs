@@ -13,6 +13,7 @@ use crate::channels::ChannelRegistry;
 use crate::cluster::Lease;
 use crate::consensus::Consensus;
 use crate::encoding;
+use crate::metric_handles::ByLabel;
 use crate::protocols::smpp::receipt::id_keys;
 use crate::protocols::smpp::session::{SessionError, SubmitOutcome, SubmitRequest};
 use crate::protocols::smpp::status_map::{
@@ -32,6 +33,15 @@ const SUBMIT_CALL_TIMEOUT: Duration = Duration::from_secs(30);
 /// Times a positive submit response is proposed before the actor gives up (each try
 /// waits up to 5 s for a leader, `Consensus::write`).
 const RECORD_TRIES: u32 = 4;
+
+/// `smsgw_channel_submit_total{result="ok"}` by channel: counted for every part sent.
+static SUBMITTED_OK: std::sync::LazyLock<ByLabel<metrics::Counter>> = std::sync::LazyLock::new(
+    || {
+        ByLabel::new(
+            |channel| metrics::counter!("smsgw_channel_submit_total", "channel" => channel, "result" => "ok"),
+        )
+    },
+);
 
 /// The message actor.
 pub struct MessageActor;
@@ -150,7 +160,7 @@ async fn requeue(
 async fn failover(
     lease: &Lease,
     c: &Consensus,
-    m: &Message,
+    m: &RowFacts,
     from: &str,
     reason: String,
     pinned: bool,
@@ -174,8 +184,39 @@ async fn failover(
     Ok(WorkEnd::Requeued)
 }
 
+/// What the part loop needs of a message's row. The row itself is let go before the
+/// first submit response is recorded: while the actor shared the cached row, recording
+/// the response had to copy all of it (text, events, parts) instead of taking it.
+struct RowFacts {
+    id: String,
+    route: Arc<[String]>,
+    avoid: Vec<String>,
+    attempts: u32,
+    /// Per part: answered already (a positive response or a final state), never sent again.
+    answered: Vec<bool>,
+    /// Some part has the operator's id: the other parts must follow it on this channel.
+    acknowledged: bool,
+}
+
+impl RowFacts {
+    fn of(m: &Message) -> RowFacts {
+        RowFacts {
+            id: m.id.clone(),
+            route: m.route.clone(),
+            avoid: m.avoid.clone(),
+            attempts: m.attempts,
+            answered: m
+                .part_states
+                .iter()
+                .map(|p| p.status != PartStatus::Pending || p.smsc_message_id.is_some())
+                .collect(),
+            acknowledged: m.part_states.iter().any(|p| p.smsc_message_id.is_some()),
+        }
+    }
+}
+
 /// Whether the message's route has a channel besides `from` it has not left yet.
-fn has_other_candidate(m: &Message, from: &str) -> bool {
+fn has_other_candidate(m: &RowFacts, from: &str) -> bool {
     m.route
         .iter()
         .any(|c| c != from && !m.avoid.iter().any(|a| a == c))
@@ -221,8 +262,16 @@ async fn work(st: &MessageArgs) -> Result<WorkEnd, ActorProcessingErr> {
         Ok(p) => p,
         Err(e) => return fail(c, &m.id, err("rejected_by_carrier", e.to_string(), None)).await,
     };
+    // India DLT ids go to the operator as TLVs (tags per channel option `dlt_tlvs`).
+    let dlt = {
+        let cfg = c.store().config();
+        crate::compliance::dlt::tlvs(&m, cfg.channels.get(&st.channel))
+    };
+    let facts = RowFacts::of(&m);
+    drop(m);
+    let m = facts;
     let Some(rt) = st.registry.find(&st.channel) else {
-        let pinned = m.part_states.iter().any(|p| p.smsc_message_id.is_some());
+        let pinned = m.acknowledged;
         return failover(
             &st.lease,
             c,
@@ -233,11 +282,6 @@ async fn work(st: &MessageArgs) -> Result<WorkEnd, ActorProcessingErr> {
         )
         .await;
     };
-    // India DLT ids go to the operator as TLVs (tags per channel option `dlt_tlvs`).
-    let dlt = {
-        let cfg = c.store().config();
-        crate::compliance::dlt::tlvs(&m, cfg.channels.get(&st.channel))
-    };
     let parts: Vec<_> = parts
         .into_iter()
         .map(|mut p| {
@@ -246,15 +290,11 @@ async fn work(st: &MessageArgs) -> Result<WorkEnd, ActorProcessingErr> {
         })
         .collect();
     for (i, req) in parts.into_iter().enumerate() {
-        let already = m
-            .part_states
-            .get(i)
-            .map(|p| p.status != PartStatus::Pending || p.smsc_message_id.is_some());
-        if already == Some(true) {
+        if m.answered.get(i) == Some(&true) {
             continue; // a part with a positive response is never sent again
         }
         // Once any part is acknowledged on this channel, the others must follow it.
-        let pinned = i > 0 || m.part_states.iter().any(|p| p.smsc_message_id.is_some());
+        let pinned = i > 0 || m.acknowledged;
         let mut throttles = 0;
         loop {
             let paced_at = rt.acquire_send_slot().await;
@@ -288,7 +328,7 @@ async fn work(st: &MessageArgs) -> Result<WorkEnd, ActorProcessingErr> {
             let refusal = match result {
                 Ok(SubmitOutcome::Accepted { message_id }) => {
                     rt.submit_ok(started.elapsed());
-                    metrics::counter!("smsgw_channel_submit_total", "channel" => st.channel.clone(), "result" => "ok").increment(1);
+                    SUBMITTED_OK.get(&st.channel).increment(1);
                     let op = Op::PartSubmitted {
                         id: m.id.clone(),
                         part: i as u32,

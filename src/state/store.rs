@@ -8,7 +8,7 @@
 //! waiting counts) that are rebuilt from the rows at start.
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::{Mutex, OnceLock, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use fjall::{Database, Keyspace, KeyspaceCreateOptions};
 use serde::{Deserialize, Serialize};
@@ -126,10 +126,18 @@ fn receipt_latency(m: &Message, entered: Status) {
         return;
     };
     let done = m.events.last().map(|e| e.at).unwrap_or(m.updated_at);
-    let channel = m.channel.clone().unwrap_or_default();
-    metrics::histogram!("smsgw_receipt_latency_seconds", "channel" => channel)
+    RECEIPT_LATENCY
+        .get(m.channel.as_deref().unwrap_or_default())
         .record((done - sent.at).max(0) as f64 / 1000.0);
 }
+
+/// `smsgw_receipt_latency_seconds` by channel.
+static RECEIPT_LATENCY: std::sync::LazyLock<crate::metric_handles::ByLabel<metrics::Histogram>> =
+    std::sync::LazyLock::new(|| {
+        crate::metric_handles::ByLabel::new(
+            |ch| metrics::histogram!("smsgw_receipt_latency_seconds", "channel" => ch),
+        )
+    });
 
 /// Something node-local actors must react to, sent after the batch is committed.
 #[derive(Debug, Clone)]
@@ -322,7 +330,7 @@ pub struct StateStore {
     claimed: Mutex<rustc_hash::FxHashSet<Vec<u8>>>,
     /// Non-final messages, decoded: the rows every apply, dispatch and send touches.
     /// Final messages are read from fjall.
-    active_cache: RwLock<FastMap<String, Message>>,
+    active_cache: RwLock<FastMap<String, Arc<Message>>>,
     /// The apply step's scratch maps, reused (only the state machine task applies).
     apply_scratch: Mutex<Option<ApplyCtx>>,
     notifier: OnceLock<Notifier>,
@@ -491,7 +499,7 @@ impl StateStore {
                     .unwrap_or(72 * 3600);
                 index_message(&mut work, &m, None, dlr);
                 if cache.len() < ACTIVE_CACHE_MAX {
-                    cache.insert(id, m);
+                    cache.insert(id, Arc::new(m));
                 }
             }
         }
@@ -548,16 +556,18 @@ impl StateStore {
         self.work.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Reads one message row (from the cache while it is not final).
-    pub fn get_message(&self, id: &str) -> Result<Option<Message>, StoreError> {
+    /// Reads one message row (from the cache while it is not final). Shared with the
+    /// cache rather than copied: a message actor reads its row once per message, and
+    /// copying every text and event of it was 3 % of a sending node's CPU.
+    pub fn get_message(&self, id: &str) -> Result<Option<Arc<Message>>, StoreError> {
         if let Some(m) = self.cache().get(id) {
             return Ok(Some(m.clone()));
         }
-        self.stored(id)
+        Ok(self.stored(id)?.map(Arc::new))
     }
 
     /// The decoded non-final rows.
-    fn cache(&self) -> std::sync::RwLockReadGuard<'_, FastMap<String, Message>> {
+    fn cache(&self) -> std::sync::RwLockReadGuard<'_, FastMap<String, Arc<Message>>> {
         self.active_cache.read().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -609,7 +619,7 @@ impl StateStore {
             if let Some(m) = self.get_message(&id)?
                 && filter(&m)
             {
-                out.push(m);
+                out.push(Arc::unwrap_or_clone(m));
                 if out.len() >= limit {
                     return Ok((out, last_seen));
                 }
@@ -753,7 +763,7 @@ impl StateStore {
             // the claimed copy is the row as it was before the batch.
             for m in ctx.claimed_rows.drain(..) {
                 if cache.len() < ACTIVE_CACHE_MAX && !cache.contains_key(&m.id) {
-                    cache.insert(m.id.clone(), m);
+                    cache.insert(m.id.clone(), Arc::new(m));
                 }
             }
             for (id, m) in ctx.messages.drain() {
@@ -767,7 +777,7 @@ impl StateStore {
                         && m.status != Status::Scheduled)
                 {
                     // Waiting rows may fill half of the cache; rows being worked the rest.
-                    cache.insert(id, m);
+                    cache.insert(id, Arc::new(m));
                 } else {
                     // Full: keep memory bounded; this row is read from fjall instead.
                     cache.remove(&id);
@@ -819,7 +829,7 @@ impl StateStore {
         if let Some(m) = ctx.messages.get(id) {
             return Ok(Some(m.clone()));
         }
-        self.get_message(id)
+        Ok(self.get_message(id)?.map(Arc::unwrap_or_clone))
     }
 
     /// Whether a message row exists (in this batch, the cache or fjall), without copying it.
@@ -1324,7 +1334,7 @@ impl StateStore {
                         .messages
                         .get(id)
                         .map(&waiting_here)
-                        .or_else(|| self.cache().get(id).map(&waiting_here));
+                        .or_else(|| self.cache().get(id).map(|m| waiting_here(m)));
                     let granted_here = match known {
                         Some(here) => here,
                         None => match self.stored(id)? {
@@ -1442,7 +1452,8 @@ impl StateStore {
                     .unwrap_or_else(|e| e.into_inner())
                     .remove(id);
                 match cached {
-                    Some(m) => (m, Source::Cache),
+                    // Copied only while a reader (a message actor) shares it.
+                    Some(m) => (Arc::unwrap_or_clone(m), Source::Cache),
                     None => match self.stored(id)? {
                         Some(m) => (m, Source::Fjall),
                         None => return Ok(OpResult::NotFound),
@@ -1462,7 +1473,7 @@ impl StateStore {
                     self.active_cache
                         .write()
                         .unwrap_or_else(|e| e.into_inner())
-                        .insert(id.to_string(), m);
+                        .insert(id.to_string(), Arc::new(m));
                 }
                 Source::Fjall => {}
             }
