@@ -160,21 +160,21 @@ async fn requeue(
 async fn failover(
     lease: &Lease,
     c: &Consensus,
-    m: &RowFacts,
+    row: &RowFacts,
     from: &str,
     reason: String,
     pinned: bool,
 ) -> Result<WorkEnd, ActorProcessingErr> {
     // Parts already acknowledged on `from` keep the rest of the message there.
-    if pinned || m.route.len() <= 1 || m.avoid.len() >= m.route.len() {
-        return requeue(lease, c, &m.id, format!("{reason} on {from}")).await;
+    if pinned || row.route.len() <= 1 || row.avoid.len() >= row.route.len() {
+        return requeue(lease, c, &row.id, format!("{reason} on {from}")).await;
     }
     if !lease.valid() {
         return Ok(WorkEnd::LeaseLost);
     }
     metrics::counter!("smsgw_failovers_total", "channel" => from.to_string()).increment(1);
     c.propose(Op::Failover {
-        id: m.id.clone(),
+        id: row.id.clone(),
         from: from.to_string(),
         reason,
         at: crate::clock::now_ms(),
@@ -216,10 +216,10 @@ impl RowFacts {
 }
 
 /// Whether the message's route has a channel besides `from` it has not left yet.
-fn has_other_candidate(m: &RowFacts, from: &str) -> bool {
-    m.route
+fn has_other_candidate(row: &RowFacts, from: &str) -> bool {
+    row.route
         .iter()
-        .any(|c| c != from && !m.avoid.iter().any(|a| a == c))
+        .any(|c| c != from && !row.avoid.iter().any(|a| a == c))
 }
 
 async fn fail(c: &Consensus, id: &str, error: ErrorInfo) -> Result<WorkEnd, ActorProcessingErr> {
@@ -267,15 +267,14 @@ async fn work(st: &MessageArgs) -> Result<WorkEnd, ActorProcessingErr> {
         let cfg = c.store().config();
         crate::compliance::dlt::tlvs(&m, cfg.channels.get(&st.channel))
     };
-    let facts = RowFacts::of(&m);
+    let row = RowFacts::of(&m);
     drop(m);
-    let m = facts;
     let Some(rt) = st.registry.find(&st.channel) else {
-        let pinned = m.acknowledged;
+        let pinned = row.acknowledged;
         return failover(
             &st.lease,
             c,
-            &m,
+            &row,
             &st.channel,
             "channel not running here".into(),
             pinned,
@@ -290,23 +289,23 @@ async fn work(st: &MessageArgs) -> Result<WorkEnd, ActorProcessingErr> {
         })
         .collect();
     for (i, req) in parts.into_iter().enumerate() {
-        if m.answered.get(i) == Some(&true) {
+        if row.answered.get(i) == Some(&true) {
             continue; // a part with a positive response is never sent again
         }
         // Once any part is acknowledged on this channel, the others must follow it.
-        let pinned = i > 0 || m.acknowledged;
+        let pinned = i > 0 || row.acknowledged;
         let mut throttles = 0;
         loop {
             let paced_at = rt.acquire_send_slot().await;
             if !st.lease.valid() {
-                warn!(message_id = %m.id, channel = %st.channel, "lease lost before submit; leaving the message to the channel's next owner");
+                warn!(message_id = %row.id, channel = %st.channel, "lease lost before submit; leaving the message to the channel's next owner");
                 return Ok(WorkEnd::LeaseLost);
             }
             let Some(bind) = rt.pick_bind() else {
                 return failover(
                     &st.lease,
                     c,
-                    &m,
+                    &row,
                     &st.channel,
                     "no bound session".into(),
                     pinned,
@@ -330,7 +329,7 @@ async fn work(st: &MessageArgs) -> Result<WorkEnd, ActorProcessingErr> {
                     rt.submit_ok(started.elapsed());
                     SUBMITTED_OK.get(&st.channel).increment(1);
                     let op = Op::PartSubmitted {
-                        id: m.id.clone(),
+                        id: row.id.clone(),
                         part: i as u32,
                         channel: st.channel.clone(),
                         keys: id_keys(&message_id),
@@ -358,7 +357,7 @@ async fn work(st: &MessageArgs) -> Result<WorkEnd, ActorProcessingErr> {
                     // The submit may or may not have reached the SMSC: send again (counted).
                     metrics::counter!("smsgw_resubmits_total", "channel" => st.channel.clone())
                         .increment(1);
-                    warn!(message_id = %m.id, channel = %st.channel, part = i, error = %e, "submit outcome unknown; failing over");
+                    warn!(message_id = %row.id, channel = %st.channel, part = i, error = %e, "submit outcome unknown; failing over");
                     // A lost session is one event for the line's health (the bind actor
                     // counts it once), not one error per submit that was in flight on it.
                     if !matches!(e, SessionError::Closed) {
@@ -368,7 +367,7 @@ async fn work(st: &MessageArgs) -> Result<WorkEnd, ActorProcessingErr> {
                     return failover(
                         &st.lease,
                         c,
-                        &m,
+                        &row,
                         &st.channel,
                         format!("no response: {e}"),
                         pinned,
@@ -390,12 +389,12 @@ async fn work(st: &MessageArgs) -> Result<WorkEnd, ActorProcessingErr> {
                     // rather than wait out the cool-downs, when it has somewhere to go.
                     let out_of_rotation = !rt.health.allows(Instant::now())
                         && !pinned
-                        && has_other_candidate(&m, &st.channel);
+                        && has_other_candidate(&row, &st.channel);
                     if throttles >= MAX_THROTTLE_RETRIES || out_of_rotation {
                         return failover(
                             &st.lease,
                             c,
-                            &m,
+                            &row,
                             &st.channel,
                             format!("throttling storm ({throttles} throttled answers)"),
                             pinned,
@@ -406,15 +405,15 @@ async fn work(st: &MessageArgs) -> Result<WorkEnd, ActorProcessingErr> {
                 SubmitErrorClass::Temporary => {
                     rt.health
                         .submit_error(Instant::now(), crate::clock::now_ms());
-                    if m.attempts + 1 >= MAX_TEMPORARY_REJECTIONS {
+                    if row.attempts + 1 >= MAX_TEMPORARY_REJECTIONS {
                         rt.failed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         let e = err(&code, "temporary errors on every attempt", Some(smsc));
-                        return fail(c, &m.id, e).await;
+                        return fail(c, &row.id, e).await;
                     }
                     return failover(
                         &st.lease,
                         c,
-                        &m,
+                        &row,
                         &st.channel,
                         format!("temporary error {smsc}"),
                         pinned,
@@ -425,7 +424,7 @@ async fn work(st: &MessageArgs) -> Result<WorkEnd, ActorProcessingErr> {
                     rt.health
                         .submit_error(Instant::now(), crate::clock::now_ms());
                     rt.failed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    return fail(c, &m.id, err(&code, detail, Some(smsc))).await;
+                    return fail(c, &row.id, err(&code, detail, Some(smsc))).await;
                 }
             }
         }
