@@ -969,17 +969,11 @@ pub async fn get_channel(
 
 /// Ids of the routes that send over `channel` (as a channel of the route or of its A/B
 /// variant B).
-fn routes_using(cfg: &crate::state::ConfigView, channel: &str) -> Vec<String> {
-    cfg.routes
-        .values()
-        .filter(|r| {
-            r.channels.iter().any(|c| c.id == channel)
-                || r.ab
-                    .as_ref()
-                    .is_some_and(|ab| ab.channels.iter().any(|c| c.id == channel))
-        })
-        .map(|r| r.id.clone())
-        .collect()
+fn channel_in_use(id: &str, routes: &[String]) -> ApiError {
+    ApiError::conflict(format!(
+        "channel {id} is used by route(s) {}: remove it from them (or delete them) first",
+        routes.join(", ")
+    ))
 }
 
 /// `DELETE /admin/v1/channels/{id}`: refused (409) while a route still uses the channel,
@@ -991,15 +985,14 @@ pub async fn delete_channel(
 ) -> Result<Response, ApiError> {
     require_admin(&st, &headers)?;
     find_channel(&st, &id)?;
-    let users = routes_using(&st.consensus.store().config(), &id);
+    let users = st.consensus.store().config().routes_using(&id);
     if !users.is_empty() {
-        return Err(ApiError::conflict(format!(
-            "channel {id} is used by route(s) {}: remove it from them (or delete them) first",
-            users.join(", ")
-        )));
+        return Err(channel_in_use(&id, &users));
     }
     match write(&st, Op::DeleteChannel { id: id.clone() }).await? {
         OpResult::NotFound => Err(ApiError::not_found("channel")),
+        // A route naming it was committed after the check above.
+        OpResult::InUse { by } => Err(channel_in_use(&id, &by)),
         _ => {
             st.registry.remove(&id);
             Ok(StatusCode::NO_CONTENT.into_response())
@@ -1298,7 +1291,14 @@ pub async fn create_route(
         ))
         .field("match"));
     }
-    write(&st, Op::PutRoute(Box::new(r.clone()))).await?;
+    if let OpResult::MissingChannels { ids } = write(&st, Op::PutRoute(Box::new(r.clone()))).await?
+    {
+        // A channel it names was deleted after the check above.
+        return Err(ApiError::invalid(
+            "channels",
+            format!("unknown channel(s) {}", ids.join(", ")),
+        ));
+    }
     Ok((StatusCode::CREATED, Json(route_view(&r))).into_response())
 }
 

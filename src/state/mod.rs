@@ -4,6 +4,8 @@
 #[cfg(test)]
 mod cache_tests;
 pub mod compliance;
+#[cfg(test)]
+mod config_refs_tests;
 pub mod model;
 pub mod ops;
 pub mod parked;

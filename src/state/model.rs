@@ -176,6 +176,16 @@ pub struct Route {
     pub ab: Option<AbSplit>,
 }
 
+impl Route {
+    /// Every channel the route names, variant B's included.
+    pub fn channel_ids(&self) -> impl Iterator<Item = &str> {
+        self.channels
+            .iter()
+            .chain(self.ab.iter().flat_map(|ab| ab.channels.iter()))
+            .map(|c| c.id.as_str())
+    }
+}
+
 /// Variant B of an A/B-tested route: its own strategy and channels.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct AbSplit {

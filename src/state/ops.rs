@@ -198,6 +198,14 @@ pub enum OpResult {
         key: String,
         retry_after_ms: i64,
     },
+    /// `DeleteChannel` refused: these routes still name the channel.
+    InUse {
+        by: Vec<String>,
+    },
+    /// `PutRoute` refused: it names channels that do not exist.
+    MissingChannels {
+        ids: Vec<String>,
+    },
 }
 
 /// A Raft entry's application data: a batch of operations. Shared, not owned: the

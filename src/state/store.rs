@@ -252,6 +252,15 @@ impl ConfigView {
             .unwrap_or(false)
     }
 
+    /// The routes that name `channel` (a channel cannot be deleted while any does).
+    pub fn routes_using(&self, channel: &str) -> Vec<String> {
+        self.routes
+            .values()
+            .filter(|r| r.channel_ids().any(|c| c == channel))
+            .map(|r| r.id.clone())
+            .collect()
+    }
+
     /// The ids of every configured channel (to check references to them, and to notice
     /// deleted ones).
     pub fn channel_ids(&self) -> std::collections::BTreeSet<String> {
@@ -963,12 +972,14 @@ impl StateStore {
                 OpResult::Done
             }
             Op::DeleteChannel { id } => {
-                let removed = self
-                    .config
-                    .write()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .channels
-                    .remove(id);
+                let mut cfg = self.config.write().unwrap_or_else(|e| e.into_inner());
+                // The API refuses this too; checked here again because a route naming the
+                // channel may have been committed between that check and this write.
+                let by = cfg.routes_using(id);
+                if !by.is_empty() {
+                    return Ok(OpResult::InUse { by });
+                }
+                let removed = cfg.channels.remove(id);
                 if removed.is_some() {
                     ctx.kv
                         .insert((T_CONFIG, format!("c/{id}").into_bytes()), None);
@@ -994,11 +1005,17 @@ impl StateStore {
                 }
             }
             Op::PutRoute(r) => {
-                self.config
-                    .write()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .routes
-                    .insert(r.id.clone(), (**r).clone());
+                let mut cfg = self.config.write().unwrap_or_else(|e| e.into_inner());
+                // Checked by the API too; again here, against a channel deleted meanwhile.
+                let missing: Vec<String> = r
+                    .channel_ids()
+                    .filter(|c| !cfg.channels.contains_key(*c))
+                    .map(str::to_string)
+                    .collect();
+                if !missing.is_empty() {
+                    return Ok(OpResult::MissingChannels { ids: missing });
+                }
+                cfg.routes.insert(r.id.clone(), (**r).clone());
                 ctx.kv.insert(
                     (T_CONFIG, format!("r/{}", r.id).into_bytes()),
                     Some(wire::encode(&**r)?),
