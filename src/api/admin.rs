@@ -967,8 +967,8 @@ pub async fn get_channel(
     Ok(Json(channel_view(&st, &c, live.remove(&c.id))).into_response())
 }
 
-/// Ids of the routes that send over `channel` (as a channel of the route or of its A/B
-/// variant B).
+/// The 409 for deleting a channel that `routes` still name (found by the check before the
+/// write, or by the state machine when a route came in between).
 fn channel_in_use(id: &str, routes: &[String]) -> ApiError {
     ApiError::conflict(format!(
         "channel {id} is used by route(s) {}: remove it from them (or delete them) first",
