@@ -393,6 +393,9 @@ async fn ab_split_holds_its_share_and_reports_significance() {
     let key = node.tenant("acme", json!({})).await;
     node.wait_bound().await;
     let n = 3000;
+    // Which variant each message was given: the split hashes the message id, so the test
+    // knows each message's variant from its id and text alone.
+    let mut variant_b_of_text = std::collections::HashMap::new();
     for k in 0..3 {
         let r = node
             .post_json(
@@ -402,7 +405,26 @@ async fn ab_split_holds_its_share_and_reports_significance() {
             )
             .await;
         assert_eq!(r.status, 200, "{}", r.text);
+        for (i, item) in r.json["results"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .enumerate()
+        {
+            let id = item["id"]
+                .as_str()
+                .unwrap_or_else(|| panic!("item {i}: {item}"));
+            variant_b_of_text.insert(
+                format!("ab{k}- {i:05}"),
+                smsgw::routing::engine::ab_bucket(id) < 30,
+            );
+        }
     }
+    assert_eq!(
+        variant_b_of_text.len(),
+        n as usize,
+        "every message accepted"
+    );
     let report = eventually(
         "all A/B messages final",
         Duration::from_secs(120),
@@ -418,15 +440,60 @@ async fn ab_split_holds_its_share_and_reports_significance() {
     )
     .await;
     let (na, nb) = (accepted(&a).await, accepted(&b).await);
-    assert_eq!(na + nb, n, "{report}");
-    let share = nb as f64 / n as f64;
-    assert!((share - 0.30).abs() <= 0.03, "variant B share {share}");
-    assert_eq!(
-        report["a"]["messages"].as_u64().unwrap_or(0)
-            + report["b"]["messages"].as_u64().unwrap_or(0),
-        n
+    // Every message went out on its own variant's line: read from the simulators' ledgers
+    // (flushed every 100 ms) which texts each one took.
+    let texts = |s: &Smsc| -> Vec<String> {
+        s.ledger_lines()
+            .iter()
+            .map(|l| {
+                let hex = l["short_message_hex"].as_str().unwrap_or("");
+                let bytes: Vec<u8> = (0..hex.len() / 2)
+                    .filter_map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok())
+                    .collect();
+                String::from_utf8_lossy(&bytes).into_owned()
+            })
+            .collect()
+    };
+    let (on_a, on_b) = eventually("ledgers flushed", Duration::from_secs(10), || async {
+        let (ta, tb) = (texts(&a), texts(&b));
+        (ta.len() as u64 == na && tb.len() as u64 == nb).then_some((ta, tb))
+    })
+    .await;
+    let astray_a = on_a
+        .iter()
+        .filter(|t| variant_b_of_text.get(*t) != Some(&false));
+    let astray_b = on_b
+        .iter()
+        .filter(|t| variant_b_of_text.get(*t) != Some(&true));
+    let (astray_a, astray_b): (Vec<_>, Vec<_>) = (astray_a.collect(), astray_b.collect());
+    assert!(
+        astray_a.is_empty() && astray_b.is_empty(),
+        "on A but not variant A: {:?}; on B but not variant B: {:?}; {report}",
+        &astray_a[..astray_a.len().min(5)],
+        &astray_b[..astray_b.len().min(5)]
     );
-    assert_eq!(report["b"]["messages"].as_u64(), Some(nb));
+    assert_eq!(
+        na + nb,
+        n,
+        "each message accepted once (A {na}, B {nb}): {report}"
+    );
+    let assigned_b = variant_b_of_text.values().filter(|b| **b).count() as u64;
+    assert_eq!(
+        report["a"]["messages"].as_u64(),
+        Some(n - assigned_b),
+        "{report}"
+    );
+    assert_eq!(
+        report["b"]["messages"].as_u64(),
+        Some(assigned_b),
+        "{report}"
+    );
+    // 3,000 draws at 30 %: one standard deviation is 0.84 points.
+    let share = nb as f64 / n as f64;
+    assert!(
+        (share - 0.30).abs() <= 0.03,
+        "variant B share {share} (A {na}, B {nb}): {report}"
+    );
     assert!(
         report["a"]["delivery_rate"].as_f64().unwrap_or(0.0) > 0.99,
         "{report}"
