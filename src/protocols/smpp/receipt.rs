@@ -208,13 +208,14 @@ pub fn parse_receipt_text(text: &str) -> Option<(String, ReceiptState, Option<St
 }
 
 /// Decodes receipt bytes to text: lossy UTF-8, NULs removed (so a UCS-2
-/// encoded ASCII receipt still parses).
-fn receipt_text_from_bytes(bytes: &[u8]) -> String {
+/// encoded ASCII receipt still parses). Borrows the bytes when they are
+/// already clean UTF-8, as nearly every receipt is.
+fn receipt_text_from_bytes(bytes: &[u8]) -> std::borrow::Cow<'_, str> {
     if bytes.contains(&0) {
         let filtered: Vec<u8> = bytes.iter().copied().filter(|&b| b != 0).collect();
-        String::from_utf8_lossy(&filtered).into_owned()
+        std::borrow::Cow::Owned(String::from_utf8_lossy(&filtered).into_owned())
     } else {
-        String::from_utf8_lossy(bytes).into_owned()
+        String::from_utf8_lossy(bytes)
     }
 }
 
@@ -234,9 +235,17 @@ fn is_blank(b: u8) -> bool {
     b == b' ' || b == b'\t' || b == b'\r' || b == b'\n'
 }
 
-/// Matches one of [`KEYS`] followed by `:` at byte `i` of the lowercased text.
-fn match_key(lower: &[u8], i: usize) -> Option<(usize, usize)> {
-    if i > 0 && (lower[i - 1].is_ascii_alphanumeric() || lower[i - 1] == b'_') {
+/// Matches one of [`KEYS`] (in any letter case) followed by `:` at byte `i`.
+/// Returns the key's index and where its value starts.
+fn match_key(text: &[u8], i: usize) -> Option<(usize, usize)> {
+    if i > 0 && (text[i - 1].is_ascii_alphanumeric() || text[i - 1] == b'_') {
+        return None;
+    }
+    // Every key starts with one of these letters: most bytes go no further.
+    if !matches!(
+        text[i].to_ascii_lowercase(),
+        b'i' | b's' | b'd' | b'e' | b't'
+    ) {
         return None;
     }
     'keys: for (k, words) in KEYS.iter().enumerate() {
@@ -244,22 +253,26 @@ fn match_key(lower: &[u8], i: usize) -> Option<(usize, usize)> {
         for (n, word) in words.iter().enumerate() {
             if n > 0 {
                 let start = j;
-                while j < lower.len() && (is_blank(lower[j]) || lower[j] == b'_') {
+                while j < text.len() && (is_blank(text[j]) || text[j] == b'_') {
                     j += 1;
                 }
                 if j == start {
                     continue 'keys;
                 }
             }
-            if !lower[j..].starts_with(word.as_bytes()) {
+            let w = word.as_bytes();
+            if !text
+                .get(j..j + w.len())
+                .is_some_and(|t| t.eq_ignore_ascii_case(w))
+            {
                 continue 'keys;
             }
-            j += word.len();
+            j += w.len();
         }
-        while j < lower.len() && is_blank(lower[j]) {
+        while j < text.len() && is_blank(text[j]) {
             j += 1;
         }
-        if j < lower.len() && lower[j] == b':' {
+        if j < text.len() && text[j] == b':' {
             return Some((k, j + 1));
         }
     }
@@ -267,48 +280,55 @@ fn match_key(lower: &[u8], i: usize) -> Option<(usize, usize)> {
 }
 
 /// Splits receipt text into its fields. Each value runs to the next key; all
-/// but `text:` keep only their first whitespace-separated token.
+/// but `text:` keep only their first whitespace-separated token. The first
+/// occurrence of a key wins.
 pub fn parse_receipt_fields(text: &str) -> ReceiptText {
-    let lower = text.to_ascii_lowercase();
-    let lower = lower.as_bytes();
-    // (key, key_start, value_start)
-    let mut found: Vec<(usize, usize, usize)> = Vec::with_capacity(8);
-    let mut i = 0;
-    while i < lower.len() {
-        if let Some((k, value_start)) = match_key(lower, i) {
-            found.push((k, i, value_start));
-            if k == TEXT_KEY {
-                break;
-            }
-            i = value_start;
-        } else {
-            i += 1;
-        }
-    }
+    let bytes = text.as_bytes();
     let mut out = ReceiptText::default();
-    for (n, &(k, _, value_start)) in found.iter().enumerate() {
-        let end = found.get(n + 1).map(|f| f.1).unwrap_or(text.len());
-        let raw = text.get(value_start..end).unwrap_or("").trim();
-        let value = if k == TEXT_KEY {
-            raw.to_string()
-        } else {
-            raw.split_whitespace().next().unwrap_or("").to_string()
+    // The key found last and where its value starts: its value ends where the
+    // next key begins (or at the end of the text).
+    let mut open: Option<(usize, usize)> = None;
+    let mut i = 0;
+    while i < bytes.len() {
+        let Some((k, value_start)) = match_key(bytes, i) else {
+            i += 1;
+            continue;
         };
-        let slot = match k {
-            0 => &mut out.id,
-            1 => &mut out.sub,
-            2 => &mut out.dlvrd,
-            3 => &mut out.submit_date,
-            4 => &mut out.done_date,
-            5 => &mut out.stat,
-            6 => &mut out.err,
-            _ => &mut out.text,
-        };
-        if slot.is_none() && (k == TEXT_KEY || !value.is_empty()) {
-            *slot = Some(value);
+        if let Some((prev, start)) = open.replace((k, value_start)) {
+            fill(&mut out, prev, text.get(start..i).unwrap_or(""));
         }
+        if k == TEXT_KEY {
+            break;
+        }
+        i = value_start;
+    }
+    if let Some((k, start)) = open {
+        fill(&mut out, k, text.get(start..).unwrap_or(""));
     }
     out
+}
+
+/// Stores the value of key `k` unless that field is already set.
+fn fill(out: &mut ReceiptText, k: usize, raw: &str) {
+    let raw = raw.trim();
+    let value = if k == TEXT_KEY {
+        raw
+    } else {
+        raw.split_whitespace().next().unwrap_or("")
+    };
+    let slot = match k {
+        0 => &mut out.id,
+        1 => &mut out.sub,
+        2 => &mut out.dlvrd,
+        3 => &mut out.submit_date,
+        4 => &mut out.done_date,
+        5 => &mut out.stat,
+        6 => &mut out.err,
+        _ => &mut out.text,
+    };
+    if slot.is_none() && (k == TEXT_KEY || !value.is_empty()) {
+        *slot = Some(value.to_string());
+    }
 }
 
 /// Parses a receipt date `YYMMDDhhmm` or `YYMMDDhhmmss` (years 2000-2099).
@@ -361,6 +381,77 @@ pub fn id_keys(raw: &str) -> Vec<String> {
 #[cfg(test)]
 mod unit_tests {
     use super::*;
+
+    /// The parser as it was before it stopped lowercasing a copy of the text and
+    /// collecting the keys first: the reference the faster one must agree with.
+    fn reference_fields(text: &str) -> ReceiptText {
+        // Written with string slicing rather than byte indexes, so that it is a second
+        // formulation of the key grammar and not a copy of the parser under test.
+        fn key_at(lower: &str, i: usize) -> Option<(usize, usize)> {
+            let before = lower[..i].chars().next_back();
+            if before.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_') {
+                return None;
+            }
+            KEYS.iter().enumerate().find_map(|(k, words)| {
+                let mut rest = &lower[i..];
+                for (n, word) in words.iter().enumerate() {
+                    if n > 0 {
+                        let gap = rest.trim_start_matches([' ', '\t', '\r', '\n', '_']);
+                        if gap.len() == rest.len() {
+                            return None;
+                        }
+                        rest = gap;
+                    }
+                    rest = rest.strip_prefix(word)?;
+                }
+                let rest = rest.trim_start_matches([' ', '\t', '\r', '\n']);
+                rest.starts_with(':')
+                    .then(|| (k, lower.len() - rest.len() + 1))
+            })
+        }
+        let lower = text.to_ascii_lowercase();
+        let mut found: Vec<(usize, usize, usize)> = Vec::new();
+        let mut i = 0;
+        while i < lower.len() {
+            if !lower.is_char_boundary(i) {
+                i += 1;
+                continue;
+            }
+            if let Some((k, value_start)) = key_at(&lower, i) {
+                found.push((k, i, value_start));
+                if k == TEXT_KEY {
+                    break;
+                }
+                i = value_start;
+            } else {
+                i += 1;
+            }
+        }
+        let mut out = ReceiptText::default();
+        for (n, &(k, _, value_start)) in found.iter().enumerate() {
+            let end = found.get(n + 1).map(|f| f.1).unwrap_or(text.len());
+            fill(&mut out, k, text.get(value_start..end).unwrap_or(""));
+        }
+        out
+    }
+
+    proptest::proptest! {
+        /// Receipt-like texts from key fragments in any case, separators and junk:
+        /// the parser finds exactly the fields the reference finds.
+        #[test]
+        fn fields_equal_the_reference(parts in proptest::collection::vec(
+            proptest::prop_oneof![
+                "(?i)(id|sub|dlvrd|submit|done|date|stat|err|text)",
+                "[ \t_:]{1,3}",
+                "[0-9A-Za-z]{0,12}",
+                "[\\x00-\\x7fé€]{0,4}",
+            ],
+            0..40,
+        )) {
+            let text: String = parts.concat();
+            proptest::prop_assert_eq!(parse_receipt_fields(&text), reference_fields(&text));
+        }
+    }
 
     #[test]
     fn receipt_text_table() {
