@@ -11,7 +11,7 @@ pub mod openapi;
 pub mod receipts;
 pub mod routing_admin;
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::Instant;
 
 use axum::Router;
@@ -24,6 +24,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 
 use crate::channels::ChannelRegistry;
 use crate::consensus::Consensus;
+use crate::metric_handles::ByLabel;
 use crate::state::Tenant;
 use crate::tenants::Limiters;
 use error::ApiError;
@@ -141,16 +142,43 @@ async fn metrics_text(State(st): State<AppState>) -> Response {
 /// counts every request by matched route and status code (one layer, not two: each
 /// `from_fn` layer costs a boxed future per request).
 async fn count_requests(req: Request, next: Next) -> Response {
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|m| m.as_str().to_string())
-        .unwrap_or_else(|| "unmatched".into());
+    // The matched path is a shared string: cloning it copies no text.
+    let route = req.extensions().get::<MatchedPath>().cloned();
     let started = Instant::now();
     let resp = contract_shape(next.run(req).await);
-    metrics::counter!("smsgw_http_requests_total", "route" => route, "code" => resp.status().as_u16().to_string()).increment(1);
-    metrics::histogram!("smsgw_http_request_seconds").record(started.elapsed().as_secs_f64());
+    let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
+    request_counter(route, resp.status()).increment(1);
+    REQUEST_SECONDS.record(started.elapsed().as_secs_f64());
     resp
+}
+
+/// `smsgw_http_requests_total` handles, keyed by `"<route> <code>"`. Both labels come
+/// from closed sets (the router's path templates plus `unmatched`, and HTTP status
+/// codes), so there are only as many handles as series.
+static REQUEST_COUNTERS: LazyLock<ByLabel<metrics::Counter>> = LazyLock::new(|| {
+    ByLabel::new(|key| {
+        let (route, code) = key.rsplit_once(' ').unwrap_or((key.as_str(), ""));
+        metrics::counter!("smsgw_http_requests_total", "route" => route.to_string(), "code" => code.to_string())
+    })
+});
+
+/// `smsgw_http_request_seconds`, registered on the first request (after the recorder).
+static REQUEST_SECONDS: LazyLock<metrics::Histogram> =
+    LazyLock::new(|| metrics::histogram!("smsgw_http_request_seconds"));
+
+/// The counter of one route and status code, found without building a key per request
+/// (the key is written into a per-thread buffer).
+fn request_counter(route: &str, status: StatusCode) -> metrics::Counter {
+    thread_local! {
+        static KEY: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+    }
+    KEY.with_borrow_mut(|key| {
+        key.clear();
+        key.push_str(route);
+        key.push(' ');
+        key.push_str(status.as_str());
+        REQUEST_COUNTERS.get(key)
+    })
 }
 
 /// Turns axum's own rejections (413, 405, 404 of unknown paths) into the contract's error shape.
