@@ -331,11 +331,15 @@ impl Consensus {
     /// fsync, and skipping the proposer's hand-offs saves latency (docs/benchmarks.md).
     /// On a follower an accept instead joins the other accepts waiting to be forwarded:
     /// each forward costs the leader an HTTP request and an entry, so sharing them is
-    /// what lets followers take sends at the leader's pace.
+    /// what lets followers take sends at the leader's pace. On the leader of a cluster an
+    /// accept joins the batching proposer too: every entry is encoded, replicated, appended
+    /// and applied on every member, so there fewer entries are worth the hand-off.
     pub async fn propose(&self, op: Op) -> Result<OpResult, WriteError> {
         let mut r = if op.is_retry_safe() && !self.is_leader() {
             // The proposer times the forward it makes for the whole batch.
             self.enqueue(&self.forwards, vec![op]).await?
+        } else if op.is_retry_safe() && self.leads_followers() {
+            self.enqueue(&self.writes, vec![op]).await?
         } else {
             let started = std::time::Instant::now();
             let r = self.write(vec![op]).await?;
@@ -378,6 +382,18 @@ impl Consensus {
     /// Is this node the leader right now?
     pub fn is_leader(&self) -> bool {
         self.raft.metrics().borrow_watched().state == ServerState::Leader
+    }
+
+    /// Is this node the leader of more than one voter right now (its entries go to peers)?
+    fn leads_followers(&self) -> bool {
+        let m = self.raft.metrics();
+        let m = m.borrow_watched();
+        m.state == ServerState::Leader
+            && m.membership_config
+                .membership()
+                .voter_ids()
+                .nth(1)
+                .is_some()
     }
 
     /// On a leader of more than one voter that has not been acknowledged by a quorum for
