@@ -335,11 +335,9 @@ impl Consensus {
     /// accept joins the batching proposer too: every entry is encoded, replicated, appended
     /// and applied on every member, so there fewer entries are worth the hand-off.
     pub async fn propose(&self, op: Op) -> Result<OpResult, WriteError> {
-        let mut r = if op.is_retry_safe() && !self.is_leader() {
-            // The proposer times the forward it makes for the whole batch.
-            self.enqueue(&self.forwards, vec![op]).await?
-        } else if op.is_retry_safe() && self.leads_followers() {
-            self.enqueue(&self.writes, vec![op]).await?
+        let mut r = if let Some(proposer) = self.sharing_proposer(&op) {
+            // The proposer times the write (or forward) it makes for the whole batch.
+            self.enqueue(proposer, vec![op]).await?
         } else {
             let started = std::time::Instant::now();
             let r = self.write(vec![op]).await?;
@@ -384,16 +382,29 @@ impl Consensus {
         self.raft.metrics().borrow_watched().state == ServerState::Leader
     }
 
-    /// Is this node the leader of more than one voter right now (its entries go to peers)?
-    fn leads_followers(&self) -> bool {
+    /// Where `op` waits to share an entry with others (see [`Consensus::propose`]): the
+    /// forward batcher on a follower, the batching proposer on the leader of more than one
+    /// voter; `None` when it is written directly (a single node, or an operation that is
+    /// not retry-safe). The node's role is read once.
+    fn sharing_proposer(&self, op: &Op) -> Option<&mpsc::Sender<WriteRequest>> {
+        if !op.is_retry_safe() {
+            return None;
+        }
         let m = self.raft.metrics();
         let m = m.borrow_watched();
-        m.state == ServerState::Leader
-            && m.membership_config
-                .membership()
-                .voter_ids()
-                .nth(1)
-                .is_some()
+        if m.state != ServerState::Leader {
+            Some(&self.forwards)
+        } else if m
+            .membership_config
+            .membership()
+            .voter_ids()
+            .nth(1)
+            .is_some()
+        {
+            Some(&self.writes)
+        } else {
+            None
+        }
     }
 
     /// On a leader of more than one voter that has not been acknowledged by a quorum for
