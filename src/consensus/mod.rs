@@ -14,6 +14,9 @@ pub mod log_store;
 pub mod network;
 pub mod state_machine;
 
+#[cfg(test)]
+mod shutdown_tests;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
@@ -194,6 +197,31 @@ pub struct Consensus {
     /// a batch whose forward broke mid-call may be sent again as a whole.
     forwards: mpsc::Sender<WriteRequest>,
     arrivals: Arc<arrivals::HeartbeatArrivals>,
+    /// Set by `shutdown`: writes not yet begun are refused as `Unavailable` (never
+    /// proposed, so the caller may send them elsewhere).
+    closing: std::sync::atomic::AtomicBool,
+    /// Writes begun and not yet answered: `shutdown` lets them finish before Raft stops,
+    /// so none is cut off with an outcome nobody knows.
+    writes_under_way: std::sync::atomic::AtomicUsize,
+}
+
+/// How long `shutdown` waits for the writes under way to be answered.
+const SHUTDOWN_WRITE_WAIT: Duration = Duration::from_secs(3);
+
+/// Counts one write as under way for as long as it lives.
+struct UnderWay<'a>(&'a std::sync::atomic::AtomicUsize);
+
+impl<'a> UnderWay<'a> {
+    fn enter(count: &'a std::sync::atomic::AtomicUsize) -> Self {
+        count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        UnderWay(count)
+    }
+}
+
+impl Drop for UnderWay<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 impl Consensus {
@@ -293,6 +321,8 @@ impl Consensus {
             writes: tx,
             forwards,
             arrivals,
+            closing: Default::default(),
+            writes_under_way: Default::default(),
         });
         tokio::spawn(proposer_loop(this.clone(), rx));
         tokio::spawn(proposer_loop(this.clone(), forwards_rx));
@@ -735,8 +765,22 @@ impl Consensus {
             .with_state(self.clone())
     }
 
-    /// Stops Raft (after in-flight writes have been answered).
+    /// Stops Raft after the writes under way have been answered (bounded by
+    /// `SHUTDOWN_WRITE_WAIT`); writes asked for from now on are refused as `Unavailable`.
     pub async fn shutdown(&self) {
+        use std::sync::atomic::Ordering::SeqCst;
+        self.closing.store(true, SeqCst);
+        let deadline = tokio::time::Instant::now() + SHUTDOWN_WRITE_WAIT;
+        while self.writes_under_way.load(SeqCst) > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let cut_off = self.writes_under_way.load(SeqCst);
+        if cut_off > 0 {
+            tracing::warn!(
+                writes = cut_off,
+                "stopping Raft with writes still under way"
+            );
+        }
         if let Err(e) = self.raft.shutdown().await {
             tracing::warn!(error = %e, "raft shutdown");
         }
@@ -747,9 +791,15 @@ impl Consensus {
 
     /// Writes one batch: locally when leader, else forwarded to the leader.
     async fn write(&self, ops: Vec<Op>) -> Result<Vec<OpResult>, WriteError> {
+        // Counted before `closing` is read, so that `shutdown` (which sets it, then waits
+        // for the count) cannot miss a write that got past the check.
+        let _under_way = UnderWay::enter(&self.writes_under_way);
         let ops: Arc<[Op]> = ops.into();
         let deadline = tokio::time::Instant::now() + LEADER_WAIT;
         loop {
+            if self.closing.load(std::sync::atomic::Ordering::SeqCst) {
+                return Err(WriteError::Unavailable("this node is stopping".into()));
+            }
             let err = match self.raft.client_write(Proposal { ops: ops.clone() }).await {
                 Ok(resp) => return Ok(resp.data.results),
                 Err(RaftError::Fatal(f)) => return Err(WriteError::Fatal(f.to_string())),
