@@ -16,6 +16,8 @@ pub mod state_machine;
 
 #[cfg(test)]
 mod shutdown_tests;
+#[cfg(test)]
+pub(crate) mod test_node;
 
 use std::collections::BTreeMap;
 use std::path::Path;

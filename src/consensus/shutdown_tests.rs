@@ -1,40 +1,14 @@
 //! Stopping a node: the writes under way get their answer before Raft stops.
 
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use super::{Consensus, ConsensusOptions, WriteError};
+use super::WriteError;
+use super::test_node::leading_single_node;
 use crate::state::Op;
-
-async fn single_node() -> (tempfile::TempDir, Arc<Consensus>) {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let consensus = Consensus::start(
-        dir.path(),
-        ConsensusOptions {
-            node_id: 1,
-            cluster_addr: "127.0.0.1:1".into(),
-            http_addr: "127.0.0.1:2".into(),
-            peers: Default::default(),
-            election_timeout_ms: (150, 300),
-            heartbeat_ms: 50,
-            snapshot_every: 0,
-            snapshot_chunk_bytes: crate::state::snapshot::CHUNK_BYTES,
-        },
-    )
-    .await
-    .expect("consensus");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !consensus.is_leader() {
-        assert!(Instant::now() < deadline, "no leader");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    (dir, consensus)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn writes_under_way_are_answered_before_raft_stops() {
-    let (_dir, consensus) = single_node().await;
+    let (_dir, consensus) = leading_single_node().await;
     let mut under_way = Vec::new();
     for i in 0..64 {
         let c = consensus.clone();

@@ -14,7 +14,7 @@ use ractor::{Actor, ActorRef};
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 
 use super::{WebhookArgs, WebhookDispatcher, WebhookMsg, verify};
-use crate::consensus::{Consensus, ConsensusOptions};
+use crate::consensus::Consensus;
 use crate::encoding::TextEncoding;
 use crate::state::{
     Category, Event, Message, Notice, Notifier, Op, PartState, PartStatus, RateLimit, Status,
@@ -77,28 +77,7 @@ struct Node {
 }
 
 async fn node(notify: bool) -> Node {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let consensus = Consensus::start(
-        dir.path(),
-        ConsensusOptions {
-            node_id: 1,
-            cluster_addr: "127.0.0.1:1".into(),
-            http_addr: "127.0.0.1:2".into(),
-            peers: Default::default(),
-            election_timeout_ms: (150, 300),
-            heartbeat_ms: 50,
-            snapshot_every: 0,
-            snapshot_chunk_bytes: crate::state::snapshot::CHUNK_BYTES,
-        },
-    )
-    .await
-    .expect("consensus");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !consensus.is_leader() {
-        assert!(Instant::now() < deadline, "no leader");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let (dir, consensus) = crate::consensus::test_node::leading_single_node().await;
     let (mut webhooks, mut others) = (None, Vec::new());
     if notify {
         let (w, wr) = unbounded_channel();
