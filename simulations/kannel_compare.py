@@ -37,28 +37,12 @@ import time
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from calls import call, wait_until  # noqa: E402
 from ports import free_port  # noqa: E402
 
 ADMIN_TOKEN = "kannel-compare-admin-token"
 RECIPIENT = "+4915112345678"
 TEXT = "load test"
-
-
-def get_json(url, headers=None, timeout=5):
-    req = urllib.request.Request(url, headers=headers or {})
-    with urllib.request.urlopen(req, timeout=timeout) as r:
-        return json.loads(r.read())
-
-
-def post_json(url, body, headers):
-    req = urllib.request.Request(
-        url,
-        data=json.dumps(body).encode(),
-        headers={**headers, "content-type": "application/json"},
-        method="POST",
-    )
-    with urllib.request.urlopen(req, timeout=10) as r:
-        return json.loads(r.read())
 
 
 def cpu_ticks(pids):
@@ -69,18 +53,6 @@ def cpu_ticks(pids):
             fields = f.read().rsplit(")", 1)[1].split()
         total += int(fields[11]) + int(fields[12])
     return total
-
-
-def wait_until(what, check, seconds):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            if check():
-                return
-        except OSError:
-            pass
-        time.sleep(0.2)
-    raise SystemExit(f"kannel_compare: {what} not ready after {seconds} s")
 
 
 class Box:
@@ -126,10 +98,10 @@ class Box:
             )
             self.sims.append((port, control))
         for _, control in self.sims:
-            wait_until("simulator", lambda c=control: get_json(f"http://127.0.0.1:{c}/stats"), 20)
+            wait_until("simulator", 20, lambda c=control: call(f"http://127.0.0.1:{c}/stats"))
 
     def at_smsc(self, field="accepted"):
-        return sum(get_json(f"http://127.0.0.1:{c}/stats")[field] for _, c in self.sims)
+        return sum(call(f"http://127.0.0.1:{c}/stats")[field] for _, c in self.sims)
 
     def start_kannel(self):
         admin, box, sendsms = free_port(), free_port(), free_port()
@@ -155,20 +127,20 @@ class Box:
             f.write("\n".join(conf))
         self.bearerbox = self.spawn("bearerbox-out", ["bearerbox", path])
         status = f"http://127.0.0.1:{admin}/status.txt?password=adm"
-        wait_until("bearerbox", lambda: urllib.request.urlopen(status, timeout=2), 20)
+        wait_until("bearerbox", 20, lambda: urllib.request.urlopen(status, timeout=2))
         self.smsbox = self.spawn("smsbox-out", ["smsbox", path])
 
         def online():
             text = urllib.request.urlopen(status, timeout=2).read().decode()
             return text.count("(online") >= 3 and "smsbox:(none)" in text
 
-        wait_until("Kannel's SMSC connections", online, 30)
+        wait_until("Kannel's SMSC connections", 30, online)
         self.kannel_url = (
             f"http://127.0.0.1:{sendsms}/cgi-bin/sendsms?username=load&password=pw"
             f"&from=SMSGW&to=%2B{RECIPIENT[1:]}&text={TEXT.replace(' ', '+')}"
         )
         # The first request also opens smsbox's connection to bearerbox.
-        wait_until("smsbox", lambda: urllib.request.urlopen(self.kannel_url, timeout=2), 20)
+        wait_until("smsbox", 20, lambda: urllib.request.urlopen(self.kannel_url, timeout=2))
 
     def start_smsgw(self):
         http, cluster = free_port(), free_port()
@@ -181,25 +153,24 @@ class Box:
              "--node-queue-limit", "2000000"],
         )
         base = f"http://127.0.0.1:{http}"
-        admin = {"authorization": f"Bearer {ADMIN_TOKEN}"}
-        wait_until("smsgw", lambda: get_json(f"{base}/admin/v1/channels", admin) is not None, 30)
+        wait_until("smsgw", 30, lambda: call(f"{base}/admin/v1/channels", token=ADMIN_TOKEN) is not None)
         for i, (port, _) in enumerate(self.sims):
-            post_json(f"{base}/admin/v1/channels",
+            call(f"{base}/admin/v1/channels",
                       {"id": f"c{i}", "protocol": "smpp", "host": "127.0.0.1", "port": port,
                        "system_id": f"load{i}", "password": "pw", "tps": 1_000_000,
-                       "window": self.args.window}, admin)
-        post_json(f"{base}/admin/v1/routes",
+                       "window": self.args.window}, ADMIN_TOKEN)
+        call(f"{base}/admin/v1/routes",
                   {"id": "default", "match": {}, "strategy": "weighted",
-                   "channels": [{"id": f"c{i}", "weight": 1} for i in range(3)]}, admin)
-        key = post_json(f"{base}/admin/v1/tenants",
+                   "channels": [{"id": f"c{i}", "weight": 1} for i in range(3)]}, ADMIN_TOKEN)
+        key = call(f"{base}/admin/v1/tenants",
                         {"id": "load", "name": "load",
                          "rate_limit": {"per_second": 1_000_000, "burst": 1_000_000},
-                         "queue_limit": 2_000_000}, admin)["api_key"]
+                         "queue_limit": 2_000_000}, ADMIN_TOKEN)["api_key"]
         wait_until(
             "smsgw's binds",
-            lambda: all(c["state"] == "bound"
-                        for c in get_json(f"{base}/admin/v1/channels", admin)),
             30,
+            lambda: all(c["state"] == "bound"
+                        for c in call(f"{base}/admin/v1/channels", token=ADMIN_TOKEN)),
         )
         self.smsgw_url = f"{base}/v1/messages"
         self.smsgw_key = key
