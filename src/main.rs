@@ -65,7 +65,7 @@ fn cli_error(e: clap::Error) -> ExitCode {
 
 fn main() -> ExitCode {
     disable_transparent_huge_pages();
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    smsgw::http_client::install_tls_provider();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => return cli_error(e),
