@@ -8,7 +8,6 @@ use super::{Consensus, ConsensusOptions};
 /// Starts a single node on a fresh temporary dir (kept alive by the returned guard) and
 /// waits (at most 10 s) until it leads, so that writes are taken at once.
 pub(crate) async fn leading_single_node() -> (tempfile::TempDir, Arc<Consensus>) {
-    crate::http_client::install_tls_provider();
     let dir = tempfile::tempdir().expect("tempdir");
     let consensus = Consensus::start(
         dir.path(),
