@@ -107,12 +107,13 @@ impl Drop for Kill {
     }
 }
 
-fn rss_mb(pid: u32) -> f64 {
+/// Resident memory now (`VmRSS:`) or the process's highest so far (`VmHWM:`).
+fn rss_mb(pid: u32, field: &str) -> f64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| {
             s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
+                .find(|l| l.starts_with(field))
                 .and_then(|l| l.split_whitespace().nth(1))
                 .and_then(|kb| kb.parse::<f64>().ok())
         })
@@ -207,10 +208,10 @@ impl Nodes {
             .sum()
     }
 
-    fn rss_mb(&self) -> Vec<f64> {
+    fn rss_mb(&self, field: &str) -> Vec<f64> {
         self.lock()
             .iter()
-            .map(|n| n.pid().map(rss_mb).unwrap_or(0.0).round())
+            .map(|n| n.pid().map(|p| rss_mb(p, field)).unwrap_or(0.0).round())
             .collect()
     }
 
@@ -307,7 +308,7 @@ async fn main() -> Result<()> {
             .await?;
         }
     }
-    let rss_idle = nodes.rss_mb();
+    let rss_idle = nodes.rss_mb("VmRSS:");
     let cpu_before = nodes.cpu_secs();
 
     let per_request = if args.mode == "batch" {
@@ -429,7 +430,7 @@ async fn main() -> Result<()> {
         Some(k) => k.await??,
         None => Vec::new(),
     };
-    let rss_accepted = nodes.rss_mb();
+    let rss_accepted = nodes.rss_mb("VmRSS:");
     lat.sort_unstable();
     let accepted = accepted_msgs.load(Ordering::Relaxed);
     let controls: Vec<u16> = smscs.iter().map(|s| s.1).collect();
@@ -448,8 +449,9 @@ async fn main() -> Result<()> {
         (started.elapsed().as_secs_f64(), got)
     };
     let node_cpu_secs = nodes.cpu_secs() - cpu_before;
+    // The high-water mark: a backlog being sent can peak between the two samples.
     let rss_peak: Vec<f64> = nodes
-        .rss_mb()
+        .rss_mb("VmHWM:")
         .iter()
         .zip(&rss_accepted)
         .map(|(a, b)| a.max(*b))

@@ -131,6 +131,9 @@ async fn metrics_text(State(st): State<AppState>) -> Response {
     metrics::gauge!("smsgw_raft_term").set(st.consensus.term() as f64);
     metrics::gauge!("smsgw_active_cache_rows").set(st.consensus.store().active_count() as f64);
     metrics::gauge!("smsgw_waiting_messages").set(st.consensus.store().work().waiting_total as f64);
+    // Memtables of every keyspace (Raft log and state): the store's share of the RSS.
+    metrics::gauge!("smsgw_store_write_buffer_bytes")
+        .set(st.consensus.store().db().write_buffer_size() as f64);
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         st.metrics.render(),

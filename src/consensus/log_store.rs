@@ -16,7 +16,7 @@ use std::ops::{Bound, RangeBounds};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
+use fjall::{Database, Keyspace, PersistMode};
 use openraft::alias::{EntryOf, LogIdOf, VoteOf};
 use openraft::entry::RaftEntry;
 use openraft::storage::{IOFlushed, LogState, RaftLogStorage};
@@ -113,10 +113,14 @@ impl LogStore {
         arrivals: Arc<super::arrivals::HeartbeatArrivals>,
     ) -> Result<Self, io::Error> {
         let log = db
-            .keyspace("raft_log", KeyspaceCreateOptions::default)
+            .keyspace("raft_log", || {
+                crate::state::memtables::keyspace_options("raft_log")
+            })
             .map_err(io_err)?;
         let meta = db
-            .keyspace("raft_meta", KeyspaceCreateOptions::default)
+            .keyspace("raft_meta", || {
+                crate::state::memtables::keyspace_options("raft_meta")
+            })
             .map_err(io_err)?;
         let (tx, rx) = mpsc::channel::<IOFlushed<C>>();
         let flush_db = db.clone();

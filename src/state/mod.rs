@@ -6,6 +6,7 @@ mod cache_tests;
 pub mod compliance;
 #[cfg(test)]
 mod config_refs_tests;
+pub mod memtables;
 pub mod model;
 pub mod ops;
 pub mod parked;

@@ -10,7 +10,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
-use fjall::{Database, Keyspace, KeyspaceCreateOptions};
+use fjall::{Database, Keyspace};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc::UnboundedSender;
 
@@ -346,7 +346,7 @@ pub struct StateStore {
 }
 
 fn ks(db: &Database, name: &str) -> Result<Keyspace, StoreError> {
-    Ok(db.keyspace(name, KeyspaceCreateOptions::default)?)
+    Ok(db.keyspace(name, || super::memtables::keyspace_options(name))?)
 }
 
 /// The config-keyspace key of one bind's reported state.
@@ -426,7 +426,7 @@ impl StateStore {
             db: db.clone(),
             meta: ks(db, "sm_meta")?,
             config_ks: ks(db, "sm_config")?,
-            messages: ks(db, "sm_messages")?,
+            messages: ks(db, super::memtables::MESSAGE_ROWS)?,
             active: ks(db, "sm_active")?,
             tenant_msgs: ks(db, "sm_tenant_msgs")?,
             smsc_ids: ks(db, "sm_smsc_ids")?,
