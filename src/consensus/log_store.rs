@@ -24,6 +24,7 @@ use openraft::{OptionalSend, RaftLogReader};
 
 use super::TypeConfig;
 use super::journal_sync::JournalSync;
+use crate::state::memtables::open_keyspace;
 use crate::wire;
 
 type C = TypeConfig;
@@ -112,16 +113,8 @@ impl LogStore {
         store_dir: &std::path::Path,
         arrivals: Arc<super::arrivals::HeartbeatArrivals>,
     ) -> Result<Self, io::Error> {
-        let log = db
-            .keyspace("raft_log", || {
-                crate::state::memtables::keyspace_options("raft_log")
-            })
-            .map_err(io_err)?;
-        let meta = db
-            .keyspace("raft_meta", || {
-                crate::state::memtables::keyspace_options("raft_meta")
-            })
-            .map_err(io_err)?;
+        let log = open_keyspace(db, "raft_log").map_err(io_err)?;
+        let meta = open_keyspace(db, "raft_meta").map_err(io_err)?;
         let (tx, rx) = mpsc::channel::<IOFlushed<C>>();
         let flush_db = db.clone();
         let journal = match JournalSync::open(store_dir) {

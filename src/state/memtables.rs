@@ -13,7 +13,7 @@
 //! fjall records a keyspace's memtable size when it creates the keyspace, so these sizes
 //! apply to data directories created by this version on.
 
-use fjall::KeyspaceCreateOptions;
+use fjall::{Database, Keyspace, KeyspaceCreateOptions};
 
 /// The keyspace of the message rows (`sm_messages`), which keeps fjall's default.
 pub const MESSAGE_ROWS: &str = "sm_messages";
@@ -24,8 +24,14 @@ const MESSAGE_ROWS_MEMTABLE_BYTES: u64 = 64 * 1024 * 1024;
 /// Every other keyspace's memtable (the Raft log, indexes, claims, config, outbox).
 const MEMTABLE_BYTES: u64 = 16 * 1024 * 1024;
 
-/// The options a keyspace of the node's database is created with.
-pub fn keyspace_options(name: &str) -> KeyspaceCreateOptions {
+/// Opens (or creates, with its memtable size) a keyspace of the node's database: the one
+/// way the Raft log and the state store open theirs.
+pub fn open_keyspace(db: &Database, name: &str) -> fjall::Result<Keyspace> {
+    db.keyspace(name, || keyspace_options(name))
+}
+
+/// The options a keyspace is created with.
+fn keyspace_options(name: &str) -> KeyspaceCreateOptions {
     let bytes = if name == MESSAGE_ROWS {
         MESSAGE_ROWS_MEMTABLE_BYTES
     } else {

@@ -346,7 +346,7 @@ pub struct StateStore {
 }
 
 fn ks(db: &Database, name: &str) -> Result<Keyspace, StoreError> {
-    Ok(db.keyspace(name, || super::memtables::keyspace_options(name))?)
+    Ok(super::memtables::open_keyspace(db, name)?)
 }
 
 /// The config-keyspace key of one bind's reported state.
