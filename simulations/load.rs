@@ -449,7 +449,8 @@ async fn main() -> Result<()> {
         (started.elapsed().as_secs_f64(), got)
     };
     let node_cpu_secs = nodes.cpu_secs() - cpu_before;
-    // The high-water mark: a backlog being sent can peak between the two samples.
+    // The high-water mark (a backlog being sent can peak between two samples), or the RSS
+    // after the accepts if higher: a node a failover run restarted has a fresh mark.
     let rss_peak: Vec<f64> = nodes
         .rss_mb("VmHWM:")
         .iter()
