@@ -36,8 +36,10 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
     about = "Drive HTTP load through smsgw nodes into the SMSC simulator"
 )]
 struct Args {
-    /// single: one message per request; batch: `--batch-size` per request.
-    #[arg(long, default_value = "single")]
+    /// single: one message per request; batch: `--batch-size` per request; http-floor:
+    /// `GET /healthz` instead of sends, what HTTP alone costs the node and this tool
+    /// (`--messages` is then the number of requests).
+    #[arg(long, default_value = "single", value_parser = ["single", "batch", "http-floor"])]
     mode: String,
     /// Messages to send in total.
     #[arg(long, default_value_t = 50_000)]
@@ -135,6 +137,28 @@ fn cpu_secs(pid: u32) -> f64 {
         })
         .map(|t| t / ticks)
         .unwrap_or(0.0)
+}
+
+/// CPU seconds of several processes together (a process that is gone counts 0).
+fn cpu_secs_of(pids: &[u32]) -> f64 {
+    pids.iter().copied().map(cpu_secs).sum()
+}
+
+/// The host's CPU time so far as (busy, total) jiffies over all cores, from `/proc/stat`.
+fn host_jiffies() -> (u64, u64) {
+    let line = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let f: Vec<u64> = line
+        .lines()
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    let total: u64 = f.iter().sum();
+    // user nice system idle iowait irq softirq steal ...: idle and iowait are not busy.
+    let idle = f.get(3).copied().unwrap_or(0) + f.get(4).copied().unwrap_or(0);
+    (total.saturating_sub(idle), total)
 }
 
 /// Percentile of microsecond samples, in milliseconds.
@@ -310,6 +334,12 @@ async fn main() -> Result<()> {
     }
     let rss_idle = nodes.rss_mb("VmRSS:");
     let cpu_before = nodes.cpu_secs();
+    // What else shares the cores: the simulators and this tool, and the host as a whole.
+    let sim_pids: Vec<u32> = sims.iter().map(|k| k.0.id()).collect();
+    let own_pid = std::process::id();
+    let sim_cpu_before = cpu_secs_of(&sim_pids);
+    let own_cpu_before = cpu_secs(own_pid);
+    let host_before = host_jiffies();
 
     let per_request = if args.mode == "batch" {
         args.batch_size as u64
@@ -356,6 +386,7 @@ async fn main() -> Result<()> {
             args.mode.clone(),
         );
         let (rate, batch_size, total) = (args.rate, args.batch_size, args.messages);
+        let floor = mode == "http-floor";
         workers.push(tokio::spawn(async move {
             let mut lat = Vec::new();
             let mut client = load_client::LoadClient::new(&bases, &key);
@@ -388,7 +419,11 @@ async fn main() -> Result<()> {
                     if attempt > 0 {
                         retried.fetch_add(1, Ordering::Relaxed);
                     }
-                    answer = client.send(node, batch, n, k).await;
+                    answer = if floor {
+                        client.probe(node).await
+                    } else {
+                        client.send(node, batch, n, k).await
+                    };
                     if answer.is_ok() {
                         break;
                     }
@@ -434,7 +469,10 @@ async fn main() -> Result<()> {
     lat.sort_unstable();
     let accepted = accepted_msgs.load(Ordering::Relaxed);
     let controls: Vec<u16> = smscs.iter().map(|s| s.1).collect();
-    let (e2e_secs, at_smsc) = if args.queue_only {
+    let floor = args.mode == "http-floor";
+    let (e2e_secs, at_smsc) = if floor {
+        (0.0, 0)
+    } else if args.queue_only {
         (0.0, smsc_counter(&client, &controls, "accepted").await)
     } else {
         let deadline = Instant::now() + Duration::from_secs(600);
@@ -449,6 +487,20 @@ async fn main() -> Result<()> {
         (started.elapsed().as_secs_f64(), got)
     };
     let node_cpu_secs = nodes.cpu_secs() - cpu_before;
+    let sim_cpu_secs = cpu_secs_of(&sim_pids) - sim_cpu_before;
+    let own_cpu_secs = cpu_secs(own_pid) - own_cpu_before;
+    let host_after = host_jiffies();
+    let host_busy = host_after.0.saturating_sub(host_before.0) as f64
+        / host_after.1.saturating_sub(host_before.1).max(1) as f64;
+    // Per message carried (per request answered in an http-floor run).
+    let carried = if floor { accepted } else { at_smsc };
+    let per_carried = |secs: f64| {
+        if carried > 0 {
+            (secs * 1e6 / carried as f64).round()
+        } else {
+            0.0
+        }
+    };
     // The high-water mark (a backlog being sent can peak between two samples), or the RSS
     // after the accepts if higher: a node a failover run restarted has a fresh mark.
     let rss_peak: Vec<f64> = nodes
@@ -511,7 +563,12 @@ async fn main() -> Result<()> {
         "accept_latency_ms_p50": percentile(&lat, 0.5), "accept_latency_ms_p99": percentile(&lat, 0.99),
         // CPU all nodes used from the first request until the SMSC had every message
         // (receipts still trailing): steadier than msg/s on a shared, noisy host.
-        "node_cpu_us_per_msg": if at_smsc > 0 { (node_cpu_secs * 1e6 / at_smsc as f64).round() } else { 0.0 },
+        "node_cpu_us_per_msg": per_carried(node_cpu_secs),
+        // The rest of the machine's work per message: the SMSC simulators and this load
+        // tool, and how busy all cores were (100 = every core busy the whole time).
+        "sim_cpu_us_per_msg": per_carried(sim_cpu_secs),
+        "load_cpu_us_per_msg": per_carried(own_cpu_secs),
+        "host_busy_pct": (host_busy * 1000.0).round() / 10.0,
         "rss_mb_idle": rss_idle, "rss_mb_after_accept": rss_accepted, "rss_mb_peak": rss_peak,
         "queued_only": args.queue_only,
     });

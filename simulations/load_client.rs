@@ -45,12 +45,32 @@ impl LoadClient {
     /// Sends one request (`k` messages; a batch when `batch`) to node `node`; `Err` says
     /// why it was not accepted: the status, or "timeout" / "connection".
     pub async fn send(&mut self, node: usize, batch: bool, n: u64, k: u64) -> Result<(), String> {
-        let (path, body, want) = if batch {
-            ("/v1/messages/batch", batch_body(n, k), 200)
+        let (path, body) = if batch {
+            ("/v1/messages/batch", batch_body(n, k))
         } else {
-            ("/v1/messages", single_body(n), 202)
+            ("/v1/messages", single_body(n))
         };
-        match tokio::time::timeout(REQUEST_TIMEOUT, self.post(node, path, body)).await {
+        let want = if batch { 200 } else { 202 };
+        self.call(node, hyper::Method::POST, path, Some(body), want)
+            .await
+    }
+
+    /// `GET /healthz` on node `node`: a request the node answers without any work, so a
+    /// run of them measures what HTTP alone costs here (`--mode http-floor`).
+    pub async fn probe(&mut self, node: usize) -> Result<(), String> {
+        self.call(node, hyper::Method::GET, "/healthz", None, 200)
+            .await
+    }
+
+    async fn call(
+        &mut self,
+        node: usize,
+        method: hyper::Method,
+        path: &str,
+        body: Option<String>,
+        want: u16,
+    ) -> Result<(), String> {
+        match tokio::time::timeout(REQUEST_TIMEOUT, self.request(node, method, path, body)).await {
             Ok(Ok(status)) if status == want => Ok(()),
             Ok(Ok(status)) => Err(status.to_string()),
             Ok(Err(())) => Err("connection".into()),
@@ -64,18 +84,29 @@ impl LoadClient {
         }
     }
 
-    async fn post(&mut self, node: usize, path: &str, body: String) -> Result<u16, ()> {
+    async fn request(
+        &mut self,
+        node: usize,
+        method: hyper::Method,
+        path: &str,
+        body: Option<String>,
+    ) -> Result<u16, ()> {
         let target = self.nodes.get_mut(node).ok_or(())?;
         let mut conn = match target.conn.take() {
             Some(c) if !c.is_closed() => c,
             _ => dial(&target.authority).await?,
         };
         conn.ready().await.map_err(|_| ())?;
-        let req = hyper::Request::post(path)
+        let mut req = hyper::Request::builder()
+            .method(method)
+            .uri(path)
             .header(hyper::header::HOST, target.authority.as_str())
-            .header(hyper::header::AUTHORIZATION, self.authorization.as_str())
-            .header(hyper::header::CONTENT_TYPE, "application/json")
-            .body(Full::new(Bytes::from(body)))
+            .header(hyper::header::AUTHORIZATION, self.authorization.as_str());
+        if body.is_some() {
+            req = req.header(hyper::header::CONTENT_TYPE, "application/json");
+        }
+        let req = req
+            .body(Full::new(body.map(Bytes::from).unwrap_or_default()))
             .map_err(|_| ())?;
         let resp = conn.send_request(req).await.map_err(|_| ())?;
         let status = resp.status().as_u16();
