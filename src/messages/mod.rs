@@ -3,4 +3,5 @@
 pub mod dispatcher;
 pub mod intake;
 pub mod message_actor;
+pub mod phone_patterns;
 pub mod sweeper;
