@@ -147,11 +147,15 @@ impl Pattern {
 /// when the leftmost one starts there, so `^(?:pattern)` and `is_match` give the same
 /// answer without searching the rest of the string or for the match's ends (2.5× faster).
 /// The library builds its patterns with `ignore_whitespace` and otherwise `regex`'s
-/// defaults (its cache's size limits are the same); the newline ends any `#` comment
-/// before the closing parenthesis.
+/// defaults; the newline ends any `#` comment before the closing parenthesis. Unicode is
+/// off: a national number is ASCII digits, in which `\d` as `[0-9]` matches exactly what
+/// Unicode's `\d` does, and the patterns of every region then take about 9 MB and compile
+/// in 0.2 s instead of 80 MB and 1.4 s (a pattern that needs Unicode would fail to build
+/// and leave its region to the library).
 fn build(source: &str) -> Option<Regex> {
     RegexBuilder::new(&format!("^(?:{source}\n)"))
         .ignore_whitespace(true)
+        .unicode(false)
         .build()
         .ok()
 }
@@ -232,6 +236,14 @@ mod tests {
             checked > 10_000 && valid > 500 && shared_code_valid > 50,
             "{checked} numbers, {valid} valid, {shared_code_valid} valid under a shared code"
         );
+    }
+
+    #[test]
+    fn every_region_compiles_here() {
+        // None is left to the library: with Unicode off every pattern still builds.
+        for meta in DATABASE.iter().filter(|m| m.id() != "001") {
+            assert!(compiled(meta.id()).is_some(), "{}", meta.id());
+        }
     }
 
     #[test]
