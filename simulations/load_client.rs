@@ -45,12 +45,11 @@ impl LoadClient {
     /// Sends one request (`k` messages; a batch when `batch`) to node `node`; `Err` says
     /// why it was not accepted: the status, or "timeout" / "connection".
     pub async fn send(&mut self, node: usize, batch: bool, n: u64, k: u64) -> Result<(), String> {
-        let (path, body) = if batch {
-            ("/v1/messages/batch", batch_body(n, k))
+        let (path, body, want) = if batch {
+            ("/v1/messages/batch", batch_body(n, k), 200)
         } else {
-            ("/v1/messages", single_body(n))
+            ("/v1/messages", single_body(n), 202)
         };
-        let want = if batch { 200 } else { 202 };
         self.call(node, hyper::Method::POST, path, Some(body), want)
             .await
     }
