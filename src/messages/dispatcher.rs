@@ -21,7 +21,7 @@ use super::message_actor::{MessageActor, MessageArgs};
 use crate::channels::ChannelRegistry;
 use crate::cluster::Lease;
 use crate::consensus::Consensus;
-use crate::state::{ErrorInfo, Notice, Op, OpResult, ReadyInfo};
+use crate::state::{ErrorInfo, MessageKey, Notice, Op, OpResult, ReadyInfo};
 
 /// How long an owned channel may be unable to send before its waiting messages move on
 /// to the next candidate of their routes.
@@ -80,7 +80,7 @@ type Handover = (String, u64, u64);
 
 /// A message in a channel queue.
 pub struct Queued {
-    id: String,
+    id: MessageKey,
     route: std::sync::Arc<[String]>,
     /// Parts already went out on this channel: the rest must follow it.
     pinned: bool,
@@ -129,13 +129,42 @@ fn claim_now(q: &ChannelQueue, cap: usize) -> bool {
     q.in_flight == 0 || room >= least || q.len() <= room || !q.lanes[0].is_empty()
 }
 
+/// Route lists shared by the queued messages that carry the same one. Every row read or
+/// accepted brings its own copy of its list, and beyond the row cache the queue entry is
+/// the only holder: about 100 bytes a waiting message for a three-channel route, where
+/// a backlog's messages mostly carry one of a few lists. Bounded; a list no queued
+/// message holds any more is dropped on the next tick.
+#[derive(Default)]
+struct SharedRoutes(HashSet<Arc<[String]>>);
+
+impl SharedRoutes {
+    /// Distinct lists kept at most (weighted routes order their channels per message).
+    const MAX: usize = 4_096;
+
+    /// The shared copy of `route` (kept as the shared copy if there is room).
+    fn share(&mut self, route: Arc<[String]>) -> Arc<[String]> {
+        if let Some(shared) = self.0.get(&route) {
+            return shared.clone();
+        }
+        if self.0.len() < Self::MAX {
+            self.0.insert(route.clone());
+        }
+        route
+    }
+
+    /// Drops the lists only this set still holds.
+    fn prune(&mut self) {
+        self.0.retain(|r| Arc::strong_count(r) > 1);
+    }
+}
+
 /// Queues and the message actors at work.
 pub struct DispatcherState {
     consensus: Arc<Consensus>,
     registry: Arc<ChannelRegistry>,
     queues: HashMap<String, ChannelQueue>,
     /// Ids queued or being worked, so a duplicate notice is ignored.
-    known: HashSet<String>,
+    known: HashSet<MessageKey>,
     /// Message actors at work: actor → (message id, channel).
     working: HashMap<ActorId, (String, String)>,
     /// Ids of the messages being worked (the values of `working`), for O(1) lookups.
@@ -156,7 +185,9 @@ pub struct DispatcherState {
     /// Queued ids whose rows became final while they waited: skipped when their turn
     /// comes, and swept out of the queues on the next tick (one pass per tick, however
     /// many left at once).
-    left: HashSet<String>,
+    left: HashSet<MessageKey>,
+    /// Route lists the queued messages share.
+    routes: SharedRoutes,
     /// The configured channels when this node, as leader, last looked for messages
     /// waiting on deleted ones (None: not leader, or not looked yet).
     channels_seen: Option<std::collections::BTreeSet<String>>,
@@ -234,7 +265,9 @@ impl DispatcherState {
             match self.consensus.store().active_ids() {
                 Ok(ids) => {
                     for id in ids {
-                        if !self.known.contains(&id) && !self.working_ids.contains(&id) {
+                        if !self.known.contains(&MessageKey::of(&id))
+                            && !self.working_ids.contains(&id)
+                        {
                             self.load_if(myself, &id, &gained).await;
                         }
                     }
@@ -382,7 +415,7 @@ impl DispatcherState {
                 .work()
                 .expiry
                 .iter()
-                .map(|(_, id)| id.clone())
+                .map(|(_, id)| id.to_string())
                 .collect();
             let stranded: Vec<(ReadyInfo, String)> = ids
                 .iter()
@@ -405,7 +438,8 @@ impl DispatcherState {
             self.again.insert(id);
             return;
         }
-        if self.known.contains(&id) {
+        let key = MessageKey::of(&id);
+        if self.known.contains(&key) {
             return;
         }
         if self.moving.contains(&id) {
@@ -413,8 +447,8 @@ impl DispatcherState {
         }
         let lane = info.lane.min(2);
         let q = Queued {
-            id: id.clone(),
-            route: info.route,
+            id: key,
+            route: self.routes.share(info.route),
             pinned: info.pinned,
         };
         let Some(ch) = info.channel else {
@@ -447,7 +481,7 @@ impl DispatcherState {
             }
             return; // another node dispatches it
         }
-        self.known.insert(id);
+        self.known.insert(q.id.clone());
         self.queues
             .entry(ch)
             .or_insert_with_key(|ch| ChannelQueue::new(ch))
@@ -492,6 +526,7 @@ impl DispatcherState {
         }
         let mut ops = Vec::new();
         let mut ids = Vec::new();
+        let mut keys = Vec::new();
         {
             let cfg = self.consensus.store().config();
             for ch in &stuck {
@@ -503,9 +538,11 @@ impl DispatcherState {
                         let elsewhere = !item.pinned
                             && item.route.iter().any(|c| c != ch && cfg.channel_usable(c));
                         if elsewhere {
-                            ids.push(item.id.clone());
+                            let id = item.id.to_string();
+                            keys.push(item.id.clone());
+                            ids.push(id.clone());
                             ops.push(Op::Requeue {
-                                id: item.id.clone(),
+                                id,
                                 note: format!("channel {ch} cannot send; moving to the next channel of the route"),
                                 at: crate::clock::now_ms(),
                             });
@@ -518,10 +555,10 @@ impl DispatcherState {
         if ops.is_empty() {
             return;
         }
-        for id in &ids {
-            self.known.remove(id);
-            self.moving.insert(id.clone());
+        for key in &keys {
+            self.known.remove(key);
         }
+        self.moving.extend(ids.iter().cloned());
         let c = self.consensus.clone();
         let me = myself.clone();
         tokio::spawn(async move {
@@ -574,7 +611,7 @@ impl DispatcherState {
                 }
             }
             if !items.is_empty() {
-                let ids: Vec<String> = items.iter().map(|(_, q)| q.id.clone()).collect();
+                let ids: Vec<String> = items.iter().map(|(_, q)| q.id.to_string()).collect();
                 let c = self.consensus.clone();
                 let actor = myself.clone();
                 let channel = ch.clone();
@@ -641,7 +678,8 @@ impl DispatcherState {
         }
         let granted: HashSet<String> = granted.into_iter().collect();
         for (lane, item) in items {
-            if !granted.contains(&item.id) {
+            let id = item.id.to_string();
+            if !granted.contains(&id) {
                 if let Some(q) = self.queues.get_mut(&ch) {
                     q.in_flight = q.in_flight.saturating_sub(1);
                 }
@@ -649,7 +687,7 @@ impl DispatcherState {
                 continue;
             }
             let args = MessageArgs {
-                id: item.id.clone(),
+                id: id.clone(),
                 channel: ch.clone(),
                 consensus: self.consensus.clone(),
                 registry: self.registry.clone(),
@@ -657,8 +695,8 @@ impl DispatcherState {
             };
             match Actor::spawn_linked(None, MessageActor, args, myself.get_cell()).await {
                 Ok((actor, _)) => {
-                    self.working_ids.insert(item.id.clone());
-                    self.working.insert(actor.get_id(), (item.id, ch.clone()));
+                    self.working_ids.insert(id.clone());
+                    self.working.insert(actor.get_id(), (id, ch.clone()));
                 }
                 Err(e) => {
                     warn!(message_id = %item.id, error = %e, "cannot start message actor");
@@ -725,6 +763,7 @@ impl Actor for Dispatcher {
             moving: HashSet::default(),
             handing_over: HashSet::default(),
             left: HashSet::default(),
+            routes: SharedRoutes::default(),
             channels_seen: None,
         })
     }
@@ -741,6 +780,7 @@ impl Actor for Dispatcher {
             DispatchMsg::Tick => {
                 st.refresh_ownership(&myself).await;
                 st.sweep_left();
+                st.routes.prune();
                 st.sweep_deleted_channels(&myself);
                 st.reroute(&myself);
             }
@@ -751,8 +791,9 @@ impl Actor for Dispatcher {
             }
             DispatchMsg::Left(id) => {
                 // Queued, not being worked (a message actor ends its own message).
-                if !st.working_ids.contains(&id) && st.known.remove(&id) {
-                    st.left.insert(id);
+                let key = MessageKey::of(&id);
+                if !st.working_ids.contains(&id) && st.known.remove(&key) {
+                    st.left.insert(key);
                 }
             }
             DispatchMsg::Drain => st.draining = true,
@@ -792,7 +833,7 @@ impl Actor for Dispatcher {
             if let Some(q) = st.queues.get_mut(&ch) {
                 q.in_flight = q.in_flight.saturating_sub(1);
             }
-            st.known.remove(&id);
+            st.known.remove(&MessageKey::of(&id));
             if crashed || st.again.remove(&id) {
                 st.load(&myself, id).await;
             }
@@ -811,7 +852,7 @@ mod tests {
         for (lane, n) in waiting.into_iter().enumerate() {
             for i in 0..n {
                 q.lanes[lane].push_back(Queued {
-                    id: format!("m{lane}-{i}"),
+                    id: MessageKey::of(&format!("m{lane}-{i}")),
                     route: std::sync::Arc::from(Vec::<String>::new()),
                     pinned: false,
                 });
@@ -819,6 +860,38 @@ mod tests {
         }
         q.in_flight = in_flight;
         q
+    }
+
+    #[test]
+    fn queued_messages_share_equal_route_lists() {
+        let list = |names: &[&str]| -> Arc<[String]> {
+            names
+                .iter()
+                .map(|n| n.to_string())
+                .collect::<Vec<_>>()
+                .into()
+        };
+        let mut routes = SharedRoutes::default();
+        let first = routes.share(list(&["a", "b"]));
+        let second = routes.share(list(&["a", "b"]));
+        assert!(Arc::ptr_eq(&first, &second));
+        let other = routes.share(list(&["b", "a"]));
+        assert!(!Arc::ptr_eq(&first, &other));
+        // Lists no queued message holds are dropped; held ones stay shared.
+        drop(other);
+        routes.prune();
+        assert_eq!(routes.0.len(), 1);
+        assert!(Arc::ptr_eq(&routes.share(list(&["a", "b"])), &first));
+        drop((first, second));
+        routes.prune();
+        assert!(routes.0.is_empty());
+        // Full: a new list is used as it is, not kept.
+        for i in 0..SharedRoutes::MAX {
+            let _ = routes.share(list(&[&i.to_string()]));
+        }
+        let extra = routes.share(list(&["extra"]));
+        assert_eq!(routes.0.len(), SharedRoutes::MAX);
+        assert_eq!(Arc::strong_count(&extra), 1);
     }
 
     #[test]

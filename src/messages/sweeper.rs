@@ -13,7 +13,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tracing::warn;
 
 use crate::consensus::Consensus;
-use crate::state::Op;
+use crate::state::{MessageKey, Op};
 
 /// Timers handled per tick at most (the rest wait for the next tick).
 const MAX_PER_TICK: usize = 2000;
@@ -106,10 +106,10 @@ impl Actor for Sweeper {
                 let mut ids = Vec::new();
                 {
                     let work = st.consensus.store().work();
-                    let due = |set: &std::collections::BTreeSet<(i64, String)>| -> Vec<String> {
+                    let due = |set: &std::collections::BTreeSet<(i64, MessageKey)>| -> Vec<String> {
                         set.iter()
                             .take_while(|(t, _)| *t <= now)
-                            .map(|(_, id)| id.clone())
+                            .map(|(_, id)| id.to_string())
                             .take(MAX_PER_TICK)
                             .collect()
                     };

@@ -7,6 +7,7 @@ pub mod compliance;
 #[cfg(test)]
 mod config_refs_tests;
 pub mod memtables;
+pub mod message_key;
 pub mod model;
 pub mod ops;
 pub mod parked;
@@ -17,6 +18,7 @@ pub mod snapshot;
 pub mod store;
 pub mod transitions;
 
+pub use message_key::MessageKey;
 pub use model::*;
 pub use ops::*;
 pub use placement::{BindReport, ClaimRow, NodeRow, Placement};

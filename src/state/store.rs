@@ -14,6 +14,7 @@ use fjall::{Database, Keyspace};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc::UnboundedSender;
 
+use super::message_key::MessageKey;
 use super::model::{Channel, Message, Route, Status, Tenant};
 use super::ops::{Op, OpResult, Outcome, Proposal, ReceiptOutcome};
 use super::placement::{BindReport, ClaimRow, NodeRow, Placement};
@@ -287,11 +288,11 @@ impl ConfigView {
 #[derive(Debug, Default)]
 pub struct WorkIndex {
     /// (send_at, id) of scheduled messages.
-    pub scheduled: BTreeSet<(i64, String)>,
+    pub scheduled: BTreeSet<(i64, MessageKey)>,
     /// (expires_at, id) of scheduled and accepted messages.
-    pub expiry: BTreeSet<(i64, String)>,
+    pub expiry: BTreeSet<(i64, MessageKey)>,
     /// (settle_at, id) of sent messages waiting for receipts.
-    pub dlr_deadline: BTreeSet<(i64, String)>,
+    pub dlr_deadline: BTreeSet<(i64, MessageKey)>,
     /// Waiting (scheduled + accepted) messages per tenant.
     pub waiting: HashMap<String, u64>,
     pub waiting_total: u64,
@@ -1674,8 +1675,8 @@ impl StateStore {
 /// What the indexes knew of a row before it changed: enough to take it out of them
 /// (cheaper than keeping a whole copy of the row).
 struct IndexKey {
-    id: String,
-    tenant: String,
+    id: MessageKey,
+    tenant: Arc<str>,
     status: Status,
     send_at: Option<i64>,
     expires_at: i64,
@@ -1685,8 +1686,8 @@ struct IndexKey {
 impl IndexKey {
     fn of(m: &Message) -> IndexKey {
         IndexKey {
-            id: m.id.clone(),
-            tenant: m.tenant.to_string(),
+            id: MessageKey::of(&m.id),
+            tenant: m.tenant.clone(),
             status: m.status,
             send_at: m.send_at,
             expires_at: m.expires_at,
@@ -1729,31 +1730,40 @@ fn index_message(work: &mut WorkIndex, m: &Message, before: Option<&IndexKey>, d
                 .remove(&(sent_at + dlr_timeout_s as i64 * 1000, b.id.clone()));
         }
         if matches!(b.status, Status::Scheduled | Status::Accepted) {
-            if let Some(w) = work.waiting.get_mut(&b.tenant) {
+            if let Some(w) = work.waiting.get_mut(&*b.tenant) {
                 *w = w.saturating_sub(1);
             }
             work.waiting_total = work.waiting_total.saturating_sub(1);
         }
     }
+    // The same message: a key already made is reused (a ULID's key copies 16 bytes).
+    let key = || match before {
+        Some(b) => b.id.clone(),
+        None => MessageKey::of(&m.id),
+    };
     match m.status {
         Status::Scheduled => {
-            work.scheduled
-                .insert((m.send_at.unwrap_or(0), m.id.clone()));
-            work.expiry.insert((m.expires_at, m.id.clone()));
+            work.scheduled.insert((m.send_at.unwrap_or(0), key()));
+            work.expiry.insert((m.expires_at, key()));
         }
         Status::Accepted => {
-            work.expiry.insert((m.expires_at, m.id.clone()));
+            work.expiry.insert((m.expires_at, key()));
         }
         Status::Sent => {
             if let Some(sent_at) = sent_at(m) {
                 work.dlr_deadline
-                    .insert((sent_at + dlr_timeout_s as i64 * 1000, m.id.clone()));
+                    .insert((sent_at + dlr_timeout_s as i64 * 1000, key()));
             }
         }
         _ => {}
     }
     if matches!(m.status, Status::Scheduled | Status::Accepted) {
-        *work.waiting.entry(m.tenant.to_string()).or_insert(0) += 1;
+        match work.waiting.get_mut(&*m.tenant) {
+            Some(w) => *w += 1,
+            None => {
+                work.waiting.insert(m.tenant.to_string(), 1);
+            }
+        }
         work.waiting_total += 1;
     }
 }
