@@ -49,12 +49,6 @@ impl fmt::Debug for MessageKey {
     }
 }
 
-impl From<&str> for MessageKey {
-    fn from(id: &str) -> MessageKey {
-        MessageKey::of(id)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -65,8 +59,8 @@ mod tests {
         for id in [
             generated.as_str(),
             "01ARZ3NDEKTSV4RRFFQ69G5FAV",
-            // Valid ULIDs that do not print back the same: lower case, and I/L/O/U,
-            // which Crockford decoding reads as 1/1/0/V.
+            // Lower case decodes but prints back upper case; I, L, O and U are not in
+            // the alphabet.
             "01arz3ndektsv4rrffq69g5fav",
             "01ARZ3NDEKTSV4RRFFQ69G5FAI",
             "01ARZ3NDEKTSV4RRFFQ69G5FAO",
