@@ -225,11 +225,8 @@ impl Nodes {
 
     /// CPU seconds used so far by all nodes together.
     fn cpu_secs(&self) -> f64 {
-        self.lock()
-            .iter()
-            .filter_map(NodeProc::pid)
-            .map(cpu_secs)
-            .sum()
+        let pids: Vec<u32> = self.lock().iter().filter_map(NodeProc::pid).collect();
+        cpu_secs_of(&pids)
     }
 
     fn rss_mb(&self, field: &str) -> Vec<f64> {
