@@ -372,7 +372,7 @@ pub async fn get_tenant(
         .store()
         .work()
         .waiting
-        .get(&id)
+        .get(id.as_str())
         .copied()
         .unwrap_or(0);
     let mut v = tenant_view(&t);

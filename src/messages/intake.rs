@@ -99,10 +99,11 @@ pub fn parse_recipient(raw: &str) -> Result<(String, Option<String>), ApiError> 
         return Err(bad());
     }
     let parsed = phonenumber::parse(None, &cleaned).map_err(|_| bad())?;
-    if !super::phone_patterns::is_valid(&parsed) {
+    let (valid, country) = super::phone_patterns::validity_and_country(&parsed);
+    if !valid {
         return Err(bad());
     }
-    Ok((format!("+{digits}"), country_id(&parsed)))
+    Ok((format!("+{digits}"), country.map(iso_id)))
 }
 
 /// Like [`normalize_number`] for a number from a query string, a path or an admin list,
@@ -136,7 +137,12 @@ pub fn country_of(number: &str) -> Option<String> {
 }
 
 fn country_id(n: &phonenumber::PhoneNumber) -> Option<String> {
-    super::phone_patterns::country(n).map(|id| format!("{id:?}"))
+    super::phone_patterns::country(n).map(iso_id)
+}
+
+/// A region's ISO code as routes and country rules name it ("DE").
+fn iso_id(id: phonenumber::country::Id) -> String {
+    format!("{id:?}")
 }
 
 /// True when `cc` is a region libphonenumber knows (its CLDR region ids: the ISO 3166-1

@@ -31,23 +31,47 @@ const VALID_TYPES: [phonenumber::Type; 10] = [
     phonenumber::Type::Voicemail,
 ];
 
-/// `phonenumber::is_valid`'s answer: the number's region (the only one of its country
-/// code, or among several the first whose leading digits or patterns take it) has a
-/// general pattern and one type pattern that match its national number. Non-geographic
-/// codes (`001`) keep the library's own path.
-pub fn is_valid(n: &phonenumber::PhoneNumber) -> bool {
-    let national = n.national().to_string();
-    match source_for(n.country().code(), &national) {
-        Some(Source::Region(_, region)) => region.is_valid(&national),
-        Some(Source::Library) => phonenumber::is_valid(n),
-        None => false,
-    }
-}
-
 /// `n.country().id()`, the number's region as the library finds it (from the national
 /// number without its leading zeros, as the library does), with the compiled patterns.
 pub fn country(n: &phonenumber::PhoneNumber) -> Option<phonenumber::country::Id> {
-    match source_for(n.country().code(), &n.national().value().to_string())? {
+    region_of(
+        source_for(n.country().code(), &n.national().value().to_string()),
+        n,
+    )
+}
+
+/// `phonenumber::is_valid`'s answer, with `country`'s. Valid: the number's region (the
+/// only one of its country code, or among several the first whose leading digits or
+/// patterns take it) has a general pattern and one type pattern that match its national
+/// number; non-geographic codes (`001`) keep the library's own path. The region is
+/// chosen once when both answers read the same national number (one without leading
+/// zeros: nearly every number).
+pub fn validity_and_country(
+    n: &phonenumber::PhoneNumber,
+) -> (bool, Option<phonenumber::country::Id>) {
+    let code = n.country().code();
+    let national = n.national().to_string();
+    let source = source_for(code, &national);
+    let valid = match &source {
+        Some(Source::Region(_, region)) => region.is_valid(&national),
+        Some(Source::Library) => phonenumber::is_valid(n),
+        None => false,
+    };
+    let stripped = n.national().value().to_string();
+    let region_source = if stripped == national {
+        source
+    } else {
+        source_for(code, &stripped)
+    };
+    (valid, region_of(region_source, n))
+}
+
+/// The region a source names (the library's answer where the library decides).
+fn region_of(
+    source: Option<Source>,
+    n: &phonenumber::PhoneNumber,
+) -> Option<phonenumber::country::Id> {
+    match source? {
         Source::Region(id, _) => id.parse().ok(),
         Source::Library => n.country().id(),
     }
@@ -225,8 +249,12 @@ mod tests {
                     continue;
                 };
                 let expected = phonenumber::is_valid(&n);
-                assert_eq!(is_valid(&n), expected, "+{code}{national}");
                 assert_eq!(country(&n), n.country().id(), "+{code}{national}");
+                assert_eq!(
+                    validity_and_country(&n),
+                    (expected, n.country().id()),
+                    "+{code}{national}"
+                );
                 checked += 1;
                 valid += usize::from(expected);
                 shared_code_valid += usize::from(expected && shared);
@@ -260,8 +288,12 @@ mod tests {
             "+77012345678",
         ] {
             let n = phonenumber::parse(None, number).expect("parses");
-            assert_eq!(is_valid(&n), phonenumber::is_valid(&n), "{number}");
             assert_eq!(country(&n), n.country().id(), "{number}");
+            assert_eq!(
+                validity_and_country(&n),
+                (phonenumber::is_valid(&n), n.country().id()),
+                "{number}"
+            );
         }
     }
 }

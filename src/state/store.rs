@@ -294,7 +294,7 @@ pub struct WorkIndex {
     /// (settle_at, id) of sent messages waiting for receipts.
     pub dlr_deadline: BTreeSet<(i64, MessageKey)>,
     /// Waiting (scheduled + accepted) messages per tenant.
-    pub waiting: HashMap<String, u64>,
+    pub waiting: HashMap<Arc<str>, u64>,
     pub waiting_total: u64,
 }
 
@@ -1758,12 +1758,7 @@ fn index_message(work: &mut WorkIndex, m: &Message, before: Option<&IndexKey>, d
         _ => {}
     }
     if matches!(m.status, Status::Scheduled | Status::Accepted) {
-        match work.waiting.get_mut(&*m.tenant) {
-            Some(w) => *w += 1,
-            None => {
-                work.waiting.insert(m.tenant.to_string(), 1);
-            }
-        }
+        *work.waiting.entry(m.tenant.clone()).or_insert(0) += 1;
         work.waiting_total += 1;
     }
 }
