@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, SupervisionEvent};
+use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 use tracing::warn;
 
 use super::message_actor::{MessageActor, MessageArgs};
@@ -32,11 +32,19 @@ const REROUTE_AFTER: Duration = Duration::from_secs(1);
 /// tenth of the node's CPU. Never more than a quarter of the channel's capacity.
 const CLAIM_AT_LEAST: usize = 16;
 
+/// The most store notices handled as one batch: a batch run's commits carry a few hundred
+/// at a time; a larger bound would only delay the first claim behind a long backlog.
+const NOTICE_BATCH_MAX: usize = 1024;
+
 /// Messages of the dispatcher.
 #[derive(ractor_cluster::RactorMessage)]
 pub enum DispatchMsg {
-    /// A message waits for a channel (facts taken from its row as it was committed).
-    Ready(ReadyInfo),
+    /// What the store's commits told this node since the last batch, in commit order:
+    /// messages that wait for a channel, messages that ended while they waited, changed
+    /// configuration. Answered when handled, so the next batch is taken only then (the
+    /// notices wait, compactly, in the store's channel meanwhile, not one mailbox message
+    /// each) and one pass over the queues serves the whole batch.
+    Notices(Vec<Notice>, RpcReplyPort<()>),
     /// A message id whose row must be read first (at start, after an actor crash).
     Load(String),
     /// Re-plan: channels went up/down, config changed, or time passed.
@@ -51,8 +59,6 @@ pub enum DispatchMsg {
     },
     /// A batch of requeues (channel unusable) was answered.
     Moved(Vec<String>),
-    /// A waiting message ended without being sent (its row is final).
-    Left(String),
     /// Waiting messages found on channels that were deleted (leader only), with the
     /// deleted channel each waits on.
     Stranded(Vec<(ReadyInfo, String)>),
@@ -489,6 +495,25 @@ impl DispatcherState {
             .push_back(q);
     }
 
+    /// Re-plans: ownership, messages that left, shared routes, deleted channels, lines
+    /// that cannot send. On the interval, when channels change and when the config does.
+    async fn tick(&mut self, myself: &ActorRef<DispatchMsg>) {
+        self.refresh_ownership(myself).await;
+        self.sweep_left();
+        self.routes.prune();
+        self.sweep_deleted_channels(myself);
+        self.reroute(myself);
+    }
+
+    /// A waiting message ended without being sent (its row is final): it is dropped from
+    /// its queue at the next sweep. One being worked is left to its message actor.
+    fn forget_waiting(&mut self, id: &str) {
+        let key = MessageKey::of(id);
+        if !self.working_ids.contains(id) && self.known.remove(&key) {
+            self.left.insert(key);
+        }
+    }
+
     /// Drops from the queues the messages that ended while they waited.
     fn sweep_left(&mut self) {
         if self.left.is_empty() {
@@ -723,13 +748,14 @@ impl Actor for Dispatcher {
         let me = myself.clone();
         let mut notices = args.notices;
         tokio::spawn(async move {
-            while let Some(n) = notices.recv().await {
-                let msg = match n {
-                    Notice::Ready(info) => DispatchMsg::Ready(info),
-                    Notice::Left { id } => DispatchMsg::Left(id),
-                    _ => DispatchMsg::Tick,
-                };
-                if me.send_message(msg).is_err() {
+            let mut batch = Vec::new();
+            while notices.recv_many(&mut batch, NOTICE_BATCH_MAX).await > 0 {
+                let taken = std::mem::take(&mut batch);
+                if me
+                    .call(|done| DispatchMsg::Notices(taken, done), None)
+                    .await
+                    .is_err()
+                {
                     break;
                 }
             }
@@ -775,25 +801,23 @@ impl Actor for Dispatcher {
         st: &mut DispatcherState,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
-            DispatchMsg::Ready(info) => st.enqueue(&myself, info).await,
-            DispatchMsg::Load(id) => st.load(&myself, id).await,
-            DispatchMsg::Tick => {
-                st.refresh_ownership(&myself).await;
-                st.sweep_left();
-                st.routes.prune();
-                st.sweep_deleted_channels(&myself);
-                st.reroute(&myself);
+            DispatchMsg::Notices(notices, done) => {
+                for notice in notices {
+                    match notice {
+                        Notice::Ready(info) => st.enqueue(&myself, info).await,
+                        Notice::Left { id } => st.forget_waiting(&id),
+                        // The config changed: re-plan before the notices committed after
+                        // it (a message may wait on a channel placed here just now).
+                        _ => st.tick(&myself).await,
+                    }
+                }
+                let _ = done.send(());
             }
+            DispatchMsg::Load(id) => st.load(&myself, id).await,
+            DispatchMsg::Tick => st.tick(&myself).await,
             DispatchMsg::Stranded(found) => {
                 for (info, ch) in found {
                     st.channel_gone(&myself, info.id, &info.route, info.pinned, &ch);
-                }
-            }
-            DispatchMsg::Left(id) => {
-                // Queued, not being worked (a message actor ends its own message).
-                let key = MessageKey::of(&id);
-                if !st.working_ids.contains(&id) && st.known.remove(&key) {
-                    st.left.insert(key);
                 }
             }
             DispatchMsg::Drain => st.draining = true,
