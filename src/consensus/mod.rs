@@ -271,6 +271,12 @@ impl Consensus {
             max_in_snapshot_log_to_keep: opts.snapshot_every.clamp(1, 1000),
             purge_batch_size: 256,
             max_payload_entries: 256,
+            // A follower whose timer fires first asks before it campaigns. Without it, a
+            // follower with a shorter log bumped the term, lost (its log is behind), and
+            // its own vote for itself refused the follower that could win, which then
+            // had to campaign twice: a dead leader was replaced in 2 s instead of 1 s.
+            // It also keeps a member that was cut off from raising the term on return.
+            enable_pre_vote: Some(true),
             ..Default::default()
         };
         let config = Arc::new(
@@ -752,6 +758,7 @@ impl Consensus {
         Router::new()
             .route("/raft/append", post(rpc_append))
             .route("/raft/vote", post(rpc_vote))
+            .route("/raft/pre-vote", post(rpc_pre_vote))
             .route("/raft/snapshot/chunk", post(rpc_snapshot_chunk))
             .route("/raft/snapshot/install", post(rpc_snapshot_install))
             .route("/raft/transfer-leader", post(rpc_transfer_leader))
@@ -955,6 +962,14 @@ async fn rpc_vote(State(c): Rpc, body: Bytes) -> Vec<u8> {
     match wire::decode(&body) {
         Ok(req) => raft_reply(&c.raft.vote(req).await),
         Err(e) => raft_refusal(format!("bad vote body: {e}")),
+    }
+}
+
+/// Would this node vote for the sender in the next term? Changes nothing here.
+async fn rpc_pre_vote(State(c): Rpc, body: Bytes) -> Vec<u8> {
+    match wire::decode(&body) {
+        Ok(req) => raft_reply(&c.raft.pre_vote(req).await),
+        Err(e) => raft_refusal(format!("bad pre-vote body: {e}")),
     }
 }
 

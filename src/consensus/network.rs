@@ -321,6 +321,17 @@ impl RaftNetworkV2<C> for PeerClient {
     ) -> Result<VoteResponse<C>, RPCError<C>> {
         self.call("vote", &req, &option).await
     }
+
+    /// Asks whether the peer would vote for this node in the next term, without either
+    /// side changing its term (`Config::enable_pre_vote`). A peer that cannot be asked
+    /// counts as refusing, so a node cut off from the others never inflates its term.
+    async fn pre_vote(
+        &mut self,
+        req: VoteRequest<C>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<C>, RPCError<C>> {
+        self.call("pre-vote", &req, &option).await
+    }
 }
 
 #[cfg(test)]
@@ -334,6 +345,47 @@ mod tests {
         let bytes = super::super::raft_refusal("bad vote body: eof".into());
         let answer: Answer = wire::decode(&bytes).expect("one shape for every answer");
         assert_eq!(answer.err().as_deref(), Some("bad vote body: eof"));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_pre_vote_travels_over_http_and_changes_no_term() {
+        let (_dir, consensus) = super::super::test_node::leading_single_node().await;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr").to_string();
+        let router = consensus.router();
+        let server = tokio::spawn(async move { axum::serve(listener, router).await });
+        let term = consensus.term();
+        let node = NodeInfo {
+            cluster_addr: addr,
+            http_addr: String::new(),
+        };
+        let mut peer = HttpNetwork::new(crate::state::snapshot::CHUNK_BYTES)
+            .new_client(1, &node)
+            .await;
+        // Node 2 asks whether it could campaign in the next term.
+        let vote = VoteOf::<C>::new(term + 1, 2);
+        let option = RPCOption::new(Duration::from_secs(5));
+        let answer = peer
+            .pre_vote(VoteRequest::new(vote, None), option.clone())
+            .await
+            .expect("the peer answered");
+        // A live leader with a longer log would not vote for it, and asking moved nothing.
+        assert!(!answer.is_granted_to(&vote), "granted: {answer:?}");
+        assert_eq!(
+            consensus.term(),
+            term,
+            "a pre-vote must not change the term"
+        );
+        // The real vote for the same term is refused as well (the leader lease holds).
+        let answer = peer
+            .vote(VoteRequest::new(vote, None), option)
+            .await
+            .expect("the peer answered");
+        assert!(!answer.is_granted_to(&vote), "granted: {answer:?}");
+        assert!(consensus.is_leader(), "still leading");
+        server.abort();
     }
 
     #[test]
