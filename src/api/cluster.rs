@@ -22,7 +22,6 @@ use crate::cluster::lease::DEAD_AFTER;
 use crate::consensus::{AdminError, AdminOp, NodeInfo};
 use crate::state::Channel;
 
-/// How long the view waits for an owner's live figures.
 /// How long a channel list waits for an owner's live figures: short, because the list
 /// is what an operator (and the chaos monitor) looks at while a node hangs.
 const STATS_TIMEOUT: Duration = Duration::from_millis(300);

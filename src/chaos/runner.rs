@@ -68,6 +68,12 @@ pub struct Outcome {
     pub pass: bool,
 }
 
+/// How often the monitor samples the nodes.
+const MONITOR_PERIOD: Duration = Duration::from_millis(100);
+/// How long a monitor sample waits for the answers to its questions: live nodes answer in
+/// a few ms; one that takes longer shows its previous answer in this sample.
+const MONITOR_WAIT: Duration = Duration::from_millis(60);
+
 /// One sample of the monitor: per node, its view (None = no answer).
 #[derive(Clone)]
 struct Sample {
@@ -80,6 +86,16 @@ struct NodeView {
     leader: Option<u64>,
     /// Channel ids with a bound bind on this node.
     bound: Vec<String>,
+}
+
+/// The monitor's questions to each node, asked on their own so that a node that does not
+/// answer (paused, partitioned) cannot hold back what the others say.
+#[derive(Default)]
+struct Polls {
+    /// Per node, its newest view (None: its last question went unanswered).
+    latest: BTreeMap<u64, Option<NodeView>>,
+    /// Nodes with a question under way.
+    asking: std::collections::HashSet<u64>,
 }
 
 /// What the fault tasks record.
@@ -105,6 +121,8 @@ struct World {
     smsc_proxies: Vec<FaultProxy>,
     hooks: Arc<Receiver>,
     samples: Mutex<Vec<Sample>>,
+    /// The monitor's newest answer from each node, and the nodes it is still asking.
+    polls: Mutex<Polls>,
     faults: Mutex<Vec<FaultRecord>>,
     notes: Mutex<Vec<String>>,
     removed: Mutex<Vec<u64>>,
@@ -161,25 +179,35 @@ impl World {
 
     /// A view of one node, quickly (None when it does not answer within 400 ms).
     async fn view(&self, url: &str) -> Option<NodeView> {
-        let get = |p: &str| {
-            self.http
-                .get(format!("{url}{p}"))
-                .bearer_auth(ADMIN_TOKEN)
-                .timeout(Duration::from_millis(400))
-                .send()
-        };
-        let c: Value = get("/admin/v1/cluster").await.ok()?.json().await.ok()?;
-        // A channel list that does not answer in time shows nothing bound, but the
-        // leader the node names still counts.
-        let ch: Value = match get("/admin/v1/channels").await {
-            Ok(r) => r.json().await.unwrap_or_default(),
-            Err(_) => Value::Null,
-        };
+        let cluster = self.ask(url, "/admin/v1/cluster").await?;
+        Some(self.view_with_channels(url, &cluster).await)
+    }
+
+    /// One admin GET with the monitor's 400 ms bound; None when it does not answer in time.
+    async fn ask(&self, url: &str, path: &str) -> Option<Value> {
+        let r = self
+            .http
+            .get(format!("{url}{path}"))
+            .bearer_auth(ADMIN_TOKEN)
+            .timeout(Duration::from_millis(400))
+            .send()
+            .await
+            .ok()?;
+        r.json().await.ok()
+    }
+
+    /// The node's view given its cluster answer, once its channel list answered. A list
+    /// that does not answer in time shows nothing bound, but the leader it names counts.
+    async fn view_with_channels(&self, url: &str, cluster: &Value) -> NodeView {
+        let channels = self
+            .ask(url, "/admin/v1/channels")
+            .await
+            .unwrap_or(Value::Null);
         // Only the channels this node itself has bound: every node lists every channel
         // (from the replicated state), and a dead owner's last report may still say
         // "bound" until its heartbeats are overdue.
-        let me = c["node"].as_u64();
-        let bound = ch
+        let me = cluster["node"].as_u64();
+        let bound = channels
             .as_array()
             .into_iter()
             .flatten()
@@ -192,10 +220,10 @@ impl World {
             })
             .filter_map(|c| c["id"].as_str().map(str::to_string))
             .collect();
-        Some(NodeView {
-            leader: c["leader"].as_u64(),
+        NodeView {
+            leader: cluster["leader"].as_u64(),
             bound,
-        })
+        }
     }
 
     async fn sample(&self) -> Sample {
@@ -206,6 +234,62 @@ impl World {
             .iter()
             .map(|(id, u)| async move { (*id, self.view(u).await) });
         let views = futures::future::join_all(futs).await.into_iter().collect();
+        Sample { t_ms, views }
+    }
+
+    /// The monitor's sample: asks every node that has no question under way, waits up to
+    /// `MONITOR_WAIT` for those answers, and takes each node's newest answer. A node still
+    /// silent from an earlier question shows what it said last (until its question times
+    /// out after 400 ms), then nothing. Before, one sample waited for every node, so a
+    /// paused one stretched every sample to half a second and a live node's channel list
+    /// (waiting for the paused owner's figures) hid the leader it named: chaos pause runs
+    /// read 1.5 s for an election 1.04 s after the pause.
+    async fn poll(self: &Arc<Self>) -> Sample {
+        let urls = self.urls().await;
+        let t_ms = self.now_ms();
+        let mut asked = Vec::new();
+        for (id, url) in &urls {
+            if !lock(&self.polls).asking.insert(*id) {
+                continue;
+            }
+            asked.push(*id);
+            let (w, id, url) = (self.clone(), *id, url.clone());
+            tokio::spawn(async move {
+                let view = match w.ask(&url, "/admin/v1/cluster").await {
+                    Some(cluster) => {
+                        // The leader it names counts at once: a node's channel list may
+                        // wait 300 ms for a silent owner's figures. Until it answers,
+                        // the channels it had bound stand.
+                        {
+                            let mut polls = lock(&w.polls);
+                            let bound = match polls.latest.get(&id) {
+                                Some(Some(v)) => v.bound.clone(),
+                                _ => Vec::new(),
+                            };
+                            let leader = cluster["leader"].as_u64();
+                            polls.latest.insert(id, Some(NodeView { leader, bound }));
+                        }
+                        Some(w.view_with_channels(&url, &cluster).await)
+                    }
+                    None => None,
+                };
+                let mut polls = lock(&w.polls);
+                polls.latest.insert(id, view);
+                polls.asking.remove(&id);
+            });
+        }
+        let deadline = Instant::now() + MONITOR_WAIT;
+        while Instant::now() < deadline {
+            if !asked.iter().any(|id| lock(&self.polls).asking.contains(id)) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        let polls = lock(&self.polls);
+        let views = urls
+            .keys()
+            .map(|id| (*id, polls.latest.get(id).cloned().flatten()))
+            .collect();
         Sample { t_ms, views }
     }
 
@@ -950,6 +1034,7 @@ async fn start_and_drive(
         smsc_proxies,
         hooks: hooks.clone(),
         samples: Mutex::new(Vec::new()),
+        polls: Mutex::default(),
         faults: Mutex::new(Vec::new()),
         notes: Mutex::new(Vec::new()),
         removed: Mutex::new(Vec::new()),
@@ -1048,9 +1133,10 @@ async fn drive(
         let w = w.clone();
         tokio::spawn(async move {
             loop {
-                let s = w.sample().await;
+                let began = Instant::now();
+                let s = w.poll().await;
                 lock(&w.samples).push(s);
-                tokio::time::sleep(Duration::from_millis(100)).await;
+                tokio::time::sleep(MONITOR_PERIOD.saturating_sub(began.elapsed())).await;
             }
         })
     };
@@ -1405,7 +1491,6 @@ fn is_final(b: &Value) -> bool {
         .is_some_and(crate::state::Status::is_final)
 }
 
-/// Every channel is bound on some answering node other than `except`.
 /// What each node said in one sample (leader and bound channels), for a setup error.
 fn describe_views(s: &Sample) -> String {
     s.views
@@ -1422,6 +1507,7 @@ fn describe_views(s: &Sample) -> String {
         .join("; ")
 }
 
+/// Every channel is bound on some answering node other than `except`.
 fn all_bound(w: &World, s: &Sample, except: Option<u64>) -> bool {
     w.channel_ids.iter().all(|c| {
         s.views
