@@ -254,29 +254,7 @@ impl World {
             }
             asked.push(*id);
             let (w, id, url) = (self.clone(), *id, url.clone());
-            tokio::spawn(async move {
-                let view = match w.ask(&url, "/admin/v1/cluster").await {
-                    Some(cluster) => {
-                        // The leader it names counts at once: a node's channel list may
-                        // wait 300 ms for a silent owner's figures. Until it answers,
-                        // the channels it had bound stand.
-                        {
-                            let mut polls = lock(&w.polls);
-                            let bound = match polls.latest.get(&id) {
-                                Some(Some(v)) => v.bound.clone(),
-                                _ => Vec::new(),
-                            };
-                            let leader = cluster["leader"].as_u64();
-                            polls.latest.insert(id, Some(NodeView { leader, bound }));
-                        }
-                        Some(w.view_with_channels(&url, &cluster).await)
-                    }
-                    None => None,
-                };
-                let mut polls = lock(&w.polls);
-                polls.latest.insert(id, view);
-                polls.asking.remove(&id);
-            });
+            tokio::spawn(async move { w.refresh_view(id, &url).await });
         }
         let deadline = Instant::now() + MONITOR_WAIT;
         while Instant::now() < deadline {
@@ -291,6 +269,30 @@ impl World {
             .map(|id| (*id, polls.latest.get(id).cloned().flatten()))
             .collect();
         Sample { t_ms, views }
+    }
+
+    /// Asks one node for its view and records the answer in `polls`. The leader it names
+    /// counts as soon as its cluster view answers: its channel list may wait 300 ms for a
+    /// silent owner's figures, and until it answers the channels it had bound stand.
+    async fn refresh_view(&self, id: u64, url: &str) {
+        let view = match self.ask(url, "/admin/v1/cluster").await {
+            Some(cluster) => {
+                {
+                    let mut polls = lock(&self.polls);
+                    let bound = match polls.latest.get(&id) {
+                        Some(Some(v)) => v.bound.clone(),
+                        _ => Vec::new(),
+                    };
+                    let leader = cluster["leader"].as_u64();
+                    polls.latest.insert(id, Some(NodeView { leader, bound }));
+                }
+                Some(self.view_with_channels(url, &cluster).await)
+            }
+            None => None,
+        };
+        let mut polls = lock(&self.polls);
+        polls.latest.insert(id, view);
+        polls.asking.remove(&id);
     }
 
     fn last_sample(&self) -> Option<Sample> {

@@ -47,7 +47,8 @@ pub enum DispatchMsg {
     Notices(Vec<Notice>, RpcReplyPort<()>),
     /// A message id whose row must be read first (at start, after an actor crash).
     Load(String),
-    /// Re-plan: channels went up/down, config changed, or time passed.
+    /// Re-plan: channels went up/down or time passed (a config change arrives among the
+    /// `Notices`, in commit order).
     Tick,
     /// Shutting down: start no new message actors; queued messages stay rows.
     Drain,
