@@ -23,6 +23,9 @@ pub struct LedgerEntry {
     pub smsc_id: String,
     /// When the SMSC accepted it, ms since the run started.
     pub t_ms: i64,
+    /// The SMSC took this copy but dropped its response on purpose (a response-loss
+    /// storm), so the gateway had to resend: one extra copy is owed to it.
+    pub response_lost: bool,
 }
 
 /// A fault as it happened.
@@ -263,17 +266,23 @@ pub fn judge(o: &Observations<'_>) -> (Figures, Vec<Verdict>) {
 
     // I2: bounded duplicates. Per message, extra copies are allowed only for abrupt
     // faults (crash, partition) active between its first and last copy (±1 s): the
-    // ambiguity window. Graceful scenarios allow none.
+    // ambiguity window. Graceful scenarios allow none. A copy whose response the SMSC
+    // dropped on purpose owes one more on its own: the gateway could not know it was
+    // taken, however many storms or crashes the run counts.
     let abrupt = o.faults.iter().filter(|e| e.abrupt).count() as u64;
     f.duplicates = copies.values().map(|c| c - 1).sum();
     f.max_copies_minus_one = copies.values().map(|c| c - 1).max().unwrap_or(0);
     let mut span: HashMap<&str, (i64, i64)> = HashMap::new();
+    let mut responses_lost: HashMap<&str, u64> = HashMap::new();
     for l in o.ledger {
         let e = span
             .entry(l.client_ref.as_str())
             .or_insert((l.t_ms, l.t_ms));
         e.0 = e.0.min(l.t_ms);
         e.1 = e.1.max(l.t_ms);
+        if l.response_lost {
+            *responses_lost.entry(l.client_ref.as_str()).or_default() += 1;
+        }
     }
     let mut over_bound = Vec::new();
     for (r, c) in &copies {
@@ -281,16 +290,18 @@ pub fn judge(o: &Observations<'_>) -> (Figures, Vec<Verdict>) {
             continue;
         }
         let (first, last) = span.get(r).copied().unwrap_or((0, 0));
+        let dropped = responses_lost.get(r).copied().unwrap_or(0);
         let bound = if o.graceful {
-            0
+            dropped
         } else {
-            o.faults
-                .iter()
-                .filter(|e| {
-                    let (a, b) = (e.t_ms as i64, e.end_ms.unwrap_or(e.t_ms) as i64);
-                    e.abrupt && a <= last + 1000 && b >= first - 1000
-                })
-                .count() as u64
+            dropped
+                + o.faults
+                    .iter()
+                    .filter(|e| {
+                        let (a, b) = (e.t_ms as i64, e.end_ms.unwrap_or(e.t_ms) as i64);
+                        e.abrupt && a <= last + 1000 && b >= first - 1000
+                    })
+                    .count() as u64
         };
         if c - 1 > bound {
             over_bound.push(format!("{r}: {c} copies, bound {bound}"));
@@ -571,6 +582,7 @@ mod tests {
             client_ref: r.into(),
             smsc_id: "1".into(),
             t_ms: 0,
+            response_lost: false,
         }
     }
 
@@ -670,6 +682,7 @@ mod tests {
             client_ref: r.into(),
             smsc_id: "x".into(),
             t_ms: t,
+            response_lost: false,
         };
         // a: copies around a crash at 10 s; b: copies at 30 s, far from it.
         let ledger = [
@@ -714,6 +727,37 @@ mod tests {
             !i2.pass && i2.detail.contains("1 messages over") && i2.detail.contains("b: 2 copies"),
             "{}",
             i2.detail
+        );
+    }
+
+    #[test]
+    fn each_response_the_smsc_dropped_owes_one_copy() {
+        let reqs = [req("a", 202, "m1"), req("b", 202, "m2")];
+        let st = HashMap::from([
+            ("m1".into(), delivered("m1")),
+            ("m2".into(), delivered("m2")),
+        ]);
+        let dropped = |r: &str| LedgerEntry {
+            response_lost: true,
+            ..ledger(r)
+        };
+        // a: two responses dropped, then the third copy answered: 3 copies, bound 2.
+        // b: one dropped, yet 3 copies: one more than the drops explain.
+        let ledger = [
+            dropped("a"),
+            dropped("a"),
+            ledger("a"),
+            dropped("b"),
+            ledger("b"),
+            ledger("b"),
+        ];
+        let (f, v) = verdicts(&reqs, &ledger, &st, true);
+        assert_eq!(f.duplicates, 4);
+        assert!(!v["I2"]);
+        let (_, v) = verdicts(&reqs[..1], &ledger[..3], &st, true);
+        assert!(
+            v["I2"],
+            "a's copies are all explained by its dropped responses"
         );
     }
 

@@ -848,6 +848,7 @@ fn read_ledgers(dir: &Path, smscs: u32, wall0_ms: i64) -> Vec<LedgerEntry> {
                 client_ref: r,
                 smsc_id: v["message_id"].as_str().unwrap_or("").to_string(),
                 t_ms: v["at_ms"].as_i64().unwrap_or(0) - wall0_ms,
+                response_lost: v["response_lost"].as_bool().unwrap_or(false),
             });
         }
     }

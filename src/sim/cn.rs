@@ -388,6 +388,7 @@ fn decide(
             tlvs: Default::default(),
             message_payload: false,
             sar: None,
+            response_lost: false,
         })));
     }
     Decision::Answer(answer(Outcome::Ok, Some(rid)))

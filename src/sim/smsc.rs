@@ -385,6 +385,9 @@ pub(super) struct LedgerRecord {
     pub(super) tlvs: std::collections::BTreeMap<String, String>,
     pub(super) message_payload: bool,
     pub(super) sar: Option<(u16, u8, u8)>,
+    /// The simulator dropped this copy's response on purpose (`lose_response_rate`), so
+    /// the gateway cannot know it was taken: a resend of it is expected, not a defect.
+    pub(super) response_lost: bool,
 }
 
 #[derive(Serialize)]
@@ -405,6 +408,9 @@ struct LedgerLine<'a> {
     at_ms: i64,
     #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     tlvs: &'a std::collections::BTreeMap<String, String>,
+    /// No submit_sm_resp went back for this copy (see [`LedgerRecord::response_lost`]).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    response_lost: bool,
 }
 
 pub(super) enum LedgerMsg {
@@ -436,6 +442,7 @@ pub(super) fn ledger_thread(file: File, rx: std::sync::mpsc::Receiver<LedgerMsg>
                     sar: r.sar,
                     at_ms: r.at_ms,
                     tlvs: &r.tlvs,
+                    response_lost: r.response_lost,
                 };
                 if serde_json::to_writer(&mut w, &line).is_err() || w.write_all(b"\n").is_err() {
                     warn!("ledger write failed");
@@ -1141,6 +1148,7 @@ fn on_submit(
                 }
             }
         }
+        lose = st.rng.random::<f64>() < ctx.lose_response_rate.get();
         if let Some(ledger) = &ctx.ledger {
             let _ = ledger.send(LedgerMsg::Record(Box::new(LedgerRecord {
                 message_id: message_id.clone(),
@@ -1152,6 +1160,7 @@ fn on_submit(
                 short_message: fields.short_message,
                 message_payload: fields.message_payload,
                 sar: fields.sar,
+                response_lost: lose,
                 at_ms: chrono::Utc::now().timestamp_millis(),
                 tlvs: fields
                     .vendor_tlvs
@@ -1160,7 +1169,6 @@ fn on_submit(
                     .collect(),
             })));
         }
-        lose = st.rng.random::<f64>() < ctx.lose_response_rate.get();
         codec::submit_sm_resp(seq, status::ESME_ROK, &message_id)
     };
     if lose {
