@@ -445,11 +445,16 @@ pub fn judge(o: &Observations<'_>) -> (Figures, Vec<Verdict>) {
             name: "bounded duplicates",
             pass: over_bound.is_empty(),
             detail: format!(
-                "{} extra copies, at most {} of one message; {} messages over their bound (abrupt faults in their ambiguity window{}; {} abrupt faults in the run){}",
+                "{} extra copies, at most {} of one message; {} messages over their bound (its responses the SMSC dropped, plus abrupt faults in its ambiguity window{}; {} responses dropped, {} abrupt faults in the run){}",
                 f.duplicates,
                 f.max_copies_minus_one,
                 over_bound.len(),
-                if o.graceful { ", graceful: 0" } else { "" },
+                if o.graceful {
+                    ", none on a graceful run"
+                } else {
+                    ""
+                },
+                responses_lost.values().sum::<u64>(),
                 abrupt,
                 if over_bound.is_empty() {
                     String::new()
