@@ -266,7 +266,7 @@ pub fn judge(o: &Observations<'_>) -> (Figures, Vec<Verdict>) {
 
     // I2: bounded duplicates. Per message, extra copies are allowed only for abrupt
     // faults (crash, partition) active between its first and last copy (±1 s): the
-    // ambiguity window. Graceful scenarios allow none. A copy whose response the SMSC
+    // ambiguity window; graceful scenarios count none. A copy whose response the SMSC
     // dropped on purpose owes one more on its own: the gateway could not know it was
     // taken, however many storms or crashes the run counts.
     let abrupt = o.faults.iter().filter(|e| e.abrupt).count() as u64;
@@ -290,19 +290,18 @@ pub fn judge(o: &Observations<'_>) -> (Figures, Vec<Verdict>) {
             continue;
         }
         let (first, last) = span.get(r).copied().unwrap_or((0, 0));
-        let dropped = responses_lost.get(r).copied().unwrap_or(0);
-        let bound = if o.graceful {
-            dropped
+        let faults_in_window = if o.graceful {
+            0
         } else {
-            dropped
-                + o.faults
-                    .iter()
-                    .filter(|e| {
-                        let (a, b) = (e.t_ms as i64, e.end_ms.unwrap_or(e.t_ms) as i64);
-                        e.abrupt && a <= last + 1000 && b >= first - 1000
-                    })
-                    .count() as u64
+            o.faults
+                .iter()
+                .filter(|e| {
+                    let (a, b) = (e.t_ms as i64, e.end_ms.unwrap_or(e.t_ms) as i64);
+                    e.abrupt && a <= last + 1000 && b >= first - 1000
+                })
+                .count() as u64
         };
+        let bound = responses_lost.get(r).copied().unwrap_or(0) + faults_in_window;
         if c - 1 > bound {
             over_bound.push(format!("{r}: {c} copies, bound {bound}"));
         }
