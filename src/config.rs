@@ -53,6 +53,8 @@ pub struct Config {
     pub retention_hours: u64,
     /// About how many bytes of rows one piece of a snapshot sent to a lagging peer carries.
     pub snapshot_chunk_bytes: usize,
+    /// Threads of the node's async runtime (HTTP, actors, Raft); 0: one per CPU core.
+    pub worker_threads: usize,
 }
 
 impl Default for Config {
@@ -80,12 +82,13 @@ impl Default for Config {
             snapshot_every_entries: 50_000,
             retention_hours: 168,
             snapshot_chunk_bytes: crate::state::snapshot::CHUNK_BYTES,
+            worker_threads: 0,
         }
     }
 }
 
 /// Every key of [`Config`], as spelled in the TOML file; env names are `SMSGW_` + upper case.
-pub const FIELDS: [&str; 18] = [
+pub const FIELDS: [&str; 19] = [
     "node_id",
     "http",
     "cluster_addr",
@@ -104,6 +107,7 @@ pub const FIELDS: [&str; 18] = [
     "snapshot_every_entries",
     "retention_hours",
     "snapshot_chunk_bytes",
+    "worker_threads",
 ];
 
 /// Env var naming the config file when `--config` is not given.
@@ -121,6 +125,8 @@ const MAX_SNAPSHOT_CHUNK_BYTES: usize = 64 * 1024 * 1024;
 const MAX_WEBHOOK_CONCURRENCY: usize = 4096;
 /// Largest accepted `drain_seconds` (one hour).
 const MAX_DRAIN_SECONDS: u64 = 3600;
+/// Largest accepted `worker_threads`.
+const MAX_WORKER_THREADS: usize = 1024;
 /// Shortest accepted admin token.
 const MIN_ADMIN_TOKEN_CHARS: usize = 16;
 
@@ -185,6 +191,9 @@ pub struct StartArgs {
     /// Bytes of rows per piece of a snapshot sent to a lagging peer, 64 KiB..=64 MiB [default: 4194304].
     #[arg(long, value_name = "BYTES")]
     pub snapshot_chunk_bytes: Option<usize>,
+    /// Threads of the node's async runtime, 0..=1024; 0: one per CPU core [default: 0].
+    #[arg(long, value_name = "N")]
+    pub worker_threads: Option<usize>,
 }
 
 /// Where a config value came from; shown in errors so the user knows what to fix.
@@ -409,6 +418,15 @@ impl Config {
                 ),
             ));
         }
+        if self.worker_threads > MAX_WORKER_THREADS {
+            return Err(E::field_err(
+                "worker_threads",
+                format!(
+                    "must be between 0 (one per CPU core) and {MAX_WORKER_THREADS}, got {}",
+                    self.worker_threads
+                ),
+            ));
+        }
         if self.heartbeat_ms < 1 {
             return Err(E::field_err("heartbeat_ms", "must be at least 1, got 0"));
         }
@@ -557,6 +575,7 @@ fn flag_name(field: &'static str) -> &'static str {
         "snapshot_every_entries" => "--snapshot-every-entries",
         "retention_hours" => "--retention-hours",
         "snapshot_chunk_bytes" => "--snapshot-chunk-bytes",
+        "worker_threads" => "--worker-threads",
         _ => "--config",
     }
 }
@@ -686,6 +705,7 @@ fn set_field(cfg: &mut Config, field: &str, raw: Raw<'_>) -> Result<(), String> 
         "snapshot_every_entries" => cfg.snapshot_every_entries = raw.u64()?,
         "retention_hours" => cfg.retention_hours = raw.u64()?,
         "snapshot_chunk_bytes" => cfg.snapshot_chunk_bytes = raw.usize()?,
+        "worker_threads" => cfg.worker_threads = raw.usize()?,
         other => return Err(format!("unknown field '{other}'")),
     }
     Ok(())
@@ -816,6 +836,10 @@ fn apply_flags(cfg: &mut Config, origins: &mut HashMap<&'static str, Origin>, a:
     if let Some(v) = a.drain_seconds {
         cfg.drain_seconds = v;
         mark("drain_seconds");
+    }
+    if let Some(v) = a.worker_threads {
+        cfg.worker_threads = v;
+        mark("worker_threads");
     }
 }
 
@@ -969,6 +993,7 @@ mod tests {
             ("tenant_queue_limit", |c| c.tenant_queue_limit = 0),
             ("webhook_concurrency", |c| c.webhook_concurrency = 0),
             ("webhook_concurrency", |c| c.webhook_concurrency = 4097),
+            ("worker_threads", |c| c.worker_threads = 1025),
             ("heartbeat_ms", |c| c.heartbeat_ms = 0),
             ("election_timeout_min_ms", |c| {
                 c.election_timeout_min_ms = 299

@@ -80,6 +80,25 @@ fn main() -> ExitCode {
         }) => tokio::runtime::Builder::new_current_thread(),
         _ => tokio::runtime::Builder::new_multi_thread(),
     };
+    // `start` reads its config before the runtime exists: the config sizes the runtime.
+    let start_config = match &cli.command {
+        Command::Start(args) => {
+            let env: HashMap<String, String> = smsgw::config::process_env();
+            match Config::load(args, &env).and_then(|c| c.validate().map(|_| c)) {
+                Ok(c) => {
+                    if c.worker_threads > 0 {
+                        builder.worker_threads(c.worker_threads);
+                    }
+                    Some(c)
+                }
+                Err(e) => {
+                    eprintln!("{e}");
+                    return ExitCode::from(2);
+                }
+            }
+        }
+        _ => None,
+    };
     let runtime = match builder.enable_all().build() {
         Ok(r) => r,
         Err(e) => {
@@ -89,14 +108,9 @@ fn main() -> ExitCode {
     };
     runtime.block_on(async move {
         match cli.command {
-            Command::Start(args) => {
-                let env: HashMap<String, String> = smsgw::config::process_env();
-                let cfg = match Config::load(&args, &env).and_then(|c| c.validate().map(|_| c)) {
-                    Ok(c) => c,
-                    Err(e) => {
-                        eprintln!("{e}");
-                        return ExitCode::from(2);
-                    }
+            Command::Start(_) => {
+                let Some(cfg) = start_config else {
+                    return ExitCode::from(2);
                 };
                 init_tracing(&cfg.log);
                 match smsgw::node::run(cfg).await {
