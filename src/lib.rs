@@ -47,6 +47,7 @@ pub mod metric_handles;
 pub mod node;
 pub mod protocols;
 pub mod routing;
+pub mod runtime_metrics;
 pub mod sim;
 pub mod state;
 pub mod tenants;

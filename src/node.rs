@@ -358,6 +358,7 @@ impl Node {
             consensus.clone(),
             registry.clone(),
         ));
+        tokio::spawn(crate::runtime_metrics::run());
 
         let state = AppState {
             consensus: consensus.clone(),

@@ -591,6 +591,35 @@ async fn metrics_health_and_openapi() {
         metric_value(&m, "smsgw_submit_latency_seconds_count", &[]).is_some_and(|v| v >= 1.0),
         "{m}"
     );
+    assert!(
+        metric_value(&m, "smsgw_runtime_workers", &[]).is_some_and(|v| v >= 1.0),
+        "the runtime's threads: {m}"
+    );
+    assert!(
+        metric_value(&m, "smsgw_runtime_alive_tasks", &[]).is_some_and(|v| v >= 1.0),
+        "{m}"
+    );
+    // The busy share is published once a whole second has been measured.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let busy = loop {
+        let m = client()
+            .get(node.url("/metrics"))
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("text");
+        if let Some(v) = metric_value(&m, "smsgw_runtime_busy_ratio", &[]) {
+            break v;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no smsgw_runtime_busy_ratio after 10 s:\n{m}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!((0.0..=1.0).contains(&busy), "busy share {busy}");
 
     let r = client()
         .get(node.url("/healthz"))
