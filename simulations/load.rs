@@ -368,6 +368,16 @@ async fn main() -> Result<()> {
             heals
         })
     });
+    // Each node's own view of its runtime threads (`smsgw_runtime_busy_ratio`, the last
+    // second's busy share), sampled while the requests go out: near 100 % the node is the
+    // limit, lower the limit is elsewhere (the host's other processes, latency).
+    let busy_samples = tokio::spawn(sample_runtime_busy(
+        client.clone(),
+        nodes.bases.clone(),
+        kills_done.clone(),
+        next.clone(),
+        requests,
+    ));
     let mut workers = Vec::new();
     for _ in 0..args.concurrency {
         let kills_done = kills_done.clone();
@@ -458,6 +468,17 @@ async fn main() -> Result<()> {
         lat.extend(w.await?);
     }
     let accept_secs = started.elapsed().as_secs_f64();
+    let runtime_busy: Vec<Value> = busy_samples
+        .await?
+        .into_iter()
+        .map(|mut v| {
+            v.sort_by(f64::total_cmp);
+            match v.get(v.len() / 2) {
+                Some(median) => json!((median * 1000.0).round() / 10.0),
+                None => Value::Null,
+            }
+        })
+        .collect();
     let mut heals = match killer {
         Some(k) => k.await??,
         None => Vec::new(),
@@ -566,12 +587,19 @@ async fn main() -> Result<()> {
         "sim_cpu_us_per_msg": per_carried(sim_cpu_secs),
         "load_cpu_us_per_msg": per_carried(own_cpu_secs),
         "host_busy_pct": (host_busy * 1000.0).round() / 10.0,
+        // Median over the run of each node's runtime busy share (null: run too short).
+        "runtime_busy_pct": runtime_busy,
         "rss_mb_idle": rss_idle, "rss_mb_after_accept": rss_accepted, "rss_mb_peak": rss_peak,
         "queued_only": args.queue_only,
     });
     if args.nodes == 1 {
         // One node: plain numbers, as before clusters were supported.
-        for k in ["rss_mb_idle", "rss_mb_after_accept", "rss_mb_peak"] {
+        for k in [
+            "rss_mb_idle",
+            "rss_mb_after_accept",
+            "rss_mb_peak",
+            "runtime_busy_pct",
+        ] {
             report[k] = report[k][0].clone();
         }
     }
@@ -817,6 +845,37 @@ async fn wait_bound(client: &reqwest::Client, base: &str, timeout: Duration) -> 
             bail!("channels did not bind: {v:?}");
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Every second until the last request went out, each node's `smsgw_runtime_busy_ratio`;
+/// one list of samples per node (a node that did not answer misses that sample).
+async fn sample_runtime_busy(
+    client: reqwest::Client,
+    bases: Vec<String>,
+    kills_done: Arc<AtomicBool>,
+    next: Arc<AtomicU64>,
+    requests: u64,
+) -> Vec<Vec<f64>> {
+    let mut samples = vec![Vec::new(); bases.len()];
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.tick().await; // at once: the first window is not whole yet
+    loop {
+        tick.tick().await;
+        if next.load(Ordering::Relaxed) >= requests && kills_done.load(Ordering::Relaxed) {
+            return samples;
+        }
+        for (i, b) in bases.iter().enumerate() {
+            let page = match client.get(format!("{b}/metrics")).send().await {
+                Ok(r) => r.text().await.ok(),
+                Err(_) => None,
+            };
+            if let Some(text) = page
+                && text.contains("smsgw_runtime_busy_ratio ")
+            {
+                samples[i].push(metric_sum(&text, "smsgw_runtime_busy_ratio"));
+            }
+        }
     }
 }
 
