@@ -371,12 +371,13 @@ async fn main() -> Result<()> {
     // Each node's own view of its runtime threads (`smsgw_runtime_busy_ratio`, the last
     // second's busy share), sampled while the requests go out: near 100 % the node is the
     // limit, lower the limit is elsewhere (the host's other processes, latency).
-    let busy_samples = tokio::spawn(sample_runtime_busy(
+    let busy_samples = Arc::new(Mutex::new(vec![Vec::new(); nodes.bases.len()]));
+    let sending = Arc::new(AtomicBool::new(true));
+    tokio::spawn(sample_runtime_busy(
         client.clone(),
         nodes.bases.clone(),
-        kills_done.clone(),
-        next.clone(),
-        requests,
+        sending.clone(),
+        busy_samples.clone(),
     ));
     let mut workers = Vec::new();
     for _ in 0..args.concurrency {
@@ -468,17 +469,19 @@ async fn main() -> Result<()> {
         lat.extend(w.await?);
     }
     let accept_secs = started.elapsed().as_secs_f64();
-    let runtime_busy: Vec<Value> = busy_samples
-        .await?
-        .into_iter()
-        .map(|mut v| {
-            v.sort_by(f64::total_cmp);
-            match v.get(v.len() / 2) {
-                Some(median) => json!((median * 1000.0).round() / 10.0),
-                None => Value::Null,
-            }
-        })
-        .collect();
+    // Not waited for: the sampler ends at its next tick, the samples are read now.
+    sending.store(false, Ordering::Relaxed);
+    let runtime_busy: Vec<Value> =
+        std::mem::take(&mut *busy_samples.lock().unwrap_or_else(|e| e.into_inner()))
+            .into_iter()
+            .map(|mut v| {
+                v.sort_by(f64::total_cmp);
+                match v.get(v.len() / 2) {
+                    Some(median) => json!((median * 1000.0).round() / 10.0),
+                    None => Value::Null,
+                }
+            })
+            .collect();
     let mut heals = match killer {
         Some(k) => k.await??,
         None => Vec::new(),
@@ -848,32 +851,31 @@ async fn wait_bound(client: &reqwest::Client, base: &str, timeout: Duration) -> 
     }
 }
 
-/// Every second until the last request went out, each node's `smsgw_runtime_busy_ratio`;
-/// one list of samples per node (a node that did not answer misses that sample).
+/// Every second while `sending`, each node's `smsgw_runtime_busy_ratio` into `samples`
+/// (one list per node; a node that did not answer misses that sample).
 async fn sample_runtime_busy(
     client: reqwest::Client,
     bases: Vec<String>,
-    kills_done: Arc<AtomicBool>,
-    next: Arc<AtomicU64>,
-    requests: u64,
-) -> Vec<Vec<f64>> {
-    let mut samples = vec![Vec::new(); bases.len()];
+    sending: Arc<AtomicBool>,
+    samples: Arc<Mutex<Vec<Vec<f64>>>>,
+) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.tick().await; // at once: the first window is not whole yet
     loop {
         tick.tick().await;
-        if next.load(Ordering::Relaxed) >= requests && kills_done.load(Ordering::Relaxed) {
-            return samples;
-        }
         for (i, b) in bases.iter().enumerate() {
             let page = match client.get(format!("{b}/metrics")).send().await {
                 Ok(r) => r.text().await.ok(),
                 Err(_) => None,
             };
+            if !sending.load(Ordering::Relaxed) {
+                return;
+            }
             if let Some(text) = page
                 && text.contains("smsgw_runtime_busy_ratio ")
+                && let Some(node) = samples.lock().unwrap_or_else(|e| e.into_inner()).get_mut(i)
             {
-                samples[i].push(metric_sum(&text, "smsgw_runtime_busy_ratio"));
+                node.push(metric_sum(&text, "smsgw_runtime_busy_ratio"));
             }
         }
     }
