@@ -21,6 +21,7 @@ use anyhow::{Context, Result, bail};
 use clap::Parser;
 use serde_json::{Value, json};
 use smsgw::chaos::procs::{NodeProc, NodeSpec};
+use smsgw::dashboard::prom;
 
 #[path = "load_client.rs"]
 mod load_client;
@@ -535,7 +536,7 @@ async fn main() -> Result<()> {
         if let Ok(r) = client.get(format!("{b}/metrics")).send().await
             && let Ok(text) = r.text().await
         {
-            resubmits += metric_sum(&text, "smsgw_resubmits_total");
+            resubmits += prom::sum(&prom::parse(&text), "smsgw_resubmits_total", &[]);
             let name = if args.nodes == 1 {
                 "metrics.txt".to_string()
             } else {
@@ -871,25 +872,19 @@ async fn sample_runtime_busy(
             if !sending.load(Ordering::Relaxed) {
                 return;
             }
-            if let Some(text) = page
-                && text.contains("smsgw_runtime_busy_ratio ")
+            let busy = page.as_deref().and_then(|text| {
+                prom::parse(text)
+                    .iter()
+                    .find(|l| l.name == "smsgw_runtime_busy_ratio")
+                    .map(|l| l.value)
+            });
+            if let Some(busy) = busy
                 && let Some(node) = samples.lock().unwrap_or_else(|e| e.into_inner()).get_mut(i)
             {
-                node.push(metric_sum(&text, "smsgw_runtime_busy_ratio"));
+                node.push(busy);
             }
         }
     }
-}
-
-/// The sum of a counter's samples in a Prometheus text page.
-fn metric_sum(text: &str, name: &str) -> f64 {
-    text.lines()
-        .filter(|l| {
-            l.strip_prefix(name)
-                .is_some_and(|rest| rest.starts_with(' ') || rest.starts_with('{'))
-        })
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
 }
 
 /// A node's own view of the cluster: (its id, the leader it follows, ids it sees up).
