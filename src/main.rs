@@ -54,13 +54,26 @@ fn cli_error(e: clap::Error) -> ExitCode {
         let _ = e.print();
         return ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2));
     }
-    let text = e.render().to_string();
-    let line = text
-        .lines()
-        .find(|l| !l.trim().is_empty())
-        .unwrap_or("error: bad command line");
-    eprintln!("{line} (see --help)");
+    eprintln!("{} (see --help)", first_line(&e.render().to_string()));
     ExitCode::from(2)
+}
+
+/// Clap's error as one line: its first line, and when that ends with a colon (a list of
+/// missing arguments follows, one per indented line) the list joined onto it, so the
+/// line names the flag: "... not provided: --text <TEXT>".
+fn first_line(text: &str) -> String {
+    let mut lines = text.lines().skip_while(|l| l.trim().is_empty());
+    let Some(first) = lines.next() else {
+        return "error: bad command line".into();
+    };
+    if !first.trim_end().ends_with(':') {
+        return first.to_string();
+    }
+    let listed: Vec<&str> = lines
+        .take_while(|l| l.starts_with(' ') && !l.trim().is_empty())
+        .map(str::trim)
+        .collect();
+    format!("{} {}", first.trim_end(), listed.join(", "))
 }
 
 fn main() -> ExitCode {
@@ -130,6 +143,25 @@ fn main() -> ExitCode {
                         return ExitCode::from(2);
                     }
                 };
+                // The addresses are checked before anything starts (the simulators bind
+                // first), with the same one-line reasons as `start` gives.
+                let addresses = smsgw::config::Config {
+                    http: args.http.clone(),
+                    cluster_addr: args.cluster_addr.clone(),
+                    data_dir: Some(args.data_dir.clone()),
+                    ..smsgw::config::Config::default()
+                };
+                if let Err(mut e) = addresses.validate() {
+                    if let smsgw::config::ConfigError::Field { field, origin, .. } = &mut e {
+                        *origin = smsgw::config::Origin::Flag(match *field {
+                            "http" => "--http",
+                            "cluster_addr" => "--cluster-addr",
+                            _ => "--data-dir",
+                        });
+                    }
+                    eprintln!("{e}");
+                    return ExitCode::from(2);
+                }
                 let opts = smsgw::demo::DemoOptions {
                     data_dir: args.data_dir.clone(),
                     http: args.http.clone(),

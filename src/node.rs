@@ -89,7 +89,20 @@ pub fn admin_token(cfg: &Config, data_dir: &std::path::Path) -> Result<(String, 
     let mut b = [0u8; 24];
     rand::RngCore::fill_bytes(&mut rand::rng(), &mut b);
     let token = format!("adm_{}", hex::encode(b));
-    std::fs::write(&path, &token).map_err(|e| NodeError::DataDir(path.clone(), e))?;
+    // Readable by the node's own user only: the token opens every admin call.
+    let write = || -> std::io::Result<()> {
+        use std::io::Write;
+        #[cfg(unix)]
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        options.mode(0o600);
+        let mut f = options.open(&path)?;
+        f.write_all(token.as_bytes())?;
+        f.sync_all()
+    };
+    write().map_err(|e| NodeError::DataDir(path.clone(), e))?;
     Ok((token, true))
 }
 
@@ -589,5 +602,29 @@ pub async fn wait_for_signal() {
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[cfg(test)]
+mod token_tests {
+    use super::*;
+
+    #[test]
+    fn a_generated_token_is_kept_and_readable_by_its_owner_only() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cfg = Config::default();
+        let (token, generated) = admin_token(&cfg, dir.path()).expect("token");
+        assert!(generated && token.starts_with("adm_"), "{token}");
+        let again = admin_token(&cfg, dir.path()).expect("token again");
+        assert_eq!(again, (token, false));
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(dir.path().join("admin.token"))
+                .expect("token file")
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600, "mode {mode:o}");
+        }
     }
 }

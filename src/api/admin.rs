@@ -16,6 +16,7 @@ use sha2::{Digest, Sha256};
 use super::error::{ApiError, parse_json};
 use super::{AppState, require_admin};
 use crate::clock::{now_ms, rfc3339};
+use crate::protocols::smpp::ReceiptIdFormat;
 use crate::state::{
     BindKind, Category, Channel, ChannelText, Op, OpResult, RateLimit, Route, RouteChannel, Tenant,
     TextCoding, UdhMode,
@@ -250,15 +251,24 @@ fn apply_tenant_body(t: &mut Tenant, b: TenantBody) -> Result<(), ApiError> {
         t.frequency_caps = out;
     }
     if let Some(pool) = b.sender_pool {
+        let mut numbers = Vec::with_capacity(pool.len());
         for (i, n) in pool.iter().enumerate() {
-            if crate::state::compliance::number_key(n).is_none() {
-                return Err(ApiError::invalid(
-                    &format!("sender_pool[{i}]"),
-                    "an E.164 number like \"+12025550100\"",
-                ));
+            // Separators stripped as from any number (`check_sender` keeps the `+`).
+            match crate::messages::intake::check_sender(n) {
+                Ok(n)
+                    if n.starts_with('+') && crate::state::compliance::number_key(&n).is_some() =>
+                {
+                    numbers.push(n)
+                }
+                _ => {
+                    return Err(ApiError::invalid(
+                        &format!("sender_pool[{i}]"),
+                        "an E.164 number like \"+12025550100\"",
+                    ));
+                }
             }
         }
-        t.sender_pool = pool;
+        t.sender_pool = numbers;
     }
     if let Some(c) = b.opt_out_categories {
         t.opt_out_categories = c;
@@ -682,6 +692,9 @@ fn channel_from_body(b: ChannelBody) -> Result<Channel, ApiError> {
         }
     }
     let options = b.options.unwrap_or_default();
+    if http.is_none() {
+        check_option_keys(&b.protocol, &options)?;
+    }
     let udh = match options.get("udh") {
         None => UdhMode::Udh8,
         Some(v) => match v.as_str() {
@@ -697,7 +710,30 @@ fn channel_from_body(b: ChannelBody) -> Result<Channel, ApiError> {
             }
         },
     };
+    if let Some(v) = options.get("dlr_id_format")
+        && v.as_str().and_then(ReceiptIdFormat::parse).is_none()
+    {
+        return Err(ApiError::invalid(
+            "options.dlr_id_format",
+            "\"auto\" (default), \"hex\" or \"decimal\": how the SMSC writes message ids in receipts",
+        ));
+    }
     if let Some(t) = options.get("dlt_tlvs") {
+        let Some(t) = t.as_object() else {
+            return Err(ApiError::invalid(
+                "options.dlt_tlvs",
+                "an object {\"entity_id\": 5120, \"template_id\": 5121} of TLV tags",
+            ));
+        };
+        if let Some(k) = t
+            .keys()
+            .find(|k| !["entity_id", "template_id"].contains(&k.as_str()))
+        {
+            return Err(ApiError::invalid(
+                &format!("options.dlt_tlvs.{k}"),
+                "unknown key; use entity_id and template_id",
+            ));
+        }
         for k in ["entity_id", "template_id"] {
             if let Some(v) = t.get(k)
                 && v.as_u64().and_then(|n| u16::try_from(n).ok()).is_none()
@@ -743,6 +779,45 @@ fn channel_from_body(b: ChannelBody) -> Result<Channel, ApiError> {
         sla: b.sla.map(sla_from_body).transpose()?,
         text,
     })
+}
+
+/// Option keys of every non-HTTP channel.
+const COMMON_OPTION_KEYS: &[&str] = &[
+    "udh",
+    "gsm_packing",
+    "national_tables",
+    "text_coding",
+    "dlr_id_format",
+    "dlr_timeout_seconds",
+];
+
+/// Refuses an option the channel's protocol does not have (a typo such as
+/// `dlr_timeout_second` would otherwise be stored and silently do nothing).
+fn check_option_keys(
+    protocol: &str,
+    options: &serde_json::Map<String, Value>,
+) -> Result<(), ApiError> {
+    let own: &[&str] = match protocol {
+        "smpp" => &["dlt_tlvs"],
+        _ => crate::protocols::cn::options::KEYS,
+    };
+    match options
+        .keys()
+        .find(|k| !COMMON_OPTION_KEYS.contains(&k.as_str()) && !own.contains(&k.as_str()))
+    {
+        None => Ok(()),
+        Some(k) => {
+            let mut known: Vec<&str> = COMMON_OPTION_KEYS.iter().chain(own).copied().collect();
+            known.sort_unstable();
+            Err(ApiError::invalid(
+                &format!("options.{k}"),
+                format!(
+                    "not an option of a {protocol} channel; known: {}",
+                    known.join(", ")
+                ),
+            ))
+        }
+    }
 }
 
 /// Parses the text options of a channel: `gsm_packing`, `national_tables`, `text_coding`.

@@ -717,7 +717,7 @@ pub async fn list_opt_outs(
 ) -> Result<Response, ApiError> {
     require_admin(&st, &headers)?;
     known_tenant(&st, &tenant)?;
-    let Query(q) = query.map_err(|e| ApiError::invalid("query", e.body_text()))?;
+    let Query(q) = query.map_err(|e| super::error::bad_query(&e))?;
     let limit = q.limit.unwrap_or(1000);
     if !(1..=100_000).contains(&limit) {
         return Err(ApiError::invalid("limit", "1 to 100000"));

@@ -255,10 +255,44 @@ fn malformed(e: &serde_json::Error) -> ApiError {
     )
 }
 
+/// A query string that does not parse, naming the parameter when the parser says which
+/// (`limit=abc` → field `limit`), else `query`.
+pub fn bad_query(rejection: &axum::extract::rejection::QueryRejection) -> ApiError {
+    let text = rejection.body_text();
+    let detail = text
+        .strip_prefix("Failed to deserialize query string: ")
+        .unwrap_or(&text);
+    let named = detail.split_once(": ").filter(|(name, _)| {
+        !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+    });
+    match named {
+        Some((name, why)) => ApiError::invalid(name, format!("query parameter {name}: {why}")),
+        // "unknown field `foo`, expected one of ..." names it in backticks.
+        None => match detail.split('`').nth(1) {
+            Some(name) if detail.starts_with("unknown field") => {
+                ApiError::invalid(name, format!("unknown query parameter: {detail}"))
+            }
+            _ => ApiError::invalid("query", detail.to_string()),
+        },
+    }
+}
+
 /// Parses a JSON body into `T`, naming the offending field on type errors. Every body
 /// of the API is a JSON object: anything else is refused here, since serde would read
 /// an array into a struct field by field.
 pub fn parse_json<'de, T: serde::Deserialize<'de>>(bytes: &'de [u8]) -> Result<T, ApiError> {
+    // serde_json skips over the strings of a body it only checks for shape, so bytes that
+    // are not UTF-8 would otherwise read as "a field of the wrong type".
+    if let Err(e) = std::str::from_utf8(bytes) {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_json",
+            format!(
+                "malformed JSON: the body is not UTF-8 (bad byte at offset {})",
+                e.valid_up_to()
+            ),
+        ));
+    }
     if let Some(first) = bytes.iter().find(|b| !b.is_ascii_whitespace())
         && *first != b'{'
     {
@@ -290,7 +324,16 @@ pub fn parse_json<'de, T: serde::Deserialize<'de>>(bytes: &'de [u8]) -> Result<T
                 // syntax error ("expected value"); in a well-formed body it is a field of
                 // the wrong type.
                 let well_formed = serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_ok();
-                if well_formed && inner.is_syntax() && !(path == "." || path.is_empty()) {
+                // A lone surrogate escape (`"\ud800"`) is no text at all: malformed, too.
+                let bad_text = {
+                    let m = inner.to_string();
+                    m.contains("surrogate") || m.contains("escape")
+                };
+                if well_formed
+                    && !bad_text
+                    && inner.is_syntax()
+                    && !(path == "." || path.is_empty())
+                {
                     return Err(ApiError::invalid(
                         &path,
                         format!("{path} has the wrong type: expected one of the documented values"),
@@ -387,6 +430,22 @@ mod tests {
         assert_eq!((e.status.as_u16(), e.code), (400, "invalid_json"));
         let e = parse_json::<B>(b"\xff\xfe").unwrap_err();
         assert_eq!(e.status.as_u16(), 400);
+        // Bytes that are not UTF-8 inside a string, and a lone surrogate escape: a
+        // malformed body (400), not a field of the wrong type (422).
+        let e = parse_json::<B>(b"{\"to\": \"\xff\xfe\"}").unwrap_err();
+        assert_eq!(
+            (e.status.as_u16(), e.code),
+            (400, "invalid_json"),
+            "{}",
+            e.message
+        );
+        let e = parse_json::<B>(br#"{"to": "\ud800"}"#).unwrap_err();
+        assert_eq!(
+            (e.status.as_u16(), e.code),
+            (400, "invalid_json"),
+            "{}",
+            e.message
+        );
     }
 
     #[test]

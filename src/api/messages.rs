@@ -376,6 +376,7 @@ pub async fn batch(
             format!("1 to {MAX_BATCH} messages per batch"),
         ));
     }
+    let key = idempotency_key(&headers)?;
     rate_limit(&st, &tenant, 1).await?;
     check_node_queue(&st)?;
     let now = crate::clock::now_ms();
@@ -385,12 +386,38 @@ pub async fn batch(
     let mut pending = Vec::new();
     for (i, item) in req.messages.iter().enumerate() {
         let parsed = batch_item(i, item);
+        // With an Idempotency-Key each item is idempotent on its own (the key and its
+        // place in the batch), so a retried batch answers the messages it already
+        // accepted (200 items) and accepts only the rest.
+        let item_key = key.as_ref().map(|k| format!("{k}#{i}"));
+        let item_hash = match (&item_key, &parsed) {
+            (Some(_), Ok(r)) => Some(intake::request_hash(r)),
+            _ => None,
+        };
+        if let (Some(k), Some(hash)) = (&item_key, &item_hash)
+            && let Some((id, stored)) =
+                st.consensus.store().idempotent_lookup(&tenant.id, k, now)?
+        {
+            results[i] = Some(
+                if intake::same_request(&stored, hash, item.get().as_bytes()) {
+                    match replay(&st, &id) {
+                        Ok((_, v)) => BatchItem::Accepted(v),
+                        Err(e) => BatchItem::Refused(e.body()),
+                    }
+                } else {
+                    BatchItem::Refused(idempotency_conflict(&id).body())
+                },
+            );
+            continue;
+        }
         let operator = match &parsed {
             Ok(r) => hlr_operator(&st, r).await,
             Err(_) => None,
         };
         match parsed.and_then(|r| prepare(&st, &tenant, &r, now, operator, true)) {
-            Ok((intake, caps)) => {
+            Ok((mut intake, caps)) => {
+                intake.message.idempotency_key = item_key;
+                intake.message.body_hash = item_hash;
                 pending.push((i, AcceptedBody::of(&intake.message), caps.clone()));
                 ops.push(compliance::accept_op(intake.message, caps));
             }
@@ -521,7 +548,7 @@ pub async fn list(
 ) -> Result<Response, ApiError> {
     read_your_writes(&st).await?;
     let tenant = tenant_of_fresh(&st, &headers).await?;
-    let Query(q) = query.map_err(|e| ApiError::invalid("query", e.body_text()))?;
+    let Query(q) = query.map_err(|e| super::error::bad_query(&e))?;
     let status = match &q.status {
         Some(s) => Some(
             Status::parse(s)

@@ -13,7 +13,7 @@ use crate::consensus::Consensus;
 use crate::metric_handles::ByLabel;
 use crate::protocols::http_upstream::{HttpChannelOptions, HttpSession, HttpSessionConfig};
 use crate::protocols::session::{ChannelSession, Sidecar, start_sidecar};
-use crate::protocols::smpp::receipt::{ReceiptState, id_keys};
+use crate::protocols::smpp::receipt::ReceiptState;
 use crate::protocols::smpp::session::{Inbound, SessionError, SubmitOutcome, SubmitRequest};
 use crate::protocols::smpp::status_map::receipt_error_code;
 use crate::state::{Channel, ErrorInfo, Op, ReceiptOutcome};
@@ -133,7 +133,9 @@ async fn inbound_loop(
                     let op = Op::Receipt {
                         channel: channel.clone(),
                         smsc_message_id: receipt.smsc_message_id.clone(),
-                        keys: id_keys(&receipt.smsc_message_id),
+                        keys: registry
+                            .receipt_id_format(&channel)
+                            .receipt_keys(&receipt.smsc_message_id),
                         outcome,
                         error,
                         at: crate::clock::now_ms(),

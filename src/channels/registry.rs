@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::num::NonZeroU32;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -12,6 +12,7 @@ use ractor::ActorRef;
 use tokio::sync::Notify;
 
 use super::bind_actor::BindMsg;
+use crate::protocols::smpp::ReceiptIdFormat;
 
 /// State of one bind as shown by the admin API.
 #[derive(Debug, Clone)]
@@ -57,6 +58,9 @@ pub struct ChannelRuntime {
     pub health: super::health::ChannelHealth,
     /// Concatenated MO parts waiting for their siblings (any bind of the channel).
     pub mo_reassembly: Mutex<crate::encoding::reassembly::Reassembler>,
+    /// The channel's `dlr_id_format` (`ReceiptIdFormat::to_u8`), read on every submit
+    /// response and receipt without parsing the options again.
+    receipt_id_format: AtomicU8,
 }
 
 fn limiter(tps: u32) -> Arc<DefaultDirectRateLimiter> {
@@ -67,10 +71,16 @@ fn limiter(tps: u32) -> Arc<DefaultDirectRateLimiter> {
 }
 
 impl ChannelRuntime {
+    /// How the channel's SMSC writes ids in its receipts (`dlr_id_format`).
+    pub fn receipt_id_format(&self) -> ReceiptIdFormat {
+        ReceiptIdFormat::from_u8(self.receipt_id_format.load(Ordering::Relaxed))
+    }
+
     fn new(tps: u32) -> Self {
         ChannelRuntime {
             binds: RwLock::new(Vec::new()),
             rr: AtomicUsize::new(0),
+            receipt_id_format: AtomicU8::new(ReceiptIdFormat::Auto.to_u8()),
             limiter: RwLock::new((tps, limiter(tps))),
             cooldown: Mutex::new(ThrottleCooldown::default()),
             bind_status: Mutex::new(BTreeMap::new()),
@@ -199,6 +209,9 @@ pub struct ChannelRegistry {
     channels: RwLock<HashMap<String, Arc<ChannelRuntime>>>,
     /// Woken when a bind goes up or down, so the dispatcher re-plans at once.
     pub changed: Notify,
+    /// Woken when a bind's state changes, so the channel supervisor reports it into the
+    /// replicated state at once (the admin API shows it) instead of at its next tick.
+    pub bind_state_changed: Notify,
 }
 
 impl ChannelRegistry {
@@ -247,6 +260,20 @@ impl ChannelRegistry {
         }
     }
 
+    /// Applies a channel's `dlr_id_format` option.
+    pub fn set_receipt_id_format(&self, channel: &str, tps: u32, format: ReceiptIdFormat) {
+        self.get(channel, tps)
+            .receipt_id_format
+            .store(format.to_u8(), Ordering::Relaxed);
+    }
+
+    /// How `channel`'s SMSC writes ids in its receipts (`Auto` for an unknown channel).
+    pub fn receipt_id_format(&self, channel: &str) -> ReceiptIdFormat {
+        self.find(channel)
+            .map(|rt| rt.receipt_id_format())
+            .unwrap_or_default()
+    }
+
     /// A bind came up.
     pub fn bind_up(
         &self,
@@ -274,6 +301,7 @@ impl ChannelRegistry {
             );
         metrics::gauge!("smsgw_channel_up", "channel" => channel.to_string()).set(1.0);
         self.changed.notify_one();
+        self.bind_state_changed.notify_one();
     }
 
     /// A bind went down (or is connecting again).
@@ -301,6 +329,7 @@ impl ChannelRegistry {
             });
         }
         self.changed.notify_one();
+        self.bind_state_changed.notify_one();
     }
 
     /// Forgets a removed channel.

@@ -15,6 +15,7 @@ use super::bind_actor::{BindActor, BindArgs, BindMsg};
 use super::registry::ChannelRegistry;
 use crate::cluster::Lease;
 use crate::consensus::Consensus;
+use crate::protocols::smpp::ReceiptIdFormat;
 use crate::state::{BindReport, Channel, ConfigView, Notice, Op};
 
 /// Binds stay open this long after the lease lapsed (a short hiccup costs no rebind).
@@ -27,8 +28,10 @@ const TICK: Duration = Duration::from_millis(500);
 pub enum ChannelSupMsg {
     /// Compare running binds with the replicated channel list and fix the difference.
     Reconcile,
-    /// A bind-state report was written (or failed): allow the next one.
-    Reported,
+    /// A bind's state changed: report it now rather than at the next tick.
+    Report,
+    /// A bind-state report was written (`written`) or failed: allow the next one.
+    Reported { written: bool },
 }
 
 /// The channel supervisor actor.
@@ -50,6 +53,8 @@ pub struct ChannelSupState {
     lease: Arc<Lease>,
     /// A bind-state report is being written.
     reporting: bool,
+    /// A bind's state changed while a report was being written: report again after it.
+    report_pending: bool,
 }
 
 /// Whether this node should run the binds of `c`: it owns the channel (also while
@@ -80,6 +85,11 @@ impl ChannelSupervisor {
         };
         for c in &channels {
             st.registry.set_tps(&c.id, c.tps);
+            st.registry.set_receipt_id_format(
+                &c.id,
+                c.tps,
+                ReceiptIdFormat::of_options_json(&c.options_json),
+            );
         }
         // Stop binds whose channel is gone, drained, changed, or beyond the bind count.
         let mut stop = Vec::new();
@@ -125,6 +135,19 @@ impl ChannelSupervisor {
         self.report(myself, st, &channels);
     }
 
+    /// `report` over every configured channel.
+    fn report_bind_states(&self, myself: &ActorRef<ChannelSupMsg>, st: &mut ChannelSupState) {
+        let channels: Vec<Channel> = st
+            .consensus
+            .store()
+            .config()
+            .channels
+            .values()
+            .cloned()
+            .collect();
+        self.report(myself, st, &channels);
+    }
+
     /// Writes the state of this node's binds when it changed since the last report
     /// (and marks binds it no longer runs as down).
     fn report(
@@ -134,8 +157,10 @@ impl ChannelSupervisor {
         channels: &[Channel],
     ) {
         if st.reporting {
+            st.report_pending = true;
             return;
         }
+        st.report_pending = false;
         let me = st.consensus.node_id();
         let mut now: HashMap<(String, u32), String> = HashMap::new();
         for c in channels {
@@ -180,8 +205,8 @@ impl ChannelSupervisor {
         let c = st.consensus.clone();
         let actor = myself.clone();
         tokio::spawn(async move {
-            let _ = c.propose_many(ops).await;
-            let _ = actor.send_message(ChannelSupMsg::Reported);
+            let written = c.propose_many(ops).await.is_ok();
+            let _ = actor.send_message(ChannelSupMsg::Reported { written });
         });
     }
 }
@@ -211,6 +236,16 @@ impl Actor for ChannelSupervisor {
         args: ChannelSupArgs,
     ) -> Result<ChannelSupState, ActorProcessingErr> {
         let me = myself.clone();
+        let registry = args.registry.clone();
+        tokio::spawn(async move {
+            loop {
+                registry.bind_state_changed.notified().await;
+                if me.send_message(ChannelSupMsg::Report).is_err() {
+                    break;
+                }
+            }
+        });
+        let me = myself.clone();
         let mut notices = args.notices;
         tokio::spawn(async move {
             while let Some(n) = notices.recv().await {
@@ -229,6 +264,7 @@ impl Actor for ChannelSupervisor {
             binds: HashMap::new(),
             lease: args.lease,
             reporting: false,
+            report_pending: false,
         })
     }
 
@@ -240,7 +276,14 @@ impl Actor for ChannelSupervisor {
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             ChannelSupMsg::Reconcile => self.reconcile(&myself, st).await,
-            ChannelSupMsg::Reported => st.reporting = false,
+            ChannelSupMsg::Report => self.report_bind_states(&myself, st),
+            ChannelSupMsg::Reported { written } => {
+                st.reporting = false;
+                // After a failed write the next tick retries, rather than a busy loop.
+                if written && st.report_pending {
+                    self.report_bind_states(&myself, st);
+                }
+            }
         }
         Ok(())
     }

@@ -170,11 +170,17 @@ pub fn check_sender(from: &str) -> Result<String, ApiError> {
     if f.is_empty() {
         return Err(bad("empty"));
     }
-    if let Some(d) = f.strip_prefix('+') {
+    // A long code may be written as a phone number is ("+49 151 9999-9999"): the
+    // contract strips the same separators as from `to`.
+    let number: String = f
+        .chars()
+        .filter(|c| !matches!(c, ' ' | '-' | '(' | ')'))
+        .collect();
+    if let Some(d) = number.strip_prefix('+') {
         if d.len() < 4 || d.len() > 15 || !d.bytes().all(|b| b.is_ascii_digit()) {
             return Err(bad("not an E.164 number"));
         }
-        return Ok(f.to_string());
+        return Ok(number);
     }
     if f.bytes().all(|b| b.is_ascii_digit()) {
         if f.len() < 3 || f.len() > 15 {
@@ -618,6 +624,18 @@ mod tests {
         for ok in ["ACME", "My Shop", "12345", "+4915112345678"] {
             assert!(check_sender(ok).is_ok(), "{ok}");
         }
+        for written in [
+            "+49 151 9999-9999",
+            "+49 (151) 99999999",
+            "(+49) 15199999999",
+        ] {
+            let n = check_sender(written).map_err(|e| e.message);
+            assert!(
+                n.as_deref().is_ok_and(|n| n.starts_with("+49151")),
+                "{written}: {n:?}"
+            );
+        }
+        assert!(check_sender("+49 151 abc").is_err());
         for bad in ["", "TwelveCharss", "+12", "ACME!", "12"] {
             assert!(check_sender(bad).is_err(), "{bad}");
         }

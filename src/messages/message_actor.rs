@@ -14,7 +14,6 @@ use crate::cluster::Lease;
 use crate::consensus::Consensus;
 use crate::encoding;
 use crate::metric_handles::ByLabel;
-use crate::protocols::smpp::receipt::id_keys;
 use crate::protocols::smpp::session::{SessionError, SubmitOutcome, SubmitRequest};
 use crate::protocols::smpp::status_map::{
     SubmitErrorClass, classify_submit_status, submit_error_code,
@@ -332,7 +331,7 @@ async fn work(st: &MessageArgs) -> Result<WorkEnd, ActorProcessingErr> {
                         id: row.id.clone(),
                         part: i as u32,
                         channel: st.channel.clone(),
-                        keys: id_keys(&message_id),
+                        keys: rt.receipt_id_format().response_keys(&message_id),
                         smsc_message_id: message_id,
                         at: crate::clock::now_ms(),
                     };

@@ -386,3 +386,227 @@ async fn idempotency_compares_the_parsed_request() {
     let (_, v) = node.list(&key, "").await;
     assert_eq!(v["messages"].as_array().map(Vec::len), Some(1), "{v}");
 }
+
+/// Second audit: numbers written with separators are stripped in every field that holds a
+/// number (`from`, a tenant's `senders` and `sender_pool`), not only in `to`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sender_numbers_may_carry_separators() {
+    let dir = tempdir();
+    let _logs = LogsOnFailure(dir.path().to_path_buf());
+    let (node, key) = node_and_tenant(dir.path(), json!({})).await;
+    for from in ["+49 151 9999-9999", "+49 (151) 99999999"] {
+        let r = node
+            .post_json(
+                "/v1/messages",
+                &key,
+                &json!({"to": TO, "text": "hi", "from": from}),
+            )
+            .await;
+        assert_eq!(r.status, 202, "{from}: {}", r.text);
+        assert_eq!(r.json["from"], "+4915199999999", "{from}: {}", r.text);
+    }
+    let (status, v) = node
+        .admin(
+            Method::PATCH,
+            "/admin/v1/tenants/acme",
+            Some(json!({"senders": ["+49 151 99999997"], "sender_pool": ["+1 202-555-0102"]})),
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+    let (_, t) = node
+        .admin(Method::GET, "/admin/v1/tenants/acme", None)
+        .await;
+    assert_eq!(t["senders"], json!(["+4915199999997"]), "{t}");
+    assert_eq!(t["sender_pool"], json!(["+12025550102"]), "{t}");
+    let (status, v) = node
+        .admin(
+            Method::PATCH,
+            "/admin/v1/tenants/acme",
+            Some(json!({"sender_pool": ["ACME"]})),
+        )
+        .await;
+    assert_eq!(status, 422, "{v}");
+    assert_error_body(
+        &v,
+        "invalid_field",
+        Some("sender_pool[0]"),
+        "alphanumeric pool",
+    );
+}
+
+/// Second audit: a body that is not UTF-8, or holds a lone surrogate, is malformed (400),
+/// and a bad query parameter is named.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_text_and_query_parameters_are_named() {
+    let dir = tempdir();
+    let _logs = LogsOnFailure(dir.path().to_path_buf());
+    let (node, key) = node_and_tenant(dir.path(), json!({})).await;
+    let r = post_raw(
+        &node,
+        "/v1/messages",
+        &key,
+        b"{\"to\":\"+4915112345678\",\"text\":\"\xff\xfe\"}",
+    )
+    .await;
+    assert_error(&r, 400, "invalid_json", None, "invalid UTF-8");
+    let r = post_raw(
+        &node,
+        "/v1/messages",
+        &key,
+        br#"{"to":"+4915112345678","text":"\ud800"}"#,
+    )
+    .await;
+    assert_error(&r, 400, "invalid_json", None, "lone surrogate");
+    for (query, field) in [
+        ("limit=abc", "limit"),
+        ("limit=-1", "limit"),
+        ("bogus=1", "bogus"),
+    ] {
+        let r = node
+            .request(
+                Method::GET,
+                &format!("/v1/messages?{query}"),
+                Some(&key),
+                &[],
+                None,
+            )
+            .await;
+        assert_error(&r, 422, "invalid_field", Some(field), query);
+    }
+}
+
+/// Second audit: `Idempotency-Key` on a batch makes each item idempotent (the key and its
+/// place), so a retried batch creates no duplicates.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retried_batch_with_an_idempotency_key_creates_no_duplicates() {
+    let dir = tempdir();
+    let _logs = LogsOnFailure(dir.path().to_path_buf());
+    let (node, key) = node_and_tenant(dir.path(), json!({})).await;
+    let batch = |second: &str| {
+        json!({"messages": [
+            {"to": TO, "text": "first"},
+            {"to": TO, "text": second},
+        ]})
+        .to_string()
+        .into_bytes()
+    };
+    let idem = [("idempotency-key", "batch-7")];
+    let post = |body: Vec<u8>| {
+        node.request(
+            Method::POST,
+            "/v1/messages/batch",
+            Some(&key),
+            &idem,
+            Some(body),
+        )
+    };
+    let first = post(batch("second")).await;
+    assert_eq!(first.status, 200, "{}", first.text);
+    let ids: Vec<String> = (0..2)
+        .map(|i| {
+            first.json["results"][i]["id"]
+                .as_str()
+                .expect("id")
+                .to_string()
+        })
+        .collect();
+    let again = post(batch("second")).await;
+    assert_eq!(again.status, 200, "{}", again.text);
+    for (i, id) in ids.iter().enumerate() {
+        assert_eq!(
+            again.json["results"][i]["id"],
+            id.as_str(),
+            "{}",
+            again.text
+        );
+    }
+    let changed = post(batch("other")).await;
+    assert_eq!(
+        changed.json["results"][0]["id"],
+        ids[0].as_str(),
+        "{}",
+        changed.text
+    );
+    assert_error_body(
+        &changed.json["results"][1],
+        "idempotency_conflict",
+        Some("Idempotency-Key"),
+        "changed item",
+    );
+    let (_, v) = node.list(&key, "").await;
+    assert_eq!(v["messages"].as_array().map(Vec::len), Some(2), "{v}");
+}
+
+/// Second audit: channel options are checked like every other field: an unknown key (a
+/// typo), a bad `dlr_id_format`, `dlt_tlvs` that is not an object, an SMGP `login_mode`
+/// out of range; the contract's SGIP names `login_name` / `login_password` are accepted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn channel_options_are_checked_and_named() {
+    let dir = tempdir();
+    let _logs = LogsOnFailure(dir.path().to_path_buf());
+    let node = GwNode::start(dir.path(), &[]).await;
+    // Nothing listens on `port`: the channels that are created only try to connect.
+    let port = free_port();
+    let channel = |id: &str, protocol: &str, options: Value| {
+        json!({"id": id, "protocol": protocol, "host": "127.0.0.1", "port": port,
+               "system_id": "sp", "password": "pw", "options": options})
+    };
+    for (protocol, options, field) in [
+        (
+            "smpp",
+            json!({"dlr_timeout_second": 5}),
+            "options.dlr_timeout_second",
+        ),
+        (
+            "smpp",
+            json!({"dlr_id_format": "bogus"}),
+            "options.dlr_id_format",
+        ),
+        ("smpp", json!({"dlt_tlvs": "x"}), "options.dlt_tlvs"),
+        (
+            "smpp",
+            json!({"dlt_tlvs": {"entity": 1}}),
+            "options.dlt_tlvs.entity",
+        ),
+        ("smpp", json!({"login_mode": 2}), "options.login_mode"),
+        ("smgp", json!({"login_mode": 99}), "options.login_mode"),
+        ("smgp", json!({"login_mode": "x"}), "options.login_mode"),
+        (
+            "sgip",
+            json!({"login_name": "a", "listen_login_name": "b"}),
+            "options.listen_login_name",
+        ),
+    ] {
+        let (status, v) = node
+            .admin(
+                Method::POST,
+                "/admin/v1/channels",
+                Some(channel("c", protocol, options.clone())),
+            )
+            .await;
+        assert_eq!(status, 422, "{protocol} {options}: {v}");
+        assert_error_body(&v, "invalid_field", Some(field), &options.to_string());
+    }
+    for (id, protocol, options) in [
+        (
+            "ok1",
+            "smpp",
+            json!({"dlr_id_format": "hex", "dlt_tlvs": {"entity_id": 5120}}),
+        ),
+        ("ok2", "smgp", json!({"login_mode": 0})),
+        (
+            "ok3",
+            "sgip",
+            json!({"listen": format!("127.0.0.1:{}", free_port()), "login_name": "smg", "login_password": "pw"}),
+        ),
+    ] {
+        let (status, v) = node
+            .admin(
+                Method::POST,
+                "/admin/v1/channels",
+                Some(channel(id, protocol, options)),
+            )
+            .await;
+        assert_eq!(status, 201, "{id}: {v}");
+    }
+}

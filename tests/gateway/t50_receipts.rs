@@ -85,11 +85,29 @@ async fn hex_response_decimal_receipt_ids_are_matched() {
     all_delivered(&node, &key, 12, "hexdec").await;
 }
 
+/// A node with one channel whose options are `options`, to an SMSC started with `flags`.
+async fn setup_with_options(
+    dir: &std::path::Path,
+    name: &str,
+    flags: &[&str],
+    options: Value,
+) -> (Smsc, GwNode, String) {
+    let smsc = Smsc::start(dir, name, flags).await;
+    let node = GwNode::start(dir, &[]).await;
+    let mut channel = smsc.channel("a");
+    channel["options"] = options;
+    node.channels_and_route(&[channel]).await;
+    let key = node.tenant("acme", json!({})).await;
+    node.wait_bound().await;
+    (smsc, node, key)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn decimal_response_hex_receipt_ids_are_matched() {
     let dir = tempdir();
     let _logs = LogsOnFailure(dir.path().to_path_buf());
-    let (_smsc, node, key) = setup(
+    // The channel says how this SMSC writes receipt ids (`dlr_id_format`).
+    let (_smsc, node, key) = setup_with_options(
         dir.path(),
         "sd",
         &[
@@ -99,9 +117,51 @@ async fn decimal_response_hex_receipt_ids_are_matched() {
             "--dlr-delay-ms",
             "50",
         ],
+        json!({"dlr_id_format": "hex"}),
     )
     .await;
     all_delivered(&node, &key, 12, "dechex").await;
+}
+
+/// `dlr_id_format` takes effect: declared `hex` for an SMSC whose receipts are decimal
+/// (responses hex), no receipt is read as the number it is, so none matches; they are
+/// parked (and acknowledged) and the messages stay `sent`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_dlr_id_format_matches_no_receipt() {
+    let dir = tempdir();
+    let _logs = LogsOnFailure(dir.path().to_path_buf());
+    let (smsc, node, key) = setup_with_options(
+        dir.path(),
+        "sw",
+        &["--mixed-id-format", "--dlr-delay-ms", "50"],
+        json!({"dlr_id_format": "hex"}),
+    )
+    .await;
+    let bodies = (0..4)
+        .map(|i| json!({"to": TO, "text": format!("wrong {i}")}))
+        .collect();
+    let ids = node.send_all_accepted(&key, bodies).await;
+    eventually(
+        "the SMSC acknowledged receipts",
+        Duration::from_secs(30),
+        || async {
+            let st = smsc.stats().await?;
+            (st["receipts_acked"].as_u64()? >= 4).then_some(())
+        },
+    )
+    .await;
+    let parked = eventually("4 receipts parked", Duration::from_secs(10), || async {
+        let m = node.metrics_text().await;
+        metric_value(&m, "smsgw_receipts_total", &[("matched", "parked")]).filter(|v| *v >= 4.0)
+    })
+    .await;
+    let m = node.metrics_text().await;
+    let matched = metric_value(&m, "smsgw_receipts_total", &[("matched", "yes")]).unwrap_or(0.0);
+    assert_eq!(matched, 0.0, "parked {parked}, matched {matched}");
+    for id in &ids {
+        let (_, v) = node.message(&key, id).await;
+        assert_eq!(v["status"], "sent", "{v}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -221,6 +221,7 @@ async fn bad_configuration_exits_2_with_one_line_naming_the_field() {
     let dir = tempdir();
     let _logs = LogsOnFailure(dir.path().to_path_buf());
     let data = dir.path().join("data").display().to_string();
+    let demo_data = dir.path().join("demo").display().to_string();
     let good_toml = dir.path().join("good.toml");
     let unknown_key = dir.path().join("unknown.toml");
     std::fs::write(&unknown_key, "node_id = 1\nbogus_key = 1\n").expect("write toml");
@@ -330,6 +331,33 @@ async fn bad_configuration_exits_2_with_one_line_naming_the_field() {
             vec![],
             "--node-id",
         ),
+        // A missing required argument is named on the one line.
+        (
+            ["send", "--to", "+4915112345678"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+            vec![],
+            "--text",
+        ),
+        // The demo checks its addresses before it starts anything (it exited 1 after
+        // starting its simulators and writing a token).
+        (
+            ["demo", "--data-dir", &demo_data, "--http", "bad"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+            vec![],
+            "--http",
+        ),
+        (
+            ["demo", "--data-dir", &demo_data, "--cluster-addr", "x"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+            vec![],
+            "--cluster-addr",
+        ),
     ];
     for (args, env, word) in &cases {
         let argv: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -349,6 +377,10 @@ async fn bad_configuration_exits_2_with_one_line_naming_the_field() {
             ls[0]
         );
     }
+    assert!(
+        !dir.path().join("demo").exists(),
+        "a refused demo created its data dir"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

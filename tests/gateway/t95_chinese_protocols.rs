@@ -119,7 +119,15 @@ async fn smgp_send_long_message_and_receipts() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sgip_send_long_message_and_reports_via_listener() {
-    let (_, opts, flags) = sgip_parts();
+    let (_, mut opts, flags) = sgip_parts();
+    // The contract's names for the listener's credentials (the other SGIP tests use the
+    // README's older `listen_login_name` / `listen_password`, still accepted).
+    if let Some(o) = opts.as_object_mut() {
+        let name = o.remove("listen_login_name").unwrap_or_default();
+        let password = o.remove("listen_password").unwrap_or_default();
+        o.insert("login_name".into(), name);
+        o.insert("login_password".into(), password);
+    }
     send_short_and_long("sgip", "sgip1", opts, &flags).await;
 }
 

@@ -207,7 +207,7 @@ impl Dialect {
             Protocol::Smgp => sm::Pdu::Login(sm::Login {
                 client_id: self.account.clone(),
                 authenticator: sm::authenticator_client(&self.account, &self.secret, ts),
-                login_mode: 2,
+                login_mode: self.opts.login_mode,
                 timestamp: ts,
                 version: sm::VERSION,
             })

@@ -27,10 +27,13 @@ pub struct CnOptions {
     pub corp_id: String,
     /// SGIP `listen`: address the SMG connects to with Deliver/Report, e.g. "0.0.0.0:8801".
     pub listen: Option<String>,
-    /// SGIP `listen_login_name`: the login name the SMG must bind with.
+    /// SGIP `login_name` (alias `listen_login_name`): the login name the SMG must bind
+    /// to the listener with.
     pub listen_login_name: String,
-    /// SGIP `listen_password`.
+    /// SGIP `login_password` (alias `listen_password`).
     pub listen_password: String,
+    /// SMGP `login_mode`: 0 send only, 1 receive only, 2 both (default).
+    pub login_mode: u8,
     /// `msg_fmt`: "auto" (UCS-2 for non-ASCII) or "gb" (GBK / GB18030 first).
     pub text: TextPreference,
     /// `keepalive_retries` (N): unanswered active tests before the session is closed (default 3).
@@ -76,6 +79,47 @@ fn text_opt(
         )),
     }
 }
+
+/// A text option with two names (the contract's and an older one); both given is refused.
+fn aliased_text_opt(
+    o: &Map<String, Value>,
+    name: &str,
+    alias: &str,
+    max: usize,
+) -> Result<String, OptionError> {
+    match (
+        text_opt(o, name, max, false)?,
+        text_opt(o, alias, max, false)?,
+    ) {
+        (Some(_), Some(_)) => Err(bad(
+            &format!("options.{alias}"),
+            format!("another name of options.{name}: give one of them"),
+        )),
+        (Some(v), None) | (None, Some(v)) => Ok(v),
+        (None, None) => Ok(String::new()),
+    }
+}
+
+/// Every option key a `cmpp`, `smgp` or `sgip` channel understands (besides the keys
+/// every protocol has).
+pub const KEYS: &[&str] = &[
+    "version",
+    "service_id",
+    "src_id",
+    "sp_code",
+    "msg_src",
+    "fee_type",
+    "node_id",
+    "corp_id",
+    "listen",
+    "login_name",
+    "login_password",
+    "listen_login_name",
+    "listen_password",
+    "login_mode",
+    "msg_fmt",
+    "keepalive_retries",
+];
 
 /// Validates the account, password and `options` of a `cmpp`, `smgp` or `sgip` channel.
 pub fn parse(
@@ -139,6 +183,15 @@ pub fn parse(
             .filter(|n| (1..=10).contains(n))
             .ok_or_else(|| bad("options.keepalive_retries", "1 to 10"))? as u32,
     };
+    let login_mode = match o.get("login_mode") {
+        None => 2,
+        Some(v) => v.as_u64().filter(|n| *n <= 2).ok_or_else(|| {
+            bad(
+                "options.login_mode",
+                "0 (send), 1 (receive) or 2 (both, default)",
+            )
+        })? as u8,
+    };
     Ok(CnOptions {
         cmpp_version,
         service_id: text_opt(o, "service_id", 10, false)?.unwrap_or_default(),
@@ -148,8 +201,9 @@ pub fn parse(
         node_id,
         corp_id: text_opt(o, "corp_id", 5, false)?.unwrap_or_default(),
         listen,
-        listen_login_name: text_opt(o, "listen_login_name", 16, false)?.unwrap_or_default(),
-        listen_password: text_opt(o, "listen_password", 16, false)?.unwrap_or_default(),
+        listen_login_name: aliased_text_opt(o, "login_name", "listen_login_name", 16)?,
+        listen_password: aliased_text_opt(o, "login_password", "listen_password", 16)?,
+        login_mode,
         text,
         keepalive_retries,
     })

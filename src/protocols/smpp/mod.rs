@@ -19,7 +19,9 @@ pub mod status_map;
 #[cfg(test)]
 mod tests;
 
-pub use receipt::{Receipt, ReceiptState, ReceiptText, id_keys, parse_receipt, parse_receipt_text};
+pub use receipt::{
+    Receipt, ReceiptIdFormat, ReceiptState, ReceiptText, id_keys, parse_receipt, parse_receipt_text,
+};
 pub use session::{
     BindMode, DeliverAck, Inbound, Session, SessionConfig, SessionError, SubmitOutcome,
     SubmitRequest,

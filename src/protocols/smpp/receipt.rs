@@ -353,6 +353,12 @@ pub fn parse_receipt_date(s: &str) -> Option<NaiveDateTime> {
 /// the decimal of that value. Non-numeric ids (UUIDs, etc.) get just the
 /// lowercase form. An empty id has no keys.
 pub fn id_keys(raw: &str) -> Vec<String> {
+    readings(raw, true, true)
+}
+
+/// The normalised id, then (when asked and it applies) the hex form of it read as a
+/// decimal number and the decimal form of it read as a hex number.
+fn readings(raw: &str, decimal_to_hex: bool, hex_to_decimal: bool) -> Vec<String> {
     let lower = raw.trim().to_ascii_lowercase();
     if lower.is_empty() {
         return Vec::new();
@@ -365,17 +371,100 @@ pub fn id_keys(raw: &str) -> Vec<String> {
             keys.push(k);
         }
     };
-    if base.bytes().all(|b| b.is_ascii_digit())
+    if decimal_to_hex
+        && base.bytes().all(|b| b.is_ascii_digit())
         && let Ok(v) = base.parse::<u128>()
     {
         push(format!("{v:x}"));
     }
-    if base.bytes().all(|b| b.is_ascii_hexdigit())
+    if hex_to_decimal
+        && base.bytes().all(|b| b.is_ascii_hexdigit())
         && let Ok(v) = u128::from_str_radix(base, 16)
     {
         push(v.to_string());
     }
     keys
+}
+
+/// How a channel's SMSC writes message ids in its receipts (channel option
+/// `dlr_id_format`). `Auto` reads every id both ways, which matches an SMSC that writes
+/// the submit_sm_resp id in one base and the receipt's in the other without being told;
+/// `Decimal` and `Hex` fix the receipt's base, so that `2748` in a receipt is not also
+/// taken for 0x2748 (or the other way round) and cannot match a second message by it.
+/// The submit_sm_resp id may still be in either base.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ReceiptIdFormat {
+    /// Either base (the default).
+    #[default]
+    Auto,
+    /// Receipt ids are decimal numbers.
+    Decimal,
+    /// Receipt ids are hexadecimal numbers.
+    Hex,
+}
+
+impl ReceiptIdFormat {
+    /// The option's value (`"auto"`, `"decimal"`, `"hex"`); `None` for anything else.
+    pub fn parse(value: &str) -> Option<ReceiptIdFormat> {
+        match value {
+            "auto" => Some(ReceiptIdFormat::Auto),
+            "decimal" => Some(ReceiptIdFormat::Decimal),
+            "hex" => Some(ReceiptIdFormat::Hex),
+            _ => None,
+        }
+    }
+
+    /// The format a channel's `options` JSON names (`Auto` when it names none).
+    pub fn of_options_json(options_json: &str) -> ReceiptIdFormat {
+        serde_json::from_str::<serde_json::Value>(options_json)
+            .ok()
+            .and_then(|o| o.get("dlr_id_format")?.as_str().and_then(Self::parse))
+            .unwrap_or_default()
+    }
+
+    /// Small number for an atomic (see `ChannelRuntime`).
+    pub fn to_u8(self) -> u8 {
+        self as u8
+    }
+
+    /// The inverse of [`ReceiptIdFormat::to_u8`].
+    pub fn from_u8(v: u8) -> ReceiptIdFormat {
+        match v {
+            1 => ReceiptIdFormat::Decimal,
+            2 => ReceiptIdFormat::Hex,
+            _ => ReceiptIdFormat::Auto,
+        }
+    }
+
+    /// The readings of a receipt's id: its own form first. An id that is not a number in
+    /// the declared base is read both ways, as `Auto` does.
+    pub fn receipt_keys(self, raw: &str) -> Vec<String> {
+        match self {
+            ReceiptIdFormat::Decimal if all_digits(raw) => readings(raw, true, false),
+            ReceiptIdFormat::Hex if all_hex(raw) => readings(raw, false, true),
+            _ => id_keys(raw),
+        }
+    }
+
+    /// The readings of a submit_sm_resp id: its own form first, then the forms a receipt
+    /// in the declared base would write the same number in.
+    pub fn response_keys(self, raw: &str) -> Vec<String> {
+        match self {
+            ReceiptIdFormat::Auto => id_keys(raw),
+            ReceiptIdFormat::Decimal => readings(raw, false, true),
+            ReceiptIdFormat::Hex => readings(raw, true, false),
+        }
+    }
+}
+
+fn all_digits(raw: &str) -> bool {
+    let t = raw.trim();
+    !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit())
+}
+
+fn all_hex(raw: &str) -> bool {
+    let t = raw.trim();
+    !t.is_empty() && t.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 #[cfg(test)]
@@ -572,6 +661,45 @@ mod unit_tests {
     fn shares_key(a: &str, b: &str) -> bool {
         let ka = id_keys(a);
         id_keys(b).iter().any(|k| ka.contains(k))
+    }
+
+    #[test]
+    fn receipt_id_format_fixes_the_receipts_base() {
+        let f = ReceiptIdFormat::Decimal;
+        // A decimal receipt id matches a response written in decimal or in hex ...
+        let r = f.receipt_keys("2748");
+        assert_eq!(r, vec!["2748", "abc"]);
+        assert!(f.response_keys("2748").iter().any(|k| r.contains(k)));
+        assert!(f.response_keys("ABC").iter().any(|k| r.contains(k)));
+        // ... but is not also read as 0x2748 (10056).
+        assert!(!f.response_keys("10056").iter().any(|k| r.contains(k)));
+        assert!(id_keys("10056").iter().any(|k| id_keys("2748").contains(k)));
+
+        let h = ReceiptIdFormat::Hex;
+        let r = h.receipt_keys("00002748");
+        assert_eq!(r, vec!["2748", "10056"]);
+        assert!(h.response_keys("10056").iter().any(|k| r.contains(k)));
+        assert!(h.response_keys("2748").iter().any(|k| r.contains(k)));
+        // Not read as decimal 2748 (0xabc).
+        assert!(!h.response_keys("abc").iter().any(|k| r.contains(k)));
+
+        // An id that is not a number in the declared base is read both ways.
+        assert_eq!(f.receipt_keys("abc"), id_keys("abc"));
+        assert_eq!(h.receipt_keys("7f1d-xyz"), id_keys("7f1d-xyz"));
+        assert_eq!(ReceiptIdFormat::Auto.receipt_keys("2748"), id_keys("2748"));
+        for v in [ReceiptIdFormat::Auto, f, h] {
+            assert_eq!(ReceiptIdFormat::from_u8(v.to_u8()), v);
+        }
+        assert_eq!(ReceiptIdFormat::parse("hex"), Some(h));
+        assert_eq!(ReceiptIdFormat::parse("HEX"), None);
+        assert_eq!(
+            ReceiptIdFormat::of_options_json(r#"{"dlr_id_format":"decimal"}"#),
+            f
+        );
+        assert_eq!(
+            ReceiptIdFormat::of_options_json("{}"),
+            ReceiptIdFormat::Auto
+        );
     }
 
     #[test]
