@@ -138,7 +138,12 @@ pub async fn add_node(
     };
     st.consensus
         .admin(AdminOp::AddNode { id: b.id, info })
-        .await?;
+        .await
+        .map_err(|e| match e {
+            // The node did not answer at `addr`: the field to look at.
+            AdminError::Invalid(_) => ApiError::from(e).field("addr"),
+            other => ApiError::from(other),
+        })?;
     Ok((
         StatusCode::CREATED,
         Json(json!({"id": b.id, "addr": b.addr, "voter": true})),

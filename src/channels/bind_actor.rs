@@ -282,7 +282,8 @@ async fn connect_http(myself: &ActorRef<BindMsg>, state: &mut BindState) {
         }
         Err(e) => {
             warn!(bind = %state.name(), error = %e, retry_ms = state.backoff.as_millis() as u64, "http provider not reachable");
-            state.args.registry.bind_down(&id, index, "down");
+            // Still trying (the contract's `connecting`): `down` is a bind nobody runs.
+            state.args.registry.bind_down(&id, index, "connecting");
             myself.send_after(state.backoff, || BindMsg::Connect);
             state.backoff = (state.backoff * 2).min(MAX_BACKOFF);
         }
@@ -422,10 +423,12 @@ impl Actor for BindActor {
                     }
                     Err(e) => {
                         warn!(bind = %state.name(), error = %e, retry_ms = state.backoff.as_millis() as u64, "bind failed");
+                        // Retried after the back-off: `connecting` (the admin API shows the
+                        // bind trying, not `down` with no bind at all).
                         state
                             .args
                             .registry
-                            .bind_down(&channel.id, state.args.index, "down");
+                            .bind_down(&channel.id, state.args.index, "connecting");
                         myself.send_after(state.backoff, || BindMsg::Connect);
                         state.backoff = (state.backoff * 2).min(MAX_BACKOFF);
                     }

@@ -209,9 +209,12 @@ fn check_url(field: &str, url: &str) -> Result<(), ApiError> {
     {
         Ok(())
     } else {
+        // The caller's input is echoed, but not a whole oversized one.
+        let shown: String = url.chars().take(200).collect();
+        let more = if shown.len() < url.len() { "…" } else { "" };
         Err(ApiError::invalid(
             field,
-            format!("{url:?} is not an http(s) URL"),
+            format!("{shown:?}{more} is not an http(s) URL (at most 2048 characters)"),
         ))
     }
 }
@@ -354,6 +357,25 @@ pub fn build_routed(
     }
     if let Some(u) = &req.callback_url {
         check_url("callback_url", u)?;
+    }
+    // Registration ids are short (10DLC campaign ids are 7 characters, DLT ids 19 digits);
+    // a megabyte of one would otherwise be stored with the message.
+    if req
+        .campaign_id
+        .as_ref()
+        .is_some_and(|c| c.chars().count() > 64)
+    {
+        return Err(ApiError::invalid("campaign_id", "at most 64 characters"));
+    }
+    if let Some(d) = &req.dlt {
+        for (field, v) in [
+            ("dlt.entity_id", &d.entity_id),
+            ("dlt.template_id", &d.template_id),
+        ] {
+            if v.chars().count() > 64 {
+                return Err(ApiError::invalid(field, "at most 64 characters"));
+            }
+        }
     }
     let status = if send_at.is_some() {
         Status::Scheduled

@@ -1,5 +1,7 @@
 //! Edges of the message API's input (contract sections 2–4) found by a black-box audit,
 //! one test per finding: each failed before its fix.
+use std::time::Duration;
+
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -473,6 +475,26 @@ async fn malformed_text_and_query_parameters_are_named() {
             .await;
         assert_error(&r, 422, "invalid_field", Some(field), query);
     }
+    // Oversized ids are refused, and an oversized URL is not echoed whole.
+    let long = "x".repeat(10_000);
+    for (body, field) in [
+        (
+            json!({"to": TO, "text": "hi", "campaign_id": long}),
+            "campaign_id",
+        ),
+        (
+            json!({"to": TO, "text": "hi", "dlt": {"entity_id": long, "template_id": "1"}}),
+            "dlt.entity_id",
+        ),
+        (
+            json!({"to": TO, "text": "hi", "callback_url": format!("https://{long}")}),
+            "callback_url",
+        ),
+    ] {
+        let r = node.post_json("/v1/messages", &key, &body).await;
+        let msg = assert_error(&r, 422, "invalid_field", Some(field), field);
+        assert!(msg.len() < 400, "{field}: message of {} bytes", msg.len());
+    }
 }
 
 /// Second audit: `Idempotency-Key` on a batch makes each item idempotent (the key and its
@@ -609,4 +631,12 @@ async fn channel_options_are_checked_and_named() {
             .await;
         assert_eq!(status, 201, "{id}: {v}");
     }
+    // Nothing listens on its port: the bind keeps retrying, shown as `connecting` with its
+    // bind listed (it was `down` with no bind at all).
+    let v = eventually("ok1 connecting", Duration::from_secs(10), || async {
+        let v = node.channel_view("ok1").await;
+        (v["state"] == "connecting").then_some(v)
+    })
+    .await;
+    assert_eq!(v["binds"][0]["state"], "connecting", "{v}");
 }
