@@ -69,11 +69,22 @@ fn find_tenant(st: &AppState, id: &str) -> Result<Tenant, ApiError> {
 /// Writes several admin changes in one Raft entry (all or nothing), then waits like
 /// [`write`].
 pub(super) async fn write_all(st: &AppState, ops: Vec<Op>) -> Result<Vec<OpResult>, ApiError> {
+    super::serving(st)?;
     let r = st.consensus.propose_many(ops).await?;
-    if !st.consensus.is_leader() {
-        st.consensus.read_barrier().await?;
-    }
+    catch_up_after_write(st).await;
     Ok(r)
+}
+
+/// On a follower, waits until a write it forwarded is applied here too. The write is
+/// committed whatever happens here: a node that cannot catch up logs it and answers
+/// the write's result (a 503 would hide a done write and, for a tenant, its only copy of
+/// the API key).
+async fn catch_up_after_write(st: &AppState) {
+    if !st.consensus.is_leader()
+        && let Err(e) = st.consensus.read_barrier().await
+    {
+        tracing::warn!(error = %e, "admin write committed, but this node did not catch up with it");
+    }
 }
 
 /// The compliance writes that make `tenant`'s sender registry agree with its `senders`.
@@ -122,10 +133,9 @@ fn sync_sender_registry(st: &AppState, tenant: &str, senders: &[String]) -> Vec<
 /// here too, so the next admin call through this node sees it (a route naming a channel
 /// just created through the same node).
 async fn write(st: &AppState, op: Op) -> Result<OpResult, ApiError> {
+    super::serving(st)?;
     let r = st.consensus.propose(op).await?;
-    if !st.consensus.is_leader() {
-        st.consensus.read_barrier().await?;
-    }
+    catch_up_after_write(st).await;
     Ok(r)
 }
 

@@ -91,6 +91,9 @@ pub async fn view(State(st): State<AppState>, headers: HeaderMap) -> Result<Resp
         "leader": leader,
         "term": st.consensus.term(),
         "node": st.consensus.node_id(),
+        // Why the answering node cannot serve (removed, cut off), else null: its view of
+        // the leader and the members may be stale.
+        "not_serving": st.consensus.not_serving_reason(),
         "nodes": nodes,
         "log": st.consensus.log_state(),
     }))

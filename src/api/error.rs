@@ -377,6 +377,20 @@ fn without_rust_names(msg: &str) -> String {
         }
         msg = format!("{}{plain}{tail}", &msg[..at]);
     }
+    // serde_json's " at line 1 column 31" points into JSON the caller may never have
+    // written (the CLI builds it); `field` already says where.
+    if let Some(at) = msg.rfind(" at line ") {
+        let rest = &msg[at + " at line ".len()..];
+        let position = rest.split_once(" column ").is_some_and(|(l, c)| {
+            !l.is_empty()
+                && !c.is_empty()
+                && l.bytes().all(|b| b.is_ascii_digit())
+                && c.bytes().all(|b| b.is_ascii_digit())
+        });
+        if position {
+            msg.truncate(at);
+        }
+    }
     msg
 }
 
@@ -424,6 +438,7 @@ mod tests {
         );
         let e = parse_json::<B>(br#"{"to": "x", "zz": 1}"#).unwrap_err();
         assert_eq!(e.field.as_deref(), Some("zz"));
+        assert!(!e.message.contains(" at line "), "{}", e.message);
         let e = parse_json::<B>(br#"{}"#).unwrap_err();
         assert_eq!(e.field.as_deref(), Some("to"));
         let e = parse_json::<B>(br#"{"to": "#).unwrap_err();
@@ -514,7 +529,7 @@ mod tests {
         for (serde, public) in [
             (
                 "invalid type: integer `1`, expected struct SendRequest at line 1 column 1",
-                "invalid type: integer `1`, expected a JSON object at line 1 column 1",
+                "invalid type: integer `1`, expected a JSON object",
             ),
             (
                 "invalid length 1, expected struct DltIds with 2 elements",
@@ -522,7 +537,7 @@ mod tests {
             ),
             (
                 "invalid type: integer `5`, expected enum Category at line 1 column 40",
-                "invalid type: integer `5`, expected one of the documented values at line 1 column 40",
+                "invalid type: integer `5`, expected one of the documented values",
             ),
             ("missing field `to`", "missing field `to`"),
         ] {

@@ -70,9 +70,25 @@ pub fn tenant_of(st: &AppState, headers: &HeaderMap) -> Result<Tenant, ApiError>
         .ok_or_else(ApiError::unauthorized)
 }
 
+/// 503 when this node cannot serve although it may know a leader (removed from the
+/// cluster, or no leader has reached it for long): its state is stale and its writes
+/// would only reach the cluster by chance. Cheap on the leader (one metrics read).
+pub fn serving(st: &AppState) -> Result<(), ApiError> {
+    match st.consensus.not_serving_reason() {
+        None => Ok(()),
+        Some(why) => Err(ApiError {
+            retry_after: Some(1),
+            ..ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", why)
+        }),
+    }
+}
+
 /// Like [`tenant_of`], but a follower that does not know the key yet first catches up
 /// with the leader (a tenant created through another node a moment ago is then found).
 pub async fn tenant_of_fresh(st: &AppState, headers: &HeaderMap) -> Result<Tenant, ApiError> {
+    if !st.consensus.is_leader() {
+        serving(st)?;
+    }
     match tenant_of(st, headers) {
         Err(_) if bearer(headers).is_some() && !st.consensus.is_leader() => {
             // Not known here yet, or not known at all: only the leader can tell.
@@ -100,6 +116,9 @@ async fn healthz() -> &'static str {
 }
 
 async fn readyz(State(st): State<AppState>) -> Response {
+    if let Err(e) = serving(&st) {
+        return e.into_response();
+    }
     if let Some(silent) = st.consensus.leader_without_quorum() {
         return ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,

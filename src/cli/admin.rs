@@ -171,7 +171,7 @@ pub async fn run_admin(cmd: &Command) -> anyhow::Result<i32> {
     Ok(match execute(&client, &call, url).await {
         Outcome::Success(text) => {
             if !text.is_empty() {
-                println!("{text}");
+                print_answer(&text);
             }
             EXIT_OK
         }
@@ -180,6 +180,14 @@ pub async fn run_admin(cmd: &Command) -> anyhow::Result<i32> {
             EXIT_FAILED
         }
     })
+}
+
+/// Writes the answer to stdout. A reader that stopped early (`| head -1`, `| true`) is not
+/// an error: the command did its work, so the rest is dropped quietly (`println!` panics).
+fn print_answer(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{text}").and_then(|()| out.flush());
 }
 
 /// Shows the answer as `table` unless `--json` was given.
@@ -399,6 +407,7 @@ fn channel_body(a: &ChannelAddArgs) -> Value {
             "enquire_link_seconds",
             a.enquire_link_seconds.map(|v| json!(v)),
         ),
+        ("options", a.options.clone()),
     ];
     for (key, value) in optional {
         if let Some(value) = value {
@@ -703,6 +712,28 @@ mod tests {
                 json!({"id": "de", "match": {"prefix": ["+49"]}, "strategy": "success_rate",
                 "channels": [{"id": "a"}, {"id": "b"}]})
             )
+        );
+        let call = planned(&[
+            "channel",
+            "add",
+            "--id",
+            "c",
+            "--host",
+            "h",
+            "--port",
+            "2775",
+            "--system-id",
+            "s",
+            "--password",
+            "p",
+            "--options",
+            r#"{"udh": "sar"}"#,
+            U,
+            T,
+        ]);
+        assert_eq!(
+            call.body.map(|b| b["options"].clone()),
+            Some(json!({"udh": "sar"}))
         );
         let call = planned(&["route", "add", "--id", "default", "--channels", "a", U, T]);
         assert_eq!(

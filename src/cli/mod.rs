@@ -268,6 +268,19 @@ pub struct ChannelAddArgs {
     /// Seconds between enquire_link keepalives (server default 30).
     #[arg(long)]
     pub enquire_link_seconds: Option<u32>,
+    /// Protocol options as a JSON object, e.g. '{"udh": "sar", "dlr_id_format": "hex"}';
+    /// an `http` channel's request template goes here (README, "HTTP upstream channels").
+    #[arg(long, value_parser = json_object)]
+    pub options: Option<serde_json::Value>,
+}
+
+/// A flag's value that must be a JSON object.
+fn json_object(text: &str) -> Result<serde_json::Value, String> {
+    match serde_json::from_str::<serde_json::Value>(text) {
+        Ok(v) if v.is_object() => Ok(v),
+        Ok(_) => Err("expected a JSON object like '{\"udh\": \"sar\"}'".into()),
+        Err(e) => Err(format!("not JSON: {e}")),
+    }
 }
 
 /// `smsgw route ...`.

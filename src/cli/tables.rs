@@ -151,12 +151,15 @@ fn channels_table(v: &Value) -> String {
 pub fn render(table: Table, v: &Value) -> Option<String> {
     match table {
         Table::Cluster => {
-            let head = format!(
+            let mut head = format!(
                 "leader: {}  term: {}  answered by node: {}",
                 cell(&v["leader"]),
                 cell(&v["term"]),
                 cell(&v["node"])
             );
+            if let Some(why) = v["not_serving"].as_str() {
+                head.push_str(&format!("\nwarning: {why}; this view may be stale"));
+            }
             v["nodes"]
                 .is_array()
                 .then(|| format!("{head}\n{}", nodes_table(&v["nodes"])))

@@ -163,6 +163,20 @@ impl LearnerWait {
     }
 }
 
+/// An openraft error as a caller can read it: "has to forward request to: None, None"
+/// means no leader is known, and a text carrying a metrics dump is cut short.
+fn plain_raft_error(text: &str) -> String {
+    if text.contains("has to forward request to: None") {
+        return "no leader known (an election is under way, or no quorum is reachable)".into();
+    }
+    let short: String = text.chars().take(200).collect();
+    if short.len() < text.len() {
+        format!("{short}…")
+    } else {
+        short
+    }
+}
+
 /// Why the consensus layer could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -211,6 +225,11 @@ pub struct Consensus {
     /// Writes begun and not yet answered: `shutdown` lets them finish before Raft stops,
     /// so none is cut off with an outcome nobody knows.
     writes_under_way: std::sync::atomic::AtomicUsize,
+    /// When a leader last sent this node entries or a heartbeat (ms after `started`): a
+    /// follower that hears nothing for long (removed from the cluster without receiving
+    /// the change, or cut off) is not ready, though its last leader is still on record.
+    leader_contact_ms: std::sync::atomic::AtomicU64,
+    started: std::time::Instant,
 }
 
 /// How long `shutdown` waits for the writes under way to be answered.
@@ -337,6 +356,8 @@ impl Consensus {
             arrivals,
             closing: Default::default(),
             writes_under_way: Default::default(),
+            leader_contact_ms: Default::default(),
+            started: std::time::Instant::now(),
         });
         tokio::spawn(proposer_loop(this.clone(), rx));
         tokio::spawn(proposer_loop(this.clone(), forwards_rx));
@@ -460,6 +481,54 @@ impl Consensus {
         (silent > limit).then_some(silent)
     }
 
+    /// Why this node cannot serve requests although it may know a leader, if so: it is
+    /// not in the cluster's membership as it knows it (removed, or not added yet), or it is
+    /// a follower that no leader has contacted for four election timeouts (removed without
+    /// hearing of it, or cut off). `/readyz` answers 503 with the reason.
+    pub fn not_serving_reason(&self) -> Option<String> {
+        let (initialized, member, leader) = {
+            let m = self.raft.metrics();
+            let m = m.borrow_watched();
+            if m.state == ServerState::Leader {
+                return None;
+            }
+            let membership = m.membership_config.membership();
+            let initialized = membership.nodes().next().is_some();
+            let member = membership.nodes().any(|(id, _)| *id == self.node_id);
+            (initialized, member, m.state == ServerState::Leader)
+        };
+        if initialized && !member {
+            return Some(format!(
+                "node {} is not a member of the cluster (removed, or not added yet)",
+                self.node_id
+            ));
+        }
+        if leader || !initialized {
+            return None;
+        }
+        let limit = Duration::from_millis(4 * self.raft.config().election_timeout_max)
+            .max(Duration::from_secs(2));
+        let now_ms = self.started.elapsed().as_millis() as u64;
+        let contact = self
+            .leader_contact_ms
+            .load(std::sync::atomic::Ordering::Relaxed);
+        let silent = Duration::from_millis(now_ms.saturating_sub(contact));
+        (silent > limit).then(|| {
+            format!(
+                "no leader has contacted node {} for {} ms (removed from the cluster, or cut off)",
+                self.node_id,
+                silent.as_millis()
+            )
+        })
+    }
+
+    /// A leader sent this node entries or a heartbeat.
+    fn heard_from_leader(&self) {
+        let now_ms = self.started.elapsed().as_millis() as u64;
+        self.leader_contact_ms
+            .fetch_max(now_ms, std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// The current leader's id, if known.
     pub fn leader(&self) -> Option<u64> {
         self.raft.metrics().borrow_watched().current_leader
@@ -560,7 +629,16 @@ impl Consensus {
             .applied_index_at_least(Some(index), "read barrier")
             .await
             .map(|_| ())
-            .map_err(|e| WriteError::Unavailable(e.to_string()))
+            .map_err(|_| {
+                // openraft's error carries its whole metrics dump; say what it means.
+                let applied = self.log_progress().1;
+                WriteError::Unavailable(format!(
+                    "node {} has applied the log up to {applied} but the leader is at {index} \
+                     and it did not catch up within {} s (removed from the cluster, or cut off?)",
+                    self.node_id,
+                    LEADER_WAIT.as_secs()
+                ))
+            })
     }
 
     /// On the leader: the index every read must wait for (ReadIndex: leadership
@@ -570,7 +648,7 @@ impl Consensus {
             .ensure_linearizable(openraft::raft::ReadPolicy::ReadIndex)
             .await
             .map(|r| r.index())
-            .map_err(|e| WriteError::Unavailable(e.to_string()))
+            .map_err(|e| WriteError::Unavailable(plain_raft_error(&e.to_string())))
     }
 
     /// Runs a membership or leadership change on the leader (forwarded when this node is
@@ -613,7 +691,7 @@ impl Consensus {
                 }
             };
         }
-        let unavailable = |e: String| AdminError::Unavailable(e);
+        let unavailable = |e: String| AdminError::Unavailable(plain_raft_error(&e));
         match op {
             AdminOp::AddNode { id, info } => {
                 let addr = info.cluster_addr.clone();
@@ -828,13 +906,19 @@ impl Consensus {
                             other => return other,
                         }
                     } else {
-                        WriteError::Unavailable(f.to_string())
+                        // openraft's text is "has to forward request to: None, None".
+                        WriteError::Unavailable(
+                            "no leader known (an election is under way, or no quorum is reachable)"
+                                .into(),
+                        )
                     }
                 }
                 Err(RaftError::APIError(e @ ClientWriteError::LogEntryDiscarded(_))) => {
                     return Err(WriteError::Ambiguous(e.to_string()));
                 }
-                Err(RaftError::APIError(e)) => return Err(WriteError::Unavailable(e.to_string())),
+                Err(RaftError::APIError(e)) => {
+                    return Err(WriteError::Unavailable(plain_raft_error(&e.to_string())));
+                }
             };
             if tokio::time::Instant::now() >= deadline {
                 return Err(err);
@@ -953,7 +1037,15 @@ fn raft_refusal(why: String) -> Vec<u8> {
 
 async fn rpc_append(State(c): Rpc, body: Bytes) -> Vec<u8> {
     match wire::decode(&body) {
-        Ok(req) => raft_reply(&c.raft.append_entries(req).await),
+        Ok(req) => {
+            let reply = c.raft.append_entries(req).await;
+            // Any answer but "your term is over" means a current leader reached us.
+            if matches!(&reply, Ok(r) if !matches!(r, openraft::raft::AppendEntriesResponse::HigherVote(_)))
+            {
+                c.heard_from_leader();
+            }
+            raft_reply(&reply)
+        }
         Err(e) => raft_refusal(format!("bad append body: {e}")),
     }
 }

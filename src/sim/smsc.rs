@@ -74,7 +74,7 @@ impl IdFormat {
 #[derive(clap::Args, Debug, Clone)]
 pub struct SmscSimArgs {
     /// SMPP listen address.
-    #[arg(long, default_value = "127.0.0.1:2775")]
+    #[arg(long, default_value = "127.0.0.1:2775", value_parser = socket_address)]
     pub listen: String,
     /// The only system_id allowed to bind.
     #[arg(long, default_value = "smppclient")]
@@ -93,7 +93,7 @@ pub struct SmscSimArgs {
     #[arg(long, default_value = "delivered=100")]
     pub dlr_mix: String,
     /// Share of submit_sm answered 0x58 (ESME_RTHROTTLED), 0.0..=1.0.
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, value_parser = share)]
     pub throttle_rate: f64,
     /// The operator's contracted rate in submits per second over all binds: a
     /// submit above it is answered 0x58 (ESME_RTHROTTLED), as real SMSCs throttle a
@@ -101,10 +101,10 @@ pub struct SmscSimArgs {
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_tps: Option<u32>,
     /// Share answered with a permanent error 0x45 (ESME_RSUBMITFAIL), 0.0..=1.0.
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, value_parser = share)]
     pub error_rate: f64,
     /// Share answered with a temporary error 0x08 (ESME_RSYSERR), 0.0..=1.0.
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, value_parser = share)]
     pub temp_error_rate: f64,
     /// Drop each connection after N submit_sm (without answering the Nth).
     #[arg(long)]
@@ -161,6 +161,22 @@ pub enum SimProtocol {
     Smgp,
     /// SGIP 1.2 (China Unicom).
     Sgip,
+}
+
+/// A share between 0 and 1 (a bad one is refused by the command-line parser: exit 2
+/// naming the flag, as every bad flag is).
+fn share(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(v) if (0.0..=1.0).contains(&v) => Ok(v),
+        _ => Err("a share between 0.0 and 1.0".into()),
+    }
+}
+
+/// `HOST:PORT` as an IP address and port.
+fn socket_address(text: &str) -> Result<String, String> {
+    text.parse::<std::net::SocketAddr>()
+        .map(|_| text.to_string())
+        .map_err(|_| "an address like 127.0.0.1:2775".into())
 }
 
 impl Default for SmscSimArgs {

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use serde_json::json;
+use serde_json::{Value, json};
 use tokio::sync::Mutex;
 
 use crate::common::cluster::{FAST_RAFT, TestCluster, member};
@@ -103,6 +103,29 @@ async fn add_and_remove_a_node_under_load() {
         },
     )
     .await;
+    // The removed node, still running, says it cannot serve (it said ready, kept its last
+    // leader on record and forwarded writes) and refuses sends instead of taking them.
+    let n2_ready = cluster.node(2).url("/readyz");
+    let why = eventually(
+        "removed node 2 not ready",
+        Duration::from_secs(15),
+        || async {
+            let r = reqwest::get(&n2_ready).await.ok()?;
+            let status = r.status().as_u16();
+            let v: Value = r.json().await.ok()?;
+            (status == 503).then(|| v["error"]["message"].as_str().unwrap_or("").to_string())
+        },
+    )
+    .await;
+    assert!(why.contains("node 2"), "{why}");
+    let (s, v) = cluster
+        .node(2)
+        .send(
+            &key,
+            json!({"to": "+4915112345678", "text": "via the removed node"}),
+        )
+        .await;
+    assert_eq!(s, 503, "a send through the removed node: {v}");
     cluster.node_mut(2).proc.terminate(Duration::from_secs(15));
     // The channel has a live owner (node 2 may have held it).
     eventually("ch bound on a member", Duration::from_secs(30), || async {
@@ -147,6 +170,7 @@ async fn adding_an_unreachable_node_is_refused_and_the_cluster_keeps_writing() {
         .await;
     let took = started.elapsed();
     assert_eq!(s, 422, "{v}");
+    assert_eq!(v["error"]["field"], "addr", "{v}");
     assert!(
         v["error"]["message"]
             .as_str()

@@ -663,6 +663,33 @@ async fn every_rule_and_action_through_the_api() {
 
     // ---- CLI ----
     let url = format!("http://127.0.0.1:{}", node.http);
+    // A reader that stops early (`| head -1`, `| true`): the command exits 0 quietly (it
+    // panicked on the broken pipe, exit 101).
+    {
+        let mut child = std::process::Command::new(bin())
+            .args([
+                "compliance",
+                "rule",
+                "list",
+                "--url",
+                &url,
+                "--token",
+                ADMIN_TOKEN,
+            ])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn smsgw");
+        drop(child.stdout.take());
+        let out = tokio::task::spawn_blocking(move || child.wait_with_output())
+            .await
+            .expect("join")
+            .expect("wait");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{err}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
     let (code, out, err) = run_bounded(
         &[
             "compliance",

@@ -351,6 +351,22 @@ async fn bad_configuration_exits_2_with_one_line_naming_the_field() {
             "--http",
         ),
         (
+            ["sim", "smsc", "--throttle-rate", "2"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+            vec![],
+            "--throttle-rate",
+        ),
+        (
+            ["sim", "smsc", "--listen", "bad"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+            vec![],
+            "--listen",
+        ),
+        (
             ["demo", "--data-dir", &demo_data, "--cluster-addr", "x"]
                 .iter()
                 .map(|s| s.to_string())
