@@ -212,6 +212,11 @@ async fn sigterm_during_sends_keeps_every_202() {
 type ConfigCase<'a> = (Vec<String>, Vec<(&'a str, &'a str)>, &'a str);
 
 /// Non-empty lines of a process's output.
+/// Command-line arguments as owned strings.
+fn owned(args: &[&str]) -> Vec<String> {
+    args.iter().map(|s| s.to_string()).collect()
+}
+
 fn lines(s: &str) -> Vec<&str> {
     s.lines().filter(|l| !l.trim().is_empty()).collect()
 }
@@ -232,7 +237,7 @@ async fn bad_configuration_exits_2_with_one_line_naming_the_field() {
     std::fs::write(&good_toml, "max_body_bytes = 10\n").expect("write toml");
     let token = ADMIN_TOKEN;
     let base = |extra: &[&str]| -> Vec<String> {
-        let mut v: Vec<String> = [
+        let mut v = owned(&[
             "start",
             "--data-dir",
             &data,
@@ -240,11 +245,8 @@ async fn bad_configuration_exits_2_with_one_line_naming_the_field() {
             token,
             "--cluster-addr",
             "127.0.0.1:0",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        v.extend(extra.iter().map(|s| s.to_string()));
+        ]);
+        v.extend(owned(extra));
         v
     };
     let unknown = unknown_key.display().to_string();
@@ -285,7 +287,7 @@ async fn bad_configuration_exits_2_with_one_line_naming_the_field() {
             "node_id",
         ),
         (
-            [
+            owned(&[
                 "start",
                 "--data-dir",
                 &data,
@@ -295,10 +297,7 @@ async fn bad_configuration_exits_2_with_one_line_naming_the_field() {
                 "127.0.0.1:0",
                 "--cluster-addr",
                 "nope",
-            ]
-            .iter()
-            .map(|s| s.to_string())
-            .collect(),
+            ]),
             vec![],
             "cluster_addr",
         ),
@@ -308,7 +307,7 @@ async fn bad_configuration_exits_2_with_one_line_naming_the_field() {
             "peers",
         ),
         (
-            [
+            owned(&[
                 "start",
                 "--data-dir",
                 &data,
@@ -318,10 +317,7 @@ async fn bad_configuration_exits_2_with_one_line_naming_the_field() {
                 "127.0.0.1:0",
                 "--cluster-addr",
                 "127.0.0.1:0",
-            ]
-            .iter()
-            .map(|s| s.to_string())
-            .collect(),
+            ]),
             vec![],
             "admin_token",
         ),
@@ -332,45 +328,26 @@ async fn bad_configuration_exits_2_with_one_line_naming_the_field() {
             "--node-id",
         ),
         // A missing required argument is named on the one line.
-        (
-            ["send", "--to", "+4915112345678"]
-                .iter()
-                .map(|s| s.to_string())
-                .collect(),
-            vec![],
-            "--text",
-        ),
+        (owned(&["send", "--to", "+4915112345678"]), vec![], "--text"),
         // The demo checks its addresses before it starts anything (it exited 1 after
         // starting its simulators and writing a token).
         (
-            ["demo", "--data-dir", &demo_data, "--http", "bad"]
-                .iter()
-                .map(|s| s.to_string())
-                .collect(),
+            owned(&["demo", "--data-dir", &demo_data, "--http", "bad"]),
             vec![],
             "--http",
         ),
         (
-            ["sim", "smsc", "--throttle-rate", "2"]
-                .iter()
-                .map(|s| s.to_string())
-                .collect(),
+            owned(&["sim", "smsc", "--throttle-rate", "2"]),
             vec![],
             "--throttle-rate",
         ),
         (
-            ["sim", "smsc", "--listen", "bad"]
-                .iter()
-                .map(|s| s.to_string())
-                .collect(),
+            owned(&["sim", "smsc", "--listen", "bad"]),
             vec![],
             "--listen",
         ),
         (
-            ["demo", "--data-dir", &demo_data, "--cluster-addr", "x"]
-                .iter()
-                .map(|s| s.to_string())
-                .collect(),
+            owned(&["demo", "--data-dir", &demo_data, "--cluster-addr", "x"]),
             vec![],
             "--cluster-addr",
         ),
