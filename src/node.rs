@@ -45,8 +45,13 @@ use crate::webhooks::dispatcher::{WebhookArgs, WebhookDispatcher};
 pub enum NodeError {
     #[error("data dir {0}: {1}")]
     DataDir(PathBuf, std::io::Error),
-    #[error("listen on {0}: {1}")]
-    Listen(String, std::io::Error),
+    /// A listen address cannot be bound; names the flag that sets it.
+    #[error("listen on {addr} (flag {flag}): {source}")]
+    Listen {
+        flag: &'static str,
+        addr: String,
+        source: std::io::Error,
+    },
     #[error(transparent)]
     Consensus(#[from] crate::consensus::StartError),
     #[error("no leader within {0:?}")]
@@ -299,6 +304,24 @@ impl Node {
     pub async fn start(cfg: &Config) -> Result<Node, NodeError> {
         let data_dir = cfg.data_dir();
         std::fs::create_dir_all(&data_dir).map_err(|e| NodeError::DataDir(data_dir.clone(), e))?;
+        // Both ports first: a start that cannot listen stops before it generates (and
+        // prints once) an admin token the user would then not see again.
+        let listen_err = |flag: &'static str, addr: &str| {
+            let addr = addr.to_string();
+            move |source| NodeError::Listen { flag, addr, source }
+        };
+        let http_listener = tokio::net::TcpListener::bind(&cfg.http)
+            .await
+            .map_err(listen_err("--http", &cfg.http))?;
+        let http_addr = http_listener
+            .local_addr()
+            .map_err(listen_err("--http", &cfg.http))?;
+        let cluster_listener = tokio::net::TcpListener::bind(&cfg.cluster_addr)
+            .await
+            .map_err(listen_err("--cluster-addr", &cfg.cluster_addr))?;
+        let cluster_addr = cluster_listener
+            .local_addr()
+            .map_err(listen_err("--cluster-addr", &cfg.cluster_addr))?;
         let (admin_token, generated) = admin_token(cfg, &data_dir)?;
         if generated {
             println!(
@@ -307,18 +330,6 @@ impl Node {
             );
         }
         let metrics = metrics_handle();
-        let http_listener = tokio::net::TcpListener::bind(&cfg.http)
-            .await
-            .map_err(|e| NodeError::Listen(cfg.http.clone(), e))?;
-        let http_addr = http_listener
-            .local_addr()
-            .map_err(|e| NodeError::Listen(cfg.http.clone(), e))?;
-        let cluster_listener = tokio::net::TcpListener::bind(&cfg.cluster_addr)
-            .await
-            .map_err(|e| NodeError::Listen(cfg.cluster_addr.clone(), e))?;
-        let cluster_addr = cluster_listener
-            .local_addr()
-            .map_err(|e| NodeError::Listen(cfg.cluster_addr.clone(), e))?;
 
         let consensus = Consensus::start(
             &data_dir,

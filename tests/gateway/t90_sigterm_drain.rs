@@ -383,12 +383,12 @@ async fn http_port_in_use_is_a_fatal_exit_not_a_hang() {
     let held = std::net::TcpListener::bind("127.0.0.1:0").expect("hold a port");
     let addr = held.local_addr().expect("addr").to_string();
     let data = dir.path().join("data").display().to_string();
+    // No --admin-token: a start that cannot listen must not generate (and print once) a
+    // token before it fails.
     let args = [
         "start",
         "--data-dir",
         &data,
-        "--admin-token",
-        ADMIN_TOKEN,
         "--http",
         &addr,
         "--cluster-addr",
@@ -399,9 +399,14 @@ async fn http_port_in_use_is_a_fatal_exit_not_a_hang() {
         matches!(code, Some(c) if c != 0),
         "port {addr} in use: exit {code:?}; stdout {out:?} stderr {err:?}"
     );
+    let all = format!("{out}{err}");
     assert!(
-        format!("{out}{err}").contains(&addr),
-        "the message names the address: {out:?} {err:?}"
+        all.contains(&addr) && all.contains("--http"),
+        "the message names the address and the flag: {out:?} {err:?}"
+    );
+    assert!(
+        !dir.path().join("data").join("admin.token").exists(),
+        "a token was generated before the start failed: {out:?}"
     );
     drop(held);
 }
