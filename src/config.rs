@@ -258,6 +258,15 @@ impl ConfigError {
         }
     }
 
+    /// The same error, saying the value came from its command-line flag (for a command
+    /// that takes these fields as flags only, such as `demo`).
+    pub fn with_flag_origin(mut self) -> Self {
+        if let ConfigError::Field { field, origin, .. } = &mut self {
+            *origin = Origin::Flag(flag_name(field));
+        }
+        self
+    }
+
     fn field_err(field: &'static str, reason: impl Into<String>) -> Self {
         ConfigError::Field {
             field,

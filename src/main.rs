@@ -151,15 +151,8 @@ fn main() -> ExitCode {
                     data_dir: Some(args.data_dir.clone()),
                     ..smsgw::config::Config::default()
                 };
-                if let Err(mut e) = addresses.validate() {
-                    if let smsgw::config::ConfigError::Field { field, origin, .. } = &mut e {
-                        *origin = smsgw::config::Origin::Flag(match *field {
-                            "http" => "--http",
-                            "cluster_addr" => "--cluster-addr",
-                            _ => "--data-dir",
-                        });
-                    }
-                    eprintln!("{e}");
+                if let Err(e) = addresses.validate() {
+                    eprintln!("{}", e.with_flag_origin());
                     return ExitCode::from(2);
                 }
                 let opts = smsgw::demo::DemoOptions {

@@ -887,14 +887,7 @@ fn channel_text(options: &serde_json::Map<String, Value>) -> Result<ChannelText,
 /// Every channel as `GET /admin/v1/channels` shows it with this node's figures (sampled
 /// by the dashboard's history, so its sparklines carry the same figures).
 pub fn channel_views(st: &AppState) -> Vec<Value> {
-    let chans: Vec<Channel> = st
-        .consensus
-        .store()
-        .config()
-        .channels
-        .values()
-        .cloned()
-        .collect();
+    let chans = st.consensus.store().channel_list();
     chans.iter().map(|c| channel_view(st, c, None)).collect()
 }
 
@@ -1022,14 +1015,7 @@ pub async fn list_channels(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     require_admin(&st, &headers)?;
-    let chans: Vec<Channel> = st
-        .consensus
-        .store()
-        .config()
-        .channels
-        .values()
-        .cloned()
-        .collect();
+    let chans = st.consensus.store().channel_list();
     let mut live = super::cluster::owners_stats(&st, &chans).await;
     Ok(Json(json!(
         chans

@@ -86,9 +86,7 @@ pub fn serving(st: &AppState) -> Result<(), ApiError> {
 /// Like [`tenant_of`], but a follower that does not know the key yet first catches up
 /// with the leader (a tenant created through another node a moment ago is then found).
 pub async fn tenant_of_fresh(st: &AppState, headers: &HeaderMap) -> Result<Tenant, ApiError> {
-    if !st.consensus.is_leader() {
-        serving(st)?;
-    }
+    serving(st)?;
     match tenant_of(st, headers) {
         Err(_) if bearer(headers).is_some() && !st.consensus.is_leader() => {
             // Not known here yet, or not known at all: only the leader can tell.

@@ -137,14 +137,7 @@ impl ChannelSupervisor {
 
     /// `report` over every configured channel.
     fn report_bind_states(&self, myself: &ActorRef<ChannelSupMsg>, st: &mut ChannelSupState) {
-        let channels: Vec<Channel> = st
-            .consensus
-            .store()
-            .config()
-            .channels
-            .values()
-            .cloned()
-            .collect();
+        let channels = st.consensus.store().channel_list();
         self.report(myself, st, &channels);
     }
 

@@ -163,11 +163,16 @@ impl LearnerWait {
     }
 }
 
+/// What a write is told when no node knows a leader (openraft says "has to forward
+/// request to: None, None").
+const NO_LEADER_KNOWN: &str =
+    "no leader known (an election is under way, or no quorum is reachable)";
+
 /// An openraft error as a caller can read it: "has to forward request to: None, None"
 /// means no leader is known, and a text carrying a metrics dump is cut short.
 fn plain_raft_error(text: &str) -> String {
     if text.contains("has to forward request to: None") {
-        return "no leader known (an election is under way, or no quorum is reachable)".into();
+        return NO_LEADER_KNOWN.into();
     }
     let short: String = text.chars().take(200).collect();
     if short.len() < text.len() {
@@ -486,7 +491,7 @@ impl Consensus {
     /// a follower that no leader has contacted for four election timeouts (removed without
     /// hearing of it, or cut off). `/readyz` answers 503 with the reason.
     pub fn not_serving_reason(&self) -> Option<String> {
-        let (initialized, member, leader) = {
+        let (initialized, member) = {
             let m = self.raft.metrics();
             let m = m.borrow_watched();
             if m.state == ServerState::Leader {
@@ -495,7 +500,7 @@ impl Consensus {
             let membership = m.membership_config.membership();
             let initialized = membership.nodes().next().is_some();
             let member = membership.nodes().any(|(id, _)| *id == self.node_id);
-            (initialized, member, m.state == ServerState::Leader)
+            (initialized, member)
         };
         if initialized && !member {
             return Some(format!(
@@ -503,7 +508,7 @@ impl Consensus {
                 self.node_id
             ));
         }
-        if leader || !initialized {
+        if !initialized {
             return None;
         }
         let limit = Duration::from_millis(4 * self.raft.config().election_timeout_max)
@@ -906,11 +911,7 @@ impl Consensus {
                             other => return other,
                         }
                     } else {
-                        // openraft's text is "has to forward request to: None, None".
-                        WriteError::Unavailable(
-                            "no leader known (an election is under way, or no quorum is reachable)"
-                                .into(),
-                        )
+                        WriteError::Unavailable(NO_LEADER_KNOWN.into())
                     }
                 }
                 Err(RaftError::APIError(e @ ClientWriteError::LogEntryDiscarded(_))) => {

@@ -82,13 +82,17 @@ pub fn normalize_number(raw: &str) -> Result<String, ApiError> {
     parse_recipient(raw).map(|(number, _)| number)
 }
 
+/// A number as written without the separators the contract strips (spaces, dashes and
+/// parentheses); anything else is left for the caller to refuse.
+fn without_separators(raw: &str) -> String {
+    raw.chars()
+        .filter(|c| !matches!(c, ' ' | '-' | '(' | ')'))
+        .collect()
+}
+
 /// `normalize_number` plus the number's ISO country, from one libphonenumber parse.
 pub fn parse_recipient(raw: &str) -> Result<(String, Option<String>), ApiError> {
-    // The contract strips spaces, dashes and parentheses; anything else is refused.
-    let cleaned: String = raw
-        .chars()
-        .filter(|c| !matches!(c, ' ' | '-' | '(' | ')'))
-        .collect();
+    let cleaned = without_separators(raw);
     let bad = || invalid_number(raw);
     let digits = cleaned.strip_prefix('+').ok_or_else(bad)?;
     if digits.is_empty()
@@ -170,12 +174,8 @@ pub fn check_sender(from: &str) -> Result<String, ApiError> {
     if f.is_empty() {
         return Err(bad("empty"));
     }
-    // A long code may be written as a phone number is ("+49 151 9999-9999"): the
-    // contract strips the same separators as from `to`.
-    let number: String = f
-        .chars()
-        .filter(|c| !matches!(c, ' ' | '-' | '(' | ')'))
-        .collect();
+    // A long code may be written as a phone number is ("+49 151 9999-9999").
+    let number = without_separators(f);
     if let Some(d) = number.strip_prefix('+') {
         if d.len() < 4 || d.len() > 15 || !d.bytes().all(|b| b.is_ascii_digit()) {
             return Err(bad("not an E.164 number"));

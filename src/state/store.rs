@@ -542,6 +542,12 @@ impl StateStore {
         self.config.read().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Every configured channel, copied out so that no caller holds the config lock
+    /// while it works on them.
+    pub fn channel_list(&self) -> Vec<Channel> {
+        self.config().channels.values().cloned().collect()
+    }
+
     /// The compliance rows (read by the checks at intake).
     pub fn compliance(
         &self,
