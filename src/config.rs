@@ -138,7 +138,7 @@ pub struct StartArgs {
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// This node's id in the cluster (u64, unique) [default: 1].
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
     pub node_id: Option<u64>,
     /// HTTP API listen address, IP:PORT [default: 127.0.0.1:8080].
     #[arg(long, value_name = "ADDR")]
@@ -159,40 +159,40 @@ pub struct StartArgs {
     #[arg(long, value_name = "FILTER")]
     pub log: Option<String>,
     /// Largest accepted HTTP request body in bytes, 1 KiB..=64 MiB [default: 1048576].
-    #[arg(long, value_name = "BYTES")]
+    #[arg(long, value_name = "BYTES", allow_negative_numbers = true)]
     pub max_body_bytes: Option<usize>,
     /// Messages waiting on this node above which sends get 429 queue_full [default: 1000000].
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
     pub node_queue_limit: Option<u64>,
     /// Per-tenant waiting-message limit for tenants that set none [default: 200000].
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
     pub tenant_queue_limit: Option<u64>,
     /// Webhook deliveries in flight at once, 1..=4096 [default: 64].
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
     pub webhook_concurrency: Option<usize>,
     /// Raft election timeout, lower end in ms, at least 3 × heartbeat [default: 300].
-    #[arg(long, value_name = "MS")]
+    #[arg(long, value_name = "MS", allow_negative_numbers = true)]
     pub election_timeout_min_ms: Option<u64>,
     /// Raft election timeout, upper end in ms [default: 600].
-    #[arg(long, value_name = "MS")]
+    #[arg(long, value_name = "MS", allow_negative_numbers = true)]
     pub election_timeout_max_ms: Option<u64>,
     /// Raft heartbeat interval in ms [default: 100].
-    #[arg(long, value_name = "MS")]
+    #[arg(long, value_name = "MS", allow_negative_numbers = true)]
     pub heartbeat_ms: Option<u64>,
     /// Seconds SIGTERM waits for in-flight submits before exiting, at most 3600 [default: 10].
-    #[arg(long, value_name = "SECONDS")]
+    #[arg(long, value_name = "SECONDS", allow_negative_numbers = true)]
     pub drain_seconds: Option<u64>,
     /// Raft log entries between snapshots (older entries are then compacted); 0: never [default: 50000].
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
     pub snapshot_every_entries: Option<u64>,
     /// Hours a final message is kept before it is dropped, 1..=87600 [default: 168].
-    #[arg(long, value_name = "HOURS")]
+    #[arg(long, value_name = "HOURS", allow_negative_numbers = true)]
     pub retention_hours: Option<u64>,
     /// Bytes of rows per piece of a snapshot sent to a lagging peer, 64 KiB..=64 MiB [default: 4194304].
-    #[arg(long, value_name = "BYTES")]
+    #[arg(long, value_name = "BYTES", allow_negative_numbers = true)]
     pub snapshot_chunk_bytes: Option<usize>,
     /// Threads of the node's async runtime, 0..=1024; 0: one per CPU core [default: 0].
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
     pub worker_threads: Option<usize>,
 }
 
@@ -391,11 +391,8 @@ impl Config {
                 ));
             }
         }
-        if self.log.trim().is_empty() {
-            return Err(E::field_err(
-                "log",
-                "must not be empty (a tracing filter such as \"info\" or \"smsgw=debug,info\")",
-            ));
+        if let Err(why) = check_log_filter(&self.log) {
+            return Err(E::field_err("log", why));
         }
         if !(MIN_BODY_BYTES..=MAX_BODY_BYTES).contains(&self.max_body_bytes) {
             return Err(E::field_err(
@@ -436,8 +433,20 @@ impl Config {
                 ),
             ));
         }
-        if self.heartbeat_ms < 1 {
-            return Err(E::field_err("heartbeat_ms", "must be at least 1, got 0"));
+        if !(1..=MAX_TIMING_MS).contains(&self.heartbeat_ms) {
+            return Err(E::field_err(
+                "heartbeat_ms",
+                format!("must be 1..={MAX_TIMING_MS}, got {}", self.heartbeat_ms),
+            ));
+        }
+        if self.election_timeout_max_ms > MAX_TIMING_MS {
+            return Err(E::field_err(
+                "election_timeout_max_ms",
+                format!(
+                    "must be at most {MAX_TIMING_MS}, got {}",
+                    self.election_timeout_max_ms
+                ),
+            ));
         }
         let min_election = self.heartbeat_ms.saturating_mul(3);
         if self.election_timeout_min_ms < min_election {
@@ -852,6 +861,35 @@ fn apply_flags(cfg: &mut Config, origins: &mut HashMap<&'static str, Origin>, a:
     }
 }
 
+/// Longest heartbeat or election timeout, in ms: a minute without a leader is already an
+/// outage; larger values are typos (and 3 × heartbeat must not overflow).
+const MAX_TIMING_MS: u64 = 60_000;
+
+/// A log filter as `tracing` reads it (`info`, `smsgw=debug,warn`): anything it refuses, and
+/// a bare word that is not a level (`verbose` would be read as a target name and silence
+/// almost everything), is an error naming what is wrong.
+fn check_log_filter(filter: &str) -> Result<(), String> {
+    const LEVELS: [&str; 6] = ["trace", "debug", "info", "warn", "error", "off"];
+    const EXAMPLE: &str = "a tracing filter such as \"info\" or \"smsgw=debug,info\"";
+    if filter.trim().is_empty() {
+        return Err(format!("must not be empty ({EXAMPLE})"));
+    }
+    for directive in filter.split(',').map(str::trim).filter(|d| !d.is_empty()) {
+        let plain_word = !directive.contains(['=', ':', '[']);
+        if plain_word && !LEVELS.contains(&directive.to_ascii_lowercase().as_str()) {
+            return Err(format!(
+                "{directive:?} is not a level ({}); to set a module's level write \
+                 {directive}=debug",
+                LEVELS.join(", ")
+            ));
+        }
+    }
+    tracing_subscriber::EnvFilter::builder()
+        .parse(filter)
+        .map(drop)
+        .map_err(|e| format!("{filter:?} is not a log filter: {e} ({EXAMPLE})"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -971,10 +1009,32 @@ mod tests {
     }
 
     #[test]
+    fn log_filters_people_write_are_accepted() {
+        for ok in [
+            "info",
+            "WARN",
+            "smsgw=debug,info",
+            "warn,smsgw::api=trace",
+            "off",
+        ] {
+            assert_eq!(check_log_filter(ok), Ok(()), "{ok}");
+        }
+        let why = check_log_filter("verbose").expect_err("a bare word");
+        assert!(why.contains("not a level"), "{why}");
+    }
+
+    #[test]
     fn each_validation_error_names_its_field() {
         type Mutate = fn(&mut Config);
         let cases: &[(&str, Mutate)] = &[
             ("node_id", |c| c.node_id = 0),
+            ("log", |c| c.log = "verbose".into()),
+            ("log", |c| c.log = "smsgw=loud".into()),
+            ("log", |c| c.log = "===bad[".into()),
+            ("heartbeat_ms", |c| c.heartbeat_ms = u64::MAX),
+            ("election_timeout_max_ms", |c| {
+                c.election_timeout_max_ms = 600_000
+            }),
             ("http", |c| c.http = "abc".into()),
             ("http", |c| c.http = "127.0.0.1".into()),
             ("cluster_addr", |c| c.cluster_addr = "localhost".into()),

@@ -10,6 +10,7 @@ use std::time::Duration;
 use reqwest::{Method, Url};
 use serde_json::{Value, json};
 
+use super::tables::Table;
 use super::{
     ChannelAddArgs, ChannelCommand, ClusterCommand, Command, RouteAddArgs, RouteCommand, SendArgs,
     TenantAddArgs, TenantCommand,
@@ -26,8 +27,6 @@ pub const NOT_ADMIN: i32 = -1;
 
 /// How long to wait for a TCP connection to the node.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// How long to wait for a whole answer (writes wait for a Raft commit).
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// Longest non-JSON error body quoted back to the user.
 const MAX_QUOTED_BODY: usize = 200;
 
@@ -47,7 +46,11 @@ pub struct ApiCall {
     /// Print only this key of the answer (e.g. `nodes` of the cluster status).
     pub pick: Option<&'static str>,
     /// Show the answer as this table (absent with `--json`).
-    pub table: Option<super::tables::Table>,
+    pub table: Option<Table>,
+    /// How long to wait for the whole answer (`--timeout`).
+    pub timeout: Duration,
+    /// Printed when the answer is empty (a removal's 204), unless `--json`.
+    pub confirm: Option<String>,
 }
 
 impl std::fmt::Debug for ApiCall {
@@ -60,12 +63,15 @@ impl std::fmt::Debug for ApiCall {
             .field("bearer", &"<redacted>")
             .field("pick", &self.pick)
             .field("table", &self.table)
+            .field("timeout", &self.timeout)
+            .field("confirm", &self.confirm)
             .finish()
     }
 }
 
 impl ApiCall {
-    fn new(method: Method, base: &str, path: &[&str], bearer: &str) -> Self {
+    /// A call with no body, shown as JSON, with the default timeout.
+    pub(super) fn new(method: Method, base: &str, path: &[&str], bearer: &str) -> Self {
         ApiCall {
             method,
             base: base.to_string(),
@@ -74,10 +80,13 @@ impl ApiCall {
             bearer: bearer.to_string(),
             pick: None,
             table: None,
+            timeout: Duration::from_secs(super::DEFAULT_TIMEOUT_SECONDS),
+            confirm: None,
         }
     }
 
-    fn with_body(mut self, body: Value) -> Self {
+    /// The same call with a JSON body.
+    pub(super) fn with_body(mut self, body: Value) -> Self {
         self.body = Some(body);
         self
     }
@@ -117,35 +126,75 @@ pub enum Outcome {
 /// The request an admin command makes: `None` for `start`/`demo`/`sim`, `Some(Err(line))`
 /// when it cannot be made (missing token or API key).
 pub fn plan(cmd: &Command) -> Option<Result<ApiCall, String>> {
-    Some(match cmd {
+    let planned = match cmd {
         Command::Start(_) | Command::Demo(_) | Command::Sim(_) => return None,
-        Command::Cluster(a) => admin_token(&a.conn.token).map(|t| {
-            let call = cluster(&a.command, &a.conn.url, t);
-            with_table(
-                call,
-                a.conn.json,
-                match a.command {
-                    ClusterCommand::Status => Some(super::tables::Table::Cluster),
-                    ClusterCommand::Nodes => Some(super::tables::Table::Nodes),
-                    _ => None,
-                },
-            )
-        }),
-        Command::Channel(a) => admin_token(&a.conn.token).map(|t| {
-            let call = channel(&a.command, &a.conn.url, t);
-            let table =
-                matches!(a.command, ChannelCommand::List).then_some(super::tables::Table::Channels);
-            with_table(call, a.conn.json, table)
-        }),
-        Command::Route(a) => admin_token(&a.conn.token).map(|t| route(&a.command, &a.conn.url, t)),
+        Command::Cluster(a) => {
+            admin_token(&a.conn.token).map(|t| (cluster(&a.command, &a.conn.url, t), &a.conn))
+        }
+        Command::Channel(a) => {
+            admin_token(&a.conn.token).map(|t| (channel(&a.command, &a.conn.url, t), &a.conn))
+        }
+        Command::Route(a) => {
+            admin_token(&a.conn.token).map(|t| (route(&a.command, &a.conn.url, t), &a.conn))
+        }
         Command::Tenant(a) => {
-            admin_token(&a.conn.token).map(|t| tenant(&a.command, &a.conn.url, t))
+            admin_token(&a.conn.token).map(|t| (tenant(&a.command, &a.conn.url, t), &a.conn))
         }
-        Command::Send(a) => send(a),
-        Command::Compliance(a) => {
-            admin_token(&a.conn.token).map(|t| super::compliance::plan(&a.command, &a.conn.url, t))
+        Command::Send(a) => return Some(send(a)),
+        Command::Compliance(a) => admin_token(&a.conn.token)
+            .map(|t| (super::compliance::plan(&a.command, &a.conn.url, t), &a.conn)),
+    };
+    Some(planned.map(|(mut call, conn)| {
+        if !conn.json {
+            call.table = table_of(cmd);
+            call.confirm = confirmation(&call);
         }
-    })
+        call.timeout = Duration::from_secs(conn.timeout);
+        call
+    }))
+}
+
+/// What an empty success answer (204) of a DELETE means, from the call's path
+/// (`.../channels/smsc-a` → `removed channel smsc-a`).
+fn confirmation(call: &ApiCall) -> Option<String> {
+    if call.method != Method::DELETE {
+        return None;
+    }
+    let n = call.path.len();
+    let (what, id) = (call.path.get(n.checked_sub(2)?)?, call.path.get(n - 1)?);
+    if what == "countries" {
+        return Some(format!("country {id}: back to the built-in rules"));
+    }
+    let one = what.strip_suffix('s').unwrap_or(what).replace('_', " ");
+    Some(format!("removed {one} {id}"))
+}
+
+/// How a command's answer is shown when `--json` is not given (`None`: as JSON).
+fn table_of(cmd: &Command) -> Option<Table> {
+    match cmd {
+        Command::Cluster(a) => match a.command {
+            ClusterCommand::Status => Some(Table::Cluster),
+            ClusterCommand::Nodes => Some(Table::Nodes),
+            ClusterCommand::AddNode { .. } => Some(Table::Joined),
+            ClusterCommand::TransferLeader { .. } => Some(Table::Leader),
+            ClusterCommand::RemoveNode { .. } => None,
+        },
+        Command::Channel(a) => match a.command {
+            ChannelCommand::Remove { .. } => None,
+            _ => Some(Table::Channels),
+        },
+        Command::Route(a) => match a.command {
+            RouteCommand::Remove { .. } => None,
+            _ => Some(Table::Routes),
+        },
+        Command::Tenant(a) => match a.command {
+            TenantCommand::List => Some(Table::Tenants),
+            TenantCommand::Add(_) | TenantCommand::RotateKey { .. } => Some(Table::Secrets),
+            TenantCommand::Show { .. } | TenantCommand::Remove { .. } => None,
+        },
+        Command::Compliance(a) => super::compliance::table(&a.command),
+        Command::Start(_) | Command::Demo(_) | Command::Sim(_) | Command::Send(_) => None,
+    }
 }
 
 /// Runs an admin command (or `send`) against a node: prints the answer, returns the exit code
@@ -172,6 +221,8 @@ pub async fn run_admin(cmd: &Command) -> anyhow::Result<i32> {
         Outcome::Success(text) => {
             if !text.is_empty() {
                 print_answer(&text);
+            } else if let Some(line) = &call.confirm {
+                print_answer(line);
             }
             EXIT_OK
         }
@@ -190,19 +241,10 @@ fn print_answer(text: &str) {
     let _ = writeln!(out, "{text}").and_then(|()| out.flush());
 }
 
-/// Shows the answer as `table` unless `--json` was given.
-fn with_table(mut call: ApiCall, json: bool, table: Option<super::tables::Table>) -> ApiCall {
-    if !json {
-        call.table = table;
-    }
-    call
-}
-
 /// The HTTP client for the CLI (TLS through rustls with the ring provider).
 pub fn http_client() -> anyhow::Result<reqwest::Client> {
     let client = crate::http_client::builder()
         .connect_timeout(CONNECT_TIMEOUT)
-        .timeout(REQUEST_TIMEOUT)
         .user_agent(concat!("smsgw-cli/", env!("CARGO_PKG_VERSION")))
         .build()?;
     Ok(client)
@@ -213,6 +255,7 @@ pub async fn execute(client: &reqwest::Client, call: &ApiCall, url: Url) -> Outc
     let mut req = client
         .request(call.method.clone(), url.clone())
         .bearer_auth(&call.bearer)
+        .timeout(call.timeout)
         .header(reqwest::header::ACCEPT, "application/json");
     if let Some(body) = &call.body {
         req = req.json(body);
@@ -504,7 +547,9 @@ fn send(a: &SendArgs) -> Result<ApiCall, String> {
     if let Some(r) = &a.client_ref {
         body["client_ref"] = json!(r);
     }
-    Ok(ApiCall::new(Method::POST, &a.url, &["v1", "messages"], key).with_body(body))
+    let mut call = ApiCall::new(Method::POST, &a.url, &["v1", "messages"], key).with_body(body);
+    call.timeout = Duration::from_secs(a.timeout);
+    Ok(call)
 }
 
 #[cfg(test)]

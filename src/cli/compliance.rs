@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 
 use super::AdminConn;
 use super::admin::ApiCall;
+use super::tables::Table;
 
 /// `smsgw compliance ...`.
 #[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
@@ -154,7 +155,7 @@ pub enum CampaignCommand {
         #[arg(long, value_delimiter = ',', required = true)]
         numbers: Vec<String>,
         /// Messages per second (0: no cap).
-        #[arg(long, default_value_t = 1)]
+        #[arg(long, default_value_t = 1, allow_negative_numbers = true)]
         tps: u32,
     },
     /// List a tenant's campaigns.
@@ -179,14 +180,30 @@ pub enum OptOutCommand {
 }
 
 fn call(method: Method, base: &str, path: &[&str], token: &str, body: Option<Value>) -> ApiCall {
-    ApiCall {
-        method,
-        base: base.to_string(),
-        path: path.iter().map(|s| s.to_string()).collect(),
-        body,
-        bearer: token.to_string(),
-        pick: None,
-        table: None,
+    let call = ApiCall::new(method, base, path, token);
+    match body {
+        Some(body) => call.with_body(body),
+        None => call,
+    }
+}
+
+/// How a compliance command's answer is shown without `--json` (`None`: as JSON).
+pub fn table(cmd: &ComplianceCommand) -> Option<Table> {
+    match cmd {
+        ComplianceCommand::Rule(RuleCommand::Remove { .. })
+        | ComplianceCommand::Country(CountryCommand::Reset { .. })
+        | ComplianceCommand::Sender(SenderCommand::Remove { .. })
+        | ComplianceCommand::Dlt(DltCommand::Remove { .. })
+        | ComplianceCommand::Campaign(CampaignCommand::Remove { .. })
+        | ComplianceCommand::OptOut(OptOutCommand::Remove { .. } | OptOutCommand::Add { .. }) => {
+            None
+        }
+        ComplianceCommand::Rule(_) => Some(Table::Rules),
+        ComplianceCommand::Country(_) => Some(Table::Countries),
+        ComplianceCommand::Sender(_) => Some(Table::Senders),
+        ComplianceCommand::Dlt(_) => Some(Table::DltTemplates),
+        ComplianceCommand::Campaign(_) => Some(Table::Campaigns),
+        ComplianceCommand::OptOut(OptOutCommand::List { .. }) => Some(Table::OptOuts),
     }
 }
 

@@ -21,6 +21,8 @@ pub use admin::run_admin;
 
 /// Base URL the admin commands and `send` use when neither `--url` nor `SMSGW_URL` is given.
 pub const DEFAULT_URL: &str = "http://127.0.0.1:8080";
+/// How long the admin commands and `send` wait for an answer unless `--timeout` says.
+pub const DEFAULT_TIMEOUT_SECONDS: u64 = 30;
 
 /// `smsgw`: a clustered, durable enterprise SMS gateway.
 #[derive(Debug, Clone, clap::Parser)]
@@ -121,9 +123,19 @@ pub struct AdminConn {
         value_name = "TOKEN"
     )]
     pub token: Option<String>,
-    /// Print the API's JSON instead of a table (cluster status/nodes, channel list).
+    /// Print the API's JSON instead of tables and summaries.
     #[arg(long, global = true)]
     pub json: bool,
+    /// Seconds to wait for the node's answer (writes wait for a Raft commit).
+    #[arg(
+        long,
+        env = "SMSGW_TIMEOUT",
+        global = true,
+        value_name = "SECONDS",
+        default_value_t = DEFAULT_TIMEOUT_SECONDS,
+        value_parser = clap::value_parser!(u64).range(1..=3600)
+    )]
+    pub timeout: u64,
 }
 
 /// `smsgw cluster ...`.
@@ -147,7 +159,7 @@ pub enum ClusterCommand {
     /// Add a member (joins as learner, then voter).
     AddNode {
         /// The new node's id.
-        #[arg(long, value_name = "N")]
+        #[arg(long, value_name = "N", allow_negative_numbers = true)]
         id: u64,
         /// Its inter-node transport address (its cluster_addr), HOST:PORT.
         #[arg(long, value_name = "ADDR")]
@@ -159,11 +171,13 @@ pub enum ClusterCommand {
     /// Remove a member.
     RemoveNode {
         /// The node's id.
+        #[arg(allow_negative_numbers = true)]
         id: u64,
     },
     /// Ask the leader to hand leadership to another voter.
     TransferLeader {
         /// The node that should lead.
+        #[arg(allow_negative_numbers = true)]
         id: u64,
     },
 }
@@ -242,7 +256,7 @@ pub struct ChannelAddArgs {
     #[arg(long)]
     pub host: String,
     /// Operator port.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub port: u16,
     /// Bind system_id (CMPP: the SP id).
     #[arg(long)]
@@ -254,19 +268,19 @@ pub struct ChannelAddArgs {
     #[arg(long)]
     pub system_type: Option<String>,
     /// Submits per second, at most (server default 100).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub tps: Option<u32>,
     /// Submits outstanding per bind, at most (server default 10).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub window: Option<u32>,
     /// Binds to open (server default 1).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub binds: Option<u32>,
     /// Bind type (server default transceiver).
     #[arg(long, value_enum)]
     pub bind: Option<BindMode>,
     /// Seconds between enquire_link keepalives (server default 30).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub enquire_link_seconds: Option<u32>,
     /// Protocol options as a JSON object, e.g. '{"udh": "sar", "dlr_id_format": "hex"}';
     /// an `http` channel's request template goes here (README, "HTTP upstream channels").
@@ -407,10 +421,10 @@ pub struct TenantAddArgs {
     #[arg(long)]
     pub name: String,
     /// Messages per second allowed.
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = 100, allow_negative_numbers = true)]
     pub per_second: u32,
     /// Burst above the rate [default: --per-second].
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub burst: Option<u32>,
     /// Default status webhook URL.
     #[arg(long)]
@@ -443,6 +457,15 @@ pub struct SendArgs {
     /// Base URL of any node's HTTP API.
     #[arg(long, env = "SMSGW_URL", default_value = DEFAULT_URL)]
     pub url: String,
+    /// Seconds to wait for the node's answer.
+    #[arg(
+        long,
+        env = "SMSGW_TIMEOUT",
+        value_name = "SECONDS",
+        default_value_t = DEFAULT_TIMEOUT_SECONDS,
+        value_parser = clap::value_parser!(u64).range(1..=3600)
+    )]
+    pub timeout: u64,
 }
 
 #[cfg(test)]

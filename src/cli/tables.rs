@@ -1,5 +1,6 @@
-//! Human tables for the admin commands whose answers people read most (cluster status,
-//! members, channels); `--json` prints the API's JSON instead.
+//! Human tables for the admin commands' answers: lists as columns, a created or changed
+//! object as a one-row table of its kind, new secrets as labelled lines. `--json` prints the
+//! API's JSON instead; an answer of another shape (an error, a newer API) falls back to JSON.
 
 use serde_json::Value;
 
@@ -10,13 +11,39 @@ pub enum Table {
     Cluster,
     /// The members only.
     Nodes,
-    /// `GET /admin/v1/channels`.
+    /// Channels (the list, or the one just added, drained or undrained).
     Channels,
+    /// Tenants.
+    Tenants,
+    /// A tenant's new API key (and webhook secret), shown once.
+    Secrets,
+    /// Routes.
+    Routes,
+    /// Content rules.
+    Rules,
+    /// Country rules.
+    Countries,
+    /// A tenant's sender ids.
+    Senders,
+    /// A tenant's DLT templates.
+    DltTemplates,
+    /// A tenant's 10DLC campaigns.
+    Campaigns,
+    /// A tenant's opt-out list (`{"total", "numbers"}`).
+    OptOuts,
+    /// A member just added (`{"id", "addr", "voter"}`).
+    Joined,
+    /// The leader after a transfer (`{"leader", "term"}`).
+    Leader,
 }
+
+/// A column: its header and how a row's cell is made.
+type Column = (&'static str, fn(&Value) -> String);
 
 fn cell(v: &Value) -> String {
     match v {
         Value::Null => "-".into(),
+        Value::String(s) if s.is_empty() => "-".into(),
         Value::String(s) => s.clone(),
         Value::Bool(b) => if *b { "yes" } else { "no" }.into(),
         Value::Number(n) => match n.as_f64() {
@@ -25,7 +52,18 @@ fn cell(v: &Value) -> String {
         },
         Value::Array(a) if a.is_empty() => "-".into(),
         Value::Array(a) => a.iter().map(cell).collect::<Vec<_>>().join(","),
-        Value::Object(_) => v.to_string(),
+        Value::Object(o) => {
+            let set: Vec<String> = o
+                .iter()
+                .filter(|(_, v)| cell(v) != "-")
+                .map(|(k, v)| format!("{k}={}", cell(v)))
+                .collect();
+            if set.is_empty() {
+                "-".into()
+            } else {
+                set.join(" ")
+            }
+        }
     }
 }
 
@@ -54,96 +92,219 @@ fn grid(header: &[&str], rows: Vec<Vec<String>>) -> String {
     out.join("\n")
 }
 
-fn nodes_table(v: &Value) -> String {
-    let rows = v
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .map(|n| {
-                    let role = if n["leader"] == true {
-                        "leader"
-                    } else if n["voter"] == true {
-                        "voter"
-                    } else {
-                        "learner"
-                    };
-                    vec![
-                        cell(&n["id"]),
-                        cell(&n["state"]),
-                        role.to_string(),
-                        cell(&n["addr"]),
-                        cell(&n["http"]),
-                        cell(&n["channels"]),
-                    ]
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    grid(
-        &["ID", "STATE", "ROLE", "CLUSTER ADDR", "HTTP", "BINDS"],
-        rows,
-    )
+/// A list of objects (or one object, as one row) as columns; `None` for any other shape.
+fn rows(v: &Value, columns: &[Column]) -> Option<String> {
+    let items: Vec<&Value> = match v {
+        Value::Array(a) if a.iter().all(Value::is_object) => a.iter().collect(),
+        // A lone object is shown only if it has what the first column names (its id).
+        Value::Object(_) if columns.first().is_some_and(|(_, f)| f(v) != "-") => vec![v],
+        _ => return None,
+    };
+    let header: Vec<&str> = columns.iter().map(|(h, _)| *h).collect();
+    let body = items
+        .into_iter()
+        .map(|item| columns.iter().map(|(_, f)| f(item)).collect())
+        .collect();
+    Some(grid(&header, body))
 }
 
-fn channels_table(v: &Value) -> String {
-    let rows = v
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .map(|c| {
-                    let binds = c["binds"]
-                        .as_array()
-                        .map(|b| {
-                            b.iter()
-                                .map(|b| {
-                                    format!(
-                                        "{}@{}:{}",
-                                        cell(&b["bind"]),
-                                        cell(&b["node"]),
-                                        cell(&b["state"])
-                                    )
-                                })
-                                .collect::<Vec<_>>()
-                                .join(" ")
-                        })
-                        .filter(|s| !s.is_empty())
-                        .unwrap_or_else(|| "-".into());
-                    let s = &c["stats"];
-                    vec![
-                        cell(&c["id"]),
-                        cell(&c["protocol"]),
-                        cell(&c["state"]),
-                        cell(&c["owner"]),
-                        binds,
-                        cell(&c["tps"]),
-                        cell(&c["queue_depth"]),
-                        cell(&s["sent"]),
-                        cell(&s["delivered"]),
-                        cell(&s["failed"]),
-                        cell(&s["success_rate"]),
-                        cell(&s["submit_latency_ms_p99"]),
-                    ]
-                })
-                .collect()
+const NODES: &[Column] = &[
+    ("ID", |n| cell(&n["id"])),
+    ("STATE", |n| cell(&n["state"])),
+    ("ROLE", |n| {
+        if n["leader"] == true {
+            "leader"
+        } else if n["voter"] == true {
+            "voter"
+        } else {
+            "learner"
+        }
+        .into()
+    }),
+    ("CLUSTER ADDR", |n| cell(&n["addr"])),
+    ("HTTP", |n| cell(&n["http"])),
+    ("BINDS", |n| cell(&n["channels"])),
+];
+
+const CHANNELS: &[Column] = &[
+    ("ID", |c| cell(&c["id"])),
+    ("PROTO", |c| cell(&c["protocol"])),
+    ("STATE", |c| cell(&c["state"])),
+    ("OWNER", |c| cell(&c["owner"])),
+    ("BINDS", |c| {
+        let binds: Vec<String> = c["binds"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|b| {
+                format!(
+                    "{}@{}:{}",
+                    cell(&b["bind"]),
+                    cell(&b["node"]),
+                    cell(&b["state"])
+                )
+            })
+            .collect();
+        if binds.is_empty() {
+            "-".into()
+        } else {
+            binds.join(" ")
+        }
+    }),
+    ("TPS", |c| cell(&c["tps"])),
+    ("QUEUE", |c| cell(&c["queue_depth"])),
+    ("SENT", |c| cell(&c["stats"]["sent"])),
+    ("DELIVERED", |c| cell(&c["stats"]["delivered"])),
+    ("FAILED", |c| cell(&c["stats"]["failed"])),
+    ("SUCCESS", |c| cell(&c["stats"]["success_rate"])),
+    ("SUBMIT P99 MS", |c| {
+        cell(&c["stats"]["submit_latency_ms_p99"])
+    }),
+];
+
+const TENANTS: &[Column] = &[
+    ("ID", |t| cell(&t["id"])),
+    ("NAME", |t| cell(&t["name"])),
+    ("RATE/S", |t| cell(&t["rate_limit"]["per_second"])),
+    ("BURST", |t| cell(&t["rate_limit"]["burst"])),
+    ("QUEUE LIMIT", |t| cell(&t["queue_limit"])),
+    ("MAX PARTS", |t| cell(&t["max_parts"])),
+    ("SENDERS", |t| cell(&t["senders"])),
+    ("CALLBACK URL", |t| cell(&t["callback_url"])),
+];
+
+/// A route's channels: in priority order, with weights when the strategy uses them.
+fn route_channels(strategy: &Value, channels: &Value) -> String {
+    let mut list: Vec<&Value> = channels.as_array().into_iter().flatten().collect();
+    list.sort_by_key(|c| c["priority"].as_i64().unwrap_or(0));
+    let weighted = strategy == "weighted";
+    let shown: Vec<String> = list
+        .into_iter()
+        .map(|c| {
+            if weighted {
+                format!("{}(w={})", cell(&c["id"]), cell(&c["weight"]))
+            } else {
+                cell(&c["id"])
+            }
         })
-        .unwrap_or_default();
-    grid(
-        &[
-            "ID",
-            "PROTO",
-            "STATE",
-            "OWNER",
-            "BINDS",
-            "TPS",
-            "QUEUE",
-            "SENT",
-            "DELIVERED",
-            "FAILED",
-            "SUCCESS",
-            "SUBMIT P99 MS",
-        ],
-        rows,
-    )
+        .collect();
+    if shown.is_empty() {
+        "-".into()
+    } else {
+        shown.join(",")
+    }
+}
+
+const ROUTES: &[Column] = &[
+    ("ID", |r| cell(&r["id"])),
+    ("MATCH", |r| match cell(&r["match"]).as_str() {
+        "-" => "(default)".into(),
+        m => m.to_string(),
+    }),
+    ("STRATEGY", |r| match r["min_success_rate"].as_f64() {
+        Some(min) => format!("{} (min {min})", cell(&r["strategy"])),
+        None => cell(&r["strategy"]),
+    }),
+    ("CHANNELS", |r| {
+        route_channels(&r["strategy"], &r["channels"])
+    }),
+    ("A/B", |r| {
+        let ab = &r["ab"];
+        if ab.is_null() {
+            return "-".into();
+        }
+        let b = &ab["variant_b"];
+        format!(
+            "{}% to {} {}",
+            cell(&ab["split_percent"]),
+            cell(&b["strategy"]),
+            route_channels(&b["strategy"], &b["channels"])
+        )
+    }),
+];
+
+const RULES: &[Column] = &[
+    ("ID", |r| cell(&r["id"])),
+    ("SCOPE", |r| cell(&r["scope"])),
+    ("KIND", |r| cell(&r["kind"])),
+    ("PATTERN", |r| cell(&r["pattern"])),
+    ("ACTION", |r| cell(&r["action"])),
+];
+
+const COUNTRIES: &[Column] = &[
+    ("COUNTRY", |c| cell(&c["country"])),
+    ("ALPHANUMERIC", |c| cell(&c["alphanumeric_allowed"])),
+    ("SENDER REGISTRATION", |c| {
+        cell(&c["sender_registration_required"])
+    }),
+    ("DLT", |c| cell(&c["dlt_required"])),
+    ("10DLC", |c| cell(&c["ten_dlc_required"])),
+    ("QUIET HOURS", |c| {
+        let q = &c["quiet_hours"];
+        if q.is_null() {
+            "-".into()
+        } else {
+            format!(
+                "{}-{} {}",
+                cell(&q["start"]),
+                cell(&q["end"]),
+                cell(&q["timezone"])
+            )
+        }
+    }),
+];
+
+const SENDERS: &[Column] = &[
+    ("SENDER", |s| cell(&s["sender"])),
+    ("TYPE", |s| cell(&s["type"])),
+    ("COUNTRIES", |s| match cell(&s["countries"]).as_str() {
+        "-" => "(all)".into(),
+        c => c.to_string(),
+    }),
+    ("CREATED", |s| cell(&s["created_at"])),
+];
+
+const DLT_TEMPLATES: &[Column] = &[
+    ("TEMPLATE", |d| cell(&d["template_id"])),
+    ("ENTITY", |d| cell(&d["entity_id"])),
+    ("VARIABLES", |d| cell(&d["variables"])),
+    ("TEXT", |d| cell(&d["text"])),
+];
+
+const CAMPAIGNS: &[Column] = &[
+    ("ID", |c| cell(&c["id"])),
+    ("USE CASE", |c| cell(&c["use_case"])),
+    ("TPS", |c| cell(&c["tps"])),
+    ("NUMBERS", |c| cell(&c["numbers"])),
+];
+
+/// A new API key (and, for a new tenant, the webhook secret) as labelled lines.
+fn secrets(v: &Value) -> Option<String> {
+    let id = v["id"].as_str()?;
+    let key = v["api_key"].as_str()?;
+    let mut out = match v["webhook_secret"].as_str() {
+        Some(secret) => {
+            format!("tenant {id} added\napi key:         {key}\nwebhook secret:  {secret}")
+        }
+        None => format!("tenant {id}: new api key (the old one no longer works)\napi key:  {key}"),
+    };
+    out.push_str("\nshown only this once: store it now");
+    Some(out)
+}
+
+/// `{"total", "numbers"}`: the count, then one number a line.
+fn opt_outs(v: &Value) -> Option<String> {
+    let total = v["total"].as_u64()?;
+    let numbers = v["numbers"].as_array()?;
+    let mut out = format!("{total} number(s) opted out");
+    if (numbers.len() as u64) < total {
+        out.push_str(&format!(", first {} shown", numbers.len()));
+    }
+    for n in numbers {
+        out.push('\n');
+        out.push_str(&cell(n));
+    }
+    Some(out)
 }
 
 /// The answer as a table; `None` when it does not have the expected shape (then the
@@ -162,13 +323,39 @@ pub fn render(table: Table, v: &Value) -> Option<String> {
             }
             v["nodes"]
                 .is_array()
-                .then(|| format!("{head}\n{}", nodes_table(&v["nodes"])))
+                .then(|| rows(&v["nodes"], NODES))
+                .flatten()
+                .map(|nodes| format!("{head}\n{nodes}"))
         }
         Table::Nodes => {
             let nodes = if v.is_array() { v } else { &v["nodes"] };
-            nodes.is_array().then(|| nodes_table(nodes))
+            nodes.is_array().then(|| rows(nodes, NODES)).flatten()
         }
-        Table::Channels => v.is_array().then(|| channels_table(v)),
+        Table::Channels => rows(v, CHANNELS),
+        Table::Tenants => rows(v, TENANTS),
+        Table::Secrets => secrets(v),
+        Table::Routes => rows(v, ROUTES),
+        Table::Rules => rows(v, RULES),
+        Table::Countries => rows(v, COUNTRIES),
+        Table::Senders => rows(v, SENDERS),
+        Table::DltTemplates => rows(v, DLT_TEMPLATES),
+        Table::Campaigns => rows(v, CAMPAIGNS),
+        Table::OptOuts => opt_outs(v),
+        Table::Joined => Some(format!(
+            "node {} ({}) is a member{}",
+            v["id"].as_u64()?,
+            cell(&v["addr"]),
+            if v["voter"] == true {
+                ", voting"
+            } else {
+                ", not voting yet"
+            }
+        )),
+        Table::Leader => Some(format!(
+            "leader: node {}  term: {}",
+            v["leader"].as_u64()?,
+            cell(&v["term"])
+        )),
     }
 }
 
@@ -211,5 +398,72 @@ mod tests {
             "{t}"
         );
         assert!(render(Table::Channels, &json!({"error": 1})).is_none());
+    }
+
+    #[test]
+    fn lists_and_single_objects_share_a_table() {
+        let routes = json!([
+            {"id": "de", "match": {"prefix": ["+49"], "country": null}, "strategy": "weighted",
+             "channels": [{"id": "b", "weight": 3, "priority": 1}, {"id": "a", "weight": 1, "priority": 0}], "ab": null},
+            {"id": "default", "match": {"prefix": [], "country": null}, "strategy": "priority",
+             "channels": [{"id": "a", "weight": 1, "priority": 0}],
+             "ab": {"split_percent": 20, "variant_b": {"strategy": "priority", "channels": [{"id": "c", "priority": 0}]}}}
+        ]);
+        let t = render(Table::Routes, &routes).expect("table");
+        let lines: Vec<&str> = t.lines().collect();
+        assert!(
+            lines[0].starts_with("ID") && lines[0].contains("A/B"),
+            "{t}"
+        );
+        assert!(
+            lines[1].contains("prefix=+49") && lines[1].contains("a(w=1),b(w=3)"),
+            "{t}"
+        );
+        assert!(
+            lines[2].contains("(default)") && lines[2].ends_with("20% to priority c"),
+            "{t}"
+        );
+        // The route just added is one row of the same table.
+        let one = render(Table::Routes, &routes[0]).expect("one row");
+        assert_eq!(one.lines().count(), 2, "{one}");
+        // An object without the row's id is not a row.
+        assert!(render(Table::Tenants, &json!({"added": 2})).is_none());
+    }
+
+    #[test]
+    fn secrets_opt_outs_and_cluster_answers() {
+        let added = render(
+            Table::Secrets,
+            &json!({"id": "acme", "api_key": "sk_1", "webhook_secret": "whsec_2"}),
+        )
+        .expect("secrets");
+        assert!(
+            added.contains("tenant acme added")
+                && added.contains("sk_1")
+                && added.contains("whsec_2")
+        );
+        let rotated =
+            render(Table::Secrets, &json!({"id": "acme", "api_key": "sk_3"})).expect("key");
+        assert!(rotated.contains("sk_3") && !rotated.contains("webhook"));
+        let o = render(
+            Table::OptOuts,
+            &json!({"total": 3, "numbers": ["+491", "+492"]}),
+        )
+        .expect("opt-outs");
+        assert_eq!(
+            o.lines().collect::<Vec<_>>(),
+            ["3 number(s) opted out, first 2 shown", "+491", "+492"]
+        );
+        assert_eq!(
+            render(Table::Leader, &json!({"leader": 2, "term": 7})).as_deref(),
+            Some("leader: node 2  term: 7")
+        );
+        assert!(
+            render(
+                Table::Joined,
+                &json!({"id": 4, "addr": "h:9084", "voter": true})
+            )
+            .is_some_and(|l| l.contains("node 4 (h:9084)"))
+        );
     }
 }

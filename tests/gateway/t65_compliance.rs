@@ -734,7 +734,50 @@ async fn every_rule_and_action_through_the_api() {
         Duration::from_secs(20),
     );
     assert_eq!(code, Some(0), "{out} {err}");
-    assert!(out.contains("\"total\""), "{out}");
+    assert!(out.contains("number(s) opted out"), "a summary line: {out}");
+    let (code, out, err) = run_bounded(
+        &[
+            "compliance",
+            "opt-out",
+            "list",
+            "acme",
+            "--json",
+            "--url",
+            &url,
+            "--token",
+            ADMIN_TOKEN,
+        ],
+        &[],
+        dir.path(),
+        Duration::from_secs(20),
+    );
+    assert_eq!(code, Some(0), "{out} {err}");
+    assert!(
+        out.contains("\"total\""),
+        "the API's JSON with --json: {out}"
+    );
+    let (code, out, err) = run_bounded(
+        &[
+            "compliance",
+            "rule",
+            "list",
+            "--url",
+            &url,
+            "--token",
+            ADMIN_TOKEN,
+        ],
+        &[],
+        dir.path(),
+        Duration::from_secs(20),
+    );
+    assert_eq!(code, Some(0), "{out} {err}");
+    assert!(
+        out.lines()
+            .next()
+            .is_some_and(|l| l.starts_with("ID") && l.contains("PATTERN"))
+            && out.contains("cli-kw"),
+        "a table with the rule just put: {out}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

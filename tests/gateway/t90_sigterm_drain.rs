@@ -327,6 +327,34 @@ async fn bad_configuration_exits_2_with_one_line_naming_the_field() {
             vec![],
             "--node-id",
         ),
+        // A negative number is a bad value of its flag, not an unknown argument.
+        (
+            base(&["--http", "127.0.0.1:0", "--node-id", "-1"]),
+            vec![],
+            "--node-id",
+        ),
+        (
+            owned(&[
+                "tenant",
+                "add",
+                "--id",
+                "x",
+                "--name",
+                "x",
+                "--per-second",
+                "-5",
+                "--token",
+                "t",
+            ]),
+            vec![],
+            "--per-second",
+        ),
+        // A log filter tracing would misread (a bare word is a target name) is refused.
+        (
+            base(&["--http", "127.0.0.1:0", "--log", "verbose"]),
+            vec![],
+            "log",
+        ),
         // A missing required argument is named on the one line.
         (owned(&["send", "--to", "+4915112345678"]), vec![], "--text"),
         // The demo checks its addresses before it starts anything (it exited 1 after
