@@ -162,6 +162,8 @@ struct TenantBody {
     id: Option<String>,
     name: Option<String>,
     rate_limit: Option<RateLimitBody>,
+    /// Absent: unchanged; `null`: removed; a URL: set.
+    #[serde(default, deserialize_with = "present")]
     callback_url: Option<Option<String>>,
     senders: Option<Vec<String>>,
     max_parts: Option<u32>,
@@ -170,6 +172,16 @@ struct TenantBody {
     frequency_caps: Option<Vec<FrequencyCap>>,
     sender_pool: Option<Vec<String>>,
     opt_out_categories: Option<Vec<Category>>,
+}
+
+/// A field that was given, `null` included (serde reads a `null` `Option<Option<T>>` as
+/// absent, so a PATCH could not remove a value).
+fn present<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(d).map(Some)
 }
 
 fn tenant_view(t: &Tenant) -> Value {
@@ -205,7 +217,10 @@ fn apply_tenant_body(t: &mut Tenant, b: TenantBody) -> Result<(), ApiError> {
         if let Some(u) = &cb
             && !(u.starts_with("http://") || u.starts_with("https://"))
         {
-            return Err(ApiError::invalid("callback_url", "an http(s) URL"));
+            return Err(ApiError::invalid(
+                "callback_url",
+                "must be an http(s) URL, or null to remove it",
+            ));
         }
         t.callback_url = cb;
     }

@@ -395,11 +395,9 @@ pub fn build_routed(
         parts: plan.parts as u32,
         category,
         client_ref: req.client_ref.as_deref().map(Into::into),
-        callback_url: req
-            .callback_url
-            .as_deref()
-            .or(tenant.callback_url.as_deref())
-            .map(Into::into),
+        // Only the message's own URL: the tenant's is looked up at each event, so that a
+        // tenant's changed URL applies to messages already accepted.
+        callback_url: req.callback_url.as_deref().map(Into::into),
         created_at: now,
         updated_at: now,
         expires_at,

@@ -221,9 +221,16 @@ fn has_other_candidate(row: &RowFacts, from: &str) -> bool {
         .any(|c| c != from && !row.avoid.iter().any(|a| a == c))
 }
 
-async fn fail(c: &Consensus, id: &str, error: ErrorInfo) -> Result<WorkEnd, ActorProcessingErr> {
-    c.propose(Op::Fail {
+/// Fails the message for good on `channel` (recorded, so the status and webhook name it).
+async fn fail(
+    c: &Consensus,
+    id: &str,
+    channel: &str,
+    error: ErrorInfo,
+) -> Result<WorkEnd, ActorProcessingErr> {
+    c.propose(Op::FailOnChannel {
         id: id.to_string(),
+        channel: channel.to_string(),
         error,
         at: crate::clock::now_ms(),
     })
@@ -259,7 +266,10 @@ async fn work(st: &MessageArgs) -> Result<WorkEnd, ActorProcessingErr> {
     }
     let parts = match build_parts(&m) {
         Ok(p) => p,
-        Err(e) => return fail(c, &m.id, err("rejected_by_carrier", e.to_string(), None)).await,
+        Err(e) => {
+            let e = err("rejected_by_carrier", e.to_string(), None);
+            return fail(c, &m.id, &st.channel, e).await;
+        }
     };
     // India DLT ids go to the operator as TLVs (tags per channel option `dlt_tlvs`).
     let dlt = {
@@ -407,7 +417,7 @@ async fn work(st: &MessageArgs) -> Result<WorkEnd, ActorProcessingErr> {
                     if row.attempts + 1 >= MAX_TEMPORARY_REJECTIONS {
                         rt.failed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         let e = err(&code, "temporary errors on every attempt", Some(smsc));
-                        return fail(c, &row.id, e).await;
+                        return fail(c, &row.id, &st.channel, e).await;
                     }
                     return failover(
                         &st.lease,
@@ -423,7 +433,8 @@ async fn work(st: &MessageArgs) -> Result<WorkEnd, ActorProcessingErr> {
                     rt.health
                         .submit_error(Instant::now(), crate::clock::now_ms());
                     rt.failed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    return fail(c, &row.id, err(&code, detail, Some(smsc))).await;
+                    let e = err(&code, detail, Some(smsc));
+                    return fail(c, &row.id, &st.channel, e).await;
                 }
             }
         }

@@ -151,6 +151,15 @@ pub enum Op {
     DropUnmatchedReceipts {
         before: i64,
     },
+    /// The operator refused the message for good on `channel`: accepted → failed, with
+    /// the channel recorded (status and webhook name the operator that refused it).
+    /// (Last, so that the log entries written before it existed still decode.)
+    FailOnChannel {
+        id: String,
+        channel: String,
+        error: ErrorInfo,
+        at: i64,
+    },
 }
 
 impl Op {

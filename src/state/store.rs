@@ -911,7 +911,18 @@ impl StateStore {
                 ctx.notices.push(Notice::Ready(r));
             }
         }
-        if let Some(url) = m.callback_url.clone() {
+        // The message's own URL, else its tenant's as it is now (a changed or removed
+        // tenant URL applies to the events of messages accepted before).
+        let url = match (&m.callback_url, entered.is_empty()) {
+            (_, true) => None,
+            (Some(own), false) => Some(own.clone()),
+            (None, false) => self
+                .config()
+                .tenants
+                .get(m.tenant.as_ref())
+                .and_then(|t| t.callback_url.as_deref().map(Arc::<str>::from)),
+        };
+        if let Some(url) = url {
             for (i, s) in entered.iter().enumerate() {
                 let seq = m.events.len() - entered.len() + i;
                 let event_id = format!("{}-{}", m.id, seq);
@@ -1127,6 +1138,22 @@ impl StateStore {
             Op::Fail { id, error, at } => self.with_message(ctx, id, |m| {
                 if set_status(m, Status::Failed, *at, event(Status::Failed, *at)) {
                     m.error = Some(error.clone());
+                    vec![Status::Failed]
+                } else {
+                    vec![]
+                }
+            })?,
+            Op::FailOnChannel {
+                id,
+                channel,
+                error,
+                at,
+            } => self.with_message(ctx, id, |m| {
+                let mut ev = event(Status::Failed, *at);
+                ev.channel = Some(channel.clone());
+                if set_status(m, Status::Failed, *at, ev) {
+                    m.error = Some(error.clone());
+                    m.channel.get_or_insert_with(|| channel.clone());
                     vec![Status::Failed]
                 } else {
                     vec![]

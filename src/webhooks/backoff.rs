@@ -38,9 +38,38 @@ pub fn next_delay(attempt: u32, random: u64) -> Duration {
     Duration::from_millis(ms).min(MAX_DELAY)
 }
 
+/// How many failed attempts a job of this age has had at most, had it been retried on
+/// the nominal schedule: a job found after a restart continues its backoff from there.
+pub fn failures_within(age: Duration) -> u32 {
+    let mut waited = Duration::ZERO;
+    let mut failures = 0;
+    // Bounded: at one wait an hour, 10,000 covers over a year.
+    while failures < 10_000 {
+        waited += nominal_delay(failures + 1);
+        if waited > age {
+            break;
+        }
+        failures += 1;
+    }
+    failures
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn failures_implied_by_age_follow_the_schedule() {
+        assert_eq!(failures_within(Duration::ZERO), 0);
+        assert_eq!(failures_within(Duration::from_millis(999)), 0);
+        assert_eq!(failures_within(Duration::from_secs(1)), 1);
+        // 1 + 2 + 4 = 7 s: three waits fit, the fourth (8 s) does not.
+        assert_eq!(failures_within(Duration::from_secs(14)), 3);
+        assert_eq!(failures_within(Duration::from_secs(15)), 4);
+        // A day: 12 doubling waits (4,095 s), then 22 of an hour each.
+        assert_eq!(failures_within(Duration::from_secs(86_400)), 34);
+        assert_eq!(failures_within(Duration::MAX), 10_000);
+    }
 
     #[test]
     fn nominal_doubles_from_one_second() {

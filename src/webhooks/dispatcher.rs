@@ -289,7 +289,7 @@ impl WebhookState {
 
     /// Reads the job and either gives up on it or spawns one delivery attempt.
     fn start(&mut self, myself: &ActorRef<WebhookMsg>, event_id: String, now: i64) {
-        let job = match self.consensus.store().webhook_job(&event_id) {
+        let mut job = match self.consensus.store().webhook_job(&event_id) {
             Ok(Some(job)) => job,
             Ok(None) => {
                 // Finished by an earlier leader (or by us before a restart).
@@ -307,6 +307,13 @@ impl WebhookState {
         };
         t.message_id.clone_from(&job.message_id);
         t.tenant.clone_from(&job.tenant);
+        if t.created_at.is_none() {
+            // First seen here (a restart, or a new leader): its earlier attempts are not
+            // known, so the backoff continues from what the job's age implies instead of
+            // starting again at 1 s.
+            let age = Duration::from_millis(u64::try_from(now - job.created_at).unwrap_or(0));
+            t.failures = t.failures.max(backoff::failures_within(age));
+        }
         t.created_at = Some(job.created_at);
         let failures = t.failures;
 
@@ -319,14 +326,14 @@ impl WebhookState {
             self.retire(myself, event_id);
             return;
         }
-        let secret = self
+        let tenant = self
             .consensus
             .store()
             .config()
             .tenants
             .get(&job.tenant)
-            .map(|t| t.webhook_secret.clone());
-        let Some(secret) = secret else {
+            .map(|t| (t.webhook_secret.clone(), t.callback_url.clone()));
+        let Some((secret, tenant_url)) = tenant else {
             count("gave_up");
             warn!(
                 event_id = %event_id, message_id = %job.message_id, tenant = %job.tenant,
@@ -335,6 +342,26 @@ impl WebhookState {
             self.retire(myself, event_id);
             return;
         };
+
+        // The URL as it is now: the message's own, else its tenant's current one (a
+        // customer who fixes a wrong URL gets the pending events there).
+        let own_url = match self.consensus.store().get_message(&job.message_id) {
+            Ok(Some(m)) => m.callback_url.as_deref().map(str::to_string),
+            // Gone (retention) or unreadable: the URL the job was made for.
+            _ => Some(job.url.clone()),
+        };
+        match own_url.or(tenant_url) {
+            Some(url) => job.url = url,
+            None => {
+                count("gave_up");
+                warn!(
+                    event_id = %event_id, message_id = %job.message_id, tenant = %job.tenant,
+                    "the tenant's callback URL was removed; webhook dropped"
+                );
+                self.retire(myself, event_id);
+                return;
+            }
+        }
 
         self.in_flight += 1;
         let span = tracing::info_span!(

@@ -178,6 +178,9 @@ async fn permanent_submit_error_fails_with_an_error_object() {
             .filter_map(|e| e["status"].as_str())
             .collect();
         assert_eq!(statuses, ["accepted", "failed"], "{v}");
+        // The channel that refused it is named, in the status and in its event.
+        assert_eq!(v["channel"], "a", "{v}");
+        assert_eq!(v["events"][1]["channel"], "a", "{v}");
         let e = &v["error"];
         assert!(e.is_object(), "failed needs an error object: {v}");
         assert!(

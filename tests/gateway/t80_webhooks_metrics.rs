@@ -339,6 +339,83 @@ async fn webhook_is_retried_after_errors() {
     }
 }
 
+/// A customer who fixes a wrong callback URL gets the events still pending and the later
+/// ones at the new URL (they kept going to the old one for 24 h); `null` removes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_changed_tenant_url_takes_pending_and_later_events_and_null_removes_it() {
+    let dir = tempdir();
+    let _logs = LogsOnFailure(dir.path().to_path_buf());
+    let wrong = Receiver::start(usize::MAX).await;
+    let right = Receiver::start(0).await;
+    let smsc = Smsc::start(dir.path(), "sp", &["--dlr-delay-ms", "1500"]).await;
+    let node = GwNode::start(dir.path(), &[]).await;
+    node.channels_and_route(&[smsc.channel("a")]).await;
+    let (key, secret) = node
+        .tenant_with_secret("fixer", json!({"callback_url": wrong.url}))
+        .await;
+    node.wait_bound().await;
+    let (s, v) = node
+        .send(&key, json!({"to": TO, "text": "where to?"}))
+        .await;
+    assert_eq!(s, 202, "{v}");
+    let id = v["id"].as_str().expect("id").to_string();
+    eventually(
+        "a first attempt at the wrong URL",
+        Duration::from_secs(10),
+        || async {
+            wrong
+                .hits()
+                .iter()
+                .any(|h| h.json["id"] == id.as_str())
+                .then_some(())
+        },
+    )
+    .await;
+
+    let (s, v) = node
+        .admin(
+            reqwest::Method::PATCH,
+            "/admin/v1/tenants/fixer",
+            Some(json!({"callback_url": right.url})),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let hits = right
+        .wait_for(
+            &id,
+            &["accepted", "sent", "delivered"],
+            Duration::from_secs(30),
+        )
+        .await;
+    for h in &hits {
+        check_signature(&secret, h);
+    }
+
+    // `null` removes the URL (it was read as "unchanged").
+    let (s, v) = node
+        .admin(
+            reqwest::Method::PATCH,
+            "/admin/v1/tenants/fixer",
+            Some(json!({"callback_url": null})),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["callback_url"], Value::Null, "{v}");
+    let (s, v) = node.send(&key, json!({"to": TO, "text": "quiet"})).await;
+    assert_eq!(s, 202, "{v}");
+    let quiet = v["id"].as_str().expect("id").to_string();
+    let v = node.wait_final(&key, &quiet, Duration::from_secs(20)).await;
+    assert_eq!(v["status"], "delivered", "{v}");
+    // A webhook of the last event would be on its way within milliseconds.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        [&wrong, &right]
+            .iter()
+            .all(|r| r.hits().iter().all(|h| h.json["id"] != quiet.as_str())),
+        "no webhook once the tenant has no URL"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failure_webhooks_carry_the_error() {
     let dir = tempdir();
@@ -387,6 +464,8 @@ async fn failure_webhooks_carry_the_error() {
         .await;
     let failed = &hits[1];
     check_signature(&secret, failed);
+    // The operator that refused it is named (it was null: nothing was ever sent).
+    assert_eq!(failed.json["channel"], "x", "{}", failed.body);
     let e = &failed.json["error"];
     assert!(
         e["code"]
