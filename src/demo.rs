@@ -101,7 +101,6 @@ pub async fn run(opts: DemoOptions) -> Result<(), DemoError> {
         "channels": channel_ids.iter().map(|c| serde_json::json!({"id": c})).collect::<Vec<_>>(),
     }))
     .await?;
-    // The demo tenant's key is stable across demo restarts: rotate to learn it afresh.
     let tenant = admin(&client, &base, &token, "/admin/v1/tenants", serde_json::json!({
         "id": "demo", "name": "Demo tenant", "rate_limit": {"per_second": 200, "burst": 400}, "senders": ["SMSGW"],
     }))
@@ -116,9 +115,17 @@ pub async fn run(opts: DemoOptions) -> Result<(), DemoError> {
         serde_json::json!({"sender": "SMSGW", "type": "alphanumeric"}),
     )
     .await?;
-    let api_key = match tenant.get("api_key").and_then(|k| k.as_str()) {
-        Some(k) => k.to_string(),
-        None => admin(
+    // The key is kept in the data dir (0600) so that a restarted demo prints the same key
+    // and the one a user saved keeps working; only a demo dir without it rotates.
+    let key_file = opts.data_dir.join("demo.api_key");
+    let kept = std::fs::read_to_string(&key_file)
+        .ok()
+        .map(|k| k.trim().to_string())
+        .filter(|k| !k.is_empty());
+    let api_key = match (tenant.get("api_key").and_then(|k| k.as_str()), kept) {
+        (Some(new), _) => new.to_string(),
+        (None, Some(kept)) => kept,
+        (None, None) => admin(
             &client,
             &base,
             &token,
@@ -131,6 +138,8 @@ pub async fn run(opts: DemoOptions) -> Result<(), DemoError> {
         .unwrap_or_default()
         .to_string(),
     };
+    crate::node::write_private_file(&key_file, &api_key)
+        .map_err(|e| DemoError::Setup(format!("write {}: {e}", key_file.display())))?;
     tokio::time::sleep(Duration::from_millis(300)).await;
     println!();
     println!(

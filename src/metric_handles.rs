@@ -8,6 +8,50 @@ use std::sync::RwLock;
 
 use rustc_hash::FxHashMap;
 
+/// `# HELP` lines for the contract's metrics (http-api.md §7) and the others operators
+/// graph most; `/metrics` shows them above each family. Called once, when the recorder is
+/// installed.
+pub fn describe_metrics() {
+    use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+    describe_counter!(
+        "smsgw_messages_total",
+        "Status changes of messages on this node's replica, by status entered"
+    );
+    describe_counter!(
+        "smsgw_http_requests_total",
+        "HTTP requests answered, by route and status code"
+    );
+    describe_counter!(
+        "smsgw_channel_submit_total",
+        "Submits to the operator by channel and result (ok, throttled, error, timeout)"
+    );
+    describe_gauge!(
+        "smsgw_channel_up",
+        "1 while a channel has a bound session on this node, else 0"
+    );
+    describe_histogram!(
+        "smsgw_submit_latency_seconds",
+        Unit::Seconds,
+        "Time from writing a submit to its response from the operator"
+    );
+    describe_gauge!(
+        "smsgw_raft_leader",
+        "1 on the node that leads the Raft cluster, else 0"
+    );
+    describe_gauge!(
+        "smsgw_queue_depth",
+        "Messages waiting for a channel this node dispatches"
+    );
+    describe_counter!(
+        "smsgw_resubmits_total",
+        "Parts submitted again because an earlier submit's answer was not recorded (failover)"
+    );
+    describe_counter!(
+        "smsgw_webhook_deliveries_total",
+        "Webhook delivery attempts by result (ok, error, timeout, gave_up)"
+    );
+}
+
 /// The handles of one metric, by the value of its one varying label (a channel id, a
 /// status). Values come from the configuration or from a closed set, never from a
 /// request, so the map stays as small as the label's cardinality in the registry.

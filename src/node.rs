@@ -95,20 +95,22 @@ pub fn admin_token(cfg: &Config, data_dir: &std::path::Path) -> Result<(String, 
     rand::RngCore::fill_bytes(&mut rand::rng(), &mut b);
     let token = format!("adm_{}", hex::encode(b));
     // Readable by the node's own user only: the token opens every admin call.
-    let write = || -> std::io::Result<()> {
-        use std::io::Write;
-        #[cfg(unix)]
-        use std::os::unix::fs::OpenOptionsExt;
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        options.mode(0o600);
-        let mut f = options.open(&path)?;
-        f.write_all(token.as_bytes())?;
-        f.sync_all()
-    };
-    write().map_err(|e| NodeError::DataDir(path.clone(), e))?;
+    write_private_file(&path, &token).map_err(|e| NodeError::DataDir(path.clone(), e))?;
     Ok((token, true))
+}
+
+/// Writes a secret to `path`, readable by this user only (0600), and fsyncs it.
+pub fn write_private_file(path: &std::path::Path, secret: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    #[cfg(unix)]
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    options.mode(0o600);
+    let mut f = options.open(path)?;
+    f.write_all(secret.as_bytes())?;
+    f.sync_all()
 }
 
 /// Installs the Prometheus recorder once per process and returns its handle.
@@ -143,7 +145,9 @@ pub fn metrics_handle() -> metrics_exporter_prometheus::PrometheusHandle {
                     metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder()
                 });
             let handle = recorder.handle();
-            let _ = metrics::set_global_recorder(recorder);
+            if metrics::set_global_recorder(recorder).is_ok() {
+                crate::metric_handles::describe_metrics();
+            }
             handle
         })
         .clone()
@@ -276,6 +280,12 @@ async fn count_statuses(
     routing: Arc<crate::routing::RoutingEngine>,
 ) {
     let by_status = ByLabel::new(|s| metrics::counter!("smsgw_messages_total", "status" => s));
+    // Every status has its series from the start (0), so a rate over it has a base.
+    for status in crate::state::Status::ALL {
+        by_status.get(status.as_str()).increment(0);
+    }
+    // The submit latency histogram too (empty until the first submit answer).
+    let _ = metrics::histogram!("smsgw_submit_latency_seconds");
     while let Some(n) = rx.recv().await {
         match n {
             Notice::Status { status } => by_status.get(status.as_str()).increment(1),

@@ -537,6 +537,8 @@ pub struct ListQuery {
     client_ref: Option<String>,
     since: Option<String>,
     limit: Option<usize>,
+    /// The `next` of the previous page (also accepted as `next=`).
+    #[serde(alias = "next")]
     cursor: Option<String>,
 }
 

@@ -111,10 +111,17 @@ async fn receive_inner(
             "missing or wrong receipt credentials for this channel",
         )
     })?;
-    let form = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+    // Form fields when declared so, unless the body is plainly JSON: `curl -d '{...}'`
+    // declares a form, and no form body starts with a brace or bracket.
+    let json_body = matches!(
+        body.iter().find(|b| !b.is_ascii_whitespace()),
+        Some(b'{' | b'[')
+    );
+    let form = !json_body
+        && headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
     let receipts = parse_receipts(&settings, &body, form).map_err(|e| match e {
         ReceiptError::Invalid { field, message } if field == "body" => {
             ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", message)

@@ -269,6 +269,15 @@ impl DispatcherState {
         self.owned = now_owned;
         if !gained.is_empty() {
             tracing::info!(node = me, channels = ?gained, "now dispatching these channels");
+            // A queue (and its `smsgw_queue_depth` series, 0) for every channel dispatched
+            // here, also before its first message.
+            for ch in &gained {
+                self.queues
+                    .entry(ch.clone())
+                    .or_insert_with_key(|ch| ChannelQueue::new(ch))
+                    .depth_gauge
+                    .set(0.0);
+            }
             match self.consensus.store().active_ids() {
                 Ok(ids) => {
                     for id in ids {

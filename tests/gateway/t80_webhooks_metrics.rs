@@ -582,6 +582,27 @@ async fn metrics_health_and_openapi() {
     node.channels_and_route(&[smsc.channel("a")]).await;
     let key = node.tenant("acme", json!({})).await;
     node.wait_bound().await;
+    // Before any message: every status and the channel's queue have a series (0), and
+    // the contract's families say what they are.
+    let m = eventually("series of a fresh node", Duration::from_secs(5), || async {
+        let m = node.metrics_text().await;
+        metric_value(&m, "smsgw_queue_depth", &[("channel", "a")]).map(|_| m)
+    })
+    .await;
+    for status in ["accepted", "delivered", "failed", "expired"] {
+        assert_eq!(
+            metric_value(&m, "smsgw_messages_total", &[("status", status)]),
+            Some(0.0),
+            "{status}:\n{m}"
+        );
+    }
+    for family in [
+        "smsgw_messages_total",
+        "smsgw_queue_depth",
+        "smsgw_channel_up",
+    ] {
+        assert!(m.contains(&format!("# HELP {family} ")), "{family}:\n{m}");
+    }
     let (s, v) = node.send(&key, json!({"to": TO, "text": "count me"})).await;
     assert_eq!(s, 202, "{v}");
     node.wait_status(

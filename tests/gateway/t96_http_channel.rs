@@ -139,6 +139,17 @@ async fn receipts_need_the_channels_credentials() {
         .await;
     assert_eq!(r.status, 422, "{:?}", r.json);
     assert_eq!(r.json["error"]["field"], "data.id", "{:?}", r.json);
+    // `curl -d '{...}'` declares a form; a body that is plainly JSON is read as JSON
+    // (it was read as form fields: 422 "missing message id").
+    let r = client()
+        .post(node.url("/v1/receipts/p"))
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .bearer_auth(RECEIPT_TOKEN)
+        .body(body.to_string())
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status().as_u16(), 200, "{:?}", r.text().await);
 
     // An HMAC channel: the signature of the exact body, in X-Signature.
     let secret = "hmac-secret-0123456789";
