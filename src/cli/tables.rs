@@ -50,20 +50,23 @@ fn cell(v: &Value) -> String {
             Some(f) if n.is_f64() => format!("{f:.2}"),
             _ => n.to_string(),
         },
-        Value::Array(a) if a.is_empty() => "-".into(),
-        Value::Array(a) => a.iter().map(cell).collect::<Vec<_>>().join(","),
-        Value::Object(o) => {
-            let set: Vec<String> = o
-                .iter()
+        Value::Array(a) => joined(a.iter().map(cell).collect(), ","),
+        Value::Object(o) => joined(
+            o.iter()
                 .filter(|(_, v)| cell(v) != "-")
                 .map(|(k, v)| format!("{k}={}", cell(v)))
-                .collect();
-            if set.is_empty() {
-                "-".into()
-            } else {
-                set.join(" ")
-            }
-        }
+                .collect(),
+            " ",
+        ),
+    }
+}
+
+/// The items joined by `sep`, or `-` for none.
+fn joined(items: Vec<String>, sep: &str) -> String {
+    if items.is_empty() {
+        "-".into()
+    } else {
+        items.join(sep)
     }
 }
 
@@ -145,11 +148,7 @@ const CHANNELS: &[Column] = &[
                 )
             })
             .collect();
-        if binds.is_empty() {
-            "-".into()
-        } else {
-            binds.join(" ")
-        }
+        joined(binds, " ")
     }),
     ("TPS", |c| cell(&c["tps"])),
     ("QUEUE", |c| cell(&c["queue_depth"])),
@@ -188,11 +187,7 @@ fn route_channels(strategy: &Value, channels: &Value) -> String {
             }
         })
         .collect();
-    if shown.is_empty() {
-        "-".into()
-    } else {
-        shown.join(",")
-    }
+    joined(shown, ",")
 }
 
 const ROUTES: &[Column] = &[

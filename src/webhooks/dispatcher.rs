@@ -334,12 +334,7 @@ impl WebhookState {
             .get(&job.tenant)
             .map(|t| (t.webhook_secret.clone(), t.callback_url.clone()));
         let Some((secret, tenant_url)) = tenant else {
-            count("gave_up");
-            warn!(
-                event_id = %event_id, message_id = %job.message_id, tenant = %job.tenant,
-                "tenant no longer exists; webhook dropped"
-            );
-            self.retire(myself, event_id);
+            self.give_up(myself, event_id, &job, "tenant no longer exists");
             return;
         };
 
@@ -353,12 +348,12 @@ impl WebhookState {
         match own_url.or(tenant_url) {
             Some(url) => job.url = url,
             None => {
-                count("gave_up");
-                warn!(
-                    event_id = %event_id, message_id = %job.message_id, tenant = %job.tenant,
-                    "the tenant's callback URL was removed; webhook dropped"
+                self.give_up(
+                    myself,
+                    event_id,
+                    &job,
+                    "the tenant's callback URL was removed",
                 );
-                self.retire(myself, event_id);
                 return;
             }
         }
@@ -381,6 +376,22 @@ impl WebhookState {
             }
             .instrument(span),
         );
+    }
+
+    /// Drops a job that can never be delivered: counted, logged with `why`, retired.
+    fn give_up(
+        &mut self,
+        myself: &ActorRef<WebhookMsg>,
+        event_id: String,
+        job: &WebhookJob,
+        why: &str,
+    ) {
+        count("gave_up");
+        warn!(
+            event_id = %event_id, message_id = %job.message_id, tenant = %job.tenant,
+            "{why}; webhook dropped"
+        );
+        self.retire(myself, event_id);
     }
 
     /// Proposes `WebhookDone` in a task; the answer comes back as `Retired`.

@@ -690,26 +690,24 @@ async fn every_rule_and_action_through_the_api() {
         assert_eq!(out.status.code(), Some(0), "{err}");
         assert!(!err.contains("panicked"), "{err}");
     }
-    let (code, out, err) = run_bounded(
-        &[
-            "compliance",
-            "rule",
-            "put",
-            "cli-kw",
-            "--kind",
-            "keyword",
-            "--pattern",
-            "forbidden",
-            "--url",
-            &url,
-            "--token",
-            ADMIN_TOKEN,
-        ],
-        &[],
-        dir.path(),
-        Duration::from_secs(20),
-    );
-    assert_eq!(code, Some(0), "{out} {err}");
+    // `smsgw compliance <args> --url .. --token ..`: exit 0, its stdout.
+    let cli = |args: &[&str]| {
+        let mut argv = vec!["compliance"];
+        argv.extend_from_slice(args);
+        argv.extend_from_slice(&["--url", &url, "--token", ADMIN_TOKEN]);
+        let (code, out, err) = run_bounded(&argv, &[], dir.path(), Duration::from_secs(20));
+        assert_eq!(code, Some(0), "{argv:?}: {out} {err}");
+        out
+    };
+    cli(&[
+        "rule",
+        "put",
+        "cli-kw",
+        "--kind",
+        "keyword",
+        "--pattern",
+        "forbidden",
+    ]);
     expect(
         &node,
         &key,
@@ -718,59 +716,14 @@ async fn every_rule_and_action_through_the_api() {
         "content_blocked",
     )
     .await;
-    let (code, out, err) = run_bounded(
-        &[
-            "compliance",
-            "opt-out",
-            "list",
-            "acme",
-            "--url",
-            &url,
-            "--token",
-            ADMIN_TOKEN,
-        ],
-        &[],
-        dir.path(),
-        Duration::from_secs(20),
-    );
-    assert_eq!(code, Some(0), "{out} {err}");
+    let out = cli(&["opt-out", "list", "acme"]);
     assert!(out.contains("number(s) opted out"), "a summary line: {out}");
-    let (code, out, err) = run_bounded(
-        &[
-            "compliance",
-            "opt-out",
-            "list",
-            "acme",
-            "--json",
-            "--url",
-            &url,
-            "--token",
-            ADMIN_TOKEN,
-        ],
-        &[],
-        dir.path(),
-        Duration::from_secs(20),
-    );
-    assert_eq!(code, Some(0), "{out} {err}");
+    let out = cli(&["opt-out", "list", "acme", "--json"]);
     assert!(
         out.contains("\"total\""),
         "the API's JSON with --json: {out}"
     );
-    let (code, out, err) = run_bounded(
-        &[
-            "compliance",
-            "rule",
-            "list",
-            "--url",
-            &url,
-            "--token",
-            ADMIN_TOKEN,
-        ],
-        &[],
-        dir.path(),
-        Duration::from_secs(20),
-    );
-    assert_eq!(code, Some(0), "{out} {err}");
+    let out = cli(&["rule", "list"]);
     assert!(
         out.lines()
             .next()
