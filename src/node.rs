@@ -147,6 +147,9 @@ pub fn metrics_handle() -> metrics_exporter_prometheus::PrometheusHandle {
             let handle = recorder.handle();
             if metrics::set_global_recorder(recorder).is_ok() {
                 crate::metric_handles::describe_metrics();
+                // The submit latency histogram has its (empty) series from the start,
+                // like the status counters (`count_statuses`).
+                let _ = metrics::histogram!("smsgw_submit_latency_seconds");
             }
             handle
         })
@@ -284,8 +287,6 @@ async fn count_statuses(
     for status in crate::state::Status::ALL {
         by_status.get(status.as_str()).increment(0);
     }
-    // The submit latency histogram too (empty until the first submit answer).
-    let _ = metrics::histogram!("smsgw_submit_latency_seconds");
     while let Some(n) = rx.recv().await {
         match n {
             Notice::Status { status } => by_status.get(status.as_str()).increment(1),

@@ -149,7 +149,7 @@ pub fn plan(cmd: &Command) -> Option<Result<ApiCall, String>> {
             call.table = table_of(cmd);
             call.confirm = confirmation(&call);
         }
-        call.timeout = Duration::from_secs(conn.timeout);
+        call.timeout = Duration::from_secs(conn.wait.timeout);
         call
     }))
 }
@@ -548,7 +548,7 @@ fn send(a: &SendArgs) -> Result<ApiCall, String> {
         body["client_ref"] = json!(r);
     }
     let mut call = ApiCall::new(Method::POST, &a.url, &["v1", "messages"], key).with_body(body);
-    call.timeout = Duration::from_secs(a.timeout);
+    call.timeout = Duration::from_secs(a.wait.timeout);
     Ok(call)
 }
 

@@ -126,6 +126,14 @@ pub struct AdminConn {
     /// Print the API's JSON instead of tables and summaries.
     #[arg(long, global = true)]
     pub json: bool,
+    /// How long to wait for the node.
+    #[command(flatten)]
+    pub wait: Wait,
+}
+
+/// `--timeout`, shared by the admin commands and `send`.
+#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
+pub struct Wait {
     /// Seconds to wait for the node's answer (writes wait for a Raft commit).
     #[arg(
         long,
@@ -457,15 +465,9 @@ pub struct SendArgs {
     /// Base URL of any node's HTTP API.
     #[arg(long, env = "SMSGW_URL", default_value = DEFAULT_URL)]
     pub url: String,
-    /// Seconds to wait for the node's answer.
-    #[arg(
-        long,
-        env = "SMSGW_TIMEOUT",
-        value_name = "SECONDS",
-        default_value_t = DEFAULT_TIMEOUT_SECONDS,
-        value_parser = clap::value_parser!(u64).range(1..=3600)
-    )]
-    pub timeout: u64,
+    /// How long to wait for the node.
+    #[command(flatten)]
+    pub wait: Wait,
 }
 
 #[cfg(test)]

@@ -53,8 +53,10 @@ fn cell(v: &Value) -> String {
         Value::Array(a) => joined(a.iter().map(cell).collect(), ","),
         Value::Object(o) => joined(
             o.iter()
-                .filter(|(_, v)| cell(v) != "-")
-                .map(|(k, v)| format!("{k}={}", cell(v)))
+                .filter_map(|(k, v)| {
+                    let c = cell(v);
+                    (c != "-").then(|| format!("{k}={c}"))
+                })
                 .collect(),
             " ",
         ),

@@ -856,18 +856,31 @@ impl StateStore {
         Ok(self.messages.contains_key(id.as_bytes())?)
     }
 
-    fn dlr_timeout_of(&self, channel: Option<&str>) -> u64 {
-        let cfg = self.config();
-        channel
-            .and_then(|c| cfg.channels.get(c))
-            .map(|c| c.dlr_timeout_seconds)
-            .unwrap_or(72 * 3600)
-    }
-
     /// Stores a changed message, updates indexes, and queues webhooks and notices for
     /// each status entered.
     fn save(&self, ctx: &mut ApplyCtx, before: Option<&IndexKey>, m: Message, entered: &[Status]) {
-        let dlr = self.dlr_timeout_of(m.channel.as_deref());
+        // One read of the config for what this save needs of it: the channel's receipt
+        // timeout, and for events of a message without its own webhook URL its tenant's
+        // URL as it is now (a changed or removed tenant URL applies to the events of
+        // messages accepted before).
+        let (dlr, url) = {
+            let cfg = self.config();
+            let dlr = m
+                .channel
+                .as_deref()
+                .and_then(|c| cfg.channels.get(c))
+                .map(|c| c.dlr_timeout_seconds)
+                .unwrap_or(72 * 3600);
+            let url = match (&m.callback_url, entered.is_empty()) {
+                (_, true) => None,
+                (Some(own), false) => Some(own.to_string()),
+                (None, false) => cfg
+                    .tenants
+                    .get(m.tenant.as_ref())
+                    .and_then(|t| t.callback_url.clone()),
+            };
+            (dlr, url)
+        };
         {
             let mut work = self.work();
             index_message(&mut work, &m, before, dlr);
@@ -911,17 +924,6 @@ impl StateStore {
                 ctx.notices.push(Notice::Ready(r));
             }
         }
-        // The message's own URL, else its tenant's as it is now (a changed or removed
-        // tenant URL applies to the events of messages accepted before).
-        let url = match (&m.callback_url, entered.is_empty()) {
-            (_, true) => None,
-            (Some(own), false) => Some(own.clone()),
-            (None, false) => self
-                .config()
-                .tenants
-                .get(m.tenant.as_ref())
-                .and_then(|t| t.callback_url.as_deref().map(Arc::<str>::from)),
-        };
         if let Some(url) = url {
             for (i, s) in entered.iter().enumerate() {
                 let seq = m.events.len() - entered.len() + i;
@@ -932,7 +934,7 @@ impl StateStore {
                     event_id: event_id.clone(),
                     tenant: m.tenant.to_string(),
                     message_id: m.id.clone(),
-                    url: url.to_string(),
+                    url: url.clone(),
                     body,
                     created_at: at,
                 };
@@ -1135,30 +1137,15 @@ impl StateStore {
                     }
                     r
                 })?,
-            Op::Fail { id, error, at } => self.with_message(ctx, id, |m| {
-                if set_status(m, Status::Failed, *at, event(Status::Failed, *at)) {
-                    m.error = Some(error.clone());
-                    vec![Status::Failed]
-                } else {
-                    vec![]
-                }
-            })?,
+            Op::Fail { id, error, at } => {
+                self.with_message(ctx, id, |m| transitions::fail(m, None, error, *at))?
+            }
             Op::FailOnChannel {
                 id,
                 channel,
                 error,
                 at,
-            } => self.with_message(ctx, id, |m| {
-                let mut ev = event(Status::Failed, *at);
-                ev.channel = Some(channel.clone());
-                if set_status(m, Status::Failed, *at, ev) {
-                    m.error = Some(error.clone());
-                    m.channel.get_or_insert_with(|| channel.clone());
-                    vec![Status::Failed]
-                } else {
-                    vec![]
-                }
-            })?,
+            } => self.with_message(ctx, id, |m| transitions::fail(m, Some(channel), error, *at))?,
             Op::Expire { id, at } => self.with_message(ctx, id, |m| {
                 if (m.status == Status::Scheduled || m.status == Status::Accepted)
                     && set_status(m, Status::Expired, *at, event(Status::Expired, *at))

@@ -30,6 +30,22 @@ pub fn event(status: Status, at: i64) -> Event {
     }
 }
 
+/// accepted → failed with `error`; `channel` when an operator refused it, recorded on the
+/// event and (unless the message already has one) on the message. Returns the statuses
+/// entered (empty if the transition is not allowed).
+pub fn fail(m: &mut Message, channel: Option<&String>, error: &ErrorInfo, at: i64) -> Vec<Status> {
+    let mut ev = event(Status::Failed, at);
+    ev.channel = channel.cloned();
+    if !set_status(m, Status::Failed, at, ev) {
+        return vec![];
+    }
+    m.error = Some(error.clone());
+    if let Some(ch) = channel {
+        m.channel.get_or_insert_with(|| ch.clone());
+    }
+    vec![Status::Failed]
+}
+
 /// Records a positive submit response for one part; when every part has one, the message
 /// becomes `sent`. Returns the statuses entered, in order (empty if nothing changed).
 pub fn part_submitted(
