@@ -775,6 +775,16 @@ fn channel_from_body(b: ChannelBody) -> Result<Channel, ApiError> {
             .map_err(|e| ApiError::invalid(&e.field, e.message))?;
     }
     let text = channel_text(&options)?;
+    if let Some(v) = options.get("response_timeout_seconds")
+        && v.as_u64()
+            .filter(|s| (1..=crate::protocols::session::MAX_RESPONSE_TIMEOUT_S).contains(s))
+            .is_none()
+    {
+        return Err(ApiError::invalid(
+            "options.response_timeout_seconds",
+            "1 to 300 (default 10): how long a submit waits for the operator's response before it is resubmitted elsewhere",
+        ));
+    }
     let dlr_timeout_seconds = match options.get("dlr_timeout_seconds") {
         None => 72 * 3600,
         Some(v) => v
@@ -814,6 +824,7 @@ const COMMON_OPTION_KEYS: &[&str] = &[
     "text_coding",
     "dlr_id_format",
     "dlr_timeout_seconds",
+    "response_timeout_seconds",
 ];
 
 /// Refuses an option the channel's protocol does not have (a typo such as

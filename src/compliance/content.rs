@@ -142,7 +142,7 @@ impl RuleSet {
             let p = r.pattern.trim();
             match r.kind {
                 RuleKind::Keyword => {
-                    let k = p.to_lowercase();
+                    let k = fold(p);
                     let n = *kw_index.entry(k.clone()).or_insert_with(|| {
                         kw_patterns.push(k);
                         set.keyword_rules.push(Vec::new());
@@ -225,7 +225,7 @@ impl RuleSet {
     pub fn evaluate(&self, tenant: &str, text: &str) -> Vec<Hit> {
         let mut hits: Vec<usize> = Vec::new();
         if let Some(ac) = &self.keywords {
-            let lower = text.to_lowercase();
+            let lower = fold(text);
             for m in ac.find_overlapping_iter(&lower) {
                 let before = lower[..m.start()].chars().next_back();
                 let after = lower[m.end()..].chars().next();
@@ -281,6 +281,35 @@ impl RuleSet {
         });
         out
     }
+}
+
+/// The form keywords are matched in, for patterns and texts alike: compatibility
+/// characters folded (full-width letters, ligatures: NFKC), invisible format characters
+/// dropped (soft hyphen, zero-width space and joiners, word joiner, BOM), every run of
+/// white space (line breaks, no-break spaces) one space, lower case. So "payday loan"
+/// also finds "PAYDAY  LOAN", "payday\nloan" and "pay\u{ad}day\u{a0}loan".
+fn fold(text: &str) -> String {
+    use unicode_normalization::UnicodeNormalization;
+    let mut out = String::with_capacity(text.len());
+    let mut in_space = false;
+    for c in text.nfkc() {
+        if matches!(
+            c,
+            '\u{ad}' | '\u{200b}' | '\u{200c}' | '\u{200d}' | '\u{2060}' | '\u{feff}'
+        ) {
+            continue;
+        }
+        if c.is_whitespace() {
+            if !in_space {
+                out.push(' ');
+            }
+            in_space = true;
+            continue;
+        }
+        in_space = false;
+        out.extend(c.to_lowercase());
+    }
+    out
 }
 
 /// `a.b.example.com` → `a.b.example.com`, `b.example.com`, `example.com`, `com`.
@@ -395,6 +424,30 @@ mod tests {
             ids(&s.evaluate("acme", "a FREE GIFT and a loan")),
             ["k1", "k2"]
         );
+    }
+
+    #[test]
+    fn a_keyword_phrase_is_found_through_spacing_tricks() {
+        let s = set(vec![rule(
+            "loans",
+            None,
+            RuleKind::Keyword,
+            "Payday  Loan",
+            RuleAction::Reject,
+        )]);
+        for text in [
+            "get a PAYDAY  LOAN now",
+            "payday\nloan",
+            "payday\r\n\tloan",
+            "payday\u{a0}loan",
+            "pay\u{ad}day loan",
+            "pay\u{200b}day loan",
+            "\u{ff50}\u{ff41}\u{ff59}\u{ff44}\u{ff41}\u{ff59} loan",
+        ] {
+            assert_eq!(ids(&s.evaluate("x", text)), ["loans"], "{text:?}");
+        }
+        assert!(s.evaluate("x", "paydayloan").is_empty());
+        assert!(s.evaluate("x", "payday loans").is_empty());
     }
 
     #[test]

@@ -23,7 +23,7 @@ use crate::api::error::ApiError;
 use crate::messages::intake::{Intake, SendRequest};
 use crate::state::compliance::{CapKey, CapKind};
 use crate::state::transitions::event;
-use crate::state::{Message, Op, StateStore, Status, Tenant};
+use crate::state::{ErrorInfo, Message, Op, StateStore, Status, Tenant};
 
 pub use check::{Refusal, Verdict};
 
@@ -201,4 +201,33 @@ pub fn apply(m: &mut Message, v: Verdict) {
     if v.record != Default::default() {
         m.compliance = Some(std::sync::Arc::new(v.record));
     }
+}
+
+/// The checks that can change while a message waits for its `send_at` (or the end of
+/// quiet hours), asked again when it is released: the recipient opted out since, or a
+/// content rule added since rejects the text. The error it then fails with, code
+/// `blocked` (a scheduled message passes through `accepted` to `failed`).
+pub fn refusal_at_release(store: &StateStore, m: &Message) -> Option<ErrorInfo> {
+    let opt_out_applies = store
+        .config()
+        .tenants
+        .get(&*m.tenant)
+        .is_some_and(|t| t.opt_out_categories.contains(&m.category));
+    let refusal = if opt_out_applies && store.compliance().opted_out(&m.tenant, &m.to) {
+        Refusal::OptedOut(m.to.to_string(), m.category.as_str())
+    } else {
+        let rules = content::compiled(store);
+        let hits = rules.evaluate(&m.tenant, &m.text);
+        let rule = hits
+            .into_iter()
+            .find(|h| h.action == crate::state::compliance::RuleAction::Reject)?
+            .rule;
+        Refusal::ContentBlocked { rule }
+    };
+    record(refusal.check(), "reject");
+    Some(ErrorInfo {
+        code: "blocked".into(),
+        message: format!("{refusal} (checked again when it was due)"),
+        smsc_code: None,
+    })
 }

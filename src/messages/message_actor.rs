@@ -378,7 +378,9 @@ async fn work(st: &MessageArgs) -> Result<WorkEnd, ActorProcessingErr> {
                         c,
                         &row,
                         &st.channel,
-                        format!("no response: {e}"),
+                        format!(
+                            "no response: {e}; sent again elsewhere (the operator may still deliver the first copy)"
+                        ),
                         pinned,
                     )
                     .await;

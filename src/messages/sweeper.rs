@@ -104,6 +104,7 @@ impl Actor for Sweeper {
                     }
                 }
                 let mut ids = Vec::new();
+                let mut due_releases = Vec::new();
                 {
                     let work = st.consensus.store().work();
                     let due = |set: &std::collections::BTreeSet<(i64, MessageKey)>| -> Vec<String> {
@@ -125,11 +126,7 @@ impl Actor for Sweeper {
                     }
                     for id in due(&work.scheduled) {
                         if !expired.contains(&id) && !st.in_flight.contains(&id) {
-                            ops.push(Op::Release {
-                                id: id.clone(),
-                                at: now,
-                            });
-                            ids.push(id);
+                            due_releases.push(id);
                         }
                     }
                     for id in due(&work.dlr_deadline) {
@@ -141,6 +138,10 @@ impl Actor for Sweeper {
                             ids.push(id);
                         }
                     }
+                }
+                for id in due_releases {
+                    release(&st.consensus, &id, now, &mut ops);
+                    ids.push(id);
                 }
                 if ops.is_empty() {
                     return Ok(());
@@ -157,6 +158,32 @@ impl Actor for Sweeper {
             }
         }
         Ok(())
+    }
+}
+
+/// The operations that release a due scheduled message: `Release`, followed in the same
+/// entry by `Fail` when what changed while it waited (an opt-out, a new content rule)
+/// now refuses it.
+fn release(consensus: &Consensus, id: &str, now: i64, ops: &mut Vec<Op>) {
+    ops.push(Op::Release {
+        id: id.to_string(),
+        at: now,
+    });
+    let message = match consensus.store().get_message(id) {
+        Ok(Some(m)) => m,
+        Ok(None) => return,
+        Err(e) => {
+            warn!(message_id = %id, error = %e, "release: the row could not be read; released unchecked");
+            return;
+        }
+    };
+    if let Some(error) = crate::compliance::refusal_at_release(consensus.store(), &message) {
+        tracing::info!(message_id = %id, tenant = %message.tenant, reason = %error.message, "due message refused at release");
+        ops.push(Op::Fail {
+            id: id.to_string(),
+            error,
+            at: now,
+        });
     }
 }
 

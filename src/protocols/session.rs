@@ -29,6 +29,21 @@ pub enum ChannelSession {
     Cn(CnSession),
 }
 
+/// How long a request waits for its response: `options.response_timeout_seconds`
+/// (validated 1..=300 when the channel is stored), else 10 s.
+pub fn response_timeout(c: &Channel) -> Duration {
+    serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(&c.options_json)
+        .ok()
+        .and_then(|o| o.get("response_timeout_seconds").and_then(|v| v.as_u64()))
+        .filter(|s| (1..=MAX_RESPONSE_TIMEOUT_S).contains(s))
+        .map_or(DEFAULT_RESPONSE_TIMEOUT, Duration::from_secs)
+}
+
+/// The response timeout of a channel that sets none.
+pub const DEFAULT_RESPONSE_TIMEOUT: Duration = Duration::from_secs(10);
+/// The largest `options.response_timeout_seconds`.
+pub const MAX_RESPONSE_TIMEOUT_S: u64 = 300;
+
 /// The SMPP session settings of a channel.
 pub fn smpp_config(c: &Channel) -> SessionConfig {
     SessionConfig {
@@ -43,7 +58,7 @@ pub fn smpp_config(c: &Channel) -> SessionConfig {
         },
         window: c.window.max(1) as usize,
         enquire_link_interval: Duration::from_secs(u64::from(c.enquire_link_seconds.max(1))),
-        response_timeout: Duration::from_secs(10),
+        response_timeout: response_timeout(c),
         connect_timeout: Duration::from_secs(5),
     }
 }
@@ -72,7 +87,7 @@ pub fn cn_config(c: &Channel) -> Result<CnConfig, SessionError> {
         dialect: cn_dialect(c)?,
         window: c.window.max(1) as usize,
         keepalive_interval: Duration::from_secs(u64::from(c.enquire_link_seconds.max(1))),
-        response_timeout: Duration::from_secs(10),
+        response_timeout: response_timeout(c),
         connect_timeout: Duration::from_secs(5),
     })
 }

@@ -331,3 +331,51 @@ async fn dead_queue_depth(node: &GwNode) -> Option<u64> {
         .and_then(|cs| cs.iter().find(|c| c["id"] == "dead"))
         .and_then(|c| c["queue_depth"].as_u64())
 }
+
+/// `options.response_timeout_seconds` sets how long a submit waits for the operator's
+/// answer: at 1 s against an SMSC that answers after 2.5 s the part is sent again
+/// (counted in `smsgw_resubmits_total`) and the late positive answer is counted in
+/// `smsgw_late_submit_responses_total`, the sign that a recipient may get two copies.
+/// Values outside 1..=300 are refused naming the option.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_response_timeout_is_a_channel_option_and_late_answers_are_counted() {
+    let dir = tempdir();
+    let _logs = LogsOnFailure(dir.path().to_path_buf());
+    let smsc = Smsc::start(dir.path(), "slow", &["--submit-latency-ms", "2500"]).await;
+    let node = GwNode::start(dir.path(), &[]).await;
+    for bad in [json!(0), json!(301), json!("10")] {
+        let mut ch = smsc.channel("bad");
+        ch["options"] = json!({"response_timeout_seconds": bad});
+        let (s, v) = node
+            .admin(reqwest::Method::POST, "/admin/v1/channels", Some(ch))
+            .await;
+        assert_eq!(s, 422, "{bad}: {v}");
+        assert_eq!(
+            v["error"]["field"], "options.response_timeout_seconds",
+            "{v}"
+        );
+    }
+    let mut ch = smsc.channel("a");
+    ch["options"] = json!({"response_timeout_seconds": 1});
+    node.channels_and_route(&[ch]).await;
+    let key = node.tenant("acme", json!({})).await;
+    node.wait_bound().await;
+    node.send_all_accepted(&key, bodies(1, "slow")).await;
+    let counted = |name: &'static str| {
+        let node = &node;
+        async move {
+            let m = node.metrics_text().await;
+            metric_value(&m, name, &[]).unwrap_or(0.0)
+        }
+    };
+    eventually(
+        "a resubmit and a late answer",
+        Duration::from_secs(20),
+        || async {
+            (counted("smsgw_resubmits_total").await >= 1.0
+                && counted("smsgw_late_submit_responses_total").await >= 1.0)
+                .then_some(())
+        },
+    )
+    .await;
+}

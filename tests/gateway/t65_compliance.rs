@@ -800,3 +800,90 @@ async fn cluster_frequency_cap_is_exact_and_rules_reach_every_node_within_a_seco
         );
     }
 }
+
+/// What changes while a message waits for its `send_at` is asked again when it is due:
+/// a recipient who opted out since, or a content rule added since, fails it as `blocked`
+/// (through `accepted`, the contract's only way to `failed`) instead of sending it; a
+/// transactional message to the same number still goes. Quiet hours are judged at the
+/// time the message would be sent, so a `send_at` inside them moves to the window's end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn due_messages_are_checked_again_and_quiet_hours_follow_send_at() {
+    let dir = tempdir();
+    let _logs = LogsOnFailure(dir.path().to_path_buf());
+    let (_smsc, node, key) = gateway_with_smsc(dir.path(), "c65due", &[], &[]).await;
+    let soon = (chrono::Utc::now() + chrono::Duration::seconds(3)).to_rfc3339();
+    let scheduled = |to: &str, text: &str, category: &str| json!({"to": to, "text": text, "category": category, "send_at": soon});
+    let mut ids = Vec::new();
+    for body in [
+        scheduled(DE2, "big sale tomorrow", "marketing"),
+        scheduled(DE, "visit our crypto giveaway", "marketing"),
+        scheduled(DE2, "your receipt", "transactional"),
+    ] {
+        let v = expect(&node, &key, body, 202, "").await;
+        assert_eq!(v["status"], "scheduled", "{v}");
+        ids.push(v["id"].as_str().unwrap_or("").to_string());
+    }
+    post(
+        &node,
+        "/admin/v1/tenants/acme/opt_outs",
+        json!({"numbers": [DE2]}),
+    )
+    .await;
+    put(
+        &node,
+        "/admin/v1/compliance/rules/kw-crypto",
+        json!({"kind": "keyword", "pattern": "crypto", "action": "reject"}),
+    )
+    .await;
+
+    let opted_out = node
+        .wait_final(&key, &ids[0], Duration::from_secs(20))
+        .await;
+    assert_eq!(opted_out["status"], "failed", "{opted_out}");
+    assert_eq!(opted_out["error"]["code"], "blocked", "{opted_out}");
+    let why = opted_out["error"]["message"].as_str().unwrap_or("");
+    assert!(why.contains("opted out"), "{opted_out}");
+    let statuses: Vec<&str> = opted_out["events"]
+        .as_array()
+        .map(|e| e.iter().filter_map(|e| e["status"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(statuses, ["scheduled", "accepted", "failed"], "{opted_out}");
+
+    let ruled = node
+        .wait_final(&key, &ids[1], Duration::from_secs(20))
+        .await;
+    assert_eq!(ruled["status"], "failed", "{ruled}");
+    assert_eq!(ruled["error"]["code"], "blocked", "{ruled}");
+    assert!(
+        ruled["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("kw-crypto"),
+        "{ruled}"
+    );
+    let receipt = node
+        .wait_final(&key, &ids[2], Duration::from_secs(20))
+        .await;
+    assert_eq!(receipt["status"], "delivered", "{receipt}");
+
+    // Quiet hours around now and for the next hour: a send_at a minute ahead is inside.
+    let now = chrono::Utc::now();
+    let hm = |d: chrono::DateTime<chrono::Utc>| d.format("%H:%M").to_string();
+    let end = now + chrono::Duration::hours(1);
+    put(&node, "/admin/v1/compliance/countries/DE",
+        json!({"quiet_hours": {"start": hm(now - chrono::Duration::hours(1)), "end": hm(end), "timezone": "UTC"}})).await;
+    let in_a_minute = (now + chrono::Duration::seconds(60)).to_rfc3339();
+    let v = expect(
+        &node,
+        &key,
+        json!({"to": DE, "text": "night promo", "category": "marketing", "send_at": in_a_minute}),
+        202,
+        "",
+    )
+    .await;
+    assert_eq!(v["status"], "scheduled", "{v}");
+    let (_, st) = node.message(&key, v["id"].as_str().unwrap_or("")).await;
+    assert!(note_of(&st).contains("quiet hours"), "{st}");
+    let send_at = st["send_at"].as_str().unwrap_or("");
+    assert!(send_at.contains(&format!("T{}:00", hm(end))), "{st}");
+}

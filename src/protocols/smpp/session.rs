@@ -312,6 +312,9 @@ struct Resp {
     message_id: String,
 }
 
+/// command_id of submit_sm_resp.
+const SUBMIT_SM_RESP: u32 = 0x8000_0004;
+
 #[derive(Default)]
 struct Pending {
     map: HashMap<u32, oneshot::Sender<Resp>>,
@@ -361,6 +364,18 @@ impl Inner {
         match waiter {
             Some(tx) => {
                 let _ = tx.send(resp);
+            }
+            // A positive submit_sm_resp after its timeout: the SMSC took a part the gateway
+            // already sent again (counted in smsgw_resubmits_total), so the recipient may
+            // get it twice. Said loudly and counted, since only the operator can tell.
+            None if resp.command_id == SUBMIT_SM_RESP && resp.status == 0 => {
+                metrics::counter!("smsgw_late_submit_responses_total").increment(1);
+                warn!(
+                    session = %self.label,
+                    seq,
+                    smsc_message_id = %resp.message_id,
+                    "submit_sm_resp after the response timeout: the SMSC accepted a part that was already resubmitted; the recipient may get it twice (raise options.response_timeout_seconds for a slow SMSC)"
+                );
             }
             None => debug!(
                 session = %self.label,
