@@ -347,3 +347,93 @@ async fn cmpp_flow_control_is_retried_until_delivered() {
     assert!(st["throttled"].as_u64().unwrap_or(0) > 0, "{st}");
     assert_eq!(st["accepted"], 15, "{st}");
 }
+
+/// Audit defect 2 (and 9): GSM-7 text with non-ASCII characters was accepted as `gsm7`,
+/// then failed after the 202 as `rejected_by_carrier` without a PDU sent: CN channels
+/// carry GSM text only as ASCII. It is planned as UCS-2 at accept (preview agrees) and
+/// delivered as Msg_Fmt 8; an explicit `gsm7` is refused before anything is stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn non_ascii_gsm_text_is_planned_as_ucs2_on_cn_routes() {
+    let dir = tempdir();
+    let _logs = LogsOnFailure(dir.path().to_path_buf());
+    let (smsc, node, key) = setup(
+        dir.path(),
+        "cmgsm",
+        "cmpp",
+        json!({"version": "3.0"}),
+        &["--dlr-delay-ms", "20"],
+    )
+    .await;
+    let text = format!("Dear José, {}", "your order has shipped. ".repeat(8));
+    assert_eq!(text.chars().count(), 203);
+    let body = json!({"to": TO, "text": text});
+    let client = client();
+    let preview: Value = client
+        .post(node.url("/v1/messages/preview"))
+        .bearer_auth(&key)
+        .json(&body)
+        .send()
+        .await
+        .expect("preview")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(preview["encoding"], "ucs2", "{preview}");
+    assert_eq!(preview["parts"], 4, "{preview}");
+    let (s, v) = node.send(&key, body).await;
+    assert_eq!(s, 202, "{v}");
+    assert_eq!(
+        (v["encoding"].clone(), v["parts"].clone()),
+        (json!("ucs2"), json!(4)),
+        "{v}"
+    );
+    let id = v["id"].as_str().expect("id").to_string();
+    let done = node.wait_final(&key, &id, Duration::from_secs(30)).await;
+    assert_eq!(done["status"], "delivered", "{done}");
+    let ledger = smsc.ledger_at_least(4).await;
+    assert!(ledger.iter().all(|l| l["data_coding"] == 8), "{ledger:?}");
+
+    let (s, v) = node
+        .send(
+            &key,
+            json!({"to": TO, "text": "é".repeat(100), "encoding": "gsm7"}),
+        )
+        .await;
+    assert_eq!(s, 422, "{v}");
+    assert_eq!(v["error"]["code"], "encoding_mismatch", "{v}");
+
+    // Defect 10: an SP access number with an extension (16-21 digits) is a CMPP Src_Id.
+    let (s, v) = node
+        .send(
+            &key,
+            json!({"to": TO, "text": "ext", "from": "106900123456789012"}),
+        )
+        .await;
+    assert_eq!(s, 202, "{v}");
+    assert_eq!(v["from"], "106900123456789012", "{v}");
+}
+
+/// Audit defect 4: `smsc_code` kept the SMPP translation (0x00000045) of a CMPP
+/// SUBMIT_RESP Result 9 instead of the operator's own result.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_submit_keeps_the_operators_result_code() {
+    let dir = tempdir();
+    let _logs = LogsOnFailure(dir.path().to_path_buf());
+    let (_smsc, node, key) = setup(
+        dir.path(),
+        "cmerr",
+        "cmpp",
+        json!({"version": "3.0"}),
+        &["--error-rate", "1.0"],
+    )
+    .await;
+    let (s, v) = node.send(&key, json!({"to": TO, "text": "refused"})).await;
+    assert_eq!(s, 202, "{v}");
+    let id = v["id"].as_str().expect("id").to_string();
+    let done = node.wait_final(&key, &id, Duration::from_secs(30)).await;
+    assert_eq!(done["status"], "failed", "{done}");
+    assert_eq!(done["error"]["code"], "rejected_by_carrier", "{done}");
+    assert_eq!(done["error"]["smsc_code"], "9", "{done}");
+    let msg = done["error"]["message"].as_str().unwrap_or("");
+    assert!(msg.contains("CMPP 3.0 SUBMIT_RESP Result 9"), "{done}");
+}

@@ -28,14 +28,15 @@ use tracing::{debug, info, warn};
 use super::dialect::{Dialect, Event, RespKind};
 use super::wire::{MAX_PDU, MIN_PDU};
 use crate::protocols::sgip::codec::Seq;
+use crate::protocols::smpp::status_map::{
+    SubmitErrorClass, classify_submit_status, submit_error_code,
+};
 use crate::protocols::smpp::{DeliverAck, Inbound, SessionError, SubmitOutcome, SubmitRequest};
 
 /// How long `unbind` waits for the exit response.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
 /// Most inbound reports waiting for room in the gateway's channel.
 const INBOUND_OVERFLOW: usize = 1024;
-/// SMPP-style status for "this part cannot be carried" (ESME_RINVMSGLEN, permanent).
-const STATUS_UNCARRIABLE: u32 = 0x01;
 
 /// Everything needed to open one session.
 #[derive(Debug, Clone)]
@@ -329,9 +330,11 @@ impl CnSession {
     }
 
     /// Waits for a window slot, sends the submit, waits for its response. A
-    /// part no Chinese encoding can carry is answered Rejected(0x01) without
-    /// being sent; the protocol's result codes are given as the SMPP
-    /// command_status with the same retry meaning (see each `status_map`).
+    /// part no Chinese encoding can carry is answered `Refused` with
+    /// `channel_unavailable` and no operator code, without being sent; an
+    /// operator's refusal is `Refused` with the retry class and contract code of
+    /// its SMPP equivalent (see each `status_map`) and the protocol's own result
+    /// as the provider code.
     pub async fn submit(&self, req: SubmitRequest) -> Result<SubmitOutcome, SessionError> {
         let inner = self.inner();
         let _permit = inner
@@ -344,9 +347,16 @@ impl CnSession {
         let (frame, own_id) = match inner.dialect.submit(seq, &req) {
             Ok(x) => x,
             Err(e) => {
-                warn!(session = %inner.label, error = %e, "part cannot be carried by this protocol");
-                return Ok(SubmitOutcome::Rejected {
-                    command_status: STATUS_UNCARRIABLE,
+                // The gateway's own limit, not the operator's refusal: nothing was sent.
+                let protocol = inner.dialect.protocol.name();
+                warn!(session = %inner.label, protocol, error = %e, "part cannot be carried by this protocol; not sent");
+                return Ok(SubmitOutcome::Refused {
+                    class: SubmitErrorClass::Permanent,
+                    code: "channel_unavailable".into(),
+                    provider_code: String::new(),
+                    message: format!(
+                        "this {protocol} channel cannot carry the part ({e}); nothing was sent to the operator"
+                    ),
                 });
             }
         };
@@ -373,8 +383,21 @@ impl CnSession {
                 message_id: own_id.unwrap_or(resp.msg_id),
             }),
             (RespKind::Submit, s) => {
-                warn!(session = %inner.label, protocol = inner.dialect.protocol.name(), result = resp.raw, mapped = format_args!("{s:#x}"), "operator refused a submit");
-                Ok(SubmitOutcome::Rejected { command_status: s })
+                let protocol = inner.dialect.protocol;
+                warn!(session = %inner.label, protocol = protocol.name(), result = resp.raw, class = format_args!("{s:#x}"), "operator refused a submit");
+                // The retry class and the contract's code come from the SMPP equivalent;
+                // `smsc_code` keeps the operator's own result as it was received.
+                Ok(SubmitOutcome::Refused {
+                    class: classify_submit_status(s),
+                    code: submit_error_code(s).into(),
+                    provider_code: resp.raw.to_string(),
+                    message: format!(
+                        "the operator refused the message ({} {} {})",
+                        protocol.name(),
+                        protocol.submit_result_field(),
+                        resp.raw
+                    ),
+                })
             }
             (k, s) => Err(SessionError::Protocol(format!(
                 "unexpected {k:?} response (status {s}) to a submit"
