@@ -311,7 +311,8 @@ async fn channel_options_are_validated_per_protocol() {
         assert_eq!(s, 422, "{v}");
         assert_eq!(v["error"]["field"], field, "{v}");
     }
-    // A valid CMPP channel gets the specs' window of 16 by default.
+    // A valid CMPP channel gets the contract's window of 10 by default (audit defect 10);
+    // the SGIP option `service_type` is the contract's name of `service_id` (defect 7).
     let mut body = base.clone();
     body["protocol"] = json!("cmpp");
     body["system_id"] = json!("901234");
@@ -319,7 +320,19 @@ async fn channel_options_are_validated_per_protocol() {
         .admin(reqwest::Method::POST, "/admin/v1/channels", Some(body))
         .await;
     assert_eq!(s, 201, "{v}");
-    assert_eq!(node.channel_view("x").await["window"], 16);
+    assert_eq!(node.channel_view("x").await["window"], 10);
+    let mut body = base.clone();
+    body["id"] = json!("u");
+    body["protocol"] = json!("sgip");
+    body["system_id"] = json!("sp");
+    body["options"] = json!({"service_type": "USVC001", "login_password": "smgpw"});
+    let (s, v) = node
+        .admin(reqwest::Method::POST, "/admin/v1/channels", Some(body))
+        .await;
+    assert_eq!(s, 201, "{v}");
+    let view = node.channel_view("u").await;
+    assert_eq!(view["options"]["service_type"], "USVC001", "{view}");
+    assert_eq!(view["options"]["login_password"], "<redacted>", "{view}");
 }
 
 /// CMPP Result 8 (flow control) slows the channel down and retries, as SMPP's 0x58 does.
@@ -436,4 +449,91 @@ async fn refused_submit_keeps_the_operators_result_code() {
     assert_eq!(done["error"]["smsc_code"], "9", "{done}");
     let msg = done["error"]["message"].as_str().unwrap_or("");
     assert!(msg.contains("CMPP 3.0 SUBMIT_RESP Result 9"), "{done}");
+}
+
+/// Audit defect 5: a refused login left the channel `connecting` with no reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_login_shows_the_channel_down_with_the_reason() {
+    let dir = tempdir();
+    let _logs = LogsOnFailure(dir.path().to_path_buf());
+    let smsc = Smsc::start_protocol(dir.path(), "cmpw", "cmpp", &[]).await;
+    let node = GwNode::start(dir.path(), &[]).await;
+    let mut ch = smsc.channel("a");
+    ch["password"] = json!("WRONG");
+    node.channels_and_route(&[ch]).await;
+    let v = eventually("login refusal shown", Duration::from_secs(30), || async {
+        let v = node.channel_view("a").await;
+        (v["state"] == "down" && !v["last_error"].is_null()).then_some(v)
+    })
+    .await;
+    let reason = v["last_error"].as_str().unwrap_or("");
+    assert!(
+        reason.contains("CMPP 3.0 CONNECT status 3 (authentication failed)"),
+        "{v}"
+    );
+    assert!(
+        !node.proc.log_text().contains("command_status 0x3"),
+        "SMPP terms in the log"
+    );
+}
+
+/// Audit defect 6: a second SGIP channel on a listener address already in use was
+/// created and shown `bound`, though its Reports could never arrive.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sgip_listener_address_in_use_is_refused() {
+    let dir = tempdir();
+    let node = GwNode::start(dir.path(), &[]).await;
+    let port = free_port();
+    let body = |id: &str| {
+        json!({"id": id, "protocol": "sgip", "host": "127.0.0.1", "port": 8801, "system_id": "sp",
+               "password": "pw", "options": {"listen": format!("127.0.0.1:{port}")}})
+    };
+    let (s, v) = node
+        .admin(
+            reqwest::Method::POST,
+            "/admin/v1/channels",
+            Some(body("u1")),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    let (s, v) = node
+        .admin(
+            reqwest::Method::POST,
+            "/admin/v1/channels",
+            Some(body("u2")),
+        )
+        .await;
+    assert_eq!(s, 409, "{v}");
+    assert_eq!(v["error"]["field"], "options.listen", "{v}");
+
+    // A listener that cannot bind (the node's own HTTP port): never `bound`, and why.
+    let (_, _, flags) = sgip_parts();
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let smsc = Smsc::start_protocol(dir.path(), "sgl", "sgip", &flags).await;
+    let mut ch = smsc.channel("u3");
+    ch["options"] = json!({"listen": format!("127.0.0.1:{}", node.http)});
+    let (s, v) = node
+        .admin(reqwest::Method::POST, "/admin/v1/channels", Some(ch))
+        .await;
+    assert_eq!(s, 201, "{v}");
+    let v = eventually(
+        "listener failure shown",
+        Duration::from_secs(30),
+        || async {
+            let v = node.channel_view("u3").await;
+            (!v["last_error"].is_null()).then_some(v)
+        },
+    )
+    .await;
+    assert!(
+        v["last_error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("report listener"),
+        "{v}"
+    );
+    for _ in 0..10 {
+        assert_ne!(node.channel_view("u3").await["state"], "bound");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }

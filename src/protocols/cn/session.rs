@@ -261,7 +261,7 @@ impl CnSession {
     }
 
     /// TCP connect + login (CMPP_CONNECT / SMGP Login / SGIP Bind with LoginType 1).
-    /// A non-zero login status is Err(BindRejected) with that status.
+    /// A non-zero login status is Err(LoginRejected) naming the protocol and status.
     pub async fn connect(
         cfg: CnConfig,
         inbound: mpsc::Sender<Inbound>,
@@ -295,8 +295,9 @@ impl CnSession {
         .await
         .map_err(|_| SessionError::ResponseTimeout)??;
         if status != 0 {
-            return Err(SessionError::BindRejected {
-                command_status: status,
+            return Err(SessionError::LoginRejected {
+                status,
+                detail: dialect.protocol.login_rejection(status),
             });
         }
         info!(session = %label, protocol = dialect.protocol.name(), "session logged in");
