@@ -693,10 +693,9 @@ fn channel_from_body(b: ChannelBody) -> Result<Channel, ApiError> {
     if !(1..=1_000_000).contains(&tps) {
         return Err(ApiError::invalid("tps", "1 to 1000000"));
     }
-    // The Chinese protocols' specifications recommend a window of 16.
-    let window = b
-        .window
-        .unwrap_or(if b.protocol == "smpp" { 10 } else { 16 });
+    // The contract's default for every protocol (the Chinese specifications
+    // recommend 16: set it per channel).
+    let window = b.window.unwrap_or(10);
     if !(1..=1024).contains(&window) {
         return Err(ApiError::invalid("window", "1 to 1024"));
     }
@@ -947,6 +946,7 @@ pub fn local_channel_stats(registry: &crate::channels::ChannelRegistry, id: &str
         .unwrap_or(Value::Null);
     json!({
         "queue_depth": depth,
+        "last_error": registry.last_error(id),
         "health": health,
         "stats": {"sent": sent, "failed": failed, "delivered": delivered,
                   "success_rate": if finals == 0 { Value::Null } else { json!(delivered as f64 / finals as f64) },
@@ -1006,6 +1006,7 @@ fn channel_view(st: &AppState, c: &Channel, live: Option<Value>) -> Value {
     let live = live.unwrap_or_else(|| local_channel_stats(&st.registry, &c.id));
     let options: Value = serde_json::from_str(&c.options_json).unwrap_or(json!({}));
     let options = crate::protocols::http_upstream::options::redacted(options);
+    let options = crate::protocols::cn::options::redacted(options);
     let sla_policy = c.sla.as_ref().map(|p| {
         json!({"window": p.window, "min_availability": p.min_availability, "min_success_rate": p.min_success_rate,
                "max_submit_latency_ms_p99": p.max_submit_latency_ms_p99, "alert_url": p.alert_url})
@@ -1015,8 +1016,34 @@ fn channel_view(st: &AppState, c: &Channel, live: Option<Value>) -> Value {
         "system_type": c.system_type, "bind": c.bind, "binds_configured": c.binds, "tps": c.tps, "window": c.window,
         "enquire_link_seconds": c.enquire_link_seconds, "cost": c.cost, "options": options, "drained": c.drained,
         "state": state, "owner": owner, "binds": binds, "queue_depth": live["queue_depth"],
+        "last_error": if state == "bound" { Value::Null } else { live["last_error"].clone() },
         "stats": live["stats"], "health": live["health"], "sla": sla_policy,
     })
+}
+
+/// An SGIP channel's report listener must not take an address another channel's
+/// listener has: the second could never bind, and its Reports would never arrive.
+fn sgip_listener_free(cfg: &crate::state::ConfigView, c: &Channel) -> Result<(), ApiError> {
+    use crate::protocols::cn::options::{listen_addr, listeners_clash};
+    if c.protocol != "sgip" {
+        return Ok(());
+    }
+    let Some(mine) = listen_addr(&c.options_json) else {
+        return Ok(());
+    };
+    let taken = cfg.channels.values().find(|o| {
+        o.protocol == "sgip"
+            && o.id != c.id
+            && listen_addr(&o.options_json).is_some_and(|theirs| listeners_clash(mine, theirs))
+    });
+    match taken {
+        Some(o) => Err(ApiError::conflict(format!(
+            "channel {} already listens on {mine} for the SMG's reports; give this channel another options.listen",
+            o.id
+        ))
+        .field("options.listen")),
+        None => Ok(()),
+    }
 }
 
 /// `POST /admin/v1/channels`
@@ -1028,8 +1055,12 @@ pub async fn create_channel(
     require_admin(&st, &headers)?;
     let b: ChannelBody = parse_json(&body)?;
     let c = channel_from_body(b)?;
-    if st.consensus.store().config().channels.contains_key(&c.id) {
-        return Err(ApiError::conflict(format!("channel {} exists", c.id)));
+    {
+        let cfg = st.consensus.store().config();
+        if cfg.channels.contains_key(&c.id) {
+            return Err(ApiError::conflict(format!("channel {} exists", c.id)));
+        }
+        sgip_listener_free(&cfg, &c)?;
     }
     write(&st, Op::PutChannel(Box::new(c.clone()))).await?;
     Ok((StatusCode::CREATED, Json(channel_view(&st, &c, None))).into_response())

@@ -71,6 +71,9 @@ pub struct BindState {
     /// Bumped on every new session so stale "disconnected" notes are ignored.
     generation: u64,
     backoff: Duration,
+    /// The operator refused our login last time: the bind shows `down` (with the
+    /// reason) while it keeps retrying, not `connecting`.
+    login_rejected: bool,
 }
 
 impl BindState {
@@ -319,6 +322,7 @@ impl Actor for BindActor {
             sidecar: None,
             generation: 0,
             backoff: Duration::from_millis(100),
+            login_rejected: false,
         })
     }
 
@@ -354,10 +358,12 @@ impl Actor for BindActor {
                     return Ok(());
                 }
                 let channel = &state.args.channel;
-                state
-                    .args
-                    .registry
-                    .bind_down(&channel.id, state.args.index, "connecting");
+                if !state.login_rejected {
+                    state
+                        .args
+                        .registry
+                        .bind_down(&channel.id, state.args.index, "connecting");
+                }
                 if state.args.index == 0 && state.sidecar.is_none() {
                     let (tx, rx) = tokio::sync::mpsc::channel(4096);
                     match start_sidecar(channel, tx).await {
@@ -372,7 +378,18 @@ impl Actor for BindActor {
                         }
                         Ok(None) => {}
                         Err(e) => {
-                            warn!(bind = %state.name(), error = %e, "channel listener not started; retrying with the next connect")
+                            // Without its listener an SGIP channel gets no Reports: it
+                            // is not bound (nor sent on) until the listener runs.
+                            warn!(bind = %state.name(), error = %e, retry_ms = state.backoff.as_millis() as u64, "channel listener not started; not binding, retrying after the back-off");
+                            state.args.registry.bind_failed(
+                                &channel.id,
+                                state.args.index,
+                                "connecting",
+                                Some(format!("report listener not started: {e}")),
+                            );
+                            myself.send_after(state.backoff, || BindMsg::Connect);
+                            state.backoff = (state.backoff * 2).min(MAX_BACKOFF);
+                            return Ok(());
                         }
                     }
                 }
@@ -381,6 +398,7 @@ impl Actor for BindActor {
                     Ok(session) => {
                         state.generation += 1;
                         state.backoff = Duration::from_millis(100);
+                        state.login_rejected = false;
                         let generation = state.generation;
                         let watcher = session.clone();
                         let me = myself.clone();
@@ -424,11 +442,21 @@ impl Actor for BindActor {
                     Err(e) => {
                         warn!(bind = %state.name(), error = %e, retry_ms = state.backoff.as_millis() as u64, "bind failed");
                         // Retried after the back-off: `connecting` (the admin API shows the
-                        // bind trying, not `down` with no bind at all).
-                        state
-                            .args
-                            .registry
-                            .bind_down(&channel.id, state.args.index, "connecting");
+                        // bind trying, not `down` with no bind at all), except after a
+                        // refused login, which needs the operator or the channel's
+                        // credentials to change: `down`. Either way with the reason.
+                        state.login_rejected = matches!(e, SessionError::LoginRejected { .. });
+                        let shown = if state.login_rejected {
+                            "down"
+                        } else {
+                            "connecting"
+                        };
+                        state.args.registry.bind_failed(
+                            &channel.id,
+                            state.args.index,
+                            shown,
+                            Some(e.to_string()),
+                        );
                         myself.send_after(state.backoff, || BindMsg::Connect);
                         state.backoff = (state.backoff * 2).min(MAX_BACKOFF);
                     }

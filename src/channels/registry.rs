@@ -19,6 +19,9 @@ use crate::protocols::smpp::ReceiptIdFormat;
 pub struct BindStatus {
     pub state: &'static str,
     pub since: i64,
+    /// Why the last connect or login failed (e.g. "CMPP 3.0 CONNECT status 3
+    /// (authentication failed)"); None once bound or never tried.
+    pub error: Option<String>,
 }
 
 /// The pause after 0x58/0x14 (doubling 50 ms .. 5 s while the line keeps throttling).
@@ -297,6 +300,7 @@ impl ChannelRegistry {
                 BindStatus {
                     state: "bound",
                     since: crate::clock::now_ms(),
+                    error: None,
                 },
             );
         metrics::gauge!("smsgw_channel_up", "channel" => channel.to_string()).set(1.0);
@@ -304,8 +308,27 @@ impl ChannelRegistry {
         self.bind_state_changed.notify_one();
     }
 
-    /// A bind went down (or is connecting again).
+    /// A bind went down (or is connecting again); the last failure stays shown.
     pub fn bind_down(&self, channel: &str, index: usize, state: &'static str) {
+        let error = self.find(channel).and_then(|rt| {
+            rt.bind_status
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(&index)
+                .and_then(|s| s.error.clone())
+        });
+        self.bind_failed(channel, index, state, error);
+    }
+
+    /// A bind's connect or login failed (`state` "down" when retrying cannot help
+    /// without a change, such as a refused password; else "connecting"), with why.
+    pub fn bind_failed(
+        &self,
+        channel: &str,
+        index: usize,
+        state: &'static str,
+        error: Option<String>,
+    ) {
         if let Some(rt) = self.find(channel) {
             let up = {
                 let mut b = rt.binds.write().unwrap_or_else(|e| e.into_inner());
@@ -320,6 +343,7 @@ impl ChannelRegistry {
                     BindStatus {
                         state,
                         since: crate::clock::now_ms(),
+                        error,
                     },
                 );
             metrics::gauge!("smsgw_channel_up", "channel" => channel.to_string()).set(if up {
@@ -330,6 +354,13 @@ impl ChannelRegistry {
         }
         self.changed.notify_one();
         self.bind_state_changed.notify_one();
+    }
+
+    /// The last connect or login failure of any of `channel`'s binds on this node.
+    pub fn last_error(&self, channel: &str) -> Option<String> {
+        let rt = self.find(channel)?;
+        let status = rt.bind_status.lock().unwrap_or_else(|e| e.into_inner());
+        status.values().find_map(|s| s.error.clone())
     }
 
     /// Forgets a removed channel.

@@ -161,6 +161,7 @@ const CHANNELS: &[Column] = &[
     ("SUBMIT P99 MS", |c| {
         cell(&c["stats"]["submit_latency_ms_p99"])
     }),
+    ("LAST ERROR", |c| cell(&c["last_error"])),
 ];
 
 const TENANTS: &[Column] = &[

@@ -281,6 +281,7 @@ pub fn build_routed(
 ) -> Result<Intake, ApiError> {
     let (to, country) = parse_recipient(&req.to)?;
     let from = match &req.from {
+        Some(f) if is_extended_src_id(f) => f.trim().to_string(),
         Some(f) => check_sender(f)?,
         None => tenant
             .senders
@@ -327,7 +328,33 @@ pub fn build_routed(
         .as_ref()
         .and_then(|r| r.channels.first())
         .and_then(|id| cfg.channels.get(id));
-    let prepared = plan_text(req, tenant, channel)?;
+    // An SP access number with an extension (16-21 digits) fits only the Chinese
+    // protocols' 21-octet source fields: every channel of the route must speak one.
+    if is_extended_src_id(&from) {
+        let all_cn = route.as_ref().is_some_and(|r| {
+            !r.channels.is_empty()
+                && r.channels.iter().all(|id| {
+                    cfg.channels
+                        .get(id)
+                        .is_some_and(|c| is_cn_protocol(&c.protocol))
+                })
+        });
+        if !all_cn {
+            return Err(check_sender(&from).err().unwrap_or_else(|| {
+                ApiError::invalid("from", "a numeric sender has 3 to 15 digits")
+            }));
+        }
+    }
+    // CMPP, SMGP and SGIP carry GSM text only as ASCII (Msg_Fmt 0): when any channel
+    // the message may take speaks one of them, GSM-7 text with other characters is
+    // planned as UCS-2, so that every candidate can send the parts as planned.
+    let ascii_only = route.as_ref().and_then(|r| {
+        r.channels
+            .iter()
+            .filter_map(|id| cfg.channels.get(id))
+            .find(|c| is_cn_protocol(&c.protocol))
+    });
+    let prepared = plan_text(req, tenant, channel, ascii_only)?;
     let (text, plan, replacements, layout) = prepared;
     if plan.parts > max_parts {
         return Err(too_long(plan.parts.to_string(), max_parts));
@@ -462,10 +489,27 @@ fn mismatch(message: String) -> ApiError {
 /// carrier, national tables, packing and preferred one-octet coding. Returns
 /// the text to store (after smart replacement), the plan, the replacements
 /// and the wire layout.
+/// A numeric sender of 16 to 21 digits: a CMPP/SMGP/SGIP SP access number with an
+/// extension (Src_Id is 21 octets); on other routes numeric senders have 3 to 15 digits.
+fn is_extended_src_id(from: &str) -> bool {
+    let f = from.trim();
+    (16..=21).contains(&f.len()) && f.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// True for the Chinese operators' protocols, whose GSM text goes out as ASCII.
+pub fn is_cn_protocol(protocol: &str) -> bool {
+    matches!(protocol, "cmpp" | "smgp" | "sgip")
+}
+
+/// Plans the text for `channel` (the route's first). `ascii_only` is a channel of the
+/// route that carries GSM-7 text only as ASCII (CMPP/SMGP/SGIP): GSM-7 text with other
+/// characters is then planned as UCS-2 (`auto`) or refused (`gsm7`), never accepted in
+/// a form that channel cannot send.
 pub fn plan_text(
     req: &SendRequest,
     tenant: &Tenant,
     channel: Option<&crate::state::Channel>,
+    ascii_only: Option<&crate::state::Channel>,
 ) -> Result<(String, Plan, Vec<Replacement>, Layout), ApiError> {
     let carrier = channel.map_or(Carrier::Udh8, |c| c.udh.carrier());
     let text_opts = channel.map(|c| c.text.clone()).unwrap_or_default();
@@ -510,7 +554,21 @@ pub fn plan_text(
         choice = if fits { pref } else { EncodingChoice::Ucs2 };
         options.choice = choice;
     }
-    let prepared = match encoding::prepare(&req.text, &options) {
+    let mut planned = encoding::prepare(&req.text, &options);
+    if let (Some(cn), Ok(p)) = (ascii_only, &planned)
+        && p.plan.encoding == encoding::TextEncoding::Gsm7
+        && let Some((position, character)) = p.text.chars().enumerate().find(|(_, c)| !c.is_ascii())
+    {
+        if choice != EncodingChoice::Auto {
+            return Err(mismatch(format!(
+                "character {character:?} at position {position} cannot be sent as GSM-7 on channel {} ({}), which carries GSM text only as ASCII; use encoding auto or ucs2",
+                cn.id, cn.protocol
+            )));
+        }
+        options.choice = EncodingChoice::Ucs2;
+        planned = encoding::prepare(&req.text, &options);
+    }
+    let prepared = match planned {
         Ok(p) => p,
         Err(EncodingError::NotGsm7 {
             character,

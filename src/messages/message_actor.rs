@@ -388,6 +388,8 @@ async fn work(st: &MessageArgs) -> Result<WorkEnd, ActorProcessingErr> {
             };
             // (class, contract code, operator's code, what it said)
             let (class, code, smsc, detail) = refusal;
+            // No operator code (a refusal on the gateway's side, nothing sent): none shown.
+            let smsc_code = (!smsc.is_empty()).then(|| smsc.clone());
             metrics::counter!("smsgw_channel_submit_total", "channel" => st.channel.clone(),
                 "result" => match class { SubmitErrorClass::Throttled => "throttled", SubmitErrorClass::Temporary => "temporary", SubmitErrorClass::Permanent => "permanent" })
             .increment(1);
@@ -418,7 +420,7 @@ async fn work(st: &MessageArgs) -> Result<WorkEnd, ActorProcessingErr> {
                         .submit_error(Instant::now(), crate::clock::now_ms());
                     if row.attempts + 1 >= MAX_TEMPORARY_REJECTIONS {
                         rt.failed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        let e = err(&code, "temporary errors on every attempt", Some(smsc));
+                        let e = err(&code, "temporary errors on every attempt", smsc_code);
                         return fail(c, &row.id, &st.channel, e).await;
                     }
                     return failover(
@@ -435,7 +437,7 @@ async fn work(st: &MessageArgs) -> Result<WorkEnd, ActorProcessingErr> {
                     rt.health
                         .submit_error(Instant::now(), crate::clock::now_ms());
                     rt.failed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    let e = err(&code, detail, Some(smsc));
+                    let e = err(&code, detail, smsc_code);
                     return fail(c, &row.id, &st.channel, e).await;
                 }
             }

@@ -115,3 +115,85 @@ fn a_receipt_parked_earlier_in_the_same_batch_expires_alike() {
         "the newer one stays"
     );
 }
+
+/// Audit defect 3: an ISMG delivers a report on any connection of the account, an SGIP
+/// SMG to any SP listener; matched only within the receiving channel, such a receipt was
+/// acknowledged and parked for good. CN ids are matched across channels of the protocol;
+/// SMPP ids stay per channel.
+#[test]
+fn cn_receipts_match_on_another_channel_of_the_protocol() {
+    let (_dir, _db, store) = placed_store();
+    let mut cm = super::cache_tests::channel();
+    cm.protocol = "cmpp".into();
+    let mut a = cm.clone();
+    a.id = "cm-a".into();
+    let mut b = cm;
+    b.id = "cm-b".into();
+    let mut smpp_b = super::cache_tests::channel();
+    smpp_b.id = "smsc-b".into();
+    apply(
+        &store,
+        vec![
+            Op::PutChannel(Box::new(a)),
+            Op::PutChannel(Box::new(b)),
+            Op::PutChannel(Box::new(smpp_b)),
+        ],
+    );
+    let now = crate::clock::now_ms();
+    let on = |op: Op, ch: &str| match op {
+        Op::PartSubmitted {
+            id,
+            part,
+            smsc_message_id,
+            keys,
+            at,
+            ..
+        } => Op::PartSubmitted {
+            id,
+            part,
+            channel: ch.into(),
+            smsc_message_id,
+            keys,
+            at,
+        },
+        Op::Receipt {
+            smsc_message_id,
+            keys,
+            outcome,
+            error,
+            at,
+            ..
+        } => Op::Receipt {
+            channel: ch.into(),
+            smsc_message_id,
+            keys,
+            outcome,
+            error,
+            at,
+        },
+        other => other,
+    };
+    // Sent on cm-a, receipt on cm-b: matched (also when the receipt comes first).
+    let id = "01PARKED000000000000000010";
+    claimed(&store, id, now);
+    apply(
+        &store,
+        vec![on(submitted(id, "1234567890123", now + 1), "cm-a")],
+    );
+    apply(&store, vec![on(receipt("1234567890123", now + 2), "cm-b")]);
+    assert_eq!(status(&store, id), Some(Status::Delivered));
+    let early = "01PARKED000000000000000011";
+    claimed(&store, early, now);
+    apply(&store, vec![on(receipt("999000111", now + 3), "cm-b")]);
+    apply(
+        &store,
+        vec![on(submitted(early, "999000111", now + 4), "cm-a")],
+    );
+    assert_eq!(status(&store, early), Some(Status::Delivered));
+    // SMPP: an id is only that channel's; another SMSC's receipt with it is parked.
+    let smpp = "01PARKED000000000000000012";
+    claimed(&store, smpp, now);
+    apply(&store, vec![submitted(smpp, "77", now + 5)]);
+    apply(&store, vec![on(receipt("77", now + 6), "smsc-b")]);
+    assert_eq!(status(&store, smpp), Some(Status::Sent));
+}

@@ -366,6 +366,23 @@ fn join_key(a: &str, b: &str) -> Vec<u8> {
     k
 }
 
+/// Where SMSC ids are indexed for receipt matching: under their channel (SMPP, HTTP:
+/// an SMSC's ids are only unique on its own channel), or for CMPP, SMGP and SGIP under
+/// one scope per protocol, `*cmpp`, `*smgp`, `*sgip` (`*` is never in a channel id).
+/// Their ids are unique beyond one channel (Msg_Id and MsgID carry the operator
+/// gateway's code and the time, an SGIP sequence our node id, the time and the node's
+/// counter), and operators deliver a report on any connection of the account, an SGIP
+/// SMG to whichever SP listener it knows: matched only within the receiving channel,
+/// such receipts were acknowledged and then parked for good.
+fn receipt_scope<'a>(cfg: &ConfigView, channel: &'a str) -> &'a str {
+    match cfg.channels.get(channel).map(|c| c.protocol.as_str()) {
+        Some("cmpp") => "*cmpp",
+        Some("smgp") => "*smgp",
+        Some("sgip") => "*sgip",
+        _ => channel,
+    }
+}
+
 /// Pending writes of one apply call: reads see them before they are committed. Kept
 /// between calls (emptied, capacity retained): maps allocated per apply, sized for the
 /// batch, took fresh pages from the OS each time (page faults were 4 % of node CPU).
@@ -1080,13 +1097,14 @@ impl StateStore {
                     // up each of its readings (hex, decimal), so one row serves them all.
                     // A receipt that came first was parked the same way: look for each
                     // reading of this id.
+                    let scope = receipt_scope(&self.config(), channel).to_string();
                     if let Some(own) = keys.first() {
                         let row = wire::encode(&(id.clone(), *part))?;
-                        ctx.kv.insert((T_SMSC, join_key(channel, own)), Some(row));
+                        ctx.kv.insert((T_SMSC, join_key(&scope, own)), Some(row));
                     }
                     for k in keys {
                         // Almost always nothing is parked: ask the index, not fjall.
-                        let probe = (T_ORPHAN, join_key(channel, k));
+                        let probe = (T_ORPHAN, join_key(&scope, k));
                         let maybe = ctx.kv.contains_key(&probe) || self.parked().contains(&probe.1);
                         let key = probe.1;
                         if !maybe {
@@ -1167,11 +1185,21 @@ impl StateStore {
                 error,
                 at,
             } => {
+                let scope = receipt_scope(&self.config(), channel).to_string();
                 let mut found = None;
-                for k in keys {
-                    if let Some(v) = self.kv_get(ctx, T_SMSC, &join_key(channel, k))? {
-                        found = Some(wire::decode::<(String, u32)>(&v)?);
-                        break;
+                // A CN channel's ids indexed before they were scoped per protocol are
+                // under the channel: looked up there second.
+                let scopes = if scope == *channel {
+                    vec![scope.as_str()]
+                } else {
+                    vec![scope.as_str(), channel.as_str()]
+                };
+                'scopes: for sc in scopes {
+                    for k in keys {
+                        if let Some(v) = self.kv_get(ctx, T_SMSC, &join_key(sc, k))? {
+                            found = Some(wire::decode::<(String, u32)>(&v)?);
+                            break 'scopes;
+                        }
                     }
                 }
                 match found {
@@ -1190,7 +1218,8 @@ impl StateStore {
                                     latency_ms: sent_event_at(m).map(|t| *at - t),
                                 },
                             );
-                            fb.channel = Some(channel.clone());
+                            // The channel that sent it (a CN receipt may come on another).
+                            fb.channel = Some(m.channel.as_deref().unwrap_or(channel).to_string());
                             ctx.notices.push(Notice::Feedback(fb));
                         }
                         OpResult::ReceiptMatched { id }
@@ -1204,7 +1233,7 @@ impl StateStore {
                         })?;
                         if let Some(own) = keys.first() {
                             ctx.kv
-                                .insert((T_ORPHAN, join_key(channel, own)), Some(parked));
+                                .insert((T_ORPHAN, join_key(&scope, own)), Some(parked));
                         }
                         OpResult::ReceiptParked
                     }
@@ -1435,12 +1464,16 @@ impl StateStore {
                     ctx.kv
                         .insert((T_TENANT_MSG, join_key(&m.tenant, &m.id)), None);
                     if let Some(ch) = &m.channel {
+                        let scope = receipt_scope(&self.config(), ch).to_string();
                         for p in &m.part_states {
                             if let Some(sid) = &p.smsc_message_id {
                                 // Every reading: rows written before the index kept one
                                 // key per message were stored under all of them.
                                 for k in crate::protocols::smpp::receipt::id_keys(sid) {
                                     ctx.kv.insert((T_SMSC, join_key(ch, &k)), None);
+                                    if scope != *ch {
+                                        ctx.kv.insert((T_SMSC, join_key(&scope, &k)), None);
+                                    }
                                 }
                             }
                         }

@@ -311,7 +311,8 @@ async fn channel_options_are_validated_per_protocol() {
         assert_eq!(s, 422, "{v}");
         assert_eq!(v["error"]["field"], field, "{v}");
     }
-    // A valid CMPP channel gets the specs' window of 16 by default.
+    // A valid CMPP channel gets the contract's window of 10 by default (audit defect 10);
+    // the SGIP option `service_type` is the contract's name of `service_id` (defect 7).
     let mut body = base.clone();
     body["protocol"] = json!("cmpp");
     body["system_id"] = json!("901234");
@@ -319,7 +320,19 @@ async fn channel_options_are_validated_per_protocol() {
         .admin(reqwest::Method::POST, "/admin/v1/channels", Some(body))
         .await;
     assert_eq!(s, 201, "{v}");
-    assert_eq!(node.channel_view("x").await["window"], 16);
+    assert_eq!(node.channel_view("x").await["window"], 10);
+    let mut body = base.clone();
+    body["id"] = json!("u");
+    body["protocol"] = json!("sgip");
+    body["system_id"] = json!("sp");
+    body["options"] = json!({"service_type": "USVC001", "login_password": "smgpw"});
+    let (s, v) = node
+        .admin(reqwest::Method::POST, "/admin/v1/channels", Some(body))
+        .await;
+    assert_eq!(s, 201, "{v}");
+    let view = node.channel_view("u").await;
+    assert_eq!(view["options"]["service_type"], "USVC001", "{view}");
+    assert_eq!(view["options"]["login_password"], "<redacted>", "{view}");
 }
 
 /// CMPP Result 8 (flow control) slows the channel down and retries, as SMPP's 0x58 does.
@@ -346,4 +359,181 @@ async fn cmpp_flow_control_is_retried_until_delivered() {
     let st = smsc.stats().await.expect("stats");
     assert!(st["throttled"].as_u64().unwrap_or(0) > 0, "{st}");
     assert_eq!(st["accepted"], 15, "{st}");
+}
+
+/// Audit defect 2 (and 9): GSM-7 text with non-ASCII characters was accepted as `gsm7`,
+/// then failed after the 202 as `rejected_by_carrier` without a PDU sent: CN channels
+/// carry GSM text only as ASCII. It is planned as UCS-2 at accept (preview agrees) and
+/// delivered as Msg_Fmt 8; an explicit `gsm7` is refused before anything is stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn non_ascii_gsm_text_is_planned_as_ucs2_on_cn_routes() {
+    let dir = tempdir();
+    let _logs = LogsOnFailure(dir.path().to_path_buf());
+    let (smsc, node, key) = setup(
+        dir.path(),
+        "cmgsm",
+        "cmpp",
+        json!({"version": "3.0"}),
+        &["--dlr-delay-ms", "20"],
+    )
+    .await;
+    let text = format!("Dear José, {}", "your order has shipped. ".repeat(8));
+    assert_eq!(text.chars().count(), 203);
+    let body = json!({"to": TO, "text": text});
+    let client = client();
+    let preview: Value = client
+        .post(node.url("/v1/messages/preview"))
+        .bearer_auth(&key)
+        .json(&body)
+        .send()
+        .await
+        .expect("preview")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(preview["encoding"], "ucs2", "{preview}");
+    assert_eq!(preview["parts"], 4, "{preview}");
+    let (s, v) = node.send(&key, body).await;
+    assert_eq!(s, 202, "{v}");
+    assert_eq!(
+        (v["encoding"].clone(), v["parts"].clone()),
+        (json!("ucs2"), json!(4)),
+        "{v}"
+    );
+    let id = v["id"].as_str().expect("id").to_string();
+    let done = node.wait_final(&key, &id, Duration::from_secs(30)).await;
+    assert_eq!(done["status"], "delivered", "{done}");
+    let ledger = smsc.ledger_at_least(4).await;
+    assert!(ledger.iter().all(|l| l["data_coding"] == 8), "{ledger:?}");
+
+    let (s, v) = node
+        .send(
+            &key,
+            json!({"to": TO, "text": "é".repeat(100), "encoding": "gsm7"}),
+        )
+        .await;
+    assert_eq!(s, 422, "{v}");
+    assert_eq!(v["error"]["code"], "encoding_mismatch", "{v}");
+
+    // Defect 10: an SP access number with an extension (16-21 digits) is a CMPP Src_Id.
+    let (s, v) = node
+        .send(
+            &key,
+            json!({"to": TO, "text": "ext", "from": "106900123456789012"}),
+        )
+        .await;
+    assert_eq!(s, 202, "{v}");
+    assert_eq!(v["from"], "106900123456789012", "{v}");
+}
+
+/// Audit defect 4: `smsc_code` kept the SMPP translation (0x00000045) of a CMPP
+/// SUBMIT_RESP Result 9 instead of the operator's own result.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_submit_keeps_the_operators_result_code() {
+    let dir = tempdir();
+    let _logs = LogsOnFailure(dir.path().to_path_buf());
+    let (_smsc, node, key) = setup(
+        dir.path(),
+        "cmerr",
+        "cmpp",
+        json!({"version": "3.0"}),
+        &["--error-rate", "1.0"],
+    )
+    .await;
+    let (s, v) = node.send(&key, json!({"to": TO, "text": "refused"})).await;
+    assert_eq!(s, 202, "{v}");
+    let id = v["id"].as_str().expect("id").to_string();
+    let done = node.wait_final(&key, &id, Duration::from_secs(30)).await;
+    assert_eq!(done["status"], "failed", "{done}");
+    assert_eq!(done["error"]["code"], "rejected_by_carrier", "{done}");
+    assert_eq!(done["error"]["smsc_code"], "9", "{done}");
+    let msg = done["error"]["message"].as_str().unwrap_or("");
+    assert!(msg.contains("CMPP 3.0 SUBMIT_RESP Result 9"), "{done}");
+}
+
+/// Audit defect 5: a refused login left the channel `connecting` with no reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_login_shows_the_channel_down_with_the_reason() {
+    let dir = tempdir();
+    let _logs = LogsOnFailure(dir.path().to_path_buf());
+    let smsc = Smsc::start_protocol(dir.path(), "cmpw", "cmpp", &[]).await;
+    let node = GwNode::start(dir.path(), &[]).await;
+    let mut ch = smsc.channel("a");
+    ch["password"] = json!("WRONG");
+    node.channels_and_route(&[ch]).await;
+    let v = eventually("login refusal shown", Duration::from_secs(30), || async {
+        let v = node.channel_view("a").await;
+        (v["state"] == "down" && !v["last_error"].is_null()).then_some(v)
+    })
+    .await;
+    let reason = v["last_error"].as_str().unwrap_or("");
+    assert!(
+        reason.contains("CMPP 3.0 CONNECT status 3 (authentication failed)"),
+        "{v}"
+    );
+    assert!(
+        !node.proc.log_text().contains("command_status 0x3"),
+        "SMPP terms in the log"
+    );
+}
+
+/// Audit defect 6: a second SGIP channel on a listener address already in use was
+/// created and shown `bound`, though its Reports could never arrive.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sgip_listener_address_in_use_is_refused() {
+    let dir = tempdir();
+    let node = GwNode::start(dir.path(), &[]).await;
+    let port = free_port();
+    let body = |id: &str| {
+        json!({"id": id, "protocol": "sgip", "host": "127.0.0.1", "port": 8801, "system_id": "sp",
+               "password": "pw", "options": {"listen": format!("127.0.0.1:{port}")}})
+    };
+    let (s, v) = node
+        .admin(
+            reqwest::Method::POST,
+            "/admin/v1/channels",
+            Some(body("u1")),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    let (s, v) = node
+        .admin(
+            reqwest::Method::POST,
+            "/admin/v1/channels",
+            Some(body("u2")),
+        )
+        .await;
+    assert_eq!(s, 409, "{v}");
+    assert_eq!(v["error"]["field"], "options.listen", "{v}");
+
+    // A listener that cannot bind (the node's own HTTP port): never `bound`, and why.
+    let (_, _, flags) = sgip_parts();
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let smsc = Smsc::start_protocol(dir.path(), "sgl", "sgip", &flags).await;
+    let mut ch = smsc.channel("u3");
+    ch["options"] = json!({"listen": format!("127.0.0.1:{}", node.http)});
+    let (s, v) = node
+        .admin(reqwest::Method::POST, "/admin/v1/channels", Some(ch))
+        .await;
+    assert_eq!(s, 201, "{v}");
+    let v = eventually(
+        "listener failure shown",
+        Duration::from_secs(30),
+        || async {
+            let v = node.channel_view("u3").await;
+            (!v["last_error"].is_null()).then_some(v)
+        },
+    )
+    .await;
+    assert!(
+        v["last_error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("report listener"),
+        "{v}"
+    );
+    for _ in 0..10 {
+        assert_ne!(node.channel_view("u3").await["state"], "bound");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }

@@ -51,6 +51,29 @@ impl Protocol {
         }
     }
 
+    /// A refused login for logs and the admin API, e.g. "CMPP 3.0 CONNECT
+    /// status 3 (authentication failed)".
+    pub fn login_rejection(self, status: u32) -> String {
+        let (request, meaning) = match self {
+            Protocol::Cmpp(_) => (
+                "CONNECT status",
+                cmpp::status_map::connect_status_text(status),
+            ),
+            Protocol::Smgp => ("Login status", smgp::status_map::login_status_text(status)),
+            Protocol::Sgip => ("Bind result", sgip::status_map::bind_result_text(status)),
+        };
+        format!("{} {request} {status} ({meaning})", self.name())
+    }
+
+    /// The submit response's result field, for messages: "SUBMIT_RESP Result" etc.
+    pub fn submit_result_field(self) -> &'static str {
+        match self {
+            Protocol::Cmpp(_) => "SUBMIT_RESP Result",
+            Protocol::Smgp => "Submit_Resp Status",
+            Protocol::Sgip => "Submit_Resp Result",
+        }
+    }
+
     fn gb(self) -> GbFlavour {
         match self {
             Protocol::Smgp => GbFlavour::Gb18030,

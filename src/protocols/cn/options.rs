@@ -11,7 +11,8 @@ use crate::protocols::cmpp::codec::Version;
 pub struct CnOptions {
     /// CMPP `version`: "2.0" or "3.0" (default).
     pub cmpp_version: Version,
-    /// `service_id` (CMPP Service_Id / SMGP ServiceID / SGIP ServiceType, ≤ 10).
+    /// `service_id` (alias `service_type`, the contract's SGIP name): CMPP Service_Id /
+    /// SMGP ServiceID / SGIP ServiceType, ≤ 10.
     pub service_id: String,
     /// `src_id` (alias `sp_code`): the SP access number shown to handsets
     /// (CMPP Src_Id, SMGP SrcTermID, SGIP SPNumber, ≤ 21 digits). A numeric
@@ -105,6 +106,7 @@ fn aliased_text_opt(
 pub const KEYS: &[&str] = &[
     "version",
     "service_id",
+    "service_type",
     "src_id",
     "sp_code",
     "msg_src",
@@ -120,6 +122,31 @@ pub const KEYS: &[&str] = &[
     "msg_fmt",
     "keepalive_retries",
 ];
+
+/// The SGIP `listen` address of a channel's stored options, if it has one.
+pub fn listen_addr(options_json: &str) -> Option<std::net::SocketAddr> {
+    let v: Value = serde_json::from_str(options_json).ok()?;
+    v.get("listen")?.as_str()?.parse().ok()
+}
+
+/// Whether two listeners cannot both bind: the same port on the same address, or on
+/// the wildcard address and any other.
+pub fn listeners_clash(a: std::net::SocketAddr, b: std::net::SocketAddr) -> bool {
+    a.port() == b.port() && (a.ip() == b.ip() || a.ip().is_unspecified() || b.ip().is_unspecified())
+}
+
+/// The SGIP listener's password (`login_password`, older `listen_password`) shown as
+/// `<redacted>` in the channel's answers, as the channel `password` is left out.
+pub fn redacted(mut options: Value) -> Value {
+    if let Some(o) = options.as_object_mut() {
+        for k in ["login_password", "listen_password"] {
+            if o.contains_key(k) {
+                o.insert(k.into(), Value::String("<redacted>".into()));
+            }
+        }
+    }
+    options
+}
 
 /// Validates the account, password and `options` of a `cmpp`, `smgp` or `sgip` channel.
 pub fn parse(
@@ -194,7 +221,7 @@ pub fn parse(
     };
     Ok(CnOptions {
         cmpp_version,
-        service_id: text_opt(o, "service_id", 10, false)?.unwrap_or_default(),
+        service_id: aliased_text_opt(o, "service_id", "service_type", 10)?,
         src_id,
         msg_src: text_opt(o, "msg_src", 6, false)?.unwrap_or_else(|| account.to_string()),
         fee_type: text_opt(o, "fee_type", 2, true)?.unwrap_or_else(|| "01".into()),
@@ -250,5 +277,34 @@ mod unit_tests {
         )
         .unwrap();
         assert_eq!((o.cmpp_version, o.text), (Version::V20, TextPreference::Gb));
+    }
+
+    #[test]
+    fn listener_addresses_clash_on_the_same_port_of_one_address_or_the_wildcard() {
+        let a = |s: &str| s.parse::<std::net::SocketAddr>().unwrap();
+        assert!(listeners_clash(a("127.0.0.1:8801"), a("127.0.0.1:8801")));
+        assert!(listeners_clash(a("0.0.0.0:8801"), a("127.0.0.1:8801")));
+        assert!(!listeners_clash(a("127.0.0.1:8801"), a("127.0.0.2:8801")));
+        assert!(!listeners_clash(a("127.0.0.1:8801"), a("127.0.0.1:8802")));
+        assert_eq!(
+            listen_addr(r#"{"listen": "127.0.0.1:8801"}"#),
+            Some(a("127.0.0.1:8801"))
+        );
+        assert_eq!(listen_addr("{}"), None);
+    }
+
+    /// Audit defects 7 and 8: the contract's SGIP `service_type` was refused, and the
+    /// listener's `login_password` was shown in channel answers.
+    #[test]
+    fn service_type_is_service_id_and_listener_password_is_redacted() {
+        let o = parse("sgip", "sp", "pw", &map(json!({"service_type": "USVC001"}))).unwrap();
+        assert_eq!(o.service_id, "USVC001");
+        let both = json!({"service_type": "A", "service_id": "B"});
+        assert!(parse("sgip", "sp", "pw", &map(both)).is_err());
+        let shown =
+            redacted(json!({"login_password": "smgpw", "listen_password": "x", "node_id": 1}));
+        assert_eq!(shown["login_password"], "<redacted>");
+        assert_eq!(shown["listen_password"], "<redacted>");
+        assert_eq!(shown["node_id"], 1);
     }
 }

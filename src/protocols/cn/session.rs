@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -28,14 +28,15 @@ use tracing::{debug, info, warn};
 use super::dialect::{Dialect, Event, RespKind};
 use super::wire::{MAX_PDU, MIN_PDU};
 use crate::protocols::sgip::codec::Seq;
+use crate::protocols::smpp::status_map::{
+    SubmitErrorClass, classify_submit_status, submit_error_code,
+};
 use crate::protocols::smpp::{DeliverAck, Inbound, SessionError, SubmitOutcome, SubmitRequest};
 
 /// How long `unbind` waits for the exit response.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
 /// Most inbound reports waiting for room in the gateway's channel.
 const INBOUND_OVERFLOW: usize = 1024;
-/// SMPP-style status for "this part cannot be carried" (ESME_RINVMSGLEN, permanent).
-const STATUS_UNCARRIABLE: u32 = 0x01;
 
 /// Everything needed to open one session.
 #[derive(Debug, Clone)]
@@ -104,6 +105,33 @@ impl Decoder for FrameCodec {
     }
 }
 
+/// Largest request counter; the next one after it is 1 (SGIP and CMPP keep
+/// it below 2^31 so that it never reads as negative).
+const MAX_N: u32 = 0x7FFF_FFFF;
+
+/// The request counter of every CMPP / SMGP / SGIP session of this process.
+/// SGIP makes a submit's sequence number (node id, MMDDhhmmss, counter) the
+/// message id the Report refers to, so the counter must not restart with a
+/// connection: a reconnect within the same second, or two channels with the
+/// same `node_id`, repeated ids and receipts went to the wrong messages.
+/// Seeded from the clock so that a restarted process does not begin where the
+/// previous one did.
+static NEXT_N: LazyLock<AtomicU32> = LazyLock::new(|| {
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis());
+    AtomicU32::new((ms % u128::from(MAX_N)) as u32)
+});
+
+/// The next request counter, 1..=[`MAX_N`], increasing by one per call across
+/// every session of the process and wrapping from [`MAX_N`] to 1.
+fn next_request_n() -> u32 {
+    let step = |n: u32| if n >= MAX_N { 1 } else { n + 1 };
+    match NEXT_N.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| Some(step(n))) {
+        Ok(prev) | Err(prev) => step(prev),
+    }
+}
+
 struct Resp {
     kind: RespKind,
     status: u32,
@@ -122,7 +150,6 @@ struct Inner {
     pending: Mutex<Pending>,
     window: Semaphore,
     overflow: Arc<Semaphore>,
-    seq: AtomicU32,
     closed: AtomicBool,
     closed_tx: watch::Sender<bool>,
     close_reason: Mutex<Option<String>>,
@@ -137,7 +164,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Inner {
     fn next_n(&self) -> u32 {
-        self.seq.fetch_add(1, Ordering::Relaxed) % 0x7FFF_FFFF + 1
+        next_request_n()
     }
 
     fn register(&self, n: u32) -> Result<oneshot::Receiver<Resp>, SessionError> {
@@ -234,7 +261,7 @@ impl CnSession {
     }
 
     /// TCP connect + login (CMPP_CONNECT / SMGP Login / SGIP Bind with LoginType 1).
-    /// A non-zero login status is Err(BindRejected) with that status.
+    /// A non-zero login status is Err(LoginRejected) naming the protocol and status.
     pub async fn connect(
         cfg: CnConfig,
         inbound: mpsc::Sender<Inbound>,
@@ -259,7 +286,7 @@ impl CnSession {
         let (rd, mut wr) = stream.into_split();
         let mut reader = FramedRead::with_capacity(rd, frame_codec(), 64 * 1024);
         let dialect = Arc::new(cfg.dialect);
-        let login_seq = dialect.seq(1);
+        let login_seq = dialect.seq(next_request_n());
         wr.write_all(&dialect.login(login_seq)).await?;
         let status = timeout(
             cfg.response_timeout,
@@ -268,8 +295,9 @@ impl CnSession {
         .await
         .map_err(|_| SessionError::ResponseTimeout)??;
         if status != 0 {
-            return Err(SessionError::BindRejected {
-                command_status: status,
+            return Err(SessionError::LoginRejected {
+                status,
+                detail: dialect.protocol.login_rejection(status),
             });
         }
         info!(session = %label, protocol = dialect.protocol.name(), "session logged in");
@@ -280,7 +308,6 @@ impl CnSession {
             pending: Mutex::new(Pending::default()),
             window: Semaphore::new(cfg.window.max(1)),
             overflow: Arc::new(Semaphore::new(INBOUND_OVERFLOW)),
-            seq: AtomicU32::new(1),
             closed: AtomicBool::new(false),
             closed_tx,
             close_reason: Mutex::new(None),
@@ -304,9 +331,11 @@ impl CnSession {
     }
 
     /// Waits for a window slot, sends the submit, waits for its response. A
-    /// part no Chinese encoding can carry is answered Rejected(0x01) without
-    /// being sent; the protocol's result codes are given as the SMPP
-    /// command_status with the same retry meaning (see each `status_map`).
+    /// part no Chinese encoding can carry is answered `Refused` with
+    /// `channel_unavailable` and no operator code, without being sent; an
+    /// operator's refusal is `Refused` with the retry class and contract code of
+    /// its SMPP equivalent (see each `status_map`) and the protocol's own result
+    /// as the provider code.
     pub async fn submit(&self, req: SubmitRequest) -> Result<SubmitOutcome, SessionError> {
         let inner = self.inner();
         let _permit = inner
@@ -319,9 +348,16 @@ impl CnSession {
         let (frame, own_id) = match inner.dialect.submit(seq, &req) {
             Ok(x) => x,
             Err(e) => {
-                warn!(session = %inner.label, error = %e, "part cannot be carried by this protocol");
-                return Ok(SubmitOutcome::Rejected {
-                    command_status: STATUS_UNCARRIABLE,
+                // The gateway's own limit, not the operator's refusal: nothing was sent.
+                let protocol = inner.dialect.protocol.name();
+                warn!(session = %inner.label, protocol, error = %e, "part cannot be carried by this protocol; not sent");
+                return Ok(SubmitOutcome::Refused {
+                    class: SubmitErrorClass::Permanent,
+                    code: "channel_unavailable".into(),
+                    provider_code: String::new(),
+                    message: format!(
+                        "this {protocol} channel cannot carry the part ({e}); nothing was sent to the operator"
+                    ),
                 });
             }
         };
@@ -348,8 +384,21 @@ impl CnSession {
                 message_id: own_id.unwrap_or(resp.msg_id),
             }),
             (RespKind::Submit, s) => {
-                warn!(session = %inner.label, protocol = inner.dialect.protocol.name(), result = resp.raw, mapped = format_args!("{s:#x}"), "operator refused a submit");
-                Ok(SubmitOutcome::Rejected { command_status: s })
+                let protocol = inner.dialect.protocol;
+                warn!(session = %inner.label, protocol = protocol.name(), result = resp.raw, class = format_args!("{s:#x}"), "operator refused a submit");
+                // The retry class and the contract's code come from the SMPP equivalent;
+                // `smsc_code` keeps the operator's own result as it was received.
+                Ok(SubmitOutcome::Refused {
+                    class: classify_submit_status(s),
+                    code: submit_error_code(s).into(),
+                    provider_code: resp.raw.to_string(),
+                    message: format!(
+                        "the operator refused the message ({} {} {})",
+                        protocol.name(),
+                        protocol.submit_result_field(),
+                        resp.raw
+                    ),
+                })
             }
             (k, s) => Err(SessionError::Protocol(format!(
                 "unexpected {k:?} response (status {s}) to a submit"
@@ -665,6 +714,120 @@ mod unit_tests {
         assert!(c.decode(&mut bad).is_err());
         let mut huge = BytesMut::from(&[0x7Fu8, 0, 0, 0, 0, 0][..]);
         assert!(c.decode(&mut huge).is_err());
+    }
+
+    /// A fake SMG: answers every Bind and Submit with result 0, for `conns` connections.
+    async fn sgip_smg(conns: usize) -> std::net::SocketAddr {
+        use crate::protocols::sgip::codec as sg;
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        tokio::spawn(async move {
+            for _ in 0..conns {
+                let Ok((s, _)) = l.accept().await else { return };
+                tokio::spawn(async move {
+                    let (rd, mut wr) = s.into_split();
+                    let mut r = FramedRead::new(rd, frame_codec());
+                    while let Some(Ok(f)) = r.next().await {
+                        let answer = match sg::Pdu::decode(&f) {
+                            Ok((seq, sg::Pdu::Bind(_))) => sg::Pdu::BindResp(0).encode(seq),
+                            Ok((seq, sg::Pdu::Submit(_))) => sg::Pdu::SubmitResp(0).encode(seq),
+                            Ok((seq, sg::Pdu::Unbind)) => sg::Pdu::UnbindResp.encode(seq),
+                            _ => return,
+                        };
+                        if wr.write_all(&answer).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        addr
+    }
+
+    fn sgip_config(addr: std::net::SocketAddr) -> CnConfig {
+        let opts = super::super::options::parse("sgip", "sp", "pw", &serde_json::Map::new())
+            .expect("default SGIP options");
+        CnConfig {
+            host: addr.ip().to_string(),
+            port: addr.port(),
+            dialect: Dialect {
+                protocol: super::super::Protocol::Sgip,
+                opts,
+                account: "sp".into(),
+                secret: "pw".into(),
+            },
+            window: 4,
+            keepalive_interval: Duration::ZERO,
+            response_timeout: Duration::from_secs(5),
+            connect_timeout: Duration::from_secs(5),
+        }
+    }
+
+    /// Audit defect 1: the SGIP message id (node, MMDDhhmmss, counter) repeated
+    /// when a session reconnected within a second, or when two channels shared a
+    /// node id, because each session counted from 1.
+    #[tokio::test]
+    async fn sgip_message_ids_never_repeat_across_sessions() {
+        let addr = sgip_smg(4).await;
+        let (tx, _rx) = mpsc::channel(16);
+        let mut ids = std::collections::HashSet::new();
+        // Reconnects one after the other (same second), then two at once (same node id).
+        let mut sessions = Vec::new();
+        for _ in 0..2 {
+            let s = CnSession::connect(sgip_config(addr), tx.clone())
+                .await
+                .unwrap();
+            for i in 0..3 {
+                let req = SubmitRequest {
+                    dest_addr: format!("+861320000000{i}"),
+                    short_message: b"hi".to_vec(),
+                    registered_delivery: 1,
+                    ..SubmitRequest::default()
+                };
+                match s.submit(req).await.unwrap() {
+                    SubmitOutcome::Accepted { message_id } => {
+                        assert!(ids.insert(message_id.clone()), "{message_id} repeated")
+                    }
+                    other => panic!("{other:?}"),
+                }
+            }
+            s.unbind().await;
+        }
+        for _ in 0..2 {
+            sessions.push(
+                CnSession::connect(sgip_config(addr), tx.clone())
+                    .await
+                    .unwrap(),
+            );
+        }
+        for s in &sessions {
+            let req = SubmitRequest {
+                dest_addr: "+8613200000009".into(),
+                short_message: b"hi".to_vec(),
+                ..SubmitRequest::default()
+            };
+            match s.submit(req).await.unwrap() {
+                SubmitOutcome::Accepted { message_id } => {
+                    assert!(ids.insert(message_id.clone()), "{message_id} repeated")
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(ids.len(), 8);
+    }
+
+    #[test]
+    fn request_counter_increases_and_wraps_to_one() {
+        let a = next_request_n();
+        let b = next_request_n();
+        assert!(b > a || b == 1, "{a} then {b}");
+        NEXT_N.store(MAX_N - 1, Ordering::Relaxed);
+        let (x, y) = (next_request_n(), next_request_n());
+        // Another test's session may take a number in between; never 0, never above MAX_N.
+        assert!(
+            (1..=MAX_N).contains(&x) && (1..=MAX_N).contains(&y),
+            "{x} {y}"
+        );
     }
 
     #[test]

@@ -128,7 +128,9 @@ pub fn transcode(
             content,
         }
     };
-    if text.is_ascii() && udh.len() + text.len() <= MAX_ASCII_OCTETS {
+    // A part planned as UCS-2 goes as UCS-2 (or GB), even when it is ASCII: the
+    // message's `encoding` says what went on the wire.
+    if data_coding != 8 && text.is_ascii() && udh.len() + text.len() <= MAX_ASCII_OCTETS {
         return Ok(mk(msg_fmt::ASCII, text.as_bytes()));
     }
     let ucs2 = || -> Vec<u8> { text.encode_utf16().flat_map(u16::to_be_bytes).collect() };
@@ -213,6 +215,15 @@ mod unit_tests {
         let (u, b) = split_udh(true, &[200, 1, 2]);
         assert!(u.is_empty());
         assert_eq!(b, &[200, 1, 2]);
+    }
+
+    /// Audit defect 9: a UCS-2 part of ASCII characters (a backtick is not GSM) went
+    /// out as Msg_Fmt 0 while the API said `ucs2`.
+    #[test]
+    fn ucs2_part_of_ascii_stays_ucs2() {
+        let sm: Vec<u8> = "a`b".encode_utf16().flat_map(u16::to_be_bytes).collect();
+        let t = transcode(8, 0, &sm, TextPreference::Auto, GbFlavour::Gbk).unwrap();
+        assert_eq!((t.msg_fmt, t.content), (msg_fmt::UCS2, sm));
     }
 
     #[test]

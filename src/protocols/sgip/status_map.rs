@@ -24,3 +24,16 @@ pub fn submit_status(result: u8) -> u32 {
         _ => 0x45,
     }
 }
+
+/// What a Bind_Resp result means (SGIP 1.2 error codes).
+pub fn bind_result_text(result: u32) -> &'static str {
+    match result {
+        0 => "ok",
+        1 => "illegal login (name or password)",
+        2 => "already logged in",
+        3 => "too many connections",
+        4 => "bad login type",
+        5 => "bad parameter format",
+        _ => "other error",
+    }
+}

@@ -36,3 +36,18 @@ pub fn submit_status(status: u32) -> u32 {
         _ => 0x45,
     }
 }
+
+/// What a Login_Resp status means (SMGP 3.0 error codes).
+pub fn login_status_text(status: u32) -> &'static str {
+    match status {
+        0 => "ok",
+        1 => "system busy",
+        2 => "too many connections",
+        10 => "bad message structure",
+        11 => "bad command id",
+        20 => "client address not allowed",
+        21 => "authentication failed",
+        22 => "version too high",
+        _ => "other error",
+    }
+}

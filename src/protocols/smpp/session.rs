@@ -182,6 +182,16 @@ pub enum SessionError {
         /// The bind response's command_status.
         command_status: u32,
     },
+    /// A CMPP / SMGP / SGIP operator refused the login: `detail` names the
+    /// protocol, the request, the status and its meaning, e.g. "CMPP 3.0
+    /// CONNECT status 3 (authentication failed)".
+    #[error("login rejected: {detail}")]
+    LoginRejected {
+        /// The login response's status / result as received.
+        status: u32,
+        /// Protocol, request, status and meaning.
+        detail: String,
+    },
     /// No response within `response_timeout`.
     #[error("no response within the response timeout")]
     ResponseTimeout,
