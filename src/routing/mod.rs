@@ -18,5 +18,5 @@ pub mod strategy;
 pub mod trie;
 
 pub use engine::{Ranking, RouteChoice, RoutingEngine};
-pub use matcher::{MatchInput, RouteIndex};
+pub use matcher::{MatchInput, RouteIndex, Shadow};
 pub use strategy::Strategy;
