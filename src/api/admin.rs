@@ -571,8 +571,10 @@ struct SlaBody {
     min_success_rate: Option<f64>,
     #[serde(default)]
     max_submit_latency_ms_p99: Option<f64>,
-    alert_url: String,
-    alert_secret: String,
+    #[serde(default)]
+    alert_url: Option<String>,
+    #[serde(default)]
+    alert_secret: Option<String>,
 }
 
 fn sla_from_body(b: SlaBody) -> Result<crate::state::SlaPolicy, ApiError> {
@@ -596,10 +598,22 @@ fn sla_from_body(b: SlaBody) -> Result<crate::state::SlaPolicy, ApiError> {
             "milliseconds > 0",
         ));
     }
-    if !(b.alert_url.starts_with("http://") || b.alert_url.starts_with("https://")) {
+    if b.min_availability.is_none()
+        && b.min_success_rate.is_none()
+        && b.max_submit_latency_ms_p99.is_none()
+    {
+        return Err(ApiError::invalid(
+            "sla",
+            "at least one threshold: min_availability, min_success_rate or \
+             max_submit_latency_ms_p99 (a policy without one never fires)",
+        ));
+    }
+    let alert_url = b.alert_url.unwrap_or_default();
+    if !(alert_url.starts_with("http://") || alert_url.starts_with("https://")) {
         return Err(ApiError::invalid("sla.alert_url", "an http(s) URL"));
     }
-    if b.alert_secret.len() < 8 {
+    let alert_secret = b.alert_secret.unwrap_or_default();
+    if alert_secret.len() < 8 {
         return Err(ApiError::invalid(
             "sla.alert_secret",
             "at least 8 characters (HMAC key of the alert signature)",
@@ -610,8 +624,8 @@ fn sla_from_body(b: SlaBody) -> Result<crate::state::SlaPolicy, ApiError> {
         min_availability: b.min_availability,
         min_success_rate: b.min_success_rate,
         max_submit_latency_ms_p99: b.max_submit_latency_ms_p99,
-        alert_url: b.alert_url,
-        alert_secret: b.alert_secret,
+        alert_url,
+        alert_secret,
     })
 }
 
@@ -1276,7 +1290,8 @@ fn check_strategy(field: &str, strategy: &str, min: Option<f64>) -> Result<(), A
     Ok(())
 }
 
-/// Checks a route's (or variant's) channel list against the known channels.
+/// Checks a route's (or variant's) channel list against the known channels: each known,
+/// none twice, not every weight 0.
 fn route_channels(
     field: &str,
     body: Vec<RouteChannelBody>,
@@ -1285,12 +1300,18 @@ fn route_channels(
     if body.is_empty() {
         return Err(ApiError::invalid(field, "at least one channel"));
     }
-    let mut channels = Vec::new();
+    let mut channels: Vec<RouteChannel> = Vec::new();
     for (i, c) in body.into_iter().enumerate() {
         if !known.contains(&c.id) {
             return Err(ApiError::invalid(
                 &format!("{field}[{i}].id"),
                 format!("unknown channel {:?}", c.id),
+            ));
+        }
+        if channels.iter().any(|o| o.id == c.id) {
+            return Err(ApiError::invalid(
+                &format!("{field}[{i}].id"),
+                format!("channel {:?} is listed twice", c.id),
             ));
         }
         channels.push(RouteChannel {
@@ -1299,26 +1320,67 @@ fn route_channels(
             priority: c.priority.unwrap_or(i as u32),
         });
     }
+    // Weight 0 = failover only (never chosen first); some channel must carry traffic.
+    if channels.iter().all(|c| c.weight == 0) {
+        return Err(ApiError::invalid(
+            field,
+            "every weight is 0: weight 0 means failover only, so at least one channel \
+             needs a weight ≥ 1",
+        ));
+    }
     Ok(channels)
 }
 
-/// True when two routes match exactly the same messages (the same match fields; prefixes
-/// compared as sets). The matcher breaks such ties by the smaller id, so the other route
-/// is dead configuration, and with an empty match nobody can tell which is "the default".
-fn same_match(a: &Route, b: &Route) -> bool {
-    fn prefixes(r: &Route) -> std::collections::BTreeSet<&str> {
-        r.prefixes.iter().map(String::as_str).collect()
+/// The A/B part of a route body, checked.
+fn ab_from_body(
+    ab: AbBody,
+    known: &std::collections::BTreeSet<String>,
+) -> Result<crate::state::AbSplit, ApiError> {
+    if ab.split_percent > 100 {
+        return Err(ApiError::invalid("ab.split_percent", "0 to 100"));
     }
-    prefixes(a) == prefixes(b)
-        && a.country == b.country
-        && a.tenant == b.tenant
-        && a.category == b.category
-        && a.operator == b.operator
-        && a.sender_type == b.sender_type
+    let strategy = ab.variant_b.strategy.unwrap_or_else(|| "priority".into());
+    check_strategy(
+        "ab.variant_b.strategy",
+        &strategy,
+        ab.variant_b.min_success_rate,
+    )?;
+    Ok(crate::state::AbSplit {
+        split_percent: ab.split_percent,
+        strategy,
+        channels: route_channels("ab.variant_b.channels", ab.variant_b.channels, known)?,
+        min_success_rate: ab.variant_b.min_success_rate,
+    })
 }
 
-/// `POST /admin/v1/routes`: 409 for an existing id, and for a route whose match equals
-/// an existing route's.
+/// The 409 for a route that would make itself or `other` unreachable.
+fn shadow_conflict(new: &str, other: &str, kind: crate::routing::Shadow) -> ApiError {
+    use crate::routing::Shadow;
+    let why = match kind {
+        Shadow::SameMatch => format!(
+            "route {other} has the same match; a second one would never be chosen (ties go \
+             to the smaller id)"
+        ),
+        Shadow::NewIsShadowed => format!(
+            "route {other} matches every number route {new} would match, as specifically, \
+             and wins ties (smaller id): {new} would never be chosen"
+        ),
+        Shadow::ShadowsExisting => format!(
+            "route {new} would match every number route {other} matches, as specifically, \
+             and win ties (smaller id): {other} would never be chosen again"
+        ),
+    };
+    ApiError::conflict(format!(
+        "{why}. Change route {other} in place with PATCH /admin/v1/routes/{other} \
+         (channels, strategy, ab), or delete it first"
+    ))
+    .field("match")
+}
+
+/// `POST /admin/v1/routes`: 409 for an existing id, and for a route that would never be
+/// chosen next to an existing one, or would make one never chosen (same match, or its
+/// prefixes covered at the same specificity while ties go to the other; see
+/// `routing::matcher::shadowing`).
 pub async fn create_route(
     State(st): State<AppState>,
     headers: HeaderMap,
@@ -1331,27 +1393,11 @@ pub async fn create_route(
     check_strategy("strategy", &strategy, b.min_success_rate)?;
     let known = st.consensus.store().config().channel_ids();
     let channels = route_channels("channels", b.channels, &known)?;
-    let ab = match b.ab {
-        None => None,
-        Some(ab) => {
-            if ab.split_percent > 100 {
-                return Err(ApiError::invalid("ab.split_percent", "0 to 100"));
-            }
-            let strategy = ab.variant_b.strategy.unwrap_or_else(|| "priority".into());
-            check_strategy(
-                "ab.variant_b.strategy",
-                &strategy,
-                ab.variant_b.min_success_rate,
-            )?;
-            Some(crate::state::AbSplit {
-                split_percent: ab.split_percent,
-                strategy,
-                channels: route_channels("ab.variant_b.channels", ab.variant_b.channels, &known)?,
-                min_success_rate: ab.variant_b.min_success_rate,
-            })
-        }
-    };
+    let ab = b.ab.map(|ab| ab_from_body(ab, &known)).transpose()?;
     let m = b.matcher.unwrap_or_default();
+    if let Some(t) = &m.tenant {
+        check_id("match.tenant", t)?;
+    }
     if let Some(op) = &m.operator
         && !((5..=6).contains(&op.len()) && op.bytes().all(|b| b.is_ascii_digit()))
     {
@@ -1368,15 +1414,6 @@ pub async fn create_route(
             "one of alphanumeric, short_code, long_code",
         ));
     }
-    let prefixes = m.prefix.unwrap_or_default();
-    for (i, p) in prefixes.iter().enumerate() {
-        if !p.starts_with('+') || p.len() < 2 || !p[1..].bytes().all(|b| b.is_ascii_digit()) {
-            return Err(ApiError::invalid(
-                &format!("match.prefix[{i}]"),
-                "an E.164 prefix like \"+49\"",
-            ));
-        }
-    }
     if let Some(c) = &m.country
         && !crate::messages::intake::is_known_country(c)
     {
@@ -1387,8 +1424,35 @@ pub async fn create_route(
             ),
         ));
     }
+    let prefixes = m.prefix.unwrap_or_default();
+    for (i, p) in prefixes.iter().enumerate() {
+        let field = format!("match.prefix[{i}]");
+        let digits = p.strip_prefix('+').unwrap_or("");
+        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(ApiError::invalid(&field, "an E.164 prefix like \"+49\""));
+        }
+        if digits.len() > 15 {
+            return Err(ApiError::invalid(
+                &field,
+                "at most 15 digits (the longest E.164 number)",
+            ));
+        }
+        if let Some(c) = &m.country
+            && !crate::messages::intake::prefix_fits_country(digits, c)
+        {
+            return Err(ApiError::invalid(
+                &field,
+                format!(
+                    "{p} is not a prefix of {c} numbers: with match.country {c} the route could never match"
+                ),
+            ));
+        }
+    }
     if st.consensus.store().config().routes.contains_key(&b.id) {
-        return Err(ApiError::conflict(format!("route {} exists", b.id)));
+        return Err(ApiError::conflict(format!(
+            "route {} exists; change it with PATCH /admin/v1/routes/{}",
+            b.id, b.id
+        )));
     }
     let r = Route {
         id: b.id,
@@ -1404,30 +1468,82 @@ pub async fn create_route(
         min_success_rate: b.min_success_rate,
         ab,
     };
-    if let Some(other) = st
-        .consensus
-        .store()
-        .config()
-        .routes
-        .values()
-        .find(|o| same_match(o, &r))
-    {
-        return Err(ApiError::conflict(format!(
-            "route {} has the same match; a second one would never be chosen (ties go to the \
-             smaller id). Change that route's channels, or delete it first",
-            other.id
-        ))
-        .field("match"));
+    let conflict = {
+        let cfg = st.consensus.store().config();
+        crate::routing::matcher::shadowing(cfg.routes.values(), &r)
+            .map(|(other, kind)| shadow_conflict(&r.id, &other.id, kind))
+    };
+    if let Some(e) = conflict {
+        return Err(e);
     }
-    if let OpResult::MissingChannels { ids } = write(&st, Op::PutRoute(Box::new(r.clone()))).await?
-    {
+    put_route(&st, &r).await?;
+    Ok((StatusCode::CREATED, Json(route_view(&r))).into_response())
+}
+
+/// Writes a checked route; a channel it names deleted meanwhile is 422.
+async fn put_route(st: &AppState, r: &Route) -> Result<(), ApiError> {
+    if let OpResult::MissingChannels { ids } = write(st, Op::PutRoute(Box::new(r.clone()))).await? {
         // A channel it names was deleted after the check above.
         return Err(ApiError::invalid(
             "channels",
             format!("unknown channel(s) {}", ids.join(", ")),
         ));
     }
-    Ok((StatusCode::CREATED, Json(route_view(&r))).into_response())
+    Ok(())
+}
+
+/// Body of `PATCH /admin/v1/routes/{id}`: what can change in place (the match and id
+/// cannot: they decide which messages the route takes; delete and re-create for that).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RoutePatch {
+    #[serde(default)]
+    strategy: Option<String>,
+    #[serde(default)]
+    channels: Option<Vec<RouteChannelBody>>,
+    /// `null` removes it.
+    #[serde(default, deserialize_with = "present")]
+    min_success_rate: Option<Option<f64>>,
+    /// `null` ends the A/B test.
+    #[serde(default, deserialize_with = "present")]
+    ab: Option<Option<AbBody>>,
+}
+
+/// `PATCH /admin/v1/routes/{id}`: changes a route's strategy, channels (weights,
+/// priorities), `min_success_rate` or `ab` in place, checked as on create; 404 unknown.
+/// Sends keep matching the route throughout (no gap as with delete + create).
+pub async fn patch_route(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    require_admin(&st, &headers)?;
+    let b: RoutePatch = parse_json(&body)?;
+    let (mut r, known) = {
+        let cfg = st.consensus.store().config();
+        let r = cfg
+            .routes
+            .get(&id)
+            .cloned()
+            .ok_or_else(|| ApiError::not_found("route"))?;
+        (r, cfg.channel_ids())
+    };
+    if let Some(s) = b.strategy {
+        r.strategy = s;
+    }
+    if let Some(m) = b.min_success_rate {
+        r.min_success_rate = m;
+    }
+    check_strategy("strategy", &r.strategy, r.min_success_rate)?;
+    if let Some(c) = b.channels {
+        r.channels = route_channels("channels", c, &known)?;
+    }
+    if let Some(ab) = b.ab {
+        r.ab = ab.map(|ab| ab_from_body(ab, &known)).transpose()?;
+    }
+    put_route(&st, &r).await?;
+    Ok(Json(route_view(&r)).into_response())
 }
 
 /// `GET /admin/v1/routes`

@@ -60,7 +60,7 @@ pub const ERROR_CODES: &[(&str, u16, &str)] = &[
     (
         "conflict",
         409,
-        "An object with this id (or a route with the same match, or this sender) exists already, a channel is still used by a route, or a deleted tenant's messages still hold the tenant id; `message` says which and what to do.",
+        "An object with this id (or a route with the same match, or one that would make it or itself never chosen, or this sender) exists already, a channel is still used by a route, or a deleted tenant's messages still hold the tenant id; `message` says which and what to do.",
     ),
     (
         "idempotency_conflict",

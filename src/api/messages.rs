@@ -14,6 +14,7 @@ use crate::clock::rfc3339;
 use crate::compliance;
 use crate::consensus::WriteError;
 use crate::messages::intake::{self, SendRequest};
+use crate::routing::Ranking;
 use crate::state::compliance::CapKey;
 use crate::state::{Message, OpResult, PartStatus, Status, Tenant};
 use crate::tenants::limiter::Refusal;
@@ -174,7 +175,8 @@ async fn hlr_operator(st: &AppState, req: &SendRequest) -> Option<String> {
 }
 
 /// Builds the row and runs the compliance checks (`sending` false for previews: no
-/// metrics); returns the window counters the accept must fit into.
+/// metrics, and the candidates in their most likely order instead of a random draw);
+/// returns the window counters the accept must fit into.
 fn prepare(
     st: &AppState,
     tenant: &Tenant,
@@ -195,7 +197,12 @@ fn prepare(
             &st.routing,
             operator,
         )?;
-        rank_candidates(st, &cfg, &mut built.message);
+        let ranking = if sending {
+            Ranking::Sampled
+        } else {
+            Ranking::MostLikely
+        };
+        rank_candidates(st, &cfg, &mut built.message, ranking);
         built
     };
     let caps = compliance::screen(st.consensus.store(), req, tenant, &mut intake, sending)?;
@@ -206,8 +213,14 @@ fn prepare(
 /// time: the order is stored in the row, so every node agrees on the channel the message
 /// waits on (`state::store::waiting_channel`) and on the next one after a failover.
 /// Health comes from this node's live figures for channels it runs, and from the
-/// replicated bind states for the others.
-fn rank_candidates(st: &AppState, cfg: &crate::state::ConfigView, m: &mut Message) {
+/// replicated bind states for the others; a drained channel counts as unusable (last).
+/// The preview calls it too (`Ranking::MostLikely`), so it names what a send would take.
+fn rank_candidates(
+    st: &AppState,
+    cfg: &crate::state::ConfigView,
+    m: &mut Message,
+    ranking: Ranking,
+) {
     if m.route.len() <= 1 {
         return;
     }
@@ -224,8 +237,12 @@ fn rank_candidates(st: &AppState, cfg: &crate::state::ConfigView, m: &mut Messag
             &m.to,
             m.operator.as_deref(),
             &m.avoid,
+            ranking,
             |ch| match registry.find(ch) {
-                Some(rt) if rt.is_up() => (rt.health.score(now, now_ms), rt.health.allows(now)),
+                Some(rt) if rt.is_up() => (
+                    rt.health.score(now, now_ms),
+                    rt.health.allows(now) && !cfg.channels.get(ch).is_some_and(|c| c.drained),
+                ),
                 _ => (
                     if cfg.channel_usable(ch) { 0.8 } else { 0.0 },
                     cfg.channel_usable(ch),
@@ -440,14 +457,23 @@ pub async fn batch(
     Ok((StatusCode::OK, Json(BatchAnswer { results })).into_response())
 }
 
-/// `route` of a preview: always the contract's `{"channel", "strategy"}` object. A send
-/// without a route (or whose route has no existing channel left) is not refused: it is
-/// accepted and then fails with `no_route` (contract sections 3 and 4). The preview
-/// says so in the same object, with that error, instead of `null`.
-fn preview_route(route: Option<&crate::routing::RouteChoice>) -> Value {
+/// `route` of a preview: always the contract's `{"channel", "strategy"}` object, plus
+/// `id`, `candidates` (the failover order a send would get now) and `most_likely` (true
+/// when the strategy draws per message: `channel` is then the likeliest first choice).
+/// `channel` is the first of the order the send would store: the route's strategy over
+/// live health, breakers, drains, receipt feedback and prices (`rank_candidates`). A
+/// send without a route (or whose route has no existing channel left) is not refused:
+/// it is accepted and then fails with `no_route` (contract sections 3 and 4). The
+/// preview says so in the same object, with that error, instead of `null`.
+fn preview_route(
+    route: Option<&crate::routing::RouteChoice>,
+    ranked: &[String],
+    random: bool,
+) -> Value {
     match route {
-        Some(r) if !r.channels.is_empty() => {
-            json!({"id": r.route_id, "channel": r.channels.first(), "strategy": r.strategy, "error": null})
+        Some(r) if !ranked.is_empty() => {
+            json!({"id": r.route_id, "channel": ranked.first(), "strategy": r.strategy,
+                   "candidates": ranked, "most_likely": random && ranked.len() > 1, "error": null})
         }
         Some(r) => json!({"id": r.route_id, "channel": null, "strategy": r.strategy, "error": {
             "code": "no_route",
@@ -471,17 +497,19 @@ pub async fn preview(
     let operator = hlr_operator(&st, &req).await;
     let (intake, _) = prepare(&st, &tenant, &req, crate::clock::now_ms(), operator, false)?;
     let cfg = st.consensus.store().config();
-    let route = preview_route(intake.route.as_ref());
-    let cost = intake
+    let random = intake
         .route
         .as_ref()
-        .and_then(|r| r.channels.first())
-        .and_then(|ch| intake::cost(&cfg, ch, &intake.message.to, intake.plan.parts));
+        .is_some_and(|r| crate::routing::engine::draws_per_message(&cfg, &r.route_id, r.variant));
+    let route = preview_route(intake.route.as_ref(), &intake.message.route, random);
+    // The price routing uses (price list, else the channel's cost map) of the channel
+    // the send would take.
     let cost_per_part = intake
+        .message
         .route
-        .as_ref()
-        .and_then(|r| r.channels.first())
-        .and_then(|ch| intake::cost(&cfg, ch, &intake.message.to, 1));
+        .first()
+        .and_then(|ch| st.routing.price(&cfg, ch, &intake.message.to));
+    let cost = cost_per_part.map(|p| p * intake.plan.parts as f64);
     let m = &intake.message;
     let plan = &intake.plan;
     let split = crate::encoding::part_breakdown(&m.text, plan, &m.layout);

@@ -271,7 +271,7 @@ pub fn router(state: AppState, max_body: usize) -> Router {
         )
         .route(
             "/admin/v1/routes/{id}",
-            axum::routing::delete(admin::delete_route),
+            axum::routing::delete(admin::delete_route).patch(admin::patch_route),
         )
         .route("/admin/v1/cluster", get(cluster::view))
         .route("/admin/v1/cluster/nodes", post(cluster::add_node))

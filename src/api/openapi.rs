@@ -23,7 +23,8 @@ const CONFLICTS: &[(&str, &str, &str)] = &[
     (
         "post",
         "/admin/v1/routes",
-        "the id exists, or another route has the same match (named in the message)",
+        "the id exists, or another route has the same match or covers its prefixes at the \
+         same specificity so one of them would never be chosen (named in the message)",
     ),
     (
         "post",
@@ -162,6 +163,13 @@ pub const ROUTES: &[(&str, &str, &str, &str, &str)] = &[
         "Delete a route",
         "admin",
         "204",
+    ),
+    (
+        "patch",
+        "/admin/v1/routes/{id}",
+        "Change a route's strategy, channels, min_success_rate or ab in place",
+        "admin",
+        "200",
     ),
     (
         "get",

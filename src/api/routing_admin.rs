@@ -200,7 +200,8 @@ pub async fn patch_settings(
 
 /// `GET /admin/v1/routes/{id}/ab`: per variant messages, delivery rate, receipt latency
 /// and cost, and the two-proportion z-test p-value of the delivery rates (counted on
-/// this node since it started, from the outcomes it applied).
+/// this node since it started, from the outcomes it applied). 404 for an unknown route
+/// and for a route without `ab`.
 pub async fn ab_report(
     State(st): State<AppState>,
     headers: HeaderMap,
@@ -215,6 +216,16 @@ pub async fn ab_report(
         .get(&id)
         .cloned()
         .ok_or_else(|| ApiError::not_found("route"))?;
+    // Zeros for a route without a test would look like measurements.
+    let Some(ab) = route.ab.as_ref() else {
+        return Err(ApiError::new(
+            axum::http::StatusCode::NOT_FOUND,
+            "not_found",
+            format!(
+                "route {id} has no A/B test (no `ab`); add one with PATCH /admin/v1/routes/{id}"
+            ),
+        ));
+    };
     let [a, b] = st.routing.ab.get(&id);
     let view = |v: &crate::routing::feedback::VariantStats| {
         json!({"messages": v.messages, "finals": v.finals, "delivered": v.delivered,
@@ -225,7 +236,7 @@ pub async fn ab_report(
     let p = two_proportion_p_value(a.delivered, a.finals, b.delivered, b.finals);
     Ok(Json(json!({
         "route": id,
-        "split_percent": route.ab.as_ref().map(|ab| ab.split_percent),
+        "split_percent": ab.split_percent,
         "a": view(&a), "b": view(&b),
         "p_value": p,
         "significant": p.map(|p| p < 0.05),

@@ -12,8 +12,8 @@ use serde_json::{Value, json};
 
 use super::tables::Table;
 use super::{
-    ChannelAddArgs, ChannelCommand, ClusterCommand, Command, RouteAddArgs, RouteCommand, SendArgs,
-    TenantAddArgs, TenantCommand,
+    AbArgs, ChannelAddArgs, ChannelCommand, ClusterCommand, Command, RouteAddArgs, RouteChannelArg,
+    RouteCommand, RouteUpdateArgs, SendArgs, TenantAddArgs, TenantCommand,
 };
 
 /// Exit code: the request succeeded.
@@ -451,6 +451,17 @@ fn channel_body(a: &ChannelAddArgs) -> Value {
             a.enquire_link_seconds.map(|v| json!(v)),
         ),
         ("options", a.options.clone()),
+        (
+            "cost",
+            (!a.cost.is_empty()).then(|| {
+                let map: serde_json::Map<String, Value> = a
+                    .cost
+                    .iter()
+                    .map(|c| (c.key.clone(), json!(c.price.0)))
+                    .collect();
+                Value::Object(map)
+            }),
+        ),
     ];
     for (key, value) in optional {
         if let Some(value) = value {
@@ -465,10 +476,61 @@ fn route(cmd: &RouteCommand, base: &str, token: &str) -> ApiCall {
         RouteCommand::List => ApiCall::new(Method::GET, base, &["admin", "v1", "routes"], token),
         RouteCommand::Add(a) => ApiCall::new(Method::POST, base, &["admin", "v1", "routes"], token)
             .with_body(route_body(a)),
+        RouteCommand::Update(a) => ApiCall::new(
+            Method::PATCH,
+            base,
+            &["admin", "v1", "routes", &a.id],
+            token,
+        )
+        .with_body(route_patch_body(a)),
         RouteCommand::Remove { id } => {
             ApiCall::new(Method::DELETE, base, &["admin", "v1", "routes", id], token)
         }
     }
+}
+
+/// `[{"id", "weight"?}]` of `--channels`.
+fn route_channels_body(c: &[RouteChannelArg]) -> Value {
+    c.iter()
+        .map(|c| match c.weight {
+            Some(w) => json!({"id": c.id, "weight": w}),
+            None => json!({"id": c.id}),
+        })
+        .collect()
+}
+
+/// The route's `ab` from the A/B flags, when `--ab-split` is given.
+fn ab_body(a: &AbArgs) -> Option<Value> {
+    let split = a.ab_split?;
+    let mut variant = json!({
+        "channels": route_channels_body(a.ab_channels.as_deref().unwrap_or_default()),
+    });
+    if let Some(s) = a.ab_strategy {
+        variant["strategy"] = json!(s);
+    }
+    Some(json!({"split_percent": split, "variant_b": variant}))
+}
+
+/// The `PATCH /admin/v1/routes/{id}` body: only the fields given.
+fn route_patch_body(a: &RouteUpdateArgs) -> Value {
+    let mut body = json!({});
+    if let Some(c) = &a.channels {
+        body["channels"] = route_channels_body(c);
+    }
+    if let Some(s) = a.strategy {
+        body["strategy"] = json!(s);
+    }
+    if let Some(m) = a.min_success_rate {
+        body["min_success_rate"] = json!(m.0);
+    } else if a.no_min_success_rate {
+        body["min_success_rate"] = Value::Null;
+    }
+    if let Some(ab) = ab_body(&a.ab) {
+        body["ab"] = ab;
+    } else if a.no_ab {
+        body["ab"] = Value::Null;
+    }
+    body
 }
 
 /// The `POST /admin/v1/routes` body: an empty `match` when no criterion is given (default route).
@@ -486,13 +548,19 @@ fn route_body(a: &RouteAddArgs) -> Value {
     if let Some(category) = a.category {
         matcher.insert("category".into(), json!(category));
     }
-    let channels: Vec<Value> = a.channels.iter().map(|id| json!({"id": id})).collect();
-    json!({
+    let mut body = json!({
         "id": a.id,
         "match": matcher,
         "strategy": a.strategy,
-        "channels": channels,
-    })
+        "channels": route_channels_body(&a.channels),
+    });
+    if let Some(m) = a.min_success_rate {
+        body["min_success_rate"] = json!(m.0);
+    }
+    if let Some(ab) = ab_body(&a.ab) {
+        body["ab"] = ab;
+    }
+    body
 }
 
 fn tenant(cmd: &TenantCommand, base: &str, token: &str) -> ApiCall {
@@ -779,6 +847,130 @@ mod tests {
         assert_eq!(
             call.body.map(|b| b["options"].clone()),
             Some(json!({"udh": "sar"}))
+        );
+        // Audit s18 defect 6: weights, min success rate, A/B and costs from the shell.
+        let call = planned(&[
+            "route",
+            "add",
+            "--id",
+            "w",
+            "--channels",
+            "ch-a:3,ch-b:1,ch-c",
+            "--strategy",
+            "least_cost",
+            "--min-success-rate",
+            "0.9",
+            "--ab-split",
+            "30",
+            "--ab-channels",
+            "ch-c:2",
+            "--ab-strategy",
+            "weighted",
+            U,
+            T,
+        ]);
+        assert_eq!(
+            call.body,
+            Some(json!({"id": "w", "match": {}, "strategy": "least_cost",
+                "channels": [{"id": "ch-a", "weight": 3}, {"id": "ch-b", "weight": 1}, {"id": "ch-c"}],
+                "min_success_rate": 0.9,
+                "ab": {"split_percent": 30, "variant_b": {"strategy": "weighted", "channels": [{"id": "ch-c", "weight": 2}]}}}))
+        );
+        for bad in [
+            &["route", "add", "--id", "w", "--channels", "a:x", U, T][..],
+            &["route", "add", "--id", "w", "--channels", "a:-1", U, T][..],
+            &["route", "add", "--id", "w", "--channels", ":3", U, T][..],
+            &[
+                "route",
+                "add",
+                "--id",
+                "w",
+                "--channels",
+                "a",
+                "--min-success-rate",
+                "1.5",
+                U,
+                T,
+            ][..],
+            &[
+                "route",
+                "add",
+                "--id",
+                "w",
+                "--channels",
+                "a",
+                "--ab-split",
+                "30",
+                U,
+                T,
+            ][..],
+            &[
+                "channel",
+                "add",
+                "--id",
+                "c",
+                "--host",
+                "h",
+                "--port",
+                "1",
+                "--system-id",
+                "s",
+                "--password",
+                "p",
+                "--cost",
+                "default",
+                U,
+                T,
+            ][..],
+        ] {
+            assert!(
+                Cli::try_parse_from(std::iter::once("smsgw").chain(bad.iter().copied())).is_err(),
+                "{bad:?}"
+            );
+        }
+        let call = planned(&[
+            "route",
+            "update",
+            "--id",
+            "w",
+            "--channels",
+            "a:1,b:0",
+            "--no-ab",
+            U,
+            T,
+        ]);
+        assert_eq!(call.method, Method::PATCH);
+        assert_eq!(
+            call.url().map(String::from).as_deref(),
+            Ok("http://n:8080/admin/v1/routes/w")
+        );
+        assert_eq!(
+            call.body,
+            Some(
+                json!({"channels": [{"id": "a", "weight": 1}, {"id": "b", "weight": 0}], "ab": null})
+            )
+        );
+        let call = planned(&[
+            "channel",
+            "add",
+            "--id",
+            "c",
+            "--host",
+            "h",
+            "--port",
+            "2775",
+            "--system-id",
+            "s",
+            "--password",
+            "p",
+            "--cost",
+            "default=0.004,+49=0.006",
+            U,
+            T,
+        ]);
+        assert_eq!(
+            call.body.map(|b| b["cost"].clone()),
+            Some(json!({"default": 0.004, "+49": 0.006}))
         );
         let call = planned(&["route", "add", "--id", "default", "--channels", "a", U, T]);
         assert_eq!(

@@ -290,6 +290,10 @@ pub struct ChannelAddArgs {
     /// Seconds between enquire_link keepalives (server default 30).
     #[arg(long, allow_negative_numbers = true)]
     pub enquire_link_seconds: Option<u32>,
+    /// Price per part, `default=PRICE` and/or `+PREFIX=PRICE` comma-separated, e.g.
+    /// `default=0.004,+49=0.006` (used by least_cost unless the price list names the channel).
+    #[arg(long, num_args = 1.., value_delimiter = ',', value_name = "KEY=PRICE", value_parser = cost_entry)]
+    pub cost: Vec<CostArg>,
     /// Protocol options as a JSON object, e.g. '{"udh": "sar", "dlr_id_format": "hex"}';
     /// an `http` channel's request template goes here (README, "HTTP upstream channels").
     #[arg(long, value_parser = json_object)]
@@ -323,6 +327,8 @@ pub enum RouteCommand {
     List,
     /// Add a route; the most specific matching route wins, one with no match is the default.
     Add(RouteAddArgs),
+    /// Change a route's channels, strategy, min success rate or A/B test in place.
+    Update(RouteUpdateArgs),
     /// Remove a route.
     Remove {
         /// Route id.
@@ -376,12 +382,128 @@ pub struct RouteAddArgs {
     /// Only messages of this category.
     #[arg(long, value_enum)]
     pub category: Option<Category>,
-    /// Channel ids, comma-separated, in priority order.
-    #[arg(long, required = true, num_args = 1.., value_delimiter = ',', value_name = "IDS")]
-    pub channels: Vec<String>,
+    /// Channels in priority order, `id[:weight]` comma-separated, e.g. `ch-a:3,ch-b:1`
+    /// (weight 0: failover only).
+    #[arg(long, required = true, num_args = 1.., value_delimiter = ',', value_name = "ID[:WEIGHT]", value_parser = route_channel)]
+    pub channels: Vec<RouteChannelArg>,
     /// How to pick among the channels.
     #[arg(long, value_enum, default_value_t = Strategy::Priority)]
     pub strategy: Strategy,
+    /// With least_cost: the cheapest channel whose success rate is at least this (0..1).
+    #[arg(long, allow_negative_numbers = true, value_parser = share)]
+    pub min_success_rate: Option<Share>,
+    /// A/B test.
+    #[command(flatten)]
+    pub ab: AbArgs,
+}
+
+/// The A/B flags of `route add` and `route update`.
+#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
+pub struct AbArgs {
+    /// Percent of messages (0..100) sent to variant B (needs --ab-channels).
+    #[arg(long, requires = "ab_channels", allow_negative_numbers = true, value_parser = clap::value_parser!(u32).range(0..=100))]
+    pub ab_split: Option<u32>,
+    /// Variant B's channels, `id[:weight]` comma-separated (needs --ab-split).
+    #[arg(long, requires = "ab_split", num_args = 1.., value_delimiter = ',', value_name = "ID[:WEIGHT]", value_parser = route_channel)]
+    pub ab_channels: Option<Vec<RouteChannelArg>>,
+    /// Variant B's strategy (default priority).
+    #[arg(long, requires = "ab_split", value_enum)]
+    pub ab_strategy: Option<Strategy>,
+}
+
+/// Options of `smsgw route update` (PATCH): only the given fields change.
+#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
+pub struct RouteUpdateArgs {
+    /// Route id.
+    #[arg(long)]
+    pub id: String,
+    /// New channels in priority order, `id[:weight]` comma-separated.
+    #[arg(long, num_args = 1.., value_delimiter = ',', value_name = "ID[:WEIGHT]", value_parser = route_channel)]
+    pub channels: Option<Vec<RouteChannelArg>>,
+    /// New strategy.
+    #[arg(long, value_enum)]
+    pub strategy: Option<Strategy>,
+    /// New minimum success rate for least_cost (0..1).
+    #[arg(long, allow_negative_numbers = true, value_parser = share, conflicts_with = "no_min_success_rate")]
+    pub min_success_rate: Option<Share>,
+    /// Remove the minimum success rate.
+    #[arg(long)]
+    pub no_min_success_rate: bool,
+    /// New A/B test (replaces the current one).
+    #[command(flatten)]
+    pub ab: AbArgs,
+    /// End the A/B test.
+    #[arg(long, conflicts_with = "ab_split")]
+    pub no_ab: bool,
+}
+
+/// One `id[:weight]` of `--channels`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteChannelArg {
+    /// Channel id.
+    pub id: String,
+    /// Weight for `weighted` (server default 1).
+    pub weight: Option<u32>,
+}
+
+/// Parses `id[:weight]`.
+fn route_channel(text: &str) -> Result<RouteChannelArg, String> {
+    let (id, weight) = match text.rsplit_once(':') {
+        Some((id, w)) => (
+            id,
+            Some(w.parse::<u32>().map_err(|_| {
+                format!("{text:?}: the weight after ':' must be a whole number ≥ 0")
+            })?),
+        ),
+        None => (text, None),
+    };
+    if id.is_empty() {
+        return Err(format!(
+            "{text:?}: expected a channel id, e.g. ch-a or ch-a:3"
+        ));
+    }
+    Ok(RouteChannelArg {
+        id: id.to_string(),
+        weight,
+    })
+}
+
+/// A share 0..1 or a price ≥ 0, as given on the command line (finite, never NaN).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Share(pub f64);
+
+// Parsed values are finite, so equality is an equivalence.
+impl Eq for Share {}
+
+/// Parses a share 0..1.
+fn share(text: &str) -> Result<Share, String> {
+    match text.parse::<f64>() {
+        Ok(v) if (0.0..=1.0).contains(&v) => Ok(Share(v)),
+        _ => Err(format!("{text:?}: a share 0..1, e.g. 0.95")),
+    }
+}
+
+/// One `key=price` of `channel add --cost` (key `default` or a prefix like `+49`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CostArg {
+    /// `default` or an E.164 prefix.
+    pub key: String,
+    /// Price per part.
+    pub price: Share,
+}
+
+/// Parses `key=price`.
+fn cost_entry(text: &str) -> Result<CostArg, String> {
+    let bad = || format!("{text:?}: expected default=PRICE or +PREFIX=PRICE, e.g. default=0.004");
+    let (key, price) = text.split_once('=').ok_or_else(bad)?;
+    let price: f64 = price.parse().map_err(|_| bad())?;
+    if key.is_empty() || !price.is_finite() || price < 0.0 {
+        return Err(bad());
+    }
+    Ok(CostArg {
+        key: key.to_string(),
+        price: Share(price),
+    })
 }
 
 /// `smsgw tenant ...`.
@@ -678,7 +800,8 @@ mod tests {
                 panic!("not add");
             };
             assert_eq!(add.prefix, ["+49", "+43"]);
-            assert_eq!(add.channels, ["a", "b"]);
+            let ids: Vec<&str> = add.channels.iter().map(|c| c.id.as_str()).collect();
+            assert_eq!(ids, ["a", "b"]);
             assert_eq!(add.strategy, Strategy::LeastCost);
         }
         let Command::Route(a) = parse(&["route", "add", "--id", "d", "--channels", "a"]).command

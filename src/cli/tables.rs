@@ -135,6 +135,9 @@ const CHANNELS: &[Column] = &[
     ("ID", |c| cell(&c["id"])),
     ("PROTO", |c| cell(&c["protocol"])),
     ("STATE", |c| cell(&c["state"])),
+    // A bound line the router avoids shows it here (audit s18 defect 7).
+    ("HEALTH", |c| cell(&c["health"]["score"])),
+    ("BREAKER", |c| cell(&c["health"]["breaker"])),
     ("OWNER", |c| cell(&c["owner"])),
     ("BINDS", |c| {
         let binds: Vec<String> = c["binds"]
@@ -387,8 +390,21 @@ mod tests {
     fn channel_table_has_a_row_per_channel_and_falls_back_on_other_shapes() {
         let v = json!([{"id": "a", "protocol": "smpp", "state": "bound", "owner": 2, "tps": 100, "queue_depth": 3,
             "binds": [{"bind": "a#0", "node": 2, "state": "bound"}],
-            "stats": {"sent": 10, "delivered": 9, "failed": 1, "success_rate": 0.9, "submit_latency_ms_p99": 4.5}}]);
+            "stats": {"sent": 10, "delivered": 9, "failed": 1, "success_rate": 0.9, "submit_latency_ms_p99": 4.5},
+            "health": {"score": 0.0, "breaker": "open", "send_rate": 1.0}}]);
         let t = render(Table::Channels, &v).expect("table");
+        assert!(
+            t.lines()
+                .next()
+                .is_some_and(|l| l.contains("HEALTH") && l.contains("BREAKER")),
+            "{t}"
+        );
+        assert!(
+            t.lines()
+                .nth(1)
+                .is_some_and(|l| l.contains("0.00") && l.contains("open")),
+            "{t}"
+        );
         assert!(
             t.lines()
                 .nth(1)

@@ -160,6 +160,19 @@ pub fn is_known_country(cc: &str) -> bool {
         && cc.parse::<phonenumber::country::Id>().is_ok()
 }
 
+/// True when numbers starting with the digits `prefix` (without `+`) can belong to the
+/// country `cc`: the prefix and the country's calling code agree on their common
+/// length ("+4" and "+4930" fit DE, "+49" does not fit FR). Unknown country: false.
+pub fn prefix_fits_country(prefix: &str, cc: &str) -> bool {
+    let Some(code) = phonenumber::metadata::DATABASE
+        .by_id(cc)
+        .map(|m| m.country_code().to_string())
+    else {
+        return false;
+    };
+    prefix.starts_with(&code) || code.starts_with(prefix)
+}
+
 /// Checks a sender id: alphanumeric (≤ 11), short code (3–8 digits), or E.164.
 pub fn check_sender(from: &str) -> Result<String, ApiError> {
     let bad = |why: &str| {
@@ -615,6 +628,23 @@ pub fn cost(cfg: &ConfigView, channel: &str, to: &str, parts: usize) -> Option<f
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn prefixes_fit_the_countries_whose_calling_code_they_share() {
+        for (prefix, cc, fits) in [
+            ("49", "DE", true),
+            ("4930", "DE", true),
+            ("4", "DE", true),
+            ("49", "FR", false),
+            ("43", "DE", false),
+            ("1212", "US", true),
+            ("1", "CA", true),
+            ("7", "KZ", true),
+            ("49", "XX", false),
+        ] {
+            assert_eq!(prefix_fits_country(prefix, cc), fits, "{prefix} {cc}");
+        }
+    }
 
     #[test]
     fn known_countries_are_the_regions_numbers_resolve_to() {

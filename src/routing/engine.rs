@@ -43,6 +43,15 @@ pub struct RouteChoice {
     pub variant: Option<u8>,
 }
 
+/// How [`RoutingEngine::order`] draws the random parts of a strategy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ranking {
+    /// One random draw per message: what a send uses.
+    Sampled,
+    /// The expected winner of each draw: what a preview reports.
+    MostLikely,
+}
+
 /// Per-channel prices per destination prefix from the price-list CSV.
 #[derive(Default)]
 pub struct PriceList {
@@ -166,6 +175,20 @@ fn variant_of(r: &Route, variant: Option<u8>) -> (&str, &[RouteChannel], Option<
     }
 }
 
+/// True when the route's (variant's) strategy draws at random per message (`weighted`,
+/// `success_rate`, `least_cost` with `min_success_rate`): a preview then reports the
+/// most likely order.
+pub fn draws_per_message(cfg: &ConfigView, route_id: &str, variant: Option<u8>) -> bool {
+    cfg.routes.get(route_id).is_some_and(|r| {
+        let (s, _, min) = variant_of(r, variant);
+        match Strategy::parse(s) {
+            Some(Strategy::Weighted | Strategy::SuccessRate) => true,
+            Some(Strategy::LeastCost) => min.is_some(),
+            Some(Strategy::Priority) | None => false,
+        }
+    })
+}
+
 impl RoutingEngine {
     fn compiled(&self, cfg: &ConfigView) -> Arc<Compiled> {
         if let Some(c) = self
@@ -281,7 +304,9 @@ impl RoutingEngine {
 
     /// The candidates of a message in the order to try them (decided once, at accept).
     /// `health(channel)` gives (health score 0..1, breaker lets traffic through).
-    /// Channels in `avoid` go after the others (unless all are avoided).
+    /// Channels in `avoid` go after the others (unless all are avoided). `ranking` says
+    /// whether random strategies draw (a send) or report their most likely order (a
+    /// preview): one ranking for both, so a preview names what a send would do.
     #[allow(clippy::too_many_arguments)]
     pub fn order(
         &self,
@@ -292,6 +317,7 @@ impl RoutingEngine {
         to: &str,
         operator: Option<&str>,
         avoid: &[String],
+        ranking: Ranking,
         health: impl Fn(&str) -> (f64, bool),
     ) -> Vec<String> {
         let route = route_id.and_then(|id| cfg.routes.get(id));
@@ -338,8 +364,13 @@ impl RoutingEngine {
                 }
             })
             .collect();
-        let mut rng = SmallRng::from_rng(&mut rand::rng());
-        let mut out = strategy::order(strategy, &facts, min, &mut rng);
+        let mut out = match ranking {
+            Ranking::Sampled => {
+                let mut rng = SmallRng::from_rng(&mut rand::rng());
+                strategy::order(strategy, &facts, min, &mut rng)
+            }
+            Ranking::MostLikely => strategy::rank(strategy, &facts, min, &mut strategy::MostLikely),
+        };
         if !avoid.is_empty() && out.iter().any(|c| !avoid.contains(c)) {
             let (fresh, left): (Vec<String>, Vec<String>) =
                 out.into_iter().partition(|c| !avoid.contains(c));
@@ -476,16 +507,33 @@ mod tests {
             "+49151",
             None,
             &["r-a".into()],
+            Ranking::Sampled,
             |_| (1.0, true),
         );
         assert_eq!(o, ["r-b", "r-a"]);
-        let o = e.order(&cfg, Some("r"), None, &cands, "+49151", None, &[], |c| {
-            (1.0, c != "r-a")
-        });
+        let o = e.order(
+            &cfg,
+            Some("r"),
+            None,
+            &cands,
+            "+49151",
+            None,
+            &[],
+            Ranking::Sampled,
+            |c| (1.0, c != "r-a"),
+        );
         assert_eq!(o, ["r-b", "r-a"]);
-        let o = e.order(&cfg, Some("r"), None, &cands, "+49151", None, &[], |_| {
-            (1.0, true)
-        });
+        let o = e.order(
+            &cfg,
+            Some("r"),
+            None,
+            &cands,
+            "+49151",
+            None,
+            &[],
+            Ranking::Sampled,
+            |_| (1.0, true),
+        );
         assert_eq!(o, ["r-a", "r-b"]);
     }
 }

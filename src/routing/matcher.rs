@@ -352,6 +352,53 @@ impl RouteIndex {
     }
 }
 
+/// How a new route and an existing one make one of them unreachable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shadow {
+    /// Both match exactly the same messages: the one with the larger id is never chosen.
+    SameMatch,
+    /// The existing route matches every number the new one matches, as specifically,
+    /// and wins ties (smaller id): the new route would never be chosen.
+    NewIsShadowed,
+    /// The new route would match every number the existing one matches, as
+    /// specifically, and win ties: the existing route would never be chosen again.
+    ShadowsExisting,
+}
+
+/// The first route of `existing` (other than `new.id`) that `new` conflicts with: same
+/// fields besides the prefixes (so the same specificity) and one route's prefixes a
+/// subset of the other's, with ties going to the smaller id. For any number the route
+/// with more prefixes then finds a prefix at least as long, so the other never wins.
+pub fn shadowing<'a>(
+    existing: impl IntoIterator<Item = &'a Route>,
+    new: &Route,
+) -> Option<(&'a Route, Shadow)> {
+    use std::collections::BTreeSet;
+    let set = |r: &Route| -> BTreeSet<String> { r.prefixes.iter().cloned().collect() };
+    let mine = set(new);
+    existing.into_iter().find_map(|o| {
+        if o.id == new.id
+            || o.country != new.country
+            || o.tenant != new.tenant
+            || o.category != new.category
+            || o.operator != new.operator
+            || o.sender_type != new.sender_type
+        {
+            return None;
+        }
+        let theirs = set(o);
+        if theirs == mine {
+            Some((o, Shadow::SameMatch))
+        } else if !mine.is_empty() && mine.is_subset(&theirs) && o.id < new.id {
+            Some((o, Shadow::NewIsShadowed))
+        } else if !theirs.is_empty() && theirs.is_subset(&mine) && new.id < o.id {
+            Some((o, Shadow::ShadowsExisting))
+        } else {
+            None
+        }
+    })
+}
+
 /// A plain route for tests elsewhere in the crate.
 #[cfg(test)]
 pub(crate) mod tests_support {
@@ -384,6 +431,47 @@ pub(crate) mod tests_support {
 mod tests {
     use super::tests_support::route;
     use super::*;
+
+    #[test]
+    fn shadowing_finds_routes_that_could_never_be_chosen() {
+        let o1 = route("o1", &["+49", "+43"]);
+        let existing = [o1.clone()];
+        let check = |r: &Route| shadowing(&existing, r).map(|(o, k)| (o.id.clone(), k));
+        // Covered and loses ties: dead.
+        assert_eq!(
+            check(&route("o2", &["+43"])),
+            Some(("o1".into(), Shadow::NewIsShadowed))
+        );
+        assert_eq!(
+            check(&route("v8", &["+49"])),
+            Some(("o1".into(), Shadow::NewIsShadowed))
+        );
+        // Would cover o1 and win ties: o1 dead.
+        assert_eq!(
+            check(&route("a", &["+43", "+49", "+41"])),
+            Some(("o1".into(), Shadow::ShadowsExisting))
+        );
+        assert_eq!(
+            check(&route("z", &["+43", "+49"])),
+            Some(("o1".into(), Shadow::SameMatch))
+        );
+        // Covered but wins ties (smaller id): both stay reachable.
+        assert_eq!(check(&route("a", &["+43"])), None);
+        // Longer prefixes are more specific; prefix-less routes match other numbers.
+        assert_eq!(check(&route("o3", &["+4915"])), None);
+        assert_eq!(check(&route("o3", &[])), None);
+        // Another field named: a different specificity.
+        let mut de = route("o4", &["+49"]);
+        de.country = Some("DE".into());
+        assert_eq!(check(&de), None);
+        // The index agrees: o2 is never chosen.
+        let o2 = route("o2", &["+43"]);
+        let idx = RouteIndex::build([&o1, &o2]);
+        let chosen = idx.choose(&input("+4366412345678", "t", Category::Otp));
+        assert_eq!(chosen.map(|r| r.id.as_str()), Some("o1"));
+        // The same route id (a replacement) is not a conflict with itself.
+        assert_eq!(check(&route("o1", &["+43"])), None);
+    }
 
     fn input<'a>(to: &'a str, tenant: &'a str, category: Category) -> MatchInput<'a> {
         MatchInput {

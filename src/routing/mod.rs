@@ -17,6 +17,6 @@ pub mod operators;
 pub mod strategy;
 pub mod trie;
 
-pub use engine::{RouteChoice, RoutingEngine};
-pub use matcher::{MatchInput, RouteIndex};
+pub use engine::{Ranking, RouteChoice, RoutingEngine};
+pub use matcher::{MatchInput, RouteIndex, Shadow};
 pub use strategy::Strategy;

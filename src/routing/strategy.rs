@@ -3,7 +3,9 @@
 //! caller's RNG, so tests are reproducible with a seed.
 //!
 //! - `priority`: the configured order (ordered failover).
-//! - `weighted`: a weighted random order (weights scaled by health score).
+//! - `weighted`: a weighted random order (weights scaled by health score). A channel
+//!   of weight 0 is never chosen first: it comes after every weighted channel (in
+//!   priority order), a failover-only line.
 //! - `least_cost`: cheapest first; with `min_success_rate` only channels whose sampled
 //!   success rate reaches it come first ("cheapest with success ≥ X %").
 //! - `success_rate`: Thompson sampling: each channel draws a success rate from
@@ -13,6 +15,11 @@
 //!
 //! Channels whose circuit breaker refuses traffic always go last (in strategy order),
 //! so a message never waits on a broken line while another one is usable.
+//!
+//! The random keys come from a [`Draws`]: [`Sampled`] (a real send: one draw per
+//! message) or [`MostLikely`] (the preview: each draw replaced by its expected winner,
+//! the highest effective weight or the best mean success rate), so the preview ranks
+//! with the very function a send uses.
 
 use rand::Rng;
 
@@ -79,6 +86,41 @@ fn gamma(rng: &mut impl Rng, shape: f64) -> f64 {
     }
 }
 
+/// Where the random parts of a ranking come from.
+pub trait Draws {
+    /// Sort key of a channel of effective weight `w` > 0 under `weighted` (larger first).
+    fn weighted_key(&mut self, w: f64) -> f64;
+    /// A success rate for a channel with these receipt counts (Thompson sampling).
+    fn success_rate(&mut self, delivered: f64, undelivered: f64) -> f64;
+}
+
+/// Random draws from an RNG: what a send uses.
+pub struct Sampled<'a, R>(pub &'a mut R);
+
+impl<R: Rng> Draws for Sampled<'_, R> {
+    fn weighted_key(&mut self, w: f64) -> f64 {
+        // Efraimidis–Spirakis: key u^(1/w), larger first.
+        let u: f64 = self.0.random::<f64>().max(f64::MIN_POSITIVE);
+        u.powf(1.0 / w)
+    }
+    fn success_rate(&mut self, delivered: f64, undelivered: f64) -> f64 {
+        beta(self.0, delivered + 1.0, undelivered + 1.0)
+    }
+}
+
+/// The most likely outcome of each draw: the highest effective weight, the mean of
+/// Beta(delivered + 1, undelivered + 1). What a preview reports.
+pub struct MostLikely;
+
+impl Draws for MostLikely {
+    fn weighted_key(&mut self, w: f64) -> f64 {
+        w
+    }
+    fn success_rate(&mut self, delivered: f64, undelivered: f64) -> f64 {
+        (delivered + 1.0) / (delivered + undelivered + 2.0)
+    }
+}
+
 /// A draw from Beta(a, b).
 pub fn beta(rng: &mut impl Rng, a: f64, b: f64) -> f64 {
     let x = gamma(rng, a.max(1e-3));
@@ -86,16 +128,24 @@ pub fn beta(rng: &mut impl Rng, a: f64, b: f64) -> f64 {
     if x + y <= 0.0 { 0.5 } else { x / (x + y) }
 }
 
-fn sample_rate(rng: &mut impl Rng, c: &Candidate) -> f64 {
-    beta(rng, c.delivered + 1.0, c.undelivered + 1.0)
-}
-
-/// Orders the candidates for one message; returns channel ids, best first.
+/// Orders the candidates for one message with random draws; returns channel ids, best
+/// first.
 pub fn order(
     strategy: Strategy,
     candidates: &[Candidate],
     min_success_rate: Option<f64>,
     rng: &mut impl Rng,
+) -> Vec<String> {
+    rank(strategy, candidates, min_success_rate, &mut Sampled(rng))
+}
+
+/// Orders the candidates with the draws of `draws`; returns channel ids, best first.
+/// The one ranking function of both a send ([`Sampled`]) and a preview ([`MostLikely`]).
+pub fn rank(
+    strategy: Strategy,
+    candidates: &[Candidate],
+    min_success_rate: Option<f64>,
+    draws: &mut impl Draws,
 ) -> Vec<String> {
     // (refused by breaker, key...) sorted ascending.
     let mut keyed: Vec<(bool, f64, f64, u32, &Candidate)> = candidates
@@ -103,23 +153,23 @@ pub fn order(
         .map(|c| {
             let (k1, k2) = match strategy {
                 Strategy::Priority => (0.0, 0.0),
+                // Weight 0: failover only, after every weighted channel (keys ≤ 0).
+                Strategy::Weighted if c.weight == 0 => (1.0, 0.0),
                 Strategy::Weighted => {
-                    // Efraimidis–Spirakis: key u^(1/w), larger first.
-                    let w = (f64::from(c.weight.max(1)) * c.health.clamp(0.01, 1.0)).max(1e-6);
-                    let u: f64 = rng.random::<f64>().max(f64::MIN_POSITIVE);
-                    (-(u.powf(1.0 / w)), 0.0)
+                    let w = (f64::from(c.weight) * c.health.clamp(0.01, 1.0)).max(1e-6);
+                    (-draws.weighted_key(w), 0.0)
                 }
                 Strategy::LeastCost => {
                     let cost = c.cost.unwrap_or(f64::INFINITY);
                     match min_success_rate {
                         Some(min) => {
-                            let s = sample_rate(rng, c);
+                            let s = draws.success_rate(c.delivered, c.undelivered);
                             if s >= min { (0.0, cost) } else { (1.0, -s) }
                         }
                         None => (cost, 0.0),
                     }
                 }
-                Strategy::SuccessRate => (-sample_rate(rng, c), 0.0),
+                Strategy::SuccessRate => (-draws.success_rate(c.delivered, c.undelivered), 0.0),
             };
             (!c.allowed, k1, k2, c.priority, c)
         })
@@ -211,6 +261,53 @@ mod tests {
             .filter(|_| order(Strategy::Weighted, &c, None, &mut rng)[0] == "a")
             .count();
         assert!((2800..3200).contains(&a), "{a}");
+    }
+
+    #[test]
+    fn weight_zero_is_never_first_only_failover() {
+        let mut rng = StdRng::seed_from_u64(6);
+        let mut c = vec![
+            cand("zero", 1, 1.0, 0.0, 0.0),
+            cand("one", 2, 1.0, 0.0, 0.0),
+            cand("zero2", 3, 1.0, 0.0, 0.0),
+        ];
+        c[0].weight = 0;
+        c[2].weight = 0;
+        for _ in 0..2000 {
+            assert_eq!(
+                order(Strategy::Weighted, &c, None, &mut rng),
+                ["one", "zero", "zero2"]
+            );
+        }
+        // A weight-0 channel still beats one whose breaker is open.
+        c[1].allowed = false;
+        assert_eq!(
+            order(Strategy::Weighted, &c, None, &mut rng),
+            ["zero", "zero2", "one"]
+        );
+    }
+
+    #[test]
+    fn most_likely_is_the_expected_winner_of_each_strategy() {
+        let mut c = vec![
+            cand("a", 1, 0.004, 20.0, 80.0),
+            cand("b", 2, 0.006, 0.0, 0.0),
+        ];
+        c[0].weight = 1;
+        c[1].weight = 9;
+        let first = |s, c: &[Candidate], min| rank(s, c, min, &mut MostLikely)[0].clone();
+        assert_eq!(first(Strategy::Weighted, &c, None), "b");
+        assert_eq!(first(Strategy::Priority, &c, None), "a");
+        assert_eq!(first(Strategy::LeastCost, &c, None), "a");
+        // b has no receipts (mean 0.5), a delivers 20 %.
+        assert_eq!(first(Strategy::SuccessRate, &c, None), "b");
+        assert_eq!(first(Strategy::LeastCost, &c, Some(0.4)), "b");
+        // Health scales the weights: a sick heavy line loses to a healthy light one.
+        c[1].health = 0.05;
+        assert_eq!(first(Strategy::Weighted, &c, None), "a");
+        // An open breaker goes last whatever the strategy.
+        c[0].allowed = false;
+        assert_eq!(first(Strategy::Priority, &c, None), "b");
     }
 
     #[test]

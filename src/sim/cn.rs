@@ -179,9 +179,7 @@ pub async fn serve(
         shutdown: stop_rx,
     });
     if let Some(control) = &args.control {
-        let l = TcpListener::bind(control)
-            .await
-            .with_context(|| format!("binding control address {control}"))?;
+        let l = super::bind_listener("control address ", control).await?;
         let c = ctx.clone();
         let app = axum::Router::new().route(
             "/stats",

@@ -694,9 +694,7 @@ impl SmscSim {
         let mut tasks = Vec::new();
         let control_addr = match &args.control {
             Some(addr) => {
-                let l = TcpListener::bind(addr)
-                    .await
-                    .with_context(|| format!("binding control address {addr}"))?;
+                let l = super::bind_listener("control address ", addr).await?;
                 let control_addr = l.local_addr()?;
                 let c = ctx.clone();
                 let k = ctx.clone();
@@ -824,9 +822,7 @@ pub async fn serve(
 /// Entry point of `smsgw sim smsc`: runs until SIGTERM/SIGINT, then flushes
 /// the ledger and exits.
 pub async fn run(args: SmscSimArgs) -> anyhow::Result<()> {
-    let listener = TcpListener::bind(&args.listen)
-        .await
-        .with_context(|| format!("binding {}", args.listen))?;
+    let listener = super::bind_listener("", &args.listen).await?;
     if args.protocol != SimProtocol::Smpp {
         return super::cn::serve(listener, args, shutdown_signal()).await;
     }

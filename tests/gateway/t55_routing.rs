@@ -744,3 +744,159 @@ async fn sla_breach_fires_a_signed_alert_and_windows_are_reported() {
         "{m}"
     );
 }
+
+/// The preview's `route` and `cost` for `TO`.
+async fn preview(node: &GwNode, key: &str) -> Value {
+    let r = node
+        .post_json(
+            "/v1/messages/preview",
+            key,
+            &json!({"to": TO, "text": "hi"}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    r.json
+}
+
+async fn patch_route(node: &GwNode, id: &str, body: Value) -> Value {
+    let (s, v) = node
+        .admin(
+            Method::PATCH,
+            &format!("/admin/v1/routes/{id}"),
+            Some(body.clone()),
+        )
+        .await;
+    assert_eq!(s, 200, "PATCH {id} {body}: {v}");
+    v
+}
+
+/// Audit s18 defects 1, 2, 3, 9, 10: weight 0 is failover only, the preview names the
+/// channel a send takes now (strategy, live drain state, price list) with the price
+/// routing uses, routes change in place with PATCH, and `/ab` of a route without a test
+/// is 404.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn weight_zero_is_failover_only_and_the_preview_names_the_channel_a_send_takes() {
+    let dir = tempdir();
+    let _logs = LogsOnFailure(dir.path().to_path_buf());
+    let a = Smsc::start(dir.path(), "a", &["--dlr-delay-ms", "5"]).await;
+    let b = Smsc::start(dir.path(), "b", &["--dlr-delay-ms", "5"]).await;
+    let node = GwNode::start(dir.path(), &[]).await;
+    post(&node, "/admin/v1/channels", a.channel("a")).await;
+    post(&node, "/admin/v1/channels", b.channel("b")).await;
+    let key = node.tenant("acme", json!({})).await;
+
+    // Every weight 0: nothing would carry traffic.
+    let zero = |id: &str| json!({"id": id, "weight": 0});
+    let (s, v) = node
+        .admin(
+            Method::POST,
+            "/admin/v1/routes",
+            Some(
+                json!({"id": "w0", "match": {"prefix": ["+49"]}, "strategy": "weighted",
+                        "channels": [zero("a"), zero("b")]}),
+            ),
+        )
+        .await;
+    assert_eq!(
+        (s, &v["error"]["code"]),
+        (422, &json!("invalid_field")),
+        "{v}"
+    );
+    assert_eq!(v["error"]["field"], "channels", "{v}");
+
+    post(
+        &node,
+        "/admin/v1/routes",
+        json!({"id": "w0", "match": {"prefix": ["+49"]}, "strategy": "weighted",
+               "channels": [zero("a"), {"id": "b", "weight": 1}]}),
+    )
+    .await;
+    node.wait_bound().await;
+    let p = preview(&node, &key).await;
+    assert_eq!(p["route"]["channel"], "b", "{p}");
+    assert_eq!(p["route"]["candidates"], json!(["b", "a"]), "{p}");
+    let ids = node.send_all_accepted(&key, bodies(40, "w0", TO)).await;
+    node.wait_all_status(&key, &ids, "delivered", Duration::from_secs(30))
+        .await;
+    assert_eq!(accepted(&a).await, 0, "weight 0 is never chosen first");
+    assert_eq!(accepted(&b).await, 40);
+
+    // /ab of a route without a test: 404, not zeros.
+    let (s, v) = node
+        .admin(Method::GET, "/admin/v1/routes/w0/ab", None)
+        .await;
+    assert_eq!((s, &v["error"]["code"]), (404, &json!("not_found")), "{v}");
+
+    // Weights changed in place: the preview follows the likelier channel.
+    patch_route(
+        &node,
+        "w0",
+        json!({"channels": [{"id": "a", "weight": 9}, {"id": "b", "weight": 1}]}),
+    )
+    .await;
+    let p = preview(&node, &key).await;
+    assert_eq!(p["route"]["channel"], "a", "{p}");
+    assert_eq!(p["route"]["most_likely"], true, "{p}");
+    let (s, v) = node
+        .admin(
+            Method::PATCH,
+            "/admin/v1/routes/nope",
+            Some(json!({"strategy": "priority"})),
+        )
+        .await;
+    assert_eq!((s, &v["error"]["code"]), (404, &json!("not_found")), "{v}");
+    let (s, v) = node
+        .admin(
+            Method::PATCH,
+            "/admin/v1/routes/w0",
+            Some(json!({"channels": [{"id": "a"}, {"id": "a"}]})),
+        )
+        .await;
+    assert_eq!(
+        (s, &v["error"]["field"]),
+        (422, &json!("channels[1].id")),
+        "{v}"
+    );
+
+    // least_cost with a price list: the preview names the cheapest line and its price.
+    let r = node
+        .request(
+            Method::PUT,
+            "/admin/v1/routing/price-list",
+            Some(ADMIN_TOKEN),
+            &[],
+            Some(b"channel,prefix,price\na,+49,0.006\nb,+49,0.001\n".to_vec()),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let v = patch_route(&node, "w0", json!({"strategy": "least_cost"})).await;
+    assert_eq!(v["strategy"], "least_cost", "{v}");
+    let p = preview(&node, &key).await;
+    assert_eq!(p["route"]["channel"], "b", "{p}");
+    assert_eq!(p["route"]["most_likely"], false, "{p}");
+    assert_eq!(p["cost"], 0.001, "{p}");
+    assert_eq!(p["cost_per_part"], 0.001, "{p}");
+    let ids = node.send_all_accepted(&key, bodies(10, "lc", TO)).await;
+    node.wait_all_status(&key, &ids, "delivered", Duration::from_secs(30))
+        .await;
+    assert_eq!(
+        accepted(&b).await,
+        50,
+        "the send took the previewed channel"
+    );
+
+    // priority with the first channel drained: the preview names the second.
+    patch_route(
+        &node,
+        "w0",
+        json!({"strategy": "priority", "channels": [{"id": "a"}, {"id": "b"}]}),
+    )
+    .await;
+    assert_eq!(preview(&node, &key).await["route"]["channel"], "a");
+    let (s, v) = node
+        .admin(Method::POST, "/admin/v1/channels/a/drain", None)
+        .await;
+    assert!(s == 200 || s == 204, "{v}");
+    let p = preview(&node, &key).await;
+    assert_eq!(p["route"]["channel"], "b", "{p}");
+}

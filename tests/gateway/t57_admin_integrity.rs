@@ -265,7 +265,7 @@ async fn ids_must_name_real_countries_and_tenants_and_routes_cannot_share_a_matc
         .admin(
             Method::POST,
             "/admin/v1/routes",
-            Some(route("de1", json!(["+49", "+43"]))),
+            Some(route("de1", json!(["+4915", "+4930"]))),
         )
         .await;
     assert_eq!(s, 201, "{v}");
@@ -273,15 +273,40 @@ async fn ids_must_name_real_countries_and_tenants_and_routes_cannot_share_a_matc
         .admin(
             Method::POST,
             "/admin/v1/routes",
-            Some(route("de2", json!(["+43", "+49"]))),
+            Some(route("de2", json!(["+4930", "+4915"]))),
         )
         .await;
     assert_refused(s, &v, 409, "conflict", "same prefixes in another order");
+    // Audit s18 defect 4: prefixes covered by de1 at the same specificity, and de1 wins
+    // ties (smaller id): de3 would never be chosen.
     let (s, v) = node
         .admin(
             Method::POST,
             "/admin/v1/routes",
-            Some(route("de3", json!(["+49"]))),
+            Some(route("de3", json!(["+4930"]))),
+        )
+        .await;
+    assert_refused(s, &v, 409, "conflict", "prefixes covered by de1");
+    let msg = v["error"]["message"].as_str().unwrap_or("");
+    assert!(msg.contains("de1") && msg.contains("PATCH"), "{v}");
+    // ... and the other way round: a smaller id covering de1 would make de1 dead.
+    let (s, v) = node
+        .admin(
+            Method::POST,
+            "/admin/v1/routes",
+            Some(route("de0", json!(["+4915", "+4930", "+4940"]))),
+        )
+        .await;
+    assert_refused(s, &v, 409, "conflict", "covers de1 and wins ties");
+    assert!(
+        v["error"]["message"].as_str().unwrap_or("").contains("de1"),
+        "{v}"
+    );
+    let (s, v) = node
+        .admin(
+            Method::POST,
+            "/admin/v1/routes",
+            Some(route("de4", json!(["+4916"]))),
         )
         .await;
     assert_eq!(s, 201, "a different match is fine: {v}");
@@ -290,7 +315,83 @@ async fn ids_must_name_real_countries_and_tenants_and_routes_cannot_share_a_matc
         .as_array()
         .map(|a| a.iter().filter_map(|r| r["id"].as_str()).collect())
         .unwrap_or_default();
-    assert_eq!(ids, ["de1", "de3", "default"], "{routes}");
+    assert_eq!(ids, ["de1", "de4", "default"], "{routes}");
+}
+
+/// Audit s18 defect 8: every route and channel field that can never work is 422 with
+/// the field named.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn routes_and_channels_that_could_never_work_are_refused_naming_the_field() {
+    let dir = tempdir();
+    let _logs = LogsOnFailure(dir.path().to_path_buf());
+    let node = GwNode::start(dir.path(), &[]).await;
+    node.channels_and_route(&[dead_channel("a"), dead_channel("b")])
+        .await;
+    let routes = [
+        (
+            json!({"id": "r1", "match": {"prefix": ["+49"]}, "channels": [{"id": "a"}, {"id": "a"}]}),
+            "channels[1].id",
+        ),
+        (
+            json!({"id": "r2", "match": {"prefix": ["+4912345678901234567"]}, "channels": [{"id": "a"}]}),
+            "match.prefix[0]",
+        ),
+        (
+            json!({"id": "r3", "match": {"prefix": ["+33", "+49"], "country": "FR"}, "channels": [{"id": "a"}]}),
+            "match.prefix[1]",
+        ),
+        (
+            json!({"id": "r4", "match": {"tenant": "no such tenant!"}, "channels": [{"id": "a"}]}),
+            "match.tenant",
+        ),
+        (
+            json!({"id": "r5", "match": {"prefix": ["+49"]}, "channels": [{"id": "a"}],
+                   "ab": {"split_percent": 10, "variant_b": {"channels": [{"id": "b", "weight": 0}]}}}),
+            "ab.variant_b.channels",
+        ),
+    ];
+    for (body, field) in routes {
+        let (s, v) = node
+            .admin(Method::POST, "/admin/v1/routes", Some(body.clone()))
+            .await;
+        assert_refused(s, &v, 422, "invalid_field", &body.to_string());
+        assert_eq!(v["error"]["field"], field, "{body}: {v}");
+    }
+    // Still fine: a prefix of the country, and a shorter prefix covering it.
+    for (id, p) in [("de", "+4930"), ("four", "+4")] {
+        let (s, v) = node
+            .admin(
+                Method::POST,
+                "/admin/v1/routes",
+                Some(json!({"id": id, "match": {"prefix": [p], "country": "DE"}, "channels": [{"id": "a"}]})),
+            )
+            .await;
+        assert_eq!(s, 201, "{p}: {v}");
+    }
+
+    let sla = |extra: Value| {
+        let mut c = dead_channel("s");
+        c["sla"] = extra;
+        c
+    };
+    for (body, field) in [
+        (
+            sla(
+                json!({"window": "5m", "alert_url": "http://127.0.0.1:9/x", "alert_secret": "secret-123"}),
+            ),
+            "sla",
+        ),
+        (
+            sla(json!({"min_success_rate": 0.9, "alert_secret": "secret-123"})),
+            "sla.alert_url",
+        ),
+    ] {
+        let (s, v) = node
+            .admin(Method::POST, "/admin/v1/channels", Some(body.clone()))
+            .await;
+        assert_refused(s, &v, 422, "invalid_field", &body.to_string());
+        assert_eq!(v["error"]["field"], field, "{body}: {v}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
