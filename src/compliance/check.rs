@@ -57,7 +57,9 @@ pub enum Refusal {
         per_seconds: i64,
         retry_after_ms: i64,
     },
-    #[error("campaign {campaign} is at its throughput of {tps} messages per second")]
+    #[error(
+        "campaign {campaign} is at its throughput of {tps} message parts per second (a long message counts each part)"
+    )]
     CampaignThroughput {
         campaign: String,
         tps: u32,

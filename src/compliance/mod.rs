@@ -169,7 +169,7 @@ pub fn screen(
     // Early refusal when a window is full already; the state machine decides exactly.
     for cap in &v.caps {
         if let Some(row) = store.window_row(&cap.key)?
-            && let Err(ms) = row.check(cap, m.created_at)
+            && let Err(ms) = row.check(cap, m.created_at, cap.cost(m.parts))
         {
             return Err(refuse(capped(cap, ms)));
         }
