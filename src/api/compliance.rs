@@ -16,8 +16,8 @@ use super::{AppState, require_admin};
 use crate::clock::{now_ms, rfc3339};
 use crate::compliance::{content, quiet};
 use crate::state::compliance::{
-    Campaign, ComplianceOp, ContentRule, CountryRules, DltTemplate, QuietHours, RuleAction,
-    RuleKind, SenderId, SenderKind,
+    BUILTIN_COUNTRIES, Campaign, ComplianceOp, ContentRule, CountryRules, DltTemplate, QuietHours,
+    RuleAction, RuleKind, SenderId, SenderKind,
 };
 use crate::state::{Op, OpResult};
 
@@ -215,9 +215,10 @@ struct CountryBody {
     quiet_hours: Option<QuietBody>,
 }
 
-fn country_view(c: &CountryRules) -> Value {
+/// A country's rules; `built_in` when no admin configured them (the defaults in force).
+fn country_view(c: &CountryRules, built_in: bool) -> Value {
     json!({
-        "country": c.country, "alphanumeric_allowed": c.alphanumeric_allowed,
+        "country": c.country, "built_in": built_in, "alphanumeric_allowed": c.alphanumeric_allowed,
         "sender_registration_required": c.sender_registration_required,
         "dlt_required": c.dlt_required, "ten_dlc_required": c.ten_dlc_required,
         "quiet_hours": c.quiet_hours.as_ref().map(|q| json!({
@@ -267,20 +268,33 @@ pub async fn put_country(
         quiet_hours,
     };
     write(&st, ComplianceOp::PutCountry(c.clone())).await?;
-    Ok(Json(country_view(&c)).into_response())
+    Ok(Json(country_view(&c, false)).into_response())
 }
 
-/// `GET /admin/v1/compliance/countries`: the configured countries.
+/// `GET /admin/v1/compliance/countries`: the rules in force that differ from nothing:
+/// the configured countries, and the built-in rules (IN, US) no admin replaced
+/// (`built_in: true`), by country code.
 pub async fn list_countries(
     State(st): State<AppState>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     require_admin(&st, &headers)?;
     let reg = st.consensus.store().compliance();
-    Ok(Json(json!(
-        reg.countries.values().map(country_view).collect::<Vec<_>>()
-    ))
-    .into_response())
+    let mut rows: Vec<(String, Value)> = reg
+        .countries
+        .values()
+        .map(|c| (c.country.clone(), country_view(c, false)))
+        .collect();
+    for cc in BUILTIN_COUNTRIES {
+        if !reg.countries.contains_key(*cc) {
+            rows.push((
+                (*cc).to_string(),
+                country_view(&CountryRules::builtin(cc), true),
+            ));
+        }
+    }
+    rows.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(Json(json!(rows.into_iter().map(|(_, v)| v).collect::<Vec<_>>())).into_response())
 }
 
 /// A country path segment for reading or deleting: a known code, or one stored before
@@ -308,8 +322,9 @@ pub async fn get_country(
 ) -> Result<Response, ApiError> {
     require_admin(&st, &headers)?;
     let cc = stored_or_known_country(&st, &cc)?;
-    let c = st.consensus.store().compliance().country(&cc);
-    Ok(Json(country_view(&c)).into_response())
+    let reg = st.consensus.store().compliance();
+    let c = reg.country(&cc);
+    Ok(Json(country_view(&c, !reg.countries.contains_key(&cc))).into_response())
 }
 
 /// `DELETE /admin/v1/compliance/countries/{cc}`: back to the built-in rules.
@@ -364,7 +379,11 @@ pub async fn add_sender(
     if !fits {
         return Err(ApiError::invalid(
             "type",
-            format!("{sender:?} is not a {:?} sender", b.kind),
+            format!(
+                "{sender:?} is not of type {} (its form is {})",
+                b.kind.as_str(),
+                kind.as_str()
+            ),
         ));
     }
     let sender = if kind == SenderKind::ShortCode || kind == SenderKind::Alphanumeric {
@@ -676,7 +695,8 @@ struct OptOutBody {
     numbers: Vec<String>,
 }
 
-/// `POST /admin/v1/tenants/{id}/opt_outs`
+/// `POST /admin/v1/tenants/{id}/opt_outs` → `{"added": new numbers, "already_listed",
+/// "numbers": the normalised numbers}`.
 pub async fn add_opt_outs(
     State(st): State<AppState>,
     headers: HeaderMap,
@@ -696,9 +716,23 @@ pub async fn add_opt_outs(
     for (i, n) in b.numbers.iter().enumerate() {
         numbers.push(number(&format!("numbers[{i}]"), n)?);
     }
-    let added = numbers.len();
+    let mut seen = std::collections::HashSet::new();
+    numbers.retain(|n| seen.insert(n.clone()));
+    // Counted before the write: an already-listed number is not "added" again.
+    let added = {
+        let reg = st.consensus.store().compliance();
+        numbers
+            .iter()
+            .filter(|n| !reg.opted_out(&tenant, n))
+            .count()
+    };
+    let already_listed = numbers.len() - added;
+    let shown = numbers.clone();
     write(&st, ComplianceOp::AddOptOuts { tenant, numbers }).await?;
-    Ok(Json(json!({"added": added})).into_response())
+    Ok(
+        Json(json!({"added": added, "already_listed": already_listed, "numbers": shown}))
+            .into_response(),
+    )
 }
 
 /// Query of `GET .../opt_outs`.

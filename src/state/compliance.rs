@@ -86,6 +86,10 @@ pub struct CountryRules {
     pub quiet_hours: Option<QuietHours>,
 }
 
+/// The countries whose built-in rules differ from "nothing required" (see
+/// [`CountryRules::builtin`]); listed with the configured countries.
+pub const BUILTIN_COUNTRIES: &[&str] = &["IN", "US"];
+
 impl CountryRules {
     /// What applies to a country nobody configured: India needs DLT, the US 10DLC (and
     /// forbids alphanumeric senders); elsewhere nothing. An admin PUT replaces these.
@@ -109,6 +113,18 @@ pub enum SenderKind {
     ShortCode,
     LongCode,
     TollFree,
+}
+
+impl SenderKind {
+    /// The name used in the API (`type` of a sender).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SenderKind::Alphanumeric => "alphanumeric",
+            SenderKind::ShortCode => "short_code",
+            SenderKind::LongCode => "long_code",
+            SenderKind::TollFree => "toll_free",
+        }
+    }
 }
 
 /// A sender id a tenant registered, for some countries (empty: every country).
