@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use super::error::{ApiError, parse_json};
 use super::{AppState, require_admin};
 use crate::clock::{now_ms, rfc3339};
-use crate::compliance::{content, quiet};
+use crate::compliance::{content, dlt, quiet};
 use crate::state::compliance::{
     BUILTIN_COUNTRIES, Campaign, ComplianceOp, ContentRule, CountryRules, DltTemplate, QuietHours,
     RuleAction, RuleKind, SenderId, SenderKind,
@@ -506,14 +506,17 @@ struct TemplateBody {
 
 fn template_view(t: &DltTemplate) -> Value {
     json!({"template_id": t.template_id, "entity_id": t.entity_id, "text": t.text,
-           "variables": crate::compliance::dlt::Template::parse(&t.text).vars(), "created_at": rfc3339(t.created_at)})
+           "variables": dlt::Template::parse(&t.text).vars(), "created_at": rfc3339(t.created_at)})
 }
 
 fn dlt_id(field: &str, v: &str) -> Result<(), ApiError> {
-    if v.is_empty() || v.len() > 32 || !v.bytes().all(|b| b.is_ascii_alphanumeric()) {
+    if !dlt::valid_id(v) {
         return Err(ApiError::invalid(
             field,
-            "1 to 32 letters or digits (DLT ids have 19 digits)",
+            format!(
+                "{v:?} is not a DLT id: exactly {} digits, as the DLT portal issued it",
+                dlt::ID_DIGITS
+            ),
         ));
     }
     Ok(())
@@ -533,6 +536,16 @@ pub async fn add_template(
     dlt_id("entity_id", &b.entity_id)?;
     if b.text.is_empty() || b.text.chars().count() > 2000 {
         return Err(ApiError::invalid("text", "1 to 2000 characters"));
+    }
+    if let Some(bad) = dlt::near_miss(&b.text) {
+        return Err(ApiError::invalid(
+            "text",
+            format!(
+                "{bad:?} looks like a placeholder but is not one: DLT variables are written \
+                 exactly {} (lower case, no spaces)",
+                dlt::PLACEHOLDER
+            ),
+        ));
     }
     refuse_existing(
         &format!("DLT template {} exists", b.template_id),

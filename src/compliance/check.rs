@@ -48,6 +48,10 @@ pub enum Refusal {
     DltRequired(String),
     #[error("{0}")]
     DltTemplateMismatch(String),
+    /// The template exists but belongs to another entity (the request's `dlt.entity_id`
+    /// is what is wrong).
+    #[error("{0}")]
+    DltEntityMismatch(String),
     #[error(
         "frequency cap reached: at most {max} {category} messages per {per_seconds} s to this number"
     )]
@@ -75,7 +79,9 @@ impl Refusal {
             Refusal::SenderNotAllowed(_) => "sender",
             Refusal::Unregistered10dlc(_) => "ten_dlc",
             Refusal::OptedOut(..) => "opt_out",
-            Refusal::DltRequired(_) | Refusal::DltTemplateMismatch(_) => "dlt",
+            Refusal::DltRequired(_)
+            | Refusal::DltTemplateMismatch(_)
+            | Refusal::DltEntityMismatch(_) => "dlt",
             Refusal::FrequencyCapped { .. } => "frequency",
             Refusal::CampaignThroughput { .. } => "campaign_throughput",
         }
@@ -285,7 +291,7 @@ pub fn check(
                 ))
             })?;
         if tpl.entity_id != entity {
-            return Err(Refusal::DltTemplateMismatch(format!(
+            return Err(Refusal::DltEntityMismatch(format!(
                 "template {template_id} belongs to entity {}, not {entity}",
                 tpl.entity_id
             )));
@@ -478,6 +484,15 @@ mod tests {
         }))
         .expect("apply");
         assert!(check(&i, &reg, &r).is_ok());
+        // The template exists; the entity is what is wrong (refusal names dlt.entity_id).
+        i.dlt = Some(("9999", "T1"));
+        let e = check(&i, &reg, &r).expect_err("other entity");
+        assert!(matches!(e, Refusal::DltEntityMismatch(_)), "{e:?}");
+        assert_eq!(
+            super::super::refusal_error(&e).field.as_deref(),
+            Some("dlt.entity_id")
+        );
+        i.dlt = Some(("1101", "T1"));
         i.text = "Your code is 1234";
         assert!(matches!(
             check(&i, &reg, &r),

@@ -56,6 +56,12 @@ pub fn refusal_error(r: &Refusal) -> ApiError {
             msg,
         )
         .field("dlt.template_id"),
+        Refusal::DltEntityMismatch(_) => ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "dlt_template_mismatch",
+            msg,
+        )
+        .field("dlt.entity_id"),
         Refusal::FrequencyCapped { retry_after_ms, .. } => {
             ApiError::too_many("frequency_capped", msg, ms_to_s(*retry_after_ms))
         }
