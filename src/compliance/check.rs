@@ -469,6 +469,19 @@ mod tests {
         let mut reg = ComplianceRegistry::default();
         let r = empty_rules();
         let mut i = input(&t, "+919876543210", "IN", "ACMEIN", "Your OTP is 1234");
+        // India: the header (sender id) must be registered, as on DLT.
+        assert!(matches!(
+            check(&i, &reg, &r),
+            Err(Refusal::SenderNotAllowed(_))
+        ));
+        reg.apply(&ComplianceOp::PutSender(SenderId {
+            tenant: "acme".into(),
+            sender: "ACMEIN".into(),
+            kind: SenderKind::Alphanumeric,
+            countries: vec!["IN".into()],
+            created_at: 0,
+        }))
+        .expect("apply");
         assert!(matches!(check(&i, &reg, &r), Err(Refusal::DltRequired(_))));
         i.dlt = Some(("1101", "T1"));
         assert!(matches!(

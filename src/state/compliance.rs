@@ -91,13 +91,15 @@ pub struct CountryRules {
 pub const BUILTIN_COUNTRIES: &[&str] = &["IN", "US"];
 
 impl CountryRules {
-    /// What applies to a country nobody configured: India needs DLT, the US 10DLC (and
-    /// forbids alphanumeric senders); elsewhere nothing. An admin PUT replaces these.
+    /// What applies to a country nobody configured: India needs DLT and registered
+    /// senders (headers are registered on DLT with the entity and its templates, and
+    /// operators scrub unregistered ones), the US 10DLC (and forbids alphanumeric
+    /// senders); elsewhere nothing. An admin PUT replaces these.
     pub fn builtin(country: &str) -> CountryRules {
         CountryRules {
             country: country.to_string(),
             alphanumeric_allowed: country != "US",
-            sender_registration_required: false,
+            sender_registration_required: country == "IN",
             dlt_required: country == "IN",
             ten_dlc_required: country == "US",
             quiet_hours: None,

@@ -402,6 +402,22 @@ async fn every_rule_and_action_through_the_api() {
     node.admin(Method::DELETE, "/admin/v1/compliance/countries/DE", None)
         .await;
 
+    // ---- India: the header (sender id) must be registered, as on DLT ----
+    expect(
+        &node,
+        &key,
+        json!({"to": IN, "text": "Your OTP is 1234"}),
+        403,
+        "sender_not_allowed",
+    )
+    .await;
+    post(
+        &node,
+        "/admin/v1/tenants/acme/senders",
+        json!({"sender": "SMSGW", "type": "alphanumeric", "countries": ["IN"]}),
+    )
+    .await;
+
     // ---- India DLT: ids required, template registry, {#var#} matching ----
     expect(
         &node,
