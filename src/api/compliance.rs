@@ -622,6 +622,51 @@ fn campaign_view(c: &Campaign) -> Value {
     json!({"id": c.id, "use_case": c.use_case, "numbers": c.numbers, "tps": c.tps, "created_at": rfc3339(c.created_at)})
 }
 
+/// 422 unless `n` (E.164) is a NANP long code: `+1`, a 10-digit NXX-NXX-XXXX number, not
+/// a toll-free area code (toll-free numbers are verified senders, not 10DLC).
+fn ten_dlc_number(field: &str, n: &str) -> Result<(), ApiError> {
+    let digits = n.strip_prefix("+1").unwrap_or("");
+    let b = digits.as_bytes();
+    let nanp = b.len() == 10 && b.iter().all(u8::is_ascii_digit) && b[0] >= b'2' && b[3] >= b'2';
+    if !nanp {
+        return Err(ApiError::invalid(
+            field,
+            format!("{n} is not a US/NANP long code (+1 and 10 digits, like +12025550100)"),
+        ));
+    }
+    if crate::compliance::check::classify(n).0 == SenderKind::TollFree {
+        return Err(ApiError::invalid(
+            field,
+            format!(
+                "{n} is a toll-free number, not a 10DLC long code; register it with \
+                 POST .../senders as type toll_free"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// 409 naming `numbers[i]` when a number is in a campaign already (this tenant's or
+/// another's): a 10DLC number belongs to exactly one campaign, whose id and `tps` apply.
+fn campaign_numbers_free(st: &AppState, numbers: &[String]) -> Result<(), ApiError> {
+    let reg = st.consensus.store().compliance();
+    for (i, n) in numbers.iter().enumerate() {
+        let owner = reg.campaigns.iter().find_map(|(tenant, m)| {
+            m.values()
+                .find(|c| c.numbers.contains(n))
+                .map(|c| (tenant, &c.id))
+        });
+        if let Some((tenant, id)) = owner {
+            return Err(ApiError::conflict(format!(
+                "{n} is already in campaign {id} of tenant {tenant}; a 10DLC number belongs \
+                 to one campaign (remove it there first)"
+            ))
+            .field(format!("numbers[{i}]")));
+        }
+    }
+    Ok(())
+}
+
 /// `POST /admin/v1/tenants/{id}/campaigns` (US 10DLC; `tps` 0 = no cap, default 1).
 pub async fn add_campaign(
     State(st): State<AppState>,
@@ -639,9 +684,18 @@ pub async fn add_campaign(
     if b.numbers.is_empty() || b.numbers.len() > 10_000 {
         return Err(ApiError::invalid("numbers", "1 to 10000 numbers"));
     }
-    let mut numbers = Vec::with_capacity(b.numbers.len());
+    let mut numbers: Vec<String> = Vec::with_capacity(b.numbers.len());
     for (i, n) in b.numbers.iter().enumerate() {
-        numbers.push(number(&format!("numbers[{i}]"), n)?);
+        let field = format!("numbers[{i}]");
+        let n = number(&field, n)?;
+        ten_dlc_number(&field, &n)?;
+        if let Some(j) = numbers.iter().position(|m| *m == n) {
+            return Err(ApiError::invalid(
+                &field,
+                format!("{n} is listed twice (also numbers[{j}])"),
+            ));
+        }
+        numbers.push(n);
     }
     let tps = b.tps.unwrap_or(1);
     if tps > 100_000 {
@@ -658,6 +712,7 @@ pub async fn add_campaign(
             .and_then(|m| m.get(&b.id))
             .map(|row| row.created_at),
     )?;
+    campaign_numbers_free(&st, &numbers)?;
     let c = Campaign {
         tenant,
         id: b.id,
