@@ -244,6 +244,13 @@ pub async fn put_country(
                 .ok_or_else(|| ApiError::invalid("quiet_hours.start", "HH:MM"))?;
             let end = quiet::parse_hhmm(&q.end)
                 .ok_or_else(|| ApiError::invalid("quiet_hours.end", "HH:MM"))?;
+            if start == end {
+                return Err(ApiError::invalid(
+                    "quiet_hours.end",
+                    "must differ from start (an empty or all-day window); leave quiet_hours \
+                     out for none",
+                ));
+            }
             if !quiet::valid_timezone(&q.timezone) {
                 return Err(ApiError::invalid(
                     "quiet_hours.timezone",
