@@ -51,6 +51,36 @@ pub struct ApiCall {
     pub timeout: Duration,
     /// Printed when the answer is empty (a removal's 204), unless `--json`.
     pub confirm: Option<String>,
+    /// Read, merge, write: GET this first and send its answer with `body` merged over it.
+    pub read_first: Option<ReadFirst>,
+}
+
+/// The read of a read-merge-write call: the object at `path` (GET), of which only `keys`
+/// are kept before the call's body is merged over it (objects key by key, anything else
+/// replaced). So a command that sets one field keeps the others as they are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadFirst {
+    /// Path segments of the GET, like [`ApiCall::path`].
+    pub path: Vec<String>,
+    /// The answer's keys the write accepts (the rest, like ids and timestamps, dropped).
+    pub keys: &'static [&'static str],
+}
+
+/// `over` merged into `base`: objects key by key (recursively), other values replaced.
+pub fn merge_json(base: &mut Value, over: &Value) {
+    match (base, over) {
+        (Value::Object(b), Value::Object(o)) => {
+            for (k, v) in o {
+                match b.get_mut(k) {
+                    Some(slot) if slot.is_object() && v.is_object() => merge_json(slot, v),
+                    _ => {
+                        b.insert(k.clone(), v.clone());
+                    }
+                }
+            }
+        }
+        (b, o) => *b = o.clone(),
+    }
 }
 
 impl std::fmt::Debug for ApiCall {
@@ -65,6 +95,7 @@ impl std::fmt::Debug for ApiCall {
             .field("table", &self.table)
             .field("timeout", &self.timeout)
             .field("confirm", &self.confirm)
+            .field("read_first", &self.read_first)
             .finish()
     }
 }
@@ -82,7 +113,17 @@ impl ApiCall {
             table: None,
             timeout: Duration::from_secs(super::DEFAULT_TIMEOUT_SECONDS),
             confirm: None,
+            read_first: None,
         }
+    }
+
+    /// The same call as a read-merge-write (see [`ReadFirst`]).
+    pub(super) fn reading_first(mut self, path: &[&str], keys: &'static [&'static str]) -> Self {
+        self.read_first = Some(ReadFirst {
+            path: path.iter().map(|s| (*s).to_string()).collect(),
+            keys,
+        });
+        self
     }
 
     /// The same call with a JSON body.
@@ -190,7 +231,8 @@ fn table_of(cmd: &Command) -> Option<Table> {
         Command::Tenant(a) => match a.command {
             TenantCommand::List => Some(Table::Tenants),
             TenantCommand::Add(_) | TenantCommand::RotateKey { .. } => Some(Table::Secrets),
-            TenantCommand::Show { .. } | TenantCommand::Remove { .. } => None,
+            TenantCommand::Show { .. } => Some(Table::Tenant),
+            TenantCommand::Remove { .. } => None,
         },
         Command::Compliance(a) => super::compliance::table(&a.command),
         Command::Start(_) | Command::Demo(_) | Command::Sim(_) | Command::Send(_) => None,
@@ -250,14 +292,64 @@ pub fn http_client() -> anyhow::Result<reqwest::Client> {
     Ok(client)
 }
 
-/// Sends one call to `url` and turns whatever happens into an [`Outcome`].
+/// The body of a read-merge-write: the kept keys of the GET's answer with the call's body
+/// merged over them. `Err` is the line to print when the read fails.
+async fn merged_body(
+    client: &reqwest::Client,
+    call: &ApiCall,
+    read: &ReadFirst,
+) -> Result<Value, String> {
+    let get = ApiCall {
+        method: Method::GET,
+        path: read.path.clone(),
+        body: None,
+        read_first: None,
+        ..call.clone()
+    };
+    let url = get.url().map_err(|e| format!("error: {e}"))?;
+    let resp = client
+        .get(url.clone())
+        .bearer_auth(&call.bearer)
+        .timeout(call.timeout)
+        .header(reqwest::header::ACCEPT, "application/json")
+        .send()
+        .await
+        .map_err(|e| transport_error(&url, &e))?;
+    let status = resp.status();
+    let text = resp.text().await.map_err(|e| transport_error(&url, &e))?;
+    if !status.is_success() {
+        return Err(http_error_line(status, &text));
+    }
+    let current: Value = serde_json::from_str(&text)
+        .map_err(|e| format!("error: reading {url} before the change: not JSON: {e}"))?;
+    let mut body = Value::Object(
+        read.keys
+            .iter()
+            .filter_map(|k| current.get(*k).map(|v| ((*k).to_string(), v.clone())))
+            .collect(),
+    );
+    if let Some(over) = &call.body {
+        merge_json(&mut body, over);
+    }
+    Ok(body)
+}
+
+/// Sends one call to `url` and turns whatever happens into an [`Outcome`]. A
+/// read-merge-write call reads first (`ApiCall::read_first`).
 pub async fn execute(client: &reqwest::Client, call: &ApiCall, url: Url) -> Outcome {
+    let body = match &call.read_first {
+        Some(read) => match merged_body(client, call, read).await {
+            Ok(body) => Some(body),
+            Err(line) => return Outcome::Failure(line),
+        },
+        None => call.body.clone(),
+    };
     let mut req = client
         .request(call.method.clone(), url.clone())
         .bearer_auth(&call.bearer)
         .timeout(call.timeout)
         .header(reqwest::header::ACCEPT, "application/json");
-    if let Some(body) = &call.body {
+    if let Some(body) = &body {
         req = req.json(body);
     }
     let resp = match req.send().await {
