@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use super::tables::Table;
 use super::{
     ChannelAddArgs, ChannelCommand, ClusterCommand, Command, RouteAddArgs, RouteCommand, SendArgs,
-    TenantAddArgs, TenantCommand,
+    TenantAddArgs, TenantCommand, TenantUpdateArgs,
 };
 
 /// Exit code: the request succeeded.
@@ -231,6 +231,7 @@ fn table_of(cmd: &Command) -> Option<Table> {
         Command::Tenant(a) => match a.command {
             TenantCommand::List => Some(Table::Tenants),
             TenantCommand::Add(_) | TenantCommand::RotateKey { .. } => Some(Table::Secrets),
+            TenantCommand::Update(_) => Some(Table::Tenants),
             TenantCommand::Show { .. } => Some(Table::Tenant),
             TenantCommand::Remove { .. } => None,
         },
@@ -598,6 +599,21 @@ fn tenant(cmd: &TenantCommand, base: &str, token: &str) -> ApiCall {
                 .with_body(tenant_body(a))
         }
         TenantCommand::Show { id } => one(Method::GET, id),
+        TenantCommand::Update(u) => {
+            let call = ApiCall::new(
+                Method::PATCH,
+                base,
+                &["admin", "v1", "tenants", &u.id],
+                token,
+            )
+            .with_body(tenant_patch(u));
+            // The API takes the rate limit whole: one half given, the other is read.
+            if u.per_second.is_some() != u.burst.is_some() {
+                call.reading_first(&["admin", "v1", "tenants", &u.id], &["rate_limit"])
+            } else {
+                call
+            }
+        }
         TenantCommand::Remove { id } => one(Method::DELETE, id),
         TenantCommand::RotateKey { id } => ApiCall::new(
             Method::POST,
@@ -619,6 +635,72 @@ fn tenant_body(a: &TenantAddArgs) -> Value {
         body["callback_url"] = json!(url);
     }
     body
+}
+
+/// The `PATCH /admin/v1/tenants/{id}` body: only the fields given. A frequency cap that
+/// is not CATEGORY:MAX/SECONDS is sent as is, so the node names the bad field.
+fn tenant_patch(u: &TenantUpdateArgs) -> Value {
+    let list = |v: &Vec<String>| -> Vec<String> {
+        v.iter()
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect()
+    };
+    let mut body = serde_json::Map::new();
+    if let Some(n) = &u.name {
+        body.insert("name".into(), json!(n));
+    }
+    let mut rate = serde_json::Map::new();
+    if let Some(p) = u.per_second {
+        rate.insert("per_second".into(), json!(p));
+    }
+    if let Some(b) = u.burst {
+        rate.insert("burst".into(), json!(b));
+    }
+    if !rate.is_empty() {
+        body.insert("rate_limit".into(), Value::Object(rate));
+    }
+    if let Some(url) = &u.callback_url {
+        body.insert("callback_url".into(), json!(url));
+    }
+    if u.no_callback_url {
+        body.insert("callback_url".into(), Value::Null);
+    }
+    if let Some(v) = &u.senders {
+        body.insert("senders".into(), json!(list(v)));
+    }
+    if let Some(v) = u.max_parts {
+        body.insert("max_parts".into(), json!(v));
+    }
+    if let Some(v) = u.queue_limit {
+        body.insert("queue_limit".into(), json!(v));
+    }
+    if let Some(v) = u.smart_encoding {
+        body.insert("smart_encoding".into(), json!(v));
+    }
+    if let Some(v) = &u.frequency_caps {
+        let caps: Vec<Value> = list(v).iter().map(|c| frequency_cap(c)).collect();
+        body.insert("frequency_caps".into(), json!(caps));
+    }
+    if let Some(v) = &u.sender_pool {
+        body.insert("sender_pool".into(), json!(list(v)));
+    }
+    if let Some(v) = &u.opt_out_categories {
+        body.insert("opt_out_categories".into(), json!(list(v)));
+    }
+    Value::Object(body)
+}
+
+/// `otp:5/600` → `{"category": "otp", "max": 5, "per_seconds": 600}`; anything else is
+/// passed as the string it is (the node answers 422 naming `frequency_caps[i]`).
+fn frequency_cap(s: &str) -> Value {
+    let parsed = s.split_once(':').and_then(|(category, rest)| {
+        let (max, per) = rest.split_once('/')?;
+        let max: u64 = max.trim().parse().ok()?;
+        let per: u64 = per.trim().trim_end_matches('s').parse().ok()?;
+        Some(json!({"category": category.trim(), "max": max, "per_seconds": per}))
+    });
+    parsed.unwrap_or_else(|| json!(s))
 }
 
 fn send(a: &SendArgs) -> Result<ApiCall, String> {
@@ -670,6 +752,58 @@ mod tests {
 
     const U: &str = "--url=http://n:8080";
     const T: &str = "--token=tok";
+
+    #[test]
+    fn tenant_update_patches_only_the_flags_given() {
+        let c = planned(&[
+            "tenant",
+            "update",
+            "acme",
+            "--max-parts",
+            "4",
+            "--frequency-caps",
+            "otp:5/600,marketing:1/86400",
+            "--sender-pool",
+            "+12025550100",
+            "--opt-out-categories",
+            "marketing,transactional",
+            "--smart-encoding",
+            "true",
+            "--no-callback-url",
+            U,
+            T,
+        ]);
+        assert_eq!(c.method, Method::PATCH);
+        assert_eq!(c.path, ["admin", "v1", "tenants", "acme"]);
+        assert_eq!(
+            c.body,
+            Some(json!({"max_parts": 4,
+                "frequency_caps": [{"category": "otp", "max": 5, "per_seconds": 600},
+                                   {"category": "marketing", "max": 1, "per_seconds": 86400}],
+                "sender_pool": ["+12025550100"],
+                "opt_out_categories": ["marketing", "transactional"],
+                "smart_encoding": true, "callback_url": null}))
+        );
+        assert_eq!(c.table, Some(Table::Tenants), "one row, like tenant add");
+        assert!(c.read_first.is_none());
+        // Half a rate limit: the other half is read first and kept.
+        let c = planned(&["tenant", "update", "acme", "--per-second", "5", U, T]);
+        assert_eq!(c.body, Some(json!({"rate_limit": {"per_second": 5}})));
+        assert_eq!(
+            c.read_first.as_ref().map(|r| r.keys),
+            Some(&["rate_limit"][..])
+        );
+        let c = planned(&["tenant", "update", "acme", "--sender-pool", "", U, T]);
+        assert_eq!(c.body, Some(json!({"sender_pool": []})));
+        assert!(
+            Cli::try_parse_from(["smsgw", "tenant", "update", "acme", U, T]).is_err(),
+            "nothing to change"
+        );
+        assert_eq!(
+            planned(&["tenant", "show", "acme", U, T]).table,
+            Some(Table::Tenant)
+        );
+    }
 
     #[test]
     fn paths_and_methods() {
