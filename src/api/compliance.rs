@@ -14,10 +14,10 @@ use serde_json::{Value, json};
 use super::error::{ApiError, parse_json};
 use super::{AppState, require_admin};
 use crate::clock::{now_ms, rfc3339};
-use crate::compliance::{content, quiet};
+use crate::compliance::{content, dlt, quiet};
 use crate::state::compliance::{
-    Campaign, ComplianceOp, ContentRule, CountryRules, DltTemplate, QuietHours, RuleAction,
-    RuleKind, SenderId, SenderKind,
+    BUILTIN_COUNTRIES, Campaign, ComplianceOp, ContentRule, CountryRules, DltTemplate, QuietHours,
+    RuleAction, RuleKind, SenderId, SenderKind,
 };
 use crate::state::{Op, OpResult};
 
@@ -215,9 +215,10 @@ struct CountryBody {
     quiet_hours: Option<QuietBody>,
 }
 
-fn country_view(c: &CountryRules) -> Value {
+/// A country's rules; `built_in` when no admin configured them (the defaults in force).
+fn country_view(c: &CountryRules, built_in: bool) -> Value {
     json!({
-        "country": c.country, "alphanumeric_allowed": c.alphanumeric_allowed,
+        "country": c.country, "built_in": built_in, "alphanumeric_allowed": c.alphanumeric_allowed,
         "sender_registration_required": c.sender_registration_required,
         "dlt_required": c.dlt_required, "ten_dlc_required": c.ten_dlc_required,
         "quiet_hours": c.quiet_hours.as_ref().map(|q| json!({
@@ -243,6 +244,13 @@ pub async fn put_country(
                 .ok_or_else(|| ApiError::invalid("quiet_hours.start", "HH:MM"))?;
             let end = quiet::parse_hhmm(&q.end)
                 .ok_or_else(|| ApiError::invalid("quiet_hours.end", "HH:MM"))?;
+            if start == end {
+                return Err(ApiError::invalid(
+                    "quiet_hours.end",
+                    "must differ from start (an empty or all-day window); leave quiet_hours \
+                     out for none",
+                ));
+            }
             if !quiet::valid_timezone(&q.timezone) {
                 return Err(ApiError::invalid(
                     "quiet_hours.timezone",
@@ -267,20 +275,33 @@ pub async fn put_country(
         quiet_hours,
     };
     write(&st, ComplianceOp::PutCountry(c.clone())).await?;
-    Ok(Json(country_view(&c)).into_response())
+    Ok(Json(country_view(&c, false)).into_response())
 }
 
-/// `GET /admin/v1/compliance/countries`: the configured countries.
+/// `GET /admin/v1/compliance/countries`: the rules in force that differ from nothing:
+/// the configured countries, and the built-in rules (IN, US) no admin replaced
+/// (`built_in: true`), by country code.
 pub async fn list_countries(
     State(st): State<AppState>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     require_admin(&st, &headers)?;
     let reg = st.consensus.store().compliance();
-    Ok(Json(json!(
-        reg.countries.values().map(country_view).collect::<Vec<_>>()
-    ))
-    .into_response())
+    let mut rows: Vec<(String, Value)> = reg
+        .countries
+        .values()
+        .map(|c| (c.country.clone(), country_view(c, false)))
+        .collect();
+    for cc in BUILTIN_COUNTRIES {
+        if !reg.countries.contains_key(*cc) {
+            rows.push((
+                (*cc).to_string(),
+                country_view(&CountryRules::builtin(cc), true),
+            ));
+        }
+    }
+    rows.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(Json(json!(rows.into_iter().map(|(_, v)| v).collect::<Vec<_>>())).into_response())
 }
 
 /// A country path segment for reading or deleting: a known code, or one stored before
@@ -308,8 +329,9 @@ pub async fn get_country(
 ) -> Result<Response, ApiError> {
     require_admin(&st, &headers)?;
     let cc = stored_or_known_country(&st, &cc)?;
-    let c = st.consensus.store().compliance().country(&cc);
-    Ok(Json(country_view(&c)).into_response())
+    let reg = st.consensus.store().compliance();
+    let c = reg.country(&cc);
+    Ok(Json(country_view(&c, !reg.countries.contains_key(&cc))).into_response())
 }
 
 /// `DELETE /admin/v1/compliance/countries/{cc}`: back to the built-in rules.
@@ -364,7 +386,11 @@ pub async fn add_sender(
     if !fits {
         return Err(ApiError::invalid(
             "type",
-            format!("{sender:?} is not a {:?} sender", b.kind),
+            format!(
+                "{sender:?} is not of type {} (its form is {})",
+                b.kind.as_str(),
+                kind.as_str()
+            ),
         ));
     }
     let sender = if kind == SenderKind::ShortCode || kind == SenderKind::Alphanumeric {
@@ -487,14 +513,17 @@ struct TemplateBody {
 
 fn template_view(t: &DltTemplate) -> Value {
     json!({"template_id": t.template_id, "entity_id": t.entity_id, "text": t.text,
-           "variables": crate::compliance::dlt::Template::parse(&t.text).vars(), "created_at": rfc3339(t.created_at)})
+           "variables": dlt::Template::parse(&t.text).vars(), "created_at": rfc3339(t.created_at)})
 }
 
 fn dlt_id(field: &str, v: &str) -> Result<(), ApiError> {
-    if v.is_empty() || v.len() > 32 || !v.bytes().all(|b| b.is_ascii_alphanumeric()) {
+    if !dlt::valid_id(v) {
         return Err(ApiError::invalid(
             field,
-            "1 to 32 letters or digits (DLT ids have 19 digits)",
+            format!(
+                "{v:?} is not a DLT id: exactly {} digits, as the DLT portal issued it",
+                dlt::ID_DIGITS
+            ),
         ));
     }
     Ok(())
@@ -514,6 +543,16 @@ pub async fn add_template(
     dlt_id("entity_id", &b.entity_id)?;
     if b.text.is_empty() || b.text.chars().count() > 2000 {
         return Err(ApiError::invalid("text", "1 to 2000 characters"));
+    }
+    if let Some(bad) = dlt::near_miss(&b.text) {
+        return Err(ApiError::invalid(
+            "text",
+            format!(
+                "{bad:?} looks like a placeholder but is not one: DLT variables are written \
+                 exactly {} (lower case, no spaces)",
+                dlt::PLACEHOLDER
+            ),
+        ));
     }
     refuse_existing(
         &format!("DLT template {} exists", b.template_id),
@@ -590,6 +629,51 @@ fn campaign_view(c: &Campaign) -> Value {
     json!({"id": c.id, "use_case": c.use_case, "numbers": c.numbers, "tps": c.tps, "created_at": rfc3339(c.created_at)})
 }
 
+/// 422 unless `n` (E.164) is a NANP long code: `+1`, a 10-digit NXX-NXX-XXXX number, not
+/// a toll-free area code (toll-free numbers are verified senders, not 10DLC).
+fn ten_dlc_number(field: &str, n: &str) -> Result<(), ApiError> {
+    let digits = n.strip_prefix("+1").unwrap_or("");
+    let b = digits.as_bytes();
+    let nanp = b.len() == 10 && b.iter().all(u8::is_ascii_digit) && b[0] >= b'2' && b[3] >= b'2';
+    if !nanp {
+        return Err(ApiError::invalid(
+            field,
+            format!("{n} is not a US/NANP long code (+1 and 10 digits, like +12025550100)"),
+        ));
+    }
+    if crate::compliance::check::classify(n).0 == SenderKind::TollFree {
+        return Err(ApiError::invalid(
+            field,
+            format!(
+                "{n} is a toll-free number, not a 10DLC long code; register it with \
+                 POST .../senders as type toll_free"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// 409 naming `numbers[i]` when a number is in a campaign already (this tenant's or
+/// another's): a 10DLC number belongs to exactly one campaign, whose id and `tps` apply.
+fn campaign_numbers_free(st: &AppState, numbers: &[String]) -> Result<(), ApiError> {
+    let reg = st.consensus.store().compliance();
+    for (i, n) in numbers.iter().enumerate() {
+        let owner = reg.campaigns.iter().find_map(|(tenant, m)| {
+            m.values()
+                .find(|c| c.numbers.contains(n))
+                .map(|c| (tenant, &c.id))
+        });
+        if let Some((tenant, id)) = owner {
+            return Err(ApiError::conflict(format!(
+                "{n} is already in campaign {id} of tenant {tenant}; a 10DLC number belongs \
+                 to one campaign (remove it there first)"
+            ))
+            .field(format!("numbers[{i}]")));
+        }
+    }
+    Ok(())
+}
+
 /// `POST /admin/v1/tenants/{id}/campaigns` (US 10DLC; `tps` 0 = no cap, default 1).
 pub async fn add_campaign(
     State(st): State<AppState>,
@@ -607,9 +691,18 @@ pub async fn add_campaign(
     if b.numbers.is_empty() || b.numbers.len() > 10_000 {
         return Err(ApiError::invalid("numbers", "1 to 10000 numbers"));
     }
-    let mut numbers = Vec::with_capacity(b.numbers.len());
+    let mut numbers: Vec<String> = Vec::with_capacity(b.numbers.len());
     for (i, n) in b.numbers.iter().enumerate() {
-        numbers.push(number(&format!("numbers[{i}]"), n)?);
+        let field = format!("numbers[{i}]");
+        let n = number(&field, n)?;
+        ten_dlc_number(&field, &n)?;
+        if let Some(j) = numbers.iter().position(|m| *m == n) {
+            return Err(ApiError::invalid(
+                &field,
+                format!("{n} is listed twice (also numbers[{j}])"),
+            ));
+        }
+        numbers.push(n);
     }
     let tps = b.tps.unwrap_or(1);
     if tps > 100_000 {
@@ -626,6 +719,7 @@ pub async fn add_campaign(
             .and_then(|m| m.get(&b.id))
             .map(|row| row.created_at),
     )?;
+    campaign_numbers_free(&st, &numbers)?;
     let c = Campaign {
         tenant,
         id: b.id,
@@ -676,7 +770,8 @@ struct OptOutBody {
     numbers: Vec<String>,
 }
 
-/// `POST /admin/v1/tenants/{id}/opt_outs`
+/// `POST /admin/v1/tenants/{id}/opt_outs` → `{"added": new numbers, "already_listed",
+/// "numbers": the normalised numbers}`.
 pub async fn add_opt_outs(
     State(st): State<AppState>,
     headers: HeaderMap,
@@ -696,9 +791,23 @@ pub async fn add_opt_outs(
     for (i, n) in b.numbers.iter().enumerate() {
         numbers.push(number(&format!("numbers[{i}]"), n)?);
     }
-    let added = numbers.len();
+    let mut seen = std::collections::HashSet::new();
+    numbers.retain(|n| seen.insert(n.clone()));
+    // Counted before the write: an already-listed number is not "added" again.
+    let added = {
+        let reg = st.consensus.store().compliance();
+        numbers
+            .iter()
+            .filter(|n| !reg.opted_out(&tenant, n))
+            .count()
+    };
+    let already_listed = numbers.len() - added;
+    let shown = numbers.clone();
     write(&st, ComplianceOp::AddOptOuts { tenant, numbers }).await?;
-    Ok(Json(json!({"added": added})).into_response())
+    Ok(
+        Json(json!({"added": added, "already_listed": already_listed, "numbers": shown}))
+            .into_response(),
+    )
 }
 
 /// Query of `GET .../opt_outs`.

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use super::tables::Table;
 use super::{
     AbArgs, ChannelAddArgs, ChannelCommand, ClusterCommand, Command, RouteAddArgs, RouteChannelArg,
-    RouteCommand, RouteUpdateArgs, SendArgs, TenantAddArgs, TenantCommand,
+    RouteCommand, RouteUpdateArgs, SendArgs, TenantAddArgs, TenantCommand, TenantUpdateArgs,
 };
 
 /// Exit code: the request succeeded.
@@ -51,6 +51,36 @@ pub struct ApiCall {
     pub timeout: Duration,
     /// Printed when the answer is empty (a removal's 204), unless `--json`.
     pub confirm: Option<String>,
+    /// Read, merge, write: GET this first and send its answer with `body` merged over it.
+    pub read_first: Option<ReadFirst>,
+}
+
+/// The read of a read-merge-write call: the object at `path` (GET), of which only `keys`
+/// are kept before the call's body is merged over it (objects key by key, anything else
+/// replaced). So a command that sets one field keeps the others as they are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadFirst {
+    /// Path segments of the GET, like [`ApiCall::path`].
+    pub path: Vec<String>,
+    /// The answer's keys the write accepts (the rest, like ids and timestamps, dropped).
+    pub keys: &'static [&'static str],
+}
+
+/// `over` merged into `base`: objects key by key (recursively), other values replaced.
+pub fn merge_json(base: &mut Value, over: &Value) {
+    match (base, over) {
+        (Value::Object(b), Value::Object(o)) => {
+            for (k, v) in o {
+                match b.get_mut(k) {
+                    Some(slot) if slot.is_object() && v.is_object() => merge_json(slot, v),
+                    _ => {
+                        b.insert(k.clone(), v.clone());
+                    }
+                }
+            }
+        }
+        (b, o) => *b = o.clone(),
+    }
 }
 
 impl std::fmt::Debug for ApiCall {
@@ -65,6 +95,7 @@ impl std::fmt::Debug for ApiCall {
             .field("table", &self.table)
             .field("timeout", &self.timeout)
             .field("confirm", &self.confirm)
+            .field("read_first", &self.read_first)
             .finish()
     }
 }
@@ -82,7 +113,17 @@ impl ApiCall {
             table: None,
             timeout: Duration::from_secs(super::DEFAULT_TIMEOUT_SECONDS),
             confirm: None,
+            read_first: None,
         }
+    }
+
+    /// The same call as a read-merge-write (see [`ReadFirst`]).
+    pub(super) fn reading_first(mut self, path: &[&str], keys: &'static [&'static str]) -> Self {
+        self.read_first = Some(ReadFirst {
+            path: path.iter().map(|s| (*s).to_string()).collect(),
+            keys,
+        });
+        self
     }
 
     /// The same call with a JSON body.
@@ -190,7 +231,9 @@ fn table_of(cmd: &Command) -> Option<Table> {
         Command::Tenant(a) => match a.command {
             TenantCommand::List => Some(Table::Tenants),
             TenantCommand::Add(_) | TenantCommand::RotateKey { .. } => Some(Table::Secrets),
-            TenantCommand::Show { .. } | TenantCommand::Remove { .. } => None,
+            TenantCommand::Update(_) => Some(Table::Tenants),
+            TenantCommand::Show { .. } => Some(Table::Tenant),
+            TenantCommand::Remove { .. } => None,
         },
         Command::Compliance(a) => super::compliance::table(&a.command),
         Command::Start(_) | Command::Demo(_) | Command::Sim(_) | Command::Send(_) => None,
@@ -250,14 +293,64 @@ pub fn http_client() -> anyhow::Result<reqwest::Client> {
     Ok(client)
 }
 
-/// Sends one call to `url` and turns whatever happens into an [`Outcome`].
+/// The body of a read-merge-write: the kept keys of the GET's answer with the call's body
+/// merged over them. `Err` is the line to print when the read fails.
+async fn merged_body(
+    client: &reqwest::Client,
+    call: &ApiCall,
+    read: &ReadFirst,
+) -> Result<Value, String> {
+    let get = ApiCall {
+        method: Method::GET,
+        path: read.path.clone(),
+        body: None,
+        read_first: None,
+        ..call.clone()
+    };
+    let url = get.url().map_err(|e| format!("error: {e}"))?;
+    let resp = client
+        .get(url.clone())
+        .bearer_auth(&call.bearer)
+        .timeout(call.timeout)
+        .header(reqwest::header::ACCEPT, "application/json")
+        .send()
+        .await
+        .map_err(|e| transport_error(&url, &e))?;
+    let status = resp.status();
+    let text = resp.text().await.map_err(|e| transport_error(&url, &e))?;
+    if !status.is_success() {
+        return Err(http_error_line(status, &text));
+    }
+    let current: Value = serde_json::from_str(&text)
+        .map_err(|e| format!("error: reading {url} before the change: not JSON: {e}"))?;
+    let mut body = Value::Object(
+        read.keys
+            .iter()
+            .filter_map(|k| current.get(*k).map(|v| ((*k).to_string(), v.clone())))
+            .collect(),
+    );
+    if let Some(over) = &call.body {
+        merge_json(&mut body, over);
+    }
+    Ok(body)
+}
+
+/// Sends one call to `url` and turns whatever happens into an [`Outcome`]. A
+/// read-merge-write call reads first (`ApiCall::read_first`).
 pub async fn execute(client: &reqwest::Client, call: &ApiCall, url: Url) -> Outcome {
+    let body = match &call.read_first {
+        Some(read) => match merged_body(client, call, read).await {
+            Ok(body) => Some(body),
+            Err(line) => return Outcome::Failure(line),
+        },
+        None => call.body.clone(),
+    };
     let mut req = client
         .request(call.method.clone(), url.clone())
         .bearer_auth(&call.bearer)
         .timeout(call.timeout)
         .header(reqwest::header::ACCEPT, "application/json");
-    if let Some(body) = &call.body {
+    if let Some(body) = &body {
         req = req.json(body);
     }
     let resp = match req.send().await {
@@ -574,6 +667,21 @@ fn tenant(cmd: &TenantCommand, base: &str, token: &str) -> ApiCall {
                 .with_body(tenant_body(a))
         }
         TenantCommand::Show { id } => one(Method::GET, id),
+        TenantCommand::Update(u) => {
+            let call = ApiCall::new(
+                Method::PATCH,
+                base,
+                &["admin", "v1", "tenants", &u.id],
+                token,
+            )
+            .with_body(tenant_patch(u));
+            // The API takes the rate limit whole: one half given, the other is read.
+            if u.per_second.is_some() != u.burst.is_some() {
+                call.reading_first(&["admin", "v1", "tenants", &u.id], &["rate_limit"])
+            } else {
+                call
+            }
+        }
         TenantCommand::Remove { id } => one(Method::DELETE, id),
         TenantCommand::RotateKey { id } => ApiCall::new(
             Method::POST,
@@ -595,6 +703,72 @@ fn tenant_body(a: &TenantAddArgs) -> Value {
         body["callback_url"] = json!(url);
     }
     body
+}
+
+/// The `PATCH /admin/v1/tenants/{id}` body: only the fields given. A frequency cap that
+/// is not CATEGORY:MAX/SECONDS is sent as is, so the node names the bad field.
+fn tenant_patch(u: &TenantUpdateArgs) -> Value {
+    let list = |v: &Vec<String>| -> Vec<String> {
+        v.iter()
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect()
+    };
+    let mut body = serde_json::Map::new();
+    if let Some(n) = &u.name {
+        body.insert("name".into(), json!(n));
+    }
+    let mut rate = serde_json::Map::new();
+    if let Some(p) = u.per_second {
+        rate.insert("per_second".into(), json!(p));
+    }
+    if let Some(b) = u.burst {
+        rate.insert("burst".into(), json!(b));
+    }
+    if !rate.is_empty() {
+        body.insert("rate_limit".into(), Value::Object(rate));
+    }
+    if let Some(url) = &u.callback_url {
+        body.insert("callback_url".into(), json!(url));
+    }
+    if u.no_callback_url {
+        body.insert("callback_url".into(), Value::Null);
+    }
+    if let Some(v) = &u.senders {
+        body.insert("senders".into(), json!(list(v)));
+    }
+    if let Some(v) = u.max_parts {
+        body.insert("max_parts".into(), json!(v));
+    }
+    if let Some(v) = u.queue_limit {
+        body.insert("queue_limit".into(), json!(v));
+    }
+    if let Some(v) = u.smart_encoding {
+        body.insert("smart_encoding".into(), json!(v));
+    }
+    if let Some(v) = &u.frequency_caps {
+        let caps: Vec<Value> = list(v).iter().map(|c| frequency_cap(c)).collect();
+        body.insert("frequency_caps".into(), json!(caps));
+    }
+    if let Some(v) = &u.sender_pool {
+        body.insert("sender_pool".into(), json!(list(v)));
+    }
+    if let Some(v) = &u.opt_out_categories {
+        body.insert("opt_out_categories".into(), json!(list(v)));
+    }
+    Value::Object(body)
+}
+
+/// `otp:5/600` → `{"category": "otp", "max": 5, "per_seconds": 600}`; anything else is
+/// passed as the string it is (the node answers 422 naming `frequency_caps[i]`).
+fn frequency_cap(s: &str) -> Value {
+    let parsed = s.split_once(':').and_then(|(category, rest)| {
+        let (max, per) = rest.split_once('/')?;
+        let max: u64 = max.trim().parse().ok()?;
+        let per: u64 = per.trim().trim_end_matches('s').parse().ok()?;
+        Some(json!({"category": category.trim(), "max": max, "per_seconds": per}))
+    });
+    parsed.unwrap_or_else(|| json!(s))
 }
 
 fn send(a: &SendArgs) -> Result<ApiCall, String> {
@@ -646,6 +820,58 @@ mod tests {
 
     const U: &str = "--url=http://n:8080";
     const T: &str = "--token=tok";
+
+    #[test]
+    fn tenant_update_patches_only_the_flags_given() {
+        let c = planned(&[
+            "tenant",
+            "update",
+            "acme",
+            "--max-parts",
+            "4",
+            "--frequency-caps",
+            "otp:5/600,marketing:1/86400",
+            "--sender-pool",
+            "+12025550100",
+            "--opt-out-categories",
+            "marketing,transactional",
+            "--smart-encoding",
+            "true",
+            "--no-callback-url",
+            U,
+            T,
+        ]);
+        assert_eq!(c.method, Method::PATCH);
+        assert_eq!(c.path, ["admin", "v1", "tenants", "acme"]);
+        assert_eq!(
+            c.body,
+            Some(json!({"max_parts": 4,
+                "frequency_caps": [{"category": "otp", "max": 5, "per_seconds": 600},
+                                   {"category": "marketing", "max": 1, "per_seconds": 86400}],
+                "sender_pool": ["+12025550100"],
+                "opt_out_categories": ["marketing", "transactional"],
+                "smart_encoding": true, "callback_url": null}))
+        );
+        assert_eq!(c.table, Some(Table::Tenants), "one row, like tenant add");
+        assert!(c.read_first.is_none());
+        // Half a rate limit: the other half is read first and kept.
+        let c = planned(&["tenant", "update", "acme", "--per-second", "5", U, T]);
+        assert_eq!(c.body, Some(json!({"rate_limit": {"per_second": 5}})));
+        assert_eq!(
+            c.read_first.as_ref().map(|r| r.keys),
+            Some(&["rate_limit"][..])
+        );
+        let c = planned(&["tenant", "update", "acme", "--sender-pool", "", U, T]);
+        assert_eq!(c.body, Some(json!({"sender_pool": []})));
+        assert!(
+            Cli::try_parse_from(["smsgw", "tenant", "update", "acme", U, T]).is_err(),
+            "nothing to change"
+        );
+        assert_eq!(
+            planned(&["tenant", "show", "acme", U, T]).table,
+            Some(Table::Tenant)
+        );
+    }
 
     #[test]
     fn paths_and_methods() {

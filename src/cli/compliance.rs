@@ -73,28 +73,40 @@ pub enum RuleCommand {
 /// Country rule actions.
 #[derive(Debug, Clone, PartialEq, Eq, clap::Subcommand)]
 pub enum CountryCommand {
-    /// Set a country's rules (unset flags keep the built-in default).
+    /// Change a country's rules: only the flags given change, the others keep the rules
+    /// in force (configured, else built in); the CLI reads them first, merges, and
+    /// writes the whole rule. Prints the resulting rules.
     Set {
         /// ISO 3166 alpha-2, e.g. IN.
         country: String,
+        /// Whether alphanumeric sender ids may be used (true/false).
         #[arg(long)]
         alphanumeric_allowed: Option<bool>,
+        /// Whether senders must be registered for the country (true/false).
         #[arg(long)]
         sender_registration_required: Option<bool>,
+        /// Whether India DLT entity and template ids are required (true/false).
         #[arg(long)]
         dlt_required: Option<bool>,
+        /// Whether US 10DLC campaign registration is required (true/false).
         #[arg(long)]
         ten_dlc_required: Option<bool>,
         /// Quiet hours start (HH:MM, local), with --quiet-end and --timezone.
         #[arg(long, requires_all = ["quiet_end", "timezone"])]
         quiet_start: Option<String>,
+        /// Quiet hours end (HH:MM, local; before the start means the next day), with
+        /// --quiet-start and --timezone.
         #[arg(long, requires = "quiet_start")]
         quiet_end: Option<String>,
         /// IANA time zone of the quiet hours, e.g. Asia/Kolkata.
         #[arg(long, requires = "quiet_start")]
         timezone: Option<String>,
+        /// Remove the country's quiet hours.
+        #[arg(long, conflicts_with = "quiet_start")]
+        no_quiet_hours: bool,
     },
-    /// List configured countries.
+    /// List the countries with rules in force: configured ones and the built-in rules
+    /// (IN, US) not replaced.
     List,
     /// The rules in force for a country.
     Show { country: String },
@@ -195,9 +207,8 @@ pub fn table(cmd: &ComplianceCommand) -> Option<Table> {
         | ComplianceCommand::Sender(SenderCommand::Remove { .. })
         | ComplianceCommand::Dlt(DltCommand::Remove { .. })
         | ComplianceCommand::Campaign(CampaignCommand::Remove { .. })
-        | ComplianceCommand::OptOut(OptOutCommand::Remove { .. } | OptOutCommand::Add { .. }) => {
-            None
-        }
+        | ComplianceCommand::OptOut(OptOutCommand::Remove { .. }) => None,
+        ComplianceCommand::OptOut(OptOutCommand::Add { .. }) => Some(Table::OptOutsAdded),
         ComplianceCommand::Rule(_) => Some(Table::Rules),
         ComplianceCommand::Country(_) => Some(Table::Countries),
         ComplianceCommand::Sender(_) => Some(Table::Senders),
@@ -206,6 +217,15 @@ pub fn table(cmd: &ComplianceCommand) -> Option<Table> {
         ComplianceCommand::OptOut(OptOutCommand::List { .. }) => Some(Table::OptOuts),
     }
 }
+
+/// The fields of `PUT .../countries/{cc}`, kept from the rules in force by `country set`.
+const COUNTRY_KEYS: &[&str] = &[
+    "alphanumeric_allowed",
+    "sender_registration_required",
+    "dlt_required",
+    "ten_dlc_required",
+    "quiet_hours",
+];
 
 /// The API call of a compliance command.
 pub fn plan(cmd: &ComplianceCommand, base: &str, token: &str) -> ApiCall {
@@ -269,6 +289,7 @@ pub fn plan(cmd: &ComplianceCommand, base: &str, token: &str) -> ApiCall {
                 quiet_start,
                 quiet_end,
                 timezone,
+                no_quiet_hours,
             } => {
                 let mut body = serde_json::Map::new();
                 let mut put = |k: &str, v: Option<bool>| {
@@ -289,19 +310,18 @@ pub fn plan(cmd: &ComplianceCommand, base: &str, token: &str) -> ApiCall {
                         json!({"start": s, "end": e, "timezone": z}),
                     );
                 }
-                call(
-                    Method::PUT,
-                    base,
-                    &[
-                        COUNTRIES[0],
-                        COUNTRIES[1],
-                        COUNTRIES[2],
-                        COUNTRIES[3],
-                        country,
-                    ],
-                    token,
-                    Some(Value::Object(body)),
-                )
+                if *no_quiet_hours {
+                    body.insert("quiet_hours".into(), Value::Null);
+                }
+                let path = [
+                    COUNTRIES[0],
+                    COUNTRIES[1],
+                    COUNTRIES[2],
+                    COUNTRIES[3],
+                    country,
+                ];
+                call(Method::PUT, base, &path, token, Some(Value::Object(body)))
+                    .reading_first(&path, COUNTRY_KEYS)
             }
             CountryCommand::List => call(Method::GET, base, &COUNTRIES, token, None),
             CountryCommand::Show { country } => call(
@@ -393,7 +413,11 @@ pub fn plan(cmd: &ComplianceCommand, base: &str, token: &str) -> ApiCall {
             ),
             OptOutCommand::List { tenant } => tc(Method::GET, t(tenant, "opt_outs"), None),
             OptOutCommand::Remove { tenant, number } => {
-                tc(Method::DELETE, with(t(tenant, "opt_outs"), number), None)
+                // Normalised as the node does, so the confirmation names the stored number;
+                // one the node would refuse is sent as typed (its answer says why).
+                let number = crate::messages::intake::normalize_lost_plus(number)
+                    .unwrap_or_else(|_| number.clone());
+                tc(Method::DELETE, with(t(tenant, "opt_outs"), &number), None)
             }
         },
     }
@@ -452,6 +476,31 @@ mod tests {
             Some(
                 json!({"quiet_hours": {"start": "21:00", "end": "08:00", "timezone": "Asia/Kolkata"}})
             )
+        );
+        // Read, merge, write: the rules in force are read first and kept.
+        let read = c.read_first.as_ref().expect("country set reads first");
+        assert_eq!(read.path, ["admin", "v1", "compliance", "countries", "IN"]);
+        assert!(read.keys.contains(&"sender_registration_required"));
+        let mut merged = json!({"alphanumeric_allowed": true, "sender_registration_required": true,
+            "dlt_required": true, "ten_dlc_required": false, "quiet_hours": null});
+        if let Some(b) = &c.body {
+            crate::cli::admin::merge_json(&mut merged, b);
+        }
+        assert_eq!(merged["sender_registration_required"], true);
+        assert_eq!(merged["quiet_hours"]["start"], "21:00");
+        let c = planned(&["country", "set", "DE", "--no-quiet-hours"]);
+        assert_eq!(c.body, Some(json!({"quiet_hours": null})));
+        let c = planned(&["opt-out", "remove", "acme", "+49 151 1234-5678"]);
+        assert_eq!(
+            c.path,
+            [
+                "admin",
+                "v1",
+                "tenants",
+                "acme",
+                "opt_outs",
+                "+4915112345678"
+            ]
         );
         let c = planned(&["opt-out", "add", "acme", "+4915112345678", "+4915112345679"]);
         assert_eq!(c.path, ["admin", "v1", "tenants", "acme", "opt_outs"]);

@@ -529,6 +529,8 @@ pub enum TenantCommand {
         /// Tenant id.
         id: String,
     },
+    /// Change a tenant's settings (PATCH): only the flags given change; prints the tenant.
+    Update(TenantUpdateArgs),
     /// Remove a tenant.
     Remove {
         /// Tenant id.
@@ -559,6 +561,54 @@ pub struct TenantAddArgs {
     /// Default status webhook URL.
     #[arg(long)]
     pub callback_url: Option<String>,
+}
+
+/// Options of `smsgw tenant update`: each flag is one field of
+/// `PATCH /admin/v1/tenants/{id}`; at least one is needed. A list flag replaces the whole
+/// list; an empty value (`--sender-pool ''`) empties it.
+#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
+#[command(group(clap::ArgGroup::new("change").required(true).multiple(true)))]
+pub struct TenantUpdateArgs {
+    /// Tenant id.
+    pub id: String,
+    /// Display name.
+    #[arg(long, group = "change")]
+    pub name: Option<String>,
+    /// Messages per second allowed (the burst is kept unless --burst is given).
+    #[arg(long, group = "change", allow_negative_numbers = true)]
+    pub per_second: Option<u32>,
+    /// Burst above the rate (the rate is kept unless --per-second is given).
+    #[arg(long, group = "change", allow_negative_numbers = true)]
+    pub burst: Option<u32>,
+    /// Default status webhook URL.
+    #[arg(long, group = "change", conflicts_with = "no_callback_url")]
+    pub callback_url: Option<String>,
+    /// Remove the default status webhook URL.
+    #[arg(long, group = "change")]
+    pub no_callback_url: bool,
+    /// Sender ids for every country, the first being the default `from` (comma-separated).
+    #[arg(long, group = "change", value_delimiter = ',', num_args = 1)]
+    pub senders: Option<Vec<String>>,
+    /// Longest message in parts (1 to 255).
+    #[arg(long, group = "change", allow_negative_numbers = true)]
+    pub max_parts: Option<u32>,
+    /// Messages waiting to be sent at most.
+    #[arg(long, group = "change", allow_negative_numbers = true)]
+    pub queue_limit: Option<u64>,
+    /// Replace look-alike characters with GSM ones when that avoids UCS-2 (true/false).
+    #[arg(long, group = "change")]
+    pub smart_encoding: Option<bool>,
+    /// Frequency caps per recipient, CATEGORY:MAX/SECONDS (comma-separated), e.g.
+    /// otp:5/600,marketing:1/86400.
+    #[arg(long, group = "change", value_delimiter = ',', num_args = 1)]
+    pub frequency_caps: Option<Vec<String>>,
+    /// Pool numbers used where alphanumeric senders are forbidden (comma-separated).
+    #[arg(long, group = "change", value_delimiter = ',', num_args = 1)]
+    pub sender_pool: Option<Vec<String>>,
+    /// Categories the opt-out list applies to (comma-separated: otp, transactional,
+    /// marketing).
+    #[arg(long, group = "change", value_delimiter = ',', num_args = 1)]
+    pub opt_out_categories: Option<Vec<String>>,
 }
 
 /// Options of `smsgw send`.

@@ -31,6 +31,10 @@ pub enum Table {
     Campaigns,
     /// A tenant's opt-out list (`{"total", "numbers"}`).
     OptOuts,
+    /// Numbers just added to an opt-out list (`{"added", "already_listed", "numbers"}`).
+    OptOutsAdded,
+    /// One tenant, every field on its own labelled line.
+    Tenant,
     /// A member just added (`{"id", "addr", "voter"}`).
     Joined,
     /// The leader after a transfer (`{"leader", "term"}`).
@@ -176,6 +180,10 @@ const TENANTS: &[Column] = &[
     ("MAX PARTS", |t| cell(&t["max_parts"])),
     ("SENDERS", |t| cell(&t["senders"])),
     ("CALLBACK URL", |t| cell(&t["callback_url"])),
+    ("FREQUENCY CAPS", |t| caps_cell(&t["frequency_caps"])),
+    ("SENDER POOL", |t| cell(&t["sender_pool"])),
+    ("OPT-OUT CATEGORIES", |t| cell(&t["opt_out_categories"])),
+    ("SMART ENC", |t| cell(&t["smart_encoding"])),
 ];
 
 /// A route's channels: in priority order, with weights when the strategy uses them.
@@ -234,6 +242,11 @@ const RULES: &[Column] = &[
 
 const COUNTRIES: &[Column] = &[
     ("COUNTRY", |c| cell(&c["country"])),
+    ("SOURCE", |c| match &c["built_in"] {
+        Value::Bool(true) => "built-in".into(),
+        Value::Bool(false) => "configured".into(),
+        _ => "-".into(),
+    }),
     ("ALPHANUMERIC", |c| cell(&c["alphanumeric_allowed"])),
     ("SENDER REGISTRATION", |c| {
         cell(&c["sender_registration_required"])
@@ -293,6 +306,72 @@ fn secrets(v: &Value) -> Option<String> {
     Some(out)
 }
 
+/// `{"added", "already_listed", "numbers"}`: one line with the normalised numbers.
+fn opt_outs_added(v: &Value) -> Option<String> {
+    let added = v["added"].as_u64()?;
+    let already = v["already_listed"].as_u64().unwrap_or(0);
+    let numbers: Vec<String> = v["numbers"].as_array()?.iter().map(cell).collect();
+    Some(format!(
+        "opted out: {} ({added} new, {already} already listed)",
+        joined(numbers, ", ")
+    ))
+}
+
+/// A frequency cap list as `otp:5/600s,marketing:1/86400s`.
+fn caps_cell(v: &Value) -> String {
+    let caps: Vec<String> = v
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|c| {
+            format!(
+                "{}:{}/{}s",
+                cell(&c["category"]),
+                cell(&c["max"]),
+                cell(&c["per_seconds"])
+            )
+        })
+        .collect();
+    joined(caps, ",")
+}
+
+/// One tenant as labelled lines (`tenant show`).
+fn tenant_lines(v: &Value) -> Option<String> {
+    let id = v["id"].as_str()?;
+    let mut lines = vec![
+        ("id", id.to_string()),
+        ("name", cell(&v["name"])),
+        (
+            "rate limit",
+            format!(
+                "{}/s, burst {}",
+                cell(&v["rate_limit"]["per_second"]),
+                cell(&v["rate_limit"]["burst"])
+            ),
+        ),
+        ("callback url", cell(&v["callback_url"])),
+        ("senders", cell(&v["senders"])),
+        ("max parts", cell(&v["max_parts"])),
+        ("queue limit", cell(&v["queue_limit"])),
+        ("smart encoding", cell(&v["smart_encoding"])),
+        ("frequency caps", caps_cell(&v["frequency_caps"])),
+        ("sender pool", cell(&v["sender_pool"])),
+        ("opt-out categories", cell(&v["opt_out_categories"])),
+        ("created", cell(&v["created_at"])),
+    ];
+    if !v["waiting"].is_null() {
+        lines.push(("waiting", cell(&v["waiting"])));
+    }
+    let width = lines.iter().map(|(k, _)| k.len()).max().unwrap_or(0) + 1;
+    Some(
+        lines
+            .into_iter()
+            .map(|(k, val)| format!("{:<width$} {val}", format!("{k}:")))
+            .collect::<Vec<_>>()
+            .join("\n"),
+    )
+}
+
 /// `{"total", "numbers"}`: the count, then one number a line.
 fn opt_outs(v: &Value) -> Option<String> {
     let total = v["total"].as_u64()?;
@@ -342,6 +421,8 @@ pub fn render(table: Table, v: &Value) -> Option<String> {
         Table::DltTemplates => rows(v, DLT_TEMPLATES),
         Table::Campaigns => rows(v, CAMPAIGNS),
         Table::OptOuts => opt_outs(v),
+        Table::OptOutsAdded => opt_outs_added(v),
+        Table::Tenant => tenant_lines(v),
         Table::Joined => Some(format!(
             "node {} ({}) is a member{}",
             v["id"].as_u64()?,
@@ -364,6 +445,43 @@ pub fn render(table: Table, v: &Value) -> Option<String> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn opt_outs_added_tenant_lines_and_built_in_countries() {
+        let t = render(
+            Table::OptOutsAdded,
+            &json!({"added": 1, "already_listed": 1, "numbers": ["+4915112340021", "+4915112340022"]}),
+        )
+        .expect("line");
+        assert_eq!(
+            t,
+            "opted out: +4915112340021, +4915112340022 (1 new, 1 already listed)"
+        );
+        let tenant = json!({"id": "acme", "name": "ACME", "rate_limit": {"per_second": 5, "burst": 9},
+            "callback_url": null, "senders": ["ACME"], "max_parts": 4, "queue_limit": 100,
+            "smart_encoding": true, "frequency_caps": [{"category": "otp", "max": 5, "per_seconds": 600}],
+            "sender_pool": [], "opt_out_categories": ["marketing"], "created_at": "2026-01-01T00:00:00Z"});
+        let t = render(Table::Tenant, &tenant).expect("lines");
+        assert!(t.starts_with("id:"), "{t}");
+        assert!(
+            t.contains("rate limit:") && t.contains("5/s, burst 9"),
+            "{t}"
+        );
+        assert!(t.contains("otp:5/600s"), "{t}");
+        let row = render(Table::Tenants, &tenant).expect("one row");
+        assert!(
+            row.contains("otp:5/600s") && row.lines().count() == 2,
+            "{row}"
+        );
+        let c = render(
+            Table::Countries,
+            &json!([{"country": "IN", "built_in": true, "alphanumeric_allowed": true,
+                "sender_registration_required": true, "dlt_required": true, "ten_dlc_required": false,
+                "quiet_hours": null}]),
+        )
+        .expect("table");
+        assert!(c.contains("built-in"), "{c}");
+    }
 
     #[test]
     fn cluster_table_shows_roles_states_and_binds() {

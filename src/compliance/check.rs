@@ -48,6 +48,10 @@ pub enum Refusal {
     DltRequired(String),
     #[error("{0}")]
     DltTemplateMismatch(String),
+    /// The template exists but belongs to another entity (the request's `dlt.entity_id`
+    /// is what is wrong).
+    #[error("{0}")]
+    DltEntityMismatch(String),
     #[error(
         "frequency cap reached: at most {max} {category} messages per {per_seconds} s to this number"
     )]
@@ -57,7 +61,9 @@ pub enum Refusal {
         per_seconds: i64,
         retry_after_ms: i64,
     },
-    #[error("campaign {campaign} is at its throughput of {tps} messages per second")]
+    #[error(
+        "campaign {campaign} is at its throughput of {tps} message parts per second (a long message counts each part)"
+    )]
     CampaignThroughput {
         campaign: String,
         tps: u32,
@@ -73,7 +79,9 @@ impl Refusal {
             Refusal::SenderNotAllowed(_) => "sender",
             Refusal::Unregistered10dlc(_) => "ten_dlc",
             Refusal::OptedOut(..) => "opt_out",
-            Refusal::DltRequired(_) | Refusal::DltTemplateMismatch(_) => "dlt",
+            Refusal::DltRequired(_)
+            | Refusal::DltTemplateMismatch(_)
+            | Refusal::DltEntityMismatch(_) => "dlt",
             Refusal::FrequencyCapped { .. } => "frequency",
             Refusal::CampaignThroughput { .. } => "campaign_throughput",
         }
@@ -283,7 +291,7 @@ pub fn check(
                 ))
             })?;
         if tpl.entity_id != entity {
-            return Err(Refusal::DltTemplateMismatch(format!(
+            return Err(Refusal::DltEntityMismatch(format!(
                 "template {template_id} belongs to entity {}, not {entity}",
                 tpl.entity_id
             )));
@@ -461,6 +469,19 @@ mod tests {
         let mut reg = ComplianceRegistry::default();
         let r = empty_rules();
         let mut i = input(&t, "+919876543210", "IN", "ACMEIN", "Your OTP is 1234");
+        // India: the header (sender id) must be registered, as on DLT.
+        assert!(matches!(
+            check(&i, &reg, &r),
+            Err(Refusal::SenderNotAllowed(_))
+        ));
+        reg.apply(&ComplianceOp::PutSender(SenderId {
+            tenant: "acme".into(),
+            sender: "ACMEIN".into(),
+            kind: SenderKind::Alphanumeric,
+            countries: vec!["IN".into()],
+            created_at: 0,
+        }))
+        .expect("apply");
         assert!(matches!(check(&i, &reg, &r), Err(Refusal::DltRequired(_))));
         i.dlt = Some(("1101", "T1"));
         assert!(matches!(
@@ -476,6 +497,15 @@ mod tests {
         }))
         .expect("apply");
         assert!(check(&i, &reg, &r).is_ok());
+        // The template exists; the entity is what is wrong (refusal names dlt.entity_id).
+        i.dlt = Some(("9999", "T1"));
+        let e = check(&i, &reg, &r).expect_err("other entity");
+        assert!(matches!(e, Refusal::DltEntityMismatch(_)), "{e:?}");
+        assert_eq!(
+            super::super::refusal_error(&e).field.as_deref(),
+            Some("dlt.entity_id")
+        );
+        i.dlt = Some(("1101", "T1"));
         i.text = "Your code is 1234";
         assert!(matches!(
             check(&i, &reg, &r),

@@ -50,6 +50,45 @@ pub fn tlvs(
     out
 }
 
+/// Digits in a DLT principal entity id and in a template id (TRAI DLT portals).
+pub const ID_DIGITS: usize = 19;
+
+/// Whether `id` is a DLT entity or template id: exactly [`ID_DIGITS`] ASCII digits.
+pub fn valid_id(id: &str) -> bool {
+    id.len() == ID_DIGITS && id.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// The first near-miss of a placeholder in a template text (`{#var}`, `{#VAR#}`,
+/// `{var}`, `{#var #}`, a stray `{#` or `#}`...), which the portals would not treat as a
+/// variable and no real message would match as literal text. `None` when the text has
+/// only exact `{#var#}` placeholders (or none).
+pub fn near_miss(text: &str) -> Option<String> {
+    for literal in text.split(PLACEHOLDER) {
+        let mut rest = literal;
+        while let Some(open) = rest.find(['{', '#']) {
+            let tail = &rest[open..];
+            if tail.starts_with("{#") || tail.starts_with("#}") {
+                let end = tail.find('}').map(|e| e + 1).unwrap_or(2).min(tail.len());
+                return Some(tail[..end].to_string());
+            }
+            if tail.starts_with('{')
+                && let Some(close) = tail[1..].find('}')
+                && close <= 16
+            {
+                let inner: String = tail[1..1 + close]
+                    .chars()
+                    .filter(|c| *c != '#' && !c.is_whitespace())
+                    .collect();
+                if inner.eq_ignore_ascii_case("var") {
+                    return Some(tail[..close + 2].to_string());
+                }
+            }
+            rest = &tail[1..];
+        }
+    }
+    None
+}
+
 /// A template split at its placeholders, ready to match many texts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Template {
@@ -139,5 +178,34 @@ mod tests {
             );
         }
         assert_eq!(Template::parse("a {#var#} b {#var#}").vars(), 2);
+    }
+
+    #[test]
+    fn ids_and_near_miss_placeholders() {
+        assert!(valid_id("1107000000000000001"));
+        for bad in [
+            "123",
+            "abc",
+            "11070000000000000011",
+            "110700000000000000a",
+            "",
+        ] {
+            assert!(!valid_id(bad), "{bad:?}");
+        }
+        let cases: &[(&str, Option<&str>)] = &[
+            ("Your OTP is {#var#}", None),
+            ("No variables at all", None),
+            ("Price {x} and #hashtag", None),
+            ("Your code {#var}", Some("{#var}")),
+            ("Hi {#VAR#} there", Some("{#VAR#}")),
+            ("Hi {var}", Some("{var}")),
+            ("Hi {#var #}", Some("{#var #}")),
+            ("Hi { #var# }", Some("{ #var# }")),
+            ("Ok {#var#} then {Var}", Some("{Var}")),
+            ("Hi var#} there", Some("#}")),
+        ];
+        for (text, want) in cases {
+            assert_eq!(near_miss(text).as_deref(), *want, "{text:?}");
+        }
     }
 }

@@ -56,6 +56,12 @@ pub fn refusal_error(r: &Refusal) -> ApiError {
             msg,
         )
         .field("dlt.template_id"),
+        Refusal::DltEntityMismatch(_) => ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "dlt_template_mismatch",
+            msg,
+        )
+        .field("dlt.entity_id"),
         Refusal::FrequencyCapped { retry_after_ms, .. } => {
             ApiError::too_many("frequency_capped", msg, ms_to_s(*retry_after_ms))
         }
@@ -169,7 +175,7 @@ pub fn screen(
     // Early refusal when a window is full already; the state machine decides exactly.
     for cap in &v.caps {
         if let Some(row) = store.window_row(&cap.key)?
-            && let Err(ms) = row.check(cap, m.created_at)
+            && let Err(ms) = row.check(cap, m.created_at, cap.cost(m.parts))
         {
             return Err(refuse(capped(cap, ms)));
         }

@@ -86,14 +86,20 @@ pub struct CountryRules {
     pub quiet_hours: Option<QuietHours>,
 }
 
+/// The countries whose built-in rules differ from "nothing required" (see
+/// [`CountryRules::builtin`]); listed with the configured countries.
+pub const BUILTIN_COUNTRIES: &[&str] = &["IN", "US"];
+
 impl CountryRules {
-    /// What applies to a country nobody configured: India needs DLT, the US 10DLC (and
-    /// forbids alphanumeric senders); elsewhere nothing. An admin PUT replaces these.
+    /// What applies to a country nobody configured: India needs DLT and registered
+    /// senders (headers are registered on DLT with the entity and its templates, and
+    /// operators scrub unregistered ones), the US 10DLC (and forbids alphanumeric
+    /// senders); elsewhere nothing. An admin PUT replaces these.
     pub fn builtin(country: &str) -> CountryRules {
         CountryRules {
             country: country.to_string(),
             alphanumeric_allowed: country != "US",
-            sender_registration_required: false,
+            sender_registration_required: country == "IN",
             dlt_required: country == "IN",
             ten_dlc_required: country == "US",
             quiet_hours: None,
@@ -109,6 +115,18 @@ pub enum SenderKind {
     ShortCode,
     LongCode,
     TollFree,
+}
+
+impl SenderKind {
+    /// The name used in the API (`type` of a sender).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SenderKind::Alphanumeric => "alphanumeric",
+            SenderKind::ShortCode => "short_code",
+            SenderKind::LongCode => "long_code",
+            SenderKind::TollFree => "toll_free",
+        }
+    }
 }
 
 /// A sender id a tenant registered, for some countries (empty: every country).
@@ -131,7 +149,8 @@ pub struct DltTemplate {
     pub created_at: i64,
 }
 
-/// A US 10DLC campaign: its long codes and its throughput (messages per second).
+/// A US 10DLC campaign: its long codes and its throughput (message parts per second,
+/// as carriers count it).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Campaign {
     pub tenant: String,
@@ -183,7 +202,7 @@ pub enum ComplianceOp {
 pub enum CapKind {
     /// A tenant's per-recipient, per-category frequency cap: 429 `frequency_capped`.
     Frequency,
-    /// A 10DLC campaign's messages per second: 429 `rate_limited`.
+    /// A 10DLC campaign's message parts per second: 429 `rate_limited`.
     CampaignThroughput,
 }
 
@@ -207,7 +226,7 @@ impl CapKey {
             kind: CapKind::Frequency,
         }
     }
-    /// The counter of a 10DLC campaign's messages (one-second window).
+    /// The counter of a 10DLC campaign's message parts (one-second window).
     pub fn campaign(tenant: &str, campaign: &str, tps: u32) -> Self {
         CapKey {
             key: format!("c\0{tenant}\0{campaign}"),
@@ -218,7 +237,22 @@ impl CapKey {
     }
 }
 
-/// A counter row: the accept times inside the window, oldest first (at most `max`).
+impl CapKey {
+    /// How many slots of this counter a message of `parts` parts takes: its parts for a
+    /// campaign's throughput (carriers count MPS in parts), one for a frequency cap (a
+    /// recipient gets one message however it is split). Derived from the message in the
+    /// state machine, so every replica counts the same.
+    pub fn cost(&self, parts: u32) -> u32 {
+        match self.kind {
+            CapKind::Frequency => 1,
+            CapKind::CampaignThroughput => parts.max(1),
+        }
+    }
+}
+
+/// A counter row: the times of the slots taken, oldest first (at most `max`). A slot may
+/// lie in the future: a message with more parts than `max` fills the window and the
+/// following ones, so the counter's rate holds over time.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct WindowRow {
     pub per_ms: i64,
@@ -236,28 +270,39 @@ impl WindowRow {
         self.stamps.iter().filter(|s| **s > at - per_ms).count()
     }
 
-    /// `Err(ms until a slot frees)` when the window at `at` holds `max` already.
-    pub fn check(&self, cap: &CapKey, at: i64) -> Result<(), i64> {
+    /// `Err(ms until enough slots free)` when the window at `at` has fewer than `cost`
+    /// free slots (a cost above `max` needs the whole window free).
+    pub fn check(&self, cap: &CapKey, at: i64, cost: u32) -> Result<(), i64> {
         let inside: Vec<i64> = self
             .stamps
             .iter()
             .copied()
             .filter(|s| *s > at - cap.per_ms)
             .collect();
-        if inside.len() >= cap.max as usize {
-            let oldest = inside.first().copied().unwrap_or(at);
-            return Err((oldest + cap.per_ms - at).max(1));
+        let max = cap.max as usize;
+        let need = (cost.max(1) as usize).min(max.max(1));
+        if inside.len() + need > max {
+            // The stamp whose leaving frees the last slot needed.
+            let leaving = (inside.len() + need - max).saturating_sub(1);
+            let at_free = inside.get(leaving).copied().unwrap_or(at);
+            return Err((at_free + cap.per_ms - at).max(1));
         }
         Ok(())
     }
 
-    /// Records one accept at `at`, dropping stamps that left the window.
-    pub fn record(&mut self, cap: &CapKey, at: i64) {
+    /// Records an accept of `cost` slots at `at`, dropping stamps that left the window.
+    /// Slots beyond `max` go into the following windows (`at + per_ms`, ...), so a message
+    /// larger than the counter's budget delays the next ones instead of never fitting.
+    pub fn record(&mut self, cap: &CapKey, at: i64, cost: u32) {
         self.per_ms = cap.per_ms;
         self.stamps.retain(|s| *s > at - cap.per_ms);
-        let pos = self.stamps.partition_point(|s| *s <= at);
-        self.stamps.insert(pos, at);
-        let keep = cap.max.max(1) as usize;
+        let max = cap.max.max(1);
+        for i in 0..cost.max(1) {
+            let stamp = at + i64::from(i / max) * cap.per_ms;
+            let pos = self.stamps.partition_point(|s| *s <= stamp);
+            self.stamps.insert(pos, stamp);
+        }
+        let keep = max as usize;
         if self.stamps.len() > keep {
             let drop = self.stamps.len() - keep;
             self.stamps.drain(..drop);
@@ -520,16 +565,44 @@ mod tests {
         let cap = CapKey::frequency("t", "+1", Category::Otp, 3, 1000);
         let mut row = WindowRow::default();
         for at in [0, 10, 20] {
-            assert!(row.check(&cap, at).is_ok());
-            row.record(&cap, at);
+            assert!(row.check(&cap, at, 1).is_ok());
+            row.record(&cap, at, 1);
         }
-        assert_eq!(row.check(&cap, 30), Err(970));
+        assert_eq!(row.check(&cap, 30, 1), Err(970));
         // The first stamp leaves the window at 1000.
-        assert!(row.check(&cap, 1000).is_ok());
-        row.record(&cap, 1000);
+        assert!(row.check(&cap, 1000, 1).is_ok());
+        row.record(&cap, 1000, 1);
         assert_eq!(row.stamps, vec![10, 20, 1000]);
         assert_eq!(row.expires_at(), 2000);
         assert_eq!(row.count_at(1015, 1000), 2);
+    }
+
+    /// A campaign's tps counts parts: a 3-part message takes 3 of the second's slots, and
+    /// one larger than the budget fills the following seconds too (it is not refused
+    /// forever). Frequency caps stay one per message.
+    #[test]
+    fn campaign_windows_count_parts() {
+        let cap = CapKey::campaign("t", "C1", 3);
+        assert_eq!(cap.cost(3), 3);
+        assert_eq!(
+            CapKey::frequency("t", "+1", Category::Otp, 3, 1000).cost(3),
+            1
+        );
+        let mut row = WindowRow::default();
+        assert!(row.check(&cap, 0, 3).is_ok());
+        row.record(&cap, 0, 3);
+        assert_eq!(row.check(&cap, 10, 1), Err(990), "3 parts used the second");
+        let mut row = WindowRow::default();
+        row.record(&cap, 0, 2);
+        assert!(row.check(&cap, 10, 1).is_ok());
+        assert_eq!(row.check(&cap, 10, 2), Err(990), "two parts need two slots");
+        // 7 parts at 3 per second: this second, the next and one slot of the third.
+        let mut row = WindowRow::default();
+        assert!(row.check(&cap, 0, 7).is_ok(), "an empty window takes it");
+        row.record(&cap, 0, 7);
+        assert_eq!(row.check(&cap, 500, 1), Err(1500), "free from 2000 on");
+        assert!(row.check(&cap, 2000, 2).is_ok());
+        assert_eq!(row.check(&cap, 2000, 3), Err(1000));
     }
 
     fn message(id: &str, at: i64) -> crate::state::Message {

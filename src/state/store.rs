@@ -1560,7 +1560,8 @@ impl StateStore {
 
     /// `accept` behind window counters: a replay (same idempotency key or id) is answered
     /// as `accept` answers it without counting; a full window refuses with `Capped`; an
-    /// accepted message is recorded in every window.
+    /// accepted message is recorded in every window, taking `CapKey::cost` slots (its
+    /// parts for a campaign's throughput).
     fn accept_capped(
         &self,
         ctx: &mut ApplyCtx,
@@ -1588,7 +1589,7 @@ impl StateStore {
                 Some(v) => wire::decode(&v)?,
                 None => WindowRow::default(),
             };
-            if let Err(retry_after_ms) = row.check(cap, at) {
+            if let Err(retry_after_ms) = row.check(cap, at, cap.cost(m.parts)) {
                 return Ok(OpResult::Capped {
                     kind: cap.kind,
                     key: cap.key.clone(),
@@ -1604,7 +1605,7 @@ impl StateStore {
                     ctx.kv
                         .insert((T_FREQ, expiry_key(row.expires_at(), &cap.key)), None);
                 }
-                row.record(cap, at);
+                row.record(cap, at, cap.cost(m.parts));
                 ctx.kv.insert(
                     (T_FREQ, expiry_key(row.expires_at(), &cap.key)),
                     Some(Vec::new()),

@@ -402,6 +402,22 @@ async fn every_rule_and_action_through_the_api() {
     node.admin(Method::DELETE, "/admin/v1/compliance/countries/DE", None)
         .await;
 
+    // ---- India: the header (sender id) must be registered, as on DLT ----
+    expect(
+        &node,
+        &key,
+        json!({"to": IN, "text": "Your OTP is 1234"}),
+        403,
+        "sender_not_allowed",
+    )
+    .await;
+    post(
+        &node,
+        "/admin/v1/tenants/acme/senders",
+        json!({"sender": "SMSGW", "type": "alphanumeric", "countries": ["IN"]}),
+    )
+    .await;
+
     // ---- India DLT: ids required, template registry, {#var#} matching ----
     expect(
         &node,
@@ -799,6 +815,382 @@ async fn cluster_frequency_cap_is_exact_and_rules_reach_every_node_within_a_seco
             i + 1
         );
     }
+}
+
+/// `smsgw <args> --url .. --token ..`: exit code, stdout, stderr.
+fn cli_run(dir: &std::path::Path, url: &str, args: &[&str]) -> (Option<i32>, String, String) {
+    let mut argv: Vec<&str> = args.to_vec();
+    argv.extend_from_slice(&["--url", url, "--token", ADMIN_TOKEN]);
+    run_bounded(&argv, &[], dir, Duration::from_secs(20))
+}
+
+/// Asserts a 422/409 answer naming `field`; returns the message.
+async fn refused(node: &GwNode, path: &str, body: Value, status: u16, field: &str) -> String {
+    let (s, v) = node.admin(Method::POST, path, Some(body.clone())).await;
+    assert_eq!(
+        (s, v["error"]["field"].as_str()),
+        (status, Some(field)),
+        "{body} → {v}"
+    );
+    v["error"]["message"].as_str().unwrap_or("").to_string()
+}
+
+/// Audit s18 defects 3, 5-12: bad DLT and 10DLC definitions are refused naming the field,
+/// a campaign's tps counts parts, a DLT entity mismatch names `dlt.entity_id`, an empty
+/// quiet window is refused, India needs registered headers, opt-outs count only new
+/// numbers, and the CLI merges country rules, reads like a table and updates tenants.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn definitions_are_checked_and_the_cli_changes_only_what_it_is_told() {
+    let dir = tempdir();
+    let _logs = LogsOnFailure(dir.path().to_path_buf());
+    let (_smsc, node, key) = gateway_with_smsc(dir.path(), "c65b", &[], &[]).await;
+    node.tenant("beta", json!({})).await;
+    let url = format!("http://127.0.0.1:{}", node.http);
+
+    // ---- DLT ids are 19 digits; near-miss placeholders are refused ----
+    const TPL: &str = "/admin/v1/tenants/acme/dlt_templates";
+    const E: &str = "1101234567890123456";
+    refused(
+        &node,
+        TPL,
+        json!({"template_id": "123", "entity_id": E, "text": "x {#var#}"}),
+        422,
+        "template_id",
+    )
+    .await;
+    refused(
+        &node,
+        TPL,
+        json!({"template_id": "1107000000000000003", "entity_id": "abc", "text": "x {#var#}"}),
+        422,
+        "entity_id",
+    )
+    .await;
+    for text in [
+        "Your code {#var}",
+        "Hi {#VAR#} there",
+        "Hi {var}",
+        "Hi {#var #}",
+    ] {
+        let m = refused(
+            &node,
+            TPL,
+            json!({"template_id": "1107000000000000004", "entity_id": E, "text": text}),
+            422,
+            "text",
+        )
+        .await;
+        assert!(m.contains("{#var#}"), "a hint: {m}");
+    }
+    post(
+        &node,
+        TPL,
+        json!({"template_id": "1107000000000000005", "entity_id": E, "text": "Static notice"}),
+    )
+    .await;
+    post(&node, TPL, json!({"template_id": "1107000000000000001", "entity_id": E, "text": "Your OTP is {#var#}"})).await;
+
+    // ---- India: unregistered headers refused; an entity mismatch names dlt.entity_id ----
+    let dlt = json!({"entity_id": E, "template_id": "1107000000000000001"});
+    expect(
+        &node,
+        &key,
+        json!({"to": IN, "text": "Your OTP is 42", "from": "RANDOM", "dlt": dlt}),
+        403,
+        "sender_not_allowed",
+    )
+    .await;
+    post(
+        &node,
+        "/admin/v1/tenants/acme/senders",
+        json!({"sender": "ACMEIN", "type": "alphanumeric", "countries": ["IN"]}),
+    )
+    .await;
+    expect(
+        &node,
+        &key,
+        json!({"to": IN, "text": "Your OTP is 42", "from": "ACMEIN", "dlt": dlt}),
+        202,
+        "",
+    )
+    .await;
+    let wrong = json!({"entity_id": "9999999999999999999", "template_id": "1107000000000000001"});
+    let v = expect(
+        &node,
+        &key,
+        json!({"to": IN, "text": "Your OTP is 42", "from": "ACMEIN", "dlt": wrong}),
+        422,
+        "dlt_template_mismatch",
+    )
+    .await;
+    assert_eq!(v["error"]["field"], "dlt.entity_id", "{v}");
+
+    // ---- sender type errors use the API's names ----
+    let m = refused(
+        &node,
+        "/admin/v1/tenants/acme/senders",
+        json!({"sender": "12345", "type": "alphanumeric"}),
+        422,
+        "type",
+    )
+    .await;
+    assert!(
+        m.contains("alphanumeric") && m.contains("short_code") && !m.contains("ShortCode"),
+        "{m}"
+    );
+
+    // ---- 10DLC numbers: NANP long codes, in one campaign only ----
+    const CAMP: &str = "/admin/v1/tenants/acme/campaigns";
+    refused(
+        &node,
+        CAMP,
+        json!({"id": "C2", "use_case": "2FA", "numbers": ["+4915112345678"], "tps": 1}),
+        422,
+        "numbers[0]",
+    )
+    .await;
+    refused(&node, CAMP, json!({"id": "C2", "use_case": "2FA", "numbers": ["+12025550101", "+18005550100"], "tps": 1}), 422, "numbers[1]").await;
+    post(
+        &node,
+        CAMP,
+        json!({"id": "C1", "use_case": "2FA", "numbers": ["+12025550100"], "tps": 1}),
+    )
+    .await;
+    let m = refused(
+        &node,
+        CAMP,
+        json!({"id": "C3", "use_case": "2FA", "numbers": ["+12025550100"]}),
+        409,
+        "numbers[0]",
+    )
+    .await;
+    assert!(m.contains("C1"), "names the other campaign: {m}");
+    let m = refused(
+        &node,
+        "/admin/v1/tenants/beta/campaigns",
+        json!({"id": "B1", "use_case": "2FA", "numbers": ["+12025550109", "+12025550100"]}),
+        409,
+        "numbers[1]",
+    )
+    .await;
+    assert!(m.contains("C1") && m.contains("acme"), "{m}");
+
+    // ---- campaign tps counts parts: a 3-part message takes 3 of the second's slots ----
+    post(
+        &node,
+        CAMP,
+        json!({"id": "C6", "use_case": "2FA", "numbers": ["+12025550105"], "tps": 3}),
+    )
+    .await;
+    let long = "x".repeat(400);
+    let v = expect(
+        &node,
+        &key,
+        json!({"to": US, "text": long, "from": "+12025550105"}),
+        202,
+        "",
+    )
+    .await;
+    assert_eq!(v["parts"], 3, "{v}");
+    expect(
+        &node,
+        &key,
+        json!({"to": US, "text": "one more", "from": "+12025550105"}),
+        429,
+        "rate_limited",
+    )
+    .await;
+
+    // ---- quiet hours start == end is refused ----
+    let (s, v) = node
+        .admin(
+            Method::PUT,
+            "/admin/v1/compliance/countries/FR",
+            Some(json!({"quiet_hours": {"start": "08:00", "end": "08:00", "timezone": "UTC"}})),
+        )
+        .await;
+    assert_eq!(
+        (s, v["error"]["field"].as_str()),
+        (422, Some("quiet_hours.end")),
+        "{v}"
+    );
+
+    // ---- opt-outs: an already-listed number is not counted as added ----
+    const OPT: &str = "/admin/v1/tenants/acme/opt_outs";
+    let v = post(&node, OPT, json!({"numbers": ["+4915112340021"]})).await;
+    assert_eq!(v["added"], 1, "{v}");
+    let v = post(
+        &node,
+        OPT,
+        json!({"numbers": ["+49 151 1234-0021", "+4915112340022"]}),
+    )
+    .await;
+    assert_eq!(
+        (v["added"].as_u64(), v["already_listed"].as_u64()),
+        (Some(1), Some(1)),
+        "{v}"
+    );
+    let (code, out, err) = cli_run(
+        dir.path(),
+        &url,
+        &[
+            "compliance",
+            "opt-out",
+            "add",
+            "acme",
+            "+49 151 1234-0023",
+            "+4915112340021",
+        ],
+    );
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(
+        out.trim(),
+        "opted out: +4915112340023, +4915112340021 (1 new, 1 already listed)"
+    );
+    let (code, out, err) = cli_run(
+        dir.path(),
+        &url,
+        &[
+            "compliance",
+            "opt-out",
+            "remove",
+            "acme",
+            "+49 151 1234-0021",
+        ],
+    );
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(out.trim(), "removed opt out +4915112340021");
+
+    // ---- country set changes only the flags given, and prints the result ----
+    let (code, _, err) = cli_run(
+        dir.path(),
+        &url,
+        &[
+            "compliance",
+            "country",
+            "set",
+            "DE",
+            "--sender-registration-required",
+            "true",
+        ],
+    );
+    assert_eq!(code, Some(0), "{err}");
+    let (code, out, err) = cli_run(
+        dir.path(),
+        &url,
+        &[
+            "compliance",
+            "country",
+            "set",
+            "DE",
+            "--quiet-start",
+            "21:00",
+            "--quiet-end",
+            "08:00",
+            "--timezone",
+            "Europe/Berlin",
+        ],
+    );
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        out.starts_with("COUNTRY") && out.contains("21:00-08:00"),
+        "{out}"
+    );
+    let (_, v) = node
+        .admin(Method::GET, "/admin/v1/compliance/countries/DE", None)
+        .await;
+    assert_eq!(v["sender_registration_required"], true, "kept: {v}");
+    assert_eq!(v["quiet_hours"]["timezone"], "Europe/Berlin", "{v}");
+    let (code, _, err) = cli_run(
+        dir.path(),
+        &url,
+        &[
+            "compliance",
+            "country",
+            "set",
+            "DE",
+            "--alphanumeric-allowed",
+            "true",
+        ],
+    );
+    assert_eq!(code, Some(0), "{err}");
+    let (_, v) = node
+        .admin(Method::GET, "/admin/v1/compliance/countries/DE", None)
+        .await;
+    assert!(
+        v["sender_registration_required"] == true && v["quiet_hours"]["start"] == "21:00",
+        "kept: {v}"
+    );
+    let (code, out, _) = run_bounded(
+        &["compliance", "country", "set", "--help"],
+        &[],
+        dir.path(),
+        Duration::from_secs(20),
+    );
+    assert_eq!(code, Some(0));
+    assert!(
+        out.contains("keep the rules") && out.contains("Quiet hours end"),
+        "{out}"
+    );
+
+    // ---- country list shows the built-in rules in force ----
+    let (code, out, err) = cli_run(dir.path(), &url, &["compliance", "country", "list"]);
+    assert_eq!(code, Some(0), "{err}");
+    let row = |cc: &str| {
+        out.lines()
+            .find(|l| l.starts_with(cc))
+            .unwrap_or("")
+            .to_string()
+    };
+    assert!(
+        row("IN").contains("built-in") && row("US").contains("built-in"),
+        "{out}"
+    );
+    assert!(row("DE").contains("configured"), "{out}");
+
+    // ---- tenant show as labelled lines; tenant update patches and prints one row ----
+    let (code, out, err) = cli_run(dir.path(), &url, &["tenant", "show", "acme"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        out.starts_with("id:") && out.contains("rate limit:"),
+        "{out}"
+    );
+    let (code, out, err) = cli_run(
+        dir.path(),
+        &url,
+        &[
+            "tenant",
+            "update",
+            "acme",
+            "--max-parts",
+            "4",
+            "--frequency-caps",
+            "otp:5/600",
+            "--opt-out-categories",
+            "marketing,transactional",
+            "--per-second",
+            "7",
+        ],
+    );
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        out.starts_with("ID") && out.lines().count() == 2 && out.contains("otp:5/600s"),
+        "{out}"
+    );
+    let (_, v) = node
+        .admin(Method::GET, "/admin/v1/tenants/acme", None)
+        .await;
+    assert_eq!(v["max_parts"], 4, "{v}");
+    assert_eq!(
+        v["rate_limit"],
+        json!({"per_second": 7, "burst": 20000}),
+        "burst kept: {v}"
+    );
+    assert_eq!(
+        v["opt_out_categories"],
+        json!(["marketing", "transactional"]),
+        "{v}"
+    );
 }
 
 /// What changes while a message waits for its `send_at` is asked again when it is due:
