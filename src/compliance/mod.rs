@@ -120,16 +120,21 @@ pub fn capped_answer(caps: &[CapKey], key: &str, retry_after_ms: i64) -> ApiErro
     refusal_error(&r)
 }
 
-/// The operation that stores a checked message: `AcceptCapped` when window counters
-/// apply, else the plain `Accept`.
+/// The operation that stores a checked message: `AcceptCappedByParts` when a campaign's
+/// throughput counter must take the message's parts, `AcceptCapped` when other window
+/// counters apply, else the plain `Accept`.
 pub fn accept_op(message: Message, caps: Vec<CapKey>) -> Op {
-    if caps.is_empty() {
-        Op::Accept(Box::new(message))
-    } else {
-        Op::AcceptCapped {
+    let by_parts = message.parts > 1 && caps.iter().any(|c| c.kind == CapKind::CampaignThroughput);
+    match (caps.is_empty(), by_parts) {
+        (true, _) => Op::Accept(Box::new(message)),
+        (false, true) => Op::AcceptCappedByParts {
             message: Box::new(message),
             caps,
-        }
+        },
+        (false, false) => Op::AcceptCapped {
+            message: Box::new(message),
+            caps,
+        },
     }
 }
 

@@ -645,6 +645,53 @@ mod tests {
         }
     }
 
+    /// A campaign's throughput counter takes a message's parts only through
+    /// `AcceptCappedByParts`; an `AcceptCapped` (what older builds wrote) still takes one
+    /// slot per message, so applying an old log again decides as it was decided.
+    #[test]
+    fn only_accept_capped_by_parts_counts_parts() {
+        use crate::state::{Op, OpResult, Proposal, StateStore};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = fjall::Database::builder(dir.path().join("db"))
+            .open()
+            .expect("db");
+        let store = StateStore::open(&db).expect("store");
+        let old = CapKey::campaign("t", "OLD", 3);
+        let new = CapKey::campaign("t", "NEW", 3);
+        let three_parts = |id: &str, at: i64| {
+            let mut m = message(id, at);
+            m.parts = 3;
+            Box::new(m)
+        };
+        let p = Proposal {
+            ops: vec![
+                Op::AcceptCapped {
+                    message: three_parts("o1", 10),
+                    caps: vec![old.clone()],
+                },
+                Op::AcceptCapped {
+                    message: three_parts("o2", 20),
+                    caps: vec![old.clone()],
+                },
+                Op::AcceptCappedByParts {
+                    message: three_parts("n1", 10),
+                    caps: vec![new.clone()],
+                },
+                Op::AcceptCappedByParts {
+                    message: three_parts("n2", 20),
+                    caps: vec![new.clone()],
+                },
+            ]
+            .into(),
+        };
+        let out = store.apply(&[&p], &[]).expect("apply");
+        let r = &out[0].results;
+        assert!(matches!(r[0], OpResult::Accepted { .. }), "{:?}", r[0]);
+        assert!(matches!(r[1], OpResult::Accepted { .. }), "{:?}", r[1]);
+        assert!(matches!(r[2], OpResult::Accepted { .. }), "{:?}", r[2]);
+        assert!(matches!(r[3], OpResult::Capped { .. }), "{:?}", r[3]);
+    }
+
     /// AcceptCapped in the real store: exactly `max` per window even inside one batch,
     /// replays are not counted, and the GC drops only counters whose window passed.
     #[test]

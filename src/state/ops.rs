@@ -160,6 +160,14 @@ pub enum Op {
         error: ErrorInfo,
         at: i64,
     },
+    /// `AcceptCapped` whose campaign throughput counters take one slot per part of the
+    /// message (carriers count a 10DLC campaign's rate in parts). A variant of its own so
+    /// that an `AcceptCapped` written by an older build is decided as that build decided
+    /// it (one slot per message) when a log is applied again.
+    AcceptCappedByParts {
+        message: Box<Message>,
+        caps: Vec<super::compliance::CapKey>,
+    },
 }
 
 impl Op {
@@ -167,7 +175,10 @@ impl Op {
     /// was lost with a connection, cannot apply it twice: accepts are keyed by their
     /// message id, so a repeat answers `Duplicate` with that id.
     pub fn is_retry_safe(&self) -> bool {
-        matches!(self, Op::Accept(_) | Op::AcceptCapped { .. })
+        matches!(
+            self,
+            Op::Accept(_) | Op::AcceptCapped { .. } | Op::AcceptCappedByParts { .. }
+        )
     }
 }
 

@@ -32,6 +32,14 @@ pub const ACTIVE_CACHE_MAX: usize = 50_000;
 /// How long an idempotency key is remembered.
 pub const IDEMPOTENCY_TTL_MS: i64 = 24 * 3600 * 1000;
 
+/// How many slots of its window counters an accept takes (`Op::AcceptCapped` one,
+/// `Op::AcceptCappedByParts` its parts for a campaign's throughput).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CapCost {
+    OnePerMessage,
+    Parts,
+}
+
 /// A storage failure: fatal for the node (Raft stops rather than diverge).
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -1496,7 +1504,12 @@ impl StateStore {
                     OpResult::NotFound
                 }
             }
-            Op::AcceptCapped { message, caps } => self.accept_capped(ctx, message, caps)?,
+            Op::AcceptCapped { message, caps } => {
+                self.accept_capped(ctx, message, caps, CapCost::OnePerMessage)?
+            }
+            Op::AcceptCappedByParts { message, caps } => {
+                self.accept_capped(ctx, message, caps, CapCost::Parts)?
+            }
             Op::ComplianceGc { at } => self.compliance_gc(ctx, *at)?,
             Op::DropUnmatchedReceipts { before } => self.drop_unmatched(ctx, *before)?,
         })
@@ -1560,14 +1573,19 @@ impl StateStore {
 
     /// `accept` behind window counters: a replay (same idempotency key or id) is answered
     /// as `accept` answers it without counting; a full window refuses with `Capped`; an
-    /// accepted message is recorded in every window, taking `CapKey::cost` slots (its
-    /// parts for a campaign's throughput).
+    /// accepted message is recorded in every window, taking one slot, or with
+    /// `CapCost::Parts` `CapKey::cost` slots (its parts for a campaign's throughput).
     fn accept_capped(
         &self,
         ctx: &mut ApplyCtx,
         m: &Message,
         caps: &[super::compliance::CapKey],
+        cost: CapCost,
     ) -> Result<OpResult, StoreError> {
+        let cost = |cap: &super::compliance::CapKey| match cost {
+            CapCost::OnePerMessage => 1,
+            CapCost::Parts => cap.cost(m.parts),
+        };
         use super::compliance::{WindowRow, counter_key, expiry_key};
         let replay = match (&m.idempotency_key, &m.body_hash) {
             (Some(key), Some(_)) => match self.kv_get(ctx, T_IDEM, &join_key(&m.tenant, key))? {
@@ -1589,7 +1607,7 @@ impl StateStore {
                 Some(v) => wire::decode(&v)?,
                 None => WindowRow::default(),
             };
-            if let Err(retry_after_ms) = row.check(cap, at, cap.cost(m.parts)) {
+            if let Err(retry_after_ms) = row.check(cap, at, cost(cap)) {
                 return Ok(OpResult::Capped {
                     kind: cap.kind,
                     key: cap.key.clone(),
@@ -1605,7 +1623,7 @@ impl StateStore {
                     ctx.kv
                         .insert((T_FREQ, expiry_key(row.expires_at(), &cap.key)), None);
                 }
-                row.record(cap, at, cap.cost(m.parts));
+                row.record(cap, at, cost(cap));
                 ctx.kv.insert(
                     (T_FREQ, expiry_key(row.expires_at(), &cap.key)),
                     Some(Vec::new()),
