@@ -44,6 +44,10 @@ fn browser_ready() -> bool {
         "headless Chromium not found at {chromium}: `apt-get install -y chromium` (.ci/run does), \
          or set SMSGW_SKIP_BROWSER=1 to skip the browser test"
     );
+    // One install for the tests of this binary: `npm ci` empties node_modules first, so a
+    // second test that saw the package half installed ran node against it and failed.
+    static INSTALL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one_at_a_time = INSTALL.lock().unwrap_or_else(|e| e.into_inner());
     if !browser_dir().join("node_modules/playwright-core").exists() {
         let st = std::process::Command::new("npm")
             .args(["ci", "--no-audit", "--no-fund"])
