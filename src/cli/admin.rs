@@ -1157,7 +1157,6 @@ mod tests {
         let call = planned(&[
             "route",
             "update",
-            "--id",
             "w",
             "--channels",
             "a:1,b:0",

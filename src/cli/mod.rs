@@ -414,8 +414,7 @@ pub struct AbArgs {
 /// Options of `smsgw route update` (PATCH): only the given fields change.
 #[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
 pub struct RouteUpdateArgs {
-    /// Route id.
-    #[arg(long)]
+    /// Route id (as `route remove ID` takes it).
     pub id: String,
     /// New channels in priority order, `id[:weight]` comma-separated.
     #[arg(long, num_args = 1.., value_delimiter = ',', value_name = "ID[:WEIGHT]", value_parser = route_channel)]
