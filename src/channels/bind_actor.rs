@@ -445,7 +445,10 @@ impl Actor for BindActor {
                         // bind trying, not `down` with no bind at all), except after a
                         // refused login, which needs the operator or the channel's
                         // credentials to change: `down`. Either way with the reason.
-                        state.login_rejected = matches!(e, SessionError::LoginRejected { .. });
+                        state.login_rejected = matches!(
+                            e,
+                            SessionError::LoginRejected { .. } | SessionError::BindRejected { .. }
+                        );
                         let shown = if state.login_rejected {
                             "down"
                         } else {

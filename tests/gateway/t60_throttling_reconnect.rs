@@ -379,3 +379,24 @@ async fn the_response_timeout_is_a_channel_option_and_late_answers_are_counted()
     )
     .await;
 }
+
+/// An SMSC that refuses the bind (wrong password: ESME_RINVPASWD) shows the channel
+/// `down` with the reason in words, as a refused CMPP/SMGP/SGIP login does, while the
+/// bind keeps retrying with back-off; a line nothing answers on stays `connecting`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_smpp_bind_shows_the_channel_down_with_the_reason() {
+    let dir = tempdir();
+    let _logs = LogsOnFailure(dir.path().to_path_buf());
+    let smsc = Smsc::start(dir.path(), "pw", &[]).await;
+    let node = GwNode::start(dir.path(), &[]).await;
+    let mut ch = smsc.channel("a");
+    ch["password"] = json!("WRONG");
+    node.channels_and_route(&[ch]).await;
+    let v = eventually("bind refusal shown", Duration::from_secs(30), || async {
+        let v = node.channel_view("a").await;
+        (v["state"] == "down" && !v["last_error"].is_null()).then_some(v)
+    })
+    .await;
+    let reason = v["last_error"].as_str().unwrap_or("");
+    assert!(reason.contains("0xe (invalid password)"), "{v}");
+}

@@ -177,7 +177,10 @@ pub enum SessionError {
     #[error("connect failed: {0}")]
     Connect(#[source] io::Error),
     /// The SMSC answered the bind with a non-zero status.
-    #[error("bind rejected with command_status {command_status:#x}")]
+    #[error(
+        "SMPP bind rejected with command_status {command_status:#x} ({})",
+        bind_status_meaning(*command_status)
+    )]
     BindRejected {
         /// The bind response's command_status.
         command_status: u32,
@@ -320,6 +323,21 @@ struct Resp {
     command_id: u32,
     status: u32,
     message_id: String,
+}
+
+/// What an SMSC means by the command_status of a refused bind (SMPP 3.4 §5.1.3), for
+/// the channel's `last_error`.
+pub fn bind_status_meaning(command_status: u32) -> &'static str {
+    match command_status {
+        0x05 => "already bound",
+        0x0D => "bind failed",
+        0x0E => "invalid password",
+        0x0F => "invalid system_id",
+        0x53 => "invalid system_type",
+        0x58 => "throttled",
+        0x08 => "system error",
+        _ => "refused by the SMSC",
+    }
 }
 
 /// command_id of submit_sm_resp.
