@@ -783,28 +783,21 @@ fn channel_from_body(b: ChannelBody) -> Result<Channel, ApiError> {
             }
         }
     }
-    if ["cmpp", "smgp", "sgip"].contains(&b.protocol.as_str()) {
+    if crate::protocols::cn::is_cn_protocol(&b.protocol) {
         crate::protocols::cn::options::parse(&b.protocol, &system_id, &password, &options)
             .map_err(|e| ApiError::invalid(&e.field, e.message))?;
     }
     let text = channel_text(&options)?;
-    if let Some(v) = options.get("response_timeout_seconds")
-        && v.as_u64()
-            .filter(|s| (1..=crate::protocols::session::MAX_RESPONSE_TIMEOUT_S).contains(s))
-            .is_none()
-    {
-        return Err(ApiError::invalid(
-            "options.response_timeout_seconds",
-            "1 to 300 (default 10): how long a submit waits for the operator's response before it is resubmitted elsewhere",
-        ));
-    }
-    let dlr_timeout_seconds = match options.get("dlr_timeout_seconds") {
-        None => 72 * 3600,
-        Some(v) => v
-            .as_u64()
-            .filter(|s| (1..=30 * 86400).contains(s))
-            .ok_or_else(|| ApiError::invalid("options.dlr_timeout_seconds", "1 to 2592000"))?,
-    };
+    // Read when a session starts (`protocols::session::response_timeout`); checked here.
+    seconds_option(
+        &options,
+        "response_timeout_seconds",
+        crate::protocols::session::MAX_RESPONSE_TIMEOUT_S,
+        "1 to 300 (default 10): how long a submit waits for the operator's response before it is resubmitted elsewhere",
+    )?;
+    let dlr_timeout_seconds =
+        seconds_option(&options, "dlr_timeout_seconds", 30 * 86400, "1 to 2592000")?
+            .unwrap_or(72 * 3600);
     Ok(Channel {
         id: b.id,
         protocol: b.protocol,
@@ -827,6 +820,24 @@ fn channel_from_body(b: ChannelBody) -> Result<Channel, ApiError> {
         sla: b.sla.map(sla_from_body).transpose()?,
         text,
     })
+}
+
+/// A whole number of seconds in `1..=max` under `options.<key>`, if set; else 422 naming
+/// the option with `hint`.
+fn seconds_option(
+    options: &serde_json::Map<String, Value>,
+    key: &str,
+    max: u64,
+    hint: &str,
+) -> Result<Option<u64>, ApiError> {
+    options
+        .get(key)
+        .map(|v| {
+            v.as_u64()
+                .filter(|s| (1..=max).contains(s))
+                .ok_or_else(|| ApiError::invalid(&format!("options.{key}"), hint))
+        })
+        .transpose()
 }
 
 /// Option keys of every non-HTTP channel.

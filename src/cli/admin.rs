@@ -293,6 +293,29 @@ pub fn http_client() -> anyhow::Result<reqwest::Client> {
     Ok(client)
 }
 
+/// One request with the call's token and timeout: the answer's status and body, or the
+/// line naming what failed on the way.
+async fn request(
+    client: &reqwest::Client,
+    call: &ApiCall,
+    method: Method,
+    url: &Url,
+    body: Option<&Value>,
+) -> Result<(reqwest::StatusCode, String), String> {
+    let mut req = client
+        .request(method, url.clone())
+        .bearer_auth(&call.bearer)
+        .timeout(call.timeout)
+        .header(reqwest::header::ACCEPT, "application/json");
+    if let Some(body) = body {
+        req = req.json(body);
+    }
+    let resp = req.send().await.map_err(|e| transport_error(url, &e))?;
+    let status = resp.status();
+    let text = resp.text().await.map_err(|e| transport_error(url, &e))?;
+    Ok((status, text))
+}
+
 /// The body of a read-merge-write: the kept keys of the GET's answer with the call's body
 /// merged over them. `Err` is the line to print when the read fails.
 async fn merged_body(
@@ -308,16 +331,7 @@ async fn merged_body(
         ..call.clone()
     };
     let url = get.url().map_err(|e| format!("error: {e}"))?;
-    let resp = client
-        .get(url.clone())
-        .bearer_auth(&call.bearer)
-        .timeout(call.timeout)
-        .header(reqwest::header::ACCEPT, "application/json")
-        .send()
-        .await
-        .map_err(|e| transport_error(&url, &e))?;
-    let status = resp.status();
-    let text = resp.text().await.map_err(|e| transport_error(&url, &e))?;
+    let (status, text) = request(client, call, Method::GET, &url, None).await?;
     if !status.is_success() {
         return Err(http_error_line(status, &text));
     }
@@ -345,22 +359,10 @@ pub async fn execute(client: &reqwest::Client, call: &ApiCall, url: Url) -> Outc
         },
         None => call.body.clone(),
     };
-    let mut req = client
-        .request(call.method.clone(), url.clone())
-        .bearer_auth(&call.bearer)
-        .timeout(call.timeout)
-        .header(reqwest::header::ACCEPT, "application/json");
-    if let Some(body) = &body {
-        req = req.json(body);
-    }
-    let resp = match req.send().await {
-        Ok(resp) => resp,
-        Err(e) => return Outcome::Failure(transport_error(&url, &e)),
-    };
-    let status = resp.status();
-    let body = match resp.text().await {
-        Ok(body) => body,
-        Err(e) => return Outcome::Failure(transport_error(&url, &e)),
+    let (status, body) = match request(client, call, call.method.clone(), &url, body.as_ref()).await
+    {
+        Ok(answer) => answer,
+        Err(line) => return Outcome::Failure(line),
     };
     if status.is_success() {
         if let Some(table) = call.table

@@ -140,6 +140,18 @@ fn registered<'a>(
         .filter(|s| s.countries.is_empty() || s.countries.iter().any(|c| c == country))
 }
 
+/// The opt-out refusal, when `to` is on the tenant's list and the tenant applies its
+/// list to `category` (at accept, and again when a waiting message is due).
+pub fn opt_out(
+    tenant: &Tenant,
+    reg: &ComplianceRegistry,
+    to: &str,
+    category: Category,
+) -> Option<Refusal> {
+    (tenant.opt_out_categories.contains(&category) && reg.opted_out(&tenant.id, to))
+        .then(|| Refusal::OptedOut(to.to_string(), category.as_str()))
+}
+
 /// Runs every check for one message.
 pub fn check(
     inp: &Input<'_>,
@@ -154,9 +166,8 @@ pub fn check(
         ..Verdict::default()
     };
 
-    // Opt-out.
-    if inp.tenant.opt_out_categories.contains(&inp.category) && reg.opted_out(tenant, inp.to) {
-        return Err(Refusal::OptedOut(inp.to.to_string(), inp.category.as_str()));
+    if let Some(r) = opt_out(inp.tenant, reg, inp.to, inp.category) {
+        return Err(r);
     }
 
     // Sender id: a registered id for the country when none was asked for, a pool number

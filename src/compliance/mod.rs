@@ -219,13 +219,11 @@ pub fn apply(m: &mut Message, v: Verdict) {
 /// content rule added since rejects the text. The error it then fails with, code
 /// `blocked` (a scheduled message passes through `accepted` to `failed`).
 pub fn refusal_at_release(store: &StateStore, m: &Message) -> Option<ErrorInfo> {
-    let opt_out_applies = store
-        .config()
-        .tenants
-        .get(&*m.tenant)
-        .is_some_and(|t| t.opt_out_categories.contains(&m.category));
-    let refusal = if opt_out_applies && store.compliance().opted_out(&m.tenant, &m.to) {
-        Refusal::OptedOut(m.to.to_string(), m.category.as_str())
+    // The tenant is copied out so that the config and compliance locks are not nested.
+    let tenant = store.config().tenants.get(&*m.tenant).cloned();
+    let opted_out = tenant.and_then(|t| check::opt_out(&t, &store.compliance(), &m.to, m.category));
+    let refusal = if let Some(r) = opted_out {
+        r
     } else {
         let rules = content::compiled(store);
         let hits = rules.evaluate(&m.tenant, &m.text);

@@ -349,7 +349,7 @@ pub fn build_routed(
                 && r.channels.iter().all(|id| {
                     cfg.channels
                         .get(id)
-                        .is_some_and(|c| is_cn_protocol(&c.protocol))
+                        .is_some_and(|c| crate::protocols::cn::is_cn_protocol(&c.protocol))
                 })
         });
         if !all_cn {
@@ -365,7 +365,7 @@ pub fn build_routed(
         r.channels
             .iter()
             .filter_map(|id| cfg.channels.get(id))
-            .find(|c| is_cn_protocol(&c.protocol))
+            .find(|c| crate::protocols::cn::is_cn_protocol(&c.protocol))
     });
     let prepared = plan_text(req, tenant, channel, ascii_only)?;
     let (text, plan, replacements, layout) = prepared;
@@ -509,11 +509,6 @@ fn is_extended_src_id(from: &str) -> bool {
     (16..=21).contains(&f.len()) && f.bytes().all(|b| b.is_ascii_digit())
 }
 
-/// True for the Chinese operators' protocols, whose GSM text goes out as ASCII.
-pub fn is_cn_protocol(protocol: &str) -> bool {
-    matches!(protocol, "cmpp" | "smgp" | "sgip")
-}
-
 /// Plans the text for `channel` (the route's first). `ascii_only` is a channel of the
 /// route that carries GSM-7 text only as ASCII (CMPP/SMGP/SGIP): GSM-7 text with other
 /// characters is then planned as UCS-2 (`auto`) or refused (`gsm7`), never accepted in
@@ -609,20 +604,6 @@ pub fn plan_text(
         prepared.replacements,
         layout,
     ))
-}
-
-/// Price of a message on a channel: longest matching prefix of the channel's cost map,
-/// else its "default", times the parts.
-pub fn cost(cfg: &ConfigView, channel: &str, to: &str, parts: usize) -> Option<f64> {
-    let c = cfg.channels.get(channel)?;
-    let per_part = c
-        .cost
-        .iter()
-        .filter(|(k, _)| k.starts_with('+') && to.starts_with(k.as_str()))
-        .max_by_key(|(k, _)| k.len())
-        .map(|(_, v)| *v)
-        .or_else(|| c.cost.get("default").copied())?;
-    Some(per_part * parts as f64)
 }
 
 #[cfg(test)]

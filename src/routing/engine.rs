@@ -299,7 +299,7 @@ impl RoutingEngine {
         if let Some(p) = c.prices.price(channel, to) {
             return Some(p);
         }
-        crate::messages::intake::cost(cfg, channel, to, 1)
+        cost_map_price(cfg, channel, to)
     }
 
     /// The candidates of a message in the order to try them (decided once, at accept).
@@ -422,6 +422,18 @@ impl RoutingEngine {
         self.window()
             .counts(destination, channel, crate::clock::now_ms())
     }
+}
+
+/// Price per part from the channel's own `cost` map: the longest matching E.164 prefix,
+/// else its "default".
+fn cost_map_price(cfg: &ConfigView, channel: &str, to: &str) -> Option<f64> {
+    let c = cfg.channels.get(channel)?;
+    c.cost
+        .iter()
+        .filter(|(k, _)| k.starts_with('+') && to.starts_with(k.as_str()))
+        .max_by_key(|(k, _)| k.len())
+        .map(|(_, v)| *v)
+        .or_else(|| c.cost.get("default").copied())
 }
 
 #[cfg(test)]

@@ -412,8 +412,6 @@ pub async fn serve(
 
 /// Entry point of `smsgw sim http-provider`: runs until SIGTERM/SIGINT.
 pub async fn run(args: HttpProviderArgs) -> anyhow::Result<()> {
-    let listener = tokio::net::TcpListener::bind(&args.listen)
-        .await
-        .with_context(|| format!("binding {}", args.listen))?;
+    let listener = super::bind_listener("", &args.listen).await?;
     serve(listener, args, super::smsc::shutdown_signal()).await
 }

@@ -1105,14 +1105,14 @@ impl StateStore {
                     // up each of its readings (hex, decimal), so one row serves them all.
                     // A receipt that came first was parked the same way: look for each
                     // reading of this id.
-                    let scope = receipt_scope(&self.config(), channel).to_string();
+                    let scope = receipt_scope(&self.config(), channel);
                     if let Some(own) = keys.first() {
                         let row = wire::encode(&(id.clone(), *part))?;
-                        ctx.kv.insert((T_SMSC, join_key(&scope, own)), Some(row));
+                        ctx.kv.insert((T_SMSC, join_key(scope, own)), Some(row));
                     }
                     for k in keys {
                         // Almost always nothing is parked: ask the index, not fjall.
-                        let probe = (T_ORPHAN, join_key(&scope, k));
+                        let probe = (T_ORPHAN, join_key(scope, k));
                         let maybe = ctx.kv.contains_key(&probe) || self.parked().contains(&probe.1);
                         let key = probe.1;
                         if !maybe {
@@ -1193,16 +1193,13 @@ impl StateStore {
                 error,
                 at,
             } => {
-                let scope = receipt_scope(&self.config(), channel).to_string();
+                let scope = receipt_scope(&self.config(), channel);
                 let mut found = None;
                 // A CN channel's ids indexed before they were scoped per protocol are
                 // under the channel: looked up there second.
-                let scopes = if scope == *channel {
-                    vec![scope.as_str()]
-                } else {
-                    vec![scope.as_str(), channel.as_str()]
-                };
-                'scopes: for sc in scopes {
+                let scopes = [scope, channel.as_str()];
+                let tried = if scope == channel.as_str() { 1 } else { 2 };
+                'scopes: for sc in &scopes[..tried] {
                     for k in keys {
                         if let Some(v) = self.kv_get(ctx, T_SMSC, &join_key(sc, k))? {
                             found = Some(wire::decode::<(String, u32)>(&v)?);
@@ -1241,7 +1238,7 @@ impl StateStore {
                         })?;
                         if let Some(own) = keys.first() {
                             ctx.kv
-                                .insert((T_ORPHAN, join_key(&scope, own)), Some(parked));
+                                .insert((T_ORPHAN, join_key(scope, own)), Some(parked));
                         }
                         OpResult::ReceiptParked
                     }
@@ -1472,7 +1469,7 @@ impl StateStore {
                     ctx.kv
                         .insert((T_TENANT_MSG, join_key(&m.tenant, &m.id)), None);
                     if let Some(ch) = &m.channel {
-                        let scope = receipt_scope(&self.config(), ch).to_string();
+                        let scope = receipt_scope(&self.config(), ch);
                         for p in &m.part_states {
                             if let Some(sid) = &p.smsc_message_id {
                                 // Every reading: rows written before the index kept one
@@ -1480,7 +1477,7 @@ impl StateStore {
                                 for k in crate::protocols::smpp::receipt::id_keys(sid) {
                                     ctx.kv.insert((T_SMSC, join_key(ch, &k)), None);
                                     if scope != *ch {
-                                        ctx.kv.insert((T_SMSC, join_key(&scope, &k)), None);
+                                        ctx.kv.insert((T_SMSC, join_key(scope, &k)), None);
                                     }
                                 }
                             }

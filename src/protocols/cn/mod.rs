@@ -16,3 +16,9 @@ pub use dialect::{Dialect, Protocol};
 pub use listener::SgipListener;
 pub use options::{CnOptions, OptionError};
 pub use session::{CnConfig, CnSession};
+
+/// True for a channel protocol this module speaks (CMPP, SMGP, SGIP): their options are
+/// checked by [`options::parse`], and their GSM text goes out as ASCII.
+pub fn is_cn_protocol(protocol: &str) -> bool {
+    matches!(protocol, "cmpp" | "smgp" | "sgip")
+}

@@ -138,13 +138,10 @@ pub fn listeners_clash(a: std::net::SocketAddr, b: std::net::SocketAddr) -> bool
 /// The SGIP listener's password (`login_password`, older `listen_password`) shown as
 /// `<redacted>` in the channel's answers, as the channel `password` is left out.
 pub fn redacted(mut options: Value) -> Value {
-    if let Some(o) = options.as_object_mut() {
-        for k in ["login_password", "listen_password"] {
-            if o.contains_key(k) {
-                o.insert(k.into(), Value::String("<redacted>".into()));
-            }
-        }
-    }
+    crate::protocols::redact_keys(
+        options.as_object_mut(),
+        &["login_password", "listen_password"],
+    );
     options
 }
 

@@ -369,15 +369,11 @@ fn compile_receipts(r: RawReceipts) -> Result<ReceiptSettings, OptionsError> {
 
 /// A copy of a channel's options with the receipt secret hidden (for GET).
 pub fn redacted(mut options: Value) -> Value {
-    if let Some(auth) = options
-        .pointer_mut("/receipts/auth")
-        .and_then(Value::as_object_mut)
-    {
-        for k in ["token", "secret"] {
-            if auth.contains_key(k) {
-                auth.insert(k.into(), Value::String("<redacted>".into()));
-            }
-        }
-    }
+    crate::protocols::redact_keys(
+        options
+            .pointer_mut("/receipts/auth")
+            .and_then(Value::as_object_mut),
+        &["token", "secret"],
+    );
     options
 }
