@@ -222,17 +222,32 @@ fn has_other_candidate(row: &RowFacts, from: &str) -> bool {
 }
 
 /// Fails the message for good on `channel` (recorded, so the status and webhook name it).
+/// When other parts already went out (`pinned`), only `part` and the parts after it are refused: the
+/// message is `sent` and its receipts settle it (`Op::PartRefused`).
 async fn fail(
     c: &Consensus,
     id: &str,
     channel: &str,
     error: ErrorInfo,
+    part: u32,
+    pinned: bool,
 ) -> Result<WorkEnd, ActorProcessingErr> {
-    c.propose(Op::FailOnChannel {
-        id: id.to_string(),
-        channel: channel.to_string(),
-        error,
-        at: crate::clock::now_ms(),
+    let (id, channel, at) = (id.to_string(), channel.to_string(), crate::clock::now_ms());
+    c.propose(if pinned {
+        Op::PartRefused {
+            id,
+            part,
+            channel,
+            error,
+            at,
+        }
+    } else {
+        Op::FailOnChannel {
+            id,
+            channel,
+            error,
+            at,
+        }
     })
     .await
     .map_err(|e| ActorProcessingErr::from(e.to_string()))?;
@@ -268,7 +283,7 @@ async fn work(st: &MessageArgs) -> Result<WorkEnd, ActorProcessingErr> {
         Ok(p) => p,
         Err(e) => {
             let e = err("rejected_by_carrier", e.to_string(), None);
-            return fail(c, &m.id, &st.channel, e).await;
+            return fail(c, &m.id, &st.channel, e, 0, false).await;
         }
     };
     // India DLT ids go to the operator as TLVs (tags per channel option `dlt_tlvs`).
@@ -421,7 +436,7 @@ async fn work(st: &MessageArgs) -> Result<WorkEnd, ActorProcessingErr> {
                     if row.attempts + 1 >= MAX_TEMPORARY_REJECTIONS {
                         rt.failed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         let e = err(&code, "temporary errors on every attempt", smsc_code);
-                        return fail(c, &row.id, &st.channel, e).await;
+                        return fail(c, &row.id, &st.channel, e, i as u32, pinned).await;
                     }
                     return failover(
                         &st.lease,
@@ -438,7 +453,7 @@ async fn work(st: &MessageArgs) -> Result<WorkEnd, ActorProcessingErr> {
                         .submit_error(Instant::now(), crate::clock::now_ms());
                     rt.failed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     let e = err(&code, detail, smsc_code);
-                    return fail(c, &row.id, &st.channel, e).await;
+                    return fail(c, &row.id, &st.channel, e, i as u32, pinned).await;
                 }
             }
         }

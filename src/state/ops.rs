@@ -168,6 +168,19 @@ pub enum Op {
         message: Box<Message>,
         caps: Vec<super::compliance::CapKey>,
     },
+    /// The operator refused a part for good on `channel` after other parts of the message
+    /// had gone out (their responses recorded): the handset may already hold them, so the
+    /// message is not `failed`. The refused part becomes undelivered with `error`, the parts
+    /// never sent undelivered saying so, and the message becomes `sent`; the acknowledged parts' receipts settle it
+    /// (`partially_delivered` or `undelivered`). With no part acknowledged, as `FailOnChannel`.
+    PartRefused {
+        id: String,
+        /// The part the operator refused (from 0); later parts were never sent.
+        part: u32,
+        channel: String,
+        error: ErrorInfo,
+        at: i64,
+    },
 }
 
 impl Op {

@@ -1172,6 +1172,15 @@ impl StateStore {
                 error,
                 at,
             } => self.with_message(ctx, id, |m| transitions::fail(m, Some(channel), error, *at))?,
+            Op::PartRefused {
+                id,
+                part,
+                channel,
+                error,
+                at,
+            } => self.with_message(ctx, id, |m| {
+                transitions::refuse_unsent_parts(m, *part, channel, error, *at)
+            })?,
             Op::Expire { id, at } => self.with_message(ctx, id, |m| {
                 if (m.status == Status::Scheduled || m.status == Status::Accepted)
                     && set_status(m, Status::Expired, *at, event(Status::Expired, *at))

@@ -46,6 +46,70 @@ pub fn fail(m: &mut Message, channel: Option<&String>, error: &ErrorInfo, at: i6
     vec![Status::Failed]
 }
 
+/// The operator refused part `refused` of `m` for good on `channel`. With no part
+/// acknowledged this is `fail`. Otherwise earlier parts are already with the operator
+/// (perhaps on the handset), so the message is not `failed`: the refused part becomes
+/// undelivered with `error`, every other part without a response undelivered as never
+/// sent, and the message becomes `sent`, noting the refusal; the acknowledged parts'
+/// receipts then settle it. Returns the statuses entered.
+pub fn refuse_unsent_parts(
+    m: &mut Message,
+    refused: u32,
+    channel: &str,
+    error: &ErrorInfo,
+    at: i64,
+) -> Vec<Status> {
+    let channel = channel.to_string();
+    if !m.part_states.iter().any(|p| p.smsc_message_id.is_some()) {
+        return fail(m, Some(&channel), error, at);
+    }
+    if m.status != Status::Accepted {
+        return Vec::new();
+    }
+    let refused = refused as usize;
+    for (i, p) in m.part_states.iter_mut().enumerate() {
+        if p.smsc_message_id.is_some() {
+            continue;
+        }
+        p.status = PartStatus::Undelivered;
+        p.error = Some(if i == refused {
+            error.clone()
+        } else {
+            ErrorInfo {
+                code: error.code.clone(),
+                message: format!("not sent: the operator refused part {}", refused + 1),
+                smsc_code: None,
+            }
+        });
+    }
+    let ids = m
+        .part_states
+        .iter()
+        .filter_map(|p| p.smsc_message_id.clone())
+        .collect();
+    let ev = Event {
+        channel: Some(channel.clone()),
+        smsc_message_ids: ids,
+        note: Some(format!(
+            "part {} refused by the operator ({}): {}; the parts before it were sent",
+            refused + 1,
+            error.smsc_code.as_deref().unwrap_or(&error.code),
+            error.message
+        )),
+        ..event(Status::Sent, at)
+    };
+    m.channel = Some(channel);
+    m.updated_at = m.updated_at.max(at);
+    let mut entered = Vec::new();
+    if set_status(m, Status::Sent, at, ev) {
+        entered.push(Status::Sent);
+        if let Some(s) = settle_if_complete(m, at) {
+            entered.push(s);
+        }
+    }
+    entered
+}
+
 /// Records a positive submit response for one part; when every part has one, the message
 /// becomes `sent`. Returns the statuses entered, in order (empty if nothing changed).
 pub fn part_submitted(
@@ -257,6 +321,53 @@ mod tests {
             compliance: None,
             layout: Default::default(),
         }
+    }
+
+    #[test]
+    fn a_part_refused_after_others_went_out_leaves_the_message_sent_not_failed() {
+        let refusal = ErrorInfo {
+            code: "rejected_by_carrier".into(),
+            message: "the operator refused the message".into(),
+            smsc_code: Some("0x00000045".into()),
+        };
+        // Nothing acknowledged yet: failed, as before.
+        let mut m = msg(2);
+        assert_eq!(
+            refuse_unsent_parts(&mut m, 0, "a", &refusal, 2),
+            vec![Status::Failed]
+        );
+        // Part 1 out, part 2 refused: sent, then the receipt settles it.
+        let mut m = msg(3);
+        part_submitted(&mut m, 0, "a", "x1", 2);
+        assert_eq!(
+            refuse_unsent_parts(&mut m, 1, "a", &refusal, 3),
+            vec![Status::Sent]
+        );
+        assert_eq!(m.part_states[1].status, PartStatus::Undelivered);
+        assert_eq!(m.part_states[1].error, Some(refusal.clone()));
+        let never_sent = m.part_states[2].error.clone().unwrap_or_else(unknown_error);
+        assert_eq!(never_sent.smsc_code, None);
+        assert!(never_sent.message.contains("refused part 2"));
+        assert!(
+            m.events[1]
+                .note
+                .as_deref()
+                .unwrap_or("")
+                .contains("part 2 refused")
+        );
+        assert_eq!(
+            receipt(&mut m, 0, ReceiptOutcome::Delivered, None, 4),
+            vec![Status::PartiallyDelivered]
+        );
+        assert_eq!(m.error, Some(refusal.clone()));
+        // Its receipt already in (before the refusal): settled at once.
+        let mut m = msg(2);
+        part_submitted(&mut m, 0, "a", "x1", 2);
+        receipt(&mut m, 0, ReceiptOutcome::Undelivered, None, 3);
+        assert_eq!(
+            refuse_unsent_parts(&mut m, 1, "a", &refusal, 4),
+            vec![Status::Sent, Status::Undelivered]
+        );
     }
 
     #[test]
