@@ -197,3 +197,24 @@ fn cn_receipts_match_on_another_channel_of_the_protocol() {
     apply(&store, vec![on(receipt("77", now + 6), "smsc-b")]);
     assert_eq!(status(&store, smpp), Some(Status::Sent));
 }
+
+#[test]
+fn a_receipt_parked_long_before_the_submit_is_not_taken_for_it() {
+    // An SMSC that restarted hands out its old ids again: a receipt parked for an older
+    // message (or a stranger's) must not settle a new one that got the same id.
+    let (_dir, _db, store) = placed_store();
+    let id = "01PARKED000000000000000009";
+    let now = crate::clock::now_ms();
+    let long_ago = now - 20 * 60 * 1000;
+    claimed(&store, id, now);
+    apply(&store, vec![receipt("77AB", long_ago)]);
+    apply(&store, vec![submitted(id, "77AB", now)]);
+    assert_eq!(status(&store, id), Some(Status::Sent), "still waiting");
+    assert!(
+        store.unmatched_receipts_before(now),
+        "left parked, to expire unmatched"
+    );
+    // Its own receipt then settles it.
+    apply(&store, vec![receipt("77AB", now + 5)]);
+    assert_eq!(status(&store, id), Some(Status::Delivered));
+}

@@ -227,6 +227,25 @@ struct ParkedReceipt {
     at: i64,
 }
 
+/// The earliest time a receipt can have arrived for a part whose positive submit response
+/// `channel` recorded at `responded_at`: the submit went out at most one response timeout
+/// before its answer counted (a later answer is not recorded), and nodes' clocks may differ
+/// by up to `CLOCK_SKEW_ALLOWANCE_MS`. A receipt parked earlier is for an older message
+/// the SMSC gave the same id (its counter restarted, its ids wrapped).
+fn earliest_receipt_for(cfg: &ConfigView, channel: &str, responded_at: i64) -> i64 {
+    let timeout = cfg
+        .channels
+        .get(channel)
+        .map_or(crate::protocols::session::DEFAULT_RESPONSE_TIMEOUT, |c| {
+            crate::protocols::session::response_timeout(c)
+        });
+    responded_at - timeout.as_millis() as i64 - CLOCK_SKEW_ALLOWANCE_MS
+}
+
+/// How far apart two members' clocks may be when one parks a receipt and another records
+/// the submit response it belongs to.
+const CLOCK_SKEW_ALLOWANCE_MS: i64 = 5_000;
+
 /// When the parked receipt in `row` arrived. A row that does not decode is still parked,
 /// dated 0: it expires at the first drop.
 fn parked_at(row: &[u8]) -> i64 {
@@ -1119,8 +1138,17 @@ impl StateStore {
                             continue;
                         }
                         if let Some(v) = self.kv_get(ctx, T_ORPHAN, &key)? {
+                            let p = wire::decode::<ParkedReceipt>(&v).ok();
+                            if p.as_ref().is_some_and(|p| {
+                                p.at < earliest_receipt_for(&self.config(), channel, *at)
+                            }) {
+                                // Parked before this part can have been submitted: a
+                                // receipt for an earlier message the SMSC gave the same
+                                // id (its counter restarted). Left to expire unmatched.
+                                continue;
+                            }
                             ctx.kv.insert((T_ORPHAN, key), None);
-                            if let Ok(p) = wire::decode::<ParkedReceipt>(&v) {
+                            if let Some(p) = p {
                                 self.with_message(ctx, id, |m| {
                                     transitions::receipt(
                                         m,
