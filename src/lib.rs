@@ -42,6 +42,7 @@ pub mod demo;
 pub mod encoding;
 pub mod failpoints;
 pub mod http_client;
+pub mod inbound;
 pub mod messages;
 pub mod metric_handles;
 pub mod node;

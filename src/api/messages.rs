@@ -549,7 +549,7 @@ pub async fn get(
 /// On a follower, waits until it has applied everything the leader had committed when
 /// the read came in: a message is visible on every node right after its 202. The leader
 /// applies before it answers a write, so it needs no wait.
-async fn read_your_writes(st: &AppState) -> Result<(), ApiError> {
+pub(super) async fn read_your_writes(st: &AppState) -> Result<(), ApiError> {
     if st.consensus.is_leader() {
         return Ok(());
     }

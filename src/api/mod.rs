@@ -6,6 +6,7 @@ pub mod admin;
 pub mod cluster;
 pub mod compliance;
 pub mod error;
+pub mod inbound;
 pub mod messages;
 pub mod openapi;
 pub mod receipts;
@@ -240,6 +241,8 @@ pub fn router(state: AppState, max_body: usize) -> Router {
         .route("/v1/messages/batch", post(messages::batch))
         .route("/v1/messages/preview", post(messages::preview))
         .route("/v1/messages/{id}", get(messages::get))
+        .route("/v1/inbound", get(inbound::list))
+        .route("/v1/inbound/{id}", get(inbound::get))
         .route("/v1/receipts/{channel}", post(receipts::receive))
         .route(
             "/admin/v1/tenants",

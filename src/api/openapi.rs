@@ -71,6 +71,20 @@ pub const ROUTES: &[(&str, &str, &str, &str, &str)] = &[
         "200",
     ),
     (
+        "get",
+        "/v1/inbound",
+        "List the mobile-originated messages sent to the tenant's numbers, newest first",
+        "inbound",
+        "200",
+    ),
+    (
+        "get",
+        "/v1/inbound/{id}",
+        "One mobile-originated message",
+        "inbound",
+        "200",
+    ),
+    (
         "post",
         "/v1/receipts/{channel}",
         "Delivery receipts from an HTTP upstream provider (channel credentials)",

@@ -112,8 +112,8 @@ async fn inbound_loop(
             _ = sweep.tick() => {
                 if let Some(rt) = registry.find(&channel) {
                     let done = rt.mo_reassembly.lock().unwrap_or_else(|e| e.into_inner()).expire(crate::clock::now_ms());
-                    for m in done {
-                        mo_received(&channel, &m);
+                    for ready in done {
+                        store_mobile(&consensus, &channel, ready);
                     }
                 }
                 continue;
@@ -195,45 +195,54 @@ async fn inbound_loop(
                 match crate::encoding::inbound::read(esm_class, data_coding, &payload, sar, packed)
                 {
                     Ok(part) => {
+                        // A channel removed meanwhile: the part is not answered (dropping
+                        // its ack asks the SMSC to send it again, to the line's next use).
                         if let Some(rt) = registry.find(&channel) {
                             let now = crate::clock::now_ms();
-                            let mut r = rt.mo_reassembly.lock().unwrap_or_else(|e| e.into_inner());
-                            let mut done = r.push(&source, &dest, part, now);
-                            done.extend(r.expire(now));
-                            drop(r);
-                            for m in done {
-                                mo_received(&channel, &m);
+                            let mut desk =
+                                rt.mo_reassembly.lock().unwrap_or_else(|e| e.into_inner());
+                            let mut ready = desk.push(&source, &dest, part, ack, now);
+                            ready.extend(desk.expire(now));
+                            drop(desk);
+                            for r in ready {
+                                store_mobile(&consensus, &channel, r);
                             }
                         }
                     }
                     Err(e) => {
-                        warn!(channel = %channel, from = %source, to = %dest, error = %e, "MO with a malformed UDH accepted and dropped")
+                        // Sending it again would not mend it: answered, logged, dropped.
+                        warn!(channel = %channel, from = %source, to = %dest, error = %e, "MO with a malformed UDH accepted and dropped");
+                        ack.accept();
                     }
                 }
-                // STOP/START keywords: committed (opt-out lists) before the ack.
-                let consensus = consensus.clone();
-                let channel = channel.clone();
-                tokio::spawn(async move {
-                    let body = if esm_class & 0x40 != 0 {
-                        let skip = payload.first().map(|l| *l as usize + 1).unwrap_or(0);
-                        payload.get(skip..).unwrap_or(&[])
-                    } else {
-                        &payload[..]
-                    };
-                    let text = crate::encoding::decode(data_coding, body);
-                    match crate::compliance::mo::handle(&consensus, &channel, &source, &dest, &text)
-                        .await
-                    {
-                        Ok(()) => ack.accept(),
-                        Err(e) => {
-                            warn!(channel = %channel, error = %e, "MO keyword not committed; SMSC will redeliver");
-                            ack.reject(0x64);
-                        }
-                    }
-                });
             }
         }
     }
+}
+
+/// Stores one whole (or timed-out partial) MO message for its tenants and then answers
+/// every part's acknowledgement; if the write fails the parts stay unanswered (temporary
+/// error), so the SMSC sends them again.
+fn store_mobile(
+    consensus: &Arc<Consensus>,
+    channel: &str,
+    (message, acks): crate::inbound::desk::Ready<crate::protocols::smpp::DeliverAck>,
+) {
+    let consensus = consensus.clone();
+    let channel = channel.to_string();
+    tokio::spawn(async move {
+        match crate::inbound::receive::store(&consensus, &channel, &message).await {
+            Ok(_) => acks
+                .into_iter()
+                .for_each(crate::protocols::smpp::DeliverAck::accept),
+            Err(e) => {
+                warn!(channel = %channel, error = %e, "MO not committed; the SMSC will deliver it again");
+                for a in acks {
+                    a.reject(0x64);
+                }
+            }
+        }
+    });
 }
 
 /// The `http` protocol's connect: compile the channel's options, check the provider's
@@ -291,17 +300,6 @@ async fn connect_http(myself: &ActorRef<BindMsg>, state: &mut BindState) {
             state.backoff = (state.backoff * 2).min(MAX_BACKOFF);
         }
     }
-}
-
-/// A whole (or timed-out partial) MO message. There is no MO routing yet:
-/// it is logged and counted.
-fn mo_received(channel: &str, m: &crate::encoding::reassembly::Assembled) {
-    info!(channel = %channel, from = %m.source, to = %m.dest, parts = m.total,
-          complete = m.complete, missing = ?m.missing, chars = m.text.chars().count(),
-          "mobile-originated message received");
-    metrics::counter!("smsgw_mo_messages_total", "channel" => channel.to_string(),
-        "complete" => if m.complete { "yes" } else { "no" })
-    .increment(1);
 }
 
 impl Actor for BindActor {

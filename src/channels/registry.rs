@@ -59,8 +59,9 @@ pub struct ChannelRuntime {
     /// Health score, circuit breaker, AIMD rate/window and SLA windows (kept across
     /// reconnects, shared by all binds).
     pub health: super::health::ChannelHealth,
-    /// Concatenated MO parts waiting for their siblings (any bind of the channel).
-    pub mo_reassembly: Mutex<crate::encoding::reassembly::Reassembler>,
+    /// Concatenated MO parts waiting for their siblings (any bind of the channel), with
+    /// their unanswered acknowledgements.
+    pub mo_reassembly: Mutex<crate::inbound::desk::InboundDesk<crate::protocols::smpp::DeliverAck>>,
     /// The channel's `dlr_id_format` (`ReceiptIdFormat::to_u8`), read on every submit
     /// response and receipt without parsing the options again.
     receipt_id_format: AtomicU8,

@@ -3,7 +3,7 @@
 //! tenant's opt-out list; `START` takes them off. Committed before the operator's MO is
 //! acknowledged, so a crash makes the SMSC deliver it again.
 
-use crate::consensus::{Consensus, WriteError};
+use crate::consensus::Consensus;
 use crate::state::compliance::{ComplianceOp, ComplianceRegistry, number_key};
 use crate::state::{ConfigView, Op};
 
@@ -32,7 +32,7 @@ pub fn keyword(text: &str) -> Option<MoKeyword> {
 }
 
 /// Canonical form of an address: `+digits` for numbers, as is for anything else.
-fn canonical(addr: &str) -> String {
+pub fn canonical(addr: &str) -> String {
     let d = addr.trim().trim_start_matches('+');
     if d.len() > 8 && d.bytes().all(|b| b.is_ascii_digit()) {
         format!("+{d}")
@@ -70,21 +70,23 @@ pub fn owners(reg: &ComplianceRegistry, cfg: &ConfigView, dest: &str) -> Vec<Str
     out
 }
 
-/// Handles one MO: commits the opt-out (or opt-in) for every tenant that owns `dest`.
-/// Texts that are not keywords, and numbers no tenant owns, change nothing.
-pub async fn handle(
+/// The opt-out (or opt-in) operations one MO asks for: one per tenant that owns `dest`,
+/// none for a text that is not a keyword, a sender that is not a number, or a number no
+/// tenant owns. Proposed with the inbound message itself (`inbound::receive`), so both
+/// are committed before the operator's MO is acknowledged.
+pub fn keyword_ops(
     consensus: &Consensus,
     channel: &str,
     source: &str,
     dest: &str,
     text: &str,
-) -> Result<(), WriteError> {
+) -> (Option<MoKeyword>, Vec<Op>) {
     let Some(kw) = keyword(text) else {
-        return Ok(());
+        return (None, Vec::new());
     };
     let number = canonical(source);
     if number_key(&number).is_none() {
-        return Ok(());
+        return (None, Vec::new());
     }
     let tenants = {
         let store = consensus.store();
@@ -93,7 +95,7 @@ pub async fn handle(
     };
     if tenants.is_empty() {
         tracing::info!(channel, to = %dest, "opt-out keyword to a number no tenant owns; ignored");
-        return Ok(());
+        return (None, Vec::new());
     }
     let ops = tenants
         .iter()
@@ -110,14 +112,17 @@ pub async fn handle(
             }))
         })
         .collect();
-    consensus.propose_many(ops).await?;
+    (Some(kw), ops)
+}
+
+/// Counts and logs a committed keyword.
+pub fn keyword_committed(channel: &str, source: &str, dest: &str, kw: MoKeyword) {
     let action = match kw {
         MoKeyword::OptOut => "opt_out",
         MoKeyword::OptIn => "opt_in",
     };
-    tracing::info!(channel, from = %number, to = %dest, ?tenants, action, "MO keyword committed");
+    tracing::info!(channel, from = %canonical(source), to = %dest, action, "MO keyword committed");
     super::record("mo_keyword", action);
-    Ok(())
 }
 
 #[cfg(test)]

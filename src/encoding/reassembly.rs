@@ -12,9 +12,10 @@ pub const DEFAULT_TIMEOUT_MS: i64 = 5 * 60 * 1000;
 /// Default most groups held at once; the oldest is delivered incomplete beyond it.
 pub const DEFAULT_MAX_GROUPS: usize = 10_000;
 
-/// Who sent what to whom: parts of one message share it.
+/// Who sent what to whom: parts of one message share it. Public so that a caller can
+/// keep something per group (the parts' unanswered acknowledgements) beside the parts.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-struct Key {
+pub struct GroupKey {
     source: String,
     dest: String,
     reference: u16,
@@ -47,12 +48,14 @@ pub struct Assembled {
     pub missing: Vec<u8>,
     /// Parts received more than once (ignored copies).
     pub duplicates: u32,
+    /// The group it was put together from (None for a single-part message).
+    pub group: Option<GroupKey>,
 }
 
 /// Holds incomplete groups for one channel.
 #[derive(Debug)]
 pub struct Reassembler {
-    groups: HashMap<Key, Group>,
+    groups: HashMap<GroupKey, Group>,
     timeout_ms: i64,
     max_groups: usize,
 }
@@ -93,9 +96,10 @@ impl Reassembler {
                 complete: true,
                 missing: Vec::new(),
                 duplicates: 0,
+                group: None,
             }];
         };
-        let key = Key {
+        let key = GroupKey {
             source: source.to_string(),
             dest: dest.to_string(),
             reference: concat.reference,
@@ -135,9 +139,21 @@ impl Reassembler {
         out
     }
 
+    /// The group `part` belongs to (None for a single-part message).
+    #[must_use]
+    pub fn group_of(source: &str, dest: &str, part: &Part) -> Option<GroupKey> {
+        part.concat.as_ref().map(|concat| GroupKey {
+            source: source.to_string(),
+            dest: dest.to_string(),
+            reference: concat.reference,
+            sixteen_bit: concat.sixteen_bit,
+            total: concat.total,
+        })
+    }
+
     /// Delivers (incomplete) every group older than the timeout.
     pub fn expire(&mut self, now_ms: i64) -> Vec<Assembled> {
-        let due: Vec<Key> = self
+        let due: Vec<GroupKey> = self
             .groups
             .iter()
             .filter(|(_, g)| now_ms - g.first_seen >= self.timeout_ms)
@@ -152,18 +168,19 @@ impl Reassembler {
     }
 }
 
-fn finish(key: Key, g: Group) -> Assembled {
+fn finish(key: GroupKey, g: Group) -> Assembled {
     let missing: Vec<u8> = (1..=key.total)
         .filter(|s| !g.parts.contains_key(s))
         .collect();
     let body: Vec<u8> = g.parts.into_values().flatten().collect();
     Assembled {
-        source: key.source,
-        dest: key.dest,
+        source: key.source.clone(),
+        dest: key.dest.clone(),
         text: g.body_kind.decode(&body),
         total: key.total,
         complete: missing.is_empty(),
         missing,
         duplicates: g.duplicates,
+        group: Some(key),
     }
 }

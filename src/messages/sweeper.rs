@@ -3,7 +3,8 @@
 //! validity passed before sending (expire), and sent messages whose receipts never
 //! came within the channel's `dlr_timeout` (settle as unknown). Every
 //! `PURGE_EVERY` it also drops final messages older than the retention time, and every
-//! minute expired compliance counters and receipts that never found their message.
+//! minute expired compliance counters, receipts that never found their message and
+//! inbound messages past the retention time.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -101,6 +102,13 @@ impl Actor for Sweeper {
                     let before = now - crate::state::parked::PARKED_RECEIPT_TTL_MS;
                     if st.consensus.store().unmatched_receipts_before(before) {
                         ops.push(Op::DropUnmatchedReceipts { before });
+                    }
+                    let retained_from =
+                        now - i64::try_from(st.retention.as_millis()).unwrap_or(i64::MAX);
+                    if st.consensus.store().inbound_before(retained_from) {
+                        ops.push(Op::PurgeInbound {
+                            before: retained_from,
+                        });
                     }
                 }
                 let mut ids = Vec::new();

@@ -1250,6 +1250,10 @@ pub struct MoRequest {
     pub to: String,
     /// GSM-compatible text (sent unpacked, data_coding 0).
     pub text: String,
+    /// Split into this many parts with an 8-bit reference UDH, sent last part first (a
+    /// long MO arriving out of order); 0 or 1: one deliver_sm.
+    #[serde(default)]
+    pub parts: u8,
 }
 
 /// Sends an MO `deliver_sm` on any bound receiver/transceiver: 200, or 503 when none is bound.
@@ -1264,9 +1268,28 @@ fn send_mo(ctx: &Ctx, mo: &MoRequest) -> axum::http::StatusCode {
     let Some(conn) = conn else {
         return axum::http::StatusCode::SERVICE_UNAVAILABLE;
     };
-    match codec::deliver_sm_mo(conn.next_seq(), &mo.from, &mo.to, 0, mo.text.as_bytes()) {
-        Ok(cmd) => {
-            send(&conn, cmd);
+    let text = mo.text.as_bytes();
+    let commands: Result<Vec<_>, String> = if mo.parts <= 1 {
+        codec::deliver_sm_mo(conn.next_seq(), &mo.from, &mo.to, 0, text).map(|c| vec![c])
+    } else {
+        let total = mo.parts;
+        let size = text.len().div_ceil(usize::from(total)).max(1);
+        let reference = (ctx.rr.fetch_add(1, Ordering::Relaxed) & 0xFF) as u8;
+        text.chunks(size)
+            .enumerate()
+            .rev()
+            .map(|(i, chunk)| {
+                let mut payload = vec![0x05, 0x00, 0x03, reference, total, i as u8 + 1];
+                payload.extend_from_slice(chunk);
+                codec::deliver_sm_mo_part(conn.next_seq(), &mo.from, &mo.to, 0, &payload)
+            })
+            .collect()
+    };
+    match commands {
+        Ok(commands) => {
+            for cmd in commands {
+                send(&conn, cmd);
+            }
             axum::http::StatusCode::OK
         }
         Err(e) => {

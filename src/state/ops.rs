@@ -181,6 +181,15 @@ pub enum Op {
         error: ErrorInfo,
         at: i64,
     },
+    /// A mobile-originated message (whole, or what arrived of it): stored for every tenant
+    /// that sends from the number it was sent to, with a webhook to each; `NotFound` when
+    /// no tenant does (nothing stored).
+    Inbound(Box<crate::inbound::InboundMessage>),
+    /// Inbound messages received before `before` are past the retention time: dropped
+    /// (proposed by the leader's sweeper).
+    PurgeInbound {
+        before: i64,
+    },
 }
 
 impl Op {

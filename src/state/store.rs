@@ -351,6 +351,8 @@ pub struct StateStore {
     claims: Keyspace,
     /// Compliance window counters (frequency caps, campaign throughput) and their expiry index.
     freq: Keyspace,
+    /// Inbound (mobile-originated) messages per tenant, and their age index (`inbound::keys`).
+    inbound: Keyspace,
     /// A snapshot transfer being received (`snapshot.rs`); not part of the state.
     staging: Keyspace,
     /// Staging a chunk and installing a transfer exclude each other.
@@ -463,6 +465,7 @@ const T_TENANT_MSG: u8 = 6;
 const T_CONFIG: u8 = 7;
 const T_CLAIM: u8 = 8;
 const T_FREQ: u8 = 9;
+const T_INBOUND: u8 = 10;
 
 impl StateStore {
     /// Opens (or creates) the state keyspaces in `db` and rebuilds the in-memory indexes.
@@ -480,6 +483,7 @@ impl StateStore {
             webhooks: ks(db, "sm_webhooks")?,
             claims: ks(db, "sm_claims")?,
             freq: ks(db, "sm_freq")?,
+            inbound: ks(db, "sm_inbound")?,
             staging: ks(db, "sm_snapshot_staging")?,
             staging_lock: Mutex::new(()),
             config: RwLock::new(ConfigView::default()),
@@ -691,6 +695,60 @@ impl StateStore {
         Ok((out, None))
     }
 
+    /// `tenant`'s inbound messages, newest first, older than the id `before` when given;
+    /// with the id to continue after when more may follow.
+    pub fn list_inbound(
+        &self,
+        tenant: &str,
+        before: Option<&str>,
+        limit: usize,
+    ) -> Result<(Vec<crate::inbound::InboundMessage>, Option<String>), StoreError> {
+        let start = crate::inbound::keys::by_tenant(tenant, "");
+        let end = match before {
+            Some(b) => crate::inbound::keys::by_tenant(tenant, b),
+            None => {
+                let mut e = crate::inbound::keys::by_tenant(tenant, "");
+                if let Some(last) = e.last_mut() {
+                    *last = 1;
+                }
+                e
+            }
+        };
+        let mut out = Vec::new();
+        for kv in self.inbound.range(start..end).rev() {
+            let (_, v) = kv.into_inner()?;
+            let m: crate::inbound::InboundMessage = wire::decode(&v)?;
+            out.push(m);
+            if out.len() >= limit {
+                let next = out.last().map(|m| m.id.clone());
+                return Ok((out, next));
+            }
+        }
+        Ok((out, None))
+    }
+
+    /// `tenant`'s copy of inbound message `id`.
+    pub fn get_inbound(
+        &self,
+        tenant: &str,
+        id: &str,
+    ) -> Result<Option<crate::inbound::InboundMessage>, StoreError> {
+        match self
+            .inbound
+            .get(crate::inbound::keys::by_tenant(tenant, id))?
+        {
+            Some(v) => Ok(Some(wire::decode(&v)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Whether an inbound message received before `before` is still stored (the sweeper
+    /// asks before proposing `Op::PurgeInbound`).
+    pub fn inbound_before(&self, before: i64) -> bool {
+        let end = crate::inbound::keys::age_bound(before);
+        self.inbound.range(b"a".to_vec()..end).next().is_some()
+    }
+
     /// The oldest retained message of `tenant` (an id), if any row of that tenant id is
     /// still stored: a deleted tenant's messages stay until the retention purge.
     pub fn first_message_of(&self, tenant: &str) -> Result<Option<String>, StoreError> {
@@ -874,6 +932,7 @@ impl StateStore {
             T_TENANT_MSG => &self.tenant_msgs,
             T_CLAIM => &self.claims,
             T_FREQ => &self.freq,
+            T_INBOUND => &self.inbound,
             _ => &self.config_ks,
         }
     }
@@ -1200,6 +1259,21 @@ impl StateStore {
                 error,
                 at,
             } => self.with_message(ctx, id, |m| transitions::fail(m, Some(channel), error, *at))?,
+            Op::Inbound(m) => self.inbound(ctx, m)?,
+            Op::PurgeInbound { before } => {
+                let end = crate::inbound::keys::age_bound(*before);
+                for kv in self.inbound.range(b"a".to_vec()..end) {
+                    let k = kv.key()?;
+                    if let Some((id, tenant)) = crate::inbound::keys::split_age(&k) {
+                        ctx.kv.insert(
+                            (T_INBOUND, crate::inbound::keys::by_tenant(&tenant, &id)),
+                            None,
+                        );
+                    }
+                    ctx.kv.insert((T_INBOUND, k.to_vec()), None);
+                }
+                OpResult::Done
+            }
             Op::PartRefused {
                 id,
                 part,
@@ -1729,6 +1803,57 @@ impl StateStore {
         Ok(OpResult::Done)
     }
 
+    /// Stores an inbound message for every tenant that sends from its `to`, each with a
+    /// webhook when the tenant has a callback URL. Applied again (a retried proposal), a
+    /// copy already stored is left alone.
+    fn inbound(
+        &self,
+        ctx: &mut ApplyCtx,
+        m: &crate::inbound::InboundMessage,
+    ) -> Result<OpResult, StoreError> {
+        let (tenants, urls) = {
+            let cfg = self.config();
+            let tenants = crate::compliance::mo::owners(&self.compliance(), &cfg, &m.to);
+            let urls: Vec<Option<String>> = tenants
+                .iter()
+                .map(|t| cfg.tenants.get(t).and_then(|t| t.callback_url.clone()))
+                .collect();
+            (tenants, urls)
+        };
+        if tenants.is_empty() {
+            return Ok(OpResult::NotFound);
+        }
+        let row = wire::encode(m)?;
+        for (tenant, url) in tenants.iter().zip(urls) {
+            let key = crate::inbound::keys::by_tenant(tenant, &m.id);
+            if self.kv_get(ctx, T_INBOUND, &key)?.is_some() {
+                continue;
+            }
+            ctx.kv.insert((T_INBOUND, key), Some(row.clone()));
+            ctx.kv.insert(
+                (T_INBOUND, crate::inbound::keys::by_age(tenant, &m.id)),
+                Some(Vec::new()),
+            );
+            if let Some(url) = url {
+                let event_id = m.event_id(tenant);
+                let job = WebhookJob {
+                    event_id: event_id.clone(),
+                    tenant: tenant.clone(),
+                    message_id: m.id.clone(),
+                    url,
+                    body: m.webhook_body(&event_id),
+                    created_at: m.received_at,
+                };
+                ctx.kv.insert(
+                    (T_WEBHOOK, event_id.as_bytes().to_vec()),
+                    Some(wire::encode(&job)?),
+                );
+                ctx.notices.push(Notice::Webhook { event_id });
+            }
+        }
+        Ok(OpResult::Done)
+    }
+
     fn accept(&self, ctx: &mut ApplyCtx, m: &Message) -> Result<OpResult, StoreError> {
         if let (Some(key), Some(hash)) = (&m.idempotency_key, &m.body_hash) {
             let ik = join_key(&m.tenant, key);
@@ -1913,7 +2038,7 @@ fn webhook_body(event_id: &str, m: &Message, status: Status, at: i64) -> String 
 
 impl StateStore {
     /// Every keyspace of the replicated state, in a fixed order (a snapshot's order).
-    pub(super) fn all_keyspaces(&self) -> [(&'static str, &Keyspace); 11] {
+    pub(super) fn all_keyspaces(&self) -> [(&'static str, &Keyspace); 12] {
         [
             ("sm_claims", &self.claims),
             ("sm_config", &self.config_ks),
@@ -1926,6 +2051,8 @@ impl StateStore {
             ("sm_webhooks", &self.webhooks),
             ("sm_freq", &self.freq),
             ("sm_meta", &self.meta),
+            // Last: a snapshot stages keyspaces by their position here.
+            ("sm_inbound", &self.inbound),
         ]
     }
 

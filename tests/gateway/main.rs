@@ -14,6 +14,7 @@ mod t55_routing;
 mod t57_admin_integrity;
 mod t60_throttling_reconnect;
 mod t65_compliance;
+mod t66_inbound;
 mod t70_actor_crash;
 mod t80_webhooks_metrics;
 mod t90_sigterm_drain;

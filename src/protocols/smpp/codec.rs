@@ -482,6 +482,28 @@ pub fn deliver_sm_mo(
     data_coding: u8,
     payload: &[u8],
 ) -> Result<Command, String> {
+    deliver_sm_mo_with_esm(seq, source, dest, 0, data_coding, payload)
+}
+
+/// One part of a long MO: `payload` starts with its UDH (esm_class 0x40).
+pub fn deliver_sm_mo_part(
+    seq: u32,
+    source: &str,
+    dest: &str,
+    data_coding: u8,
+    payload: &[u8],
+) -> Result<Command, String> {
+    deliver_sm_mo_with_esm(seq, source, dest, 0x40, data_coding, payload)
+}
+
+fn deliver_sm_mo_with_esm(
+    seq: u32,
+    source: &str,
+    dest: &str,
+    esm_class: u8,
+    data_coding: u8,
+    payload: &[u8],
+) -> Result<Command, String> {
     let (src_ton, src_npi, src) = address_ton_npi(source);
     let (dst_ton, dst_npi, dst) = address_ton_npi(dest);
     let dsm = DeliverSm::builder()
@@ -492,7 +514,7 @@ pub fn deliver_sm_mo(
         .dest_addr_ton(Ton::from(dst_ton))
         .dest_addr_npi(Npi::from(dst_npi))
         .destination_addr(cstr("dest_addr", dst)?)
-        .esm_class(EsmClass::from(0u8))
+        .esm_class(EsmClass::from(esm_class))
         .protocol_id(0)
         .priority_flag(PriorityFlag::from(0u8))
         .schedule_delivery_time(EmptyOrFullCOctetString::empty())

@@ -1,0 +1,177 @@
+//! Two-way SMS: mobile-originated messages to a tenant's number reach the tenant as a
+//! signed webhook (`"status": "received"`) and through `GET /v1/inbound`, long ones put
+//! back together from parts that arrive out of order, STOP marked as an opt-out.
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use hmac::{Hmac, Mac};
+use serde_json::{Value, json};
+use sha2::Sha256;
+
+use crate::common::*;
+
+/// Every (signature header, body) the receiver got.
+type Hits = Arc<Mutex<Vec<(String, String)>>>;
+
+async fn hook(State(hits): State<Hits>, headers: HeaderMap, body: Bytes) -> StatusCode {
+    let signature = headers
+        .get("smsgw-signature")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    hits.lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push((signature, String::from_utf8_lossy(&body).to_string()));
+    StatusCode::OK
+}
+
+async fn receiver() -> (String, Hits) {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind receiver");
+    let addr = l.local_addr().expect("addr");
+    let hits: Hits = Arc::default();
+    let app = axum::Router::new()
+        .route("/in", axum::routing::post(hook))
+        .with_state(hits.clone());
+    tokio::spawn(async move {
+        let _ = axum::serve(l, app).await;
+    });
+    (format!("http://{addr}/in"), hits)
+}
+
+/// The inbound webhook whose text is `text`, once it came, checked against the secret.
+async fn inbound_hook(hits: &Hits, secret: &str, text: &str) -> Value {
+    let (signature, body) = eventually(
+        &format!("inbound webhook {text:?}"),
+        Duration::from_secs(15),
+        || async {
+            hits.lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .iter()
+                .find(|(_, b)| serde_json::from_str::<Value>(b).is_ok_and(|v| v["text"] == text))
+                .cloned()
+        },
+    )
+    .await;
+    let t = signature
+        .split(',')
+        .find_map(|p| p.strip_prefix("t="))
+        .unwrap_or_else(|| panic!("no t= in {signature:?}"));
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("hmac key");
+    mac.update(format!("{t}.{body}").as_bytes());
+    let expected = hex::encode(mac.finalize().into_bytes());
+    assert!(
+        signature.split(',').any(|p| p == format!("v1={expected}")),
+        "signature {signature:?} does not match the body"
+    );
+    serde_json::from_str(&body).expect("json body")
+}
+
+async fn mo(smsc: &Smsc, from: &str, to: &str, text: &str, parts: u8) {
+    let r = client()
+        .post(format!("http://127.0.0.1:{}/mo", smsc.control))
+        .json(&json!({"from": from, "to": to, "text": text, "parts": parts}))
+        .send()
+        .await
+        .expect("mo");
+    assert_eq!(r.status().as_u16(), 200, "simulator refused the MO");
+}
+
+async fn inbound(node: &GwNode, key: &str, path: &str) -> (u16, Value) {
+    let r = node
+        .request(reqwest::Method::GET, path, Some(key), &[], None)
+        .await;
+    (r.status, r.json)
+}
+
+#[tokio::test]
+async fn mobile_originated_messages_reach_the_tenant_that_owns_the_number() {
+    let dir = tempdir();
+    let _logs = LogsOnFailure(dir.path().to_path_buf());
+    let (smsc, node, _) = gateway_with_smsc(dir.path(), "smsc-mo", &[], &[]).await;
+    let (url, hits) = receiver().await;
+    let (key, secret) = node
+        .tenant_with_secret("shop", json!({"callback_url": url}))
+        .await;
+    let (other_key, _) = node.tenant_with_secret("other", json!({})).await;
+    let (s, v) = node
+        .admin(
+            reqwest::Method::POST,
+            "/admin/v1/tenants/shop/senders",
+            Some(json!({"sender": "55555", "type": "short_code", "countries": ["US"]})),
+        )
+        .await;
+    assert_eq!(s, 201, "register the short code: {v}");
+
+    // A reply to the shop's short code: webhook, list and get.
+    mo(
+        &smsc,
+        "4915112345690",
+        "55555",
+        "Is the red one in stock?",
+        1,
+    )
+    .await;
+    let hook = inbound_hook(&hits, &secret, "Is the red one in stock?").await;
+    assert_eq!(hook["status"], "received", "{hook}");
+    assert_eq!(hook["direction"], "inbound", "{hook}");
+    assert_eq!(hook["from"], "+4915112345690", "{hook}");
+    assert_eq!(hook["to"], "55555", "{hook}");
+    assert_eq!(hook["channel"], "a", "{hook}");
+    assert_eq!(hook["keyword"], Value::Null, "{hook}");
+    let id = hook["id"].as_str().expect("id").to_string();
+    assert!(hook["event_id"].as_str().is_some_and(|e| !e.is_empty()));
+    let (s, one) = inbound(&node, &key, &format!("/v1/inbound/{id}")).await;
+    assert_eq!(s, 200, "{one}");
+    assert_eq!(one["text"], "Is the red one in stock?");
+    let (s, _) = inbound(&node, &other_key, &format!("/v1/inbound/{id}")).await;
+    assert_eq!(s, 404, "another tenant's inbound message");
+
+    // A long MO in three parts, last part first: one message.
+    let long = "Hello! I would like to order two of the red ones and one of the blue ones, \
+                delivered to the shop on the corner before Friday please. Thanks a lot, Sam";
+    mo(&smsc, "4915112345690", "55555", long, 3).await;
+    let hook = inbound_hook(&hits, &secret, long).await;
+    assert_eq!(hook["parts"], 3, "{hook}");
+    assert_eq!(hook["complete"], true, "{hook}");
+
+    // STOP: an opt-out, and the tenant is told.
+    mo(&smsc, "4915112345690", "55555", "STOP", 1).await;
+    let hook = inbound_hook(&hits, &secret, "STOP").await;
+    assert_eq!(hook["keyword"], "opt_out", "{hook}");
+
+    // To a number nobody sends from: stored for no one.
+    mo(&smsc, "4915112345691", "77777", "wrong number", 1).await;
+    mo(&smsc, "4915112345690", "55555", "last one", 1).await;
+    inbound_hook(&hits, &secret, "last one").await;
+    let (s, list) = inbound(&node, &key, "/v1/inbound?limit=2").await;
+    assert_eq!(s, 200, "{list}");
+    let texts: Vec<&str> = list["messages"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|m| m["text"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(texts, vec!["last one", "STOP"], "newest first: {list}");
+    let next = list["next"].as_str().expect("a next page").to_string();
+    let (_, page) = inbound(&node, &key, &format!("/v1/inbound?limit=10&next={next}")).await;
+    assert_eq!(
+        page["messages"].as_array().map(Vec::len),
+        Some(2),
+        "the long one and the first: {page}"
+    );
+    assert_eq!(page["next"], Value::Null, "{page}");
+    let (s, empty) = inbound(&node, &other_key, "/v1/inbound").await;
+    assert_eq!(
+        (s, empty["messages"].as_array().map(Vec::len)),
+        (200, Some(0))
+    );
+    let (s, bad) = inbound(&node, &key, "/v1/inbound?next=nope").await;
+    assert_eq!(
+        (s, bad["error"]["field"].as_str()),
+        (422, Some("next")),
+        "{bad}"
+    );
+}
