@@ -95,6 +95,7 @@ async fn admin(
 
 /// Runs the demo until SIGTERM/SIGINT (a second one cuts the drain: [`Stopped::Forced`]).
 pub async fn run(opts: DemoOptions) -> Result<Stopped, DemoError> {
+    let mut signals = node::Signals::listen();
     let mut sims = Vec::new();
     for (i, port) in opts.smsc_ports.iter().enumerate() {
         let args = SmscSimArgs {
@@ -129,7 +130,10 @@ pub async fn run(opts: DemoOptions) -> Result<Stopped, DemoError> {
         origins: Origins::flags(&["http", "cluster_addr", "data_dir"]),
         ..Config::default()
     };
-    let node = Node::start(&cfg).await?;
+    let node = tokio::select! {
+        node = Node::start(&cfg) => node?,
+        _ = signals.next() => return Ok(Stopped::Clean),
+    };
     let base = format!("http://{}", node.http_addr);
     let client = crate::http_client::builder()
         .build()
@@ -258,9 +262,9 @@ pub async fn run(opts: DemoOptions) -> Result<Stopped, DemoError> {
     println!("Channels: curl -s {base}/admin/v1/channels -H 'Authorization: Bearer {token}'");
     println!("Dashboard: open {base}/dashboard and paste the admin token.");
     println!("Stop with Ctrl-C.");
-    node::wait_for_signal().await;
+    signals.next().await;
     let drain = node.drain_time(&cfg);
-    let stopped = node::drain_or_stop_at_second_signal(node, drain).await;
+    let stopped = node::drain_or_stop_at_second_signal(node, drain, &mut signals).await;
     if stopped == Stopped::Forced {
         return Ok(stopped);
     }

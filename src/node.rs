@@ -673,14 +673,18 @@ fn unanswered_submits() -> usize {
 
 /// Drains `node` after a first signal; a second signal during the drain stops at once,
 /// saying how many submits were cut (they are sent again after the restart).
-pub async fn drain_or_stop_at_second_signal(node: Node, drain: Duration) -> Stopped {
+pub async fn drain_or_stop_at_second_signal(
+    node: Node,
+    drain: Duration,
+    signals: &mut Signals,
+) -> Stopped {
     info!(
         drain_seconds = drain.as_secs(),
         "signal received; draining (a second signal stops at once)"
     );
     tokio::select! {
         _ = node.shutdown(drain) => Stopped::Clean,
-        _ = wait_for_signal() => {
+        _ = signals.next() => {
             tracing::warn!(
                 unanswered = unanswered_submits(),
                 "second signal: drain cut, stopping at once; unanswered submits are sent \
@@ -693,10 +697,19 @@ pub async fn drain_or_stop_at_second_signal(node: Node, drain: Duration) -> Stop
 
 /// `smsgw start`: run until SIGTERM/SIGINT, then drain and return.
 pub async fn run(cfg: Config) -> Result<Stopped, NodeError> {
-    let mut node = Node::start(&cfg).await?;
+    let mut signals = Signals::listen();
+    // A signal while starting (a joining node may wait long for `cluster add-node`) stops
+    // here: nothing was taken on yet, so there is nothing to drain.
+    let mut node = tokio::select! {
+        node = Node::start(&cfg) => node?,
+        _ = signals.next() => {
+            info!("signal received while starting; stopping");
+            return Ok(Stopped::Clean);
+        }
+    };
     let consensus = node.consensus.clone();
     tokio::select! {
-        _ = wait_for_signal() => {}
+        _ = signals.next() => {}
         _ = node.actors_stopped() => {
             // A top-level actor crashed: fail fast, so the process supervisor restarts the
             // node and every queue is rebuilt from the replicated state.
@@ -711,31 +724,48 @@ pub async fn run(cfg: Config) -> Result<Stopped, NodeError> {
         }
     }
     let drain = node.drain_time(&cfg);
-    Ok(drain_or_stop_at_second_signal(node, drain).await)
+    Ok(drain_or_stop_at_second_signal(node, drain, &mut signals).await)
 }
 
-/// Waits for SIGTERM or SIGINT.
-pub async fn wait_for_signal() {
+/// SIGTERM and SIGINT, listened for from the moment this is made: a signal that comes
+/// while the node is still starting is kept and handled (a drain) once it runs, instead
+/// of the default action killing the process before its handlers exist.
+pub struct Signals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match (
-            signal(SignalKind::terminate()),
-            signal(SignalKind::interrupt()),
-        ) {
-            (Ok(mut term), Ok(mut int)) => {
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = int.recv() => {}
-                }
-            }
-            _ => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
+    streams: Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>,
+}
+
+impl Signals {
+    /// Installs the handlers (must run inside the runtime).
+    pub fn listen() -> Signals {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let streams = match (
+                signal(SignalKind::terminate()),
+                signal(SignalKind::interrupt()),
+            ) {
+                (Ok(term), Ok(int)) => Some((term, int)),
+                _ => None,
+            };
+            Signals { streams }
+        }
+        #[cfg(not(unix))]
+        {
+            Signals {}
         }
     }
-    #[cfg(not(unix))]
-    {
+
+    /// Waits for the next SIGTERM or SIGINT (Ctrl-C where signals cannot be had).
+    pub async fn next(&mut self) {
+        #[cfg(unix)]
+        if let Some((term, int)) = &mut self.streams {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+            return;
+        }
         let _ = tokio::signal::ctrl_c().await;
     }
 }

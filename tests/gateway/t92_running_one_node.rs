@@ -585,3 +585,47 @@ async fn every_metric_family_has_help_and_idle_latency_is_null() {
         "{help}"
     );
 }
+
+/// Signal handlers exist from the start: a node still waiting to join (its lowest-id
+/// peer never comes) stops on SIGTERM with 0, instead of being killed by the default
+/// action or, once handlers exist only later, never noticing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_while_still_joining_stops_cleanly() {
+    let dir = tempdir();
+    let _logs = LogsOnFailure(dir.path().to_path_buf());
+    let (http, cluster) = (free_port(), free_port());
+    let peers = format!("1@127.0.0.1:{},2@127.0.0.1:{cluster}", free_port());
+    let args: Vec<String> = [
+        "start",
+        "--node-id",
+        "2",
+        "--http",
+        &format!("127.0.0.1:{http}"),
+        "--cluster-addr",
+        &format!("127.0.0.1:{cluster}"),
+        "--data-dir",
+        &dir.path().join("data").display().to_string(),
+        "--admin-token",
+        ADMIN_TOKEN,
+        "--peers",
+        &peers,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let mut proc = Proc::spawn(&args, &[], dir.path().join("joining.log"));
+    eventually("HTTP up while joining", Duration::from_secs(30), || async {
+        let r = client()
+            .get(format!("http://127.0.0.1:{http}/healthz"))
+            .send()
+            .await
+            .ok()?;
+        r.status().is_success().then_some(())
+    })
+    .await;
+    signal(&proc, libc::SIGTERM);
+    assert_eq!(
+        exit_status(&mut proc, Duration::from_secs(10)).await,
+        Some(0)
+    );
+}
