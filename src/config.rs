@@ -45,8 +45,10 @@ pub struct Config {
     pub election_timeout_max_ms: u64,
     /// Raft heartbeat, ms.
     pub heartbeat_ms: u64,
-    /// Seconds SIGTERM waits for in-flight submits before exiting.
-    pub drain_seconds: u64,
+    /// Seconds SIGTERM waits for in-flight submits before exiting. Unset: long enough to
+    /// outlast the slowest channel's response timeout (see [`Config::drain_for`]), so a
+    /// graceful stop never cuts a submit the operator may still acknowledge.
+    pub drain_seconds: Option<u64>,
     /// Raft log entries between snapshots (the log before a snapshot is compacted); 0: never.
     pub snapshot_every_entries: u64,
     /// Hours a final (delivered, failed, ...) message is kept before it is dropped.
@@ -55,6 +57,10 @@ pub struct Config {
     pub snapshot_chunk_bytes: usize,
     /// Threads of the node's async runtime (HTTP, actors, Raft); 0: one per CPU core.
     pub worker_threads: usize,
+    /// Where each value came from (flag, env, file line), so that errors found after
+    /// loading (a busy port, a data dir of another node) name the source to fix.
+    #[serde(skip)]
+    pub origins: Origins,
 }
 
 impl Default for Config {
@@ -78,12 +84,45 @@ impl Default for Config {
             election_timeout_min_ms: 300,
             election_timeout_max_ms: 600,
             heartbeat_ms: 100,
-            drain_seconds: 10,
+            drain_seconds: None,
             snapshot_every_entries: 50_000,
             retention_hours: 168,
             snapshot_chunk_bytes: crate::state::snapshot::CHUNK_BYTES,
             worker_threads: 0,
+            origins: Origins::default(),
         }
+    }
+}
+
+/// The shortest drain when `drain_seconds` is unset.
+pub const MIN_AUTO_DRAIN: std::time::Duration = std::time::Duration::from_secs(10);
+/// What an unset `drain_seconds` waits beyond the longest channel response timeout.
+pub const AUTO_DRAIN_MARGIN: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Where each [`Config`] field's value came from; a field absent here has its default.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Origins(HashMap<&'static str, Origin>);
+
+impl Origins {
+    /// Where `field` came from ([`Origin::Default`] when it was not set).
+    pub fn of(&self, field: &str) -> Origin {
+        self.0.get(field).cloned().unwrap_or_default()
+    }
+
+    /// Whether `field` was set by a flag, env or the file.
+    pub fn is_set(&self, field: &str) -> bool {
+        self.0.contains_key(field)
+    }
+
+    /// Marks `fields` as set by their command-line flags (for `demo`, whose few settings
+    /// are flags only).
+    pub fn flags(fields: &[&'static str]) -> Origins {
+        Origins(
+            fields
+                .iter()
+                .map(|f| (*f, Origin::Flag(flag_name(f))))
+                .collect(),
+        )
     }
 }
 
@@ -155,7 +194,7 @@ pub struct StartArgs {
     /// Token for /admin/* (at least 16 characters); generated at first start when absent.
     #[arg(long, value_name = "TOKEN")]
     pub admin_token: Option<String>,
-    /// Log filter, tracing EnvFilter syntax [default: info].
+    /// Log filter, tracing EnvFilter syntax (beats RUST_LOG) [default: info].
     #[arg(long, value_name = "FILTER")]
     pub log: Option<String>,
     /// Largest accepted HTTP request body in bytes, 1 KiB..=64 MiB [default: 1048576].
@@ -179,7 +218,8 @@ pub struct StartArgs {
     /// Raft heartbeat interval in ms [default: 100].
     #[arg(long, value_name = "MS", allow_negative_numbers = true)]
     pub heartbeat_ms: Option<u64>,
-    /// Seconds SIGTERM waits for in-flight submits before exiting, at most 3600 [default: 10].
+    /// Seconds SIGTERM waits for in-flight submits before exiting, at most 3600 [default:
+    /// the longest channel response timeout + 5 s, at least 10].
     #[arg(long, value_name = "SECONDS", allow_negative_numbers = true)]
     pub drain_seconds: Option<u64>,
     /// Raft log entries between snapshots (older entries are then compacted); 0: never [default: 50000].
@@ -267,6 +307,16 @@ impl ConfigError {
         self
     }
 
+    /// A bad value of `field` found after loading (a port in use, a data dir that cannot
+    /// be used), naming where the value came from.
+    pub fn at(field: &'static str, origins: &Origins, reason: impl Into<String>) -> Self {
+        ConfigError::Field {
+            field,
+            origin: origins.of(field),
+            reason: one_line(reason.into()),
+        }
+    }
+
     fn field_err(field: &'static str, reason: impl Into<String>) -> Self {
         ConfigError::Field {
             field,
@@ -333,6 +383,7 @@ impl Config {
 
         apply_flags(&mut cfg, &mut origins, args);
 
+        cfg.origins = Origins(origins);
         cfg.validate().map_err(|e| match e {
             ConfigError::Field {
                 field,
@@ -340,7 +391,7 @@ impl Config {
                 reason,
             } => ConfigError::Field {
                 field,
-                origin: origins.get(field).cloned().unwrap_or_default(),
+                origin: cfg.origins.of(field),
                 reason,
             },
             other => other,
@@ -364,6 +415,21 @@ impl Config {
         }
         check_socket_addr("http", &self.http)?;
         check_socket_addr("cluster_addr", &self.cluster_addr)?;
+        if let (Ok(h), Ok(c)) = (
+            self.http.parse::<SocketAddr>(),
+            self.cluster_addr.parse::<SocketAddr>(),
+        ) && h.port() != 0
+            && h.port() == c.port()
+            && (h.ip() == c.ip() || h.ip().is_unspecified() || c.ip().is_unspecified())
+        {
+            return Err(E::field_err(
+                "cluster_addr",
+                format!(
+                    "{:?} is the HTTP address too (http {:?}); the two need different ports",
+                    self.cluster_addr, self.http
+                ),
+            ));
+        }
         if let Some(dir) = &self.data_dir
             && dir.as_os_str().is_empty()
         {
@@ -373,23 +439,13 @@ impl Config {
             ));
         }
         self.check_peers()?;
-        if let Some(token) = &self.admin_token {
-            let chars = token.chars().count();
-            if chars < MIN_ADMIN_TOKEN_CHARS {
-                return Err(E::field_err(
-                    "admin_token",
-                    format!(
-                        "must be at least {MIN_ADMIN_TOKEN_CHARS} characters, got {chars} \
-                         (leave it unset to have one generated)"
-                    ),
-                ));
-            }
-            if token.chars().any(|c| c.is_whitespace() || c.is_control()) {
-                return Err(E::field_err(
-                    "admin_token",
-                    "must not contain spaces or control characters (it is sent in an HTTP header)",
-                ));
-            }
+        if let Some(token) = &self.admin_token
+            && let Err(why) = check_admin_token(token)
+        {
+            return Err(E::field_err(
+                "admin_token",
+                format!("{why} (leave it unset to have one generated)"),
+            ));
         }
         if let Err(why) = check_log_filter(&self.log) {
             return Err(E::field_err("log", why));
@@ -484,13 +540,12 @@ impl Config {
                 ),
             ));
         }
-        if self.drain_seconds > MAX_DRAIN_SECONDS {
+        if let Some(drain) = self.drain_seconds
+            && drain > MAX_DRAIN_SECONDS
+        {
             return Err(E::field_err(
                 "drain_seconds",
-                format!(
-                    "must be at most {MAX_DRAIN_SECONDS}, got {}",
-                    self.drain_seconds
-                ),
+                format!("must be at most {MAX_DRAIN_SECONDS}, got {drain}"),
             ));
         }
         Ok(())
@@ -538,7 +593,35 @@ impl Config {
                 self.node_id
             )));
         }
+        if let Some(own) = self.peer_map().get(&self.node_id)
+            && let Some(why) = own_entry_mismatch(own, &self.cluster_addr)
+        {
+            return Err(bad(format!(
+                "this node's entry {}@{own} {why} (cluster_addr {:?}); peers would \
+                 dial an address where this node does not listen",
+                self.node_id, self.cluster_addr
+            )));
+        }
         Ok(())
+    }
+
+    /// How long a SIGTERM drain waits: `drain_seconds` when it is set; otherwise the
+    /// longest of `response_timeouts` (each channel's) plus [`AUTO_DRAIN_MARGIN`], at
+    /// least [`MIN_AUTO_DRAIN`], so that a submit written just before the signal gets its
+    /// answer (or its timeout) before the node exits: a cut drain resends it on restart.
+    pub fn drain_for(
+        &self,
+        response_timeouts: impl IntoIterator<Item = std::time::Duration>,
+    ) -> std::time::Duration {
+        match self.drain_seconds {
+            Some(s) => std::time::Duration::from_secs(s),
+            None => response_timeouts
+                .into_iter()
+                .max()
+                .map(|t| t + AUTO_DRAIN_MARGIN)
+                .unwrap_or_default()
+                .max(MIN_AUTO_DRAIN),
+        }
     }
 
     /// The data dir, defaulted from the node id.
@@ -565,6 +648,24 @@ impl Config {
         }
         m
     }
+}
+
+/// An admin token's shape: at least 16 characters, no spaces or control characters (it
+/// is sent in an HTTP header). The reason never quotes the token. Also applied to a
+/// hand-edited `<data-dir>/admin.token`.
+pub fn check_admin_token(token: &str) -> Result<(), String> {
+    let chars = token.chars().count();
+    if chars < MIN_ADMIN_TOKEN_CHARS {
+        return Err(format!(
+            "must be at least {MIN_ADMIN_TOKEN_CHARS} characters, got {chars}"
+        ));
+    }
+    if token.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(
+            "must not contain spaces or control characters (it is sent in an HTTP header)".into(),
+        );
+    }
+    Ok(())
 }
 
 /// `SMSGW_<FIELD>` for a field name.
@@ -611,14 +712,59 @@ fn one_line(s: String) -> String {
     }
 }
 
-/// `value` must parse as an IP socket address.
+/// `value` must parse as an IP socket address. Listen addresses are IPs, not host names:
+/// the node advertises the address it bound to its peers, so a name that resolves to
+/// several addresses (localhost: 127.0.0.1 and ::1) would make that ambiguous.
 fn check_socket_addr(field: &'static str, value: &str) -> Result<(), ConfigError> {
     match value.parse::<SocketAddr>() {
         Ok(_) => Ok(()),
         Err(_) => Err(ConfigError::field_err(
             field,
-            format!("{value:?} is not an address (want HOST:PORT)"),
+            format!(
+                "{value:?} is not an address (want IP:PORT, e.g. 127.0.0.1:8080; a host name is not accepted)"
+            ),
         )),
+    }
+}
+
+/// Why this node's own `peers` entry cannot be where it listens (`cluster_addr`), or None
+/// when it can. Only a clear mismatch counts: different ports, or two specific IPs that
+/// differ. A host name, or a bind on 0.0.0.0/[::], is compared by port only (the name may
+/// resolve to this host; a wildcard bind listens on every address).
+fn own_entry_mismatch(entry: &str, cluster_addr: &str) -> Option<String> {
+    let listen: SocketAddr = cluster_addr.parse().ok()?;
+    let port = entry.rsplit_once(':')?.1.parse::<u16>().ok()?;
+    // Port 0 binds wherever the kernel says: nothing to compare.
+    if listen.port() == 0 {
+        return None;
+    }
+    if port != listen.port() {
+        return Some(format!(
+            "has port {port}, but this node listens on port {}",
+            listen.port()
+        ));
+    }
+    match entry.parse::<SocketAddr>() {
+        Ok(e)
+            if !listen.ip().is_unspecified()
+                && !e.ip().is_unspecified()
+                && e.ip() != listen.ip() =>
+        {
+            Some(format!(
+                "has IP {}, but this node listens on {}",
+                e.ip(),
+                listen.ip()
+            ))
+        }
+        _ => None,
+    }
+}
+
+/// "a" or "an" before a word, for messages such as "got an array".
+fn article(word: &str) -> &'static str {
+    match word.chars().next() {
+        Some('a' | 'e' | 'i' | 'o' | 'u') => "an",
+        _ => "a",
     }
 }
 
@@ -684,7 +830,10 @@ impl Raw<'_> {
                 .parse()
                 .map_err(|_| format!("{s:?} is not an unsigned integer")),
             Raw::Int(n) => u64::try_from(*n).map_err(|_| format!("{n} is not an unsigned integer")),
-            Raw::Other(kind) => Err(format!("expected an unsigned integer, got a {kind}")),
+            Raw::Other(kind) => Err(format!(
+                "expected an unsigned integer, got {} {kind}",
+                article(kind)
+            )),
         }
     }
 
@@ -697,7 +846,7 @@ impl Raw<'_> {
         match self {
             Raw::Text(s) => Ok((*s).to_string()),
             Raw::Int(n) => Err(format!("expected a string, got the integer {n} (quote it)")),
-            Raw::Other(kind) => Err(format!("expected a string, got a {kind}")),
+            Raw::Other(kind) => Err(format!("expected a string, got {} {kind}", article(kind))),
         }
     }
 }
@@ -719,7 +868,7 @@ fn set_field(cfg: &mut Config, field: &str, raw: Raw<'_>) -> Result<(), String> 
         "election_timeout_min_ms" => cfg.election_timeout_min_ms = raw.u64()?,
         "election_timeout_max_ms" => cfg.election_timeout_max_ms = raw.u64()?,
         "heartbeat_ms" => cfg.heartbeat_ms = raw.u64()?,
-        "drain_seconds" => cfg.drain_seconds = raw.u64()?,
+        "drain_seconds" => cfg.drain_seconds = Some(raw.u64()?),
         "snapshot_every_entries" => cfg.snapshot_every_entries = raw.u64()?,
         "retention_hours" => cfg.retention_hours = raw.u64()?,
         "snapshot_chunk_bytes" => cfg.snapshot_chunk_bytes = raw.usize()?,
@@ -852,7 +1001,7 @@ fn apply_flags(cfg: &mut Config, origins: &mut HashMap<&'static str, Origin>, a:
         mark("snapshot_chunk_bytes");
     }
     if let Some(v) = a.drain_seconds {
-        cfg.drain_seconds = v;
+        cfg.drain_seconds = Some(v);
         mark("drain_seconds");
     }
     if let Some(v) = a.worker_threads {
@@ -928,7 +1077,8 @@ mod tests {
         let file_v = (4, "127.0.0.4:8080", 40);
         let env_v = (3, "127.0.0.3:8080", 30);
         let flag_v = (2, "127.0.0.2:8080", 20);
-        let default_v = (1, "127.0.0.1:8080", 10);
+        // drain_seconds unset (None) shows as 0 below.
+        let default_v = (1, "127.0.0.1:8080", 0);
         // (file, env, flag) present? -> expected winner
         let table: [PrecedenceRow; 8] = [
             (None, None, None, default_v),
@@ -962,7 +1112,11 @@ mod tests {
             };
             let cfg = Config::load(&args, &e).unwrap_or_else(|e| panic!("row {i}: {e}"));
             assert_eq!(
-                (cfg.node_id, cfg.http.as_str(), cfg.drain_seconds),
+                (
+                    cfg.node_id,
+                    cfg.http.as_str(),
+                    cfg.drain_seconds.unwrap_or(0)
+                ),
                 want,
                 "row {i}"
             );
@@ -1070,7 +1224,20 @@ mod tests {
             ("election_timeout_max_ms", |c| {
                 c.election_timeout_max_ms = 300
             }),
-            ("drain_seconds", |c| c.drain_seconds = 3601),
+            ("drain_seconds", |c| c.drain_seconds = Some(3601)),
+            ("cluster_addr", |c| c.cluster_addr = c.http.clone()),
+            ("cluster_addr", |c| {
+                c.http = "0.0.0.0:9080".into();
+            }),
+            ("peers", |c| {
+                c.cluster_addr = "127.0.0.1:22294".into();
+                c.peers = "1@127.0.0.1:22296".into();
+            }),
+            ("peers", |c| {
+                c.cluster_addr = "10.0.0.1:9080".into();
+                c.peers = "1@10.0.0.2:9080,2@10.0.0.3:9080".into();
+            }),
+            ("peers", |c| c.peers = "1@node-1.internal:9081".into()),
         ];
         for (field, mutate) in cases {
             let mut cfg = Config::default();
@@ -1094,7 +1261,7 @@ mod tests {
             webhook_concurrency: 4096,
             election_timeout_min_ms: 450,
             election_timeout_max_ms: 451,
-            drain_seconds: 3600,
+            drain_seconds: Some(3600),
             admin_token: Some("0123456789abcdef".into()),
             http: "[::1]:8080".into(),
             ..Config::default()
@@ -1106,6 +1273,91 @@ mod tests {
     }
 
     #[test]
+    fn own_peers_entry_may_name_this_node_differently_but_not_elsewhere() {
+        for (cluster_addr, entry) in [
+            ("127.0.0.1:9080", "1@127.0.0.1:9080"),
+            ("0.0.0.0:9080", "1@10.0.0.1:9080"),
+            ("[::]:9080", "1@10.0.0.1:9080"),
+            ("10.0.0.1:9080", "1@node-1.internal:9080"),
+            ("127.0.0.1:0", "1@127.0.0.1:9080"),
+        ] {
+            let cfg = Config {
+                cluster_addr: cluster_addr.into(),
+                peers: format!("{entry},2@10.0.0.2:9080"),
+                ..Config::default()
+            };
+            assert_eq!(cfg.validate(), Ok(()), "{cluster_addr} / {entry}");
+        }
+        let cfg = Config {
+            cluster_addr: "127.0.0.1:22294".into(),
+            peers: "1@127.0.0.1:22296".into(),
+            ..Config::default()
+        };
+        let shown = cfg.validate().expect_err("port mismatch").to_string();
+        assert!(
+            shown.contains("1@127.0.0.1:22296 has port 22296, but this node listens on port 22294"),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn unset_drain_outlasts_the_slowest_response_timeout() {
+        use std::time::Duration as D;
+        let auto = Config::default();
+        assert_eq!(auto.drain_for([]), MIN_AUTO_DRAIN);
+        assert_eq!(auto.drain_for([D::from_secs(10)]), D::from_secs(15));
+        assert_eq!(
+            auto.drain_for([D::from_secs(2), D::from_secs(60), D::from_secs(10)]),
+            D::from_secs(65)
+        );
+        assert_eq!(auto.drain_for([D::from_secs(1)]), MIN_AUTO_DRAIN);
+        let set = Config {
+            drain_seconds: Some(3),
+            ..Config::default()
+        };
+        assert_eq!(set.drain_for([D::from_secs(60)]), D::from_secs(3));
+    }
+
+    #[test]
+    fn origins_are_kept_for_errors_found_after_loading() {
+        let cfg = Config::load(
+            &StartArgs {
+                data_dir: Some(PathBuf::from("d")),
+                ..StartArgs::default()
+            },
+            &env(&[("SMSGW_HTTP", "127.0.0.1:22280")]),
+        )
+        .expect("load");
+        assert_eq!(cfg.origins.of("http"), Origin::Env("SMSGW_HTTP".into()));
+        assert_eq!(cfg.origins.of("data_dir"), Origin::Flag("--data-dir"));
+        assert!(!cfg.origins.is_set("log"));
+        let e = ConfigError::at(
+            "http",
+            &cfg.origins,
+            "cannot listen: Address already in use",
+        );
+        assert_eq!(
+            e.to_string(),
+            "invalid config: field 'http' (env SMSGW_HTTP): cannot listen: Address already in use"
+        );
+    }
+
+    #[test]
+    fn wrong_type_messages_use_the_right_article() {
+        let err = Config::from_toml_str("peers = [1]\n", "x.toml").expect_err("array");
+        assert!(
+            err.to_string().ends_with("expected a string, got an array"),
+            "{err}"
+        );
+        let err = Config::from_toml_str("node_id = true\n", "x.toml").expect_err("bool");
+        assert!(
+            err.to_string()
+                .ends_with("expected an unsigned integer, got a boolean"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn http_error_text_matches_contract_example() {
         let cfg = Config {
             http: "abc".into(),
@@ -1114,7 +1366,7 @@ mod tests {
         let err = cfg.validate().expect_err("bad http");
         assert_eq!(
             err.to_string(),
-            r#"invalid config: field 'http': "abc" is not an address (want HOST:PORT)"#
+            r#"invalid config: field 'http': "abc" is not an address (want IP:PORT, e.g. 127.0.0.1:8080; a host name is not accepted)"#
         );
     }
 
@@ -1159,7 +1411,7 @@ mod tests {
             .expect_err("bad addr");
         assert_eq!(
             err.to_string(),
-            r#"invalid config: field 'http' (env SMSGW_HTTP): "abc" is not an address (want HOST:PORT)"#
+            r#"invalid config: field 'http' (env SMSGW_HTTP): "abc" is not an address (want IP:PORT, e.g. 127.0.0.1:8080; a host name is not accepted)"#
         );
     }
 

@@ -26,6 +26,7 @@
 //! - `dashboard`: `GET /dashboard` (embedded page), its 15-minute metrics history, admin lookup, CORS.
 //! - `config`, `cli`: configuration loading and the command line.
 //! - `node`: wires one node together and drains it on SIGTERM.
+//! - `data_dir`: the node's directory: created, checked, and claimed for one node id.
 //! - `metric_handles`: metric handles registered once per label value (hot paths).
 //! - `chaos`: chaos/failover simulation runs (`smsgw sim run`) and the deterministic simulation.
 pub mod api;
@@ -38,6 +39,7 @@ pub mod compliance;
 pub mod config;
 pub mod consensus;
 pub mod dashboard;
+pub mod data_dir;
 pub mod demo;
 pub mod encoding;
 pub mod failpoints;

@@ -1,5 +1,6 @@
 //! The `smsgw` binary: parses the command line and runs a node, the demo, a simulator,
-//! or an admin command. Exit codes: 0 clean, 1 fatal, 2 bad configuration.
+//! or an admin command. Exit codes: 0 clean, 1 fatal, 2 bad configuration, 130 a drain
+//! cut short by a second SIGTERM/SIGINT.
 
 use std::collections::HashMap;
 use std::process::ExitCode;
@@ -13,18 +14,56 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use smsgw::cli::{Cli, Command, SimArgs, SimCommand};
 use smsgw::config::Config;
 
-fn init_tracing(filter: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .or_else(|_| {
+/// Logs go to stderr (stdout carries what a command prints for the user: the demo's key
+/// and curl lines, a generated admin token). `filter` is the configured `log`; `RUST_LOG`
+/// is read only when `log` was set nowhere (`explicit` false), so the documented
+/// precedence flag > env SMSGW_LOG > file holds. Colour only on a terminal, and never
+/// with `NO_COLOR` set (https://no-color.org).
+fn init_tracing(filter: &str, explicit: bool) {
+    use std::io::IsTerminal;
+    let from_env = std::env::var("RUST_LOG")
+        .ok()
+        .filter(|v| !explicit && !v.trim().is_empty())
+        .and_then(|v| tracing_subscriber::EnvFilter::try_new(v).ok());
+    let filter = from_env
+        .or_else(|| {
             tracing_subscriber::EnvFilter::try_new(format!(
                 "{filter},rusmpp=off,fjall=warn,lsm_tree=warn,openraft=warn"
             ))
+            .ok()
         })
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|| tracing_subscriber::EnvFilter::new("info"));
+    let colour = std::io::stderr().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(colour)
         .with_target(false)
         .try_init();
+}
+
+/// The exit status of a node (or demo) that could not start or stopped: 2 when the fix
+/// is a configuration change (the one line names the field), else 1.
+fn node_failed(e: &smsgw::node::NodeError) -> ExitCode {
+    match e.as_config() {
+        Some(c) => {
+            eprintln!("{c}");
+            ExitCode::from(2)
+        }
+        None => {
+            eprintln!("error: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// 0 after a complete drain, 130 (as for a forced interrupt) when a second signal cut it.
+fn stopped(s: smsgw::node::Stopped) -> ExitCode {
+    match s {
+        smsgw::node::Stopped::Clean => ExitCode::SUCCESS,
+        smsgw::node::Stopped::Forced => ExitCode::from(130),
+    }
 }
 
 /// Transparent huge pages off for this process (and the simulators it starts): mimalloc
@@ -119,23 +158,20 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    runtime.block_on(async move {
+    let code = runtime.block_on(async move {
         match cli.command {
             Command::Start(_) => {
                 let Some(cfg) = start_config else {
                     return ExitCode::from(2);
                 };
-                init_tracing(&cfg.log);
+                init_tracing(&cfg.log, cfg.origins.is_set("log"));
                 match smsgw::node::run(cfg).await {
-                    Ok(()) => ExitCode::SUCCESS,
-                    Err(e) => {
-                        eprintln!("error: {e}");
-                        ExitCode::from(1)
-                    }
+                    Ok(s) => stopped(s),
+                    Err(e) => node_failed(&e),
                 }
             }
             Command::Demo(args) => {
-                init_tracing("info");
+                init_tracing("info", false);
                 let ports = match args.smsc_port_list() {
                     Ok(p) => p,
                     Err(e) => {
@@ -162,7 +198,12 @@ fn main() -> ExitCode {
                     smsc_ports: ports,
                 };
                 match smsgw::demo::run(opts).await {
-                    Ok(()) => ExitCode::SUCCESS,
+                    Ok(s) => stopped(s),
+                    Err(smsgw::demo::DemoError::Node(e)) => node_failed(&e),
+                    Err(smsgw::demo::DemoError::Config(e)) => {
+                        eprintln!("{e}");
+                        ExitCode::from(2)
+                    }
                     Err(e) => {
                         eprintln!("error: {e}");
                         ExitCode::from(1)
@@ -171,7 +212,7 @@ fn main() -> ExitCode {
             }
             Command::Sim(sim) => match sim.command {
                 SimCommand::Smsc(args) => {
-                    init_tracing("info");
+                    init_tracing("info", false);
                     match smsgw::sim::smsc::run(args).await {
                         Ok(()) => ExitCode::SUCCESS,
                         Err(e) => {
@@ -181,7 +222,7 @@ fn main() -> ExitCode {
                     }
                 }
                 SimCommand::HttpProvider(args) => {
-                    init_tracing("info");
+                    init_tracing("info", false);
                     match smsgw::sim::http_provider::run(args).await {
                         Ok(()) => ExitCode::SUCCESS,
                         Err(e) => {
@@ -208,5 +249,9 @@ fn main() -> ExitCode {
                 }
             },
         }
-    })
+    });
+    // Tasks still running (a forced stop leaves some, and blocking storage work) get a
+    // moment, not forever: the exit status is decided.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(2));
+    code
 }

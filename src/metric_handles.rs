@@ -8,22 +8,54 @@ use std::sync::RwLock;
 
 use rustc_hash::FxHashMap;
 
-/// `# HELP` lines for the contract's metrics (http-api.md §7) and the others operators
-/// graph most; `/metrics` shows them above each family. Called once, when the recorder is
-/// installed.
+/// `# HELP` lines for every metric the node registers (the contract's, http-api.md §7,
+/// and the rest); `/metrics` shows them above each family. Called once, when the recorder
+/// is installed. A family missing here has no HELP line: the black-box test
+/// `every_metric_family_has_help` fails on it.
 pub fn describe_metrics() {
     use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+    // Messages and the HTTP API.
     describe_counter!(
         "smsgw_messages_total",
         "Status changes of messages on this node's replica, by status entered"
     );
     describe_counter!(
+        "smsgw_accepted_total",
+        "Messages this node answered 202 Accepted (single sends and batch items)"
+    );
+    describe_counter!(
         "smsgw_http_requests_total",
         "HTTP requests answered, by route and status code"
     );
+    describe_histogram!(
+        "smsgw_http_request_seconds",
+        Unit::Seconds,
+        "Time to answer an HTTP request, all routes"
+    );
+    describe_gauge!(
+        "smsgw_waiting_messages",
+        "Messages accepted and not yet sent, all tenants (compared with node_queue_limit)"
+    );
+    describe_gauge!(
+        "smsgw_active_cache_rows",
+        "Messages not yet final held in this node's in-memory cache"
+    );
+    describe_counter!(
+        "smsgw_messages_purged_total",
+        "Final messages dropped after retention_hours"
+    );
+    describe_counter!(
+        "smsgw_compliance_decisions_total",
+        "Compliance decisions, by check and action (reject, flag, ...)"
+    );
+    describe_counter!(
+        "smsgw_hlr_lookups_total",
+        "HLR/number-portability lookups by result (ok, cached, error, timeout)"
+    );
+    // Channels and the operator side.
     describe_counter!(
         "smsgw_channel_submit_total",
-        "Submits to the operator by channel and result (ok, throttled, error, timeout)"
+        "Submits answered by the operator, by channel and result (ok, throttled, temporary, permanent)"
     );
     describe_gauge!(
         "smsgw_channel_up",
@@ -35,10 +67,6 @@ pub fn describe_metrics() {
         "Time from writing a submit to its response from the operator"
     );
     describe_gauge!(
-        "smsgw_raft_leader",
-        "1 on the node that leads the Raft cluster, else 0"
-    );
-    describe_gauge!(
         "smsgw_queue_depth",
         "Messages waiting for a channel this node dispatches"
     );
@@ -47,8 +75,165 @@ pub fn describe_metrics() {
         "Parts submitted again because an earlier submit's answer was not recorded (failover)"
     );
     describe_counter!(
+        "smsgw_late_submit_responses_total",
+        "Submit responses that came after the response timeout (the part may be sent twice)"
+    );
+    describe_counter!(
+        "smsgw_channel_throttled_total",
+        "Operator throttling answers (0x58 throttled, 0x14 queue full), all channels"
+    );
+    describe_counter!(
+        "smsgw_failovers_total",
+        "Messages moved to another channel after a temporary error, by the channel left"
+    );
+    describe_gauge!(
+        "smsgw_channel_health_score",
+        "Channel health score 0..1 used by routing (success, latency, availability)"
+    );
+    describe_gauge!(
+        "smsgw_channel_breaker_open",
+        "1 while a channel's circuit breaker keeps new submits off it, else 0"
+    );
+    describe_gauge!(
+        "smsgw_channel_send_rate",
+        "Parts per second a channel may send now (its adaptive rate, at most tps)"
+    );
+    describe_gauge!(
+        "smsgw_channel_sla_availability",
+        "Share of the SLA window a channel was bound, by channel and window"
+    );
+    describe_gauge!(
+        "smsgw_channel_sla_success_rate",
+        "Share of final receipts that were delivered in the SLA window, by channel and window"
+    );
+    describe_gauge!(
+        "smsgw_channel_sla_submit_latency_ms_p50",
+        "Median submit response time in the SLA window, ms, by channel and window"
+    );
+    describe_gauge!(
+        "smsgw_channel_sla_submit_latency_ms_p99",
+        "99th percentile submit response time in the SLA window, ms, by channel and window"
+    );
+    describe_gauge!(
+        "smsgw_channel_sla_receipt_latency_ms_p50",
+        "Median time from submit to final receipt in the SLA window, ms, by channel and window"
+    );
+    describe_gauge!(
+        "smsgw_channel_sla_receipt_latency_ms_p99",
+        "99th percentile time from submit to final receipt in the SLA window, ms, by channel and window"
+    );
+    describe_counter!(
+        "smsgw_channel_sla_alerts_total",
+        "SLA alert webhooks fired, by channel and type (channel.sla_breached, channel.sla_recovered)"
+    );
+    // Receipts and mobile-originated messages.
+    describe_counter!(
+        "smsgw_receipts_total",
+        "Delivery receipts taken, by channel and matched (yes: to its message; parked: before the submit response)"
+    );
+    describe_counter!(
+        "smsgw_receipts_unmatched_total",
+        "Receipts for an id no message has (kept parked, then dropped), by channel"
+    );
+    describe_counter!(
+        "smsgw_receipts_refused_total",
+        "Receipts posted to /v1/receipts refused (bad signature or body), by channel"
+    );
+    describe_gauge!(
+        "smsgw_receipts_parked",
+        "Receipts waiting for their submit response to be recorded"
+    );
+    describe_histogram!(
+        "smsgw_receipt_latency_seconds",
+        Unit::Seconds,
+        "Time from submit to a final receipt, by channel"
+    );
+    describe_counter!(
+        "smsgw_mo_total",
+        "Mobile-originated PDUs received (one per part), by channel"
+    );
+    describe_counter!(
+        "smsgw_mo_messages_total",
+        "Mobile-originated messages reassembled, by channel and complete (yes, no)"
+    );
+    // Webhooks.
+    describe_counter!(
         "smsgw_webhook_deliveries_total",
         "Webhook delivery attempts by result (ok, error, timeout, gave_up)"
+    );
+    describe_gauge!(
+        "smsgw_webhook_queue",
+        "Webhook deliveries waiting or in flight on this node"
+    );
+    // Cluster and Raft.
+    describe_gauge!(
+        "smsgw_raft_leader",
+        "1 on the node that leads the Raft cluster, else 0"
+    );
+    describe_gauge!("smsgw_raft_term", "Current Raft term as this node knows it");
+    describe_gauge!(
+        "smsgw_lease_valid",
+        "1 while this node holds a valid lease to run channels, else 0"
+    );
+    describe_gauge!(
+        "smsgw_actor_mesh_peers",
+        "Peers this node's actor mesh is connected to"
+    );
+    describe_histogram!(
+        "smsgw_rate_lease_seconds",
+        Unit::Seconds,
+        "Time to get a tenant rate-limit lease from the rate home, by via (local, mesh)"
+    );
+    describe_histogram!(
+        "smsgw_raft_write_seconds",
+        Unit::Seconds,
+        "Time from proposing a write to its commit (or forward to the leader)"
+    );
+    describe_histogram!(
+        "smsgw_raft_ops_per_entry",
+        "Operations packed into one Raft log entry"
+    );
+    describe_histogram!(
+        "smsgw_raft_log_append_seconds",
+        Unit::Seconds,
+        "Time to append entries to the Raft log (before fsync)"
+    );
+    describe_histogram!(
+        "smsgw_raft_fsync_seconds",
+        Unit::Seconds,
+        "Time of one fsync of the Raft log"
+    );
+    describe_histogram!(
+        "smsgw_raft_entries_per_fsync",
+        "Raft log entries made durable by one fsync"
+    );
+    describe_counter!("smsgw_raft_log_fsync_total", "Fsyncs of the Raft log");
+    describe_histogram!(
+        "smsgw_state_commit_seconds",
+        Unit::Seconds,
+        "Time to write applied entries to the state store"
+    );
+    describe_gauge!(
+        "smsgw_store_write_buffer_bytes",
+        Unit::Bytes,
+        "Memtable bytes of the store (Raft log and state), the store's share of memory"
+    );
+    // The async runtime.
+    describe_gauge!(
+        "smsgw_runtime_workers",
+        "Worker threads of the node's async runtime"
+    );
+    describe_gauge!(
+        "smsgw_runtime_alive_tasks",
+        "Tasks alive in the node's async runtime"
+    );
+    describe_gauge!(
+        "smsgw_runtime_global_queue_depth",
+        "Tasks waiting in the async runtime's global queue"
+    );
+    describe_gauge!(
+        "smsgw_runtime_busy_ratio",
+        "Share of the last sample window the runtime's workers were busy, 0..1"
     );
 }
 

@@ -31,7 +31,7 @@ use crate::channels::supervisor::{ChannelSupArgs, ChannelSupervisor};
 use crate::cluster::Lease;
 use crate::cluster::lease::{Announce, keep_lease};
 use crate::cluster::placement::{PlacementArgs, PlacementController};
-use crate::config::Config;
+use crate::config::{Config, ConfigError, Origin};
 use crate::consensus::{Consensus, ConsensusOptions};
 use crate::messages::dispatcher::{Dispatcher, DispatcherArgs};
 use crate::messages::sweeper::Sweeper;
@@ -45,13 +45,11 @@ use crate::webhooks::dispatcher::{WebhookArgs, WebhookDispatcher};
 pub enum NodeError {
     #[error("data dir {0}: {1}")]
     DataDir(PathBuf, std::io::Error),
-    /// A listen address cannot be bound; names the flag that sets it.
-    #[error("listen on {addr} (flag {flag}): {source}")]
-    Listen {
-        flag: &'static str,
-        addr: String,
-        source: std::io::Error,
-    },
+    /// A configured value cannot be used as it is (a port in use, a data dir that is a
+    /// file or belongs to another node, a short admin.token): the binary exits 2 with
+    /// this one line, naming the field and where its value came from.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
     #[error(transparent)]
     Consensus(#[from] crate::consensus::StartError),
     #[error("no leader within {0:?}")]
@@ -62,6 +60,27 @@ pub enum NodeError {
     Mesh(#[from] crate::cluster::mesh::MeshError),
     #[error("Raft stopped: {0}")]
     RaftStopped(String),
+}
+
+impl NodeError {
+    /// The configuration error behind this one, if the fix is a configuration change
+    /// (exit status 2 rather than 1).
+    pub fn as_config(&self) -> Option<&ConfigError> {
+        match self {
+            NodeError::Config(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+/// How `smsgw start` ended after a signal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stopped {
+    /// The drain ran to its end (exit status 0).
+    Clean,
+    /// A second signal cut the drain (exit status 130); the submits still unanswered are
+    /// sent again after the restart.
+    Forced,
 }
 
 /// A running node.
@@ -79,15 +98,37 @@ pub struct Node {
 }
 
 /// The admin token: configured, or read from / generated into `<data-dir>/admin.token`.
-/// The bool says whether it was generated now (print it once).
+/// The bool says whether it was generated now (print it once). A configured token
+/// replaces a generated file (removed, so that no stale token lies around looking valid);
+/// a file edited by hand is held to the rules `admin_token` is (16 characters or more).
 pub fn admin_token(cfg: &Config, data_dir: &std::path::Path) -> Result<(String, bool), NodeError> {
+    let path = data_dir.join("admin.token");
     if let Some(t) = &cfg.admin_token {
+        if path.exists() {
+            match std::fs::remove_file(&path) {
+                Ok(()) => info!(
+                    file = %path.display(),
+                    "admin_token is configured: removed the generated token file, which no longer opens /admin"
+                ),
+                Err(e) => tracing::warn!(
+                    file = %path.display(), error = %e,
+                    "admin_token is configured: the token in this file is not in use (remove it)"
+                ),
+            }
+        }
         return Ok((t.clone(), false));
     }
-    let path = data_dir.join("admin.token");
     if let Ok(t) = std::fs::read_to_string(&path) {
         let t = t.trim().to_string();
         if !t.is_empty() {
+            crate::config::check_admin_token(&t).map_err(|why| ConfigError::Field {
+                field: "admin_token",
+                origin: Origin::File {
+                    path: path.display().to_string(),
+                    line: 1,
+                },
+                reason: format!("{why}; delete the file to have a new one generated"),
+            })?;
             return Ok((t, false));
         }
     }
@@ -313,26 +354,35 @@ async fn count_statuses(
 impl Node {
     /// Starts a node and returns once it serves HTTP with a known leader.
     pub async fn start(cfg: &Config) -> Result<Node, NodeError> {
-        let data_dir = cfg.data_dir();
-        std::fs::create_dir_all(&data_dir).map_err(|e| NodeError::DataDir(data_dir.clone(), e))?;
+        let data_dir = crate::data_dir::prepare(cfg)?;
         // Both ports first: a start that cannot listen stops before it generates (and
         // prints once) an admin token the user would then not see again.
-        let listen_err = |flag: &'static str, addr: &str| {
+        let listen_err = |field: &'static str, addr: &str| {
             let addr = addr.to_string();
-            move |source| NodeError::Listen { flag, addr, source }
+            move |e: std::io::Error| {
+                ConfigError::at(
+                    field,
+                    &cfg.origins,
+                    format!(
+                        "cannot listen on {addr}: {}",
+                        crate::data_dir::io_reason(&e)
+                    ),
+                )
+            }
         };
         let http_listener = tokio::net::TcpListener::bind(&cfg.http)
             .await
-            .map_err(listen_err("--http", &cfg.http))?;
+            .map_err(listen_err("http", &cfg.http))?;
         let http_addr = http_listener
             .local_addr()
-            .map_err(listen_err("--http", &cfg.http))?;
+            .map_err(listen_err("http", &cfg.http))?;
         let cluster_listener = tokio::net::TcpListener::bind(&cfg.cluster_addr)
             .await
-            .map_err(listen_err("--cluster-addr", &cfg.cluster_addr))?;
+            .map_err(listen_err("cluster_addr", &cfg.cluster_addr))?;
         let cluster_addr = cluster_listener
             .local_addr()
-            .map_err(listen_err("--cluster-addr", &cfg.cluster_addr))?;
+            .map_err(listen_err("cluster_addr", &cfg.cluster_addr))?;
+        crate::data_dir::claim(cfg, &data_dir)?;
         let (admin_token, generated) = admin_token(cfg, &data_dir)?;
         if generated {
             println!(
@@ -342,7 +392,7 @@ impl Node {
         }
         let metrics = metrics_handle();
 
-        let consensus = Consensus::start(
+        let consensus = match Consensus::start(
             &data_dir,
             ConsensusOptions {
                 node_id: cfg.node_id,
@@ -355,7 +405,23 @@ impl Node {
                 snapshot_chunk_bytes: cfg.snapshot_chunk_bytes,
             },
         )
-        .await?;
+        .await
+        {
+            Ok(c) => c,
+            Err(crate::consensus::StartError::Locked) => {
+                return Err(ConfigError::at(
+                    "data_dir",
+                    &cfg.origins,
+                    format!(
+                        "{} is in use by another process (another smsgw runs on it); stop \
+                         that one or use another data_dir",
+                        data_dir.display()
+                    ),
+                )
+                .into());
+            }
+            Err(e) => return Err(e.into()),
+        };
         // The one registry of this node's channels: the channel supervisor fills it, the API
         // and `ChannelFigures` (a peer asking for the figures of a channel held here) read it.
         let registry = Arc::new(ChannelRegistry::default());
@@ -485,8 +551,21 @@ impl Node {
         let _ = (&mut self.supervisor_done).await;
     }
 
+    /// How long a drain of this node waits: `drain_seconds`, or when that is unset the
+    /// slowest channel's response timeout plus a margin ([`Config::drain_for`]).
+    pub fn drain_time(&self, cfg: &Config) -> Duration {
+        cfg.drain_for(
+            self.consensus
+                .store()
+                .channel_list()
+                .iter()
+                .map(crate::protocols::session::response_timeout),
+        )
+    }
+
     /// Drains: stop taking requests, let in-flight message actors finish (bounded),
-    /// unbind every session, stop Raft after the last write.
+    /// unbind every session, stop Raft after the last write. A drain cut by its deadline
+    /// says how many submits were still unanswered: they are sent again after a restart.
     pub async fn shutdown(mut self, drain: Duration) {
         let _ = self.http_shutdown.send(true);
         let _ = tokio::time::timeout(Duration::from_secs(5), &mut self.http_task).await;
@@ -497,6 +576,16 @@ impl Node {
             let deadline = tokio::time::Instant::now() + drain;
             while !d.get_children().is_empty() && tokio::time::Instant::now() < deadline {
                 tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            let unanswered = d.get_children().len();
+            if unanswered > 0 {
+                tracing::warn!(
+                    unanswered,
+                    drain_seconds = drain.as_secs(),
+                    "drain deadline reached with submits still unanswered: they are sent \
+                     again after the restart (the operator may deliver them twice); raise \
+                     drain_seconds above the channels' response timeouts"
+                );
             }
             d.stop(Some("shutdown".into()));
         }
@@ -577,12 +666,50 @@ impl Node {
     }
 }
 
+/// Message actors still working (each waits for a submit's answer or for window room).
+fn unanswered_submits() -> usize {
+    ractor::registry::where_is("dispatcher").map_or(0, |d| d.get_children().len())
+}
+
+/// Drains `node` after a first signal; a second signal during the drain stops at once,
+/// saying how many submits were cut (they are sent again after the restart).
+pub async fn drain_or_stop_at_second_signal(
+    node: Node,
+    drain: Duration,
+    signals: &mut Signals,
+) -> Stopped {
+    info!(
+        drain_seconds = drain.as_secs(),
+        "signal received; draining (a second signal stops at once)"
+    );
+    tokio::select! {
+        _ = node.shutdown(drain) => Stopped::Clean,
+        _ = signals.next() => {
+            tracing::warn!(
+                unanswered = unanswered_submits(),
+                "second signal: drain cut, stopping at once; unanswered submits are sent \
+                 again after the restart"
+            );
+            Stopped::Forced
+        }
+    }
+}
+
 /// `smsgw start`: run until SIGTERM/SIGINT, then drain and return.
-pub async fn run(cfg: Config) -> Result<(), NodeError> {
-    let mut node = Node::start(&cfg).await?;
+pub async fn run(cfg: Config) -> Result<Stopped, NodeError> {
+    let mut signals = Signals::listen();
+    // A signal while starting (a joining node may wait long for `cluster add-node`) stops
+    // here: nothing was taken on yet, so there is nothing to drain.
+    let mut node = tokio::select! {
+        node = Node::start(&cfg) => node?,
+        _ = signals.next() => {
+            info!("signal received while starting; stopping");
+            return Ok(Stopped::Clean);
+        }
+    };
     let consensus = node.consensus.clone();
     tokio::select! {
-        _ = wait_for_signal() => {}
+        _ = signals.next() => {}
         _ = node.actors_stopped() => {
             // A top-level actor crashed: fail fast, so the process supervisor restarts the
             // node and every queue is rebuilt from the replicated state.
@@ -596,33 +723,49 @@ pub async fn run(cfg: Config) -> Result<(), NodeError> {
             return Err(NodeError::RaftStopped(reason));
         }
     }
-    info!("signal received; draining");
-    node.shutdown(Duration::from_secs(cfg.drain_seconds)).await;
-    Ok(())
+    let drain = node.drain_time(&cfg);
+    Ok(drain_or_stop_at_second_signal(node, drain, &mut signals).await)
 }
 
-/// Waits for SIGTERM or SIGINT.
-pub async fn wait_for_signal() {
+/// SIGTERM and SIGINT, listened for from the moment this is made: a signal that comes
+/// while the node is still starting is kept and handled (a drain) once it runs, instead
+/// of the default action killing the process before its handlers exist.
+pub struct Signals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match (
-            signal(SignalKind::terminate()),
-            signal(SignalKind::interrupt()),
-        ) {
-            (Ok(mut term), Ok(mut int)) => {
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = int.recv() => {}
-                }
-            }
-            _ => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
+    streams: Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>,
+}
+
+impl Signals {
+    /// Installs the handlers (must run inside the runtime).
+    pub fn listen() -> Signals {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let streams = match (
+                signal(SignalKind::terminate()),
+                signal(SignalKind::interrupt()),
+            ) {
+                (Ok(term), Ok(int)) => Some((term, int)),
+                _ => None,
+            };
+            Signals { streams }
+        }
+        #[cfg(not(unix))]
+        {
+            Signals {}
         }
     }
-    #[cfg(not(unix))]
-    {
+
+    /// Waits for the next SIGTERM or SIGINT (Ctrl-C where signals cannot be had).
+    pub async fn next(&mut self) {
+        #[cfg(unix)]
+        if let Some((term, int)) = &mut self.streams {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+            return;
+        }
         let _ = tokio::signal::ctrl_c().await;
     }
 }
@@ -648,5 +791,39 @@ mod token_tests {
                 .mode();
             assert_eq!(mode & 0o777, 0o600, "mode {mode:o}");
         }
+    }
+
+    #[test]
+    fn a_short_hand_edited_token_file_is_refused_naming_the_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("admin.token"), "short\n").expect("write");
+        let err = admin_token(&Config::default(), dir.path()).expect_err("short token");
+        let shown = err.to_string();
+        assert!(
+            shown.starts_with("invalid config: field 'admin_token' (file '")
+                && shown.contains("admin.token' line 1): must be at least 16 characters"),
+            "{shown}"
+        );
+        assert!(
+            !shown.contains("short"),
+            "the token is never shown: {shown}"
+        );
+    }
+
+    #[test]
+    fn a_configured_token_removes_the_generated_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (_, generated) = admin_token(&Config::default(), dir.path()).expect("token");
+        assert!(generated);
+        let cfg = Config {
+            admin_token: Some("configured-token-0123456789".into()),
+            ..Config::default()
+        };
+        let (token, generated) = admin_token(&cfg, dir.path()).expect("configured");
+        assert_eq!(
+            (token.as_str(), generated),
+            ("configured-token-0123456789", false)
+        );
+        assert!(!dir.path().join("admin.token").exists());
     }
 }

@@ -958,7 +958,7 @@ pub fn local_channel_stats(registry: &crate::channels::ChannelRegistry, id: &str
             r.queue_depth.load(Ordering::Relaxed),
             r.latency_ms(),
         ),
-        None => (0, 0, 0, 0, 0, (0.0, 0.0)),
+        None => (0, 0, 0, 0, 0, (None, None)),
     };
     let finals = delivered + undelivered;
     let health = rt

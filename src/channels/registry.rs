@@ -189,8 +189,9 @@ impl ChannelRuntime {
         l.push_back(latency.as_micros() as u64);
     }
 
-    /// (p50, p99) of recent submit latencies in ms.
-    pub fn latency_ms(&self) -> (f64, f64) {
+    /// (p50, p99) of recent submit latencies in ms; None before the first submit (the API
+    /// shows null for "no data", as the SLA windows do).
+    pub fn latency_ms(&self) -> (Option<f64>, Option<f64>) {
         let mut v: Vec<u64> = self
             .latencies
             .lock()
@@ -199,10 +200,13 @@ impl ChannelRuntime {
             .copied()
             .collect();
         if v.is_empty() {
-            return (0.0, 0.0);
+            return (None, None);
         }
         v.sort_unstable();
-        let at = |q: f64| v[((v.len() - 1) as f64 * q).round() as usize] as f64 / 1000.0;
+        let at = |q: f64| {
+            v.get(((v.len() - 1) as f64 * q).round() as usize)
+                .map(|us| *us as f64 / 1000.0)
+        };
         (at(0.5), at(0.99))
     }
 }

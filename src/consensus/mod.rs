@@ -187,6 +187,9 @@ fn plain_raft_error(text: &str) -> String {
 pub enum StartError {
     #[error("storage: {0}")]
     Storage(String),
+    /// Another process holds the data dir's store (fjall's lock file).
+    #[error("storage: the data dir is in use by another process")]
+    Locked,
     #[error("raft: {0}")]
     Raft(String),
 }
@@ -272,7 +275,10 @@ impl Consensus {
         let db = fjall::Database::builder(&store_dir)
             .manual_journal_persist(true)
             .open()
-            .map_err(|e| StartError::Storage(e.to_string()))?;
+            .map_err(|e| match e {
+                fjall::Error::Locked => StartError::Locked,
+                e => StartError::Storage(e.to_string()),
+            })?;
         let store =
             Arc::new(StateStore::open(&db).map_err(|e| StartError::Storage(e.to_string()))?);
         let arrivals = Arc::new(arrivals::HeartbeatArrivals::default());

@@ -18,6 +18,7 @@ mod t66_inbound;
 mod t70_actor_crash;
 mod t80_webhooks_metrics;
 mod t90_sigterm_drain;
+mod t92_running_one_node;
 mod t95_chinese_protocols;
 mod t96_http_channel;
 mod t99_dashboard;

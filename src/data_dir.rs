@@ -1,0 +1,165 @@
+//! The node's data dir before anything opens it: created if missing, refused when it is a
+//! file or cannot be made, and claimed for one node id (recorded in `<data-dir>/node_id`),
+//! so that a node started with another id on it stops at once instead of running as a
+//! member nobody knows, never ready. Every refusal is a [`ConfigError`] naming the field
+//! to fix and where its value came from (the binary exits 2).
+
+use std::path::{Path, PathBuf};
+
+use crate::config::{Config, ConfigError};
+
+/// The file recording which node a data dir belongs to.
+pub const NODE_ID_FILE: &str = "node_id";
+
+/// An I/O error's text without the `(os error N)` tail.
+pub fn io_reason(e: &std::io::Error) -> String {
+    let mut reason = e.to_string();
+    if let Some(i) = reason.find(" (os error ") {
+        reason.truncate(i);
+    }
+    reason
+}
+
+/// Creates the data dir (and its parents) unless it exists; refuses a path that is a file
+/// or cannot be created.
+pub fn prepare(cfg: &Config) -> Result<PathBuf, ConfigError> {
+    let dir = cfg.data_dir();
+    let refuse = |why: String| ConfigError::at("data_dir", &cfg.origins, why);
+    if dir.exists() && !dir.is_dir() {
+        return Err(refuse(format!(
+            "{} is a file, not a directory",
+            dir.display()
+        )));
+    }
+    std::fs::create_dir_all(&dir).map_err(|e| {
+        refuse(format!(
+            "cannot create directory {}: {}",
+            dir.display(),
+            io_reason(&e)
+        ))
+    })?;
+    Ok(dir)
+}
+
+/// Checks that `dir` belongs to this node (`cfg.node_id`), recording the id on first use.
+/// A dir from before the record existed adopts the id it is started with.
+pub fn claim(cfg: &Config, dir: &Path) -> Result<(), ConfigError> {
+    let path = dir.join(NODE_ID_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => match text.trim().parse::<u64>() {
+            Ok(owner) if owner == cfg.node_id => Ok(()),
+            Ok(owner) => Err(ConfigError::at(
+                "node_id",
+                &cfg.origins,
+                format!(
+                    "data dir {} belongs to node {owner}, not {} (start it with node_id \
+                     {owner}, or give node {} a data_dir of its own)",
+                    dir.display(),
+                    cfg.node_id,
+                    cfg.node_id
+                ),
+            )),
+            Err(_) => Err(ConfigError::at(
+                "data_dir",
+                &cfg.origins,
+                format!(
+                    "{} does not hold a node id (want one integer, the id of the node the \
+                     dir belongs to)",
+                    path.display()
+                ),
+            )),
+        },
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            write_synced(&path, &format!("{}\n", cfg.node_id)).map_err(|e| {
+                ConfigError::at(
+                    "data_dir",
+                    &cfg.origins,
+                    format!("cannot write {}: {}", path.display(), io_reason(&e)),
+                )
+            })
+        }
+        Err(e) => Err(ConfigError::at(
+            "data_dir",
+            &cfg.origins,
+            format!("cannot read {}: {}", path.display(), io_reason(&e)),
+        )),
+    }
+}
+
+/// Writes a small file and fsyncs it (and its directory), so a crash right after the
+/// first start does not leave the dir without its owner.
+fn write_synced(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut f = std::fs::File::create(path)?;
+    f.write_all(text.as_bytes())?;
+    f.sync_all()?;
+    if let Some(parent) = path.parent()
+        && let Ok(d) = std::fs::File::open(parent)
+    {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(node_id: u64, dir: &Path) -> Config {
+        Config {
+            node_id,
+            data_dir: Some(dir.to_path_buf()),
+            ..Config::default()
+        }
+    }
+
+    #[test]
+    fn a_dir_is_claimed_once_and_refused_to_another_node() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().join("node-2");
+        let two = cfg(2, &dir);
+        let made = prepare(&two).expect("created");
+        claim(&two, &made).expect("first claim");
+        claim(&two, &made).expect("same node again");
+        let five = Config {
+            origins: crate::config::Origins::flags(&["node_id"]),
+            ..cfg(5, &dir)
+        };
+        let shown = claim(&five, &made).expect_err("other node").to_string();
+        assert!(
+            shown.starts_with(&format!(
+                "invalid config: field 'node_id' (flag --node-id): data dir {} belongs to node 2",
+                dir.display()
+            )),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn a_dir_without_a_record_adopts_the_node() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        claim(&cfg(3, tmp.path()), tmp.path()).expect("adopted");
+        let text = std::fs::read_to_string(tmp.path().join(NODE_ID_FILE)).expect("record");
+        assert_eq!(text.trim(), "3");
+    }
+
+    #[test]
+    fn a_file_or_unmakeable_path_is_refused_naming_data_dir() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let file = tmp.path().join("passwd");
+        std::fs::write(&file, "x").expect("file");
+        let shown = prepare(&cfg(1, &file)).expect_err("a file").to_string();
+        assert!(
+            shown.starts_with("invalid config: field 'data_dir': ") && shown.contains("is a file"),
+            "{shown}"
+        );
+        let below_file = file.join("sub");
+        let shown = prepare(&cfg(1, &below_file))
+            .expect_err("below a file")
+            .to_string();
+        assert!(
+            shown.starts_with("invalid config: field 'data_dir': cannot create directory"),
+            "{shown}"
+        );
+    }
+}
