@@ -5,5 +5,6 @@ pub mod health;
 pub mod registry;
 pub mod sla;
 pub mod supervisor;
+pub mod tps_window;
 
 pub use registry::{ChannelRegistry, ChannelRuntime};
