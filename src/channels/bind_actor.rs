@@ -20,6 +20,16 @@ use crate::state::{Channel, ErrorInfo, Op, ReceiptOutcome};
 
 /// Longest wait between reconnect attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// The first wait before a reconnect, and the one a session that stayed up gets back.
+const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+/// A session that lasted this long (or answered a submit) was healthy: its loss starts
+/// the back-off over. One lost sooner without answering anything (an SMSC that accepts
+/// the bind and then drops it) keeps doubling it, so such an SMSC sees a few binds a
+/// minute, not several a second.
+const HEALTHY_SESSION: Duration = Duration::from_secs(30);
+/// Bind #k of a channel first connects k times this late, so a channel's binds do not
+/// hit the SMSC in the same millisecond.
+const BIND_STAGGER: Duration = Duration::from_millis(150);
 
 /// `smsgw_receipts_total` by channel, for receipts matched to their message and for
 /// receipts parked until their submit response is recorded.
@@ -70,7 +80,13 @@ pub struct BindState {
     sidecar: Option<Sidecar>,
     /// Bumped on every new session so stale "disconnected" notes are ignored.
     generation: u64,
+    /// The wait before the next reconnect (doubling up to `MAX_BACKOFF`, jittered).
     backoff: Duration,
+    /// When the current session was bound: its loss resets the back-off only if it
+    /// lasted `HEALTHY_SESSION`.
+    bound_at: Option<Instant>,
+    /// The current session answered a submit (accepted or refused): it works.
+    answered: Arc<std::sync::atomic::AtomicBool>,
     /// The operator refused our login last time: the bind shows `down` (with the
     /// reason) while it keeps retrying, not `connecting`.
     login_rejected: bool,
@@ -80,6 +96,19 @@ impl BindState {
     fn name(&self) -> String {
         format!("{}#{}", self.args.channel.id, self.args.index)
     }
+
+    /// Schedules the next connect after the back-off (with jitter, so a channel's binds
+    /// and channels of one SMSC drift apart) and doubles it.
+    fn retry_later(&mut self, myself: &ActorRef<BindMsg>) {
+        myself.send_after(jittered(self.backoff), || BindMsg::Connect);
+        self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
+    }
+}
+
+/// `d` scaled by a random factor in 0.5..1.5.
+fn jittered(d: Duration) -> Duration {
+    use rand::Rng;
+    d.mul_f64(rand::rng().random_range(0.5..1.5))
 }
 
 /// Maps an SMPP receipt state to the common outcome.
@@ -267,7 +296,7 @@ async fn connect_http(myself: &ActorRef<BindMsg>, state: &mut BindState) {
     match result {
         Ok(session) => {
             state.generation += 1;
-            state.backoff = Duration::from_millis(100);
+            state.backoff = FIRST_BACKOFF;
             let (generation, watcher, me) = (state.generation, session.clone(), myself.clone());
             tokio::spawn(async move {
                 watcher.closed().await;
@@ -287,8 +316,7 @@ async fn connect_http(myself: &ActorRef<BindMsg>, state: &mut BindState) {
             warn!(bind = %state.name(), error = %e, retry_ms = state.backoff.as_millis() as u64, "http provider not reachable");
             // Still trying (the contract's `connecting`): `down` is a bind nobody runs.
             state.args.registry.bind_down(&id, index, "connecting");
-            myself.send_after(state.backoff, || BindMsg::Connect);
-            state.backoff = (state.backoff * 2).min(MAX_BACKOFF);
+            state.retry_later(myself);
         }
     }
 }
@@ -314,14 +342,22 @@ impl Actor for BindActor {
         myself: ActorRef<BindMsg>,
         args: BindArgs,
     ) -> Result<BindState, ActorProcessingErr> {
-        let _ = myself.send_message(BindMsg::Connect);
+        // Bind #0 at once, the others a little later each (see BIND_STAGGER).
+        let stagger = BIND_STAGGER.saturating_mul(u32::try_from(args.index).unwrap_or(u32::MAX));
+        if stagger.is_zero() {
+            let _ = myself.send_message(BindMsg::Connect);
+        } else {
+            myself.send_after(jittered(stagger), || BindMsg::Connect);
+        }
         Ok(BindState {
             args,
             session: None,
             http: None,
             sidecar: None,
             generation: 0,
-            backoff: Duration::from_millis(100),
+            backoff: FIRST_BACKOFF,
+            bound_at: None,
+            answered: Arc::default(),
             login_rejected: false,
         })
     }
@@ -387,8 +423,7 @@ impl Actor for BindActor {
                                 "connecting",
                                 Some(format!("report listener not started: {e}")),
                             );
-                            myself.send_after(state.backoff, || BindMsg::Connect);
-                            state.backoff = (state.backoff * 2).min(MAX_BACKOFF);
+                            state.retry_later(&myself);
                             return Ok(());
                         }
                     }
@@ -397,7 +432,10 @@ impl Actor for BindActor {
                 match ChannelSession::connect(channel, tx).await {
                     Ok(session) => {
                         state.generation += 1;
-                        state.backoff = Duration::from_millis(100);
+                        // The back-off starts over only once this session has proved
+                        // healthy (see `Disconnected`).
+                        state.bound_at = Some(Instant::now());
+                        state.answered = Arc::default();
                         state.login_rejected = false;
                         let generation = state.generation;
                         let watcher = session.clone();
@@ -460,8 +498,7 @@ impl Actor for BindActor {
                             shown,
                             Some(e.to_string()),
                         );
-                        myself.send_after(state.backoff, || BindMsg::Connect);
-                        state.backoff = (state.backoff * 2).min(MAX_BACKOFF);
+                        state.retry_later(&myself);
                     }
                 }
             }
@@ -469,20 +506,26 @@ impl Actor for BindActor {
                 if generation == state.generation
                     && (state.session.take().is_some() || state.http.take().is_some())
                 {
-                    warn!(bind = %state.name(), "session lost; reconnecting");
-                    // One error for the line's health per lost session (the submits that
-                    // were in flight on it are not counted one by one).
+                    let lasted = state.bound_at.take().map(|t| t.elapsed());
+                    let answered = state.answered.load(std::sync::atomic::Ordering::Relaxed);
+                    if answered || lasted.is_some_and(|d| d >= HEALTHY_SESSION) {
+                        state.backoff = FIRST_BACKOFF;
+                    }
+                    warn!(bind = %state.name(), lasted_ms = lasted.map(|d| d.as_millis() as u64), retry_ms = state.backoff.as_millis() as u64, "session lost; reconnecting");
+                    // Not a failed submit: the line's health and success figures count
+                    // submits; a lost session shows in the bind's state and here.
+                    metrics::counter!("smsgw_session_losses_total", "channel" => state.args.channel.id.clone())
+                        .increment(1);
                     if let Some(rt) = state.args.registry.find(&state.args.channel.id) {
-                        rt.health
-                            .submit_error(std::time::Instant::now(), crate::clock::now_ms());
+                        rt.session_losses
+                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     }
                     state.args.registry.bind_down(
                         &state.args.channel.id,
                         state.args.index,
                         "connecting",
                     );
-                    myself.send_after(state.backoff, || BindMsg::Connect);
-                    state.backoff = (state.backoff * 2).min(MAX_BACKOFF);
+                    state.retry_later(&myself);
                 }
             }
             BindMsg::Submit(_, _) if crate::failpoints::fire("bind_actor_crash") => {
@@ -508,9 +551,13 @@ impl Actor for BindActor {
             BindMsg::Submit(req, reply) => match &state.session {
                 Some(session) if !session.is_closed() => {
                     let session = session.clone();
+                    let answered = state.answered.clone();
                     tokio::spawn(async move {
                         let started = Instant::now();
                         let r = session.submit(req).await;
+                        if r.is_ok() {
+                            answered.store(true, std::sync::atomic::Ordering::Relaxed);
+                        }
                         metrics::histogram!("smsgw_submit_latency_seconds")
                             .record(started.elapsed().as_secs_f64());
                         let _ = reply.send(r);
