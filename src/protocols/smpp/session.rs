@@ -74,6 +74,8 @@ pub struct SessionConfig {
     pub response_timeout: Duration,
     /// TCP connect timeout.
     pub connect_timeout: Duration,
+    /// The channel's fixed service_type and TON/NPI for every submit_sm.
+    pub addressing: super::addressing::Addressing,
 }
 
 impl SessionConfig {
@@ -91,6 +93,7 @@ impl SessionConfig {
             enquire_link_interval: Duration::from_secs(30),
             response_timeout: Duration::from_secs(10),
             connect_timeout: Duration::from_secs(10),
+            addressing: Default::default(),
         }
     }
 }
@@ -108,6 +111,7 @@ impl fmt::Debug for SessionConfig {
             .field("enquire_link_interval", &self.enquire_link_interval)
             .field("response_timeout", &self.response_timeout)
             .field("connect_timeout", &self.connect_timeout)
+            .field("addressing", &self.addressing)
             .finish()
     }
 }
@@ -150,10 +154,15 @@ pub enum SubmitOutcome {
         /// message_id from submit_sm_resp, as sent.
         message_id: String,
     },
-    /// Non-zero command_status (from submit_sm_resp or generic_nack); see
-    /// `status_map` for what it means.
+    /// Non-zero command_status in submit_sm_resp; see `status_map` for what it means.
     Rejected {
         /// The SMPP command_status.
+        command_status: u32,
+    },
+    /// The SMSC answered generic_nack: it could not parse or process our submit_sm
+    /// (a problem of the line or of the PDU, not the carrier refusing the message).
+    Nacked {
+        /// The generic_nack's command_status.
         command_status: u32,
     },
     /// A refusal from a protocol without SMPP command_status values (HTTP upstream),
@@ -201,6 +210,10 @@ pub enum SessionError {
     /// The session is closed (or closed while waiting).
     #[error("session closed")]
     Closed,
+    /// The session is finishing its outstanding submits before it unbinds (drain,
+    /// channel change, stop): this part was not sent, so sending it elsewhere is safe.
+    #[error("session is unbinding; the part was not sent")]
+    Unbinding,
     /// Socket error.
     #[error("i/o error: {0}")]
     Io(#[from] io::Error),
@@ -361,6 +374,20 @@ struct Inner {
     rtt_nanos: AtomicU64,
     response_timeout: Duration,
     label: String,
+    /// Slots of `window` (what `unbind` waits to hold again: nothing outstanding).
+    window_size: u32,
+    /// Set by `unbind`: new submits are refused (`Unbinding`) while the outstanding
+    /// ones get their responses.
+    draining: AtomicBool,
+    /// The channel's fixed service_type and TON/NPI.
+    addressing: super::addressing::Addressing,
+    /// The origin of `last_submit_answer`.
+    started: Instant,
+    /// When (ns after `started`) the SMSC last answered a submit_sm (any status, or
+    /// generic_nack): a submit that times out with nothing answered since it was sent
+    /// means the SMSC stopped answering submits, and the session is closed rather than
+    /// fed more of them (late answers would follow resubmits: duplicates).
+    last_submit_answer: AtomicU64,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -387,7 +414,16 @@ impl Inner {
         lock(&self.pending).map.remove(&seq);
     }
 
+    /// Now, as ns after the session started (for `last_submit_answer`).
+    fn now_ns(&self) -> u64 {
+        u64::try_from(self.started.elapsed().as_nanos()).unwrap_or(u64::MAX)
+    }
+
     fn complete(&self, seq: u32, resp: Resp) {
+        if matches!(resp.command_id, SUBMIT_SM_RESP | command_id::GENERIC_NACK) {
+            self.last_submit_answer
+                .fetch_max(self.now_ns(), Ordering::Relaxed);
+        }
         let waiter = lock(&self.pending).map.remove(&seq);
         match waiter {
             Some(tx) => {
@@ -544,6 +580,11 @@ impl Session {
             rtt_nanos: AtomicU64::new(u64::MAX),
             response_timeout: cfg.response_timeout,
             label,
+            window_size: u32::try_from(cfg.window.max(1)).unwrap_or(u32::MAX),
+            draining: AtomicBool::new(false),
+            addressing: cfg.addressing.clone(),
+            started: Instant::now(),
+            last_submit_answer: AtomicU64::new(0),
         });
         tokio::spawn(writer_task(writer, out_rx, inner.clone()));
         tokio::spawn(reader_task(reader, inner.clone(), inbound));
@@ -574,14 +615,22 @@ impl Session {
                 tlvs: &req.tlvs,
                 sar: req.sar,
                 payload_tlv: req.payload_tlv,
+                addressing: Some(&inner.addressing),
             },
         )
         .map_err(SessionError::Protocol)?;
+        if inner.draining.load(Ordering::Acquire) {
+            return Err(SessionError::Unbinding);
+        }
         let _permit = inner
             .window
             .acquire()
             .await
             .map_err(|_| SessionError::Closed)?;
+        // Queued for a slot while `unbind` began: not sent.
+        if inner.draining.load(Ordering::Acquire) {
+            return Err(SessionError::Unbinding);
+        }
         let seq = inner.next_seq();
         cmd.sequence_number = seq;
         let rx = inner.register(seq)?;
@@ -590,9 +639,21 @@ impl Session {
             seq,
             armed: true,
         };
+        let sent_ns = inner.now_ns();
         inner.send(cmd)?;
         let resp = match timeout(inner.response_timeout, rx).await {
-            Err(_) => return Err(SessionError::ResponseTimeout),
+            Err(_) => {
+                if inner.last_submit_answer.load(Ordering::Relaxed) < sent_ns {
+                    // Not one submit answered for a whole response timeout: the SMSC
+                    // has stopped answering them (enquire_link may still be answered).
+                    // Sending more on this session would put more than `window` submits
+                    // in its hands; close it and bind again.
+                    warn!(session = %inner.label, "no submit_sm_resp for a whole response timeout; closing the session and binding again");
+                    let _ = inner.send(codec::unbind(inner.next_seq()));
+                    inner.close("no submit_sm_resp within the response timeout");
+                }
+                return Err(SessionError::ResponseTimeout);
+            }
             Ok(Err(_)) => {
                 guard.armed = false;
                 return Err(SessionError::Closed);
@@ -606,8 +667,11 @@ impl Session {
             (command_id::SUBMIT_SM_RESP, status::ESME_ROK) => Ok(SubmitOutcome::Accepted {
                 message_id: resp.message_id,
             }),
-            (command_id::SUBMIT_SM_RESP | command_id::GENERIC_NACK, s) if s != 0 => {
+            (command_id::SUBMIT_SM_RESP, s) if s != 0 => {
                 Ok(SubmitOutcome::Rejected { command_status: s })
+            }
+            (command_id::GENERIC_NACK, s) if s != 0 => {
+                Ok(SubmitOutcome::Nacked { command_status: s })
             }
             (id, s) => Err(SessionError::Protocol(format!(
                 "unexpected response {id:#x} (status {s:#x}) to submit_sm"
@@ -615,11 +679,22 @@ impl Session {
         }
     }
 
-    /// Sends unbind, waits (bounded, 2 s) for unbind_resp, closes.
+    /// Ends the session cleanly: refuses new submits (`Unbinding`), waits for the
+    /// outstanding ones to be answered (at most the response timeout, after which
+    /// each has timed out anyway), then sends unbind, waits (bounded, 2 s) for
+    /// unbind_resp and closes. Unbinding with submits unanswered would make the
+    /// gateway send them again elsewhere: duplicates on a drain or channel change.
     pub async fn unbind(&self) {
         let inner = self.inner();
         if inner.is_closed() {
             return;
+        }
+        inner.draining.store(true, Ordering::Release);
+        let limit = inner.response_timeout + CLOSE_GRACE;
+        if !crate::protocols::session::wait_window_idle(&inner.window, inner.window_size, limit)
+            .await
+        {
+            warn!(session = %inner.label, "submits still outstanding after the response timeout; unbinding anyway");
         }
         let seq = inner.next_seq();
         if let Ok(rx) = inner.register(seq) {
