@@ -404,6 +404,11 @@ pub(super) struct LedgerRecord {
     /// The simulator dropped this copy's response on purpose (`lose_response_rate`), so
     /// the gateway cannot know it was taken: a resend of it is expected, not a defect.
     pub(super) response_lost: bool,
+    /// SMPP validity_period, service_type and (src TON, src NPI, dst TON, dst NPI) as
+    /// received (SMPP only; empty / None for the other protocols).
+    pub(super) validity_period: String,
+    pub(super) service_type: String,
+    pub(super) ton_npi: Option<(u8, u8, u8, u8)>,
 }
 
 #[derive(Serialize)]
@@ -427,6 +432,13 @@ struct LedgerLine<'a> {
     /// No submit_sm_resp went back for this copy (see [`LedgerRecord::response_lost`]).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     response_lost: bool,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    validity_period: &'a str,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    service_type: &'a str,
+    /// [source TON, source NPI, destination TON, destination NPI].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ton_npi: Option<(u8, u8, u8, u8)>,
 }
 
 pub(super) enum LedgerMsg {
@@ -459,6 +471,9 @@ pub(super) fn ledger_thread(file: File, rx: std::sync::mpsc::Receiver<LedgerMsg>
                     at_ms: r.at_ms,
                     tlvs: &r.tlvs,
                     response_lost: r.response_lost,
+                    validity_period: &r.validity_period,
+                    service_type: &r.service_type,
+                    ton_npi: r.ton_npi,
                 };
                 if serde_json::to_writer(&mut w, &line).is_err() || w.write_all(b"\n").is_err() {
                     warn!("ledger write failed");
@@ -1173,6 +1188,9 @@ fn on_submit(
                 message_payload: fields.message_payload,
                 sar: fields.sar,
                 response_lost: lose,
+                validity_period: fields.validity_period,
+                service_type: fields.service_type,
+                ton_npi: Some(fields.ton_npi),
                 at_ms: chrono::Utc::now().timestamp_millis(),
                 tlvs: fields
                     .vendor_tlvs

@@ -41,6 +41,7 @@ fn sample_submit() -> SubmitFields<'static> {
         tlvs: &[],
         sar: None,
         payload_tlv: false,
+        addressing: None,
     }
 }
 
@@ -102,6 +103,69 @@ fn submit_sm_encodes_every_field_explicitly() {
         ..sample_submit()
     };
     assert!(codec::submit_sm(1, &bad).is_err());
+}
+
+#[test]
+fn relative_validity_is_smpp_relative_time() {
+    assert_eq!(codec::relative_validity(300), "000000000500000R");
+    assert_eq!(codec::relative_validity(86_400), "000001000000000R");
+    assert_eq!(codec::relative_validity(604_800), "000007000000000R");
+    assert_eq!(codec::relative_validity(90_061), "000001010101000R");
+    // At least one minute, at most 99 days 23:59:59.
+    assert_eq!(codec::relative_validity(0), "000000000100000R");
+    assert_eq!(codec::relative_validity(u64::MAX), "000099235959000R");
+    for s in [60, 3599, 86_399, 1_000_000] {
+        let v = codec::relative_validity(s);
+        assert_eq!(v.len(), 16, "{v}");
+        assert!(v.ends_with("000R"), "{v}");
+    }
+}
+
+#[test]
+fn channel_addressing_overrides_service_type_and_ton_npi() {
+    let a = super::Addressing {
+        service_type: "CMT".into(),
+        source_ton: Some(1),
+        source_npi: Some(1),
+        dest_ton: Some(2),
+        dest_npi: Some(8),
+    };
+    let f = SubmitFields {
+        addressing: Some(&a),
+        ..sample_submit()
+    };
+    let mut buf = encode(codec::submit_sm(9, &f).unwrap());
+    let Some(Frame::Command(cmd)) = SmppCodec::new().decode(&mut buf).unwrap() else {
+        panic!("decode failed");
+    };
+    let Some(Pdu::SubmitSm(sm)) = cmd.pdu() else {
+        panic!("not a submit_sm")
+    };
+    let fields = codec::SubmitSmFields::from_pdu(sm);
+    assert_eq!(fields.service_type, "CMT");
+    assert_eq!(fields.ton_npi, (1, 1, 2, 8));
+    assert_eq!(fields.source, "ACME");
+    // Unset options keep the automatic choice (alphanumeric 5/0, international 1/1).
+    let partial = super::Addressing {
+        dest_npi: Some(0),
+        ..Default::default()
+    };
+    let f = SubmitFields {
+        addressing: Some(&partial),
+        ..sample_submit()
+    };
+    let mut buf = encode(codec::submit_sm(10, &f).unwrap());
+    let Some(Frame::Command(cmd)) = SmppCodec::new().decode(&mut buf).unwrap() else {
+        panic!("decode failed");
+    };
+    let Some(Pdu::SubmitSm(sm)) = cmd.pdu() else {
+        panic!("not a submit_sm")
+    };
+    let fields = codec::SubmitSmFields::from_pdu(sm);
+    assert_eq!(
+        (fields.service_type.as_str(), fields.ton_npi),
+        ("", (5, 0, 1, 0))
+    );
 }
 
 #[test]
