@@ -78,6 +78,8 @@ pub struct BindState {
     session: Option<ChannelSession>,
     /// What the channel runs beside its sessions (SGIP's listener), on bind #0 only.
     sidecar: Option<Sidecar>,
+    /// The receiver bind beside a transmitter bind (receipts and MO), SMPP only.
+    receiver: Option<super::receiver_bind::ReceiverBind>,
     /// Bumped on every new session so stale "disconnected" notes are ignored.
     generation: u64,
     /// The wait before the next reconnect (doubling up to `MAX_BACKOFF`, jittered).
@@ -106,7 +108,7 @@ impl BindState {
 }
 
 /// `d` scaled by a random factor in 0.5..1.5.
-fn jittered(d: Duration) -> Duration {
+pub(super) fn jittered(d: Duration) -> Duration {
     use rand::Rng;
     d.mul_f64(rand::rng().random_range(0.5..1.5))
 }
@@ -125,7 +127,7 @@ fn outcome_of(state: ReceiptState) -> ReceiptOutcome {
 }
 
 /// Commits every receipt before answering deliver_sm_resp, so a crash makes the SMSC redeliver.
-async fn inbound_loop(
+pub(super) async fn inbound_loop(
     channel: String,
     consensus: Arc<Consensus>,
     registry: Arc<ChannelRegistry>,
@@ -354,6 +356,7 @@ impl Actor for BindActor {
             session: None,
             http: None,
             sidecar: None,
+            receiver: None,
             generation: 0,
             backoff: FIRST_BACKOFF,
             bound_at: None,
@@ -375,6 +378,10 @@ impl Actor for BindActor {
         if let Some(s) = state.session.take() {
             s.unbind().await;
             info!(bind = %state.name(), "unbound");
+        }
+        // After the transmitter: receipts for its last submits may still come.
+        if let Some(r) = state.receiver.take() {
+            r.stop().await;
         }
         Ok(())
     }
@@ -468,6 +475,16 @@ impl Actor for BindActor {
                             rx,
                         ));
                         state.session = Some(session);
+                        if state.receiver.is_none()
+                            && super::receiver_bind::needed(&state.args.channel)
+                        {
+                            state.receiver = Some(super::receiver_bind::ReceiverBind::start(
+                                &state.args.channel,
+                                state.args.index,
+                                state.args.consensus.clone(),
+                                state.args.registry.clone(),
+                            ));
+                        }
                         state.args.registry.bind_up(
                             &channel.id,
                             state.args.index,

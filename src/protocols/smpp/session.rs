@@ -49,6 +49,8 @@ pub enum BindMode {
     Transceiver,
     /// bind_transmitter
     Transmitter,
+    /// bind_receiver: receipts and MO only (opened beside a transmitter bind)
+    Receiver,
 }
 
 /// Everything needed to open one SMPP session.
@@ -549,6 +551,7 @@ impl Session {
         let kind = match cfg.bind {
             BindMode::Transceiver => BindKind::Transceiver,
             BindMode::Transmitter => BindKind::Transmitter,
+            BindMode::Receiver => BindKind::Receiver,
         };
         let bind = codec::bind(1, kind, &cfg.system_id, &cfg.password, &cfg.system_type)
             .map_err(SessionError::Protocol)?;
