@@ -109,6 +109,10 @@ pub struct SmscSimArgs {
     /// Drop each connection after N submit_sm (without answering the Nth).
     #[arg(long)]
     pub drop_after: Option<u64>,
+    /// Drop each connection this many ms after a successful bind (an SMSC that accepts
+    /// the bind and then drops the line: tests of the gateway's reconnect back-off).
+    #[arg(long)]
+    pub drop_after_bind_ms: Option<u64>,
     /// Send the receipt deliver_sm before the submit_sm_resp (ignores dlr_delay_ms).
     #[arg(long)]
     pub receipts_before_responses: bool,
@@ -193,6 +197,7 @@ impl Default for SmscSimArgs {
             error_rate: 0.0,
             temp_error_rate: 0.0,
             drop_after: None,
+            drop_after_bind_ms: None,
             receipts_before_responses: false,
             id_format: IdFormat::Hex,
             mixed_id_format: false,
@@ -575,6 +580,8 @@ struct Ctx {
     /// Share of accepted submits whose submit_sm_resp is never sent (lost responses).
     lose_response_rate: AtomicF64,
     drop_after: Option<u64>,
+    /// `--drop-after-bind-ms`.
+    drop_after_bind: Option<Duration>,
     /// The contracted rate (`--max-tps`): submits beyond it are throttled.
     contract: super::Contract,
     receipts_before_responses: bool,
@@ -691,6 +698,7 @@ impl SmscSim {
             }),
             lose_response_rate: AtomicF64::new(0.0),
             drop_after: args.drop_after,
+            drop_after_bind: args.drop_after_bind_ms.map(Duration::from_millis),
             contract: super::Contract::new(args.max_tps),
             receipts_before_responses: args.receipts_before_responses,
             id_format: args.id_format,
@@ -933,10 +941,21 @@ async fn connection(ctx: Arc<Ctx>, stream: TcpStream) {
     };
     let stop = ctx.shutdown_future();
     tokio::pin!(stop);
+    // When `--drop-after-bind-ms` drops this connection (set once it is bound).
+    let mut drop_at: Option<Instant> = None;
     loop {
         let frame = tokio::select! {
             biased;
             _ = &mut stop => break,
+            _ = async {
+                match drop_at {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                info!(conn = id, "drop_after_bind_ms reached; dropping connection");
+                break;
+            }
             f = reader.next() => f,
         };
         let flow = match frame {
@@ -969,6 +988,9 @@ async fn connection(ctx: Arc<Ctx>, stream: TcpStream) {
         };
         if let Flow::Close = flow {
             break;
+        }
+        if drop_at.is_none() && conn.bound.get().is_some() {
+            drop_at = ctx.drop_after_bind.map(|d| Instant::now() + d);
         }
     }
     // Teardown: route unacknowledged receipts elsewhere, stop the writer.

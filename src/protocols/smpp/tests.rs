@@ -1011,7 +1011,7 @@ async fn submit_throughput_with_receipts() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn response_timeout_frees_the_window_slot() {
+async fn response_timeout_frees_the_window_slot_and_a_mute_smsc_closes_the_session() {
     // A peer that binds and then never answers anything.
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -1035,20 +1035,97 @@ async fn response_timeout_frees_the_window_slot() {
     cfg.response_timeout = Duration::from_millis(100);
     let (tx, _rx) = mpsc::channel(8);
     let session = Session::connect(cfg, tx).await.unwrap();
-    for i in 0..3 {
-        let r = timeout(Duration::from_secs(2), session.submit(request(i, 0)))
-            .await
-            .expect("window slot was not freed");
-        assert!(matches!(r, Err(SessionError::ResponseTimeout)), "{r:?}");
-    }
-    assert!(!session.is_closed());
-    // A cancelled submit also frees its slot.
+    // A cancelled submit frees its slot (window 1: the next one could not go otherwise).
     let _ = timeout(Duration::from_millis(20), session.submit(request(9, 0))).await;
-    let r = timeout(Duration::from_secs(2), session.submit(request(10, 0))).await;
-    assert!(matches!(r, Ok(Err(SessionError::ResponseTimeout))));
-    // Dropping the last handle closes the connection.
-    drop(session);
+    let r = timeout(Duration::from_secs(2), session.submit(request(10, 0)))
+        .await
+        .expect("window slot was not freed");
+    assert!(matches!(r, Err(SessionError::ResponseTimeout)), "{r:?}");
+    // Nothing answered for a whole response timeout: the SMSC stopped answering submits;
+    // the session is closed rather than given more of them than its window.
+    timeout(WAIT, session.closed()).await.unwrap();
+    assert!(
+        session
+            .close_reason()
+            .unwrap_or_default()
+            .contains("submit_sm_resp"),
+        "{:?}",
+        session.close_reason()
+    );
+    assert!(matches!(
+        session.submit(request(11, 0)).await,
+        Err(SessionError::Closed)
+    ));
     timeout(WAIT, server).await.unwrap().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn generic_nack_to_submit_is_nacked_not_rejected() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        let (stream, _) = listener.accept().await.unwrap();
+        let mut framed = Framed::new(stream, SmppCodec::new());
+        while let Some(Ok(Frame::Command(cmd))) = framed.next().await {
+            let seq = cmd.sequence_number;
+            let reply = match cmd.id() {
+                CommandId::BindTransceiver => {
+                    codec::bind_resp(seq, codec::BindKind::Transceiver, 0, "nack")
+                }
+                CommandId::SubmitSm => codec::generic_nack(seq, status::ESME_RINVCMDID),
+                CommandId::Unbind => codec::unbind_resp(seq),
+                _ => continue,
+            };
+            framed.send(reply).await.unwrap();
+        }
+    });
+    let mut cfg = SessionConfig::new(addr.ip().to_string(), addr.port(), "x", "y");
+    cfg.enquire_link_interval = Duration::ZERO;
+    let (tx, _rx) = mpsc::channel(8);
+    let session = Session::connect(cfg, tx).await.unwrap();
+    let r = session.submit(request(1, 0)).await;
+    assert!(
+        matches!(r, Ok(SubmitOutcome::Nacked { command_status }) if command_status == status::ESME_RINVCMDID),
+        "{r:?}"
+    );
+    session.unbind().await;
+    server.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unbind_waits_for_outstanding_submits_and_refuses_new_ones() {
+    let sim = start_sim(SmscSimArgs {
+        submit_latency_ms: 400,
+        ..sim_args()
+    })
+    .await;
+    let (tx, _rx) = mpsc::channel(64);
+    let session = Session::connect(cfg_for(&sim, 4), tx).await.unwrap();
+    let mut held = tokio::task::JoinSet::new();
+    for i in 0..3 {
+        let s = session.clone();
+        held.spawn(async move { s.submit(request(i, 0)).await });
+    }
+    wait_for_stats(&sim, |st| st.submits >= 3).await;
+    let unbinding = {
+        let s = session.clone();
+        tokio::spawn(async move { s.unbind().await })
+    };
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    // Unbinding: a new part is refused without being sent.
+    assert!(matches!(
+        session.submit(request(7, 0)).await,
+        Err(SessionError::Unbinding)
+    ));
+    timeout(WAIT, unbinding).await.unwrap().unwrap();
+    // Every held submit got its response before the unbind.
+    while let Some(r) = held.join_next().await {
+        let r = r.unwrap();
+        assert!(matches!(r, Ok(SubmitOutcome::Accepted { .. })), "{r:?}");
+    }
+    assert!(session.is_closed());
+    assert_eq!(sim.stats().submits, 3);
+    sim.shutdown().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
