@@ -1192,7 +1192,8 @@ async fn set_drained(
     }
 }
 
-/// `POST /admin/v1/channels/{id}/drain`: stop sending on it and unbind cleanly.
+/// `POST /admin/v1/channels/{id}/drain`: stop sending on it and unbind cleanly (the binds
+/// finish their outstanding submits first: `Session::unbind`).
 pub async fn drain_channel(
     State(st): State<AppState>,
     headers: HeaderMap,
