@@ -345,6 +345,9 @@ impl CnSession {
     /// as the provider code.
     pub async fn submit(&self, req: SubmitRequest) -> Result<SubmitOutcome, SessionError> {
         let inner = self.inner();
+        if inner.is_closed() {
+            return Err(SessionError::Closed);
+        }
         if inner.draining.load(Ordering::Acquire) {
             return Err(SessionError::Unbinding);
         }

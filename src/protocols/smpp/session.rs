@@ -622,6 +622,9 @@ impl Session {
             },
         )
         .map_err(SessionError::Protocol)?;
+        if inner.is_closed() {
+            return Err(SessionError::Closed);
+        }
         if inner.draining.load(Ordering::Acquire) {
             return Err(SessionError::Unbinding);
         }
