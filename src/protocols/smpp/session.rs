@@ -383,13 +383,6 @@ struct Inner {
     draining: AtomicBool,
     /// The channel's fixed service_type and TON/NPI.
     addressing: super::addressing::Addressing,
-    /// The origin of `last_submit_answer`.
-    started: Instant,
-    /// When (ns after `started`) the SMSC last answered a submit_sm (any status, or
-    /// generic_nack): a submit that times out with nothing answered since it was sent
-    /// means the SMSC stopped answering submits, and the session is closed rather than
-    /// fed more of them (late answers would follow resubmits: duplicates).
-    last_submit_answer: AtomicU64,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -416,16 +409,7 @@ impl Inner {
         lock(&self.pending).map.remove(&seq);
     }
 
-    /// Now, as ns after the session started (for `last_submit_answer`).
-    fn now_ns(&self) -> u64 {
-        u64::try_from(self.started.elapsed().as_nanos()).unwrap_or(u64::MAX)
-    }
-
     fn complete(&self, seq: u32, resp: Resp) {
-        if matches!(resp.command_id, SUBMIT_SM_RESP | command_id::GENERIC_NACK) {
-            self.last_submit_answer
-                .fetch_max(self.now_ns(), Ordering::Relaxed);
-        }
         let waiter = lock(&self.pending).map.remove(&seq);
         match waiter {
             Some(tx) => {
@@ -586,8 +570,6 @@ impl Session {
             window_size: u32::try_from(cfg.window.max(1)).unwrap_or(u32::MAX),
             draining: AtomicBool::new(false),
             addressing: cfg.addressing.clone(),
-            started: Instant::now(),
-            last_submit_answer: AtomicU64::new(0),
         });
         tokio::spawn(writer_task(writer, out_rx, inner.clone()));
         tokio::spawn(reader_task(reader, inner.clone(), inbound));
@@ -645,21 +627,9 @@ impl Session {
             seq,
             armed: true,
         };
-        let sent_ns = inner.now_ns();
         inner.send(cmd)?;
         let resp = match timeout(inner.response_timeout, rx).await {
-            Err(_) => {
-                if inner.last_submit_answer.load(Ordering::Relaxed) < sent_ns {
-                    // Not one submit answered for a whole response timeout: the SMSC
-                    // has stopped answering them (enquire_link may still be answered).
-                    // Sending more on this session would put more than `window` submits
-                    // in its hands; close it and bind again.
-                    warn!(session = %inner.label, "no submit_sm_resp for a whole response timeout; closing the session and binding again");
-                    let _ = inner.send(codec::unbind(inner.next_seq()));
-                    inner.close("no submit_sm_resp within the response timeout");
-                }
-                return Err(SessionError::ResponseTimeout);
-            }
+            Err(_) => return Err(SessionError::ResponseTimeout),
             Ok(Err(_)) => {
                 guard.armed = false;
                 return Err(SessionError::Closed);
