@@ -783,6 +783,10 @@ fn channel_from_body(b: ChannelBody) -> Result<Channel, ApiError> {
             }
         }
     }
+    if b.protocol == "smpp" {
+        crate::protocols::smpp::Addressing::parse(&options)
+            .map_err(|e| ApiError::invalid(&e.field, e.message))?;
+    }
     if crate::protocols::cn::is_cn_protocol(&b.protocol) {
         crate::protocols::cn::options::parse(&b.protocol, &system_id, &password, &options)
             .map_err(|e| ApiError::invalid(&e.field, e.message))?;
@@ -858,7 +862,14 @@ fn check_option_keys(
     options: &serde_json::Map<String, Value>,
 ) -> Result<(), ApiError> {
     let own: &[&str] = match protocol {
-        "smpp" => &["dlt_tlvs"],
+        "smpp" => &[
+            "dlt_tlvs",
+            "service_type",
+            "source_ton",
+            "source_npi",
+            "dest_ton",
+            "dest_npi",
+        ],
         _ => crate::protocols::cn::options::KEYS,
     };
     match options
@@ -945,6 +956,9 @@ pub fn channel_views(st: &AppState) -> Vec<Value> {
 pub fn local_channel_stats(registry: &crate::channels::ChannelRegistry, id: &str) -> Value {
     let rt = registry.find(id);
     let throttled = rt.as_ref().map(|r| r.throttled.load(Ordering::Relaxed));
+    let session_losses = rt
+        .as_ref()
+        .map_or(0, |r| r.session_losses.load(Ordering::Relaxed));
     let (in_flight, window_capacity) = rt
         .as_ref()
         .map(|r| (r.in_flight.load(Ordering::Relaxed), r.capacity()))
@@ -976,7 +990,8 @@ pub fn local_channel_stats(registry: &crate::channels::ChannelRegistry, id: &str
         "stats": {"sent": sent, "failed": failed, "delivered": delivered,
                   "success_rate": if finals == 0 { Value::Null } else { json!(delivered as f64 / finals as f64) },
                   "submit_latency_ms_p50": p50, "submit_latency_ms_p99": p99, "throttled": throttled.unwrap_or(0),
-                  "in_flight": in_flight, "window_capacity": window_capacity, "sla": sla_windows},
+                  "in_flight": in_flight, "window_capacity": window_capacity, "sla": sla_windows,
+                  "session_losses": session_losses},
     })
 }
 
@@ -1177,7 +1192,8 @@ async fn set_drained(
     }
 }
 
-/// `POST /admin/v1/channels/{id}/drain`: stop sending on it and unbind cleanly.
+/// `POST /admin/v1/channels/{id}/drain`: stop sending on it and unbind cleanly (the binds
+/// finish their outstanding submits first: `Session::unbind`).
 pub async fn drain_channel(
     State(st): State<AppState>,
     headers: HeaderMap,

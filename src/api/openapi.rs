@@ -158,7 +158,7 @@ pub const ROUTES: &[(&str, &str, &str, &str, &str)] = &[
     (
         "post",
         "/admin/v1/channels/{id}/drain",
-        "Stop sending on a channel and unbind",
+        "Stop taking new submits on a channel, wait for the outstanding responses (at most the response timeout), then unbind",
         "admin",
         "200",
     ),

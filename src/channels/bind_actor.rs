@@ -20,6 +20,16 @@ use crate::state::{Channel, ErrorInfo, Op, ReceiptOutcome};
 
 /// Longest wait between reconnect attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// The first wait before a reconnect, and the one a session that stayed up gets back.
+const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+/// A session that lasted this long (or answered a submit) was healthy: its loss starts
+/// the back-off over. One lost sooner without answering anything (an SMSC that accepts
+/// the bind and then drops it) keeps doubling it, so such an SMSC sees a few binds a
+/// minute, not several a second.
+const HEALTHY_SESSION: Duration = Duration::from_secs(30);
+/// Bind #k of a channel first connects k times this late, so a channel's binds do not
+/// hit the SMSC in the same millisecond.
+const BIND_STAGGER: Duration = Duration::from_millis(150);
 
 /// `smsgw_receipts_total` by channel, for receipts matched to their message and for
 /// receipts parked until their submit response is recorded.
@@ -68,9 +78,17 @@ pub struct BindState {
     session: Option<ChannelSession>,
     /// What the channel runs beside its sessions (SGIP's listener), on bind #0 only.
     sidecar: Option<Sidecar>,
+    /// The receiver bind beside a transmitter bind (receipts and MO), SMPP only.
+    receiver: Option<super::receiver_bind::ReceiverBind>,
     /// Bumped on every new session so stale "disconnected" notes are ignored.
     generation: u64,
+    /// The wait before the next reconnect (doubling up to `MAX_BACKOFF`, jittered).
     backoff: Duration,
+    /// When the current session was bound: its loss resets the back-off only if it
+    /// lasted `HEALTHY_SESSION`.
+    bound_at: Option<Instant>,
+    /// The current session answered a submit (accepted or refused): it works.
+    answered: Arc<std::sync::atomic::AtomicBool>,
     /// The operator refused our login last time: the bind shows `down` (with the
     /// reason) while it keeps retrying, not `connecting`.
     login_rejected: bool,
@@ -80,6 +98,19 @@ impl BindState {
     fn name(&self) -> String {
         format!("{}#{}", self.args.channel.id, self.args.index)
     }
+
+    /// Schedules the next connect after the back-off (with jitter, so a channel's binds
+    /// and channels of one SMSC drift apart) and doubles it.
+    fn retry_later(&mut self, myself: &ActorRef<BindMsg>) {
+        myself.send_after(jittered(self.backoff), || BindMsg::Connect);
+        self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
+    }
+}
+
+/// `d` scaled by a random factor in 0.5..1.5.
+pub(super) fn jittered(d: Duration) -> Duration {
+    use rand::Rng;
+    d.mul_f64(rand::rng().random_range(0.5..1.5))
 }
 
 /// Maps an SMPP receipt state to the common outcome.
@@ -96,7 +127,7 @@ fn outcome_of(state: ReceiptState) -> ReceiptOutcome {
 }
 
 /// Commits every receipt before answering deliver_sm_resp, so a crash makes the SMSC redeliver.
-async fn inbound_loop(
+pub(super) async fn inbound_loop(
     channel: String,
     consensus: Arc<Consensus>,
     registry: Arc<ChannelRegistry>,
@@ -276,7 +307,7 @@ async fn connect_http(myself: &ActorRef<BindMsg>, state: &mut BindState) {
     match result {
         Ok(session) => {
             state.generation += 1;
-            state.backoff = Duration::from_millis(100);
+            state.backoff = FIRST_BACKOFF;
             let (generation, watcher, me) = (state.generation, session.clone(), myself.clone());
             tokio::spawn(async move {
                 watcher.closed().await;
@@ -296,8 +327,7 @@ async fn connect_http(myself: &ActorRef<BindMsg>, state: &mut BindState) {
             warn!(bind = %state.name(), error = %e, retry_ms = state.backoff.as_millis() as u64, "http provider not reachable");
             // Still trying (the contract's `connecting`): `down` is a bind nobody runs.
             state.args.registry.bind_down(&id, index, "connecting");
-            myself.send_after(state.backoff, || BindMsg::Connect);
-            state.backoff = (state.backoff * 2).min(MAX_BACKOFF);
+            state.retry_later(myself);
         }
     }
 }
@@ -312,14 +342,23 @@ impl Actor for BindActor {
         myself: ActorRef<BindMsg>,
         args: BindArgs,
     ) -> Result<BindState, ActorProcessingErr> {
-        let _ = myself.send_message(BindMsg::Connect);
+        // Bind #0 at once, the others a little later each (see BIND_STAGGER).
+        let stagger = BIND_STAGGER.saturating_mul(u32::try_from(args.index).unwrap_or(u32::MAX));
+        if stagger.is_zero() {
+            let _ = myself.send_message(BindMsg::Connect);
+        } else {
+            myself.send_after(jittered(stagger), || BindMsg::Connect);
+        }
         Ok(BindState {
             args,
             session: None,
             http: None,
             sidecar: None,
+            receiver: None,
             generation: 0,
-            backoff: Duration::from_millis(100),
+            backoff: FIRST_BACKOFF,
+            bound_at: None,
+            answered: Arc::default(),
             login_rejected: false,
         })
     }
@@ -337,6 +376,10 @@ impl Actor for BindActor {
         if let Some(s) = state.session.take() {
             s.unbind().await;
             info!(bind = %state.name(), "unbound");
+        }
+        // After the transmitter: receipts for its last submits may still come.
+        if let Some(r) = state.receiver.take() {
+            r.stop().await;
         }
         Ok(())
     }
@@ -385,8 +428,7 @@ impl Actor for BindActor {
                                 "connecting",
                                 Some(format!("report listener not started: {e}")),
                             );
-                            myself.send_after(state.backoff, || BindMsg::Connect);
-                            state.backoff = (state.backoff * 2).min(MAX_BACKOFF);
+                            state.retry_later(&myself);
                             return Ok(());
                         }
                     }
@@ -395,7 +437,10 @@ impl Actor for BindActor {
                 match ChannelSession::connect(channel, tx).await {
                     Ok(session) => {
                         state.generation += 1;
-                        state.backoff = Duration::from_millis(100);
+                        // The back-off starts over only once this session has proved
+                        // healthy (see `Disconnected`).
+                        state.bound_at = Some(Instant::now());
+                        state.answered = Arc::default();
                         state.login_rejected = false;
                         let generation = state.generation;
                         let watcher = session.clone();
@@ -428,6 +473,16 @@ impl Actor for BindActor {
                             rx,
                         ));
                         state.session = Some(session);
+                        if state.receiver.is_none()
+                            && super::receiver_bind::needed(&state.args.channel)
+                        {
+                            state.receiver = Some(super::receiver_bind::ReceiverBind::start(
+                                &state.args.channel,
+                                state.args.index,
+                                state.args.consensus.clone(),
+                                state.args.registry.clone(),
+                            ));
+                        }
                         state.args.registry.bind_up(
                             &channel.id,
                             state.args.index,
@@ -458,8 +513,7 @@ impl Actor for BindActor {
                             shown,
                             Some(e.to_string()),
                         );
-                        myself.send_after(state.backoff, || BindMsg::Connect);
-                        state.backoff = (state.backoff * 2).min(MAX_BACKOFF);
+                        state.retry_later(&myself);
                     }
                 }
             }
@@ -467,20 +521,26 @@ impl Actor for BindActor {
                 if generation == state.generation
                     && (state.session.take().is_some() || state.http.take().is_some())
                 {
-                    warn!(bind = %state.name(), "session lost; reconnecting");
-                    // One error for the line's health per lost session (the submits that
-                    // were in flight on it are not counted one by one).
+                    let lasted = state.bound_at.take().map(|t| t.elapsed());
+                    let answered = state.answered.load(std::sync::atomic::Ordering::Relaxed);
+                    if answered || lasted.is_some_and(|d| d >= HEALTHY_SESSION) {
+                        state.backoff = FIRST_BACKOFF;
+                    }
+                    warn!(bind = %state.name(), lasted_ms = lasted.map(|d| d.as_millis() as u64), retry_ms = state.backoff.as_millis() as u64, "session lost; reconnecting");
+                    // Not a failed submit: the line's health and success figures count
+                    // submits; a lost session shows in the bind's state and here.
+                    metrics::counter!("smsgw_session_losses_total", "channel" => state.args.channel.id.clone())
+                        .increment(1);
                     if let Some(rt) = state.args.registry.find(&state.args.channel.id) {
-                        rt.health
-                            .submit_error(std::time::Instant::now(), crate::clock::now_ms());
+                        rt.session_losses
+                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     }
                     state.args.registry.bind_down(
                         &state.args.channel.id,
                         state.args.index,
                         "connecting",
                     );
-                    myself.send_after(state.backoff, || BindMsg::Connect);
-                    state.backoff = (state.backoff * 2).min(MAX_BACKOFF);
+                    state.retry_later(&myself);
                 }
             }
             BindMsg::Submit(_, _) if crate::failpoints::fire("bind_actor_crash") => {
@@ -506,9 +566,13 @@ impl Actor for BindActor {
             BindMsg::Submit(req, reply) => match &state.session {
                 Some(session) if !session.is_closed() => {
                     let session = session.clone();
+                    let answered = state.answered.clone();
                     tokio::spawn(async move {
                         let started = Instant::now();
                         let r = session.submit(req).await;
+                        if r.is_ok() {
+                            answered.store(true, std::sync::atomic::Ordering::Relaxed);
+                        }
                         metrics::histogram!("smsgw_submit_latency_seconds")
                             .record(started.elapsed().as_secs_f64());
                         let _ = reply.send(r);

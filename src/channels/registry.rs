@@ -2,16 +2,15 @@
 //! limiter, throttling back-off and live statistics. Not replicated: rebuilt as binds come up.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use ractor::ActorRef;
 use tokio::sync::Notify;
 
 use super::bind_actor::BindMsg;
+use super::tps_window::{GATEWAY_SPAN, TpsWindow};
 use crate::protocols::smpp::ReceiptIdFormat;
 
 /// State of one bind as shown by the admin API.
@@ -40,8 +39,9 @@ pub struct ChannelRuntime {
     /// Binds that are up right now: (bind index, actor, window).
     binds: RwLock<Vec<(usize, ActorRef<BindMsg>, usize)>>,
     rr: AtomicUsize,
-    /// Parts per second for the whole channel (operator contract).
-    limiter: RwLock<(u32, Arc<DefaultDirectRateLimiter>)>,
+    /// Parts per second for the whole channel (operator contract): never more than
+    /// `tps` in any second.
+    limiter: RwLock<(u32, Arc<TpsWindow>)>,
     /// After 0x58/0x14 nobody submits on this channel for a while.
     cooldown: Mutex<ThrottleCooldown>,
     pub bind_status: Mutex<BTreeMap<usize, BindStatus>>,
@@ -54,6 +54,9 @@ pub struct ChannelRuntime {
     pub in_flight: AtomicU64,
     /// Times the SMSC answered 0x58/0x14 (the dashboard's throttling rate).
     pub throttled: AtomicU64,
+    /// Sessions of this channel lost since the node started (peer closed, keepalive
+    /// timeout...): shown apart from the submit figures, which a lost session is not.
+    pub session_losses: AtomicU64,
     /// Recent submit latencies (µs), for p50/p99.
     latencies: Mutex<VecDeque<u64>>,
     /// Health score, circuit breaker, AIMD rate/window and SLA windows (kept across
@@ -67,11 +70,8 @@ pub struct ChannelRuntime {
     receipt_id_format: AtomicU8,
 }
 
-fn limiter(tps: u32) -> Arc<DefaultDirectRateLimiter> {
-    let per_second = NonZeroU32::new(tps.max(1)).unwrap_or(NonZeroU32::MIN);
-    Arc::new(RateLimiter::direct(
-        Quota::per_second(per_second).allow_burst(per_second),
-    ))
+fn limiter(tps: u32) -> Arc<TpsWindow> {
+    Arc::new(TpsWindow::new(tps, GATEWAY_SPAN))
 }
 
 impl ChannelRuntime {
@@ -94,6 +94,7 @@ impl ChannelRuntime {
             undelivered: AtomicU64::new(0),
             queue_depth: AtomicU64::new(0),
             throttled: AtomicU64::new(0),
+            session_losses: AtomicU64::new(0),
             in_flight: AtomicU64::new(0),
             latencies: Mutex::new(VecDeque::with_capacity(1024)),
             health: super::health::ChannelHealth::new(tps),

@@ -216,6 +216,9 @@ fn same_session(new: &Channel, old: &Channel) -> bool {
         && new.enquire_link_seconds == old.enquire_link_seconds
         && new.protocol == old.protocol
         && (new.protocol != "http" || new.options_json == old.options_json)
+        && (new.protocol != "smpp"
+            || crate::protocols::smpp::Addressing::of_options_json(&new.options_json)
+                == crate::protocols::smpp::Addressing::of_options_json(&old.options_json))
 }
 
 impl Actor for ChannelSupervisor {

@@ -16,12 +16,19 @@ use crate::encoding;
 use crate::metric_handles::ByLabel;
 use crate::protocols::smpp::session::{SessionError, SubmitOutcome, SubmitRequest};
 use crate::protocols::smpp::status_map::{
-    SubmitErrorClass, classify_submit_status, submit_error_code,
+    SubmitErrorClass, classify_submit_status, describe_command_status, submit_error_code,
 };
 use crate::state::{ErrorInfo, Message, Op, PartStatus, Status};
 
-/// SMSC rejections with a temporary error before the message fails.
-pub const MAX_TEMPORARY_REJECTIONS: u32 = 5;
+/// How long an SMSC may keep answering a message with temporary errors (0x08, 0x64 ...)
+/// before it fails: a hiccup of the operator's platform must not lose an accepted
+/// message, an outage that long is worth telling the client about. The message's
+/// validity ends it sooner.
+pub const TEMPORARY_ERROR_PATIENCE: Duration = Duration::from_secs(300);
+/// The first pause after a temporary error; it doubles with every further one.
+const TEMPORARY_BACKOFF_FIRST: Duration = Duration::from_secs(1);
+/// The longest pause between two tries after temporary errors.
+const TEMPORARY_BACKOFF_MAX: Duration = Duration::from_secs(60);
 /// Throttled answers for one part before the message fails over to the next channel of
 /// its route; sooner when the throttling took the line out of rotation. Throttling never
 /// fails a message.
@@ -132,6 +139,14 @@ pub fn build_parts(m: &Message) -> Result<Vec<SubmitRequest>, encoding::Encoding
         .collect())
 }
 
+/// The pause before the next try after the `n`th temporary error in a row (0-based):
+/// 1 s, 2 s, 4 s ... capped at [`TEMPORARY_BACKOFF_MAX`].
+pub fn temporary_backoff(n: u32) -> Duration {
+    TEMPORARY_BACKOFF_FIRST
+        .saturating_mul(1u32 << n.min(16))
+        .min(TEMPORARY_BACKOFF_MAX)
+}
+
 /// Puts the message back to wait (next channel of its route). Not when the lease is
 /// gone: a node that may no longer own the channel must not move its messages.
 async fn requeue(
@@ -190,7 +205,8 @@ struct RowFacts {
     id: String,
     route: Arc<[String]>,
     avoid: Vec<String>,
-    attempts: u32,
+    /// When the message's validity ends (ms): what each submit's validity_period says.
+    expires_at: i64,
     /// Per part: answered already (a positive response or a final state), never sent again.
     answered: Vec<bool>,
     /// Some part has the operator's id: the other parts must follow it on this channel.
@@ -203,7 +219,7 @@ impl RowFacts {
             id: m.id.clone(),
             route: m.route.clone(),
             avoid: m.avoid.clone(),
-            attempts: m.attempts,
+            expires_at: m.expires_at,
             answered: m
                 .part_states
                 .iter()
@@ -319,6 +335,9 @@ async fn work(st: &MessageArgs) -> Result<WorkEnd, ActorProcessingErr> {
         // Once any part is acknowledged on this channel, the others must follow it.
         let pinned = i > 0 || row.acknowledged;
         let mut throttles = 0;
+        // Temporary errors in a row on this part, and when the first of them came.
+        let mut temporary: Option<(u32, Instant)> = None;
+        let mut req = req;
         loop {
             let paced_at = rt.acquire_send_slot().await;
             if !st.lease.valid() {
@@ -336,6 +355,10 @@ async fn work(st: &MessageArgs) -> Result<WorkEnd, ActorProcessingErr> {
                 )
                 .await;
             };
+            // What is left of the validity, as the operator should keep trying (SMPP
+            // relative time; CMPP/SMGP/SGIP carry the same format).
+            let left_s = (row.expires_at - crate::clock::now_ms()).max(0) as u64 / 1000;
+            req.validity_period = crate::protocols::smpp::codec::relative_validity(left_s);
             let started = Instant::now();
             let answer = bind
                 .call(
@@ -346,7 +369,9 @@ async fn work(st: &MessageArgs) -> Result<WorkEnd, ActorProcessingErr> {
             let result = match answer {
                 Ok(ractor::rpc::CallResult::Success(r)) => r,
                 Ok(_) => Err(SessionError::ResponseTimeout),
-                Err(_) => Err(SessionError::Closed),
+                // The bind actor is gone (stopped for a drain or a channel change): the
+                // part never reached it, so nothing was sent.
+                Err(_) => Err(SessionError::Unbinding),
             };
             let refusal = match result {
                 Ok(SubmitOutcome::Accepted { message_id }) => {
@@ -369,21 +394,59 @@ async fn work(st: &MessageArgs) -> Result<WorkEnd, ActorProcessingErr> {
                     classify_submit_status(command_status),
                     submit_error_code(command_status).to_string(),
                     format!("0x{command_status:08X}"),
-                    "the operator refused the message".to_string(),
+                    format!(
+                        "the operator refused the message: {}",
+                        describe_command_status(command_status)
+                    ),
                 ),
+                Ok(SubmitOutcome::Nacked { command_status }) => {
+                    // The SMSC could not parse our submit_sm: a problem of this line (or
+                    // of the gateway's PDU for it), not the carrier refusing the message.
+                    rt.health
+                        .submit_error(Instant::now(), crate::clock::now_ms());
+                    let what = format!(
+                        "generic_nack to submit_sm: {}",
+                        describe_command_status(command_status)
+                    );
+                    warn!(message_id = %row.id, channel = %st.channel, part = i, status = format_args!("{command_status:#x}"), "SMSC answered generic_nack");
+                    if !pinned && has_other_candidate(&row, &st.channel) {
+                        return failover(&st.lease, c, &row, &st.channel, what, pinned).await;
+                    }
+                    rt.failed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let e = err(
+                        "channel_unavailable",
+                        format!("the SMSC could not process the submit ({what})"),
+                        Some(format!("0x{command_status:08X}")),
+                    );
+                    return fail(c, &row.id, &st.channel, e, i as u32, pinned).await;
+                }
                 Ok(SubmitOutcome::Refused {
                     class,
                     code,
                     provider_code,
                     message,
                 }) => (class, code, provider_code, message),
+                Err(SessionError::Unbinding) => {
+                    // Nothing was sent (the session is finishing its outstanding submits
+                    // before it unbinds): move on without a resubmit.
+                    return failover(
+                        &st.lease,
+                        c,
+                        &row,
+                        &st.channel,
+                        "session unbinding (channel drained or changed); not sent".into(),
+                        pinned,
+                    )
+                    .await;
+                }
                 Err(e) => {
                     // The submit may or may not have reached the SMSC: send again (counted).
                     metrics::counter!("smsgw_resubmits_total", "channel" => st.channel.clone())
                         .increment(1);
                     warn!(message_id = %row.id, channel = %st.channel, part = i, error = %e, "submit outcome unknown; failing over");
-                    // A lost session is one event for the line's health (the bind actor
-                    // counts it once), not one error per submit that was in flight on it.
+                    // A lost session is not a failed submit for the line's health (the
+                    // bind's state and reconnect counter show it), nor is every submit
+                    // that was in flight on it.
                     if !matches!(e, SessionError::Closed) {
                         rt.health
                             .submit_error(Instant::now(), crate::clock::now_ms());
@@ -433,20 +496,45 @@ async fn work(st: &MessageArgs) -> Result<WorkEnd, ActorProcessingErr> {
                 SubmitErrorClass::Temporary => {
                     rt.health
                         .submit_error(Instant::now(), crate::clock::now_ms());
-                    if row.attempts + 1 >= MAX_TEMPORARY_REJECTIONS {
+                    // Another line of the route may take it now.
+                    if !pinned && has_other_candidate(&row, &st.channel) {
+                        return failover(
+                            &st.lease,
+                            c,
+                            &row,
+                            &st.channel,
+                            format!("temporary error {smsc}"),
+                            pinned,
+                        )
+                        .await;
+                    }
+                    // Else this line again, after a pause that doubles (1 s .. 60 s), until
+                    // the errors have lasted TEMPORARY_ERROR_PATIENCE or validity ends.
+                    let (n, since) = *temporary.get_or_insert((0, Instant::now()));
+                    let wait = temporary_backoff(n);
+                    temporary = Some((n + 1, since));
+                    let past_validity =
+                        crate::clock::now_ms() + wait.as_millis() as i64 >= row.expires_at;
+                    if since.elapsed() + wait > TEMPORARY_ERROR_PATIENCE || past_validity {
                         rt.failed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        let e = err(&code, "temporary errors on every attempt", smsc_code);
+                        let why = if past_validity {
+                            "until the validity ran out"
+                        } else {
+                            "for too long"
+                        };
+                        let e = err(
+                            &code,
+                            format!(
+                                "temporary errors {why} ({} tries over {} s; last: {detail})",
+                                n + 1,
+                                since.elapsed().as_secs()
+                            ),
+                            smsc_code,
+                        );
                         return fail(c, &row.id, &st.channel, e, i as u32, pinned).await;
                     }
-                    return failover(
-                        &st.lease,
-                        c,
-                        &row,
-                        &st.channel,
-                        format!("temporary error {smsc}"),
-                        pinned,
-                    )
-                    .await;
+                    warn!(message_id = %row.id, channel = %st.channel, part = i, smsc_code = %smsc, retry_ms = wait.as_millis() as u64, "temporary error; trying again after a pause");
+                    tokio::time::sleep(wait).await;
                 }
                 SubmitErrorClass::Permanent => {
                     rt.health

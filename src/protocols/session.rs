@@ -60,6 +60,7 @@ pub fn smpp_config(c: &Channel) -> SessionConfig {
         enquire_link_interval: Duration::from_secs(u64::from(c.enquire_link_seconds.max(1))),
         response_timeout: response_timeout(c),
         connect_timeout: Duration::from_secs(5),
+        addressing: super::smpp::Addressing::of_options_json(&c.options_json),
     }
 }
 
@@ -90,6 +91,20 @@ pub fn cn_config(c: &Channel) -> Result<CnConfig, SessionError> {
         response_timeout: response_timeout(c),
         connect_timeout: Duration::from_secs(5),
     })
+}
+
+/// Waits until every slot of a session's window is free again (nothing outstanding),
+/// at most `limit`; false if submits were still outstanding then. The slots are handed
+/// back at once: a session that stopped taking submits just wanted to know.
+pub(crate) async fn wait_window_idle(
+    window: &tokio::sync::Semaphore,
+    size: u32,
+    limit: Duration,
+) -> bool {
+    matches!(
+        tokio::time::timeout(limit, window.acquire_many(size)).await,
+        Ok(Ok(_))
+    )
 }
 
 /// True for the protocols whose channels run bind actors with a [`ChannelSession`].

@@ -387,6 +387,9 @@ fn decide(
             message_payload: false,
             sar: None,
             response_lost: false,
+            validity_period: String::new(),
+            service_type: String::new(),
+            ton_npi: None,
         })));
     }
     Decision::Answer(answer(Outcome::Ok, Some(rid)))

@@ -44,21 +44,22 @@ fn bind_error_text(what: &str, addr: &str, e: &std::io::Error) -> String {
 
 /// An operator's contracted submit rate over all binds (`--max-tps`), which real SMSCs
 /// enforce by answering the surplus "throttled". No limit when absent.
-pub(crate) struct Contract(Option<governor::DefaultDirectRateLimiter>);
+pub(crate) struct Contract(Option<crate::channels::tps_window::TpsWindow>);
 
 impl Contract {
-    /// The contract of `--max-tps` (none when absent).
+    /// The contract of `--max-tps` (none when absent): at most that many submits in any
+    /// one second, as an SMSC counting per second sees them.
     pub(crate) fn new(max_tps: Option<u32>) -> Contract {
-        Contract(
-            max_tps
-                .and_then(std::num::NonZeroU32::new)
-                .map(|n| governor::RateLimiter::direct(governor::Quota::per_second(n))),
-        )
+        Contract(max_tps.filter(|n| *n > 0).map(|n| {
+            crate::channels::tps_window::TpsWindow::new(n, std::time::Duration::from_secs(1))
+        }))
     }
 
     /// Whether a submit now is above the contract (one that is not takes its share).
     pub(crate) fn exceeded(&self) -> bool {
-        self.0.as_ref().is_some_and(|c| c.check().is_err())
+        self.0
+            .as_ref()
+            .is_some_and(|c| c.try_take(tokio::time::Instant::now()).is_err())
     }
 }
 

@@ -109,6 +109,10 @@ pub struct SmscSimArgs {
     /// Drop each connection after N submit_sm (without answering the Nth).
     #[arg(long)]
     pub drop_after: Option<u64>,
+    /// Drop each connection this many ms after a successful bind (an SMSC that accepts
+    /// the bind and then drops the line: tests of the gateway's reconnect back-off).
+    #[arg(long)]
+    pub drop_after_bind_ms: Option<u64>,
     /// Send the receipt deliver_sm before the submit_sm_resp (ignores dlr_delay_ms).
     #[arg(long)]
     pub receipts_before_responses: bool,
@@ -193,6 +197,7 @@ impl Default for SmscSimArgs {
             error_rate: 0.0,
             temp_error_rate: 0.0,
             drop_after: None,
+            drop_after_bind_ms: None,
             receipts_before_responses: false,
             id_format: IdFormat::Hex,
             mixed_id_format: false,
@@ -404,6 +409,11 @@ pub(super) struct LedgerRecord {
     /// The simulator dropped this copy's response on purpose (`lose_response_rate`), so
     /// the gateway cannot know it was taken: a resend of it is expected, not a defect.
     pub(super) response_lost: bool,
+    /// SMPP validity_period, service_type and (src TON, src NPI, dst TON, dst NPI) as
+    /// received (SMPP only; empty / None for the other protocols).
+    pub(super) validity_period: String,
+    pub(super) service_type: String,
+    pub(super) ton_npi: Option<(u8, u8, u8, u8)>,
 }
 
 #[derive(Serialize)]
@@ -427,6 +437,13 @@ struct LedgerLine<'a> {
     /// No submit_sm_resp went back for this copy (see [`LedgerRecord::response_lost`]).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     response_lost: bool,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    validity_period: &'a str,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    service_type: &'a str,
+    /// [source TON, source NPI, destination TON, destination NPI].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ton_npi: Option<(u8, u8, u8, u8)>,
 }
 
 pub(super) enum LedgerMsg {
@@ -459,6 +476,9 @@ pub(super) fn ledger_thread(file: File, rx: std::sync::mpsc::Receiver<LedgerMsg>
                     at_ms: r.at_ms,
                     tlvs: &r.tlvs,
                     response_lost: r.response_lost,
+                    validity_period: &r.validity_period,
+                    service_type: &r.service_type,
+                    ton_npi: r.ton_npi,
                 };
                 if serde_json::to_writer(&mut w, &line).is_err() || w.write_all(b"\n").is_err() {
                     warn!("ledger write failed");
@@ -560,6 +580,8 @@ struct Ctx {
     /// Share of accepted submits whose submit_sm_resp is never sent (lost responses).
     lose_response_rate: AtomicF64,
     drop_after: Option<u64>,
+    /// `--drop-after-bind-ms`.
+    drop_after_bind: Option<Duration>,
     /// The contracted rate (`--max-tps`): submits beyond it are throttled.
     contract: super::Contract,
     receipts_before_responses: bool,
@@ -676,6 +698,7 @@ impl SmscSim {
             }),
             lose_response_rate: AtomicF64::new(0.0),
             drop_after: args.drop_after,
+            drop_after_bind: args.drop_after_bind_ms.map(Duration::from_millis),
             contract: super::Contract::new(args.max_tps),
             receipts_before_responses: args.receipts_before_responses,
             id_format: args.id_format,
@@ -918,10 +941,21 @@ async fn connection(ctx: Arc<Ctx>, stream: TcpStream) {
     };
     let stop = ctx.shutdown_future();
     tokio::pin!(stop);
+    // When `--drop-after-bind-ms` drops this connection (set once it is bound).
+    let mut drop_at: Option<Instant> = None;
     loop {
         let frame = tokio::select! {
             biased;
             _ = &mut stop => break,
+            _ = async {
+                match drop_at {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                info!(conn = id, "drop_after_bind_ms reached; dropping connection");
+                break;
+            }
             f = reader.next() => f,
         };
         let flow = match frame {
@@ -954,6 +988,9 @@ async fn connection(ctx: Arc<Ctx>, stream: TcpStream) {
         };
         if let Flow::Close = flow {
             break;
+        }
+        if drop_at.is_none() && conn.bound.get().is_some() {
+            drop_at = ctx.drop_after_bind.map(|d| Instant::now() + d);
         }
     }
     // Teardown: route unacknowledged receipts elsewhere, stop the writer.
@@ -1173,6 +1210,9 @@ fn on_submit(
                 message_payload: fields.message_payload,
                 sar: fields.sar,
                 response_lost: lose,
+                validity_period: fields.validity_period,
+                service_type: fields.service_type,
+                ton_npi: Some(fields.ton_npi),
                 at_ms: chrono::Utc::now().timestamp_millis(),
                 tlvs: fields
                     .vendor_tlvs

@@ -13,6 +13,7 @@ mod t50_receipts;
 mod t55_routing;
 mod t57_admin_integrity;
 mod t60_throttling_reconnect;
+mod t62_smpp_channel;
 mod t65_compliance;
 mod t66_inbound;
 mod t70_actor_crash;

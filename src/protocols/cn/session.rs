@@ -156,6 +156,11 @@ struct Inner {
     dialect: Arc<Dialect>,
     response_timeout: Duration,
     label: String,
+    /// Slots of `window` (what `unbind` waits to hold again: nothing outstanding).
+    window_size: u32,
+    /// Set by `unbind`: new submits are refused (`Unbinding`) while the outstanding
+    /// ones get their responses.
+    draining: AtomicBool,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -314,6 +319,8 @@ impl CnSession {
             dialect,
             response_timeout: cfg.response_timeout,
             label,
+            window_size: u32::try_from(cfg.window.max(1)).unwrap_or(u32::MAX),
+            draining: AtomicBool::new(false),
         });
         tokio::spawn(writer_task(wr, out_rx, inner.clone()));
         tokio::spawn(reader_task(reader, inner.clone(), inbound));
@@ -338,11 +345,20 @@ impl CnSession {
     /// as the provider code.
     pub async fn submit(&self, req: SubmitRequest) -> Result<SubmitOutcome, SessionError> {
         let inner = self.inner();
+        if inner.is_closed() {
+            return Err(SessionError::Closed);
+        }
+        if inner.draining.load(Ordering::Acquire) {
+            return Err(SessionError::Unbinding);
+        }
         let _permit = inner
             .window
             .acquire()
             .await
             .map_err(|_| SessionError::Closed)?;
+        if inner.draining.load(Ordering::Acquire) {
+            return Err(SessionError::Unbinding);
+        }
         let n = inner.next_n();
         let seq = inner.dialect.seq(n);
         let (frame, own_id) = match inner.dialect.submit(seq, &req) {
@@ -406,11 +422,20 @@ impl CnSession {
         }
     }
 
-    /// Sends terminate / exit / unbind, waits (2 s at most) for its response, closes.
+    /// Refuses new submits, waits for the outstanding ones to be answered (at most the
+    /// response timeout), sends terminate / exit / unbind, waits (2 s at most) for its
+    /// response, closes (as the SMPP session does: no duplicates on a drain).
     pub async fn unbind(&self) {
         let inner = self.inner();
         if inner.is_closed() {
             return;
+        }
+        inner.draining.store(true, Ordering::Release);
+        let limit = inner.response_timeout + CLOSE_GRACE;
+        if !crate::protocols::session::wait_window_idle(&inner.window, inner.window_size, limit)
+            .await
+        {
+            warn!(session = %inner.label, "submits still outstanding after the response timeout; logging out anyway");
         }
         let n = inner.next_n();
         if let Ok(rx) = inner.register(n) {

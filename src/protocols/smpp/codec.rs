@@ -269,13 +269,26 @@ pub struct SubmitFields<'a> {
     pub sar: Option<(u16, u8, u8)>,
     /// Put the user data in message_payload even when it would fit short_message.
     pub payload_tlv: bool,
+    /// The channel's fixed service_type and TON/NPI (None: empty service_type, TON/NPI
+    /// from each address's form).
+    pub addressing: Option<&'a super::addressing::Addressing>,
 }
 
 /// Builds a submit_sm. Every mandatory field is set explicitly (rusmpp's
 /// `EsmClass::default()` would encode 0x08). Err describes an invalid field.
 pub fn submit_sm(seq: u32, f: &SubmitFields<'_>) -> Result<Command, String> {
-    let (src_ton, src_npi, src) = address_ton_npi(f.source_addr);
-    let (dst_ton, dst_npi, dst) = address_ton_npi(f.dest_addr);
+    let (mut src_ton, mut src_npi, src) = address_ton_npi(f.source_addr);
+    let (mut dst_ton, mut dst_npi, dst) = address_ton_npi(f.dest_addr);
+    let mut service_type = ServiceType::default();
+    if let Some(a) = f.addressing {
+        src_ton = a.source_ton.unwrap_or(src_ton);
+        src_npi = a.source_npi.unwrap_or(src_npi);
+        dst_ton = a.dest_ton.unwrap_or(dst_ton);
+        dst_npi = a.dest_npi.unwrap_or(dst_npi);
+        if !a.service_type.is_empty() {
+            service_type = ServiceType::new(cstr("service_type", &a.service_type)?);
+        }
+    }
     let validity = if f.validity_period.is_empty() {
         EmptyOrFullCOctetString::empty()
     } else {
@@ -283,7 +296,7 @@ pub fn submit_sm(seq: u32, f: &SubmitFields<'_>) -> Result<Command, String> {
             .map_err(|e| format!("validity_period {:?}: {e}", f.validity_period))?
     };
     let mut sm = SubmitSm::builder()
-        .service_type(ServiceType::default())
+        .service_type(service_type)
         .source_addr_ton(Ton::from(src_ton))
         .source_addr_npi(Npi::from(src_npi))
         .source_addr(cstr("source_addr", src)?)
@@ -322,6 +335,20 @@ pub fn submit_sm(seq: u32, f: &SubmitFields<'_>) -> Result<Command, String> {
         ));
     }
     Ok(Command::new(CommandStatus::EsmeRok, seq, sm))
+}
+
+/// The SMPP 3.4 relative time (§7.1.1, `YYMMDDhhmmss000R`) for `seconds` from now,
+/// as a submit's validity_period: at least one minute (a shorter one is refused or
+/// rounded by many SMSCs), at most 99 days, in days/hours/minutes/seconds.
+pub fn relative_validity(seconds: u64) -> String {
+    let s = seconds.clamp(60, 99 * 86_400 + 86_399);
+    let (days, rest) = (s / 86_400, s % 86_400);
+    format!(
+        "0000{days:02}{:02}{:02}{:02}000R",
+        rest / 3600,
+        rest % 3600 / 60,
+        rest % 60
+    )
 }
 
 /// Which bind PDU to send.
@@ -691,6 +718,12 @@ pub struct SubmitSmFields {
     pub message_payload: bool,
     /// SAR TLVs (reference, total, seq) when all three were sent.
     pub sar: Option<(u16, u8, u8)>,
+    /// service_type as sent ("" = default).
+    pub service_type: String,
+    /// (source_addr_ton, source_addr_npi, dest_addr_ton, dest_addr_npi).
+    pub ton_npi: (u8, u8, u8, u8),
+    /// validity_period as sent ("" = the SMSC's default).
+    pub validity_period: String,
 }
 
 impl SubmitSmFields {
@@ -734,6 +767,14 @@ impl SubmitSmFields {
             vendor_tlvs,
             message_payload,
             sar: sar.finish(),
+            service_type: s.service_type.value().as_str().to_string(),
+            ton_npi: (
+                u8::from(s.source_addr_ton),
+                u8::from(s.source_addr_npi),
+                u8::from(s.dest_addr_ton),
+                u8::from(s.dest_addr_npi),
+            ),
+            validity_period: s.validity_period.as_str().to_string(),
         }
     }
 }

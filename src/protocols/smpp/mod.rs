@@ -8,9 +8,11 @@
 //!   matching receipt ids written differently from the submit_sm_resp id.
 //! - [`status_map`]: command_status / receipt state → retry class and the
 //!   gateway's normalised error codes.
+//! - [`addressing`]: a channel's fixed service_type and TON/NPI options.
 //! - [`codec`]: framing codec and PDU builders over `rusmpp`, shared with the
 //!   SMSC simulator in `crate::sim`.
 
+pub mod addressing;
 pub mod codec;
 pub mod receipt;
 pub mod session;
@@ -19,6 +21,7 @@ pub mod status_map;
 #[cfg(test)]
 mod tests;
 
+pub use addressing::Addressing;
 pub use receipt::{
     Receipt, ReceiptIdFormat, ReceiptState, ReceiptText, id_keys, parse_receipt, parse_receipt_text,
 };

@@ -49,6 +49,8 @@ pub enum BindMode {
     Transceiver,
     /// bind_transmitter
     Transmitter,
+    /// bind_receiver: receipts and MO only (opened beside a transmitter bind)
+    Receiver,
 }
 
 /// Everything needed to open one SMPP session.
@@ -74,6 +76,8 @@ pub struct SessionConfig {
     pub response_timeout: Duration,
     /// TCP connect timeout.
     pub connect_timeout: Duration,
+    /// The channel's fixed service_type and TON/NPI for every submit_sm.
+    pub addressing: super::addressing::Addressing,
 }
 
 impl SessionConfig {
@@ -91,6 +95,7 @@ impl SessionConfig {
             enquire_link_interval: Duration::from_secs(30),
             response_timeout: Duration::from_secs(10),
             connect_timeout: Duration::from_secs(10),
+            addressing: Default::default(),
         }
     }
 }
@@ -108,6 +113,7 @@ impl fmt::Debug for SessionConfig {
             .field("enquire_link_interval", &self.enquire_link_interval)
             .field("response_timeout", &self.response_timeout)
             .field("connect_timeout", &self.connect_timeout)
+            .field("addressing", &self.addressing)
             .finish()
     }
 }
@@ -150,10 +156,15 @@ pub enum SubmitOutcome {
         /// message_id from submit_sm_resp, as sent.
         message_id: String,
     },
-    /// Non-zero command_status (from submit_sm_resp or generic_nack); see
-    /// `status_map` for what it means.
+    /// Non-zero command_status in submit_sm_resp; see `status_map` for what it means.
     Rejected {
         /// The SMPP command_status.
+        command_status: u32,
+    },
+    /// The SMSC answered generic_nack: it could not parse or process our submit_sm
+    /// (a problem of the line or of the PDU, not the carrier refusing the message).
+    Nacked {
+        /// The generic_nack's command_status.
         command_status: u32,
     },
     /// A refusal from a protocol without SMPP command_status values (HTTP upstream),
@@ -201,6 +212,10 @@ pub enum SessionError {
     /// The session is closed (or closed while waiting).
     #[error("session closed")]
     Closed,
+    /// The session is finishing its outstanding submits before it unbinds (drain,
+    /// channel change, stop): this part was not sent, so sending it elsewhere is safe.
+    #[error("session is unbinding; the part was not sent")]
+    Unbinding,
     /// Socket error.
     #[error("i/o error: {0}")]
     Io(#[from] io::Error),
@@ -361,6 +376,13 @@ struct Inner {
     rtt_nanos: AtomicU64,
     response_timeout: Duration,
     label: String,
+    /// Slots of `window` (what `unbind` waits to hold again: nothing outstanding).
+    window_size: u32,
+    /// Set by `unbind`: new submits are refused (`Unbinding`) while the outstanding
+    /// ones get their responses.
+    draining: AtomicBool,
+    /// The channel's fixed service_type and TON/NPI.
+    addressing: super::addressing::Addressing,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -513,6 +535,7 @@ impl Session {
         let kind = match cfg.bind {
             BindMode::Transceiver => BindKind::Transceiver,
             BindMode::Transmitter => BindKind::Transmitter,
+            BindMode::Receiver => BindKind::Receiver,
         };
         let bind = codec::bind(1, kind, &cfg.system_id, &cfg.password, &cfg.system_type)
             .map_err(SessionError::Protocol)?;
@@ -544,6 +567,9 @@ impl Session {
             rtt_nanos: AtomicU64::new(u64::MAX),
             response_timeout: cfg.response_timeout,
             label,
+            window_size: u32::try_from(cfg.window.max(1)).unwrap_or(u32::MAX),
+            draining: AtomicBool::new(false),
+            addressing: cfg.addressing.clone(),
         });
         tokio::spawn(writer_task(writer, out_rx, inner.clone()));
         tokio::spawn(reader_task(reader, inner.clone(), inbound));
@@ -574,14 +600,25 @@ impl Session {
                 tlvs: &req.tlvs,
                 sar: req.sar,
                 payload_tlv: req.payload_tlv,
+                addressing: Some(&inner.addressing),
             },
         )
         .map_err(SessionError::Protocol)?;
+        if inner.is_closed() {
+            return Err(SessionError::Closed);
+        }
+        if inner.draining.load(Ordering::Acquire) {
+            return Err(SessionError::Unbinding);
+        }
         let _permit = inner
             .window
             .acquire()
             .await
             .map_err(|_| SessionError::Closed)?;
+        // Queued for a slot while `unbind` began: not sent.
+        if inner.draining.load(Ordering::Acquire) {
+            return Err(SessionError::Unbinding);
+        }
         let seq = inner.next_seq();
         cmd.sequence_number = seq;
         let rx = inner.register(seq)?;
@@ -606,8 +643,11 @@ impl Session {
             (command_id::SUBMIT_SM_RESP, status::ESME_ROK) => Ok(SubmitOutcome::Accepted {
                 message_id: resp.message_id,
             }),
-            (command_id::SUBMIT_SM_RESP | command_id::GENERIC_NACK, s) if s != 0 => {
+            (command_id::SUBMIT_SM_RESP, s) if s != 0 => {
                 Ok(SubmitOutcome::Rejected { command_status: s })
+            }
+            (command_id::GENERIC_NACK, s) if s != 0 => {
+                Ok(SubmitOutcome::Nacked { command_status: s })
             }
             (id, s) => Err(SessionError::Protocol(format!(
                 "unexpected response {id:#x} (status {s:#x}) to submit_sm"
@@ -615,11 +655,22 @@ impl Session {
         }
     }
 
-    /// Sends unbind, waits (bounded, 2 s) for unbind_resp, closes.
+    /// Ends the session cleanly: refuses new submits (`Unbinding`), waits for the
+    /// outstanding ones to be answered (at most the response timeout, after which
+    /// each has timed out anyway), then sends unbind, waits (bounded, 2 s) for
+    /// unbind_resp and closes. Unbinding with submits unanswered would make the
+    /// gateway send them again elsewhere: duplicates on a drain or channel change.
     pub async fn unbind(&self) {
         let inner = self.inner();
         if inner.is_closed() {
             return;
+        }
+        inner.draining.store(true, Ordering::Release);
+        let limit = inner.response_timeout + CLOSE_GRACE;
+        if !crate::protocols::session::wait_window_idle(&inner.window, inner.window_size, limit)
+            .await
+        {
+            warn!(session = %inner.label, "submits still outstanding after the response timeout; unbinding anyway");
         }
         let seq = inner.next_seq();
         if let Ok(rx) = inner.register(seq) {

@@ -50,6 +50,79 @@ pub fn submit_error_code(command_status: u32) -> &'static str {
     }
 }
 
+/// The SMPP 3.4 name and meaning (§5.1.3) of the common command_status values, so an
+/// operator's refusal can be shown in words; None for vendor or unlisted codes.
+pub fn command_status_name(command_status: u32) -> Option<(&'static str, &'static str)> {
+    Some(match command_status {
+        0x00 => ("ESME_ROK", "no error"),
+        0x01 => ("ESME_RINVMSGLEN", "message length is invalid"),
+        0x02 => ("ESME_RINVCMDLEN", "command length is invalid"),
+        0x03 => ("ESME_RINVCMDID", "invalid command id"),
+        0x04 => ("ESME_RINVBNDSTS", "incorrect bind status for the command"),
+        0x05 => ("ESME_RALYBND", "already bound"),
+        0x06 => ("ESME_RINVPRTFLG", "invalid priority flag"),
+        0x07 => ("ESME_RINVREGDLVFLG", "invalid registered delivery flag"),
+        0x08 => ("ESME_RSYSERR", "system error"),
+        0x0A => ("ESME_RINVSRCADR", "invalid source address"),
+        0x0B => ("ESME_RINVDSTADR", "invalid destination address"),
+        0x0C => ("ESME_RINVMSGID", "message id is invalid"),
+        0x0D => ("ESME_RBINDFAIL", "bind failed"),
+        0x0E => ("ESME_RINVPASWD", "invalid password"),
+        0x0F => ("ESME_RINVSYSID", "invalid system_id"),
+        0x11 => ("ESME_RCANCELFAIL", "cancel_sm failed"),
+        0x13 => ("ESME_RREPLACEFAIL", "replace_sm failed"),
+        0x14 => ("ESME_RMSGQFUL", "message queue full"),
+        0x15 => ("ESME_RINVSERTYP", "invalid service type"),
+        0x33 => ("ESME_RINVNUMDESTS", "invalid number of destinations"),
+        0x34 => ("ESME_RINVDLNAME", "invalid distribution list name"),
+        0x40 => ("ESME_RINVDESTFLAG", "invalid destination flag"),
+        0x42 => ("ESME_RINVSUBREP", "invalid submit with replace request"),
+        0x43 => ("ESME_RINVESMCLASS", "invalid esm_class"),
+        0x44 => ("ESME_RCNTSUBDL", "cannot submit to distribution list"),
+        0x45 => ("ESME_RSUBMITFAIL", "submit failed"),
+        0x48 => ("ESME_RINVSRCTON", "invalid source address TON"),
+        0x49 => ("ESME_RINVSRCNPI", "invalid source address NPI"),
+        0x50 => ("ESME_RINVDSTTON", "invalid destination address TON"),
+        0x51 => ("ESME_RINVDSTNPI", "invalid destination address NPI"),
+        0x53 => ("ESME_RINVSYSTYP", "invalid system_type"),
+        0x54 => ("ESME_RINVREPFLAG", "invalid replace_if_present flag"),
+        0x55 => ("ESME_RINVNUMMSGS", "invalid number of messages"),
+        0x58 => ("ESME_RTHROTTLED", "throttling error"),
+        0x61 => ("ESME_RINVSCHED", "invalid scheduled delivery time"),
+        0x62 => ("ESME_RINVEXPIRY", "invalid validity period"),
+        0x63 => ("ESME_RINVDFTMSGID", "predefined message not found"),
+        0x64 => ("ESME_RX_T_APPN", "temporary application error"),
+        0x65 => ("ESME_RX_P_APPN", "permanent application error"),
+        0x66 => ("ESME_RX_R_APPN", "message rejected by the application"),
+        0x67 => ("ESME_RQUERYFAIL", "query_sm failed"),
+        0xC0 => (
+            "ESME_RINVOPTPARSTREAM",
+            "error in the optional part of the PDU",
+        ),
+        0xC1 => ("ESME_ROPTPARNOTALLWD", "optional parameter not allowed"),
+        0xC2 => ("ESME_RINVPARLEN", "invalid parameter length"),
+        0xC3 => (
+            "ESME_RMISSINGOPTPARAM",
+            "expected optional parameter missing",
+        ),
+        0xC4 => ("ESME_RINVOPTPARAMVAL", "invalid optional parameter value"),
+        0xFE => ("ESME_RDELIVERYFAILURE", "delivery failure"),
+        0xFF => ("ESME_RUNKNOWNERR", "unknown error"),
+        _ => return None,
+    })
+}
+
+/// `command_status 0x00000045 (ESME_RSUBMITFAIL, submit failed)`: a status as shown in
+/// a message's error, named when the table knows it.
+pub fn describe_command_status(command_status: u32) -> String {
+    match command_status_name(command_status) {
+        Some((name, meaning)) => {
+            format!("command_status 0x{command_status:08X} ({name}, {meaning})")
+        }
+        None => format!("command_status 0x{command_status:08X}"),
+    }
+}
+
 /// The normalised error code for a failed delivery receipt. Non-failure
 /// states (delivered, accepted, en route) return `unknown`: callers only ask
 /// for failures.
@@ -121,6 +194,19 @@ mod unit_tests {
         for status in 0..0x200u32 {
             assert!(allowed.contains(&submit_error_code(status)));
         }
+    }
+
+    #[test]
+    fn command_status_described_with_its_name() {
+        assert_eq!(
+            describe_command_status(0x45),
+            "command_status 0x00000045 (ESME_RSUBMITFAIL, submit failed)"
+        );
+        assert_eq!(
+            describe_command_status(0x0B),
+            "command_status 0x0000000B (ESME_RINVDSTADR, invalid destination address)"
+        );
+        assert_eq!(describe_command_status(0x400), "command_status 0x00000400");
     }
 
     #[test]

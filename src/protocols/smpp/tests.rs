@@ -41,6 +41,7 @@ fn sample_submit() -> SubmitFields<'static> {
         tlvs: &[],
         sar: None,
         payload_tlv: false,
+        addressing: None,
     }
 }
 
@@ -102,6 +103,69 @@ fn submit_sm_encodes_every_field_explicitly() {
         ..sample_submit()
     };
     assert!(codec::submit_sm(1, &bad).is_err());
+}
+
+#[test]
+fn relative_validity_is_smpp_relative_time() {
+    assert_eq!(codec::relative_validity(300), "000000000500000R");
+    assert_eq!(codec::relative_validity(86_400), "000001000000000R");
+    assert_eq!(codec::relative_validity(604_800), "000007000000000R");
+    assert_eq!(codec::relative_validity(90_061), "000001010101000R");
+    // At least one minute, at most 99 days 23:59:59.
+    assert_eq!(codec::relative_validity(0), "000000000100000R");
+    assert_eq!(codec::relative_validity(u64::MAX), "000099235959000R");
+    for s in [60, 3599, 86_399, 1_000_000] {
+        let v = codec::relative_validity(s);
+        assert_eq!(v.len(), 16, "{v}");
+        assert!(v.ends_with("000R"), "{v}");
+    }
+}
+
+#[test]
+fn channel_addressing_overrides_service_type_and_ton_npi() {
+    let a = super::Addressing {
+        service_type: "CMT".into(),
+        source_ton: Some(1),
+        source_npi: Some(1),
+        dest_ton: Some(2),
+        dest_npi: Some(8),
+    };
+    let f = SubmitFields {
+        addressing: Some(&a),
+        ..sample_submit()
+    };
+    let mut buf = encode(codec::submit_sm(9, &f).unwrap());
+    let Some(Frame::Command(cmd)) = SmppCodec::new().decode(&mut buf).unwrap() else {
+        panic!("decode failed");
+    };
+    let Some(Pdu::SubmitSm(sm)) = cmd.pdu() else {
+        panic!("not a submit_sm")
+    };
+    let fields = codec::SubmitSmFields::from_pdu(sm);
+    assert_eq!(fields.service_type, "CMT");
+    assert_eq!(fields.ton_npi, (1, 1, 2, 8));
+    assert_eq!(fields.source, "ACME");
+    // Unset options keep the automatic choice (alphanumeric 5/0, international 1/1).
+    let partial = super::Addressing {
+        dest_npi: Some(0),
+        ..Default::default()
+    };
+    let f = SubmitFields {
+        addressing: Some(&partial),
+        ..sample_submit()
+    };
+    let mut buf = encode(codec::submit_sm(10, &f).unwrap());
+    let Some(Frame::Command(cmd)) = SmppCodec::new().decode(&mut buf).unwrap() else {
+        panic!("decode failed");
+    };
+    let Some(Pdu::SubmitSm(sm)) = cmd.pdu() else {
+        panic!("not a submit_sm")
+    };
+    let fields = codec::SubmitSmFields::from_pdu(sm);
+    assert_eq!(
+        (fields.service_type.as_str(), fields.ton_npi),
+        ("", (5, 0, 1, 0))
+    );
 }
 
 #[test]
@@ -985,6 +1049,75 @@ async fn response_timeout_frees_the_window_slot() {
     // Dropping the last handle closes the connection.
     drop(session);
     timeout(WAIT, server).await.unwrap().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn generic_nack_to_submit_is_nacked_not_rejected() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        let (stream, _) = listener.accept().await.unwrap();
+        let mut framed = Framed::new(stream, SmppCodec::new());
+        while let Some(Ok(Frame::Command(cmd))) = framed.next().await {
+            let seq = cmd.sequence_number;
+            let reply = match cmd.id() {
+                CommandId::BindTransceiver => {
+                    codec::bind_resp(seq, codec::BindKind::Transceiver, 0, "nack")
+                }
+                CommandId::SubmitSm => codec::generic_nack(seq, status::ESME_RINVCMDID),
+                CommandId::Unbind => codec::unbind_resp(seq),
+                _ => continue,
+            };
+            framed.send(reply).await.unwrap();
+        }
+    });
+    let mut cfg = SessionConfig::new(addr.ip().to_string(), addr.port(), "x", "y");
+    cfg.enquire_link_interval = Duration::ZERO;
+    let (tx, _rx) = mpsc::channel(8);
+    let session = Session::connect(cfg, tx).await.unwrap();
+    let r = session.submit(request(1, 0)).await;
+    assert!(
+        matches!(r, Ok(SubmitOutcome::Nacked { command_status }) if command_status == status::ESME_RINVCMDID),
+        "{r:?}"
+    );
+    session.unbind().await;
+    server.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unbind_waits_for_outstanding_submits_and_refuses_new_ones() {
+    let sim = start_sim(SmscSimArgs {
+        submit_latency_ms: 400,
+        ..sim_args()
+    })
+    .await;
+    let (tx, _rx) = mpsc::channel(64);
+    let session = Session::connect(cfg_for(&sim, 4), tx).await.unwrap();
+    let mut held = tokio::task::JoinSet::new();
+    for i in 0..3 {
+        let s = session.clone();
+        held.spawn(async move { s.submit(request(i, 0)).await });
+    }
+    wait_for_stats(&sim, |st| st.submits >= 3).await;
+    let unbinding = {
+        let s = session.clone();
+        tokio::spawn(async move { s.unbind().await })
+    };
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    // Unbinding: a new part is refused without being sent.
+    assert!(matches!(
+        session.submit(request(7, 0)).await,
+        Err(SessionError::Unbinding)
+    ));
+    timeout(WAIT, unbinding).await.unwrap().unwrap();
+    // Every held submit got its response before the unbind.
+    while let Some(r) = held.join_next().await {
+        let r = r.unwrap();
+        assert!(matches!(r, Ok(SubmitOutcome::Accepted { .. })), "{r:?}");
+    }
+    assert!(session.is_closed());
+    assert_eq!(sim.stats().submits, 3);
+    sim.shutdown().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
