@@ -214,13 +214,8 @@ fn apply_tenant_body(t: &mut Tenant, b: TenantBody) -> Result<(), ApiError> {
         };
     }
     if let Some(cb) = b.callback_url {
-        if let Some(u) = &cb
-            && !(u.starts_with("http://") || u.starts_with("https://"))
-        {
-            return Err(ApiError::invalid(
-                "callback_url",
-                "must be an http(s) URL, or null to remove it",
-            ));
+        if let Some(u) = &cb {
+            crate::messages::intake::check_url("callback_url", u)?;
         }
         t.callback_url = cb;
     }
@@ -609,9 +604,7 @@ fn sla_from_body(b: SlaBody) -> Result<crate::state::SlaPolicy, ApiError> {
         ));
     }
     let alert_url = b.alert_url.unwrap_or_default();
-    if !(alert_url.starts_with("http://") || alert_url.starts_with("https://")) {
-        return Err(ApiError::invalid("sla.alert_url", "an http(s) URL"));
-    }
+    crate::messages::intake::check_url("sla.alert_url", &alert_url)?;
     let alert_secret = b.alert_secret.unwrap_or_default();
     if alert_secret.len() < 8 {
         return Err(ApiError::invalid(

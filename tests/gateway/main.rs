@@ -7,6 +7,7 @@ mod t10_send_basic;
 mod t20_kill9_durability;
 mod t30_errors;
 mod t32_input_edges;
+mod t34_callback_urls;
 mod t40_batch_list_preview;
 mod t45_encoding;
 mod t50_receipts;
