@@ -75,25 +75,62 @@ fn error_json(e: &crate::state::ErrorInfo) -> Value {
     json!({"code": e.code, "message": e.message, "smsc_code": e.smsc_code})
 }
 
+/// One event of the status body's `events`.
+fn event_json(e: &crate::state::Event) -> Value {
+    let mut v = json!({"status": e.status.as_str(), "at": rfc3339(e.at)});
+    if let Some(c) = &e.channel {
+        v["channel"] = json!(c);
+    }
+    if !e.smsc_message_ids.is_empty() {
+        v["smsc_message_ids"] = json!(e.smsc_message_ids);
+    }
+    if let Some(n) = &e.note {
+        v["note"] = json!(n);
+    }
+    v
+}
+
+/// The status body's `events`: one entry per status the message entered. A stored event
+/// that repeats the status before it with a note (a requeue after a temporary error, a
+/// failover: not a transition) is folded into that status's entry as `notes: [{"at",
+/// "note", "channel"?}]`, so the history never shows `accepted → accepted` (audit) and
+/// keeps what happened and when. Done here, not in the stored rows, so that rows written
+/// before read the same and webhook event ids (an event's place in the row) stay put.
+pub fn events_json(events: &[crate::state::Event]) -> Vec<Value> {
+    let mut out: Vec<Value> = Vec::with_capacity(events.len());
+    let mut prev: Option<crate::state::Status> = None;
+    for e in events {
+        let repeat = prev == Some(e.status) && e.note.is_some();
+        match out.last_mut() {
+            Some(last) if repeat => {
+                let mut n = json!({"at": rfc3339(e.at), "note": e.note});
+                if let Some(c) = &e.channel {
+                    n["channel"] = json!(c);
+                }
+                match last["notes"].as_array_mut() {
+                    Some(notes) => notes.push(n),
+                    None => last["notes"] = json!([n]),
+                }
+            }
+            _ => out.push(event_json(e)),
+        }
+        prev = Some(e.status);
+    }
+    out
+}
+
+/// The message id a client wrote, as stored: ULIDs are case-insensitive (Crockford
+/// base32), stored in upper case. Anything that is not a ULID is kept as given (and
+/// is then simply not found).
+pub fn normalise_id(id: &str) -> String {
+    ulid::Ulid::from_string(id)
+        .map(|u| u.to_string())
+        .unwrap_or_else(|_| id.to_string())
+}
+
 /// The full status body of `GET /v1/messages/{id}`.
 pub fn status_body(m: &Message) -> Value {
-    let events: Vec<Value> = m
-        .events
-        .iter()
-        .map(|e| {
-            let mut v = json!({"status": e.status.as_str(), "at": rfc3339(e.at)});
-            if let Some(c) = &e.channel {
-                v["channel"] = json!(c);
-            }
-            if !e.smsc_message_ids.is_empty() {
-                v["smsc_message_ids"] = json!(e.smsc_message_ids);
-            }
-            if let Some(n) = &e.note {
-                v["note"] = json!(n);
-            }
-            v
-        })
-        .collect();
+    let events = events_json(&m.events);
     let parts: Vec<Value> = m
         .part_states
         .iter()
@@ -540,7 +577,7 @@ pub async fn get(
 ) -> Result<Response, ApiError> {
     read_your_writes(&st).await?;
     let tenant = tenant_of_fresh(&st, &headers).await?;
-    match st.consensus.store().get_message(&id)? {
+    match st.consensus.store().get_message(&normalise_id(&id))? {
         Some(m) if *m.tenant == *tenant.id => Ok(Json(status_body(&m)).into_response()),
         _ => Err(ApiError::not_found("message")),
     }
@@ -565,8 +602,9 @@ pub struct ListQuery {
     client_ref: Option<String>,
     since: Option<String>,
     limit: Option<usize>,
-    /// The `next` of the previous page (also accepted as `next=`).
-    #[serde(alias = "next")]
+    /// The `next` of the previous page, as the contract names it.
+    next: Option<String>,
+    /// The same, under the name earlier versions documented.
     cursor: Option<String>,
 }
 
@@ -611,10 +649,16 @@ pub async fn list(
             && since.is_none_or(|s| m.created_at >= s)
     };
     // The cursor is the id of the last message of the previous page (a ULID).
-    let cursor = match &q.cursor {
-        Some(c) => Some(
+    // Errors name the parameter the client sent.
+    let given = match (&q.next, &q.cursor) {
+        (Some(n), _) => Some(("next", n)),
+        (None, Some(c)) => Some(("cursor", c)),
+        (None, None) => None,
+    };
+    let cursor = match given {
+        Some((name, c)) => Some(
             ulid::Ulid::from_string(c)
-                .map_err(|_| ApiError::invalid("cursor", "not a cursor from a `next` field"))?
+                .map_err(|_| ApiError::invalid(name, "not a cursor from a `next` field"))?
                 .to_string(),
         ),
         None => None,
@@ -638,6 +682,39 @@ pub async fn list(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_requeue_note_is_folded_into_its_status_not_repeated() {
+        use crate::state::transitions::event;
+        let mut requeue = event(Status::Accepted, 2_000);
+        requeue.note = Some("temporary error 0x00000008 on smsc-k".into());
+        requeue.channel = Some("smsc-k".into());
+        let mut sent = event(Status::Sent, 3_000);
+        sent.channel = Some("smsc-k".into());
+        // A repeat without a note is not folded (it would be a real, illegal repeat).
+        let events = events_json(&[event(Status::Accepted, 1_000), requeue, sent]);
+        let statuses: Vec<&str> = events.iter().filter_map(|e| e["status"].as_str()).collect();
+        assert_eq!(statuses, ["accepted", "sent"]);
+        assert_eq!(events[0]["at"], rfc3339(1_000));
+        assert_eq!(events[0]["notes"][0]["at"], rfc3339(2_000));
+        assert_eq!(events[0]["notes"][0]["channel"], "smsc-k");
+        assert!(
+            events[0]["notes"][0]["note"]
+                .as_str()
+                .is_some_and(|n| n.contains("0x00000008"))
+        );
+        assert!(events[1].get("notes").is_none());
+        let plain = events_json(&[event(Status::Accepted, 1), event(Status::Accepted, 2)]);
+        assert_eq!(plain.len(), 2);
+    }
+
+    #[test]
+    fn ids_are_looked_up_in_upper_case() {
+        let id = ulid::Ulid::new().to_string();
+        assert_eq!(normalise_id(&id.to_ascii_lowercase()), id);
+        assert_eq!(normalise_id(&id), id);
+        assert_eq!(normalise_id("not-an-id"), "not-an-id");
+    }
 
     #[test]
     fn batch_items_parse_on_their_own_and_name_their_fields() {

@@ -30,6 +30,7 @@ pub async fn get_message(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     require_admin(&st, &headers)?;
+    let id = crate::api::messages::normalise_id(&id);
     match st.consensus.store().get_message(&id)? {
         Some(m) => Ok(Json(with_tenant(&m)).into_response()),
         None => Err(ApiError::not_found("message")),

@@ -8,6 +8,7 @@ mod t20_kill9_durability;
 mod t30_errors;
 mod t32_input_edges;
 mod t34_callback_urls;
+mod t36_ids_and_cursors;
 mod t40_batch_list_preview;
 mod t45_encoding;
 mod t50_receipts;
