@@ -16,7 +16,7 @@ use crate::consensus::WriteError;
 use crate::messages::intake::{self, SendRequest};
 use crate::routing::Ranking;
 use crate::state::compliance::CapKey;
-use crate::state::{Message, OpResult, PartStatus, Status, Tenant};
+use crate::state::{Message, OpResult, Status, Tenant};
 use crate::tenants::limiter::Refusal;
 
 /// Batches carry at most this many messages.
@@ -71,9 +71,7 @@ struct BatchAnswer {
     results: Vec<BatchItem>,
 }
 
-fn error_json(e: &crate::state::ErrorInfo) -> Value {
-    json!({"code": e.code, "message": e.message, "smsc_code": e.smsc_code})
-}
+use crate::state::views::error_json;
 
 /// One event of the status body's `events`.
 fn event_json(e: &crate::state::Event) -> Value {
@@ -131,28 +129,7 @@ pub fn normalise_id(id: &str) -> String {
 /// The full status body of `GET /v1/messages/{id}`.
 pub fn status_body(m: &Message) -> Value {
     let events = events_json(&m.events);
-    let parts: Vec<Value> = m
-        .part_states
-        .iter()
-        .enumerate()
-        .map(|(i, p)| {
-            // A part never submitted ended with its message (failed, expired, rejected):
-            // it shows that end rather than a `pending` that will never move.
-            let ended_unsent = p.status == PartStatus::Pending && m.status.is_final();
-            let status = if ended_unsent {
-                json!(m.status.as_str())
-            } else {
-                serde_json::to_value(p.status).unwrap_or(Value::Null)
-            };
-            let error = p
-                .error
-                .as_ref()
-                .or(if ended_unsent { m.error.as_ref() } else { None })
-                .map(error_json);
-            json!({"part": i + 1, "smsc_message_id": p.smsc_message_id,
-                   "status": status, "error": error})
-        })
-        .collect();
+    let parts = crate::state::views::part_states_json(m);
     json!({
         "id": m.id, "status": m.status.as_str(), "to": m.to, "from": m.from, "parts": m.parts,
         "encoding": m.encoding.as_str(), "category": m.category.as_str(), "client_ref": m.client_ref,

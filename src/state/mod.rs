@@ -1,6 +1,7 @@
 //! The replicated state: its rows (`model`), the operations Raft carries (`ops`), the
 //! status machine (`transitions`, pure), the fjall-backed store (`store`) and its transfer
-//! to a lagging peer (`snapshot`).
+//! to a lagging peer (`snapshot`), and the JSON views of rows shared by the API and the
+//! webhooks (`views`).
 #[cfg(test)]
 mod cache_tests;
 pub mod compliance;
@@ -17,6 +18,7 @@ pub mod placement;
 pub mod snapshot;
 pub mod store;
 pub mod transitions;
+pub mod views;
 
 pub use message_key::MessageKey;
 pub use model::*;

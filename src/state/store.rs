@@ -1860,27 +1860,34 @@ fn sent_at(m: &Message) -> Option<i64> {
         .map(|e| e.at)
 }
 
-/// The contract's webhook body for one status change.
+/// The contract's webhook body for one status change, plus `from` and `category`
+/// (which sender of a pool was used, which traffic class), and from `sent` on the
+/// per-part `part_states` (the status answer's shape: which parts of a
+/// `partially_delivered` or `undelivered` message failed, and their operator ids),
+/// so a receiver needs no GET to learn them (audit: Twilio parity).
 fn webhook_body(event_id: &str, m: &Message, status: Status, at: i64) -> String {
     let error = if status.is_final() && status != Status::Delivered {
-        m.error.as_ref().map(
-            |e| serde_json::json!({"code": e.code, "message": e.message, "smsc_code": e.smsc_code}),
-        )
+        m.error.as_ref().map(super::views::error_json)
     } else {
         None
     };
-    serde_json::json!({
+    let mut body = serde_json::json!({
         "event_id": event_id,
         "id": m.id,
         "status": status.as_str(),
         "client_ref": m.client_ref,
         "to": m.to,
+        "from": m.from,
+        "category": m.category.as_str(),
         "parts": m.parts,
         "channel": m.channel,
         "error": error,
         "at": crate::clock::rfc3339(at),
-    })
-    .to_string()
+    });
+    if status == Status::Sent || status.is_final() {
+        body["part_states"] = serde_json::Value::Array(super::views::part_states_json(m));
+    }
+    body.to_string()
 }
 
 impl StateStore {

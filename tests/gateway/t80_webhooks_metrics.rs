@@ -202,6 +202,17 @@ async fn webhooks_are_signed_and_sent_for_every_status() {
         assert_eq!(b["to"], TO, "{b}");
         assert_eq!(b["parts"], 1, "{b}");
         assert!(b["error"].is_null(), "{b}");
+        // Beyond the contract's fields: the sender and category, and from `sent` on
+        // the parts with their operator ids.
+        assert!(b["from"].as_str().is_some_and(|f| !f.is_empty()), "{b}");
+        assert_eq!(b["category"], "transactional", "{b}");
+        if b["status"] == "accepted" {
+            assert!(b.get("part_states").is_none(), "{b}");
+        } else {
+            let parts = b["part_states"].as_array().expect("part_states");
+            assert_eq!(parts.len(), 1, "{b}");
+            assert!(parts[0]["smsc_message_id"].is_string(), "{b}");
+        }
         assert!(
             b["at"]
                 .as_str()
@@ -509,9 +520,17 @@ async fn failure_webhooks_carry_the_error() {
         hits[2].body
     );
     assert_eq!(hits[2].json["channel"], "u", "{}", hits[2].body);
-    // The webhook and the status API agree on the error.
+    // The webhook and the status API agree on the error, and on which parts failed
+    // (`part_states`, the status answer's shape, on final statuses).
     let (_, st) = node.message(&key, &id).await;
     assert_eq!(st["error"], *e, "status error vs webhook error");
+    assert_eq!(
+        hits[2].json["part_states"], st["part_states"],
+        "{}",
+        hits[2].body
+    );
+    assert_eq!(hits[2].json["part_states"][0]["status"], "undelivered");
+    assert_eq!(hits[1].json["part_states"][0]["status"], "sent");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
