@@ -560,6 +560,60 @@ pub async fn get(
     }
 }
 
+/// `POST /v1/messages/{id}/cancel` (and `DELETE /v1/messages/{id}`): withdraws a
+/// message while it is `scheduled`, or `accepted` and not yet taken by a channel; it
+/// becomes `canceled` (final, webhook sent). Decided in the state machine
+/// (`Op::Cancel`), so one that a channel claimed or sent meanwhile answers 409
+/// `not_cancelable` naming its status. Another tenant's id is 404. Cancelling a canceled
+/// message answers it again (200).
+pub async fn cancel(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let tenant = tenant_of_fresh(&st, &headers).await?;
+    let id = normalise_id(&id);
+    let span = tracing::info_span!("cancel", message_id = %id, tenant = %tenant.id);
+    let _guard = span.enter();
+    let op = crate::state::Op::Cancel {
+        id: id.clone(),
+        tenant: tenant.id.clone(),
+        at: crate::clock::now_ms(),
+    };
+    drop(_guard);
+    let result = st.consensus.propose(op).await?;
+    let current = || -> Result<Response, ApiError> {
+        match st.consensus.store().get_message(&id)? {
+            Some(m) if *m.tenant == *tenant.id => Ok(Json(status_body(&m)).into_response()),
+            _ => Err(ApiError::not_found("message")),
+        }
+    };
+    match result {
+        OpResult::Done => {
+            tracing::info!(message_id = %id, tenant = %tenant.id, "message canceled");
+            current()
+        }
+        OpResult::NotCancelable {
+            status: Status::Canceled,
+        } => current(),
+        OpResult::NotCancelable { status } => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "not_cancelable",
+            format!(
+                "message {id} is {}: only a scheduled message, or an accepted one no channel \
+                 has taken yet, can be canceled",
+                status.as_str()
+            ),
+        )),
+        OpResult::NotFound => Err(ApiError::not_found("message")),
+        other => Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not_ready",
+            format!("unexpected outcome {other:?}"),
+        )),
+    }
+}
+
 /// On a follower, waits until it has applied everything the leader had committed when
 /// the read came in: a message is visible on every node right after its 202. The leader
 /// applies before it answers a write, so it needs no wait.

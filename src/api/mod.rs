@@ -239,7 +239,11 @@ pub fn router(state: AppState, max_body: usize) -> Router {
         .route("/v1/messages", post(messages::send).get(messages::list))
         .route("/v1/messages/batch", post(messages::batch))
         .route("/v1/messages/preview", post(messages::preview))
-        .route("/v1/messages/{id}", get(messages::get))
+        .route(
+            "/v1/messages/{id}",
+            get(messages::get).delete(messages::cancel),
+        )
+        .route("/v1/messages/{id}/cancel", post(messages::cancel))
         .route("/v1/receipts/{channel}", post(receipts::receive))
         .route(
             "/admin/v1/tenants",

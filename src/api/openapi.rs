@@ -28,6 +28,16 @@ const CONFLICTS: &[(&str, &str, &str)] = &[
     ),
     (
         "post",
+        "/v1/messages/{id}/cancel",
+        "not_cancelable: a channel has taken the message, a part was sent, or it is final; the message names its status",
+    ),
+    (
+        "delete",
+        "/v1/messages/{id}",
+        "not_cancelable: a channel has taken the message, a part was sent, or it is final; the message names its status",
+    ),
+    (
+        "post",
         "/admin/v1/tenants/{id}/senders",
         "the sender is registered already; delete it first to change it",
     ),
@@ -67,6 +77,20 @@ pub const ROUTES: &[(&str, &str, &str, &str, &str)] = &[
         "get",
         "/v1/messages/{id}",
         "Status, events and part states of a message",
+        "messages",
+        "200",
+    ),
+    (
+        "post",
+        "/v1/messages/{id}/cancel",
+        "Cancel a scheduled message, or an accepted one no channel has taken yet (409 not_cancelable otherwise)",
+        "messages",
+        "200",
+    ),
+    (
+        "delete",
+        "/v1/messages/{id}",
+        "Same as POST /v1/messages/{id}/cancel",
         "messages",
         "200",
     ),
@@ -475,7 +499,7 @@ pub fn document() -> utoipa::openapi::OpenApi {
         if let Some((_, _, why)) = CONFLICTS.iter().find(|(cm, cp, _)| cm == m && cp == path) {
             op = op.response("409", ResponseBuilder::new().description(*why));
         }
-        if path.starts_with("/v1/messages") && *m == "post" {
+        if path.starts_with("/v1/messages") && *m == "post" && !path.ends_with("/cancel") {
             op = op
                 .response("400", ResponseBuilder::new().description("malformed JSON"))
                 .response(

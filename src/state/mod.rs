@@ -4,6 +4,8 @@
 //! webhooks (`views`).
 #[cfg(test)]
 mod cache_tests;
+#[cfg(test)]
+mod cancel_tests;
 pub mod compliance;
 #[cfg(test)]
 mod config_refs_tests;

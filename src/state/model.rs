@@ -253,6 +253,9 @@ pub enum Status {
     Undelivered,
     Expired,
     Failed,
+    /// Withdrawn by the tenant before any part went to a channel (`POST
+    /// /v1/messages/{id}/cancel`). Last, so that stored rows keep their statuses.
+    Canceled,
 }
 
 impl Status {
@@ -266,6 +269,7 @@ impl Status {
             Status::Undelivered => "undelivered",
             Status::Expired => "expired",
             Status::Failed => "failed",
+            Status::Canceled => "canceled",
         }
     }
     pub fn parse(s: &str) -> Option<Status> {
@@ -278,6 +282,7 @@ impl Status {
             "undelivered" => Status::Undelivered,
             "expired" => Status::Expired,
             "failed" => Status::Failed,
+            "canceled" => Status::Canceled,
             _ => return None,
         })
     }
@@ -290,19 +295,20 @@ impl Status {
                 | Status::Undelivered
                 | Status::Expired
                 | Status::Failed
+                | Status::Canceled
         )
     }
     /// The contract's transition table.
     pub fn may_become(self, next: Status) -> bool {
         use Status::*;
         match self {
-            Scheduled => matches!(next, Accepted | Expired),
-            Accepted => matches!(next, Sent | Failed | Expired),
+            Scheduled => matches!(next, Accepted | Expired | Canceled),
+            Accepted => matches!(next, Sent | Failed | Expired | Canceled),
             Sent => matches!(next, Delivered | PartiallyDelivered | Undelivered | Expired),
             _ => false,
         }
     }
-    pub const ALL: [Status; 8] = [
+    pub const ALL: [Status; 9] = [
         Status::Scheduled,
         Status::Accepted,
         Status::Sent,
@@ -311,6 +317,7 @@ impl Status {
         Status::Undelivered,
         Status::Expired,
         Status::Failed,
+        Status::Canceled,
     ];
 }
 

@@ -181,6 +181,15 @@ pub enum Op {
         error: ErrorInfo,
         at: i64,
     },
+    /// The tenant withdraws a message (`POST /v1/messages/{id}/cancel`): scheduled or
+    /// accepted → canceled, decided here so that a message a channel claimed or sent
+    /// meanwhile is not canceled (`OpResult::NotCancelable`). Another tenant's id is
+    /// `NotFound`. (Last, so that older log entries still decode.)
+    Cancel {
+        id: String,
+        tenant: String,
+        at: i64,
+    },
 }
 
 impl Op {
@@ -238,6 +247,12 @@ pub enum OpResult {
     /// `PutRoute` refused: it names channels that do not exist.
     MissingChannels {
         ids: Vec<String>,
+    },
+    /// `Cancel` refused: the message is past the point where it can be withdrawn (claimed
+    /// by a channel, partly or wholly sent, or final); `status` is its status now.
+    /// (Last, so that older answers still decode.)
+    NotCancelable {
+        status: super::model::Status,
     },
 }
 

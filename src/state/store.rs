@@ -1518,6 +1518,7 @@ impl StateStore {
             }
             Op::ComplianceGc { at } => self.compliance_gc(ctx, *at)?,
             Op::DropUnmatchedReceipts { before } => self.drop_unmatched(ctx, *before)?,
+            Op::Cancel { id, tenant, at } => self.cancel(ctx, id, tenant, *at)?,
         })
     }
 
@@ -1699,6 +1700,41 @@ impl StateStore {
             }
         }
         Ok(OpResult::Done)
+    }
+
+    /// `Op::Cancel`: decided on the row as this entry finds it, so a claim or a submit
+    /// response committed before it wins (`NotCancelable` with the status now).
+    fn cancel(
+        &self,
+        ctx: &mut ApplyCtx,
+        id: &str,
+        tenant: &str,
+        at: i64,
+    ) -> Result<OpResult, StoreError> {
+        let Some(m) = self.load(ctx, id)? else {
+            return Ok(OpResult::NotFound);
+        };
+        if *m.tenant != *tenant {
+            return Ok(OpResult::NotFound);
+        }
+        let probe = (T_CLAIM, id.as_bytes().to_vec());
+        let claimed = match ctx.kv.get(&probe) {
+            Some(v) => v.is_some(),
+            None => self
+                .claimed
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .contains(&probe.1),
+        };
+        if !transitions::cancelable(&m, claimed) {
+            return Ok(OpResult::NotCancelable { status: m.status });
+        }
+        let status = m.status;
+        drop(m);
+        match self.with_message(ctx, id, |m| transitions::cancel(m, at))? {
+            OpResult::Stale => Ok(OpResult::NotCancelable { status }),
+            r => Ok(r),
+        }
     }
 
     fn accept(&self, ctx: &mut ApplyCtx, m: &Message) -> Result<OpResult, StoreError> {

@@ -11,6 +11,7 @@ mod t34_callback_urls;
 mod t36_ids_and_cursors;
 mod t40_batch_list_preview;
 mod t45_encoding;
+mod t47_cancel;
 mod t50_receipts;
 mod t55_routing;
 mod t57_admin_integrity;
