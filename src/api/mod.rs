@@ -257,6 +257,10 @@ pub fn router(state: AppState, max_body: usize) -> Router {
         )
         .route("/admin/v1/tenants/{id}/keys", post(admin::rotate_key))
         .route(
+            "/admin/v1/tenants/{id}/webhook_secret",
+            post(admin::rotate_webhook_secret),
+        )
+        .route(
             "/admin/v1/channels",
             post(admin::create_channel).get(admin::list_channels),
         )

@@ -139,6 +139,13 @@ pub const ROUTES: &[(&str, &str, &str, &str, &str)] = &[
     ),
     (
         "post",
+        "/admin/v1/tenants/{id}/webhook_secret",
+        "Rotate a tenant's webhook secret (answered once); the old one also signs for overlap_seconds (default 86400, at most 604800)",
+        "admin",
+        "201",
+    ),
+    (
+        "post",
         "/admin/v1/channels",
         "Create a channel",
         "admin",

@@ -16,6 +16,8 @@ pub mod ops;
 pub mod parked;
 #[cfg(test)]
 mod parked_tests;
+#[cfg(test)]
+mod secret_tests;
 pub mod placement;
 pub mod snapshot;
 pub mod store;

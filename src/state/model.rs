@@ -33,6 +33,18 @@ pub struct Tenant {
     pub opt_out_categories: Vec<Category>,
 }
 
+/// A tenant's webhook secret before its last rotation, still signing webhooks (as a
+/// second `v1=`) until `until`, so receivers can switch secrets without losing events.
+/// A row of its own (`w/<tenant>`), not a `Tenant` field: tenant rows and the
+/// `Op::PutTenant` entries of the Raft log are bincode, which has no way to skip a field
+/// that rows written before lack.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PreviousSecret {
+    pub secret: String,
+    /// Unix ms (the leader's clock at the rotation, plus the overlap).
+    pub until: i64,
+}
+
 /// Requests per second and burst allowed to one tenant on one node.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
 pub struct RateLimit {

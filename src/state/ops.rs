@@ -190,6 +190,15 @@ pub enum Op {
         tenant: String,
         at: i64,
     },
+    /// A new webhook secret for `tenant`; the one it replaces keeps signing (a second
+    /// `v1=` in `Smsgw-Signature`) until `previous_until` (unix ms; 0: not at all). Not a
+    /// `PutTenant` with new fields: tenant rows are bincode and could not gain one.
+    /// (Last, so that older log entries still decode.)
+    RotateWebhookSecret {
+        tenant: String,
+        secret: String,
+        previous_until: i64,
+    },
 }
 
 impl Op {

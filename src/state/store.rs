@@ -250,9 +250,25 @@ pub struct ConfigView {
     /// Bumped on every configuration change (caches of derived indexes key on it).
     pub generation: u64,
     pub routing: super::model::RoutingSettings,
+    /// Tenant id → its webhook secret before the last rotation, while it still signs.
+    pub previous_secrets: HashMap<String, super::model::PreviousSecret>,
 }
 
 impl ConfigView {
+    /// The secrets a tenant's webhooks are signed with at `now_ms`: the current one
+    /// first, then the one it replaced while the rotation's overlap lasts.
+    pub fn webhook_secrets(&self, tenant: &str, now_ms: i64) -> Option<Vec<String>> {
+        let t = self.tenants.get(tenant)?;
+        let mut out = vec![t.webhook_secret.clone()];
+        if let Some(p) = self.previous_secrets.get(tenant)
+            && p.until > now_ms
+            && p.secret != t.webhook_secret
+        {
+            out.push(p.secret.clone());
+        }
+        Some(out)
+    }
+
     /// True when `node` owns `channel` and may start new submits on it.
     pub fn owns(&self, node: u64, channel: &str) -> bool {
         self.placement
@@ -516,6 +532,11 @@ impl StateStore {
                     cfg.bind_states.insert(b.key(), b);
                 }
                 Some(b's') => cfg.routing = wire::decode(&v)?,
+                Some(b'w') => {
+                    let p: super::model::PreviousSecret = wire::decode(&v)?;
+                    let tenant = String::from_utf8_lossy(k.get(2..).unwrap_or_default());
+                    cfg.previous_secrets.insert(tenant.to_string(), p);
+                }
                 Some(b'x') => reg.load_row(&k, &v)?,
                 _ => {}
             }
@@ -997,6 +1018,10 @@ impl StateStore {
                         cfg.keys.remove(&t.api_key_hash);
                         ctx.kv
                             .insert((T_CONFIG, format!("t/{id}").into_bytes()), None);
+                        if cfg.previous_secrets.remove(id).is_some() {
+                            ctx.kv
+                                .insert((T_CONFIG, format!("w/{id}").into_bytes()), None);
+                        }
                         ctx.config_changed = true;
                         OpResult::Done
                     }
@@ -1519,6 +1544,35 @@ impl StateStore {
             Op::ComplianceGc { at } => self.compliance_gc(ctx, *at)?,
             Op::DropUnmatchedReceipts { before } => self.drop_unmatched(ctx, *before)?,
             Op::Cancel { id, tenant, at } => self.cancel(ctx, id, tenant, *at)?,
+            Op::RotateWebhookSecret {
+                tenant,
+                secret,
+                previous_until,
+            } => {
+                let mut cfg = self.config.write().unwrap_or_else(|e| e.into_inner());
+                let Some(t) = cfg.tenants.get_mut(tenant) else {
+                    return Ok(OpResult::NotFound);
+                };
+                let old = std::mem::replace(&mut t.webhook_secret, secret.clone());
+                ctx.kv.insert(
+                    (T_CONFIG, format!("t/{tenant}").into_bytes()),
+                    Some(wire::encode(&*t)?),
+                );
+                let key = (T_CONFIG, format!("w/{tenant}").into_bytes());
+                if *previous_until > 0 {
+                    let prev = super::model::PreviousSecret {
+                        secret: old,
+                        until: *previous_until,
+                    };
+                    ctx.kv.insert(key, Some(wire::encode(&prev)?));
+                    cfg.previous_secrets.insert(tenant.clone(), prev);
+                } else {
+                    ctx.kv.insert(key, None);
+                    cfg.previous_secrets.remove(tenant);
+                }
+                ctx.config_changed = true;
+                OpResult::Done
+            }
         })
     }
 

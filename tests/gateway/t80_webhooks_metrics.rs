@@ -779,3 +779,97 @@ async fn metrics_health_and_openapi() {
         "POST /v1/messages documented"
     );
 }
+
+/// `v1=` values of a `Smsgw-Signature` header.
+fn v1_count(h: &Hit) -> usize {
+    h.signature
+        .split(',')
+        .filter(|p| p.trim().starts_with("v1="))
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotated_webhook_secret_signs_alongside_the_old_one_for_the_overlap() {
+    let dir = tempdir();
+    let _logs = LogsOnFailure(dir.path().to_path_buf());
+    let rx = Receiver::start(0).await;
+    // No route: each message is accepted, then fails with no_route (two webhooks).
+    let node = GwNode::start(dir.path(), &[]).await;
+    let (key, first) = node
+        .tenant_with_secret("rot", json!({"callback_url": rx.url}))
+        .await;
+    let rotate = |body: Option<Value>| {
+        node.admin(
+            reqwest::Method::POST,
+            "/admin/v1/tenants/rot/webhook_secret",
+            body,
+        )
+    };
+    let (s, v) = rotate(None).await;
+    assert_eq!(s, 201, "{v}");
+    let second = v["webhook_secret"].as_str().expect("secret").to_string();
+    assert!(second.starts_with("whsec_") && second != first, "{v}");
+    assert!(v["previous_secret_valid_until"].is_string(), "{v}");
+    let (_, t) = node
+        .admin(reqwest::Method::GET, "/admin/v1/tenants/rot", None)
+        .await;
+    assert!(t["previous_webhook_secret_until"].is_string(), "{t}");
+    assert!(
+        !t.to_string().contains(&first) && !t.to_string().contains(&second),
+        "never shown again: {t}"
+    );
+
+    let (s, v) = node
+        .send(&key, json!({"to": TO, "text": "during overlap"}))
+        .await;
+    assert_eq!(s, 202, "{v}");
+    let id = v["id"].as_str().expect("id").to_string();
+    let hits = rx
+        .wait_for(&id, &["accepted", "failed"], Duration::from_secs(30))
+        .await;
+    for h in &hits {
+        assert_eq!(v1_count(h), 2, "new and old: {}", h.signature);
+        check_signature(&second, h);
+        check_signature(&first, h);
+    }
+
+    // A leaked secret: overlap 0 drops the old one at once.
+    let (s, v) = rotate(Some(json!({"overlap_seconds": 0}))).await;
+    assert_eq!(s, 201, "{v}");
+    assert!(v["previous_secret_valid_until"].is_null(), "{v}");
+    let third = v["webhook_secret"].as_str().expect("secret").to_string();
+    let (s, v) = node.send(&key, json!({"to": TO, "text": "after"})).await;
+    assert_eq!(s, 202, "{v}");
+    let id = v["id"].as_str().expect("id").to_string();
+    let hits = rx
+        .wait_for(&id, &["accepted", "failed"], Duration::from_secs(30))
+        .await;
+    for h in &hits {
+        assert_eq!(v1_count(h), 1, "{}", h.signature);
+        check_signature(&third, h);
+        for old in [&first, &second] {
+            assert!(!smsgw::webhooks::signature::verify(
+                old.as_bytes(),
+                &h.signature,
+                h.body.as_bytes(),
+                h.received_unix,
+                300
+            ));
+        }
+    }
+
+    // Bad bodies and ids.
+    let (s, v) = rotate(Some(json!({"overlap_seconds": 604_801}))).await;
+    assert_eq!(s, 422, "{v}");
+    assert_eq!(v["error"]["field"], "overlap_seconds", "{v}");
+    let (s, v) = rotate(Some(json!({"overlap": 1}))).await;
+    assert_eq!(s, 422, "{v}");
+    let (s, v) = node
+        .admin(
+            reqwest::Method::POST,
+            "/admin/v1/tenants/nope/webhook_secret",
+            None,
+        )
+        .await;
+    assert_eq!(s, 404, "{v}");
+}
