@@ -624,6 +624,13 @@ async fn read_your_writes(st: &AppState) -> Result<(), ApiError> {
     Ok(st.consensus.read_barrier().await?)
 }
 
+/// How long one `GET /v1/messages` may scan a tenant's rows for filter matches before
+/// it answers what it found with `"partial": true` (filters other than `client_ref`,
+/// which has an index, read the rows newest first).
+const LIST_SCAN_BUDGET: std::time::Duration = std::time::Duration::from_millis(250);
+/// At most this many rows are read for one page, whatever the time.
+const LIST_SCAN_MAX_ROWS: usize = 200_000;
+
 /// Query of `GET /v1/messages`.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -671,12 +678,10 @@ pub async fn list(
     if !(1..=1000).contains(&limit) {
         return Err(ApiError::invalid("limit", "1 to 1000"));
     }
+    // client_ref is matched through its index (`list_messages`).
     let filter = |m: &Message| {
         status.is_none_or(|s| m.status == s)
             && to.as_ref().is_none_or(|t| *m.to == **t)
-            && q.client_ref
-                .as_ref()
-                .is_none_or(|c| m.client_ref.as_deref() == Some(c.as_str()))
             && since.is_none_or(|s| m.created_at >= s)
     };
     // The cursor is the id of the last message of the previous page (a ULID).
@@ -695,19 +700,26 @@ pub async fn list(
         None => None,
     };
     // One row more than the page tells whether anything follows it.
-    let (mut items, mut next) = st.consensus.store().list_messages(
+    let budget = crate::state::ScanBudget {
+        max_rows: LIST_SCAN_MAX_ROWS,
+        until: std::time::Instant::now() + LIST_SCAN_BUDGET,
+    };
+    let mut page = st.consensus.store().list_messages(
         &tenant.id,
         cursor.as_deref(),
         limit + 1,
-        20_000,
+        q.client_ref.as_deref(),
+        budget,
         filter,
     )?;
-    if items.len() > limit {
-        items.truncate(limit);
-        next = items.last().map(|m| m.id.clone());
+    if page.messages.len() > limit {
+        page.messages.truncate(limit);
+        page.next = page.messages.last().map(|m| m.id.clone());
+    } else if !page.partial {
+        page.next = None;
     }
-    let data: Vec<Value> = items.iter().map(status_body).collect();
-    Ok(Json(json!({"messages": data, "next": next})).into_response())
+    let data: Vec<Value> = page.messages.iter().map(status_body).collect();
+    Ok(Json(json!({"messages": data, "next": page.next, "partial": page.partial})).into_response())
 }
 
 #[cfg(test)]

@@ -9,6 +9,8 @@ mod cancel_tests;
 pub mod compliance;
 #[cfg(test)]
 mod config_refs_tests;
+#[cfg(test)]
+mod list_tests;
 pub mod memtables;
 pub mod message_key;
 pub mod model;
@@ -16,9 +18,9 @@ pub mod ops;
 pub mod parked;
 #[cfg(test)]
 mod parked_tests;
+pub mod placement;
 #[cfg(test)]
 mod secret_tests;
-pub mod placement;
 pub mod snapshot;
 pub mod store;
 pub mod transitions;
@@ -29,6 +31,6 @@ pub use model::*;
 pub use ops::*;
 pub use placement::{BindReport, ClaimRow, NodeRow, Placement};
 pub use store::{
-    ConfigView, Feedback, FeedbackKind, Notice, Notifier, ReadyInfo, StateStore, StoreError,
-    WebhookJob,
+    ConfigView, Feedback, FeedbackKind, ListPage, Notice, Notifier, ReadyInfo, ScanBudget,
+    StateStore, StoreError, WebhookJob,
 };

@@ -34,7 +34,10 @@ fn a_rotation_keeps_the_old_secret_for_the_overlap_and_survives_a_restart() {
     // Overlap 0: the old secret is dropped at once.
     apply(&store, vec![rotate(0)]);
     assert_eq!(secrets(&store, 0), Some(vec!["whsec_new".to_string()]));
-    apply(&store, vec![rotate(9_000), Op::DeleteTenant { id: "acme".into() }]);
+    apply(
+        &store,
+        vec![rotate(9_000), Op::DeleteTenant { id: "acme".into() }],
+    );
     assert_eq!(secrets(&store, 0), None);
     assert!(store.config().previous_secrets.is_empty());
     drop(store);

@@ -382,6 +382,42 @@ fn bind_key(channel: &str, index: u32) -> Vec<u8> {
     k
 }
 
+/// How much of a tenant's rows one list request may read before it answers a partial
+/// page.
+#[derive(Debug, Clone, Copy)]
+pub struct ScanBudget {
+    pub max_rows: usize,
+    pub until: std::time::Instant,
+}
+
+/// One page of [`StateStore::list_messages`].
+#[derive(Debug, Default)]
+pub struct ListPage {
+    pub messages: Vec<Message>,
+    /// Where the next page starts (an id, exclusive); None: nothing older matches.
+    pub next: Option<String>,
+    /// The scan budget ran out before `limit` matches: older matches may follow `next`.
+    pub partial: bool,
+}
+
+/// The `sm_tenant_msgs` key indexing a message by its client_ref:
+/// `\x01 tenant \0 client_ref \0 id`. The leading 1 keeps these rows out of the plain
+/// per-tenant range (`tenant \0 id`; tenant ids never start with a control byte).
+fn ref_key(tenant: &str, client_ref: &str, id: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(tenant.len() + client_ref.len() + id.len() + 3);
+    k.push(1);
+    k.extend_from_slice(tenant.as_bytes());
+    k.push(0);
+    k.extend_from_slice(client_ref.as_bytes());
+    k.push(0);
+    k.extend_from_slice(id.as_bytes());
+    k
+}
+
+/// The `sm_meta` key saying the client_ref index covers every stored message (written
+/// once the rows accepted before the index existed have been indexed).
+const REF_INDEX_DONE: &[u8] = b"index/client_ref/v1";
+
 fn join_key(a: &str, b: &str) -> Vec<u8> {
     let mut k = Vec::with_capacity(a.len() + b.len() + 1);
     k.extend_from_slice(a.as_bytes());
@@ -541,6 +577,7 @@ impl StateStore {
                 _ => {}
             }
         }
+        self.index_client_refs()?;
         let mut work = WorkIndex::default();
         let mut cache = FastMap::default();
         for kv in self.active.iter() {
@@ -575,6 +612,31 @@ impl StateStore {
         *self.config.write().unwrap_or_else(|e| e.into_inner()) = cfg;
         *self.compliance.write().unwrap_or_else(|e| e.into_inner()) = reg;
         *self.work.lock().unwrap_or_else(|e| e.into_inner()) = work;
+        Ok(())
+    }
+
+    /// Indexes the client_refs of the messages stored before the index existed (once:
+    /// then `REF_INDEX_DONE` is set; also after installing a snapshot from a node
+    /// without it). Every message accepted since is indexed when it is applied.
+    fn index_client_refs(&self) -> Result<(), StoreError> {
+        if self.meta.get(REF_INDEX_DONE)?.is_some() {
+            return Ok(());
+        }
+        let mut batch = self.db.batch();
+        let mut n = 0u64;
+        for kv in self.messages.iter() {
+            let (_, v) = kv.into_inner()?;
+            let m: Message = wire::decode(&v)?;
+            if let Some(r) = &m.client_ref {
+                batch.insert(&self.tenant_msgs, ref_key(&m.tenant, r, &m.id), Vec::new());
+                n += 1;
+            }
+        }
+        batch.insert(&self.meta, REF_INDEX_DONE, Vec::new());
+        batch.commit()?;
+        if n > 0 {
+            tracing::info!(messages = n, "indexed the client_refs of stored messages");
+        }
         Ok(())
     }
 
@@ -651,46 +713,66 @@ impl StateStore {
         Ok(out)
     }
 
-    /// A tenant's messages, newest first, starting strictly before `before` (an id).
-    /// `filter` is applied while scanning; at most `scan_limit` rows are read.
+    /// A tenant's messages, newest first, starting strictly before `before` (an id),
+    /// at most `limit` of those `filter` keeps. With `client_ref` only the messages
+    /// carrying it are read (its index: exact, however many newer messages the tenant
+    /// has); otherwise every row in turn, until `budget` runs out: the page then says
+    /// `partial` and its `next` continues where the scan stopped, so an empty page with
+    /// a `next` is never mistaken for "none".
     pub fn list_messages(
         &self,
         tenant: &str,
         before: Option<&str>,
         limit: usize,
-        scan_limit: usize,
+        client_ref: Option<&str>,
+        budget: ScanBudget,
         filter: impl Fn(&Message) -> bool,
-    ) -> Result<(Vec<Message>, Option<String>), StoreError> {
-        let start = join_key(tenant, "");
+    ) -> Result<ListPage, StoreError> {
+        let prefix = match client_ref {
+            Some(r) => ref_key(tenant, r, ""),
+            None => join_key(tenant, ""),
+        };
         let end = match before {
-            Some(b) => join_key(tenant, b),
+            Some(b) => {
+                let mut e = prefix.clone();
+                e.extend_from_slice(b.as_bytes());
+                e
+            }
             None => {
-                let mut e = tenant.as_bytes().to_vec();
-                e.push(1);
+                let mut e = prefix.clone();
+                // The prefix ends with the separator 0: 1 ends the range after it.
+                if let Some(last) = e.last_mut() {
+                    *last = 1;
+                }
                 e
             }
         };
-        let mut out = Vec::new();
+        let mut page = ListPage::default();
         let mut scanned = 0;
-        let mut last_seen;
-        for kv in self.tenant_msgs.range(start..end).rev() {
+        for kv in self.tenant_msgs.range(prefix.clone()..end).rev() {
             let k = kv.key()?;
-            let id = String::from_utf8_lossy(&k[tenant.len() + 1..]).to_string();
+            let id = String::from_utf8_lossy(k.get(prefix.len()..).unwrap_or_default()).to_string();
             scanned += 1;
-            last_seen = Some(id.clone());
             if let Some(m) = self.get_message(&id)?
+                && client_ref.is_none_or(|r| m.client_ref.as_deref() == Some(r))
                 && filter(&m)
             {
-                out.push(Arc::unwrap_or_clone(m));
-                if out.len() >= limit {
-                    return Ok((out, last_seen));
+                page.messages.push(Arc::unwrap_or_clone(m));
+                if page.messages.len() >= limit {
+                    page.next = Some(id);
+                    return Ok(page);
                 }
             }
-            if scanned >= scan_limit {
-                return Ok((out, last_seen));
+            // The clock is read every 256 rows only.
+            if scanned >= budget.max_rows
+                || (scanned % 256 == 0 && std::time::Instant::now() >= budget.until)
+            {
+                page.next = Some(id);
+                page.partial = true;
+                return Ok(page);
             }
         }
-        Ok((out, None))
+        Ok(page)
     }
 
     /// The oldest retained message of `tenant` (an id), if any row of that tenant id is
@@ -1502,6 +1584,10 @@ impl StateStore {
                     ctx.purged.push(id.clone());
                     ctx.kv
                         .insert((T_TENANT_MSG, join_key(&m.tenant, &m.id)), None);
+                    if let Some(r) = &m.client_ref {
+                        ctx.kv
+                            .insert((T_TENANT_MSG, ref_key(&m.tenant, r, &m.id)), None);
+                    }
                     if let Some(ch) = &m.channel {
                         let scope = receipt_scope(&self.config(), ch);
                         for p in &m.part_states {
@@ -1829,6 +1915,12 @@ impl StateStore {
         }
         ctx.kv
             .insert((T_TENANT_MSG, join_key(&m.tenant, &m.id)), Some(Vec::new()));
+        if let Some(r) = &m.client_ref {
+            ctx.kv.insert(
+                (T_TENANT_MSG, ref_key(&m.tenant, r, &m.id)),
+                Some(Vec::new()),
+            );
+        }
         let entered = vec![m.status];
         if m.route_id.is_some() {
             ctx.notices
@@ -2037,6 +2129,19 @@ impl StateStore {
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .remove(id);
+    }
+
+    /// Drops the client_ref index and its done-marker, as a store written before the
+    /// index existed has neither.
+    #[cfg(test)]
+    pub(super) fn forget_client_ref_index(&self) -> Result<(), StoreError> {
+        let mut batch = self.db.batch();
+        for kv in self.tenant_msgs.prefix([1u8]) {
+            batch.remove(&self.tenant_msgs, kv.key()?);
+        }
+        batch.remove(&self.meta, REF_INDEX_DONE);
+        batch.commit()?;
+        Ok(())
     }
 
     #[cfg(test)]

@@ -13,7 +13,10 @@ async fn lower_case_ids_and_bad_cursors() {
     let key = node.tenant("acme", json!({})).await;
     let other = node.tenant("other", json!({})).await;
     let (s, v) = node
-        .send(&key, json!({"to": "+4915112345678", "text": "case"}))
+        .send(
+            &key,
+            json!({"to": "+4915112345678", "text": "case", "client_ref": "needle"}),
+        )
         .await;
     assert_eq!(s, 202, "{v}");
     let id = v["id"].as_str().expect("id").to_string();
@@ -29,6 +32,27 @@ async fn lower_case_ids_and_bad_cursors() {
         assert_eq!(s, 422, "{param}={value}: {v}");
         assert_eq!(v["error"]["field"], param, "{param}={value}: {v}");
     }
+    // client_ref is looked up through its index: exact, the page is complete.
+    for _ in 0..3 {
+        let (s, _) = node
+            .send(
+                &key,
+                json!({"to": "+4915112345678", "text": "hay", "client_ref": "hay"}),
+            )
+            .await;
+        assert_eq!(s, 202);
+    }
+    let (s, v) = node.list(&key, "client_ref=needle").await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["messages"].as_array().map(Vec::len), Some(1), "{v}");
+    assert_eq!(v["messages"][0]["id"], id.as_str(), "{v}");
+    assert_eq!(v["partial"], false, "{v}");
+    assert!(v["next"].is_null(), "{v}");
+    let (_, v) = node.list(&key, "client_ref=hay&limit=2").await;
+    assert_eq!(v["messages"].as_array().map(Vec::len), Some(2), "{v}");
+    assert!(v["next"].is_string(), "{v}");
+    let (_, v) = node.list(&other, "client_ref=needle").await;
+    assert_eq!(v["messages"].as_array().map(Vec::len), Some(0), "{v}");
     // A real cursor works under both names.
     for param in ["next", "cursor"] {
         let (s, v) = node.list(&key, &format!("{param}={lower}")).await;
