@@ -214,13 +214,8 @@ fn apply_tenant_body(t: &mut Tenant, b: TenantBody) -> Result<(), ApiError> {
         };
     }
     if let Some(cb) = b.callback_url {
-        if let Some(u) = &cb
-            && !(u.starts_with("http://") || u.starts_with("https://"))
-        {
-            return Err(ApiError::invalid(
-                "callback_url",
-                "must be an http(s) URL, or null to remove it",
-            ));
+        if let Some(u) = &cb {
+            crate::messages::intake::check_url("callback_url", u)?;
         }
         t.callback_url = cb;
     }
@@ -412,6 +407,17 @@ pub async fn get_tenant(
         .unwrap_or(0);
     let mut v = tenant_view(&t);
     v["waiting"] = json!(waiting);
+    // While a rotated-out webhook secret still signs (never the secret itself).
+    let now = now_ms();
+    v["previous_webhook_secret_until"] = json!(
+        st.consensus
+            .store()
+            .config()
+            .previous_secrets
+            .get(&id)
+            .filter(|p| p.until > now)
+            .map(|p| rfc3339(p.until))
+    );
     Ok(Json(v).into_response())
 }
 
@@ -524,6 +530,69 @@ pub async fn rotate_key(
         .into_response())
 }
 
+/// How long a rotated-out webhook secret keeps signing by default: a day for every
+/// receiver to switch.
+pub const WEBHOOK_SECRET_OVERLAP_S: u64 = 24 * 3600;
+/// The longest overlap allowed (a week).
+pub const WEBHOOK_SECRET_OVERLAP_MAX_S: u64 = 7 * 24 * 3600;
+
+/// Body of `POST /admin/v1/tenants/{id}/webhook_secret` (optional).
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RotateSecretBody {
+    overlap_seconds: Option<u64>,
+}
+
+/// `POST /admin/v1/tenants/{id}/webhook_secret`: a new webhook secret, answered once.
+/// For `overlap_seconds` (default 24 h, 0..=604800) webhooks carry a second `v1=` made
+/// with the old secret, so receivers can switch without rejecting events; 0 drops the
+/// old secret at once (a leaked one). Replicated through Raft (`Op::RotateWebhookSecret`).
+pub async fn rotate_webhook_secret(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    require_admin(&st, &headers)?;
+    let b: RotateSecretBody = if body.iter().all(u8::is_ascii_whitespace) {
+        RotateSecretBody::default()
+    } else {
+        parse_json(&body)?
+    };
+    let overlap = b.overlap_seconds.unwrap_or(WEBHOOK_SECRET_OVERLAP_S);
+    if overlap > WEBHOOK_SECRET_OVERLAP_MAX_S {
+        return Err(ApiError::invalid(
+            "overlap_seconds",
+            format!("0 to {WEBHOOK_SECRET_OVERLAP_MAX_S} (a week)"),
+        ));
+    }
+    find_tenant(&st, &id)?;
+    let webhook_secret = secret("whsec_");
+    let previous_until = if overlap == 0 {
+        0
+    } else {
+        now_ms() + overlap as i64 * 1000
+    };
+    let op = Op::RotateWebhookSecret {
+        tenant: id.clone(),
+        secret: webhook_secret.clone(),
+        previous_until,
+    };
+    if write(&st, op).await? == OpResult::NotFound {
+        return Err(ApiError::not_found("tenant"));
+    }
+    tracing::info!(tenant = %id, overlap_seconds = overlap, "webhook secret rotated");
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({
+            "id": id,
+            "webhook_secret": webhook_secret,
+            "previous_secret_valid_until": (previous_until > 0).then(|| rfc3339(previous_until)),
+        })),
+    )
+        .into_response())
+}
+
 // ---------- channels ----------
 
 #[derive(Deserialize)]
@@ -609,9 +678,7 @@ fn sla_from_body(b: SlaBody) -> Result<crate::state::SlaPolicy, ApiError> {
         ));
     }
     let alert_url = b.alert_url.unwrap_or_default();
-    if !(alert_url.starts_with("http://") || alert_url.starts_with("https://")) {
-        return Err(ApiError::invalid("sla.alert_url", "an http(s) URL"));
-    }
+    crate::messages::intake::check_url("sla.alert_url", &alert_url)?;
     let alert_secret = b.alert_secret.unwrap_or_default();
     if alert_secret.len() < 8 {
         return Err(ApiError::invalid(

@@ -68,6 +68,11 @@ pub const ERROR_CODES: &[(&str, u16, &str)] = &[
         "The same Idempotency-Key was used with a different request within 24 h (compared after parsing: key order, whitespace and number formatting do not matter).",
     ),
     (
+        "not_cancelable",
+        409,
+        "`POST /v1/messages/{id}/cancel`: the message can no longer be withdrawn (a channel has taken it, a part was sent, or it is final); `message` names its current status.",
+    ),
+    (
         "body_too_large",
         413,
         "The request body is larger than the node's `max_body_bytes`.",

@@ -16,7 +16,7 @@ use crate::consensus::WriteError;
 use crate::messages::intake::{self, SendRequest};
 use crate::routing::Ranking;
 use crate::state::compliance::CapKey;
-use crate::state::{Message, OpResult, PartStatus, Status, Tenant};
+use crate::state::{Message, OpResult, Status, Tenant};
 use crate::tenants::limiter::Refusal;
 
 /// Batches carry at most this many messages.
@@ -71,51 +71,65 @@ struct BatchAnswer {
     results: Vec<BatchItem>,
 }
 
-fn error_json(e: &crate::state::ErrorInfo) -> Value {
-    json!({"code": e.code, "message": e.message, "smsc_code": e.smsc_code})
+use crate::state::views::error_json;
+
+/// One event of the status body's `events`.
+fn event_json(e: &crate::state::Event) -> Value {
+    let mut v = json!({"status": e.status.as_str(), "at": rfc3339(e.at)});
+    if let Some(c) = &e.channel {
+        v["channel"] = json!(c);
+    }
+    if !e.smsc_message_ids.is_empty() {
+        v["smsc_message_ids"] = json!(e.smsc_message_ids);
+    }
+    if let Some(n) = &e.note {
+        v["note"] = json!(n);
+    }
+    v
+}
+
+/// The status body's `events`: one entry per status the message entered. A stored event
+/// that repeats the status before it with a note (a requeue after a temporary error, a
+/// failover: not a transition) is folded into that status's entry as `notes: [{"at",
+/// "note", "channel"?}]`, so the history never shows `accepted → accepted` (audit) and
+/// keeps what happened and when. Done here, not in the stored rows, so that rows written
+/// before read the same and webhook event ids (an event's place in the row) stay put.
+pub fn events_json(events: &[crate::state::Event]) -> Vec<Value> {
+    let mut out: Vec<Value> = Vec::with_capacity(events.len());
+    let mut prev: Option<crate::state::Status> = None;
+    for e in events {
+        let repeat = prev == Some(e.status) && e.note.is_some();
+        match out.last_mut() {
+            Some(last) if repeat => {
+                let mut n = json!({"at": rfc3339(e.at), "note": e.note});
+                if let Some(c) = &e.channel {
+                    n["channel"] = json!(c);
+                }
+                match last["notes"].as_array_mut() {
+                    Some(notes) => notes.push(n),
+                    None => last["notes"] = json!([n]),
+                }
+            }
+            _ => out.push(event_json(e)),
+        }
+        prev = Some(e.status);
+    }
+    out
+}
+
+/// The message id a client wrote, as stored: ULIDs are case-insensitive (Crockford
+/// base32), stored in upper case. Anything that is not a ULID is kept as given (and
+/// is then simply not found).
+pub fn normalise_id(id: &str) -> String {
+    ulid::Ulid::from_string(id)
+        .map(|u| u.to_string())
+        .unwrap_or_else(|_| id.to_string())
 }
 
 /// The full status body of `GET /v1/messages/{id}`.
 pub fn status_body(m: &Message) -> Value {
-    let events: Vec<Value> = m
-        .events
-        .iter()
-        .map(|e| {
-            let mut v = json!({"status": e.status.as_str(), "at": rfc3339(e.at)});
-            if let Some(c) = &e.channel {
-                v["channel"] = json!(c);
-            }
-            if !e.smsc_message_ids.is_empty() {
-                v["smsc_message_ids"] = json!(e.smsc_message_ids);
-            }
-            if let Some(n) = &e.note {
-                v["note"] = json!(n);
-            }
-            v
-        })
-        .collect();
-    let parts: Vec<Value> = m
-        .part_states
-        .iter()
-        .enumerate()
-        .map(|(i, p)| {
-            // A part never submitted ended with its message (failed, expired, rejected):
-            // it shows that end rather than a `pending` that will never move.
-            let ended_unsent = p.status == PartStatus::Pending && m.status.is_final();
-            let status = if ended_unsent {
-                json!(m.status.as_str())
-            } else {
-                serde_json::to_value(p.status).unwrap_or(Value::Null)
-            };
-            let error = p
-                .error
-                .as_ref()
-                .or(if ended_unsent { m.error.as_ref() } else { None })
-                .map(error_json);
-            json!({"part": i + 1, "smsc_message_id": p.smsc_message_id,
-                   "status": status, "error": error})
-        })
-        .collect();
+    let events = events_json(&m.events);
+    let parts = crate::state::views::part_states_json(m);
     json!({
         "id": m.id, "status": m.status.as_str(), "to": m.to, "from": m.from, "parts": m.parts,
         "encoding": m.encoding.as_str(), "category": m.category.as_str(), "client_ref": m.client_ref,
@@ -540,9 +554,63 @@ pub async fn get(
 ) -> Result<Response, ApiError> {
     read_your_writes(&st).await?;
     let tenant = tenant_of_fresh(&st, &headers).await?;
-    match st.consensus.store().get_message(&id)? {
+    match st.consensus.store().get_message(&normalise_id(&id))? {
         Some(m) if *m.tenant == *tenant.id => Ok(Json(status_body(&m)).into_response()),
         _ => Err(ApiError::not_found("message")),
+    }
+}
+
+/// `POST /v1/messages/{id}/cancel` (and `DELETE /v1/messages/{id}`): withdraws a
+/// message while it is `scheduled`, or `accepted` and not yet taken by a channel; it
+/// becomes `canceled` (final, webhook sent). Decided in the state machine
+/// (`Op::Cancel`), so one that a channel claimed or sent meanwhile answers 409
+/// `not_cancelable` naming its status. Another tenant's id is 404. Cancelling a canceled
+/// message answers it again (200).
+pub async fn cancel(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let tenant = tenant_of_fresh(&st, &headers).await?;
+    let id = normalise_id(&id);
+    let span = tracing::info_span!("cancel", message_id = %id, tenant = %tenant.id);
+    let _guard = span.enter();
+    let op = crate::state::Op::Cancel {
+        id: id.clone(),
+        tenant: tenant.id.clone(),
+        at: crate::clock::now_ms(),
+    };
+    drop(_guard);
+    let result = st.consensus.propose(op).await?;
+    let current = || -> Result<Response, ApiError> {
+        match st.consensus.store().get_message(&id)? {
+            Some(m) if *m.tenant == *tenant.id => Ok(Json(status_body(&m)).into_response()),
+            _ => Err(ApiError::not_found("message")),
+        }
+    };
+    match result {
+        OpResult::Done => {
+            tracing::info!(message_id = %id, tenant = %tenant.id, "message canceled");
+            current()
+        }
+        OpResult::NotCancelable {
+            status: Status::Canceled,
+        } => current(),
+        OpResult::NotCancelable { status } => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "not_cancelable",
+            format!(
+                "message {id} is {}: only a scheduled message, or an accepted one no channel \
+                 has taken yet, can be canceled",
+                status.as_str()
+            ),
+        )),
+        OpResult::NotFound => Err(ApiError::not_found("message")),
+        other => Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not_ready",
+            format!("unexpected outcome {other:?}"),
+        )),
     }
 }
 
@@ -556,6 +624,13 @@ pub(super) async fn read_your_writes(st: &AppState) -> Result<(), ApiError> {
     Ok(st.consensus.read_barrier().await?)
 }
 
+/// How long one `GET /v1/messages` may scan a tenant's rows for filter matches before
+/// it answers what it found with `"partial": true` (filters other than `client_ref`,
+/// which has an index, read the rows newest first).
+const LIST_SCAN_BUDGET: std::time::Duration = std::time::Duration::from_millis(250);
+/// At most this many rows are read for one page, whatever the time.
+const LIST_SCAN_MAX_ROWS: usize = 200_000;
+
 /// Query of `GET /v1/messages`.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -565,8 +640,9 @@ pub struct ListQuery {
     client_ref: Option<String>,
     since: Option<String>,
     limit: Option<usize>,
-    /// The `next` of the previous page (also accepted as `next=`).
-    #[serde(alias = "next")]
+    /// The `next` of the previous page, as the contract names it.
+    next: Option<String>,
+    /// The same, under the name earlier versions documented.
     cursor: Option<String>,
 }
 
@@ -602,42 +678,86 @@ pub async fn list(
     if !(1..=1000).contains(&limit) {
         return Err(ApiError::invalid("limit", "1 to 1000"));
     }
+    // client_ref is matched through its index (`list_messages`).
     let filter = |m: &Message| {
         status.is_none_or(|s| m.status == s)
             && to.as_ref().is_none_or(|t| *m.to == **t)
-            && q.client_ref
-                .as_ref()
-                .is_none_or(|c| m.client_ref.as_deref() == Some(c.as_str()))
             && since.is_none_or(|s| m.created_at >= s)
     };
     // The cursor is the id of the last message of the previous page (a ULID).
-    let cursor = match &q.cursor {
-        Some(c) => Some(
+    // Errors name the parameter the client sent.
+    let given = match (&q.next, &q.cursor) {
+        (Some(n), _) => Some(("next", n)),
+        (None, Some(c)) => Some(("cursor", c)),
+        (None, None) => None,
+    };
+    let cursor = match given {
+        Some((name, c)) => Some(
             ulid::Ulid::from_string(c)
-                .map_err(|_| ApiError::invalid("cursor", "not a cursor from a `next` field"))?
+                .map_err(|_| ApiError::invalid(name, "not a cursor from a `next` field"))?
                 .to_string(),
         ),
         None => None,
     };
     // One row more than the page tells whether anything follows it.
-    let (mut items, mut next) = st.consensus.store().list_messages(
+    let budget = crate::state::ScanBudget {
+        max_rows: LIST_SCAN_MAX_ROWS,
+        until: std::time::Instant::now() + LIST_SCAN_BUDGET,
+    };
+    let mut page = st.consensus.store().list_messages(
         &tenant.id,
         cursor.as_deref(),
         limit + 1,
-        20_000,
+        q.client_ref.as_deref(),
+        budget,
         filter,
     )?;
-    if items.len() > limit {
-        items.truncate(limit);
-        next = items.last().map(|m| m.id.clone());
+    if page.messages.len() > limit {
+        page.messages.truncate(limit);
+        page.next = page.messages.last().map(|m| m.id.clone());
+    } else if !page.partial {
+        page.next = None;
     }
-    let data: Vec<Value> = items.iter().map(status_body).collect();
-    Ok(Json(json!({"messages": data, "next": next})).into_response())
+    let data: Vec<Value> = page.messages.iter().map(status_body).collect();
+    Ok(Json(json!({"messages": data, "next": page.next, "partial": page.partial})).into_response())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_requeue_note_is_folded_into_its_status_not_repeated() {
+        use crate::state::transitions::event;
+        let mut requeue = event(Status::Accepted, 2_000);
+        requeue.note = Some("temporary error 0x00000008 on smsc-k".into());
+        requeue.channel = Some("smsc-k".into());
+        let mut sent = event(Status::Sent, 3_000);
+        sent.channel = Some("smsc-k".into());
+        // A repeat without a note is not folded (it would be a real, illegal repeat).
+        let events = events_json(&[event(Status::Accepted, 1_000), requeue, sent]);
+        let statuses: Vec<&str> = events.iter().filter_map(|e| e["status"].as_str()).collect();
+        assert_eq!(statuses, ["accepted", "sent"]);
+        assert_eq!(events[0]["at"], rfc3339(1_000));
+        assert_eq!(events[0]["notes"][0]["at"], rfc3339(2_000));
+        assert_eq!(events[0]["notes"][0]["channel"], "smsc-k");
+        assert!(
+            events[0]["notes"][0]["note"]
+                .as_str()
+                .is_some_and(|n| n.contains("0x00000008"))
+        );
+        assert!(events[1].get("notes").is_none());
+        let plain = events_json(&[event(Status::Accepted, 1), event(Status::Accepted, 2)]);
+        assert_eq!(plain.len(), 2);
+    }
+
+    #[test]
+    fn ids_are_looked_up_in_upper_case() {
+        let id = ulid::Ulid::new().to_string();
+        assert_eq!(normalise_id(&id.to_ascii_lowercase()), id);
+        assert_eq!(normalise_id(&id), id);
+        assert_eq!(normalise_id("not-an-id"), "not-an-id");
+    }
 
     #[test]
     fn batch_items_parse_on_their_own_and_name_their_fields() {

@@ -240,7 +240,11 @@ pub fn router(state: AppState, max_body: usize) -> Router {
         .route("/v1/messages", post(messages::send).get(messages::list))
         .route("/v1/messages/batch", post(messages::batch))
         .route("/v1/messages/preview", post(messages::preview))
-        .route("/v1/messages/{id}", get(messages::get))
+        .route(
+            "/v1/messages/{id}",
+            get(messages::get).delete(messages::cancel),
+        )
+        .route("/v1/messages/{id}/cancel", post(messages::cancel))
         .route("/v1/inbound", get(inbound::list))
         .route("/v1/inbound/{id}", get(inbound::get))
         .route("/v1/receipts/{channel}", post(receipts::receive))
@@ -255,6 +259,10 @@ pub fn router(state: AppState, max_body: usize) -> Router {
                 .delete(admin::delete_tenant),
         )
         .route("/admin/v1/tenants/{id}/keys", post(admin::rotate_key))
+        .route(
+            "/admin/v1/tenants/{id}/webhook_secret",
+            post(admin::rotate_webhook_secret),
+        )
         .route(
             "/admin/v1/channels",
             post(admin::create_channel).get(admin::list_channels),

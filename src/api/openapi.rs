@@ -28,6 +28,16 @@ const CONFLICTS: &[(&str, &str, &str)] = &[
     ),
     (
         "post",
+        "/v1/messages/{id}/cancel",
+        "not_cancelable: a channel has taken the message, a part was sent, or it is final; the message names its status",
+    ),
+    (
+        "delete",
+        "/v1/messages/{id}",
+        "not_cancelable: a channel has taken the message, a part was sent, or it is final; the message names its status",
+    ),
+    (
+        "post",
         "/admin/v1/tenants/{id}/senders",
         "the sender is registered already; delete it first to change it",
     ),
@@ -86,6 +96,20 @@ pub const ROUTES: &[(&str, &str, &str, &str, &str)] = &[
     ),
     (
         "post",
+        "/v1/messages/{id}/cancel",
+        "Cancel a scheduled message, or an accepted one no channel has taken yet (409 not_cancelable otherwise)",
+        "messages",
+        "200",
+    ),
+    (
+        "delete",
+        "/v1/messages/{id}",
+        "Same as POST /v1/messages/{id}/cancel",
+        "messages",
+        "200",
+    ),
+    (
+        "post",
         "/v1/receipts/{channel}",
         "Delivery receipts from an HTTP upstream provider (channel credentials)",
         "receipts",
@@ -124,6 +148,13 @@ pub const ROUTES: &[(&str, &str, &str, &str, &str)] = &[
         "post",
         "/admin/v1/tenants/{id}/keys",
         "Rotate a tenant's API key",
+        "admin",
+        "201",
+    ),
+    (
+        "post",
+        "/admin/v1/tenants/{id}/webhook_secret",
+        "Rotate a tenant's webhook secret (answered once); the old one also signs for overlap_seconds (default 86400, at most 604800)",
         "admin",
         "201",
     ),
@@ -489,7 +520,7 @@ pub fn document() -> utoipa::openapi::OpenApi {
         if let Some((_, _, why)) = CONFLICTS.iter().find(|(cm, cp, _)| cm == m && cp == path) {
             op = op.response("409", ResponseBuilder::new().description(*why));
         }
-        if path.starts_with("/v1/messages") && *m == "post" {
+        if path.starts_with("/v1/messages") && *m == "post" && !path.ends_with("/cancel") {
             op = op
                 .response("400", ResponseBuilder::new().description("malformed JSON"))
                 .response(

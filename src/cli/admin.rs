@@ -230,7 +230,9 @@ fn table_of(cmd: &Command) -> Option<Table> {
         },
         Command::Tenant(a) => match a.command {
             TenantCommand::List => Some(Table::Tenants),
-            TenantCommand::Add(_) | TenantCommand::RotateKey { .. } => Some(Table::Secrets),
+            TenantCommand::Add(_)
+            | TenantCommand::RotateKey { .. }
+            | TenantCommand::RotateWebhookSecret { .. } => Some(Table::Secrets),
             TenantCommand::Update(_) => Some(Table::Tenants),
             TenantCommand::Show { .. } => Some(Table::Tenant),
             TenantCommand::Remove { .. } => None,
@@ -691,6 +693,21 @@ fn tenant(cmd: &TenantCommand, base: &str, token: &str) -> ApiCall {
             &["admin", "v1", "tenants", id, "keys"],
             token,
         ),
+        TenantCommand::RotateWebhookSecret {
+            id,
+            overlap_seconds,
+        } => {
+            let call = ApiCall::new(
+                Method::POST,
+                base,
+                &["admin", "v1", "tenants", id, "webhook_secret"],
+                token,
+            );
+            match overlap_seconds {
+                Some(s) => call.with_body(json!({"overlap_seconds": s})),
+                None => call,
+            }
+        }
     }
 }
 

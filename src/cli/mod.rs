@@ -540,6 +540,16 @@ pub enum TenantCommand {
         /// Tenant id.
         id: String,
     },
+    /// Issue a new webhook secret (prints it once); the old one also signs webhooks
+    /// (a second `v1=`) for the overlap, so receivers can switch without losing events.
+    RotateWebhookSecret {
+        /// Tenant id.
+        id: String,
+        /// How long the old secret keeps signing, 0..=604800 [default: 86400]; 0 for a
+        /// leaked secret.
+        #[arg(long)]
+        overlap_seconds: Option<u64>,
+    },
 }
 
 /// Options of `smsgw tenant add`.
@@ -881,6 +891,24 @@ mod tests {
             panic!("not tenant");
         };
         assert_eq!(a.command, TenantCommand::RotateKey { id: "acme".into() });
+        let Command::Tenant(a) = parse(&[
+            "tenant",
+            "rotate-webhook-secret",
+            "acme",
+            "--overlap-seconds",
+            "0",
+        ])
+        .command
+        else {
+            panic!("not tenant");
+        };
+        assert_eq!(
+            a.command,
+            TenantCommand::RotateWebhookSecret {
+                id: "acme".into(),
+                overlap_seconds: Some(0)
+            }
+        );
     }
 
     #[test]

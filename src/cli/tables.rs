@@ -295,7 +295,17 @@ const CAMPAIGNS: &[Column] = &[
 /// A new API key (and, for a new tenant, the webhook secret) as labelled lines.
 fn secrets(v: &Value) -> Option<String> {
     let id = v["id"].as_str()?;
-    let key = v["api_key"].as_str()?;
+    let Some(key) = v["api_key"].as_str() else {
+        // A rotated webhook secret.
+        let secret = v["webhook_secret"].as_str()?;
+        let old = match v["previous_secret_valid_until"].as_str() {
+            Some(until) => format!("the old secret also signs webhooks until {until}"),
+            None => "the old secret no longer signs webhooks".to_string(),
+        };
+        return Some(format!(
+            "tenant {id}: new webhook secret ({old})\nwebhook secret:  {secret}\nshown only this once: store it now"
+        ));
+    };
     let mut out = match v["webhook_secret"].as_str() {
         Some(secret) => {
             format!("tenant {id} added\napi key:         {key}\nwebhook secret:  {secret}")
@@ -577,6 +587,13 @@ mod tests {
         let rotated =
             render(Table::Secrets, &json!({"id": "acme", "api_key": "sk_3"})).expect("key");
         assert!(rotated.contains("sk_3") && !rotated.contains("webhook"));
+        let hook = render(
+            Table::Secrets,
+            &json!({"id": "acme", "webhook_secret": "whsec_9",
+                    "previous_secret_valid_until": "2026-01-02T00:00:00Z"}),
+        )
+        .expect("webhook secret");
+        assert!(hook.contains("whsec_9") && hook.contains("2026-01-02T00:00:00Z"));
         let o = render(
             Table::OptOuts,
             &json!({"total": 3, "numbers": ["+491", "+492"]}),

@@ -14,8 +14,6 @@ use crate::api::{AppState, require_admin};
 
 /// At most this many messages are answered for one client_ref.
 const MAX_MATCHES: usize = 20;
-/// At most this many rows are read per tenant while looking for a client_ref.
-const SCAN_PER_TENANT: usize = 20_000;
 
 fn with_tenant(m: &crate::state::Message) -> Value {
     let mut v = status_body(m);
@@ -30,6 +28,7 @@ pub async fn get_message(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     require_admin(&st, &headers)?;
+    let id = crate::api::messages::normalise_id(&id);
     match st.consensus.store().get_message(&id)? {
         Some(m) => Ok(Json(with_tenant(&m)).into_response()),
         None => Err(ApiError::not_found("message")),
@@ -76,13 +75,20 @@ pub async fn find_messages(
     tenants.sort();
     let mut found = Vec::new();
     for t in tenants {
-        let (items, _) =
-            st.consensus
-                .store()
-                .list_messages(&t, None, MAX_MATCHES, SCAN_PER_TENANT, |m| {
-                    m.client_ref.as_deref() == Some(client_ref.as_str())
-                })?;
-        found.extend(items);
+        // Exact: the client_ref index reads only the messages carrying it.
+        let budget = crate::state::ScanBudget {
+            max_rows: MAX_MATCHES,
+            until: std::time::Instant::now() + std::time::Duration::from_secs(1),
+        };
+        let page = st.consensus.store().list_messages(
+            &t,
+            None,
+            MAX_MATCHES,
+            Some(client_ref.as_str()),
+            budget,
+            |_| true,
+        )?;
+        found.extend(page.messages);
     }
     found.sort_by_key(|m| std::cmp::Reverse(m.created_at));
     found.truncate(MAX_MATCHES);

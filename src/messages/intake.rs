@@ -215,20 +215,45 @@ pub fn check_sender(from: &str) -> Result<String, ApiError> {
     Ok(f.to_string())
 }
 
-fn check_url(field: &str, url: &str) -> Result<(), ApiError> {
-    if (url.starts_with("http://") || url.starts_with("https://"))
-        && url.len() <= 2048
-        && !url.contains(char::is_whitespace)
-    {
-        Ok(())
-    } else {
-        // The caller's input is echoed, but not a whole oversized one.
-        let shown: String = url.chars().take(200).collect();
-        let more = if shown.len() < url.len() { "…" } else { "" };
-        Err(ApiError::invalid(
-            field,
-            format!("{shown:?}{more} is not an http(s) URL (at most 2048 characters)"),
-        ))
+/// Refuses (422 naming `field`) a webhook URL the dispatcher could never call: it must
+/// parse as an absolute http(s) URL with a host, no whitespace, at most 2048 characters.
+/// A prefix check let `http://` and `http://exa mple.com/x` through, and every webhook of
+/// such a message or tenant was then dropped ("empty host") with no error to the client.
+pub fn check_url(field: &str, url: &str) -> Result<(), ApiError> {
+    match url_problem(url) {
+        None => Ok(()),
+        Some(why) => {
+            // The caller's input is echoed, but not a whole oversized one.
+            let shown: String = url.chars().take(200).collect();
+            let more = if shown.len() < url.len() { "…" } else { "" };
+            Err(ApiError::invalid(
+                field,
+                format!("{shown:?}{more} is not a usable http(s) URL: {why}"),
+            ))
+        }
+    }
+}
+
+/// Why `url` cannot be a webhook target, or None when it can.
+fn url_problem(url: &str) -> Option<&'static str> {
+    if url.len() > 2048 {
+        return Some("at most 2048 characters");
+    }
+    if url.contains(char::is_whitespace) {
+        return Some("it contains a space (percent-encode it as %20)");
+    }
+    // The URL parser reads `http:///x` as host `x`: the host must follow `://` itself.
+    let authority = url.split_once("://").map(|(_, rest)| rest);
+    if authority.is_none_or(|a| a.is_empty() || a.starts_with(['/', '?', '#'])) {
+        return Some("it has no host");
+    }
+    match reqwest::Url::parse(url) {
+        Err(_) => Some("it does not parse as a URL"),
+        Ok(u) if !matches!(u.scheme(), "http" | "https") => {
+            Some("it must start with http:// or https://")
+        }
+        Ok(u) if u.host_str().is_none_or(str::is_empty) => Some("it has no host"),
+        Ok(_) => None,
     }
 }
 
@@ -609,6 +634,28 @@ pub fn plan_text(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn webhook_urls_need_a_scheme_a_host_and_no_space() {
+        for (url, ok) in [
+            ("http://example.com/x", true),
+            ("https://example.com", true),
+            ("http://127.0.0.1:9/h?x=1", true),
+            ("http://[::1]:8080/h", true),
+            ("HTTP://EXAMPLE.COM/", true),
+            ("http://", false),
+            ("https://", false),
+            ("http:///path", false),
+            ("http://exa mple.com/x", false),
+            ("http://example.com/a b", false),
+            ("ftp://x", false),
+            ("not a url", false),
+            ("http://:80/", false),
+        ] {
+            assert_eq!(url_problem(url).is_none(), ok, "{url}");
+        }
+        assert!(url_problem(&format!("http://e.com/{}", "a".repeat(2048))).is_some());
+    }
 
     #[test]
     fn prefixes_fit_the_countries_whose_calling_code_they_share() {

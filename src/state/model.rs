@@ -33,6 +33,18 @@ pub struct Tenant {
     pub opt_out_categories: Vec<Category>,
 }
 
+/// A tenant's webhook secret before its last rotation, still signing webhooks (as a
+/// second `v1=`) until `until`, so receivers can switch secrets without losing events.
+/// A row of its own (`w/<tenant>`), not a `Tenant` field: tenant rows and the
+/// `Op::PutTenant` entries of the Raft log are bincode, which has no way to skip a field
+/// that rows written before lack.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PreviousSecret {
+    pub secret: String,
+    /// Unix ms (the leader's clock at the rotation, plus the overlap).
+    pub until: i64,
+}
+
 /// Requests per second and burst allowed to one tenant on one node.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
 pub struct RateLimit {
@@ -253,6 +265,9 @@ pub enum Status {
     Undelivered,
     Expired,
     Failed,
+    /// Withdrawn by the tenant before any part went to a channel (`POST
+    /// /v1/messages/{id}/cancel`). Last, so that stored rows keep their statuses.
+    Canceled,
 }
 
 impl Status {
@@ -266,6 +281,7 @@ impl Status {
             Status::Undelivered => "undelivered",
             Status::Expired => "expired",
             Status::Failed => "failed",
+            Status::Canceled => "canceled",
         }
     }
     pub fn parse(s: &str) -> Option<Status> {
@@ -278,6 +294,7 @@ impl Status {
             "undelivered" => Status::Undelivered,
             "expired" => Status::Expired,
             "failed" => Status::Failed,
+            "canceled" => Status::Canceled,
             _ => return None,
         })
     }
@@ -290,19 +307,20 @@ impl Status {
                 | Status::Undelivered
                 | Status::Expired
                 | Status::Failed
+                | Status::Canceled
         )
     }
     /// The contract's transition table.
     pub fn may_become(self, next: Status) -> bool {
         use Status::*;
         match self {
-            Scheduled => matches!(next, Accepted | Expired),
-            Accepted => matches!(next, Sent | Failed | Expired),
+            Scheduled => matches!(next, Accepted | Expired | Canceled),
+            Accepted => matches!(next, Sent | Failed | Expired | Canceled),
             Sent => matches!(next, Delivered | PartiallyDelivered | Undelivered | Expired),
             _ => false,
         }
     }
-    pub const ALL: [Status; 8] = [
+    pub const ALL: [Status; 9] = [
         Status::Scheduled,
         Status::Accepted,
         Status::Sent,
@@ -311,6 +329,7 @@ impl Status {
         Status::Undelivered,
         Status::Expired,
         Status::Failed,
+        Status::Canceled,
     ];
 }
 

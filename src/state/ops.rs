@@ -190,6 +190,24 @@ pub enum Op {
     PurgeInbound {
         before: i64,
     },
+    /// The tenant withdraws a message (`POST /v1/messages/{id}/cancel`): scheduled or
+    /// accepted → canceled, decided here so that a message a channel claimed or sent
+    /// meanwhile is not canceled (`OpResult::NotCancelable`). Another tenant's id is
+    /// `NotFound`. (Last, so that older log entries still decode.)
+    Cancel {
+        id: String,
+        tenant: String,
+        at: i64,
+    },
+    /// A new webhook secret for `tenant`; the one it replaces keeps signing (a second
+    /// `v1=` in `Smsgw-Signature`) until `previous_until` (unix ms; 0: not at all). Not a
+    /// `PutTenant` with new fields: tenant rows are bincode and could not gain one.
+    /// (Last, so that older log entries still decode.)
+    RotateWebhookSecret {
+        tenant: String,
+        secret: String,
+        previous_until: i64,
+    },
 }
 
 impl Op {
@@ -247,6 +265,12 @@ pub enum OpResult {
     /// `PutRoute` refused: it names channels that do not exist.
     MissingChannels {
         ids: Vec<String>,
+    },
+    /// `Cancel` refused: the message is past the point where it can be withdrawn (claimed
+    /// by a channel, partly or wholly sent, or final); `status` is its status now.
+    /// (Last, so that older answers still decode.)
+    NotCancelable {
+        status: super::model::Status,
     },
 }
 

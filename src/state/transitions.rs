@@ -30,6 +30,34 @@ pub fn event(status: Status, at: i64) -> Event {
     }
 }
 
+/// Whether the tenant may still withdraw `m`: while it is `scheduled`, or `accepted` and
+/// never handed to a channel: no claim (`claimed`), no earlier attempt (a requeue drops
+/// the claim row, and the attempt may have reached the operator), no part with a
+/// response. Anything later may already be at the operator, so it is not canceled.
+pub fn cancelable(m: &Message, claimed: bool) -> bool {
+    match m.status {
+        Status::Scheduled => true,
+        Status::Accepted => {
+            !claimed
+                && m.attempts == 0
+                && m.part_states
+                    .iter()
+                    .all(|p| p.status == PartStatus::Pending && p.smsc_message_id.is_none())
+        }
+        _ => false,
+    }
+}
+
+/// scheduled/accepted → canceled (the caller checked `cancelable`). Returns the statuses
+/// entered.
+pub fn cancel(m: &mut Message, at: i64) -> Vec<Status> {
+    if !set_status(m, Status::Canceled, at, event(Status::Canceled, at)) {
+        return Vec::new();
+    }
+    m.error = None;
+    vec![Status::Canceled]
+}
+
 /// accepted → failed with `error`; `channel` when an operator refused it, recorded on the
 /// event and (unless the message already has one) on the message. Returns the statuses
 /// entered (empty if the transition is not allowed).

@@ -169,11 +169,12 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 async fn deliver(
     client: reqwest::Client,
     job: WebhookJob,
-    secret: String,
+    secrets: Vec<String>,
     timeout: Duration,
 ) -> Attempt {
     let t = now_ms().div_euclid(1000);
-    let sig = signature::sign(secret.as_bytes(), t, job.body.as_bytes());
+    let keys: Vec<&[u8]> = secrets.iter().map(|s| s.as_bytes()).collect();
+    let sig = signature::sign_all(&keys, t, job.body.as_bytes());
     let req = client
         .post(&job.url)
         .timeout(timeout)
@@ -326,13 +327,13 @@ impl WebhookState {
             self.retire(myself, event_id);
             return;
         }
-        let tenant = self
-            .consensus
-            .store()
-            .config()
-            .tenants
-            .get(&job.tenant)
-            .map(|t| (t.webhook_secret.clone(), t.callback_url.clone()));
+        // Its secrets as they are now: the current one, and the one a rotation replaced
+        // while its overlap lasts (both signed).
+        let tenant = {
+            let cfg = self.consensus.store().config();
+            cfg.webhook_secrets(&job.tenant, now)
+                .zip(cfg.tenants.get(&job.tenant).map(|t| t.callback_url.clone()))
+        };
         let Some((secret, tenant_url)) = tenant else {
             self.give_up(myself, event_id, &job, "tenant no longer exists");
             return;

@@ -25,12 +25,24 @@ fn mac(secret: &[u8], unix_seconds: i64, body: &[u8]) -> Option<HmacSha256> {
 /// The full `Smsgw-Signature` header value for `body` sent at `unix_seconds`, so the
 /// receiver can check the sender (secret) and the freshness (timestamp) of a webhook.
 pub fn sign(secret: &[u8], unix_seconds: i64, body: &[u8]) -> String {
-    let digest = match mac(secret, unix_seconds, body) {
-        Some(m) => hex::encode(m.finalize().into_bytes()),
-        // Cannot happen with HMAC; an empty v1 is rejected by every receiver.
-        None => String::new(),
-    };
-    format!("t={unix_seconds},v1={digest}")
+    sign_all(&[secret], unix_seconds, body)
+}
+
+/// The header with one `v1=` per secret, in order (`t=...,v1=<new>,v1=<old>`): during a
+/// secret rotation's overlap a receiver that still has the old secret, or already the
+/// new one, finds a match (Stripe-style; `verify` accepts any `v1`).
+pub fn sign_all(secrets: &[&[u8]], unix_seconds: i64, body: &[u8]) -> String {
+    let mut header = format!("t={unix_seconds}");
+    for secret in secrets {
+        let digest = match mac(secret, unix_seconds, body) {
+            Some(m) => hex::encode(m.finalize().into_bytes()),
+            // Cannot happen with HMAC; an empty v1 is rejected by every receiver.
+            None => String::new(),
+        };
+        header.push_str(",v1=");
+        header.push_str(&digest);
+    }
+    header
 }
 
 /// Checks a `Smsgw-Signature` header value against `body`: true when one of its `v1`
@@ -147,5 +159,17 @@ mod tests {
         let good = reference(SECRET, T, BODY);
         let h = format!("t={T}, v1={}, v1={good}", "00".repeat(32));
         assert!(verify(SECRET, &h, BODY, T, 5));
+    }
+
+    #[test]
+    fn during_a_rotation_either_secret_verifies() {
+        let header = sign_all(&[b"whsec_new", b"whsec_old"], T, BODY);
+        assert_eq!(header.matches("v1=").count(), 2, "{header}");
+        assert!(header.starts_with(&format!("t={T},v1={}", reference(b"whsec_new", T, BODY))));
+        assert!(header.ends_with(&reference(b"whsec_old", T, BODY)));
+        assert!(verify(b"whsec_new", &header, BODY, T, 300));
+        assert!(verify(b"whsec_old", &header, BODY, T, 300));
+        assert!(!verify(b"whsec_other", &header, BODY, T, 300));
+        assert_eq!(sign(SECRET, T, BODY), sign_all(&[SECRET], T, BODY));
     }
 }

@@ -417,6 +417,7 @@ pub const FINAL_STATUSES: &[&str] = &[
     "undelivered",
     "expired",
     "failed",
+    "canceled",
 ];
 
 /// The normalised error codes of the contract (section 4).

@@ -211,9 +211,11 @@ async fn least_cost_takes_the_cheapest_healthy_line_and_fails_over_after_submit(
         failovers += v["events"]
             .as_array()
             .map(|e| {
+                // Kept as `notes` of the `accepted` event.
                 e.iter()
-                    .filter(|e| {
-                        e["note"]
+                    .flat_map(|e| e["notes"].as_array().cloned().unwrap_or_default())
+                    .filter(|n| {
+                        n["note"]
                             .as_str()
                             .is_some_and(|n| n.starts_with("failover from cheap"))
                     })

@@ -202,6 +202,17 @@ async fn webhooks_are_signed_and_sent_for_every_status() {
         assert_eq!(b["to"], TO, "{b}");
         assert_eq!(b["parts"], 1, "{b}");
         assert!(b["error"].is_null(), "{b}");
+        // Beyond the contract's fields: the sender and category, and from `sent` on
+        // the parts with their operator ids.
+        assert!(b["from"].as_str().is_some_and(|f| !f.is_empty()), "{b}");
+        assert_eq!(b["category"], "transactional", "{b}");
+        if b["status"] == "accepted" {
+            assert!(b.get("part_states").is_none(), "{b}");
+        } else {
+            let parts = b["part_states"].as_array().expect("part_states");
+            assert_eq!(parts.len(), 1, "{b}");
+            assert!(parts[0]["smsc_message_id"].is_string(), "{b}");
+        }
         assert!(
             b["at"]
                 .as_str()
@@ -509,9 +520,17 @@ async fn failure_webhooks_carry_the_error() {
         hits[2].body
     );
     assert_eq!(hits[2].json["channel"], "u", "{}", hits[2].body);
-    // The webhook and the status API agree on the error.
+    // The webhook and the status API agree on the error, and on which parts failed
+    // (`part_states`, the status answer's shape, on final statuses).
     let (_, st) = node.message(&key, &id).await;
     assert_eq!(st["error"], *e, "status error vs webhook error");
+    assert_eq!(
+        hits[2].json["part_states"], st["part_states"],
+        "{}",
+        hits[2].body
+    );
+    assert_eq!(hits[2].json["part_states"][0]["status"], "undelivered");
+    assert_eq!(hits[1].json["part_states"][0]["status"], "sent");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -759,4 +778,98 @@ async fn metrics_health_and_openapi() {
         paths["/v1/messages"].get("post").is_some(),
         "POST /v1/messages documented"
     );
+}
+
+/// `v1=` values of a `Smsgw-Signature` header.
+fn v1_count(h: &Hit) -> usize {
+    h.signature
+        .split(',')
+        .filter(|p| p.trim().starts_with("v1="))
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotated_webhook_secret_signs_alongside_the_old_one_for_the_overlap() {
+    let dir = tempdir();
+    let _logs = LogsOnFailure(dir.path().to_path_buf());
+    let rx = Receiver::start(0).await;
+    // No route: each message is accepted, then fails with no_route (two webhooks).
+    let node = GwNode::start(dir.path(), &[]).await;
+    let (key, first) = node
+        .tenant_with_secret("rot", json!({"callback_url": rx.url}))
+        .await;
+    let rotate = |body: Option<Value>| {
+        node.admin(
+            reqwest::Method::POST,
+            "/admin/v1/tenants/rot/webhook_secret",
+            body,
+        )
+    };
+    let (s, v) = rotate(None).await;
+    assert_eq!(s, 201, "{v}");
+    let second = v["webhook_secret"].as_str().expect("secret").to_string();
+    assert!(second.starts_with("whsec_") && second != first, "{v}");
+    assert!(v["previous_secret_valid_until"].is_string(), "{v}");
+    let (_, t) = node
+        .admin(reqwest::Method::GET, "/admin/v1/tenants/rot", None)
+        .await;
+    assert!(t["previous_webhook_secret_until"].is_string(), "{t}");
+    assert!(
+        !t.to_string().contains(&first) && !t.to_string().contains(&second),
+        "never shown again: {t}"
+    );
+
+    let (s, v) = node
+        .send(&key, json!({"to": TO, "text": "during overlap"}))
+        .await;
+    assert_eq!(s, 202, "{v}");
+    let id = v["id"].as_str().expect("id").to_string();
+    let hits = rx
+        .wait_for(&id, &["accepted", "failed"], Duration::from_secs(30))
+        .await;
+    for h in &hits {
+        assert_eq!(v1_count(h), 2, "new and old: {}", h.signature);
+        check_signature(&second, h);
+        check_signature(&first, h);
+    }
+
+    // A leaked secret: overlap 0 drops the old one at once.
+    let (s, v) = rotate(Some(json!({"overlap_seconds": 0}))).await;
+    assert_eq!(s, 201, "{v}");
+    assert!(v["previous_secret_valid_until"].is_null(), "{v}");
+    let third = v["webhook_secret"].as_str().expect("secret").to_string();
+    let (s, v) = node.send(&key, json!({"to": TO, "text": "after"})).await;
+    assert_eq!(s, 202, "{v}");
+    let id = v["id"].as_str().expect("id").to_string();
+    let hits = rx
+        .wait_for(&id, &["accepted", "failed"], Duration::from_secs(30))
+        .await;
+    for h in &hits {
+        assert_eq!(v1_count(h), 1, "{}", h.signature);
+        check_signature(&third, h);
+        for old in [&first, &second] {
+            assert!(!smsgw::webhooks::signature::verify(
+                old.as_bytes(),
+                &h.signature,
+                h.body.as_bytes(),
+                h.received_unix,
+                300
+            ));
+        }
+    }
+
+    // Bad bodies and ids.
+    let (s, v) = rotate(Some(json!({"overlap_seconds": 604_801}))).await;
+    assert_eq!(s, 422, "{v}");
+    assert_eq!(v["error"]["field"], "overlap_seconds", "{v}");
+    let (s, v) = rotate(Some(json!({"overlap": 1}))).await;
+    assert_eq!(s, 422, "{v}");
+    let (s, v) = node
+        .admin(
+            reqwest::Method::POST,
+            "/admin/v1/tenants/nope/webhook_secret",
+            None,
+        )
+        .await;
+    assert_eq!(s, 404, "{v}");
 }

@@ -196,12 +196,15 @@ async fn throttled_and_server_errors_are_retried_until_sent() {
     assert_eq!(st["throttled"], 3, "{st}");
     assert_eq!(st["errors"], 2, "{st}");
     assert_eq!(st["accepted"], 1, "sent exactly once: {st}");
-    // The 500s were requeues (kept as notes on `accepted` events), not failures.
-    let notes: Vec<&str> = done["events"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|e| e["note"].as_str())
+    // The 500s were requeues (kept as `notes` of the `accepted` event), not failures,
+    // and no status repeats in the history (no accepted → accepted).
+    let events = done["events"].as_array().cloned().unwrap_or_default();
+    let statuses: Vec<&str> = events.iter().filter_map(|e| e["status"].as_str()).collect();
+    assert_eq!(statuses, ["accepted", "sent", "delivered"], "{done}");
+    let notes: Vec<String> = events
+        .iter()
+        .flat_map(|e| e["notes"].as_array().cloned().unwrap_or_default())
+        .filter_map(|n| n["note"].as_str().map(str::to_string))
         .collect();
     assert_eq!(
         notes

@@ -459,7 +459,8 @@
     for (const e of m.events || []) {
       events.append(el('li', {}, el('b', { text: e.status }), ' ' + text(e.at) +
         (e.channel ? ' via ' + e.channel : '') +
-        (e.smsc_message_ids ? ' smsc ' + e.smsc_message_ids.join(',') : '') + (e.note ? ' — ' + e.note : '')));
+        (e.smsc_message_ids ? ' smsc ' + e.smsc_message_ids.join(',') : '') + (e.note ? ' — ' + e.note : '') +
+        (e.notes || []).map((n) => ' — ' + text(n.at) + ' ' + n.note).join('')));
     }
     const parts = el('table', { class: 'parts' }, el('tr', {}, el('th', { text: 'part' }), el('th', { text: 'status' }),
       el('th', { text: 'smsc id' }), el('th', { text: 'error' })));
