@@ -36,11 +36,7 @@ pub async fn list(
         return Err(ApiError::invalid("limit", "1 to 1000"));
     }
     let cursor = match &q.next {
-        Some(c) => Some(
-            ulid::Ulid::from_string(c)
-                .map_err(|_| ApiError::invalid("next", "not a cursor from a `next` field"))?
-                .to_string(),
-        ),
+        Some(c) => Some(super::messages::page_cursor("next", c)?),
         None => None,
     };
     // One row more than the page tells whether anything follows it.
@@ -69,7 +65,7 @@ pub async fn get(
 ) -> Result<Response, ApiError> {
     read_your_writes(&st).await?;
     let tenant = tenant_of_fresh(&st, &headers).await?;
-    let id = id.to_ascii_uppercase();
+    let id = super::messages::normalise_id(&id);
     match st.consensus.store().get_inbound(&tenant.id, &id)? {
         Some(m) => Ok(Json(m.json()).into_response()),
         None => Err(ApiError::not_found("inbound message")),

@@ -126,6 +126,14 @@ pub fn normalise_id(id: &str) -> String {
         .unwrap_or_else(|_| id.to_string())
 }
 
+/// A list page's cursor (the `next` of the previous page: the id of its last item, a
+/// ULID) as given in query parameter `name`; 422 naming it otherwise.
+pub(super) fn page_cursor(name: &str, given: &str) -> Result<String, ApiError> {
+    ulid::Ulid::from_string(given)
+        .map(|u| u.to_string())
+        .map_err(|_| ApiError::invalid(name, "not a cursor from a `next` field"))
+}
+
 /// The full status body of `GET /v1/messages/{id}`.
 pub fn status_body(m: &Message) -> Value {
     let events = events_json(&m.events);
@@ -692,11 +700,7 @@ pub async fn list(
         (None, None) => None,
     };
     let cursor = match given {
-        Some((name, c)) => Some(
-            ulid::Ulid::from_string(c)
-                .map_err(|_| ApiError::invalid(name, "not a cursor from a `next` field"))?
-                .to_string(),
-        ),
+        Some((name, c)) => Some(page_cursor(name, c)?),
         None => None,
     };
     // One row more than the page tells whether anything follows it.

@@ -439,6 +439,11 @@ fn ref_key(tenant: &str, client_ref: &str, id: &str) -> Vec<u8> {
 /// once the rows accepted before the index existed have been indexed).
 const REF_INDEX_DONE: &[u8] = b"index/client_ref/v1";
 
+/// The apply step's key of message `id`'s claim row.
+fn claim_key(id: &str) -> (u8, Vec<u8>) {
+    (T_CLAIM, id.as_bytes().to_vec())
+}
+
 fn join_key(a: &str, b: &str) -> Vec<u8> {
     let mut k = Vec::with_capacity(a.len() + b.len() + 1);
     k.extend_from_slice(a.as_bytes());
@@ -1037,6 +1042,19 @@ impl StateStore {
             T_FREQ => &self.freq,
             T_INBOUND => &self.inbound,
             _ => &self.config_ks,
+        }
+    }
+
+    /// Whether the claim row `probe` (`claim_key`) exists: written earlier in this batch,
+    /// or committed (asked of the in-memory mirror, not fjall).
+    fn claim_row_exists(&self, ctx: &ApplyCtx, probe: &(u8, Vec<u8>)) -> bool {
+        match ctx.kv.get(probe) {
+            Some(v) => v.is_some(),
+            None => self
+                .claimed
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .contains(&probe.1),
         }
     }
 
@@ -1639,16 +1657,8 @@ impl StateStore {
                         continue;
                     }
                     // Taken by an earlier claim (in this batch, or committed: the mirror)?
-                    let probe = (T_CLAIM, id.as_bytes().to_vec());
-                    let taken = match ctx.kv.get(&probe) {
-                        Some(v) => v.is_some(),
-                        None => self
-                            .claimed
-                            .lock()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .contains(&probe.1),
-                    };
-                    if taken {
+                    let probe = claim_key(id);
+                    if self.claim_row_exists(ctx, &probe) {
                         reclaimed += 1;
                     }
                     ctx.kv.insert(probe, Some(row.clone()));
@@ -2010,15 +2020,7 @@ impl StateStore {
         if *m.tenant != *tenant {
             return Ok(OpResult::NotFound);
         }
-        let probe = (T_CLAIM, id.as_bytes().to_vec());
-        let claimed = match ctx.kv.get(&probe) {
-            Some(v) => v.is_some(),
-            None => self
-                .claimed
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .contains(&probe.1),
-        };
+        let claimed = self.claim_row_exists(ctx, &claim_key(id));
         if !transitions::cancelable(&m, claimed) {
             return Ok(OpResult::NotCancelable { status: m.status });
         }

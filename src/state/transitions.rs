@@ -58,6 +58,19 @@ pub fn cancel(m: &mut Message, at: i64) -> Vec<Status> {
     vec![Status::Canceled]
 }
 
+/// The `sent` event: the channel and the operator's id of every acknowledged part.
+fn sent_event(m: &Message, channel: &str, at: i64) -> Event {
+    Event {
+        channel: Some(channel.to_string()),
+        smsc_message_ids: m
+            .part_states
+            .iter()
+            .filter_map(|p| p.smsc_message_id.clone())
+            .collect(),
+        ..event(Status::Sent, at)
+    }
+}
+
 /// accepted → failed with `error`; `channel` when an operator refused it, recorded on the
 /// event and (unless the message already has one) on the message. Returns the statuses
 /// entered (empty if the transition is not allowed).
@@ -110,21 +123,14 @@ pub fn refuse_unsent_parts(
             }
         });
     }
-    let ids = m
-        .part_states
-        .iter()
-        .filter_map(|p| p.smsc_message_id.clone())
-        .collect();
     let ev = Event {
-        channel: Some(channel.clone()),
-        smsc_message_ids: ids,
         note: Some(format!(
             "part {} refused by the operator ({}): {}; the parts before it were sent",
             refused + 1,
             error.smsc_code.as_deref().unwrap_or(&error.code),
             error.message
         )),
-        ..event(Status::Sent, at)
+        ..sent_event(m, &channel, at)
     };
     m.channel = Some(channel);
     m.updated_at = m.updated_at.max(at);
@@ -162,16 +168,7 @@ pub fn part_submitted(
     let all_submitted = m.part_states.iter().all(|p| p.smsc_message_id.is_some());
     let mut entered = Vec::new();
     if all_submitted && m.status == Status::Accepted {
-        let ids = m
-            .part_states
-            .iter()
-            .filter_map(|p| p.smsc_message_id.clone())
-            .collect();
-        let ev = Event {
-            channel: Some(channel.to_string()),
-            smsc_message_ids: ids,
-            ..event(Status::Sent, at)
-        };
+        let ev = sent_event(m, channel, at);
         if set_status(m, Status::Sent, at, ev) {
             entered.push(Status::Sent);
             // Receipts that came before the last response may already settle it.
