@@ -40,10 +40,10 @@ pub async fn list(
         None => None,
     };
     // One row more than the page tells whether anything follows it.
-    let (mut items, _) =
-        st.consensus
-            .store()
-            .list_inbound(&tenant.id, cursor.as_deref(), limit + 1)?;
+    let mut items = st
+        .consensus
+        .store()
+        .list_inbound(&tenant.id, cursor.as_deref(), limit + 1)?;
     let next = if items.len() > limit {
         items.truncate(limit);
         items.last().map(|m| m.id.clone())

@@ -18,15 +18,15 @@ use crate::protocols::smpp::session::{Inbound, SessionError, SubmitOutcome, Subm
 use crate::protocols::smpp::status_map::receipt_error_code;
 use crate::state::{Channel, ErrorInfo, Op, ReceiptOutcome};
 
-/// Longest wait between reconnect attempts.
-const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// Longest wait between reconnect attempts (a transmitter's receiver bind too).
+pub(super) const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// The first wait before a reconnect, and the one a session that stayed up gets back.
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 /// A session that lasted this long (or answered a submit) was healthy: its loss starts
 /// the back-off over. One lost sooner without answering anything (an SMSC that accepts
 /// the bind and then drops it) keeps doubling it, so such an SMSC sees a few binds a
-/// minute, not several a second.
-const HEALTHY_SESSION: Duration = Duration::from_secs(30);
+/// minute, not several a second. The same for a transmitter's receiver bind.
+pub(super) const HEALTHY_SESSION: Duration = Duration::from_secs(30);
 /// Bind #k of a channel first connects k times this late, so a channel's binds do not
 /// hit the SMSC in the same millisecond.
 const BIND_STAGGER: Duration = Duration::from_millis(150);

@@ -18,10 +18,8 @@ use crate::consensus::Consensus;
 use crate::protocols::smpp::{BindMode, Session};
 use crate::state::Channel;
 
-/// Longest wait between two tries to bind the receiver.
-const MAX_BACKOFF: Duration = Duration::from_secs(30);
-/// A receiver session that lasted this long starts the back-off over when lost.
-const HEALTHY_SESSION: Duration = Duration::from_secs(30);
+use super::bind_actor::{HEALTHY_SESSION, MAX_BACKOFF};
+
 /// How long stopping waits for the receiver to unbind.
 const STOP_WAIT: Duration = Duration::from_secs(5);
 

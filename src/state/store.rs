@@ -439,6 +439,22 @@ fn ref_key(tenant: &str, client_ref: &str, id: &str) -> Vec<u8> {
 /// once the rows accepted before the index existed have been indexed).
 const REF_INDEX_DONE: &[u8] = b"index/client_ref/v1";
 
+/// The end (exclusive) of a newest-first page over the keys `prefix` + id: the id
+/// `before` when continuing a page, else just past every such key (the prefix ends with
+/// the separator 0, so 1 in its place ends the range after it).
+fn page_end(prefix: &[u8], before: Option<&str>) -> Vec<u8> {
+    let mut end = prefix.to_vec();
+    match before {
+        Some(b) => end.extend_from_slice(b.as_bytes()),
+        None => {
+            if let Some(last) = end.last_mut() {
+                *last = 1;
+            }
+        }
+    }
+    end
+}
+
 /// The apply step's key of message `id`'s claim row.
 fn claim_key(id: &str) -> (u8, Vec<u8>) {
     (T_CLAIM, id.as_bytes().to_vec())
@@ -760,21 +776,7 @@ impl StateStore {
             Some(r) => ref_key(tenant, r, ""),
             None => join_key(tenant, ""),
         };
-        let end = match before {
-            Some(b) => {
-                let mut e = prefix.clone();
-                e.extend_from_slice(b.as_bytes());
-                e
-            }
-            None => {
-                let mut e = prefix.clone();
-                // The prefix ends with the separator 0: 1 ends the range after it.
-                if let Some(last) = e.last_mut() {
-                    *last = 1;
-                }
-                e
-            }
-        };
+        let end = page_end(&prefix, before);
         let mut page = ListPage::default();
         let mut scanned = 0;
         for kv in self.tenant_msgs.range(prefix.clone()..end).rev() {
@@ -803,36 +805,22 @@ impl StateStore {
         Ok(page)
     }
 
-    /// `tenant`'s inbound messages, newest first, older than the id `before` when given;
-    /// with the id to continue after when more may follow.
+    /// Up to `limit` of `tenant`'s inbound messages, newest first, older than the id
+    /// `before` when given.
     pub fn list_inbound(
         &self,
         tenant: &str,
         before: Option<&str>,
         limit: usize,
-    ) -> Result<(Vec<crate::inbound::InboundMessage>, Option<String>), StoreError> {
+    ) -> Result<Vec<crate::inbound::InboundMessage>, StoreError> {
         let start = crate::inbound::keys::by_tenant(tenant, "");
-        let end = match before {
-            Some(b) => crate::inbound::keys::by_tenant(tenant, b),
-            None => {
-                let mut e = crate::inbound::keys::by_tenant(tenant, "");
-                if let Some(last) = e.last_mut() {
-                    *last = 1;
-                }
-                e
-            }
-        };
+        let end = page_end(&start, before);
         let mut out = Vec::new();
-        for kv in self.inbound.range(start..end).rev() {
+        for kv in self.inbound.range(start..end).rev().take(limit) {
             let (_, v) = kv.into_inner()?;
-            let m: crate::inbound::InboundMessage = wire::decode(&v)?;
-            out.push(m);
-            if out.len() >= limit {
-                let next = out.last().map(|m| m.id.clone());
-                return Ok((out, next));
-            }
+            out.push(wire::decode(&v)?);
         }
-        Ok((out, None))
+        Ok(out)
     }
 
     /// `tenant`'s copy of inbound message `id`.
