@@ -18,8 +18,8 @@ use super::{AppState, require_admin};
 use crate::clock::{now_ms, rfc3339};
 use crate::protocols::smpp::ReceiptIdFormat;
 use crate::state::{
-    BindKind, Category, Channel, ChannelText, Op, OpResult, RateLimit, Route, RouteChannel, Tenant,
-    TextCoding, UdhMode,
+    BindKind, Category, Channel, ChannelText, Op, OpResult, RECEIVER_INDEX_BASE, RateLimit, Route,
+    RouteChannel, Tenant, TextCoding, UdhMode,
 };
 
 fn secret(prefix: &str) -> String {
@@ -1096,7 +1096,32 @@ fn channel_view(st: &AppState, c: &Channel, live: Option<Value>) -> Value {
                     None if live() => b.state.as_str(),
                     None => "down",
                 };
-                json!({"node": b.node, "bind": format!("{}#{i}", c.id), "state": state, "since": rfc3339(b.since)})
+                let mut view = json!({"node": b.node, "bind": format!("{}#{i}", c.id), "state": state, "since": rfc3339(b.since)});
+                // A transmitter bind's receiver (receipts and MO arrive only there).
+                if crate::channels::receiver_bind::needed(c) {
+                    let reported = cfg
+                        .bind_states
+                        .get(&(c.id.clone(), RECEIVER_INDEX_BASE + *i))
+                        .filter(|r| r.node == b.node);
+                    let local_receiver = (b.node == st.consensus.node_id())
+                        .then(|| st.registry.find(&c.id))
+                        .flatten()
+                        .and_then(|rt| {
+                            rt.receiver_status
+                                .lock()
+                                .unwrap_or_else(|e| e.into_inner())
+                                .get(&(*i as usize))
+                                .map(|s| s.state)
+                        });
+                    let receiver = match (state, local_receiver, reported) {
+                        ("down", _, _) => "down",
+                        (_, Some(s), _) => s,
+                        (_, None, Some(r)) if live() => r.state.as_str(),
+                        _ => "down",
+                    };
+                    view["receiver"] = json!(receiver);
+                }
+                view
             })
             .collect();
         (owner, binds)

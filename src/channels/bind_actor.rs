@@ -21,7 +21,7 @@ use crate::state::{Channel, ErrorInfo, Op, ReceiptOutcome};
 /// Longest wait between reconnect attempts (a transmitter's receiver bind too).
 pub(super) const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// The first wait before a reconnect, and the one a session that stayed up gets back.
-const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+pub(super) const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 /// A session that lasted this long (or answered a submit) was healthy: its loss starts
 /// the back-off over. One lost sooner without answering anything (an SMSC that accepts
 /// the bind and then drops it) keeps doubling it, so such an SMSC sees a few binds a

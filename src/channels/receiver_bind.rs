@@ -18,7 +18,7 @@ use crate::consensus::Consensus;
 use crate::protocols::smpp::{BindMode, Session};
 use crate::state::Channel;
 
-use super::bind_actor::{HEALTHY_SESSION, MAX_BACKOFF};
+use super::bind_actor::{FIRST_BACKOFF, HEALTHY_SESSION, MAX_BACKOFF};
 
 /// How long stopping waits for the receiver to unbind.
 const STOP_WAIT: Duration = Duration::from_secs(5);
@@ -56,47 +56,69 @@ impl ReceiverBind {
         tokio::spawn(super::bind_actor::inbound_loop(
             channel.id.clone(),
             consensus,
-            registry,
+            registry.clone(),
             rx,
         ));
         let name = format!("{}#{}/receiver", channel.id, index);
+        let channel_id = channel.id.clone();
         let task = tokio::spawn(async move {
             let mut stopped = stopped;
-            let mut backoff = Duration::from_millis(200);
+            let mut backoff = FIRST_BACKOFF;
             loop {
                 let stop_now = *stopped.borrow();
                 if stop_now {
+                    registry.receiver_state(&channel_id, index, None, None);
                     return;
                 }
                 let wait = match Session::connect(cfg.clone(), tx.clone()).await {
                     Ok(session) => {
                         info!(bind = %name, "receiver bound (receipts and MO of a transmitter channel)");
+                        registry.receiver_state(&channel_id, index, Some("bound"), None);
                         let since = Instant::now();
                         tokio::select! {
                             _ = session.closed() => {}
                             _ = stop_requested(&mut stopped) => {
                                 session.unbind().await;
                                 info!(bind = %name, "receiver unbound");
+                                registry.receiver_state(&channel_id, index, None, None);
                                 return;
                             }
                         }
                         if since.elapsed() >= HEALTHY_SESSION {
-                            backoff = Duration::from_millis(200);
+                            backoff = FIRST_BACKOFF;
                         }
                         warn!(bind = %name, reason = ?session.close_reason(), retry_ms = backoff.as_millis() as u64, "receiver session lost; binding again");
-                        metrics::counter!("smsgw_session_losses_total", "channel" => name.clone())
+                        // Counted under the channel, as a transmitter's or transceiver's loss.
+                        metrics::counter!("smsgw_session_losses_total", "channel" => channel_id.clone())
                             .increment(1);
+                        if let Some(rt) = registry.find(&channel_id) {
+                            rt.session_losses
+                                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        }
+                        let why = session
+                            .close_reason()
+                            .map(|r| format!("receiver session lost: {r}"));
+                        registry.receiver_state(&channel_id, index, Some("connecting"), why);
                         backoff
                     }
                     Err(e) => {
                         warn!(bind = %name, error = %e, retry_ms = backoff.as_millis() as u64, "receiver bind failed; receipts wait until it is bound");
+                        registry.receiver_state(
+                            &channel_id,
+                            index,
+                            Some("connecting"),
+                            Some(e.to_string()),
+                        );
                         backoff
                     }
                 };
                 backoff = (backoff * 2).min(MAX_BACKOFF);
                 tokio::select! {
                     _ = tokio::time::sleep(super::bind_actor::jittered(wait)) => {}
-                    _ = stop_requested(&mut stopped) => return,
+                    _ = stop_requested(&mut stopped) => {
+                        registry.receiver_state(&channel_id, index, None, None);
+                        return;
+                    }
                 }
             }
         });

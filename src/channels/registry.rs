@@ -45,6 +45,9 @@ pub struct ChannelRuntime {
     /// After 0x58/0x14 nobody submits on this channel for a while.
     cooldown: Mutex<ThrottleCooldown>,
     pub bind_status: Mutex<BTreeMap<usize, BindStatus>>,
+    /// The receiver bind beside each transmitter bind (by the bind's index): whether
+    /// receipts and MO can arrive at all on a transmitter channel.
+    pub receiver_status: Mutex<BTreeMap<usize, BindStatus>>,
     pub sent: AtomicU64,
     pub failed: AtomicU64,
     pub delivered: AtomicU64,
@@ -88,6 +91,7 @@ impl ChannelRuntime {
             limiter: RwLock::new((tps, limiter(tps))),
             cooldown: Mutex::new(ThrottleCooldown::default()),
             bind_status: Mutex::new(BTreeMap::new()),
+            receiver_status: Mutex::new(BTreeMap::new()),
             sent: AtomicU64::new(0),
             failed: AtomicU64::new(0),
             delivered: AtomicU64::new(0),
@@ -359,6 +363,36 @@ impl ChannelRegistry {
             });
         }
         self.changed.notify_one();
+        self.bind_state_changed.notify_one();
+    }
+
+    /// The receiver bind beside bind #`index` is `state` ("bound", "connecting"), or is
+    /// gone (`None`: its bind stopped), with the last failure while it is not bound.
+    pub fn receiver_state(
+        &self,
+        channel: &str,
+        index: usize,
+        state: Option<&'static str>,
+        error: Option<String>,
+    ) {
+        if let Some(rt) = self.find(channel) {
+            let mut status = rt.receiver_status.lock().unwrap_or_else(|e| e.into_inner());
+            match state {
+                Some(state) => {
+                    status.insert(
+                        index,
+                        BindStatus {
+                            state,
+                            since: crate::clock::now_ms(),
+                            error,
+                        },
+                    );
+                }
+                None => {
+                    status.remove(&index);
+                }
+            }
+        }
         self.bind_state_changed.notify_one();
     }
 

@@ -16,7 +16,7 @@ use super::registry::ChannelRegistry;
 use crate::cluster::Lease;
 use crate::consensus::Consensus;
 use crate::protocols::smpp::ReceiptIdFormat;
-use crate::state::{BindReport, Channel, ConfigView, Notice, Op};
+use crate::state::{BindReport, Channel, ConfigView, Notice, Op, RECEIVER_INDEX_BASE};
 
 /// Binds stay open this long after the lease lapsed (a short hiccup costs no rebind).
 const LEASE_GRACE: Duration = Duration::from_secs(2);
@@ -163,6 +163,16 @@ impl ChannelSupervisor {
                     let running = st.binds.contains_key(&(c.id.clone(), *index));
                     let state = if running { b.state } else { "down" };
                     now.insert((c.id.clone(), *index as u32), state.to_string());
+                }
+                drop(status);
+                let receivers = rt.receiver_status.lock().unwrap_or_else(|e| e.into_inner());
+                for (index, b) in receivers.iter() {
+                    let running = st.binds.contains_key(&(c.id.clone(), *index));
+                    let state = if running { b.state } else { "down" };
+                    now.insert(
+                        (c.id.clone(), RECEIVER_INDEX_BASE + *index as u32),
+                        state.to_string(),
+                    );
                 }
             }
         }

@@ -149,12 +149,17 @@ const CHANNELS: &[Column] = &[
             .into_iter()
             .flatten()
             .map(|b| {
-                format!(
+                let bind = format!(
                     "{}@{}:{}",
                     cell(&b["bind"]),
                     cell(&b["node"]),
                     cell(&b["state"])
-                )
+                );
+                // A transmitter bind's receiver: "+rx:bound" (receipts can arrive).
+                match b["receiver"].as_str() {
+                    Some(rx) => format!("{bind}+rx:{rx}"),
+                    None => bind,
+                }
             })
             .collect();
         joined(binds, " ")
@@ -517,7 +522,7 @@ mod tests {
     #[test]
     fn channel_table_has_a_row_per_channel_and_falls_back_on_other_shapes() {
         let v = json!([{"id": "a", "protocol": "smpp", "state": "bound", "owner": 2, "tps": 100, "queue_depth": 3,
-            "binds": [{"bind": "a#0", "node": 2, "state": "bound"}],
+            "binds": [{"bind": "a#0", "node": 2, "state": "bound"}, {"bind": "a#1", "node": 2, "state": "bound", "receiver": "connecting"}],
             "stats": {"sent": 10, "delivered": 9, "failed": 1, "success_rate": 0.9, "submit_latency_ms_p99": 4.5},
             "health": {"score": 0.0, "breaker": "open", "send_rate": 1.0}}]);
         let t = render(Table::Channels, &v).expect("table");
@@ -534,9 +539,9 @@ mod tests {
             "{t}"
         );
         assert!(
-            t.lines()
-                .nth(1)
-                .is_some_and(|l| l.contains("a#0@2:bound") && l.contains("0.90")),
+            t.lines().nth(1).is_some_and(
+                |l| l.contains("a#0@2:bound a#1@2:bound+rx:connecting") && l.contains("0.90")
+            ),
             "{t}"
         );
         assert!(render(Table::Channels, &json!({"error": 1})).is_none());

@@ -29,7 +29,7 @@ pub mod views;
 pub use message_key::MessageKey;
 pub use model::*;
 pub use ops::*;
-pub use placement::{BindReport, ClaimRow, NodeRow, Placement};
+pub use placement::{BindReport, ClaimRow, NodeRow, Placement, RECEIVER_INDEX_BASE};
 pub use store::{
     ConfigView, Feedback, FeedbackKind, ListPage, Notice, Notifier, ReadyInfo, ScanBudget,
     StateStore, StoreError, WebhookJob,

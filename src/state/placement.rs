@@ -60,6 +60,11 @@ pub struct BindReport {
     pub since: i64,
 }
 
+/// Reports of a transmitter bind's receiver bind (receipts and MO) use the bind's index
+/// plus this, so they share the bind-state map without counting as binds that submit
+/// (readers of the map filter `index < RECEIVER_INDEX_BASE` for those).
+pub const RECEIVER_INDEX_BASE: u32 = 1 << 20;
+
 impl BindReport {
     /// The key of this bind in the bind-state map.
     pub fn key(&self) -> (String, u32) {

@@ -322,7 +322,10 @@ impl ConfigView {
         }
         let owner = self.placement.get(channel).and_then(|p| p.owner);
         self.bind_states
-            .range((channel.to_string(), 0)..=(channel.to_string(), u32::MAX))
+            .range(
+                (channel.to_string(), 0)
+                    ..(channel.to_string(), super::placement::RECEIVER_INDEX_BASE),
+            )
             .any(|(_, b)| b.state == "bound" && Some(b.node) == owner)
     }
 }

@@ -259,4 +259,10 @@ async fn a_transmitter_channel_gets_its_receipts_on_a_receiver_bind() {
     }
     // One transmitter and one receiver bind.
     assert!(smsc_stat(&smsc, "binds").await >= 2);
+    // The channel shows its receiver, so an operator sees whether receipts can arrive.
+    let (status, v) = node
+        .admin(reqwest::Method::GET, "/admin/v1/channels/t", None)
+        .await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["binds"][0]["receiver"], "bound", "{v}");
 }
