@@ -534,6 +534,22 @@ async fn work(st: &MessageArgs) -> Result<WorkEnd, ActorProcessingErr> {
                         return fail(c, &row.id, &st.channel, e, i as u32, pinned).await;
                     }
                     warn!(message_id = %row.id, channel = %st.channel, part = i, smsc_code = %smsc, retry_ms = wait.as_millis() as u64, "temporary error; trying again after a pause");
+                    if n == 0 {
+                        // Once per part: the history says why the message waits (the
+                        // retries that follow are the same story).
+                        let note = Op::Note {
+                            id: row.id.clone(),
+                            note: format!(
+                                "temporary error {smsc} on {} ({detail}); trying the same line again after pauses of 1 s doubling, for up to {} s",
+                                st.channel,
+                                TEMPORARY_ERROR_PATIENCE.as_secs()
+                            ),
+                            at: crate::clock::now_ms(),
+                        };
+                        if let Err(e) = c.propose_batched(note).await {
+                            warn!(message_id = %row.id, error = %e, "note of a temporary error not recorded");
+                        }
+                    }
                     tokio::time::sleep(wait).await;
                 }
                 SubmitErrorClass::Permanent => {

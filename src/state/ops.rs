@@ -208,6 +208,15 @@ pub enum Op {
         secret: String,
         previous_until: i64,
     },
+    /// A note in the history of a message still being worked, with no status change:
+    /// a temporary error the message is retried on the same line after, so that its
+    /// history says why it waits minutes. Ignored once the message left `accepted`.
+    /// (Last, so that older log entries still decode.)
+    Note {
+        id: String,
+        note: String,
+        at: i64,
+    },
 }
 
 impl Op {

@@ -1733,6 +1733,17 @@ impl StateStore {
             Op::ComplianceGc { at } => self.compliance_gc(ctx, *at)?,
             Op::DropUnmatchedReceipts { before } => self.drop_unmatched(ctx, *before)?,
             Op::Cancel { id, tenant, at } => self.cancel(ctx, id, tenant, *at)?,
+            Op::Note { id, note, at } => self.with_message(ctx, id, |m| {
+                if m.status != Status::Accepted {
+                    return vec![];
+                }
+                m.updated_at = m.updated_at.max(*at);
+                let mut ev = event(Status::Accepted, *at);
+                ev.note = Some(note.clone());
+                ev.at = ev.at.max(m.events.last().map(|e| e.at).unwrap_or(0));
+                m.events.push(ev);
+                vec![]
+            })?,
             Op::RotateWebhookSecret {
                 tenant,
                 secret,

@@ -109,6 +109,19 @@ async fn temporary_errors_back_off_and_the_message_gets_through() {
     );
     let (_, v) = node.message(&key, &id).await;
     assert_eq!(v["status"], "accepted", "still trying: {v}");
+    // Its history says why it waits, once (not a note per retry).
+    let notes: Vec<&Value> = v["events"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|e| e["notes"].as_array().into_iter().flatten())
+        .filter(|n| {
+            n["note"]
+                .as_str()
+                .is_some_and(|t| t.contains("temporary error"))
+        })
+        .collect();
+    assert_eq!(notes.len(), 1, "{v}");
     // The SMSC recovers: the next try gets through.
     control(&smsc, json!({"temp_error_rate": 0.0})).await;
     let v = node.wait_final(&key, &id, Duration::from_secs(20)).await;
