@@ -286,8 +286,10 @@ impl RuleSet {
 /// The form keywords are matched in, for patterns and texts alike: compatibility
 /// characters folded (full-width letters, ligatures: NFKC), invisible format characters
 /// dropped (soft hyphen, zero-width space and joiners, word joiner, BOM), every run of
-/// white space (line breaks, no-break spaces) one space, lower case. So "payday loan"
-/// also finds "PAYDAY  LOAN", "payday\nloan" and "pay\u{ad}day\u{a0}loan".
+/// white space (line breaks, no-break spaces) one space, letters of other scripts that
+/// look like Latin ones read as those (Cyrillic "р", Greek "ο", accented "ó": see
+/// [`latin_lookalike`]), lower case. So "payday loan" also finds "PAYDAY  LOAN",
+/// "payday\nloan", "pay\u{ad}day\u{a0}loan" and "раydаy lоаn" in Cyrillic.
 fn fold(text: &str) -> String {
     use unicode_normalization::UnicodeNormalization;
     let mut out = String::with_capacity(text.len());
@@ -307,9 +309,34 @@ fn fold(text: &str) -> String {
             continue;
         }
         in_space = false;
+        if !c.is_ascii()
+            && let Some(latin) = latin_lookalike(c)
+        {
+            out.extend(latin.chars().flat_map(char::to_lowercase));
+            continue;
+        }
         out.extend(c.to_lowercase());
     }
     out
+}
+
+/// The ASCII letters or digits a non-ASCII character is made to look like (Unicode's
+/// confusables, UTS #39 skeletons, with accents dropped), or None when it looks like
+/// nothing in ASCII (most of every other script). ASCII itself is never changed, so a
+/// Latin text and the patterns fold as before.
+fn latin_lookalike(c: char) -> Option<String> {
+    let mut buf = [0u8; 4];
+    let mut latin = String::new();
+    for p in unicode_security::skeleton(c.encode_utf8(&mut buf)) {
+        if unicode_normalization::char::is_combining_mark(p) {
+            continue;
+        }
+        if !p.is_ascii_alphanumeric() {
+            return None;
+        }
+        latin.push(p);
+    }
+    (!latin.is_empty()).then_some(latin)
 }
 
 /// `a.b.example.com` → `a.b.example.com`, `b.example.com`, `example.com`, `com`.
@@ -448,6 +475,33 @@ mod tests {
         }
         assert!(s.evaluate("x", "paydayloan").is_empty());
         assert!(s.evaluate("x", "payday loans").is_empty());
+    }
+
+    #[test]
+    fn a_keyword_is_found_through_letters_of_other_scripts() {
+        let s = set(vec![rule(
+            "loans",
+            None,
+            RuleKind::Keyword,
+            "payday loan",
+            RuleAction::Reject,
+        )]);
+        for text in [
+            // Cyrillic а, о, р, у; Greek ο; accented ó; Cyrillic capitals.
+            "\u{440}\u{430}yd\u{430}y l\u{43e}\u{430}n",
+            "payd\u{430}\u{443} l\u{3bf}an",
+            "payday l\u{f3}an",
+            "\u{420}\u{410}YDAY LOAN",
+        ] {
+            assert_eq!(ids(&s.evaluate("x", text)), ["loans"], "{text:?}");
+        }
+        // Other scripts and plain Latin text are left as they are.
+        assert!(
+            s.evaluate("x", "\u{43f}\u{440}\u{438}\u{432}\u{435}\u{442} loan")
+                .is_empty()
+        );
+        assert!(s.evaluate("x", "\u{6211} payday").is_empty());
+        assert!(s.evaluate("x", "paybay loan").is_empty());
     }
 
     #[test]
