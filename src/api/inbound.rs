@@ -12,6 +12,8 @@ use serde_json::{Value, json};
 use super::error::ApiError;
 use super::messages::read_your_writes;
 use super::{AppState, tenant_of_fresh};
+use crate::compliance::mo;
+use crate::inbound::{InboundMessage, KeywordAction};
 
 /// Query of `GET /v1/inbound`.
 #[derive(Deserialize)]
@@ -20,9 +22,19 @@ pub struct InboundQuery {
     limit: Option<usize>,
     /// The `next` of the previous page.
     next: Option<String>,
+    /// Only messages from this handset (`+` optional, `00` read as `+`).
+    from: Option<String>,
+    /// Only messages sent to this number or short code of the tenant's.
+    to: Option<String>,
+    /// Only messages that were this keyword: `opt_out`, `opt_in` or `none`.
+    keyword: Option<String>,
+    /// Only messages received at or after this RFC 3339 time.
+    since: Option<String>,
 }
 
-/// `GET /v1/inbound`: newest first, `next` is the cursor for the following page.
+/// `GET /v1/inbound`: newest first, `next` is the cursor for the following page. With
+/// filters the scan is bounded as the message list's is: a page cut short says
+/// `"partial": true` and its `next` goes on from there.
 pub async fn list(
     State(st): State<AppState>,
     headers: HeaderMap,
@@ -39,22 +51,57 @@ pub async fn list(
         Some(c) => Some(super::messages::page_cursor("next", c)?),
         None => None,
     };
-    // One row more than the page tells whether anything follows it.
-    let mut items = st
-        .consensus
-        .store()
-        .list_inbound(&tenant.id, cursor.as_deref(), limit + 1)?;
-    let next = if items.len() > limit {
-        items.truncate(limit);
-        items.last().map(|m| m.id.clone())
-    } else {
-        None
+    let from = q.from.as_deref().map(mo::canonical);
+    let to = q.to.as_deref().map(mo::canonical);
+    let keyword = match q.keyword.as_deref() {
+        None => None,
+        Some("opt_out") => Some(Some(KeywordAction::OptOut)),
+        Some("opt_in") => Some(Some(KeywordAction::OptIn)),
+        Some("none") => Some(None),
+        Some(other) => {
+            return Err(ApiError::invalid(
+                "keyword",
+                format!("{other:?} is not one of opt_out, opt_in, none"),
+            ));
+        }
     };
-    let data: Vec<Value> = items
-        .iter()
-        .map(crate::inbound::InboundMessage::json)
-        .collect();
-    Ok(Json(json!({"messages": data, "next": next})).into_response())
+    let since = match &q.since {
+        Some(s) => Some(
+            crate::clock::parse_rfc3339(s)
+                .ok_or_else(|| ApiError::invalid("since", "not an RFC 3339 time"))?,
+        ),
+        None => None,
+    };
+    let filter = |m: &InboundMessage| {
+        from.as_ref().is_none_or(|f| mo::canonical(&m.from) == *f)
+            && to.as_ref().is_none_or(|t| mo::canonical(&m.to) == *t)
+            && keyword.is_none_or(|k| m.keyword == k)
+            && since.is_none_or(|s| m.received_at >= s)
+    };
+    let budget = crate::state::ScanBudget {
+        max_rows: super::messages::LIST_SCAN_MAX_ROWS,
+        until: std::time::Instant::now() + super::messages::LIST_SCAN_BUDGET,
+    };
+    // One row more than the page tells whether anything follows it.
+    let mut page = st.consensus.store().list_inbound(
+        &tenant.id,
+        cursor.as_deref(),
+        limit + 1,
+        budget,
+        filter,
+    )?;
+    if page.messages.len() > limit {
+        page.messages.truncate(limit);
+        page.next = page.messages.last().map(|m| m.id.clone());
+    } else if !page.partial {
+        page.next = None;
+    }
+    let data: Vec<Value> = page.messages.iter().map(|m| m.json(&tenant.id)).collect();
+    let mut body = json!({"messages": data, "next": page.next});
+    if page.partial {
+        body["partial"] = json!(true);
+    }
+    Ok(Json(body).into_response())
 }
 
 /// `GET /v1/inbound/{id}`: another tenant's id is 404.
@@ -67,7 +114,7 @@ pub async fn get(
     let tenant = tenant_of_fresh(&st, &headers).await?;
     let id = super::messages::normalise_id(&id);
     match st.consensus.store().get_inbound(&tenant.id, &id)? {
-        Some(m) => Ok(Json(m.json()).into_response()),
+        Some(m) => Ok(Json(m.json(&tenant.id)).into_response()),
         None => Err(ApiError::not_found("inbound message")),
     }
 }

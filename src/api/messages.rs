@@ -635,9 +635,9 @@ pub(super) async fn read_your_writes(st: &AppState) -> Result<(), ApiError> {
 /// How long one `GET /v1/messages` may scan a tenant's rows for filter matches before
 /// it answers what it found with `"partial": true` (filters other than `client_ref`,
 /// which has an index, read the rows newest first).
-const LIST_SCAN_BUDGET: std::time::Duration = std::time::Duration::from_millis(250);
+pub(super) const LIST_SCAN_BUDGET: std::time::Duration = std::time::Duration::from_millis(250);
 /// At most this many rows are read for one page, whatever the time.
-const LIST_SCAN_MAX_ROWS: usize = 200_000;
+pub(super) const LIST_SCAN_MAX_ROWS: usize = 200_000;
 
 /// Query of `GET /v1/messages`.
 #[derive(Deserialize)]

@@ -33,7 +33,16 @@ pub fn keyword(text: &str) -> Option<MoKeyword> {
 
 /// Canonical form of an address: `+digits` for numbers, as is for anything else.
 pub fn canonical(addr: &str) -> String {
-    let d = addr.trim().trim_start_matches('+');
+    let t = addr.trim();
+    // `+49...`, `0049...` (the international prefix most countries dial) and `49...`
+    // are the same number.
+    let d = match t.strip_prefix('+') {
+        Some(rest) => rest,
+        None => t
+            .strip_prefix("00")
+            .filter(|r| !r.starts_with('0'))
+            .unwrap_or(t),
+    };
     if d.len() > 8 && d.bytes().all(|b| b.is_ascii_digit()) {
         format!("+{d}")
     } else {
@@ -143,5 +152,8 @@ mod tests {
         }
         assert_eq!(canonical("4915112345678"), "+4915112345678");
         assert_eq!(canonical("55555"), "55555");
+        assert_eq!(canonical("004915112345678"), "+4915112345678");
+        assert_eq!(canonical(" +4915112345678"), "+4915112345678");
+        assert_eq!(canonical("0055555"), "0055555");
     }
 }

@@ -43,7 +43,8 @@ pub struct InboundMessage {
     pub channel: String,
     /// The handset that sent it (`+digits` when it is a number).
     pub from: String,
-    /// The tenant's number or short code it was sent to, as the operator wrote it.
+    /// The tenant's number or short code it was sent to (`+digits` when it is a number,
+    /// whether the operator wrote it with `+`, `00` or neither).
     pub to: String,
     /// The decoded text (binary bodies as hex).
     pub text: String,
@@ -61,9 +62,13 @@ pub struct InboundMessage {
 }
 
 impl InboundMessage {
-    /// The API's view (status answer and list item).
-    pub fn json(&self) -> serde_json::Value {
+    /// The API's view (status answer, list item and webhook body) of `tenant`'s copy:
+    /// with the webhook's `event_id` and `at`, so a tenant that reads the list and takes
+    /// the webhooks deduplicates by the same id.
+    pub fn json(&self, tenant: &str) -> serde_json::Value {
         serde_json::json!({
+            "event_id": self.event_id(tenant),
+            "at": crate::clock::rfc3339(self.received_at),
             "id": self.id,
             "direction": "inbound",
             "status": "received",
@@ -79,14 +84,9 @@ impl InboundMessage {
         })
     }
 
-    /// The webhook body: the API's view plus the contract's `event_id` and `at`.
-    pub fn webhook_body(&self, event_id: &str) -> String {
-        let mut body = self.json();
-        if let Some(o) = body.as_object_mut() {
-            o.insert("event_id".into(), event_id.into());
-            o.insert("at".into(), crate::clock::rfc3339(self.received_at).into());
-        }
-        body.to_string()
+    /// The webhook body of `tenant`'s copy: the API's view.
+    pub fn webhook_body(&self, tenant: &str) -> String {
+        self.json(tenant).to_string()
     }
 
     /// The webhook event id for `tenant`'s copy: stable, so a receiver deduplicates.
@@ -169,7 +169,7 @@ mod tests {
             received_at: 0,
         };
         let body: serde_json::Value =
-            serde_json::from_str(&m.webhook_body(&m.event_id("acme"))).unwrap_or_default();
+            serde_json::from_str(&m.webhook_body("acme")).unwrap_or_default();
         assert_eq!(body["status"], "received");
         assert_eq!(body["keyword"], "opt_out");
         assert_eq!(body["event_id"], "01ABC-in-acme");

@@ -24,7 +24,7 @@ pub async fn store(
         id: ulid::Ulid::new().to_string(),
         channel: channel.to_string(),
         from: mo::canonical(&m.source),
-        to: m.dest.clone(),
+        to: mo::canonical(&m.dest),
         text: m.text.clone(),
         parts: u32::from(m.total),
         complete: m.complete,

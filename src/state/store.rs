@@ -424,6 +424,16 @@ pub struct ListPage {
     pub partial: bool,
 }
 
+/// One page of [`StateStore::list_inbound`] (as [`ListPage`]).
+#[derive(Debug, Default)]
+pub struct InboundPage {
+    pub messages: Vec<crate::inbound::InboundMessage>,
+    /// Where the next page starts (an id, exclusive); None: nothing older matches.
+    pub next: Option<String>,
+    /// The scan budget ran out before `limit` matches: older matches may follow `next`.
+    pub partial: bool,
+}
+
 /// The `sm_tenant_msgs` key indexing a message by its client_ref:
 /// `\x01 tenant \0 client_ref \0 id`. The leading 1 keeps these rows out of the plain
 /// per-tenant range (`tenant \0 id`; tenant ids never start with a control byte).
@@ -815,15 +825,34 @@ impl StateStore {
         tenant: &str,
         before: Option<&str>,
         limit: usize,
-    ) -> Result<Vec<crate::inbound::InboundMessage>, StoreError> {
+        budget: ScanBudget,
+        filter: impl Fn(&crate::inbound::InboundMessage) -> bool,
+    ) -> Result<InboundPage, StoreError> {
         let start = crate::inbound::keys::by_tenant(tenant, "");
         let end = page_end(&start, before);
-        let mut out = Vec::new();
-        for kv in self.inbound.range(start..end).rev().take(limit) {
+        let mut page = InboundPage::default();
+        let mut scanned = 0;
+        for kv in self.inbound.range(start..end).rev() {
             let (_, v) = kv.into_inner()?;
-            out.push(wire::decode(&v)?);
+            let m: crate::inbound::InboundMessage = wire::decode(&v)?;
+            scanned += 1;
+            let id = m.id.clone();
+            if filter(&m) {
+                page.messages.push(m);
+                if page.messages.len() >= limit {
+                    page.next = Some(id);
+                    return Ok(page);
+                }
+            }
+            if scanned >= budget.max_rows
+                || (scanned % 256 == 0 && std::time::Instant::now() >= budget.until)
+            {
+                page.next = Some(id);
+                page.partial = true;
+                return Ok(page);
+            }
         }
-        Ok(out)
+        Ok(page)
     }
 
     /// `tenant`'s copy of inbound message `id`.
@@ -1994,7 +2023,7 @@ impl StateStore {
                     tenant: tenant.clone(),
                     message_id: m.id.clone(),
                     url,
-                    body: m.webhook_body(&event_id),
+                    body: m.webhook_body(tenant),
                     created_at: m.received_at,
                 };
                 ctx.kv.insert(

@@ -95,7 +95,10 @@ async fn mobile_originated_messages_reach_the_tenant_that_owns_the_number() {
     let (smsc, node, _) = gateway_with_smsc(dir.path(), "smsc-mo", &[], &[]).await;
     let (url, hits) = receiver().await;
     let (key, secret) = node
-        .tenant_with_secret("shop", json!({"callback_url": url}))
+        .tenant_with_secret(
+            "shop",
+            json!({"callback_url": url, "sender_pool": ["+4915100000001"]}),
+        )
         .await;
     let (other_key, _) = node.tenant_with_secret("other", json!({})).await;
     let (s, v) = node
@@ -128,6 +131,10 @@ async fn mobile_originated_messages_reach_the_tenant_that_owns_the_number() {
     let (s, one) = inbound(&node, &key, &format!("/v1/inbound/{id}")).await;
     assert_eq!(s, 200, "{one}");
     assert_eq!(one["text"], "Is the red one in stock?");
+    assert_eq!(
+        one["event_id"], hook["event_id"],
+        "the same id as the webhook's"
+    );
     let (s, _) = inbound(&node, &other_key, &format!("/v1/inbound/{id}")).await;
     assert_eq!(s, 404, "another tenant's inbound message");
 
@@ -167,6 +174,35 @@ async fn mobile_originated_messages_reach_the_tenant_that_owns_the_number() {
     assert_eq!(
         (s, empty["messages"].as_array().map(Vec::len)),
         (200, Some(0))
+    );
+    // Numbers written with the international prefix 00 are the same numbers.
+    mo(&smsc, "004915112345692", "004915100000001", "via 00", 1).await;
+    let hook = inbound_hook(&hits, &secret, "via 00").await;
+    assert_eq!(
+        (hook["from"].as_str(), hook["to"].as_str()),
+        (Some("+4915112345692"), Some("+4915100000001")),
+        "{hook}"
+    );
+    // Filters: by sender (+ optional), number, keyword.
+    let (s, page) = inbound(
+        &node,
+        &key,
+        "/v1/inbound?from=4915112345690&keyword=opt_out",
+    )
+    .await;
+    assert_eq!(s, 200, "{page}");
+    let texts: Vec<&str> = page["messages"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|m| m["text"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(texts, vec!["STOP"], "{page}");
+    let (_, page) = inbound(&node, &key, "/v1/inbound?to=%2B4915100000001").await;
+    assert_eq!(page["messages"].as_array().map(Vec::len), Some(1), "{page}");
+    let (s, bad) = inbound(&node, &key, "/v1/inbound?keyword=maybe").await;
+    assert_eq!(
+        (s, bad["error"]["field"].as_str()),
+        (422, Some("keyword")),
+        "{bad}"
     );
     let (s, bad) = inbound(&node, &key, "/v1/inbound?next=nope").await;
     assert_eq!(
