@@ -60,6 +60,9 @@ pub struct ChannelRuntime {
     /// Sessions of this channel lost since the node started (peer closed, keepalive
     /// timeout...): shown apart from the submit figures, which a lost session is not.
     pub session_losses: AtomicU64,
+    /// Message actors of this channel waiting out a temporary-error pause: their window
+    /// slots are lent to the queue meanwhile ([`ChannelRegistry::lend_slot`]).
+    pub paused: AtomicU64,
     /// Recent submit latencies (µs), for p50/p99.
     latencies: Mutex<VecDeque<u64>>,
     /// Health score, circuit breaker, AIMD rate/window and SLA windows (kept across
@@ -100,6 +103,7 @@ impl ChannelRuntime {
             throttled: AtomicU64::new(0),
             session_losses: AtomicU64::new(0),
             in_flight: AtomicU64::new(0),
+            paused: AtomicU64::new(0),
             latencies: Mutex::new(VecDeque::with_capacity(1024)),
             health: super::health::ChannelHealth::new(tps),
             mo_reassembly: Mutex::new(Default::default()),
@@ -403,6 +407,15 @@ impl ChannelRegistry {
         status.values().find_map(|s| s.error.clone())
     }
 
+    /// Lends the window slot of a message actor that pauses after a temporary error
+    /// back to `rt`'s queue until the returned guard drops (the pause ended, or the actor
+    /// stopped), and wakes the dispatcher to use it.
+    pub fn lend_slot(&self, rt: &Arc<ChannelRuntime>) -> LentSlot {
+        rt.paused.fetch_add(1, Ordering::Relaxed);
+        self.changed.notify_one();
+        LentSlot(rt.clone())
+    }
+
     /// Forgets a removed channel.
     pub fn remove(&self, channel: &str) {
         self.channels
@@ -410,6 +423,18 @@ impl ChannelRegistry {
             .unwrap_or_else(|e| e.into_inner())
             .remove(channel);
         self.changed.notify_one();
+    }
+}
+
+/// A window slot lent back while its message actor pauses after a temporary error: the
+/// dispatcher counts the channel's room larger by the paused actors, so a few messages
+/// the operator keeps refusing for minutes do not hold the line for the others (the
+/// session's own window still bounds what is outstanding when they resume).
+pub struct LentSlot(Arc<ChannelRuntime>);
+
+impl Drop for LentSlot {
+    fn drop(&mut self) {
+        self.0.paused.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

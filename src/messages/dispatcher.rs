@@ -624,7 +624,11 @@ impl DispatcherState {
             let cap = if waiting && self.channel_ok(&ch) {
                 self.registry
                     .find(&ch)
-                    .map(|r| r.health.capacity(r.capacity(), Instant::now()))
+                    .map(|r| match r.health.capacity(r.capacity(), Instant::now()) {
+                        0 => 0,
+                        // Actors pausing after a temporary error lent their slots.
+                        cap => cap + r.paused.load(Ordering::Relaxed) as usize,
+                    })
                     .unwrap_or(0)
             } else {
                 0

@@ -550,6 +550,7 @@ async fn work(st: &MessageArgs) -> Result<WorkEnd, ActorProcessingErr> {
                             warn!(message_id = %row.id, error = %e, "note of a temporary error not recorded");
                         }
                     }
+                    let _lent = st.registry.lend_slot(&rt);
                     tokio::time::sleep(wait).await;
                 }
                 SubmitErrorClass::Permanent => {

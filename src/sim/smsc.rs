@@ -299,6 +299,9 @@ struct Knobs {
     throttle_rate: f64,
     error_rate: f64,
     temp_error_rate: f64,
+    /// Submits to destinations starting with this (as written in destination_addr) are
+    /// answered 0x08 (system error) every time: a route the SMSC cannot serve for a while.
+    temp_error_to: Option<String>,
 }
 
 /// Body of `POST /control`: any subset of the quality flags.
@@ -309,6 +312,8 @@ struct KnobsBody {
     throttle_rate: Option<f64>,
     error_rate: Option<f64>,
     temp_error_rate: Option<f64>,
+    /// A destination prefix answered 0x08 every time; "" clears it.
+    temp_error_to: Option<String>,
 }
 
 impl Knobs {
@@ -328,12 +333,16 @@ impl Knobs {
         self.throttle_rate = throttle_rate;
         self.error_rate = error_rate;
         self.temp_error_rate = temp_error_rate;
+        if let Some(prefix) = b.temp_error_to {
+            self.temp_error_to = (!prefix.is_empty()).then_some(prefix);
+        }
         Ok(())
     }
 
     fn view(&self) -> serde_json::Value {
         serde_json::json!({"dlr_mix": self.dlr_mix_text, "throttle_rate": self.throttle_rate,
-            "error_rate": self.error_rate, "temp_error_rate": self.temp_error_rate})
+            "error_rate": self.error_rate, "temp_error_rate": self.temp_error_rate,
+            "temp_error_to": self.temp_error_to})
     }
 }
 
@@ -695,6 +704,7 @@ impl SmscSim {
                 throttle_rate: args.throttle_rate,
                 error_rate: args.error_rate,
                 temp_error_rate: args.temp_error_rate,
+                temp_error_to: None,
             }),
             lose_response_rate: AtomicF64::new(0.0),
             drop_after: args.drop_after,
@@ -1160,7 +1170,12 @@ fn on_submit(
     } else if draw < knobs.throttle_rate + knobs.error_rate {
         inc(&ctx.stats.errors);
         codec::submit_sm_resp(seq, status::ESME_RSUBMITFAIL, "")
-    } else if draw < knobs.throttle_rate + knobs.error_rate + knobs.temp_error_rate {
+    } else if draw < knobs.throttle_rate + knobs.error_rate + knobs.temp_error_rate
+        || knobs
+            .temp_error_to
+            .as_ref()
+            .is_some_and(|p| sm.destination_addr.as_ref().starts_with(p.as_bytes()))
+    {
         inc(&ctx.stats.errors);
         codec::submit_sm_resp(seq, status::ESME_RSYSERR, "")
     } else {

@@ -128,6 +128,53 @@ async fn temporary_errors_back_off_and_the_message_gets_through() {
     assert_eq!(v["status"], "delivered", "{v}");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_pausing_after_temporary_errors_do_not_hold_the_line() {
+    let dir = tempdir();
+    let _logs = LogsOnFailure(dir.path().to_path_buf());
+    let smsc = Smsc::start(dir.path(), "hol", &["--dlr-delay-ms", "20"]).await;
+    let node = GwNode::start(dir.path(), &[]).await;
+    let mut ch = smsc.channel("narrow");
+    ch["window"] = json!(2);
+    node.channels_and_route(&[ch]).await;
+    let key = node.tenant("t", json!({})).await;
+    node.wait_bound().await;
+    // The SMSC cannot serve one destination for a while: two messages to it fill the
+    // channel's window of 2 and back off for minutes.
+    control(&smsc, json!({"temp_error_to": "4479990"})).await;
+    let stuck = node
+        .send_all_accepted(
+            &key,
+            (0..2)
+                .map(|i| json!({"to": format!("+447999000{i:03}"), "text": "stuck"}))
+                .collect(),
+        )
+        .await;
+    eventually(
+        "both stuck ones refused",
+        Duration::from_secs(10),
+        || async { (smsc_stat(&smsc, "errors").await >= 2).then_some(()) },
+    )
+    .await;
+    // Others still go through meanwhile, on the slots the pausing ones lent.
+    let ids = node
+        .send_all_accepted(
+            &key,
+            (0..3)
+                .map(|i| json!({"to": TO, "text": format!("others {i}")}))
+                .collect(),
+        )
+        .await;
+    for id in &ids {
+        let v = node.wait_final(&key, id, Duration::from_secs(10)).await;
+        assert_eq!(v["status"], "delivered", "{v}");
+    }
+    for id in &stuck {
+        let (_, v) = node.message(&key, id).await;
+        assert_eq!(v["status"], "accepted", "still trying: {v}");
+    }
+}
+
 /// Most ledger lines whose `at_ms` fall within `span_ms` of each other.
 fn busiest(at: &[i64], span_ms: i64) -> usize {
     (0..at.len())
