@@ -728,7 +728,14 @@ pub async fn add_campaign(
         tps,
         created_at: now_ms(),
     };
-    write(&st, ComplianceOp::PutCampaign(c.clone())).await?;
+    if let OpResult::InUse { by } = write(&st, ComplianceOp::PutCampaign(c.clone())).await? {
+        // Another registration of a number committed first: name it as the check does.
+        campaign_numbers_free(&st, &c.numbers)?;
+        return Err(
+            ApiError::conflict(format!("already in another campaign: {}", by.join(", ")))
+                .field("numbers"),
+        );
+    }
     Ok((StatusCode::CREATED, Json(campaign_view(&c))).into_response())
 }
 

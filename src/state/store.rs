@@ -1739,11 +1739,11 @@ impl StateStore {
                 OpResult::Done
             }
             Op::Compliance(c) => {
-                let (writes, found) = self
-                    .compliance
-                    .write()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .apply(c)?;
+                let mut reg = self.compliance.write().unwrap_or_else(|e| e.into_inner());
+                if let Some(by) = reg.campaign_conflict(c) {
+                    return Ok(OpResult::InUse { by });
+                }
+                let (writes, found) = reg.apply(c)?;
                 for (k, v) in writes {
                     ctx.kv.insert((T_CONFIG, k), v);
                 }
