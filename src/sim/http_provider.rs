@@ -145,7 +145,20 @@ fn field(v: &Value, k: &str) -> String {
     }
 }
 
+/// `POST /sms`. The work runs in its own task: a client that gives up (its timeout)
+/// drops this future, not the work, so a slow answer still records and accepts the
+/// message ("the provider took it but answered late", what a real provider does).
 async fn sms(State(ctx): State<Arc<Ctx>>, headers: HeaderMap, body: Bytes) -> Response {
+    match tokio::spawn(take_sms(ctx, headers, body)).await {
+        Ok(r) => r,
+        Err(e) => {
+            warn!(error = %e, "request handler failed");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
+}
+
+async fn take_sms(ctx: Arc<Ctx>, headers: HeaderMap, body: Bytes) -> Response {
     let n = ctx.stats.requests.fetch_add(1, Ordering::Relaxed) + 1;
     if ctx.args.latency_ms > 0 {
         tokio::time::sleep(Duration::from_millis(ctx.args.latency_ms)).await;
