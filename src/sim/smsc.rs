@@ -127,7 +127,10 @@ pub struct SmscSimArgs {
     /// least every 100 ms and on exit).
     #[arg(long)]
     pub ledger: Option<PathBuf>,
-    /// HTTP address serving GET /stats.
+    /// HTTP address serving `GET /stats`, `POST /mo` (inject an MO: from, to, text,
+    /// parts, order, data_coding, drop_parts, repeat_parts) and `POST /control` (runtime
+    /// knobs: dlr_mix, error_rate, temp_error_rate, throttle_rate); see
+    /// simulations/README.md.
     #[arg(long)]
     pub control: Option<String>,
     /// RNG seed for the outcome draws (0 = random).
