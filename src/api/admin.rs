@@ -1053,6 +1053,7 @@ pub fn local_channel_stats(registry: &crate::channels::ChannelRegistry, id: &str
     json!({
         "queue_depth": depth,
         "last_error": registry.last_error(id),
+        "last_submit_error": rt.as_ref().and_then(|r| r.line_error()),
         "health": health,
         "stats": {"sent": sent, "failed": failed, "delivered": delivered,
                   "success_rate": if finals == 0 { Value::Null } else { json!(delivered as f64 / finals as f64) },
@@ -1148,7 +1149,9 @@ fn channel_view(st: &AppState, c: &Channel, live: Option<Value>) -> Value {
         "system_type": c.system_type, "bind": c.bind, "binds_configured": c.binds, "tps": c.tps, "window": c.window,
         "enquire_link_seconds": c.enquire_link_seconds, "cost": c.cost, "options": options, "drained": c.drained,
         "state": state, "owner": owner, "binds": binds, "queue_depth": live["queue_depth"],
-        "last_error": if state == "bound" { Value::Null } else { live["last_error"].clone() },
+        // A bound line shows its last submit failure (cleared by a submit that goes
+        // through); one that is not bound, why its binds are down.
+        "last_error": if state == "bound" { live["last_submit_error"].clone() } else { live["last_error"].clone() },
         "stats": live["stats"], "health": live["health"], "sla": sla_policy,
     })
 }

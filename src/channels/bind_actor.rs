@@ -285,7 +285,9 @@ async fn connect_http(myself: &ActorRef<BindMsg>, state: &mut BindState) {
     }
     let channel = &state.args.channel;
     let (id, index) = (channel.id.clone(), state.args.index);
-    state.args.registry.bind_down(&id, index, "connecting");
+    if !state.login_rejected {
+        state.args.registry.bind_down(&id, index, "connecting");
+    }
     let options =
         serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(&channel.options_json)
             .map_err(|e| e.to_string())
@@ -307,7 +309,12 @@ async fn connect_http(myself: &ActorRef<BindMsg>, state: &mut BindState) {
     match result {
         Ok(session) => {
             state.generation += 1;
-            state.backoff = FIRST_BACKOFF;
+            // After refused credentials the provider's host answering proves nothing:
+            // the back-off keeps growing until a submit goes through.
+            if !state.login_rejected {
+                state.backoff = FIRST_BACKOFF;
+            }
+            state.answered = Arc::default();
             let (generation, watcher, me) = (state.generation, session.clone(), myself.clone());
             tokio::spawn(async move {
                 watcher.closed().await;
@@ -325,8 +332,17 @@ async fn connect_http(myself: &ActorRef<BindMsg>, state: &mut BindState) {
         }
         Err(e) => {
             warn!(bind = %state.name(), error = %e, retry_ms = state.backoff.as_millis() as u64, "http provider not reachable");
-            // Still trying (the contract's `connecting`): `down` is a bind nobody runs.
-            state.args.registry.bind_down(&id, index, "connecting");
+            // Still trying (the contract's `connecting`): `down` is a bind nobody runs,
+            // or one whose credentials the provider refused.
+            let shown = if state.login_rejected {
+                "down"
+            } else {
+                "connecting"
+            };
+            state
+                .args
+                .registry
+                .bind_failed(&id, index, shown, Some(e.to_string()));
             state.retry_later(myself);
         }
     }
@@ -518,6 +534,11 @@ impl Actor for BindActor {
                 }
             }
             BindMsg::Disconnected(generation) => {
+                let refused = state
+                    .http
+                    .as_ref()
+                    .filter(|_| generation == state.generation)
+                    .and_then(HttpSession::credentials_refused);
                 if generation == state.generation
                     && (state.session.take().is_some() || state.http.take().is_some())
                 {
@@ -525,6 +546,21 @@ impl Actor for BindActor {
                     let answered = state.answered.load(std::sync::atomic::Ordering::Relaxed);
                     if answered || lasted.is_some_and(|d| d >= HEALTHY_SESSION) {
                         state.backoff = FIRST_BACKOFF;
+                        state.login_rejected = false;
+                    }
+                    if let Some(reason) = refused {
+                        // An HTTP provider refused the channel's credentials: `down` with
+                        // the reason, retried with back-off, like a refused SMPP login.
+                        warn!(bind = %state.name(), reason = %reason, retry_ms = state.backoff.as_millis() as u64, "provider refused the credentials; bind down");
+                        state.login_rejected = true;
+                        state.args.registry.bind_failed(
+                            &state.args.channel.id,
+                            state.args.index,
+                            "down",
+                            Some(reason),
+                        );
+                        state.retry_later(&myself);
+                        return Ok(());
                     }
                     warn!(bind = %state.name(), lasted_ms = lasted.map(|d| d.as_millis() as u64), retry_ms = state.backoff.as_millis() as u64, "session lost; reconnecting");
                     // Not a failed submit: the line's health and success figures count
@@ -550,9 +586,13 @@ impl Actor for BindActor {
                 match &state.http {
                     Some(h) if !h.is_closed() => {
                         let h = h.clone();
+                        let answered = state.answered.clone();
                         tokio::spawn(async move {
                             let started = Instant::now();
                             let r = h.submit(req).await;
+                            if matches!(r, Ok(SubmitOutcome::Accepted { .. })) {
+                                answered.store(true, std::sync::atomic::Ordering::Relaxed);
+                            }
                             metrics::histogram!("smsgw_submit_latency_seconds")
                                 .record(started.elapsed().as_secs_f64());
                             let _ = reply.send(r);

@@ -74,6 +74,10 @@ pub struct ChannelRuntime {
     /// The channel's `dlr_id_format` (`ReceiptIdFormat::to_u8`), read on every submit
     /// response and receipt without parsing the options again.
     receipt_id_format: AtomicU8,
+    /// The last line-level submit failure (no answer, temporary error, generic_nack,
+    /// an HTTP provider's 5xx or 401) since the last accepted submit: what `last_error`
+    /// shows while the channel is bound, so a line failing every submit says why.
+    line_error: Mutex<Option<String>>,
 }
 
 fn limiter(tps: u32) -> Arc<TpsWindow> {
@@ -107,6 +111,7 @@ impl ChannelRuntime {
             latencies: Mutex::new(VecDeque::with_capacity(1024)),
             health: super::health::ChannelHealth::new(tps),
             mo_reassembly: Mutex::new(Default::default()),
+            line_error: Mutex::new(None),
         }
     }
 
@@ -189,6 +194,7 @@ impl ChannelRuntime {
     pub fn submit_ok(&self, latency: Duration) {
         self.cooldown.lock().unwrap_or_else(|e| e.into_inner()).ms = 0;
         self.sent.fetch_add(1, Ordering::Relaxed);
+        *self.line_error.lock().unwrap_or_else(|e| e.into_inner()) = None;
         self.health
             .submit_ok(latency, Instant::now(), crate::clock::now_ms());
         let mut l = self.latencies.lock().unwrap_or_else(|e| e.into_inner());
@@ -196,6 +202,22 @@ impl ChannelRuntime {
             l.pop_front();
         }
         l.push_back(latency.as_micros() as u64);
+    }
+
+    /// A submit failed because of the line (not the recipient): it counts against the
+    /// channel's health and is shown as its `last_error` until a submit goes through.
+    pub fn line_failed(&self, what: String) {
+        self.health
+            .submit_error(Instant::now(), crate::clock::now_ms());
+        *self.line_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(what);
+    }
+
+    /// The last line-level submit failure since the last accepted submit.
+    pub fn line_error(&self) -> Option<String> {
+        self.line_error
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// (p50, p99) of recent submit latencies in ms; None before the first submit (the API

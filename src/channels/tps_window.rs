@@ -14,9 +14,12 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-/// The gateway's window: one second plus a little, so network jitter between the
-/// gateway and the SMSC cannot push `tps + 1` sends into one second as the SMSC counts.
-pub const GATEWAY_SPAN: Duration = Duration::from_millis(1010);
+/// The gateway's window: one second plus a margin, so the delay between a send's pace
+/// time and its write on the wire (the message actor, the bind actor, the session's
+/// writer, the network: tens of ms on a loaded host, not 10) cannot push `tps + 1` sends
+/// into one second as the operator counts them, which is what arrives. Costs 5% of the
+/// nominal rate; an operator that enforces `tps` strictly never throttles the line.
+pub const GATEWAY_SPAN: Duration = Duration::from_millis(1050);
 
 /// At most `tps` takes in any `span`.
 #[derive(Debug)]
@@ -109,8 +112,8 @@ mod tests {
     fn the_gateway_window_leaves_room_for_jitter() {
         let w = TpsWindow::new(5, GATEWAY_SPAN);
         let at = greedy(&w, 20, Instant::now());
-        // Even shifted by up to 10 ms on the way, no SMSC second sees a sixth.
-        assert!(busiest(&at, Duration::from_millis(1010)) <= 5);
+        // Even shifted by up to 50 ms on the way, no SMSC second sees a sixth.
+        assert!(busiest(&at, Duration::from_millis(1050)) <= 5);
     }
 
     #[test]

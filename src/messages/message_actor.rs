@@ -373,6 +373,8 @@ async fn work(st: &MessageArgs) -> Result<WorkEnd, ActorProcessingErr> {
                 // part never reached it, so nothing was sent.
                 Err(_) => Err(SessionError::Unbinding),
             };
+            // No answer at all (timeout, transport error) on a line with nowhere else to go.
+            let mut unknown_outcome = false;
             let refusal = match result {
                 Ok(SubmitOutcome::Accepted { message_id }) => {
                     rt.submit_ok(started.elapsed());
@@ -402,12 +404,11 @@ async fn work(st: &MessageArgs) -> Result<WorkEnd, ActorProcessingErr> {
                 Ok(SubmitOutcome::Nacked { command_status }) => {
                     // The SMSC could not parse our submit_sm: a problem of this line (or
                     // of the gateway's PDU for it), not the carrier refusing the message.
-                    rt.health
-                        .submit_error(Instant::now(), crate::clock::now_ms());
                     let what = format!(
                         "generic_nack to submit_sm: {}",
                         describe_command_status(command_status)
                     );
+                    rt.line_failed(what.clone());
                     warn!(message_id = %row.id, channel = %st.channel, part = i, status = format_args!("{command_status:#x}"), "SMSC answered generic_nack");
                     if !pinned && has_other_candidate(&row, &st.channel) {
                         return failover(&st.lease, c, &row, &st.channel, what, pinned).await;
@@ -440,37 +441,51 @@ async fn work(st: &MessageArgs) -> Result<WorkEnd, ActorProcessingErr> {
                     .await;
                 }
                 Err(e) => {
-                    // The submit may or may not have reached the SMSC: send again (counted).
-                    metrics::counter!("smsgw_resubmits_total", "channel" => st.channel.clone())
-                        .increment(1);
-                    warn!(message_id = %row.id, channel = %st.channel, part = i, error = %e, "submit outcome unknown; failing over");
-                    // A lost session is not a failed submit for the line's health (the
-                    // bind's state and reconnect counter show it), nor is every submit
-                    // that was in flight on it.
-                    if !matches!(e, SessionError::Closed) {
-                        rt.health
-                            .submit_error(Instant::now(), crate::clock::now_ms());
+                    // The submit may or may not have reached the operator. A lost session
+                    // is not a failed submit for the line's health (the bind's state and
+                    // reconnect counter show it), nor is every submit in flight on it.
+                    let closed = matches!(e, SessionError::Closed);
+                    let elsewhere = !pinned && has_other_candidate(&row, &st.channel);
+                    if closed || elsewhere {
+                        // Sent again (counted): on the next channel of the route, or on
+                        // this one once its session is back (the dispatcher holds it).
+                        metrics::counter!("smsgw_resubmits_total", "channel" => st.channel.clone())
+                            .increment(1);
+                        if !closed {
+                            rt.line_failed(format!("no response: {e}"));
+                        }
+                        warn!(message_id = %row.id, channel = %st.channel, part = i, error = %e, elsewhere, "submit outcome unknown; requeued");
+                        let reason = if elsewhere {
+                            format!(
+                                "no response: {e}; sent again elsewhere (the operator may still deliver the first copy)"
+                            )
+                        } else {
+                            format!(
+                                "no response: {e}; sent again once the line is back (the operator may still deliver the first copy)"
+                            )
+                        };
+                        return failover(&st.lease, c, &row, &st.channel, reason, pinned).await;
                     }
-                    return failover(
-                        &st.lease,
-                        c,
-                        &row,
-                        &st.channel,
-                        format!(
-                            "no response: {e}; sent again elsewhere (the operator may still deliver the first copy)"
-                        ),
-                        pinned,
+                    // Nowhere else to go: this line again after a pause, like a temporary
+                    // error (requeueing would resend it at once, without end).
+                    unknown_outcome = true;
+                    (
+                        SubmitErrorClass::Temporary,
+                        "channel_unavailable".to_string(),
+                        String::new(),
+                        format!("no response: {e}"),
                     )
-                    .await;
                 }
             };
             // (class, contract code, operator's code, what it said)
             let (class, code, smsc, detail) = refusal;
             // No operator code (a refusal on the gateway's side, nothing sent): none shown.
             let smsc_code = (!smsc.is_empty()).then(|| smsc.clone());
-            metrics::counter!("smsgw_channel_submit_total", "channel" => st.channel.clone(),
-                "result" => match class { SubmitErrorClass::Throttled => "throttled", SubmitErrorClass::Temporary => "temporary", SubmitErrorClass::Permanent => "permanent" })
-            .increment(1);
+            if !unknown_outcome {
+                metrics::counter!("smsgw_channel_submit_total", "channel" => st.channel.clone(),
+                    "result" => match class { SubmitErrorClass::Throttled => "throttled", SubmitErrorClass::Temporary => "temporary", SubmitErrorClass::Permanent => "permanent" })
+                .increment(1);
+            }
             match class {
                 SubmitErrorClass::Throttled => {
                     rt.throttled(paced_at);
@@ -494,8 +509,7 @@ async fn work(st: &MessageArgs) -> Result<WorkEnd, ActorProcessingErr> {
                     }
                 }
                 SubmitErrorClass::Temporary => {
-                    rt.health
-                        .submit_error(Instant::now(), crate::clock::now_ms());
+                    rt.line_failed(detail.clone());
                     // Another line of the route may take it now.
                     if !pinned && has_other_candidate(&row, &st.channel) {
                         return failover(
@@ -515,6 +529,11 @@ async fn work(st: &MessageArgs) -> Result<WorkEnd, ActorProcessingErr> {
                     temporary = Some((n + 1, since));
                     let past_validity =
                         crate::clock::now_ms() + wait.as_millis() as i64 >= row.expires_at;
+                    let what = if unknown_outcome {
+                        "no answers"
+                    } else {
+                        "temporary errors"
+                    };
                     if since.elapsed() + wait > TEMPORARY_ERROR_PATIENCE || past_validity {
                         rt.failed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         let why = if past_validity {
@@ -525,7 +544,7 @@ async fn work(st: &MessageArgs) -> Result<WorkEnd, ActorProcessingErr> {
                         let e = err(
                             &code,
                             format!(
-                                "temporary errors {why} ({} tries over {} s; last: {detail})",
+                                "{what} {why} ({} tries over {} s; last: {detail})",
                                 n + 1,
                                 since.elapsed().as_secs()
                             ),
@@ -533,29 +552,49 @@ async fn work(st: &MessageArgs) -> Result<WorkEnd, ActorProcessingErr> {
                         );
                         return fail(c, &row.id, &st.channel, e, i as u32, pinned).await;
                     }
-                    warn!(message_id = %row.id, channel = %st.channel, part = i, smsc_code = %smsc, retry_ms = wait.as_millis() as u64, "temporary error; trying again after a pause");
-                    if n == 0 {
-                        // Once per part: the history says why the message waits (the
-                        // retries that follow are the same story).
-                        let note = Op::Note {
-                            id: row.id.clone(),
-                            note: format!(
-                                "temporary error {smsc} on {} ({detail}); trying the same line again after pauses of 1 s doubling, for up to {} s",
-                                st.channel,
-                                TEMPORARY_ERROR_PATIENCE.as_secs()
-                            ),
-                            at: crate::clock::now_ms(),
-                        };
-                        if let Err(e) = c.propose_batched(note).await {
-                            warn!(message_id = %row.id, error = %e, "note of a temporary error not recorded");
-                        }
+                    warn!(message_id = %row.id, channel = %st.channel, part = i, smsc_code = %smsc, detail = %detail, retry_ms = wait.as_millis() as u64, "temporary error or no answer; trying the same line again after a pause");
+                    // Every try after the first counts in the message's `attempts`; the
+                    // first of a part also says in its history why it waits (the
+                    // retries that follow are the same story): an empty note is counted
+                    // without an event (`Op::Note`).
+                    let note = if n > 0 {
+                        String::new()
+                    } else if unknown_outcome {
+                        format!(
+                            "{detail} on {}; the operator may have it: sending it again on the same line (no other channel) after pauses of 1 s doubling, for up to {} s",
+                            st.channel,
+                            TEMPORARY_ERROR_PATIENCE.as_secs()
+                        )
+                    } else {
+                        format!(
+                            "temporary error {smsc} on {} ({detail}); trying the same line again after pauses of 1 s doubling, for up to {} s",
+                            st.channel,
+                            TEMPORARY_ERROR_PATIENCE.as_secs()
+                        )
+                    };
+                    let note = Op::Note {
+                        id: row.id.clone(),
+                        note,
+                        at: crate::clock::now_ms(),
+                    };
+                    if let Err(e) = c.propose_batched(note).await {
+                        warn!(message_id = %row.id, error = %e, "note of a retry not recorded");
                     }
                     let _lent = st.registry.lend_slot(&rt);
                     tokio::time::sleep(wait).await;
+                    if unknown_outcome {
+                        // The part goes out again though the first copy may have arrived.
+                        metrics::counter!("smsgw_resubmits_total", "channel" => st.channel.clone())
+                            .increment(1);
+                    }
                 }
                 SubmitErrorClass::Permanent => {
-                    rt.health
-                        .submit_error(Instant::now(), crate::clock::now_ms());
+                    // The operator answered about this message: the line works. Only a
+                    // refusal that is not the recipient's (a bad or barred number) counts
+                    // against the line's health.
+                    if crate::protocols::smpp::status_map::counts_against_line(&code) {
+                        rt.line_failed(detail.clone());
+                    }
                     rt.failed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     let e = err(&code, detail, smsc_code);
                     return fail(c, &row.id, &st.channel, e, i as u32, pinned).await;

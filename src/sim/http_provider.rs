@@ -34,10 +34,10 @@ pub struct HttpProviderArgs {
     #[arg(long)]
     pub api_key: Option<String>,
     /// The gateway's receipt URL, e.g. http://127.0.0.1:8080/v1/receipts/prov (none: no receipts).
-    #[arg(long)]
+    #[arg(long, value_parser = http_url)]
     pub receipts_url: Option<String>,
-    /// Sent as `Authorization: Bearer <token>` with each receipt.
-    #[arg(long)]
+    /// Sent as `Authorization: Bearer <token>` with each receipt (needs `--receipts-url`).
+    #[arg(long, requires = "receipts_url")]
     pub receipt_token: Option<String>,
     /// Sign each receipt: hex HMAC-SHA256 of the body in `X-Signature`.
     #[arg(long)]
@@ -49,23 +49,23 @@ pub struct HttpProviderArgs {
     /// the single-receipt objects (what providers that batch their callbacks do; the
     /// gateway reads a list at the root when the channel sets no `items_path`). 1 posts
     /// each receipt on its own.
-    #[arg(long, default_value_t = 1)]
-    pub receipt_batch: usize,
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
+    pub receipt_batch: u16,
     /// Receipt outcomes, e.g. "delivered=90,failed=10" (words: delivered, failed, expired,
     /// rejected, sent).
-    #[arg(long, default_value = "delivered=100")]
+    #[arg(long, default_value = "delivered=100", value_parser = checked_mix)]
     pub dlr_mix: String,
     /// Answer the first N requests with 429.
     #[arg(long, default_value_t = 0)]
     pub throttle_first: u64,
     /// Share of requests answered 429 (0.0..=1.0).
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, value_parser = super::smsc::share)]
     pub throttle_rate: f64,
     /// Answer the N requests after the throttled ones with 500.
     #[arg(long, default_value_t = 0)]
     pub error_first: u64,
     /// Share of requests answered 500 (0.0..=1.0).
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, value_parser = super::smsc::share)]
     pub error_rate: f64,
     /// Recipients starting with this are refused: 400 `{"error": {"code": "21211"}}`.
     #[arg(long)]
@@ -107,6 +107,21 @@ struct Ctx {
 /// Most messages kept for `GET /messages`.
 const KEEP: usize = 10_000;
 
+/// `--dlr-mix` checked when the flags are parsed (exit 2 naming the flag).
+fn checked_mix(s: &str) -> Result<String, String> {
+    parse_mix(s)
+        .map(|_| s.to_string())
+        .map_err(|e| e.to_string())
+}
+
+/// `--receipts-url`: an http(s) URL with a host.
+fn http_url(s: &str) -> Result<String, String> {
+    match reqwest::Url::parse(s) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => Ok(s.to_string()),
+        _ => Err("an http(s) URL such as http://127.0.0.1:8080/v1/receipts/prov".into()),
+    }
+}
+
 fn parse_mix(s: &str) -> anyhow::Result<Vec<(String, u32)>> {
     let mut out = Vec::new();
     for item in s.split(',').map(str::trim).filter(|x| !x.is_empty()) {
@@ -145,7 +160,20 @@ fn field(v: &Value, k: &str) -> String {
     }
 }
 
+/// `POST /sms`. The work runs in its own task: a client that gives up (its timeout)
+/// drops this future, not the work, so a slow answer still records and accepts the
+/// message ("the provider took it but answered late", what a real provider does).
 async fn sms(State(ctx): State<Arc<Ctx>>, headers: HeaderMap, body: Bytes) -> Response {
+    match tokio::spawn(take_sms(ctx, headers, body)).await {
+        Ok(r) => r,
+        Err(e) => {
+            warn!(error = %e, "request handler failed");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
+}
+
+async fn take_sms(ctx: Arc<Ctx>, headers: HeaderMap, body: Bytes) -> Response {
     let n = ctx.stats.requests.fetch_add(1, Ordering::Relaxed) + 1;
     if ctx.args.latency_ms > 0 {
         tokio::time::sleep(Duration::from_millis(ctx.args.latency_ms)).await;
@@ -381,7 +409,7 @@ pub async fn serve(
     } else {
         (None, None)
     };
-    let batch_max = args.receipt_batch.clamp(1, 10_000);
+    let batch_max = usize::from(args.receipt_batch.max(1));
     let ctx = Arc::new(Ctx {
         batcher,
         mix: parse_mix(&args.dlr_mix)?,

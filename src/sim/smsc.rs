@@ -76,8 +76,8 @@ pub struct SmscSimArgs {
     /// SMPP listen address.
     #[arg(long, default_value = "127.0.0.1:2775", value_parser = socket_address)]
     pub listen: String,
-    /// The only system_id allowed to bind.
-    #[arg(long, default_value = "smppclient")]
+    /// The only system_id allowed to bind (SMPP allows at most 15 characters).
+    #[arg(long, default_value = "smppclient", value_parser = smpp_system_id)]
     pub system_id: String,
     /// Its password.
     #[arg(long, default_value = "password")]
@@ -90,7 +90,7 @@ pub struct SmscSimArgs {
     pub dlr_delay_ms: u64,
     /// Outcome mix of receipts, e.g. "delivered=90,undeliverable=5,expired=3,rejected=2"
     /// (also "none" = never send receipts).
-    #[arg(long, default_value = "delivered=100")]
+    #[arg(long, default_value = "delivered=100", value_parser = dlr_mix)]
     pub dlr_mix: String,
     /// Share of submit_sm answered 0x58 (ESME_RTHROTTLED), 0.0..=1.0.
     #[arg(long, default_value_t = 0.0, value_parser = share)]
@@ -106,8 +106,8 @@ pub struct SmscSimArgs {
     /// Share answered with a temporary error 0x08 (ESME_RSYSERR), 0.0..=1.0.
     #[arg(long, default_value_t = 0.0, value_parser = share)]
     pub temp_error_rate: f64,
-    /// Drop each connection after N submit_sm (without answering the Nth).
-    #[arg(long)]
+    /// Drop each connection after N submit_sm (without answering the Nth); N ≥ 1.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     pub drop_after: Option<u64>,
     /// Drop each connection this many ms after a successful bind (an SMSC that accepts
     /// the bind and then drops the line: tests of the gateway's reconnect back-off).
@@ -127,7 +127,10 @@ pub struct SmscSimArgs {
     /// least every 100 ms and on exit).
     #[arg(long)]
     pub ledger: Option<PathBuf>,
-    /// HTTP address serving GET /stats.
+    /// HTTP address serving `GET /stats`, `POST /mo` (inject an MO: from, to, text,
+    /// parts, order, data_coding, drop_parts, repeat_parts) and `POST /control` (runtime
+    /// knobs: dlr_mix, error_rate, temp_error_rate, throttle_rate); see
+    /// simulations/README.md.
     #[arg(long)]
     pub control: Option<String>,
     /// RNG seed for the outcome draws (0 = random).
@@ -167,9 +170,25 @@ pub enum SimProtocol {
     Sgip,
 }
 
+/// A `--dlr-mix` the simulator can draw from (checked when the flags are parsed, so a
+/// bad one exits 2 naming the flag).
+fn dlr_mix(text: &str) -> Result<String, String> {
+    DlrMix::parse(text)
+        .map(|_| text.to_string())
+        .map_err(|e| e.to_string())
+}
+
+/// An SMPP system_id: 1 to 15 characters (the C-Octet String of 16 with its NUL).
+fn smpp_system_id(text: &str) -> Result<String, String> {
+    match text.chars().count() {
+        1..=15 => Ok(text.to_string()),
+        n => Err(format!("1 to 15 characters (SMPP 3.4), not {n}")),
+    }
+}
+
 /// A share between 0 and 1 (a bad one is refused by the command-line parser: exit 2
 /// naming the flag, as every bad flag is).
-fn share(text: &str) -> Result<f64, String> {
+pub(super) fn share(text: &str) -> Result<f64, String> {
     match text.parse::<f64>() {
         Ok(v) if (0.0..=1.0).contains(&v) => Ok(v),
         _ => Err("a share between 0.0 and 1.0".into()),
@@ -224,8 +243,16 @@ pub struct StatsSnapshot {
     pub accepted: u64,
     /// submit_sm answered ESME_RTHROTTLED.
     pub throttled: u64,
-    /// submit_sm answered ESME_RSUBMITFAIL.
+    /// submit_sm answered with an error: `errors_permanent + errors_temporary`.
     pub errors: u64,
+    /// submit_sm answered ESME_RSUBMITFAIL (0x45, `--error-rate`).
+    pub errors_permanent: u64,
+    /// submit_sm answered ESME_RSYSERR (0x08, `--temp-error-rate`).
+    pub errors_temporary: u64,
+    /// MO deliver_sm written by `POST /mo` (one per part sent, repeats included).
+    pub mo_sent: u64,
+    /// MO deliver_sm the gateway answered with deliver_sm_resp status 0.
+    pub mo_acknowledged: u64,
     /// Receipt deliver_sm written (retries included).
     pub receipts_sent: u64,
     /// deliver_sm_resp with status 0.
@@ -241,6 +268,10 @@ pub(super) struct Stats {
     pub(super) accepted: AtomicU64,
     pub(super) throttled: AtomicU64,
     pub(super) errors: AtomicU64,
+    pub(super) errors_permanent: AtomicU64,
+    pub(super) errors_temporary: AtomicU64,
+    pub(super) mo_sent: AtomicU64,
+    pub(super) mo_acknowledged: AtomicU64,
     pub(super) receipts_sent: AtomicU64,
     pub(super) receipts_acked: AtomicU64,
     pub(super) deliver_sm_resp_errors: AtomicU64,
@@ -255,6 +286,10 @@ impl Stats {
             accepted: g(&self.accepted),
             throttled: g(&self.throttled),
             errors: g(&self.errors),
+            errors_permanent: g(&self.errors_permanent),
+            errors_temporary: g(&self.errors_temporary),
+            mo_sent: g(&self.mo_sent),
+            mo_acknowledged: g(&self.mo_acknowledged),
             receipts_sent: g(&self.receipts_sent),
             receipts_acked: g(&self.receipts_acked),
             deliver_sm_resp_errors: g(&self.deliver_sm_resp_errors),
@@ -520,6 +555,9 @@ struct Conn {
     /// deliver_sm awaiting deliver_sm_resp, by sequence number. `None` once
     /// the connection is gone (a receipt must then be routed elsewhere).
     outstanding: Mutex<Option<HashMap<u32, ReceiptJob>>>,
+    /// MO deliver_sm of `POST /mo` awaiting their deliver_sm_resp (its status goes to
+    /// the waiting request), by sequence number.
+    mo_waiters: Mutex<HashMap<u32, tokio::sync::oneshot::Sender<u32>>>,
 }
 
 impl Conn {
@@ -749,9 +787,9 @@ impl SmscSim {
                     )
                     .route(
                         "/mo",
-                        axum::routing::post(move |axum::Json(mo): axum::Json<MoRequest>| {
+                        axum::routing::post(move |body: axum::body::Bytes| {
                             let c = mo_ctx.clone();
-                            async move { send_mo(&c, &mo) }
+                            async move { mo_endpoint(&c, &body).await }
                         }),
                     );
                 let stop = ctx.shutdown_future();
@@ -938,6 +976,7 @@ async fn connection(ctx: Arc<Ctx>, stream: TcpStream) {
         seq: AtomicU32::new(1),
         bound: OnceLock::new(),
         outstanding: Mutex::new(Some(HashMap::new())),
+        mo_waiters: Mutex::new(HashMap::new()),
     });
     let mut reader = FramedRead::with_capacity(rd, SmppCodec::new(), 64 * 1024);
     let mut state = ConnState {
@@ -1169,6 +1208,7 @@ fn on_submit(
         codec::submit_sm_resp(seq, status::ESME_RTHROTTLED, "")
     } else if draw < knobs.throttle_rate + knobs.error_rate {
         inc(&ctx.stats.errors);
+        inc(&ctx.stats.errors_permanent);
         codec::submit_sm_resp(seq, status::ESME_RSUBMITFAIL, "")
     } else if draw < knobs.throttle_rate + knobs.error_rate + knobs.temp_error_rate
         || knobs
@@ -1177,6 +1217,7 @@ fn on_submit(
             .is_some_and(|p| sm.destination_addr.as_ref().starts_with(p.as_bytes()))
     {
         inc(&ctx.stats.errors);
+        inc(&ctx.stats.errors_temporary);
         codec::submit_sm_resp(seq, status::ESME_RSYSERR, "")
     } else {
         let n = ctx.next_id.fetch_add(1, Ordering::Relaxed);
@@ -1255,6 +1296,14 @@ fn on_submit(
 }
 
 fn on_deliver_sm_resp(ctx: &Arc<Ctx>, conn: &Arc<Conn>, seq: u32, command_status: u32) {
+    if let Some(waiter) = lock(&conn.mo_waiters).remove(&seq) {
+        if command_status == status::ESME_ROK {
+            inc(&ctx.stats.mo_acknowledged);
+        }
+        debug!(conn = conn.id, seq, command_status, "MO answered");
+        let _ = waiter.send(command_status);
+        return;
+    }
     let job = lock(&conn.outstanding)
         .as_mut()
         .and_then(|m| m.remove(&seq));
@@ -1297,22 +1346,182 @@ fn receipt_target(ctx: &Ctx, job: &ReceiptJob) -> Option<Arc<Conn>> {
 }
 
 /// A mobile-originated message to inject (`POST /mo` on the control address).
-#[derive(Debug, Clone, serde::Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct MoRequest {
     /// The handset's number.
     pub from: String,
     /// The gateway's number or short code.
     pub to: String,
-    /// GSM-compatible text (sent unpacked, data_coding 0).
+    /// The text: GSM 03.38 (unpacked septets, extension characters escaped, data_coding
+    /// 0) when every character has one, else UCS-2 (data_coding 8).
     pub text: String,
-    /// Split into this many parts with an 8-bit reference UDH, sent last part first (a
-    /// long MO arriving out of order); 0 or 1: one deliver_sm.
+    /// Force the coding: `gsm7` (refused when the text has a character GSM lacks) or
+    /// `ucs2`.
+    #[serde(default)]
+    pub data_coding: Option<MoCoding>,
+    /// Split into this many parts (8-bit reference UDH, at most 153 septets or 67 UCS-2
+    /// characters each); 0 or 1: one deliver_sm (at most 160 septets / 70 characters).
     #[serde(default)]
     pub parts: u8,
+    /// The order the parts are sent in (default `forward`).
+    #[serde(default)]
+    pub order: MoOrder,
+    /// Parts (1-based) never sent: a gap the gateway must wait out.
+    #[serde(default)]
+    pub drop_parts: Vec<u8>,
+    /// Parts (1-based) sent twice: duplicates the gateway must not double.
+    #[serde(default)]
+    pub repeat_parts: Vec<u8>,
 }
 
-/// Sends an MO `deliver_sm` on any bound receiver/transceiver: 200, or 503 when none is bound.
-fn send_mo(ctx: &Ctx, mo: &MoRequest) -> axum::http::StatusCode {
+/// The data coding of an injected MO.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MoCoding {
+    /// GSM 03.38 unpacked septets, data_coding 0.
+    Gsm7,
+    /// UTF-16BE, data_coding 8.
+    Ucs2,
+}
+
+/// The order in which a long MO's parts go out.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MoOrder {
+    /// Part 1 first.
+    #[default]
+    Forward,
+    /// Last part first.
+    Reverse,
+    /// A random order.
+    Shuffle,
+}
+
+/// How long `POST /mo` waits for the gateway's deliver_sm_resp(s) before answering
+/// `"acknowledged": false`.
+const MO_ACK_WAIT: Duration = Duration::from_secs(5);
+
+/// The per-part user data (UDH excluded) and data_coding of an MO, or why it cannot be
+/// sent (a 422 naming the reason). Pure.
+pub fn mo_payloads(mo: &MoRequest) -> Result<(u8, Vec<Vec<u8>>), String> {
+    let gsm = mo.text.chars().all(crate::encoding::is_gsm7);
+    let coding = match mo.data_coding {
+        Some(MoCoding::Gsm7) if !gsm => {
+            return Err("text has characters GSM 03.38 lacks; use data_coding ucs2".into());
+        }
+        Some(c) => c,
+        None if gsm => MoCoding::Gsm7,
+        None => MoCoding::Ucs2,
+    };
+    let (encoding, data_coding, unit, single, per_part) = match coding {
+        MoCoding::Gsm7 => (
+            crate::encoding::TextEncoding::Gsm7,
+            0u8,
+            "septets",
+            160,
+            153,
+        ),
+        MoCoding::Ucs2 => (
+            crate::encoding::TextEncoding::Ucs2,
+            8u8,
+            "UCS-2 characters",
+            70,
+            67,
+        ),
+    };
+    // Units of a piece of text: GSM septets (unpacked, one octet each) or UTF-16 units.
+    let encode = |t: &str| -> Result<(Vec<u8>, usize), String> {
+        let mut parts = crate::encoding::encode_parts(t, encoding).map_err(|e| e.to_string())?;
+        let bytes: Vec<u8> = if parts.len() == 1 {
+            parts.remove(0)
+        } else {
+            // Longer than one part: only its size matters (it is refused).
+            parts.concat()
+        };
+        let units = if data_coding == 8 {
+            bytes.len() / 2
+        } else {
+            bytes.len()
+        };
+        Ok((bytes, units))
+    };
+    if mo.parts <= 1 {
+        let (bytes, units) = encode(&mo.text)?;
+        if units > single {
+            return Err(format!(
+                "text is {units} {unit}; one part holds {single}: set \"parts\" (at most {per_part} {unit} each)"
+            ));
+        }
+        return Ok((data_coding, vec![bytes]));
+    }
+    let chars: Vec<char> = mo.text.chars().collect();
+    let total = usize::from(mo.parts);
+    if total > chars.len() {
+        return Err(format!(
+            "\"parts\": {total} parts for {} characters; at most one part per character",
+            chars.len()
+        ));
+    }
+    let mut out = Vec::with_capacity(total);
+    for i in 0..total {
+        let piece: String = chars[i * chars.len() / total..(i + 1) * chars.len() / total]
+            .iter()
+            .collect();
+        let (bytes, units) = encode(&piece)?;
+        if units > per_part {
+            return Err(format!(
+                "\"parts\": {total} parts are too few; part {} would be {units} {unit} (at most {per_part})",
+                i + 1
+            ));
+        }
+        out.push(bytes);
+    }
+    Ok((data_coding, out))
+}
+
+/// `POST /mo`: parses the body (JSON, whatever its Content-Type), sends the MO and
+/// answers `{"sent_parts", "acknowledged"}` once the gateway answered every part (or
+/// after `MO_ACK_WAIT`); 422/503 with `{"error"}` saying why not.
+async fn mo_endpoint(ctx: &Ctx, body: &[u8]) -> axum::response::Response {
+    use axum::http::StatusCode;
+    use axum::response::IntoResponse;
+    let refuse = |status: StatusCode, why: String| {
+        (status, axum::Json(serde_json::json!({"error": why}))).into_response()
+    };
+    let mo: MoRequest = match serde_json::from_slice(body) {
+        Ok(mo) => mo,
+        Err(e) => return refuse(StatusCode::UNPROCESSABLE_ENTITY, format!("body: {e}")),
+    };
+    match send_mo(ctx, &mo).await {
+        Ok((sent_parts, acknowledged)) => {
+            axum::Json(serde_json::json!({"sent_parts": sent_parts, "acknowledged": acknowledged}))
+                .into_response()
+        }
+        Err((status, why)) => refuse(status, why),
+    }
+}
+
+/// Sends an MO `deliver_sm` (or its parts) on a bound receiver/transceiver and waits for
+/// the answers: (parts sent, all answered status 0).
+async fn send_mo(
+    ctx: &Ctx,
+    mo: &MoRequest,
+) -> Result<(usize, bool), (axum::http::StatusCode, String)> {
+    use axum::http::StatusCode;
+    let unprocessable = |why: String| (StatusCode::UNPROCESSABLE_ENTITY, why);
+    let (data_coding, payloads) = mo_payloads(mo).map_err(unprocessable)?;
+    let total = payloads.len();
+    if let Some(n) = mo
+        .drop_parts
+        .iter()
+        .chain(&mo.repeat_parts)
+        .find(|n| **n == 0 || usize::from(**n) > total)
+    {
+        return Err(unprocessable(format!(
+            "part {n} in drop_parts/repeat_parts: the message has parts 1 to {total}"
+        )));
+    }
     let conn = {
         let conns = lock(&ctx.conns);
         conns
@@ -1321,37 +1530,68 @@ fn send_mo(ctx: &Ctx, mo: &MoRequest) -> axum::http::StatusCode {
             .cloned()
     };
     let Some(conn) = conn else {
-        return axum::http::StatusCode::SERVICE_UNAVAILABLE;
+        return Err((
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no receiver or transceiver bind to deliver on".into(),
+        ));
     };
-    let text = mo.text.as_bytes();
-    let commands: Result<Vec<_>, String> = if mo.parts <= 1 {
-        codec::deliver_sm_mo(conn.next_seq(), &mo.from, &mo.to, 0, text).map(|c| vec![c])
-    } else {
-        let total = mo.parts;
-        let size = text.len().div_ceil(usize::from(total)).max(1);
-        let reference = (ctx.rr.fetch_add(1, Ordering::Relaxed) & 0xFF) as u8;
-        text.chunks(size)
-            .enumerate()
-            .rev()
-            .map(|(i, chunk)| {
-                let mut payload = vec![0x05, 0x00, 0x03, reference, total, i as u8 + 1];
-                payload.extend_from_slice(chunk);
-                codec::deliver_sm_mo_part(conn.next_seq(), &mo.from, &mo.to, 0, &payload)
-            })
-            .collect()
-    };
-    match commands {
-        Ok(commands) => {
-            for cmd in commands {
-                send(&conn, cmd);
-            }
-            axum::http::StatusCode::OK
-        }
-        Err(e) => {
-            warn!(error = %e, "cannot encode MO");
-            axum::http::StatusCode::UNPROCESSABLE_ENTITY
+    // (part number, payload with its UDH) in sending order.
+    let reference = (ctx.rr.fetch_add(1, Ordering::Relaxed) & 0xFF) as u8;
+    let mut order: Vec<usize> = (1..=total)
+        .filter(|n| !mo.drop_parts.iter().any(|d| usize::from(*d) == *n))
+        .flat_map(|n| {
+            let twice = mo.repeat_parts.iter().any(|r| usize::from(*r) == n);
+            std::iter::repeat_n(n, if twice { 2 } else { 1 })
+        })
+        .collect();
+    match mo.order {
+        MoOrder::Forward => {}
+        MoOrder::Reverse => order.reverse(),
+        MoOrder::Shuffle => {
+            use rand::seq::SliceRandom;
+            order.shuffle(&mut rand::rng());
         }
     }
+    let mut waiters = Vec::with_capacity(order.len());
+    for n in &order {
+        let seq = conn.next_seq();
+        let data = &payloads[n - 1];
+        let cmd = if total == 1 {
+            codec::deliver_sm_mo(seq, &mo.from, &mo.to, data_coding, data)
+        } else {
+            let mut payload =
+                crate::encoding::concat_udh_8bit(reference, total as u8, *n as u8).to_vec();
+            payload.extend_from_slice(data);
+            codec::deliver_sm_mo_part(seq, &mo.from, &mo.to, data_coding, &payload)
+        };
+        let cmd = cmd.map_err(|e| unprocessable(format!("cannot encode the MO: {e}")))?;
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        lock(&conn.mo_waiters).insert(seq, tx);
+        send(&conn, cmd);
+        inc(&ctx.stats.mo_sent);
+        info!(conn = conn.id, seq, from = %mo.from, to = %mo.to, part = n, parts = total, data_coding, "MO sent");
+        waiters.push((seq, rx));
+    }
+    let answered = tokio::time::timeout(MO_ACK_WAIT, async {
+        let mut all_ok = true;
+        for (_, rx) in &mut waiters {
+            all_ok &= matches!(rx.await, Ok(status::ESME_ROK));
+        }
+        all_ok
+    })
+    .await;
+    let acknowledged = match answered {
+        Ok(ok) => ok,
+        Err(_) => {
+            let mut w = lock(&conn.mo_waiters);
+            for (seq, _) in &waiters {
+                w.remove(seq);
+            }
+            false
+        }
+    };
+    info!(conn = conn.id, from = %mo.from, parts = order.len(), acknowledged, "MO answered by the gateway");
+    Ok((order.len(), acknowledged))
 }
 
 /// Sends a receipt now, or parks it for 1 s if no connection can take it.

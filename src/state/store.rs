@@ -1762,11 +1762,18 @@ impl StateStore {
             Op::ComplianceGc { at } => self.compliance_gc(ctx, *at)?,
             Op::DropUnmatchedReceipts { before } => self.drop_unmatched(ctx, *before)?,
             Op::Cancel { id, tenant, at } => self.cancel(ctx, id, tenant, *at)?,
+            // One more try on the same line after a temporary error or no answer: it
+            // counts in `attempts`; a non-empty note also goes into the history (the
+            // first retry of a part says why it waits, the others are counted only).
             Op::Note { id, note, at } => self.with_message(ctx, id, |m| {
                 if m.status != Status::Accepted {
                     return vec![];
                 }
+                m.attempts += 1;
                 m.updated_at = m.updated_at.max(*at);
+                if note.is_empty() {
+                    return vec![];
+                }
                 let mut ev = event(Status::Accepted, *at);
                 ev.note = Some(note.clone());
                 ev.at = ev.at.max(m.events.last().map(|e| e.at).unwrap_or(0));

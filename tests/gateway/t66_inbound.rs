@@ -72,13 +72,25 @@ async fn inbound_hook(hits: &Hits, secret: &str, text: &str) -> Value {
 }
 
 async fn mo(smsc: &Smsc, from: &str, to: &str, text: &str, parts: u8) {
+    let (s, v) = mo_raw(
+        smsc,
+        json!({"from": from, "to": to, "text": text, "parts": parts, "order": "reverse"})
+            .to_string(),
+    )
+    .await;
+    assert_eq!(s, 200, "simulator refused the MO: {v}");
+}
+
+/// `POST /mo` with `body` as is (no Content-Type): the simulator's status and JSON answer.
+async fn mo_raw(smsc: &Smsc, body: String) -> (u16, Value) {
     let r = client()
         .post(format!("http://127.0.0.1:{}/mo", smsc.control))
-        .json(&json!({"from": from, "to": to, "text": text, "parts": parts}))
+        .body(body)
         .send()
         .await
         .expect("mo");
-    assert_eq!(r.status().as_u16(), 200, "simulator refused the MO");
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
 }
 
 async fn inbound(node: &GwNode, key: &str, path: &str) -> (u16, Value) {
@@ -210,4 +222,97 @@ async fn mobile_originated_messages_reach_the_tenant_that_owns_the_number() {
         (422, Some("next")),
         "{bad}"
     );
+}
+
+#[tokio::test]
+async fn the_simulators_mo_is_gsm_or_ucs2_and_answers_after_the_gateway_acknowledges() {
+    let dir = tempdir();
+    let _logs = LogsOnFailure(dir.path().to_path_buf());
+    let (smsc, node, _) = gateway_with_smsc(dir.path(), "smsc-mo", &[], &[]).await;
+    let (url, hits) = receiver().await;
+    let (_key, secret) = node
+        .tenant_with_secret("shop", json!({"callback_url": url}))
+        .await;
+    let (s, v) = node
+        .admin(
+            reqwest::Method::POST,
+            "/admin/v1/tenants/shop/senders",
+            Some(json!({"sender": "55555", "type": "short_code", "countries": ["US"]})),
+        )
+        .await;
+    assert_eq!(s, 201, "register the short code: {v}");
+    let from = "4915112345690";
+
+    // GSM 03.38 with extension characters (escaped), answered after the deliver_sm_resp.
+    let gsm = "Price 5€ [ok] {x} ~^|";
+    let (s, v) = mo_raw(
+        &smsc,
+        json!({"from": from, "to": "55555", "text": gsm}).to_string(),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v, json!({"sent_parts": 1, "acknowledged": true}));
+    inbound_hook(&hits, &secret, gsm).await;
+
+    // Not GSM: UCS-2, here in two parts of at most 67 characters, last first.
+    let ucs2 = format!("Привет, {} 👋", "мир ".repeat(20));
+    let (s, v) = mo_raw(
+        &smsc,
+        json!({"from": from, "to": "55555", "text": ucs2, "parts": 2, "order": "reverse"})
+            .to_string(),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["sent_parts"], 2, "{v}");
+    let hook = inbound_hook(&hits, &secret, &ucs2).await;
+    assert_eq!(hook["parts"], 2, "{hook}");
+
+    // A repeated part is sent twice; the message arrives once, whole.
+    let long = format!("{}end", "A long reply that needs two parts: ".repeat(6));
+    let (s, v) = mo_raw(
+        &smsc,
+        json!({"from": from, "to": "55555", "text": long, "parts": 2, "repeat_parts": [1]})
+            .to_string(),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["sent_parts"], 3, "{v}");
+    inbound_hook(&hits, &secret, &long).await;
+
+    // Refusals say why, as JSON.
+    let (s, v) = mo_raw(
+        &smsc,
+        json!({"from": from, "to": "55555", "text": "x".repeat(161)}).to_string(),
+    )
+    .await;
+    assert_eq!(s, 422);
+    assert!(
+        v["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("161 septets"),
+        "{v}"
+    );
+    let (s, v) = mo_raw(
+        &smsc,
+        json!({"from": from, "to": "55555", "text": "short", "parts": 9}).to_string(),
+    )
+    .await;
+    assert_eq!(s, 422);
+    assert!(
+        v["error"].as_str().unwrap_or_default().contains("parts"),
+        "{v}"
+    );
+    let (s, v) = mo_raw(
+        &smsc,
+        json!({"from": from, "to": "55555", "text": "ж", "data_coding": "gsm7"}).to_string(),
+    )
+    .await;
+    assert_eq!(s, 422, "{v}");
+
+    let st = smsc.stats().await.expect("stats");
+    assert_eq!(st["mo_sent"], 6, "{st}");
+    assert_eq!(st["mo_acknowledged"], 6, "{st}");
+    assert_eq!(st["errors"], 0, "{st}");
+    assert_eq!(st["errors_permanent"], 0, "{st}");
 }

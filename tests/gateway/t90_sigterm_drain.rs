@@ -375,6 +375,51 @@ async fn bad_configuration_exits_2_with_one_line_naming_the_field() {
             "--listen",
         ),
         (
+            owned(&["sim", "smsc", "--dlr-mix", "delivered=50,foo=50"]),
+            vec![],
+            "--dlr-mix",
+        ),
+        (
+            owned(&["sim", "smsc", "--dlr-mix", "delivered=0"]),
+            vec![],
+            "--dlr-mix",
+        ),
+        (
+            owned(&["sim", "smsc", "--drop-after", "0"]),
+            vec![],
+            "--drop-after",
+        ),
+        (
+            owned(&["sim", "smsc", "--system-id", "sixteen-chars-id"]),
+            vec![],
+            "--system-id",
+        ),
+        (
+            owned(&["sim", "http-provider", "--dlr-mix", "bogus=100"]),
+            vec![],
+            "--dlr-mix",
+        ),
+        (
+            owned(&["sim", "http-provider", "--throttle-rate", "2"]),
+            vec![],
+            "--throttle-rate",
+        ),
+        (
+            owned(&["sim", "http-provider", "--receipt-batch", "0"]),
+            vec![],
+            "--receipt-batch",
+        ),
+        (
+            owned(&["sim", "http-provider", "--receipts-url", "notaurl"]),
+            vec![],
+            "--receipts-url",
+        ),
+        (
+            owned(&["sim", "http-provider", "--receipt-token", "t"]),
+            vec![],
+            "--receipts-url",
+        ),
+        (
             owned(&["demo", "--data-dir", &demo_data, "--cluster-addr", "x"]),
             vec![],
             "--cluster-addr",

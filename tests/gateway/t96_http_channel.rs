@@ -201,6 +201,8 @@ async fn throttled_and_server_errors_are_retried_until_sent() {
     let events = done["events"].as_array().cloned().unwrap_or_default();
     let statuses: Vec<&str> = events.iter().filter_map(|e| e["status"].as_str()).collect();
     assert_eq!(statuses, ["accepted", "sent", "delivered"], "{done}");
+    // The two tries after the 500s are counted (throttled answers are not attempts).
+    assert_eq!(done["attempts"], 2, "{done}");
     let m = node.metrics_text().await;
     assert_eq!(
         metric_value(
@@ -245,6 +247,10 @@ async fn provider_400_fails_the_message_with_the_providers_code() {
     );
     let st = provider.stats().await.expect("stats");
     assert_eq!(st["rejected"], 1, "tried once, not retried: {st}");
+    // A bad number is the recipient's fault, not the line's: the channel stays healthy.
+    let ch = node.channel_view("p").await;
+    assert_eq!(ch["health"]["score"], 1.0, "{ch}");
+    assert!(ch["last_error"].is_null(), "{ch}");
 }
 
 #[tokio::test]
@@ -405,4 +411,101 @@ async fn a_provider_that_is_down_holds_messages_until_it_is_back() {
         (node.channel_view("p").await["state"] == "bound").then_some(())
     })
     .await;
+}
+
+/// A channel of `provider` whose requests time out after `timeout_ms`.
+fn channel_with_timeout(provider: &HttpProvider, timeout_ms: u64) -> Value {
+    let mut ch = provider.channel("p", RECEIPT_TOKEN);
+    ch["options"]["request"]["timeout_ms"] = json!(timeout_ms);
+    ch
+}
+
+#[tokio::test]
+async fn a_provider_slower_than_the_timeout_gets_retries_after_pauses_not_a_loop() {
+    let dir = tempdir();
+    let _logs = LogsOnFailure(dir.path().to_path_buf());
+    let node = GwNode::start(dir.path(), &[]).await;
+    let provider = HttpProvider::start(
+        dir.path(),
+        "provider",
+        &["--api-key", "provider-api-key", "--latency-ms", "1500"],
+    )
+    .await;
+    node.channels_and_route(&[channel_with_timeout(&provider, 400)])
+        .await;
+    let key = node.tenant("acme", json!({})).await;
+    node.wait_bound().await;
+    let (s, v) = node.send(&key, json!({"to": TO, "text": "slow"})).await;
+    assert_eq!(s, 202, "{v}");
+    let id = v["id"].as_str().expect("id").to_string();
+    // Tries at about 0, 1.4 and 3.8 s, the next at 8.2 s (pauses of 1 s, 2 s, 4 s after
+    // each 0.4 s timeout); a loop would have sent it a dozen times by now.
+    tokio::time::sleep(Duration::from_millis(7500)).await;
+    let st = provider.stats().await.expect("stats");
+    let requests = st["requests"].as_u64().unwrap_or(0);
+    assert!((2..=4).contains(&requests), "{st}");
+    // The provider took each copy though the gateway stopped waiting for its answer.
+    assert!(st["accepted"].as_u64().unwrap_or(0) >= 1, "{st}");
+    assert!(!provider.messages().await.is_empty());
+
+    let (_, m) = node.message(&key, &id).await;
+    assert_eq!(m["status"], "accepted", "{m}");
+    assert!(m["attempts"].as_u64().unwrap_or(0) >= 1, "{m}");
+    let notes: Vec<String> = m["events"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|e| e["notes"].as_array().cloned().unwrap_or_default())
+        .filter_map(|n| n["note"].as_str().map(String::from))
+        .collect();
+    assert!(
+        notes.iter().all(|n| !n.contains("elsewhere")),
+        "no other channel: {notes:?}"
+    );
+    assert!(
+        notes.iter().any(|n| n.contains("same line")),
+        "the history says why it waits: {notes:?}"
+    );
+    let metrics = node.metrics_text().await;
+    let resubmits =
+        metric_value(&metrics, "smsgw_resubmits_total", &[("channel", "p")]).unwrap_or(0.0);
+    assert!(resubmits >= 1.0, "each resend counted: {resubmits}");
+    assert_eq!(resubmits + 1.0, requests as f64, "one count per resend");
+    let late = metric_value(&metrics, "smsgw_late_submit_responses_total", &[]).unwrap_or(0.0);
+    assert!(late >= 1.0, "the late 201s were counted: {late}");
+    let ch = node.channel_view("p").await;
+    let last = ch["last_error"].as_str().unwrap_or_default();
+    assert!(last.contains("no response"), "{ch}");
+}
+
+#[tokio::test]
+async fn refused_credentials_mark_the_channel_down_with_the_reason() {
+    let dir = tempdir();
+    let _logs = LogsOnFailure(dir.path().to_path_buf());
+    let node = GwNode::start(dir.path(), &[]).await;
+    // The channel sends `provider-api-key`; the provider wants another.
+    let provider = HttpProvider::start(dir.path(), "provider", &["--api-key", "another-key"]).await;
+    node.channels_and_route(&[provider.channel("p", RECEIPT_TOKEN)])
+        .await;
+    let key = node.tenant("acme", json!({})).await;
+    node.wait_bound().await;
+    let (s, v) = node.send(&key, json!({"to": TO, "text": "no key"})).await;
+    assert_eq!(s, 202, "{v}");
+    let ch = eventually(
+        "channel down after a 401",
+        Duration::from_secs(15),
+        || async {
+            let v = node.channel_view("p").await;
+            (v["state"] == "down").then_some(v)
+        },
+    )
+    .await;
+    let last = ch["last_error"].as_str().unwrap_or_default();
+    assert!(last.contains("401 Unauthorized"), "{ch}");
+    assert!(
+        provider.stats().await.expect("stats")["unauthorized"]
+            .as_u64()
+            .unwrap_or(0)
+            >= 1
+    );
 }

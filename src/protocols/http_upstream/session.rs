@@ -17,6 +17,10 @@ use crate::protocols::smpp::session::{SessionError, SubmitOutcome, SubmitRequest
 
 /// Transport failures in a row (connect refused, reset, timeout) that close the session.
 const FAILURES_TO_CLOSE: u32 = 5;
+/// How long a request that passed its `timeout_ms` is still listened to, so that a
+/// provider that took the part but answered late is counted
+/// (`smsgw_late_submit_responses_total`) and logged, as SMPP's late submit_sm_resp.
+const LATE_ANSWER_WAIT: Duration = Duration::from_secs(60);
 
 /// What an HTTP session needs.
 #[derive(Debug, Clone)]
@@ -40,6 +44,9 @@ struct Inner {
     /// Transport failures since the last answer from the provider.
     failures: AtomicU32,
     closed: watch::Sender<bool>,
+    /// Set when the provider refused the channel's credentials (401/403): the session is
+    /// closed and the bind shows `down` with this reason, like a refused SMPP login.
+    credentials_refused: std::sync::Mutex<Option<String>>,
 }
 
 /// A live HTTP upstream session (cheap to clone).
@@ -94,7 +101,9 @@ impl HttpSession {
         }
         let client = crate::http_client::builder()
             .connect_timeout(cfg.connect_timeout)
-            .timeout(req.timeout)
+            // The request's own timeout is `req.timeout` (see `submit`); the client only
+            // bounds how long a late answer is still awaited.
+            .timeout(req.timeout + LATE_ANSWER_WAIT)
             .redirect(reqwest::redirect::Policy::none())
             .pool_max_idle_per_host(cfg.window.max(1))
             .build()
@@ -107,6 +116,7 @@ impl HttpSession {
                 client,
                 failures: AtomicU32::new(0),
                 closed,
+                credentials_refused: std::sync::Mutex::new(None),
             }),
         })
     }
@@ -140,13 +150,28 @@ impl HttpSession {
                 .header(reqwest::header::CONTENT_TYPE, ct)
                 .body(body.bytes);
         }
-        let result = async {
+        // Spawned, so a request that passes its timeout is not dropped: its late answer
+        // is still read and counted (the part may then be sent twice).
+        let mut request = tokio::spawn(async move {
             let resp = rb.send().await?;
             let status = resp.status().as_u16();
             let bytes = resp.bytes().await?;
             Ok::<_, reqwest::Error>((status, bytes))
-        }
-        .await;
+        });
+        let result = match tokio::time::timeout(t.timeout, &mut request).await {
+            Ok(Ok(r)) => r.map_err(|e| {
+                if e.is_timeout() {
+                    SessionError::ResponseTimeout
+                } else {
+                    SessionError::Io(std::io::Error::other(e.to_string()))
+                }
+            }),
+            Ok(Err(join)) => Err(SessionError::Io(std::io::Error::other(join.to_string()))),
+            Err(_) => {
+                self.watch_late_answer(request, &req.message_id, vars.part);
+                Err(SessionError::ResponseTimeout)
+            }
+        };
         let (status, bytes) = match result {
             Ok(r) => r,
             Err(e) => {
@@ -155,14 +180,28 @@ impl HttpSession {
                 if n >= FAILURES_TO_CLOSE {
                     self.close();
                 }
-                return Err(if e.is_timeout() {
-                    SessionError::ResponseTimeout
-                } else {
-                    SessionError::Io(std::io::Error::other(e.to_string()))
-                });
+                return Err(e);
             }
         };
         self.inner.failures.store(0, Ordering::Relaxed);
+        if matches!(status, 401 | 403) {
+            // The channel's credentials, not this message: the bind goes down with the
+            // reason and reconnects with back-off, as after a refused SMPP login.
+            let reason = format!(
+                "provider answered {status} {}: check the channel's password/system_id",
+                reqwest::StatusCode::from_u16(status)
+                    .ok()
+                    .and_then(|s| s.canonical_reason())
+                    .unwrap_or("")
+            );
+            warn!(channel = %cfg.channel, status, "provider refused the channel's credentials; bind down");
+            *self
+                .inner
+                .credentials_refused
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()) = Some(reason);
+            self.close();
+        }
         let fallback = format!("{}-{}", vars.message_id, vars.part);
         Ok(match cfg.options.response.read(status, &bytes, &fallback) {
             ProviderAnswer::Accepted { provider_id } => {
@@ -183,6 +222,42 @@ impl HttpSession {
                 message,
             },
         })
+    }
+
+    /// Keeps listening (at most `LATE_ANSWER_WAIT`) to a request that passed its
+    /// timeout: a 2xx then means the provider took a part the gateway sends again.
+    fn watch_late_answer(
+        &self,
+        request: tokio::task::JoinHandle<Result<(u16, bytes::Bytes), reqwest::Error>>,
+        message_id: &str,
+        part: u32,
+    ) {
+        let (channel, message_id) = (self.inner.cfg.channel.clone(), message_id.to_string());
+        let options = self.inner.cfg.options.clone();
+        tokio::spawn(async move {
+            let Ok(Ok(Ok((status, bytes)))) = tokio::time::timeout(LATE_ANSWER_WAIT, request).await
+            else {
+                return;
+            };
+            let fallback = format!("{message_id}-{part}");
+            if let ProviderAnswer::Accepted { provider_id } =
+                options.response.read(status, &bytes, &fallback)
+            {
+                metrics::counter!("smsgw_late_submit_responses_total").increment(1);
+                warn!(channel = %channel, message_id = %message_id, part, provider_id = %provider_id,
+                    "provider accepted a part after the request's timeout_ms: the part is sent again, so the recipient may get it twice (raise options.request.timeout_ms for a slow provider)");
+            }
+        });
+    }
+
+    /// Why the provider refused the channel's credentials (401/403), if it did: the
+    /// reason this closed session's bind shows while it is `down`.
+    pub fn credentials_refused(&self) -> Option<String> {
+        self.inner
+            .credentials_refused
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Marks the session closed (the bind actor reconnects).

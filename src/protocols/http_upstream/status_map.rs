@@ -72,7 +72,8 @@ impl CommonStatus {
         match self {
             CommonStatus::Expired => Some("expired"),
             CommonStatus::Undeliverable => Some("rejected_by_carrier"),
-            CommonStatus::Rejected => Some("blocked"),
+            // As SMPP's REJECTD (`receipt_error_code`): the operator refused it.
+            CommonStatus::Rejected => Some("rejected_by_carrier"),
             CommonStatus::Unknown => Some("unknown"),
             _ => None,
         }

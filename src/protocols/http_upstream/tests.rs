@@ -467,3 +467,24 @@ mod properties {
         }
     }
 }
+
+/// A final receipt word means the same `error.code` over HTTP as the SMPP receipt state
+/// of the same name (REJECTD → rejected_by_carrier, not blocked).
+#[test]
+fn receipt_error_codes_match_smpp() {
+    use crate::protocols::smpp::receipt::ReceiptState;
+    use crate::protocols::smpp::status_map::receipt_error_code;
+    let table = [
+        (CommonStatus::Rejected, ReceiptState::Rejected),
+        (CommonStatus::Undeliverable, ReceiptState::Undeliverable),
+        (CommonStatus::Expired, ReceiptState::Expired),
+        (CommonStatus::Unknown, ReceiptState::Unknown),
+    ];
+    for (http, smpp) in table {
+        assert_eq!(
+            http.error_code(),
+            Some(receipt_error_code(smpp)),
+            "{http:?} vs {smpp:?}"
+        );
+    }
+}

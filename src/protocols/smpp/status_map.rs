@@ -50,6 +50,15 @@ pub fn submit_error_code(command_status: u32) -> &'static str {
     }
 }
 
+/// Whether a permanent refusal with this contract code says something about the line
+/// (counted against the channel's health) rather than about the recipient: a bad
+/// number (`invalid_destination`, SMPP 0x0B, an HTTP 400 mapped to it) or a barred one
+/// (`blocked`) is the recipient's, and one such answer must not make a working line look
+/// broken. Shared by every protocol (the HTTP channel's codes are the same contract's).
+pub fn counts_against_line(code: &str) -> bool {
+    !matches!(code, "invalid_destination" | "blocked")
+}
+
 /// The SMPP 3.4 name and meaning (§5.1.3) of the common command_status values, so an
 /// operator's refusal can be shown in words; None for vendor or unlisted codes.
 pub fn command_status_name(command_status: u32) -> Option<(&'static str, &'static str)> {
@@ -141,6 +150,25 @@ pub fn receipt_error_code(state: ReceiptState) -> &'static str {
 #[cfg(test)]
 mod unit_tests {
     use super::*;
+
+    #[test]
+    fn recipient_refusals_do_not_count_against_the_line() {
+        // 0x0B (bad number) and 0x101 (barred) are the recipient's; 0x45 and 0x08 the line's.
+        let rows = [
+            (0x0B, false),
+            (0x51, false),
+            (0x101, false),
+            (0x45, true),
+            (0x08, true),
+        ];
+        for (status, line) in rows {
+            assert_eq!(
+                counts_against_line(submit_error_code(status)),
+                line,
+                "{status:#x}"
+            );
+        }
+    }
 
     #[test]
     fn classify_table() {
