@@ -553,32 +553,33 @@ async fn work(st: &MessageArgs) -> Result<WorkEnd, ActorProcessingErr> {
                         return fail(c, &row.id, &st.channel, e, i as u32, pinned).await;
                     }
                     warn!(message_id = %row.id, channel = %st.channel, part = i, smsc_code = %smsc, detail = %detail, retry_ms = wait.as_millis() as u64, "temporary error or no answer; trying the same line again after a pause");
-                    // Every try after the first counts in the message's `attempts`; the
-                    // first of a part also says in its history why it waits (the
-                    // retries that follow are the same story): an empty note is counted
-                    // without an event (`Op::Note`).
+                    // The first retry of a part says in its history why it waits (the
+                    // retries that follow are the same story; the log and
+                    // `smsgw_channel_submit_total` count them).
                     let note = if n > 0 {
-                        String::new()
+                        None
                     } else if unknown_outcome {
-                        format!(
+                        Some(format!(
                             "{detail} on {}; the operator may have it: sending it again on the same line (no other channel) after pauses of 1 s doubling, for up to {} s",
                             st.channel,
                             TEMPORARY_ERROR_PATIENCE.as_secs()
-                        )
+                        ))
                     } else {
-                        format!(
+                        Some(format!(
                             "temporary error {smsc} on {} ({detail}); trying the same line again after pauses of 1 s doubling, for up to {} s",
                             st.channel,
                             TEMPORARY_ERROR_PATIENCE.as_secs()
-                        )
+                        ))
                     };
-                    let note = Op::Note {
-                        id: row.id.clone(),
-                        note,
-                        at: crate::clock::now_ms(),
-                    };
-                    if let Err(e) = c.propose_batched(note).await {
-                        warn!(message_id = %row.id, error = %e, "note of a retry not recorded");
+                    if let Some(note) = note {
+                        let op = Op::Note {
+                            id: row.id.clone(),
+                            note,
+                            at: crate::clock::now_ms(),
+                        };
+                        if let Err(e) = c.propose_batched(op).await {
+                            warn!(message_id = %row.id, error = %e, "note of a retry not recorded");
+                        }
                     }
                     let _lent = st.registry.lend_slot(&rt);
                     tokio::time::sleep(wait).await;

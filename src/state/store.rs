@@ -1769,11 +1769,12 @@ impl StateStore {
                 if m.status != Status::Accepted {
                     return vec![];
                 }
-                m.attempts += 1;
-                m.updated_at = m.updated_at.max(*at);
+                // Not `attempts`: that counts moves along the route and picks the
+                // channel the message waits on (`waiting_channel`).
                 if note.is_empty() {
                     return vec![];
                 }
+                m.updated_at = m.updated_at.max(*at);
                 let mut ev = event(Status::Accepted, *at);
                 ev.note = Some(note.clone());
                 ev.at = ev.at.max(m.events.last().map(|e| e.at).unwrap_or(0));

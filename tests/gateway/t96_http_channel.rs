@@ -201,8 +201,9 @@ async fn throttled_and_server_errors_are_retried_until_sent() {
     let events = done["events"].as_array().cloned().unwrap_or_default();
     let statuses: Vec<&str> = events.iter().filter_map(|e| e["status"].as_str()).collect();
     assert_eq!(statuses, ["accepted", "sent", "delivered"], "{done}");
-    // The two tries after the 500s are counted (throttled answers are not attempts).
-    assert_eq!(done["attempts"], 2, "{done}");
+    // Retries on the same line are not moves along the route (`attempts` picks the
+    // channel a message waits on); the first says why in the history.
+    assert_eq!(done["attempts"], 0, "{done}");
     let m = node.metrics_text().await;
     assert_eq!(
         metric_value(
@@ -450,7 +451,6 @@ async fn a_provider_slower_than_the_timeout_gets_retries_after_pauses_not_a_loop
 
     let (_, m) = node.message(&key, &id).await;
     assert_eq!(m["status"], "accepted", "{m}");
-    assert!(m["attempts"].as_u64().unwrap_or(0) >= 1, "{m}");
     let notes: Vec<String> = m["events"]
         .as_array()
         .into_iter()
