@@ -9,6 +9,7 @@ pub mod error;
 pub mod inbound;
 pub mod messages;
 pub mod openapi;
+pub mod provider_mo;
 pub mod receipts;
 pub mod routing_admin;
 
@@ -248,6 +249,7 @@ pub fn router(state: AppState, max_body: usize) -> Router {
         .route("/v1/inbound", get(inbound::list))
         .route("/v1/inbound/{id}", get(inbound::get))
         .route("/v1/receipts/{channel}", post(receipts::receive))
+        .route("/v1/mo/{channel}", post(provider_mo::receive))
         .route(
             "/admin/v1/tenants",
             post(admin::create_tenant).get(admin::list_tenants),

@@ -117,6 +117,13 @@ pub const ROUTES: &[(&str, &str, &str, &str, &str)] = &[
     ),
     (
         "post",
+        "/v1/mo/{channel}",
+        "Mobile-originated messages from an HTTP upstream provider (channel credentials)",
+        "receipts",
+        "200",
+    ),
+    (
+        "post",
         "/admin/v1/tenants",
         "Create a tenant (API key and webhook secret shown once)",
         "admin",
@@ -501,11 +508,13 @@ pub fn document() -> utoipa::openapi::OpenApi {
             op = op
                 .response(
                     "401",
-                    ResponseBuilder::new().description(if path.starts_with("/v1/receipts") {
-                        "missing or wrong receipt credentials (the channel's token or HMAC)"
-                    } else {
-                        "missing or bad bearer token"
-                    }),
+                    ResponseBuilder::new().description(
+                        if path.starts_with("/v1/receipts") || path.starts_with("/v1/mo/") {
+                            "missing or wrong provider credentials (the channel's token or HMAC)"
+                        } else {
+                            "missing or bad bearer token"
+                        },
+                    ),
                 )
                 .response(
                     "422",

@@ -509,3 +509,80 @@ async fn refused_credentials_mark_the_channel_down_with_the_reason() {
             >= 1
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_provider_posts_mobile_originated_messages_to_the_tenant_that_owns_the_number() {
+    let dir = tempdir();
+    let _logs = LogsOnFailure(dir.path().to_path_buf());
+    let node = GwNode::start(dir.path(), &[]).await;
+    let provider =
+        HttpProvider::start(dir.path(), "provider", &["--api-key", "provider-api-key"]).await;
+    let mut ch = provider.channel("p", RECEIPT_TOKEN);
+    ch["options"]["inbound"] = json!({
+        "auth": {"type": "token", "token": "mo-token-0123456789abcdef"},
+        "items_path": "messages", "from_path": "msisdn", "to_path": "/to/number", "text_path": "body",
+    });
+    // A channel without `inbound` (q) takes no MO.
+    node.channels_and_route(&[ch, provider.channel("q", RECEIPT_TOKEN)])
+        .await;
+    let key = node
+        .tenant("shop", json!({"sender_pool": ["+4915100000001"]}))
+        .await;
+    let post = |channel: &str, token: &str, body: Value| {
+        let (node, path, token) = (&node, format!("/v1/mo/{channel}"), token.to_string());
+        async move {
+            node.request(
+                reqwest::Method::POST,
+                &path,
+                Some(&token),
+                &[("content-type", "application/json")],
+                Some(body.to_string().into_bytes()),
+            )
+            .await
+        }
+    };
+    let two = json!({"messages": [
+        {"msisdn": "+4915112345690", "to": {"number": "4915100000001"}, "body": "STOP"},
+        {"msisdn": "+4915112345691", "to": {"number": "4915199999999"}, "body": "wrong number"},
+    ]});
+    let r = post("p", "mo-token-0123456789abcdef", two.clone()).await;
+    assert_eq!(r.status, 200, "{}", r.json);
+    assert_eq!(r.json, json!({"received": 2, "stored": 1, "unowned": 1}));
+    let r = node
+        .request(reqwest::Method::GET, "/v1/inbound", Some(&key), &[], None)
+        .await;
+    let msgs = r.json["messages"].as_array().cloned().unwrap_or_default();
+    assert_eq!(msgs.len(), 1, "{}", r.json);
+    assert_eq!(msgs[0]["text"], "STOP");
+    assert_eq!(msgs[0]["keyword"], "opt_out", "an opt-out, as over SMPP");
+    assert_eq!(msgs[0]["channel"], "p");
+    assert_eq!(msgs[0]["to"], "+4915100000001");
+    // Wrong credentials, no such channel, a channel without MO, a message without sender.
+    assert_eq!(
+        post("p", "wrong-token-0123456789", two.clone())
+            .await
+            .status,
+        401
+    );
+    let unknown = post("nope", "mo-token-0123456789abcdef", two.clone()).await;
+    let no_mo = post("q", "mo-token-0123456789abcdef", two.clone()).await;
+    assert_eq!((unknown.status, no_mo.status), (404, 404));
+    assert_eq!(unknown.json, no_mo.json, "no channel names revealed");
+    let r = post(
+        "p",
+        "mo-token-0123456789abcdef",
+        json!({"messages": [{"to": {"number": "55555"}}]}),
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.json["error"]["field"].as_str()),
+        (422, Some("msisdn")),
+        "{}",
+        r.json
+    );
+    // The token is never shown back.
+    let (_, v) = node
+        .admin(reqwest::Method::GET, "/admin/v1/channels/p", None)
+        .await;
+    assert!(!v.to_string().contains("mo-token-0123456789abcdef"), "{v}");
+}

@@ -1,6 +1,7 @@
 //! The generic HTTP upstream channel (`protocol: "http"`): REST providers driven by a
 //! request template per channel, the provider's id read from the answer by a path,
-//! receipts POSTed back to `/v1/receipts/{channel}` and mapped to the common statuses.
+//! receipts POSTed back to `/v1/receipts/{channel}` and mapped to the common statuses,
+//! mobile-originated messages POSTed to `/v1/mo/{channel}` (`inbound.rs`).
 //!
 //! Same files as every protocol: `codec.rs` (templates ↔ requests and answers),
 //! `session.rs` (the client a bind actor drives), `receipt.rs` (receipt auth and
@@ -9,6 +10,7 @@
 //! `path.rs` (JSON pointer / dotted path).
 
 pub mod codec;
+pub mod inbound;
 pub mod options;
 pub mod path;
 pub mod receipt;

@@ -40,6 +40,22 @@ struct RawOptions {
     response: RawResponse,
     #[serde(default)]
     receipts: Option<RawReceipts>,
+    #[serde(default)]
+    inbound: Option<RawInbound>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawInbound {
+    auth: ReceiptAuth,
+    #[serde(default)]
+    items_path: Option<String>,
+    #[serde(default)]
+    from_path: Option<String>,
+    #[serde(default)]
+    to_path: Option<String>,
+    #[serde(default)]
+    text_path: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -135,6 +151,18 @@ pub struct ReceiptSettings {
     pub statuses: StatusTable,
 }
 
+/// Where a provider's mobile-originated messages (POSTed to `/v1/mo/{channel}`) keep
+/// their fields, and how the provider proves a POST is its own.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InboundSettings {
+    pub auth: ReceiptAuth,
+    /// Where a list of messages is, when the provider posts several at once.
+    pub items_path: Option<ValuePath>,
+    pub from_path: ValuePath,
+    pub to_path: ValuePath,
+    pub text_path: ValuePath,
+}
+
 /// Everything an HTTP channel needs, compiled from its options.
 #[derive(Debug, Clone, PartialEq)]
 pub struct HttpChannelOptions {
@@ -142,6 +170,8 @@ pub struct HttpChannelOptions {
     pub response: ResponseReader,
     /// `None`: the provider sends no receipts (parts settle after `dlr_timeout_seconds`).
     pub receipts: Option<ReceiptSettings>,
+    /// `None`: the provider delivers no MO to this gateway.
+    pub inbound: Option<InboundSettings>,
 }
 
 fn path(field: &str, s: &str) -> Result<ValuePath, OptionsError> {
@@ -200,10 +230,12 @@ impl HttpChannelOptions {
             error_map: r.error_map,
         };
         let receipts = raw.receipts.map(compile_receipts).transpose()?;
+        let inbound = raw.inbound.map(compile_inbound).transpose()?;
         Ok(HttpChannelOptions {
             request,
             response,
             receipts,
+            inbound,
         })
     }
 }
@@ -318,31 +350,61 @@ fn compile_request(r: RawRequest) -> Result<RequestTemplate, OptionsError> {
     })
 }
 
-fn compile_receipts(r: RawReceipts) -> Result<ReceiptSettings, OptionsError> {
-    match &r.auth {
+/// Checks the credentials of `options.<section>.auth`.
+fn check_auth(section: &str, auth: &ReceiptAuth) -> Result<(), OptionsError> {
+    match auth {
         ReceiptAuth::Token { token, header }
         | ReceiptAuth::HmacSha256 {
             secret: token,
             header,
         } => {
-            let which = if matches!(r.auth, ReceiptAuth::Token { .. }) {
-                "options.receipts.auth.token"
+            let which = if matches!(auth, ReceiptAuth::Token { .. }) {
+                "token"
             } else {
-                "options.receipts.auth.secret"
+                "secret"
             };
             if token.len() < 16 || token.len() > 512 {
-                return Err(bad(which, "16 to 512 characters"));
+                return Err(bad(
+                    format!("options.{section}.auth.{which}"),
+                    "16 to 512 characters",
+                ));
             }
             if let Some(h) = header
                 && reqwest::header::HeaderName::from_bytes(h.as_bytes()).is_err()
             {
                 return Err(bad(
-                    "options.receipts.auth.header",
+                    format!("options.{section}.auth.header"),
                     "not a valid header name",
                 ));
             }
         }
     }
+    Ok(())
+}
+
+fn compile_inbound(r: RawInbound) -> Result<InboundSettings, OptionsError> {
+    check_auth("inbound", &r.auth)?;
+    let field = |name: &str, given: Option<&str>| {
+        path(
+            &format!("options.inbound.{name}_path"),
+            given.unwrap_or(name),
+        )
+    };
+    Ok(InboundSettings {
+        items_path: r
+            .items_path
+            .as_deref()
+            .map(|p| path("options.inbound.items_path", p))
+            .transpose()?,
+        from_path: field("from", r.from_path.as_deref())?,
+        to_path: field("to", r.to_path.as_deref())?,
+        text_path: field("text", r.text_path.as_deref())?,
+        auth: r.auth,
+    })
+}
+
+fn compile_receipts(r: RawReceipts) -> Result<ReceiptSettings, OptionsError> {
+    check_auth("receipts", &r.auth)?;
     Ok(ReceiptSettings {
         items_path: r
             .items_path
@@ -367,13 +429,13 @@ fn compile_receipts(r: RawReceipts) -> Result<ReceiptSettings, OptionsError> {
     })
 }
 
-/// A copy of a channel's options with the receipt secret hidden (for GET).
+/// A copy of a channel's options with the receipt and MO secrets hidden (for GET).
 pub fn redacted(mut options: Value) -> Value {
-    crate::protocols::redact_keys(
-        options
-            .pointer_mut("/receipts/auth")
-            .and_then(Value::as_object_mut),
-        &["token", "secret"],
-    );
+    for auth in ["/receipts/auth", "/inbound/auth"] {
+        crate::protocols::redact_keys(
+            options.pointer_mut(auth).and_then(Value::as_object_mut),
+            &["token", "secret"],
+        );
+    }
     options
 }

@@ -7,6 +7,7 @@ use serde_json::Value;
 use sha2::Sha256;
 
 use super::options::{ReceiptAuth, ReceiptSettings};
+use super::path::ValuePath;
 use super::status_map::CommonStatus;
 
 /// One receipt, read and normalised.
@@ -82,11 +83,53 @@ pub fn authenticate<'a>(
     }
 }
 
-fn invalid(field: &str, message: impl Into<String>) -> ReceiptError {
+pub(super) fn invalid(field: &str, message: impl Into<String>) -> ReceiptError {
     ReceiptError::Invalid {
         field: field.to_string(),
         message: message.into(),
     }
+}
+
+/// A provider's POST body as JSON: form fields become a flat object.
+pub(super) fn read_body(body: &[u8], form: bool) -> Result<Value, ReceiptError> {
+    if form {
+        return Ok(Value::Object(
+            form_urlencoded::parse(body)
+                .map(|(k, v)| (k.into_owned(), Value::String(v.into_owned())))
+                .collect(),
+        ));
+    }
+    serde_json::from_slice(body).map_err(|e| invalid("body", format!("not JSON: {e}")))
+}
+
+/// The items of a POST: the list at `items_path`, else the body itself if it is a list,
+/// else the body as one item; at most 10,000.
+pub(super) fn items_of<'a>(
+    root: &'a Value,
+    items_path: Option<&ValuePath>,
+    what: &str,
+) -> Result<Vec<&'a Value>, ReceiptError> {
+    let items: Vec<&Value> = match (items_path, root) {
+        (Some(p), _) => match p.find(root) {
+            Some(Value::Array(a)) => a.iter().collect(),
+            Some(v) if v.is_object() => vec![v],
+            _ => {
+                return Err(invalid(
+                    p.as_str(),
+                    format!("missing or not a list of {what}"),
+                ));
+            }
+        },
+        (None, Value::Array(a)) => a.iter().collect(),
+        (None, v) => vec![v],
+    };
+    if items.len() > 10_000 {
+        return Err(invalid(
+            "body",
+            format!("more than 10000 {what} in one request"),
+        ));
+    }
+    Ok(items)
 }
 
 /// Reads every receipt in a POST body. `form` is true for
@@ -96,28 +139,8 @@ pub fn parse_receipts(
     body: &[u8],
     form: bool,
 ) -> Result<Vec<HttpReceipt>, ReceiptError> {
-    let root: Value = if form {
-        Value::Object(
-            form_urlencoded::parse(body)
-                .map(|(k, v)| (k.into_owned(), Value::String(v.into_owned())))
-                .collect(),
-        )
-    } else {
-        serde_json::from_slice(body).map_err(|e| invalid("body", format!("not JSON: {e}")))?
-    };
-    let items: Vec<&Value> = match (&settings.items_path, &root) {
-        (Some(p), _) => match p.find(&root) {
-            Some(Value::Array(a)) => a.iter().collect(),
-            Some(v @ Value::Object(_)) => vec![v],
-            _ => return Err(invalid(p.as_str(), "missing or not a list of receipts")),
-        },
-        (None, Value::Array(a)) => a.iter().collect(),
-        (None, v) => vec![v],
-    };
-    if items.len() > 10_000 {
-        return Err(invalid("body", "more than 10000 receipts in one request"));
-    }
-    items
+    let root = read_body(body, form)?;
+    items_of(&root, settings.items_path.as_ref(), "receipts")?
         .into_iter()
         .map(|item| {
             let provider_id = settings
