@@ -213,23 +213,11 @@ fn main() -> ExitCode {
             Command::Sim(sim) => match sim.command {
                 SimCommand::Smsc(args) => {
                     init_tracing("info", false);
-                    match smsgw::sim::smsc::run(args).await {
-                        Ok(()) => ExitCode::SUCCESS,
-                        Err(e) => {
-                            eprintln!("error: {e:#}");
-                            ExitCode::from(1)
-                        }
-                    }
+                    sim_exit(smsgw::sim::smsc::run(args).await)
                 }
                 SimCommand::HttpProvider(args) => {
                     init_tracing("info", false);
-                    match smsgw::sim::http_provider::run(args).await {
-                        Ok(()) => ExitCode::SUCCESS,
-                        Err(e) => {
-                            eprintln!("error: {e:#}");
-                            ExitCode::from(1)
-                        }
-                    }
+                    sim_exit(smsgw::sim::http_provider::run(args).await)
                 }
                 SimCommand::Run(args) => {
                     // Logs go to stderr: stdout is the runs' JSON lines.
@@ -254,4 +242,20 @@ fn main() -> ExitCode {
     // moment, not forever: the exit status is decided.
     runtime.shutdown_timeout(std::time::Duration::from_secs(2));
     code
+}
+
+/// A simulator's exit: 2 with one line when it could not start with what it was given
+/// (`sim::StartRefused`), 1 for a failure while running.
+fn sim_exit(result: anyhow::Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.downcast_ref::<smsgw::sim::StartRefused>().is_some() => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
 }

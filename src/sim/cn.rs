@@ -10,13 +10,11 @@
 //! LoginType 2 and `--report-login`/`--report-password`.
 
 use std::collections::HashMap;
-use std::fs::OpenOptions;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::Duration;
 
-use anyhow::Context as _;
 use futures::StreamExt;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -142,11 +140,7 @@ pub async fn serve(
     let (stop_tx, stop_rx) = watch::channel(false);
     let (ledger, ledger_handle) = match &args.ledger {
         Some(path) => {
-            let file = OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
-                .with_context(|| format!("opening ledger {}", path.display()))?;
+            let file = super::open_ledger(path)?;
             let (tx, rx) = std::sync::mpsc::channel();
             let h = std::thread::Builder::new()
                 .name("cn-sim-ledger".into())

@@ -15,6 +15,28 @@ pub mod smsc;
 
 pub use smsc::{IdFormat, SimProtocol, SmscSim, SmscSimArgs, StatsSnapshot};
 
+/// A simulator cannot start with what it was given (an address in use or not
+/// bindable, a ledger path it cannot open): the binary exits 2 with this one line, as
+/// for a bad flag value, rather than 1 as for a failure while running.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct StartRefused(pub String);
+
+/// Opens the ledger file (`--ledger`) for appending, refusing a path it cannot open.
+pub(crate) fn open_ledger(path: &std::path::Path) -> anyhow::Result<std::fs::File> {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|e| {
+            anyhow::Error::new(StartRefused(format!(
+                "--ledger {}: {}",
+                path.display(),
+                crate::data_dir::io_reason(&e)
+            )))
+        })
+}
+
 /// Binds a simulator listener (`--listen`, `--control`). tokio already sets SO_REUSEADDR
 /// on Unix, so a port held only by TIME_WAIT sockets of *accepted* connections (a
 /// restarted simulator) binds again. Linux still refuses a port that a TIME_WAIT of an
@@ -26,7 +48,7 @@ pub(crate) async fn bind_listener(
 ) -> anyhow::Result<tokio::net::TcpListener> {
     tokio::net::TcpListener::bind(addr)
         .await
-        .map_err(|e| anyhow::Error::msg(bind_error_text(what, addr, &e)))
+        .map_err(|e| anyhow::Error::new(StartRefused(bind_error_text(what, addr, &e))))
 }
 
 /// The one-line message of a failed listener bind.

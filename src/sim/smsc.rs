@@ -15,7 +15,7 @@
 
 use std::cmp::Ordering as CmpOrdering;
 use std::collections::{BinaryHeap, HashMap};
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -714,11 +714,7 @@ impl SmscSim {
 
         let (ledger, ledger_thread) = match &args.ledger {
             Some(path) => {
-                let file = OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(path)
-                    .with_context(|| format!("opening ledger {}", path.display()))?;
+                let file = super::open_ledger(path)?;
                 let (tx, rx) = std::sync::mpsc::channel();
                 let handle = std::thread::Builder::new()
                     .name("smsc-sim-ledger".into())
@@ -1120,7 +1116,7 @@ fn handle(ctx: &Arc<Ctx>, conn: &Arc<Conn>, st: &mut ConnState, cmd: Command) ->
             let _ = conn.bound.set((sid.to_string(), kind));
             lock(&ctx.conns).insert(conn.id, conn.clone());
             inc(&ctx.stats.binds);
-            debug!(conn = conn.id, system_id = sid, ?kind, "bound");
+            info!(conn = conn.id, system_id = sid, ?kind, "bound");
             send(
                 conn,
                 codec::bind_resp(seq, kind, status::ESME_ROK, "smsgwsim"),
@@ -1132,6 +1128,7 @@ fn handle(ctx: &Arc<Ctx>, conn: &Arc<Conn>, st: &mut ConnState, cmd: Command) ->
             Flow::Continue
         }
         CommandId::Unbind => {
+            info!(conn = conn.id, "unbind");
             send(conn, codec::unbind_resp(seq));
             Flow::Close
         }
@@ -1205,6 +1202,7 @@ fn on_submit(
     let mut lose = false;
     let resp = if ctx.contract.exceeded() || draw < knobs.throttle_rate {
         inc(&ctx.stats.throttled);
+        debug!(conn = conn.id, seq, "submit_sm throttled (0x58)");
         codec::submit_sm_resp(seq, status::ESME_RTHROTTLED, "")
     } else if draw < knobs.throttle_rate + knobs.error_rate {
         inc(&ctx.stats.errors);

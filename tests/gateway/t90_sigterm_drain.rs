@@ -254,6 +254,9 @@ async fn bad_configuration_exits_2_with_one_line_naming_the_field() {
     let syntax = bad_syntax.display().to_string();
     let small = good_toml.display().to_string();
     // (args, env, word the one line must contain)
+    // A port a listener of this test holds, for the simulator to find taken.
+    let holder = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a port to hold");
+    let taken = holder.local_addr().expect("held address").to_string();
     let cases: Vec<ConfigCase> = vec![
         (base(&["--http", "notanaddress"]), vec![], "http"),
         (
@@ -418,6 +421,23 @@ async fn bad_configuration_exits_2_with_one_line_naming_the_field() {
             owned(&["sim", "http-provider", "--receipt-token", "t"]),
             vec![],
             "--receipts-url",
+        ),
+        (
+            owned(&[
+                "sim",
+                "smsc",
+                "--listen",
+                "127.0.0.1:0",
+                "--ledger",
+                "/nonexistent/dir/x",
+            ]),
+            vec![],
+            "--ledger",
+        ),
+        (
+            owned(&["sim", "smsc", "--listen", &taken]),
+            vec![],
+            "Address already in use",
         ),
         (
             owned(&["demo", "--data-dir", &demo_data, "--cluster-addr", "x"]),
