@@ -21,9 +21,9 @@ pub fn io_reason(e: &std::io::Error) -> String {
 }
 
 /// Creates the data dir (and its parents) unless it exists; refuses a path that is a file
-/// or cannot be created. The dir is made (or, when this user owns it, set) mode 0700:
-/// the store holds webhook secrets and operator passwords in plain text, and with a
-/// umask of 022 its files would be readable by every local user.
+/// or cannot be created. A new dir is made mode 0700 (an existing one is set so by
+/// [`make_private`]): the store holds webhook secrets and operator passwords in plain
+/// text, and with a umask of 022 its files would be readable by every local user.
 pub fn prepare(cfg: &Config) -> Result<PathBuf, ConfigError> {
     let dir = cfg.data_dir();
     let refuse = |why: String| ConfigError::at("data_dir", &cfg.origins, why);
@@ -44,16 +44,15 @@ pub fn prepare(cfg: &Config) -> Result<PathBuf, ConfigError> {
             io_reason(&e)
         ))
     })?;
-    #[cfg(unix)]
-    make_private(&dir);
     Ok(dir)
 }
 
 /// Sets `dir` to mode 0700 when others could reach into it and this user owns it (a dir
 /// from before this rule, or made by hand under a umask of 022), saying so in the log.
-/// A dir owned by someone else is left alone with a warning.
+/// A dir owned by someone else is left alone with a warning. Called once the start can
+/// no longer fail on a configuration value (those exit with one line and no log).
 #[cfg(unix)]
-fn make_private(dir: &Path) {
+pub fn make_private(dir: &Path) {
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
     let Ok(meta) = std::fs::metadata(dir) else {
         return;
@@ -142,6 +141,10 @@ fn write_synced(path: &Path, text: &str) -> std::io::Result<()> {
     }
     Ok(())
 }
+
+/// Nothing to do where modes are not Unix modes.
+#[cfg(not(unix))]
+pub fn make_private(_dir: &Path) {}
 
 #[cfg(test)]
 mod tests {

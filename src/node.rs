@@ -361,24 +361,6 @@ impl Node {
     /// Starts a node and returns once it serves HTTP with a known leader.
     pub async fn start(cfg: &Config) -> Result<Node, NodeError> {
         let data_dir = crate::data_dir::prepare(cfg)?;
-        let open_files = crate::serve::raise_open_file_limit();
-        let http_limits = crate::serve::ServeLimits {
-            header_timeout: Duration::from_secs(cfg.http_header_timeout_seconds),
-            idle_timeout: Duration::from_secs(cfg.http_idle_timeout_seconds),
-            max_connections: cfg
-                .http_max_connections
-                .unwrap_or_else(|| crate::serve::default_max_connections(open_files)),
-        };
-        info!(
-            max_connections = http_limits.max_connections,
-            header_timeout_seconds = cfg.http_header_timeout_seconds,
-            idle_timeout_seconds = cfg.http_idle_timeout_seconds,
-            "HTTP connection limits"
-        );
-        let cluster_limits = crate::serve::ServeLimits {
-            max_connections: crate::serve::CLUSTER_MAX_CONNECTIONS,
-            ..http_limits
-        };
         // Both ports first: a start that cannot listen stops before it generates (and
         // prints once) an admin token the user would then not see again.
         let listen_err = |field: &'static str, addr: &str| {
@@ -445,6 +427,26 @@ impl Node {
                 .into());
             }
             Err(e) => return Err(e.into()),
+        };
+        // After the checks that exit 2 with one line: these log.
+        crate::data_dir::make_private(&data_dir);
+        let open_files = crate::serve::raise_open_file_limit();
+        let http_limits = crate::serve::ServeLimits {
+            header_timeout: Duration::from_secs(cfg.http_header_timeout_seconds),
+            idle_timeout: Duration::from_secs(cfg.http_idle_timeout_seconds),
+            max_connections: cfg
+                .http_max_connections
+                .unwrap_or_else(|| crate::serve::default_max_connections(open_files)),
+        };
+        info!(
+            max_connections = http_limits.max_connections,
+            header_timeout_seconds = cfg.http_header_timeout_seconds,
+            idle_timeout_seconds = cfg.http_idle_timeout_seconds,
+            "HTTP connection limits"
+        );
+        let cluster_limits = crate::serve::ServeLimits {
+            max_connections: crate::serve::CLUSTER_MAX_CONNECTIONS,
+            ..http_limits
         };
         // The one registry of this node's channels: the channel supervisor fills it, the API
         // and `ChannelFigures` (a peer asking for the figures of a channel held here) read it.
