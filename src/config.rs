@@ -57,6 +57,22 @@ pub struct Config {
     pub snapshot_chunk_bytes: usize,
     /// Threads of the node's async runtime (HTTP, actors, Raft); 0: one per CPU core.
     pub worker_threads: usize,
+    /// Open client connections of the HTTP API at most; more wait in the listen backlog,
+    /// so idle sockets can never take the file descriptors the store and Raft need.
+    /// Unset: min(10000, half the open-file limit).
+    pub http_max_connections: Option<usize>,
+    /// Seconds a connection has to send a complete request head (from connecting, or from
+    /// the end of the previous answer on a kept-alive connection) before it is closed.
+    pub http_header_timeout_seconds: u64,
+    /// Seconds without a byte read or written after which a connection is closed (a body
+    /// trickled in, an answer never read).
+    pub http_idle_timeout_seconds: u64,
+    /// Webhook deliveries in flight for one tenant at most, so one slow receiver cannot hold
+    /// every delivery slot. Unset: a quarter of `webhook_concurrency`, at least 1.
+    pub webhook_tenant_concurrency: Option<usize>,
+    /// Whether callback URLs may point at loopback, private, link-local or other internal
+    /// addresses (SSRF guard). Off for `start`; the demo turns it on (its receivers are local).
+    pub webhook_allow_private: bool,
     /// Where each value came from (flag, env, file line), so that errors found after
     /// loading (a busy port, a data dir of another node) name the source to fix.
     #[serde(skip)]
@@ -89,6 +105,11 @@ impl Default for Config {
             retention_hours: 168,
             snapshot_chunk_bytes: crate::state::snapshot::CHUNK_BYTES,
             worker_threads: 0,
+            http_max_connections: None,
+            http_header_timeout_seconds: 10,
+            http_idle_timeout_seconds: 75,
+            webhook_tenant_concurrency: None,
+            webhook_allow_private: false,
             origins: Origins::default(),
         }
     }
@@ -127,7 +148,7 @@ impl Origins {
 }
 
 /// Every key of [`Config`], as spelled in the TOML file; env names are `SMSGW_` + upper case.
-pub const FIELDS: [&str; 19] = [
+pub const FIELDS: [&str; 24] = [
     "node_id",
     "http",
     "cluster_addr",
@@ -147,6 +168,11 @@ pub const FIELDS: [&str; 19] = [
     "retention_hours",
     "snapshot_chunk_bytes",
     "worker_threads",
+    "http_max_connections",
+    "http_header_timeout_seconds",
+    "http_idle_timeout_seconds",
+    "webhook_tenant_concurrency",
+    "webhook_allow_private",
 ];
 
 /// Env var naming the config file when `--config` is not given.
@@ -162,6 +188,8 @@ const MIN_SNAPSHOT_CHUNK_BYTES: usize = 64 * 1024;
 const MAX_SNAPSHOT_CHUNK_BYTES: usize = 64 * 1024 * 1024;
 /// Largest accepted `webhook_concurrency`.
 const MAX_WEBHOOK_CONCURRENCY: usize = 4096;
+/// Largest accepted `http_max_connections`.
+const MAX_HTTP_CONNECTIONS: usize = 1_000_000;
 /// Largest accepted `drain_seconds` (one hour).
 const MAX_DRAIN_SECONDS: u64 = 3600;
 /// Largest accepted `worker_threads`.
@@ -234,6 +262,22 @@ pub struct StartArgs {
     /// Threads of the node's async runtime, 0..=1024; 0: one per CPU core [default: 0].
     #[arg(long, value_name = "N", allow_negative_numbers = true)]
     pub worker_threads: Option<usize>,
+    /// Open HTTP client connections at most (more wait in the backlog) [default: min(10000, open-file limit / 2)].
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub http_max_connections: Option<usize>,
+    /// Seconds a connection has to send a request head before it is closed, 1..=3600 [default: 10].
+    #[arg(long, value_name = "SECONDS", allow_negative_numbers = true)]
+    pub http_header_timeout_seconds: Option<u64>,
+    /// Seconds without traffic after which a connection is closed, 1..=86400 [default: 75].
+    #[arg(long, value_name = "SECONDS", allow_negative_numbers = true)]
+    pub http_idle_timeout_seconds: Option<u64>,
+    /// Webhook deliveries in flight for one tenant at most [default: webhook_concurrency / 4, at least 1].
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub webhook_tenant_concurrency: Option<usize>,
+    /// Allow callback URLs on loopback/private/link-local addresses (`--webhook-allow-private`
+    /// or `=false`) [default: false].
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub webhook_allow_private: Option<bool>,
 }
 
 /// Where a config value came from; shown in errors so the user knows what to fix.
@@ -540,6 +584,37 @@ impl Config {
                 ),
             ));
         }
+        if let Some(n) = self.http_max_connections
+            && !(1..=MAX_HTTP_CONNECTIONS).contains(&n)
+        {
+            return Err(E::field_err(
+                "http_max_connections",
+                format!("must be between 1 and {MAX_HTTP_CONNECTIONS}, got {n}"),
+            ));
+        }
+        if !(1..=3600).contains(&self.http_header_timeout_seconds) {
+            return Err(E::field_err(
+                "http_header_timeout_seconds",
+                format!("must be 1..=3600, got {}", self.http_header_timeout_seconds),
+            ));
+        }
+        if !(1..=86_400).contains(&self.http_idle_timeout_seconds) {
+            return Err(E::field_err(
+                "http_idle_timeout_seconds",
+                format!("must be 1..=86400, got {}", self.http_idle_timeout_seconds),
+            ));
+        }
+        if let Some(n) = self.webhook_tenant_concurrency
+            && !(1..=self.webhook_concurrency).contains(&n)
+        {
+            return Err(E::field_err(
+                "webhook_tenant_concurrency",
+                format!(
+                    "must be between 1 and webhook_concurrency ({}), got {n}",
+                    self.webhook_concurrency
+                ),
+            ));
+        }
         if let Some(drain) = self.drain_seconds
             && drain > MAX_DRAIN_SECONDS
         {
@@ -624,6 +699,14 @@ impl Config {
         }
     }
 
+    /// Webhook deliveries in flight for one tenant: `webhook_tenant_concurrency`, or a
+    /// quarter of `webhook_concurrency` (at least 1).
+    pub fn webhook_tenant_limit(&self) -> usize {
+        self.webhook_tenant_concurrency
+            .unwrap_or(self.webhook_concurrency / 4)
+            .clamp(1, self.webhook_concurrency.max(1))
+    }
+
     /// The data dir, defaulted from the node id.
     pub fn data_dir(&self) -> PathBuf {
         self.data_dir
@@ -695,6 +778,11 @@ fn flag_name(field: &'static str) -> &'static str {
         "retention_hours" => "--retention-hours",
         "snapshot_chunk_bytes" => "--snapshot-chunk-bytes",
         "worker_threads" => "--worker-threads",
+        "http_max_connections" => "--http-max-connections",
+        "http_header_timeout_seconds" => "--http-header-timeout-seconds",
+        "http_idle_timeout_seconds" => "--http-idle-timeout-seconds",
+        "webhook_tenant_concurrency" => "--webhook-tenant-concurrency",
+        "webhook_allow_private" => "--webhook-allow-private",
         _ => "--config",
     }
 }
@@ -818,7 +906,9 @@ enum Raw<'a> {
     Text(&'a str),
     /// A TOML integer (may be negative).
     Int(i128),
-    /// Any other TOML value, by type name (`float`, `boolean`, `array`, ...).
+    /// A TOML boolean.
+    Bool(bool),
+    /// Any other TOML value, by type name (`float`, `array`, ...).
     Other(&'static str),
 }
 
@@ -830,6 +920,7 @@ impl Raw<'_> {
                 .parse()
                 .map_err(|_| format!("{s:?} is not an unsigned integer")),
             Raw::Int(n) => u64::try_from(*n).map_err(|_| format!("{n} is not an unsigned integer")),
+            Raw::Bool(_) => Err("expected an unsigned integer, got a boolean".into()),
             Raw::Other(kind) => Err(format!(
                 "expected an unsigned integer, got {} {kind}",
                 article(kind)
@@ -842,9 +933,23 @@ impl Raw<'_> {
         usize::try_from(n).map_err(|_| format!("{n} is too large"))
     }
 
+    fn bool(&self) -> Result<bool, String> {
+        match self {
+            Raw::Bool(b) => Ok(*b),
+            Raw::Text(s) => match s.trim().to_ascii_lowercase().as_str() {
+                "true" | "1" | "yes" | "on" => Ok(true),
+                "false" | "0" | "no" | "off" => Ok(false),
+                _ => Err(format!("{s:?} is not a boolean (want true or false)")),
+            },
+            Raw::Int(n) => Err(format!("expected a boolean, got the integer {n}")),
+            Raw::Other(kind) => Err(format!("expected a boolean, got {} {kind}", article(kind))),
+        }
+    }
+
     fn text(&self) -> Result<String, String> {
         match self {
             Raw::Text(s) => Ok((*s).to_string()),
+            Raw::Bool(_) => Err("expected a string, got a boolean".into()),
             Raw::Int(n) => Err(format!("expected a string, got the integer {n} (quote it)")),
             Raw::Other(kind) => Err(format!("expected a string, got {} {kind}", article(kind))),
         }
@@ -873,6 +978,11 @@ fn set_field(cfg: &mut Config, field: &str, raw: Raw<'_>) -> Result<(), String> 
         "retention_hours" => cfg.retention_hours = raw.u64()?,
         "snapshot_chunk_bytes" => cfg.snapshot_chunk_bytes = raw.usize()?,
         "worker_threads" => cfg.worker_threads = raw.usize()?,
+        "http_max_connections" => cfg.http_max_connections = Some(raw.usize()?),
+        "http_header_timeout_seconds" => cfg.http_header_timeout_seconds = raw.u64()?,
+        "http_idle_timeout_seconds" => cfg.http_idle_timeout_seconds = raw.u64()?,
+        "webhook_tenant_concurrency" => cfg.webhook_tenant_concurrency = Some(raw.usize()?),
+        "webhook_allow_private" => cfg.webhook_allow_private = raw.bool()?,
         other => return Err(format!("unknown field '{other}'")),
     }
     Ok(())
@@ -907,6 +1017,7 @@ fn apply_toml(
         };
         let raw = match value.get_ref() {
             DeValue::String(s) => Raw::Text(s),
+            DeValue::Boolean(b) => Raw::Bool(*b),
             DeValue::Integer(i) => match i128::from_str_radix(i.as_str(), i.radix()) {
                 Ok(n) => Raw::Int(n),
                 Err(_) => Raw::Other("integer out of range"),
@@ -1007,6 +1118,26 @@ fn apply_flags(cfg: &mut Config, origins: &mut HashMap<&'static str, Origin>, a:
     if let Some(v) = a.worker_threads {
         cfg.worker_threads = v;
         mark("worker_threads");
+    }
+    if let Some(v) = a.http_max_connections {
+        cfg.http_max_connections = Some(v);
+        mark("http_max_connections");
+    }
+    if let Some(v) = a.http_header_timeout_seconds {
+        cfg.http_header_timeout_seconds = v;
+        mark("http_header_timeout_seconds");
+    }
+    if let Some(v) = a.http_idle_timeout_seconds {
+        cfg.http_idle_timeout_seconds = v;
+        mark("http_idle_timeout_seconds");
+    }
+    if let Some(v) = a.webhook_tenant_concurrency {
+        cfg.webhook_tenant_concurrency = Some(v);
+        mark("webhook_tenant_concurrency");
+    }
+    if let Some(v) = a.webhook_allow_private {
+        cfg.webhook_allow_private = v;
+        mark("webhook_allow_private");
     }
 }
 

@@ -21,7 +21,9 @@ pub fn io_reason(e: &std::io::Error) -> String {
 }
 
 /// Creates the data dir (and its parents) unless it exists; refuses a path that is a file
-/// or cannot be created.
+/// or cannot be created. A new dir is made mode 0700 (an existing one is set so by
+/// [`make_private`]): the store holds webhook secrets and operator passwords in plain
+/// text, and with a umask of 022 its files would be readable by every local user.
 pub fn prepare(cfg: &Config) -> Result<PathBuf, ConfigError> {
     let dir = cfg.data_dir();
     let refuse = |why: String| ConfigError::at("data_dir", &cfg.origins, why);
@@ -31,7 +33,11 @@ pub fn prepare(cfg: &Config) -> Result<PathBuf, ConfigError> {
             dir.display()
         )));
     }
-    std::fs::create_dir_all(&dir).map_err(|e| {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(&dir).map_err(|e| {
         refuse(format!(
             "cannot create directory {}: {}",
             dir.display(),
@@ -39,6 +45,41 @@ pub fn prepare(cfg: &Config) -> Result<PathBuf, ConfigError> {
         ))
     })?;
     Ok(dir)
+}
+
+/// Sets `dir` to mode 0700 when others could reach into it and this user owns it (a dir
+/// from before this rule, or made by hand under a umask of 022), saying so in the log.
+/// A dir owned by someone else is left alone with a warning. Called once the start can
+/// no longer fail on a configuration value (those exit with one line and no log).
+#[cfg(unix)]
+pub fn make_private(dir: &Path) {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let Ok(meta) = std::fs::metadata(dir) else {
+        return;
+    };
+    let mode = meta.permissions().mode() & 0o7777;
+    if mode & 0o077 == 0 {
+        return;
+    }
+    // SAFETY: geteuid has no preconditions.
+    let me = unsafe { libc::geteuid() };
+    if meta.uid() != me {
+        tracing::warn!(
+            data_dir = %dir.display(), mode = format!("{mode:o}"), owner = meta.uid(),
+            "data dir is readable by other users and not owned by this user; set it to 0700"
+        );
+        return;
+    }
+    match std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)) {
+        Ok(()) => tracing::info!(
+            data_dir = %dir.display(), was = format!("{mode:o}"),
+            "data dir was reachable by other users (it holds secrets): set it to 0700"
+        ),
+        Err(e) => tracing::warn!(
+            data_dir = %dir.display(), error = %e,
+            "cannot set the data dir to 0700; other users may read its secrets"
+        ),
+    }
 }
 
 /// Checks that `dir` belongs to this node (`cfg.node_id`), recording the id on first use.
@@ -100,6 +141,10 @@ fn write_synced(path: &Path, text: &str) -> std::io::Result<()> {
     }
     Ok(())
 }
+
+/// Nothing to do where modes are not Unix modes.
+#[cfg(not(unix))]
+pub fn make_private(_dir: &Path) {}
 
 #[cfg(test)]
 mod tests {

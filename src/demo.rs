@@ -128,6 +128,8 @@ pub async fn run(opts: DemoOptions) -> Result<Stopped, DemoError> {
         cluster_addr: opts.cluster_addr.clone(),
         data_dir: Some(opts.data_dir.clone()),
         origins: Origins::flags(&["http", "cluster_addr", "data_dir"]),
+        // Its receivers, like its simulated SMSCs, are on this machine.
+        webhook_allow_private: true,
         ..Config::default()
     };
     let node = tokio::select! {
@@ -262,7 +264,16 @@ pub async fn run(opts: DemoOptions) -> Result<Stopped, DemoError> {
     println!("Channels: curl -s {base}/admin/v1/channels -H 'Authorization: Bearer {token}'");
     println!("Dashboard: open {base}/dashboard and paste the admin token.");
     println!("Stop with Ctrl-C.");
-    signals.next().await;
+    let consensus = node.consensus.clone();
+    tokio::select! {
+        _ = signals.next() => {}
+        reason = consensus.raft_failed() => {
+            // As `start` does: a node whose Raft stopped can only answer 503; exit
+            // (status 1) instead of running on as a demo that never works again.
+            tracing::error!(%reason, "Raft stopped; exiting");
+            return Err(node::NodeError::RaftStopped(reason).into());
+        }
+    }
     let drain = node.drain_time(&cfg);
     let stopped = node::drain_or_stop_at_second_signal(node, drain, &mut signals).await;
     if stopped == Stopped::Forced {

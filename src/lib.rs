@@ -26,6 +26,7 @@
 //! - `dashboard`: `GET /dashboard` (embedded page), its 15-minute metrics history, admin lookup, CORS.
 //! - `config`, `cli`: configuration loading and the command line.
 //! - `node`: wires one node together and drains it on SIGTERM.
+//! - `serve`: both HTTP listeners' accept loop: connection cap, header and idle timeouts, open-file limit.
 //! - `data_dir`: the node's directory: created, checked, and claimed for one node id.
 //! - `metric_handles`: metric handles registered once per label value (hot paths).
 //! - `chaos`: chaos/failover simulation runs (`smsgw sim run`) and the deterministic simulation.
@@ -51,6 +52,7 @@ pub mod node;
 pub mod protocols;
 pub mod routing;
 pub mod runtime_metrics;
+pub mod serve;
 pub mod sim;
 pub mod state;
 pub mod tenants;

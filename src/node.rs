@@ -205,6 +205,10 @@ struct NodeSupArgs {
     consensus: Arc<Consensus>,
     registry: Arc<ChannelRegistry>,
     webhook_concurrency: usize,
+    /// Deliveries in flight for one tenant at most (fairness between tenants).
+    webhook_tenant_concurrency: usize,
+    /// Whether webhooks may go to internal addresses (`webhook_allow_private`).
+    webhook_allow_private: bool,
     lease: Arc<Lease>,
     ready: tokio::sync::mpsc::UnboundedReceiver<Notice>,
     config: tokio::sync::mpsc::UnboundedReceiver<Notice>,
@@ -292,6 +296,8 @@ impl Actor for NodeSupervisor {
                 consensus: a.consensus.clone(),
                 notices: a.webhooks,
                 concurrency: a.webhook_concurrency,
+                tenant_concurrency: a.webhook_tenant_concurrency,
+                allow_private: a.webhook_allow_private,
                 timeout: Duration::from_secs(5),
                 max_age: Duration::from_secs(24 * 3600),
             },
@@ -422,6 +428,26 @@ impl Node {
             }
             Err(e) => return Err(e.into()),
         };
+        // After the checks that exit 2 with one line: these log.
+        crate::data_dir::make_private(&data_dir);
+        let open_files = crate::serve::raise_open_file_limit();
+        let http_limits = crate::serve::ServeLimits {
+            header_timeout: Duration::from_secs(cfg.http_header_timeout_seconds),
+            idle_timeout: Duration::from_secs(cfg.http_idle_timeout_seconds),
+            max_connections: cfg
+                .http_max_connections
+                .unwrap_or_else(|| crate::serve::default_max_connections(open_files)),
+        };
+        info!(
+            max_connections = http_limits.max_connections,
+            header_timeout_seconds = cfg.http_header_timeout_seconds,
+            idle_timeout_seconds = cfg.http_idle_timeout_seconds,
+            "HTTP connection limits"
+        );
+        let cluster_limits = crate::serve::ServeLimits {
+            max_connections: crate::serve::CLUSTER_MAX_CONNECTIONS,
+            ..http_limits
+        };
         // The one registry of this node's channels: the channel supervisor fills it, the API
         // and `ChannelFigures` (a peer asking for the figures of a channel held here) read it.
         let registry = Arc::new(ChannelRegistry::default());
@@ -430,11 +456,13 @@ impl Node {
             consensus.clone(),
         ));
         let raft_router = consensus.router().merge(mesh.router());
-        tokio::spawn(async move {
-            if let Err(e) = axum::serve(cluster_listener, raft_router).await {
-                error!(error = %e, "cluster listener stopped");
-            }
-        });
+        tokio::spawn(crate::serve::serve(
+            cluster_listener,
+            raft_router,
+            cluster_limits,
+            "cluster",
+            std::future::pending(),
+        ));
 
         let (ready_tx, ready_rx) = unbounded_channel();
         let (web_tx, web_rx) = unbounded_channel();
@@ -467,6 +495,7 @@ impl Node {
             limiters: Arc::new(Limiters::new(tokens.clone())),
             admin_token: Arc::new(admin_token.clone()),
             node_queue_limit: cfg.node_queue_limit,
+            webhook_allow_private: cfg.webhook_allow_private,
             tenant_queue_limit: cfg.tenant_queue_limit,
             metrics,
             history: Arc::default(),
@@ -481,12 +510,7 @@ impl Node {
             let shutdown = async move {
                 let _ = rx.wait_for(|v| *v).await;
             };
-            if let Err(e) = axum::serve(http_listener, app)
-                .with_graceful_shutdown(shutdown)
-                .await
-            {
-                error!(error = %e, "HTTP listener stopped");
-            }
+            crate::serve::serve(http_listener, app, http_limits, "http", shutdown).await;
         });
         // HTTP answers from here on (/readyz says 503 until a leader is known). A node that
         // is to join an existing cluster waits here until `cluster add-node` adds it.
@@ -520,6 +544,8 @@ impl Node {
                 consensus: consensus.clone(),
                 registry: registry.clone(),
                 webhook_concurrency: cfg.webhook_concurrency,
+                webhook_tenant_concurrency: cfg.webhook_tenant_limit(),
+                webhook_allow_private: cfg.webhook_allow_private,
                 lease: lease.clone(),
                 ready: ready_rx,
                 config: cfg_rx,

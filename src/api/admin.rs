@@ -342,6 +342,9 @@ pub async fn create_tenant(
         sender_pool: Vec::new(),
         opt_out_categories: vec![crate::state::Category::Marketing],
     };
+    if let Some(Some(u)) = &b.callback_url {
+        super::check_callback_target(&st, "callback_url", u)?;
+    }
     apply_tenant_body(&mut t, b)?;
     let mut ops = sync_sender_registry(&st, &id, &t.senders);
     ops.insert(0, Op::PutTenant(Box::new(t)));
@@ -435,6 +438,9 @@ pub async fn patch_tenant(
     }
     let mut t = find_tenant(&st, &id)?;
     let senders_given = b.senders.is_some();
+    if let Some(Some(u)) = &b.callback_url {
+        super::check_callback_target(&st, "callback_url", u)?;
+    }
     apply_tenant_body(&mut t, b)?;
     let mut ops = if senders_given {
         sync_sender_registry(&st, &id, &t.senders)

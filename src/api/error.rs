@@ -108,6 +108,11 @@ pub const ERROR_CODES: &[(&str, u16, &str)] = &[
         "Send `Content-Type: application/json`.",
     ),
     (
+        "origin_not_allowed",
+        403,
+        "A cross-origin request (CORS preflight) from an origin that is not a cluster member's dashboard. Call the API from a server, or open the dashboard of a member.",
+    ),
+    (
         "content_blocked",
         403,
         "A content rule with action `reject` matched the text; `message` names the rule id. Change the text or the rule.",
@@ -243,6 +248,11 @@ impl IntoResponse for ApiError {
             },
         };
         let mut resp = (self.status, axum::Json(body)).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            // RFC 6750 §3: a 401 names the scheme the credentials are expected in.
+            resp.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
         if let Some(s) = self.retry_after
             && let Ok(v) = HeaderValue::from_str(&s.to_string())
         {

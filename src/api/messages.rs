@@ -207,6 +207,9 @@ fn prepare(
     operator: Option<String>,
     sending: bool,
 ) -> Result<(intake::Intake, Vec<CapKey>), ApiError> {
+    if let Some(u) = &req.callback_url {
+        super::check_callback_target(st, "callback_url", u)?;
+    }
     let mut intake = {
         let cfg = st.consensus.store().config();
         let mut built = intake::build_routed(

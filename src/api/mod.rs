@@ -41,6 +41,8 @@ pub struct AppState {
     pub admin_token: Arc<String>,
     /// Waiting messages on this node above which sends get 429.
     pub node_queue_limit: u64,
+    /// Whether callback URLs may name internal hosts (`webhook_allow_private`; SSRF guard).
+    pub webhook_allow_private: bool,
     /// Default queue limit of new tenants.
     pub tenant_queue_limit: u64,
     pub metrics: PrometheusHandle,
@@ -96,6 +98,26 @@ pub async fn tenant_of_fresh(st: &AppState, headers: &HeaderMap) -> Result<Tenan
             tenant_of(st, headers)
         }
         other => other,
+    }
+}
+
+/// Refuses a callback URL whose host is literally internal (loopback, private,
+/// link-local, `localhost`, ...) unless the node allows them (`webhook_allow_private`):
+/// 422 naming `field`. Names that resolve inside are caught at delivery.
+pub fn check_callback_target(st: &AppState, field: &str, url: &str) -> Result<(), ApiError> {
+    if st.webhook_allow_private {
+        return Ok(());
+    }
+    match crate::webhooks::target::literal_problem(url) {
+        None => Ok(()),
+        Some(why) => Err(ApiError::invalid(
+            field,
+            format!(
+                "{:?} is not allowed as a callback URL: {why}; webhooks go to public \
+                 addresses only (this node's webhook_allow_private is off)",
+                crate::webhooks::target::redact(url)
+            ),
+        )),
     }
 }
 
@@ -225,6 +247,11 @@ fn contract_shape(resp: Response) -> Response {
         StatusCode::UNSUPPORTED_MEDIA_TYPE => {
             ApiError::new(status, "unsupported_media_type", "send application/json")
         }
+        StatusCode::FORBIDDEN => ApiError::new(
+            status,
+            "origin_not_allowed",
+            "cross-origin requests are answered only for the cluster's own dashboard origins",
+        ),
         s if s.is_client_error() => ApiError::new(
             StatusCode::BAD_REQUEST,
             "invalid_json",
@@ -232,7 +259,14 @@ fn contract_shape(resp: Response) -> Response {
         ),
         _ => return resp,
     };
-    e.into_response()
+    let mut shaped = e.into_response();
+    // Keep what the CORS layer said, so an allowed origin can read the error.
+    for (name, value) in resp.headers() {
+        if name.as_str().starts_with("access-control-") || name == header::VARY {
+            shaped.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    shaped
 }
 
 /// The public router.
@@ -376,11 +410,13 @@ pub fn router(state: AppState, max_body: usize) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_text))
         .route("/openapi.json", get(openapi::serve))
-        .layer(middleware::from_fn(count_requests))
-        .layer(DefaultBodyLimit::max(max_body))
+        // CORS inside the counting layer, so that its refusals (a foreign origin's
+        // preflight) get the contract's error shape too.
         .layer(middleware::from_fn_with_state(
             state.clone(),
             crate::dashboard::cors::layer,
         ))
+        .layer(middleware::from_fn(count_requests))
+        .layer(DefaultBodyLimit::max(max_body))
         .with_state(state)
 }

@@ -100,7 +100,9 @@ async fn receive_inner(
             .then(|| settings_of(&channel, &ch.options_json))
             .flatten()
     }
-    .ok_or_else(|| ApiError::not_found("channel with receipts"))?;
+    // The same answer as for a channel that does not exist: this endpoint takes no
+    // credentials, so it must not tell which channel names exist.
+    .ok_or_else(|| ApiError::not_found("channel"))?;
     let header_of = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     authenticate(&settings.auth, header_of, &body).map_err(|_| {
         metrics::counter!("smsgw_receipts_refused_total", "channel" => channel.clone())

@@ -88,6 +88,8 @@ impl NodeProc {
             .arg("--data-dir")
             .arg(&s.data_dir)
             .args(["--admin-token", admin_token])
+            // The chaos webhook receiver listens on 127.0.0.1.
+            .arg("--webhook-allow-private")
             .args(&s.args)
             .env("RUST_LOG", "info")
             .envs(s.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))

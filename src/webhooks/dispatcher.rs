@@ -9,10 +9,16 @@
 //! Delivery is at-least-once: a crash between the 2xx and the commit of
 //! `WebhookDone` sends the same body (same `event_id`) again.
 //!
+//! Fairness: the due-queue is kept per tenant ([`super::fair::FairQueue`]); tenants take
+//! turns and each has at most `tenant_concurrency` deliveries in flight, so one tenant's
+//! slow receiver cannot hold every slot. Unless `allow_private`, the client resolves
+//! host names through [`super::target::PublicOnly`] and literal internal addresses are
+//! refused before connecting (SSRF guard); URLs are logged with credentials redacted.
+//!
 //! The queue is derived state: at start, and whenever this node becomes leader
 //! again, it is refilled from `StateStore::webhook_jobs`.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,7 +27,9 @@ use tokio::task::JoinHandle;
 use tracing::{Instrument, debug, info, warn};
 
 use super::backoff;
+use super::fair::FairQueue;
 use super::signature::{self, SIGNATURE_HEADER};
+use super::target;
 use crate::clock::now_ms;
 use crate::consensus::Consensus;
 use crate::state::{Notice, Op, WebhookJob};
@@ -48,6 +56,11 @@ pub struct WebhookArgs {
     pub notices: tokio::sync::mpsc::UnboundedReceiver<Notice>,
     /// Deliveries in flight at most (0 is taken as 1).
     pub concurrency: usize,
+    /// Deliveries in flight for one tenant at most (0 is taken as 1), so a slow receiver
+    /// holds only its share of `concurrency`.
+    pub tenant_concurrency: usize,
+    /// Whether webhooks may go to internal addresses; off, they are refused (SSRF guard).
+    pub allow_private: bool,
     /// Per-request timeout (contract: 5 s); connecting counts against it.
     pub timeout: Duration,
     /// How long after a job's `created_at` it is retried before being dropped (24 h).
@@ -64,6 +77,8 @@ pub enum WebhookMsg {
     Attempted {
         /// The job's event id.
         event_id: String,
+        /// The job's tenant (its in-flight count goes down).
+        tenant: String,
         /// What the receiver said.
         outcome: Attempt,
     },
@@ -89,7 +104,7 @@ pub enum Attempt {
     Rejected(u16),
     /// No answer within the timeout: retried.
     Timeout,
-    /// Connection or protocol failure: retried.
+    /// Connection or protocol failure, or a target refused as internal: retried.
     Failed(String),
     /// The request could not even be built (bad URL): given up at once.
     Invalid(String),
@@ -122,13 +137,19 @@ pub struct WebhookState {
     consensus: Arc<Consensus>,
     client: reqwest::Client,
     concurrency: usize,
+    /// Deliveries in flight for one tenant at most.
+    tenant_concurrency: usize,
+    /// Whether webhooks may go to internal addresses.
+    allow_private: bool,
     timeout: Duration,
     max_age_ms: i64,
     /// Every job this node knows of and has not finished.
     jobs: HashMap<String, Tracked>,
-    /// (due ms, event id) of the queued jobs.
-    due: BTreeSet<(i64, String)>,
+    /// The queued jobs, per tenant, taken in turns.
+    due: FairQueue,
     in_flight: usize,
+    /// Deliveries in flight per tenant (absent: none).
+    in_flight_by_tenant: HashMap<String, usize>,
     /// The queue was filled from the outbox since this node was last a follower.
     synced: bool,
     last_prune: i64,
@@ -137,8 +158,16 @@ pub struct WebhookState {
 }
 
 /// Builds the one HTTP client (and its connection pool) all deliveries share.
-fn http_client(timeout: Duration, concurrency: usize) -> Result<reqwest::Client, reqwest::Error> {
-    crate::http_client::builder()
+fn http_client(
+    timeout: Duration,
+    concurrency: usize,
+    allow_private: bool,
+) -> Result<reqwest::Client, reqwest::Error> {
+    let mut builder = crate::http_client::builder();
+    if !allow_private {
+        builder = builder.dns_resolver(target::PublicOnly);
+    }
+    builder
         // A redirect is not a delivery: a POST would turn into a GET.
         .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(timeout)
@@ -171,7 +200,13 @@ async fn deliver(
     job: WebhookJob,
     secrets: Vec<String>,
     timeout: Duration,
+    allow_private: bool,
 ) -> Attempt {
+    if !allow_private && let Some(why) = target::literal_problem(&job.url) {
+        // A literal IP is connected to without the resolver: checked here.
+        warn!(url = %target::redact(&job.url), reason = %why, "webhook refused: internal target (webhook_allow_private is off)");
+        return Attempt::Failed(format!("refused: {why} (webhook_allow_private is off)"));
+    }
     let t = now_ms().div_euclid(1000);
     let keys: Vec<&[u8]> = secrets.iter().map(|s| s.as_bytes()).collect();
     let sig = signature::sign_all(&keys, t, job.body.as_bytes());
@@ -197,26 +232,36 @@ async fn deliver(
                 Attempt::Rejected(status)
             }
         }
+        // Without the URL: it may carry credentials (user:password@).
         Err(e) if e.is_timeout() => Attempt::Timeout,
-        Err(e) if e.is_builder() => Attempt::Invalid(error_chain(&e)),
-        Err(e) => Attempt::Failed(error_chain(&e)),
+        Err(e) if e.is_builder() => Attempt::Invalid(error_chain(&e.without_url())),
+        Err(e) => Attempt::Failed(error_chain(&e.without_url())),
     }
 }
 
 impl WebhookState {
-    /// Queues a job not known yet, due at `due_ms`.
-    fn add(&mut self, event_id: String, due_ms: i64) {
+    /// The tenant of a job, read from the outbox ("" when it cannot be read: such jobs
+    /// share one turn).
+    fn tenant_of(&self, event_id: &str) -> String {
+        match self.consensus.store().webhook_job(event_id) {
+            Ok(Some(job)) => job.tenant,
+            _ => String::new(),
+        }
+    }
+
+    /// Queues a job of `tenant` not known yet, due at `due_ms`.
+    fn add(&mut self, event_id: String, tenant: String, due_ms: i64) {
         if self.jobs.contains_key(&event_id) {
             return;
         }
-        self.due.insert((due_ms, event_id.clone()));
+        self.due.insert(&tenant, due_ms, event_id.clone());
         self.jobs.insert(
             event_id,
             Tracked {
                 phase: Phase::Queued(due_ms),
                 failures: 0,
                 message_id: String::new(),
-                tenant: String::new(),
+                tenant,
                 created_at: None,
             },
         );
@@ -226,10 +271,10 @@ impl WebhookState {
     fn requeue(&mut self, event_id: &str, due_ms: i64) {
         if let Some(t) = self.jobs.get_mut(event_id) {
             if let Phase::Queued(old) = t.phase {
-                self.due.remove(&(old, event_id.to_string()));
+                self.due.remove(&t.tenant, old, event_id);
             }
             t.phase = Phase::Queued(due_ms);
-            self.due.insert((due_ms, event_id.to_string()));
+            self.due.insert(&t.tenant, due_ms, event_id.to_string());
         }
     }
 
@@ -237,7 +282,7 @@ impl WebhookState {
         if let Some(t) = self.jobs.remove(event_id)
             && let Phase::Queued(due) = t.phase
         {
-            self.due.remove(&(due, event_id.to_string()));
+            self.due.remove(&t.tenant, due, event_id);
         }
     }
 
@@ -245,7 +290,7 @@ impl WebhookState {
     fn sync_outbox(&mut self) -> Result<(), crate::state::StoreError> {
         let now = now_ms();
         for job in self.consensus.store().webhook_jobs()? {
-            self.add(job.event_id, now);
+            self.add(job.event_id, job.tenant, now);
         }
         self.synced = true;
         Ok(())
@@ -273,13 +318,13 @@ impl WebhookState {
         }
         let now = now_ms();
         while self.in_flight < self.concurrency {
-            let Some((due, id)) = self.due.first().cloned() else {
+            let (busy, cap) = (&self.in_flight_by_tenant, self.tenant_concurrency);
+            let Some((_tenant, _due, id)) = self
+                .due
+                .pop_due(now, |t| busy.get(t).is_some_and(|n| *n >= cap))
+            else {
                 break;
             };
-            if due > now {
-                break;
-            }
-            self.due.remove(&(due, id.clone()));
             if let Some(t) = self.jobs.get_mut(&id) {
                 // Out of the queue; `start` decides where it goes next.
                 t.phase = Phase::InFlight;
@@ -307,7 +352,6 @@ impl WebhookState {
             return;
         };
         t.message_id.clone_from(&job.message_id);
-        t.tenant.clone_from(&job.tenant);
         if t.created_at.is_none() {
             // First seen here (a restart, or a new leader): its earlier attempts are not
             // known, so the backoff continues from what the job's age implies instead of
@@ -360,6 +404,12 @@ impl WebhookState {
         }
 
         self.in_flight += 1;
+        let tenant = self
+            .jobs
+            .get(&event_id)
+            .map(|t| t.tenant.clone())
+            .unwrap_or_default();
+        *self.in_flight_by_tenant.entry(tenant.clone()).or_default() += 1;
         let span = tracing::info_span!(
             "webhook",
             event_id = %event_id,
@@ -368,12 +418,17 @@ impl WebhookState {
         );
         let client = self.client.clone();
         let timeout = self.timeout;
+        let allow_private = self.allow_private;
         let me = myself.clone();
         tokio::spawn(
             async move {
-                debug!(attempt = failures + 1, url = %job.url, "delivering webhook");
-                let outcome = deliver(client, job, secret, timeout).await;
-                let _ = me.send_message(WebhookMsg::Attempted { event_id, outcome });
+                debug!(attempt = failures + 1, url = %target::redact(&job.url), "delivering webhook");
+                let outcome = deliver(client, job, secret, timeout, allow_private).await;
+                let _ = me.send_message(WebhookMsg::Attempted {
+                    event_id,
+                    tenant,
+                    outcome,
+                });
             }
             .instrument(span),
         );
@@ -401,7 +456,7 @@ impl WebhookState {
             return;
         };
         if let Phase::Queued(due) = t.phase {
-            self.due.remove(&(due, event_id.clone()));
+            self.due.remove(&t.tenant, due, &event_id);
         }
         t.phase = Phase::Retiring;
         let consensus = self.consensus.clone();
@@ -424,8 +479,20 @@ impl WebhookState {
     }
 
     /// Handles the report of one delivery attempt.
-    fn attempted(&mut self, myself: &ActorRef<WebhookMsg>, event_id: String, outcome: Attempt) {
+    fn attempted(
+        &mut self,
+        myself: &ActorRef<WebhookMsg>,
+        event_id: String,
+        tenant: &str,
+        outcome: Attempt,
+    ) {
         self.in_flight = self.in_flight.saturating_sub(1);
+        if let Some(n) = self.in_flight_by_tenant.get_mut(tenant) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.in_flight_by_tenant.remove(tenant);
+            }
+        }
         let Some(t) = self.jobs.get_mut(&event_id) else {
             return;
         };
@@ -506,7 +573,8 @@ impl Actor for WebhookDispatcher {
         args: WebhookArgs,
     ) -> Result<WebhookState, ActorProcessingErr> {
         let concurrency = args.concurrency.max(1);
-        let client = http_client(args.timeout, concurrency)
+        let tenant_concurrency = args.tenant_concurrency.clamp(1, concurrency);
+        let client = http_client(args.timeout, concurrency, args.allow_private)
             .map_err(|e| ActorProcessingErr::from(error_chain(&e)))?;
         let me = myself.clone();
         let mut notices = args.notices;
@@ -524,11 +592,14 @@ impl Actor for WebhookDispatcher {
             consensus: args.consensus,
             client,
             concurrency,
+            tenant_concurrency,
+            allow_private: args.allow_private,
             timeout: args.timeout,
             max_age_ms: i64::try_from(args.max_age.as_millis()).unwrap_or(i64::MAX),
             jobs: HashMap::new(),
-            due: BTreeSet::new(),
+            due: FairQueue::default(),
             in_flight: 0,
+            in_flight_by_tenant: HashMap::new(),
             synced: false,
             last_prune: now_ms(),
             forwarder,
@@ -543,7 +614,10 @@ impl Actor for WebhookDispatcher {
         }
         info!(
             jobs = st.jobs.len(),
-            concurrency, "webhook dispatcher started"
+            concurrency,
+            tenant_concurrency,
+            allow_private = args.allow_private,
+            "webhook dispatcher started"
         );
         metrics::gauge!("smsgw_webhook_queue").set(st.jobs.len() as f64);
         Ok(st)
@@ -565,8 +639,15 @@ impl Actor for WebhookDispatcher {
         st: &mut WebhookState,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
-            WebhookMsg::Due(event_id) => st.add(event_id, now_ms()),
-            WebhookMsg::Attempted { event_id, outcome } => st.attempted(&myself, event_id, outcome),
+            WebhookMsg::Due(event_id) => {
+                let tenant = st.tenant_of(&event_id);
+                st.add(event_id, tenant, now_ms());
+            }
+            WebhookMsg::Attempted {
+                event_id,
+                tenant,
+                outcome,
+            } => st.attempted(&myself, event_id, &tenant, outcome),
             WebhookMsg::Retired { event_id, ok: true } => st.forget(&event_id),
             WebhookMsg::Retired {
                 event_id,

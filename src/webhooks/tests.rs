@@ -200,6 +200,8 @@ async fn dispatcher(n: &mut Node, timeout: Duration, max_age: Duration) -> Actor
         consensus: n.consensus.clone(),
         notices,
         concurrency: 4,
+        tenant_concurrency: 4,
+        allow_private: true,
         timeout,
         max_age,
     };

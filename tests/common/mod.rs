@@ -53,6 +53,9 @@ impl Proc {
         let child = Command::new(bin())
             .args(args)
             .env("RUST_LOG", "info")
+            // The test receivers (webhooks) listen on 127.0.0.1; a test of the SSRF
+            // guard sets it back to false in `envs`.
+            .env("SMSGW_WEBHOOK_ALLOW_PRIVATE", "true")
             .envs(envs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::null())
             .stdout(out)

@@ -9,6 +9,7 @@ mod t30_errors;
 mod t32_input_edges;
 mod t34_callback_urls;
 mod t36_ids_and_cursors;
+mod t38_security_hardening;
 mod t40_batch_list_preview;
 mod t45_encoding;
 mod t47_cancel;
