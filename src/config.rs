@@ -57,6 +57,14 @@ pub struct Config {
     pub snapshot_chunk_bytes: usize,
     /// Threads of the node's async runtime (HTTP, actors, Raft); 0: one per CPU core.
     pub worker_threads: usize,
+    /// MiB fjall's journals may take before it flushes memtables to delete the oldest
+    /// (`max_journaling_size`): bounds the disk that rows already purged keep in journals
+    /// while the node runs (fjall's own default, 512 MiB, let 4 × 10k purged messages
+    /// grow them to 165 MB).
+    pub store_max_journal_mb: u64,
+    /// Start without binding any channel or sending anything (the API and reads work):
+    /// for inspecting a restored copy before it sends what was pending in it again.
+    pub hold_channels: bool,
     /// Where each value came from (flag, env, file line), so that errors found after
     /// loading (a busy port, a data dir of another node) name the source to fix.
     #[serde(skip)]
@@ -89,6 +97,8 @@ impl Default for Config {
             retention_hours: 168,
             snapshot_chunk_bytes: crate::state::snapshot::CHUNK_BYTES,
             worker_threads: 0,
+            store_max_journal_mb: 256,
+            hold_channels: false,
             origins: Origins::default(),
         }
     }
@@ -127,7 +137,7 @@ impl Origins {
 }
 
 /// Every key of [`Config`], as spelled in the TOML file; env names are `SMSGW_` + upper case.
-pub const FIELDS: [&str; 19] = [
+pub const FIELDS: [&str; 21] = [
     "node_id",
     "http",
     "cluster_addr",
@@ -147,6 +157,8 @@ pub const FIELDS: [&str; 19] = [
     "retention_hours",
     "snapshot_chunk_bytes",
     "worker_threads",
+    "store_max_journal_mb",
+    "hold_channels",
 ];
 
 /// Env var naming the config file when `--config` is not given.
@@ -166,6 +178,11 @@ const MAX_WEBHOOK_CONCURRENCY: usize = 4096;
 const MAX_DRAIN_SECONDS: u64 = 3600;
 /// Largest accepted `worker_threads`.
 const MAX_WORKER_THREADS: usize = 1024;
+/// Smallest accepted `store_max_journal_mb`: fjall refuses less than 64 MiB, and rotates a
+/// journal at 64 MiB, so a cap of one journal would flush at every rotation.
+const MIN_STORE_JOURNAL_MB: u64 = 128;
+/// Largest accepted `store_max_journal_mb` (64 GiB).
+const MAX_STORE_JOURNAL_MB: u64 = 65_536;
 /// Shortest accepted admin token.
 const MIN_ADMIN_TOKEN_CHARS: usize = 16;
 
@@ -234,6 +251,12 @@ pub struct StartArgs {
     /// Threads of the node's async runtime, 0..=1024; 0: one per CPU core [default: 0].
     #[arg(long, value_name = "N", allow_negative_numbers = true)]
     pub worker_threads: Option<usize>,
+    /// MiB the store's journals may take before fjall flushes to delete the oldest, 128..=65536 [default: 256].
+    #[arg(long, value_name = "MIB", allow_negative_numbers = true)]
+    pub store_max_journal_mb: Option<u64>,
+    /// Bind no channel and send nothing (API and reads work): inspect a restored copy first.
+    #[arg(long)]
+    pub hold_channels: bool,
 }
 
 /// Where a config value came from; shown in errors so the user knows what to fix.
@@ -480,6 +503,15 @@ impl Config {
                 ),
             ));
         }
+        if !(MIN_STORE_JOURNAL_MB..=MAX_STORE_JOURNAL_MB).contains(&self.store_max_journal_mb) {
+            return Err(E::field_err(
+                "store_max_journal_mb",
+                format!(
+                    "must be {MIN_STORE_JOURNAL_MB}..={MAX_STORE_JOURNAL_MB}, got {}",
+                    self.store_max_journal_mb
+                ),
+            ));
+        }
         if self.worker_threads > MAX_WORKER_THREADS {
             return Err(E::field_err(
                 "worker_threads",
@@ -695,6 +727,8 @@ fn flag_name(field: &'static str) -> &'static str {
         "retention_hours" => "--retention-hours",
         "snapshot_chunk_bytes" => "--snapshot-chunk-bytes",
         "worker_threads" => "--worker-threads",
+        "store_max_journal_mb" => "--store-max-journal-mb",
+        "hold_channels" => "--hold-channels",
         _ => "--config",
     }
 }
@@ -818,7 +852,9 @@ enum Raw<'a> {
     Text(&'a str),
     /// A TOML integer (may be negative).
     Int(i128),
-    /// Any other TOML value, by type name (`float`, `boolean`, `array`, ...).
+    /// A TOML boolean.
+    Bool(bool),
+    /// Any other TOML value, by type name (`float`, `array`, ...).
     Other(&'static str),
 }
 
@@ -830,6 +866,7 @@ impl Raw<'_> {
                 .parse()
                 .map_err(|_| format!("{s:?} is not an unsigned integer")),
             Raw::Int(n) => u64::try_from(*n).map_err(|_| format!("{n} is not an unsigned integer")),
+            Raw::Bool(b) => Err(format!("expected an unsigned integer, got the boolean {b}")),
             Raw::Other(kind) => Err(format!(
                 "expected an unsigned integer, got {} {kind}",
                 article(kind)
@@ -846,7 +883,25 @@ impl Raw<'_> {
         match self {
             Raw::Text(s) => Ok((*s).to_string()),
             Raw::Int(n) => Err(format!("expected a string, got the integer {n} (quote it)")),
+            Raw::Bool(b) => Err(format!("expected a string, got the boolean {b} (quote it)")),
             Raw::Other(kind) => Err(format!("expected a string, got {} {kind}", article(kind))),
+        }
+    }
+
+    /// `true`/`false` (TOML), or in env `true`/`false`/`1`/`0`/`yes`/`no`.
+    fn bool(&self) -> Result<bool, String> {
+        match self {
+            Raw::Bool(b) => Ok(*b),
+            Raw::Text(s) => match s.trim().to_ascii_lowercase().as_str() {
+                "true" | "1" | "yes" | "on" => Ok(true),
+                "false" | "0" | "no" | "off" | "" => Ok(false),
+                _ => Err(format!("{s:?} is not a boolean (want true or false)")),
+            },
+            Raw::Int(n) => Err(format!("expected true or false, got the integer {n}")),
+            Raw::Other(kind) => Err(format!(
+                "expected true or false, got {} {kind}",
+                article(kind)
+            )),
         }
     }
 }
@@ -873,6 +928,8 @@ fn set_field(cfg: &mut Config, field: &str, raw: Raw<'_>) -> Result<(), String> 
         "retention_hours" => cfg.retention_hours = raw.u64()?,
         "snapshot_chunk_bytes" => cfg.snapshot_chunk_bytes = raw.usize()?,
         "worker_threads" => cfg.worker_threads = raw.usize()?,
+        "store_max_journal_mb" => cfg.store_max_journal_mb = raw.u64()?,
+        "hold_channels" => cfg.hold_channels = raw.bool()?,
         other => return Err(format!("unknown field '{other}'")),
     }
     Ok(())
@@ -911,6 +968,7 @@ fn apply_toml(
                 Ok(n) => Raw::Int(n),
                 Err(_) => Raw::Other("integer out of range"),
             },
+            DeValue::Boolean(b) => Raw::Bool(*b),
             other => Raw::Other(other.type_str()),
         };
         let origin = Origin::File {
@@ -1007,6 +1065,14 @@ fn apply_flags(cfg: &mut Config, origins: &mut HashMap<&'static str, Origin>, a:
     if let Some(v) = a.worker_threads {
         cfg.worker_threads = v;
         mark("worker_threads");
+    }
+    if let Some(v) = a.store_max_journal_mb {
+        cfg.store_max_journal_mb = v;
+        mark("store_max_journal_mb");
+    }
+    if a.hold_channels {
+        cfg.hold_channels = true;
+        mark("hold_channels");
     }
 }
 
@@ -1217,6 +1283,8 @@ mod tests {
             ("webhook_concurrency", |c| c.webhook_concurrency = 0),
             ("webhook_concurrency", |c| c.webhook_concurrency = 4097),
             ("worker_threads", |c| c.worker_threads = 1025),
+            ("store_max_journal_mb", |c| c.store_max_journal_mb = 64),
+            ("store_max_journal_mb", |c| c.store_max_journal_mb = 65_537),
             ("heartbeat_ms", |c| c.heartbeat_ms = 0),
             ("election_timeout_min_ms", |c| {
                 c.election_timeout_min_ms = 299

@@ -71,6 +71,16 @@ impl NodeError {
             _ => None,
         }
     }
+
+    /// The reason the data dir cannot be used as it is (a damaged or unreadable store, a
+    /// log shorter than what this node acknowledged), if that is why the node did not
+    /// start: like a configuration error, the fix is the operator's (exit status 2).
+    pub fn as_refusal(&self) -> Option<&str> {
+        match self {
+            NodeError::Consensus(crate::consensus::StartError::Refused(why)) => Some(why),
+            _ => None,
+        }
+    }
 }
 
 /// How `smsgw start` ended after a signal.
@@ -403,6 +413,7 @@ impl Node {
                 heartbeat_ms: cfg.heartbeat_ms,
                 snapshot_every: cfg.snapshot_every_entries,
                 snapshot_chunk_bytes: cfg.snapshot_chunk_bytes,
+                max_journal_bytes: cfg.store_max_journal_mb << 20,
             },
         )
         .await
