@@ -866,7 +866,7 @@ impl Raw<'_> {
                 .parse()
                 .map_err(|_| format!("{s:?} is not an unsigned integer")),
             Raw::Int(n) => u64::try_from(*n).map_err(|_| format!("{n} is not an unsigned integer")),
-            Raw::Bool(b) => Err(format!("expected an unsigned integer, got the boolean {b}")),
+            Raw::Bool(_) => Err("expected an unsigned integer, got a boolean".into()),
             Raw::Other(kind) => Err(format!(
                 "expected an unsigned integer, got {} {kind}",
                 article(kind)
@@ -883,7 +883,7 @@ impl Raw<'_> {
         match self {
             Raw::Text(s) => Ok((*s).to_string()),
             Raw::Int(n) => Err(format!("expected a string, got the integer {n} (quote it)")),
-            Raw::Bool(b) => Err(format!("expected a string, got the boolean {b} (quote it)")),
+            Raw::Bool(_) => Err("expected a string, got a boolean".into()),
             Raw::Other(kind) => Err(format!("expected a string, got {} {kind}", article(kind))),
         }
     }

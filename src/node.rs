@@ -516,6 +516,15 @@ impl Node {
         }
 
         let lease = Arc::new(Lease::default());
+        if cfg.hold_channels {
+            lease.hold();
+            tracing::warn!(
+                node = cfg.node_id,
+                "hold_channels is set: this node binds no channel and sends nothing (the API \
+                 and reads work; accepted messages wait); restart it without hold_channels \
+                 to send"
+            );
+        }
         let announce = Announce {
             cluster_addr: cluster_addr.to_string(),
             http_addr: http_addr.to_string(),

@@ -6,6 +6,7 @@ mod common;
 mod t10_send_basic;
 mod t20_kill9_durability;
 mod t22_store_damage;
+mod t24_hold_channels;
 mod t30_errors;
 mod t32_input_edges;
 mod t34_callback_urls;
