@@ -765,7 +765,7 @@ fn check_socket_addr(field: &'static str, value: &str) -> Result<(), ConfigError
 /// when it can. Only a clear mismatch counts: different ports, or two specific IPs that
 /// differ. A host name, or a bind on 0.0.0.0/[::], is compared by port only (the name may
 /// resolve to this host; a wildcard bind listens on every address).
-fn own_entry_mismatch(entry: &str, cluster_addr: &str) -> Option<String> {
+pub(crate) fn own_entry_mismatch(entry: &str, cluster_addr: &str) -> Option<String> {
     let listen: SocketAddr = cluster_addr.parse().ok()?;
     let port = entry.rsplit_once(':')?.1.parse::<u16>().ok()?;
     // Port 0 binds wherever the kernel says: nothing to compare.

@@ -515,6 +515,7 @@ impl Node {
             }
         }
 
+        warn_if_moved(&consensus, &cluster_addr.to_string());
         let lease = Arc::new(Lease::default());
         if cfg.hold_channels {
             lease.hold();
@@ -683,6 +684,29 @@ impl Node {
                 ),
             }
         }
+    }
+}
+
+/// Says so when the replicated membership records this node at another cluster address
+/// than the one it listens on now (restarted with a changed `cluster_addr`; a host name or
+/// a wildcard bind is compared by port, as `peers` is checked): peers keep
+/// dialling the recorded address. Not changed here: the membership entry is the Raft
+/// address every member uses, and rewriting it is a membership change to make on purpose.
+fn warn_if_moved(consensus: &Consensus, listening: &str) {
+    let me = consensus.node_id();
+    if let Some((_, info, _)) = consensus.members().into_iter().find(|(id, _, _)| *id == me)
+        && let Some(why) = crate::config::own_entry_mismatch(&info.cluster_addr, listening)
+    {
+        tracing::warn!(
+            node = me,
+            why = %why,
+            recorded = %info.cluster_addr,
+            cluster_addr = %listening,
+            "the cluster membership records this node at another cluster_addr than it \
+             listens on: peers still dial the recorded one. Start it with cluster_addr \
+             set to the recorded address, or (in a cluster) remove the node with `smsgw \
+             cluster remove-node`, wipe its data dir and add it again with the new address"
+        );
     }
 }
 

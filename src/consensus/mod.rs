@@ -184,6 +184,23 @@ fn plain_raft_error(text: &str) -> String {
     }
 }
 
+/// An openraft storage error ("when Write Logs: No space left on device (os error 28)")
+/// as `/readyz` shows it: the OS's reason first, then what openraft was doing.
+fn storage_failure(text: &str) -> String {
+    let (doing, reason) = match text.strip_prefix("when ").and_then(|t| t.split_once(": ")) {
+        Some((doing, reason)) => (Some(doing), reason),
+        None => (None, text),
+    };
+    let reason = match reason.find(" (os error ") {
+        Some(i) => &reason[..i],
+        None => reason,
+    };
+    match doing {
+        Some(d) => format!("storage failed: {reason}; the node stops (when {d})"),
+        None => format!("storage failed: {reason}; the node stops"),
+    }
+}
+
 /// Why the consensus layer could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -511,6 +528,9 @@ impl Consensus {
     /// a follower that no leader has contacted for four election timeouts (removed without
     /// hearing of it, or cut off). `/readyz` answers 503 with the reason.
     pub fn not_serving_reason(&self) -> Option<String> {
+        if let Some(why) = self.stopped_reason() {
+            return Some(why);
+        }
         let (initialized, member) = {
             let m = self.raft.metrics();
             let m = m.borrow_watched();
@@ -545,6 +565,19 @@ impl Consensus {
                 silent.as_millis()
             )
         })
+    }
+
+    /// Why Raft stopped by itself (a storage error such as a full disk, or a panic in its
+    /// core), if it did: the node cannot commit or follow any more and is about to exit,
+    /// and `/readyz` says so instead of blaming the leader.
+    pub fn stopped_reason(&self) -> Option<String> {
+        let m = self.raft.metrics();
+        let m = m.borrow_watched();
+        match &m.running_state {
+            Err(openraft::errors::Fatal::Stopped) | Ok(()) => None,
+            Err(openraft::errors::Fatal::StorageError(e)) => Some(storage_failure(&e.to_string())),
+            Err(fatal) => Some(format!("Raft stopped: {fatal}; the node stops")),
+        }
     }
 
     /// A leader sent this node entries or a heartbeat.
