@@ -73,6 +73,14 @@ pub struct Config {
     /// Whether callback URLs may point at loopback, private, link-local or other internal
     /// addresses (SSRF guard). Off for `start`; the demo turns it on (its receivers are local).
     pub webhook_allow_private: bool,
+    /// MiB fjall's journals may take before it flushes memtables to delete the oldest
+    /// (`max_journaling_size`): bounds the disk that rows already purged keep in journals
+    /// while the node runs (fjall's own default, 512 MiB, let 4 × 10k purged messages
+    /// grow them to 165 MB).
+    pub store_max_journal_mb: u64,
+    /// Start without binding any channel or sending anything (the API and reads work):
+    /// for inspecting a restored copy before it sends what was pending in it again.
+    pub hold_channels: bool,
     /// Where each value came from (flag, env, file line), so that errors found after
     /// loading (a busy port, a data dir of another node) name the source to fix.
     #[serde(skip)]
@@ -110,6 +118,8 @@ impl Default for Config {
             http_idle_timeout_seconds: 75,
             webhook_tenant_concurrency: None,
             webhook_allow_private: false,
+            store_max_journal_mb: 256,
+            hold_channels: false,
             origins: Origins::default(),
         }
     }
@@ -148,7 +158,7 @@ impl Origins {
 }
 
 /// Every key of [`Config`], as spelled in the TOML file; env names are `SMSGW_` + upper case.
-pub const FIELDS: [&str; 24] = [
+pub const FIELDS: [&str; 26] = [
     "node_id",
     "http",
     "cluster_addr",
@@ -173,6 +183,8 @@ pub const FIELDS: [&str; 24] = [
     "http_idle_timeout_seconds",
     "webhook_tenant_concurrency",
     "webhook_allow_private",
+    "store_max_journal_mb",
+    "hold_channels",
 ];
 
 /// Env var naming the config file when `--config` is not given.
@@ -194,6 +206,11 @@ const MAX_HTTP_CONNECTIONS: usize = 1_000_000;
 const MAX_DRAIN_SECONDS: u64 = 3600;
 /// Largest accepted `worker_threads`.
 const MAX_WORKER_THREADS: usize = 1024;
+/// Smallest accepted `store_max_journal_mb`: fjall refuses less than 64 MiB, and rotates a
+/// journal at 64 MiB, so a cap of one journal would flush at every rotation.
+const MIN_STORE_JOURNAL_MB: u64 = 128;
+/// Largest accepted `store_max_journal_mb` (64 GiB).
+const MAX_STORE_JOURNAL_MB: u64 = 65_536;
 /// Shortest accepted admin token.
 const MIN_ADMIN_TOKEN_CHARS: usize = 16;
 
@@ -278,6 +295,12 @@ pub struct StartArgs {
     /// or `=false`) [default: false].
     #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
     pub webhook_allow_private: Option<bool>,
+    /// MiB the store's journals may take before fjall flushes to delete the oldest, 128..=65536 [default: 256].
+    #[arg(long, value_name = "MIB", allow_negative_numbers = true)]
+    pub store_max_journal_mb: Option<u64>,
+    /// Bind no channel and send nothing (API and reads work): inspect a restored copy first.
+    #[arg(long)]
+    pub hold_channels: bool,
 }
 
 /// Where a config value came from; shown in errors so the user knows what to fix.
@@ -521,6 +544,15 @@ impl Config {
                 format!(
                     "must be between 1 and {MAX_WEBHOOK_CONCURRENCY}, got {}",
                     self.webhook_concurrency
+                ),
+            ));
+        }
+        if !(MIN_STORE_JOURNAL_MB..=MAX_STORE_JOURNAL_MB).contains(&self.store_max_journal_mb) {
+            return Err(E::field_err(
+                "store_max_journal_mb",
+                format!(
+                    "must be {MIN_STORE_JOURNAL_MB}..={MAX_STORE_JOURNAL_MB}, got {}",
+                    self.store_max_journal_mb
                 ),
             ));
         }
@@ -783,6 +815,8 @@ fn flag_name(field: &'static str) -> &'static str {
         "http_idle_timeout_seconds" => "--http-idle-timeout-seconds",
         "webhook_tenant_concurrency" => "--webhook-tenant-concurrency",
         "webhook_allow_private" => "--webhook-allow-private",
+        "store_max_journal_mb" => "--store-max-journal-mb",
+        "hold_channels" => "--hold-channels",
         _ => "--config",
     }
 }
@@ -819,7 +853,7 @@ fn check_socket_addr(field: &'static str, value: &str) -> Result<(), ConfigError
 /// when it can. Only a clear mismatch counts: different ports, or two specific IPs that
 /// differ. A host name, or a bind on 0.0.0.0/[::], is compared by port only (the name may
 /// resolve to this host; a wildcard bind listens on every address).
-fn own_entry_mismatch(entry: &str, cluster_addr: &str) -> Option<String> {
+pub(crate) fn own_entry_mismatch(entry: &str, cluster_addr: &str) -> Option<String> {
     let listen: SocketAddr = cluster_addr.parse().ok()?;
     let port = entry.rsplit_once(':')?.1.parse::<u16>().ok()?;
     // Port 0 binds wherever the kernel says: nothing to compare.
@@ -983,6 +1017,8 @@ fn set_field(cfg: &mut Config, field: &str, raw: Raw<'_>) -> Result<(), String> 
         "http_idle_timeout_seconds" => cfg.http_idle_timeout_seconds = raw.u64()?,
         "webhook_tenant_concurrency" => cfg.webhook_tenant_concurrency = Some(raw.usize()?),
         "webhook_allow_private" => cfg.webhook_allow_private = raw.bool()?,
+        "store_max_journal_mb" => cfg.store_max_journal_mb = raw.u64()?,
+        "hold_channels" => cfg.hold_channels = raw.bool()?,
         other => return Err(format!("unknown field '{other}'")),
     }
     Ok(())
@@ -1138,6 +1174,14 @@ fn apply_flags(cfg: &mut Config, origins: &mut HashMap<&'static str, Origin>, a:
     if let Some(v) = a.webhook_allow_private {
         cfg.webhook_allow_private = v;
         mark("webhook_allow_private");
+    }
+    if let Some(v) = a.store_max_journal_mb {
+        cfg.store_max_journal_mb = v;
+        mark("store_max_journal_mb");
+    }
+    if a.hold_channels {
+        cfg.hold_channels = true;
+        mark("hold_channels");
     }
 }
 
@@ -1348,6 +1392,8 @@ mod tests {
             ("webhook_concurrency", |c| c.webhook_concurrency = 0),
             ("webhook_concurrency", |c| c.webhook_concurrency = 4097),
             ("worker_threads", |c| c.worker_threads = 1025),
+            ("store_max_journal_mb", |c| c.store_max_journal_mb = 64),
+            ("store_max_journal_mb", |c| c.store_max_journal_mb = 65_537),
             ("heartbeat_ms", |c| c.heartbeat_ms = 0),
             ("election_timeout_min_ms", |c| {
                 c.election_timeout_min_ms = 299

@@ -44,8 +44,13 @@ fn init_tracing(filter: &str, explicit: bool) {
 }
 
 /// The exit status of a node (or demo) that could not start or stopped: 2 when the fix
-/// is a configuration change (the one line names the field), else 1.
+/// is a configuration change (the one line names the field) or the data dir cannot be used
+/// as it is (the one line names it and says what to do), else 1.
 fn node_failed(e: &smsgw::node::NodeError) -> ExitCode {
+    if let Some(why) = e.as_refusal() {
+        eprintln!("error: {why}");
+        return ExitCode::from(2);
+    }
     match e.as_config() {
         Some(c) => {
             eprintln!("{c}");

@@ -71,6 +71,16 @@ impl NodeError {
             _ => None,
         }
     }
+
+    /// The reason the data dir cannot be used as it is (a damaged or unreadable store, a
+    /// log shorter than what this node acknowledged), if that is why the node did not
+    /// start: like a configuration error, the fix is the operator's (exit status 2).
+    pub fn as_refusal(&self) -> Option<&str> {
+        match self {
+            NodeError::Consensus(crate::consensus::StartError::Refused(why)) => Some(why),
+            _ => None,
+        }
+    }
 }
 
 /// How `smsgw start` ended after a signal.
@@ -409,6 +419,7 @@ impl Node {
                 heartbeat_ms: cfg.heartbeat_ms,
                 snapshot_every: cfg.snapshot_every_entries,
                 snapshot_chunk_bytes: cfg.snapshot_chunk_bytes,
+                max_journal_bytes: cfg.store_max_journal_mb << 20,
             },
         )
         .await
@@ -528,7 +539,17 @@ impl Node {
             }
         }
 
+        warn_if_moved(&consensus, &cluster_addr.to_string());
         let lease = Arc::new(Lease::default());
+        if cfg.hold_channels {
+            lease.hold();
+            tracing::warn!(
+                node = cfg.node_id,
+                "hold_channels is set: this node binds no channel and sends nothing (the API \
+                 and reads work; accepted messages wait); restart it without hold_channels \
+                 to send"
+            );
+        }
         let announce = Announce {
             cluster_addr: cluster_addr.to_string(),
             http_addr: http_addr.to_string(),
@@ -689,6 +710,29 @@ impl Node {
                 ),
             }
         }
+    }
+}
+
+/// Says so when the replicated membership records this node at another cluster address
+/// than the one it listens on now (restarted with a changed `cluster_addr`; a host name or
+/// a wildcard bind is compared by port, as `peers` is checked): peers keep
+/// dialling the recorded address. Not changed here: the membership entry is the Raft
+/// address every member uses, and rewriting it is a membership change to make on purpose.
+fn warn_if_moved(consensus: &Consensus, listening: &str) {
+    let me = consensus.node_id();
+    if let Some((_, info, _)) = consensus.members().into_iter().find(|(id, _, _)| *id == me)
+        && let Some(why) = crate::config::own_entry_mismatch(&info.cluster_addr, listening)
+    {
+        tracing::warn!(
+            node = me,
+            why = %why,
+            recorded = %info.cluster_addr,
+            cluster_addr = %listening,
+            "the cluster membership records this node at another cluster_addr than it \
+             listens on: peers still dial the recorded one. Start it with cluster_addr \
+             set to the recorded address, or (in a cluster) remove the node with `smsgw \
+             cluster remove-node`, wipe its data dir and add it again with the new address"
+        );
     }
 }
 

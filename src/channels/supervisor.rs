@@ -57,6 +57,10 @@ pub struct ChannelSupState {
     report_pending: bool,
 }
 
+/// Why the binds of a node started with `hold_channels` are down.
+pub const HELD_REASON: &str =
+    "held: this node was started with hold_channels; it binds nothing and sends nothing";
+
 /// Whether this node should run the binds of `c`: it owns the channel (also while
 /// handing it over, so in-flight answers and receipts still arrive) and it is in use.
 fn wanted(c: &Channel, cfg: &ConfigView, me: u64) -> bool {
@@ -72,7 +76,8 @@ fn wanted(c: &Channel, cfg: &ConfigView, me: u64) -> bool {
 impl ChannelSupervisor {
     async fn reconcile(&self, myself: &ActorRef<ChannelSupMsg>, st: &mut ChannelSupState) {
         let me = st.consensus.node_id();
-        let lease_ok = st.lease.held_within(LEASE_GRACE);
+        // A node started with `hold_channels` binds nothing (its channels show down).
+        let lease_ok = !st.lease.held() && st.lease.held_within(LEASE_GRACE);
         let (channels, mine): (Vec<Channel>, std::collections::HashSet<String>) = {
             let cfg = st.consensus.store().config();
             let mine = cfg
@@ -83,6 +88,17 @@ impl ChannelSupervisor {
                 .collect();
             (cfg.channels.values().cloned().collect(), mine)
         };
+        if st.lease.held() {
+            // Held binds show down with the reason, not the state a restored copy recorded.
+            let cfg = st.consensus.store().config();
+            for c in channels.iter().filter(|c| wanted(c, &cfg, me)) {
+                st.registry.set_tps(&c.id, c.tps);
+                for index in 0..c.binds.max(1) as usize {
+                    st.registry
+                        .bind_failed(&c.id, index, "down", Some(HELD_REASON.to_string()));
+                }
+            }
+        }
         for c in &channels {
             st.registry.set_tps(&c.id, c.tps);
             st.registry.set_receipt_id_format(

@@ -32,6 +32,9 @@ pub struct Lease {
     /// Milliseconds after `origin` until which the lease holds (0: never held).
     until_ms: AtomicU64,
     draining: AtomicBool,
+    /// Started with `hold_channels`: binds nothing and submits nothing (its heartbeats say
+    /// draining, so the leader gives it no channels either).
+    held: AtomicBool,
 }
 
 impl Default for Lease {
@@ -40,6 +43,7 @@ impl Default for Lease {
             origin: Instant::now(),
             until_ms: AtomicU64::new(0),
             draining: AtomicBool::new(false),
+            held: AtomicBool::new(false),
         }
     }
 }
@@ -75,6 +79,18 @@ impl Lease {
     /// Marks the node as shutting down: its heartbeats say so and it gets no channels.
     pub fn set_draining(&self) {
         self.draining.store(true, Ordering::Release);
+    }
+
+    /// Holds every channel (`hold_channels`): no binds, no submits, and heartbeats that
+    /// say draining, so the leader gives this node no channels.
+    pub fn hold(&self) {
+        self.held.store(true, Ordering::Release);
+        self.set_draining();
+    }
+
+    /// Whether the node was started with `hold_channels`.
+    pub fn held(&self) -> bool {
+        self.held.load(Ordering::Acquire)
     }
 
     /// Whether the node is shutting down.
@@ -153,6 +169,7 @@ mod tests {
                 origin: past,
                 until_ms: AtomicU64::new(0),
                 draining: AtomicBool::new(false),
+                held: AtomicBool::new(false),
             };
             old.extend_from(past + Duration::from_secs(5));
             assert!(!old.valid(), "a heartbeat sent 5 s ago gives no lease");

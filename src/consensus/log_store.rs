@@ -24,6 +24,7 @@ use openraft::{OptionalSend, RaftLogReader};
 
 use super::TypeConfig;
 use super::journal_sync::JournalSync;
+use super::watermark::Watermark;
 use crate::state::memtables::open_keyspace;
 use crate::wire;
 
@@ -35,8 +36,10 @@ pub struct LogStore {
     db: Database,
     log: Keyspace,
     meta: Keyspace,
-    flusher: Arc<mpsc::Sender<IOFlushed<C>>>,
+    flusher: Arc<mpsc::Sender<Flush>>,
     tail: Arc<Mutex<Tail>>,
+    /// How far the log is known fsync'd, kept outside the journal (`watermark`).
+    watermark: Arc<Watermark>,
     /// Heartbeats are noted as they arrive (for the placement controller's liveness).
     arrivals: Arc<super::arrivals::HeartbeatArrivals>,
 }
@@ -112,11 +115,13 @@ impl LogStore {
         db: &Database,
         store_dir: &std::path::Path,
         arrivals: Arc<super::arrivals::HeartbeatArrivals>,
+        watermark: Arc<Watermark>,
     ) -> Result<Self, io::Error> {
         let log = open_keyspace(db, "raft_log").map_err(io_err)?;
         let meta = open_keyspace(db, "raft_meta").map_err(io_err)?;
-        let (tx, rx) = mpsc::channel::<IOFlushed<C>>();
+        let (tx, rx) = mpsc::channel::<Flush>();
         let flush_db = db.clone();
+        let flush_mark = watermark.clone();
         let journal = match JournalSync::open(store_dir) {
             Ok(j) => Some(j),
             Err(e) => {
@@ -126,7 +131,7 @@ impl LogStore {
         };
         std::thread::Builder::new()
             .name("raft-log-flusher".into())
-            .spawn(move || flusher(flush_db, journal, rx))
+            .spawn(move || flusher(flush_db, journal, rx, flush_mark))
             .map_err(io_err)?;
         Ok(LogStore {
             db: db.clone(),
@@ -135,7 +140,31 @@ impl LogStore {
             flusher: Arc::new(tx),
             tail: Arc::default(),
             arrivals,
+            watermark,
         })
+    }
+
+    /// The index of the last entry the log holds, or of the last purged one when it holds
+    /// none (what `get_log_state` reports as the log's end).
+    pub fn last_index(&self) -> Result<Option<u64>, io::Error> {
+        let last_purged: Option<LogIdOf<C>> = self.meta_get("last_purged")?;
+        Ok(self.last_entry_id()?.or(last_purged).map(|l| l.index()))
+    }
+
+    fn last_entry_id(&self) -> Result<Option<LogIdOf<C>>, io::Error> {
+        match self.log.last_key_value() {
+            Some(g) => {
+                let v = g.value().map_err(io_err)?;
+                let e: EntryOf<C> = wire::decode(&v)?;
+                Ok(Some(e.log_id()))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// The watermark this log keeps up to date.
+    pub fn watermark(&self) -> &Arc<Watermark> {
+        &self.watermark
     }
 
     fn tail(&self) -> MutexGuard<'_, Tail> {
@@ -160,7 +189,20 @@ impl LogStore {
 /// One fsync for every callback that queued up while the previous one ran. Outside fjall's
 /// journal lock when the journal file was found (`JournalSync`), so appends and the
 /// state machine's commits go on while the disk syncs.
-fn flusher(db: Database, mut journal: Option<JournalSync>, rx: mpsc::Receiver<IOFlushed<C>>) {
+/// One append's flush request: openraft's callback, the append's last index and the log
+/// generation it was appended in (for the watermark).
+struct Flush {
+    callback: IOFlushed<C>,
+    last: Option<u64>,
+    epoch: u64,
+}
+
+fn flusher(
+    db: Database,
+    mut journal: Option<JournalSync>,
+    rx: mpsc::Receiver<Flush>,
+    watermark: Arc<Watermark>,
+) {
     let mut last_done: Option<std::time::Instant> = None;
     while let Ok(first) = rx.recv() {
         let mut waiting = vec![first];
@@ -180,8 +222,16 @@ fn flusher(db: Database, mut journal: Option<JournalSync>, rx: mpsc::Receiver<IO
         metrics::histogram!("smsgw_raft_fsync_seconds").record(started.elapsed().as_secs_f64());
         metrics::histogram!("smsgw_raft_entries_per_fsync").record(waiting.len() as f64);
         metrics::counter!("smsgw_raft_log_fsync_total").increment(1);
-        for cb in waiting {
-            cb.io_completed(result.as_ref().map(|_| ()).map_err(io_err));
+        if result.is_ok() {
+            for f in &waiting {
+                if let Some(last) = f.last {
+                    watermark.flushed(last, f.epoch);
+                }
+            }
+        }
+        for f in waiting {
+            f.callback
+                .io_completed(result.as_ref().map(|_| ()).map_err(io_err));
         }
         last_done = Some(std::time::Instant::now());
     }
@@ -234,14 +284,7 @@ impl RaftLogStorage<C> for LogStore {
 
     async fn get_log_state(&mut self) -> Result<LogState<C>, io::Error> {
         let last_purged: Option<LogIdOf<C>> = self.meta_get("last_purged")?;
-        let last = match self.log.last_key_value() {
-            Some(g) => {
-                let v = g.value().map_err(io_err)?;
-                let e: EntryOf<C> = wire::decode(&v)?;
-                Some(e.log_id())
-            }
-            None => None,
-        };
+        let last = self.last_entry_id()?;
         Ok(LogState {
             last_purged_log_id: last_purged,
             last_log_id: last.or(last_purged),
@@ -293,6 +336,7 @@ impl RaftLogStorage<C> for LogStore {
         let t0 = std::time::Instant::now();
         batch.commit().map_err(io_err)?;
         metrics::histogram!("smsgw_raft_log_append_seconds").record(t0.elapsed().as_secs_f64());
+        let decoded_last = decoded.last().map(|(index, ..)| *index);
         let mut tail = self.tail();
         if let (Some((first, ..)), Some((&last, _))) =
             (decoded.first(), tail.entries.last_key_value())
@@ -306,13 +350,23 @@ impl RaftLogStorage<C> for LogStore {
             tail.push(index, e, size);
         }
         drop(tail);
+        let last = decoded_last;
+        let epoch = self.watermark.epoch();
         self.flusher
-            .send(callback)
+            .send(Flush {
+                callback,
+                last,
+                epoch,
+            })
             .map_err(|_| io::Error::other("log flusher thread is gone"))
     }
 
     async fn truncate_after(&mut self, last_log_id: Option<LogIdOf<C>>) -> Result<(), io::Error> {
         let from = last_log_id.map(|l| l.index() + 1).unwrap_or(0);
+        // The log may now end lower than it once did (a new leader overwrote entries no
+        // quorum had): the watermark goes down first, so a crash in between does not make
+        // the next start take the shorter log for a lost journal.
+        self.watermark.lower_to(last_log_id.map(|l| l.index()))?;
         self.tail().truncate(from);
         let mut batch = self.db.batch();
         for kv in self.log.range(key(from)..) {

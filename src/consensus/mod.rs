@@ -13,6 +13,8 @@ pub mod journal_sync;
 pub mod log_store;
 pub mod network;
 pub mod state_machine;
+pub mod store_open;
+pub mod watermark;
 
 #[cfg(test)]
 mod shutdown_tests;
@@ -182,6 +184,23 @@ fn plain_raft_error(text: &str) -> String {
     }
 }
 
+/// An openraft storage error ("when Write Logs: No space left on device (os error 28)")
+/// as `/readyz` shows it: the OS's reason first, then what openraft was doing.
+fn storage_failure(text: &str) -> String {
+    let (doing, reason) = match text.strip_prefix("when ").and_then(|t| t.split_once(": ")) {
+        Some((doing, reason)) => (Some(doing), reason),
+        None => (None, text),
+    };
+    let reason = match reason.find(" (os error ") {
+        Some(i) => &reason[..i],
+        None => reason,
+    };
+    match doing {
+        Some(d) => format!("storage failed: {reason}; the node stops (when {d})"),
+        None => format!("storage failed: {reason}; the node stops"),
+    }
+}
+
 /// Why the consensus layer could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -192,6 +211,11 @@ pub enum StartError {
     Locked,
     #[error("raft: {0}")]
     Raft(String),
+    /// The data dir cannot be used as it is (a damaged or unreadable store, a log shorter
+    /// than what this node acknowledged): one line naming the data dir, the path and what
+    /// to do. A start-time refusal: the binary exits 2, as for a bad configuration.
+    #[error("{0}")]
+    Refused(String),
 }
 
 /// How this node joins the cluster.
@@ -208,6 +232,10 @@ pub struct ConsensusOptions {
     pub snapshot_every: u64,
     /// Bytes of rows per chunk of a snapshot sent to a lagging peer.
     pub snapshot_chunk_bytes: usize,
+    /// fjall's cap on its journals (`store_max_journal_mb`): above it, fjall flushes the
+    /// memtables that pin the oldest journal so it can be deleted; bounds the disk that
+    /// journals of purged rows hold while the node runs.
+    pub max_journal_bytes: u64,
 }
 
 struct WriteRequest {
@@ -227,6 +255,8 @@ pub struct Consensus {
     /// a batch whose forward broke mid-call may be sent again as a whole.
     forwards: mpsc::Sender<WriteRequest>,
     arrivals: Arc<arrivals::HeartbeatArrivals>,
+    /// The log (a handle; openraft owns the store): `shutdown` records where it ends.
+    log: log_store::LogStore,
     /// Set by `shutdown`: writes not yet begun are refused as `Unavailable` (never
     /// proposed, so the caller may send them elsewhere).
     closing: std::sync::atomic::AtomicBool,
@@ -263,27 +293,27 @@ impl Consensus {
     /// Opens the data dir (one fjall database for log and state), starts Raft, and
     /// initialises the cluster when this node is the lowest-id member of a fresh one.
     pub async fn start(data_dir: &Path, opts: ConsensusOptions) -> Result<Arc<Self>, StartError> {
-        let store_dir = data_dir.join("store");
-        // A write batch stays in fjall's journal buffer until the log flusher moves it to the
-        // kernel (or the 8 KiB buffer fills), instead of costing a write(2) under the journal
-        // lock at every commit. Only the Raft log must be on disk when a caller is told so,
-        // and the flusher persists before it says so. A state-machine batch lost with the
-        // buffer (kill -9) is re-applied from the log at restart: the journal keeps order,
-        // so what survives a crash is a prefix, and a log purge that survived means the
-        // rows it relies on did too. Writes that need their own durability say so
-        // (votes, truncation, snapshot staging and installs).
-        let db = fjall::Database::builder(&store_dir)
-            .manual_journal_persist(true)
-            .open()
-            .map_err(|e| match e {
-                fjall::Error::Locked => StartError::Locked,
-                e => StartError::Storage(e.to_string()),
-            })?;
-        let store =
-            Arc::new(StateStore::open(&db).map_err(|e| StartError::Storage(e.to_string()))?);
-        let arrivals = Arc::new(arrivals::HeartbeatArrivals::default());
-        let log = log_store::LogStore::open(&db, &store_dir, arrivals.clone())
+        // The watermark is read before the store opens, and the store's log is held to it
+        // (`store_open::check_watermark`): a node never comes up having forgotten entries
+        // it acknowledged.
+        let acknowledged = watermark::read(data_dir).map_err(|e| {
+            StartError::Refused(format!(
+                "data_dir {}: {e}; if the store is known to be whole, delete the file",
+                data_dir.display()
+            ))
+        })?;
+        let watermark = watermark::Watermark::start(data_dir, acknowledged)
             .map_err(|e| StartError::Storage(e.to_string()))?;
+        let arrivals = Arc::new(arrivals::HeartbeatArrivals::default());
+        let (store, log) = store_open::open(
+            data_dir,
+            opts.max_journal_bytes,
+            arrivals.clone(),
+            watermark,
+        )?;
+        let store = Arc::new(store);
+        store_open::check_watermark(data_dir, &log, acknowledged)?;
+        let log_handle = log.clone();
         let sm = state_machine::StateMachine {
             store: store.clone(),
         };
@@ -365,6 +395,7 @@ impl Consensus {
             writes: tx,
             forwards,
             arrivals,
+            log: log_handle,
             closing: Default::default(),
             writes_under_way: Default::default(),
             leader_contact_ms: Default::default(),
@@ -497,6 +528,9 @@ impl Consensus {
     /// a follower that no leader has contacted for four election timeouts (removed without
     /// hearing of it, or cut off). `/readyz` answers 503 with the reason.
     pub fn not_serving_reason(&self) -> Option<String> {
+        if let Some(why) = self.stopped_reason() {
+            return Some(why);
+        }
         let (initialized, member) = {
             let m = self.raft.metrics();
             let m = m.borrow_watched();
@@ -531,6 +565,19 @@ impl Consensus {
                 silent.as_millis()
             )
         })
+    }
+
+    /// Why Raft stopped by itself (a storage error such as a full disk, or a panic in its
+    /// core), if it did: the node cannot commit or follow any more and is about to exit,
+    /// and `/readyz` says so instead of blaming the leader.
+    pub fn stopped_reason(&self) -> Option<String> {
+        let m = self.raft.metrics();
+        let m = m.borrow_watched();
+        match &m.running_state {
+            Err(openraft::errors::Fatal::Stopped) | Ok(()) => None,
+            Err(openraft::errors::Fatal::StorageError(e)) => Some(storage_failure(&e.to_string())),
+            Err(fatal) => Some(format!("Raft stopped: {fatal}; the node stops")),
+        }
     }
 
     /// A leader sent this node entries or a heartbeat.
@@ -879,6 +926,16 @@ impl Consensus {
         }
         if let Err(e) = self.store.db().persist(fjall::PersistMode::SyncAll) {
             tracing::warn!(error = %e, "final persist");
+            return;
+        }
+        // The whole log is on disk: the watermark says where it ends.
+        match self.log.last_index() {
+            Ok(last) => {
+                if let Err(e) = self.log.watermark().write_final(last) {
+                    tracing::warn!(error = %e, "cannot write the log watermark");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot read the log's end"),
         }
     }
 

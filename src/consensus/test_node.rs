@@ -20,6 +20,7 @@ pub(crate) async fn leading_single_node() -> (tempfile::TempDir, Arc<Consensus>)
             heartbeat_ms: 50,
             snapshot_every: 0,
             snapshot_chunk_bytes: crate::state::snapshot::CHUNK_BYTES,
+            max_journal_bytes: 256 << 20,
         },
     )
     .await

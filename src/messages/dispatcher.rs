@@ -605,7 +605,8 @@ impl DispatcherState {
     /// Takes as many queued messages as each owned channel has room for and claims
     /// them in Raft; the actors start when the claim is answered (`Claimed`).
     async fn pump(&mut self, myself: &ActorRef<DispatchMsg>) {
-        if self.draining || !self.lease.valid() {
+        // A node started with `hold_channels` sends nothing.
+        if self.draining || self.lease.held() || !self.lease.valid() {
             return;
         }
         let me = self.node_id();

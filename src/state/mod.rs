@@ -10,6 +10,8 @@ pub mod compliance;
 #[cfg(test)]
 mod config_refs_tests;
 #[cfg(test)]
+mod idem_tests;
+#[cfg(test)]
 mod list_tests;
 pub mod memtables;
 pub mod message_key;

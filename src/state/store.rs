@@ -919,8 +919,37 @@ impl StateStore {
         match self.idem.get(join_key(tenant, key))? {
             Some(v) => {
                 let r: IdemRecord = wire::decode(&v)?;
-                Ok((now - r.at < IDEMPOTENCY_TTL_MS).then_some((r.id, r.body_hash)))
+                // A record whose message was purged (retention shorter than the key's
+                // 24 h) answers nothing: the retry is a new message, as the state machine
+                // decides too (`idem_replay`).
+                let live = self.cache().contains_key(&r.id)
+                    || self.messages.contains_key(r.id.as_bytes())?;
+                Ok((live && now - r.at < IDEMPOTENCY_TTL_MS).then_some((r.id, r.body_hash)))
             }
+            None => Ok(None),
+        }
+    }
+
+    /// Writes an idempotency row directly (tests build rows no op sequence leaves now).
+    #[cfg(test)]
+    pub(super) fn put_idem_row(&self, tenant: &str, key: &str, id: &str, hash: &str, at: i64) {
+        let rec = IdemRecord {
+            id: id.into(),
+            body_hash: hash.into(),
+            at,
+        };
+        let bytes = wire::encode(&rec).expect("encode");
+        self.idem
+            .insert(join_key(tenant, key), bytes)
+            .expect("insert");
+    }
+
+    /// The message id the idempotency row of (tenant, key) names, whatever its age or
+    /// whether the message still exists (tests look at the row itself).
+    #[cfg(test)]
+    pub(super) fn idem_row(&self, tenant: &str, key: &str) -> Result<Option<String>, StoreError> {
+        match self.idem.get(join_key(tenant, key))? {
+            Some(v) => Ok(Some(wire::decode::<IdemRecord>(&v)?.id)),
             None => Ok(None),
         }
     }
@@ -1714,6 +1743,16 @@ impl StateStore {
                     }
                     ctx.messages.remove(id);
                     ctx.purged.push(id.clone());
+                    // Its idempotency row goes with it (the key accept wrote), unless the
+                    // key has since been taken by a newer message.
+                    if let Some(key) = &m.idempotency_key {
+                        let ik = join_key(&m.tenant, key);
+                        if let Some(v) = self.kv_get(ctx, T_IDEM, &ik)?
+                            && wire::decode::<IdemRecord>(&v)?.id == m.id
+                        {
+                            ctx.kv.insert((T_IDEM, ik), None);
+                        }
+                    }
                     ctx.kv
                         .insert((T_TENANT_MSG, join_key(&m.tenant, &m.id)), None);
                     if let Some(r) = &m.client_ref {
@@ -1886,13 +1925,9 @@ impl StateStore {
         };
         use super::compliance::{WindowRow, counter_key, expiry_key};
         let replay = match (&m.idempotency_key, &m.body_hash) {
-            (Some(key), Some(_)) => match self.kv_get(ctx, T_IDEM, &join_key(&m.tenant, key))? {
-                Some(v) => {
-                    let r: IdemRecord = wire::decode(&v)?;
-                    m.created_at - r.at < IDEMPOTENCY_TTL_MS
-                }
-                None => false,
-            },
+            (Some(key), Some(_)) => self
+                .idem_replay(ctx, &m.tenant, key, m.created_at)?
+                .is_some(),
             _ => false,
         } || self.exists(ctx, &m.id)?;
         if replay {
@@ -2071,18 +2106,40 @@ impl StateStore {
         }
     }
 
+    /// The idempotency record of (tenant, key) that makes an accept at `at` a replay: one
+    /// younger than the key's TTL whose message still exists. A record whose message was
+    /// purged (or purged earlier in this batch) counts as absent, so the retry is a new
+    /// message instead of a 404 or a 409 naming an id nobody can read. Decided from the
+    /// replicated rows only, so every member answers the same.
+    fn idem_replay(
+        &self,
+        ctx: &ApplyCtx,
+        tenant: &str,
+        key: &str,
+        at: i64,
+    ) -> Result<Option<IdemRecord>, StoreError> {
+        let Some(v) = self.kv_get(ctx, T_IDEM, &join_key(tenant, key))? else {
+            return Ok(None);
+        };
+        let r: IdemRecord = wire::decode(&v)?;
+        if at - r.at >= IDEMPOTENCY_TTL_MS
+            || ctx.purged.contains(&r.id)
+            || !self.exists(ctx, &r.id)?
+        {
+            return Ok(None);
+        }
+        Ok(Some(r))
+    }
+
     fn accept(&self, ctx: &mut ApplyCtx, m: &Message) -> Result<OpResult, StoreError> {
         if let (Some(key), Some(hash)) = (&m.idempotency_key, &m.body_hash) {
             let ik = join_key(&m.tenant, key);
-            if let Some(v) = self.kv_get(ctx, T_IDEM, &ik)? {
-                let r: IdemRecord = wire::decode(&v)?;
-                if m.created_at - r.at < IDEMPOTENCY_TTL_MS {
-                    return Ok(if &r.body_hash == hash {
-                        OpResult::Duplicate { id: r.id }
-                    } else {
-                        OpResult::IdempotencyConflict { id: r.id }
-                    });
-                }
+            if let Some(r) = self.idem_replay(ctx, &m.tenant, key, m.created_at)? {
+                return Ok(if &r.body_hash == hash {
+                    OpResult::Duplicate { id: r.id }
+                } else {
+                    OpResult::IdempotencyConflict { id: r.id }
+                });
             }
             let rec = IdemRecord {
                 id: m.id.clone(),

@@ -5,6 +5,9 @@ mod common;
 
 mod t10_send_basic;
 mod t20_kill9_durability;
+mod t22_store_damage;
+mod t24_hold_channels;
+mod t26_moved_cluster_addr;
 mod t30_errors;
 mod t32_input_edges;
 mod t34_callback_urls;
