@@ -114,7 +114,7 @@ impl Default for Config {
             snapshot_chunk_bytes: crate::state::snapshot::CHUNK_BYTES,
             worker_threads: 0,
             http_max_connections: None,
-            http_header_timeout_seconds: 10,
+            http_header_timeout_seconds: 60,
             http_idle_timeout_seconds: 75,
             webhook_tenant_concurrency: None,
             webhook_allow_private: false,
@@ -282,7 +282,7 @@ pub struct StartArgs {
     /// Open HTTP client connections at most (more wait in the backlog) [default: min(10000, open-file limit / 2)].
     #[arg(long, value_name = "N", allow_negative_numbers = true)]
     pub http_max_connections: Option<usize>,
-    /// Seconds a connection has to send a request head before it is closed, 1..=3600 [default: 10].
+    /// Seconds a connection has to send a request head before it is closed, 1..=3600 [default: 60].
     #[arg(long, value_name = "SECONDS", allow_negative_numbers = true)]
     pub http_header_timeout_seconds: Option<u64>,
     /// Seconds without traffic after which a connection is closed, 1..=86400 [default: 75].

@@ -455,8 +455,13 @@ impl Node {
             idle_timeout_seconds = cfg.http_idle_timeout_seconds,
             "HTTP connection limits"
         );
+        // Peers keep idle pooled connections up to 30 s (`consensus::network`): the
+        // cluster port's header timeout (how long an idle kept-alive connection stays
+        // open) stays above that whatever the API's is, so a peer never sends on a
+        // connection the node is closing.
         let cluster_limits = crate::serve::ServeLimits {
             max_connections: crate::serve::CLUSTER_MAX_CONNECTIONS,
+            header_timeout: crate::serve::CLUSTER_HEADER_TIMEOUT,
             ..http_limits
         };
         // The one registry of this node's channels: the channel supervisor fills it, the API

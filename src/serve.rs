@@ -20,6 +20,10 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
 use tracing::{debug, info, warn};
 
+/// The cluster port's header timeout (also how long an idle kept-alive connection of a
+/// peer stays open): above the 30 s peers keep idle pooled connections.
+pub const CLUSTER_HEADER_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// The most connections `http_max_connections` defaults to.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
 /// Open connections of the cluster port at most: a few per member (Raft RPC pool, actor
