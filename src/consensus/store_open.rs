@@ -46,6 +46,15 @@ pub fn open(
             .open()
             .map_err(|e| match e {
                 fjall::Error::Locked => StartError::Locked,
+                // A journal entry that fails its checksum (bytes changed on disk): the
+                // store is damaged, as when reading an entry panics.
+                fjall::Error::JournalRecovery(r) => StartError::Refused(format!(
+                    "data_dir {}: the store in {} is damaged: reading {} failed \
+                     ({r:?}); {WHAT_TO_DO}",
+                    data_dir.display(),
+                    store_dir.display(),
+                    journals(&store_dir)
+                )),
                 e => refused_open(data_dir, &store_dir, &fjall_reason(&e)),
             })?;
         let store = StateStore::open(&db)

@@ -74,9 +74,17 @@ async fn stopped_node_with_messages(dir: &Path, n: usize) -> (GwNode, Vec<String
 /// The refusal is one line (with the `error:` prefix), names the data dir and says what to
 /// do; no panic message or backtrace reached stderr.
 fn assert_one_line_refusal(err: &str, data: &Path, want: &str) {
+    // Log records (timestamped; fjall logs a failed checksum as an ERROR record before
+    // the refusal) are not the refusal: exactly one line is.
     let lines: Vec<&str> = err
         .lines()
-        .filter(|l| !l.trim().is_empty() && !l.contains(" INFO ") && !l.contains(" WARN "))
+        .filter(|l| {
+            !l.trim().is_empty()
+                && !(l.starts_with("20")
+                    && [" INFO ", " WARN ", " ERROR "]
+                        .iter()
+                        .any(|lv| l.contains(lv)))
+        })
         .collect();
     assert_eq!(lines.len(), 1, "one line: {err}");
     let line = lines[0];
