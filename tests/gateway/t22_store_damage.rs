@@ -76,15 +76,15 @@ async fn stopped_node_with_messages(dir: &Path, n: usize) -> (GwNode, Vec<String
 fn assert_one_line_refusal(err: &str, data: &Path, want: &str) {
     // Log records (timestamped; fjall logs a failed checksum as an ERROR record before
     // the refusal) are not the refusal: exactly one line is.
+    let is_log = |l: &str| {
+        l.starts_with("20")
+            && [" INFO ", " WARN ", " ERROR "]
+                .iter()
+                .any(|lv| l.contains(lv))
+    };
     let lines: Vec<&str> = err
         .lines()
-        .filter(|l| {
-            !l.trim().is_empty()
-                && !(l.starts_with("20")
-                    && [" INFO ", " WARN ", " ERROR "]
-                        .iter()
-                        .any(|lv| l.contains(lv)))
-        })
+        .filter(|l| !l.trim().is_empty() && !is_log(l))
         .collect();
     assert_eq!(lines.len(), 1, "one line: {err}");
     let line = lines[0];
