@@ -29,6 +29,9 @@ pub struct Config {
     pub peers: String,
     /// Token for /admin/*; generated and stored in `<data-dir>/admin.token` when absent.
     pub admin_token: Option<String>,
+    /// Shared secret every cluster-port request must carry (`x-smsgw-cluster-secret`);
+    /// unset: the cluster port takes anyone who reaches it (keep it on a private network).
+    pub cluster_secret: Option<String>,
     /// Log filter (tracing EnvFilter syntax).
     pub log: String,
     /// Largest accepted HTTP request body, bytes (larger: 413).
@@ -96,6 +99,7 @@ impl Default for Config {
             data_dir: None,
             peers: String::new(),
             admin_token: None,
+            cluster_secret: None,
             log: "info".into(),
             max_body_bytes: 1024 * 1024,
             node_queue_limit: 1_000_000,
@@ -158,13 +162,14 @@ impl Origins {
 }
 
 /// Every key of [`Config`], as spelled in the TOML file; env names are `SMSGW_` + upper case.
-pub const FIELDS: [&str; 26] = [
+pub const FIELDS: [&str; 27] = [
     "node_id",
     "http",
     "cluster_addr",
     "data_dir",
     "peers",
     "admin_token",
+    "cluster_secret",
     "log",
     "max_body_bytes",
     "node_queue_limit",
@@ -239,6 +244,9 @@ pub struct StartArgs {
     /// Token for /admin/* (at least 16 characters); generated at first start when absent.
     #[arg(long, value_name = "TOKEN")]
     pub admin_token: Option<String>,
+    /// Shared secret of the cluster port (at least 16 characters), the same on every member.
+    #[arg(long, value_name = "SECRET")]
+    pub cluster_secret: Option<String>,
     /// Log filter, tracing EnvFilter syntax (beats RUST_LOG) [default: info].
     #[arg(long, value_name = "FILTER")]
     pub log: Option<String>,
@@ -513,6 +521,11 @@ impl Config {
                 "admin_token",
                 format!("{why} (leave it unset to have one generated)"),
             ));
+        }
+        if let Some(secret) = &self.cluster_secret
+            && let Err(why) = check_admin_token(secret)
+        {
+            return Err(E::field_err("cluster_secret", why));
         }
         if let Err(why) = check_log_filter(&self.log) {
             return Err(E::field_err("log", why));
@@ -797,6 +810,7 @@ fn flag_name(field: &'static str) -> &'static str {
         "data_dir" => "--data-dir",
         "peers" => "--peers",
         "admin_token" => "--admin-token",
+        "cluster_secret" => "--cluster-secret",
         "log" => "--log",
         "max_body_bytes" => "--max-body-bytes",
         "node_queue_limit" => "--node-queue-limit",
@@ -999,6 +1013,7 @@ fn set_field(cfg: &mut Config, field: &str, raw: Raw<'_>) -> Result<(), String> 
         "data_dir" => cfg.data_dir = Some(PathBuf::from(raw.text()?)),
         "peers" => cfg.peers = raw.text()?,
         "admin_token" => cfg.admin_token = Some(raw.text()?),
+        "cluster_secret" => cfg.cluster_secret = Some(raw.text()?),
         "log" => cfg.log = raw.text()?,
         "max_body_bytes" => cfg.max_body_bytes = raw.usize()?,
         "node_queue_limit" => cfg.node_queue_limit = raw.u64()?,
@@ -1102,6 +1117,10 @@ fn apply_flags(cfg: &mut Config, origins: &mut HashMap<&'static str, Origin>, a:
     if let Some(v) = &a.admin_token {
         cfg.admin_token = Some(v.clone());
         mark("admin_token");
+    }
+    if let Some(v) = &a.cluster_secret {
+        cfg.cluster_secret = Some(v.clone());
+        mark("cluster_secret");
     }
     if let Some(v) = &a.log {
         cfg.log = v.clone();

@@ -420,6 +420,7 @@ impl Node {
                 snapshot_every: cfg.snapshot_every_entries,
                 snapshot_chunk_bytes: cfg.snapshot_chunk_bytes,
                 max_journal_bytes: cfg.store_max_journal_mb << 20,
+                cluster_secret: cfg.cluster_secret.clone(),
             },
         )
         .await
@@ -471,7 +472,10 @@ impl Node {
         let tokens = Arc::new(crate::tenants::authority::TokenSource::new(
             consensus.clone(),
         ));
-        let raft_router = consensus.router().merge(mesh.router());
+        let raft_router = crate::cluster::secret::guard(
+            consensus.router().merge(mesh.router()),
+            consensus.cluster_secret(),
+        );
         tokio::spawn(crate::serve::serve(
             cluster_listener,
             raft_router,

@@ -62,6 +62,8 @@ enum DialError {
 pub struct Mesh {
     node_id: u64,
     server: ActorRef<NodeServerMessage>,
+    /// Sent with the upgrade request when the cluster port has a secret.
+    secret: Option<Arc<str>>,
 }
 
 /// The ractor_cluster node name of member `id`.
@@ -135,7 +137,11 @@ impl Mesh {
         let (server, _) = Actor::spawn(None, server, ())
             .await
             .map_err(|e| MeshError::Start(e.to_string()))?;
-        let mesh = Arc::new(Mesh { node_id, server });
+        let mesh = Arc::new(Mesh {
+            node_id,
+            server,
+            secret: consensus.cluster_secret(),
+        });
         tokio::spawn(dial_members(mesh.clone(), consensus));
         Ok(mesh)
     }
@@ -168,7 +174,7 @@ impl Mesh {
     /// Opens a session to member `id` at `addr`: a TCP connection, an HTTP upgrade, then
     /// ractor_cluster's handshake over it.
     async fn dial(&self, id: u64, addr: &str) -> Result<(), DialError> {
-        let io = tokio::time::timeout(DIAL_TIMEOUT, upgrade_to(addr))
+        let io = tokio::time::timeout(DIAL_TIMEOUT, upgrade_to(addr, self.secret.as_deref()))
             .await
             .map_err(|_| DialError::Timeout)??;
         let stream = UpgradedStream {
@@ -228,7 +234,10 @@ async fn accept(mesh: Arc<Mesh>, mut req: Request) -> Response {
 
 /// The client side of the upgrade: an HTTP/1.1 connection to `addr` turned into a raw
 /// byte stream.
-async fn upgrade_to(addr: &str) -> Result<TokioIo<hyper::upgrade::Upgraded>, DialError> {
+async fn upgrade_to(
+    addr: &str,
+    secret: Option<&str>,
+) -> Result<TokioIo<hyper::upgrade::Upgraded>, DialError> {
     let tcp = tokio::net::TcpStream::connect(addr)
         .await
         .map_err(DialError::Connect)?;
@@ -239,7 +248,11 @@ async fn upgrade_to(addr: &str) -> Result<TokioIo<hyper::upgrade::Upgraded>, Dia
     tokio::spawn(async move {
         let _ = conn.with_upgrades().await;
     });
-    let req = axum::http::Request::get("/cluster/actors")
+    let mut req = axum::http::Request::get("/cluster/actors");
+    if let Some(secret) = secret {
+        req = req.header(crate::cluster::secret::HEADER, secret);
+    }
+    let req = req
         .header(header::HOST, addr)
         .header(header::CONNECTION, "upgrade")
         .header(header::UPGRADE, UPGRADE_PROTOCOL)

@@ -8,5 +8,6 @@
 pub mod lease;
 pub mod mesh;
 pub mod placement;
+pub mod secret;
 
 pub use lease::Lease;

@@ -236,6 +236,9 @@ pub struct ConsensusOptions {
     /// memtables that pin the oldest journal so it can be deleted; bounds the disk that
     /// journals of purged rows hold while the node runs.
     pub max_journal_bytes: u64,
+    /// The cluster port's shared secret (`cluster_secret`): sent on every request to a
+    /// peer and required of every request served there.
+    pub cluster_secret: Option<String>,
 }
 
 struct WriteRequest {
@@ -249,6 +252,8 @@ pub struct Consensus {
     node_id: u64,
     store: Arc<StateStore>,
     network: network::HttpNetwork,
+    /// See [`ConsensusOptions::cluster_secret`].
+    cluster_secret: Option<Arc<str>>,
     writes: mpsc::Sender<WriteRequest>,
     /// A follower's accepts, packed so that concurrent sends share one forward to the
     /// leader (one HTTP call, one entry there). Only retry-safe operations go this way, so
@@ -344,7 +349,8 @@ impl Consensus {
                 .validate()
                 .map_err(|e| StartError::Raft(e.to_string()))?,
         );
-        let network = network::HttpNetwork::new(opts.snapshot_chunk_bytes);
+        let network =
+            network::HttpNetwork::new(opts.snapshot_chunk_bytes, opts.cluster_secret.as_deref());
         let raft = Raft::new(opts.node_id, config, network.clone(), log, sm)
             .await
             .map_err(|e| StartError::Raft(e.to_string()))?;
@@ -392,6 +398,7 @@ impl Consensus {
             node_id: opts.node_id,
             store,
             network,
+            cluster_secret: opts.cluster_secret.as_deref().map(Arc::from),
             writes: tx,
             forwards,
             arrivals,
@@ -903,6 +910,12 @@ impl Consensus {
             .route("/raft/admin", post(rpc_admin))
             .layer(DefaultBodyLimit::max(256 * 1024 * 1024))
             .with_state(self.clone())
+    }
+
+    /// The cluster port's shared secret, if one is set (the actor mesh sends and checks
+    /// it too).
+    pub fn cluster_secret(&self) -> Option<Arc<str>> {
+        self.cluster_secret.clone()
     }
 
     /// Stops Raft after the writes under way have been answered (bounded by

@@ -37,8 +37,17 @@ pub struct HttpNetwork {
 impl HttpNetwork {
     /// A pool with short connect timeouts so a dead peer is noticed quickly; snapshots go
     /// out in chunks of about `snapshot_chunk_bytes`.
-    pub fn new(snapshot_chunk_bytes: usize) -> Self {
+    /// With `cluster_secret`, every request carries it (`x-smsgw-cluster-secret`).
+    pub fn new(snapshot_chunk_bytes: usize, cluster_secret: Option<&str>) -> Self {
+        let mut headers = reqwest::header::HeaderMap::new();
+        if let Some(secret) = cluster_secret
+            && let Ok(mut value) = reqwest::header::HeaderValue::from_str(secret)
+        {
+            value.set_sensitive(true);
+            headers.insert(crate::cluster::secret::HEADER, value);
+        }
         let client = crate::http_client::builder()
+            .default_headers(headers)
             .connect_timeout(Duration::from_millis(500))
             .pool_idle_timeout(Duration::from_secs(30))
             .tcp_nodelay(true)
@@ -361,7 +370,7 @@ mod tests {
             cluster_addr: addr,
             http_addr: String::new(),
         };
-        let mut peer = HttpNetwork::new(crate::state::snapshot::CHUNK_BYTES)
+        let mut peer = HttpNetwork::new(crate::state::snapshot::CHUNK_BYTES, None)
             .new_client(1, &node)
             .await;
         // Node 2 asks whether it could campaign in the next term.

@@ -21,6 +21,7 @@ pub(crate) async fn leading_single_node() -> (tempfile::TempDir, Arc<Consensus>)
             snapshot_every: 0,
             snapshot_chunk_bytes: crate::state::snapshot::CHUNK_BYTES,
             max_journal_bytes: 256 << 20,
+            cluster_secret: None,
         },
     )
     .await
