@@ -19,7 +19,7 @@ use crate::encoding::reassembly::Assembled;
 use crate::protocols::http_upstream::HttpChannelOptions;
 use crate::protocols::http_upstream::inbound::parse_inbound;
 use crate::protocols::http_upstream::options::InboundSettings;
-use crate::protocols::http_upstream::receipt::{ReceiptError, authenticate};
+use crate::protocols::http_upstream::receipt::{ReceiptError, authenticate, is_form_body};
 
 /// The compiled `options.inbound` of an HTTP channel, if it has one.
 fn inbound_settings(st: &AppState, channel: &str) -> Option<InboundSettings> {
@@ -28,20 +28,6 @@ fn inbound_settings(st: &AppState, channel: &str) -> Option<InboundSettings> {
     let options: serde_json::Map<String, serde_json::Value> =
         serde_json::from_str(&ch.options_json).ok()?;
     HttpChannelOptions::parse(&options).ok()?.inbound
-}
-
-/// Whether a provider's body is form fields: declared so, and not plainly JSON (`curl
-/// -d '{...}'` declares a form; no form body starts with a brace or bracket).
-fn is_form(headers: &HeaderMap, body: &[u8]) -> bool {
-    let json_body = matches!(
-        body.iter().find(|b| !b.is_ascii_whitespace()),
-        Some(b'{' | b'[')
-    );
-    !json_body
-        && headers
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"))
 }
 
 /// `POST /v1/mo/{channel}`
@@ -75,14 +61,23 @@ async fn receive_inner(
             "missing or wrong MO credentials for this channel",
         )
     })?;
-    let messages =
-        parse_inbound(&settings, &body, is_form(&headers, &body)).map_err(|e| match e {
-            ReceiptError::Invalid { field, message } if field == "body" => {
-                ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", message)
-            }
-            ReceiptError::Invalid { field, message } => ApiError::invalid(&field, message),
-            ReceiptError::Unauthorized => ApiError::unauthorized(),
-        })?;
+    let messages = parse_inbound(
+        &settings,
+        &body,
+        is_form_body(
+            headers
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok()),
+            &body,
+        ),
+    )
+    .map_err(|e| match e {
+        ReceiptError::Invalid { field, message } if field == "body" => {
+            ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", message)
+        }
+        ReceiptError::Invalid { field, message } => ApiError::invalid(&field, message),
+        ReceiptError::Unauthorized => ApiError::unauthorized(),
+    })?;
     let received = messages.len();
     let stores = messages.into_iter().map(|m| {
         let whole = Assembled {

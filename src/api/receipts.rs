@@ -21,7 +21,9 @@ use super::AppState;
 use super::error::ApiError;
 use crate::protocols::http_upstream::HttpChannelOptions;
 use crate::protocols::http_upstream::options::ReceiptSettings;
-use crate::protocols::http_upstream::receipt::{ReceiptError, authenticate, parse_receipts};
+use crate::protocols::http_upstream::receipt::{
+    ReceiptError, authenticate, is_form_body, parse_receipts,
+};
 use crate::protocols::http_upstream::status_map::CommonStatus;
 use crate::protocols::smpp::receipt::id_keys;
 use crate::state::{ErrorInfo, Op, OpResult, ReceiptOutcome};
@@ -113,17 +115,12 @@ async fn receive_inner(
             "missing or wrong receipt credentials for this channel",
         )
     })?;
-    // Form fields when declared so, unless the body is plainly JSON: `curl -d '{...}'`
-    // declares a form, and no form body starts with a brace or bracket.
-    let json_body = matches!(
-        body.iter().find(|b| !b.is_ascii_whitespace()),
-        Some(b'{' | b'[')
-    );
-    let form = !json_body
-        && headers
+    let form = is_form_body(
+        headers
             .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+            .and_then(|v| v.to_str().ok()),
+        &body,
+    );
     let receipts = parse_receipts(&settings, &body, form).map_err(|e| match e {
         ReceiptError::Invalid { field, message } if field == "body" => {
             ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", message)

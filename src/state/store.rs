@@ -414,6 +414,15 @@ pub struct ScanBudget {
     pub until: std::time::Instant,
 }
 
+impl ScanBudget {
+    /// Whether a scan that has read `scanned` rows must stop here (the clock is read
+    /// every 256 rows only).
+    pub fn spent(&self, scanned: usize) -> bool {
+        scanned >= self.max_rows
+            || (scanned.is_multiple_of(256) && std::time::Instant::now() >= self.until)
+    }
+}
+
 /// One page of [`StateStore::list_messages`].
 #[derive(Debug, Default)]
 pub struct ListPage {
@@ -806,10 +815,7 @@ impl StateStore {
                     return Ok(page);
                 }
             }
-            // The clock is read every 256 rows only.
-            if scanned >= budget.max_rows
-                || (scanned % 256 == 0 && std::time::Instant::now() >= budget.until)
-            {
+            if budget.spent(scanned) {
                 page.next = Some(id);
                 page.partial = true;
                 return Ok(page);
@@ -844,9 +850,7 @@ impl StateStore {
                     return Ok(page);
                 }
             }
-            if scanned >= budget.max_rows
-                || (scanned % 256 == 0 && std::time::Instant::now() >= budget.until)
-            {
+            if budget.spent(scanned) {
                 page.next = Some(id);
                 page.partial = true;
                 return Ok(page);

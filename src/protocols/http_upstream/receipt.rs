@@ -90,6 +90,17 @@ pub(super) fn invalid(field: &str, message: impl Into<String>) -> ReceiptError {
     }
 }
 
+/// Whether a provider's POST body is form fields: declared so (`content_type`), and not
+/// plainly JSON (`curl -d '{...}'` declares a form; no form body starts with a brace or
+/// bracket).
+pub fn is_form_body(content_type: Option<&str>, body: &[u8]) -> bool {
+    let json_body = matches!(
+        body.iter().find(|b| !b.is_ascii_whitespace()),
+        Some(b'{' | b'[')
+    );
+    !json_body && content_type.is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"))
+}
+
 /// A provider's POST body as JSON: form fields become a flat object.
 pub(super) fn read_body(body: &[u8], form: bool) -> Result<Value, ReceiptError> {
     if form {
