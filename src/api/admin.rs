@@ -1069,6 +1069,27 @@ pub fn local_channel_stats(registry: &crate::channels::ChannelRegistry, id: &str
     })
 }
 
+/// Where a channel runtime keeps one kind of bind state (its binds, or their receivers).
+type StatusesOf = fn(
+    &crate::channels::registry::ChannelRuntime,
+) -> &std::sync::Mutex<
+    std::collections::BTreeMap<usize, crate::channels::registry::BindStatus>,
+>;
+
+/// The state shown for a bind (or its receiver): this node's own registry when it runs
+/// it, else the replicated report of a node still heard from, else "down".
+fn shown_state<'a>(
+    local: Option<&'static str>,
+    report: Option<&'a crate::state::BindReport>,
+    live: bool,
+) -> &'a str {
+    match (local, report) {
+        (Some(s), _) => s,
+        (None, Some(r)) if live => r.state.as_str(),
+        _ => "down",
+    }
+}
+
 /// A channel as the admin API shows it: config, the owner and each bind's state from the
 /// replicated state (the same on every node), and the figures of `live` (the owner's
 /// `local_channel_stats`).
@@ -1082,27 +1103,23 @@ fn channel_view(st: &AppState, c: &Channel, live: Option<Value>) -> Value {
             .filter(|((_, i), b)| *i < c.binds.max(1) && Some(b.node) == owner)
             .map(|((_, i), b)| {
                 // This node's own binds: its registry is the truth (no report delay).
-                let local = (b.node == st.consensus.node_id())
+                let rt = (b.node == st.consensus.node_id())
                     .then(|| st.registry.find(&c.id))
-                    .flatten()
-                    .and_then(|rt| {
-                        rt.bind_status
+                    .flatten();
+                let local = |statuses: StatusesOf| {
+                    rt.as_deref().and_then(|rt| {
+                        statuses(rt)
                             .lock()
                             .unwrap_or_else(|e| e.into_inner())
                             .get(&(*i as usize))
                             .map(|s| s.state)
-                    });
-                // A report of a node that stopped sending heartbeats is stale: shown down.
-                let live = || {
-                    cfg.nodes.get(&b.node).is_some_and(|n| {
-                        n.heard_within(now_ms(), crate::cluster::lease::DEAD_AFTER)
                     })
                 };
-                let state = match local {
-                    Some(s) => s,
-                    None if live() => b.state.as_str(),
-                    None => "down",
-                };
+                // A report of a node that stopped sending heartbeats is stale: shown down.
+                let live = cfg.nodes.get(&b.node).is_some_and(|n| {
+                    n.heard_within(now_ms(), crate::cluster::lease::DEAD_AFTER)
+                });
+                let state = shown_state(local(|rt| &rt.bind_status), Some(b), live);
                 let mut view = json!({"node": b.node, "bind": format!("{}#{i}", c.id), "state": state, "since": rfc3339(b.since)});
                 // A transmitter bind's receiver (receipts and MO arrive only there).
                 if crate::channels::receiver_bind::needed(c) {
@@ -1110,21 +1127,9 @@ fn channel_view(st: &AppState, c: &Channel, live: Option<Value>) -> Value {
                         .bind_states
                         .get(&(c.id.clone(), RECEIVER_INDEX_BASE + *i))
                         .filter(|r| r.node == b.node);
-                    let local_receiver = (b.node == st.consensus.node_id())
-                        .then(|| st.registry.find(&c.id))
-                        .flatten()
-                        .and_then(|rt| {
-                            rt.receiver_status
-                                .lock()
-                                .unwrap_or_else(|e| e.into_inner())
-                                .get(&(*i as usize))
-                                .map(|s| s.state)
-                        });
-                    let receiver = match (state, local_receiver, reported) {
-                        ("down", _, _) => "down",
-                        (_, Some(s), _) => s,
-                        (_, None, Some(r)) if live() => r.state.as_str(),
-                        _ => "down",
+                    let receiver = match state {
+                        "down" => "down",
+                        _ => shown_state(local(|rt| &rt.receiver_status), reported, live),
                     };
                     view["receiver"] = json!(receiver);
                 }

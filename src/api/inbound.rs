@@ -78,24 +78,15 @@ pub async fn list(
             && keyword.is_none_or(|k| m.keyword == k)
             && since.is_none_or(|s| m.received_at >= s)
     };
-    let budget = crate::state::ScanBudget {
-        max_rows: super::messages::LIST_SCAN_MAX_ROWS,
-        until: std::time::Instant::now() + super::messages::LIST_SCAN_BUDGET,
-    };
     // One row more than the page tells whether anything follows it.
     let mut page = st.consensus.store().list_inbound(
         &tenant.id,
         cursor.as_deref(),
         limit + 1,
-        budget,
+        super::messages::list_scan_budget(),
         filter,
     )?;
-    if page.messages.len() > limit {
-        page.messages.truncate(limit);
-        page.next = page.messages.last().map(|m| m.id.clone());
-    } else if !page.partial {
-        page.next = None;
-    }
+    page.trim_to(limit, |m| &m.id);
     let data: Vec<Value> = page.messages.iter().map(|m| m.json(&tenant.id)).collect();
     let mut body = json!({"messages": data, "next": page.next});
     if page.partial {

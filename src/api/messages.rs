@@ -638,9 +638,18 @@ pub(super) async fn read_your_writes(st: &AppState) -> Result<(), ApiError> {
 /// How long one `GET /v1/messages` may scan a tenant's rows for filter matches before
 /// it answers what it found with `"partial": true` (filters other than `client_ref`,
 /// which has an index, read the rows newest first).
-pub(super) const LIST_SCAN_BUDGET: std::time::Duration = std::time::Duration::from_millis(250);
+const LIST_SCAN_BUDGET: std::time::Duration = std::time::Duration::from_millis(250);
 /// At most this many rows are read for one page, whatever the time.
-pub(super) const LIST_SCAN_MAX_ROWS: usize = 200_000;
+const LIST_SCAN_MAX_ROWS: usize = 200_000;
+
+/// What one filtered list request (messages or inbound) may read before it answers a
+/// partial page.
+pub(super) fn list_scan_budget() -> crate::state::ScanBudget {
+    crate::state::ScanBudget {
+        max_rows: LIST_SCAN_MAX_ROWS,
+        until: std::time::Instant::now() + LIST_SCAN_BUDGET,
+    }
+}
 
 /// Query of `GET /v1/messages`.
 #[derive(Deserialize)]
@@ -707,24 +716,15 @@ pub async fn list(
         None => None,
     };
     // One row more than the page tells whether anything follows it.
-    let budget = crate::state::ScanBudget {
-        max_rows: LIST_SCAN_MAX_ROWS,
-        until: std::time::Instant::now() + LIST_SCAN_BUDGET,
-    };
     let mut page = st.consensus.store().list_messages(
         &tenant.id,
         cursor.as_deref(),
         limit + 1,
         q.client_ref.as_deref(),
-        budget,
+        list_scan_budget(),
         filter,
     )?;
-    if page.messages.len() > limit {
-        page.messages.truncate(limit);
-        page.next = page.messages.last().map(|m| m.id.clone());
-    } else if !page.partial {
-        page.next = None;
-    }
+    page.trim_to(limit, |m| &m.id);
     let data: Vec<Value> = page.messages.iter().map(status_body).collect();
     Ok(Json(json!({"messages": data, "next": page.next, "partial": page.partial})).into_response())
 }

@@ -8,18 +8,19 @@
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 use tracing::{Instrument, info_span};
 
 use super::AppState;
 use super::error::ApiError;
+use super::receipts::{body_error, posted_form};
 use crate::encoding::reassembly::Assembled;
 use crate::protocols::http_upstream::HttpChannelOptions;
 use crate::protocols::http_upstream::inbound::parse_inbound;
 use crate::protocols::http_upstream::options::InboundSettings;
-use crate::protocols::http_upstream::receipt::{ReceiptError, authenticate, is_form_body};
+use crate::protocols::http_upstream::receipt::authenticate;
 
 /// The compiled `options.inbound` of an HTTP channel, if it has one.
 fn inbound_settings(st: &AppState, channel: &str) -> Option<InboundSettings> {
@@ -61,23 +62,8 @@ async fn receive_inner(
             "missing or wrong MO credentials for this channel",
         )
     })?;
-    let messages = parse_inbound(
-        &settings,
-        &body,
-        is_form_body(
-            headers
-                .get(header::CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok()),
-            &body,
-        ),
-    )
-    .map_err(|e| match e {
-        ReceiptError::Invalid { field, message } if field == "body" => {
-            ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", message)
-        }
-        ReceiptError::Invalid { field, message } => ApiError::invalid(&field, message),
-        ReceiptError::Unauthorized => ApiError::unauthorized(),
-    })?;
+    let messages =
+        parse_inbound(&settings, &body, posted_form(&headers, &body)).map_err(body_error)?;
     let received = messages.len();
     let stores = messages.into_iter().map(|m| {
         let whole = Assembled {

@@ -69,6 +69,28 @@ fn settings_of(channel: &str, options_json: &str) -> Option<Arc<ReceiptSettings>
     compiled
 }
 
+/// Whether a provider's POST (receipts or MO) is form fields rather than JSON.
+pub(super) fn posted_form(headers: &HeaderMap, body: &[u8]) -> bool {
+    is_form_body(
+        headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok()),
+        body,
+    )
+}
+
+/// A provider's POST body that cannot be read, as the API answers it: 400 when it is not
+/// JSON (or form fields) at all, else 422 naming the missing or wrong field.
+pub(super) fn body_error(e: ReceiptError) -> ApiError {
+    match e {
+        ReceiptError::Invalid { field, message } if field == "body" => {
+            ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", message)
+        }
+        ReceiptError::Invalid { field, message } => ApiError::invalid(&field, message),
+        ReceiptError::Unauthorized => ApiError::unauthorized(),
+    }
+}
+
 /// Receipts of one POST proposed together in one write.
 const RECEIPTS_PER_WRITE: usize = 500;
 
@@ -115,19 +137,8 @@ async fn receive_inner(
             "missing or wrong receipt credentials for this channel",
         )
     })?;
-    let form = is_form_body(
-        headers
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok()),
-        &body,
-    );
-    let receipts = parse_receipts(&settings, &body, form).map_err(|e| match e {
-        ReceiptError::Invalid { field, message } if field == "body" => {
-            ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", message)
-        }
-        ReceiptError::Invalid { field, message } => ApiError::invalid(&field, message),
-        ReceiptError::Unauthorized => ApiError::unauthorized(),
-    })?;
+    let receipts =
+        parse_receipts(&settings, &body, posted_form(&headers, &body)).map_err(body_error)?;
     let at = crate::clock::now_ms();
     let mut ignored = 0u64;
     let mut outcomes = Vec::new();

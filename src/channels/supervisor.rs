@@ -174,21 +174,17 @@ impl ChannelSupervisor {
         let mut now: HashMap<(String, u32), String> = HashMap::new();
         for c in channels {
             if let Some(rt) = st.registry.find(&c.id) {
-                let status = rt.bind_status.lock().unwrap_or_else(|e| e.into_inner());
-                for (index, b) in status.iter() {
-                    let running = st.binds.contains_key(&(c.id.clone(), *index));
-                    let state = if running { b.state } else { "down" };
-                    now.insert((c.id.clone(), *index as u32), state.to_string());
-                }
-                drop(status);
-                let receivers = rt.receiver_status.lock().unwrap_or_else(|e| e.into_inner());
-                for (index, b) in receivers.iter() {
-                    let running = st.binds.contains_key(&(c.id.clone(), *index));
-                    let state = if running { b.state } else { "down" };
-                    now.insert(
-                        (c.id.clone(), RECEIVER_INDEX_BASE + *index as u32),
-                        state.to_string(),
-                    );
+                // The binds, and the receivers beside them (reported at index + base).
+                for (statuses, base) in [
+                    (&rt.bind_status, 0),
+                    (&rt.receiver_status, RECEIVER_INDEX_BASE),
+                ] {
+                    let status = statuses.lock().unwrap_or_else(|e| e.into_inner());
+                    for (index, b) in status.iter() {
+                        let running = st.binds.contains_key(&(c.id.clone(), *index));
+                        let state = if running { b.state } else { "down" };
+                        now.insert((c.id.clone(), base + *index as u32), state.to_string());
+                    }
                 }
             }
         }

@@ -423,24 +423,68 @@ impl ScanBudget {
     }
 }
 
-/// One page of [`StateStore::list_messages`].
-#[derive(Debug, Default)]
-pub struct ListPage {
-    pub messages: Vec<Message>,
+/// One page of [`StateStore::list_messages`] (or, with inbound messages,
+/// [`StateStore::list_inbound`]).
+#[derive(Debug)]
+pub struct ListPage<T = Message> {
+    pub messages: Vec<T>,
     /// Where the next page starts (an id, exclusive); None: nothing older matches.
     pub next: Option<String>,
     /// The scan budget ran out before `limit` matches: older matches may follow `next`.
     pub partial: bool,
 }
 
-/// One page of [`StateStore::list_inbound`] (as [`ListPage`]).
-#[derive(Debug, Default)]
-pub struct InboundPage {
-    pub messages: Vec<crate::inbound::InboundMessage>,
-    /// Where the next page starts (an id, exclusive); None: nothing older matches.
-    pub next: Option<String>,
-    /// The scan budget ran out before `limit` matches: older matches may follow `next`.
-    pub partial: bool,
+impl<T> Default for ListPage<T> {
+    fn default() -> Self {
+        ListPage {
+            messages: Vec::new(),
+            next: None,
+            partial: false,
+        }
+    }
+}
+
+/// One page of [`StateStore::list_inbound`].
+pub type InboundPage = ListPage<crate::inbound::InboundMessage>;
+
+impl<T> ListPage<T> {
+    /// Takes the `scanned`th row of a scan, `id` (`item` when it matched), and says
+    /// whether the scan stops here: `limit` matches, or the budget spent (the page is
+    /// then `partial`); either way `next` goes on after `id`.
+    fn take(
+        &mut self,
+        id: String,
+        item: Option<T>,
+        limit: usize,
+        budget: &ScanBudget,
+        scanned: usize,
+    ) -> bool {
+        if let Some(item) = item {
+            self.messages.push(item);
+            if self.messages.len() >= limit {
+                self.next = Some(id);
+                return true;
+            }
+        }
+        if budget.spent(scanned) {
+            self.next = Some(id);
+            self.partial = true;
+            return true;
+        }
+        false
+    }
+
+    /// Cuts a page asked for with one row more than `limit` (which tells whether anything
+    /// follows) to `limit`: `next` is then the last row kept; a page that was not cut and
+    /// not partial has no `next`.
+    pub fn trim_to(&mut self, limit: usize, id_of: impl Fn(&T) -> &str) {
+        if self.messages.len() > limit {
+            self.messages.truncate(limit);
+            self.next = self.messages.last().map(|m| id_of(m).to_string());
+        } else if !self.partial {
+            self.next = None;
+        }
+    }
 }
 
 /// The `sm_tenant_msgs` key indexing a message by its client_ref:
@@ -805,19 +849,12 @@ impl StateStore {
             let k = kv.key()?;
             let id = String::from_utf8_lossy(k.get(prefix.len()..).unwrap_or_default()).to_string();
             scanned += 1;
-            if let Some(m) = self.get_message(&id)?
-                && client_ref.is_none_or(|r| m.client_ref.as_deref() == Some(r))
-                && filter(&m)
-            {
-                page.messages.push(Arc::unwrap_or_clone(m));
-                if page.messages.len() >= limit {
-                    page.next = Some(id);
-                    return Ok(page);
-                }
-            }
-            if budget.spent(scanned) {
-                page.next = Some(id);
-                page.partial = true;
+            let item = self
+                .get_message(&id)?
+                .filter(|m| client_ref.is_none_or(|r| m.client_ref.as_deref() == Some(r)))
+                .filter(|m| filter(m))
+                .map(Arc::unwrap_or_clone);
+            if page.take(id, item, limit, &budget, scanned) {
                 return Ok(page);
             }
         }
@@ -843,16 +880,8 @@ impl StateStore {
             let m: crate::inbound::InboundMessage = wire::decode(&v)?;
             scanned += 1;
             let id = m.id.clone();
-            if filter(&m) {
-                page.messages.push(m);
-                if page.messages.len() >= limit {
-                    page.next = Some(id);
-                    return Ok(page);
-                }
-            }
-            if budget.spent(scanned) {
-                page.next = Some(id);
-                page.partial = true;
+            let item = filter(&m).then_some(m);
+            if page.take(id, item, limit, &budget, scanned) {
                 return Ok(page);
             }
         }
