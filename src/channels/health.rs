@@ -44,6 +44,10 @@ const STORM_THROTTLE_SHARE: f64 = 0.8;
 const DECREASE: f64 = 0.7;
 /// How long the AIMD rate takes to climb from a decrease back to where it was.
 const RECOVERY: Duration = Duration::from_secs(4);
+/// Once no throttling was met for `RECOVERY`, the rate below the ceiling doubles this
+/// often: a run of cuts during an operator's throttling episode leaves the rate far below
+/// the line's contract, and climbing back linearly to each last cut took minutes.
+const PROBE_DOUBLING: Duration = Duration::from_secs(2);
 /// First and longest cool-down of an open breaker.
 const COOLDOWN_MIN: Duration = Duration::from_secs(2);
 const COOLDOWN_MAX: Duration = Duration::from_secs(60);
@@ -273,9 +277,18 @@ impl ChannelHealth {
         // was cut in about `RECOVERY` whatever the scale (an accepted submit is
         // 1/rate of a second of sending). A fixed step per submit overshoots a contract
         // far below the TPS within a few submits and keeps the line in throttling.
+        // Once a whole `RECOVERY` passed without a cut, the line is probed upwards
+        // exponentially (doubling every `PROBE_DOUBLING`) towards its ceiling.
         if i.rate < i.max_rate {
-            let per_second =
-                (i.peak * (1.0 - DECREASE) / RECOVERY.as_secs_f64()).max(i.max_rate / 1000.0);
+            let quiet = i
+                .last_decrease
+                .is_none_or(|d| now.saturating_duration_since(d) >= RECOVERY);
+            let per_second = if quiet {
+                i.rate * std::f64::consts::LN_2 / PROBE_DOUBLING.as_secs_f64()
+            } else {
+                i.peak * (1.0 - DECREASE) / RECOVERY.as_secs_f64()
+            };
+            let per_second = per_second.max(i.max_rate / 1000.0);
             i.rate = (i.rate + per_second / i.rate.max(1.0)).min(i.max_rate);
         }
         if i.cwnd < f64::MAX {
@@ -560,6 +573,36 @@ mod tests {
         }
         assert_eq!(h.rate(), 100.0, "back at the ceiling, and never above it");
         assert!(h.capacity(10, t) >= 5);
+    }
+
+    #[test]
+    fn after_a_throttling_episode_the_rate_is_back_within_seconds() {
+        // An operator throttles for a while: ten congestion events cut 100/s to about 3.
+        let h = ChannelHealth::new(100);
+        let t0 = Instant::now();
+        let mut t = t0;
+        for _ in 0..10 {
+            t += Duration::from_millis(500);
+            h.throttled(8, t, t, 0);
+        }
+        assert!(h.rate() < 3.0, "{}", h.rate());
+        // Then every submit is accepted again, sent at the rate of the moment.
+        let end = t;
+        let mut sent = 0;
+        while h.rate() < 100.0 && sent < 100_000 {
+            t += Duration::from_secs_f64(1.0 / h.rate());
+            h.submit_ok(Duration::from_millis(1), t, 0);
+            sent += 1;
+        }
+        let took = t.duration_since(end);
+        assert_eq!(h.rate(), 100.0);
+        // About 4 s back to the last cut, then doubling every 2 s: 3 -> 100 in some 14 s
+        // (a linear climb towards each last cut took minutes).
+        assert!(took < Duration::from_secs(20), "{took:?} to climb back");
+        assert!(
+            took > Duration::from_secs(8),
+            "{took:?}: faster than the probe allows"
+        );
     }
 
     #[test]
