@@ -119,7 +119,7 @@ fn a_receipt_parked_earlier_in_the_same_batch_expires_alike() {
 /// Audit defect 3: an ISMG delivers a report on any connection of the account, an SGIP
 /// SMG to any SP listener; matched only within the receiving channel, such a receipt was
 /// acknowledged and parked for good. CN ids are matched across channels of the protocol;
-/// SMPP ids stay per channel.
+/// SMPP ids stay per SMSC account (`smpp_receipts_match_on_a_channel_of_the_same_account`).
 #[test]
 fn cn_receipts_match_on_another_channel_of_the_protocol() {
     let (_dir, _db, store) = placed_store();
@@ -131,6 +131,7 @@ fn cn_receipts_match_on_another_channel_of_the_protocol() {
     b.id = "cm-b".into();
     let mut smpp_b = super::cache_tests::channel();
     smpp_b.id = "smsc-b".into();
+    smpp_b.host = "another-smsc.example".into();
     apply(
         &store,
         vec![
@@ -217,4 +218,79 @@ fn a_receipt_parked_long_before_the_submit_is_not_taken_for_it() {
     // Its own receipt then settles it.
     apply(&store, vec![receipt("77AB", now + 5)]);
     assert_eq!(status(&store, id), Some(Status::Delivered));
+}
+
+/// Two SMPP channels logged in to one SMSC account (same host, port and system_id) share
+/// its id space, and the SMSC may deliver a receipt on either: one sent on smsc-a whose
+/// receipt came on smsc-c (smsc-a drained, or its receiver bind elsewhere) was
+/// acknowledged and parked for good (audit). Matched now, whichever comes first; a
+/// channel of another account still does not take it.
+#[test]
+fn smpp_receipts_match_on_a_channel_of_the_same_account() {
+    let (_dir, _db, store) = placed_store();
+    let mut sibling = super::cache_tests::channel();
+    sibling.id = "smsc-c".into();
+    sibling.host = sibling.host.to_uppercase();
+    let mut other_account = super::cache_tests::channel();
+    other_account.id = "smsc-d".into();
+    other_account.system_id = "someone-else".into();
+    apply(
+        &store,
+        vec![
+            Op::PutChannel(Box::new(sibling)),
+            Op::PutChannel(Box::new(other_account)),
+        ],
+    );
+    let on = |ch: &str, op: Op| match op {
+        Op::Receipt {
+            smsc_message_id,
+            keys,
+            outcome,
+            error,
+            at,
+            ..
+        } => Op::Receipt {
+            channel: ch.into(),
+            smsc_message_id,
+            keys,
+            outcome,
+            error,
+            at,
+        },
+        other => other,
+    };
+    let now = crate::clock::now_ms();
+    // Response first, receipt on the sibling.
+    let id = "01PARKED000000000000000020";
+    claimed(&store, id, now);
+    apply(&store, vec![submitted(id, "5150", now + 1)]);
+    apply(&store, vec![on("smsc-c", receipt("5150", now + 2))]);
+    assert_eq!(status(&store, id), Some(Status::Delivered));
+    // Receipt first on the sibling (parked there), then the response on the channel.
+    let early = "01PARKED000000000000000021";
+    claimed(&store, early, now);
+    apply(&store, vec![on("smsc-c", receipt("5151", now + 3))]);
+    apply(&store, vec![submitted(early, "5151", now + 4)]);
+    assert_eq!(status(&store, early), Some(Status::Delivered));
+    assert!(
+        !store.unmatched_receipts_before(i64::MAX),
+        "nothing left parked"
+    );
+    // Both in one apply batch.
+    let same_batch = "01PARKED000000000000000022";
+    claimed(&store, same_batch, now);
+    apply(
+        &store,
+        vec![
+            on("smsc-c", receipt("5152", now + 5)),
+            submitted(same_batch, "5152", now + 6),
+        ],
+    );
+    assert_eq!(status(&store, same_batch), Some(Status::Delivered));
+    // Another account's channel: its receipt with the same id is not this message's.
+    let foreign = "01PARKED000000000000000023";
+    claimed(&store, foreign, now);
+    apply(&store, vec![submitted(foreign, "5153", now + 7)]);
+    apply(&store, vec![on("smsc-d", receipt("5153", now + 8))]);
+    assert_eq!(status(&store, foreign), Some(Status::Sent));
 }

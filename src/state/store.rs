@@ -551,6 +551,28 @@ fn receipt_scope<'a>(cfg: &ConfigView, channel: &'a str) -> &'a str {
     }
 }
 
+/// The other SMPP channels logged in to the same SMSC account (host, port and
+/// system_id) as `channel`. An SMSC's message ids are unique within the account, and it
+/// may deliver a receipt on any of the account's binds: one that came on a sibling is
+/// looked up under the sibling's channels too, instead of being acknowledged and then
+/// parked for good (CMPP, SMGP and SGIP get the same from their per-protocol scope).
+fn account_siblings(cfg: &ConfigView, channel: &str) -> Vec<String> {
+    let Some(me) = cfg.channels.get(channel).filter(|c| c.protocol == "smpp") else {
+        return Vec::new();
+    };
+    cfg.channels
+        .values()
+        .filter(|c| {
+            c.id != me.id
+                && c.protocol == "smpp"
+                && c.port == me.port
+                && c.system_id == me.system_id
+                && c.host.eq_ignore_ascii_case(&me.host)
+        })
+        .map(|c| c.id.clone())
+        .collect()
+}
+
 /// Pending writes of one apply call: reads see them before they are committed. Kept
 /// between calls (emptied, capacity retained): maps allocated per apply, sized for the
 /// batch, took fresh pages from the OS each time (page faults were 4 % of node CPU).
@@ -563,6 +585,9 @@ struct ApplyCtx {
     config_changed: bool,
     /// Message rows removed by `Op::Purge`.
     purged: Vec<String>,
+    /// A receipt was parked in this batch (a submit response then looks beyond its
+    /// own channel's parked receipts even when none was committed).
+    orphans_written: bool,
     /// Rows a claim read from fjall (unchanged): cached after the commit, since the
     /// message actor and the submit response are about to read them again.
     claimed_rows: Vec<Message>,
@@ -590,6 +615,7 @@ impl ApplyCtx {
         self.claimed_rows.clear();
         self.was_cached.clear();
         self.config_changed = false;
+        self.orphans_written = false;
         self.messages.shrink_to(1024);
         self.kv.shrink_to(4096);
     }
@@ -1395,36 +1421,12 @@ impl StateStore {
                         let row = wire::encode(&(id.clone(), *part))?;
                         ctx.kv.insert((T_SMSC, join_key(scope, own)), Some(row));
                     }
-                    for k in keys {
-                        // Almost always nothing is parked: ask the index, not fjall.
-                        let probe = (T_ORPHAN, join_key(scope, k));
-                        let maybe = ctx.kv.contains_key(&probe) || self.parked().contains(&probe.1);
-                        let key = probe.1;
-                        if !maybe {
-                            continue;
-                        }
-                        if let Some(v) = self.kv_get(ctx, T_ORPHAN, &key)? {
-                            let p = wire::decode::<ParkedReceipt>(&v).ok();
-                            if p.as_ref().is_some_and(|p| {
-                                p.at < earliest_receipt_for(&self.config(), channel, *at)
-                            }) {
-                                // Parked before this part can have been submitted: a
-                                // receipt for an earlier message the SMSC gave the same
-                                // id (its counter restarted). Left to expire unmatched.
-                                continue;
-                            }
-                            ctx.kv.insert((T_ORPHAN, key), None);
-                            if let Some(p) = p {
-                                self.with_message(ctx, id, |m| {
-                                    transitions::receipt(
-                                        m,
-                                        *part,
-                                        p.outcome,
-                                        p.error.clone(),
-                                        p.at.max(*at),
-                                    )
-                                })?;
-                            }
+                    self.apply_parked(ctx, id, *part, channel, scope, keys, *at)?;
+                    // A receipt parked on another channel of the same SMSC account
+                    // (`account_siblings`). Almost always nothing is parked at all.
+                    if ctx.orphans_written || !self.parked().is_empty() {
+                        for sibling in account_siblings(&self.config(), channel) {
+                            self.apply_parked(ctx, id, *part, channel, &sibling, keys, *at)?;
                         }
                     }
                 }
@@ -1525,6 +1527,18 @@ impl StateStore {
                         }
                     }
                 }
+                if found.is_none() {
+                    // Sent on another channel of the same SMSC account?
+                    let siblings = account_siblings(&self.config(), channel);
+                    'siblings: for sc in &siblings {
+                        for k in keys {
+                            if let Some(v) = self.kv_get(ctx, T_SMSC, &join_key(sc, k))? {
+                                found = Some(wire::decode::<(String, u32)>(&v)?);
+                                break 'siblings;
+                            }
+                        }
+                    }
+                }
                 match found {
                     Some((id, part)) => {
                         let r = self.with_message(ctx, &id, |m| {
@@ -1557,6 +1571,7 @@ impl StateStore {
                         if let Some(own) = keys.first() {
                             ctx.kv
                                 .insert((T_ORPHAN, join_key(scope, own)), Some(parked));
+                            ctx.orphans_written = true;
                         }
                         OpResult::ReceiptParked
                     }
@@ -2028,6 +2043,48 @@ impl StateStore {
     }
 
     /// The parked-receipt index (`state::parked`).
+    /// Applies to part `part` of message `id`, just submitted on `channel`, a receipt
+    /// parked under `scope` for any reading of its SMSC id (`keys`).
+    #[allow(clippy::too_many_arguments)]
+    fn apply_parked(
+        &self,
+        ctx: &mut ApplyCtx,
+        id: &str,
+        part: u32,
+        channel: &str,
+        scope: &str,
+        keys: &[String],
+        at: i64,
+    ) -> Result<(), StoreError> {
+        for k in keys {
+            // Almost always nothing is parked: ask the index, not fjall.
+            let probe = (T_ORPHAN, join_key(scope, k));
+            let maybe = ctx.kv.contains_key(&probe) || self.parked().contains(&probe.1);
+            let key = probe.1;
+            if !maybe {
+                continue;
+            }
+            if let Some(v) = self.kv_get(ctx, T_ORPHAN, &key)? {
+                let p = wire::decode::<ParkedReceipt>(&v).ok();
+                if p.as_ref()
+                    .is_some_and(|p| p.at < earliest_receipt_for(&self.config(), channel, at))
+                {
+                    // Parked before this part can have been submitted: a receipt for an
+                    // earlier message the SMSC gave the same id (its counter restarted).
+                    // Left to expire unmatched.
+                    continue;
+                }
+                ctx.kv.insert((T_ORPHAN, key), None);
+                if let Some(p) = p {
+                    self.with_message(ctx, id, |m| {
+                        transitions::receipt(m, part, p.outcome, p.error.clone(), p.at.max(at))
+                    })?;
+                }
+            }
+        }
+        Ok(())
+    }
+
     fn parked(&self) -> std::sync::MutexGuard<'_, super::parked::ParkedIndex> {
         self.parked.lock().unwrap_or_else(|e| e.into_inner())
     }
