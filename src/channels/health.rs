@@ -463,13 +463,19 @@ impl ChannelHealth {
             if n == 0 {
                 return None;
             }
-            let target = ((n as f64) * q).ceil().max(1.0) as u64;
-            let mut seen = 0;
-            for (k, c) in h.iter().enumerate() {
-                seen += c;
-                if seen >= target {
-                    return Some((lat_bound(k) * 100.0).round() / 100.0);
+            // Interpolated within the bucket the quantile falls in (as Prometheus'
+            // histogram_quantile does), not its upper bound: with buckets 1.4 apart the
+            // bound overstated receipts of 301 ms as 418 ms at every quantile.
+            let target = (n as f64) * q;
+            let mut seen = 0u64;
+            for (k, &c) in h.iter().enumerate() {
+                if c > 0 && (seen + c) as f64 >= target {
+                    let lo = if k == 0 { 0.0 } else { lat_bound(k - 1) };
+                    let hi = lat_bound(k);
+                    let frac = ((target - seen as f64) / c as f64).clamp(0.0, 1.0);
+                    return Some(((lo + (hi - lo) * frac) * 100.0).round() / 100.0);
                 }
+                seen += c;
             }
             None
         };
@@ -625,12 +631,38 @@ mod tests {
         assert_eq!(w5.success_rate, Some(1.0));
         assert_eq!(w5.submits, 60);
         let p50 = w5.submit_latency_ms_p50.unwrap_or(0.0);
-        assert!((20.0..=28.0).contains(&p50), "{p50}");
+        assert!((14.0..=20.5).contains(&p50), "{p50}");
         let w1h = h.window(60, base + 59_000);
         assert_eq!(w1h.availability, Some(0.5));
         assert_eq!(w1h.receipts, 61);
         assert!(h.score(now, base + 59_000) > 0.9);
         assert_eq!(lat_bucket(0.1), 0);
         assert!(lat_bound(lat_bucket(1234.0)) >= 1234.0);
+    }
+
+    #[test]
+    fn latency_quantiles_are_interpolated_within_their_bucket() {
+        // Receipts of 301 ms all fall in the bucket (298.8, 418.3]: the bound was
+        // reported for p50 and p99 alike (audit: 418.34 for a mean of 301).
+        let h = ChannelHealth::new(10);
+        let at = 10 * 3600 * 1000;
+        for _ in 0..150 {
+            h.receipt(true, Some(301), at);
+        }
+        let w = h.window(5, at);
+        let p50 = w.receipt_latency_ms_p50.unwrap_or(0.0);
+        let p99 = w.receipt_latency_ms_p99.unwrap_or(0.0);
+        assert!((298.0..=360.0).contains(&p50), "{p50}");
+        assert!(p99 > p50 && p99 <= 418.35, "{p99}");
+        // Two populations: the median sits with the lower one, p99 with the upper.
+        let h = ChannelHealth::new(10);
+        for k in 0..100 {
+            h.receipt(true, Some(if k < 60 { 20 } else { 2000 }), at);
+        }
+        let w = h.window(5, at);
+        let p50 = w.receipt_latency_ms_p50.unwrap_or(0.0);
+        let p99 = w.receipt_latency_ms_p99.unwrap_or(0.0);
+        assert!((14.0..=28.0).contains(&p50), "{p50}");
+        assert!((1400.0..=2800.0).contains(&p99), "{p99}");
     }
 }
