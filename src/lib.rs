@@ -18,7 +18,8 @@
 //! - `sim`: the SMSC simulator behind `smsgw sim smsc` (SMPP, CMPP, SMGP, SGIP), the REST provider behind `smsgw sim http-provider`.
 //! - `compliance`: content rules, frequency caps, DLT, 10DLC, quiet hours, sender ids, opt-outs (checked before the Raft write).
 //! - `routing`: which route (and so which channels) a message takes (pure).
-//! - `messages`: intake (request → row, pure), dispatcher, message actors, sweeper.
+//! - `messages`: intake (request → row, pure), dispatcher, its tenant-fair lanes, message
+//!   actors, sweeper.
 //! - `channels`: channel supervisor, bind actors, the node-local channel registry.
 //! - `tenants`: per-tenant rate-limiter actors.
 //! - `webhooks`: signed status callbacks from the durable outbox.

@@ -1,5 +1,7 @@
 //! The dispatcher: per-channel queues with priority lanes (otp, transactional,
-//! marketing) for the channels this node owns (see `cluster::placement`). It learns of
+//! marketing) for the channels this node owns (see `cluster::placement`). Lanes go in
+//! strict priority; within a lane tenants take turns (`fair_lane`), so one tenant's
+//! backlog does not hold up another's messages on a shared channel. It learns of
 //! waiting messages from the state machine; the channel a message waits on is decided
 //! by its row alone (`state::store::waiting_channel`), so exactly one node queues it.
 //! Before message actors start, the batch is claimed in Raft under the owner's epoch: a
@@ -9,7 +11,6 @@
 //! derived state: at start, and when this node gains a channel, they are refilled from
 //! the replicated rows.
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -17,6 +18,7 @@ use std::time::{Duration, Instant};
 use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 use tracing::warn;
 
+use super::fair_lane::{FairLane, OfTenant, TenantId};
 use super::message_actor::{MessageActor, MessageArgs};
 use crate::channels::ChannelRegistry;
 use crate::cluster::Lease;
@@ -77,8 +79,8 @@ pub struct DispatcherArgs {
 }
 
 /// The dispatcher's maps and sets are keyed by message ids this cluster generated and
-/// by channel names: nothing a caller chooses, so the fast hash (SipHash was 1 % of a
-/// loaded node's CPU here).
+/// by channel and tenant names its admins gave: nothing an API caller chooses, so the
+/// fast hash (SipHash was 1 % of a loaded node's CPU here).
 type HashMap<K, V> = rustc_hash::FxHashMap<K, V>;
 type HashSet<K> = rustc_hash::FxHashSet<K>;
 
@@ -91,10 +93,21 @@ pub struct Queued {
     route: std::sync::Arc<[String]>,
     /// Parts already went out on this channel: the rest must follow it.
     pinned: bool,
+    /// Whose message: its lane takes tenants in turn (in the entry's padding: an entry
+    /// stays 48 bytes).
+    tenant: TenantId,
+}
+
+impl OfTenant for Queued {
+    fn tenant(&self) -> TenantId {
+        self.tenant
+    }
 }
 
 struct ChannelQueue {
-    lanes: [VecDeque<Queued>; 3],
+    /// otp, transactional, marketing: strict priority between them, tenants in turn
+    /// within each.
+    lanes: [FairLane<Queued>; 3],
     in_flight: usize,
     /// `smsgw_queue_depth{channel}`, registered once: looked up by name and label on
     /// every pump it cost more than the pump's own work.
@@ -114,7 +127,7 @@ impl ChannelQueue {
     }
 
     fn is_empty(&self) -> bool {
-        self.lanes.iter().all(VecDeque::is_empty)
+        self.lanes.iter().all(FairLane::is_empty)
     }
 
     fn len(&self) -> usize {
@@ -165,6 +178,26 @@ impl SharedRoutes {
     }
 }
 
+/// The numbers queue entries carry for their tenants: one per tenant name met, kept for
+/// the dispatcher's life (tenants are few and named by the operator's admins, so the map
+/// stays small; a name seen again, even after its tenant was deleted and made anew, gets
+/// its old number).
+#[derive(Default)]
+struct TenantIds(HashMap<Arc<str>, TenantId>);
+
+impl TenantIds {
+    /// The number of `tenant`, given now if it has none. Shares the row's name (no copy).
+    fn of(&mut self, tenant: &Arc<str>) -> TenantId {
+        if let Some(&id) = self.0.get(&**tenant) {
+            return id;
+        }
+        // Past u32::MAX names (never in practice) the newcomers share one turn.
+        let id = TenantId(u32::try_from(self.0.len()).unwrap_or(u32::MAX));
+        self.0.insert(tenant.clone(), id);
+        id
+    }
+}
+
 /// Queues and the message actors at work.
 pub struct DispatcherState {
     consensus: Arc<Consensus>,
@@ -195,6 +228,8 @@ pub struct DispatcherState {
     left: HashSet<MessageKey>,
     /// Route lists the queued messages share.
     routes: SharedRoutes,
+    /// The numbers of the tenants whose messages were queued.
+    tenants: TenantIds,
     /// The configured channels when this node, as leader, last looked for messages
     /// waiting on deleted ones (None: not leader, or not looked yet).
     channels_seen: Option<std::collections::BTreeSet<String>>,
@@ -255,7 +290,7 @@ impl DispatcherState {
         for ch in &lost {
             if let Some(q) = self.queues.get_mut(ch) {
                 for lane in q.lanes.iter_mut() {
-                    for item in lane.drain(..) {
+                    for item in lane.drain() {
                         self.known.remove(&item.id);
                     }
                 }
@@ -462,11 +497,7 @@ impl DispatcherState {
             return;
         }
         let lane = info.lane.min(2);
-        let q = Queued {
-            id: key,
-            route: self.routes.share(info.route),
-            pinned: info.pinned,
-        };
+        let route = self.routes.share(info.route);
         let Some(ch) = info.channel else {
             if !self.consensus.is_leader() {
                 return; // the leader fails messages that have no channel at all
@@ -493,10 +524,16 @@ impl DispatcherState {
                 && !self.consensus.store().config().channels.contains_key(&ch)
             {
                 // Nobody owns a deleted channel: without this it would wait for ever.
-                self.channel_gone(myself, id, &q.route, q.pinned, &ch);
+                self.channel_gone(myself, id, &route, info.pinned, &ch);
             }
             return; // another node dispatches it
         }
+        let q = Queued {
+            id: key,
+            route,
+            pinned: info.pinned,
+            tenant: self.tenants.of(&info.tenant),
+        };
         self.known.insert(q.id.clone());
         self.queues
             .entry(ch)
@@ -805,6 +842,7 @@ impl Actor for Dispatcher {
             handing_over: HashSet::default(),
             left: HashSet::default(),
             routes: SharedRoutes::default(),
+            tenants: TenantIds::default(),
             channels_seen: None,
         })
     }
@@ -894,11 +932,32 @@ mod tests {
                     id: MessageKey::of(&format!("m{lane}-{i}")),
                     route: std::sync::Arc::from(Vec::<String>::new()),
                     pinned: false,
+                    tenant: TenantId(0),
                 });
             }
         }
         q.in_flight = in_flight;
         q
+    }
+
+    #[test]
+    fn a_queue_entry_stays_small() {
+        // docs/benchmarks.md counts 48 bytes per waiting message for the entry; the
+        // tenant's number fits in its padding.
+        assert!(std::mem::size_of::<Queued>() <= 48);
+    }
+
+    #[test]
+    fn tenants_get_one_number_each_and_keep_it() {
+        let mut ids = TenantIds::default();
+        let acme: Arc<str> = Arc::from("acme");
+        let a = ids.of(&acme);
+        let b = ids.of(&Arc::from("beta"));
+        assert_ne!(a, b);
+        // Another row's copy of the name finds the same number; the first copy is kept.
+        assert_eq!(ids.of(&Arc::from("acme")), a);
+        assert_eq!(ids.0.len(), 2);
+        assert_eq!(Arc::strong_count(&acme), 2);
     }
 
     #[test]

@@ -71,6 +71,9 @@ pub struct WebhookJob {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ReadyInfo {
     pub id: String,
+    /// Whose message: the dispatcher's lanes take tenants in turn. Shared with the row,
+    /// not copied.
+    pub tenant: std::sync::Arc<str>,
     /// Priority lane (category).
     pub lane: usize,
     /// Candidate channels in failover order (only the pinned one once parts went out);
@@ -101,6 +104,7 @@ impl ReadyInfo {
         let channel = waiting_channel(&route, pinned, m.attempts);
         Some(ReadyInfo {
             id: m.id.clone(),
+            tenant: m.tenant.clone(),
             lane: m.category.lane(),
             route,
             pinned,

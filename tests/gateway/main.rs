@@ -14,6 +14,7 @@ mod t34_callback_urls;
 mod t36_ids_and_cursors;
 mod t38_security_hardening;
 mod t40_batch_list_preview;
+mod t43_tenant_fairness;
 mod t45_encoding;
 mod t47_cancel;
 mod t50_receipts;
