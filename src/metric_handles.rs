@@ -34,7 +34,11 @@ pub fn describe_metrics() {
     );
     describe_gauge!(
         "smsgw_waiting_messages",
-        "Messages accepted and not yet sent, all tenants (compared with node_queue_limit)"
+        "Messages accepted or scheduled and not yet sent, all tenants"
+    );
+    describe_gauge!(
+        "smsgw_scheduled_messages",
+        "Of smsgw_waiting_messages, those waiting for send_at; node_queue_limit holds them and the rest (due now) apart"
     );
     describe_gauge!(
         "smsgw_active_cache_rows",

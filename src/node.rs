@@ -514,7 +514,7 @@ impl Node {
             registry: registry.clone(),
             limiters: Arc::new(Limiters::new(tokens.clone())),
             admin_token: Arc::new(admin_token.clone()),
-            node_queue_limit: cfg.node_queue_limit,
+            node_queue: api::node_queue::NodeQueue::new(cfg.node_queue_limit),
             webhook_allow_private: cfg.webhook_allow_private,
             tenant_queue_limit: cfg.tenant_queue_limit,
             metrics,

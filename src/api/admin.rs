@@ -400,16 +400,18 @@ pub async fn get_tenant(
 ) -> Result<Response, ApiError> {
     require_admin(&st, &headers)?;
     let t = find_tenant(&st, &id)?;
-    let waiting = st
-        .consensus
-        .store()
-        .work()
-        .waiting
-        .get(id.as_str())
-        .copied()
-        .unwrap_or(0);
+    let (waiting, scheduled) = {
+        let work = st.consensus.store().work();
+        (
+            work.waiting.get(id.as_str()).copied().unwrap_or(0),
+            work.tenant_count(&id, crate::state::admission::Queue::Scheduled),
+        )
+    };
     let mut v = tenant_view(&t);
+    // `waiting`: every message not yet sent; `scheduled` of them wait for their
+    // `send_at`: the queue limit holds the two parts apart (`state::admission`).
     v["waiting"] = json!(waiting);
+    v["scheduled"] = json!(scheduled);
     // While a rotated-out webhook secret still signs (never the secret itself).
     let now = now_ms();
     v["previous_webhook_secret_until"] = json!(

@@ -85,7 +85,7 @@ pub const ERROR_CODES: &[(&str, u16, &str)] = &[
     (
         "queue_full",
         429,
-        "Too many messages are waiting for this tenant or node; retry after `Retry-After` seconds.",
+        "Too many messages wait for this tenant (`queue_limit`) or node (`node_queue_limit`). Due-now and scheduled messages are counted apart; marketing is refused from 90 % of a limit, transactional from 95 %, otp may use all of it; `message` says which limit and share. Retry after `Retry-After` seconds (5 for messages due now, 60 for scheduled ones). A batch answers 200 with per-item `queue_full` and a `Retry-After` header, or 429 when every item was refused `queue_full`.",
     ),
     (
         "not_ready",

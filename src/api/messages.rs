@@ -15,8 +15,9 @@ use crate::compliance;
 use crate::consensus::WriteError;
 use crate::messages::intake::{self, SendRequest};
 use crate::routing::Ranking;
+use crate::state::admission::{self, Queue, Scope};
 use crate::state::compliance::CapKey;
-use crate::state::{Message, OpResult, Status, Tenant};
+use crate::state::{Category, Message, OpResult, Status, Tenant};
 use crate::tenants::limiter::Refusal;
 
 /// Batches carry at most this many messages.
@@ -167,18 +168,6 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     }
 }
 
-fn check_node_queue(st: &AppState) -> Result<(), ApiError> {
-    let waiting = st.consensus.store().work().waiting_total;
-    if waiting >= st.node_queue_limit {
-        return Err(ApiError::too_many(
-            "queue_full",
-            format!("{waiting} messages are waiting on this node"),
-            5,
-        ));
-    }
-    Ok(())
-}
-
 /// The operator per the HLR / number-portability hook, when one is configured.
 async fn hlr_operator(st: &AppState, req: &SendRequest) -> Option<String> {
     // Only the hook's fields (the settings also hold the number-range and price CSVs).
@@ -293,9 +282,50 @@ async fn rate_limit(st: &AppState, tenant: &Tenant, n: u32) -> Result<(), ApiErr
         })
 }
 
+/// What the tenant's queue limit held a message against: enough to say, after the state
+/// machine refused it, which count and which share was full.
+#[derive(Debug, Clone, Copy)]
+struct HeldAgainst {
+    queue: Queue,
+    category: Category,
+}
+
+impl HeldAgainst {
+    fn of(m: &Message) -> HeldAgainst {
+        HeldAgainst {
+            queue: Queue::of_status(m.status),
+            category: m.category,
+        }
+    }
+
+    /// The 429 `queue_full` of a message the state machine refused for the tenant's
+    /// `queue_limit` (the count as this node sees it now).
+    fn tenant_refusal(self, st: &AppState, tenant: &Tenant) -> ApiError {
+        let limit = st
+            .consensus
+            .store()
+            .config()
+            .tenants
+            .get(&*tenant.id)
+            .map_or(tenant.queue_limit, |t| t.queue_limit);
+        let waiting = st
+            .consensus
+            .store()
+            .work()
+            .tenant_count(&tenant.id, self.queue);
+        ApiError::too_many(
+            "queue_full",
+            admission::refusal_message(Scope::Tenant, self.queue, waiting, limit, self.category),
+            self.queue.retry_after_s(),
+        )
+    }
+}
+
 /// Maps the state machine's answer to an Accept into the HTTP answer.
 fn accept_answer(
     st: &AppState,
+    tenant: &Tenant,
+    held: HeldAgainst,
     result: OpResult,
     accepted: AcceptedBody,
     caps: &[CapKey],
@@ -317,11 +347,7 @@ fn accept_answer(
         }
         OpResult::Duplicate { id } => replay(st, &id),
         OpResult::IdempotencyConflict { id } => Err(idempotency_conflict(&id)),
-        OpResult::QueueFull => Err(ApiError::too_many(
-            "queue_full",
-            "the tenant's queue limit is reached",
-            5,
-        )),
+        OpResult::QueueFull => Err(held.tenant_refusal(st, tenant)),
         other => Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "not_ready",
@@ -363,15 +389,20 @@ pub async fn send(
     }
     let operator = hlr_operator(&st, &req).await;
     let (mut intake, caps) = prepare(&st, &tenant, &req, now, operator, true)?;
-    check_node_queue(&st)?;
+    // Counted against the node's limit until the accept is answered.
+    let mut node_hold = st.node_queue.hold();
+    st.node_queue
+        .admit(&mut node_hold, st.consensus.store(), &intake.message)?;
     intake.message.idempotency_key = key;
     intake.message.body_hash = body_hash;
     let accepted = AcceptedBody::of(&intake.message);
+    let held = HeldAgainst::of(&intake.message);
     let result = st
         .consensus
         .propose(compliance::accept_op(intake.message, caps.clone()))
         .await?;
-    let (status, v) = accept_answer(&st, result, accepted, &caps)?;
+    let (status, v) = accept_answer(&st, &tenant, held, result, accepted, &caps)?;
+    drop(node_hold);
     Ok((status, Json(v)).into_response())
 }
 
@@ -420,7 +451,13 @@ pub async fn batch(
     }
     let key = idempotency_key(&headers)?;
     rate_limit(&st, &tenant, 1).await?;
-    check_node_queue(&st)?;
+    // A node with no room in either count refuses the batch before building any item.
+    if let Some(e) = st.node_queue.full(st.consensus.store()) {
+        return Err(e);
+    }
+    // The items admitted against the node's limit, counted until the batch is answered.
+    let mut node_hold = st.node_queue.hold();
+    let mut tally = BatchTally::default();
     let now = crate::clock::now_ms();
     let mut results: Vec<Option<BatchItem>> = Vec::with_capacity(req.messages.len());
     results.resize_with(req.messages.len(), || None);
@@ -443,11 +480,11 @@ pub async fn batch(
             results[i] = Some(
                 if intake::same_request(&stored, hash, item.get().as_bytes()) {
                     match replay(&st, &id) {
-                        Ok((_, v)) => BatchItem::Accepted(v),
-                        Err(e) => BatchItem::Refused(e.body()),
+                        Ok((_, v)) => tally.answered(v),
+                        Err(e) => tally.refused(e),
                     }
                 } else {
-                    BatchItem::Refused(idempotency_conflict(&id).body())
+                    tally.refused(idempotency_conflict(&id))
                 },
             );
             continue;
@@ -456,30 +493,114 @@ pub async fn batch(
             Ok(r) => hlr_operator(&st, r).await,
             Err(_) => None,
         };
-        match parsed.and_then(|r| prepare(&st, &tenant, &r, now, operator, true)) {
+        let prepared = parsed
+            .and_then(|r| prepare(&st, &tenant, &r, now, operator, true))
+            .and_then(|(intake, caps)| {
+                st.node_queue
+                    .admit(&mut node_hold, st.consensus.store(), &intake.message)?;
+                Ok((intake, caps))
+            });
+        match prepared {
             Ok((mut intake, caps)) => {
                 intake.message.idempotency_key = item_key;
                 intake.message.body_hash = item_hash;
-                pending.push((i, AcceptedBody::of(&intake.message), caps.clone()));
+                pending.push((
+                    i,
+                    AcceptedBody::of(&intake.message),
+                    HeldAgainst::of(&intake.message),
+                    caps.clone(),
+                ));
                 ops.push(compliance::accept_op(intake.message, caps));
             }
-            Err(e) => results[i] = Some(BatchItem::Refused(e.body())),
+            Err(e) => results[i] = Some(tally.refused(e)),
         }
     }
     if !ops.is_empty() {
         let answers = st.consensus.propose_many(ops).await?;
-        for ((i, accepted, caps), r) in pending.into_iter().zip(answers) {
-            results[i] = Some(match accept_answer(&st, r, accepted, &caps) {
-                Ok((_, v)) => BatchItem::Accepted(v),
-                Err(e) => BatchItem::Refused(e.body()),
-            });
+        for ((i, accepted, held, caps), r) in pending.into_iter().zip(answers) {
+            results[i] = Some(
+                match accept_answer(&st, &tenant, held, r, accepted, &caps) {
+                    Ok((_, v)) => tally.answered(v),
+                    Err(e) => tally.refused(e),
+                },
+            );
         }
     }
+    drop(node_hold);
     let results = results
         .into_iter()
         .map(|r| r.unwrap_or(BatchItem::Refused(Value::Null)))
         .collect();
-    Ok((StatusCode::OK, Json(BatchAnswer { results })).into_response())
+    tally.answer(BatchAnswer { results })
+}
+
+/// How the items of one batch were answered, for the status and `Retry-After` of the
+/// whole answer (README, "Batches and queue limits"): a client that sees 200 must still
+/// learn when to retry the items refused for a full queue or a rate, and a batch of
+/// which nothing got in because the queue is full is a 429 like a single send.
+#[derive(Debug, Default)]
+struct BatchTally {
+    /// Items answered with a message (accepted, or an idempotent replay).
+    answered: usize,
+    /// Items refused `queue_full`.
+    queue_full: usize,
+    /// Items refused for any other reason.
+    other: usize,
+    /// The smallest `Retry-After` among the refused items that carry one (their 429s:
+    /// `queue_full`, `frequency_capped`, ...): the earliest a retry may get further.
+    retry_after: Option<u64>,
+    /// The first `queue_full` refusal, whose message an all-refused 429 repeats.
+    first_queue_full: Option<ApiError>,
+}
+
+impl BatchTally {
+    fn answered(&mut self, v: AcceptedBody) -> BatchItem {
+        self.answered += 1;
+        BatchItem::Accepted(v)
+    }
+
+    fn refused(&mut self, e: ApiError) -> BatchItem {
+        if e.status == StatusCode::TOO_MANY_REQUESTS
+            && let Some(s) = e.retry_after
+        {
+            self.retry_after = Some(self.retry_after.map_or(s, |r| r.min(s)));
+        }
+        let item = BatchItem::Refused(e.body());
+        if e.code == "queue_full" {
+            self.queue_full += 1;
+            self.first_queue_full.get_or_insert(e);
+        } else {
+            self.other += 1;
+        }
+        item
+    }
+
+    /// 429 `queue_full` when every item was refused `queue_full`; else 200 with the
+    /// results, and `Retry-After` when some item was refused with one.
+    fn answer(self, body: BatchAnswer) -> Result<Response, ApiError> {
+        if self.answered == 0
+            && self.other == 0
+            && let Some(first) = self.first_queue_full
+        {
+            return Err(ApiError::too_many(
+                "queue_full",
+                format!(
+                    "no message of the batch was accepted: all {} were refused queue_full \
+                     (the first: {})",
+                    self.queue_full, first.message
+                ),
+                self.retry_after.unwrap_or(Queue::DueNow.retry_after_s()),
+            ));
+        }
+        let mut resp = (StatusCode::OK, Json(body)).into_response();
+        if let Some(s) = self.retry_after
+            && let Ok(v) = axum::http::HeaderValue::from_str(&s.to_string())
+        {
+            resp.headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, v);
+        }
+        Ok(resp)
+    }
 }
 
 /// `route` of a preview: always the contract's `{"channel", "strategy"}` object, plus

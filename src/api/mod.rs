@@ -8,6 +8,7 @@ pub mod compliance;
 pub mod error;
 pub mod inbound;
 pub mod messages;
+pub mod node_queue;
 pub mod openapi;
 pub mod provider_mo;
 pub mod receipts;
@@ -39,8 +40,9 @@ pub struct AppState {
     pub limiters: Arc<Limiters>,
     /// Bearer token for /admin/*.
     pub admin_token: Arc<String>,
-    /// Waiting messages on this node above which sends get 429.
-    pub node_queue_limit: u64,
+    /// `node_queue_limit` and the messages admitted against it not yet applied: sends
+    /// above it get 429 `queue_full` (`node_queue`).
+    pub node_queue: Arc<node_queue::NodeQueue>,
     /// Whether callback URLs may name internal hosts (`webhook_allow_private`; SSRF guard).
     pub webhook_allow_private: bool,
     /// Default queue limit of new tenants.
@@ -171,7 +173,11 @@ async fn metrics_text(State(st): State<AppState>) -> Response {
     metrics::gauge!("smsgw_raft_leader").set(if st.consensus.is_leader() { 1.0 } else { 0.0 });
     metrics::gauge!("smsgw_raft_term").set(st.consensus.term() as f64);
     metrics::gauge!("smsgw_active_cache_rows").set(st.consensus.store().active_count() as f64);
-    metrics::gauge!("smsgw_waiting_messages").set(st.consensus.store().work().waiting_total as f64);
+    {
+        let work = st.consensus.store().work();
+        metrics::gauge!("smsgw_waiting_messages").set(work.waiting_total as f64);
+        metrics::gauge!("smsgw_scheduled_messages").set(work.scheduled_total as f64);
+    }
     // Memtables of every keyspace (Raft log and state): the store's share of the RSS.
     metrics::gauge!("smsgw_store_write_buffer_bytes")
         .set(st.consensus.store().db().write_buffer_size() as f64);

@@ -62,7 +62,7 @@ pub const ROUTES: &[(&str, &str, &str, &str, &str)] = &[
     (
         "post",
         "/v1/messages/batch",
-        "Send up to 1000 messages",
+        "Send up to 1000 messages: 200 with one result per input (with Retry-After when an item was refused with a 429 code such as queue_full); 429 queue_full with Retry-After when no item was accepted and every refusal is queue_full",
         "messages",
         "200",
     ),

@@ -377,6 +377,9 @@ fn tenant_lines(v: &Value) -> Option<String> {
     if !v["waiting"].is_null() {
         lines.push(("waiting", cell(&v["waiting"])));
     }
+    if !v["scheduled"].is_null() {
+        lines.push(("of them scheduled", cell(&v["scheduled"])));
+    }
     let width = lines.iter().map(|(k, _)| k.len()).max().unwrap_or(0) + 1;
     Some(
         lines

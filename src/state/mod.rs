@@ -1,7 +1,10 @@
 //! The replicated state: its rows (`model`), the operations Raft carries (`ops`), the
-//! status machine (`transitions`, pure), the fjall-backed store (`store`) and its transfer
-//! to a lagging peer (`snapshot`), and the JSON views of rows shared by the API and the
-//! webhooks (`views`).
+//! status machine (`transitions`, pure), the queue admission rule (`admission`, pure),
+//! the fjall-backed store (`store`) and its transfer to a lagging peer (`snapshot`), and
+//! the JSON views of rows shared by the API and the webhooks (`views`).
+pub mod admission;
+#[cfg(test)]
+mod admission_tests;
 #[cfg(test)]
 mod cache_tests;
 #[cfg(test)]

@@ -20,7 +20,9 @@ pub struct Tenant {
     pub callback_url: Option<String>,
     /// More parts than this is refused with `too_long` instead of being truncated.
     pub max_parts: u32,
-    /// Messages waiting (scheduled or accepted) above this are refused with `queue_full`.
+    /// Bounds the tenant's backlog (memory, and how long a new message would wait):
+    /// messages due now and scheduled ones are each held to it, with headroom kept for
+    /// otp and transactional traffic (`state::admission`); refused with `queue_full`.
     pub queue_limit: u64,
     pub smart_encoding: bool,
     pub senders: Vec<String>,

@@ -345,7 +345,39 @@ pub struct WorkIndex {
     pub dlr_deadline: BTreeSet<(i64, MessageKey)>,
     /// Waiting (scheduled + accepted) messages per tenant.
     pub waiting: HashMap<Arc<str>, u64>,
+    /// Waiting (scheduled + accepted) messages, all tenants.
     pub waiting_total: u64,
+    /// Of `waiting`, the scheduled messages per tenant: admission holds them to the
+    /// limits apart from those due now (`state::admission`).
+    pub scheduled_waiting: HashMap<Arc<str>, u64>,
+    /// Of `waiting_total`, the scheduled messages.
+    pub scheduled_total: u64,
+}
+
+impl WorkIndex {
+    /// How many of `tenant`'s messages wait in `queue` (its admission count).
+    pub fn tenant_count(&self, tenant: &str, queue: super::admission::Queue) -> u64 {
+        let scheduled = self.scheduled_waiting.get(tenant).copied().unwrap_or(0);
+        match queue {
+            super::admission::Queue::Scheduled => scheduled,
+            super::admission::Queue::DueNow => self
+                .waiting
+                .get(tenant)
+                .copied()
+                .unwrap_or(0)
+                .saturating_sub(scheduled),
+        }
+    }
+
+    /// How many messages of all tenants wait in `queue` (the node limit's count).
+    pub fn total_count(&self, queue: super::admission::Queue) -> u64 {
+        match queue {
+            super::admission::Queue::Scheduled => self.scheduled_total,
+            super::admission::Queue::DueNow => {
+                self.waiting_total.saturating_sub(self.scheduled_total)
+            }
+        }
+    }
 }
 
 /// Channels through which the store tells node-local actors what changed.
@@ -2251,8 +2283,9 @@ impl StateStore {
             .get(&*m.tenant)
             .map(|t| t.queue_limit)
             .unwrap_or(u64::MAX);
-        let waiting = self.work().waiting.get(&*m.tenant).copied().unwrap_or(0);
-        if waiting >= limit {
+        let queue = super::admission::Queue::of_status(m.status);
+        let waiting = self.work().tenant_count(&m.tenant, queue);
+        if !super::admission::admits(waiting, limit, m.category) {
             if let (Some(key), Some(_)) = (&m.idempotency_key, &m.body_hash) {
                 ctx.kv.insert((T_IDEM, join_key(&m.tenant, key)), None);
             }
@@ -2340,6 +2373,12 @@ fn index_message(work: &mut WorkIndex, m: &Message, before: Option<&IndexKey>, d
             }
             work.waiting_total = work.waiting_total.saturating_sub(1);
         }
+        if b.status == Status::Scheduled {
+            if let Some(w) = work.scheduled_waiting.get_mut(&*b.tenant) {
+                *w = w.saturating_sub(1);
+            }
+            work.scheduled_total = work.scheduled_total.saturating_sub(1);
+        }
     }
     // The same message: a key already made is reused (a ULID's key copies 16 bytes).
     let key = || match before {
@@ -2365,6 +2404,10 @@ fn index_message(work: &mut WorkIndex, m: &Message, before: Option<&IndexKey>, d
     if matches!(m.status, Status::Scheduled | Status::Accepted) {
         *work.waiting.entry(m.tenant.clone()).or_insert(0) += 1;
         work.waiting_total += 1;
+    }
+    if m.status == Status::Scheduled {
+        *work.scheduled_waiting.entry(m.tenant.clone()).or_insert(0) += 1;
+        work.scheduled_total += 1;
     }
 }
 

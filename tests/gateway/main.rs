@@ -9,6 +9,7 @@ mod t22_store_damage;
 mod t24_hold_channels;
 mod t26_moved_cluster_addr;
 mod t30_errors;
+mod t31_queue_admission;
 mod t32_input_edges;
 mod t34_callback_urls;
 mod t36_ids_and_cursors;

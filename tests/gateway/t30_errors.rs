@@ -850,12 +850,13 @@ async fn queue_full_is_429_with_retry_after() {
         .retry_after()
         .unwrap_or_else(|| panic!("Retry-After missing: {:?}", r.headers));
     assert!(ra >= 1, "Retry-After {ra}");
-    // A batch item over the limit fails alone with the same code.
+    // A batch item over the limit fails alone with the same code (an invalid item beside
+    // it keeps the answer a 200 with one result per input, and Retry-After).
     let r = node
         .post_json(
             "/v1/messages/batch",
             &key,
-            &json!({"messages": [{"to": TO, "text": "batch over"}]}),
+            &json!({"messages": [{"to": TO, "text": "batch over"}, {"to": "x", "text": "bad"}]}),
         )
         .await;
     assert_eq!(r.status, 200, "{}", r.text);
@@ -865,6 +866,23 @@ async fn queue_full_is_429_with_retry_after() {
         None,
         "batch item over the queue limit",
     );
+    assert!(r.retry_after().is_some(), "Retry-After: {:?}", r.headers);
+    // A batch of which nothing got in for the full queue is a 429, like a single send.
+    let r = node
+        .post_json(
+            "/v1/messages/batch",
+            &key,
+            &json!({"messages": [{"to": TO, "text": "batch over"}]}),
+        )
+        .await;
+    assert_error(
+        &r,
+        429,
+        "queue_full",
+        None,
+        "batch all over the queue limit",
+    );
+    assert!(r.retry_after().is_some(), "Retry-After: {:?}", r.headers);
     // The waiting ones are still accepted (not sent); undrain lets them go and frees the queue.
     for id in &ids {
         let (_, v) = node.message(&key, id).await;
