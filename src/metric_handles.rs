@@ -3,7 +3,12 @@
 //! per-message paths (a submit response, a receipt, a status change) that was about 1.5 %
 //! of a loaded node's CPU (docs/benchmarks.md). The exporter drops no idle series, so a
 //! handle kept here stays the one `/metrics` reads.
+//!
+//! Since the exporter cannot forget a series either, `/metrics` passes its text through
+//! [`channel_series_view`]: the series of deleted channels, and the owner-only health and
+//! SLA gauges of channels this node does not run, are left out at scrape time.
 
+use std::collections::HashSet;
 use std::sync::RwLock;
 
 use rustc_hash::FxHashMap;
@@ -241,6 +246,16 @@ pub fn describe_metrics() {
     );
 }
 
+/// Registers the node-wide counters of the contract at zero when the recorder is
+/// installed, so `/metrics` has their series before the first event (Grafana shows 0,
+/// not "No data", and `rate(...) > x` alerts have something to evaluate). Per-channel
+/// counters are registered when a channel first appears (`channels::sla`).
+pub fn register_at_zero() {
+    for result in ["ok", "error", "timeout", "gave_up"] {
+        let _ = metrics::counter!("smsgw_webhook_deliveries_total", "result" => result);
+    }
+}
+
 /// The handles of one metric, by the value of its one varying label (a channel id, a
 /// status). Values come from the configuration or from a closed set, never from a
 /// request, so the map stays as small as the label's cardinality in the registry.
@@ -276,9 +291,94 @@ impl<H: Clone> ByLabel<H> {
     }
 }
 
+/// Gauges only the channel's owner can know (health, breaker, send rate and the SLA
+/// windows, `channels::sla`): a node that does not run the channel leaves them out rather
+/// than showing its own empty view (or figures from when it last ran it).
+fn owner_only(name: &str) -> bool {
+    matches!(
+        name,
+        "smsgw_channel_health_score" | "smsgw_channel_breaker_open" | "smsgw_channel_send_rate"
+    ) || (name.starts_with("smsgw_channel_sla_") && name != "smsgw_channel_sla_alerts_total")
+}
+
+/// The Prometheus `text` without the series of channels that no longer exist
+/// (`configured`: the replicated channel list) and without the owner-only gauges of
+/// channels this node does not own (`owned`); a family left with no series loses its
+/// `# HELP`/`# TYPE` lines too. Series without a `channel` label pass unchanged.
+pub fn channel_series_view(
+    text: &str,
+    configured: &HashSet<String>,
+    owned: &HashSet<String>,
+) -> String {
+    let mut out = String::with_capacity(text.len());
+    // Header lines of the current family, written before its first kept series.
+    let mut pending = String::new();
+    let mut last_was_sample = false;
+    for line in text.lines() {
+        if line.starts_with('#') {
+            if last_was_sample {
+                pending.clear();
+            }
+            pending.push_str(line);
+            pending.push('\n');
+            last_was_sample = false;
+            continue;
+        }
+        if line.trim().is_empty() {
+            if pending.is_empty() {
+                out.push('\n');
+            }
+            pending.clear();
+            last_was_sample = false;
+            continue;
+        }
+        last_was_sample = true;
+        let keep = !line.contains("channel=\"")
+            || crate::dashboard::prom::parse_line(line).is_none_or(|l| match l.label("channel") {
+                None => true,
+                Some(ch) => configured.contains(ch) && (owned.contains(ch) || !owner_only(l.name)),
+            });
+        if keep {
+            out.push_str(&pending);
+            pending.clear();
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn deleted_channels_and_other_owners_gauges_are_left_out() {
+        let text = "# HELP smsgw_channel_up up\n# TYPE smsgw_channel_up gauge\n\
+                    smsgw_channel_up{channel=\"a\"} 1\nsmsgw_channel_up{channel=\"gone\"} 0\n\n\
+                    # HELP smsgw_channel_sla_availability av\n# TYPE smsgw_channel_sla_availability gauge\n\
+                    smsgw_channel_sla_availability{channel=\"b\",window=\"5m\"} 0\n\n\
+                    # TYPE smsgw_channel_sla_alerts_total counter\n\
+                    smsgw_channel_sla_alerts_total{channel=\"b\",type=\"channel.sla_breached\"} 1\n\n\
+                    # HELP smsgw_raft_leader leader\n# TYPE smsgw_raft_leader gauge\nsmsgw_raft_leader 1\n\n";
+        let configured: HashSet<String> = ["a".to_string(), "b".to_string()].into();
+        let owned: HashSet<String> = ["a".to_string()].into();
+        let v = channel_series_view(text, &configured, &owned);
+        assert!(v.contains("smsgw_channel_up{channel=\"a\"} 1"), "{v}");
+        assert!(!v.contains("gone"), "a deleted channel: {v}");
+        assert!(
+            !v.contains("smsgw_channel_sla_availability"),
+            "b runs elsewhere: no gauge, no HELP: {v}"
+        );
+        assert!(
+            v.contains("smsgw_channel_sla_alerts_total{channel=\"b\""),
+            "{v}"
+        );
+        assert!(v.contains("# HELP smsgw_raft_leader leader\n# TYPE smsgw_raft_leader gauge\nsmsgw_raft_leader 1\n"), "{v}");
+        let owned_b: HashSet<String> = ["b".to_string()].into();
+        let v = channel_series_view(text, &configured, &owned_b);
+        assert!(v.contains("# TYPE smsgw_channel_sla_availability gauge\nsmsgw_channel_sla_availability{channel=\"b\",window=\"5m\"} 0"), "{v}");
+    }
 
     #[test]
     fn a_cached_handle_counts_into_the_registered_series() {

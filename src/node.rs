@@ -201,6 +201,7 @@ pub fn metrics_handle() -> metrics_exporter_prometheus::PrometheusHandle {
                 // The submit latency histogram has its (empty) series from the start,
                 // like the status counters (`count_statuses`).
                 let _ = metrics::histogram!("smsgw_submit_latency_seconds");
+                crate::metric_handles::register_at_zero();
             }
             handle
         })
@@ -506,6 +507,7 @@ impl Node {
         tokio::spawn(crate::channels::sla::run(
             consensus.clone(),
             registry.clone(),
+            Some(data_dir.clone()),
         ));
         tokio::spawn(crate::runtime_metrics::run());
 

@@ -685,10 +685,14 @@ fn sla_from_body(b: SlaBody) -> Result<crate::state::SlaPolicy, ApiError> {
              max_submit_latency_ms_p99 (a policy without one never fires)",
         ));
     }
+    // Without `alert_url` the policy feeds the gauges and the admin view only; a URL
+    // that is given must be usable, and then alerts are signed with the secret.
     let alert_url = b.alert_url.unwrap_or_default();
-    crate::messages::intake::check_url("sla.alert_url", &alert_url)?;
+    if !alert_url.is_empty() {
+        crate::messages::intake::check_url("sla.alert_url", &alert_url)?;
+    }
     let alert_secret = b.alert_secret.unwrap_or_default();
-    if alert_secret.len() < 8 {
+    if !alert_url.is_empty() && alert_secret.len() < 8 {
         return Err(ApiError::invalid(
             "sla.alert_secret",
             "at least 8 characters (HMAC key of the alert signature)",
@@ -1020,11 +1024,16 @@ fn channel_text(options: &serde_json::Map<String, Value>) -> Result<ChannelText,
     })
 }
 
-/// Every channel as `GET /admin/v1/channels` shows it with this node's figures (sampled
-/// by the dashboard's history, so its sparklines carry the same figures).
-pub fn channel_views(st: &AppState) -> Vec<Value> {
+/// Every channel as `GET /admin/v1/channels` shows it, with each owner's live figures
+/// (sampled by the dashboard's history, so its sparklines carry the same figures on
+/// every node).
+pub async fn channel_views(st: &AppState) -> Vec<Value> {
     let chans = st.consensus.store().channel_list();
-    chans.iter().map(|c| channel_view(st, c, None)).collect()
+    let mut live = super::cluster::owners_stats(st, &chans).await;
+    chans
+        .iter()
+        .map(|c| channel_view(st, c, live.remove(&c.id)))
+        .collect()
 }
 
 /// A channel's live figures as this node measures them (its owner's are the real ones).
@@ -1155,7 +1164,8 @@ fn channel_view(st: &AppState, c: &Channel, live: Option<Value>) -> Value {
     let options = crate::protocols::cn::options::redacted(options);
     let sla_policy = c.sla.as_ref().map(|p| {
         json!({"window": p.window, "min_availability": p.min_availability, "min_success_rate": p.min_success_rate,
-               "max_submit_latency_ms_p99": p.max_submit_latency_ms_p99, "alert_url": p.alert_url})
+               "max_submit_latency_ms_p99": p.max_submit_latency_ms_p99,
+               "alert_url": (!p.alert_url.is_empty()).then_some(&p.alert_url)})
     });
     json!({
         "id": c.id, "protocol": c.protocol, "host": c.host, "port": c.port, "system_id": c.system_id,
@@ -1220,15 +1230,7 @@ pub async fn list_channels(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     require_admin(&st, &headers)?;
-    let chans = st.consensus.store().channel_list();
-    let mut live = super::cluster::owners_stats(&st, &chans).await;
-    Ok(Json(json!(
-        chans
-            .iter()
-            .map(|c| channel_view(&st, c, live.remove(&c.id)))
-            .collect::<Vec<_>>()
-    ))
-    .into_response())
+    Ok(Json(json!(channel_views(&st).await)).into_response())
 }
 
 /// `GET /admin/v1/channels/{id}`

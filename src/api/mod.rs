@@ -181,9 +181,22 @@ async fn metrics_text(State(st): State<AppState>) -> Response {
     // Memtables of every keyspace (Raft log and state): the store's share of the RSS.
     metrics::gauge!("smsgw_store_write_buffer_bytes")
         .set(st.consensus.store().db().write_buffer_size() as f64);
+    // Deleted channels' series and other owners' gauges are left out (`channel_series_view`).
+    let (configured, owned) = {
+        let cfg = st.consensus.store().config();
+        let me = st.consensus.node_id();
+        let configured: std::collections::HashSet<String> = cfg.channels.keys().cloned().collect();
+        let owned = cfg
+            .placement
+            .values()
+            .filter(|p| p.owner == Some(me))
+            .map(|p| p.channel.clone())
+            .collect();
+        (configured, owned)
+    };
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        st.metrics.render(),
+        crate::metric_handles::channel_series_view(&st.metrics.render(), &configured, &owned),
     )
         .into_response()
 }

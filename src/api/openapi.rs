@@ -422,7 +422,7 @@ pub const ROUTES: &[(&str, &str, &str, &str, &str)] = &[
     (
         "get",
         "/admin/v1/stats/history",
-        "The last 15 minutes of this node's figures, sampled every 2 s (dashboard charts)",
+        "The last 15 minutes of this node's message rates and each channel's figures (from its owner), sampled every 2 s (dashboard charts)",
         "admin",
         "200",
     ),

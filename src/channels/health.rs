@@ -131,6 +131,11 @@ pub struct SlaWindow {
     /// Delivered receipts / final receipts.
     pub success_rate: Option<f64>,
     pub throttle_rate: Option<f64>,
+    /// Seconds sampled in the window (by this node, while it owned the channel) and how
+    /// many of them the channel was not bound: the SLA verdict weighs the down seconds
+    /// against the whole window (`sla::judged_availability`), not against the sampled part.
+    pub sampled_seconds: u64,
+    pub down_seconds: u64,
     pub submits: u64,
     pub receipts: u64,
     pub submit_latency_ms_p50: Option<f64>,
@@ -484,6 +489,8 @@ impl ChannelHealth {
             submit_success_rate: ratio(ok, ok + err),
             success_rate: ratio(rok, rok + rfail),
             throttle_rate: ratio(thr, ok + err + thr),
+            sampled_seconds: sampled,
+            down_seconds: sampled.saturating_sub(up),
             submits: ok + err,
             receipts: rok + rfail,
             submit_latency_ms_p50: q(&sl, 0.5),

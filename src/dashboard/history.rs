@@ -6,7 +6,11 @@
 //! which every replica counts as it applies the log, so any node shows cluster-wide
 //! rates), 429s from `smsgw_http_requests_total{code="429"}` (this node's answers),
 //! receipt latency from the `smsgw_receipt_latency_seconds{channel}` histogram, and the
-//! per-channel figures from the same view `GET /admin/v1/channels` answers with.
+//! per-channel figures from the same view `GET /admin/v1/channels` answers with: the
+//! channel owner's live figures, asked over the actor mesh (`api::cluster::owners_stats`),
+//! so every node shows the same sends, queue and health for a channel whichever node
+//! runs it. `failed`, `undelivered` and `expired` are counted apart, as
+//! `smsgw_messages_total{status}` counts them. A deleted channel leaves the history.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Mutex;
@@ -42,8 +46,12 @@ pub struct Totals {
     pub accepted: f64,
     pub sent: f64,
     pub delivered: f64,
-    /// failed + undelivered + expired.
+    /// Status `failed` (the gateway or the operator refused the message).
     pub failed: f64,
+    /// Status `undelivered` (the receipt said not delivered).
+    pub undelivered: f64,
+    /// Status `expired` (validity period over).
+    pub expired: f64,
     /// Every final status (the success rate's denominator).
     pub finals: f64,
     pub http_429: f64,
@@ -61,7 +69,8 @@ impl Totals {
         let lines = prom::parse(text);
         let status = |s: &str| prom::sum(&lines, "smsgw_messages_total", &[("status", s)]);
         let delivered = status("delivered");
-        let failed = status("failed") + status("undelivered") + status("expired");
+        let (failed, undelivered, expired) =
+            (status("failed"), status("undelivered"), status("expired"));
         let mut channel_receipt = BTreeMap::new();
         for l in &lines {
             if l.name.len() == RECEIPT_LATENCY.len() + 7
@@ -81,7 +90,9 @@ impl Totals {
             sent: status("sent"),
             delivered,
             failed,
-            finals: delivered + failed + status("partially_delivered"),
+            undelivered,
+            expired,
+            finals: delivered + failed + undelivered + expired + status("partially_delivered"),
             http_429: prom::sum(&lines, "smsgw_http_requests_total", &[("code", "429")]),
             receipt: prom::buckets(&lines, RECEIPT_LATENCY, &[]),
             channel_receipt,
@@ -114,6 +125,8 @@ pub struct Point {
     pub sent_per_s: f64,
     pub delivered_per_s: f64,
     pub failed_per_s: f64,
+    pub undelivered_per_s: f64,
+    pub expired_per_s: f64,
     pub http_429_per_s: f64,
     pub queue_depth: f64,
     pub success_rate: Option<f64>,
@@ -211,7 +224,11 @@ impl History {
                     submit_latency_ms_p99: num(v, "submit_latency_ms_p99"),
                     receipt_latency_ms_p50: ms(prom::quantile(0.5, now_r, base_r)),
                     receipt_latency_ms_p99: ms(prom::quantile(0.99, now_r, base_r)),
-                    health_score: num(v, "health_score"),
+                    // The view's `health.score` (smsgw_channel_health_score of the owner).
+                    health_score: v
+                        .get("health")
+                        .and_then(|h| h.get("score"))
+                        .and_then(Value::as_f64),
                 },
             );
         }
@@ -221,6 +238,8 @@ impl History {
             sent_per_s: per_s(totals.sent, prev.sent, dt),
             delivered_per_s: per_s(totals.delivered, prev.delivered, dt),
             failed_per_s: per_s(totals.failed, prev.failed, dt),
+            undelivered_per_s: per_s(totals.undelivered, prev.undelivered, dt),
+            expired_per_s: per_s(totals.expired, prev.expired, dt),
             http_429_per_s: per_s(totals.http_429, prev.http_429, dt),
             queue_depth,
             success_rate: (finals > 0.0).then(|| (totals.delivered - rate_base.delivered) / finals),
@@ -238,12 +257,17 @@ impl History {
         }
     }
 
-    /// The samples taken after `since` (ms), oldest first, as columns.
-    pub fn to_json(&self, since: i64) -> Value {
+    /// The samples taken after `since` (ms), oldest first, as columns; per-channel columns
+    /// only for the channels `exists` (a deleted channel is gone from every sample).
+    pub fn to_json(&self, since: i64, exists: &dyn Fn(&str) -> bool) -> Value {
         let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         let pts: Vec<&Point> = inner.points.iter().filter(|p| p.at > since).collect();
         let col = |f: &dyn Fn(&Point) -> Value| Value::Array(pts.iter().map(|p| f(p)).collect());
-        let mut ids: Vec<&String> = pts.iter().flat_map(|p| p.channels.keys()).collect();
+        let mut ids: Vec<&String> = pts
+            .iter()
+            .flat_map(|p| p.channels.keys())
+            .filter(|id| exists(id))
+            .collect();
         ids.sort();
         ids.dedup();
         let mut channels = serde_json::Map::new();
@@ -279,6 +303,8 @@ impl History {
                 "sent_per_s": col(&|p| json!(p.sent_per_s)),
                 "delivered_per_s": col(&|p| json!(p.delivered_per_s)),
                 "failed_per_s": col(&|p| json!(p.failed_per_s)),
+                "undelivered_per_s": col(&|p| json!(p.undelivered_per_s)),
+                "expired_per_s": col(&|p| json!(p.expired_per_s)),
                 "http_429_per_s": col(&|p| json!(p.http_429_per_s)),
                 "queue_depth": col(&|p| json!(p.queue_depth)),
                 "success_rate": col(&|p| json!(p.success_rate)),
@@ -324,7 +350,7 @@ pub fn spawn_sampler(st: AppState) -> SamplerGuard {
             let text = st.metrics.render();
             let mono = started.elapsed().as_millis() as u64;
             let totals = Totals::from_metrics(&text, mono);
-            let views = crate::api::admin::channel_views(&st);
+            let views = crate::api::admin::channel_views(&st).await;
             let depth = st.consensus.store().work().waiting_total as f64;
             st.history
                 .record(totals, &views, depth, crate::clock::now_ms());
@@ -348,7 +374,17 @@ pub async fn get_history(
 ) -> Result<Response, ApiError> {
     require_admin(&st, &headers)?;
     let Query(q) = query.map_err(|e| ApiError::invalid("query", e.body_text()))?;
-    let mut body = st.history.to_json(q.since.unwrap_or(i64::MIN));
+    let configured: std::collections::HashSet<String> = st
+        .consensus
+        .store()
+        .config()
+        .channels
+        .keys()
+        .cloned()
+        .collect();
+    let mut body = st
+        .history
+        .to_json(q.since.unwrap_or(i64::MIN), &|id| configured.contains(id));
     body["node"] = json!(st.consensus.node_id());
     Ok(Json(body).into_response())
 }
@@ -372,7 +408,7 @@ mod tests {
     }
 
     fn view(sent: u64) -> Value {
-        json!({"id": "a", "state": "bound", "queue_depth": 3,
+        json!({"id": "a", "state": "bound", "queue_depth": 3, "health": {"score": 0.75},
                "stats": {"sent": sent, "success_rate": 0.9, "submit_latency_ms_p99": 4.5}})
     }
 
@@ -398,7 +434,7 @@ mod tests {
             0.0,
             3,
         );
-        let j = h.to_json(i64::MIN);
+        let j = h.to_json(i64::MIN, &|_| true);
         assert_eq!(j["t"], json!([2, 3]));
         assert_eq!(j["series"]["accepted_per_s"], json!([10.0, 0.0]));
         assert_eq!(j["series"]["queue_depth"], json!([5.0, 0.0]));
@@ -411,8 +447,19 @@ mod tests {
         assert_eq!(a["success_rate"], json!([0.9, 0.9]));
         assert_eq!(a["state"], json!(["bound", "bound"]));
         assert_eq!(a["queue_depth"], json!([3.0, 3.0]));
-        assert_eq!(a["health_score"], json!([null, null]));
-        assert_eq!(h.to_json(2)["t"], json!([3]), "since filters");
+        assert_eq!(
+            a["health_score"],
+            json!([0.75, 0.75]),
+            "the view's health.score"
+        );
+        // Counted apart, as smsgw_messages_total{status} counts them: 1 undelivered, 0 failed.
+        assert_eq!(j["series"]["undelivered_per_s"], json!([0.5, 0.0]));
+        assert_eq!(j["series"]["failed_per_s"], json!([0.0, 0.0]));
+        assert_eq!(j["series"]["expired_per_s"], json!([0.0, 0.0]));
+        // A deleted channel leaves the history.
+        let gone = h.to_json(i64::MIN, &|id| id != "a");
+        assert_eq!(gone["channels"], json!({}));
+        assert_eq!(h.to_json(2, &|_| true)["t"], json!([3]), "since filters");
     }
 
     #[test]

@@ -27,7 +27,8 @@ pub fn parse(text: &str) -> Vec<Line<'_>> {
     text.lines().filter_map(parse_line).collect()
 }
 
-fn parse_line(line: &str) -> Option<Line<'_>> {
+/// Parses one sample line (None for comments, blank and malformed lines).
+pub fn parse_line(line: &str) -> Option<Line<'_>> {
     let line = line.trim();
     if line.is_empty() || line.starts_with('#') {
         return None;

@@ -27,6 +27,7 @@ mod t65_compliance;
 mod t66_inbound;
 mod t70_actor_crash;
 mod t80_webhooks_metrics;
+mod t82_monitoring_series;
 mod t90_sigterm_drain;
 mod t92_running_one_node;
 mod t95_chinese_protocols;

@@ -382,7 +382,9 @@ async fn routes_and_channels_that_could_never_work_are_refused_naming_the_field(
             "sla",
         ),
         (
-            sla(json!({"min_success_rate": 0.9, "alert_secret": "secret-123"})),
+            sla(
+                json!({"min_success_rate": 0.9, "alert_url": "ftp://x/y", "alert_secret": "secret-123"}),
+            ),
             "sla.alert_url",
         ),
     ] {

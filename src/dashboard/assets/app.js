@@ -246,6 +246,8 @@
     set('sent_per_s', num(last(s.sent_per_s)));
     set('delivered_per_s', num(last(s.delivered_per_s)));
     set('failed_per_s', num(last(s.failed_per_s)));
+    set('undelivered_per_s', num(last(s.undelivered_per_s)));
+    set('expired_per_s', num(last(s.expired_per_s)));
     set('success_rate', pct(last(s.success_rate)));
     set('receipt_latency', num(last(s.receipt_latency_ms_p50)) + ' / ' + num(last(s.receipt_latency_ms_p99)) + ' ms');
     set('queue_depth', num(last(s.queue_depth), 0));
@@ -255,6 +257,7 @@
       { name: 'sent_per_s', cls: 's-sent', values: s.sent_per_s },
       { name: 'delivered_per_s', cls: 's-delivered', values: s.delivered_per_s },
       { name: 'failed_per_s', cls: 's-failed', values: s.failed_per_s },
+      { name: 'undelivered_per_s', cls: 's-undelivered', values: s.undelivered_per_s },
     ]);
     lineChart($('[data-chart="latency"]'), h.t, [
       { name: 'receipt_latency_ms_p50', cls: 's-p50', values: s.receipt_latency_ms_p50 },
