@@ -12,3 +12,4 @@ mod t40_rate_limit;
 mod t50_snapshot_catch_up;
 mod t60_slow_link_catch_up;
 mod t70_cluster_secret;
+mod t80_membership_safety;
