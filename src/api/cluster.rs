@@ -37,6 +37,12 @@ impl From<AdminError> for ApiError {
             AdminError::Unavailable(m) => {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", m)
             }
+            AdminError::Conflict(m) => ApiError::conflict(m),
+            // Under way but not committed: 503 with where the membership stands.
+            AdminError::TimedOut(m) => ApiError {
+                retry_after: Some(5),
+                ..ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", m)
+            },
         }
     }
 }
@@ -110,7 +116,10 @@ struct AddNodeBody {
 }
 
 /// `POST /admin/v1/cluster/nodes`: joins as a learner (catching up from the log or a
-/// snapshot), then becomes a voter. Answers once it is a voter.
+/// snapshot), then becomes a voter. Answers once it is a voter. Refused with 409 naming
+/// `addr` when another member has that address or another node answers there; the add
+/// runs to its end (promotion, or removal of a learner that never answered) even when
+/// the client goes away.
 pub async fn add_node(
     State(st): State<AppState>,
     headers: HeaderMap,
@@ -143,8 +152,12 @@ pub async fn add_node(
         .admin(AdminOp::AddNode { id: b.id, info })
         .await
         .map_err(|e| match e {
-            // The node did not answer at `addr`: the field to look at.
+            // The node did not answer at `addr`, another member has that address or
+            // another node answers there: the field to look at.
             AdminError::Invalid(_) => ApiError::from(e).field("addr"),
+            AdminError::Conflict(ref m) if m.starts_with(&b.addr) => {
+                ApiError::from(e).field("addr")
+            }
             other => ApiError::from(other),
         })?;
     Ok((
@@ -155,6 +168,9 @@ pub async fn add_node(
 }
 
 /// `DELETE /admin/v1/cluster/nodes/{id}`: the leader moves its channels to the others.
+/// Refused with 409 when the voters left would have no quorum (one of them is down), and
+/// answered with 503 naming the membership's state when the change does not commit in
+/// time, rather than hanging while every write waits behind it.
 pub async fn remove_node(
     State(st): State<AppState>,
     headers: HeaderMap,

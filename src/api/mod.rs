@@ -154,6 +154,11 @@ async fn readyz(State(st): State<AppState>) -> Response {
         )
         .into_response();
     }
+    if st.consensus.leader().is_some()
+        && let Some(why) = st.consensus.not_committing_reason()
+    {
+        return ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", why).into_response();
+    }
     match st.consensus.leader() {
         Some(l) => (
             StatusCode::OK,

@@ -405,6 +405,28 @@ fn opt_outs(v: &Value) -> Option<String> {
     Some(out)
 }
 
+/// A warning when fewer than a majority of the voters are up (`state` "up" or
+/// "draining"): the cluster then has no quorum, and the leader shown is only the last one
+/// known. `None` when a quorum is up (or the answer has no node list).
+fn quorum_warning(nodes: &Value) -> Option<String> {
+    let voters: Vec<&Value> = nodes
+        .as_array()?
+        .iter()
+        .filter(|n| n["voter"] == true)
+        .collect();
+    let up = voters
+        .iter()
+        .filter(|n| n["state"] == "up" || n["state"] == "draining")
+        .count();
+    (!voters.is_empty() && up * 2 <= voters.len()).then(|| {
+        format!(
+            "only {up} of {} voters are up: no quorum, writes fail until a majority is back \
+             (the leader shown is the last one known)",
+            voters.len()
+        )
+    })
+}
+
 /// The answer as a table; `None` when it does not have the expected shape (then the
 /// JSON is printed).
 pub fn render(table: Table, v: &Value) -> Option<String> {
@@ -418,6 +440,9 @@ pub fn render(table: Table, v: &Value) -> Option<String> {
             );
             if let Some(why) = v["not_serving"].as_str() {
                 head.push_str(&format!("\nwarning: {why}; this view may be stale"));
+            }
+            if let Some(warning) = quorum_warning(&v["nodes"]) {
+                head.push_str(&format!("\nwarning: {warning}"));
             }
             v["nodes"]
                 .is_array()
@@ -520,6 +545,35 @@ mod tests {
             lines[4].contains("down") && lines[4].contains("learner"),
             "{t}"
         );
+    }
+
+    #[test]
+    fn cluster_table_warns_when_no_quorum_of_voters_is_up() {
+        let node = |id: u64, state: &str, voter: bool| {
+            json!({"id": id, "state": state, "voter": voter, "leader": id == 1, "addr": "a",
+                "http": "h", "channels": []})
+        };
+        let cases = [
+            (vec![("up", true), ("up", true), ("down", true)], false),
+            (vec![("down", true), ("down", true), ("down", true)], true),
+            (vec![("up", true), ("down", true), ("down", true)], true),
+            (
+                vec![("up", true), ("draining", true), ("down", true)],
+                false,
+            ),
+            (vec![("up", true), ("down", true)], true),
+            (vec![("up", true), ("down", false), ("down", false)], false),
+        ];
+        for (states, warns) in cases {
+            let nodes: Vec<Value> = states
+                .iter()
+                .enumerate()
+                .map(|(i, (s, voter))| node(i as u64 + 1, s, *voter))
+                .collect();
+            let v = json!({"leader": 1, "term": 3, "node": 1, "nodes": nodes});
+            let t = render(Table::Cluster, &v).expect("table");
+            assert_eq!(t.contains("no quorum"), warns, "{states:?}: {t}");
+        }
     }
 
     #[test]

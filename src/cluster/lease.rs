@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use tracing::{info, warn};
 
-use crate::consensus::Consensus;
+use crate::consensus::{Consensus, WriteError};
 use crate::state::Op;
 
 /// How long a committed heartbeat lets a node submit. Longer than a leader election
@@ -106,17 +106,66 @@ pub struct Announce {
     pub http_addr: String,
 }
 
-/// Renews the lease every `RENEW_EVERY` for as long as the node runs.
+/// Renews the lease every `RENEW_EVERY` for as long as the node runs. A node that learns
+/// it was removed from the cluster gives its lease up at once and renews it no more (the
+/// channel supervisor then closes its binds): its heartbeats, forwarded to the leader,
+/// would otherwise still commit and keep it sending beside the channels' new owners.
 pub async fn keep_lease(consensus: Arc<Consensus>, lease: Arc<Lease>, me: Announce) {
     let mut held = false;
+    let mut removed = false;
+    let mut renew_error: Option<WriteError> = None;
     loop {
-        renew_once(&consensus, &lease, &me, &mut held).await;
+        if removed_now(&consensus, renew_error.as_ref()) {
+            lease.revoke();
+            if !removed {
+                warn!(
+                    node = consensus.node_id(),
+                    "this node was removed from the cluster: it closes its binds and will not \
+                     send; stop it, or wipe its data dir and add it again"
+                );
+                removed = true;
+                held = false;
+            }
+            metrics::gauge!("smsgw_lease_valid").set(0.0);
+            if !consensus.removed_from_cluster() {
+                // Told by the leader: ask again now and then (it may have been added back).
+                tokio::time::sleep(RENEW_EVERY * 5).await;
+                let probe = renew_once(&consensus, &lease, &me, &mut held).await;
+                if !lease.valid() {
+                    lease.revoke();
+                    renew_error = probe.or(renew_error);
+                } else {
+                    renew_error = None;
+                }
+            }
+        } else {
+            if removed {
+                info!(
+                    node = consensus.node_id(),
+                    "this node is a member again: renewing its lease"
+                );
+                removed = false;
+            }
+            renew_error = renew_once(&consensus, &lease, &me, &mut held).await;
+        }
         tokio::time::sleep(RENEW_EVERY).await;
     }
 }
 
-/// Proposes one heartbeat and extends the lease when it commits.
-pub async fn renew_once(consensus: &Consensus, lease: &Lease, me: &Announce, held: &mut bool) {
+/// Whether this node is out of the cluster: it knows a membership without itself, or the
+/// leader refused its last heartbeat as a non-member's (the change never reached it).
+fn removed_now(consensus: &Consensus, last_error: Option<&WriteError>) -> bool {
+    consensus.removed_from_cluster() || matches!(last_error, Some(WriteError::NotMember(_)))
+}
+
+/// Proposes one heartbeat and extends the lease when it commits; the error when it did
+/// not commit.
+pub async fn renew_once(
+    consensus: &Consensus,
+    lease: &Lease,
+    me: &Announce,
+    held: &mut bool,
+) -> Option<WriteError> {
     let sent = Instant::now();
     let op = Op::Heartbeat {
         node: consensus.node_id(),
@@ -125,19 +174,21 @@ pub async fn renew_once(consensus: &Consensus, lease: &Lease, me: &Announce, hel
         draining: lease.draining(),
         at: crate::clock::now_ms(),
     };
-    match tokio::time::timeout(LEASE, consensus.propose(op)).await {
+    let failed = match tokio::time::timeout(LEASE, consensus.propose(op)).await {
         Ok(Ok(_)) => {
             lease.extend_from(sent);
             if !*held {
                 info!(node = consensus.node_id(), "lease acquired");
                 *held = true;
             }
+            None
         }
         Ok(Err(e)) => {
             if *held && !lease.valid() {
                 warn!(node = consensus.node_id(), error = %e, "lease lost: not submitting until it is renewed");
                 *held = false;
             }
+            Some(e)
         }
         Err(_) => {
             if *held && !lease.valid() {
@@ -147,9 +198,11 @@ pub async fn renew_once(consensus: &Consensus, lease: &Lease, me: &Announce, hel
                 );
                 *held = false;
             }
+            None
         }
-    }
+    };
     metrics::gauge!("smsgw_lease_valid").set(if lease.valid() { 1.0 } else { 0.0 });
+    failed
 }
 
 #[cfg(test)]

@@ -88,6 +88,11 @@ pub enum WriteError {
     /// The Raft node has stopped.
     #[error("raft stopped: {0}")]
     Fatal(String),
+    /// The writing node is not a member of the cluster (removed, and the change never
+    /// reached it): the leader takes no heartbeat from it, so it holds no lease and
+    /// lets its binds go instead of sending beside the channels' new owners.
+    #[error("{0}")]
+    NotMember(String),
 }
 
 /// One node's Raft log positions (indexes; `None` before the first entry). The leader
@@ -122,15 +127,31 @@ pub enum AdminOp {
 /// Why a membership or leadership change was refused.
 #[derive(Debug, Clone, thiserror::Error, Serialize, Deserialize)]
 pub enum AdminError {
+    /// No leader could take the change now (an election, leadership moving): retried.
     #[error("{0}")]
     Unavailable(String),
+    /// The request itself is wrong (an unknown node, an address nothing answers at).
     #[error("{0}")]
     Invalid(String),
+    /// The change would clash with the cluster as it is (an address another member
+    /// uses, a membership whose voters would have no quorum): refused before it starts.
+    #[error("{0}")]
+    Conflict(String),
+    /// The change started but did not finish in time; the message says in what state
+    /// the membership is. Not retried: repeating it would wait on the same thing.
+    #[error("{0}")]
+    TimedOut(String),
 }
 
 /// How long the leader waits to hear from a node being added before it gives the add
 /// up (the address is wrong, or nothing listens there).
 const LEARNER_CONTACT: Duration = Duration::from_secs(10);
+/// How long a membership change (one joint step and the final one) may take to commit
+/// before the caller is told where it stands: below the forwarding limit of the admin
+/// call, so the answer always comes back through the node that was asked.
+const MEMBERSHIP_CHANGE_MAX: Duration = Duration::from_secs(20);
+/// How long the leader waits for the process at a new node's address to say its id.
+const WHOAMI_WAIT: Duration = Duration::from_secs(2);
 /// How long a node being added may take to catch up (log or snapshot) before the add
 /// answers that it is still behind; it stays a learner meanwhile.
 const LEARNER_CATCH_UP_MAX: Duration = Duration::from_secs(600);
@@ -272,6 +293,14 @@ pub struct Consensus {
     /// follower that hears nothing for long (removed from the cluster without receiving
     /// the change, or cut off) is not ready, though its last leader is still on record.
     leader_contact_ms: std::sync::atomic::AtomicU64,
+    /// When a write of this node last committed (ms after `started`, 0: never). Every
+    /// member writes a heartbeat every 200 ms, so a follower whose writes stop committing
+    /// is in a cluster without quorum (or cut off from the leader, or still catching up
+    /// after its data dir was wiped) although it may know a leader: `/readyz` says so.
+    last_commit_ms: std::sync::atomic::AtomicU64,
+    /// The leader refused this node's last forwarded write as a non-member's (removed, and
+    /// the change never reached this node): it serves nothing until a write commits again.
+    leader_says_not_member: std::sync::atomic::AtomicBool,
     started: std::time::Instant,
 }
 
@@ -406,6 +435,8 @@ impl Consensus {
             closing: Default::default(),
             writes_under_way: Default::default(),
             leader_contact_ms: Default::default(),
+            last_commit_ms: Default::default(),
+            leader_says_not_member: Default::default(),
             started: std::time::Instant::now(),
         });
         tokio::spawn(proposer_loop(this.clone(), rx));
@@ -530,6 +561,30 @@ impl Consensus {
         (silent > limit).then_some(silent)
     }
 
+    /// The node of a forwarded heartbeat in `ops` that is not in this node's membership,
+    /// if any: a removed member that never heard of its removal still forwards its
+    /// heartbeats, and committing them would renew its lease (and keep its binds open).
+    fn heartbeat_of_non_member(&self, ops: &[Op]) -> Option<u64> {
+        let members: Vec<u64> = self.members().into_iter().map(|(id, _, _)| id).collect();
+        if members.is_empty() {
+            return None;
+        }
+        ops.iter().find_map(|op| match op {
+            Op::Heartbeat { node, .. } if !members.contains(node) => Some(*node),
+            _ => None,
+        })
+    }
+
+    /// True when this node knows a membership that does not include it (it was removed,
+    /// and the change reached it): it must not send anything, and it lets its binds go.
+    pub fn removed_from_cluster(&self) -> bool {
+        let m = self.raft.metrics();
+        let m = m.borrow_watched();
+        let membership = m.membership_config.membership();
+        membership.nodes().next().is_some()
+            && !membership.nodes().any(|(id, _)| *id == self.node_id)
+    }
+
     /// Why this node cannot serve requests although it may know a leader, if so: it is
     /// not in the cluster's membership as it knows it (removed, or not added yet), or it is
     /// a follower that no leader has contacted for four election timeouts (removed without
@@ -549,6 +604,15 @@ impl Consensus {
             let member = membership.nodes().any(|(id, _)| *id == self.node_id);
             (initialized, member)
         };
+        if self
+            .leader_says_not_member
+            .load(std::sync::atomic::Ordering::Relaxed)
+        {
+            return Some(format!(
+                "node {} is not a member of the cluster: the leader refuses its writes (removed)",
+                self.node_id
+            ));
+        }
         if initialized && !member {
             return Some(format!(
                 "node {} is not a member of the cluster (removed, or not added yet)",
@@ -585,6 +649,61 @@ impl Consensus {
             Err(openraft::errors::Fatal::StorageError(e)) => Some(storage_failure(&e.to_string())),
             Err(fatal) => Some(format!("Raft stopped: {fatal}; the node stops")),
         }
+    }
+
+    /// A write of this node committed.
+    /// (The leader's refusal is lifted only by a committed heartbeat, the write it judges.)
+    fn committed_now(&self, ops: &[Op]) {
+        if ops.iter().any(|op| matches!(op, Op::Heartbeat { .. })) {
+            self.leader_says_not_member
+                .store(false, std::sync::atomic::Ordering::Relaxed);
+        }
+        let now_ms = (self.started.elapsed().as_millis() as u64).max(1);
+        self.last_commit_ms
+            .fetch_max(now_ms, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Why this node is not ready although it knows a leader, if so: it has applied no
+    /// state yet (a wiped data dir still catching up), or none of its writes (its
+    /// heartbeats, every 200 ms) has committed for four election timeouts (3 s at least),
+    /// so the cluster has no quorum or this node cannot reach the leader. `/readyz` answers
+    /// 503 with it; a load balancer then stops sending writes that would get 503.
+    pub fn not_committing_reason(&self) -> Option<String> {
+        let applied = {
+            let m = self.raft.metrics();
+            let m = m.borrow_watched();
+            m.last_applied.is_some() && m.membership_config.membership().nodes().next().is_some()
+        };
+        if !applied {
+            return Some(format!(
+                "node {} has applied no state yet (new or wiped data dir, catching up with the leader)",
+                self.node_id
+            ));
+        }
+        let limit = Duration::from_millis(4 * self.raft.config().election_timeout_max)
+            .max(Duration::from_secs(3));
+        let now_ms = self.started.elapsed().as_millis() as u64;
+        let last = self
+            .last_commit_ms
+            .load(std::sync::atomic::Ordering::Relaxed);
+        if last == 0 {
+            return (now_ms > limit.as_millis() as u64).then(|| {
+                format!(
+                    "no write of node {} has committed since it started {} ms ago \
+                     (no quorum of voters is up, or the leader cannot be reached)",
+                    self.node_id, now_ms
+                )
+            });
+        }
+        let silent = Duration::from_millis(now_ms.saturating_sub(last));
+        (silent > limit).then(|| {
+            format!(
+                "no write of node {} has committed for {} ms (no quorum of voters is up, \
+                 or the leader cannot be reached)",
+                self.node_id,
+                silent.as_millis()
+            )
+        })
     }
 
     /// A leader sent this node entries or a heartbeat.
@@ -717,8 +836,21 @@ impl Consensus {
     }
 
     /// Runs a membership or leadership change on the leader (forwarded when this node is
-    /// not it), retrying while leadership is changing.
-    pub async fn admin(&self, op: AdminOp) -> Result<(), AdminError> {
+    /// not it), retrying while leadership is changing. The change runs in a task of its
+    /// own: a caller that goes away (a client that disconnects or times out) does not cut
+    /// it off half-way, so an add that fails still removes the learner it made.
+    pub async fn admin(self: &Arc<Self>, op: AdminOp) -> Result<(), AdminError> {
+        let me = self.clone();
+        tokio::spawn(async move { me.admin_retrying(op).await })
+            .await
+            .unwrap_or_else(|e| {
+                Err(AdminError::Unavailable(format!(
+                    "cluster change failed: {e}"
+                )))
+            })
+    }
+
+    async fn admin_retrying(&self, op: AdminOp) -> Result<(), AdminError> {
         let deadline = tokio::time::Instant::now() + LEADER_WAIT * 2;
         loop {
             match self.admin_once(op.clone()).await {
@@ -740,7 +872,7 @@ impl Consensus {
             // An add waits for the new node to catch up on the leader.
             let limit = match op {
                 AdminOp::AddNode { .. } => LEARNER_CATCH_UP_MAX + Duration::from_secs(30),
-                _ => Duration::from_secs(60),
+                _ => MEMBERSHIP_CHANGE_MAX * 2 + Duration::from_secs(10),
             };
             return match network::post_bincode::<_, Result<(), AdminError>>(
                 self.network.client(),
@@ -751,15 +883,21 @@ impl Consensus {
             .await
             {
                 Ok(r) => r,
-                Err(network::PostError::Unreachable(m)) | Err(network::PostError::Other(m)) => {
-                    Err(AdminError::Unavailable(m))
-                }
+                Err(network::PostError::Unreachable(m)) => Err(AdminError::Unavailable(m)),
+                // The leader took the request and its answer was lost: the change may be
+                // under way, so it is not sent again.
+                Err(network::PostError::Other(m)) => Err(AdminError::TimedOut(format!(
+                    "the leader (node {}) did not answer the change: {m}; {}",
+                    self.leader().unwrap_or(0),
+                    self.membership_text()
+                ))),
             };
         }
         let unavailable = |e: String| AdminError::Unavailable(plain_raft_error(&e));
         match op {
             AdminOp::AddNode { id, info } => {
                 let addr = info.cluster_addr.clone();
+                self.check_new_address(id, &addr).await?;
                 tracing::info!(node = id, addr = %addr, "adding node as learner");
                 // Not openraft's blocking add: it waits 500 ms at most and then reports
                 // success, and it takes a learner that never answered as caught up when the
@@ -774,19 +912,28 @@ impl Consensus {
                 if let Err(e) = self.wait_learner(id, added.log_id.index()).await {
                     if let LearnerWait::Silent(silent) = e {
                         tracing::warn!(node = id, addr = %addr, ?silent, "new node never answered; removing the learner");
-                        self.raft
-                            .change_membership(openraft::ChangeMembers::RemoveNodes(ids), false)
-                            .await
-                            .map_err(|e| unavailable(e.to_string()))?;
+                        self.change_bounded(
+                            openraft::ChangeMembers::RemoveNodes(ids),
+                            &format!("removing learner {id}"),
+                        )
+                        .await?;
                     }
                     return Err(e.into_admin_error(id, &addr));
                 }
+                // The same trap as a removal: promoting needs the new voter set's quorum.
+                let mut new_voters = self.voter_ids();
+                new_voters.insert(id);
+                if let Some(why) =
+                    no_quorum_after(&format!("adding node {id}"), &new_voters, &self.voters_up())
+                {
+                    return Err(AdminError::Conflict(why));
+                }
                 tracing::info!(node = id, "learner caught up; promoting to voter");
-                self.raft
-                    .change_membership(openraft::ChangeMembers::AddVoterIds(ids), false)
-                    .await
-                    .map_err(|e| unavailable(e.to_string()))?;
-                Ok(())
+                self.change_bounded(
+                    openraft::ChangeMembers::AddVoterIds(ids),
+                    &format!("promoting node {id} to voter"),
+                )
+                .await
             }
             AdminOp::RemoveNode { id } => {
                 let members = self.members();
@@ -801,15 +948,21 @@ impl Consensus {
                 }
                 let ids: std::collections::BTreeSet<u64> = [id].into_iter().collect();
                 let change = if *voter {
+                    let mut new_voters = self.voter_ids();
+                    new_voters.remove(&id);
+                    if let Some(why) = no_quorum_after(
+                        &format!("removing node {id}"),
+                        &new_voters,
+                        &self.voters_up(),
+                    ) {
+                        return Err(AdminError::Conflict(why));
+                    }
                     openraft::ChangeMembers::RemoveVoters(ids)
                 } else {
                     openraft::ChangeMembers::RemoveNodes(ids)
                 };
-                self.raft
-                    .change_membership(change, false)
+                self.change_bounded(change, &format!("removing node {id}"))
                     .await
-                    .map_err(|e| unavailable(e.to_string()))?;
-                Ok(())
             }
             AdminOp::TransferLeader { to } => {
                 if !self.members().iter().any(|(n, _, v)| *n == to && *v) {
@@ -835,6 +988,117 @@ impl Consensus {
                     )))
                 }
             }
+        }
+    }
+
+    /// On the leader, before a node is added at `addr`: refuses an address another member
+    /// already has (the process there would answer for both ids, and a voter that does
+    /// not exist would count toward quorum), and asks the process listening there for its
+    /// id. One that answers with another id is refused; one that does not answer (not
+    /// started yet, or a build without `/raft/whoami`) is left to the learner's wait.
+    async fn check_new_address(&self, id: u64, addr: &str) -> Result<(), AdminError> {
+        let same = |a: &str| a.trim().eq_ignore_ascii_case(addr.trim());
+        if let Some((other, _, _)) = self
+            .members()
+            .into_iter()
+            .find(|(n, info, _)| *n != id && same(&info.cluster_addr))
+        {
+            return Err(AdminError::Conflict(format!(
+                "{addr} is the address of node {other}; give node {id} its own cluster address"
+            )));
+        }
+        let url = format!("http://{addr}/raft/whoami");
+        if let Ok(answer) =
+            network::post_bincode::<_, u64>(self.network.client(), &url, &(), WHOAMI_WAIT).await
+            && answer != id
+        {
+            return Err(AdminError::Conflict(format!(
+                "{addr} answers as node {answer}, not node {id}; start node {id} with \
+                 --node-id {id} --cluster-addr {addr}, or give its own address"
+            )));
+        }
+        Ok(())
+    }
+
+    /// A membership change bounded by [`MEMBERSHIP_CHANGE_MAX`]: past it the caller is
+    /// told what the membership is now (possibly joint, half-way through the change),
+    /// instead of waiting on a commit that needs voters that are down.
+    async fn change_bounded(
+        &self,
+        change: openraft::ChangeMembers<u64, NodeInfo>,
+        what: &str,
+    ) -> Result<(), AdminError> {
+        match tokio::time::timeout(
+            MEMBERSHIP_CHANGE_MAX,
+            self.raft.change_membership(change, false),
+        )
+        .await
+        {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(AdminError::Unavailable(plain_raft_error(&e.to_string()))),
+            Err(_) => {
+                let now = self.membership_text();
+                tracing::warn!(change = what, membership = %now, "membership change did not commit in time");
+                Err(AdminError::TimedOut(format!(
+                    "{what} did not commit within {} s; {now}; it completes once a quorum of \
+                     the voters answers (see `smsgw cluster status`)",
+                    MEMBERSHIP_CHANGE_MAX.as_secs()
+                )))
+            }
+        }
+    }
+
+    /// The voters of the current membership (of its last step when it is joint).
+    fn voter_ids(&self) -> std::collections::BTreeSet<u64> {
+        self.raft
+            .metrics()
+            .borrow_watched()
+            .membership_config
+            .membership()
+            .get_joint_config()
+            .last()
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// On the leader: the voters it has heard from lately (itself, and every voter whose
+    /// last heartbeat or append answer is younger than two election timeouts, 1.6 s at
+    /// least): the same "up" as `smsgw cluster status` shows, from Raft's own answers.
+    fn voters_up(&self) -> std::collections::BTreeSet<u64> {
+        let window = Duration::from_millis(2 * self.raft.config().election_timeout_max)
+            .max(Duration::from_millis(1600));
+        let m = self.raft.metrics();
+        let m = m.borrow_watched();
+        let mut up: std::collections::BTreeSet<u64> = m
+            .heartbeat
+            .as_ref()
+            .map(|h| {
+                h.iter()
+                    .filter(|(_, t)| {
+                        t.as_ref()
+                            .is_some_and(|t| openraft::Instant::elapsed(&**t) < window)
+                    })
+                    .map(|(id, _)| *id)
+                    .collect()
+            })
+            .unwrap_or_default();
+        up.insert(self.node_id);
+        up
+    }
+
+    /// The membership as an operator reads it: "membership now: voters {1,2,3}" or, half
+    /// way through a change, "membership now: joint {1,2,3} -> {2,3}".
+    fn membership_text(&self) -> String {
+        let m = self.raft.metrics();
+        let m = m.borrow_watched();
+        let joint = m.membership_config.membership().get_joint_config();
+        let sets: Vec<String> = joint.iter().map(id_set).collect();
+        match sets.as_slice() {
+            [one] => format!("membership now: voters {one}"),
+            _ => format!(
+                "membership now: joint {} (half-way through a change)",
+                sets.join(" -> ")
+            ),
         }
     }
 
@@ -908,6 +1172,7 @@ impl Consensus {
             .route("/raft/propose", post(rpc_propose))
             .route("/raft/read-index", post(rpc_read_index))
             .route("/raft/admin", post(rpc_admin))
+            .route("/raft/whoami", post(rpc_whoami))
             .layer(DefaultBodyLimit::max(256 * 1024 * 1024))
             .with_state(self.clone())
     }
@@ -964,7 +1229,10 @@ impl Consensus {
                 return Err(WriteError::Unavailable("this node is stopping".into()));
             }
             let err = match self.raft.client_write(Proposal { ops: ops.clone() }).await {
-                Ok(resp) => return Ok(resp.data.results),
+                Ok(resp) => {
+                    self.committed_now(&ops);
+                    return Ok(resp.data.results);
+                }
                 Err(RaftError::Fatal(f)) => return Err(WriteError::Fatal(f.to_string())),
                 Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
                     if let (Some(id), Some(node)) = (f.leader_id, f.leader_node.clone())
@@ -977,6 +1245,15 @@ impl Consensus {
                         // Not sent (leader unreachable or no longer leader): wait for the
                         // next leader instead of failing the caller during an election.
                         match self.forward(&node, &ops).await {
+                            Ok(r) => {
+                                self.committed_now(&ops);
+                                return Ok(r);
+                            }
+                            Err(WriteError::NotMember(m)) => {
+                                self.leader_says_not_member
+                                    .store(true, std::sync::atomic::Ordering::Relaxed);
+                                return Err(WriteError::NotMember(m));
+                            }
                             Err(WriteError::Unavailable(m)) => WriteError::Unavailable(m),
                             // The connection broke after the request went out (a leader
                             // killed mid-call, a stale pooled connection): accepts may be
@@ -1082,6 +1359,48 @@ async fn proposer_loop(c: Arc<Consensus>, mut rx: mpsc::Receiver<WriteRequest>) 
             }
         });
     }
+}
+
+/// `{2,3}`: a set of node ids as the membership messages write them.
+fn id_set(ids: &std::collections::BTreeSet<u64>) -> String {
+    let ids: Vec<String> = ids.iter().map(u64::to_string).collect();
+    format!("{{{}}}", ids.join(","))
+}
+
+/// Why `change` would leave a membership without quorum, if it would: the voters of the
+/// new membership that are up (`up`) must be a majority of them, or the change (whose
+/// joint step needs the new set's quorum too) cannot commit and every write waits behind
+/// it. The text names the voters that are down and what to do.
+fn no_quorum_after(
+    change: &str,
+    new_voters: &std::collections::BTreeSet<u64>,
+    up: &std::collections::BTreeSet<u64>,
+) -> Option<String> {
+    let reachable = new_voters.iter().filter(|v| up.contains(v)).count();
+    if reachable * 2 > new_voters.len() {
+        return None;
+    }
+    let down: Vec<String> = new_voters
+        .iter()
+        .filter(|v| !up.contains(v))
+        .map(u64::to_string)
+        .collect();
+    let (who, them) = match down.as_slice() {
+        [one] => (format!("node {one} is down"), format!("node {one}")),
+        _ => (
+            format!("nodes {} are down", down.join(", ")),
+            "them".to_string(),
+        ),
+    };
+    let fix = if down.len() == 1 {
+        format!("bring {them} back or remove it first")
+    } else {
+        format!("bring {them} back or remove them first")
+    };
+    Some(format!(
+        "{change} leaves voters {}; {who}, so the new membership would have no quorum; {fix}",
+        id_set(new_voters)
+    ))
 }
 
 /// True when the membership has more than one voter: entries are replicated.
@@ -1210,7 +1529,12 @@ async fn rpc_transfer_leader(State(c): Rpc, body: Bytes) -> Vec<u8> {
 
 async fn rpc_propose(State(c): Rpc, body: Bytes) -> Vec<u8> {
     let res: Result<Vec<OpResult>, WriteError> = match wire::decode::<Vec<Op>>(&body) {
-        Ok(ops) => c.propose_many(ops).await,
+        Ok(ops) => match c.heartbeat_of_non_member(&ops) {
+            Some(node) => Err(WriteError::NotMember(format!(
+                "node {node} is not a member of the cluster (removed): it must not send"
+            ))),
+            None => c.propose_many(ops).await,
+        },
         Err(e) => Err(WriteError::Fatal(format!("bad propose body: {e}"))),
     };
     reply(&res)
@@ -1225,11 +1549,71 @@ async fn rpc_read_index(State(c): Rpc) -> Vec<u8> {
     reply(&res)
 }
 
+/// This node's id: the leader asks a new node's address before adding it, so that an
+/// address where another node answers is refused (behind the cluster secret like the rest).
+async fn rpc_whoami(State(c): Rpc) -> Vec<u8> {
+    reply(&c.node_id)
+}
+
 async fn rpc_admin(State(c): Rpc, body: Bytes) -> Vec<u8> {
+    // In its own task, like `Consensus::admin`: the caller may go away mid-change.
     let res: Result<(), AdminError> = match wire::decode::<AdminOp>(&body) {
-        Ok(op) if c.is_leader() => c.admin_once(op).await,
+        Ok(op) if c.is_leader() => {
+            let leader = c.clone();
+            tokio::spawn(async move { leader.admin_once(op).await })
+                .await
+                .unwrap_or_else(|e| {
+                    Err(AdminError::Unavailable(format!(
+                        "cluster change failed: {e}"
+                    )))
+                })
+        }
         Ok(_) => Err(AdminError::Unavailable("not the leader".into())),
         Err(e) => Err(AdminError::Invalid(format!("bad admin body: {e}"))),
     };
     reply(&res)
+}
+
+#[cfg(test)]
+mod membership_tests {
+    use std::collections::BTreeSet;
+
+    use super::no_quorum_after;
+
+    fn set(ids: &[u64]) -> BTreeSet<u64> {
+        ids.iter().copied().collect()
+    }
+
+    #[test]
+    fn a_change_needs_a_majority_of_the_new_voters_up() {
+        let cases: [(&[u64], &[u64], bool); 6] = [
+            // Removing 1 of {1,2,3} with 3 down: {2,3} has one of two up.
+            (&[2, 3], &[1, 2], false),
+            (&[2, 3], &[1, 2, 3], true),
+            (&[1, 2], &[1, 2], true),
+            // Adding 4 to {1,2,3} with 3 down: three of four up.
+            (&[1, 2, 3, 4], &[1, 2, 4], true),
+            (&[1, 2, 3, 4], &[1, 4], false),
+            (&[2], &[1, 2], true),
+        ];
+        for (new, up, ok) in cases {
+            let why = no_quorum_after("removing node 1", &set(new), &set(up));
+            assert_eq!(why.is_none(), ok, "{new:?} with {up:?} up: {why:?}");
+        }
+    }
+
+    #[test]
+    fn the_refusal_names_the_down_voters_and_the_way_out() {
+        let why = no_quorum_after("removing node 1", &set(&[2, 3]), &set(&[1, 2]));
+        assert_eq!(
+            why.as_deref(),
+            Some(
+                "removing node 1 leaves voters {2,3}; node 3 is down, so the new membership \
+                 would have no quorum; bring node 3 back or remove it first"
+            )
+        );
+        let why = no_quorum_after("removing node 1", &set(&[2, 3, 4, 5]), &set(&[1, 2]))
+            .unwrap_or_default();
+        assert!(why.contains("nodes 3, 4, 5 are down"), "{why}");
+    }
 }

@@ -12,4 +12,5 @@ mod t40_rate_limit;
 mod t50_snapshot_catch_up;
 mod t60_slow_link_catch_up;
 mod t70_cluster_secret;
-mod t80_sla_owner_only;
+mod t80_membership_safety;
+mod t82_sla_owner_only;
