@@ -42,6 +42,43 @@ fn submitted(id: &str, smsc_id: &str, at: i64) -> Op {
     }
 }
 
+/// `op` (a submit response or a receipt) as it comes on channel `ch` instead.
+fn on(op: Op, ch: &str) -> Op {
+    match op {
+        Op::PartSubmitted {
+            id,
+            part,
+            smsc_message_id,
+            keys,
+            at,
+            ..
+        } => Op::PartSubmitted {
+            id,
+            part,
+            channel: ch.into(),
+            smsc_message_id,
+            keys,
+            at,
+        },
+        Op::Receipt {
+            smsc_message_id,
+            keys,
+            outcome,
+            error,
+            at,
+            ..
+        } => Op::Receipt {
+            channel: ch.into(),
+            smsc_message_id,
+            keys,
+            outcome,
+            error,
+            at,
+        },
+        other => other,
+    }
+}
+
 fn status(store: &StateStore, id: &str) -> Option<Status> {
     store.get_message(id).ok().flatten().map(|m| m.status)
 }
@@ -141,39 +178,6 @@ fn cn_receipts_match_on_another_channel_of_the_protocol() {
         ],
     );
     let now = crate::clock::now_ms();
-    let on = |op: Op, ch: &str| match op {
-        Op::PartSubmitted {
-            id,
-            part,
-            smsc_message_id,
-            keys,
-            at,
-            ..
-        } => Op::PartSubmitted {
-            id,
-            part,
-            channel: ch.into(),
-            smsc_message_id,
-            keys,
-            at,
-        },
-        Op::Receipt {
-            smsc_message_id,
-            keys,
-            outcome,
-            error,
-            at,
-            ..
-        } => Op::Receipt {
-            channel: ch.into(),
-            smsc_message_id,
-            keys,
-            outcome,
-            error,
-            at,
-        },
-        other => other,
-    };
     // Sent on cm-a, receipt on cm-b: matched (also when the receipt comes first).
     let id = "01PARKED000000000000000010";
     claimed(&store, id, now);
@@ -241,35 +245,17 @@ fn smpp_receipts_match_on_a_channel_of_the_same_account() {
             Op::PutChannel(Box::new(other_account)),
         ],
     );
-    let on = |ch: &str, op: Op| match op {
-        Op::Receipt {
-            smsc_message_id,
-            keys,
-            outcome,
-            error,
-            at,
-            ..
-        } => Op::Receipt {
-            channel: ch.into(),
-            smsc_message_id,
-            keys,
-            outcome,
-            error,
-            at,
-        },
-        other => other,
-    };
     let now = crate::clock::now_ms();
     // Response first, receipt on the sibling.
     let id = "01PARKED000000000000000020";
     claimed(&store, id, now);
     apply(&store, vec![submitted(id, "5150", now + 1)]);
-    apply(&store, vec![on("smsc-c", receipt("5150", now + 2))]);
+    apply(&store, vec![on(receipt("5150", now + 2), "smsc-c")]);
     assert_eq!(status(&store, id), Some(Status::Delivered));
     // Receipt first on the sibling (parked there), then the response on the channel.
     let early = "01PARKED000000000000000021";
     claimed(&store, early, now);
-    apply(&store, vec![on("smsc-c", receipt("5151", now + 3))]);
+    apply(&store, vec![on(receipt("5151", now + 3), "smsc-c")]);
     apply(&store, vec![submitted(early, "5151", now + 4)]);
     assert_eq!(status(&store, early), Some(Status::Delivered));
     assert!(
@@ -282,7 +268,7 @@ fn smpp_receipts_match_on_a_channel_of_the_same_account() {
     apply(
         &store,
         vec![
-            on("smsc-c", receipt("5152", now + 5)),
+            on(receipt("5152", now + 5), "smsc-c"),
             submitted(same_batch, "5152", now + 6),
         ],
     );
@@ -291,6 +277,6 @@ fn smpp_receipts_match_on_a_channel_of_the_same_account() {
     let foreign = "01PARKED000000000000000023";
     claimed(&store, foreign, now);
     apply(&store, vec![submitted(foreign, "5153", now + 7)]);
-    apply(&store, vec![on("smsc-d", receipt("5153", now + 8))]);
+    apply(&store, vec![on(receipt("5153", now + 8), "smsc-d")]);
     assert_eq!(status(&store, foreign), Some(Status::Sent));
 }
