@@ -114,8 +114,9 @@ pub async fn keep_lease(consensus: Arc<Consensus>, lease: Arc<Lease>, me: Announ
     let mut held = false;
     let mut removed = false;
     let mut renew_error: Option<WriteError> = None;
+    let mut outside_since: Option<Instant> = None;
     loop {
-        if removed_now(&consensus, renew_error.as_ref()) {
+        if removed_now(&consensus, renew_error.as_ref(), &mut outside_since) {
             lease.revoke();
             if !removed {
                 warn!(
@@ -152,10 +153,28 @@ pub async fn keep_lease(consensus: Arc<Consensus>, lease: Arc<Lease>, me: Announ
     }
 }
 
-/// Whether this node is out of the cluster: it knows a membership without itself, or the
-/// leader refused its last heartbeat as a non-member's (the change never reached it).
-fn removed_now(consensus: &Consensus, last_error: Option<&WriteError>) -> bool {
-    consensus.removed_from_cluster() || matches!(last_error, Some(WriteError::NotMember(_)))
+/// How long this node must see a membership without itself before it takes that for
+/// its removal: a joining node catching up applies the memberships from before its own
+/// addition for a moment (a snapshot taken before it was added, then the entry adding
+/// it), and must not log that it was removed nor drop its lease for that.
+const OUTSIDE_FOR: Duration = Duration::from_secs(1);
+
+/// Whether this node is out of the cluster: the leader refused its last heartbeat as a
+/// non-member's (the change never reached it), or it has known a membership without
+/// itself for `OUTSIDE_FOR` (`outside_since` keeps when that began).
+fn removed_now(
+    consensus: &Consensus,
+    last_error: Option<&WriteError>,
+    outside_since: &mut Option<Instant>,
+) -> bool {
+    if matches!(last_error, Some(WriteError::NotMember(_))) {
+        return true;
+    }
+    if !consensus.removed_from_cluster() {
+        *outside_since = None;
+        return false;
+    }
+    outside_since.get_or_insert_with(Instant::now).elapsed() >= OUTSIDE_FOR
 }
 
 /// Proposes one heartbeat and extends the lease when it commits; the error when it did

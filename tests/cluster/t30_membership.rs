@@ -83,6 +83,12 @@ async fn add_and_remove_a_node_under_load() {
     )
     .await;
     assert!(v["id"].is_string(), "{v}");
+    // Catching up, it applied the memberships from before its addition: that is not its
+    // removal (it must neither say so nor drop its lease for it).
+    assert!(
+        !n4.proc.log_text().contains("was removed from the cluster"),
+        "a joining node took the old membership for its removal"
+    );
 
     // Remove node 2 (through node 4); it is shut down afterwards.
     let (s, v) = n4
