@@ -253,12 +253,18 @@ impl IntoResponse for ApiError {
             resp.headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
-        if let Some(s) = self.retry_after
-            && let Ok(v) = HeaderValue::from_str(&s.to_string())
-        {
-            resp.headers_mut().insert(header::RETRY_AFTER, v);
+        if let Some(s) = self.retry_after {
+            set_retry_after(&mut resp, s);
         }
         resp
+    }
+}
+
+/// Puts `Retry-After: secs` on `resp` (an error's 429/503, or a batch's 200 whose items
+/// were refused with one).
+pub fn set_retry_after(resp: &mut Response, secs: u64) {
+    if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+        resp.headers_mut().insert(header::RETRY_AFTER, v);
     }
 }
 

@@ -593,11 +593,8 @@ impl BatchTally {
             ));
         }
         let mut resp = (StatusCode::OK, Json(body)).into_response();
-        if let Some(s) = self.retry_after
-            && let Ok(v) = axum::http::HeaderValue::from_str(&s.to_string())
-        {
-            resp.headers_mut()
-                .insert(axum::http::header::RETRY_AFTER, v);
+        if let Some(s) = self.retry_after {
+            super::error::set_retry_after(&mut resp, s);
         }
         Ok(resp)
     }

@@ -191,11 +191,10 @@ async fn metrics_text(State(st): State<AppState>) -> Response {
         let cfg = st.consensus.store().config();
         let me = st.consensus.node_id();
         let configured: std::collections::HashSet<String> = cfg.channels.keys().cloned().collect();
-        let owned = cfg
-            .placement
-            .values()
-            .filter(|p| p.owner == Some(me))
-            .map(|p| p.channel.clone())
+        let owned = configured
+            .iter()
+            .filter(|c| cfg.placed_on(me, c))
+            .cloned()
             .collect();
         (configured, owned)
     };

@@ -335,10 +335,7 @@ pub async fn run(
                     id: c.id.clone(),
                     drained: c.drained,
                     policy: c.sla.clone(),
-                    owned: cfg
-                        .placement
-                        .get(&c.id)
-                        .is_some_and(|p| p.owner == Some(node)),
+                    owned: cfg.placed_on(node, &c.id),
                 })
                 .collect()
         };

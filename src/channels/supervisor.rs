@@ -66,11 +66,7 @@ pub const HELD_REASON: &str =
 fn wanted(c: &Channel, cfg: &ConfigView, me: u64) -> bool {
     (crate::protocols::session::runs_sessions(&c.protocol) || c.protocol == "http")
         && !c.drained
-        && cfg
-            .placement
-            .get(&c.id)
-            .map(|p| p.owner == Some(me))
-            .unwrap_or(false)
+        && cfg.placed_on(me, &c.id)
 }
 
 impl ChannelSupervisor {

@@ -552,13 +552,27 @@ impl Consensus {
         {
             return None;
         }
-        let limit = Duration::from_millis(2 * self.raft.config().election_timeout_max)
-            .max(Duration::from_secs(1));
+        let limit = self.election_timeouts(2, Duration::from_secs(1));
         let silent = m
             .last_quorum_acked
             .as_ref()
             .map(|t| openraft::Instant::elapsed(&**t))?;
         (silent > limit).then_some(silent)
+    }
+
+    /// `k` times the longest election timeout, and at least `at_least`: how long a silence
+    /// (no quorum, no leader, no commit) must last before it counts.
+    fn election_timeouts(&self, k: u64, at_least: Duration) -> Duration {
+        Duration::from_millis(k * self.raft.config().election_timeout_max).max(at_least)
+    }
+
+    /// (whether this node knows a membership at all, whether it is in it).
+    fn membership_place(&self) -> (bool, bool) {
+        let m = self.raft.metrics();
+        let m = m.borrow_watched();
+        let membership = m.membership_config.membership();
+        let known = membership.nodes().next().is_some();
+        (known, membership.nodes().any(|(id, _)| *id == self.node_id))
     }
 
     /// The node of a forwarded heartbeat in `ops` that is not in this node's membership,
@@ -578,11 +592,8 @@ impl Consensus {
     /// True when this node knows a membership that does not include it (it was removed,
     /// and the change reached it): it must not send anything, and it lets its binds go.
     pub fn removed_from_cluster(&self) -> bool {
-        let m = self.raft.metrics();
-        let m = m.borrow_watched();
-        let membership = m.membership_config.membership();
-        membership.nodes().next().is_some()
-            && !membership.nodes().any(|(id, _)| *id == self.node_id)
+        let (known, member) = self.membership_place();
+        known && !member
     }
 
     /// Why this node cannot serve requests although it may know a leader, if so: it is
@@ -593,17 +604,10 @@ impl Consensus {
         if let Some(why) = self.stopped_reason() {
             return Some(why);
         }
-        let (initialized, member) = {
-            let m = self.raft.metrics();
-            let m = m.borrow_watched();
-            if m.state == ServerState::Leader {
-                return None;
-            }
-            let membership = m.membership_config.membership();
-            let initialized = membership.nodes().next().is_some();
-            let member = membership.nodes().any(|(id, _)| *id == self.node_id);
-            (initialized, member)
-        };
+        if self.is_leader() {
+            return None;
+        }
+        let (initialized, member) = self.membership_place();
         if self
             .leader_says_not_member
             .load(std::sync::atomic::Ordering::Relaxed)
@@ -622,8 +626,7 @@ impl Consensus {
         if !initialized {
             return None;
         }
-        let limit = Duration::from_millis(4 * self.raft.config().election_timeout_max)
-            .max(Duration::from_secs(2));
+        let limit = self.election_timeouts(4, Duration::from_secs(2));
         let now_ms = self.started.elapsed().as_millis() as u64;
         let contact = self
             .leader_contact_ms
@@ -669,19 +672,15 @@ impl Consensus {
     /// so the cluster has no quorum or this node cannot reach the leader. `/readyz` answers
     /// 503 with it; a load balancer then stops sending writes that would get 503.
     pub fn not_committing_reason(&self) -> Option<String> {
-        let applied = {
-            let m = self.raft.metrics();
-            let m = m.borrow_watched();
-            m.last_applied.is_some() && m.membership_config.membership().nodes().next().is_some()
-        };
+        let applied = self.raft.metrics().borrow_watched().last_applied.is_some()
+            && self.membership_place().0;
         if !applied {
             return Some(format!(
                 "node {} has applied no state yet (new or wiped data dir, catching up with the leader)",
                 self.node_id
             ));
         }
-        let limit = Duration::from_millis(4 * self.raft.config().election_timeout_max)
-            .max(Duration::from_secs(3));
+        let limit = self.election_timeouts(4, Duration::from_secs(3));
         let now_ms = self.started.elapsed().as_millis() as u64;
         let last = self
             .last_commit_ms
@@ -841,13 +840,7 @@ impl Consensus {
     /// it off half-way, so an add that fails still removes the learner it made.
     pub async fn admin(self: &Arc<Self>, op: AdminOp) -> Result<(), AdminError> {
         let me = self.clone();
-        tokio::spawn(async move { me.admin_retrying(op).await })
-            .await
-            .unwrap_or_else(|e| {
-                Err(AdminError::Unavailable(format!(
-                    "cluster change failed: {e}"
-                )))
-            })
+        detached(async move { me.admin_retrying(op).await }).await
     }
 
     async fn admin_retrying(&self, op: AdminOp) -> Result<(), AdminError> {
@@ -921,13 +914,9 @@ impl Consensus {
                     return Err(e.into_admin_error(id, &addr));
                 }
                 // The same trap as a removal: promoting needs the new voter set's quorum.
-                let mut new_voters = self.voter_ids();
-                new_voters.insert(id);
-                if let Some(why) =
-                    no_quorum_after(&format!("adding node {id}"), &new_voters, &self.voters_up())
-                {
-                    return Err(AdminError::Conflict(why));
-                }
+                self.refuse_without_quorum(&format!("adding node {id}"), |v| {
+                    v.insert(id);
+                })?;
                 tracing::info!(node = id, "learner caught up; promoting to voter");
                 self.change_bounded(
                     openraft::ChangeMembers::AddVoterIds(ids),
@@ -948,15 +937,9 @@ impl Consensus {
                 }
                 let ids: std::collections::BTreeSet<u64> = [id].into_iter().collect();
                 let change = if *voter {
-                    let mut new_voters = self.voter_ids();
-                    new_voters.remove(&id);
-                    if let Some(why) = no_quorum_after(
-                        &format!("removing node {id}"),
-                        &new_voters,
-                        &self.voters_up(),
-                    ) {
-                        return Err(AdminError::Conflict(why));
-                    }
+                    self.refuse_without_quorum(&format!("removing node {id}"), |v| {
+                        v.remove(&id);
+                    })?;
                     openraft::ChangeMembers::RemoveVoters(ids)
                 } else {
                     openraft::ChangeMembers::RemoveNodes(ids)
@@ -1048,6 +1031,21 @@ impl Consensus {
         }
     }
 
+    /// Refuses (409) a membership change, named `what`, that turns the voters into a set
+    /// (`change` applied to the current voters) whose reachable members are no majority.
+    fn refuse_without_quorum(
+        &self,
+        what: &str,
+        change: impl FnOnce(&mut std::collections::BTreeSet<u64>),
+    ) -> Result<(), AdminError> {
+        let mut new_voters = self.voter_ids();
+        change(&mut new_voters);
+        match no_quorum_after(what, &new_voters, &self.voters_up()) {
+            Some(why) => Err(AdminError::Conflict(why)),
+            None => Ok(()),
+        }
+    }
+
     /// The voters of the current membership (of its last step when it is joint).
     fn voter_ids(&self) -> std::collections::BTreeSet<u64> {
         self.raft
@@ -1065,8 +1063,7 @@ impl Consensus {
     /// last heartbeat or append answer is younger than two election timeouts, 1.6 s at
     /// least): the same "up" as `smsgw cluster status` shows, from Raft's own answers.
     fn voters_up(&self) -> std::collections::BTreeSet<u64> {
-        let window = Duration::from_millis(2 * self.raft.config().election_timeout_max)
-            .max(Duration::from_millis(1600));
+        let window = self.election_timeouts(2, Duration::from_millis(1600));
         let m = self.raft.metrics();
         let m = m.borrow_watched();
         let mut up: std::collections::BTreeSet<u64> = m
@@ -1361,6 +1358,18 @@ async fn proposer_loop(c: Arc<Consensus>, mut rx: mpsc::Receiver<WriteRequest>) 
     }
 }
 
+/// Runs a membership change in a task of its own, so that a caller that goes away (a
+/// client that disconnects or times out) does not cut it off half-way.
+async fn detached(
+    change: impl std::future::Future<Output = Result<(), AdminError>> + Send + 'static,
+) -> Result<(), AdminError> {
+    tokio::spawn(change).await.unwrap_or_else(|e| {
+        Err(AdminError::Unavailable(format!(
+            "cluster change failed: {e}"
+        )))
+    })
+}
+
 /// `{2,3}`: a set of node ids as the membership messages write them.
 fn id_set(ids: &std::collections::BTreeSet<u64>) -> String {
     let ids: Vec<String> = ids.iter().map(u64::to_string).collect();
@@ -1560,13 +1569,7 @@ async fn rpc_admin(State(c): Rpc, body: Bytes) -> Vec<u8> {
     let res: Result<(), AdminError> = match wire::decode::<AdminOp>(&body) {
         Ok(op) if c.is_leader() => {
             let leader = c.clone();
-            tokio::spawn(async move { leader.admin_once(op).await })
-                .await
-                .unwrap_or_else(|e| {
-                    Err(AdminError::Unavailable(format!(
-                        "cluster change failed: {e}"
-                    )))
-                })
+            detached(async move { leader.admin_once(op).await }).await
         }
         Ok(_) => Err(AdminError::Unavailable("not the leader".into())),
         Err(e) => Err(AdminError::Invalid(format!("bad admin body: {e}"))),

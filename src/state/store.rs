@@ -292,6 +292,14 @@ impl ConfigView {
         Some(out)
     }
 
+    /// True when the placement puts `channel` on `node` (handing over or not): the node
+    /// that runs its binds, judges its SLA and exports its owner-only gauges.
+    pub fn placed_on(&self, node: u64, channel: &str) -> bool {
+        self.placement
+            .get(channel)
+            .is_some_and(|p| p.owner == Some(node))
+    }
+
     /// True when `node` owns `channel` and may start new submits on it.
     pub fn owns(&self, node: u64, channel: &str) -> bool {
         self.placement
@@ -1550,30 +1558,15 @@ impl StateStore {
                 at,
             } => {
                 let scope = receipt_scope(&self.config(), channel);
-                let mut found = None;
                 // A CN channel's ids indexed before they were scoped per protocol are
                 // under the channel: looked up there second.
                 let scopes = [scope, channel.as_str()];
                 let tried = if scope == channel.as_str() { 1 } else { 2 };
-                'scopes: for sc in &scopes[..tried] {
-                    for k in keys {
-                        if let Some(v) = self.kv_get(ctx, T_SMSC, &join_key(sc, k))? {
-                            found = Some(wire::decode::<(String, u32)>(&v)?);
-                            break 'scopes;
-                        }
-                    }
-                }
+                let mut found = self.sent_part(ctx, &scopes[..tried], keys)?;
                 if found.is_none() {
                     // Sent on another channel of the same SMSC account?
                     let siblings = account_siblings(&self.config(), channel);
-                    'siblings: for sc in &siblings {
-                        for k in keys {
-                            if let Some(v) = self.kv_get(ctx, T_SMSC, &join_key(sc, k))? {
-                                found = Some(wire::decode::<(String, u32)>(&v)?);
-                                break 'siblings;
-                            }
-                        }
-                    }
+                    found = self.sent_part(ctx, &siblings, keys)?;
                 }
                 match found {
                     Some((id, part)) => {
@@ -2078,7 +2071,24 @@ impl StateStore {
         Ok(OpResult::Done)
     }
 
-    /// The parked-receipt index (`state::parked`).
+    /// The (message, part) whose SMSC id, under one of `scopes` (tried in order), has one
+    /// of the readings `keys`.
+    fn sent_part<S: AsRef<str>>(
+        &self,
+        ctx: &ApplyCtx,
+        scopes: &[S],
+        keys: &[String],
+    ) -> Result<Option<(String, u32)>, StoreError> {
+        for sc in scopes {
+            for k in keys {
+                if let Some(v) = self.kv_get(ctx, T_SMSC, &join_key(sc.as_ref(), k))? {
+                    return Ok(Some(wire::decode::<(String, u32)>(&v)?));
+                }
+            }
+        }
+        Ok(None)
+    }
+
     /// Applies to part `part` of message `id`, just submitted on `channel`, a receipt
     /// parked under `scope` for any reading of its SMSC id (`keys`).
     #[allow(clippy::too_many_arguments)]
@@ -2121,6 +2131,7 @@ impl StateStore {
         Ok(())
     }
 
+    /// The parked-receipt index (`state::parked`).
     fn parked(&self) -> std::sync::MutexGuard<'_, super::parked::ParkedIndex> {
         self.parked.lock().unwrap_or_else(|e| e.into_inner())
     }
