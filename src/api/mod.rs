@@ -3,6 +3,7 @@
 //! `Consensus::propose`; they never touch storage directly for writes.
 
 pub mod admin;
+pub mod channel_patch;
 pub mod cluster;
 pub mod compliance;
 pub mod error;
@@ -328,7 +329,9 @@ pub fn router(state: AppState, max_body: usize) -> Router {
         )
         .route(
             "/admin/v1/channels/{id}",
-            get(admin::get_channel).delete(admin::delete_channel),
+            get(admin::get_channel)
+                .delete(admin::delete_channel)
+                .patch(admin::patch_channel),
         )
         .route("/admin/v1/channels/{id}/drain", post(admin::drain_channel))
         .route(

@@ -194,6 +194,13 @@ pub const ROUTES: &[(&str, &str, &str, &str, &str)] = &[
         "204",
     ),
     (
+        "patch",
+        "/admin/v1/channels/{id}",
+        "Change a channel in place (tps, window, credentials, host, options, sla) with a JSON merge patch, checked as on create; id and protocol cannot change",
+        "admin",
+        "200",
+    ),
+    (
         "post",
         "/admin/v1/channels/{id}/drain",
         "Stop taking new submits on a channel, wait for the outstanding responses (at most the response timeout), then unbind",

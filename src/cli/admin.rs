@@ -12,8 +12,9 @@ use serde_json::{Value, json};
 
 use super::tables::Table;
 use super::{
-    AbArgs, ChannelAddArgs, ChannelCommand, ClusterCommand, Command, RouteAddArgs, RouteChannelArg,
-    RouteCommand, RouteUpdateArgs, SendArgs, TenantAddArgs, TenantCommand, TenantUpdateArgs,
+    AbArgs, ChannelAddArgs, ChannelCommand, ChannelUpdateArgs, ClusterCommand, Command, CostArg,
+    RouteAddArgs, RouteChannelArg, RouteCommand, RouteUpdateArgs, SendArgs, TenantAddArgs,
+    TenantCommand, TenantUpdateArgs,
 };
 
 /// Exit code: the request succeeded.
@@ -521,10 +522,51 @@ fn channel(cmd: &ChannelCommand, base: &str, token: &str) -> ApiCall {
             ApiCall::new(Method::POST, base, &["admin", "v1", "channels"], token)
                 .with_body(channel_body(a))
         }
+        ChannelCommand::Update(a) => {
+            one(Method::PATCH, &a.id, None).with_body(channel_patch_body(a))
+        }
         ChannelCommand::Remove { id } => one(Method::DELETE, id, None),
         ChannelCommand::Drain { id } => one(Method::POST, id, Some("drain")),
         ChannelCommand::Undrain { id } => one(Method::POST, id, Some("undrain")),
     }
+}
+
+/// `{"default": 0.004, "+49": 0.006}` of `--cost`, or None when not given.
+fn cost_body(cost: &[CostArg]) -> Option<Value> {
+    (!cost.is_empty()).then(|| {
+        let map: serde_json::Map<String, Value> = cost
+            .iter()
+            .map(|c| (c.key.clone(), json!(c.price.0)))
+            .collect();
+        Value::Object(map)
+    })
+}
+
+/// The `PATCH /admin/v1/channels/{id}` body: only the fields given.
+fn channel_patch_body(a: &ChannelUpdateArgs) -> Value {
+    let fields = [
+        ("host", a.host.as_ref().map(|v| json!(v))),
+        ("port", a.port.map(|v| json!(v))),
+        ("system_id", a.system_id.as_ref().map(|v| json!(v))),
+        ("password", a.password.as_ref().map(|v| json!(v))),
+        ("system_type", a.system_type.as_ref().map(|v| json!(v))),
+        ("tps", a.tps.map(|v| json!(v))),
+        ("window", a.window.map(|v| json!(v))),
+        ("binds", a.binds.map(|v| json!(v))),
+        ("bind", a.bind.map(|v| json!(v))),
+        (
+            "enquire_link_seconds",
+            a.enquire_link_seconds.map(|v| json!(v)),
+        ),
+        ("cost", cost_body(&a.cost)),
+        ("options", a.options.clone()),
+    ];
+    Value::Object(
+        fields
+            .into_iter()
+            .filter_map(|(k, v)| v.map(|v| (k.to_string(), v)))
+            .collect(),
+    )
 }
 
 /// The `POST /admin/v1/channels` body; optional fields only when given.
@@ -548,17 +590,7 @@ fn channel_body(a: &ChannelAddArgs) -> Value {
             a.enquire_link_seconds.map(|v| json!(v)),
         ),
         ("options", a.options.clone()),
-        (
-            "cost",
-            (!a.cost.is_empty()).then(|| {
-                let map: serde_json::Map<String, Value> = a
-                    .cost
-                    .iter()
-                    .map(|c| (c.key.clone(), json!(c.price.0)))
-                    .collect();
-                Value::Object(map)
-            }),
-        ),
+        ("cost", cost_body(&a.cost)),
     ];
     for (key, value) in optional {
         if let Some(value) = value {
@@ -889,6 +921,39 @@ mod tests {
         assert_eq!(
             planned(&["tenant", "show", "acme", U, T]).table,
             Some(Table::Tenant)
+        );
+    }
+
+    #[test]
+    fn channel_update_patches_only_the_flags_given() {
+        let c = planned(&[
+            "channel",
+            "update",
+            "smsc-a",
+            "--tps",
+            "250",
+            "--password",
+            "s3cret",
+            "--cost",
+            "+49=0.006",
+            "--options",
+            r#"{"udh": null}"#,
+            U,
+            T,
+        ]);
+        assert_eq!(c.method, Method::PATCH);
+        assert_eq!(c.path, ["admin", "v1", "channels", "smsc-a"]);
+        assert_eq!(
+            c.body,
+            Some(
+                json!({"tps": 250, "password": "s3cret", "cost": {"+49": 0.006},
+                        "options": {"udh": null}})
+            )
+        );
+        assert_eq!(c.table, Some(Table::Channels));
+        assert!(
+            Cli::try_parse_from(["smsgw", "channel", "update", "smsc-a", U, T]).is_err(),
+            "nothing to change"
         );
     }
 

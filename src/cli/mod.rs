@@ -208,6 +208,9 @@ pub enum ChannelCommand {
     List,
     /// Add an operator connection.
     Add(ChannelAddArgs),
+    /// Change a channel in place (PATCH): only the given fields change; session settings
+    /// (host, port, credentials, window, bind) rebind it, tps and cost do not.
+    Update(ChannelUpdateArgs),
     /// Remove a channel (its binds are closed).
     Remove {
         /// Channel id.
@@ -297,6 +300,52 @@ pub struct ChannelAddArgs {
     /// Protocol options as a JSON object, e.g. '{"udh": "sar", "dlr_id_format": "hex"}';
     /// an `http` channel's request template goes here (README, "HTTP upstream channels").
     #[arg(long, value_parser = json_object)]
+    pub options: Option<serde_json::Value>,
+}
+
+/// Options of `smsgw channel update` (PATCH): only the given fields change; at least one
+/// is needed.
+#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
+#[command(group(clap::ArgGroup::new("change").required(true).multiple(true)))]
+pub struct ChannelUpdateArgs {
+    /// Channel id.
+    pub id: String,
+    /// Operator host.
+    #[arg(long, group = "change")]
+    pub host: Option<String>,
+    /// Operator port.
+    #[arg(long, group = "change", allow_negative_numbers = true)]
+    pub port: Option<u16>,
+    /// Bind system_id (CMPP: the SP id).
+    #[arg(long, group = "change")]
+    pub system_id: Option<String>,
+    /// Bind password (CMPP: the shared secret).
+    #[arg(long, group = "change")]
+    pub password: Option<String>,
+    /// SMPP system_type.
+    #[arg(long, group = "change")]
+    pub system_type: Option<String>,
+    /// Submits per second, at most.
+    #[arg(long, group = "change", allow_negative_numbers = true)]
+    pub tps: Option<u32>,
+    /// Submits outstanding per bind, at most.
+    #[arg(long, group = "change", allow_negative_numbers = true)]
+    pub window: Option<u32>,
+    /// Binds to open.
+    #[arg(long, group = "change", allow_negative_numbers = true)]
+    pub binds: Option<u32>,
+    /// Bind type.
+    #[arg(long, group = "change", value_enum)]
+    pub bind: Option<BindMode>,
+    /// Seconds between enquire_link keepalives.
+    #[arg(long, group = "change", allow_negative_numbers = true)]
+    pub enquire_link_seconds: Option<u32>,
+    /// Prices to set, `default=PRICE` and/or `+PREFIX=PRICE` comma-separated (others stay).
+    #[arg(long, group = "change", num_args = 1.., value_delimiter = ',', value_name = "KEY=PRICE", value_parser = cost_entry)]
+    pub cost: Vec<CostArg>,
+    /// Protocol options to set, a JSON object merged into the channel's (`null` removes
+    /// one), e.g. '{"dlr_timeout_seconds": 3600, "udh": null}'.
+    #[arg(long, group = "change", value_parser = json_object)]
     pub options: Option<serde_json::Value>,
 }
 

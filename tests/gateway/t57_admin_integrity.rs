@@ -3,7 +3,8 @@
 //! re-created tenant id never shows an earlier tenant's messages, country codes and
 //! tenant scopes must name something real, two routes cannot have the same match, a
 //! sender is not silently registered twice, a tenant's `senders` and its sender
-//! registry are one list, and a preview without a route says what the send would do.
+//! registry are one list, a preview without a route says what the send would do, and a
+//! channel is changed in place by a merge patch checked as a create is.
 use std::time::Duration;
 
 use reqwest::Method;
@@ -579,4 +580,126 @@ async fn a_deleted_tenants_compliance_rows_go_with_it() {
         .admin(Method::GET, "/admin/v1/compliance/rules/gone-only", None)
         .await;
     assert_eq!(s, 404, "the scoped rule went with the tenant: {v}");
+}
+
+/// PATCH on a channel changes it in place: `tps` at once without a rebind, a wrong
+/// password rebinds and fails, the right one binds again and sends; what a create would
+/// refuse is refused naming the field; id and protocol stay; a drained channel stays
+/// drained.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_channel_is_changed_in_place_by_a_merge_patch() {
+    let dir = tempdir();
+    let _logs = LogsOnFailure(dir.path().to_path_buf());
+    let (smsc, node, key) = gateway_with_smsc(dir.path(), "patched", &[], &[]).await;
+    let binds = |v: Option<Value>| v.and_then(|s| s["binds"].as_u64()).unwrap_or(0);
+    let bound_before = binds(smsc.stats().await);
+    let patch = |body: Value| node.admin(Method::PATCH, "/admin/v1/channels/a", Some(body));
+
+    let (s, v) = patch(json!({"tps": 50, "cost": {"+49": 0.007}})).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(
+        (v["tps"].as_u64(), v["window"].as_u64()),
+        (Some(50), Some(16)),
+        "{v}"
+    );
+    let (_, v) = node.admin(Method::GET, "/admin/v1/channels/a", None).await;
+    assert_eq!(v["tps"], 50, "a GET shows the patch: {v}");
+    let (s, sent) = node
+        .send(&key, json!({"to": TO, "text": "after tps"}))
+        .await;
+    assert_eq!(s, 202, "{sent}");
+    node.wait_status(
+        &key,
+        sent["id"].as_str().unwrap_or(""),
+        "delivered",
+        Duration::from_secs(30),
+    )
+    .await;
+    assert_eq!(
+        binds(smsc.stats().await),
+        bound_before,
+        "tps alone does not rebind"
+    );
+
+    // Session settings rebind: a wrong password is refused by the SMSC, messages wait.
+    let (s, v) = patch(json!({"password": "wrong"})).await;
+    assert_eq!(s, 200, "{v}");
+    let refused = eventually(
+        "the SMSC refuses the bind",
+        Duration::from_secs(30),
+        || async {
+            let v = node.channel_view("a").await;
+            (v["state"] != "bound" && !v["last_error"].is_null()).then_some(v)
+        },
+    )
+    .await;
+    let why = refused["last_error"].as_str().unwrap_or("");
+    assert!(why.contains("bind rejected"), "{refused}");
+    let (s, waiting) = node
+        .send(&key, json!({"to": TO, "text": "waits for the password"}))
+        .await;
+    assert_eq!(s, 202, "{waiting}");
+    let (s, v) = patch(json!({"password": "pw"})).await;
+    assert_eq!(s, 200, "{v}");
+    node.wait_status(
+        &key,
+        waiting["id"].as_str().unwrap_or(""),
+        "delivered",
+        Duration::from_secs(60),
+    )
+    .await;
+    assert!(
+        binds(smsc.stats().await) > bound_before,
+        "the password change rebound"
+    );
+
+    // Refused as a create would be, naming the field; nothing changes.
+    for (body, field) in [
+        (json!({"window": 0}), "window"),
+        (json!({"tps": "fast"}), "tps"),
+        (json!({"bogus": 1}), "bogus"),
+        (json!({"id": "b"}), "id"),
+        (json!({"protocol": "cmpp"}), "protocol"),
+        (
+            json!({"options": {"dlr_timeout_second": 5}}),
+            "options.dlr_timeout_second",
+        ),
+        (json!({"sla": {"window": "2h"}}), "sla"),
+    ] {
+        let (s, v) = patch(body.clone()).await;
+        assert_refused(s, &v, 422, "invalid_field", &format!("{body}"));
+        let named = v["error"]["field"].as_str().unwrap_or("");
+        assert!(named.starts_with(field), "{body} names {field}: {v}");
+    }
+    let (_, v) = node.admin(Method::GET, "/admin/v1/channels/a", None).await;
+    assert_eq!(
+        (v["tps"].as_u64(), v["window"].as_u64()),
+        (Some(50), Some(16)),
+        "{v}"
+    );
+    let (s, v) = node
+        .admin(
+            Method::PATCH,
+            "/admin/v1/channels/nope",
+            Some(json!({"tps": 1})),
+        )
+        .await;
+    assert_refused(s, &v, 404, "not_found", "patch an unknown channel");
+
+    // A drained channel stays drained through a patch.
+    let (s, v) = node
+        .admin(Method::POST, "/admin/v1/channels/a/drain", None)
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let (s, v) = patch(json!({"window": 8})).await;
+    assert_eq!(s, 200, "{v}");
+    eventually(
+        "drained after the patch",
+        Duration::from_secs(30),
+        || async {
+            let v = node.channel_view("a").await;
+            (v["state"] == "draining" || v["state"] == "down").then_some(v)
+        },
+    )
+    .await;
 }
