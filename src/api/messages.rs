@@ -754,8 +754,8 @@ pub(super) async fn read_your_writes(st: &AppState) -> Result<(), ApiError> {
 }
 
 /// How long one `GET /v1/messages` may scan a tenant's rows for filter matches before
-/// it answers what it found with `"partial": true` (filters other than `client_ref`,
-/// which has an index, read the rows newest first).
+/// it answers what it found with `"partial": true` (`client_ref` and `to` have indexes
+/// and `since` bounds the scan; `status` alone reads the rows newest first).
 const LIST_SCAN_BUDGET: std::time::Duration = std::time::Duration::from_millis(250);
 /// At most this many rows are read for one page, whatever the time.
 const LIST_SCAN_MAX_ROWS: usize = 200_000;
@@ -816,12 +816,14 @@ pub async fn list(
     if !(1..=1000).contains(&limit) {
         return Err(ApiError::invalid("limit", "1 to 1000"));
     }
-    // client_ref is matched through its index (`list_messages`).
-    let filter = |m: &Message| {
-        status.is_none_or(|s| m.status == s)
-            && to.as_ref().is_none_or(|t| *m.to == **t)
-            && since.is_none_or(|s| m.created_at >= s)
+    // client_ref and to are read through their indexes and since ends the scan
+    // (`ListScope`); status is checked row by row.
+    let scope = crate::state::ListScope {
+        client_ref: q.client_ref.as_deref(),
+        to: to.as_deref(),
+        since_ms: since,
     };
+    let filter = |m: &Message| status.is_none_or(|s| m.status == s);
     // The cursor is the id of the last message of the previous page (a ULID).
     // Errors name the parameter the client sent.
     let given = match (&q.next, &q.cursor) {
@@ -838,7 +840,7 @@ pub async fn list(
         &tenant.id,
         cursor.as_deref(),
         limit + 1,
-        q.client_ref.as_deref(),
+        scope,
         list_scan_budget(),
         filter,
     )?;

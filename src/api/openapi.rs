@@ -436,7 +436,7 @@ pub const ROUTES: &[(&str, &str, &str, &str, &str)] = &[
     (
         "get",
         "/admin/v1/messages",
-        "Find messages by client_ref in one or every tenant",
+        "Find messages by client_ref or recipient (to) in one or every tenant",
         "admin",
         "200",
     ),

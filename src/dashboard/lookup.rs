@@ -1,5 +1,6 @@
 //! Admin message lookup for the dashboard: an operator has the admin token, not the
-//! tenant's API key, and often only a client_ref from a customer's ticket.
+//! tenant's API key, and often only a client_ref or the customer's phone number from a
+//! ticket.
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
@@ -40,11 +41,13 @@ pub async fn get_message(
 #[serde(deny_unknown_fields)]
 pub struct LookupQuery {
     client_ref: Option<String>,
+    to: Option<String>,
     tenant: Option<String>,
 }
 
-/// `GET /admin/v1/messages?client_ref=&tenant=`: the newest messages carrying this
-/// client_ref (in one tenant, or in every tenant), newest first.
+/// `GET /admin/v1/messages?client_ref=|to=&tenant=`: the newest messages carrying this
+/// client_ref or sent to this number (in one tenant, or in every tenant), newest first;
+/// with both, those that match both.
 pub async fn find_messages(
     State(st): State<AppState>,
     headers: HeaderMap,
@@ -52,10 +55,23 @@ pub async fn find_messages(
 ) -> Result<Response, ApiError> {
     require_admin(&st, &headers)?;
     let Query(q) = query.map_err(|e| ApiError::invalid("query", e.body_text()))?;
-    let client_ref = q
-        .client_ref
-        .filter(|c| !c.is_empty())
-        .ok_or_else(|| ApiError::invalid("client_ref", "missing query parameter `client_ref`"))?;
+    let client_ref = q.client_ref.filter(|c| !c.is_empty());
+    let to = match q.to.filter(|t| !t.is_empty()) {
+        // An unencoded '+' in a query string arrives as a space: put it back.
+        Some(t) => Some(crate::messages::intake::normalize_lost_plus(&t)?),
+        None => None,
+    };
+    if client_ref.is_none() && to.is_none() {
+        return Err(ApiError::invalid(
+            "client_ref",
+            "missing query parameter `client_ref` or `to`",
+        ));
+    }
+    let scope = crate::state::ListScope {
+        client_ref: client_ref.as_deref(),
+        to: to.as_deref(),
+        since_ms: None,
+    };
     let mut tenants: Vec<String> = match q.tenant {
         Some(t) => {
             if !st.consensus.store().config().tenants.contains_key(&t) {
@@ -75,19 +91,15 @@ pub async fn find_messages(
     tenants.sort();
     let mut found = Vec::new();
     for t in tenants {
-        // Exact: the client_ref index reads only the messages carrying it.
+        // Exact: the client_ref or recipient index reads only the messages carrying it.
         let budget = crate::state::ScanBudget {
             max_rows: MAX_MATCHES,
             until: std::time::Instant::now() + std::time::Duration::from_secs(1),
         };
-        let page = st.consensus.store().list_messages(
-            &t,
-            None,
-            MAX_MATCHES,
-            Some(client_ref.as_str()),
-            budget,
-            |_| true,
-        )?;
+        let page =
+            st.consensus
+                .store()
+                .list_messages(&t, None, MAX_MATCHES, scope, budget, |_| true)?;
         found.extend(page.messages);
     }
     found.sort_by_key(|m| std::cmp::Reverse(m.created_at));

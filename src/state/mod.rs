@@ -36,6 +36,6 @@ pub use model::*;
 pub use ops::*;
 pub use placement::{BindReport, ClaimRow, NodeRow, Placement, RECEIVER_INDEX_BASE};
 pub use store::{
-    ConfigView, Feedback, FeedbackKind, InboundPage, ListPage, Notice, Notifier, ReadyInfo,
-    ScanBudget, StateStore, StoreError, WebhookJob,
+    ConfigView, Feedback, FeedbackKind, InboundPage, ListPage, ListScope, Notice, Notifier,
+    ReadyInfo, ScanBudget, StateStore, StoreError, WebhookJob,
 };

@@ -545,9 +545,72 @@ fn ref_key(tenant: &str, client_ref: &str, id: &str) -> Vec<u8> {
     k
 }
 
+/// The `sm_tenant_msgs` key indexing a message by its recipient:
+/// `\x02 tenant \0 to \0 id` (kept out of the plain per-tenant range as `ref_key` is).
+fn to_key(tenant: &str, to: &str, id: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(tenant.len() + to.len() + id.len() + 3);
+    k.push(2);
+    k.extend_from_slice(tenant.as_bytes());
+    k.push(0);
+    k.extend_from_slice(to.as_bytes());
+    k.push(0);
+    k.extend_from_slice(id.as_bytes());
+    k
+}
+
 /// The `sm_meta` key saying the client_ref index covers every stored message (written
 /// once the rows accepted before the index existed have been indexed).
 const REF_INDEX_DONE: &[u8] = b"index/client_ref/v1";
+
+/// The same for the recipient index.
+const TO_INDEX_DONE: &[u8] = b"index/to/v1";
+
+/// How far a message's id (a ULID, minted by the node that took the request) may predate
+/// its `created_at` (set by the same node a moment later): a newest-first scan for
+/// `since` stops at ids older than `since` minus this.
+const ID_CLOCK_SLACK_MS: i64 = 60_000;
+
+/// Which of a tenant's messages a list reads, and through which index.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ListScope<'a> {
+    /// Only messages carrying this client_ref (read through its index).
+    pub client_ref: Option<&'a str>,
+    /// Only messages to this number (read through its index, unless `client_ref` is
+    /// given too).
+    pub to: Option<&'a str>,
+    /// Only messages created at or after this time (ms): the scan stops once it reaches
+    /// ids minted well before it.
+    pub since_ms: Option<i64>,
+}
+
+impl ListScope<'_> {
+    /// The key prefix whose rows are this scope's candidates, newest last.
+    fn prefix(&self, tenant: &str) -> Vec<u8> {
+        match (self.client_ref, self.to) {
+            (Some(r), _) => ref_key(tenant, r, ""),
+            (None, Some(to)) => to_key(tenant, to, ""),
+            (None, None) => join_key(tenant, ""),
+        }
+    }
+
+    /// Whether `m` is in scope (the index rows say so already; this checks the rest).
+    fn holds(&self, m: &Message) -> bool {
+        self.client_ref
+            .is_none_or(|r| m.client_ref.as_deref() == Some(r))
+            && self.to.is_none_or(|t| *m.to == *t)
+            && self.since_ms.is_none_or(|s| m.created_at >= s)
+    }
+
+    /// Whether every id older than `id` (in key order) was minted before `since`, so a
+    /// newest-first scan may stop: only for ULIDs, whose first 48 bits are their time.
+    fn older_than_since(&self, id: &str) -> bool {
+        let Some(since) = self.since_ms else {
+            return false;
+        };
+        ulid::Ulid::from_string(id)
+            .is_ok_and(|u| (u.timestamp_ms() as i64) < since.saturating_sub(ID_CLOCK_SLACK_MS))
+    }
+}
 
 /// The end (exclusive) of a newest-first page over the keys `prefix` + id: the id
 /// `before` when continuing a page, else just past every such key (the prefix ends with
@@ -757,7 +820,7 @@ impl StateStore {
                 _ => {}
             }
         }
-        self.index_client_refs()?;
+        self.index_stored_messages()?;
         let mut work = WorkIndex::default();
         let mut cache = FastMap::default();
         for kv in self.active.iter() {
@@ -795,11 +858,14 @@ impl StateStore {
         Ok(())
     }
 
-    /// Indexes the client_refs of the messages stored before the index existed (once:
-    /// then `REF_INDEX_DONE` is set; also after installing a snapshot from a node
-    /// without it). Every message accepted since is indexed when it is applied.
-    fn index_client_refs(&self) -> Result<(), StoreError> {
-        if self.meta.get(REF_INDEX_DONE)?.is_some() {
+    /// Indexes the client_refs and recipients of the messages stored before those indexes
+    /// existed (once each: then `REF_INDEX_DONE` / `TO_INDEX_DONE` is set; also after
+    /// installing a snapshot from a node without them). Every message accepted since is
+    /// indexed when it is applied.
+    fn index_stored_messages(&self) -> Result<(), StoreError> {
+        let refs = self.meta.get(REF_INDEX_DONE)?.is_none();
+        let recipients = self.meta.get(TO_INDEX_DONE)?.is_none();
+        if !refs && !recipients {
             return Ok(());
         }
         let mut batch = self.db.batch();
@@ -807,15 +873,28 @@ impl StateStore {
         for kv in self.messages.iter() {
             let (_, v) = kv.into_inner()?;
             let m: Message = wire::decode(&v)?;
-            if let Some(r) = &m.client_ref {
+            if refs && let Some(r) = &m.client_ref {
                 batch.insert(&self.tenant_msgs, ref_key(&m.tenant, r, &m.id), Vec::new());
-                n += 1;
             }
+            if recipients {
+                batch.insert(
+                    &self.tenant_msgs,
+                    to_key(&m.tenant, &m.to, &m.id),
+                    Vec::new(),
+                );
+            }
+            n += 1;
         }
         batch.insert(&self.meta, REF_INDEX_DONE, Vec::new());
+        batch.insert(&self.meta, TO_INDEX_DONE, Vec::new());
         batch.commit()?;
         if n > 0 {
-            tracing::info!(messages = n, "indexed the client_refs of stored messages");
+            tracing::info!(
+                messages = n,
+                refs,
+                recipients,
+                "indexed the stored messages"
+            );
         }
         Ok(())
     }
@@ -893,35 +972,36 @@ impl StateStore {
         Ok(out)
     }
 
-    /// A tenant's messages, newest first, starting strictly before `before` (an id),
-    /// at most `limit` of those `filter` keeps. With `client_ref` only the messages
-    /// carrying it are read (its index: exact, however many newer messages the tenant
-    /// has); otherwise every row in turn, until `budget` runs out: the page then says
-    /// `partial` and its `next` continues where the scan stopped, so an empty page with
-    /// a `next` is never mistaken for "none".
+    /// A tenant's messages in `scope`, newest first, starting strictly before `before`
+    /// (an id), at most `limit` of those `filter` keeps. With a `client_ref` or a `to` only
+    /// the messages carrying it are read (their indexes: exact, however many newer messages
+    /// the tenant has), and with `since` the scan ends at ids minted before it; otherwise
+    /// every row in turn, until `budget` runs out: the page then says `partial` and its
+    /// `next` continues where the scan stopped, so an empty page with a `next` is never
+    /// mistaken for "none".
     pub fn list_messages(
         &self,
         tenant: &str,
         before: Option<&str>,
         limit: usize,
-        client_ref: Option<&str>,
+        scope: ListScope<'_>,
         budget: ScanBudget,
         filter: impl Fn(&Message) -> bool,
     ) -> Result<ListPage, StoreError> {
-        let prefix = match client_ref {
-            Some(r) => ref_key(tenant, r, ""),
-            None => join_key(tenant, ""),
-        };
+        let prefix = scope.prefix(tenant);
         let end = page_end(&prefix, before);
         let mut page = ListPage::default();
         let mut scanned = 0;
         for kv in self.tenant_msgs.range(prefix.clone()..end).rev() {
             let k = kv.key()?;
             let id = String::from_utf8_lossy(k.get(prefix.len()..).unwrap_or_default()).to_string();
+            if scope.older_than_since(&id) {
+                break;
+            }
             scanned += 1;
             let item = self
                 .get_message(&id)?
-                .filter(|m| client_ref.is_none_or(|r| m.client_ref.as_deref() == Some(r)))
+                .filter(|m| scope.holds(m))
                 .filter(|m| filter(m))
                 .map(Arc::unwrap_or_clone);
             if page.take(id, item, limit, &budget, scanned) {
@@ -1836,6 +1916,8 @@ impl StateStore {
                         ctx.kv
                             .insert((T_TENANT_MSG, ref_key(&m.tenant, r, &m.id)), None);
                     }
+                    ctx.kv
+                        .insert((T_TENANT_MSG, to_key(&m.tenant, &m.to, &m.id)), None);
                     if let Some(ch) = &m.channel {
                         let scope = receipt_scope(&self.config(), ch);
                         for p in &m.part_states {
@@ -2310,6 +2392,10 @@ impl StateStore {
                 Some(Vec::new()),
             );
         }
+        ctx.kv.insert(
+            (T_TENANT_MSG, to_key(&m.tenant, &m.to, &m.id)),
+            Some(Vec::new()),
+        );
         let entered = vec![m.status];
         if m.route_id.is_some() {
             ctx.notices
@@ -2532,15 +2618,19 @@ impl StateStore {
             .remove(id);
     }
 
-    /// Drops the client_ref index and its done-marker, as a store written before the
-    /// index existed has neither.
+    /// Drops the client_ref and recipient indexes and their done-markers, as a store
+    /// written before the indexes existed has neither.
     #[cfg(test)]
     pub(super) fn forget_client_ref_index(&self) -> Result<(), StoreError> {
         let mut batch = self.db.batch();
         for kv in self.tenant_msgs.prefix([1u8]) {
             batch.remove(&self.tenant_msgs, kv.key()?);
         }
+        for kv in self.tenant_msgs.prefix([2u8]) {
+            batch.remove(&self.tenant_msgs, kv.key()?);
+        }
         batch.remove(&self.meta, REF_INDEX_DONE);
+        batch.remove(&self.meta, TO_INDEX_DONE);
         batch.commit()?;
         Ok(())
     }

@@ -341,6 +341,20 @@ async fn list_is_newest_first_with_cursor_and_filters() {
         .cloned()
         .collect();
     assert_eq!(page_ids(&v), expect, "to filter (formatted number): {v}");
+    // The operator's lookup across tenants finds the same by recipient.
+    let (s, v) = node
+        .admin(
+            reqwest::Method::GET,
+            "/admin/v1/messages?to=%2B4915112345679",
+            None,
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(page_ids(&v), expect, "admin lookup by recipient: {v}");
+    let (s, v) = node
+        .admin(reqwest::Method::GET, "/admin/v1/messages?tenant=acme", None)
+        .await;
+    assert_eq!(s, 422, "a lookup needs client_ref or to: {v}");
     let (_, v) = node.list(&key, "status=delivered").await;
     assert_eq!(page_ids(&v), newest_first, "status filter: {v}");
     let (_, v) = node.list(&key, "status=failed").await;

@@ -492,10 +492,12 @@
         }
       }
       if (!found.length) {
-        const r = await api('/admin/v1/messages?client_ref=' + encodeURIComponent(q));
+        // A phone number (E.164, "+" first) is looked up by recipient, anything else by client_ref.
+        const by = /^\+[0-9 ]{6,20}$/.test(q) ? 'to' : 'client_ref';
+        const r = await api('/admin/v1/messages?' + by + '=' + encodeURIComponent(q));
         found.push(...r.messages);
       }
-      out.replaceChildren(...(found.length ? found.map(renderMessage) : [el('p', { text: 'no message with id or client_ref ' + q })]));
+      out.replaceChildren(...(found.length ? found.map(renderMessage) : [el('p', { text: 'no message with id, client_ref or recipient ' + q })]));
     } catch (e) {
       out.replaceChildren(el('p', { class: 'error', text: 'lookup failed: ' + e.message }));
     }
