@@ -322,7 +322,7 @@ impl HeldAgainst {
 }
 
 /// Maps the state machine's answer to an Accept into the HTTP answer.
-fn accept_answer(
+async fn accept_answer(
     st: &AppState,
     tenant: &Tenant,
     held: HeldAgainst,
@@ -345,7 +345,7 @@ fn accept_answer(
             metrics::counter!("smsgw_accepted_total").increment(1);
             Ok((StatusCode::ACCEPTED, accepted))
         }
-        OpResult::Duplicate { id } => replay(st, &id),
+        OpResult::Duplicate { id } => replay(st, &id).await,
         OpResult::IdempotencyConflict { id } => Err(idempotency_conflict(&id)),
         OpResult::QueueFull => Err(held.tenant_refusal(st, tenant)),
         other => Err(ApiError::new(
@@ -356,8 +356,15 @@ fn accept_answer(
     }
 }
 
-/// The answer to a replayed idempotent request: the original message, 200.
-fn replay(st: &AppState, id: &str) -> Result<(StatusCode, AcceptedBody), ApiError> {
+/// The answer to a replayed idempotent request: the original message, 200. A follower
+/// learns of a duplicate from the leader, whose state has the original, before its own
+/// state may have applied it (two requests with one key at the same moment): it waits
+/// until it has applied what the leader has committed, once, before saying 404.
+async fn replay(st: &AppState, id: &str) -> Result<(StatusCode, AcceptedBody), ApiError> {
+    if let Some(orig) = st.consensus.store().get_message(id)? {
+        return Ok((StatusCode::OK, AcceptedBody::of(&orig)));
+    }
+    st.consensus.read_barrier().await?;
     match st.consensus.store().get_message(id)? {
         Some(orig) => Ok((StatusCode::OK, AcceptedBody::of(&orig))),
         None => Err(ApiError::not_found("message")),
@@ -384,7 +391,7 @@ pub async fn send(
         if !intake::same_request(&stored, hash, &body) {
             return Err(idempotency_conflict(&id));
         }
-        let (status, v) = replay(&st, &id)?;
+        let (status, v) = replay(&st, &id).await?;
         return Ok((status, Json(v)).into_response());
     }
     let operator = hlr_operator(&st, &req).await;
@@ -401,7 +408,7 @@ pub async fn send(
         .consensus
         .propose(compliance::accept_op(intake.message, caps.clone()))
         .await?;
-    let (status, v) = accept_answer(&st, &tenant, held, result, accepted, &caps)?;
+    let (status, v) = accept_answer(&st, &tenant, held, result, accepted, &caps).await?;
     drop(node_hold);
     Ok((status, Json(v)).into_response())
 }
@@ -479,7 +486,7 @@ pub async fn batch(
         {
             results[i] = Some(
                 if intake::same_request(&stored, hash, item.get().as_bytes()) {
-                    match replay(&st, &id) {
+                    match replay(&st, &id).await {
                         Ok((_, v)) => tally.answered(v),
                         Err(e) => tally.refused(e),
                     }
@@ -519,7 +526,7 @@ pub async fn batch(
         let answers = st.consensus.propose_many(ops).await?;
         for ((i, accepted, held, caps), r) in pending.into_iter().zip(answers) {
             results[i] = Some(
-                match accept_answer(&st, &tenant, held, r, accepted, &caps) {
+                match accept_answer(&st, &tenant, held, r, accepted, &caps).await {
                     Ok((_, v)) => tally.answered(v),
                     Err(e) => tally.refused(e),
                 },
