@@ -14,6 +14,7 @@ pub mod log_store;
 pub mod network;
 pub mod state_machine;
 pub mod store_open;
+mod vote_guard;
 pub mod watermark;
 
 #[cfg(test)]
@@ -293,6 +294,8 @@ pub struct Consensus {
     /// follower that hears nothing for long (removed from the cluster without receiving
     /// the change, or cut off) is not ready, though its last leader is still on record.
     leader_contact_ms: std::sync::atomic::AtomicU64,
+    /// When (ms since start) a refused vote was last logged (`vote_refusal`).
+    vote_refusal_logged_ms: std::sync::atomic::AtomicU64,
     /// When a write of this node last committed (ms after `started`, 0: never). Every
     /// member writes a heartbeat every 200 ms, so a follower whose writes stop committing
     /// is in a cluster without quorum (or cut off from the leader, or still catching up
@@ -371,6 +374,11 @@ impl Consensus {
             // had to campaign twice: a dead leader was replaced in 2 s instead of 1 s.
             // It also keeps a member that was cut off from raising the term on return.
             enable_pre_vote: Some(true),
+            // A member that lost its data dir restarts with an empty log; without this the
+            // leader stops replicating to it for good (openraft sees a log that went
+            // backwards) and the cluster runs short of a copy until a leader change. It
+            // cannot cost data: such a node does not vote until refilled (`vote_guard`).
+            allow_log_reversion: Some(true),
             ..Default::default()
         };
         let config = Arc::new(
@@ -435,6 +443,7 @@ impl Consensus {
             closing: Default::default(),
             writes_under_way: Default::default(),
             leader_contact_ms: Default::default(),
+            vote_refusal_logged_ms: Default::default(),
             last_commit_ms: Default::default(),
             leader_says_not_member: Default::default(),
             started: std::time::Instant::now(),
@@ -706,6 +715,24 @@ impl Consensus {
     }
 
     /// A leader sent this node entries or a heartbeat.
+    /// Why this node will not vote on `req` (`vote_guard`), logged once a minute at most.
+    fn vote_refusal(&self, req: &openraft::raft::VoteRequest<TypeConfig>) -> Option<String> {
+        let why = vote_guard::refusal(
+            &self.raft.metrics().borrow_watched(),
+            req.last_log_id.as_ref().map(|l| l.index()),
+        )?;
+        let now_ms = self.started.elapsed().as_millis() as u64;
+        let last = self
+            .vote_refusal_logged_ms
+            .load(std::sync::atomic::Ordering::Relaxed);
+        if last == 0 || now_ms.saturating_sub(last) >= 60_000 {
+            self.vote_refusal_logged_ms
+                .store(now_ms.max(1), std::sync::atomic::Ordering::Relaxed);
+            tracing::warn!(candidate = req.vote.leader_id().node_id, "{why}");
+        }
+        Some(why)
+    }
+
     fn heard_from_leader(&self) {
         let now_ms = self.started.elapsed().as_millis() as u64;
         self.leader_contact_ms
@@ -1456,16 +1483,22 @@ async fn rpc_append(State(c): Rpc, body: Bytes) -> Vec<u8> {
 }
 
 async fn rpc_vote(State(c): Rpc, body: Bytes) -> Vec<u8> {
-    match wire::decode(&body) {
-        Ok(req) => raft_reply(&c.raft.vote(req).await),
+    match wire::decode::<openraft::raft::VoteRequest<TypeConfig>>(&body) {
+        Ok(req) => match c.vote_refusal(&req) {
+            Some(why) => raft_refusal(why),
+            None => raft_reply(&c.raft.vote(req).await),
+        },
         Err(e) => raft_refusal(format!("bad vote body: {e}")),
     }
 }
 
 /// Would this node vote for the sender in the next term? Changes nothing here.
 async fn rpc_pre_vote(State(c): Rpc, body: Bytes) -> Vec<u8> {
-    match wire::decode(&body) {
-        Ok(req) => raft_reply(&c.raft.pre_vote(req).await),
+    match wire::decode::<openraft::raft::VoteRequest<TypeConfig>>(&body) {
+        Ok(req) => match c.vote_refusal(&req) {
+            Some(why) => raft_refusal(why),
+            None => raft_reply(&c.raft.pre_vote(req).await),
+        },
         Err(e) => raft_refusal(format!("bad pre-vote body: {e}")),
     }
 }
