@@ -9,6 +9,7 @@
 
 pub mod append_budget;
 pub mod arrivals;
+pub mod identity;
 pub mod journal_sync;
 pub mod log_store;
 pub mod network;
@@ -1003,9 +1004,10 @@ impl Consensus {
 
     /// On the leader, before a node is added at `addr`: refuses an address another member
     /// already has (the process there would answer for both ids, and a voter that does
-    /// not exist would count toward quorum), and asks the process listening there for its
-    /// id. One that answers with another id is refused; one that does not answer (not
-    /// started yet, or a build without `/raft/whoami`) is left to the learner's wait.
+    /// not exist would count toward quorum), and asks the process listening there who it
+    /// is (`identity`). One that answers with another id, or as a member of another
+    /// cluster, is refused; one that does not answer (not started yet) is left to the
+    /// learner's wait.
     async fn check_new_address(&self, id: u64, addr: &str) -> Result<(), AdminError> {
         let same = |a: &str| a.trim().eq_ignore_ascii_case(addr.trim());
         if let Some((other, _, _)) = self
@@ -1017,14 +1019,42 @@ impl Consensus {
                 "{addr} is the address of node {other}; give node {id} its own cluster address"
             )));
         }
-        let url = format!("http://{addr}/raft/whoami");
-        if let Ok(answer) =
-            network::post_bincode::<_, u64>(self.network.client(), &url, &(), WHOAMI_WAIT).await
-            && answer != id
+        let url = format!("http://{addr}/raft/identity");
+        let them = match network::post_bincode::<_, identity::Identity>(
+            self.network.client(),
+            &url,
+            &(),
+            WHOAMI_WAIT,
+        )
+        .await
         {
+            Ok(them) => them,
+            // Not started yet: left to the learner's wait.
+            Err(_) => return Ok(()),
+        };
+        if them.node_id != id {
             return Err(AdminError::Conflict(format!(
-                "{addr} answers as node {answer}, not node {id}; start node {id} with \
-                 --node-id {id} --cluster-addr {addr}, or give its own address"
+                "{addr} answers as node {}, not node {id}; start node {id} with \
+                 --node-id {id} --cluster-addr {addr}, or give its own address",
+                them.node_id
+            )));
+        }
+        let ours: Vec<(u64, String)> = self
+            .members()
+            .into_iter()
+            .map(|(n, info, _)| (n, info.cluster_addr))
+            .collect();
+        if let Some(theirs) = identity::foreign_members(&them, &ours) {
+            let named = if theirs.is_empty() {
+                "a cluster of its own".to_string()
+            } else {
+                let list: Vec<String> = theirs.iter().map(|(n, a)| format!("{n}@{a}")).collect();
+                format!("another cluster (members {})", list.join(", "))
+            };
+            return Err(AdminError::Conflict(format!(
+                "{addr} (node {id}) belongs to {named}: adding it here would replace its log \
+                 with this cluster's; remove it there, or stop it and wipe its data dir, then \
+                 start it with this cluster's peers and add it again"
             )));
         }
         Ok(())
@@ -1197,6 +1227,7 @@ impl Consensus {
             .route("/raft/read-index", post(rpc_read_index))
             .route("/raft/admin", post(rpc_admin))
             .route("/raft/whoami", post(rpc_whoami))
+            .route("/raft/identity", post(rpc_identity))
             .layer(DefaultBodyLimit::max(256 * 1024 * 1024))
             .with_state(self.clone())
     }
@@ -1595,6 +1626,20 @@ async fn rpc_read_index(State(c): Rpc) -> Vec<u8> {
 /// address where another node answers is refused (behind the cluster secret like the rest).
 async fn rpc_whoami(State(c): Rpc) -> Vec<u8> {
     reply(&c.node_id)
+}
+
+/// This node's id and the members it has stored (`identity`): the leader asks before
+/// adding a node, so that a member of another cluster is refused.
+async fn rpc_identity(State(c): Rpc) -> Vec<u8> {
+    let members = c
+        .members()
+        .into_iter()
+        .map(|(n, info, _)| (n, info.cluster_addr))
+        .collect();
+    reply(&identity::Identity {
+        node_id: c.node_id,
+        members,
+    })
 }
 
 async fn rpc_admin(State(c): Rpc, body: Bytes) -> Vec<u8> {

@@ -33,7 +33,8 @@ fn member_ids(view: &Value) -> Vec<u64> {
 
 /// Adding node 4 at node 3's address would make node 3 answer for both ids (a voter that
 /// does not exist counting toward quorum): refused with 409 naming `addr`. So is an
-/// address where another node (a stand-alone node 5) answers.
+/// address where another node (a stand-alone node 5) answers, and that node itself, a
+/// member of a cluster of its own.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_address_of_another_node_is_refused() {
     let dir = tempdir();
@@ -77,6 +78,21 @@ async fn an_address_of_another_node_is_refused() {
     assert_eq!(v["error"]["field"], "addr", "{v}");
     let msg = v["error"]["message"].as_str().unwrap_or("");
     assert!(msg.contains(&format!("{n5_addr} answers as node 5")), "{v}");
+    // Asked for as node 5 it is node 5, but a member of a cluster of its own: adding it
+    // would replace its log with this cluster's. Refused; node 5 keeps running as it was.
+    let (s, v) = cluster
+        .node(2)
+        .admin(
+            reqwest::Method::POST,
+            "/admin/v1/cluster/nodes",
+            Some(json!({"id": 5, "addr": n5_addr})),
+        )
+        .await;
+    assert_eq!(s, 409, "{v}");
+    assert_eq!(v["error"]["field"], "addr", "{v}");
+    let msg = v["error"]["message"].as_str().unwrap_or("");
+    assert!(msg.contains("belongs to a cluster of its own"), "{v}");
+    n5.wait_ready().await;
     let view = cluster.view(&[]).await.expect("view");
     assert_eq!(
         member_ids(&view),
