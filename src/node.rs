@@ -810,10 +810,17 @@ pub async fn run(cfg: Config) -> Result<Stopped, NodeError> {
 
 /// SIGTERM and SIGINT, listened for from the moment this is made: a signal that comes
 /// while the node is still starting is kept and handled (a drain) once it runs, instead
-/// of the default action killing the process before its handlers exist.
+/// of the default action killing the process before its handlers exist. SIGHUP (sent by
+/// logrotate, `systemctl reload` or a closing terminal) would otherwise kill the node on
+/// the spot, without a drain: it is logged and ignored, as the node writes its logs to
+/// stdout/stderr and has no files to reopen.
 pub struct Signals {
     #[cfg(unix)]
-    streams: Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>,
+    streams: Option<(
+        tokio::signal::unix::Signal,
+        tokio::signal::unix::Signal,
+        tokio::signal::unix::Signal,
+    )>,
 }
 
 impl Signals {
@@ -825,8 +832,9 @@ impl Signals {
             let streams = match (
                 signal(SignalKind::terminate()),
                 signal(SignalKind::interrupt()),
+                signal(SignalKind::hangup()),
             ) {
-                (Ok(term), Ok(int)) => Some((term, int)),
+                (Ok(term), Ok(int), Ok(hup)) => Some((term, int, hup)),
                 _ => None,
             };
             Signals { streams }
@@ -837,15 +845,21 @@ impl Signals {
         }
     }
 
-    /// Waits for the next SIGTERM or SIGINT (Ctrl-C where signals cannot be had).
+    /// Waits for the next SIGTERM or SIGINT (Ctrl-C where signals cannot be had); a SIGHUP
+    /// meanwhile is logged and waited past.
     pub async fn next(&mut self) {
         #[cfg(unix)]
-        if let Some((term, int)) = &mut self.streams {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = int.recv() => {}
+        if let Some((term, int, hup)) = &mut self.streams {
+            loop {
+                tokio::select! {
+                    _ = term.recv() => return,
+                    _ = int.recv() => return,
+                    _ = hup.recv() => tracing::info!(
+                        "SIGHUP ignored: the node logs to stdout/stderr and has no files to \
+                         reopen; SIGTERM drains and stops it"
+                    ),
+                }
             }
-            return;
         }
         let _ = tokio::signal::ctrl_c().await;
     }

@@ -95,7 +95,7 @@ pub const ERROR_CODES: &[(&str, u16, &str)] = &[
     (
         "outcome_unknown",
         503,
-        "The leader changed while writing; the message may or may not be stored. Retry with the same Idempotency-Key.",
+        "The write was under way when the leader changed, or when the node's storage failed (a full disk: the node stops); the message may or may not be stored. Retry with the same Idempotency-Key (or look it up by `client_ref`).",
     ),
     (
         "method_not_allowed",

@@ -14,6 +14,7 @@ pub mod journal_sync;
 pub mod log_store;
 pub mod network;
 pub mod state_machine;
+mod storage_failure;
 pub mod store_open;
 mod vote_guard;
 pub mod watermark;
@@ -207,21 +208,24 @@ fn plain_raft_error(text: &str) -> String {
     }
 }
 
-/// An openraft storage error ("when Write Logs: No space left on device (os error 28)")
-/// as `/readyz` shows it: the OS's reason first, then what openraft was doing.
-fn storage_failure(text: &str) -> String {
-    let (doing, reason) = match text.strip_prefix("when ").and_then(|t| t.split_once(": ")) {
-        Some((doing, reason)) => (Some(doing), reason),
-        None => (None, text),
+/// What a write that Raft stopped under learns. A stop for shutdown refused it before
+/// anything was stored; a storage failure (a full disk) or a crash of Raft's core may have
+/// come after the entry was appended, even committed and applied on a quorum: the caller
+/// must not be told nothing was stored (a client would send the message again).
+fn fatal_mid_write(f: &openraft::errors::Fatal<TypeConfig>) -> WriteError {
+    let why = match f {
+        openraft::errors::Fatal::Stopped => {
+            return WriteError::Unavailable("this node is stopping".into());
+        }
+        openraft::errors::Fatal::StorageError(e) => {
+            storage_failure::storage_failure(&e.to_string())
+        }
+        other => format!("Raft stopped: {other}"),
     };
-    let reason = match reason.find(" (os error ") {
-        Some(i) => &reason[..i],
-        None => reason,
-    };
-    match doing {
-        Some(d) => format!("storage failed: {reason}; the node stops (when {d})"),
-        None => format!("storage failed: {reason}; the node stops"),
-    }
+    WriteError::Ambiguous(format!(
+        "{why}; the write was under way and may have been stored: look it up (client_ref, \
+         or resend with the same Idempotency-Key) before sending it again"
+    ))
 }
 
 /// Why the consensus layer could not start.
@@ -528,8 +532,13 @@ impl Consensus {
             .send(WriteRequest { ops, reply })
             .await
             .map_err(|_| WriteError::Fatal("proposer stopped".into()))?;
-        rx.await
-            .map_err(|_| WriteError::Fatal("proposer dropped the write".into()))?
+        rx.await.map_err(|_| {
+            WriteError::Ambiguous(
+                "the write was under way when this node's proposer stopped; it may have been \
+                 stored"
+                    .into(),
+            )
+        })?
     }
 
     /// Is this node the leader right now?
@@ -659,7 +668,9 @@ impl Consensus {
         let m = m.borrow_watched();
         match &m.running_state {
             Err(openraft::errors::Fatal::Stopped) | Ok(()) => None,
-            Err(openraft::errors::Fatal::StorageError(e)) => Some(storage_failure(&e.to_string())),
+            Err(openraft::errors::Fatal::StorageError(e)) => {
+                Some(storage_failure::storage_failure(&e.to_string()))
+            }
             Err(fatal) => Some(format!("Raft stopped: {fatal}; the node stops")),
         }
     }
@@ -1288,7 +1299,7 @@ impl Consensus {
                     self.committed_now(&ops);
                     return Ok(resp.data.results);
                 }
-                Err(RaftError::Fatal(f)) => return Err(WriteError::Fatal(f.to_string())),
+                Err(RaftError::Fatal(f)) => return Err(fatal_mid_write(&f)),
                 Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
                     if let (Some(id), Some(node)) = (f.leader_id, f.leader_node.clone())
                         && id != self.node_id

@@ -40,15 +40,3 @@ async fn writes_under_way_are_answered_before_raft_stops() {
         other => panic!("a write after the stop must be refused as unavailable: {other:?}"),
     }
 }
-
-#[test]
-fn a_storage_failure_names_the_os_reason_first() {
-    assert_eq!(
-        super::storage_failure("when Write Logs: No space left on device (os error 28)"),
-        "storage failed: No space left on device; the node stops (when Write Logs)"
-    );
-    assert_eq!(
-        super::storage_failure("disk gone"),
-        "storage failed: disk gone; the node stops"
-    );
-}

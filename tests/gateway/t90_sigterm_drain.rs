@@ -176,6 +176,33 @@ async fn sigterm_during_sends_keeps_every_202() {
         (st["submits"].as_u64()? >= 20).then_some(())
     })
     .await;
+    // SIGHUP (logrotate, `systemctl reload`, a closed terminal) is logged and ignored:
+    // the node keeps taking and sending messages.
+    let pid = node.proc.child.as_ref().map(|c| c.id()).expect("node pid");
+    unsafe {
+        libc::kill(pid as i32, libc::SIGHUP);
+    }
+    eventually("SIGHUP logged", Duration::from_secs(10), || async {
+        node.proc
+            .log_text()
+            .contains("SIGHUP ignored")
+            .then_some(())
+    })
+    .await;
+    let after_hup = smsc
+        .stats()
+        .await
+        .and_then(|s| s["submits"].as_u64())
+        .unwrap_or(0);
+    eventually(
+        "still sending after SIGHUP",
+        Duration::from_secs(20),
+        || async {
+            let st = smsc.stats().await?;
+            (st["submits"].as_u64()? >= after_hup + 20).then_some(())
+        },
+    )
+    .await;
     let status = node.proc.terminate(Duration::from_secs(15));
     let status = status.unwrap_or_else(|| panic!("no exit within 15 s of SIGTERM during sends"));
     assert_eq!(status.code(), Some(0), "SIGTERM exit status {status:?}");
