@@ -499,7 +499,7 @@ impl Consensus {
             self.enqueue(proposer, vec![op]).await?
         } else {
             let started = std::time::Instant::now();
-            let r = self.write(vec![op]).await?;
+            let r = self.write(vec![op].into()).await?;
             metrics::histogram!("smsgw_raft_write_seconds").record(started.elapsed().as_secs_f64());
             r
         };
@@ -624,6 +624,7 @@ impl Consensus {
             return Some(why);
         }
         if self.is_leader() {
+            self.heard_from_leader();
             return None;
         }
         let (initialized, member) = self.membership_place();
@@ -685,6 +686,11 @@ impl Consensus {
         let now_ms = (self.started.elapsed().as_millis() as u64).max(1);
         self.last_commit_ms
             .fetch_max(now_ms, std::sync::atomic::Ordering::Relaxed);
+        if self.is_leader() {
+            // A leader is in contact with the leader: once it steps down (a transfer),
+            // its silence is counted from here, not from before it led.
+            self.heard_from_leader();
+        }
     }
 
     /// Why this node is not ready although it knows a leader, if so: it has applied no
@@ -828,18 +834,26 @@ impl Consensus {
         let index = if self.is_leader() {
             self.read_index().await?
         } else {
-            let leader = self
-                .leader_info()
-                .ok_or_else(|| WriteError::Unavailable("no leader known".into()))?;
+            let (Some(leader_id), Some(leader)) = (self.leader(), self.leader_info()) else {
+                return Err(WriteError::Unavailable("no leader known".into()));
+            };
             let url = format!("http://{}/raft/read-index", leader.cluster_addr);
-            match network::post_bincode::<_, Result<u64, WriteError>>(
+            let asked = network::post_bincode::<_, Result<u64, WriteError>>(
                 self.network.client(),
                 &url,
                 &(),
                 LEADER_WAIT,
-            )
-            .await
-            {
+            );
+            let answer = tokio::select! {
+                answer = asked => answer,
+                // A paused or deposed leader: say so now, not when the call times out.
+                () = self.leader_left(leader_id) => {
+                    return Err(WriteError::Unavailable(format!(
+                        "node {leader_id} stopped leading while it was asked; retry"
+                    )));
+                }
+            };
+            match answer {
                 Ok(r) => r?,
                 Err(network::PostError::Unreachable(m)) | Err(network::PostError::Other(m)) => {
                     return Err(WriteError::Unavailable(m));
@@ -1284,17 +1298,37 @@ impl Consensus {
     }
 
     /// Writes one batch: locally when leader, else forwarded to the leader.
-    async fn write(&self, ops: Vec<Op>) -> Result<Vec<OpResult>, WriteError> {
+    async fn write(&self, ops: Arc<[Op]>) -> Result<Vec<OpResult>, WriteError> {
         // Counted before `closing` is read, so that `shutdown` (which sets it, then waits
         // for the count) cannot miss a write that got past the check.
         let _under_way = UnderWay::enter(&self.writes_under_way);
-        let ops: Arc<[Op]> = ops.into();
         let deadline = tokio::time::Instant::now() + LEADER_WAIT;
         loop {
             if self.closing.load(std::sync::atomic::Ordering::SeqCst) {
                 return Err(WriteError::Unavailable("this node is stopping".into()));
             }
-            let err = match self.raft.client_write(Proposal { ops: ops.clone() }).await {
+            let written = self.raft.client_write(Proposal { ops: ops.clone() });
+            let outcome =
+                if self.is_leader() && several_voters(&self.raft.metrics().borrow_watched()) {
+                    tokio::select! {
+                        outcome = written => Some(outcome),
+                        // Leadership lost mid-write (a transfer, a pause): the entry may still
+                        // commit under the next leader, or be dropped.
+                        () = self.leader_left(self.node_id) => None,
+                    }
+                } else {
+                    Some(written.await)
+                };
+            let Some(outcome) = outcome else {
+                let err = WriteError::Ambiguous(
+                    "this node stopped leading while the write was under way".into(),
+                );
+                if !ops.iter().all(Op::is_retry_safe) || tokio::time::Instant::now() >= deadline {
+                    return Err(err);
+                }
+                continue;
+            };
+            let err = match outcome {
                 Ok(resp) => {
                     self.committed_now(&ops);
                     return Ok(resp.data.results);
@@ -1310,7 +1344,7 @@ impl Consensus {
                         }
                         // Not sent (leader unreachable or no longer leader): wait for the
                         // next leader instead of failing the caller during an election.
-                        match self.forward(&node, &ops).await {
+                        match self.forward(id, &node, &ops).await {
                             Ok(r) => {
                                 self.committed_now(&ops);
                                 return Ok(r);
@@ -1350,21 +1384,41 @@ impl Consensus {
     /// The one forwarding function: sends a batch to the leader's cluster port.
     async fn forward(
         &self,
+        leader_id: u64,
         leader: &NodeInfo,
         ops: &Arc<[Op]>,
     ) -> Result<Vec<OpResult>, WriteError> {
         let url = format!("http://{}/raft/propose", leader.cluster_addr);
-        match network::post_bincode::<_, Result<Vec<OpResult>, WriteError>>(
+        let sent = network::post_bincode::<_, Result<Vec<OpResult>, WriteError>>(
             self.network.client(),
             &url,
             ops,
             LEADER_WAIT * 2,
-        )
-        .await
-        {
+        );
+        let answer = tokio::select! {
+            answer = sent => answer,
+            // The leader was paused or deposed while the write was with it: waiting out
+            // the call's timeout held this node's proposer (and so every write here,
+            // heartbeats included) for seconds after a new leader was up.
+            () = self.leader_left(leader_id) => {
+                return Err(WriteError::Ambiguous(format!(
+                    "node {leader_id} stopped leading while it had the write"
+                )));
+            }
+        };
+        match answer {
             Ok(r) => r,
             Err(network::PostError::Unreachable(m)) => Err(WriteError::Unavailable(m)),
             Err(network::PostError::Other(m)) => Err(WriteError::Ambiguous(m)),
+        }
+    }
+
+    /// Resolves once this node no longer takes `leader` for the cluster's leader (another
+    /// node leads, or an election is under way): a write or read sent there is abandoned
+    /// then instead of waited on for its whole timeout.
+    async fn leader_left(&self, leader: u64) {
+        while self.leader() == Some(leader) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 }
@@ -1406,9 +1460,35 @@ async fn proposer_loop(c: Arc<Consensus>, mut rx: mpsc::Receiver<WriteRequest>) 
                 replies.push(w.reply);
             }
             metrics::histogram!("smsgw_raft_ops_per_entry").record(n as f64);
+            let ops: Arc<[Op]> = ops.into();
             let started = std::time::Instant::now();
-            let written = c.write(ops).await;
+            let mut written = c.write(ops.clone()).await;
             metrics::histogram!("smsgw_raft_write_seconds").record(started.elapsed().as_secs_f64());
+            let (mut sizes, mut replies) = (sizes, replies);
+            if matches!(written, Err(WriteError::Ambiguous(_))) {
+                // The entry mixed accepts with other writes and its outcome is unknown (the
+                // leader changed under it): the accepts are written again (the state
+                // machine knows their ids), the others learn that nothing is known.
+                let e = written.as_ref().err().cloned();
+                let mut safe_ops = Vec::new();
+                let (mut safe_sizes, mut safe_replies) = (Vec::new(), Vec::new());
+                let mut at = 0;
+                for (size, reply) in sizes.into_iter().zip(replies) {
+                    let mine = &ops[at..at + size];
+                    at += size;
+                    if mine.iter().all(Op::is_retry_safe) {
+                        safe_ops.extend(mine.iter().cloned());
+                        safe_sizes.push(size);
+                        safe_replies.push(reply);
+                    } else if let Some(e) = &e {
+                        let _ = reply.send(Err(e.clone()));
+                    }
+                }
+                (sizes, replies) = (safe_sizes, safe_replies);
+                if !safe_ops.is_empty() {
+                    written = c.write(safe_ops.into()).await;
+                }
+            }
             match written {
                 Ok(results) => {
                     let mut it = results.into_iter();
