@@ -44,7 +44,7 @@ impl Bucket {
     fn new(limit: RateLimit) -> Self {
         Bucket {
             limit,
-            tokens: f64::from(limit.burst.max(limit.per_second).max(1)),
+            tokens: f64::from(limit.burst.max(1)),
             at: Instant::now(),
         }
     }
@@ -52,7 +52,7 @@ impl Bucket {
     /// Leases up to `want` tokens (at least `min`, or none).
     fn take(&mut self, limit: RateLimit, want: u32, min: u32) -> Grant {
         let rate = f64::from(limit.per_second.max(1));
-        let burst = f64::from(limit.burst.max(limit.per_second).max(1));
+        let burst = f64::from(limit.burst.max(1));
         let now = Instant::now();
         if self.limit != limit {
             self.limit = limit;
@@ -454,6 +454,21 @@ mod tests {
         );
         assert_eq!(lease_size(limit, 1), 5);
         assert_eq!(lease_size(limit, 40), 40);
+    }
+
+    #[test]
+    fn a_burst_below_the_rate_is_the_bucket() {
+        // 50/s with a burst of 10: at most 10 at once (it was silently raised to 50).
+        let limit = RateLimit {
+            per_second: 50,
+            burst: 10,
+        };
+        let mut b = Bucket::new(limit);
+        let mut total = 0;
+        for _ in 0..20 {
+            total += b.take(limit, 5, 1).granted;
+        }
+        assert!((10..=11).contains(&total), "granted {total}");
     }
 
     #[test]

@@ -111,7 +111,7 @@ impl Actor for TenantLimiter {
             LimiterMsg::SetLimit(limit) => {
                 if limit != st.args.limit {
                     st.args.limit = limit;
-                    st.tokens = st.tokens.min(limit.burst.max(limit.per_second));
+                    st.tokens = st.tokens.min(limit.burst);
                 }
             }
         }
