@@ -46,6 +46,23 @@ pub struct SimRunArgs {
     /// The smsgw binary for the nodes (default: this one).
     #[arg(long, value_name = "FILE")]
     pub bin: Option<PathBuf>,
+    /// Ports the nodes' HTTP and Raft listeners are chosen from, inclusive (at least 16;
+    /// keep it below the kernel's ephemeral range, 32768 and up on Linux). The runner's
+    /// own proxies, simulators and webhook receiver listen on kernel-chosen ports.
+    #[arg(
+        long,
+        value_name = "LOW-HIGH",
+        env = "SMSGW_SIM_PORTS",
+        default_value = "10000-31999"
+    )]
+    pub ports: ports::PortRange,
+}
+
+/// The scenario file's name without `.toml`, for the JSON line of a run that did not start.
+fn stem(path: &std::path::Path) -> String {
+    path.file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
 
 /// Resolves on ctrl-c (SIGINT) or SIGTERM.
@@ -64,8 +81,10 @@ async fn interrupted() {
     }
 }
 
-/// Runs every scenario; exit code 0 when all held, 1 when an invariant broke, 2 when a
-/// run could not be set up. Ctrl-C or SIGTERM stops the run and everything it started (exit 130).
+/// Runs every scenario; exit code 0 when all held, 1 when an invariant broke (or none of a
+/// run's faults could be injected), 2 when a scenario file is invalid (checked for every
+/// file before any run starts) or a run could not be set up. Ctrl-C or SIGTERM stops the
+/// run and everything it started (exit 130).
 pub async fn run_cli(args: SimRunArgs) -> u8 {
     let bin = match args
         .bin
@@ -79,9 +98,41 @@ pub async fn run_cli(args: SimRunArgs) -> u8 {
             return 2;
         }
     };
-    let mut code = 0u8;
+    // Every file is read and checked first: a typo in the last of a long list stops the
+    // invocation at once, not after the runs before it.
+    let mut scenarios = Vec::new();
+    let mut invalid = false;
     for path in &args.scenarios {
-        let run = runner::run(path, args.seed, &args.out, &bin);
+        match scenario::Scenario::load(path) {
+            Ok(s) => scenarios.push((path, s)),
+            Err(e) => {
+                eprintln!("error: {e}");
+                println!(
+                    "{}",
+                    serde_json::json!({"scenario": stem(path), "error": e.to_string(), "dir": null})
+                );
+                invalid = true;
+            }
+        }
+    }
+    if invalid {
+        return 2;
+    }
+    if let Some((lo, hi)) = args.ports.ephemeral_overlap() {
+        eprintln!(
+            "warning: --ports {} overlaps the kernel's ephemeral range {lo}-{hi}: an outgoing connection may take a node's port before it binds it",
+            args.ports
+        );
+    }
+    let setup = runner::RunSetup {
+        seed: args.seed,
+        out_root: &args.out,
+        bin: &bin,
+        ports: &args.ports,
+    };
+    let mut code = 0u8;
+    for (path, sc) in &scenarios {
+        let run = runner::run(path, sc, &setup);
         let r = tokio::select! {
             r = run => r,
             _ = interrupted() => {
@@ -105,13 +156,9 @@ pub async fn run_cli(args: SimRunArgs) -> u8 {
             }
             Err(e) => {
                 eprintln!("error: {}: {e}", path.display());
-                let name = path
-                    .file_stem()
-                    .map(|s| s.to_string_lossy().into_owned())
-                    .unwrap_or_default();
                 println!(
                     "{}",
-                    serde_json::json!({"scenario": name, "error": e.to_string(), "dir": e.run_dir()})
+                    serde_json::json!({"scenario": stem(path), "error": e.to_string(), "dir": e.run_dir()})
                 );
                 code = 2;
             }

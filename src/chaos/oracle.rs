@@ -45,6 +45,10 @@ pub struct FaultEvent {
     pub bind_failover_ms: Option<f64>,
     /// Time to the first 202 of a request started after the fault, ms.
     pub first_accept_ms: Option<f64>,
+    /// Why the fault was not injected (its target was not up when it fired); None when it
+    /// was. A fault not injected is not abrupt and has no failover figures.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub not_injected: Option<String>,
 }
 
 /// The liveness phase's findings (I8).
@@ -519,12 +523,16 @@ pub fn judge(o: &Observations<'_>) -> (Figures, Vec<Verdict>) {
         Verdict {
             id: "I7",
             name: "API availability",
-            pass: f.availability >= t.availability && f.throttled_429_without_retry_after == 0,
+            pass: t.availability.is_none_or(|a| f.availability >= a)
+                && f.throttled_429_without_retry_after == 0,
             detail: format!(
-                "{:.4}% first try, {:.4}% with one retry on another node (target ≥ {:.2}%); {} unknown outcomes ({} found stored); {} 429s ({} without Retry-After)",
+                "{:.4}% first try, {:.4}% with one retry on another node ({}); {} unknown outcomes ({} found stored); {} 429s ({} without Retry-After)",
                 f.availability_first_try * 100.0,
                 f.availability * 100.0,
-                t.availability * 100.0,
+                t.availability.map_or_else(
+                    || "no target: targets.availability not set".to_string(),
+                    |a| format!("target ≥ {:.2}%", a * 100.0)
+                ),
                 f.unknown,
                 f.unknown_resolved,
                 f.throttled_429,
@@ -552,8 +560,39 @@ pub fn judge(o: &Observations<'_>) -> (Figures, Vec<Verdict>) {
                 }
             ),
         },
+        faults_injected(o.faults),
     ];
     (f, verdicts)
+}
+
+/// The fault schedule took effect: a scenario with faults none of which could be injected
+/// (every target was down or unknown when its time came) tested nothing and fails. Faults
+/// not injected beside injected ones are listed but do not fail the run.
+fn faults_injected(faults: &[FaultEvent]) -> Verdict {
+    let skipped: Vec<&FaultEvent> = faults.iter().filter(|e| e.not_injected.is_some()).collect();
+    let injected = faults.len() - skipped.len();
+    let detail = if faults.is_empty() {
+        "no faults in this scenario".to_string()
+    } else {
+        let mut d = format!("{injected} injected, {} not injected", skipped.len());
+        if let Some(e) = skipped.first() {
+            let _ = std::fmt::Write::write_fmt(
+                &mut d,
+                format_args!(
+                    " (e.g. {}: {})",
+                    e.label,
+                    e.not_injected.as_deref().unwrap_or("")
+                ),
+            );
+        }
+        d
+    };
+    Verdict {
+        id: "faults",
+        name: "faults injected",
+        pass: faults.is_empty() || injected > 0,
+        detail,
+    }
 }
 
 #[cfg(test)]
@@ -703,6 +742,7 @@ mod tests {
             leader_failover_ms: None,
             bind_failover_ms: None,
             first_accept_ms: None,
+            not_injected: None,
         }];
         let live = Liveness {
             one_leader: true,
@@ -771,5 +811,103 @@ mod tests {
         assert_eq!(percentile(&v, 50.0), 3.0);
         assert_eq!(percentile(&v, 99.0), 5.0);
         assert_eq!(percentile(&[], 99.0), 0.0);
+    }
+
+    fn kill(not_injected: Option<&str>) -> FaultEvent {
+        FaultEvent {
+            t_ms: 1_000,
+            end_ms: None,
+            label: "kill -9 leadr".into(),
+            abrupt: not_injected.is_none(),
+            leader_failover_ms: None,
+            bind_failover_ms: None,
+            first_accept_ms: None,
+            not_injected: not_injected.map(str::to_string),
+        }
+    }
+
+    /// The verdicts of a clean run with these faults and targets.
+    fn judged(faults: &[FaultEvent], targets: &crate::chaos::scenario::Targets) -> Vec<Verdict> {
+        let reqs = [req("a", 202, "m1"), req("b", 503, "")];
+        let st = HashMap::from([("m1".into(), delivered("m1"))]);
+        let live = Liveness {
+            one_leader: true,
+            channels_bound: true,
+            probe_final: true,
+            drained: true,
+            ..Default::default()
+        };
+        let resolved = HashMap::new();
+        judge(&Observations {
+            requests: &reqs,
+            resolved: &resolved,
+            ledger: &[ledger("a")],
+            statuses: &st,
+            webhooks: &[],
+            faults,
+            liveness: &live,
+            graceful: false,
+            receipts_expected: true,
+            webhooks_expected: false,
+            targets,
+        })
+        .1
+    }
+
+    /// Audit: a run whose every fault was skipped (no such node up) said PASS.
+    #[test]
+    fn a_run_with_no_fault_injected_fails() {
+        let targets = crate::chaos::scenario::Targets::default();
+        let find = |v: &[Verdict]| v.iter().find(|v| v.id == "faults").cloned().unwrap();
+        let none = find(&judged(&[kill(Some("node 9 is not up"))], &targets));
+        assert!(!none.pass, "{}", none.detail);
+        assert!(
+            none.detail.contains("0 injected, 1 not injected")
+                && none.detail.contains("node 9 is not up"),
+            "{}",
+            none.detail
+        );
+        let some = find(&judged(
+            &[kill(None), kill(Some("no node names a leader"))],
+            &targets,
+        ));
+        assert!(
+            some.pass && some.detail.contains("1 injected, 1 not injected"),
+            "{}",
+            some.detail
+        );
+        let empty = find(&judged(&[], &targets));
+        assert!(
+            empty.pass && empty.detail.contains("no faults"),
+            "{}",
+            empty.detail
+        );
+        // Every other verdict holds: only the fault schedule fails the run.
+        let v = judged(&[kill(Some("x"))], &targets);
+        assert!(v.iter().filter(|v| v.id != "faults").all(|v| v.pass));
+    }
+
+    #[test]
+    fn availability_is_checked_only_when_its_target_is_set() {
+        let i7 = |t: &crate::chaos::scenario::Targets| {
+            judged(&[], t).into_iter().find(|v| v.id == "I7").unwrap()
+        };
+        // 1 of 2 requests answered: 50 %.
+        let unset = i7(&crate::chaos::scenario::Targets::default());
+        assert!(
+            unset.pass && unset.detail.contains("targets.availability not set"),
+            "{}",
+            unset.detail
+        );
+        let set = crate::chaos::scenario::Targets {
+            availability: Some(0.99),
+            ..Default::default()
+        };
+        let v = i7(&set);
+        assert!(
+            !v.pass && v.detail.contains("target ≥ 99.00%"),
+            "{}",
+            v.detail
+        );
     }
 }

@@ -178,6 +178,8 @@ pub struct RunInfo<'a> {
     pub duration_s: f64,
     /// UTC start.
     pub started_utc: String,
+    /// `targets.*` keys the scenario did not set (not checked), named in the report.
+    pub targets_unset: Vec<&'static str>,
 }
 
 /// Writes `report.md`.
@@ -203,6 +205,18 @@ pub fn markdown(
         "Started {} UTC · seed {} · {} nodes · {} req/s offered for {} s · reproduce: `smsgw sim run {} --seed {}`\n",
         info.started_utc, info.seed, info.nodes, info.rate, info.duration_s, info.file, info.seed
     );
+    if !info.targets_unset.is_empty() {
+        let keys: Vec<String> = info
+            .targets_unset
+            .iter()
+            .map(|k| format!("`targets.{k}`"))
+            .collect();
+        let _ = writeln!(
+            md,
+            "Targets not set, so not checked: {} (see simulations/README.md, \"Scenario file\").\n",
+            keys.join(", ")
+        );
+    }
     let _ = writeln!(
         md,
         "## Invariants\n\n| id | invariant | result | detail |\n| --- | --- | --- | --- |"
@@ -233,6 +247,10 @@ pub fn markdown(
     );
     let opt = |v: Option<f64>| v.map(|x| format!("{x:.0}")).unwrap_or_else(|| "–".into());
     for f in faults {
+        let label = match &f.not_injected {
+            Some(why) => format!("{} — **not injected**: {why}", f.label),
+            None => f.label.clone(),
+        };
         let _ = writeln!(
             md,
             "| {:.1} | {} | {} | {} | {} | {} |",
@@ -240,7 +258,7 @@ pub fn markdown(
             f.end_ms
                 .map(|e| format!("{:.1}", e as f64 / 1000.0))
                 .unwrap_or_else(|| "–".into()),
-            f.label,
+            label.replace('|', "/"),
             opt(f.leader_failover_ms),
             opt(f.bind_failover_ms),
             opt(f.first_accept_ms)
@@ -289,6 +307,7 @@ mod tests {
             leader_failover_ms: Some(900.0),
             bind_failover_ms: None,
             first_accept_ms: None,
+            not_injected: None,
         }];
         charts(dir.path(), &s, &faults).unwrap();
         let svg = std::fs::read_to_string(dir.path().join("throughput.svg")).unwrap();

@@ -17,6 +17,7 @@ use tokio::sync::Mutex as AsyncMutex;
 
 use super::load::{self, Load, LoadPlan};
 use super::oracle::{self, FaultEvent, LedgerEntry, Liveness};
+use super::ports::PortRange;
 use super::procs::{NodeProc, NodeSpec, NodeState};
 use super::proxy::FaultProxy;
 use super::report;
@@ -108,6 +109,9 @@ struct FaultRecord {
     target: Option<u64>,
     was_leader: bool,
     was_bind_owner: bool,
+    /// Why the fault was not injected (its target was not up when it fired); such a fault
+    /// shows in the report but counts for nothing else.
+    not_injected: Option<String>,
 }
 
 /// Everything shared between the runner's tasks.
@@ -321,8 +325,8 @@ impl World {
             .collect()
     }
 
-    /// Resolves a target name to a node id that is currently up.
-    async fn resolve(&self, target: &str) -> Option<u64> {
+    /// Resolves a target name to a node id that is currently up, or says why none is.
+    async fn resolve(&self, target: &str) -> Result<u64, String> {
         let up: Vec<u64> = {
             let mut nodes = self.nodes.lock().await;
             let removed = lock(&self.removed).clone();
@@ -334,21 +338,26 @@ impl World {
         };
         let s = self.last_sample();
         let leader = s.as_ref().and_then(Self::leader_of);
-        let pick = |v: Vec<u64>| -> Option<u64> {
+        let pick = |v: Vec<u64>, none: &str| -> Result<u64, String> {
             if v.is_empty() {
-                None
+                Err(none.to_string())
             } else {
                 let i = lock(&self.rng).random_range(0..v.len());
-                Some(v[i])
+                Ok(v[i])
             }
         };
         match target {
-            "leader" => leader.filter(|l| up.contains(l)),
+            "leader" => match leader {
+                Some(l) if up.contains(&l) => Ok(l),
+                Some(l) => Err(format!("the leader (node {l}) is not up")),
+                None => Err("no node names a leader".into()),
+            },
             "follower" => pick(
                 up.iter()
                     .copied()
                     .filter(|id| Some(*id) != leader)
                     .collect(),
+                "no follower is up",
             ),
             "bind_owner" => {
                 let owners: Vec<u64> = s
@@ -363,18 +372,43 @@ impl World {
                     .copied()
                     .filter(|id| Some(*id) != leader)
                     .collect();
+                let none = "no node that is up holds a bound bind";
                 if not_leader.is_empty() {
-                    pick(owners)
+                    pick(owners, none)
                 } else {
-                    pick(not_leader)
+                    pick(not_leader, none)
                 }
             }
-            "random" => pick(up),
-            t => t
-                .strip_prefix("node:")
-                .and_then(|n| n.parse().ok())
-                .filter(|id| up.contains(id)),
+            "random" => pick(up, "no node is up"),
+            t => match t.strip_prefix("node:").and_then(|n| n.parse::<u64>().ok()) {
+                Some(id) if up.contains(&id) => Ok(id),
+                Some(id) => Err(format!("node {id} is not up (down, paused or removed)")),
+                // Scenario::check refuses these; kept as an answer rather than a panic.
+                None => Err(format!("unknown target {t:?}")),
+            },
         }
+    }
+
+    /// Records a fault that could not be injected, with why: it shows in the report's
+    /// Faults table, and a run none of whose faults was injected does not pass.
+    fn skip(&self, label: String, why: String) {
+        let t = self
+            .now_ms()
+            .saturating_sub(self.load_start_ms.load(Ordering::Relaxed));
+        eprintln!(
+            "chaos: t={:.1}s fault NOT injected: {label}: {why}",
+            t as f64 / 1000.0
+        );
+        lock(&self.faults).push(FaultRecord {
+            t_ms: self.now_ms(),
+            end_ms: None,
+            label,
+            abrupt: false,
+            target: None,
+            was_leader: false,
+            was_bind_owner: false,
+            not_injected: Some(why),
+        });
     }
 
     fn record(&self, label: String, abrupt: bool, target: Option<u64>) -> usize {
@@ -393,6 +427,7 @@ impl World {
             target,
             was_leader,
             was_bind_owner,
+            not_injected: None,
         });
         let t = self
             .now_ms()
@@ -504,6 +539,10 @@ async fn sleep_s(s: f64) {
     tokio::time::sleep(Duration::from_secs_f64(s.max(0.0))).await;
 }
 
+/// A `kill_every` series stops after this many kills in a row found no node up (each is
+/// reported as not injected), rather than trying on while the cluster is down.
+const KILL_EVERY_MISSES: u32 = 3;
+
 /// Runs one fault at its time.
 async fn run_fault(w: Arc<World>, at_s: f64, fault: Fault) {
     sleep_s(at_s).await;
@@ -514,8 +553,9 @@ async fn run_fault(w: Arc<World>, at_s: f64, fault: Fault) {
             target,
             restart_after_s,
         } => {
-            let Some(id) = w.resolve(&target).await else {
-                return w.note(format!("{label}: no such node up"));
+            let id = match w.resolve(&target).await {
+                Ok(id) => id,
+                Err(why) => return w.skip(label, why),
             };
             let i = w.record(format!("kill -9 node {id} ({target})"), abrupt, Some(id));
             if let Some(n) = w.nodes.lock().await.get_mut(&id) {
@@ -528,8 +568,9 @@ async fn run_fault(w: Arc<World>, at_s: f64, fault: Fault) {
             }
         }
         Fault::Pause { target, duration_s } => {
-            let Some(id) = w.resolve(&target).await else {
-                return w.note(format!("{label}: no such node up"));
+            let id = match w.resolve(&target).await {
+                Ok(id) => id,
+                Err(why) => return w.skip(label, why),
             };
             let i = w.record(format!("SIGSTOP node {id} ({target})"), abrupt, Some(id));
             if let Some(n) = w.nodes.lock().await.get_mut(&id) {
@@ -545,8 +586,9 @@ async fn run_fault(w: Arc<World>, at_s: f64, fault: Fault) {
             target,
             restart_after_s,
         } => {
-            let Some(id) = w.resolve(&target).await else {
-                return w.note(format!("{label}: no such node up"));
+            let id = match w.resolve(&target).await {
+                Ok(id) => id,
+                Err(why) => return w.skip(label, why),
             };
             let i = w.record(format!("SIGTERM node {id} ({target})"), abrupt, Some(id));
             stop_node(&w, id).await;
@@ -592,13 +634,31 @@ async fn run_fault(w: Arc<World>, at_s: f64, fault: Fault) {
             restart_after_s,
         } => {
             let mut restarts = Vec::new();
+            // Kills in a row that found no node up; at KILL_EVERY_MISSES the series stops.
+            let mut misses = 0u32;
             for k in 0..count {
                 if k > 0 {
                     sleep_s(every_s).await;
                 }
-                let Some(id) = w.resolve("random").await else {
-                    w.note("kill_every: no node up".into());
-                    continue;
+                let id = match w.resolve("random").await {
+                    Ok(id) => {
+                        misses = 0;
+                        id
+                    }
+                    Err(why) => {
+                        w.skip(format!("kill -9 (periodic, {} of {count})", k + 1), why);
+                        misses += 1;
+                        if misses >= KILL_EVERY_MISSES && k + 1 < count {
+                            w.skip(
+                                format!("kill -9 (periodic, {} more)", count - k - 1),
+                                format!(
+                                    "{misses} kills in a row found no node up; the series stops"
+                                ),
+                            );
+                            break;
+                        }
+                        continue;
+                    }
                 };
                 let i = w.record(format!("kill -9 node {id}"), abrupt, Some(id));
                 if let Some(n) = w.nodes.lock().await.get_mut(&id) {
@@ -621,8 +681,9 @@ async fn run_fault(w: Arc<World>, at_s: f64, fault: Fault) {
             direction,
             mode,
         } => {
-            let Some(id) = w.resolve(&target).await else {
-                return w.note(format!("{label}: no such node up"));
+            let id = match w.resolve(&target).await {
+                Ok(id) => id,
+                Err(why) => return w.skip(label, why),
             };
             let i = w.record(
                 format!("isolate node {id} ({target}, {direction:?}, {mode:?})"),
@@ -711,6 +772,7 @@ async fn run_fault(w: Arc<World>, at_s: f64, fault: Fault) {
         } => {
             let i = w.record(label, abrupt, None);
             w.hooks.delay_ms.store(delay_ms, Ordering::Relaxed);
+            // Scenario::check allows only these two.
             let m = if mode == "slow" {
                 webhook::MODE_SLOW
             } else {
@@ -722,8 +784,9 @@ async fn run_fault(w: Arc<World>, at_s: f64, fault: Fault) {
             w.end(i);
         }
         Fault::DiskFull { target, duration_s } => {
-            let Some(id) = w.resolve(&target).await else {
-                return w.note(format!("{label}: no such node up"));
+            let id = match w.resolve(&target).await {
+                Ok(id) => id,
+                Err(why) => return w.skip(label, why),
             };
             let i = w.record(format!("disk full node {id} ({target})"), abrupt, Some(id));
             let _ = std::fs::write(w.faults_file(id), "disk_full\n");
@@ -736,8 +799,9 @@ async fn run_fault(w: Arc<World>, at_s: f64, fault: Fault) {
             skew_ms,
             duration_s,
         } => {
-            let Some(id) = w.resolve(&target).await else {
-                return w.note(format!("{label}: no such node up"));
+            let id = match w.resolve(&target).await {
+                Ok(id) => id,
+                Err(why) => return w.skip(label, why),
             };
             let i = w.record(
                 format!("clock skew {skew_ms} ms node {id} ({target})"),
@@ -786,8 +850,9 @@ async fn run_fault(w: Arc<World>, at_s: f64, fault: Fault) {
             w.end(i);
         }
         Fault::RemoveNode { target } => {
-            let Some(id) = w.resolve(&target).await else {
-                return w.note(format!("{label}: no such node up"));
+            let id = match w.resolve(&target).await {
+                Ok(id) => id,
+                Err(why) => return w.skip(label, why),
             };
             let i = w.record(format!("remove node {id} ({target})"), abrupt, Some(id));
             let url = w
@@ -856,8 +921,8 @@ fn read_ledgers(dir: &Path, smscs: u32, wall0_ms: i64) -> Vec<LedgerEntry> {
 }
 
 /// Free 127.0.0.1 port for a child process (see [`super::ports`]).
-fn free_port() -> Result<u16, RunError> {
-    super::ports::free_port().map_err(io("free port"))
+fn free_port(range: &PortRange) -> Result<u16, RunError> {
+    range.free_port().map_err(io("free port"))
 }
 
 /// Retries an admin call through the nodes until it answers `want` (bounded).
@@ -883,14 +948,30 @@ async fn setup_call(
     Err(RunError::Setup(format!("{method} {path}: {last}")))
 }
 
-/// Runs a scenario file. `bin` is the smsgw binary for the nodes.
+/// Where and how one run happens, besides its scenario.
+pub struct RunSetup<'a> {
+    /// Seed for the run (default: the scenario's, else a random one).
+    pub seed: Option<u64>,
+    /// Where the run directory goes.
+    pub out_root: &'a Path,
+    /// The smsgw binary for the nodes.
+    pub bin: &'a Path,
+    /// The nodes' HTTP and Raft ports come from here.
+    pub ports: &'a PortRange,
+}
+
+/// Runs a scenario read (and checked) from the file `path`.
 pub async fn run(
     path: &Path,
-    seed: Option<u64>,
-    out_root: &Path,
-    bin: &Path,
+    scenario: &Scenario,
+    setup: &RunSetup<'_>,
 ) -> Result<Outcome, RunError> {
-    let scenario = Scenario::load(path).map_err(|e| RunError::Setup(e.to_string()))?;
+    let RunSetup {
+        seed,
+        out_root,
+        bin,
+        ports,
+    } = *setup;
     let seed = seed
         .or((scenario.seed != 0).then_some(scenario.seed))
         .unwrap_or_else(|| u64::from(rand::random::<u32>()));
@@ -903,7 +984,7 @@ pub async fn run(
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).map_err(io("creating the run dir"))?;
     let dir = dir.canonicalize().map_err(io("run dir"))?;
-    start_and_drive(&scenario, seed, &file, &dir, bin)
+    start_and_drive(scenario, seed, &file, &dir, bin, ports)
         .await
         .map_err(|e| RunError::InRun {
             dir: dir.clone(),
@@ -919,6 +1000,7 @@ async fn start_and_drive(
     file: &str,
     dir: &Path,
     bin: &Path,
+    port_range: &PortRange,
 ) -> Result<Outcome, RunError> {
     let started_utc = chrono::Utc::now().format("%Y-%m-%d %H:%M:%S").to_string();
 
@@ -965,7 +1047,7 @@ async fn start_and_drive(
     let count = scenario.nodes as u64 + u64::from(spare);
     let mut ports = BTreeMap::new();
     for id in 1..=count {
-        ports.insert(id, (free_port()?, free_port()?));
+        ports.insert(id, (free_port(port_range)?, free_port(port_range)?));
     }
     let mut links = HashMap::new();
     for from in 1..=count {
@@ -1403,6 +1485,7 @@ async fn drive(
             });
             let first = records
                 .iter()
+                .filter(|_| f.not_injected.is_none())
                 .filter(|r| r.t_ms >= t && load::is_accepted(r.final_code()))
                 .map(|r| (r.t_ms + r.final_ms as u64 - t) as f64)
                 .fold(None, |a: Option<f64>, x| Some(a.map_or(x, |a| a.min(x))));
@@ -1414,6 +1497,7 @@ async fn drive(
                 leader_failover_ms: leader_ms,
                 bind_failover_ms: bind_ms,
                 first_accept_ms: first,
+                not_injected: f.not_injected.clone(),
             }
         })
         .collect();
@@ -1436,7 +1520,12 @@ async fn drive(
     let seconds = (sc.duration_s.ceil() as usize + 5).max(1);
     let s = report::series(&records, &ledger, seconds);
     let mut notes = lock(&w.notes).clone();
-    if let Err(e) = report::charts(&w.dir, &s, &events) {
+    let injected: Vec<FaultEvent> = events
+        .iter()
+        .filter(|e| e.not_injected.is_none())
+        .cloned()
+        .collect();
+    if let Err(e) = report::charts(&w.dir, &s, &injected) {
         notes.push(format!("charts not drawn: {e}"));
     }
     let stats: Vec<String> = w.smscs.iter().map(|s| format!("{:?}", s.stats())).collect();
@@ -1452,6 +1541,7 @@ async fn drive(
             rate: sc.rate,
             duration_s: sc.duration_s,
             started_utc: started_utc.to_string(),
+            targets_unset: sc.targets.unset(),
         },
         &figures,
         &verdicts,
@@ -1468,6 +1558,17 @@ async fn drive(
             v.detail
         );
     }
+    let unset = sc.targets.unset();
+    if !unset.is_empty() {
+        eprintln!(
+            "chaos: targets not set, not checked: {}",
+            unset
+                .iter()
+                .map(|k| format!("targets.{k}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
     let pass = verdicts.iter().all(|v| v.pass);
     let failed: Vec<&str> = verdicts.iter().filter(|v| !v.pass).map(|v| v.id).collect();
     let json = json!({
@@ -1480,6 +1581,7 @@ async fn drive(
         "bind_failover_ms_p99": figures.bind_failover_ms_p99,
         "availability": figures.availability,
         "accept_ms_p99": (figures.accept_ms_p99 * 10.0).round() / 10.0,
+        "faults_not_injected": events.len() - injected.len(),
         "report": w.dir.join("report.md").display().to_string(),
         "pass": pass,
         "failed": failed,

@@ -4,4 +4,9 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+/// Runs that start a cluster take this in turn: the CI tier's failover timings must not be
+/// taken beside another run.
+static ONE_RUN_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+mod t97_scenario_checks;
 mod t98_chaos_ci;

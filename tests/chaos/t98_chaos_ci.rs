@@ -19,6 +19,9 @@ const SCENARIOS: [&str; 3] = [
 
 #[test]
 fn chaos_ci_tier_holds_every_invariant() {
+    let _alone = crate::ONE_RUN_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
     let out = tempdir();
     let root = env!("CARGO_MANIFEST_DIR");
     let started = Instant::now();
