@@ -511,6 +511,11 @@ impl Node {
         ));
         tokio::spawn(crate::runtime_metrics::run());
 
+        let replication = Arc::new(crate::cluster::replication_watch::ReplicationWatch::default());
+        tokio::spawn(crate::cluster::replication_watch::run(
+            consensus.clone(),
+            replication.clone(),
+        ));
         let state = AppState {
             consensus: consensus.clone(),
             registry: registry.clone(),
@@ -522,6 +527,7 @@ impl Node {
             metrics,
             history: Arc::default(),
             routing,
+            replication: replication.clone(),
         };
         let sampler = crate::dashboard::history::spawn_sampler(state.clone());
         let app = api::router(state, cfg.max_body_bytes);

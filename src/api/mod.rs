@@ -53,6 +53,8 @@ pub struct AppState {
     pub history: Arc<crate::dashboard::history::History>,
     /// Route index, operator table, HLR hook and live routing feedback of this node.
     pub routing: Arc<crate::routing::RoutingEngine>,
+    /// On the leader: each member's replication progress (the cluster view's `lagging`).
+    pub replication: Arc<crate::cluster::replication_watch::ReplicationWatch>,
 }
 
 /// The credentials of `Authorization: Bearer <token>`. The scheme name is

@@ -14,3 +14,4 @@ mod t60_slow_link_catch_up;
 mod t70_cluster_secret;
 mod t80_membership_safety;
 mod t82_sla_owner_only;
+mod t84_status_without_quorum;
