@@ -1,7 +1,8 @@
 //! What `cluster status` shows when the replicated heartbeat rows cannot commit (audit
 //! s22): the answering node is up (it answers), the others are judged from what it knows
 //! without quorum (here a direct probe of their cluster ports), so the warning counts the
-//! voters really up.
+//! voters really up. And a `peers` entry that never answers is named, in the log and in
+//! the view.
 
 use std::time::Duration;
 
@@ -76,4 +77,52 @@ async fn the_survivor_of_two_kills_shows_itself_up_and_one_of_three() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("only 1 of 3 voters are up"), "{text}");
     assert!(text.contains("up (this node)"), "{text}");
+}
+
+/// A `peers` entry naming a node that never starts: the members WARN about it in their
+/// logs, and the view and `cluster status` say it has never been seen.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_that_never_answers_is_named() {
+    let dir = tempdir();
+    let _logs = LogsOnFailure(dir.path().to_path_buf());
+    let (mut nodes, peers) = TestCluster::plan(dir.path(), 3, &[]);
+    nodes.retain(|n| n.node_id != 3);
+    let cluster = TestCluster::launch(nodes, peers).await;
+    let n1 = cluster.node(1);
+    let (s, v) = n1
+        .admin(reqwest::Method::GET, "/admin/v1/cluster", None)
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let ghost = v["nodes"]
+        .as_array()
+        .and_then(|n| n.iter().find(|n| n["id"].as_u64() == Some(3)))
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(ghost["seen"], false, "{v}");
+    assert_eq!(ghost["state"], "down", "{v}");
+    let out = std::process::Command::new(bin())
+        .args([
+            "cluster",
+            "status",
+            "--url",
+            &n1.url(""),
+            "--token",
+            &n1.token,
+        ])
+        .output()
+        .expect("cluster status");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("node 3 has never been seen"), "{text}");
+    // The first WARN comes 10 s after start.
+    eventually(
+        "the WARN naming peer 3",
+        Duration::from_secs(20),
+        || async {
+            let log = n1.proc.log_text();
+            log.lines()
+                .any(|l| l.contains("WARN") && l.contains("never answered") && l.contains("peer=3"))
+                .then_some(())
+        },
+    )
+    .await;
 }
