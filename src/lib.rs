@@ -9,7 +9,8 @@
 //! - `encoding`: GSM 03.38 / UCS-2 encoding and long-message splitting (pure).
 //! - `state`: the replicated rows, the operations Raft carries, the status machine.
 //! - `consensus`: openraft + fjall: the durable write path and Raft RPC.
-//! - `cluster`: leases and the leader's placement of channels on live nodes.
+//! - `cluster`: leases and the leader's placement of channels on live nodes; how members'
+//!   state, replication lag and never-answering peers are judged for the operator.
 //! - `protocols::smpp`: SMPP 3.4 session (bind, window, keepalive), receipt parsing, status mapping.
 //! - `protocols::http_upstream`: REST provider channels: request templates, id paths, receipt auth and status tables.
 //! - `protocols::{cmpp, smgp, sgip}`: the Chinese operators' PDU codecs and status maps;

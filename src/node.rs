@@ -443,6 +443,11 @@ impl Node {
         };
         // After the checks that exit 2 with one line: these log.
         crate::data_dir::make_private(&data_dir);
+        // `peers` entries that never answer are named (a bounded number of times).
+        tokio::spawn(crate::cluster::peer_watch::run(
+            consensus.clone(),
+            cfg.peer_map(),
+        ));
         let open_files = crate::serve::raise_open_file_limit();
         let http_limits = crate::serve::ServeLimits {
             header_timeout: Duration::from_secs(cfg.http_header_timeout_seconds),
@@ -511,6 +516,11 @@ impl Node {
         ));
         tokio::spawn(crate::runtime_metrics::run());
 
+        let replication = Arc::new(crate::cluster::replication_watch::ReplicationWatch::default());
+        tokio::spawn(crate::cluster::replication_watch::run(
+            consensus.clone(),
+            replication.clone(),
+        ));
         let state = AppState {
             consensus: consensus.clone(),
             registry: registry.clone(),
@@ -522,6 +532,7 @@ impl Node {
             metrics,
             history: Arc::default(),
             routing,
+            replication: replication.clone(),
         };
         let sampler = crate::dashboard::history::spawn_sampler(state.clone());
         let app = api::router(state, cfg.max_body_bytes);
@@ -590,7 +601,15 @@ impl Node {
         .await
         .map_err(|e| NodeError::Actors(e.to_string()))?;
 
-        info!(node = cfg.node_id, http = %http_addr, cluster = %cluster_addr, data_dir = %data_dir.display(), "node ready");
+        match api::not_ready_reason(&consensus) {
+            None => {
+                info!(node = cfg.node_id, http = %http_addr, cluster = %cluster_addr, data_dir = %data_dir.display(), "node ready")
+            }
+            Some(why) => {
+                info!(node = cfg.node_id, http = %http_addr, cluster = %cluster_addr, data_dir = %data_dir.display(), waiting_for = %why, "serving HTTP; not ready yet (/readyz answers 503)");
+                tokio::spawn(say_when_ready(consensus.clone()));
+            }
+        }
         Ok(Node {
             consensus,
             http_addr,
@@ -723,6 +742,26 @@ impl Node {
         }
     }
 }
+
+/// Logs `node ready` once `/readyz` would answer 200 (a node that started without state,
+/// or whose writes did not commit yet, says so when it gets there). Gives up after
+/// [`READY_LOG_WAIT`]: `/readyz` keeps answering with the reason.
+async fn say_when_ready(consensus: Arc<Consensus>) {
+    let deadline = tokio::time::Instant::now() + READY_LOG_WAIT;
+    while tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        if api::not_ready_reason(&consensus).is_none() {
+            info!(node = consensus.node_id(), "node ready");
+            return;
+        }
+    }
+    if let Some(why) = api::not_ready_reason(&consensus) {
+        tracing::warn!(node = consensus.node_id(), why = %why, "node still not ready");
+    }
+}
+
+/// How long [`say_when_ready`] waits for readiness before it says the node is not.
+const READY_LOG_WAIT: Duration = Duration::from_secs(600);
 
 /// Says so when the replicated membership records this node at another cluster address
 /// than the one it listens on now (restarted with a changed `cluster_addr`; a host name or

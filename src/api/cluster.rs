@@ -19,6 +19,7 @@ use super::error::{ApiError, parse_json};
 use super::{AppState, require_admin};
 use crate::channels::ChannelRegistry;
 use crate::cluster::lease::DEAD_AFTER;
+use crate::cluster::member_state::{self, Evidence, Local, Row};
 use crate::consensus::{AdminError, AdminOp, NodeInfo};
 use crate::state::Channel;
 
@@ -47,56 +48,141 @@ impl From<AdminError> for ApiError {
     }
 }
 
-/// `GET /admin/v1/cluster`
+/// How long the view waits for a member's cluster port when it probes it (only without
+/// quorum, for members neither the rows nor Raft vouch for): short, the view is what an
+/// operator looks at while nodes are down.
+const PROBE_WAIT: Duration = Duration::from_millis(300);
+
+/// One member as the view gathers it before judging its state.
+struct Member {
+    id: u64,
+    info: NodeInfo,
+    voter: bool,
+    http: String,
+    row: Row,
+    last_heartbeat: Option<String>,
+    /// The cluster address its heartbeats announce, when it differs from the membership's.
+    announced_addr: Option<String>,
+}
+
+/// `GET /admin/v1/cluster`: leader, term, the members with their state (and where that
+/// state came from), their replication on the leader, and this node's log positions.
 pub async fn view(State(st): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
     require_admin(&st, &headers)?;
     let now = crate::clock::now_ms();
+    let me = st.consensus.node_id();
     let leader = st.consensus.leader();
-    let members = st.consensus.members();
-    let cfg = st.consensus.store().config();
     let mut binds_of: BTreeMap<u64, Vec<String>> = BTreeMap::new();
-    for p in cfg.placement.values() {
-        let (Some(owner), Some(c)) = (p.owner, cfg.channels.get(&p.channel)) else {
-            continue;
-        };
-        for i in 0..c.binds.max(1) {
-            binds_of
-                .entry(owner)
-                .or_default()
-                .push(format!("{}#{i}", c.id));
+    let (members, rows_current) = {
+        let cfg = st.consensus.store().config();
+        for p in cfg.placement.values() {
+            let (Some(owner), Some(c)) = (p.owner, cfg.channels.get(&p.channel)) else {
+                continue;
+            };
+            for i in 0..c.binds.max(1) {
+                binds_of
+                    .entry(owner)
+                    .or_default()
+                    .push(format!("{}#{i}", c.id));
+            }
         }
-    }
+        // The rows are the cluster's current view only while this node's own heartbeats
+        // commit; without quorum every row (its own too) goes stale.
+        let rows_current = cfg
+            .nodes
+            .get(&me)
+            .is_some_and(|r| r.heard_within(now, DEAD_AFTER));
+        let members: Vec<Member> = st
+            .consensus
+            .members()
+            .into_iter()
+            .map(|(id, info, voter)| {
+                let r = cfg.nodes.get(&id);
+                Member {
+                    id,
+                    http: r
+                        .map(|r| r.http_addr.clone())
+                        .filter(|h| !h.is_empty())
+                        .unwrap_or_else(|| info.http_addr.clone()),
+                    row: match r {
+                        None => Row::Never,
+                        Some(r) if r.heard_within(now, DEAD_AFTER) => Row::Fresh {
+                            draining: r.draining,
+                        },
+                        Some(_) => Row::Stale,
+                    },
+                    last_heartbeat: r.map(|r| crate::clock::rfc3339(r.last_heartbeat_at)),
+                    announced_addr: r
+                        .filter(|r| {
+                            !r.cluster_addr.is_empty()
+                                && crate::config::own_entry_mismatch(
+                                    &info.cluster_addr,
+                                    &r.cluster_addr,
+                                )
+                                .is_some()
+                        })
+                        .map(|r| r.cluster_addr.clone()),
+                    info,
+                    voter,
+                }
+            })
+            .collect();
+        (members, rows_current)
+    };
+    let locals = local_evidence(&st, &members, leader, rows_current).await;
+    let is_leader = st.consensus.is_leader();
+    let progress = if is_leader {
+        st.replication.progress(std::time::Instant::now())
+    } else {
+        BTreeMap::new()
+    };
+    let acks = st.consensus.peer_ack_ages();
     let nodes: Vec<Value> = members
         .into_iter()
-        .map(|(id, info, voter)| {
-            let row = cfg.nodes.get(&id);
-            let http = row
-                .map(|r| r.http_addr.clone())
-                .filter(|h| !h.is_empty())
-                .unwrap_or(info.http_addr);
-            let state = match row {
-                Some(r) if r.heard_within(now, DEAD_AFTER) => {
-                    if r.draining {
-                        "draining"
-                    } else {
-                        "up"
-                    }
-                }
-                _ => "down",
+        .map(|m| {
+            let replication = progress.get(&m.id).filter(|_| m.id != me);
+            let evidence = Evidence {
+                id: m.id,
+                is_self: m.id == me,
+                row: m.row,
+                rows_current,
+                local: locals.get(&m.id).copied().unwrap_or(Local::NotAsked),
+                replicating: replication.map(|p| p.state),
             };
-            json!({
-                "id": id, "addr": info.cluster_addr, "http": http, "state": state, "voter": voter,
-                "leader": Some(id) == leader,
-                "last_heartbeat": row.map(|r| crate::clock::rfc3339(r.last_heartbeat_at)),
-                "channels": binds_of.remove(&id).unwrap_or_default(),
-            })
+            let (state, from) = member_state::verdict(&evidence);
+            let replicated = member_state::replicated_state(m.row);
+            let mut node = json!({
+                "id": m.id, "addr": m.info.cluster_addr, "http": m.http, "state": state,
+                "voter": m.voter, "leader": Some(m.id) == leader,
+                "last_heartbeat": m.last_heartbeat,
+                "channels": binds_of.remove(&m.id).unwrap_or_default(),
+                "state_from": from,
+                // No heartbeat of it ever committed (a `peers` entry that never started).
+                "seen": m.row != Row::Never,
+            });
+            if state != replicated {
+                node["replicated_state"] = json!(replicated);
+            }
+            if let Some(addr) = m.announced_addr {
+                node["announced_addr"] = json!(addr);
+            }
+            if let Some(p) = replication {
+                let mut r = json!(p);
+                r["last_answer_ms"] = json!(
+                    acks.get(&m.id)
+                        .copied()
+                        .flatten()
+                        .map(|a| a.as_millis() as u64)
+                );
+                node["replication"] = r;
+            }
+            node
         })
         .collect();
-    drop(cfg);
     Ok(Json(json!({
         "leader": leader,
         "term": st.consensus.term(),
-        "node": st.consensus.node_id(),
+        "node": me,
         // Why the answering node cannot serve (removed, cut off), else null: its view of
         // the leader and the members may be stale.
         "not_serving": st.consensus.not_serving_reason(),
@@ -104,6 +190,50 @@ pub async fn view(State(st): State<AppState>, headers: HeaderMap) -> Result<Resp
         "log": st.consensus.log_state(),
     }))
     .into_response())
+}
+
+/// What this node knows of each other member without quorum, when the rows are not
+/// current: the leader's acknowledgements on the leader; on a follower, its contact from
+/// the leader for the leader and a direct probe (in parallel, [`PROBE_WAIT`]) for others.
+async fn local_evidence(
+    st: &AppState,
+    members: &[Member],
+    leader: Option<u64>,
+    rows_current: bool,
+) -> BTreeMap<u64, Local> {
+    let me = st.consensus.node_id();
+    let mut out = BTreeMap::new();
+    if rows_current {
+        return out;
+    }
+    if st.consensus.is_leader() {
+        let acks = st.consensus.peer_ack_ages();
+        for m in members.iter().filter(|m| m.id != me) {
+            out.insert(m.id, Local::LeaderAck(acks.get(&m.id).copied().flatten()));
+        }
+        return out;
+    }
+    let mut probes = Vec::new();
+    for m in members.iter().filter(|m| m.id != me) {
+        if Some(m.id) == leader {
+            out.insert(
+                m.id,
+                Local::LeaderContact(st.consensus.leader_contact_age()),
+            );
+        } else {
+            let c = st.consensus.clone();
+            let (id, addr) = (m.id, m.info.cluster_addr.clone());
+            probes.push(tokio::spawn(async move {
+                (id, c.whoami(&addr, PROBE_WAIT).await)
+            }));
+        }
+    }
+    for probe in probes {
+        if let Ok((id, answer)) = probe.await {
+            out.insert(id, Local::Probe(answer));
+        }
+    }
+    out
 }
 
 #[derive(Deserialize)]

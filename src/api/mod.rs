@@ -53,6 +53,8 @@ pub struct AppState {
     pub history: Arc<crate::dashboard::history::History>,
     /// Route index, operator table, HLR hook and live routing feedback of this node.
     pub routing: Arc<crate::routing::RoutingEngine>,
+    /// On the leader: each member's replication progress (the cluster view's `lagging`).
+    pub replication: Arc<crate::cluster::replication_watch::ReplicationWatch>,
 }
 
 /// The credentials of `Authorization: Bearer <token>`. The scheme name is
@@ -140,36 +142,40 @@ async fn healthz() -> &'static str {
     "ok"
 }
 
+/// Why `/readyz` answers 503, or `None` when it answers 200: the one readiness rule, also
+/// behind the node's `node ready` log line.
+pub fn not_ready_reason(c: &Consensus) -> Option<String> {
+    if let Some(why) = c.not_serving_reason() {
+        return Some(why);
+    }
+    if let Some(silent) = c.leader_without_quorum() {
+        return Some(format!(
+            "this node leads but no quorum has answered for {} ms",
+            silent.as_millis()
+        ));
+    }
+    if c.leader().is_some()
+        && let Some(why) = c.not_committing_reason()
+    {
+        return Some(why);
+    }
+    c.leader().is_none().then(|| "no known leader".to_string())
+}
+
 async fn readyz(State(st): State<AppState>) -> Response {
     if let Err(e) = serving(&st) {
         return e.into_response();
     }
-    if let Some(silent) = st.consensus.leader_without_quorum() {
-        return ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "not_ready",
-            format!(
-                "this node leads but no quorum has answered for {} ms",
-                silent.as_millis()
-            ),
-        )
-        .into_response();
-    }
-    if st.consensus.leader().is_some()
-        && let Some(why) = st.consensus.not_committing_reason()
-    {
-        return ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", why).into_response();
-    }
-    match st.consensus.leader() {
-        Some(l) => (
+    match (not_ready_reason(&st.consensus), st.consensus.leader()) {
+        (None, Some(l)) => (
             StatusCode::OK,
             axum::Json(serde_json::json!({"ready": true, "leader": l})),
         )
             .into_response(),
-        None => ApiError::new(
+        (why, _) => ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "not_ready",
-            "no known leader",
+            why.unwrap_or_else(|| "no known leader".into()),
         )
         .into_response(),
     }

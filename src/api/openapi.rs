@@ -275,7 +275,7 @@ pub const ROUTES: &[(&str, &str, &str, &str, &str)] = &[
     (
         "get",
         "/admin/v1/cluster",
-        "Leader, term, members and this node's Raft log positions",
+        "Leader, term, members (state up/draining/lagging/down and where it came from, replication lag on the leader, whether ever seen) and this node's Raft log positions",
         "admin",
         "200",
     ),

@@ -117,9 +117,37 @@ fn rows(v: &Value, columns: &[Column]) -> Option<String> {
     Some(grid(&header, body))
 }
 
+/// Where a member's state came from, when not from the replicated rows (no quorum):
+/// shown after the state, e.g. `up (probe)`.
+fn state_cell(n: &Value) -> String {
+    let state = cell(&n["state"]);
+    match n["state_from"].as_str() {
+        Some("this_node") if n["replicated_state"].is_string() => format!("{state} (this node)"),
+        Some("leader_ack") => format!("{state} (leader's acks)"),
+        Some("leader_contact") => format!("{state} (leader contact)"),
+        Some("probe") => format!("{state} (probe)"),
+        _ => state,
+    }
+}
+
+/// On the leader: how many entries a member is behind, and for how long its log has not
+/// advanced when it matters (`-` elsewhere).
+fn lag_cell(n: &Value) -> String {
+    let r = &n["replication"];
+    let Some(lag) = r["lag"].as_u64() else {
+        return "-".into();
+    };
+    let stalled = r["stalled_ms"].as_u64().unwrap_or(0) / 1000;
+    if lag > 0 && stalled > 0 {
+        format!("{lag} (stalled {stalled}s)")
+    } else {
+        lag.to_string()
+    }
+}
+
 const NODES: &[Column] = &[
     ("ID", |n| cell(&n["id"])),
-    ("STATE", |n| cell(&n["state"])),
+    ("STATE", state_cell),
     ("ROLE", |n| {
         if n["leader"] == true {
             "leader"
@@ -130,6 +158,7 @@ const NODES: &[Column] = &[
         }
         .into()
     }),
+    ("LAG", lag_cell),
     ("CLUSTER ADDR", |n| cell(&n["addr"])),
     ("HTTP", |n| cell(&n["http"])),
     ("BINDS", |n| cell(&n["channels"])),
@@ -427,6 +456,59 @@ fn quorum_warning(nodes: &Value) -> Option<String> {
     })
 }
 
+/// A warning per member that sends heartbeats but does not replicate (`lagging`), and per
+/// member the cluster has never seen, naming what to check.
+fn member_warnings(nodes: &Value) -> Vec<String> {
+    let mut out = Vec::new();
+    for n in nodes.as_array().into_iter().flatten() {
+        let id = cell(&n["id"]);
+        let addr = cell(&n["addr"]);
+        if n["state"] == "lagging" {
+            let r = &n["replication"];
+            let mut line = format!(
+                "node {id} sends heartbeats but is not replicating: its log matches the \
+                 leader's up to {}, {} entries behind, not advancing for {} s",
+                cell(&r["matched_index"]),
+                cell(&r["lag"]),
+                r["stalled_ms"].as_u64().unwrap_or(0) / 1000
+            );
+            if let Some(ms) = r["last_answer_ms"].as_u64() {
+                line.push_str(&format!(
+                    "; it last answered the leader {} s ago",
+                    ms / 1000
+                ));
+            } else if r.is_object() {
+                line.push_str("; it has not answered the leader since it took over");
+            }
+            match n["announced_addr"].as_str() {
+                Some(announced) => line.push_str(&format!(
+                    "; it announces cluster address {announced} but the membership (which \
+                     the leader dials) has {addr}: restart it with --cluster-addr {addr}, or \
+                     remove it and add it again at the new address"
+                )),
+                None => line.push_str(&format!(
+                    "; check that it listens at {addr} (the address the leader dials), the \
+                     link from the leader to it, and its log (a wiped data dir?)"
+                )),
+            }
+            out.push(line);
+        }
+        if n["seen"] == false {
+            out.push(format!(
+                "node {id} has never been seen (no heartbeat of it ever committed): start it \
+                 with --node-id {id} --cluster-addr {addr}, or remove it with `smsgw cluster \
+                 remove-node {id}`{}",
+                if n["voter"] == true {
+                    "; as a voter it counts toward quorum"
+                } else {
+                    ""
+                }
+            ));
+        }
+    }
+    out
+}
+
 /// The answer as a table; `None` when it does not have the expected shape (then the
 /// JSON is printed).
 pub fn render(table: Table, v: &Value) -> Option<String> {
@@ -442,6 +524,9 @@ pub fn render(table: Table, v: &Value) -> Option<String> {
                 head.push_str(&format!("\nwarning: {why}; this view may be stale"));
             }
             if let Some(warning) = quorum_warning(&v["nodes"]) {
+                head.push_str(&format!("\nwarning: {warning}"));
+            }
+            for warning in member_warnings(&v["nodes"]) {
                 head.push_str(&format!("\nwarning: {warning}"));
             }
             v["nodes"]
@@ -574,6 +659,58 @@ mod tests {
             let t = render(Table::Cluster, &v).expect("table");
             assert_eq!(t.contains("no quorum"), warns, "{states:?}: {t}");
         }
+    }
+
+    #[test]
+    fn cluster_table_without_quorum_shows_the_survivor_up_and_where_states_come_from() {
+        let v = json!({"leader": 1, "term": 3, "node": 3, "nodes": [
+            {"id": 1, "state": "down", "state_from": "leader_contact", "replicated_state": "down",
+             "voter": true, "leader": true, "addr": "a1", "http": "h1", "channels": [], "seen": true},
+            {"id": 2, "state": "down", "state_from": "probe", "voter": true, "leader": false,
+             "addr": "a2", "http": "h2", "channels": [], "seen": true},
+            {"id": 3, "state": "up", "state_from": "this_node", "replicated_state": "down",
+             "voter": true, "leader": false, "addr": "a3", "http": "h3", "channels": [], "seen": true}
+        ]});
+        let t = render(Table::Cluster, &v).expect("table");
+        assert!(t.contains("warning: only 1 of 3 voters are up"), "{t}");
+        assert!(
+            t.contains("up (this node)") && t.contains("down (probe)"),
+            "{t}"
+        );
+        assert!(t.contains("down (leader contact)"), "{t}");
+    }
+
+    #[test]
+    fn cluster_table_names_a_lagging_member_and_one_never_seen() {
+        let v = json!({"leader": 1, "term": 3, "node": 1, "nodes": [
+            {"id": 1, "state": "up", "state_from": "this_node", "voter": true, "leader": true,
+             "addr": "a1", "http": "h1", "channels": [], "seen": true},
+            {"id": 2, "state": "lagging", "state_from": "replicated", "replicated_state": "up",
+             "voter": true, "leader": false, "addr": "127.0.0.1:9082",
+             "announced_addr": "127.0.0.1:9092", "http": "h2", "channels": [], "seen": true,
+             "replication": {"matched_index": 100, "lag": 1520, "stalled_ms": 12400,
+                             "state": "not_replicating", "last_answer_ms": 12500}},
+            {"id": 3, "state": "down", "state_from": "replicated", "voter": true, "leader": false,
+             "addr": "127.0.0.1:9083", "http": "", "channels": [], "seen": false,
+             "replication": {"matched_index": null, "lag": 2000, "stalled_ms": 30000,
+                             "state": "not_replicating", "last_answer_ms": null}}
+        ]});
+        let t = render(Table::Cluster, &v).expect("table");
+        assert!(
+            t.lines()
+                .any(|l| l.starts_with("ID  STATE") && l.contains("LAG")),
+            "{t}"
+        );
+        assert!(t.contains("1520 (stalled 12s)"), "{t}");
+        assert!(
+            t.contains("warning: node 2 sends heartbeats but is not replicating")
+                && t.contains("announces cluster address 127.0.0.1:9092")
+                && t.contains("--cluster-addr 127.0.0.1:9082"),
+            "{t}"
+        );
+        assert!(t.contains("warning: node 3 has never been seen"), "{t}");
+        // A lagging voter does not count toward quorum: 1 of 3.
+        assert!(t.contains("only 1 of 3 voters are up"), "{t}");
     }
 
     #[test]

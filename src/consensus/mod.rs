@@ -1421,6 +1421,44 @@ impl Consensus {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
+
+    /// On the leader: how long ago each member last acknowledged an append or heartbeat
+    /// (`None`: never since this node leads); empty on a follower. The cluster view uses
+    /// it to tell which members answer when the replicated heartbeat rows cannot commit.
+    pub fn peer_ack_ages(&self) -> BTreeMap<u64, Option<Duration>> {
+        let m = self.raft.metrics();
+        let m = m.borrow_watched();
+        if m.state != ServerState::Leader {
+            return BTreeMap::new();
+        }
+        m.heartbeat
+            .as_ref()
+            .map(|h| {
+                h.iter()
+                    .map(|(id, t)| (*id, t.as_ref().map(|t| openraft::Instant::elapsed(&**t))))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// How long ago a leader last sent this node entries or a heartbeat (`None`: never
+    /// since it started): a follower's own evidence that the leader is up.
+    pub fn leader_contact_age(&self) -> Option<Duration> {
+        let contact = self
+            .leader_contact_ms
+            .load(std::sync::atomic::Ordering::Relaxed);
+        let now_ms = self.started.elapsed().as_millis() as u64;
+        (contact > 0).then(|| Duration::from_millis(now_ms.saturating_sub(contact)))
+    }
+
+    /// The id of the node answering `/raft/whoami` at cluster address `addr` (`None`: no
+    /// answer within `timeout`): a direct probe of a member that needs no quorum.
+    pub async fn whoami(&self, addr: &str, timeout: Duration) -> Option<u64> {
+        let url = format!("http://{addr}/raft/whoami");
+        network::post_bincode::<_, u64>(self.network.client(), &url, &(), timeout)
+            .await
+            .ok()
+    }
 }
 
 /// Packs waiting writes into entries of up to `MAX_OPS_PER_ENTRY` operations, with up to

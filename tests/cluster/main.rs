@@ -14,4 +14,5 @@ mod t60_slow_link_catch_up;
 mod t70_cluster_secret;
 mod t80_membership_safety;
 mod t82_sla_owner_only;
+mod t84_status_without_quorum;
 mod t85_concurrent_clients;

@@ -300,6 +300,9 @@ async fn no_node_is_ready_without_quorum() {
         .expect("cluster status");
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("no quorum"), "{text}");
+    // The follower itself and the leader (which still contacts it) are up: 2 of 4, not 0
+    // (audit s22: every row was `down` without quorum).
+    assert!(text.contains("only 2 of 4 voters are up"), "{text}");
 }
 
 /// Prints the tail of one node's log when the test panics (`LogsOnFailure` reads only the
