@@ -75,7 +75,7 @@ pub const ERROR_CODES: &[(&str, u16, &str)] = &[
     (
         "body_too_large",
         413,
-        "The request body is larger than the node's `max_body_bytes`.",
+        "The request body is larger than the node's `max_body_bytes`; `message` states the limit in bytes. A `Content-Length` over it is refused before the body is sent (no `100 Continue`).",
     ),
     (
         "rate_limited",
@@ -105,7 +105,7 @@ pub const ERROR_CODES: &[(&str, u16, &str)] = &[
     (
         "unsupported_media_type",
         415,
-        "Send `Content-Type: application/json`.",
+        "Send `Content-Type: application/json`, uncompressed: a `Content-Encoding` other than `identity` (gzip, br, ...) is refused with `field` `Content-Encoding`.",
     ),
     (
         "origin_not_allowed",

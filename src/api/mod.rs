@@ -3,6 +3,7 @@
 //! `Consensus::propose`; they never touch storage directly for writes.
 
 pub mod admin;
+pub mod body_guard;
 pub mod channel_patch;
 pub mod cluster;
 pub mod compliance;
@@ -442,6 +443,12 @@ pub fn router(state: AppState, max_body: usize) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_text))
         .route("/openapi.json", get(openapi::serve))
+        // Innermost: size and encoding are refused from the headers before a handler
+        // reads the body (no `100 Continue` for a body over the limit).
+        .layer(middleware::from_fn_with_state(
+            body_guard::BodyLimits { max_body },
+            body_guard::layer,
+        ))
         // CORS inside the counting layer, so that its refusals (a foreign origin's
         // preflight) get the contract's error shape too.
         .layer(middleware::from_fn_with_state(

@@ -543,7 +543,18 @@ pub fn document() -> utoipa::openapi::OpenApi {
                     "409",
                     ResponseBuilder::new().description("idempotency conflict"),
                 )
-                .response("413", ResponseBuilder::new().description("body too large"))
+                .response(
+                    "413",
+                    ResponseBuilder::new().description(
+                        "body larger than max_body_bytes (the message states the limit); a Content-Length over it is refused before the body is sent",
+                    ),
+                )
+                .response(
+                    "415",
+                    ResponseBuilder::new().description(
+                        "a Content-Encoding other than identity: send the JSON uncompressed",
+                    ),
+                )
                 .response(
                     "429",
                     ResponseBuilder::new()

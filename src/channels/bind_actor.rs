@@ -539,8 +539,12 @@ impl Actor for BindActor {
                     .as_ref()
                     .filter(|_| generation == state.generation)
                     .and_then(HttpSession::credentials_refused);
+                let session = (generation == state.generation)
+                    .then(|| state.session.take())
+                    .flatten();
+                let why = session.as_ref().and_then(ChannelSession::close_reason);
                 if generation == state.generation
-                    && (state.session.take().is_some() || state.http.take().is_some())
+                    && (session.is_some() || state.http.take().is_some())
                 {
                     let lasted = state.bound_at.take().map(|t| t.elapsed());
                     let answered = state.answered.load(std::sync::atomic::Ordering::Relaxed);
@@ -562,7 +566,9 @@ impl Actor for BindActor {
                         state.retry_later(&myself);
                         return Ok(());
                     }
-                    warn!(bind = %state.name(), lasted_ms = lasted.map(|d| d.as_millis() as u64), retry_ms = state.backoff.as_millis() as u64, "session lost; reconnecting");
+                    // A hung session (the SMSC answered no submits) was closed on purpose;
+                    // it counts as a loss like any other, and its reason says so.
+                    warn!(bind = %state.name(), reason = why.as_deref().unwrap_or("unknown"), lasted_ms = lasted.map(|d| d.as_millis() as u64), retry_ms = state.backoff.as_millis() as u64, "session lost; reconnecting");
                     // Not a failed submit: the line's health and success figures count
                     // submits; a lost session shows in the bind's state and here.
                     metrics::counter!("smsgw_session_losses_total", "channel" => state.args.channel.id.clone())

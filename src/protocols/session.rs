@@ -160,6 +160,15 @@ impl ChannelSession {
         }
     }
 
+    /// Why the session closed (peer closed, keepalive timeout, hung: no submit
+    /// answered...), once it has: what the bind actor logs when it binds again.
+    pub fn close_reason(&self) -> Option<String> {
+        match self {
+            ChannelSession::Smpp(s) => s.close_reason(),
+            ChannelSession::Cn(s) => s.close_reason(),
+        }
+    }
+
     /// The last keepalive round trip (SMPP enquire_link), for the channel's health score;
     /// none for protocols whose session does not measure it.
     pub fn last_enquire_link_rtt(&self) -> Option<std::time::Duration> {

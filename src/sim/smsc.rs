@@ -259,6 +259,10 @@ pub struct StatsSnapshot {
     pub receipts_acked: u64,
     /// deliver_sm_resp (or generic_nack) with a non-zero status.
     pub deliver_sm_resp_errors: u64,
+    /// The most submit_sm one connection had unanswered at once (received, response
+    /// not yet written, lost responses included): what a client's window must bound.
+    #[serde(default)]
+    pub max_unanswered_submits: u64,
 }
 
 #[derive(Default)]
@@ -275,6 +279,7 @@ pub(super) struct Stats {
     pub(super) receipts_sent: AtomicU64,
     pub(super) receipts_acked: AtomicU64,
     pub(super) deliver_sm_resp_errors: AtomicU64,
+    pub(super) max_unanswered_submits: AtomicU64,
 }
 
 impl Stats {
@@ -293,6 +298,7 @@ impl Stats {
             receipts_sent: g(&self.receipts_sent),
             receipts_acked: g(&self.receipts_acked),
             deliver_sm_resp_errors: g(&self.deliver_sm_resp_errors),
+            max_unanswered_submits: g(&self.max_unanswered_submits),
         }
     }
 }
@@ -558,6 +564,8 @@ struct Conn {
     /// MO deliver_sm of `POST /mo` awaiting their deliver_sm_resp (its status goes to
     /// the waiting request), by sequence number.
     mo_waiters: Mutex<HashMap<u32, tokio::sync::oneshot::Sender<u32>>>,
+    /// submit_sm received whose response is not written yet (delayed or lost).
+    unanswered: AtomicU64,
 }
 
 impl Conn {
@@ -973,6 +981,7 @@ async fn connection(ctx: Arc<Ctx>, stream: TcpStream) {
         bound: OnceLock::new(),
         outstanding: Mutex::new(Some(HashMap::new())),
         mo_waiters: Mutex::new(HashMap::new()),
+        unanswered: AtomicU64::new(0),
     });
     let mut reader = FramedRead::with_capacity(rd, SmppCodec::new(), 64 * 1024);
     let mut state = ConnState {
@@ -1067,6 +1076,12 @@ enum Flow {
 
 fn send(conn: &Conn, cmd: Command) {
     let _ = conn.tx.send(Out::Pdu(cmd));
+}
+
+/// Writes the response to a submit_sm: one fewer unanswered on its connection.
+fn answer_submit(conn: &Conn, cmd: Command) {
+    conn.unanswered.fetch_sub(1, Ordering::Relaxed);
+    send(conn, cmd);
 }
 
 fn handle(ctx: &Arc<Ctx>, conn: &Arc<Conn>, st: &mut ConnState, cmd: Command) -> Flow {
@@ -1174,6 +1189,10 @@ fn on_submit(
     pdu: Option<&Pdu>,
 ) -> Flow {
     inc(&ctx.stats.submits);
+    let unanswered = conn.unanswered.fetch_add(1, Ordering::Relaxed) + 1;
+    ctx.stats
+        .max_unanswered_submits
+        .fetch_max(unanswered, Ordering::Relaxed);
     st.submits += 1;
     if ctx.drop_after.is_some_and(|n| st.submits >= n) {
         info!(
@@ -1186,7 +1205,7 @@ fn on_submit(
     let system_id = match conn.bound.get() {
         Some((sid, kind)) if *kind != BindKind::Receiver => sid,
         _ => {
-            send(
+            answer_submit(
                 conn,
                 codec::submit_sm_resp(seq, status::ESME_RINVBNDSTS, ""),
             );
@@ -1194,7 +1213,7 @@ fn on_submit(
         }
     };
     let Some(Pdu::SubmitSm(sm)) = pdu else {
-        send(conn, codec::generic_nack(seq, status::ESME_RINVCMDLEN));
+        answer_submit(conn, codec::generic_nack(seq, status::ESME_RINVCMDLEN));
         return Flow::Continue;
     };
     let draw: f64 = st.rng.random();
@@ -1280,7 +1299,7 @@ fn on_submit(
     if lose {
         debug!(conn = conn.id, seq, "losing this submit_sm_resp on purpose");
     } else if ctx.submit_latency.is_zero() {
-        send(conn, resp);
+        answer_submit(conn, resp);
     } else {
         ctx.schedule(
             ctx.submit_latency,
@@ -1689,7 +1708,7 @@ async fn scheduler_task(ctx: Arc<Ctx>, mut rx: mpsc::UnboundedReceiver<(Instant,
                 while heap.peek().is_some_and(|s| s.at <= now) {
                     let Some(item) = heap.pop() else { break };
                     match item.job {
-                        Job::Respond { conn, cmd } => send(&conn, cmd),
+                        Job::Respond { conn, cmd } => answer_submit(&conn, cmd),
                         Job::Receipt(job) => dispatch_receipt(&ctx, job, dates.get()),
                     }
                 }

@@ -640,3 +640,166 @@ async fn channel_options_are_checked_and_named() {
     .await;
     assert_eq!(v["binds"][0]["state"], "connecting", "{v}");
 }
+
+/// Reads one HTTP/1.1 response head (status line and headers) and as much body as
+/// `Content-Length` says, from a raw socket; None when the node closes first.
+async fn read_response(stream: &mut tokio::net::TcpStream) -> Option<(String, String)> {
+    use tokio::io::AsyncReadExt;
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let head_end = loop {
+        if let Some(at) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break at + 4;
+        }
+        let n = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut chunk))
+            .await
+            .ok()?
+            .ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
+    let length = head
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("content-length")
+                .then(|| v.trim().parse::<usize>().ok())?
+        })
+        .unwrap_or(0);
+    while buf.len() < head_end + length {
+        let n = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut chunk))
+            .await
+            .ok()?
+            .ok()?;
+        if n == 0 {
+            break;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    let body = String::from_utf8_lossy(&buf[head_end..]).to_string();
+    Some((head, body))
+}
+
+/// Audit: with `Expect: 100-continue` and a `Content-Length` over `max_body_bytes` the
+/// node answered `100 Continue`, so the client uploaded megabytes before the 413. The
+/// 413 now comes first, from the headers, and says the limit in bytes; a body without
+/// a `Content-Length` (chunked) is still cut at the limit with the same message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_over_the_limit_is_refused_before_it_is_sent() {
+    use tokio::io::AsyncWriteExt;
+    let dir = tempdir();
+    let _logs = LogsOnFailure(dir.path().to_path_buf());
+    let node = GwNode::start(dir.path(), &["--max-body-bytes", "2048"]).await;
+    let key = node.tenant("acme", json!({})).await;
+    for path in ["/v1/messages", "/v1/messages/batch"] {
+        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", node.http))
+            .await
+            .expect("connect");
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {key}\r\n\
+             Content-Type: application/json\r\nContent-Length: 2800000\r\n\
+             Expect: 100-continue\r\n\r\n"
+        );
+        s.write_all(head.as_bytes()).await.expect("write head");
+        // No body is sent: the node must answer from the headers alone.
+        let (head, body) = read_response(&mut s)
+            .await
+            .expect("an answer without the body");
+        assert!(
+            head.starts_with("HTTP/1.1 413"),
+            "{path}: the first answer must be the 413, not 100 Continue: {head}"
+        );
+        let v: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+        let msg = assert_error_body(&v, "body_too_large", None, path);
+        assert!(
+            msg.contains("2048 bytes") && msg.contains("2800000"),
+            "{path}: the limit and the length in {msg}"
+        );
+    }
+    // Under the limit, 100-continue works as before (reqwest sends no Expect; curl would).
+    let r = node
+        .post_json(
+            "/v1/messages/preview",
+            &key,
+            &json!({"to": TO, "text": "hi"}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    // Chunked, no Content-Length: read up to the limit, then the same 413 and message.
+    let big = serde_json::to_vec(&json!({"to": TO, "text": "a".repeat(3000)})).expect("json");
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", node.http))
+        .await
+        .expect("connect");
+    let mut req = format!(
+        "POST /v1/messages HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {key}\r\n\
+         Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+    )
+    .into_bytes();
+    for c in big.chunks(512) {
+        req.extend_from_slice(format!("{:x}\r\n", c.len()).as_bytes());
+        req.extend_from_slice(c);
+        req.extend_from_slice(b"\r\n");
+    }
+    req.extend_from_slice(b"0\r\n\r\n");
+    // The node may answer and close before it has read everything: a failed write is fine.
+    let _ = s.write_all(&req).await;
+    let (head, body) = read_response(&mut s)
+        .await
+        .expect("an answer to the chunked body");
+    assert!(head.starts_with("HTTP/1.1 413"), "chunked: {head}");
+    let v: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+    let msg = assert_error_body(&v, "body_too_large", None, "chunked");
+    assert!(msg.contains("2048 bytes"), "chunked: {msg}");
+}
+
+/// Audit: `Content-Encoding: gzip` was ignored and the compressed bytes parsed as JSON
+/// (a confusing 400). Any encoding but `identity` is now 415 `unsupported_media_type`
+/// naming the header, on every endpoint that reads a body; `identity` is fine.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_compressed_body_is_415_naming_the_header() {
+    let dir = tempdir();
+    let _logs = LogsOnFailure(dir.path().to_path_buf());
+    let (node, key) = node_and_tenant(dir.path(), json!({})).await;
+    let body = serde_json::to_vec(&json!({"to": TO, "text": "hi"})).expect("json");
+    for (path, bearer, encoding) in [
+        ("/v1/messages", key.as_str(), "gzip"),
+        ("/v1/messages/batch", key.as_str(), "br"),
+        ("/v1/messages/preview", key.as_str(), "deflate"),
+        ("/admin/v1/tenants", ADMIN_TOKEN, "gzip"),
+    ] {
+        let r = node
+            .request(
+                Method::POST,
+                path,
+                Some(bearer),
+                &[("content-encoding", encoding)],
+                Some(body.clone()),
+            )
+            .await;
+        let what = format!("{path} with Content-Encoding {encoding}");
+        let msg = assert_error(
+            &r,
+            415,
+            "unsupported_media_type",
+            Some("Content-Encoding"),
+            &what,
+        );
+        assert!(msg.contains(encoding), "{what}: {msg}");
+    }
+    let r = node
+        .request(
+            Method::POST,
+            "/v1/messages/preview",
+            Some(&key),
+            &[("content-encoding", "identity")],
+            Some(body),
+        )
+        .await;
+    assert_eq!(r.status, 200, "identity: {}", r.text);
+    // Nothing was stored by the refused sends.
+    let (_, v) = node.list(&key, "").await;
+    assert_eq!(v["messages"].as_array().map(Vec::len), Some(0), "{v}");
+}

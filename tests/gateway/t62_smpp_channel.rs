@@ -326,3 +326,68 @@ async fn a_transmitter_channel_gets_its_receipts_on_a_receiver_bind() {
     assert_eq!(status, 200, "{v}");
     assert_eq!(v["binds"][0]["receiver"], "bound", "{v}");
 }
+
+/// Audit: an SMSC that binds and answers enquire_link but never a submit kept its
+/// session for good (never recycled, `session_losses` 0) while the gateway sent the
+/// same parts again on it, 70 unanswered submit_sm with a window of 10. Now a timed-out
+/// submit keeps its window slot until answered, so the unanswered PDUs on one
+/// connection never exceed the window, and a session whose slots are all held by
+/// unanswered submits is unbound and closed as hung: a session loss, then a new bind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_smsc_session_is_recycled_and_unanswered_submits_stay_within_the_window() {
+    let dir = tempdir();
+    let _logs = LogsOnFailure(dir.path().to_path_buf());
+    let smsc = Smsc::start(
+        dir.path(),
+        "hung",
+        &["--submit-latency-ms", "100000000", "--dlr-mix", "none"],
+    )
+    .await;
+    let node = GwNode::start(dir.path(), &[]).await;
+    let mut ch = smsc.channel("h");
+    ch["window"] = json!(3);
+    ch["options"] = json!({"response_timeout_seconds": 1});
+    node.channels_and_route(&[ch]).await;
+    let key = node.tenant("t", json!({})).await;
+    node.wait_bound().await;
+    let bodies: Vec<Value> = (0..20)
+        .map(|i| json!({"to": TO, "text": format!("hung {i}")}))
+        .collect();
+    node.send_all_accepted(&key, bodies).await;
+    // Each session fills its 3 slots, they time out after 1 s, it is closed and the
+    // bind comes back (back-off 0.1 s doubling): three binds within seconds.
+    let v = eventually(
+        "hung sessions recycled",
+        Duration::from_secs(30),
+        || async {
+            let v = node.channel_view("h").await;
+            (smsc_stat(&smsc, "binds").await >= 3
+                && v["stats"]["session_losses"].as_u64().unwrap_or(0) >= 2)
+                .then_some(v)
+        },
+    )
+    .await;
+    let submits = smsc_stat(&smsc, "submits").await;
+    let most = smsc_stat(&smsc, "max_unanswered_submits").await;
+    assert!(submits >= 6, "two sessions' windows went out: {submits}");
+    assert!(
+        (1..=3).contains(&most),
+        "{most} submits unanswered on one connection with a window of 3"
+    );
+    let m = node.metrics_text().await;
+    let losses = metric_value(&m, "smsgw_session_losses_total", &[("channel", "h")]);
+    assert!(
+        losses.unwrap_or(0.0) >= 2.0,
+        "losses metric {losses:?}: {v}"
+    );
+    let resubmits = metric_value(&m, "smsgw_resubmits_total", &[("channel", "h")]);
+    assert!(
+        resubmits.unwrap_or(0.0) >= 3.0,
+        "timed-out parts counted as resubmits: {resubmits:?}"
+    );
+    let log = node.proc.log_text();
+    assert!(
+        log.contains("SMSC answers no submits") && log.contains("hung:"),
+        "the recycle is logged with its reason"
+    );
+}

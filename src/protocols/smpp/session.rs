@@ -6,7 +6,9 @@
 //! Tasks: a reader (responses, deliver_sm, enquire_link, unbind from the SMSC),
 //! a writer (feeds every queued PDU, flushes once the queue is empty) and a
 //! keepalive. Pending requests live in a `seq → oneshot` map; the window is a
-//! semaphore.
+//! semaphore whose slot a timed-out submit keeps until its late response (the window
+//! bounds the PDUs unanswered on the wire). A session whose submits go unanswered is
+//! hung ([`Hung`]): it unbinds and closes itself, and the bind actor binds again.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -20,7 +22,7 @@ use rusmpp::{Command, CommandId, Pdu};
 use serde::{Deserialize, Serialize};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::sync::{Semaphore, mpsc, oneshot, watch};
+use tokio::sync::{Semaphore, SemaphorePermit, mpsc, oneshot, watch};
 use tokio::time::{Instant, MissedTickBehavior, timeout};
 use tokio_util::codec::{FramedRead, FramedWrite};
 use tracing::{debug, info, warn};
@@ -38,6 +40,65 @@ const CLOSE_GRACE: Duration = Duration::from_secs(2);
 const DRAIN_AFTER_WRITE_ERROR: Duration = Duration::from_secs(1);
 /// Most inbound deliver_sm waiting for room in the gateway's channel.
 const INBOUND_OVERFLOW: usize = 1024;
+/// How long a hung session (see [`Hung`]) waits for unbind_resp before it drops the line.
+const HUNG_UNBIND_WAIT: Duration = Duration::from_secs(1);
+/// A session whose oldest unanswered submit went out this many response timeouts ago,
+/// with no submit answered since and none waiting in time, is hung.
+const HUNG_SILENCE_TIMEOUTS: u32 = 2;
+
+/// Why a session is considered hung: its SMSC keeps the line up (enquire_link answered)
+/// but answers no submits. Decided whenever a submit gives up waiting; the session is
+/// then unbound and closed so the bind actor binds again (Kannel drops a session whose
+/// acks time out the same way).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Hung {
+    /// Submits on the wire without a response.
+    unanswered: usize,
+    /// How long since the oldest of them went out.
+    silent_for: Duration,
+    /// Every window slot is held by one of them: nothing more can be sent.
+    window_full: bool,
+}
+
+impl Hung {
+    /// Hung when every window slot is held by a submit the SMSC never answered, or when
+    /// nothing waits within its timeout and the oldest unanswered submit went out
+    /// [`HUNG_SILENCE_TIMEOUTS`] response timeouts ago with no submit answered since.
+    /// (A slow SMSC whose late answers keep coming is not hung: its late answers free
+    /// their slots and count as answers.)
+    fn check(p: &Pending, window: u32, response_timeout: Duration, now: Instant) -> Option<Hung> {
+        let unanswered = p.timed_out.len();
+        let oldest = p.timed_out.values().min().copied()?;
+        let silent_for = now.saturating_duration_since(oldest);
+        let window_full = unanswered >= window as usize;
+        let waiting = p.map.values().any(|w| w.submit);
+        let answered_since = p.last_submit_answer.is_some_and(|a| a >= oldest);
+        let silent = !waiting
+            && !answered_since
+            && silent_for >= response_timeout.saturating_mul(HUNG_SILENCE_TIMEOUTS);
+        (window_full || silent).then_some(Hung {
+            unanswered,
+            silent_for,
+            window_full,
+        })
+    }
+}
+
+impl fmt::Display for Hung {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let what = if self.window_full {
+            "every window slot is held by"
+        } else {
+            "nothing else in flight and"
+        };
+        write!(
+            f,
+            "{what} {} submit(s) without a response; no submit answered for {} ms",
+            self.unanswered,
+            self.silent_for.as_millis()
+        )
+    }
+}
 
 /// Which bind the gateway opens: transceiver (submit + receipts on one
 /// connection) or transmitter (submit only; receipts arrive elsewhere).
@@ -358,9 +419,24 @@ pub fn bind_status_meaning(command_status: u32) -> &'static str {
 /// command_id of submit_sm_resp.
 const SUBMIT_SM_RESP: u32 = 0x8000_0004;
 
+/// Who waits for the response to one outstanding request.
+struct Waiter {
+    tx: oneshot::Sender<Resp>,
+    /// A submit_sm (its answer proves the SMSC still takes submits), not an
+    /// enquire_link or unbind.
+    submit: bool,
+}
+
 #[derive(Default)]
 struct Pending {
-    map: HashMap<u32, oneshot::Sender<Resp>>,
+    map: HashMap<u32, Waiter>,
+    /// Submits whose response timed out but never came, by sequence number, with when
+    /// they were sent. Each still holds its window slot: the PDU is unanswered on the
+    /// wire, and the window bounds those. A late response hands the slot back.
+    timed_out: HashMap<u32, Instant>,
+    /// The last submit response of this session (in time or late); the bind's moment
+    /// until the first.
+    last_submit_answer: Option<Instant>,
     closed: bool,
 }
 
@@ -381,6 +457,8 @@ struct Inner {
     /// Set by `unbind`: new submits are refused (`Unbinding`) while the outstanding
     /// ones get their responses.
     draining: AtomicBool,
+    /// Set once the session was found hung ([`Hung`]): it is being unbound and closed.
+    recycling: AtomicBool,
     /// The channel's fixed service_type and TON/NPI.
     addressing: super::addressing::Addressing,
 }
@@ -396,12 +474,20 @@ impl Inner {
     }
 
     fn register(&self, seq: u32) -> Result<oneshot::Receiver<Resp>, SessionError> {
+        self.register_waiter(seq, false)
+    }
+
+    fn register_waiter(
+        &self,
+        seq: u32,
+        submit: bool,
+    ) -> Result<oneshot::Receiver<Resp>, SessionError> {
         let (tx, rx) = oneshot::channel();
         let mut p = lock(&self.pending);
         if p.closed {
             return Err(SessionError::Closed);
         }
-        p.map.insert(seq, tx);
+        p.map.insert(seq, Waiter { tx, submit });
         Ok(rx)
     }
 
@@ -409,30 +495,118 @@ impl Inner {
         lock(&self.pending).map.remove(&seq);
     }
 
+    /// A submit stopped waiting for its response (timeout or cancellation). If the
+    /// response has not come, the submit joins `timed_out` and keeps its window slot
+    /// (`permit` is forgotten; a late response adds it back), and the session is
+    /// checked for being hung. `Err(permit)` if the response was routed meanwhile (it
+    /// is in the submit's receiver).
+    fn abandon<'a>(
+        self: &Arc<Self>,
+        seq: u32,
+        sent_at: Instant,
+        permit: Option<SemaphorePermit<'a>>,
+    ) -> Result<(), Option<SemaphorePermit<'a>>> {
+        let verdict = {
+            let mut p = lock(&self.pending);
+            if p.map.remove(&seq).is_none() {
+                return Err(permit);
+            }
+            if p.closed {
+                // Nothing left to hold a slot of: the window is closed.
+                return Ok(());
+            }
+            p.timed_out.insert(seq, sent_at);
+            if let Some(permit) = permit {
+                permit.forget();
+            }
+            Hung::check(&p, self.window_size, self.response_timeout, Instant::now())
+        };
+        if let Some(hung) = verdict {
+            self.recycle(hung);
+        }
+        Ok(())
+    }
+
+    /// The SMSC stopped answering submits (see [`Hung`]): refuse new submits, unbind
+    /// (waiting at most [`HUNG_UNBIND_WAIT`]) and close, so the bind actor counts a
+    /// session loss and binds again after its back-off. The timed-out submits were
+    /// already handed back to be sent again.
+    fn recycle(self: &Arc<Self>, hung: Hung) {
+        if self.recycling.swap(true, Ordering::AcqRel) || self.is_closed() {
+            return;
+        }
+        self.draining.store(true, Ordering::Release);
+        let reason = format!("hung: {hung}");
+        warn!(
+            session = %self.label,
+            unanswered = hung.unanswered,
+            window = self.window_size,
+            reason = %reason,
+            "SMSC answers no submits: closing the session to bind again"
+        );
+        let inner = self.clone();
+        let why = reason.clone();
+        let work = async move {
+            let seq = inner.next_seq();
+            if let Ok(rx) = inner.register(seq) {
+                if inner.send(codec::unbind(seq)).is_ok() {
+                    let _ = timeout(HUNG_UNBIND_WAIT, rx).await;
+                } else {
+                    inner.unregister(seq);
+                }
+            }
+            inner.close(&why);
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => {
+                rt.spawn(work);
+            }
+            // No runtime (dropped at shutdown): no unbind, just close.
+            Err(_) => self.close(&reason),
+        }
+    }
+
     fn complete(&self, seq: u32, resp: Resp) {
-        let waiter = lock(&self.pending).map.remove(&seq);
-        match waiter {
-            Some(tx) => {
-                let _ = tx.send(resp);
+        let (waiter, late_slot) = {
+            let mut p = lock(&self.pending);
+            let waiter = p.map.remove(&seq);
+            let late_slot = waiter.is_none() && p.timed_out.remove(&seq).is_some();
+            if late_slot || waiter.as_ref().is_some_and(|w| w.submit) {
+                p.last_submit_answer = Some(Instant::now());
             }
-            // A positive submit_sm_resp after its timeout: the SMSC took a part the gateway
-            // already sent again (counted in smsgw_resubmits_total), so the recipient may
-            // get it twice. Said loudly and counted, since only the operator can tell.
-            None if resp.command_id == SUBMIT_SM_RESP && resp.status == 0 => {
-                metrics::counter!("smsgw_late_submit_responses_total").increment(1);
-                warn!(
-                    session = %self.label,
-                    seq,
-                    smsc_message_id = %resp.message_id,
-                    "submit_sm_resp after the response timeout: the SMSC accepted a part that was already resubmitted; the recipient may get it twice (raise options.response_timeout_seconds for a slow SMSC)"
-                );
-            }
-            None => debug!(
+            (waiter, late_slot)
+        };
+        if late_slot {
+            // The timed-out submit is answered at last: its slot is free again.
+            self.window.add_permits(1);
+        }
+        let resp = match waiter {
+            Some(w) => match w.tx.send(resp) {
+                Ok(()) => return,
+                // Its submit gave up just now: the same as a late response.
+                Err(resp) => resp,
+            },
+            None => resp,
+        };
+        if resp.command_id == SUBMIT_SM_RESP && resp.status == 0 {
+            // A positive submit_sm_resp after its timeout: the SMSC took a part the
+            // gateway already sent again (counted in smsgw_resubmits_total), so the
+            // recipient may get it twice. Said loudly and counted, since only the
+            // operator can tell.
+            metrics::counter!("smsgw_late_submit_responses_total").increment(1);
+            warn!(
+                session = %self.label,
+                seq,
+                smsc_message_id = %resp.message_id,
+                "submit_sm_resp after the response timeout: the SMSC accepted a part that was already resubmitted; the recipient may get it twice (raise options.response_timeout_seconds for a slow SMSC)"
+            );
+        } else {
+            debug!(
                 session = %self.label,
                 seq,
                 command_id = format_args!("{:#x}", resp.command_id),
                 "response for no pending request (late or unsolicited)"
-            ),
+            );
         }
     }
 
@@ -455,6 +629,7 @@ impl Inner {
                 return;
             }
             p.closed = true;
+            p.timed_out.clear();
             std::mem::take(&mut p.map)
         };
         drop(drained);
@@ -557,7 +732,10 @@ impl Session {
         let (closed_tx, _) = watch::channel(false);
         let inner = Arc::new(Inner {
             out: out_tx,
-            pending: Mutex::new(Pending::default()),
+            pending: Mutex::new(Pending {
+                last_submit_answer: Some(Instant::now()),
+                ..Pending::default()
+            }),
             window: Semaphore::new(cfg.window.max(1)),
             overflow: Arc::new(Semaphore::new(INBOUND_OVERFLOW)),
             seq: AtomicU32::new(1),
@@ -569,6 +747,7 @@ impl Session {
             label,
             window_size: u32::try_from(cfg.window.max(1)).unwrap_or(u32::MAX),
             draining: AtomicBool::new(false),
+            recycling: AtomicBool::new(false),
             addressing: cfg.addressing.clone(),
         });
         tokio::spawn(writer_task(writer, out_rx, inner.clone()));
@@ -581,9 +760,11 @@ impl Session {
         })
     }
 
-    /// Waits for a window slot (at most `window` submits outstanding), sends
+    /// Waits for a window slot (at most `window` submits unanswered on the wire), sends
     /// submit_sm, waits for the submit_sm_resp. A response timeout returns
-    /// Err(ResponseTimeout) and frees the slot. Closed session → Err(Closed).
+    /// Err(ResponseTimeout) but the slot stays taken until a late response frees it or
+    /// the session closes; a session whose submits keep timing out is closed as hung
+    /// (see [`Hung`]), so the bind actor binds again. Closed session → Err(Closed).
     pub async fn submit(&self, req: SubmitRequest) -> Result<SubmitOutcome, SessionError> {
         let inner = self.inner();
         // Encode before taking a slot: a bad request must not consume window.
@@ -610,26 +791,35 @@ impl Session {
         if inner.draining.load(Ordering::Acquire) {
             return Err(SessionError::Unbinding);
         }
-        let _permit = inner
+        let permit = inner
             .window
             .acquire()
             .await
             .map_err(|_| SessionError::Closed)?;
-        // Queued for a slot while `unbind` began: not sent.
+        // Queued for a slot while `unbind` began (or the session was found hung): not sent.
         if inner.draining.load(Ordering::Acquire) {
             return Err(SessionError::Unbinding);
         }
         let seq = inner.next_seq();
         cmd.sequence_number = seq;
-        let rx = inner.register(seq)?;
+        let mut rx = inner.register_waiter(seq, true)?;
         let mut guard = PendingGuard {
             inner,
             seq,
+            sent_at: Instant::now(),
+            permit: Some(permit),
             armed: true,
         };
         inner.send(cmd)?;
-        let resp = match timeout(inner.response_timeout, rx).await {
-            Err(_) => return Err(SessionError::ResponseTimeout),
+        let resp = match timeout(inner.response_timeout, &mut rx).await {
+            Err(_) => {
+                guard.armed = false;
+                match inner.abandon(seq, guard.sent_at, guard.permit.take()) {
+                    Ok(()) => return Err(SessionError::ResponseTimeout),
+                    // Answered just as the timeout fired: the answer is on its way.
+                    Err(_) => rx.await.map_err(|_| SessionError::Closed)?,
+                }
+            }
             Ok(Err(_)) => {
                 guard.armed = false;
                 return Err(SessionError::Closed);
@@ -657,7 +847,8 @@ impl Session {
 
     /// Ends the session cleanly: refuses new submits (`Unbinding`), waits for the
     /// outstanding ones to be answered (at most the response timeout, after which
-    /// each has timed out anyway), then sends unbind, waits (bounded, 2 s) for
+    /// each has timed out anyway; those that timed out before are not waited for),
+    /// then sends unbind, waits (bounded, 2 s) for
     /// unbind_resp and closes. Unbinding with submits unanswered would make the
     /// gateway send them again elsewhere: duplicates on a drain or channel change.
     pub async fn unbind(&self) {
@@ -667,9 +858,11 @@ impl Session {
         }
         inner.draining.store(true, Ordering::Release);
         let limit = inner.response_timeout + CLOSE_GRACE;
-        if !crate::protocols::session::wait_window_idle(&inner.window, inner.window_size, limit)
-            .await
-        {
+        // Submits that already timed out hold their slots until a late answer; they
+        // were handed back to be sent again, so only the others are waited for.
+        let held = u32::try_from(lock(&inner.pending).timed_out.len()).unwrap_or(u32::MAX);
+        let in_time = inner.window_size.saturating_sub(held);
+        if !crate::protocols::session::wait_window_idle(&inner.window, in_time, limit).await {
             warn!(session = %inner.label, "submits still outstanding after the response timeout; unbinding anyway");
         }
         let seq = inner.next_seq();
@@ -699,6 +892,12 @@ impl Session {
         lock(&self.inner().close_reason).clone()
     }
 
+    /// Window slots free right now (tests of the slots a timed-out submit holds).
+    #[cfg(test)]
+    pub(crate) fn free_window_slots(&self) -> usize {
+        self.inner().window.available_permits()
+    }
+
     /// Round-trip time of the last enquire_link, for channel health.
     pub fn last_enquire_link_rtt(&self) -> Option<Duration> {
         match self.inner().rtt_nanos.load(Ordering::Relaxed) {
@@ -708,18 +907,25 @@ impl Session {
     }
 }
 
-/// Removes a pending entry if the waiting submit gives up (timeout or
-/// cancellation), so the map never leaks.
+/// Settles a submit's pending entry if the submit is cancelled while it waits: the
+/// entry leaves the map (it never leaks) and, the PDU being on the wire unanswered, the
+/// window slot stays held as after a timeout.
 struct PendingGuard<'a> {
-    inner: &'a Inner,
+    inner: &'a Arc<Inner>,
     seq: u32,
+    /// When the submit_sm was queued for the writer.
+    sent_at: Instant,
+    /// The submit's window slot.
+    permit: Option<SemaphorePermit<'a>>,
     armed: bool,
 }
 
 impl Drop for PendingGuard<'_> {
     fn drop(&mut self) {
         if self.armed {
-            self.inner.unregister(self.seq);
+            let _ = self
+                .inner
+                .abandon(self.seq, self.sent_at, self.permit.take());
         }
     }
 }

@@ -1010,45 +1010,198 @@ async fn submit_throughput_with_receipts() {
     sim.shutdown().await.unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn response_timeout_frees_the_window_slot() {
-    // A peer that binds and then never answers anything.
+/// What a scripted SMSC saw on its one connection.
+#[derive(Debug, Default, Clone)]
+struct PeerLog {
+    submits: usize,
+    /// The most submit_sm unanswered at once.
+    max_unanswered: usize,
+    unbinds: usize,
+}
+
+/// A fake SMSC for one connection: binds, then answers each submit_sm after
+/// `delay(n)` (n = 0, 1, ... in arrival order; None = never) and never answers unbind
+/// (a hung SMSC). Ends when the client drops the line; returns what it saw.
+fn scripted_peer(
+    listener: TcpListener,
+    delay: impl Fn(usize) -> Option<Duration> + Send + 'static,
+) -> tokio::task::JoinHandle<PeerLog> {
+    tokio::spawn(async move {
+        let (stream, _) = listener.accept().await.unwrap();
+        let (mut sink, mut source) = Framed::new(stream, SmppCodec::new()).split();
+        let (answers, mut answer_rx) = mpsc::unbounded_channel::<rusmpp::Command>();
+        let mut log = PeerLog::default();
+        let mut unanswered = 0usize;
+        loop {
+            tokio::select! {
+                frame = source.next() => {
+                    let Some(Ok(Frame::Command(cmd))) = frame else { break };
+                    let seq = cmd.sequence_number;
+                    match cmd.id() {
+                        CommandId::BindTransceiver => {
+                            let r = codec::bind_resp(seq, codec::BindKind::Transceiver, 0, "peer");
+                            sink.send(r).await.unwrap();
+                        }
+                        CommandId::SubmitSm => {
+                            let n = log.submits;
+                            log.submits += 1;
+                            unanswered += 1;
+                            log.max_unanswered = log.max_unanswered.max(unanswered);
+                            if let Some(d) = delay(n) {
+                                let answers = answers.clone();
+                                tokio::spawn(async move {
+                                    tokio::time::sleep(d).await;
+                                    let id = format!("m{n}");
+                                    let _ = answers.send(codec::submit_sm_resp(seq, 0, &id));
+                                });
+                            }
+                        }
+                        CommandId::Unbind => log.unbinds += 1,
+                        _ => {}
+                    }
+                }
+                Some(answer) = answer_rx.recv() => {
+                    unanswered -= 1;
+                    if sink.send(answer).await.is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+        log
+    })
+}
+
+async fn mute_session(window: usize) -> (Session, tokio::task::JoinHandle<PeerLog>) {
+    scripted_session(window, |_| None).await
+}
+
+async fn scripted_session(
+    window: usize,
+    delay: impl Fn(usize) -> Option<Duration> + Send + 'static,
+) -> (Session, tokio::task::JoinHandle<PeerLog>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let server = tokio::spawn(async move {
-        let (stream, _) = listener.accept().await.unwrap();
-        let mut framed = Framed::new(stream, SmppCodec::new());
-        if let Some(Ok(Frame::Command(bind))) = framed.next().await {
-            let resp = codec::bind_resp(
-                bind.sequence_number,
-                codec::BindKind::Transceiver,
-                0,
-                "mute",
-            );
-            framed.send(resp).await.unwrap();
-        }
-        while let Some(Ok(_)) = framed.next().await {}
-    });
+    let peer = scripted_peer(listener, delay);
     let mut cfg = SessionConfig::new(addr.ip().to_string(), addr.port(), "x", "y");
-    cfg.window = 1;
+    cfg.window = window;
     cfg.enquire_link_interval = Duration::ZERO;
     cfg.response_timeout = Duration::from_millis(100);
     let (tx, _rx) = mpsc::channel(8);
     let session = Session::connect(cfg, tx).await.unwrap();
-    for i in 0..3 {
-        let r = timeout(Duration::from_secs(2), session.submit(request(i, 0)))
-            .await
-            .expect("window slot was not freed");
-        assert!(matches!(r, Err(SessionError::ResponseTimeout)), "{r:?}");
+    (session, peer)
+}
+
+/// A timed-out submit keeps its window slot (its PDU is still unanswered on the wire):
+/// once every slot is held so, the session is hung: it sends unbind, waits briefly and
+/// drops the line. Never more than `window` submit_sm go out unanswered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_whose_window_is_held_by_timed_out_submits_is_closed_as_hung() {
+    let (session, peer) = mute_session(3).await;
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..6 {
+        let s = session.clone();
+        tasks.spawn(async move { s.submit(request(i, 0)).await });
     }
-    assert!(!session.is_closed());
-    // A cancelled submit also frees its slot.
-    let _ = timeout(Duration::from_millis(20), session.submit(request(9, 0))).await;
-    let r = timeout(Duration::from_secs(2), session.submit(request(10, 0))).await;
-    assert!(matches!(r, Ok(Err(SessionError::ResponseTimeout))));
-    // Dropping the last handle closes the connection.
+    let mut timed_out = 0;
+    while let Some(r) = timeout(WAIT, tasks.join_next()).await.unwrap() {
+        match r.unwrap() {
+            Err(SessionError::ResponseTimeout) => timed_out += 1,
+            // Waiting for a slot when the session was found hung: not sent.
+            Err(SessionError::Closed | SessionError::Unbinding) => {}
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(timed_out, 3, "the window's three submits timed out");
+    timeout(WAIT, session.closed()).await.unwrap();
+    let reason = session.close_reason().unwrap_or_default();
+    assert!(reason.starts_with("hung: every window slot"), "{reason}");
     drop(session);
-    timeout(WAIT, server).await.unwrap().unwrap();
+    let log = timeout(WAIT, peer).await.unwrap().unwrap();
+    assert_eq!((log.submits, log.max_unanswered), (3, 3), "{log:?}");
+    assert_eq!(
+        log.unbinds, 1,
+        "unbound before the line was dropped: {log:?}"
+    );
+}
+
+/// On an idle line one unanswered submit is enough: nothing else in flight and no
+/// submit answered for two response timeouts since it went out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_session_whose_submits_go_unanswered_is_closed_as_hung() {
+    let (session, peer) = mute_session(10).await;
+    let mut tries = 0;
+    while !session.is_closed() && tries < 5 {
+        tries += 1;
+        let r = timeout(WAIT, session.submit(request(tries, 0)))
+            .await
+            .unwrap();
+        assert!(
+            matches!(
+                r,
+                Err(SessionError::ResponseTimeout | SessionError::Unbinding | SessionError::Closed)
+            ),
+            "{r:?}"
+        );
+    }
+    timeout(WAIT, session.closed()).await.unwrap();
+    let reason = session.close_reason().unwrap_or_default();
+    assert!(
+        reason.starts_with("hung: nothing else in flight"),
+        "{reason}"
+    );
+    drop(session);
+    let log = timeout(WAIT, peer).await.unwrap().unwrap();
+    // 100 ms timeouts back to back: the third goes out 200 ms after the first.
+    assert!((2..=3).contains(&log.submits), "{log:?}");
+}
+
+/// A late response hands the timed-out submit's slot back and counts as an answer: a
+/// slow SMSC is not hung, and the session keeps sending.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_response_frees_the_slot_of_a_timed_out_submit() {
+    // The first submit is answered after 300 ms (timeout 100 ms), the others at once.
+    let (session, peer) = scripted_session(2, |n| {
+        Some(if n == 0 {
+            Duration::from_millis(300)
+        } else {
+            Duration::ZERO
+        })
+    })
+    .await;
+    let r = session.submit(request(0, 0)).await;
+    assert!(matches!(r, Err(SessionError::ResponseTimeout)), "{r:?}");
+    assert_eq!(session.free_window_slots(), 1, "held while unanswered");
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while session.free_window_slots() < 2 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "late answer never freed the slot"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let r = session.submit(request(1, 0)).await;
+    assert!(matches!(r, Ok(SubmitOutcome::Accepted { .. })), "{r:?}");
+    assert!(!session.is_closed(), "{:?}", session.close_reason());
+    timeout(WAIT, session.unbind()).await.unwrap();
+    let log = timeout(WAIT, peer).await.unwrap().unwrap();
+    assert_eq!(log.submits, 2, "{log:?}");
+}
+
+/// A cancelled submit gives its pending entry up (nothing leaks), and its slot is held
+/// like a timed-out one's: its PDU may be on the wire unanswered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_submit_holds_its_slot_like_a_timed_out_one() {
+    let (session, peer) = mute_session(2).await;
+    let _ = timeout(Duration::from_millis(20), session.submit(request(9, 0))).await;
+    // The second slot: sent, times out, and then the window is full of unanswered
+    // submits: hung.
+    let r = timeout(WAIT, session.submit(request(10, 0))).await.unwrap();
+    assert!(matches!(r, Err(SessionError::ResponseTimeout)), "{r:?}");
+    timeout(WAIT, session.closed()).await.unwrap();
+    drop(session);
+    let log = timeout(WAIT, peer).await.unwrap().unwrap();
+    assert_eq!((log.submits, log.max_unanswered), (2, 2), "{log:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
