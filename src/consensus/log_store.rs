@@ -228,6 +228,9 @@ fn flusher(
                     watermark.flushed(last, f.epoch);
                 }
             }
+            // Before the callbacks: no append is acknowledged before the watermark covers
+            // it (a pwrite into the page cache, no fsync: it survives a kill -9).
+            watermark.write_unsynced();
         }
         for f in waiting {
             f.callback
