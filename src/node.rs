@@ -422,6 +422,7 @@ impl Node {
                 snapshot_chunk_bytes: cfg.snapshot_chunk_bytes,
                 max_journal_bytes: cfg.store_max_journal_mb << 20,
                 cluster_secret: cfg.cluster_secret.clone(),
+                accept_missing_watermark: cfg.accept_missing_watermark,
             },
         )
         .await
