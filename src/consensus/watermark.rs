@@ -373,7 +373,11 @@ mod tests {
         assert_eq!(text.len(), RECORD_LEN, "{text:?}");
         w.flushed(9, w.epoch());
         w.write_unsynced();
-        assert_eq!(read(dir.path()).expect("read"), Some(123_456), "never goes down");
+        assert_eq!(
+            read(dir.path()).expect("read"),
+            Some(123_456),
+            "never goes down"
+        );
         assert_eq!(record(u64::MAX).len(), RECORD_LEN);
         // A new dir: the first write creates the file.
         let fresh = tempfile::tempdir().expect("tempdir");
