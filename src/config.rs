@@ -84,6 +84,9 @@ pub struct Config {
     /// Start without binding any channel or sending anything (the API and reads work):
     /// for inspecting a restored copy before it sends what was pending in it again.
     pub hold_channels: bool,
+    /// Start on a store whose `log_watermark` file is missing (writing a fresh one at the
+    /// log's end) instead of refusing it: the operator's word that the journal is whole.
+    pub accept_missing_watermark: bool,
     /// Where each value came from (flag, env, file line), so that errors found after
     /// loading (a busy port, a data dir of another node) name the source to fix.
     #[serde(skip)]
@@ -124,6 +127,7 @@ impl Default for Config {
             webhook_allow_private: false,
             store_max_journal_mb: 256,
             hold_channels: false,
+            accept_missing_watermark: false,
             origins: Origins::default(),
         }
     }
@@ -162,7 +166,7 @@ impl Origins {
 }
 
 /// Every key of [`Config`], as spelled in the TOML file; env names are `SMSGW_` + upper case.
-pub const FIELDS: [&str; 27] = [
+pub const FIELDS: [&str; 28] = [
     "node_id",
     "http",
     "cluster_addr",
@@ -190,6 +194,7 @@ pub const FIELDS: [&str; 27] = [
     "webhook_allow_private",
     "store_max_journal_mb",
     "hold_channels",
+    "accept_missing_watermark",
 ];
 
 /// Env var naming the config file when `--config` is not given.
@@ -309,6 +314,10 @@ pub struct StartArgs {
     /// Bind no channel and send nothing (API and reads work): inspect a restored copy first.
     #[arg(long)]
     pub hold_channels: bool,
+    /// Start although `<data_dir>/log_watermark` is missing, writing a fresh one (once, for a
+    /// store known to be whole).
+    #[arg(long)]
+    pub accept_missing_watermark: bool,
 }
 
 /// Where a config value came from; shown in errors so the user knows what to fix.
@@ -831,6 +840,7 @@ fn flag_name(field: &'static str) -> &'static str {
         "webhook_allow_private" => "--webhook-allow-private",
         "store_max_journal_mb" => "--store-max-journal-mb",
         "hold_channels" => "--hold-channels",
+        "accept_missing_watermark" => "--accept-missing-watermark",
         _ => "--config",
     }
 }
@@ -1034,6 +1044,7 @@ fn set_field(cfg: &mut Config, field: &str, raw: Raw<'_>) -> Result<(), String> 
         "webhook_allow_private" => cfg.webhook_allow_private = raw.bool()?,
         "store_max_journal_mb" => cfg.store_max_journal_mb = raw.u64()?,
         "hold_channels" => cfg.hold_channels = raw.bool()?,
+        "accept_missing_watermark" => cfg.accept_missing_watermark = raw.bool()?,
         other => return Err(format!("unknown field '{other}'")),
     }
     Ok(())
@@ -1201,6 +1212,10 @@ fn apply_flags(cfg: &mut Config, origins: &mut HashMap<&'static str, Origin>, a:
     if a.hold_channels {
         cfg.hold_channels = true;
         mark("hold_channels");
+    }
+    if a.accept_missing_watermark {
+        cfg.accept_missing_watermark = true;
+        mark("accept_missing_watermark");
     }
 }
 

@@ -127,6 +127,65 @@ pub fn claim(cfg: &Config, dir: &Path) -> Result<(), ConfigError> {
     }
 }
 
+/// The least free space on the data dir's filesystem a node starts with: one fjall journal
+/// (64 MiB, the file it writes next) and room for a memtable flush. Below it the first
+/// writes fail and the node stops right after saying it is ready (an audit: `node ready`,
+/// then exit 1 after 38,478 log lines on a full disk).
+pub const MIN_FREE_BYTES: u64 = 96 << 20;
+
+/// Refuses a data dir whose filesystem has less than [`MIN_FREE_BYTES`] free (for this
+/// user), naming the dir and what is free.
+pub fn check_free_space(cfg: &Config, dir: &Path) -> Result<(), ConfigError> {
+    match free_bytes(dir) {
+        Ok(free) => enough_free(free).map_err(|why| {
+            ConfigError::at(
+                "data_dir",
+                &cfg.origins,
+                format!("{}: {why}", dir.display()),
+            )
+        }),
+        // Not knowing is no reason to refuse: the writes will tell.
+        Err(e) => {
+            tracing::debug!(data_dir = %dir.display(), error = %e, "cannot read free space");
+            Ok(())
+        }
+    }
+}
+
+/// Whether `free` bytes are enough to start, and if not the reason.
+fn enough_free(free: u64) -> Result<(), String> {
+    if free >= MIN_FREE_BYTES {
+        return Ok(());
+    }
+    Err(format!(
+        "no space left: {} MiB free on its filesystem, a node needs at least {} MiB to \
+         start (free some space or move data_dir)",
+        free >> 20,
+        MIN_FREE_BYTES >> 20
+    ))
+}
+
+/// Bytes free for an unprivileged user on the filesystem of `dir` (statvfs).
+#[cfg(unix)]
+fn free_bytes(dir: &Path) -> std::io::Result<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(dir.as_os_str().as_bytes())
+        .map_err(|_| std::io::Error::other("a path with a NUL byte"))?;
+    // SAFETY: `path` is a valid NUL-terminated string and `stat` a plain struct that
+    // statvfs fills; both outlive the call.
+    let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statvfs(path.as_ptr(), &mut stat) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok((stat.f_bavail as u64).saturating_mul(stat.f_frsize as u64))
+}
+
+/// Free space is not checked where statvfs does not exist.
+#[cfg(not(unix))]
+fn free_bytes(_dir: &Path) -> std::io::Result<u64> {
+    Ok(u64::MAX)
+}
+
 /// Writes a small file and fsyncs it (and its directory), so a crash right after the
 /// first start does not leave the dir without its owner.
 fn write_synced(path: &Path, text: &str) -> std::io::Result<()> {
@@ -178,6 +237,20 @@ mod tests {
             )),
             "{shown}"
         );
+    }
+
+    #[test]
+    fn a_start_needs_some_free_space() {
+        assert!(enough_free(MIN_FREE_BYTES).is_ok());
+        let why = enough_free(5 << 20).expect_err("5 MiB");
+        assert!(
+            why.starts_with(
+                "no space left: 5 MiB free on its filesystem, a node needs at least 96 MiB"
+            ),
+            "{why}"
+        );
+        let tmp = tempfile::tempdir().expect("tempdir");
+        assert!(free_bytes(tmp.path()).expect("statvfs") > 0);
     }
 
     #[test]

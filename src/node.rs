@@ -400,6 +400,7 @@ impl Node {
             .local_addr()
             .map_err(listen_err("cluster_addr", &cfg.cluster_addr))?;
         crate::data_dir::claim(cfg, &data_dir)?;
+        crate::data_dir::check_free_space(cfg, &data_dir)?;
         let (admin_token, generated) = admin_token(cfg, &data_dir)?;
         if generated {
             println!(
@@ -422,6 +423,7 @@ impl Node {
                 snapshot_chunk_bytes: cfg.snapshot_chunk_bytes,
                 max_journal_bytes: cfg.store_max_journal_mb << 20,
                 cluster_secret: cfg.cluster_secret.clone(),
+                accept_missing_watermark: cfg.accept_missing_watermark,
             },
         )
         .await

@@ -167,6 +167,18 @@ impl LogStore {
         &self.watermark
     }
 
+    /// Whether a build that keeps `log_watermark` has opened this store: then a log with
+    /// entries and no watermark file means the file was lost, not that it never existed
+    /// (`store_open::check_watermark`).
+    pub fn watermark_kept(&self) -> Result<bool, io::Error> {
+        Ok(self.meta_get::<bool>(WATERMARK_KEPT)?.unwrap_or(false))
+    }
+
+    /// Records (durably) that this store's log is held to `log_watermark` from now on.
+    pub fn mark_watermark_kept(&self) -> Result<(), io::Error> {
+        self.meta_put_durable(WATERMARK_KEPT, &true)
+    }
+
     fn tail(&self) -> MutexGuard<'_, Tail> {
         self.tail.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -228,6 +240,9 @@ fn flusher(
                     watermark.flushed(last, f.epoch);
                 }
             }
+            // Before the callbacks: no append is acknowledged before the watermark covers
+            // it (a pwrite into the page cache, no fsync: it survives a kill -9).
+            watermark.write_unsynced();
         }
         for f in waiting {
             f.callback
@@ -240,6 +255,9 @@ fn flusher(
 /// How long the flusher waits for more appends before an fsync when the previous one has
 /// just finished (under load); an idle log is fsync'd at once.
 const FLUSH_LINGER_WHEN_BUSY: std::time::Duration = std::time::Duration::from_micros(200);
+
+/// The `raft_meta` key saying the store is kept with a watermark file.
+const WATERMARK_KEPT: &str = "watermark_kept";
 
 fn key(index: u64) -> [u8; 8] {
     index.to_be_bytes()

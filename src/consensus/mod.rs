@@ -10,6 +10,7 @@
 pub mod append_budget;
 pub mod arrivals;
 pub mod identity;
+pub mod journal_check;
 pub mod journal_sync;
 pub mod log_store;
 pub mod network;
@@ -266,6 +267,9 @@ pub struct ConsensusOptions {
     /// The cluster port's shared secret (`cluster_secret`): sent on every request to a
     /// peer and required of every request served there.
     pub cluster_secret: Option<String>,
+    /// Start on a store whose `log_watermark` file is missing, writing a fresh one at the
+    /// log's end (`accept_missing_watermark`; `store_open::check_watermark`).
+    pub accept_missing_watermark: bool,
 }
 
 struct WriteRequest {
@@ -336,8 +340,8 @@ impl Consensus {
     /// initialises the cluster when this node is the lowest-id member of a fresh one.
     pub async fn start(data_dir: &Path, opts: ConsensusOptions) -> Result<Arc<Self>, StartError> {
         // The watermark is read before the store opens, and the store's log is held to it
-        // (`store_open::check_watermark`): a node never comes up having forgotten entries
-        // it acknowledged.
+        // (`store_open::check_watermark`, inside `open`): a node never comes up having
+        // forgotten entries it acknowledged.
         let acknowledged = watermark::read(data_dir).map_err(|e| {
             StartError::Refused(format!(
                 "data_dir {}: {e}; if the store is known to be whole, delete the file",
@@ -352,9 +356,9 @@ impl Consensus {
             opts.max_journal_bytes,
             arrivals.clone(),
             watermark,
+            opts.accept_missing_watermark,
         )?;
         let store = Arc::new(store);
-        store_open::check_watermark(data_dir, &log, acknowledged)?;
         let log_handle = log.clone();
         let sm = state_machine::StateMachine {
             store: store.clone(),

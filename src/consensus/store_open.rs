@@ -1,11 +1,20 @@
 //! Opening the data dir's store, and refusing one that cannot be trusted.
 //!
+//! Before fjall opens the store, its journals are read (`journal_check`): fjall's only
+//! recovery mode cuts a journal at the first entry it cannot decode, so damage in the
+//! middle of a journal would be destroyed by the very start that refuses it. A journal
+//! damaged anywhere but its last few bytes is refused before fjall runs, leaving the store
+//! byte for byte as it was; the last few bytes of the newest journal (a write torn by a
+//! crash, or a cut) are copied to `<data_dir>/recovery-<unix time>/` before fjall drops
+//! them, and the copy is named if the start is then refused.
+//!
 //! fjall reports some damage by panicking inside `Database::open` (a corrupted journal
 //! entry fails an assertion in its journal reader, with a long backtrace and no path), and
 //! reports a read-only or unreadable dir as a raw `FjallError: Io(...)`. Both are turned
 //! into [`StartError::Refused`]: one line naming the data dir, the path and what to do,
-//! and exit status 2. A log that ends below the watermark (`watermark`) is refused the
-//! same way: fjall opens a cut journal as if the tail were torn by a crash.
+//! and exit status 2. A log that ends below the watermark (`watermark`), or a log with
+//! entries whose watermark file is missing, is refused the same way
+//! ([`check_watermark`]): fjall opens a cut journal as if the tail were torn by a crash.
 
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
@@ -13,6 +22,7 @@ use std::sync::{Arc, Mutex};
 
 use super::StartError;
 use super::arrivals::HeartbeatArrivals;
+use super::journal_check::{self, Cut};
 use super::log_store::LogStore;
 use super::watermark::Watermark;
 use crate::state::StateStore;
@@ -23,14 +33,18 @@ pub const WHAT_TO_DO: &str = "restore the data dir from a backup, or in a cluste
      \"Backups and restore\")";
 
 /// Opens the store in `<data_dir>/store` (one fjall database for the Raft log and the
-/// state) and the log and state keyspaces in it.
+/// state) and the log and state keyspaces in it, and holds the log to the watermark
+/// ([`check_watermark`]; `accept_missing_watermark`: see there).
 pub fn open(
     data_dir: &Path,
     max_journal_bytes: u64,
     arrivals: Arc<HeartbeatArrivals>,
     watermark: Arc<Watermark>,
+    accept_missing_watermark: bool,
 ) -> Result<(StateStore, LogStore), StartError> {
     let store_dir = data_dir.join("store");
+    let acknowledged = watermark.at_start();
+    let set_aside = before_recovery(data_dir, &store_dir)?;
     let opened = catch_quietly(|| {
         // A write batch stays in fjall's journal buffer until the log flusher moves it to
         // the kernel (or the 8 KiB buffer fills), instead of costing a write(2) under the
@@ -63,46 +77,232 @@ pub fn open(
             .map_err(|e| refused_open(data_dir, &store_dir, &crate::data_dir::io_reason(&e)))?;
         Ok((store, log))
     });
-    match opened {
-        Ok(r) => r,
-        Err(panic) => Err(StartError::Refused(format!(
-            "data_dir {}: the store in {} is damaged: reading {} failed ({panic}); {WHAT_TO_DO}",
-            data_dir.display(),
-            store_dir.display(),
-            journals(&store_dir)
-        ))),
+    let (store, log) = match opened {
+        Ok(r) => r?,
+        Err(panic) => {
+            return Err(StartError::Refused(format!(
+                "data_dir {}: the store in {} is damaged: reading {} failed ({panic}); \
+                 {WHAT_TO_DO}",
+                data_dir.display(),
+                store_dir.display(),
+                journals(&store_dir)
+            )));
+        }
+    };
+    check_watermark(
+        data_dir,
+        &log,
+        acknowledged,
+        accept_missing_watermark,
+        set_aside.as_ref(),
+    )?;
+    if let Some(aside) = set_aside {
+        // The log reaches the watermark: what fjall dropped was not acknowledged.
+        tracing::warn!(
+            journal = %aside.cut.file.display(), at = aside.cut.at, bytes = aside.cut.dropped(),
+            "dropped the end of the journal that is not a whole batch (a write torn by a \
+             crash); the Raft log reaches the log watermark, so no acknowledged entry was \
+             among them"
+        );
+        if let Err(e) = std::fs::remove_dir_all(&aside.dir) {
+            tracing::warn!(dir = %aside.dir.display(), error = %e, "cannot remove the copy");
+        }
+    }
+    Ok((store, log))
+}
+
+/// The end of a journal copied aside before fjall's recovery dropped it.
+pub struct SetAside {
+    /// `<data_dir>/recovery-<unix time>`.
+    dir: PathBuf,
+    /// The copy (`<n>.jnl.from-<offset>`): the journal's bytes from `cut.at` to `cut.end`.
+    copy: PathBuf,
+    cut: Cut,
+}
+
+impl SetAside {
+    /// For a refusal: what was dropped and where the bytes are.
+    fn describe(&self) -> String {
+        format!(
+            "the journal {} is cut short or damaged after its byte {}: the {} bytes from \
+             there were dropped when the store opened, and were first copied to {} (to put \
+             them back: truncate the journal to {} bytes and append the copy)",
+            self.cut.file.display(),
+            self.cut.at,
+            self.cut.dropped(),
+            self.copy.display(),
+            self.cut.at
+        )
     }
 }
 
+/// Reads the journals before fjall opens them: refuses a corrupted one, leaving it as it
+/// is, and copies aside a torn end that fjall will drop.
+fn before_recovery(data_dir: &Path, store_dir: &Path) -> Result<Option<SetAside>, StartError> {
+    if !store_dir.is_dir() {
+        return Ok(None);
+    }
+    // Another process on the store (a running node) is fjall's refusal to make; its live
+    // journal is no evidence of damage. fjall's lock: `<store>/lock`, flock'd.
+    if let Ok(lock) = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(store_dir.join("lock"))
+        && let Err(std::fs::TryLockError::WouldBlock) = lock.try_lock()
+    {
+        return Err(StartError::Locked);
+    }
+    let cuts = journal_check::check(store_dir).map_err(|e| {
+        refused_open(
+            data_dir,
+            store_dir,
+            &format!("reading its journal: {}", crate::data_dir::io_reason(&e)),
+        )
+    })?;
+    if let Some(bad) = cuts.iter().find(|c| !c.torn_tail) {
+        return Err(StartError::Refused(format!(
+            "data_dir {}: the store in {} is damaged: the journal {} is corrupted at byte {} \
+             ({} bytes of it follow, more than a write torn by a crash; fjall would drop \
+             them); not starting, and the store was left as it was: keep a copy of the data \
+             dir to examine, then {WHAT_TO_DO}",
+            data_dir.display(),
+            store_dir.display(),
+            bad.file.display(),
+            bad.at,
+            bad.dropped()
+        )));
+    }
+    let Some(cut) = cuts.into_iter().next() else {
+        return Ok(None);
+    };
+    copy_aside(data_dir, cut).map(Some).map_err(|e| {
+        refused_open(
+            data_dir,
+            store_dir,
+            &format!(
+                "cannot copy the end of a journal aside before recovery drops it: {}",
+                crate::data_dir::io_reason(&e)
+            ),
+        )
+    })
+}
+
+/// Copies the bytes fjall will drop from `cut.file` to `<data_dir>/recovery-<unix time>/`,
+/// synced.
+fn copy_aside(data_dir: &Path, cut: Cut) -> std::io::Result<SetAside> {
+    use std::io::{Read, Seek, Write};
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let dir = data_dir.join(format!("recovery-{secs}"));
+    std::fs::create_dir_all(&dir)?;
+    let name = cut
+        .file
+        .file_name()
+        .map_or("journal".into(), |n| n.to_string_lossy().into_owned());
+    let copy = dir.join(format!("{name}.from-{}", cut.at));
+    let mut from = std::fs::File::open(&cut.file)?;
+    from.seek(std::io::SeekFrom::Start(cut.at))?;
+    let mut bytes = Vec::new();
+    from.take(cut.dropped()).read_to_end(&mut bytes)?;
+    let mut to = std::fs::File::create(&copy)?;
+    to.write_all(&bytes)?;
+    to.sync_all()?;
+    std::fs::File::open(&dir)?.sync_all()?;
+    Ok(SetAside { dir, copy, cut })
+}
+
 /// Refuses a log that ends below the index this node had fsync'd (`acknowledged`, the
-/// watermark read before the store was opened).
+/// watermark read before the store was opened), and a log with entries whose watermark
+/// file is missing in a store that has kept one (`LogStore::watermark_kept`): a deleted
+/// `log_watermark` must not let a cut journal through. `accept_missing_watermark` (the
+/// operator's word that the log is whole) writes a fresh watermark at the log's end
+/// instead. A store from a build before the watermark starts with a WARN and is kept
+/// with one from now on.
 pub fn check_watermark(
     data_dir: &Path,
     log: &LogStore,
     acknowledged: Option<u64>,
+    accept_missing_watermark: bool,
+    set_aside: Option<&SetAside>,
 ) -> Result<(), StartError> {
-    let Some(acknowledged) = acknowledged else {
-        return Ok(());
-    };
-    let last = log.last_index().map_err(|e| {
+    let unreadable = |e: std::io::Error| {
         StartError::Refused(format!(
             "data_dir {}: cannot read the Raft log's end: {}; {WHAT_TO_DO}",
             data_dir.display(),
             crate::data_dir::io_reason(&e)
         ))
-    })?;
-    if last.is_some_and(|l| l >= acknowledged) {
-        return Ok(());
+    };
+    let last = log.last_index().map_err(unreadable)?;
+    let kept = log.watermark_kept().map_err(unreadable)?;
+    let file = data_dir.join(super::watermark::FILE);
+    tracing::info!(
+        watermark = ?acknowledged, log_last_index = ?last, file = %file.display(),
+        "store opened: the Raft log's end and the log watermark (the index fsync'd before \
+         the last stop)"
+    );
+    match (acknowledged, last) {
+        (Some(acknowledged), last) if last.is_none_or(|l| l < acknowledged) => {
+            let shown = last.map_or("no entry".to_string(), |l| format!("index {l}"));
+            let why = match set_aside {
+                Some(aside) => aside.describe(),
+                None => format!(
+                    "a truncated, lost or older journal file in {}",
+                    data_dir.join("store").display()
+                ),
+            };
+            return Err(StartError::Refused(format!(
+                "data_dir {}: the Raft log ends at {shown} but this node had written and \
+                 fsync'd it up to index {acknowledged} ({}): entries it acknowledged are \
+                 missing ({why}); not starting: {WHAT_TO_DO}",
+                data_dir.display(),
+                file.display(),
+            )));
+        }
+        (None, Some(last)) if kept && !accept_missing_watermark => {
+            return Err(StartError::Refused(format!(
+                "data_dir {}: the Raft log holds entries up to index {last} but {} is \
+                 missing: without it a journal cut short cannot be told from a whole one; \
+                 not starting. If the file was deleted and the store is known to be whole, \
+                 start once with --accept-missing-watermark (accept_missing_watermark = \
+                 true) to write a fresh one at index {last}; otherwise {WHAT_TO_DO}",
+                data_dir.display(),
+                file.display()
+            )));
+        }
+        (None, Some(last)) if kept => {
+            tracing::warn!(
+                file = %file.display(), index = last,
+                "accept_missing_watermark: the log watermark was missing; the Raft log is \
+                 taken as whole and a fresh watermark written at its end (remove the \
+                 setting again)"
+            );
+            log.watermark()
+                .write_final(Some(last))
+                .map_err(|e| refused_write(data_dir, &file, &e))?;
+        }
+        (None, Some(last)) => tracing::warn!(
+            file = %file.display(), index = last,
+            "this store was written by a build before the log watermark: its Raft log \
+             cannot be checked for entries lost before this start; it is kept with a \
+             watermark from now on"
+        ),
+        _ => {}
     }
-    let shown = last.map_or("no entry".to_string(), |l| format!("index {l}"));
-    Err(StartError::Refused(format!(
-        "data_dir {}: the Raft log ends at {shown} but this node had written and fsync'd it \
-         up to index {acknowledged} ({}): entries it acknowledged are missing (a truncated, \
-         lost or older journal file in {}); not starting: {WHAT_TO_DO}",
+    if !kept {
+        log.mark_watermark_kept()
+            .map_err(|e| refused_open(data_dir, &data_dir.join("store"), &e.to_string()))?;
+    }
+    Ok(())
+}
+
+fn refused_write(data_dir: &Path, file: &Path, e: &std::io::Error) -> StartError {
+    StartError::Refused(format!(
+        "data_dir {}: cannot write {}: {}",
         data_dir.display(),
-        data_dir.join(super::watermark::FILE).display(),
-        data_dir.join("store").display()
-    )))
+        file.display(),
+        crate::data_dir::io_reason(e)
+    ))
 }
 
 fn refused_open(data_dir: &Path, store_dir: &Path, reason: &str) -> StartError {
@@ -126,22 +326,11 @@ fn fjall_reason(e: &fjall::Error) -> String {
 /// The journal files of the store (which a panic while opening was reading), for the
 /// refusal: "store/3.jnl, store/4.jnl".
 fn journals(store_dir: &Path) -> String {
-    let mut files: Vec<(u64, PathBuf)> = std::fs::read_dir(store_dir)
-        .map(|d| {
-            d.filter_map(|e| e.ok())
-                .filter_map(|e| {
-                    let name = e.file_name();
-                    let id = name.to_str()?.strip_suffix(".jnl")?.parse::<u64>().ok()?;
-                    Some((id, e.path()))
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    files.sort();
+    let files = journal_check::journals(store_dir).unwrap_or_default();
     if files.is_empty() {
         return "its journal".into();
     }
-    let names: Vec<String> = files.iter().map(|(_, p)| p.display().to_string()).collect();
+    let names: Vec<String> = files.iter().map(|p| p.display().to_string()).collect();
     format!("its journal ({})", names.join(", "))
 }
 

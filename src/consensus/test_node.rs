@@ -22,6 +22,7 @@ pub(crate) async fn leading_single_node() -> (tempfile::TempDir, Arc<Consensus>)
             snapshot_chunk_bytes: crate::state::snapshot::CHUNK_BYTES,
             max_journal_bytes: 256 << 20,
             cluster_secret: None,
+            accept_missing_watermark: false,
         },
     )
     .await

@@ -2,7 +2,10 @@
 //! line naming the data dir and what to do (never a panic's backtrace, never a node that
 //! comes up having forgotten messages it answered 202 for):
 //! - a journal cut short (fjall alone takes it for a crash's torn tail) is caught by the
-//!   log watermark kept outside the journal;
+//!   log watermark kept outside the journal; the bytes fjall drops are copied aside first;
+//! - a missing watermark file on a store that kept one (unless the operator accepts it);
+//! - damage in the middle of a journal, refused before fjall cuts it: the store is left
+//!   byte for byte as it was;
 //! - garbage in the middle of a journal (fjall panics while reading it);
 //! - a store that cannot be opened (an I/O error).
 use std::path::{Path, PathBuf};
@@ -59,8 +62,9 @@ fn written_len(journal: &Path) -> u64 {
     end as u64
 }
 
-/// A node that accepted `n` messages and was stopped cleanly; returns it and the ids.
-async fn stopped_node_with_messages(dir: &Path, n: usize) -> (GwNode, Vec<String>) {
+/// A node that accepted `n` messages and was stopped cleanly; returns it, the ids and the
+/// tenant's key.
+async fn stopped_node_with_messages(dir: &Path, n: usize) -> (GwNode, Vec<String>, String) {
     let (_smsc, mut node, key) = gateway_with_smsc(dir, "sd", &[], &[]).await;
     let bodies = (0..n)
         .map(|i| json!({"to": "+4915112345678", "text": format!("kept {i}")}))
@@ -68,7 +72,7 @@ async fn stopped_node_with_messages(dir: &Path, n: usize) -> (GwNode, Vec<String
     let ids = node.send_all_accepted(&key, bodies).await;
     let status = node.proc.terminate(Duration::from_secs(30));
     assert_eq!(status.and_then(|s| s.code()), Some(0), "clean stop");
-    (node, ids)
+    (node, ids, key)
 }
 
 /// The refusal is one line (with the `error:` prefix), names the data dir and says what to
@@ -103,18 +107,24 @@ fn assert_one_line_refusal(err: &str, data: &Path, want: &str) {
 async fn a_truncated_journal_is_refused_not_opened_without_the_lost_messages() {
     let dir = tempdir();
     let _logs = LogsOnFailure(dir.path().to_path_buf());
-    let (node, ids) = stopped_node_with_messages(dir.path(), 200).await;
+    let (node, ids, _) = stopped_node_with_messages(dir.path(), 200).await;
     let data = node.dir.join("data");
     let watermark = std::fs::read_to_string(data.join("log_watermark")).expect("watermark");
     assert!(watermark.starts_with("last_log_index "), "{watermark}");
 
     let journal = biggest_journal(&data);
-    let len = written_len(&journal);
+    let bytes = std::fs::read(&journal).expect("journal");
+    // Cut inside the trailer of a batch's end marker: the last batch is not whole.
+    let half = written_len(&journal) as usize / 2;
+    let cut = (half..bytes.len() - 4)
+        .find(|&i| bytes[i..i + 4] == *b"FJL\x03")
+        .expect("a batch end in the second half")
+        + 2;
     let f = std::fs::OpenOptions::new()
         .write(true)
         .open(&journal)
         .expect("open journal");
-    f.set_len(len / 2).expect("truncate");
+    f.set_len(cut as u64).expect("truncate");
     drop(f);
 
     let (code, err) = start_refused(&node);
@@ -124,7 +134,111 @@ async fn a_truncated_journal_is_refused_not_opened_without_the_lost_messages() {
         err.contains("log_watermark") && err.contains("restore the data dir from a backup"),
         "{err}"
     );
+    // The partial batch fjall dropped was copied aside first, and the refusal says where.
+    let copy = err
+        .split_whitespace()
+        .find(|w| w.contains("/recovery-"))
+        .expect("names the copy");
+    let copied = std::fs::read(copy).expect("the copy exists");
+    assert!(
+        !copied.is_empty() && bytes[..cut].ends_with(&copied),
+        "{copy}"
+    );
     assert!(!ids.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_watermark_is_refused_unless_the_operator_accepts_it() {
+    let dir = tempdir();
+    let _logs = LogsOnFailure(dir.path().to_path_buf());
+    let (mut node, ids, key) = stopped_node_with_messages(dir.path(), 50).await;
+    let data = node.dir.join("data");
+    let file = data.join("log_watermark");
+    std::fs::remove_file(&file).expect("delete the watermark");
+
+    let (code, err) = start_refused(&node);
+    assert_eq!(code, Some(2), "refused with exit status 2: {err}");
+    assert_one_line_refusal(&err, &data, &format!("{} is missing", file.display()));
+    assert!(err.contains("--accept-missing-watermark"), "{err}");
+    assert!(!file.exists(), "a refused start writes no watermark");
+
+    node.extra.push("--accept-missing-watermark".into());
+    node.restart().await;
+    let text = std::fs::read_to_string(&file).expect("a fresh watermark");
+    assert!(text.starts_with("last_log_index "), "{text}");
+    for id in &ids {
+        let (s, v) = node.message(&key, id).await;
+        assert_eq!(s, 200, "{id}: {v}");
+    }
+    assert!(
+        node.proc.log_text().contains("accept_missing_watermark"),
+        "the start says the watermark was missing"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_journal_corrupted_mid_way_is_refused_and_left_as_it_was() {
+    let dir = tempdir();
+    let _logs = LogsOnFailure(dir.path().to_path_buf());
+    let (node, _, _) = stopped_node_with_messages(dir.path(), 200).await;
+    let data = node.dir.join("data");
+    let journal = biggest_journal(&data);
+    let mut bytes = std::fs::read(&journal).expect("journal");
+    let end = written_len(&journal) as usize;
+    // 16 bytes flipped at a batch start in the middle, and more data after them than a
+    // write torn by a crash (5 MiB where fjall preallocated zeros).
+    let at = (end / 2..end)
+        .find(|&i| bytes[i..i + 4] == *b"FJL\x03" && bytes[i + 4] == 1)
+        .expect("a batch start in the second half")
+        + 4;
+    for b in &mut bytes[at..at + 16] {
+        *b = !*b;
+    }
+    let more = 5 << 20;
+    if bytes.len() < end + more {
+        bytes.resize(end + more, 0);
+    }
+    for b in &mut bytes[end..end + more] {
+        *b = 0xA5;
+    }
+    std::fs::write(&journal, &bytes).expect("write");
+    let before = store_files(&data);
+
+    let (code, err) = start_refused(&node);
+    assert_eq!(code, Some(2), "refused with exit status 2: {err}");
+    assert_one_line_refusal(
+        &err,
+        &data,
+        &format!("the journal {} is corrupted at byte", journal.display()),
+    );
+    assert!(
+        err.contains("the store was left as it was")
+            && err.contains("restore the data dir from a backup"),
+        "{err}"
+    );
+    assert!(!err.contains("truncated"), "{err}");
+    assert!(
+        before == store_files(&data),
+        "the refused start changed no file of the store"
+    );
+}
+
+/// Every file of the store with its bytes.
+fn store_files(data: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut dirs = vec![data.join("store")];
+    while let Some(d) = dirs.pop() {
+        for e in std::fs::read_dir(&d).expect("dir").filter_map(|e| e.ok()) {
+            let p = e.path();
+            if p.is_dir() {
+                dirs.push(p);
+            } else {
+                out.push((p.clone(), std::fs::read(&p).expect("file")));
+            }
+        }
+    }
+    out.sort();
+    out
 }
 
 /// The offset of the first uncompressed journal item header at or after `from` (fjall
@@ -148,7 +262,7 @@ fn item_header_after(bytes: &[u8], from: usize) -> Option<usize> {
 async fn a_corrupted_journal_entry_is_refused_without_a_backtrace() {
     let dir = tempdir();
     let _logs = LogsOnFailure(dir.path().to_path_buf());
-    let (node, _) = stopped_node_with_messages(dir.path(), 200).await;
+    let (node, _, _) = stopped_node_with_messages(dir.path(), 200).await;
     let data = node.dir.join("data");
     let journal = biggest_journal(&data);
     let mut bytes = std::fs::read(&journal).expect("journal");
@@ -173,7 +287,7 @@ async fn a_corrupted_journal_entry_is_refused_without_a_backtrace() {
 async fn garbage_in_a_journal_is_refused_without_a_backtrace() {
     let dir = tempdir();
     let _logs = LogsOnFailure(dir.path().to_path_buf());
-    let (node, _) = stopped_node_with_messages(dir.path(), 200).await;
+    let (node, _, _) = stopped_node_with_messages(dir.path(), 200).await;
     let data = node.dir.join("data");
     let journal = biggest_journal(&data);
     let mut bytes = std::fs::read(&journal).expect("journal");
