@@ -17,12 +17,20 @@ async fn a_held_node_serves_the_api_but_sends_nothing_until_restarted_without_it
     node.proc.kill9();
     node.extra.push("--hold-channels".into());
     node.restart().await;
-    let log = node.proc.log_text();
-    assert!(
-        log.lines()
-            .any(|l| l.contains(" WARN ") && l.contains("hold_channels is set")),
-        "a WARN says the channels are held"
-    );
+    // The WARN is written as the node finishes starting, which may be just after /readyz
+    // first answers 200.
+    eventually(
+        "a WARN says the channels are held",
+        Duration::from_secs(10),
+        || async {
+            node.proc
+                .log_text()
+                .lines()
+                .any(|l| l.contains(" WARN ") && l.contains("hold_channels is set"))
+                .then_some(())
+        },
+    )
+    .await;
 
     let ids = node
         .send_all_accepted(
