@@ -274,8 +274,11 @@ pub struct ConsensusOptions {
 
 struct WriteRequest {
     ops: Vec<Op>,
-    reply: oneshot::Sender<Result<Vec<OpResult>, WriteError>>,
+    reply: Reply,
 }
+
+/// Where a write's outcome goes back to its caller.
+type Reply = oneshot::Sender<Result<Vec<OpResult>, WriteError>>;
 
 /// The running Raft node and its write path.
 pub struct Consensus {
@@ -1504,33 +1507,14 @@ async fn proposer_loop(c: Arc<Consensus>, mut rx: mpsc::Receiver<WriteRequest>) 
             metrics::histogram!("smsgw_raft_ops_per_entry").record(n as f64);
             let ops: Arc<[Op]> = ops.into();
             let started = std::time::Instant::now();
-            let mut written = c.write(ops.clone()).await;
+            let written = c.write(ops.clone()).await;
             metrics::histogram!("smsgw_raft_write_seconds").record(started.elapsed().as_secs_f64());
-            let (mut sizes, mut replies) = (sizes, replies);
-            if matches!(written, Err(WriteError::Ambiguous(_))) {
-                // The entry mixed accepts with other writes and its outcome is unknown (the
-                // leader changed under it): the accepts are written again (the state
-                // machine knows their ids), the others learn that nothing is known.
-                let e = written.as_ref().err().cloned();
-                let mut safe_ops = Vec::new();
-                let (mut safe_sizes, mut safe_replies) = (Vec::new(), Vec::new());
-                let mut at = 0;
-                for (size, reply) in sizes.into_iter().zip(replies) {
-                    let mine = &ops[at..at + size];
-                    at += size;
-                    if mine.iter().all(Op::is_retry_safe) {
-                        safe_ops.extend(mine.iter().cloned());
-                        safe_sizes.push(size);
-                        safe_replies.push(reply);
-                    } else if let Some(e) = &e {
-                        let _ = reply.send(Err(e.clone()));
-                    }
+            let (sizes, replies, written) = match written {
+                Err(e @ WriteError::Ambiguous(_)) if mixes_accepts(&ops, &sizes) => {
+                    rewrite_accepts(&c, &ops, sizes, replies, e).await
                 }
-                (sizes, replies) = (safe_sizes, safe_replies);
-                if !safe_ops.is_empty() {
-                    written = c.write(safe_ops.into()).await;
-                }
-            }
+                other => (sizes, replies, other),
+            };
             match written {
                 Ok(results) => {
                     let mut it = results.into_iter();
@@ -1547,6 +1531,55 @@ async fn proposer_loop(c: Arc<Consensus>, mut rx: mpsc::Receiver<WriteRequest>) 
             }
         });
     }
+}
+
+/// The requests of one entry (`sizes` ops each, in order) as slices of `ops`.
+fn requests<'a>(ops: &'a [Op], sizes: &'a [usize]) -> impl Iterator<Item = &'a [Op]> + 'a {
+    sizes.iter().scan(0, move |at, size| {
+        let mine = ops.get(*at..*at + size);
+        *at += size;
+        mine
+    })
+}
+
+/// Whether an entry holds both requests made only of accepts and other requests: `write`
+/// proposes an entry of accepts again by itself, not one that mixes them with others.
+fn mixes_accepts(ops: &[Op], sizes: &[usize]) -> bool {
+    let (mut safe, mut other) = (false, false);
+    for mine in requests(ops, sizes) {
+        if mine.iter().all(Op::is_retry_safe) {
+            safe = true;
+        } else {
+            other = true;
+        }
+    }
+    safe && other
+}
+
+/// After an entry that mixed accepts with other writes ended with its outcome unknown
+/// (the leader changed under it): the requests of accepts are written again (the state
+/// machine knows their ids), the others learn that nothing is known (`unknown`). Returns
+/// the requests still to be answered and the outcome of their write.
+async fn rewrite_accepts(
+    c: &Consensus,
+    ops: &[Op],
+    sizes: Vec<usize>,
+    replies: Vec<Reply>,
+    unknown: WriteError,
+) -> (Vec<usize>, Vec<Reply>, Result<Vec<OpResult>, WriteError>) {
+    let mut safe_ops = Vec::new();
+    let (mut safe_sizes, mut safe_replies) = (Vec::new(), Vec::new());
+    for (mine, reply) in requests(ops, &sizes).zip(replies) {
+        if mine.iter().all(Op::is_retry_safe) {
+            safe_ops.extend(mine.iter().cloned());
+            safe_sizes.push(mine.len());
+            safe_replies.push(reply);
+        } else {
+            let _ = reply.send(Err(unknown.clone()));
+        }
+    }
+    let written = c.write(safe_ops.into()).await;
+    (safe_sizes, safe_replies, written)
 }
 
 /// Runs a membership change in a task of its own, so that a caller that goes away (a

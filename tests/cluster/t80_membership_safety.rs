@@ -200,15 +200,7 @@ async fn a_removed_follower_closes_its_binds() {
     if owner == leader {
         // The removed node must be a follower: hand leadership to another member.
         let to = (1..=3).find(|n| *n != owner).unwrap_or(1);
-        let (s, v) = cluster
-            .node(to)
-            .admin(
-                reqwest::Method::POST,
-                "/admin/v1/cluster/transfer-leader",
-                Some(json!({"to": to})),
-            )
-            .await;
-        assert_eq!(s, 200, "{v}");
+        cluster.transfer_leader(to, to).await;
     }
     let other = (1..=3).find(|n| *n != owner).unwrap_or(1);
     let (s, v) = cluster

@@ -111,15 +111,7 @@ async fn sends_keep_flowing_through_leader_transfers() {
     for _ in 0..5 {
         let from = cluster.wait_leader(&[], Duration::from_secs(10)).await;
         let to = (1..=3).find(|n| *n != from).unwrap_or(1);
-        let (s, v) = cluster
-            .node(from)
-            .admin(
-                reqwest::Method::POST,
-                "/admin/v1/cluster/transfer-leader",
-                Some(json!({"to": to})),
-            )
-            .await;
-        assert_eq!(s, 200, "{v}");
+        cluster.transfer_leader(from, to).await;
         eventually("the new leader leads", Duration::from_secs(10), || async {
             (cluster.leader(&[]).await == Some(to)).then_some(())
         })

@@ -101,6 +101,19 @@ impl TestCluster {
             .expect("node id in cluster")
     }
 
+    /// `POST /admin/v1/cluster/transfer-leader` to `to`, asked of node `via`; asserts 200.
+    pub async fn transfer_leader(&self, via: u64, to: u64) {
+        let (s, v) = self
+            .node(via)
+            .admin(
+                reqwest::Method::POST,
+                "/admin/v1/cluster/transfer-leader",
+                Some(serde_json::json!({"to": to})),
+            )
+            .await;
+        assert_eq!(s, 200, "transfer leadership to {to}: {v}");
+    }
+
     /// `GET /admin/v1/cluster` from the first node (other than `except`) that answers.
     pub async fn view(&self, except: &[u64]) -> Option<Value> {
         for n in self.nodes.iter().filter(|n| !except.contains(&n.node_id)) {
